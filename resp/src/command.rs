@@ -1,0 +1,159 @@
+//! Typed Redis commands: the parsed, arity- and syntax-checked form of a client request.
+//!
+//! `Command::parse` turns a request's argument vector into a `Command` or into the exact
+//! error reply Redis would send. The same parser runs on every replica when a committed
+//! `RaftCommit` is applied (`Command::parse_replicated`), so replicas agree on meaning.
+//! Relative expiry times stay relative here; the store resolves them against the time the
+//! leader stamped into the commit.
+
+use bytes::Bytes;
+
+/// When a key should expire, as the client said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireAt {
+    /// Milliseconds from the commit's stamped time (EX, PX, EXPIRE, PEXPIRE, SETEX, PSETEX).
+    RelativeMs(i64),
+    /// Absolute unix time in milliseconds (EXAT, PXAT, EXPIREAT, PEXPIREAT).
+    AbsoluteMs(i64),
+}
+
+/// SET's NX / XX condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetCondition {
+    /// Only set if the key does not exist.
+    Nx,
+    /// Only set if the key exists.
+    Xx,
+}
+
+/// EXPIRE family's NX / XX / GT / LT condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireCondition {
+    Nx,
+    Xx,
+    Gt,
+    Lt,
+}
+
+/// Options of SET (and of SETEX / PSETEX / GETSET, which normalize to SET).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SetOptions {
+    pub expire: Option<ExpireAt>,
+    pub keep_ttl: bool,
+    pub condition: Option<SetCondition>,
+    /// Reply with the old value (SET ... GET, GETSET).
+    pub get: bool,
+}
+
+/// What GETEX does to the key's TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetExAction {
+    Expire(ExpireAt),
+    Persist,
+}
+
+/// Time unit of TTL-style replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    Seconds,
+    Milliseconds,
+}
+
+/// CLIENT subcommands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCmd {
+    SetName(Bytes),
+    GetName,
+    Id,
+    Info,
+    List,
+    /// CLIENT SETINFO LIB-NAME|LIB-VER value
+    SetInfo { attr: String, value: Bytes },
+    /// CLIENT HELP
+    Help,
+}
+
+/// COMMAND subcommands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandCmd {
+    /// Plain `COMMAND`: list every command's info.
+    List,
+    Count,
+    Info(Vec<Bytes>),
+    Docs(Vec<Bytes>),
+}
+
+/// CONFIG subcommands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigCmd {
+    Get(Vec<Bytes>),
+    Set(Vec<(Bytes, Bytes)>),
+    ResetStat,
+}
+
+/// A parsed request. Key-carrying variants hold the raw key bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    // ---- connection / server (answered by the session, never replicated) ----
+    Ping(Option<Bytes>),
+    Echo(Bytes),
+    Select(i64),
+    Quit,
+    Hello { protover: Option<i64>, auth: Option<(Bytes, Bytes)>, setname: Option<Bytes> },
+    Auth { username: Option<Bytes>, password: Bytes },
+    Client(ClientCmd),
+    Command(CommandCmd),
+    Config(ConfigCmd),
+    Info(Vec<String>),
+    Time,
+    // ---- reads (linearizable via ReadIndex, run on the local store) ----
+    Get(Bytes),
+    MGet(Vec<Bytes>),
+    Exists(Vec<Bytes>),
+    StrLen(Bytes),
+    GetRange { key: Bytes, start: i64, end: i64 },
+    Keys(Bytes),
+    Scan { cursor: u64, pattern: Option<Bytes>, count: u64, type_: Option<Bytes> },
+    Type(Bytes),
+    Ttl { key: Bytes, unit: TimeUnit },
+    ExpireTime { key: Bytes, unit: TimeUnit },
+    DbSize,
+    // ---- writes (replicated through Raft, applied by the store) ----
+    Set { key: Bytes, value: Bytes, opts: SetOptions },
+    SetNx { key: Bytes, value: Bytes },
+    GetDel(Bytes),
+    GetEx { key: Bytes, action: Option<GetExAction> },
+    MSet(Vec<(Bytes, Bytes)>),
+    MSetNx(Vec<(Bytes, Bytes)>),
+    /// DEL and UNLINK.
+    Del(Vec<Bytes>),
+    /// TOUCH: counts existing keys (a write in Redis because it updates LRU; here it only counts).
+    Touch(Vec<Bytes>),
+    /// INCR, DECR, INCRBY, DECRBY.
+    IncrBy { key: Bytes, delta: i64 },
+    IncrByFloat { key: Bytes, delta: f64 },
+    Append { key: Bytes, value: Bytes },
+    SetRange { key: Bytes, offset: i64, value: Bytes },
+    Rename { src: Bytes, dst: Bytes, nx: bool },
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT.
+    Expire { key: Bytes, at: ExpireAt, condition: Option<ExpireCondition> },
+    Persist(Bytes),
+    /// FLUSHALL and FLUSHDB (ASYNC/SYNC accepted and ignored).
+    FlushAll,
+    // ---- internal, replicated only; never produced from client input ----
+    /// Delete up to `limit` keys whose expiry is at or before the commit's stamped time.
+    SweepExpired { limit: u64 },
+    /// Delete each of these keys if it has expired at the commit's stamped time (lazy expiry).
+    DelIfExpired(Vec<Bytes>),
+}
+
+/// How a command is executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Answered by the session itself (connection state, server info).
+    Local,
+    /// Needs a linearizable read of the store.
+    Read,
+    /// Must be replicated through Raft.
+    Write,
+}

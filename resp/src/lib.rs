@@ -1,0 +1,9 @@
+//! RESP wire format for raftkv: parsing requests (multibulk and inline) into argument
+//! vectors, turning argument vectors into typed [`Command`]s with Redis's exact error texts,
+//! and encoding [`Reply`] values as RESP2 or RESP3. Pure: no IO, no async runtime.
+
+pub mod command;
+pub mod reply;
+
+pub use command::*;
+pub use reply::{Protocol, Reply};
