@@ -1,0 +1,675 @@
+//! The Raft node: one raft-rs `RawNode` driven by a Ready loop on its own thread.
+//!
+//! Everything that touches the `RawNode` happens on this thread, in plain ordered steps:
+//! 1. wait for the inbox (client proposals, read requests, peer messages) or the next tick;
+//! 2. drain the inbox: proposals queued in one iteration become ONE log entry (a
+//!    `RaftCommit` stamped with the leader's time), reads queued in one iteration share ONE
+//!    ReadIndex request;
+//! 3. handle the Ready: send leader messages, then stage new log entries, hard state and the
+//!    applies of committed entries into ONE `WriteBatch` written with ONE sync, then send the
+//!    messages that needed persistence, then advance and apply what the `LightReady` adds;
+//! 4. answer waiting proposals (matched by index and term) and reads (once applied ≥ their
+//!    read index).
+//! A storage error stops the process (fail-stop): a node that cannot persist must not ack.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
+use raft::{Config, RawNode, ReadOnlyOption, StateRole};
+use rocksdb::{WriteBatch, WriteOptions, DB};
+use slog::{crit, debug, info, o, warn, Logger};
+use tokio::sync::oneshot;
+
+use crate::proto::RaftCommit;
+use crate::storage::RocksStorage;
+
+/// How the node is configured.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: u64,
+    pub group_id: u64,
+    /// Founding voters (used only when the group's storage is new).
+    pub voters: Vec<u64>,
+    pub tick: Duration,
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    /// Upper bound of one log entry's payload; larger proposal batches are split.
+    pub max_entry_bytes: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            id: 1,
+            group_id: 1,
+            voters: vec![1],
+            tick: Duration::from_millis(100),
+            election_tick: 10,
+            heartbeat_tick: 2,
+            max_entry_bytes: 4 << 20,
+        }
+    }
+}
+
+/// The replicated state machine the node applies committed commands to.
+pub trait StateMachine: Send + 'static {
+    /// Result of one command, handed to whoever proposed it.
+    type Output: Send + 'static;
+    /// Applies the commands of one committed `RaftCommit` (stamped `time_ms`), staging
+    /// writes into `wb`. Returns one output per command, in order.
+    fn apply(
+        &mut self,
+        wb: &mut WriteBatch,
+        index: u64,
+        time_ms: i64,
+        commands: &[Vec<u8>],
+    ) -> Vec<Self::Output>;
+    /// Stages the applied index (called once per batch, after its applies).
+    fn stage_applied(&mut self, wb: &mut WriteBatch, index: u64);
+    /// The staged batch is written.
+    fn batch_written(&mut self);
+    /// Index of the last applied entry (as persisted).
+    fn applied_index(&self) -> u64;
+    /// Last stamped time applied.
+    fn last_time_ms(&self) -> i64;
+}
+
+/// Where outgoing raft messages go (the peer transport).
+pub trait MessageSink: Send + 'static {
+    fn send(&self, msgs: Vec<Message>);
+}
+
+/// Why a request was not served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// This node does not lead; the known leader (if any) is given.
+    #[error("not leader")]
+    NotLeader(Option<u64>),
+    /// The proposal was overwritten by another leader's entry: it did not take effect.
+    #[error("proposal dropped")]
+    Dropped,
+    /// The node is shutting down.
+    #[error("node stopped")]
+    Stopped,
+}
+
+/// A reply channel.
+pub type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+/// What the Ready loop accepts.
+pub enum Msg<O> {
+    /// Propose one encoded command.
+    Propose { cmd: Vec<u8>, reply: Reply<O> },
+    /// Wait until a linearizable read may run on the local state machine.
+    Read { reply: Reply<()> },
+    /// A message from a peer.
+    Raft(Box<Message>),
+    /// A peer could not be reached.
+    Unreachable(u64),
+    /// Move leadership to this node.
+    TransferLeader(u64),
+    /// Stop the loop.
+    Stop,
+}
+
+/// Role values in [`Status::role`].
+pub const ROLE_FOLLOWER: u8 = 0;
+pub const ROLE_CANDIDATE: u8 = 1;
+pub const ROLE_LEADER: u8 = 2;
+pub const ROLE_PRECANDIDATE: u8 = 3;
+
+/// Live view of the node for routing and INFO (updated by the Ready loop).
+#[derive(Debug, Default)]
+pub struct Status {
+    pub id: u64,
+    pub leader: AtomicU64,
+    pub term: AtomicU64,
+    pub role: AtomicU8,
+    pub commit: AtomicU64,
+    pub applied: AtomicU64,
+    pub last_index: AtomicU64,
+    pub proposals: AtomicU64,
+    pub entries_proposed: AtomicU64,
+    pub reads: AtomicU64,
+    pub readies: AtomicU64,
+    pub syncs: AtomicU64,
+    pub last_time_ms: AtomicI64,
+}
+
+impl Status {
+    /// Known leader id (0 = none).
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Ordering::Acquire)
+    }
+    /// True when this node leads.
+    pub fn is_leader(&self) -> bool {
+        self.role.load(Ordering::Acquire) == ROLE_LEADER
+    }
+    /// Role as text.
+    pub fn role_name(&self) -> &'static str {
+        match self.role.load(Ordering::Acquire) {
+            ROLE_LEADER => "leader",
+            ROLE_CANDIDATE => "candidate",
+            ROLE_PRECANDIDATE => "pre-candidate",
+            _ => "follower",
+        }
+    }
+}
+
+/// Handle used by other threads to talk to the node.
+pub struct NodeHandle<O> {
+    tx: Sender<Msg<O>>,
+    pub status: Arc<Status>,
+}
+
+impl<O> Clone for NodeHandle<O> {
+    fn clone(&self) -> Self {
+        NodeHandle {
+            tx: self.tx.clone(),
+            status: self.status.clone(),
+        }
+    }
+}
+
+impl<O: Send + 'static> NodeHandle<O> {
+    /// Sends a message to the loop (dropped silently if it stopped).
+    pub fn send(&self, m: Msg<O>) {
+        let _ = self.tx.send(m);
+    }
+
+    /// Proposes an encoded command; resolves after commit and apply.
+    pub fn propose(&self, cmd: Vec<u8>) -> oneshot::Receiver<Result<O, NodeError>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::Propose { cmd, reply });
+        rx
+    }
+
+    /// Resolves when a linearizable read may run locally.
+    pub fn read_barrier(&self) -> oneshot::Receiver<Result<(), NodeError>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::Read { reply });
+        rx
+    }
+}
+
+/// Proposals waiting for their entry to apply.
+struct PendingEntry<O> {
+    term: u64,
+    waiters: Vec<Reply<O>>,
+}
+
+/// Reads that share one ReadIndex request.
+struct ReadBatch {
+    waiters: Vec<Reply<()>>,
+    issued: Instant,
+    index: Option<u64>,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Creates the node and starts its Ready loop thread.
+pub fn start<S: StateMachine, K: MessageSink>(
+    cfg: NodeConfig,
+    db: Arc<DB>,
+    sm: S,
+    sink: K,
+    logger: &Logger,
+) -> Result<(NodeHandle<S::Output>, std::thread::JoinHandle<()>), raft::Error> {
+    let logger = logger.new(o!("group" => cfg.group_id));
+    let storage = RocksStorage::open(db.clone(), cfg.group_id, &cfg.voters)?;
+    let applied = sm.applied_index();
+    let raft_cfg = Config {
+        id: cfg.id,
+        election_tick: cfg.election_tick,
+        heartbeat_tick: cfg.heartbeat_tick,
+        applied,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        read_only_option: ReadOnlyOption::Safe,
+        ..Default::default()
+    };
+    raft_cfg.validate()?;
+    let raw = RawNode::new(&raft_cfg, storage, &logger)?;
+    let status = Arc::new(Status {
+        id: cfg.id,
+        ..Default::default()
+    });
+    status.applied.store(applied, Ordering::Release);
+    status
+        .last_time_ms
+        .store(sm.last_time_ms(), Ordering::Release);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = NodeHandle {
+        tx,
+        status: status.clone(),
+    };
+    info!(logger, "raft node starting"; "applied" => applied, "voters" => ?cfg.voters);
+    let mut node = Loop {
+        last_stamp: sm.last_time_ms(),
+        cfg,
+        db,
+        raw,
+        sm,
+        sink,
+        status,
+        logger,
+        applied,
+        proposals: Vec::new(),
+        proposal_bytes: 0,
+        pending: BTreeMap::new(),
+        reads: Vec::new(),
+        read_batches: HashMap::new(),
+        next_read_id: 1,
+    };
+    let th = std::thread::Builder::new()
+        .name("raft-ready".into())
+        .spawn(move || node.run(rx))
+        .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
+    Ok((handle, th))
+}
+
+struct Loop<S: StateMachine, K: MessageSink> {
+    cfg: NodeConfig,
+    db: Arc<DB>,
+    raw: RawNode<RocksStorage>,
+    sm: S,
+    sink: K,
+    status: Arc<Status>,
+    logger: Logger,
+    applied: u64,
+    last_stamp: i64,
+    /// Proposals queued in this iteration.
+    proposals: Vec<(Vec<u8>, Reply<S::Output>)>,
+    proposal_bytes: usize,
+    /// Proposed entries by index.
+    pending: BTreeMap<u64, PendingEntry<S::Output>>,
+    /// Reads queued in this iteration.
+    reads: Vec<Reply<()>>,
+    read_batches: HashMap<u64, ReadBatch>,
+    next_read_id: u64,
+}
+
+impl<S: StateMachine, K: MessageSink> Loop<S, K> {
+    fn run(&mut self, rx: Receiver<Msg<S::Output>>) {
+        let mut last_tick = Instant::now();
+        loop {
+            let wait = self.cfg.tick.saturating_sub(last_tick.elapsed());
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            if let Some(m) = first {
+                if !self.handle(m) {
+                    return self.stop();
+                }
+                // Drain what else is queued, bounded so ticks and readies keep flowing.
+                for _ in 0..16384 {
+                    match rx.try_recv() {
+                        Ok(m) => {
+                            if !self.handle(m) {
+                                return self.stop();
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.flush_proposals();
+            self.flush_reads();
+            if last_tick.elapsed() >= self.cfg.tick {
+                last_tick = Instant::now();
+                self.raw.tick();
+                self.retry_reads();
+            }
+            self.on_ready();
+        }
+    }
+
+    fn stop(&mut self) {
+        for (_, r) in self.proposals.drain(..) {
+            let _ = r.send(Err(NodeError::Stopped));
+        }
+        for (_, p) in std::mem::take(&mut self.pending) {
+            for w in p.waiters {
+                let _ = w.send(Err(NodeError::Stopped));
+            }
+        }
+        info!(self.logger, "raft node stopped");
+    }
+
+    /// Handles one inbox message; false means stop.
+    fn handle(&mut self, m: Msg<S::Output>) -> bool {
+        match m {
+            Msg::Propose { cmd, reply } => {
+                self.proposal_bytes += cmd.len();
+                self.proposals.push((cmd, reply));
+                if self.proposal_bytes >= self.cfg.max_entry_bytes {
+                    self.flush_proposals();
+                }
+            }
+            Msg::Read { reply } => self.reads.push(reply),
+            Msg::Raft(m) => {
+                if let Err(e) = self.raw.step(*m) {
+                    debug!(self.logger, "step failed"; "err" => %e);
+                }
+            }
+            Msg::Unreachable(id) => self.raw.report_unreachable(id),
+            Msg::TransferLeader(id) => self.raw.transfer_leader(id),
+            Msg::Stop => return false,
+        }
+        true
+    }
+
+    fn leader_hint(&self) -> Option<u64> {
+        Some(self.raw.raft.leader_id).filter(|&l| l != 0 && l != self.cfg.id)
+    }
+
+    /// Turns the queued proposals into one log entry.
+    fn flush_proposals(&mut self) {
+        if self.proposals.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.proposals);
+        self.proposal_bytes = 0;
+        if self.raw.raft.state != StateRole::Leader {
+            let hint = self.leader_hint();
+            for (_, r) in batch {
+                let _ = r.send(Err(NodeError::NotLeader(hint)));
+            }
+            return;
+        }
+        self.last_stamp = self.last_stamp.max(wall_ms());
+        let mut commit = RaftCommit::new();
+        commit.group_id = self.cfg.group_id;
+        commit.time_ms = self.last_stamp;
+        let mut waiters = Vec::with_capacity(batch.len());
+        for (cmd, r) in batch {
+            commit.commands.push(cmd);
+            waiters.push(r);
+        }
+        let data = match commit.write_to_bytes() {
+            Ok(d) => d,
+            Err(e) => {
+                crit!(self.logger, "encoding RaftCommit failed"; "err" => %e);
+                std::process::exit(1);
+            }
+        };
+        let n = waiters.len() as u64;
+        match self.raw.propose(vec![], data) {
+            Ok(()) => {
+                let index = self.raw.raft.raft_log.last_index();
+                let term = self.raw.raft.term;
+                self.pending.insert(index, PendingEntry { term, waiters });
+                self.status.proposals.fetch_add(n, Ordering::Relaxed);
+                self.status.entries_proposed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                let hint = self.leader_hint();
+                for r in waiters {
+                    let _ = r.send(Err(NodeError::NotLeader(hint)));
+                }
+            }
+        }
+    }
+
+    fn flush_reads(&mut self) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let id = self.next_read_id;
+        self.next_read_id += 1;
+        let waiters = std::mem::take(&mut self.reads);
+        self.status
+            .reads
+            .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+        self.read_batches.insert(
+            id,
+            ReadBatch {
+                waiters,
+                issued: Instant::now(),
+                index: None,
+            },
+        );
+        self.raw.read_index(id.to_be_bytes().to_vec());
+    }
+
+    /// Re-issues reads that got no read index (raft-rs drops them while there is no leader
+    /// or the leader has not yet committed in its term) and forgets abandoned ones.
+    fn retry_reads(&mut self) {
+        let retry_after = self.cfg.tick * self.cfg.heartbeat_tick as u32 * 2;
+        let mut again = Vec::new();
+        self.read_batches.retain(|id, b| {
+            b.waiters.retain(|w| !w.is_closed());
+            if b.waiters.is_empty() {
+                return false;
+            }
+            if b.index.is_none() && b.issued.elapsed() >= retry_after {
+                b.issued = Instant::now();
+                again.push(*id);
+            }
+            true
+        });
+        for id in again {
+            self.raw.read_index(id.to_be_bytes().to_vec());
+        }
+    }
+
+    fn resolve_reads(&mut self) {
+        let applied = self.applied;
+        self.read_batches.retain(|_, b| match b.index {
+            Some(i) if i <= applied => {
+                for w in b.waiters.drain(..) {
+                    let _ = w.send(Ok(()));
+                }
+                false
+            }
+            _ => true,
+        });
+    }
+
+    fn write(&self, wb: WriteBatch, sync: bool) {
+        if wb.is_empty() {
+            return;
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        if let Err(e) = self.db.write_opt(wb, &opts) {
+            crit!(self.logger, "storage write failed, stopping"; "err" => %e);
+            std::process::exit(1);
+        }
+        if sync {
+            self.status.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Applies committed entries into `wb`; returns the replies to deliver once written.
+    fn apply_entries(&mut self, wb: &mut WriteBatch, ents: Vec<Entry>, out: &mut Deliveries<S::Output>) {
+        for e in ents {
+            let index = e.index;
+            match e.get_entry_type() {
+                EntryType::EntryNormal => {
+                    let results = if e.data.is_empty() {
+                        Vec::new()
+                    } else {
+                        match RaftCommit::parse_from_bytes(&e.data) {
+                            Ok(c) if c.group_id == self.cfg.group_id => {
+                                self.last_stamp = self.last_stamp.max(c.time_ms);
+                                self.sm.apply(wb, index, c.time_ms, &c.commands)
+                            }
+                            Ok(c) => {
+                                crit!(self.logger, "entry of another group"; "index" => index, "entry_group" => c.group_id);
+                                std::process::exit(1);
+                            }
+                            Err(err) => {
+                                crit!(self.logger, "undecodable committed entry"; "index" => index, "err" => %err);
+                                std::process::exit(1);
+                            }
+                        }
+                    };
+                    out.push((index, e.term, results));
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let cs = if e.get_entry_type() == EntryType::EntryConfChange {
+                        ConfChange::parse_from_bytes(&e.data)
+                            .map_err(|e| e.to_string())
+                            .and_then(|cc| self.raw.apply_conf_change(&cc).map_err(|e| e.to_string()))
+                    } else {
+                        ConfChangeV2::parse_from_bytes(&e.data)
+                            .map_err(|e| e.to_string())
+                            .and_then(|cc| self.raw.apply_conf_change(&cc).map_err(|e| e.to_string()))
+                    };
+                    match cs {
+                        Ok(cs) => {
+                            info!(self.logger, "configuration changed"; "index" => index, "voters" => ?cs.voters, "learners" => ?cs.learners);
+                            self.raw.mut_store().stage_conf_state(wb, cs);
+                        }
+                        Err(err) => warn!(self.logger, "conf change rejected"; "index" => index, "err" => err),
+                    }
+                    out.push((index, e.term, Vec::new()));
+                }
+            }
+            self.applied = index;
+        }
+    }
+
+    /// Hands results to the proposers once the batch holding them is written.
+    fn deliver(&mut self, out: Deliveries<S::Output>) {
+        for (index, term, results) in out {
+            // Anything proposed below this index that is still waiting was overwritten.
+            while let Some(entry) = self.pending.first_entry() {
+                if *entry.key() >= index {
+                    break;
+                }
+                for w in entry.remove().waiters {
+                    let _ = w.send(Err(NodeError::Dropped));
+                }
+            }
+            let Some(p) = self.pending.remove(&index) else {
+                continue;
+            };
+            if p.term != term || p.waiters.len() != results.len() {
+                for w in p.waiters {
+                    let _ = w.send(Err(NodeError::Dropped));
+                }
+                continue;
+            }
+            for (w, r) in p.waiters.into_iter().zip(results) {
+                let _ = w.send(Ok(r));
+            }
+        }
+    }
+
+    fn on_ready(&mut self) {
+        if !self.raw.has_ready() {
+            return;
+        }
+        self.status.readies.fetch_add(1, Ordering::Relaxed);
+        let mut rd = self.raw.ready();
+        if let Some(ss) = rd.ss() {
+            let role = match ss.raft_state {
+                StateRole::Leader => ROLE_LEADER,
+                StateRole::Candidate => ROLE_CANDIDATE,
+                StateRole::PreCandidate => ROLE_PRECANDIDATE,
+                StateRole::Follower => ROLE_FOLLOWER,
+            };
+            self.status.role.store(role, Ordering::Release);
+            self.status.leader.store(ss.leader_id, Ordering::Release);
+            info!(self.logger, "role changed"; "role" => self.status.role_name(), "leader" => ss.leader_id, "term" => self.raw.raft.term);
+        }
+        if !rd.messages().is_empty() {
+            self.sink.send(rd.take_messages());
+        }
+        if !rd.snapshot().is_empty() {
+            // Never produced while the log is not compacted (see RocksStorage::snapshot).
+            crit!(self.logger, "snapshot received but snapshots are not supported yet");
+            std::process::exit(1);
+        }
+        for rs in rd.take_read_states() {
+            let Ok(bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else {
+                continue;
+            };
+            if let Some(b) = self.read_batches.get_mut(&u64::from_be_bytes(bytes)) {
+                b.index = Some(rs.index);
+            }
+        }
+        let mut wb = WriteBatch::default();
+        let mut out = Vec::new();
+        let committed = rd.take_committed_entries();
+        let applied_any = !committed.is_empty();
+        self.apply_entries(&mut wb, committed, &mut out);
+        if let Err(e) = self.raw.mut_store().stage_append(&mut wb, rd.entries()) {
+            crit!(self.logger, "staging raft log failed"; "err" => %e);
+            std::process::exit(1);
+        }
+        if let Some(hs) = rd.hs() {
+            self.raw.mut_store().stage_hard_state(&mut wb, hs.clone());
+        }
+        if applied_any {
+            self.sm.stage_applied(&mut wb, self.applied);
+        }
+        self.write(wb, rd.must_sync());
+        self.raw.mut_store().commit_staged();
+        self.sm.batch_written();
+        self.after_apply(out);
+        if !rd.persisted_messages().is_empty() {
+            self.sink.send(rd.take_persisted_messages());
+        }
+        let mut light = self.raw.advance(rd);
+        let mut wb = WriteBatch::default();
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().stage_commit(&mut wb, commit);
+        }
+        if !light.messages().is_empty() {
+            self.sink.send(light.take_messages());
+        }
+        let committed = light.take_committed_entries();
+        let mut out = Vec::new();
+        if !committed.is_empty() {
+            self.apply_entries(&mut wb, committed, &mut out);
+            self.sm.stage_applied(&mut wb, self.applied);
+        }
+        // Applies need no sync: the entries are durable in the log, and the applied index
+        // is written atomically with the data, so a crash re-applies from the right place.
+        self.write(wb, false);
+        self.sm.batch_written();
+        self.after_apply(out);
+        self.raw.advance_apply_to(self.applied);
+        self.publish();
+    }
+
+    fn after_apply(&mut self, out: Deliveries<S::Output>) {
+        self.status.applied.store(self.applied, Ordering::Release);
+        self.status
+            .last_time_ms
+            .store(self.last_stamp, Ordering::Release);
+        self.deliver(out);
+        self.resolve_reads();
+    }
+
+    fn publish(&self) {
+        let r = &self.raw.raft;
+        self.status.term.store(r.term, Ordering::Release);
+        self.status.leader.store(r.leader_id, Ordering::Release);
+        self.status
+            .commit
+            .store(r.raft_log.committed, Ordering::Release);
+        self.status
+            .last_index
+            .store(r.raft_log.last_index(), Ordering::Release);
+    }
+}
+
+type Deliveries<O> = Vec<(u64, u64, Vec<O>)>;
