@@ -1,0 +1,255 @@
+//! Shared integration-test harness: starts real `raftkv` processes on 127.0.0.1 ephemeral
+//! ports with temporary data dirs, waits for a leader with a deadline, kills / restarts /
+//! pauses nodes, and kills every child on drop so no test leaks a process.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Picks a free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One node process.
+pub struct Node {
+    pub id: u64,
+    pub redis_port: u16,
+    pub raft_port: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+/// Clusters in one test binary run one at a time: parallel 3-node clusters on a 2-core
+/// machine with fast election timers would make elections flap.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A running test cluster.
+pub struct Cluster {
+    _turn: std::sync::MutexGuard<'static, ()>,
+    pub nodes: Vec<Node>,
+    pub dir: tempfile::TempDir,
+    cluster_arg: String,
+    extra_args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts an `n`-node cluster with fast Raft ticks.
+    pub fn start(n: usize) -> Cluster {
+        Self::start_with(n, &[])
+    }
+
+    /// Starts an `n`-node cluster with extra flags for every node.
+    pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let cluster_arg = raft_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = (0..n)
+            .map(|i| Node {
+                id: i as u64 + 1,
+                redis_port: free_port(),
+                raft_port: raft_ports[i],
+                data_dir: dir.path().join(format!("node{}", i + 1)),
+                log: dir.path().join(format!("node{}.log", i + 1)),
+                child: None,
+                paused: false,
+            })
+            .collect();
+        let mut c = Cluster {
+            _turn: turn,
+            nodes,
+            dir,
+            cluster_arg,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        for i in 0..n {
+            c.wait_serving(i);
+        }
+        c
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("open node log");
+        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args([
+                "--id",
+                &node.id.to_string(),
+                "--cluster",
+                &self.cluster_arg,
+                "--port",
+                &node.redis_port.to_string(),
+                "--data-dir",
+                node.data_dir.to_str().expect("utf8 path"),
+                "--tick-ms",
+                "20",
+                "--log-level",
+                "debug",
+            ])
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn raftkv");
+        self.nodes[i].child = Some(child);
+        self.nodes[i].paused = false;
+    }
+
+    /// Waits until node `i` answers PING.
+    pub fn wait_serving(&self, i: usize) {
+        let port = self.nodes[i].redis_port;
+        wait_for(Duration::from_secs(20), &format!("node {} to listen", i + 1), || {
+            let mut c = try_client(port)?;
+            redis::cmd("PING").query::<String>(&mut c).ok()
+        });
+    }
+
+    /// A connection to node `i` (0-based).
+    pub fn client(&self, i: usize) -> redis::Connection {
+        wait_for(Duration::from_secs(10), "client connection", || {
+            try_client(self.nodes[i].redis_port)
+        })
+    }
+
+    /// Redis port of node `i`.
+    pub fn port(&self, i: usize) -> u16 {
+        self.nodes[i].redis_port
+    }
+
+    /// INFO raft field of node `i`.
+    pub fn info_field(&self, i: usize, field: &str) -> Option<String> {
+        let mut c = try_client(self.nodes[i].redis_port)?;
+        let info: String = redis::cmd("INFO").arg("raft").query(&mut c).ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+    }
+
+    /// Waits until a live node reports itself leader and every other live node agrees;
+    /// returns its index (0-based).
+    pub fn wait_leader(&self) -> usize {
+        wait_for(Duration::from_secs(20), "a leader", || {
+            let live: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.is_running(i)).collect();
+            let leader = live
+                .iter()
+                .copied()
+                .find(|&i| self.info_field(i, "raft_role").as_deref() == Some("leader"))?;
+            let id = self.nodes[leader].id.to_string();
+            live.iter()
+                .all(|&i| self.info_field(i, "raft_leader_id").as_deref() == Some(id.as_str()))
+                .then_some(leader)
+        })
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some() && !self.nodes[i].paused
+    }
+
+    /// kill -9 node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Restarts node `i` (after kill) and waits until it listens.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.wait_serving(i);
+    }
+
+    /// SIGSTOP node `i`.
+    pub fn pause(&mut self, i: usize) {
+        if let Some(c) = &self.nodes[i].child {
+            signal(c.id(), "STOP");
+            self.nodes[i].paused = true;
+        }
+    }
+
+    /// SIGCONT node `i`.
+    pub fn resume(&mut self, i: usize) {
+        if let Some(c) = &self.nodes[i].child {
+            signal(c.id(), "CONT");
+            self.nodes[i].paused = false;
+        }
+    }
+
+    /// Prints the tail of every node's log (used when a test fails).
+    pub fn dump_logs(&self) {
+        for n in &self.nodes {
+            let text = std::fs::read_to_string(&n.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(40);
+            eprintln!("----- node {} log (last {} lines) -----", n.id, lines.len() - from);
+            for l in &lines[from..] {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status();
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                self.resume(i);
+            }
+            self.kill(i);
+        }
+    }
+}
+
+/// A client with timeouts so a broken server fails the test instead of hanging it.
+pub fn try_client(port: u16) -> Option<redis::Connection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    let c = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+    c.set_write_timeout(Some(Duration::from_secs(15))).ok()?;
+    Some(c)
+}
