@@ -1,1 +1,184 @@
-fn main() {}
+//! The `raftkv` binary: parses the configuration, opens the node's RocksDB (raft log and
+//! data share one database so one WriteBatch per Ready holds both), starts the Raft Ready
+//! loop, the peer transport, the Redis listener and the leader's expiry sweep.
+
+mod admin;
+mod config;
+mod server;
+mod session;
+mod sm;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use clap::Parser;
+use raft_node::{Msg, NodeConfig, Transport, TransportConfig};
+use slog::{crit, info, o, warn, Drain, Logger};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::server::{Server, Stats};
+
+fn logger(cfg: &Config) -> Logger {
+    let level = match cfg.log_level.to_ascii_lowercase().as_str() {
+        "critical" | "crit" => slog::Level::Critical,
+        "error" => slog::Level::Error,
+        "warning" | "warn" => slog::Level::Warning,
+        "debug" => slog::Level::Debug,
+        "trace" => slog::Level::Trace,
+        _ => slog::Level::Info,
+    };
+    let decorator = slog_term::PlainDecorator::new(std::io::stderr());
+    let drain = slog_term::FullFormat::new(decorator).build().fuse();
+    let drain = slog_async::Async::new(drain).chan_size(4096).build().fuse();
+    let drain = drain.filter_level(level).fuse();
+    Logger::root(drain, o!("node" => cfg.id))
+}
+
+fn open_db(cfg: &Config) -> Result<Arc<rocksdb::DB>, String> {
+    let dir = cfg.data_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    let mut cfs = store::column_families();
+    cfs.push(raft_node::CF_RAFT);
+    rocksdb::DB::open_cf(&opts, &dir, cfs)
+        .map(Arc::new)
+        .map_err(|e| format!("cannot open RocksDB at {}: {e}", dir.display()))
+}
+
+fn main() {
+    let cfg = Config::parse();
+    let log = logger(&cfg);
+    let code = match run(cfg, &log) {
+        Ok(()) => 0,
+        Err(e) => {
+            crit!(log, "fatal"; "err" => e);
+            1
+        }
+    };
+    drop(log);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::process::exit(code);
+}
+
+fn run(cfg: Config, log: &Logger) -> Result<(), String> {
+    let peers = cfg.peers();
+    let raft_addr = cfg
+        .raft_addr()
+        .ok_or_else(|| format!("--id {} is not a position in --cluster", cfg.id))?;
+    let db = open_db(&cfg)?;
+    let store = store::Store::open(db.clone(), 1).map_err(|e| e.to_string())?;
+    let reader = store.reader();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let raft_listener = TcpListener::bind(&raft_addr)
+            .await
+            .map_err(|e| format!("cannot bind raft address {raft_addr}: {e}"))?;
+        let client_addr = format!("{}:{}", cfg.bind, cfg.port);
+        let client_listener = TcpListener::bind(&client_addr)
+            .await
+            .map_err(|e| format!("cannot bind {client_addr}: {e}"))?;
+        // The transport needs the node's inbox and the node needs the transport's sink:
+        // tie them with a slot filled right after the node starts.
+        let inbox: Arc<Mutex<Option<raft_node::NodeHandle<resp::Reply>>>> = Arc::new(Mutex::new(None));
+        let unreachable_inbox = inbox.clone();
+        let transport = Transport::start(
+            TransportConfig {
+                id: cfg.id,
+                group_id: 1,
+                peers: peers.clone(),
+                secret: Vec::new(),
+            },
+            Arc::new(move |pid| {
+                if let Some(h) = unreachable_inbox.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    h.send(Msg::Unreachable(pid));
+                }
+            }),
+            log,
+        );
+        let mut voters: Vec<u64> = peers.keys().copied().collect();
+        voters.sort_unstable();
+        let (node, _thread) = raft_node::start(
+            NodeConfig {
+                id: cfg.id,
+                group_id: 1,
+                voters,
+                tick: cfg.tick(),
+                election_tick: cfg.election_ticks,
+                heartbeat_tick: cfg.heartbeat_ticks,
+                ..Default::default()
+            },
+            db,
+            sm::KvStateMachine { store },
+            transport.sink(),
+            log,
+        )
+        .map_err(|e| format!("cannot start raft node: {e}"))?;
+        *inbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(node.clone());
+
+        let server = Arc::new(Server {
+            cfg: cfg.clone(),
+            node: node.clone(),
+            reader,
+            transport: transport.clone(),
+            logger: log.clone(),
+            clients: Mutex::new(BTreeMap::new()),
+            next_client_id: AtomicU64::new(1),
+            stats: Stats::default(),
+            started: Instant::now(),
+            run_id: format!("{:040x}", (std::process::id() as u128) << 64 | server::wall_ms() as u128),
+        });
+        let msg_node = node.clone();
+        let fwd_server = server.clone();
+        tokio::spawn(transport.clone().serve(
+            raft_listener,
+            Arc::new(move |m| msg_node.send(Msg::Raft(Box::new(m)))),
+            Arc::new(move |resp3, data| {
+                let s = fwd_server.clone();
+                Box::pin(async move { s.serve_forwarded(resp3, data).await })
+            }),
+        ));
+        tokio::spawn(server.clone().sweep_loop());
+        info!(log, "raftkv listening"; "redis" => &client_addr, "raft" => &raft_addr, "data_dir" => %cfg.data_dir().display());
+
+        let accept = async {
+            loop {
+                let (sock, _) = match client_listener.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        warn!(log, "accept failed"; "err" => %e);
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                if server.clients_lock().len() >= cfg.maxclients {
+                    server.stats.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let mut sock = sock;
+                        let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+                    });
+                    continue;
+                }
+                tokio::spawn(session::serve(server.clone(), sock));
+            }
+        };
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| e.to_string())?;
+        tokio::select! {
+            _ = accept => {}
+            _ = term.recv() => info!(log, "SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => info!(log, "interrupt: shutting down"),
+        }
+        node.send(Msg::Stop);
+        Ok::<(), String>(())
+    })
+}

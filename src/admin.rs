@@ -1,0 +1,384 @@
+//! Commands the session answers itself: connection state (PING, ECHO, SELECT, QUIT,
+//! HELLO, AUTH, CLIENT) and server introspection (INFO, CONFIG, COMMAND, TIME).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use resp::{ClientCmd, Command, CommandCmd, ConfigCmd, Protocol, Reply};
+
+use crate::server::{wall_ms, ClientInfo, Server};
+use crate::session::Conn;
+
+/// Redis version we report for client compatibility.
+pub const REDIS_VERSION: &str = "7.0.0";
+
+fn bulk(s: impl Into<String>) -> Reply {
+    Reply::Bulk(Bytes::from(s.into()))
+}
+
+fn glob(pattern: &[u8], s: &[u8]) -> bool {
+    store::glob_match(pattern, s, true)
+}
+
+impl Server {
+    /// Answers a connection-level or introspection command.
+    pub fn local(&self, conn: &mut Conn, cmd: Command) -> Reply {
+        match cmd {
+            Command::Ping(None) => Reply::Status("PONG".into()),
+            Command::Ping(Some(m)) => Reply::Bulk(m),
+            Command::Echo(m) => Reply::Bulk(m),
+            Command::Select(0) => Reply::ok(),
+            Command::Select(_) => Reply::err("ERR DB index is out of range"),
+            Command::Quit => {
+                conn.closing = true;
+                Reply::ok()
+            }
+            Command::Time => {
+                let us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or(0);
+                Reply::Array(vec![
+                    bulk((us / 1_000_000).to_string()),
+                    bulk((us % 1_000_000).to_string()),
+                ])
+            }
+            Command::Auth { .. } => Reply::err(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ),
+            Command::Hello { protover, auth, setname } => {
+                if auth.is_some() {
+                    return Reply::err(
+                        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                    );
+                }
+                match protover {
+                    Some(2) => conn.proto = Protocol::Resp2,
+                    Some(3) => conn.proto = Protocol::Resp3,
+                    Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
+                    None => {}
+                }
+                if let Some(name) = setname {
+                    if let Some(c) = self.clients_lock().get_mut(&conn.id) {
+                        c.name = name;
+                    }
+                }
+                if let Some(c) = self.clients_lock().get_mut(&conn.id) {
+                    c.resp = if conn.proto == Protocol::Resp3 { 3 } else { 2 };
+                }
+                Reply::Map(vec![
+                    (bulk("server"), bulk("redis")),
+                    (bulk("version"), bulk(REDIS_VERSION)),
+                    (
+                        bulk("proto"),
+                        Reply::Int(if conn.proto == Protocol::Resp3 { 3 } else { 2 }),
+                    ),
+                    (bulk("id"), Reply::Int(conn.id as i64)),
+                    (bulk("mode"), bulk("standalone")),
+                    (bulk("role"), bulk("master")),
+                    (bulk("modules"), Reply::Array(vec![])),
+                ])
+            }
+            Command::Client(c) => self.client_cmd(conn, c),
+            Command::Command(c) => command_cmd(c),
+            Command::Config(c) => self.config_cmd(c),
+            Command::Info(sections) => Reply::Verbatim(self.info(&sections)),
+            other => Reply::err(format!(
+                "ERR command '{}' cannot be served locally",
+                other.name()
+            )),
+        }
+    }
+
+    fn client_cmd(&self, conn: &mut Conn, c: ClientCmd) -> Reply {
+        match c {
+            ClientCmd::Id => Reply::Int(conn.id as i64),
+            ClientCmd::SetName(name) => {
+                if let Some(ci) = self.clients_lock().get_mut(&conn.id) {
+                    ci.name = name;
+                }
+                Reply::ok()
+            }
+            ClientCmd::GetName => match self.clients_lock().get(&conn.id) {
+                Some(ci) if !ci.name.is_empty() => Reply::Bulk(ci.name.clone()),
+                _ => Reply::Nil,
+            },
+            ClientCmd::SetInfo { attr, value } => {
+                if let Some(ci) = self.clients_lock().get_mut(&conn.id) {
+                    if attr.eq_ignore_ascii_case("lib-name") {
+                        ci.lib_name = value;
+                    } else {
+                        ci.lib_ver = value;
+                    }
+                }
+                Reply::ok()
+            }
+            ClientCmd::Info => {
+                let clients = self.clients_lock();
+                match clients.get(&conn.id) {
+                    Some(ci) => Reply::Verbatim(client_line(ci)),
+                    None => Reply::Nil,
+                }
+            }
+            ClientCmd::List => {
+                let clients = self.clients_lock();
+                Reply::Verbatim(clients.values().map(client_line).collect())
+            }
+            ClientCmd::Help => Reply::Array(
+                [
+                    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "GETNAME",
+                    "    Return the name of the current connection.",
+                    "ID",
+                    "    Return the ID of the current connection.",
+                    "INFO",
+                    "    Return information about the current client connection.",
+                    "LIST",
+                    "    Return information about client connections.",
+                    "SETINFO <option> <value>",
+                    "    Set client meta attr. Options are:",
+                    "    * LIB-NAME: the client lib name.",
+                    "    * LIB-VER: the client lib version.",
+                    "SETNAME <name>",
+                    "    Assign the name <name> to the current connection.",
+                    "HELP",
+                    "    Print this help.",
+                ]
+                .iter()
+                .map(|s| Reply::Status(s.to_string()))
+                .collect(),
+            ),
+        }
+    }
+
+    fn config_values(&self) -> Vec<(&'static str, String)> {
+        let c = &self.cfg;
+        vec![
+            ("save", String::new()),
+            ("appendonly", "no".into()),
+            ("appendfsync", "always".into()),
+            ("databases", "1".into()),
+            ("port", c.port.to_string()),
+            ("bind", c.bind.clone()),
+            ("dir", c.data_dir().display().to_string()),
+            ("maxclients", c.maxclients.to_string()),
+            ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
+            ("cluster-enabled", "no".into()),
+            ("raft-id", c.id.to_string()),
+            ("raft-cluster", c.cluster.join(",")),
+            ("raft-tick-ms", c.tick_ms.to_string()),
+            ("raft-election-ticks", c.election_ticks.to_string()),
+            ("raft-heartbeat-ticks", c.heartbeat_ticks.to_string()),
+            ("leader-wait-ms", c.leader_wait_ms.to_string()),
+            ("request-timeout-ms", c.request_timeout_ms.to_string()),
+            ("expire-sweep-ms", c.expire_sweep_ms.to_string()),
+        ]
+    }
+
+    fn config_cmd(&self, c: ConfigCmd) -> Reply {
+        match c {
+            ConfigCmd::Get(patterns) => {
+                let values = self.config_values();
+                let mut out = Vec::new();
+                for (k, v) in &values {
+                    if patterns
+                        .iter()
+                        .any(|p| glob(&p.to_ascii_lowercase(), k.as_bytes()))
+                        && !out.iter().any(|(kk, _): &(Reply, Reply)| kk == &bulk(*k))
+                    {
+                        out.push((bulk(*k), bulk(v.clone())));
+                    }
+                }
+                Reply::Map(out)
+            }
+            ConfigCmd::Set(pairs) => {
+                let name = pairs
+                    .first()
+                    .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default();
+                Reply::err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - raftkv settings are fixed at start-up"
+                ))
+            }
+            ConfigCmd::ResetStat => {
+                let s = &self.stats;
+                for c in [&s.commands, &s.connections, &s.rejected, &s.reads, &s.writes, &s.forwarded, &s.errors] {
+                    c.store(0, Ordering::Relaxed);
+                }
+                Reply::ok()
+            }
+        }
+    }
+
+    /// The INFO text for the requested sections (default: all of ours).
+    pub fn info(&self, sections: &[String]) -> String {
+        let all = ["server", "clients", "stats", "replication", "raft", "keyspace"];
+        let want: Vec<&str> = if sections.is_empty()
+            || sections
+                .iter()
+                .any(|s| ["all", "everything", "default"].contains(&s.to_ascii_lowercase().as_str()))
+        {
+            all.to_vec()
+        } else {
+            all.iter()
+                .copied()
+                .filter(|a| sections.iter().any(|s| s.eq_ignore_ascii_case(a)))
+                .collect()
+        };
+        let st = &self.node.status;
+        let mut out = String::new();
+        for (i, sec) in want.iter().enumerate() {
+            if i > 0 {
+                out.push_str("\r\n");
+            }
+            match *sec {
+                "server" => {
+                    let up = self.started.elapsed().as_secs();
+                    let _ = write!(
+                        out,
+                        "# Server\r\nredis_version:{REDIS_VERSION}\r\nraftkv_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\nserver_time_usec:{}\r\n",
+                        env!("CARGO_PKG_VERSION"),
+                        std::env::consts::OS,
+                        std::process::id(),
+                        self.run_id,
+                        self.cfg.port,
+                        up / 86400,
+                        wall_ms() * 1000,
+                    );
+                }
+                "clients" => {
+                    let _ = write!(
+                        out,
+                        "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",
+                        self.clients_lock().len(),
+                        self.cfg.maxclients
+                    );
+                }
+                "stats" => {
+                    let s = &self.stats;
+                    let _ = write!(
+                        out,
+                        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_reads:{}\r\ntotal_writes:{}\r\ntotal_forwarded_writes:{}\r\ntotal_error_replies:{}\r\n",
+                        s.connections.load(Ordering::Relaxed),
+                        s.commands.load(Ordering::Relaxed),
+                        s.rejected.load(Ordering::Relaxed),
+                        s.reads.load(Ordering::Relaxed),
+                        s.writes.load(Ordering::Relaxed),
+                        s.forwarded.load(Ordering::Relaxed),
+                        s.errors.load(Ordering::Relaxed),
+                    );
+                }
+                "replication" => {
+                    let _ = write!(
+                        out,
+                        "# Replication\r\nrole:{}\r\nconnected_slaves:0\r\n",
+                        if st.is_leader() { "master" } else { "slave" }
+                    );
+                }
+                "raft" => {
+                    let peers = self.cfg.peers();
+                    let mut ids: Vec<_> = peers.keys().copied().collect();
+                    ids.sort_unstable();
+                    let _ = write!(
+                        out,
+                        "# Raft\r\nraft_node_id:{}\r\nraft_group_id:1\r\nraft_role:{}\r\nraft_leader_id:{}\r\nraft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_log_index:{}\r\nraft_proposed_commands:{}\r\nraft_proposed_entries:{}\r\nraft_read_requests:{}\r\nraft_readies:{}\r\nraft_log_syncs:{}\r\nraft_members:{}\r\n",
+                        self.cfg.id,
+                        st.role_name(),
+                        st.leader(),
+                        st.term.load(Ordering::Relaxed),
+                        st.commit.load(Ordering::Relaxed),
+                        st.applied.load(Ordering::Relaxed),
+                        st.last_index.load(Ordering::Relaxed),
+                        st.proposals.load(Ordering::Relaxed),
+                        st.entries_proposed.load(Ordering::Relaxed),
+                        st.reads.load(Ordering::Relaxed),
+                        st.readies.load(Ordering::Relaxed),
+                        st.syncs.load(Ordering::Relaxed),
+                        ids.iter()
+                            .map(|i| format!("{i}@{}", peers[i]))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    );
+                }
+                "keyspace" => {
+                    out.push_str("# Keyspace\r\n");
+                    let keys = self.reader.key_count();
+                    if keys > 0 {
+                        let _ = write!(
+                            out,
+                            "db0:keys={keys},expires={},avg_ttl=0\r\n",
+                            self.reader.expires_count()
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn client_line(ci: &ClientInfo) -> String {
+    format!(
+        "id={} addr={} laddr= fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        ci.id,
+        ci.addr,
+        String::from_utf8_lossy(&ci.name),
+        ci.created.elapsed().as_secs(),
+        ci.last_cmd.to_ascii_lowercase(),
+        ci.resp,
+        String::from_utf8_lossy(&ci.lib_name),
+        String::from_utf8_lossy(&ci.lib_ver),
+    )
+}
+
+fn spec_info(s: &resp::CommandSpec) -> Reply {
+    Reply::Array(vec![
+        Reply::bulk(s.name.to_ascii_lowercase()),
+        Reply::Int(s.arity as i64),
+        Reply::Set(s.flags.iter().map(|f| Reply::Status(f.to_string())).collect()),
+        Reply::Int(s.first_key as i64),
+        Reply::Int(s.last_key as i64),
+        Reply::Int(s.step as i64),
+        Reply::Set(vec![]),
+        Reply::Set(vec![]),
+        Reply::Set(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn spec_docs(s: &resp::CommandSpec) -> Reply {
+    Reply::Map(vec![
+        (Reply::bulk("summary"), Reply::bulk(s.summary)),
+        (Reply::bulk("since"), Reply::bulk("1.0.0")),
+        (Reply::bulk("group"), Reply::bulk("generic")),
+    ])
+}
+
+fn command_cmd(c: CommandCmd) -> Reply {
+    let table = resp::command_table();
+    match c {
+        CommandCmd::Count => Reply::Int(table.len() as i64),
+        CommandCmd::List => Reply::Array(table.iter().map(spec_info).collect()),
+        CommandCmd::Info(names) => Reply::Array(
+            names
+                .iter()
+                .map(|n| resp::lookup(n).map_or(Reply::NilArray, spec_info))
+                .collect(),
+        ),
+        CommandCmd::Docs(names) => {
+            let specs: Vec<&resp::CommandSpec> = if names.is_empty() {
+                table.iter().collect()
+            } else {
+                names.iter().filter_map(|n| resp::lookup(n)).collect()
+            };
+            Reply::Map(
+                specs
+                    .into_iter()
+                    .map(|s| (Reply::bulk(s.name.to_ascii_lowercase()), spec_docs(s)))
+                    .collect(),
+            )
+        }
+    }
+}
