@@ -3,7 +3,9 @@
 //! and encoding [`Reply`] values as RESP2 or RESP3. Pure: no IO, no async runtime.
 
 pub mod command;
+pub mod encode;
 pub mod reply;
+pub mod request;
 
 pub use command::*;
 pub use reply::{Protocol, Reply};

@@ -1,7 +1,7 @@
 //! Replies: one value type for everything a command can answer, encoded as RESP2 or RESP3
 //! (chosen per connection by HELLO) through the redis-protocol crate's encoders.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// Which protocol version a connection speaks (HELLO 2 / HELLO 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
