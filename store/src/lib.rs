@@ -1,1 +1,893 @@
-//! placeholder
+//! The raftkv state machine on RocksDB.
+//!
+//! Layout (column families of the node's one database, shared with the raft log):
+//! - `data`:   `[slot u16 BE][user key]` → `[type u8][expire_at_ms i64 BE, 0 = none][payload]`,
+//!   so one hash slot is one contiguous key range;
+//! - `expire`: `[expire_at_ms u64 BE][slot u16 BE][user key]` → empty, an index for the
+//!   leader's sweep (entries may be stale; always verified against the value);
+//! - `meta`:   per group: applied index, last stamped time, key and TTL counters.
+//!
+//! The apply path ([`Store::apply`]) never writes the database itself: it stages into the
+//! Ready loop's `WriteBatch` (which also holds the raft log append) and keeps an overlay so
+//! later commands of the same batch see earlier ones. Every time comes from the leader's
+//! stamp, so replicas agree. Reads ([`Reader`]) run on any thread against the database as of
+//! the last written batch.
+
+pub mod glob;
+pub mod slot;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use resp::{Command, ExpireAt, ExpireCondition, GetExAction, Reply, SetCondition, TimeUnit};
+use rocksdb::{WriteBatch, DB};
+
+pub use glob::glob_match;
+pub use slot::key_slot;
+
+/// User data.
+pub const CF_DATA: &str = "data";
+/// Expiry index.
+pub const CF_EXPIRE: &str = "expire";
+/// Applied index, stamped time, counters.
+pub const CF_META: &str = "meta";
+
+/// Type byte of strings.
+pub const TYPE_STRING: u8 = 0;
+/// Largest string value (Redis's proto-max-bulk-len default).
+pub const MAX_STRING: usize = 512 * 1024 * 1024;
+
+const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// Column families the store needs.
+pub fn column_families() -> Vec<&'static str> {
+    vec![CF_DATA, CF_EXPIRE, CF_META]
+}
+
+/// Storage failure (fatal to the node).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("missing column family {0}")]
+    MissingCf(&'static str),
+    #[error("corrupt value: {0}")]
+    Corrupt(String),
+}
+
+fn data_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 2);
+    k.extend_from_slice(&key_slot(key).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+fn expire_key(at: i64, dkey: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(dkey.len() + 8);
+    k.extend_from_slice(&(at.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(dkey);
+    k
+}
+
+fn meta_key(group: u64, tag: u8) -> Vec<u8> {
+    let mut k = group.to_be_bytes().to_vec();
+    k.push(tag);
+    k
+}
+
+/// A decoded value.
+#[derive(Debug, Clone, PartialEq)]
+struct Value {
+    typ: u8,
+    expire: i64,
+    payload: Vec<u8>,
+}
+
+impl Value {
+    fn string(payload: Vec<u8>, expire: i64) -> Value {
+        Value {
+            typ: TYPE_STRING,
+            expire,
+            payload,
+        }
+    }
+
+    fn decode(raw: &[u8]) -> Option<Value> {
+        if raw.len() < 9 {
+            return None;
+        }
+        Some(Value {
+            typ: raw[0],
+            expire: i64::from_be_bytes(raw[1..9].try_into().ok()?),
+            payload: raw[9..].to_vec(),
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.payload.len() + 9);
+        v.push(self.typ);
+        v.extend_from_slice(&self.expire.to_be_bytes());
+        v.extend_from_slice(&self.payload);
+        v
+    }
+
+    fn expired(&self, now: i64) -> bool {
+        self.expire != 0 && self.expire <= now
+    }
+}
+
+fn fail_stop(what: &str, e: impl std::fmt::Display) -> ! {
+    // A replica that cannot read or decode its own state must stop rather than diverge.
+    eprintln!("raftkv store: fatal storage error while {what}: {e}");
+    std::process::abort();
+}
+
+fn parse_i64(b: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(b).ok()?;
+    let canonical = match s.as_bytes() {
+        [b'0'] => true,
+        [b'-', b'1'..=b'9', ..] | [b'1'..=b'9', ..] => true,
+        _ => false,
+    };
+    if !canonical || s.len() > 20 {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[derive(Default)]
+struct Counters {
+    keys: AtomicU64,
+    expires: AtomicU64,
+}
+
+/// The state machine, owned by the Raft thread.
+pub struct Store {
+    db: Arc<DB>,
+    group: u64,
+    applied: u64,
+    last_time: i64,
+    keys: i64,
+    expires: i64,
+    overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    flushed: bool,
+    shared: Arc<Counters>,
+}
+
+impl Store {
+    /// Opens the group's state machine, restoring its applied index and counters.
+    pub fn open(db: Arc<DB>, group_id: u64) -> Result<Store, StoreError> {
+        for cf in column_families() {
+            if db.cf_handle(cf).is_none() {
+                return Err(StoreError::MissingCf(cf));
+            }
+        }
+        let meta = db
+            .cf_handle(CF_META)
+            .ok_or(StoreError::MissingCf(CF_META))?;
+        let get = |tag: u8| -> Result<i64, StoreError> {
+            match db.get_cf(meta, meta_key(group_id, tag))? {
+                Some(v) => Ok(i64::from_be_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("meta value".into()))?,
+                )),
+                None => Ok(0),
+            }
+        };
+        let applied = get(b'a')? as u64;
+        let last_time = get(b't')?;
+        let keys = get(b'k')?;
+        let expires = get(b'e')?;
+        let shared = Arc::new(Counters::default());
+        shared.keys.store(keys.max(0) as u64, Ordering::Release);
+        shared
+            .expires
+            .store(expires.max(0) as u64, Ordering::Release);
+        Ok(Store {
+            db,
+            group: group_id,
+            applied,
+            last_time,
+            keys,
+            expires,
+            overlay: HashMap::new(),
+            flushed: false,
+            shared,
+        })
+    }
+
+    /// Index of the last applied entry.
+    pub fn applied_index(&self) -> u64 {
+        self.applied
+    }
+
+    /// Latest stamped time applied.
+    pub fn last_time_ms(&self) -> i64 {
+        self.last_time
+    }
+
+    /// A handle for reads from other threads.
+    pub fn reader(&self) -> Reader {
+        Reader {
+            db: self.db.clone(),
+            counters: self.shared.clone(),
+        }
+    }
+
+    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| fail_stop("opening a column family", name))
+    }
+
+    /// The raw value of a data key as of this batch (expired or not).
+    fn raw(&self, dkey: &[u8]) -> Option<Value> {
+        let bytes = match self.overlay.get(dkey) {
+            Some(v) => v.clone(),
+            None if self.flushed => None,
+            None => match self.db.get_cf(self.cf(CF_DATA), dkey) {
+                Ok(v) => v,
+                Err(e) => fail_stop("reading a key", e),
+            },
+        }?;
+        Some(Value::decode(&bytes).unwrap_or_else(|| fail_stop("decoding a value", "short value")))
+    }
+
+    fn live(&self, dkey: &[u8], now: i64) -> Option<Value> {
+        self.raw(dkey).filter(|v| !v.expired(now))
+    }
+
+    fn put(&mut self, wb: &mut WriteBatch, dkey: Vec<u8>, v: Value) {
+        let old = self.raw(&dkey);
+        match &old {
+            None => self.keys += 1,
+            Some(o) if o.expire != 0 => {
+                self.expires -= 1;
+                if o.expire != v.expire {
+                    wb.delete_cf(self.cf(CF_EXPIRE), expire_key(o.expire, &dkey));
+                }
+            }
+            Some(_) => {}
+        }
+        if v.expire != 0 {
+            self.expires += 1;
+            wb.put_cf(self.cf(CF_EXPIRE), expire_key(v.expire, &dkey), []);
+        }
+        let enc = v.encode();
+        wb.put_cf(self.cf(CF_DATA), &dkey, &enc);
+        self.overlay.insert(dkey, Some(enc));
+    }
+
+    fn del(&mut self, wb: &mut WriteBatch, dkey: &[u8]) -> bool {
+        let Some(old) = self.raw(dkey) else {
+            return false;
+        };
+        self.keys -= 1;
+        if old.expire != 0 {
+            self.expires -= 1;
+            wb.delete_cf(self.cf(CF_EXPIRE), expire_key(old.expire, dkey));
+        }
+        wb.delete_cf(self.cf(CF_DATA), dkey);
+        self.overlay.insert(dkey.to_vec(), None);
+        true
+    }
+
+    fn resolve(at: ExpireAt, now: i64) -> i64 {
+        match at {
+            ExpireAt::RelativeMs(ms) => now.saturating_add(ms),
+            ExpireAt::AbsoluteMs(t) => t,
+        }
+    }
+
+    /// Writes a string (or deletes it when its expiry is already due).
+    fn set_string(
+        &mut self,
+        wb: &mut WriteBatch,
+        dkey: Vec<u8>,
+        payload: Vec<u8>,
+        expire: i64,
+        now: i64,
+    ) {
+        if expire != 0 && expire <= now {
+            self.del(wb, &dkey);
+        } else {
+            self.put(wb, dkey, Value::string(payload, expire));
+        }
+    }
+
+    /// Applies one replicated write at the leader-stamped time `now_ms`.
+    pub fn apply(&mut self, wb: &mut WriteBatch, cmd: &Command, now_ms: i64) -> Reply {
+        let now = now_ms.max(self.last_time);
+        self.last_time = now;
+        match cmd {
+            Command::Set { key, value, opts } => {
+                let dkey = data_key(key);
+                let old = self.live(&dkey, now);
+                if opts.get && old.as_ref().is_some_and(|o| o.typ != TYPE_STRING) {
+                    return Reply::err(WRONGTYPE);
+                }
+                let old_reply = || match &old {
+                    Some(o) => Reply::Bulk(Bytes::from(o.payload.clone())),
+                    None => Reply::Nil,
+                };
+                let blocked = match opts.condition {
+                    Some(SetCondition::Nx) => old.is_some(),
+                    Some(SetCondition::Xx) => old.is_none(),
+                    None => false,
+                };
+                if blocked {
+                    return if opts.get { old_reply() } else { Reply::Nil };
+                }
+                let expire = match (opts.expire, opts.keep_ttl) {
+                    (Some(at), _) => Self::resolve(at, now).max(1),
+                    (None, true) => old.as_ref().map_or(0, |o| o.expire),
+                    (None, false) => 0,
+                };
+                let reply = if opts.get { old_reply() } else { Reply::ok() };
+                self.set_string(wb, dkey, value.to_vec(), expire, now);
+                reply
+            }
+            Command::SetNx { key, value } => {
+                let dkey = data_key(key);
+                if self.live(&dkey, now).is_some() {
+                    return Reply::Int(0);
+                }
+                self.put(wb, dkey, Value::string(value.to_vec(), 0));
+                Reply::Int(1)
+            }
+            Command::GetDel(key) => {
+                let dkey = data_key(key);
+                match self.live(&dkey, now) {
+                    None => Reply::Nil,
+                    Some(v) if v.typ != TYPE_STRING => Reply::err(WRONGTYPE),
+                    Some(v) => {
+                        self.del(wb, &dkey);
+                        Reply::Bulk(Bytes::from(v.payload))
+                    }
+                }
+            }
+            Command::GetEx { key, action } => {
+                let dkey = data_key(key);
+                match self.live(&dkey, now) {
+                    None => Reply::Nil,
+                    Some(v) if v.typ != TYPE_STRING => Reply::err(WRONGTYPE),
+                    Some(v) => {
+                        let reply = Reply::Bulk(Bytes::from(v.payload.clone()));
+                        match action {
+                            None => {}
+                            Some(GetExAction::Persist) => {
+                                if v.expire != 0 {
+                                    self.put(wb, dkey, Value { expire: 0, ..v });
+                                }
+                            }
+                            Some(GetExAction::Expire(at)) => {
+                                let at = Self::resolve(*at, now).max(1);
+                                self.set_string(wb, dkey, v.payload, at, now);
+                            }
+                        }
+                        reply
+                    }
+                }
+            }
+            Command::MSet(pairs) => {
+                for (k, v) in pairs {
+                    self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
+                }
+                Reply::ok()
+            }
+            Command::MSetNx(pairs) => {
+                if pairs
+                    .iter()
+                    .any(|(k, _)| self.live(&data_key(k), now).is_some())
+                {
+                    return Reply::Int(0);
+                }
+                for (k, v) in pairs {
+                    self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
+                }
+                Reply::Int(1)
+            }
+            Command::Del(keys) => {
+                let mut n = 0;
+                for k in keys {
+                    let dkey = data_key(k);
+                    let was_live = self.live(&dkey, now).is_some();
+                    if self.del(wb, &dkey) && was_live {
+                        n += 1;
+                    }
+                }
+                Reply::Int(n)
+            }
+            Command::IncrBy { key, delta } => {
+                let dkey = data_key(key);
+                let old = self.live(&dkey, now);
+                let (cur, expire) = match &old {
+                    None => (0, 0),
+                    Some(v) if v.typ != TYPE_STRING => return Reply::err(WRONGTYPE),
+                    Some(v) => match parse_i64(&v.payload) {
+                        Some(n) => (n, v.expire),
+                        None => return Reply::err("ERR value is not an integer or out of range"),
+                    },
+                };
+                let Some(new) = cur.checked_add(*delta) else {
+                    return Reply::err("ERR increment or decrement would overflow");
+                };
+                self.put(
+                    wb,
+                    dkey,
+                    Value::string(new.to_string().into_bytes(), expire),
+                );
+                Reply::Int(new)
+            }
+            Command::IncrByFloat { key, delta } => {
+                let dkey = data_key(key);
+                let (cur, expire) = match self.live(&dkey, now) {
+                    None => (0.0, 0),
+                    Some(v) if v.typ != TYPE_STRING => return Reply::err(WRONGTYPE),
+                    Some(v) => match resp::parse_float(&v.payload) {
+                        Some(f) => (f, v.expire),
+                        None => return Reply::err("ERR value is not a valid float"),
+                    },
+                };
+                let new = cur + delta;
+                if !new.is_finite() {
+                    return Reply::err("ERR increment would produce NaN or Infinity");
+                }
+                let text = resp::encode::format_double(new);
+                self.put(wb, dkey, Value::string(text.clone().into_bytes(), expire));
+                Reply::Bulk(Bytes::from(text))
+            }
+            Command::Append { key, value } => {
+                let dkey = data_key(key);
+                let (mut payload, expire) = match self.live(&dkey, now) {
+                    None => (Vec::new(), 0),
+                    Some(v) if v.typ != TYPE_STRING => return Reply::err(WRONGTYPE),
+                    Some(v) => (v.payload, v.expire),
+                };
+                if payload.len() + value.len() > MAX_STRING {
+                    return Reply::err(
+                        "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+                    );
+                }
+                payload.extend_from_slice(value);
+                let n = payload.len() as i64;
+                self.put(wb, dkey, Value::string(payload, expire));
+                Reply::Int(n)
+            }
+            Command::SetRange { key, offset, value } => {
+                let dkey = data_key(key);
+                let old = self.live(&dkey, now);
+                if old.as_ref().is_some_and(|v| v.typ != TYPE_STRING) {
+                    return Reply::err(WRONGTYPE);
+                }
+                let offset = (*offset).max(0) as usize;
+                if value.is_empty() {
+                    return Reply::Int(old.map_or(0, |v| v.payload.len() as i64));
+                }
+                if offset.saturating_add(value.len()) > MAX_STRING {
+                    return Reply::err(
+                        "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+                    );
+                }
+                let (mut payload, expire) = old.map_or((Vec::new(), 0), |v| (v.payload, v.expire));
+                if payload.len() < offset + value.len() {
+                    payload.resize(offset + value.len(), 0);
+                }
+                payload[offset..offset + value.len()].copy_from_slice(value);
+                let n = payload.len() as i64;
+                self.put(wb, dkey, Value::string(payload, expire));
+                Reply::Int(n)
+            }
+            Command::Rename { src, dst, nx } => {
+                let skey = data_key(src);
+                let Some(v) = self.live(&skey, now) else {
+                    return Reply::err("ERR no such key");
+                };
+                let ok = || if *nx { Reply::Int(1) } else { Reply::ok() };
+                if src == dst {
+                    return if *nx { Reply::Int(0) } else { ok() };
+                }
+                let dkey = data_key(dst);
+                if *nx && self.live(&dkey, now).is_some() {
+                    return Reply::Int(0);
+                }
+                self.del(wb, &skey);
+                self.put(wb, dkey, v);
+                ok()
+            }
+            Command::Expire { key, at, condition } => {
+                let dkey = data_key(key);
+                let Some(v) = self.live(&dkey, now) else {
+                    return Reply::Int(0);
+                };
+                let new = Self::resolve(*at, now);
+                let allowed = match condition {
+                    None => true,
+                    Some(ExpireCondition::Nx) => v.expire == 0,
+                    Some(ExpireCondition::Xx) => v.expire != 0,
+                    Some(ExpireCondition::Gt) => v.expire != 0 && new > v.expire,
+                    Some(ExpireCondition::Lt) => v.expire == 0 || new < v.expire,
+                };
+                if !allowed {
+                    return Reply::Int(0);
+                }
+                if new <= now {
+                    self.del(wb, &dkey);
+                } else {
+                    self.put(wb, dkey, Value { expire: new, ..v });
+                }
+                Reply::Int(1)
+            }
+            Command::Persist(key) => {
+                let dkey = data_key(key);
+                match self.live(&dkey, now) {
+                    Some(v) if v.expire != 0 => {
+                        self.put(wb, dkey, Value { expire: 0, ..v });
+                        Reply::Int(1)
+                    }
+                    _ => Reply::Int(0),
+                }
+            }
+            Command::FlushAll => {
+                wb.delete_range_cf(self.cf(CF_DATA), Vec::<u8>::new(), vec![0xff; 3]);
+                wb.delete_range_cf(self.cf(CF_EXPIRE), Vec::<u8>::new(), vec![0xff; 9]);
+                self.overlay.clear();
+                self.flushed = true;
+                self.keys = 0;
+                self.expires = 0;
+                Reply::ok()
+            }
+            Command::SweepExpired { limit } => Reply::Int(self.sweep(wb, now, *limit)),
+            Command::DelIfExpired(keys) => {
+                let mut n = 0;
+                for k in keys {
+                    let dkey = data_key(k);
+                    if self.raw(&dkey).is_some_and(|v| v.expired(now)) && self.del(wb, &dkey) {
+                        n += 1;
+                    }
+                }
+                Reply::Int(n)
+            }
+            other => Reply::err(format!("ERR '{}' is not a replicated write", other.name())),
+        }
+    }
+
+    fn sweep(&mut self, wb: &mut WriteBatch, now: i64, limit: u64) -> i64 {
+        let mut due = Vec::new();
+        {
+            let mut it = self.db.raw_iterator_cf(self.cf(CF_EXPIRE));
+            it.seek_to_first();
+            let mut examined = 0u64;
+            while it.valid() && examined < limit.saturating_mul(4).max(16) {
+                let Some(k) = it.key() else { break };
+                if k.len() < 10 {
+                    due.push((0, k.to_vec()));
+                } else {
+                    let at = u64::from_be_bytes(k[..8].try_into().unwrap_or([0xff; 8])) as i64;
+                    if at > now {
+                        break;
+                    }
+                    due.push((at, k.to_vec()));
+                }
+                examined += 1;
+                it.next();
+            }
+            if let Err(e) = it.status() {
+                fail_stop("scanning the expiry index", e);
+            }
+        }
+        let mut deleted = 0;
+        for (at, ikey) in due {
+            if deleted as u64 >= limit {
+                break;
+            }
+            let dkey = ikey.get(8..).unwrap_or_default().to_vec();
+            match self.raw(&dkey) {
+                Some(v) if v.expire == at && v.expired(now) => {
+                    self.del(wb, &dkey);
+                    deleted += 1;
+                }
+                Some(v) if v.expire == at => {}
+                _ => wb.delete_cf(self.cf(CF_EXPIRE), &ikey),
+            }
+        }
+        deleted
+    }
+
+    /// Stages the applied index, time and counters (once per batch, after its applies).
+    pub fn stage_applied(&mut self, wb: &mut WriteBatch, index: u64) {
+        self.applied = index;
+        let meta = self.cf(CF_META);
+        wb.put_cf(
+            meta,
+            meta_key(self.group, b'a'),
+            (index as i64).to_be_bytes(),
+        );
+        wb.put_cf(
+            meta,
+            meta_key(self.group, b't'),
+            self.last_time.to_be_bytes(),
+        );
+        wb.put_cf(meta, meta_key(self.group, b'k'), self.keys.to_be_bytes());
+        wb.put_cf(meta, meta_key(self.group, b'e'), self.expires.to_be_bytes());
+    }
+
+    /// The batch is written: drop the overlay, publish counters.
+    pub fn batch_written(&mut self) {
+        self.overlay.clear();
+        self.flushed = false;
+        self.shared
+            .keys
+            .store(self.keys.max(0) as u64, Ordering::Release);
+        self.shared
+            .expires
+            .store(self.expires.max(0) as u64, Ordering::Release);
+    }
+}
+
+/// Read access to the store from any thread.
+#[derive(Clone)]
+pub struct Reader {
+    db: Arc<DB>,
+    counters: Arc<Counters>,
+}
+
+fn bulk(v: Vec<u8>) -> Reply {
+    Reply::Bulk(Bytes::from(v))
+}
+
+impl Reader {
+    fn cf(&self, name: &'static str) -> Option<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(name)
+    }
+
+    fn raw(&self, key: &[u8]) -> Result<Option<Value>, String> {
+        let cf = self.cf(CF_DATA).ok_or("missing data column family")?;
+        match self
+            .db
+            .get_cf(cf, data_key(key))
+            .map_err(|e| e.to_string())?
+        {
+            None => Ok(None),
+            Some(b) => Value::decode(&b)
+                .map(Some)
+                .ok_or_else(|| "corrupt value".to_string()),
+        }
+    }
+
+    /// Keys in the database (physically present, so expired keys not yet swept count).
+    pub fn key_count(&self) -> u64 {
+        self.counters.keys.load(Ordering::Acquire)
+    }
+
+    /// Keys with a TTL (physically present).
+    pub fn expires_count(&self) -> u64 {
+        self.counters.expires.load(Ordering::Acquire)
+    }
+
+    /// True when some key's expiry is due at `now` (the sweep has work).
+    pub fn has_expired(&self, now: i64) -> bool {
+        let Some(cf) = self.cf(CF_EXPIRE) else {
+            return false;
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek_to_first();
+        it.key()
+            .and_then(|k| k.get(..8))
+            .and_then(|b| b.try_into().ok())
+            .is_some_and(|b: [u8; 8]| u64::from_be_bytes(b) as i64 <= now)
+    }
+
+    /// Runs a read command at `now`. Returns the reply and the keys found expired but still
+    /// present (to be deleted through Raft).
+    pub fn read(&self, cmd: &Command, now: i64) -> (Reply, Vec<Bytes>) {
+        let mut expired = Vec::new();
+        let reply = self
+            .read_inner(cmd, now, &mut expired)
+            .unwrap_or_else(|e| Reply::err(format!("ERR storage error: {e}")));
+        (reply, expired)
+    }
+
+    fn live(
+        &self,
+        key: &Bytes,
+        now: i64,
+        expired: &mut Vec<Bytes>,
+    ) -> Result<Option<Value>, String> {
+        Ok(match self.raw(key)? {
+            Some(v) if v.expired(now) => {
+                expired.push(key.clone());
+                None
+            }
+            other => other,
+        })
+    }
+
+    fn string(
+        &self,
+        key: &Bytes,
+        now: i64,
+        expired: &mut Vec<Bytes>,
+    ) -> Result<Result<Option<Vec<u8>>, Reply>, String> {
+        Ok(match self.live(key, now, expired)? {
+            None => Ok(None),
+            Some(v) if v.typ != TYPE_STRING => Err(Reply::err(WRONGTYPE)),
+            Some(v) => Ok(Some(v.payload)),
+        })
+    }
+
+    fn read_inner(
+        &self,
+        cmd: &Command,
+        now: i64,
+        expired: &mut Vec<Bytes>,
+    ) -> Result<Reply, String> {
+        Ok(match cmd {
+            Command::Get(k) => match self.string(k, now, expired)? {
+                Ok(Some(v)) => bulk(v),
+                Ok(None) => Reply::Nil,
+                Err(e) => e,
+            },
+            Command::MGet(keys) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for k in keys {
+                    out.push(match self.string(k, now, expired)? {
+                        Ok(Some(v)) => bulk(v),
+                        _ => Reply::Nil,
+                    });
+                }
+                Reply::Array(out)
+            }
+            Command::Exists(keys) | Command::Touch(keys) => {
+                let mut n = 0;
+                for k in keys {
+                    if self.live(k, now, expired)?.is_some() {
+                        n += 1;
+                    }
+                }
+                Reply::Int(n)
+            }
+            Command::StrLen(k) => match self.string(k, now, expired)? {
+                Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
+                Err(e) => e,
+            },
+            Command::GetRange { key, start, end } => match self.string(key, now, expired)? {
+                Err(e) => e,
+                Ok(v) => {
+                    let v = v.unwrap_or_default();
+                    let len = v.len() as i64;
+                    let (mut s, mut e) = (*start, *end);
+                    if s < 0 {
+                        s += len;
+                    }
+                    if e < 0 {
+                        e += len;
+                    }
+                    s = s.max(0);
+                    e = e.max(0);
+                    if e >= len {
+                        e = len - 1;
+                    }
+                    if len == 0 || s > e {
+                        bulk(Vec::new())
+                    } else {
+                        bulk(v[s as usize..=e as usize].to_vec())
+                    }
+                }
+            },
+            Command::Type(k) => match self.live(k, now, expired)? {
+                Some(v) if v.typ == TYPE_STRING => Reply::Status("string".into()),
+                Some(_) => Reply::Status("unknown".into()),
+                None => Reply::Status("none".into()),
+            },
+            Command::Ttl { key, unit } => match self.live(key, now, expired)? {
+                None => Reply::Int(-2),
+                Some(v) if v.expire == 0 => Reply::Int(-1),
+                Some(v) => {
+                    let ms = v.expire - now;
+                    Reply::Int(match unit {
+                        TimeUnit::Milliseconds => ms,
+                        TimeUnit::Seconds => (ms + 500) / 1000,
+                    })
+                }
+            },
+            Command::ExpireTime { key, unit } => match self.live(key, now, expired)? {
+                None => Reply::Int(-2),
+                Some(v) if v.expire == 0 => Reply::Int(-1),
+                Some(v) => Reply::Int(match unit {
+                    TimeUnit::Milliseconds => v.expire,
+                    TimeUnit::Seconds => v.expire / 1000,
+                }),
+            },
+            Command::DbSize => Reply::Int(self.key_count() as i64),
+            Command::Keys(pattern) => {
+                let mut out = Vec::new();
+                self.scan_range(0, u64::MAX, now, |k| {
+                    if glob_match(pattern, k, false) {
+                        out.push(bulk(k.to_vec()));
+                    }
+                })?;
+                Reply::Array(out)
+            }
+            Command::Scan {
+                cursor,
+                pattern,
+                count,
+                type_,
+            } => {
+                let mut keys = Vec::new();
+                let type_ok = type_
+                    .as_ref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
+                let next = self.scan_slots(*cursor, *count, now, |k| {
+                    if type_ok && pattern.as_ref().is_none_or(|p| glob_match(p, k, false)) {
+                        keys.push(bulk(k.to_vec()));
+                    }
+                })?;
+                Reply::Array(vec![
+                    bulk(next.to_string().into_bytes()),
+                    Reply::Array(keys),
+                ])
+            }
+            other => Reply::err(format!("ERR '{}' is not a read", other.name())),
+        })
+    }
+
+    /// Visits live keys from slot `from` on, stopping once `limit` keys were examined.
+    fn scan_range(
+        &self,
+        from: u16,
+        limit: u64,
+        now: i64,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<Option<u16>, String> {
+        let cf = self.cf(CF_DATA).ok_or("missing data column family")?;
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek(from.to_be_bytes());
+        let mut examined = 0u64;
+        let mut last_slot = None;
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if k.len() < 2 {
+                it.next();
+                continue;
+            }
+            let slot = u16::from_be_bytes([k[0], k[1]]);
+            if examined >= limit && last_slot != Some(slot) {
+                return Ok(Some(slot));
+            }
+            last_slot = Some(slot);
+            examined += 1;
+            if Value::decode(v).is_some_and(|v| !v.expired(now)) {
+                f(&k[2..]);
+            }
+            it.next();
+        }
+        it.status().map_err(|e| e.to_string())?;
+        Ok(None)
+    }
+
+    /// SCAN: whole slots from `cursor` until `count` keys were examined; next cursor or 0.
+    fn scan_slots(
+        &self,
+        cursor: u64,
+        count: u64,
+        now: i64,
+        f: impl FnMut(&[u8]),
+    ) -> Result<u64, String> {
+        if cursor >= slot::SLOTS as u64 {
+            return Ok(0);
+        }
+        Ok(self
+            .scan_range(cursor as u16, count, now, f)?
+            .map_or(0, |s| s as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,765 @@
+//! Unit tests of the store: each command's semantics on a real RocksDB, batch visibility,
+//! stamped-time expiry, sweep, flush, scan and restart.
+
+use super::*;
+use resp::{SetOptions, TimeUnit};
+
+struct T {
+    _dir: tempfile::TempDir,
+    db: Arc<DB>,
+    store: Store,
+    reader: Reader,
+    index: u64,
+}
+
+fn open_db(path: &std::path::Path) -> Arc<DB> {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    Arc::new(DB::open_cf(&opts, path, column_families()).unwrap())
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::from(s.to_string())
+}
+
+impl T {
+    fn new() -> T {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path());
+        let store = Store::open(db.clone(), 1).unwrap();
+        let reader = store.reader();
+        T {
+            _dir: dir,
+            db,
+            store,
+            reader,
+            index: 0,
+        }
+    }
+
+    /// Applies commands in one batch at time `now`.
+    fn batch(&mut self, cmds: &[Command], now: i64) -> Vec<Reply> {
+        let mut wb = WriteBatch::default();
+        let out = cmds
+            .iter()
+            .map(|c| self.store.apply(&mut wb, c, now))
+            .collect();
+        self.index += 1;
+        self.store.stage_applied(&mut wb, self.index);
+        self.db.write(wb).unwrap();
+        self.store.batch_written();
+        out
+    }
+
+    fn w(&mut self, c: Command, now: i64) -> Reply {
+        self.batch(&[c], now).remove(0)
+    }
+
+    fn r(&self, c: Command, now: i64) -> Reply {
+        self.reader.read(&c, now).0
+    }
+
+    fn get(&self, k: &str, now: i64) -> Reply {
+        self.r(Command::Get(b(k)), now)
+    }
+}
+
+fn set(k: &str, v: &str) -> Command {
+    Command::Set {
+        key: b(k),
+        value: b(v),
+        opts: SetOptions::default(),
+    }
+}
+
+fn set_opts(k: &str, v: &str, opts: SetOptions) -> Command {
+    Command::Set {
+        key: b(k),
+        value: b(v),
+        opts,
+    }
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(b(s))
+}
+
+const NOW: i64 = 1_000_000;
+
+#[test]
+fn set_get_conditions_and_get_option() {
+    let mut t = T::new();
+    assert_eq!(t.w(set("a", "1"), NOW), Reply::ok());
+    assert_eq!(t.get("a", NOW), bulk("1"));
+    let nx = SetOptions {
+        condition: Some(SetCondition::Nx),
+        ..Default::default()
+    };
+    assert_eq!(t.w(set_opts("a", "2", nx.clone()), NOW), Reply::Nil);
+    assert_eq!(t.w(set_opts("b", "2", nx), NOW), Reply::ok());
+    let xx = SetOptions {
+        condition: Some(SetCondition::Xx),
+        ..Default::default()
+    };
+    assert_eq!(t.w(set_opts("c", "2", xx), NOW), Reply::Nil);
+    assert_eq!(t.get("c", NOW), Reply::Nil);
+    let get = SetOptions {
+        get: true,
+        ..Default::default()
+    };
+    assert_eq!(t.w(set_opts("a", "3", get.clone()), NOW), bulk("1"));
+    assert_eq!(t.w(set_opts("new", "3", get), NOW), Reply::Nil);
+    assert_eq!(
+        t.w(
+            Command::SetNx {
+                key: b("a"),
+                value: b("x")
+            },
+            NOW
+        ),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        t.w(
+            Command::SetNx {
+                key: b("z"),
+                value: b("x")
+            },
+            NOW
+        ),
+        Reply::Int(1)
+    );
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(4));
+}
+
+#[test]
+fn same_batch_sees_earlier_commands() {
+    let mut t = T::new();
+    let out = t.batch(
+        &[
+            set("n", "10"),
+            Command::IncrBy {
+                key: b("n"),
+                delta: 5,
+            },
+            Command::Append {
+                key: b("n"),
+                value: b("0"),
+            },
+            Command::IncrBy {
+                key: b("n"),
+                delta: 1,
+            },
+            Command::Del(vec![b("n"), b("n")]),
+            Command::IncrBy {
+                key: b("n"),
+                delta: 1,
+            },
+        ],
+        NOW,
+    );
+    assert_eq!(
+        out,
+        vec![
+            Reply::ok(),
+            Reply::Int(15),
+            Reply::Int(3),
+            Reply::Int(151),
+            Reply::Int(1),
+            Reply::Int(1)
+        ]
+    );
+    assert_eq!(t.get("n", NOW), bulk("1"));
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(1));
+}
+
+#[test]
+fn counters_and_errors() {
+    let mut t = T::new();
+    t.w(set("s", "abc"), NOW);
+    assert_eq!(
+        t.w(
+            Command::IncrBy {
+                key: b("s"),
+                delta: 1
+            },
+            NOW
+        ),
+        Reply::err("ERR value is not an integer or out of range")
+    );
+    t.w(set("m", &i64::MAX.to_string()), NOW);
+    assert_eq!(
+        t.w(
+            Command::IncrBy {
+                key: b("m"),
+                delta: 1
+            },
+            NOW
+        ),
+        Reply::err("ERR increment or decrement would overflow")
+    );
+    t.w(set("f", "10.5"), NOW);
+    assert_eq!(
+        t.w(
+            Command::IncrByFloat {
+                key: b("f"),
+                delta: 0.1
+            },
+            NOW
+        ),
+        bulk("10.6")
+    );
+    assert_eq!(
+        t.w(
+            Command::IncrByFloat {
+                key: b("g"),
+                delta: 5000.0
+            },
+            NOW
+        ),
+        bulk("5000")
+    );
+    assert_eq!(
+        t.w(
+            Command::IncrByFloat {
+                key: b("s"),
+                delta: 1.0
+            },
+            NOW
+        ),
+        Reply::err("ERR value is not a valid float")
+    );
+    assert_eq!(
+        t.w(
+            Command::IncrByFloat {
+                key: b("f"),
+                delta: f64::MAX
+            },
+            NOW
+        ),
+        bulk(&resp::encode::format_double(10.6 + f64::MAX))
+    );
+}
+
+#[test]
+fn strings_ranges_and_rename() {
+    let mut t = T::new();
+    t.w(set("s", "Hello World"), NOW);
+    let gr = |s, e| Command::GetRange {
+        key: b("s"),
+        start: s,
+        end: e,
+    };
+    assert_eq!(t.r(gr(0, 4), NOW), bulk("Hello"));
+    assert_eq!(t.r(gr(-5, -1), NOW), bulk("World"));
+    assert_eq!(t.r(gr(5, 2), NOW), bulk(""));
+    assert_eq!(t.r(gr(0, 100), NOW), bulk("Hello World"));
+    assert_eq!(t.r(Command::StrLen(b("s")), NOW), Reply::Int(11));
+    assert_eq!(
+        t.w(
+            Command::SetRange {
+                key: b("s"),
+                offset: 6,
+                value: b("Redis")
+            },
+            NOW
+        ),
+        Reply::Int(11)
+    );
+    assert_eq!(t.get("s", NOW), bulk("Hello Redis"));
+    assert_eq!(
+        t.w(
+            Command::SetRange {
+                key: b("p"),
+                offset: 3,
+                value: b("x")
+            },
+            NOW
+        ),
+        Reply::Int(4)
+    );
+    assert_eq!(t.get("p", NOW), Reply::Bulk(Bytes::from_static(b"\0\0\0x")));
+    assert_eq!(
+        t.w(
+            Command::SetRange {
+                key: b("q"),
+                offset: 3,
+                value: b("")
+            },
+            NOW
+        ),
+        Reply::Int(0)
+    );
+    assert_eq!(t.r(Command::Exists(vec![b("q")]), NOW), Reply::Int(0));
+    assert_eq!(
+        t.w(
+            Command::SetRange {
+                key: b("q"),
+                offset: 536_870_911,
+                value: b("ab")
+            },
+            NOW
+        ),
+        Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+    );
+    assert_eq!(
+        t.w(
+            Command::Rename {
+                src: b("nope"),
+                dst: b("x"),
+                nx: false
+            },
+            NOW
+        ),
+        Reply::err("ERR no such key")
+    );
+    t.w(
+        Command::Expire {
+            key: b("s"),
+            at: ExpireAt::RelativeMs(5000),
+            condition: None,
+        },
+        NOW,
+    );
+    assert_eq!(
+        t.w(
+            Command::Rename {
+                src: b("s"),
+                dst: b("t"),
+                nx: false
+            },
+            NOW
+        ),
+        Reply::ok()
+    );
+    assert_eq!(t.get("s", NOW), Reply::Nil);
+    assert_eq!(
+        t.r(
+            Command::Ttl {
+                key: b("t"),
+                unit: TimeUnit::Milliseconds
+            },
+            NOW
+        ),
+        Reply::Int(5000)
+    );
+    assert_eq!(
+        t.w(
+            Command::Rename {
+                src: b("t"),
+                dst: b("p"),
+                nx: true
+            },
+            NOW
+        ),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        t.w(
+            Command::Rename {
+                src: b("t"),
+                dst: b("t"),
+                nx: true
+            },
+            NOW
+        ),
+        Reply::Int(0)
+    );
+    assert_eq!(t.w(Command::GetDel(b("t")), NOW), bulk("Hello Redis"));
+    assert_eq!(t.get("t", NOW), Reply::Nil);
+    assert_eq!(
+        t.r(Command::Exists(vec![b("p"), b("p"), b("zz")]), NOW),
+        Reply::Int(2)
+    );
+    assert_eq!(
+        t.r(Command::Type(b("p")), NOW),
+        Reply::Status("string".into())
+    );
+    assert_eq!(
+        t.r(Command::Type(b("zz")), NOW),
+        Reply::Status("none".into())
+    );
+    t.w(
+        Command::MSet(vec![(b("m1"), b("1")), (b("m2"), b("2"))]),
+        NOW,
+    );
+    assert_eq!(
+        t.r(Command::MGet(vec![b("m1"), b("zz"), b("m2")]), NOW),
+        Reply::Array(vec![bulk("1"), Reply::Nil, bulk("2")])
+    );
+    assert_eq!(
+        t.w(
+            Command::MSetNx(vec![(b("m1"), b("x")), (b("m3"), b("3"))]),
+            NOW
+        ),
+        Reply::Int(0)
+    );
+    assert_eq!(t.get("m3", NOW), Reply::Nil);
+    assert_eq!(
+        t.w(
+            Command::MSetNx(vec![(b("m4"), b("x")), (b("m3"), b("3"))]),
+            NOW
+        ),
+        Reply::Int(1)
+    );
+}
+
+#[test]
+fn expiry_follows_stamped_time() {
+    let mut t = T::new();
+    let ex = SetOptions {
+        expire: Some(ExpireAt::RelativeMs(1000)),
+        ..Default::default()
+    };
+    t.w(set_opts("k", "v", ex), NOW);
+    let ttl = |t: &T, now| {
+        t.r(
+            Command::Ttl {
+                key: b("k"),
+                unit: TimeUnit::Milliseconds,
+            },
+            now,
+        )
+    };
+    assert_eq!(ttl(&t, NOW), Reply::Int(1000));
+    assert_eq!(
+        t.r(
+            Command::Ttl {
+                key: b("k"),
+                unit: TimeUnit::Seconds
+            },
+            NOW + 400
+        ),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        t.r(
+            Command::ExpireTime {
+                key: b("k"),
+                unit: TimeUnit::Milliseconds
+            },
+            NOW
+        ),
+        Reply::Int(NOW + 1000)
+    );
+    assert_eq!(t.get("k", NOW + 999), bulk("v"));
+    let (r, expired) = t.reader.read(&Command::Get(b("k")), NOW + 1000);
+    assert_eq!((r, expired), (Reply::Nil, vec![b("k")]));
+    // An apply at a stamped time before expiry still sees the key (no local clock).
+    assert_eq!(
+        t.w(
+            Command::IncrBy {
+                key: b("k2"),
+                delta: 1
+            },
+            NOW
+        ),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        t.w(Command::Exists(vec![]), NOW),
+        Reply::err("ERR 'EXISTS' is not a replicated write")
+    );
+    // Expired keys are absent to writes too; DEL of an expired key counts 0 but removes it.
+    assert_eq!(t.w(Command::Del(vec![b("k")]), NOW + 2000), Reply::Int(0));
+    assert_eq!(t.r(Command::DbSize, NOW + 2000), Reply::Int(1));
+    // Time never goes back: a later apply stamped earlier uses the last time.
+    let px = SetOptions {
+        expire: Some(ExpireAt::RelativeMs(10)),
+        ..Default::default()
+    };
+    t.w(set_opts("x", "v", px), NOW);
+    assert_eq!(
+        t.r(
+            Command::Ttl {
+                key: b("x"),
+                unit: TimeUnit::Milliseconds
+            },
+            NOW + 2000
+        ),
+        Reply::Int(10)
+    );
+}
+
+#[test]
+fn expire_conditions_persist_and_getex() {
+    let mut t = T::new();
+    t.w(set("k", "v"), NOW);
+    let exp = |ms, c| Command::Expire {
+        key: b("k"),
+        at: ExpireAt::RelativeMs(ms),
+        condition: c,
+    };
+    assert_eq!(
+        t.w(exp(1000, Some(ExpireCondition::Xx)), NOW),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        t.w(exp(1000, Some(ExpireCondition::Gt)), NOW),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        t.w(exp(1000, Some(ExpireCondition::Lt)), NOW),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        t.w(exp(5000, Some(ExpireCondition::Nx)), NOW),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        t.w(exp(5000, Some(ExpireCondition::Gt)), NOW),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        t.w(exp(2000, Some(ExpireCondition::Lt)), NOW),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        t.w(exp(3000, Some(ExpireCondition::Lt)), NOW),
+        Reply::Int(0)
+    );
+    assert_eq!(t.w(Command::Persist(b("k")), NOW), Reply::Int(1));
+    assert_eq!(t.w(Command::Persist(b("k")), NOW), Reply::Int(0));
+    assert_eq!(
+        t.w(
+            Command::Expire {
+                key: b("nope"),
+                at: ExpireAt::RelativeMs(1),
+                condition: None
+            },
+            NOW
+        ),
+        Reply::Int(0)
+    );
+    let getex = |a| Command::GetEx {
+        key: b("k"),
+        action: a,
+    };
+    assert_eq!(
+        t.w(
+            getex(Some(GetExAction::Expire(ExpireAt::AbsoluteMs(NOW + 50)))),
+            NOW
+        ),
+        bulk("v")
+    );
+    assert_eq!(
+        t.r(
+            Command::Ttl {
+                key: b("k"),
+                unit: TimeUnit::Milliseconds
+            },
+            NOW
+        ),
+        Reply::Int(50)
+    );
+    assert_eq!(t.w(getex(Some(GetExAction::Persist)), NOW), bulk("v"));
+    assert_eq!(
+        t.r(
+            Command::Ttl {
+                key: b("k"),
+                unit: TimeUnit::Milliseconds
+            },
+            NOW
+        ),
+        Reply::Int(-1)
+    );
+    // A time already past deletes the key.
+    assert_eq!(t.w(exp(-1, None), NOW), Reply::Int(1));
+    assert_eq!(t.r(Command::Exists(vec![b("k")]), NOW), Reply::Int(0));
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(0));
+    let keepttl = SetOptions {
+        keep_ttl: true,
+        ..Default::default()
+    };
+    let ex = SetOptions {
+        expire: Some(ExpireAt::RelativeMs(700)),
+        ..Default::default()
+    };
+    t.w(set_opts("k", "v", ex), NOW);
+    t.w(set_opts("k", "v2", keepttl), NOW);
+    assert_eq!(
+        t.r(
+            Command::Ttl {
+                key: b("k"),
+                unit: TimeUnit::Milliseconds
+            },
+            NOW
+        ),
+        Reply::Int(700)
+    );
+    t.w(set("k", "v3"), NOW);
+    assert_eq!(
+        t.r(
+            Command::Ttl {
+                key: b("k"),
+                unit: TimeUnit::Milliseconds
+            },
+            NOW
+        ),
+        Reply::Int(-1)
+    );
+}
+
+#[test]
+fn sweep_deletes_only_due_keys() {
+    let mut t = T::new();
+    for i in 0..10 {
+        let ex = SetOptions {
+            expire: Some(ExpireAt::RelativeMs(100 * (i + 1))),
+            ..Default::default()
+        };
+        t.w(set_opts(&format!("k{i}"), "v", ex), NOW);
+    }
+    t.w(set("keep", "v"), NOW);
+    // k0's TTL is removed: its index entry becomes stale and must not delete it.
+    t.w(Command::Persist(b("k0")), NOW);
+    assert!(!t.reader.has_expired(NOW + 150));
+    assert!(t.reader.has_expired(NOW + 250));
+    assert_eq!(t.reader.expires_count(), 9);
+    assert_eq!(
+        t.w(Command::SweepExpired { limit: 2 }, NOW + 550),
+        Reply::Int(2)
+    );
+    assert_eq!(
+        t.w(Command::SweepExpired { limit: 100 }, NOW + 550),
+        Reply::Int(2)
+    );
+    assert_eq!(t.r(Command::DbSize, NOW + 550), Reply::Int(7));
+    assert_eq!(
+        t.w(Command::DelIfExpired(vec![b("k6"), b("k9")]), NOW + 700),
+        Reply::Int(1)
+    );
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(6));
+    assert_eq!(t.get("k0", NOW + 10_000), bulk("v"));
+}
+
+#[test]
+fn flush_scan_keys_and_reopen() {
+    let mut t = T::new();
+    let cmds: Vec<Command> = (0..500).map(|i| set(&format!("key:{i}"), "v")).collect();
+    t.batch(&cmds, NOW);
+    let mut keys = Vec::new();
+    if let Reply::Array(all) = t.r(Command::Keys(b("key:1*")), NOW) {
+        keys = all;
+    }
+    assert_eq!(keys.len(), 111);
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = 0;
+    let mut calls = 0;
+    loop {
+        let r = t.r(
+            Command::Scan {
+                cursor,
+                pattern: None,
+                count: 10,
+                type_: None,
+            },
+            NOW,
+        );
+        let Reply::Array(parts) = r else {
+            panic!("scan reply")
+        };
+        let Reply::Bulk(c) = &parts[0] else {
+            panic!("cursor")
+        };
+        let Reply::Array(ks) = &parts[1] else {
+            panic!("keys")
+        };
+        for k in ks {
+            let Reply::Bulk(k) = k else { panic!("key") };
+            assert!(seen.insert(k.clone()), "duplicate {k:?}");
+        }
+        cursor = std::str::from_utf8(c).unwrap().parse().unwrap();
+        calls += 1;
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 500);
+    assert!(calls > 10);
+    let applied = t.store.applied_index();
+    let (dir, db) = (t._dir, t.db);
+    drop(t.store);
+    let store = Store::open(db.clone(), 1).unwrap();
+    assert_eq!(store.applied_index(), applied);
+    assert_eq!(store.reader().key_count(), 500);
+    let mut t = T {
+        reader: store.reader(),
+        store,
+        db,
+        _dir: dir,
+        index: applied,
+    };
+    let out = t.batch(
+        &[
+            Command::FlushAll,
+            set("after", "1"),
+            Command::IncrBy {
+                key: b("key:1"),
+                delta: 1,
+            },
+        ],
+        NOW,
+    );
+    assert_eq!(out, vec![Reply::ok(), Reply::ok(), Reply::Int(1)]);
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(2));
+    assert_eq!(t.get("key:2", NOW), Reply::Nil);
+    assert_eq!(t.get("key:1", NOW), bulk("1"));
+}
+
+#[test]
+fn wrongtype_is_reported() {
+    let mut t = T::new();
+    // Only strings exist yet; plant another type byte to check the guards.
+    let mut wb = WriteBatch::default();
+    let cf = t.db.cf_handle(CF_DATA).unwrap();
+    wb.put_cf(
+        cf,
+        data_key(b"h"),
+        Value {
+            typ: 9,
+            expire: 0,
+            payload: vec![],
+        }
+        .encode(),
+    );
+    t.db.write(wb).unwrap();
+    let wt = Reply::err(WRONGTYPE);
+    assert_eq!(t.get("h", NOW), wt);
+    assert_eq!(
+        t.w(
+            Command::IncrBy {
+                key: b("h"),
+                delta: 1
+            },
+            NOW
+        ),
+        wt
+    );
+    assert_eq!(
+        t.w(
+            Command::Append {
+                key: b("h"),
+                value: b("x")
+            },
+            NOW
+        ),
+        wt
+    );
+    assert_eq!(
+        t.w(
+            set_opts(
+                "h",
+                "x",
+                SetOptions {
+                    get: true,
+                    ..Default::default()
+                }
+            ),
+            NOW
+        ),
+        wt
+    );
+    assert_eq!(t.w(set("h", "x"), NOW), Reply::ok());
+}
