@@ -203,7 +203,15 @@ impl Server {
             }
             ConfigCmd::ResetStat => {
                 let s = &self.stats;
-                for c in [&s.commands, &s.connections, &s.rejected, &s.reads, &s.writes, &s.forwarded, &s.errors] {
+                for c in [
+                    &s.commands,
+                    &s.connections,
+                    &s.rejected,
+                    &s.reads,
+                    &s.writes,
+                    &s.forwarded,
+                    &s.errors,
+                ] {
                     c.store(0, Ordering::Relaxed);
                 }
                 Reply::ok()
@@ -213,12 +221,18 @@ impl Server {
 
     /// The INFO text for the requested sections (default: all of ours).
     pub fn info(&self, sections: &[String]) -> String {
-        let all = ["server", "clients", "stats", "replication", "raft", "keyspace"];
+        let all = [
+            "server",
+            "clients",
+            "stats",
+            "replication",
+            "raft",
+            "keyspace",
+        ];
         let want: Vec<&str> = if sections.is_empty()
-            || sections
-                .iter()
-                .any(|s| ["all", "everything", "default"].contains(&s.to_ascii_lowercase().as_str()))
-        {
+            || sections.iter().any(|s| {
+                ["all", "everything", "default"].contains(&s.to_ascii_lowercase().as_str())
+            }) {
             all.to_vec()
         } else {
             all.iter()
@@ -337,7 +351,12 @@ fn spec_info(s: &resp::CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(s.name.to_ascii_lowercase()),
         Reply::Int(s.arity as i64),
-        Reply::Set(s.flags.iter().map(|f| Reply::Status(f.to_string())).collect()),
+        Reply::Set(
+            s.flags
+                .iter()
+                .map(|f| Reply::Status(f.to_string()))
+                .collect(),
+        ),
         Reply::Int(s.first_key as i64),
         Reply::Int(s.last_key as i64),
         Reply::Int(s.step as i64),

@@ -16,7 +16,7 @@ use slog::Logger;
 use tokio::time::{sleep, timeout};
 
 use crate::config::Config;
-use crate::session::{Conn, Outcome, Pending};
+use crate::session::{Conn, Group, Outcome, Pending};
 use crate::sm::encode_argv;
 
 /// One connected client, for CLIENT LIST / INFO.
@@ -81,6 +81,11 @@ pub fn wall_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Most commands in one group (one proposal or one read barrier).
+const MAX_GROUP: usize = 1024;
+
+const WRITE_TIMEOUT: &str = "TRYAGAIN write timed out before commit; it may or may not take effect";
+
 fn clusterdown() -> Reply {
     Reply::err("CLUSTERDOWN The cluster is down: no Raft leader is known, try again later")
 }
@@ -104,31 +109,90 @@ impl Server {
         wall_ms().max(self.node.status.last_time_ms.load(Ordering::Acquire))
     }
 
-    /// Routes one request.
-    pub fn dispatch(self: &Arc<Self>, conn: &mut Conn, argv: Vec<Bytes>) -> Pending {
+    /// Routes one request: local commands are answered now (after flushing the group
+    /// before them, to keep order); reads and writes join the connection's current group.
+    pub fn dispatch(self: &Arc<Self>, conn: &mut Conn, argv: Vec<Bytes>) -> Vec<Pending> {
         self.stats.commands.fetch_add(1, Ordering::Relaxed);
+        let mut out = Vec::new();
         let cmd = match Command::parse(&argv) {
             Ok(c) => c,
             Err(e) => {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                return Pending::Ready(e);
+                out.extend(self.flush_group(conn));
+                out.push(Pending::Ready(e));
+                return out;
             }
         };
         if let Some(c) = self.clients_lock().get_mut(&conn.id) {
             c.last_cmd = cmd.name();
         }
         match cmd.kind() {
-            Kind::Local => Pending::Ready(self.local(conn, cmd)),
-            Kind::Read => {
-                let me = self.clone();
-                Pending::Later(Box::pin(async move { Outcome::Reply(me.read(cmd).await) }))
+            Kind::Local => {
+                out.extend(self.flush_group(conn));
+                out.push(Pending::Ready(self.local(conn, cmd)));
             }
-            Kind::Write => {
-                let me = self.clone();
-                let resp3 = conn.proto == Protocol::Resp3;
-                Pending::Later(Box::pin(async move { me.write(argv, resp3).await }))
+            Kind::Read
+                if matches!(
+                    cmd,
+                    Command::Keys(_) | Command::Scan { .. } | Command::DbSize
+                ) =>
+            {
+                out.extend(self.flush_group(conn));
+                conn.group = Group::Reads(vec![(argv, cmd)]);
+                out.extend(self.flush_group(conn));
             }
+            Kind::Read => match &mut conn.group {
+                Group::Writes(argvs) => argvs.push(argv),
+                Group::Reads(cmds) => cmds.push((argv, cmd)),
+                Group::None => conn.group = Group::Reads(vec![(argv, cmd)]),
+            },
+            Kind::Write => match &mut conn.group {
+                Group::Writes(argvs) => argvs.push(argv),
+                Group::Reads(cmds) => {
+                    let mut argvs: Vec<Vec<Bytes>> =
+                        std::mem::take(cmds).into_iter().map(|(a, _)| a).collect();
+                    argvs.push(argv);
+                    conn.group = Group::Writes(argvs);
+                }
+                Group::None => conn.group = Group::Writes(vec![argv]),
+            },
         }
+        let full = match &conn.group {
+            Group::Reads(c) => c.len() >= MAX_GROUP,
+            Group::Writes(a) => a.len() >= MAX_GROUP,
+            Group::None => false,
+        };
+        if full {
+            out.extend(self.flush_group(conn));
+        }
+        out
+    }
+
+    /// Starts the connection's collected group as a task that first waits for the
+    /// previous group to finish.
+    pub fn flush_group(self: &Arc<Self>, conn: &mut Conn) -> Option<Pending> {
+        let group = std::mem::replace(&mut conn.group, Group::None);
+        if matches!(group, Group::None) {
+            return None;
+        }
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let prev = conn.prev_done.replace(done_rx);
+        let me = self.clone();
+        let resp3 = conn.proto == Protocol::Resp3;
+        Some(Pending::Later(tokio::spawn(async move {
+            if let Some(prev) = prev {
+                let _ = prev.await;
+            }
+            let out = match group {
+                Group::Reads(cmds) => {
+                    Outcome::Replies(me.read(cmds.into_iter().map(|(_, c)| c).collect()).await)
+                }
+                Group::Writes(argvs) => me.write(argvs, resp3).await,
+                Group::None => Outcome::Replies(Vec::new()),
+            };
+            let _ = done_tx.send(());
+            out
+        })))
     }
 
     /// Waits until a leader is known; false after `--leader-wait-ms`.
@@ -143,68 +207,86 @@ impl Server {
         true
     }
 
-    /// A linearizable read: ReadIndex barrier, then the local store.
-    pub async fn read(&self, cmd: Command) -> Reply {
-        self.stats.reads.fetch_add(1, Ordering::Relaxed);
+    /// Linearizable reads: one ReadIndex barrier, then each read on the local store.
+    pub async fn read(&self, cmds: Vec<Command>) -> Vec<Reply> {
+        self.stats
+            .reads
+            .fetch_add(cmds.len() as u64, Ordering::Relaxed);
+        if let Err(e) = self.read_barrier().await {
+            return vec![e; cmds.len()];
+        }
+        let now = self.read_time_ms();
+        let mut expired = Vec::new();
+        let replies = cmds
+            .iter()
+            .map(|c| {
+                let (r, exp) = self.reader.read(c, now);
+                expired.extend(exp);
+                r
+            })
+            .collect();
+        if !expired.is_empty() && self.node.status.is_leader() {
+            // Lazy expiry: delete through Raft; nobody waits for it.
+            drop(
+                self.node
+                    .propose(vec![encode_argv(&Command::del_if_expired_argv(&expired))]),
+            );
+        }
+        replies
+    }
+
+    async fn read_barrier(&self) -> Result<(), Reply> {
         let deadline = Instant::now() + self.cfg.request_timeout();
         loop {
             if !self.await_leader().await {
-                return clusterdown();
+                return Err(clusterdown());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             // Bound one attempt so a leader change is noticed and the read re-issued.
             let attempt = left.min(self.cfg.leader_wait().max(Duration::from_millis(500)));
             match timeout(attempt, self.node.read_barrier()).await {
-                Ok(Ok(Ok(()))) => break,
+                Ok(Ok(Ok(()))) => return Ok(()),
                 Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
-                    return Reply::err("TRYAGAIN node is shutting down");
+                    return Err(Reply::err("TRYAGAIN node is shutting down"));
                 }
                 Ok(Ok(Err(_))) | Err(_) => {
                     if Instant::now() >= deadline {
-                        return Reply::err("TRYAGAIN read timed out waiting for the Raft read index");
+                        return Err(Reply::err(
+                            "TRYAGAIN read timed out waiting for the Raft read index",
+                        ));
                     }
                 }
             }
         }
-        let (reply, expired) = self.reader.read(&cmd, self.read_time_ms());
-        if !expired.is_empty() && self.node.status.is_leader() {
-            // Lazy expiry: delete through Raft; nobody waits for it.
-            let _ = self
-                .node
-                .propose(encode_argv(&Command::del_if_expired_argv(&expired)));
-        }
-        reply
     }
 
     /// A write: propose here if leader, else forward to the leader; retried while it is
     /// certain nothing was proposed.
-    pub async fn write(&self, argv: Vec<Bytes>, resp3: bool) -> Outcome {
-        self.stats.writes.fetch_add(1, Ordering::Relaxed);
+    pub async fn write(&self, argvs: Vec<Vec<Bytes>>, resp3: bool) -> Outcome {
+        let n = argvs.len();
+        self.stats.writes.fetch_add(n as u64, Ordering::Relaxed);
         let deadline = Instant::now() + self.cfg.request_timeout();
-        let data = encode_argv(&argv);
+        let data: Vec<Vec<u8>> = argvs.iter().map(|a| encode_argv(a)).collect();
+        let fail = |text: &str| Outcome::Replies(vec![Reply::err(text); n]);
         loop {
             if Instant::now() >= deadline {
-                return Outcome::Reply(Reply::err("TRYAGAIN write timed out waiting for a leader"));
+                return fail("TRYAGAIN write timed out waiting for a leader");
             }
             if !self.await_leader().await {
-                return Outcome::Reply(clusterdown());
+                return Outcome::Replies(vec![clusterdown(); n]);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if self.node.status.is_leader() {
                 match timeout(left, self.node.propose(data.clone())).await {
-                    Ok(Ok(Ok(reply))) => return Outcome::Reply(reply),
+                    Ok(Ok(Ok(replies))) => return Outcome::Replies(replies),
                     Ok(Ok(Err(NodeError::NotLeader(_)))) | Ok(Ok(Err(NodeError::Dropped))) => {
                         // Not proposed, or overwritten before commit: safe to retry.
                         sleep(Duration::from_millis(5)).await;
                     }
                     Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
-                        return Outcome::Reply(Reply::err("TRYAGAIN node is shutting down"));
+                        return fail("TRYAGAIN node is shutting down");
                     }
-                    Err(_) => {
-                        return Outcome::Reply(Reply::err(
-                            "TRYAGAIN write timed out before commit; it may or may not take effect",
-                        ))
-                    }
+                    Err(_) => return fail(WRITE_TIMEOUT),
                 }
             } else {
                 let leader = self.node.status.leader();
@@ -222,46 +304,49 @@ impl Server {
                         sleep(Duration::from_millis(10)).await;
                     }
                     Ok(Err(ForwardError::Lost)) => {
-                        return Outcome::Reply(Reply::err(
+                        return fail(
                             "TRYAGAIN connection to the leader was lost; the write may or may not take effect",
-                        ))
+                        )
                     }
-                    Err(_) => {
-                        return Outcome::Reply(Reply::err(
-                            "TRYAGAIN write timed out before commit; it may or may not take effect",
-                        ))
-                    }
+                    Err(_) => return fail(WRITE_TIMEOUT),
                 }
             }
         }
     }
 
-    /// Serves a write forwarded by a follower: only proposes if this node leads.
-    pub async fn serve_forwarded(&self, resp3: bool, data: Vec<u8>) -> Option<Vec<u8>> {
-        let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
-        let encode = |r: Reply| {
+    /// Serves writes forwarded by a follower: only proposes if this node leads.
+    pub async fn serve_forwarded(&self, resp3: bool, data: Vec<Vec<u8>>) -> Option<Vec<u8>> {
+        let proto = if resp3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        };
+        let encode = |rs: Vec<Reply>| {
             let mut out = bytes::BytesMut::new();
-            resp::encode::encode(&r, proto, &mut out);
+            for r in &rs {
+                resp::encode::encode(r, proto, &mut out);
+            }
             Some(out.to_vec())
         };
-        let Some(argv) = crate::sm::decode_argv(&data) else {
-            return encode(Reply::err("ERR malformed forwarded request"));
-        };
-        match Command::parse(&argv) {
-            Ok(c) if c.kind() == Kind::Write => {}
-            Ok(_) => return encode(Reply::err("ERR only writes are forwarded")),
-            Err(e) => return encode(e),
+        let n = data.len();
+        for d in &data {
+            let ok = crate::sm::decode_argv(d)
+                .and_then(|argv| Command::parse(&argv).ok())
+                .is_some_and(|c| c.kind() != Kind::Local);
+            if !ok {
+                return encode(vec![Reply::err("ERR malformed forwarded request"); n]);
+            }
         }
         if !self.node.status.is_leader() {
             return None;
         }
         match timeout(self.cfg.request_timeout(), self.node.propose(data)).await {
-            Ok(Ok(Ok(reply))) => encode(reply),
+            Ok(Ok(Ok(replies))) => encode(replies),
             Ok(Ok(Err(NodeError::NotLeader(_)))) | Ok(Ok(Err(NodeError::Dropped))) => None,
-            Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => encode(Reply::err("TRYAGAIN node is shutting down")),
-            Err(_) => encode(Reply::err(
-                "TRYAGAIN write timed out before commit; it may or may not take effect",
-            )),
+            Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
+                encode(vec![Reply::err("TRYAGAIN node is shutting down"); n])
+            }
+            Err(_) => encode(vec![Reply::err(WRITE_TIMEOUT); n]),
         }
     }
 
@@ -276,7 +361,9 @@ impl Server {
             if !self.reader.has_expired(self.read_time_ms()) {
                 continue;
             }
-            let rx = self.node.propose(encode_argv(&Command::sweep_argv(1000)));
+            let rx = self
+                .node
+                .propose(vec![encode_argv(&Command::sweep_argv(1000))]);
             let _ = timeout(self.cfg.request_timeout(), rx).await;
         }
     }

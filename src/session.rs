@@ -1,9 +1,15 @@
 //! One tokio task pair per client connection: the reader parses pipelined requests and
-//! dispatches each at once (so thousands can be in flight), the writer awaits the replies in
-//! request order and writes whatever is ready in one syscall.
+//! dispatches them, the writer awaits the replies in request order and writes whatever is
+//! ready in one syscall.
+//!
+//! Redis runs one connection's commands strictly in order. To keep that while pipelining,
+//! consecutive data commands form a group: a run holding any write is ONE proposal (its
+//! commands, reads included, applied in order in one log entry, like RedisRaft's reads
+//! through the log), a run of only reads shares ONE ReadIndex barrier and then runs in
+//! order. Each group starts only after the previous group finished, so a read always sees
+//! the connection's earlier writes and a write never overtakes a read. Whole-keyspace reads
+//! (KEYS, SCAN, DBSIZE) always form a read group of their own.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -21,23 +27,39 @@ use crate::server::{ClientInfo, Server};
 pub enum Pending {
     /// Known now.
     Ready(Reply),
-    /// Computed later (a read or write in flight).
-    Later(Pin<Box<dyn Future<Output = Outcome> + Send>>),
+    /// Computed later: a read or write already running as its own task, so pipelined
+    /// requests proceed concurrently (and share Raft entries) while replies keep order.
+    Later(tokio::task::JoinHandle<Outcome>),
 }
 
-/// What a finished request produces.
+/// What a finished group of requests produces.
 pub enum Outcome {
-    Reply(Reply),
-    /// Already encoded for this connection (a reply relayed from the leader).
+    /// One reply per request of the group.
+    Replies(Vec<Reply>),
+    /// Already encoded for this connection (replies relayed from the leader).
     Raw(Vec<u8>),
+}
+
+/// Data commands collected into the connection's current group.
+pub enum Group {
+    None,
+    /// Only reads: one ReadIndex barrier, then each on the local store.
+    Reads(Vec<(Vec<bytes::Bytes>, resp::Command)>),
+    /// At least one write: every command (reads too) goes through Raft as one proposal
+    /// and runs in order at apply time.
+    Writes(Vec<Vec<bytes::Bytes>>),
 }
 
 /// Per-connection state the commands can change.
 pub struct Conn {
     pub id: u64,
     pub proto: Protocol,
-    /// Set by QUIT: close after this reply.
+    /// Set by QUIT: reply OK and close once earlier replies are out.
     pub closing: bool,
+    /// The group being collected.
+    pub group: Group,
+    /// Resolves when the previously dispatched group has finished.
+    pub prev_done: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// Most requests in flight on one connection before the reader waits.
@@ -60,8 +82,17 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                 match pending {
                     Pending::Ready(r) => resp::encode::encode(&r, proto, &mut out),
                     Pending::Later(f) => match f.await {
-                        Outcome::Reply(r) => resp::encode::encode(&r, proto, &mut out),
-                        Outcome::Raw(b) => out.extend_from_slice(&b),
+                        Ok(Outcome::Replies(rs)) => {
+                            for r in &rs {
+                                resp::encode::encode(r, proto, &mut out);
+                            }
+                        }
+                        Ok(Outcome::Raw(b)) => out.extend_from_slice(&b),
+                        Err(_) => resp::encode::encode(
+                            &Reply::err("ERR internal error while serving the request"),
+                            proto,
+                            &mut out,
+                        ),
                     },
                 }
                 if last {
@@ -91,6 +122,8 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         id,
         proto: Protocol::Resp2,
         closing: false,
+        group: Group::None,
+        prev_done: None,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     'conn: loop {
@@ -104,9 +137,15 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                     if argv.is_empty() {
                         continue;
                     }
-                    let pending = server.dispatch(&mut conn, argv);
-                    if tx.send((conn.proto, pending, conn.closing)).await.is_err() {
-                        break 'conn;
+                    let proto = conn.proto;
+                    let out = server.dispatch(&mut conn, argv);
+                    let n = out.len();
+                    for (i, pending) in out.into_iter().enumerate() {
+                        // QUIT's reply is the last item: close after writing it.
+                        let last = conn.closing && i + 1 == n;
+                        if tx.send((proto, pending, last)).await.is_err() {
+                            break 'conn;
+                        }
                     }
                     if conn.closing {
                         break 'conn;
@@ -115,9 +154,20 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                 Ok(None) => break,
                 Err(e) => {
                     debug!(server.logger, "protocol error, closing"; "client" => id, "err" => %e);
-                    let _ = tx.send((conn.proto, Pending::Ready(e.to_reply()), true)).await;
+                    if let Some(p) = server.flush_group(&mut conn) {
+                        let _ = tx.send((conn.proto, p, false)).await;
+                    }
+                    let _ = tx
+                        .send((conn.proto, Pending::Ready(e.to_reply()), true))
+                        .await;
                     break 'conn;
                 }
+            }
+        }
+        // Everything parsed so far is dispatched before waiting for more input.
+        if let Some(p) = server.flush_group(&mut conn) {
+            if tx.send((conn.proto, p, false)).await.is_err() {
+                break;
             }
         }
         // Reclaim space: keep the buffer from growing without bound across requests.

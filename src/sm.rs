@@ -33,14 +33,22 @@ pub struct KvStateMachine {
 impl raft_node::StateMachine for KvStateMachine {
     type Output = Reply;
 
-    fn apply(&mut self, wb: &mut WriteBatch, _index: u64, time_ms: i64, commands: &[Vec<u8>]) -> Vec<Reply> {
+    fn apply(
+        &mut self,
+        wb: &mut WriteBatch,
+        _index: u64,
+        time_ms: i64,
+        commands: &[Vec<u8>],
+    ) -> Vec<Reply> {
         commands
             .iter()
-            .map(|c| match decode_argv(c).map(|argv| Command::parse_replicated(&argv)) {
-                Some(Ok(cmd)) => self.store.apply(wb, &cmd, time_ms),
-                Some(Err(reply)) => reply,
-                None => Reply::err("ERR malformed replicated command"),
-            })
+            .map(
+                |c| match decode_argv(c).map(|argv| Command::parse_replicated(&argv)) {
+                    Some(Ok(cmd)) => self.store.apply(wb, &cmd, time_ms),
+                    Some(Err(reply)) => reply,
+                    None => Reply::err("ERR malformed replicated command"),
+                },
+            )
             .collect()
     }
 
@@ -67,7 +75,11 @@ mod tests {
 
     #[test]
     fn argv_round_trip() {
-        let argv = vec![Bytes::from_static(b"SET"), Bytes::from_static(b""), Bytes::from(vec![0u8, 255])];
+        let argv = vec![
+            Bytes::from_static(b"SET"),
+            Bytes::from_static(b""),
+            Bytes::from(vec![0u8, 255]),
+        ];
         assert_eq!(decode_argv(&encode_argv(&argv)), Some(argv));
         assert_eq!(decode_argv(&[0xff, 0xff, 0xff]), None);
     }

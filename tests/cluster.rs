@@ -32,7 +32,9 @@ fn writes_on_any_node_are_read_on_every_node() {
     assert_eq!(n, 5);
     let n: i64 = cl.client(2).incr("ctr", 1).expect("INCR");
     assert_eq!(n, 6);
-    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut cl.client(0)).expect("DBSIZE");
+    let dbsize: i64 = redis::cmd("DBSIZE")
+        .query(&mut cl.client(0))
+        .expect("DBSIZE");
     assert_eq!(dbsize, 4);
 }
 
@@ -44,8 +46,13 @@ fn leader_kill_elects_new_leader_and_writes_continue() {
     cl.kill(leader);
     let new_leader = cl.wait_leader();
     assert_ne!(new_leader, leader);
-    let other = (0..3).find(|&i| i != leader && i != new_leader).expect("third node");
-    let _: () = cl.client(other).set("after", "2").expect("SET via follower");
+    let other = (0..3)
+        .find(|&i| i != leader && i != new_leader)
+        .expect("third node");
+    let _: () = cl
+        .client(other)
+        .set("after", "2")
+        .expect("SET via follower");
     assert_eq!(get(&mut cl.client(new_leader), "before"), Some("1".into()));
     // The old leader comes back as a follower and catches up.
     cl.restart(leader);
@@ -70,7 +77,10 @@ fn follower_restart_catches_up() {
         assert_eq!(v, Some(i));
     }
     let applied = wait_for(Duration::from_secs(10), "follower applied index", || {
-        let a: u64 = cl.info_field(follower, "raft_applied_index")?.parse().ok()?;
+        let a: u64 = cl
+            .info_field(follower, "raft_applied_index")?
+            .parse()
+            .ok()?;
         let b: u64 = cl.info_field(leader, "raft_commit_index")?.parse().ok()?;
         (a >= b).then_some(a)
     });
@@ -99,12 +109,18 @@ fn full_cluster_restart_keeps_every_acknowledged_write() {
     for i in 0..3 {
         let mut c = cl.client(i);
         for &k in acked.iter().step_by(7) {
-            assert_eq!(get(&mut c, &format!("d:{k}")), Some(format!("val{k}")), "node {i} key {k}");
+            assert_eq!(
+                get(&mut c, &format!("d:{k}")),
+                Some(format!("val{k}")),
+                "node {i} key {k}"
+            );
         }
         let ttl: i64 = c.ttl("ttl-key").expect("TTL");
         assert!((990..=1000).contains(&ttl), "ttl {ttl}");
     }
-    let n: i64 = redis::cmd("DBSIZE").query(&mut cl.client(1)).expect("DBSIZE");
+    let n: i64 = redis::cmd("DBSIZE")
+        .query(&mut cl.client(1))
+        .expect("DBSIZE");
     assert_eq!(n, 301);
 }
 
@@ -157,14 +173,18 @@ fn expiry_is_seen_identically_on_all_nodes() {
             get(&mut r, "short").is_none().then_some(())
         });
     }
-    wait_for(Duration::from_secs(5), "sweep to delete the key on all nodes", || {
-        (0..3)
-            .all(|i| {
-                let n: i64 = redis::cmd("DBSIZE").query(&mut cl.client(i)).unwrap_or(-1);
-                n == 1
-            })
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(5),
+        "sweep to delete the key on all nodes",
+        || {
+            (0..3)
+                .all(|i| {
+                    let n: i64 = redis::cmd("DBSIZE").query(&mut cl.client(i)).unwrap_or(-1);
+                    n == 1
+                })
+                .then_some(())
+        },
+    );
 }
 
 #[test]
@@ -180,36 +200,55 @@ fn malformed_input_gets_protocol_error_and_server_stays_up() {
         b"\"unbalanced\r\n",
     ] {
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         s.write_all(garbage).expect("write");
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         let text = String::from_utf8_lossy(&out);
-        assert!(text.starts_with("-ERR Protocol error"), "reply to {garbage:?}: {text:?}");
+        assert!(
+            text.starts_with("-ERR Protocol error"),
+            "reply to {garbage:?}: {text:?}"
+        );
     }
     // Inline commands work.
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(b"PING\r\nSET inline \"a b\"\r\nGET inline\r\n").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"PING\r\nSET inline \"a b\"\r\nGET inline\r\n")
+        .expect("write");
     let want = b"+PONG\r\n+OK\r\n$3\r\na b\r\n";
     let mut got = vec![0u8; want.len()];
     s.read_exact(&mut got).expect("read");
     assert_eq!(&got[..], &want[..]);
     // Unknown command and arity errors in Redis's words.
     let mut c = cl.client(1);
-    let e = redis::cmd("NOSUCH").arg("x").query::<String>(&mut c).unwrap_err();
+    let e = redis::cmd("NOSUCH")
+        .arg("x")
+        .query::<String>(&mut c)
+        .unwrap_err();
     assert!(e.to_string().contains("unknown command 'NOSUCH'"), "{e}");
     let e = redis::cmd("GET").query::<String>(&mut c).unwrap_err();
-    assert!(e.to_string().contains("wrong number of arguments for 'get' command"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("wrong number of arguments for 'get' command"),
+        "{e}"
+    );
     let _: () = c.set("s", "x").expect("SET");
     let e = c.incr::<_, _, i64>("s", 1).unwrap_err();
     assert!(e.to_string().contains("not an integer"), "{e}");
-    assert_eq!(redis::cmd("PING").query::<String>(&mut c).expect("PING"), "PONG");
+    assert_eq!(
+        redis::cmd("PING").query::<String>(&mut c).expect("PING"),
+        "PONG"
+    );
 }
 
 #[test]
 fn without_quorum_requests_fail_in_bounded_time() {
-    let mut cl = Cluster::start_with(3, &["--leader-wait-ms", "1000", "--request-timeout-ms", "2000"]);
+    let mut cl = Cluster::start_with(
+        3,
+        &["--leader-wait-ms", "1000", "--request-timeout-ms", "2000"],
+    );
     let leader = cl.wait_leader();
     let survivor = (leader + 1) % 3;
     for i in 0..3 {
@@ -221,9 +260,15 @@ fn without_quorum_requests_fail_in_bounded_time() {
     let start = Instant::now();
     let e = c.set::<_, _, ()>("k", "v").unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(10));
-    let text = e.to_string();
-    assert!(text.contains("CLUSTERDOWN") || text.contains("TRYAGAIN"), "{text}");
+    assert!(
+        matches!(e.code(), Some("CLUSTERDOWN") | Some("TRYAGAIN")),
+        "{e}"
+    );
+    let start = Instant::now();
     let e = c.get::<_, Option<String>>("k").unwrap_err();
-    let text = e.to_string();
-    assert!(text.contains("CLUSTERDOWN") || text.contains("TRYAGAIN"), "{text}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(
+        matches!(e.code(), Some("CLUSTERDOWN") | Some("TRYAGAIN")),
+        "{e}"
+    );
 }

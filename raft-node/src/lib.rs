@@ -8,7 +8,14 @@ pub mod storage;
 pub mod transport;
 
 /// Generated protobuf messages (`proto/raftkv.proto`).
-#[allow(clippy::all, missing_docs, unused, nonstandard_style, elided_lifetimes_in_paths, mismatched_lifetime_syntaxes)]
+#[allow(
+    clippy::all,
+    missing_docs,
+    unused,
+    nonstandard_style,
+    elided_lifetimes_in_paths,
+    mismatched_lifetime_syntaxes
+)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/raftkv.rs"));
 }

@@ -10,6 +10,7 @@
 //!    messages that needed persistence, then advance and apply what the `LightReady` adds;
 //! 4. answer waiting proposals (matched by index and term) and reads (once applied ≥ their
 //!    read index).
+//!
 //! A storage error stops the process (fail-stop): a node that cannot persist must not ack.
 
 use std::collections::{BTreeMap, HashMap};
@@ -103,8 +104,11 @@ pub type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 
 /// What the Ready loop accepts.
 pub enum Msg<O> {
-    /// Propose one encoded command.
-    Propose { cmd: Vec<u8>, reply: Reply<O> },
+    /// Propose encoded commands, applied in order in one entry; one output per command.
+    Propose {
+        cmds: Vec<Vec<u8>>,
+        reply: Reply<Vec<O>>,
+    },
     /// Wait until a linearizable read may run on the local state machine.
     Read { reply: Reply<()> },
     /// A message from a peer.
@@ -182,10 +186,11 @@ impl<O: Send + 'static> NodeHandle<O> {
         let _ = self.tx.send(m);
     }
 
-    /// Proposes an encoded command; resolves after commit and apply.
-    pub fn propose(&self, cmd: Vec<u8>) -> oneshot::Receiver<Result<O, NodeError>> {
+    /// Proposes encoded commands (applied in order, in one log entry); resolves after
+    /// commit and apply with one output per command.
+    pub fn propose(&self, cmds: Vec<Vec<u8>>) -> oneshot::Receiver<Result<Vec<O>, NodeError>> {
         let (reply, rx) = oneshot::channel();
-        self.send(Msg::Propose { cmd, reply });
+        self.send(Msg::Propose { cmds, reply });
         rx
     }
 
@@ -197,10 +202,14 @@ impl<O: Send + 'static> NodeHandle<O> {
     }
 }
 
+/// Commands queued for the next entry, with their proposer's reply channel.
+type Proposal<O> = (Vec<Vec<u8>>, Reply<Vec<O>>);
+
 /// Proposals waiting for their entry to apply.
 struct PendingEntry<O> {
     term: u64,
-    waiters: Vec<Reply<O>>,
+    /// Each proposer with how many of the entry's commands are its own.
+    waiters: Vec<(usize, Reply<Vec<O>>)>,
 }
 
 /// Reads that share one ReadIndex request.
@@ -291,7 +300,7 @@ struct Loop<S: StateMachine, K: MessageSink> {
     applied: u64,
     last_stamp: i64,
     /// Proposals queued in this iteration.
-    proposals: Vec<(Vec<u8>, Reply<S::Output>)>,
+    proposals: Vec<Proposal<S::Output>>,
     proposal_bytes: usize,
     /// Proposed entries by index.
     pending: BTreeMap<u64, PendingEntry<S::Output>>,
@@ -343,7 +352,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             let _ = r.send(Err(NodeError::Stopped));
         }
         for (_, p) in std::mem::take(&mut self.pending) {
-            for w in p.waiters {
+            for (_, w) in p.waiters {
                 let _ = w.send(Err(NodeError::Stopped));
             }
         }
@@ -353,9 +362,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
     /// Handles one inbox message; false means stop.
     fn handle(&mut self, m: Msg<S::Output>) -> bool {
         match m {
-            Msg::Propose { cmd, reply } => {
-                self.proposal_bytes += cmd.len();
-                self.proposals.push((cmd, reply));
+            Msg::Propose { cmds, reply } => {
+                self.proposal_bytes += cmds.iter().map(Vec::len).sum::<usize>();
+                self.proposals.push((cmds, reply));
                 if self.proposal_bytes >= self.cfg.max_entry_bytes {
                     self.flush_proposals();
                 }
@@ -396,9 +405,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         commit.group_id = self.cfg.group_id;
         commit.time_ms = self.last_stamp;
         let mut waiters = Vec::with_capacity(batch.len());
-        for (cmd, r) in batch {
-            commit.commands.push(cmd);
-            waiters.push(r);
+        for (cmds, r) in batch {
+            waiters.push((cmds.len(), r));
+            commit.commands.extend(cmds);
         }
         let data = match commit.write_to_bytes() {
             Ok(d) => d,
@@ -407,7 +416,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 std::process::exit(1);
             }
         };
-        let n = waiters.len() as u64;
+        let n = commit.commands.len() as u64;
         match self.raw.propose(vec![], data) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
@@ -418,7 +427,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             Err(_) => {
                 let hint = self.leader_hint();
-                for r in waiters {
+                for (_, r) in waiters {
                     let _ = r.send(Err(NodeError::NotLeader(hint)));
                 }
             }
@@ -496,7 +505,12 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
     }
 
     /// Applies committed entries into `wb`; returns the replies to deliver once written.
-    fn apply_entries(&mut self, wb: &mut WriteBatch, ents: Vec<Entry>, out: &mut Deliveries<S::Output>) {
+    fn apply_entries(
+        &mut self,
+        wb: &mut WriteBatch,
+        ents: Vec<Entry>,
+        out: &mut Deliveries<S::Output>,
+    ) {
         for e in ents {
             let index = e.index;
             match e.get_entry_type() {
@@ -525,18 +539,24 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                     let cs = if e.get_entry_type() == EntryType::EntryConfChange {
                         ConfChange::parse_from_bytes(&e.data)
                             .map_err(|e| e.to_string())
-                            .and_then(|cc| self.raw.apply_conf_change(&cc).map_err(|e| e.to_string()))
+                            .and_then(|cc| {
+                                self.raw.apply_conf_change(&cc).map_err(|e| e.to_string())
+                            })
                     } else {
                         ConfChangeV2::parse_from_bytes(&e.data)
                             .map_err(|e| e.to_string())
-                            .and_then(|cc| self.raw.apply_conf_change(&cc).map_err(|e| e.to_string()))
+                            .and_then(|cc| {
+                                self.raw.apply_conf_change(&cc).map_err(|e| e.to_string())
+                            })
                     };
                     match cs {
                         Ok(cs) => {
                             info!(self.logger, "configuration changed"; "index" => index, "voters" => ?cs.voters, "learners" => ?cs.learners);
                             self.raw.mut_store().stage_conf_state(wb, cs);
                         }
-                        Err(err) => warn!(self.logger, "conf change rejected"; "index" => index, "err" => err),
+                        Err(err) => {
+                            warn!(self.logger, "conf change rejected"; "index" => index, "err" => err)
+                        }
                     }
                     out.push((index, e.term, Vec::new()));
                 }
@@ -553,21 +573,23 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 if *entry.key() >= index {
                     break;
                 }
-                for w in entry.remove().waiters {
+                for (_, w) in entry.remove().waiters {
                     let _ = w.send(Err(NodeError::Dropped));
                 }
             }
             let Some(p) = self.pending.remove(&index) else {
                 continue;
             };
-            if p.term != term || p.waiters.len() != results.len() {
-                for w in p.waiters {
+            let expected: usize = p.waiters.iter().map(|(n, _)| n).sum();
+            if p.term != term || expected != results.len() {
+                for (_, w) in p.waiters {
                     let _ = w.send(Err(NodeError::Dropped));
                 }
                 continue;
             }
-            for (w, r) in p.waiters.into_iter().zip(results) {
-                let _ = w.send(Ok(r));
+            let mut results = results.into_iter();
+            for (n, w) in p.waiters {
+                let _ = w.send(Ok(results.by_ref().take(n).collect()));
             }
         }
     }
@@ -594,7 +616,10 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
         if !rd.snapshot().is_empty() {
             // Never produced while the log is not compacted (see RocksStorage::snapshot).
-            crit!(self.logger, "snapshot received but snapshots are not supported yet");
+            crit!(
+                self.logger,
+                "snapshot received but snapshots are not supported yet"
+            );
             std::process::exit(1);
         }
         for rs in rd.take_read_states() {

@@ -150,7 +150,11 @@ impl RocksStorage {
         };
         let cf = self.cf()?;
         for e in ents {
-            wb.put_cf(cf, entry_key(self.group, e.index), e.write_to_bytes().map_err(storage_err)?);
+            wb.put_cf(
+                cf,
+                entry_key(self.group, e.index),
+                e.write_to_bytes().map_err(storage_err)?,
+            );
         }
         let new_last = first.index + ents.len() as u64 - 1;
         if new_last < self.last_index {
@@ -197,7 +201,11 @@ impl RocksStorage {
         while self.cache.back().is_some_and(|e| e.index >= first.index) {
             self.cache.pop_back();
         }
-        if self.cache.back().is_some_and(|e| e.index + 1 != first.index) {
+        if self
+            .cache
+            .back()
+            .is_some_and(|e| e.index + 1 != first.index)
+        {
             self.cache.clear();
         }
         self.last_index = staged.last().map_or(self.last_index, |e| e.index);
@@ -315,7 +323,9 @@ impl raft::Storage for RocksStorage {
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         // Log compaction (and so snapshots) is not enabled yet: the full log is kept, so a
         // follower can always be caught up from entries.
-        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
     }
 }
 
@@ -371,16 +381,22 @@ mod tests {
         append(&mut s, &[ent(1, 1), ent(2, 1), ent(3, 2), ent(4, 2)]);
         assert_eq!(s.last_index().unwrap(), 4);
         assert_eq!(s.term(3).unwrap(), 2);
-        let got = s.entries(2, 5, None, GetEntriesContext::empty(false)).unwrap();
+        let got = s
+            .entries(2, 5, None, GetEntriesContext::empty(false))
+            .unwrap();
         assert_eq!(got, vec![ent(2, 1), ent(3, 2), ent(4, 2)]);
         // max_size keeps at least one entry
-        let one = s.entries(2, 5, Some(0), GetEntriesContext::empty(false)).unwrap();
+        let one = s
+            .entries(2, 5, Some(0), GetEntriesContext::empty(false))
+            .unwrap();
         assert_eq!(one.len(), 1);
         // conflicting append at 3 replaces the suffix
         append(&mut s, &[ent(3, 3)]);
         assert_eq!(s.last_index().unwrap(), 3);
         assert_eq!(s.term(3).unwrap(), 3);
-        assert!(s.entries(1, 5, None, GetEntriesContext::empty(false)).is_err());
+        assert!(s
+            .entries(1, 5, None, GetEntriesContext::empty(false))
+            .is_err());
         let mut wb = WriteBatch::default();
         let hs = HardState {
             term: 3,
@@ -396,7 +412,8 @@ mod tests {
         assert_eq!(s2.term(3).unwrap(), 3);
         assert_eq!(s2.initial_state().unwrap().hard_state, hs);
         assert_eq!(
-            s2.entries(1, 4, None, GetEntriesContext::empty(false)).unwrap(),
+            s2.entries(1, 4, None, GetEntriesContext::empty(false))
+                .unwrap(),
             vec![ent(1, 1), ent(2, 1), ent(3, 3)]
         );
     }
@@ -416,9 +433,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
         let mut s = RocksStorage::open(db.clone(), 1, &[1]).unwrap();
-        let ents: Vec<Entry> = (1..=(CACHE_ENTRIES as u64 + 100)).map(|i| ent(i, 1)).collect();
+        let ents: Vec<Entry> = (1..=(CACHE_ENTRIES as u64 + 100))
+            .map(|i| ent(i, 1))
+            .collect();
         append(&mut s, &ents);
-        assert_eq!(s.entries(1, 3, None, GetEntriesContext::empty(false)).unwrap(), ents[0..2]);
+        assert_eq!(
+            s.entries(1, 3, None, GetEntriesContext::empty(false))
+                .unwrap(),
+            ents[0..2]
+        );
         assert_eq!(s.term(50).unwrap(), 1);
     }
 }

@@ -39,7 +39,9 @@ pub type OnUnreachable = Arc<dyn Fn(u64) + Send + Sync>;
 /// Serves one forwarded request; resolves to the RESP-encoded reply, or `None` when this
 /// node is not the leader and proposed nothing (the sender may retry elsewhere).
 pub type ForwardHandler = Arc<
-    dyn Fn(bool, Vec<u8>) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>> + Send + Sync,
+    dyn Fn(bool, Vec<Vec<u8>>) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>>
+        + Send
+        + Sync,
 >;
 
 /// Why a forwarded request got no reply.
@@ -100,7 +102,11 @@ fn invalid(e: impl std::fmt::Display) -> std::io::Error {
 impl Transport {
     /// Creates the transport and starts one outbound task per peer. Must run inside a
     /// tokio runtime.
-    pub fn start(cfg: TransportConfig, on_unreachable: OnUnreachable, logger: &Logger) -> Arc<Self> {
+    pub fn start(
+        cfg: TransportConfig,
+        on_unreachable: OnUnreachable,
+        logger: &Logger,
+    ) -> Arc<Self> {
         let mut raft_tx = HashMap::new();
         for (&pid, addr) in &cfg.peers {
             if pid == cfg.id {
@@ -140,7 +146,12 @@ impl Transport {
     }
 
     /// Accepts peer connections on `listener` forever.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, on_message: OnMessage, forward: ForwardHandler) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        on_message: OnMessage,
+        forward: ForwardHandler,
+    ) {
         loop {
             let (sock, addr) = match listener.accept().await {
                 Ok(x) => x,
@@ -162,7 +173,12 @@ impl Transport {
         }
     }
 
-    async fn inbound(&self, sock: TcpStream, on_message: OnMessage, forward: ForwardHandler) -> std::io::Result<()> {
+    async fn inbound(
+        &self,
+        sock: TcpStream,
+        on_message: OnMessage,
+        forward: ForwardHandler,
+    ) -> std::io::Result<()> {
         let (mut r, w) = sock.into_split();
         let hello = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut r))
             .await
@@ -197,7 +213,9 @@ impl Transport {
                         Ok(m) => {
                             warn!(self.logger, "dropping misaddressed raft message"; "from" => m.from, "to" => m.to, "conn_from" => from)
                         }
-                        Err(e) => warn!(self.logger, "dropping malformed raft message"; "from" => from, "err" => %e),
+                        Err(e) => {
+                            warn!(self.logger, "dropping malformed raft message"; "from" => from, "err" => %e)
+                        }
                     }
                 }
             },
@@ -214,7 +232,9 @@ impl Transport {
                             }
                         }
                         for resp in batch {
-                            let Ok(bytes) = resp.write_to_bytes() else { continue };
+                            let Ok(bytes) = resp.write_to_bytes() else {
+                                continue;
+                            };
                             if write_frame(&mut w, &bytes).await.is_err() {
                                 return;
                             }
@@ -233,7 +253,7 @@ impl Transport {
                         Ok(req) => req,
                         Err(e) => break Err(invalid(e)),
                     };
-                    let fut = forward(req.resp3, req.argv);
+                    let fut = forward(req.resp3, req.argvs.into_vec());
                     let tx = tx.clone();
                     tokio::spawn(async move {
                         let reply = fut.await;
@@ -253,8 +273,13 @@ impl Transport {
         }
     }
 
-    /// Forwards an encoded `Argv` to peer `to`; returns its RESP-encoded reply.
-    pub async fn forward(&self, to: u64, resp3: bool, argv: Vec<u8>) -> Result<Vec<u8>, ForwardError> {
+    /// Forwards encoded `Argv`s to peer `to`; returns their RESP-encoded replies.
+    pub async fn forward(
+        &self,
+        to: u64,
+        resp3: bool,
+        argvs: Vec<Vec<u8>>,
+    ) -> Result<Vec<u8>, ForwardError> {
         let fwd = {
             let mut map = self.forwarders.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(f) = map.get(&to).filter(|f| !f.is_closed()) {
@@ -266,19 +291,22 @@ impl Transport {
                     .get(&to)
                     .ok_or(ForwardError::UnknownPeer(to))?
                     .clone();
-                let f = Arc::new(Forwarder::new(addr, PeerHello {
-                    magic: MAGIC,
-                    from: self.cfg.id,
-                    to,
-                    kind: KIND_FORWARD,
-                    secret: self.cfg.secret.clone(),
-                    ..Default::default()
-                }));
+                let f = Arc::new(Forwarder::new(
+                    addr,
+                    PeerHello {
+                        magic: MAGIC,
+                        from: self.cfg.id,
+                        to,
+                        kind: KIND_FORWARD,
+                        secret: self.cfg.secret.clone(),
+                        ..Default::default()
+                    },
+                ));
                 map.insert(to, f.clone());
                 f
             }
         };
-        fwd.call(resp3, argv).await
+        fwd.call(resp3, argvs).await
     }
 }
 
@@ -384,9 +412,13 @@ async fn outbound(
 
 /// A multiplexed connection for forwarded requests to one peer.
 struct Forwarder {
-    tx: mpsc::UnboundedSender<(ForwardRequest, oneshot::Sender<Option<Vec<u8>>>)>,
+    tx: mpsc::UnboundedSender<(ForwardRequest, FwdReply)>,
     next_id: AtomicU64,
 }
+
+/// Reply slot of one forwarded request: `Err` only when it was certainly never sent.
+type FwdReply = oneshot::Sender<Result<Option<Vec<u8>>, ForwardError>>;
+type Waiters = Arc<Mutex<HashMap<u64, FwdReply>>>;
 
 impl Forwarder {
     fn new(addr: String, hello: PeerHello) -> Self {
@@ -402,41 +434,52 @@ impl Forwarder {
         self.tx.is_closed()
     }
 
-    async fn call(&self, resp3: bool, argv: Vec<u8>) -> Result<Vec<u8>, ForwardError> {
+    async fn call(&self, resp3: bool, argvs: Vec<Vec<u8>>) -> Result<Vec<u8>, ForwardError> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let req = ForwardRequest {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             resp3,
-            argv,
+            argvs: argvs.into(),
             ..Default::default()
         };
         self.tx
             .send((req, reply_tx))
-            .map_err(|_| ForwardError::Lost)?;
+            .map_err(|_| ForwardError::Connect("connection closed".into()))?;
         reply_rx
             .await
-            .map_err(|_| ForwardError::Lost)?
+            .map_err(|_| ForwardError::Lost)??
             .ok_or(ForwardError::NotLeader)
     }
 }
 
-type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Option<Vec<u8>>>>>>;
+/// Fails every queued request of a connection that never came up: none was sent.
+fn refuse(rx: &mut mpsc::UnboundedReceiver<(ForwardRequest, FwdReply)>, why: String) {
+    rx.close();
+    while let Ok((_, reply)) = rx.try_recv() {
+        let _ = reply.send(Err(ForwardError::Connect(why.clone())));
+    }
+}
 
 /// Runs one forwarding connection; ends (failing its waiters) when the connection breaks.
 async fn forward_conn(
     addr: String,
     hello: PeerHello,
-    mut rx: mpsc::UnboundedReceiver<(ForwardRequest, oneshot::Sender<Option<Vec<u8>>>)>,
+    mut rx: mpsc::UnboundedReceiver<(ForwardRequest, FwdReply)>,
 ) {
-    let Ok(Ok(sock)) = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr)).await else {
-        return;
+    let sock = match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&addr)).await {
+        Ok(Ok(sock)) => sock,
+        Ok(Err(e)) => return refuse(&mut rx, e.to_string()),
+        Err(_) => return refuse(&mut rx, "connect timed out".into()),
     };
     let _ = sock.set_nodelay(true);
     let (mut r, w) = sock.into_split();
     let mut w = BufWriter::new(w);
-    let Ok(hello) = hello.write_to_bytes() else { return };
-    if write_frame(&mut w, &hello).await.is_err() {
-        return;
+    let hello = match hello.write_to_bytes() {
+        Ok(h) => h,
+        Err(e) => return refuse(&mut rx, e.to_string()),
+    };
+    if let Err(e) = write_frame(&mut w, &hello).await {
+        return refuse(&mut rx, e.to_string());
     }
     let waiters: Waiters = Arc::new(Mutex::new(HashMap::new()));
     let reader_waiters = waiters.clone();
@@ -450,7 +493,7 @@ async fn forward_conn(
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&resp.id);
             if let Some(w) = w {
-                let _ = w.send((!resp.not_leader).then_some(resp.reply));
+                let _ = w.send(Ok((!resp.not_leader).then_some(resp.reply)));
             }
         }
     });
@@ -466,8 +509,8 @@ async fn forward_conn(
                 }
                 let mut ok = true;
                 for (req, reply) in batch {
-                    waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(req.id, reply);
                     let Ok(bytes) = req.write_to_bytes() else { continue };
+                    waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(req.id, reply);
                     if write_frame(&mut w, &bytes).await.is_err() { ok = false; break; }
                 }
                 if !ok || w.flush().await.is_err() { break; }
@@ -475,6 +518,6 @@ async fn forward_conn(
         }
     }
     reader.abort();
-    // Dropping the waiters fails their calls with `Lost`.
+    // Dropping the waiters fails their calls with `Lost`: they may have been sent.
     waiters.lock().unwrap_or_else(|p| p.into_inner()).clear();
 }

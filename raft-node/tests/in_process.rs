@@ -31,7 +31,13 @@ impl ListSm {
 
 impl StateMachine for ListSm {
     type Output = u64;
-    fn apply(&mut self, wb: &mut WriteBatch, _index: u64, _time: i64, commands: &[Vec<u8>]) -> Vec<u64> {
+    fn apply(
+        &mut self,
+        wb: &mut WriteBatch,
+        _index: u64,
+        _time: i64,
+        commands: &[Vec<u8>],
+    ) -> Vec<u64> {
         commands
             .iter()
             .map(|c| {
@@ -134,10 +140,17 @@ fn proposals_commit_everywhere_and_survive_restart() {
     let threads: Vec<_> = (1..=3).map(|id| start(id, dir.path(), &handles)).collect();
     let l = leader(&handles);
     // Many proposals queued at once share entries; replies count up in order.
-    let rxs: Vec<_> = (0..200).map(|i| l.propose(format!("cmd{i}").into_bytes())).collect();
-    let outs: Vec<u64> = rxs.into_iter().map(|rx| block(rx).unwrap()).collect();
+    let rxs: Vec<_> = (0..200)
+        .map(|i| l.propose(vec![format!("cmd{i}").into_bytes()]))
+        .collect();
+    let outs: Vec<u64> = rxs.into_iter().flat_map(|rx| block(rx).unwrap()).collect();
     assert_eq!(outs, (1..=200).collect::<Vec<_>>());
-    assert!(l.status.entries_proposed.load(std::sync::atomic::Ordering::Relaxed) < 200);
+    assert!(
+        l.status
+            .entries_proposed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < 200
+    );
     // A follower's read barrier resolves once it has applied everything acknowledged.
     let follower = handles
         .lock()
@@ -148,9 +161,15 @@ fn proposals_commit_everywhere_and_survive_restart() {
         .unwrap()
         .clone();
     block(follower.read_barrier()).unwrap();
-    assert!(follower.status.applied.load(std::sync::atomic::Ordering::Acquire) >= l.status.commit.load(std::sync::atomic::Ordering::Acquire) - 1);
+    assert!(
+        follower
+            .status
+            .applied
+            .load(std::sync::atomic::Ordering::Acquire)
+            >= l.status.commit.load(std::sync::atomic::Ordering::Acquire) - 1
+    );
     // Followers reject proposals with a leader hint.
-    let err = block(follower.propose(b"x".to_vec())).unwrap_err();
+    let err = block(follower.propose(vec![b"x".to_vec()])).unwrap_err();
     assert!(matches!(err, raft_node::NodeError::NotLeader(Some(_))));
     // Stop everything, restart, and the state is still there.
     for h in handles.lock().unwrap().iter_mut() {
@@ -161,7 +180,10 @@ fn proposals_commit_everywhere_and_survive_restart() {
     }
     let threads: Vec<_> = (1..=3).map(|id| start(id, dir.path(), &handles)).collect();
     let l = leader(&handles);
-    assert_eq!(block(l.propose(b"after".to_vec())).unwrap(), 201);
+    assert_eq!(
+        block(l.propose(vec![b"a".to_vec(), b"b".to_vec()])).unwrap(),
+        vec![201, 202]
+    );
     for h in handles.lock().unwrap().iter_mut() {
         h.take().unwrap().send(Msg::Stop);
     }

@@ -231,11 +231,25 @@ pub struct CommandSpec {
     pub summary: &'static str,
 }
 
-const W: &[&str] = &["write", "denyoom"];
-const WF: &[&str] = &["write", "fast"];
-const R: &[&str] = &["readonly"];
-const RF: &[&str] = &["readonly", "fast"];
-const C: &[&str] = &["fast", "loading", "stale"];
+// Flag sets, in the order Redis 7 lists them in `COMMAND INFO`.
+const RO: &[&str] = &["readonly"];
+const ROF: &[&str] = &["readonly", "fast"];
+const WR: &[&str] = &["write"];
+const WRF: &[&str] = &["write", "fast"];
+const WD: &[&str] = &["write", "denyoom"];
+const WDF: &[&str] = &["write", "denyoom", "fast"];
+const LS: &[&str] = &["loading", "stale"];
+const LSF: &[&str] = &["loading", "stale", "fast"];
+const CONN: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
+const NLS: &[&str] = &["noscript", "loading", "stale"];
+const ANLS: &[&str] = &["admin", "noscript", "loading", "stale"];
 
 macro_rules! spec {
     ($n:expr, $a:expr, $f:expr, $fk:expr, $lk:expr, $st:expr, $s:expr) => {
@@ -251,65 +265,91 @@ macro_rules! spec {
     };
 }
 
+// Arity, flags, key positions and summaries as in Redis 7.2's src/commands/*.json.
+#[rustfmt::skip]
 static TABLE: &[CommandSpec] = &[
-    spec!("PING", -1, C, 0, 0, 0, "Returns the server's liveliness response."),
-    spec!("ECHO", 2, C, 0, 0, 0, "Returns the given string."),
-    spec!("SELECT", 2, C, 0, 0, 0, "Changes the selected database."),
-    spec!("QUIT", -1, C, 0, 0, 0, "Closes the connection."),
-    spec!("HELLO", -1, C, 0, 0, 0, "Handshakes with the Redis server."),
-    spec!("AUTH", -2, C, 0, 0, 0, "Authenticates the connection."),
-    spec!("CLIENT", -2, C, 0, 0, 0, "A container for client connection commands."),
-    spec!("COMMAND", -1, C, 0, 0, 0, "Returns detailed information about all commands."),
-    spec!("CONFIG", -2, &["admin", "loading", "stale"], 0, 0, 0, "A container for server configuration commands."),
-    spec!("INFO", -1, &["loading", "stale"], 0, 0, 0, "Returns information and statistics about the server."),
-    spec!("TIME", 1, C, 0, 0, 0, "Returns the server time."),
-    spec!("GET", 2, RF, 1, 1, 1, "Returns the string value of a key."),
-    spec!("MGET", -2, RF, 1, -1, 1, "Atomically returns the string values of one or more keys."),
-    spec!("EXISTS", -2, RF, 1, -1, 1, "Determines whether one or more keys exist."),
-    spec!("STRLEN", 2, RF, 1, 1, 1, "Returns the length of a string value."),
-    spec!("GETRANGE", 4, R, 1, 1, 1, "Returns a substring of the string stored at a key."),
-    spec!("SUBSTR", 4, R, 1, 1, 1, "Returns a substring from a string value."),
-    spec!("KEYS", 2, R, 0, 0, 0, "Returns all key names that match a pattern."),
-    spec!("SCAN", -2, R, 0, 0, 0, "Iterates over the key names in the database."),
-    spec!("TYPE", 2, RF, 1, 1, 1, "Determines the type of value stored at a key."),
-    spec!("TTL", 2, RF, 1, 1, 1, "Returns the expiration time in seconds of a key."),
-    spec!("PTTL", 2, RF, 1, 1, 1, "Returns the expiration time in milliseconds of a key."),
-    spec!("EXPIRETIME", 2, RF, 1, 1, 1, "Returns the expiration time of a key as a Unix timestamp."),
-    spec!("PEXPIRETIME", 2, RF, 1, 1, 1, "Returns the expiration time of a key as a Unix milliseconds timestamp."),
-    spec!("DBSIZE", 1, RF, 0, 0, 0, "Returns the number of keys in the database."),
-    spec!("SET", -3, W, 1, 1, 1, "Sets the string value of a key, ignoring its type."),
-    spec!("SETNX", 3, &["write", "denyoom", "fast"], 1, 1, 1, "Set the string value of a key only when the key doesn't exist."),
-    spec!("SETEX", 4, W, 1, 1, 1, "Sets the string value and expiration time of a key."),
-    spec!("PSETEX", 4, W, 1, 1, 1, "Sets both string value and expiration time in milliseconds of a key."),
-    spec!("GETSET", 3, &["write", "denyoom", "fast"], 1, 1, 1, "Returns the previous string value of a key after setting it to a new value."),
-    spec!("GETDEL", 2, WF, 1, 1, 1, "Returns the string value of a key after deleting the key."),
-    spec!("GETEX", -2, WF, 1, 1, 1, "Returns the string value of a key after setting its expiration time."),
-    spec!("MSET", -3, W, 1, -1, 2, "Atomically creates or modifies the string values of one or more keys."),
-    spec!("MSETNX", -3, W, 1, -1, 2, "Atomically modifies the string values of one or more keys only when all keys don't exist."),
-    spec!("DEL", -2, &["write"], 1, -1, 1, "Deletes one or more keys."),
-    spec!("UNLINK", -2, WF, 1, -1, 1, "Asynchronously deletes one or more keys."),
-    spec!("TOUCH", -2, RF, 1, -1, 1, "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
-    spec!("INCR", 2, &["write", "denyoom", "fast"], 1, 1, 1, "Increments the integer value of a key by one."),
-    spec!("DECR", 2, &["write", "denyoom", "fast"], 1, 1, 1, "Decrements the integer value of a key by one."),
-    spec!("INCRBY", 3, &["write", "denyoom", "fast"], 1, 1, 1, "Increments the integer value of a key by a number."),
-    spec!("DECRBY", 3, &["write", "denyoom", "fast"], 1, 1, 1, "Decrements a number from the integer value of a key."),
-    spec!("INCRBYFLOAT", 3, &["write", "denyoom", "fast"], 1, 1, 1, "Increment the floating point value of a key by a number."),
-    spec!("APPEND", 3, &["write", "denyoom", "fast"], 1, 1, 1, "Appends a string to the value of a key."),
-    spec!("SETRANGE", 4, W, 1, 1, 1, "Overwrites a part of a string value with another by an offset."),
-    spec!("RENAME", 3, &["write"], 1, 2, 1, "Renames a key and overwrites the destination."),
-    spec!("RENAMENX", 3, WF, 1, 2, 1, "Renames a key only when the target key name doesn't exist."),
-    spec!("EXPIRE", -3, WF, 1, 1, 1, "Sets the expiration time of a key in seconds."),
-    spec!("PEXPIRE", -3, WF, 1, 1, 1, "Sets the expiration time of a key in milliseconds."),
-    spec!("EXPIREAT", -3, WF, 1, 1, 1, "Sets the expiration time of a key to a Unix timestamp."),
-    spec!("PEXPIREAT", -3, WF, 1, 1, 1, "Sets the expiration time of a key to a Unix milliseconds timestamp."),
-    spec!("PERSIST", 2, WF, 1, 1, 1, "Removes the expiration time of a key."),
-    spec!("FLUSHALL", -1, &["write"], 0, 0, 0, "Removes all keys from all databases."),
-    spec!("FLUSHDB", -1, &["write"], 0, 0, 0, "Remove all keys from the current database."),
+    spec!("PING", -1, &["fast"], 0, 0, 0, "Returns the server's liveliness response."),
+    spec!("ECHO", 2, LSF, 0, 0, 0, "Returns the given string."),
+    spec!("SELECT", 2, LSF, 0, 0, 0, "Changes the selected database."),
+    spec!("QUIT", -1, CONN, 0, 0, 0, "Closes the connection."),
+    spec!("HELLO", -1, CONN, 0, 0, 0, "Handshakes with the Redis server."),
+    spec!("AUTH", -2, CONN, 0, 0, 0, "Authenticates the connection."),
+    spec!("CLIENT", -2, &[], 0, 0, 0, "A container for client connection commands."),
+    spec!("COMMAND", -1, LS, 0, 0, 0, "Returns detailed information about all commands."),
+    spec!("CONFIG", -2, &[], 0, 0, 0, "A container for server configuration commands."),
+    spec!("INFO", -1, LS, 0, 0, 0, "Returns information and statistics about the server."),
+    spec!("TIME", 1, LSF, 0, 0, 0, "Returns the server time."),
+    spec!("GET", 2, ROF, 1, 1, 1, "Returns the string value of a key."),
+    spec!("MGET", -2, ROF, 1, -1, 1, "Atomically returns the string values of one or more keys."),
+    spec!("EXISTS", -2, ROF, 1, -1, 1, "Determines whether one or more keys exist."),
+    spec!("STRLEN", 2, ROF, 1, 1, 1, "Returns the length of a string value."),
+    spec!("GETRANGE", 4, RO, 1, 1, 1, "Returns a substring of the string stored at a key."),
+    spec!("SUBSTR", 4, RO, 1, 1, 1, "Returns a substring from a string value."),
+    spec!("KEYS", 2, RO, 0, 0, 0, "Returns all key names that match a pattern."),
+    spec!("SCAN", -2, RO, 0, 0, 0, "Iterates over the key names in the database."),
+    spec!("TYPE", 2, ROF, 1, 1, 1, "Determines the type of value stored at a key."),
+    spec!("TTL", 2, ROF, 1, 1, 1, "Returns the expiration time in seconds of a key."),
+    spec!("PTTL", 2, ROF, 1, 1, 1, "Returns the expiration time in milliseconds of a key."),
+    spec!("EXPIRETIME", 2, ROF, 1, 1, 1, "Returns the expiration time of a key as a Unix timestamp."),
+    spec!("PEXPIRETIME", 2, ROF, 1, 1, 1, "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    spec!("DBSIZE", 1, ROF, 0, 0, 0, "Returns the number of keys in the database."),
+    spec!("SET", -3, WD, 1, 1, 1, "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
+    spec!("SETNX", 3, WDF, 1, 1, 1, "Set the string value of a key only when the key doesn't exist."),
+    spec!("SETEX", 4, WD, 1, 1, 1, "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
+    spec!("PSETEX", 4, WD, 1, 1, 1, "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
+    spec!("GETSET", 3, WDF, 1, 1, 1, "Returns the previous string value of a key after setting it to a new value."),
+    spec!("GETDEL", 2, WRF, 1, 1, 1, "Returns the string value of a key after deleting the key."),
+    spec!("GETEX", -2, WRF, 1, 1, 1, "Returns the string value of a key after setting its expiration time."),
+    spec!("MSET", -3, WD, 1, -1, 2, "Atomically creates or modifies the string values of one or more keys."),
+    spec!("MSETNX", -3, WD, 1, -1, 2, "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    spec!("DEL", -2, WR, 1, -1, 1, "Deletes one or more keys."),
+    spec!("UNLINK", -2, WRF, 1, -1, 1, "Asynchronously deletes one or more keys."),
+    spec!("TOUCH", -2, ROF, 1, -1, 1, "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
+    spec!("INCR", 2, WDF, 1, 1, 1, "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec!("DECR", 2, WDF, 1, 1, 1, "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    spec!("INCRBY", 3, WDF, 1, 1, 1, "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec!("DECRBY", 3, WDF, 1, 1, 1, "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    spec!("INCRBYFLOAT", 3, WDF, 1, 1, 1, "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    spec!("APPEND", 3, WDF, 1, 1, 1, "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    spec!("SETRANGE", 4, WD, 1, 1, 1, "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    spec!("RENAME", 3, WR, 1, 2, 1, "Renames a key and overwrites the destination."),
+    spec!("RENAMENX", 3, WRF, 1, 2, 1, "Renames a key only when the target key name doesn't exist."),
+    spec!("EXPIRE", -3, WRF, 1, 1, 1, "Sets the expiration time of a key in seconds."),
+    spec!("PEXPIRE", -3, WRF, 1, 1, 1, "Sets the expiration time of a key in milliseconds."),
+    spec!("EXPIREAT", -3, WRF, 1, 1, 1, "Sets the expiration time of a key to a Unix timestamp."),
+    spec!("PEXPIREAT", -3, WRF, 1, 1, 1, "Sets the expiration time of a key to a Unix milliseconds timestamp."),
+    spec!("PERSIST", 2, WRF, 1, 1, 1, "Removes the expiration time of a key."),
+    spec!("FLUSHALL", -1, WR, 0, 0, 0, "Removes all keys from all databases."),
+    spec!("FLUSHDB", -1, WR, 0, 0, 0, "Remove all keys from the current database."),
 ];
 
-/// Every command raftkv serves.
+// Subcommands of the container commands CLIENT, COMMAND and CONFIG; arity counts the
+// container name too (`CLIENT SETNAME x` has 3 arguments).
+#[rustfmt::skip]
+static SUBCOMMANDS: &[CommandSpec] = &[
+    spec!("client|setname", 3, NLS, 0, 0, 0, "Sets the connection name."),
+    spec!("client|getname", 2, NLS, 0, 0, 0, "Returns the name of the connection."),
+    spec!("client|id", 2, NLS, 0, 0, 0, "Returns the unique client ID of the connection."),
+    spec!("client|info", 2, NLS, 0, 0, 0, "Returns information about the connection."),
+    spec!("client|list", -2, ANLS, 0, 0, 0, "Lists open connections."),
+    spec!("client|setinfo", 4, NLS, 0, 0, 0, "Sets information specific to the client or connection."),
+    spec!("client|help", 2, LS, 0, 0, 0, "Returns helpful text about the different subcommands."),
+    spec!("command|count", 2, LS, 0, 0, 0, "Returns a count of commands."),
+    spec!("command|info", -2, LS, 0, 0, 0, "Returns information about one, multiple or all commands."),
+    spec!("command|docs", -2, LS, 0, 0, 0, "Returns documentary information about one, multiple or all commands."),
+    spec!("config|get", -3, ANLS, 0, 0, 0, "Returns the effective values of configuration parameters."),
+    spec!("config|set", -4, ANLS, 0, 0, 0, "Sets configuration parameters in-flight."),
+    spec!("config|resetstat", 2, ANLS, 0, 0, 0, "Resets the server's statistics."),
+];
+
+/// Every top-level command raftkv serves (upper-case names).
 pub fn command_table() -> &'static [CommandSpec] {
     TABLE
+}
+
+/// Subcommands of CLIENT, COMMAND and CONFIG, named `container|sub` in lower case.
+pub fn subcommand_table() -> &'static [CommandSpec] {
+    SUBCOMMANDS
 }
 
 /// Looks a command up by name, case-insensitively.
@@ -318,6 +358,17 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         .iter()
         .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
 }
+
+/// Looks up `container sub` (e.g. `CLIENT`, `setname`), case-insensitively.
+pub fn lookup_subcommand(container: &[u8], sub: &[u8]) -> Option<&'static CommandSpec> {
+    SUBCOMMANDS.iter().find(|s| {
+        s.name.split_once('|').is_some_and(|(c, n)| {
+            c.as_bytes().eq_ignore_ascii_case(container) && n.as_bytes().eq_ignore_ascii_case(sub)
+        })
+    })
+}
+
+// ---- error replies and argument helpers ----
 
 fn syntax() -> Reply {
     Reply::err("ERR syntax error")
@@ -334,98 +385,150 @@ fn arity(name: &str) -> Reply {
     ))
 }
 
-fn int(b: &[u8]) -> Result<i64, Reply> {
-    // Redis accepts no leading '+', spaces or leading zeros ("01" is fine in strtoll but
-    // Redis's string2ll rejects it); keep to canonical decimal.
-    let s = std::str::from_utf8(b).map_err(|_| not_int())?;
-    let ok = match s.as_bytes() {
-        [] => false,
-        [b'0'] => true,
-        [b'-', rest @ ..] => matches!(rest.first(), Some(b'1'..=b'9')),
-        [b'1'..=b'9', ..] => true,
-        _ => false,
-    };
-    if !ok {
-        return Err(not_int());
-    }
-    s.parse().map_err(|_| not_int())
+fn expire_time_err(cmd: &str) -> Reply {
+    Reply::err(format!("ERR invalid expire time in '{cmd}' command"))
 }
 
-/// Parses a float like Redis's `getLongDoubleFromObject` (no spaces, no nan).
+/// Text of at most `max` bytes of `b` (Redis's `%.128s`), lossily decoded.
+fn text(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}
+
+fn check_arity(spec: &CommandSpec, argc: usize) -> Result<(), Reply> {
+    let want = spec.arity.unsigned_abs() as usize;
+    let ok = if spec.arity >= 0 {
+        argc == want
+    } else {
+        argc >= want
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(arity(spec.name))
+    }
+}
+
+/// Parses an integer exactly like Redis's `string2ll`: optional '-', no '+', no spaces,
+/// no leading zeros, within i64.
+fn int(b: &[u8]) -> Result<i64, Reply> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    let canonical = match digits {
+        [b'0'] => digits.len() == b.len(), // "0" but not "-0"
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical {
+        return Err(not_int());
+    }
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(not_int)
+}
+
+/// Parses a float like Redis's `string2ld` (used by INCRBYFLOAT): no surrounding spaces,
+/// no NaN, no overflow; `inf` / `-inf` are accepted (the increment then fails in the store
+/// with "increment would produce NaN or Infinity", as in Redis).
 pub fn parse_float(b: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(b).ok()?;
-    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+    const MAX_LONG_DOUBLE_CHARS: usize = 5 * 1024;
+    if b.is_empty() || b.len() >= MAX_LONG_DOUBLE_CHARS {
         return None;
     }
-    let f: f64 = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        l if l.contains("nan") => return None,
-        _ => s.parse().ok()?,
-    };
-    Some(f)
+    let s = std::str::from_utf8(b).ok()?;
+    let lower = s.to_ascii_lowercase();
+    let body = lower.trim_start_matches(['+', '-']);
+    if lower.len() - body.len() > 1 {
+        return None;
+    }
+    if body == "inf" || body == "infinity" {
+        return Some(if lower.starts_with('-') {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+    }
+    // Rust also accepts "nan" and "inf" spellings; those are handled above or rejected here.
+    if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let f: f64 = s.parse().ok()?;
+    f.is_finite().then_some(f)
 }
 
 fn upper(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_ascii_uppercase()
 }
 
-fn expire_ms(amount: i64, unit_ms: i64, absolute: bool, cmd: &str) -> Result<ExpireAt, Reply> {
-    let bad = || Reply::err(format!("ERR invalid expire time in '{cmd}' command"));
-    let ms = amount.checked_mul(unit_ms).ok_or_else(bad)?;
-    Ok(if absolute {
-        ExpireAt::AbsoluteMs(ms)
-    } else {
-        ExpireAt::RelativeMs(ms)
-    })
-}
-
 fn unknown_command(argv: &[Bytes]) -> Reply {
-    let mut args = String::new();
+    let name = argv.first().map_or(&b""[..], |n| &n[..]);
+    let mut args: Vec<u8> = Vec::new();
     for a in argv.iter().skip(1) {
-        let piece = format!("'{}' ", String::from_utf8_lossy(a));
-        if args.len() + piece.len() > 128 {
+        if args.len() >= 128 {
             break;
         }
-        args.push_str(&piece);
+        let room = 128 - args.len();
+        args.push(b'\'');
+        args.extend_from_slice(&a[..a.len().min(room)]);
+        args.extend_from_slice(b"' ");
     }
     Reply::err(format!(
         "ERR unknown command '{}', with args beginning with: {}",
-        String::from_utf8_lossy(&argv[0]),
-        args
+        text(name, 128),
+        String::from_utf8_lossy(&args)
     ))
 }
 
-fn unknown_sub(cmd: &str, sub: &[u8]) -> Reply {
+fn unknown_sub(container: &str, sub: &[u8]) -> Reply {
     Reply::err(format!(
-        "ERR unknown subcommand '{}'. Try {cmd} HELP.",
-        String::from_utf8_lossy(sub)
+        "ERR unknown subcommand '{}'. Try {container} HELP.",
+        text(sub, 128)
     ))
+}
+
+/// Resolves and arity-checks the subcommand `argv[1]` of a container command; returns its
+/// lower-case name (the part after `|`).
+fn subcommand(container: &str, argv: &[Bytes]) -> Result<&'static str, Reply> {
+    let Some(sub) = argv.get(1) else {
+        return Err(arity(container));
+    };
+    let spec =
+        lookup_subcommand(container.as_bytes(), sub).ok_or_else(|| unknown_sub(container, sub))?;
+    check_arity(spec, argv.len())?;
+    Ok(spec.name.split_once('|').map_or(spec.name, |(_, n)| n))
+}
+
+fn pairs(name: &str, args: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, Reply> {
+    if args.is_empty() || !args.len().is_multiple_of(2) {
+        return Err(arity(name));
+    }
+    Ok(args
+        .chunks_exact(2)
+        .map(|c| (c[0].clone(), c[1].clone()))
+        .collect())
 }
 
 impl Command {
-    /// Parses a client request.
+    /// Parses a client request (`argv[0]` is the command name, any case) into a command,
+    /// or into the exact error reply Redis would send. Never yields internal commands.
     pub fn parse(argv: &[Bytes]) -> Result<Command, Reply> {
         let Some(name) = argv.first() else {
             return Err(Reply::err("ERR empty command"));
         };
-        let Some(spec) = lookup(name) else {
-            return Err(unknown_command(argv));
-        };
-        let n = argv.len() as i32;
-        if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-            return Err(arity(spec.name));
-        }
+        let spec = lookup(name).ok_or_else(|| unknown_command(argv))?;
+        check_arity(spec, argv.len())?;
         parse_known(spec.name, argv)
     }
 
-    /// Parses a command from a committed log entry: client commands plus internal ones.
+    /// Parses a command from a committed log entry: client commands plus the internal
+    /// `RAFTKV.SWEEP limit` and `RAFTKV.DELIFEXPIRED key...`.
     pub fn parse_replicated(argv: &[Bytes]) -> Result<Command, Reply> {
-        match argv.first().map(|n| upper(n)).as_deref() {
-            Some("RAFTKV.SWEEP") if argv.len() == 2 => Ok(Command::SweepExpired {
-                limit: int(&argv[1])?.max(0) as u64,
+        let name = argv.first().map(|n| upper(n));
+        match (name.as_deref(), argv.get(1..).unwrap_or_default()) {
+            (Some("RAFTKV.SWEEP"), [limit]) => Ok(Command::SweepExpired {
+                limit: u64::try_from(int(limit)?).map_err(|_| not_int())?,
             }),
-            Some("RAFTKV.DELIFEXPIRED") => Ok(Command::DelIfExpired(argv[1..].to_vec())),
+            (Some("RAFTKV.SWEEP"), _) => Err(arity("raftkv.sweep")),
+            (Some("RAFTKV.DELIFEXPIRED"), keys) => Ok(Command::DelIfExpired(keys.to_vec())),
             _ => Command::parse(argv),
         }
     }
@@ -440,7 +543,8 @@ impl Command {
 
     /// The internal lazy-expiry command's argument vector.
     pub fn del_if_expired_argv(keys: &[Bytes]) -> Vec<Bytes> {
-        let mut v = vec![Bytes::from_static(b"RAFTKV.DELIFEXPIRED")];
+        let mut v = Vec::with_capacity(keys.len() + 1);
+        v.push(Bytes::from_static(b"RAFTKV.DELIFEXPIRED"));
         v.extend_from_slice(keys);
         v
     }
@@ -472,11 +576,27 @@ impl Command {
             | ExpireTime { .. }
             | DbSize
             | Touch(_) => Kind::Read,
-            _ => Kind::Write,
+            Set { .. }
+            | SetNx { .. }
+            | GetDel(_)
+            | GetEx { .. }
+            | MSet(_)
+            | MSetNx(_)
+            | Del(_)
+            | IncrBy { .. }
+            | IncrByFloat { .. }
+            | Append { .. }
+            | SetRange { .. }
+            | Rename { .. }
+            | Expire { .. }
+            | Persist(_)
+            | FlushAll
+            | SweepExpired { .. }
+            | DelIfExpired(_) => Kind::Write,
         }
     }
 
-    /// The keys the command touches (for slot routing).
+    /// The keys the command touches, in argument order (for slot routing).
     pub fn keys(&self) -> Vec<&Bytes> {
         use self::Command::*;
         match self {
@@ -495,17 +615,31 @@ impl Command {
             | Append { key: k, .. }
             | SetRange { key: k, .. }
             | Expire { key: k, .. }
-            | Persist(k) => {
-                vec![k]
-            }
+            | Persist(k) => vec![k],
             MGet(ks) | Exists(ks) | Del(ks) | Touch(ks) | DelIfExpired(ks) => ks.iter().collect(),
             MSet(kv) | MSetNx(kv) => kv.iter().map(|(k, _)| k).collect(),
             Rename { src, dst, .. } => vec![src, dst],
-            _ => vec![],
+            Ping(_)
+            | Echo(_)
+            | Select(_)
+            | Quit
+            | Hello { .. }
+            | Auth { .. }
+            | Client(_)
+            | Command(_)
+            | Config(_)
+            | Info(_)
+            | Time
+            | Keys(_)
+            | Scan { .. }
+            | DbSize
+            | FlushAll
+            | SweepExpired { .. } => vec![],
         }
     }
 
-    /// The command's name (upper case).
+    /// The command's canonical upper-case name (aliases map to one name: UNLINK → DEL,
+    /// SETEX/GETSET → SET, DECRBY → INCRBY, PEXPIRE → EXPIRE, FLUSHDB → FLUSHALL, ...).
     pub fn name(&self) -> &'static str {
         use self::Command::*;
         match self {
@@ -553,68 +687,19 @@ impl Command {
     }
 }
 
-fn pairs(name: &str, args: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, Reply> {
-    if args.is_empty() || args.len() % 2 != 0 {
-        return Err(arity(name));
-    }
-    Ok(args
-        .chunks(2)
-        .map(|c| (c[0].clone(), c[1].clone()))
-        .collect())
-}
-
+/// Dispatches on the canonical (table) name; arity has been checked against the table.
 fn parse_known(name: &'static str, argv: &[Bytes]) -> Result<Command, Reply> {
     let a = &argv[1..];
     let key = || a[0].clone();
+    let ttl = |unit| Command::Ttl { key: key(), unit };
+    let exptime = |unit| Command::ExpireTime { key: key(), unit };
     Ok(match name {
-        "PING" => match a.len() {
-            0 => Command::Ping(None),
-            1 => Command::Ping(Some(a[0].clone())),
-            _ => return Err(arity("ping")),
-        },
-        "ECHO" => Command::Echo(key()),
-        "SELECT" => Command::Select(int(&a[0])?),
-        "QUIT" => Command::Quit,
-        "TIME" => Command::Time,
-        "HELLO" => parse_hello(a)?,
-        "AUTH" => match a.len() {
-            1 => Command::Auth {
-                username: None,
-                password: a[0].clone(),
-            },
-            2 => Command::Auth {
-                username: Some(a[0].clone()),
-                password: a[1].clone(),
-            },
-            _ => return Err(syntax()),
-        },
-        "CLIENT" => Command::Client(parse_client(a)?),
-        "COMMAND" => Command::Command(match a.first().map(|s| upper(s)).as_deref() {
-            None => CommandCmd::List,
-            Some("COUNT") if a.len() == 1 => CommandCmd::Count,
-            Some("COUNT") => return Err(arity("command|count")),
-            Some("INFO") => CommandCmd::Info(a[1..].to_vec()),
-            Some("DOCS") => CommandCmd::Docs(a[1..].to_vec()),
-            Some(_) => return Err(unknown_sub("COMMAND", &a[0])),
-        }),
-        "CONFIG" => Command::Config(match upper(&a[0]).as_str() {
-            "GET" if a.len() >= 2 => ConfigCmd::Get(a[1..].to_vec()),
-            "GET" => return Err(arity("config|get")),
-            "SET" if a.len() >= 3 && a.len() % 2 == 1 => ConfigCmd::Set(
-                a[1..]
-                    .chunks(2)
-                    .map(|c| (c[0].clone(), c[1].clone()))
-                    .collect(),
-            ),
-            "SET" => return Err(arity("config|set")),
-            "RESETSTAT" => ConfigCmd::ResetStat,
-            _ => return Err(unknown_sub("CONFIG", &a[0])),
-        }),
-        "INFO" => Command::Info(
-            a.iter()
-                .map(|s| String::from_utf8_lossy(s).into_owned())
-                .collect(),
-        ),
+        "PING" | "ECHO" | "SELECT" | "QUIT" | "TIME" | "AUTH" | "HELLO" | "INFO" => {
+            parse_connection(name, a)?
+        }
+        "CLIENT" => Command::Client(parse_client(argv)?),
+        "COMMAND" => Command::Command(parse_command_cmd(argv)?),
+        "CONFIG" => Command::Config(parse_config(argv)?),
         "GET" => Command::Get(key()),
         "MGET" => Command::MGet(a.to_vec()),
         "EXISTS" => Command::Exists(a.to_vec()),
@@ -627,86 +712,22 @@ fn parse_known(name: &'static str, argv: &[Bytes]) -> Result<Command, Reply> {
         "KEYS" => Command::Keys(key()),
         "SCAN" => parse_scan(a)?,
         "TYPE" => Command::Type(key()),
-        "TTL" => Command::Ttl {
-            key: key(),
-            unit: TimeUnit::Seconds,
-        },
-        "PTTL" => Command::Ttl {
-            key: key(),
-            unit: TimeUnit::Milliseconds,
-        },
-        "EXPIRETIME" => Command::ExpireTime {
-            key: key(),
-            unit: TimeUnit::Seconds,
-        },
-        "PEXPIRETIME" => Command::ExpireTime {
-            key: key(),
-            unit: TimeUnit::Milliseconds,
-        },
+        "TTL" => ttl(TimeUnit::Seconds),
+        "PTTL" => ttl(TimeUnit::Milliseconds),
+        "EXPIRETIME" => exptime(TimeUnit::Seconds),
+        "PEXPIRETIME" => exptime(TimeUnit::Milliseconds),
         "DBSIZE" => Command::DbSize,
-        "SET" => parse_set(a)?,
+        "SET" | "SETEX" | "PSETEX" | "GETSET" | "GETEX" => parse_set_family(name, a)?,
         "SETNX" => Command::SetNx {
             key: key(),
             value: a[1].clone(),
         },
-        "SETEX" | "PSETEX" => {
-            let lname = name.to_ascii_lowercase();
-            let t = int(&a[1])?;
-            if t <= 0 {
-                return Err(Reply::err(format!(
-                    "ERR invalid expire time in '{lname}' command"
-                )));
-            }
-            let unit = if name == "SETEX" { 1000 } else { 1 };
-            let opts = SetOptions {
-                expire: Some(expire_ms(t, unit, false, &lname)?),
-                ..Default::default()
-            };
-            Command::Set {
-                key: key(),
-                value: a[2].clone(),
-                opts,
-            }
-        }
-        "GETSET" => Command::Set {
-            key: key(),
-            value: a[1].clone(),
-            opts: SetOptions {
-                get: true,
-                ..Default::default()
-            },
-        },
         "GETDEL" => Command::GetDel(key()),
-        "GETEX" => parse_getex(a)?,
         "MSET" => Command::MSet(pairs("mset", a)?),
         "MSETNX" => Command::MSetNx(pairs("msetnx", a)?),
         "DEL" | "UNLINK" => Command::Del(a.to_vec()),
         "TOUCH" => Command::Touch(a.to_vec()),
-        "INCR" => Command::IncrBy {
-            key: key(),
-            delta: 1,
-        },
-        "DECR" => Command::IncrBy {
-            key: key(),
-            delta: -1,
-        },
-        "INCRBY" => Command::IncrBy {
-            key: key(),
-            delta: int(&a[1])?,
-        },
-        "DECRBY" => {
-            let d = int(&a[1])?;
-            let delta = d
-                .checked_neg()
-                .ok_or_else(|| Reply::err("ERR decrement would overflow"))?;
-            Command::IncrBy { key: key(), delta }
-        }
-        "INCRBYFLOAT" => Command::IncrByFloat {
-            key: key(),
-            delta: parse_float(&a[1])
-                .filter(|f| f.is_finite())
-                .ok_or_else(|| Reply::err("ERR value is not a valid float"))?,
-        },
+        "INCR" | "DECR" | "INCRBY" | "DECRBY" | "INCRBYFLOAT" => parse_counter(name, a)?,
         "APPEND" => Command::Append {
             key: key(),
             value: a[1].clone(),
@@ -722,30 +743,57 @@ fn parse_known(name: &'static str, argv: &[Bytes]) -> Result<Command, Reply> {
                 value: a[2].clone(),
             }
         }
-        "RENAME" => Command::Rename {
+        "RENAME" | "RENAMENX" => Command::Rename {
             src: key(),
             dst: a[1].clone(),
-            nx: false,
-        },
-        "RENAMENX" => Command::Rename {
-            src: key(),
-            dst: a[1].clone(),
-            nx: true,
+            nx: name == "RENAMENX",
         },
         "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" => parse_expire(name, a)?,
         "PERSIST" => Command::Persist(key()),
-        "FLUSHALL" | "FLUSHDB" => {
-            if a.len() > 1 {
-                return Err(syntax());
-            }
-            if let Some(mode) = a.first() {
-                if !matches!(upper(mode).as_str(), "ASYNC" | "SYNC") {
-                    return Err(syntax());
-                }
-            }
-            Command::FlushAll
-        }
+        "FLUSHALL" | "FLUSHDB" => match a {
+            [] => Command::FlushAll,
+            [mode] if matches!(upper(mode).as_str(), "ASYNC" | "SYNC") => Command::FlushAll,
+            _ => return Err(syntax()),
+        },
         _ => return Err(unknown_command(argv)),
+    })
+}
+
+/// PING, ECHO, SELECT, QUIT, TIME, AUTH, HELLO, INFO.
+fn parse_connection(name: &str, a: &[Bytes]) -> Result<Command, Reply> {
+    Ok(match (name, a) {
+        ("PING", []) => Command::Ping(None),
+        ("PING", [msg]) => Command::Ping(Some(msg.clone())),
+        ("PING", _) => return Err(arity("ping")),
+        ("ECHO", [msg]) => Command::Echo(msg.clone()),
+        ("SELECT", [db]) => {
+            // getIntFromObjectOrReply: an i64 outside the C int range has its own message.
+            let id = int(db)?;
+            if i32::try_from(id).is_err() {
+                return Err(Reply::err(
+                    "ERR value is out of range, value must between -2147483648 and 2147483647",
+                ));
+            }
+            Command::Select(id)
+        }
+        ("QUIT", _) => Command::Quit,
+        ("TIME", _) => Command::Time,
+        ("AUTH", [password]) => Command::Auth {
+            username: None,
+            password: password.clone(),
+        },
+        ("AUTH", [user, password]) => Command::Auth {
+            username: Some(user.clone()),
+            password: password.clone(),
+        },
+        ("AUTH", _) => return Err(syntax()),
+        ("HELLO", _) => parse_hello(a)?,
+        ("INFO", _) => Command::Info(
+            a.iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ),
+        _ => return Err(arity(name)),
     })
 }
 
@@ -753,35 +801,37 @@ fn parse_hello(a: &[Bytes]) -> Result<Command, Reply> {
     let mut protover = None;
     let mut auth = None;
     let mut setname = None;
-    let mut i = 0;
-    if let Some(v) = a.first() {
+    let mut rest = a;
+    if let Some((v, tail)) = a.split_first() {
         let v = int(v)
             .map_err(|_| Reply::err("ERR Protocol version is not an integer or out of range"))?;
         if v != 2 && v != 3 {
             return Err(Reply::err("NOPROTO unsupported protocol version"));
         }
         protover = Some(v);
-        i = 1;
+        rest = tail;
     }
-    while i < a.len() {
-        let left = a.len() - i - 1;
-        match upper(&a[i]).as_str() {
-            "AUTH" if left >= 2 => {
-                auth = Some((a[i + 1].clone(), a[i + 2].clone()));
-                i += 3;
+    loop {
+        rest = match rest {
+            [] => break,
+            [opt, user, pass, tail @ ..] if upper(opt) == "AUTH" => {
+                auth = Some((user.clone(), pass.clone()));
+                tail
             }
-            "SETNAME" if left >= 1 => {
-                check_client_name(&a[i + 1])?;
-                setname = Some(a[i + 1].clone());
-                i += 2;
+            [opt, name, tail @ ..] if upper(opt) == "SETNAME" => {
+                setname = Some(name.clone());
+                tail
             }
-            _ => {
+            [opt, ..] => {
                 return Err(Reply::err(format!(
                     "ERR Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(&a[i])
+                    String::from_utf8_lossy(opt)
                 )))
             }
-        }
+        };
+    }
+    if let Some(name) = &setname {
+        check_client_attr(name).map_err(|_| bad_client_name())?;
     }
     Ok(Command::Hello {
         protover,
@@ -790,46 +840,32 @@ fn parse_hello(a: &[Bytes]) -> Result<Command, Reply> {
     })
 }
 
-fn check_client_name(name: &[u8]) -> Result<(), Reply> {
-    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(Reply::err(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
-    }
-    Ok(())
+fn bad_client_name() -> Reply {
+    Reply::err("ERR Client names cannot contain spaces, newlines or special characters.")
 }
 
-fn parse_client(a: &[Bytes]) -> Result<ClientCmd, Reply> {
-    let sub = upper(&a[0]);
-    let want = |n: usize, name: &str| {
-        if a.len() == n {
-            Ok(())
-        } else {
-            Err(arity(name))
-        }
-    };
-    Ok(match sub.as_str() {
-        "SETNAME" => {
-            want(2, "client|setname")?;
-            check_client_name(&a[1])?;
+/// Redis's `validateClientAttr`: printable ASCII without spaces.
+fn check_client_attr(v: &[u8]) -> Result<(), ()> {
+    if v.iter().all(|c| (b'!'..=b'~').contains(c)) {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+fn parse_client(argv: &[Bytes]) -> Result<ClientCmd, Reply> {
+    let a = &argv[1..];
+    Ok(match subcommand("CLIENT", argv)? {
+        "setname" => {
+            check_client_attr(&a[1]).map_err(|_| bad_client_name())?;
             ClientCmd::SetName(a[1].clone())
         }
-        "GETNAME" => {
-            want(1, "client|getname")?;
-            ClientCmd::GetName
-        }
-        "ID" => {
-            want(1, "client|id")?;
-            ClientCmd::Id
-        }
-        "INFO" => {
-            want(1, "client|info")?;
-            ClientCmd::Info
-        }
-        "LIST" => ClientCmd::List,
-        "HELP" => ClientCmd::Help,
-        "SETINFO" => {
-            want(3, "client|setinfo")?;
+        "getname" => ClientCmd::GetName,
+        "id" => ClientCmd::Id,
+        "info" => ClientCmd::Info,
+        "list" => ClientCmd::List,
+        "help" => ClientCmd::Help,
+        "setinfo" => {
             let attr = upper(&a[1]);
             if attr != "LIB-NAME" && attr != "LIB-VER" {
                 return Err(Reply::err(format!(
@@ -837,6 +873,12 @@ fn parse_client(a: &[Bytes]) -> Result<ClientCmd, Reply> {
                     String::from_utf8_lossy(&a[1])
                 )));
             }
+            check_client_attr(&a[2]).map_err(|_| {
+                Reply::err(format!(
+                    "ERR {} cannot contain spaces, newlines or special characters.",
+                    String::from_utf8_lossy(&a[1])
+                ))
+            })?;
             ClientCmd::SetInfo {
                 attr,
                 value: a[2].clone(),
@@ -846,30 +888,54 @@ fn parse_client(a: &[Bytes]) -> Result<ClientCmd, Reply> {
     })
 }
 
+fn parse_command_cmd(argv: &[Bytes]) -> Result<CommandCmd, Reply> {
+    if argv.len() == 1 {
+        return Ok(CommandCmd::List);
+    }
+    let names = || argv[2..].to_vec();
+    Ok(match subcommand("COMMAND", argv)? {
+        "count" => CommandCmd::Count,
+        "info" => CommandCmd::Info(names()),
+        "docs" => CommandCmd::Docs(names()),
+        _ => return Err(unknown_sub("COMMAND", &argv[1])),
+    })
+}
+
+fn parse_config(argv: &[Bytes]) -> Result<ConfigCmd, Reply> {
+    Ok(match subcommand("CONFIG", argv)? {
+        "get" => ConfigCmd::Get(argv[2..].to_vec()),
+        // CONFIG SET takes name/value pairs; an odd count is an arity error in Redis.
+        "set" => ConfigCmd::Set(pairs("config|set", &argv[2..])?),
+        "resetstat" => ConfigCmd::ResetStat,
+        _ => return Err(unknown_sub("CONFIG", &argv[1])),
+    })
+}
+
 fn parse_scan(a: &[Bytes]) -> Result<Command, Reply> {
+    // Redis's string2ull: plain decimal within u64.
     let cursor = std::str::from_utf8(&a[0])
         .ok()
+        .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or_else(|| Reply::err("ERR invalid cursor"))?;
     let (mut pattern, mut count, mut type_) = (None, 10u64, None);
-    let mut i = 1;
-    while i < a.len() {
-        if i + 1 >= a.len() {
-            return Err(syntax());
-        }
-        match upper(&a[i]).as_str() {
-            "MATCH" => pattern = Some(a[i + 1].clone()),
+    let mut rest = &a[1..];
+    while let [opt, val, tail @ ..] = rest {
+        match upper(opt).as_str() {
+            "MATCH" => pattern = Some(val.clone()),
             "COUNT" => {
-                let c = int(&a[i + 1])?;
-                if c < 1 {
-                    return Err(syntax());
-                }
-                count = c as u64;
+                count = u64::try_from(int(val)?)
+                    .ok()
+                    .filter(|&c| c >= 1)
+                    .ok_or_else(syntax)?;
             }
-            "TYPE" => type_ = Some(a[i + 1].clone()),
+            "TYPE" => type_ = Some(val.clone()),
             _ => return Err(syntax()),
         }
-        i += 2;
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(syntax());
     }
     Ok(Command::Scan {
         cursor,
@@ -879,79 +945,149 @@ fn parse_scan(a: &[Bytes]) -> Result<Command, Reply> {
     })
 }
 
-fn parse_set(a: &[Bytes]) -> Result<Command, Reply> {
+/// The expiry option seen while parsing SET / GETEX options.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpOpt {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+/// Turns an EX/PX/EXAT/PXAT amount into an expiry like Redis's
+/// `getExpireMillisecondsOrReply`: must be positive and not overflow when scaled.
+fn set_expire(opt: ExpOpt, amount: &[u8], cmd: &str) -> Result<ExpireAt, Reply> {
+    let t = int(amount)?;
+    let unit = if matches!(opt, ExpOpt::Ex | ExpOpt::ExAt) {
+        1000
+    } else {
+        1
+    };
+    let ms = t
+        .checked_mul(unit)
+        .filter(|_| t > 0)
+        .ok_or_else(|| expire_time_err(cmd))?;
+    Ok(match opt {
+        ExpOpt::Ex | ExpOpt::Px => ExpireAt::RelativeMs(ms),
+        ExpOpt::ExAt | ExpOpt::PxAt => ExpireAt::AbsoluteMs(ms),
+    })
+}
+
+/// SET, SETEX, PSETEX, GETSET and GETEX. Options are parsed like Redis's
+/// `parseExtendedStringArgumentsOrReply`: repeating an option is allowed, conflicting
+/// ones are a syntax error, and the time is validated only after all options parsed.
+fn parse_set_family(name: &str, a: &[Bytes]) -> Result<Command, Reply> {
+    let key = a[0].clone();
+    match name {
+        "SETEX" | "PSETEX" => {
+            let opt = if name == "SETEX" {
+                ExpOpt::Ex
+            } else {
+                ExpOpt::Px
+            };
+            let lname = name.to_ascii_lowercase();
+            let opts = SetOptions {
+                expire: Some(set_expire(opt, &a[1], &lname)?),
+                ..Default::default()
+            };
+            return Ok(Command::Set {
+                key,
+                value: a[2].clone(),
+                opts,
+            });
+        }
+        "GETSET" => {
+            let opts = SetOptions {
+                get: true,
+                ..Default::default()
+            };
+            return Ok(Command::Set {
+                key,
+                value: a[1].clone(),
+                opts,
+            });
+        }
+        _ => {}
+    }
+    let is_set = name == "SET";
     let mut opts = SetOptions::default();
-    let mut i = 2;
+    let mut persist = false;
+    let mut expire: Option<(ExpOpt, &Bytes)> = None;
+    let mut i = if is_set { 2 } else { 1 };
     while i < a.len() {
         let opt = upper(&a[i]);
         let next = a.get(i + 1);
-        match opt.as_str() {
-            "NX" if opts.condition.is_none() => opts.condition = Some(SetCondition::Nx),
-            "XX" if opts.condition.is_none() => opts.condition = Some(SetCondition::Xx),
-            "GET" => opts.get = true,
-            "KEEPTTL" if opts.expire.is_none() => opts.keep_ttl = true,
-            "EX" | "PX" | "EXAT" | "PXAT"
-                if opts.expire.is_none() && !opts.keep_ttl && next.is_some() =>
-            {
-                let t = int(next.map_or(&[][..], |b| &b[..]))?;
-                if t <= 0 {
-                    return Err(Reply::err("ERR invalid expire time in 'set' command"));
-                }
-                let unit = if opt == "EX" || opt == "EXAT" {
-                    1000
-                } else {
-                    1
-                };
-                opts.expire = Some(expire_ms(t, unit, opt.ends_with("AT"), "set")?);
+        let exp_kind = match opt.as_str() {
+            "EX" => Some(ExpOpt::Ex),
+            "PX" => Some(ExpOpt::Px),
+            "EXAT" => Some(ExpOpt::ExAt),
+            "PXAT" => Some(ExpOpt::PxAt),
+            _ => None,
+        };
+        // Another expiry option may only repeat the same kind (the last value wins).
+        let exp_ok = exp_kind
+            .is_some_and(|k| !opts.keep_ttl && !persist && expire.is_none_or(|(e, _)| e == k));
+        match (opt.as_str(), exp_kind, next) {
+            ("NX", _, _) if is_set && opts.condition != Some(SetCondition::Xx) => {
+                opts.condition = Some(SetCondition::Nx)
+            }
+            ("XX", _, _) if is_set && opts.condition != Some(SetCondition::Nx) => {
+                opts.condition = Some(SetCondition::Xx)
+            }
+            ("GET", _, _) if is_set => opts.get = true,
+            ("KEEPTTL", _, _) if is_set && expire.is_none() => opts.keep_ttl = true,
+            ("PERSIST", _, _) if !is_set && expire.is_none() => persist = true,
+            (_, Some(kind), Some(v)) if exp_ok => {
+                expire = Some((kind, v));
                 i += 1;
             }
             _ => return Err(syntax()),
         }
         i += 1;
     }
-    Ok(Command::Set {
-        key: a[0].clone(),
-        value: a[1].clone(),
-        opts,
-    })
-}
-
-fn parse_getex(a: &[Bytes]) -> Result<Command, Reply> {
-    let key = a[0].clone();
-    let action = match a.len() {
-        1 => None,
-        2 if upper(&a[1]) == "PERSIST" => Some(GetExAction::Persist),
-        3 => {
-            let opt = upper(&a[1]);
-            let unit = match opt.as_str() {
-                "EX" | "EXAT" => 1000,
-                "PX" | "PXAT" => 1,
-                _ => return Err(syntax()),
-            };
-            let t = int(&a[2])?;
-            if t <= 0 {
-                return Err(Reply::err("ERR invalid expire time in 'getex' command"));
-            }
-            Some(GetExAction::Expire(expire_ms(
-                t,
-                unit,
-                opt.ends_with("AT"),
-                "getex",
-            )?))
-        }
-        _ => return Err(syntax()),
+    let lname = name.to_ascii_lowercase();
+    let expire = match expire {
+        Some((kind, v)) => Some(set_expire(kind, v, &lname)?),
+        None => None,
+    };
+    if is_set {
+        opts.expire = expire;
+        return Ok(Command::Set {
+            key,
+            value: a[1].clone(),
+            opts,
+        });
+    }
+    let action = match (expire, persist) {
+        (Some(at), _) => Some(GetExAction::Expire(at)),
+        (None, true) => Some(GetExAction::Persist),
+        (None, false) => None,
     };
     Ok(Command::GetEx { key, action })
 }
 
-fn parse_expire(name: &str, a: &[Bytes]) -> Result<Command, Reply> {
-    let t = int(&a[1])?;
-    let unit = if name == "EXPIRE" || name == "EXPIREAT" {
-        1000
-    } else {
-        1
+/// INCR, DECR, INCRBY, DECRBY, INCRBYFLOAT.
+fn parse_counter(name: &str, a: &[Bytes]) -> Result<Command, Reply> {
+    let key = a[0].clone();
+    let delta = match name {
+        "INCR" => 1,
+        "DECR" => -1,
+        "INCRBY" => int(&a[1])?,
+        "DECRBY" => int(&a[1])?
+            .checked_neg()
+            .ok_or_else(|| Reply::err("ERR decrement would overflow"))?,
+        _ => {
+            let delta =
+                parse_float(&a[1]).ok_or_else(|| Reply::err("ERR value is not a valid float"))?;
+            return Ok(Command::IncrByFloat { key, delta });
+        }
     };
-    let at = expire_ms(t, unit, name.ends_with("AT"), &name.to_ascii_lowercase())?;
+    Ok(Command::IncrBy { key, delta })
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, like Redis's `expireGenericCommand`: options
+/// are checked first, then the time (negative allowed; only overflow is an error).
+fn parse_expire(name: &str, a: &[Bytes]) -> Result<Command, Reply> {
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for o in &a[2..] {
         match upper(o).as_str() {
@@ -959,7 +1095,12 @@ fn parse_expire(name: &str, a: &[Bytes]) -> Result<Command, Reply> {
             "XX" => xx = true,
             "GT" => gt = true,
             "LT" => lt = true,
-            other => return Err(Reply::err(format!("ERR Unsupported option {other}"))),
+            _ => {
+                return Err(Reply::err(format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(o)
+                )))
+            }
         }
     }
     if nx && (xx || gt || lt) {
@@ -972,6 +1113,22 @@ fn parse_expire(name: &str, a: &[Bytes]) -> Result<Command, Reply> {
             "ERR GT and LT options at the same time are not compatible",
         ));
     }
+    let t = int(&a[1])?;
+    let unit = if name == "EXPIRE" || name == "EXPIREAT" {
+        1000
+    } else {
+        1
+    };
+    let ms = t
+        .checked_mul(unit)
+        .ok_or_else(|| expire_time_err(&name.to_ascii_lowercase()))?;
+    let at = if name.ends_with("AT") {
+        ExpireAt::AbsoluteMs(ms)
+    } else {
+        ExpireAt::RelativeMs(ms)
+    };
+    // XX together with GT behaves like GT (a key without TTL never passes GT). XX with LT
+    // is approximated by LT (which also accepts keys without a TTL).
     let condition = if nx {
         Some(ExpireCondition::Nx)
     } else if gt {
@@ -983,14 +1140,12 @@ fn parse_expire(name: &str, a: &[Bytes]) -> Result<Command, Reply> {
     } else {
         None
     };
-    // XX combined with GT/LT: GT/LT already require an existing key with a TTL semantics.
     Ok(Command::Expire {
         key: a[0].clone(),
         at,
         condition,
     })
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

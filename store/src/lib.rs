@@ -126,11 +126,10 @@ fn fail_stop(what: &str, e: impl std::fmt::Display) -> ! {
 
 fn parse_i64(b: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(b).ok()?;
-    let canonical = match s.as_bytes() {
-        [b'0'] => true,
-        [b'-', b'1'..=b'9', ..] | [b'1'..=b'9', ..] => true,
-        _ => false,
-    };
+    let canonical = matches!(
+        s.as_bytes(),
+        [b'0'] | [b'-', b'1'..=b'9', ..] | [b'1'..=b'9', ..]
+    );
     if !canonical || s.len() > 20 {
         return None;
     }
@@ -358,11 +357,10 @@ impl Store {
                         let reply = Reply::Bulk(Bytes::from(v.payload.clone()));
                         match action {
                             None => {}
-                            Some(GetExAction::Persist) => {
-                                if v.expire != 0 {
-                                    self.put(wb, dkey, Value { expire: 0, ..v });
-                                }
+                            Some(GetExAction::Persist) if v.expire != 0 => {
+                                self.put(wb, dkey, Value { expire: 0, ..v });
                             }
+                            Some(GetExAction::Persist) => {}
                             Some(GetExAction::Expire(at)) => {
                                 let at = Self::resolve(*at, now).max(1);
                                 self.set_string(wb, dkey, v.payload, at, now);
@@ -551,6 +549,16 @@ impl Store {
                 }
                 Reply::Int(n)
             }
+            Command::DbSize => Reply::Int(self.keys.max(0)),
+            // Reads replicated with writes (one pipeline segment) run in order at apply
+            // time, seeing the batch's earlier commands.
+            read if read.kind() == resp::Kind::Read => {
+                let reader = self.reader();
+                let mut expired = Vec::new();
+                reader
+                    .read_inner(&|k| Ok(self.raw(&data_key(k))), read, now, &mut expired)
+                    .unwrap_or_else(|e| fail_stop("reading during apply", e))
+            }
             other => Reply::err(format!("ERR '{}' is not a replicated write", other.name())),
         }
     }
@@ -635,6 +643,9 @@ pub struct Reader {
     counters: Arc<Counters>,
 }
 
+/// Looks a user key's raw value up (the database, or the apply path's overlay).
+type RawFn<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Value>, String>;
+
 fn bulk(v: Vec<u8>) -> Reply {
     Reply::Bulk(Bytes::from(v))
 }
@@ -686,18 +697,18 @@ impl Reader {
     pub fn read(&self, cmd: &Command, now: i64) -> (Reply, Vec<Bytes>) {
         let mut expired = Vec::new();
         let reply = self
-            .read_inner(cmd, now, &mut expired)
+            .read_inner(&|k| self.raw(k), cmd, now, &mut expired)
             .unwrap_or_else(|e| Reply::err(format!("ERR storage error: {e}")));
         (reply, expired)
     }
 
     fn live(
-        &self,
+        raw: RawFn<'_>,
         key: &Bytes,
         now: i64,
         expired: &mut Vec<Bytes>,
     ) -> Result<Option<Value>, String> {
-        Ok(match self.raw(key)? {
+        Ok(match raw(key)? {
             Some(v) if v.expired(now) => {
                 expired.push(key.clone());
                 None
@@ -707,12 +718,12 @@ impl Reader {
     }
 
     fn string(
-        &self,
+        raw: RawFn<'_>,
         key: &Bytes,
         now: i64,
         expired: &mut Vec<Bytes>,
     ) -> Result<Result<Option<Vec<u8>>, Reply>, String> {
-        Ok(match self.live(key, now, expired)? {
+        Ok(match Self::live(raw, key, now, expired)? {
             None => Ok(None),
             Some(v) if v.typ != TYPE_STRING => Err(Reply::err(WRONGTYPE)),
             Some(v) => Ok(Some(v.payload)),
@@ -721,12 +732,13 @@ impl Reader {
 
     fn read_inner(
         &self,
+        raw: RawFn<'_>,
         cmd: &Command,
         now: i64,
         expired: &mut Vec<Bytes>,
     ) -> Result<Reply, String> {
         Ok(match cmd {
-            Command::Get(k) => match self.string(k, now, expired)? {
+            Command::Get(k) => match Self::string(raw, k, now, expired)? {
                 Ok(Some(v)) => bulk(v),
                 Ok(None) => Reply::Nil,
                 Err(e) => e,
@@ -734,7 +746,7 @@ impl Reader {
             Command::MGet(keys) => {
                 let mut out = Vec::with_capacity(keys.len());
                 for k in keys {
-                    out.push(match self.string(k, now, expired)? {
+                    out.push(match Self::string(raw, k, now, expired)? {
                         Ok(Some(v)) => bulk(v),
                         _ => Reply::Nil,
                     });
@@ -744,17 +756,17 @@ impl Reader {
             Command::Exists(keys) | Command::Touch(keys) => {
                 let mut n = 0;
                 for k in keys {
-                    if self.live(k, now, expired)?.is_some() {
+                    if Self::live(raw, k, now, expired)?.is_some() {
                         n += 1;
                     }
                 }
                 Reply::Int(n)
             }
-            Command::StrLen(k) => match self.string(k, now, expired)? {
+            Command::StrLen(k) => match Self::string(raw, k, now, expired)? {
                 Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
                 Err(e) => e,
             },
-            Command::GetRange { key, start, end } => match self.string(key, now, expired)? {
+            Command::GetRange { key, start, end } => match Self::string(raw, key, now, expired)? {
                 Err(e) => e,
                 Ok(v) => {
                     let v = v.unwrap_or_default();
@@ -778,12 +790,12 @@ impl Reader {
                     }
                 }
             },
-            Command::Type(k) => match self.live(k, now, expired)? {
+            Command::Type(k) => match Self::live(raw, k, now, expired)? {
                 Some(v) if v.typ == TYPE_STRING => Reply::Status("string".into()),
                 Some(_) => Reply::Status("unknown".into()),
                 None => Reply::Status("none".into()),
             },
-            Command::Ttl { key, unit } => match self.live(key, now, expired)? {
+            Command::Ttl { key, unit } => match Self::live(raw, key, now, expired)? {
                 None => Reply::Int(-2),
                 Some(v) if v.expire == 0 => Reply::Int(-1),
                 Some(v) => {
@@ -794,7 +806,7 @@ impl Reader {
                     })
                 }
             },
-            Command::ExpireTime { key, unit } => match self.live(key, now, expired)? {
+            Command::ExpireTime { key, unit } => match Self::live(raw, key, now, expired)? {
                 None => Reply::Int(-2),
                 Some(v) if v.expire == 0 => Reply::Int(-1),
                 Some(v) => Reply::Int(match unit {

@@ -132,10 +132,14 @@ impl Cluster {
     /// Waits until node `i` answers PING.
     pub fn wait_serving(&self, i: usize) {
         let port = self.nodes[i].redis_port;
-        wait_for(Duration::from_secs(20), &format!("node {} to listen", i + 1), || {
-            let mut c = try_client(port)?;
-            redis::cmd("PING").query::<String>(&mut c).ok()
-        });
+        wait_for(
+            Duration::from_secs(20),
+            &format!("node {} to listen", i + 1),
+            || {
+                let mut c = try_client(port)?;
+                redis::cmd("PING").query::<String>(&mut c).ok()
+            },
+        );
     }
 
     /// A connection to node `i` (0-based).
@@ -154,15 +158,19 @@ impl Cluster {
     pub fn info_field(&self, i: usize, field: &str) -> Option<String> {
         let mut c = try_client(self.nodes[i].redis_port)?;
         let info: String = redis::cmd("INFO").arg("raft").query(&mut c).ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+        info.lines().find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
     }
 
     /// Waits until a live node reports itself leader and every other live node agrees;
     /// returns its index (0-based).
     pub fn wait_leader(&self) -> usize {
         wait_for(Duration::from_secs(20), "a leader", || {
-            let live: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.is_running(i)).collect();
+            let live: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| self.is_running(i))
+                .collect();
             let leader = live
                 .iter()
                 .copied()
@@ -215,7 +223,11 @@ impl Cluster {
             let text = std::fs::read_to_string(&n.log).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let from = lines.len().saturating_sub(40);
-            eprintln!("----- node {} log (last {} lines) -----", n.id, lines.len() - from);
+            eprintln!(
+                "----- node {} log (last {} lines) -----",
+                n.id,
+                lines.len() - from
+            );
             for l in &lines[from..] {
                 eprintln!("{l}");
             }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): deps, formatting, lints, all tests of the workspace.
+# TEST_TIMEOUT (seconds, default 1800) bounds `cargo test` so a hung test fails instead of
+# eating CI's time.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+"$REPO_ROOT/scripts/setup.sh" --no-build
+
+log "cargo fmt --all --check"
+cargo fmt --all --check -- --color never
+
+log "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "cargo test --workspace"
+timeout --kill-after=30 "${TEST_TIMEOUT:-1800}" cargo test --workspace --no-fail-fast
