@@ -63,6 +63,12 @@ pub struct Config {
     #[arg(long, default_value_t = 10000)]
     pub maxclients: usize,
 
+    /// How reads get their linearizable read index: `safe` (a heartbeat round to a quorum
+    /// per batch of reads) or `lease` (the leader's lease, kept by check-quorum; no round
+    /// trip, relies on bounded clock drift between nodes).
+    #[arg(long, default_value = "safe", value_parser = ["safe", "lease"])]
+    pub read_mode: String,
+
     /// Interval of the leader's sweep of expired keys (ms).
     #[arg(long, default_value_t = 100)]
     pub expire_sweep_ms: u64,

@@ -41,6 +41,9 @@ pub struct NodeConfig {
     pub heartbeat_tick: usize,
     /// Upper bound of one log entry's payload; larger proposal batches are split.
     pub max_entry_bytes: usize,
+    /// Serve ReadIndex from the leader's lease (kept by check-quorum) instead of a
+    /// heartbeat round per read batch.
+    pub lease_reads: bool,
 }
 
 impl Default for NodeConfig {
@@ -53,6 +56,7 @@ impl Default for NodeConfig {
             election_tick: 10,
             heartbeat_tick: 2,
             max_entry_bytes: 4 << 20,
+            lease_reads: false,
         }
     }
 }
@@ -246,7 +250,11 @@ pub fn start<S: StateMachine, K: MessageSink>(
         max_inflight_msgs: 256,
         check_quorum: true,
         pre_vote: true,
-        read_only_option: ReadOnlyOption::Safe,
+        read_only_option: if cfg.lease_reads {
+            ReadOnlyOption::LeaseBased
+        } else {
+            ReadOnlyOption::Safe
+        },
         ..Default::default()
     };
     raft_cfg.validate()?;

@@ -408,22 +408,9 @@ fn check_arity(spec: &CommandSpec, argc: usize) -> Result<(), Reply> {
     }
 }
 
-/// Parses an integer exactly like Redis's `string2ll`: optional '-', no '+', no spaces,
-/// no leading zeros, within i64.
+/// Parses an integer like Redis's `string2ll` (strict canonical decimal within i64).
 fn int(b: &[u8]) -> Result<i64, Reply> {
-    let digits = b.strip_prefix(b"-").unwrap_or(b);
-    let canonical = match digits {
-        [b'0'] => digits.len() == b.len(), // "0" but not "-0"
-        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
-        _ => false,
-    };
-    if !canonical {
-        return Err(not_int());
-    }
-    std::str::from_utf8(b)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(not_int)
+    crate::request::string2ll(b).ok_or_else(not_int)
 }
 
 /// Parses a float like Redis's `string2ld` (used by INCRBYFLOAT): no surrounding spaces,
@@ -1150,247 +1137,690 @@ fn parse_expire(name: &str, a: &[Bytes]) -> Result<Command, Reply> {
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<Command, Reply> {
-        let argv: Vec<Bytes> = s.split(' ').map(|x| Bytes::from(x.to_string())).collect();
-        Command::parse(&argv)
-    }
-
-    fn err(s: &str) -> String {
-        match p(s) {
-            Err(Reply::Error(e)) => e,
-            other => panic!("{s}: expected error, got {other:?}"),
-        }
-    }
-
     fn b(s: &str) -> Bytes {
         Bytes::from(s.to_string())
     }
 
+    fn argv(s: &str) -> Vec<Bytes> {
+        s.split(' ').map(b).collect()
+    }
+
+    fn p(s: &str) -> Command {
+        match Command::parse(&argv(s)) {
+            Ok(c) => c,
+            Err(e) => panic!("{s}: unexpected error {e:?}"),
+        }
+    }
+
+    fn err(s: &str) -> String {
+        err_argv(&argv(s))
+    }
+
+    fn err_argv(a: &[Bytes]) -> String {
+        match Command::parse(a) {
+            Err(Reply::Error(e)) => e,
+            other => panic!("{a:?}: expected error, got {other:?}"),
+        }
+    }
+
+    const NOT_INT: &str = "ERR value is not an integer or out of range";
+    const SYNTAX: &str = "ERR syntax error";
+
+    fn set(key: &str, value: &str, opts: SetOptions) -> Command {
+        Command::Set {
+            key: b(key),
+            value: b(value),
+            opts,
+        }
+    }
+
     #[test]
-    fn unknown_and_arity() {
+    fn unknown_command_format() {
         assert_eq!(
             err("FOO a b"),
             "ERR unknown command 'FOO', with args beginning with: 'a' 'b' "
         );
         assert_eq!(
-            err("get"),
-            "ERR wrong number of arguments for 'get' command"
+            err("foo"),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+        // Arguments are cut once 128 characters have been written.
+        let long = format!("x {} {} z", "a".repeat(100), "b".repeat(100));
+        let e = err(&long);
+        let args = e
+            .strip_prefix("ERR unknown command 'x', with args beginning with: ")
+            .unwrap();
+        assert_eq!(
+            args,
+            format!("'{}' '{}' ", "a".repeat(100), "b".repeat(128 - 103))
+        );
+        assert!(Command::parse(&[]).is_err());
+        // Internal commands are unknown to clients.
+        assert!(err("RAFTKV.SWEEP 10").starts_with("ERR unknown command 'RAFTKV.SWEEP'"));
+    }
+
+    #[test]
+    fn arity_errors() {
+        for (cmd, name) in [
+            ("get", "get"),
+            ("GET a b", "get"),
+            ("SET k", "set"),
+            ("MGET", "mget"),
+            ("TIME x", "time"),
+            ("DBSIZE x", "dbsize"),
+            ("SETEX k 1", "setex"),
+            ("ECHO", "echo"),
+            ("PING a b", "ping"),
+            ("SELECT", "select"),
+            ("AUTH", "auth"),
+            ("MSET a", "mset"),
+            ("MSET a b c", "mset"),
+            ("MSETNX a b c", "msetnx"),
+            ("CLIENT", "client"),
+            ("CONFIG", "config"),
+            ("CLIENT SETNAME", "client|setname"),
+            ("CLIENT GETNAME x", "client|getname"),
+            ("CLIENT ID x", "client|id"),
+            ("CLIENT INFO x", "client|info"),
+            ("CLIENT SETINFO lib-name", "client|setinfo"),
+            ("CLIENT HELP x", "client|help"),
+            ("COMMAND COUNT x", "command|count"),
+            ("CONFIG GET", "config|get"),
+            ("CONFIG SET a", "config|set"),
+            ("CONFIG SET a b c", "config|set"),
+            ("CONFIG RESETSTAT x", "config|resetstat"),
+            ("EXPIRE k", "expire"),
+            ("GETRANGE k 1", "getrange"),
+            ("SUBSTR k 1", "substr"),
+        ] {
+            assert_eq!(
+                err(cmd),
+                format!("ERR wrong number of arguments for '{name}' command"),
+                "{cmd}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_commands() {
+        assert_eq!(p("ping"), Command::Ping(None));
+        assert_eq!(p("PING hi"), Command::Ping(Some(b("hi"))));
+        assert_eq!(p("echo x"), Command::Echo(b("x")));
+        assert_eq!(p("SELECT 0"), Command::Select(0));
+        assert_eq!(p("SELECT 5"), Command::Select(5));
+        assert_eq!(err("SELECT x"), NOT_INT);
+        assert_eq!(
+            err("SELECT 9999999999"),
+            "ERR value is out of range, value must between -2147483648 and 2147483647"
+        );
+        assert_eq!(p("QUIT"), Command::Quit);
+        assert_eq!(p("TIME"), Command::Time);
+        assert_eq!(
+            p("AUTH pw"),
+            Command::Auth {
+                username: None,
+                password: b("pw")
+            }
         );
         assert_eq!(
-            err("GET a b"),
-            "ERR wrong number of arguments for 'get' command"
+            p("AUTH u pw"),
+            Command::Auth {
+                username: Some(b("u")),
+                password: b("pw")
+            }
         );
+        assert_eq!(err("AUTH a b c"), SYNTAX);
+        assert_eq!(p("INFO"), Command::Info(vec![]));
         assert_eq!(
-            err("MSET a"),
-            "ERR wrong number of arguments for 'mset' command"
-        );
-        assert_eq!(
-            err("MSET a b c"),
-            "ERR wrong number of arguments for 'mset' command"
-        );
-        assert_eq!(
-            err("CLIENT SETNAME"),
-            "ERR wrong number of arguments for 'client|setname' command"
-        );
-        assert_eq!(
-            err("CLIENT FOO"),
-            "ERR unknown subcommand 'FOO'. Try CLIENT HELP."
+            p("INFO server keyspace"),
+            Command::Info(vec!["server".into(), "keyspace".into()])
         );
     }
 
     #[test]
-    fn set_options() {
+    fn hello() {
         assert_eq!(
-            p("SET k v EX 10 NX GET").unwrap(),
-            Command::Set {
-                key: b("k"),
-                value: b("v"),
-                opts: SetOptions {
+            p("HELLO"),
+            Command::Hello {
+                protover: None,
+                auth: None,
+                setname: None
+            }
+        );
+        assert_eq!(
+            p("hello 3 auth u p setname me"),
+            Command::Hello {
+                protover: Some(3),
+                auth: Some((b("u"), b("p"))),
+                setname: Some(b("me"))
+            }
+        );
+        assert_eq!(err("HELLO 4"), "NOPROTO unsupported protocol version");
+        assert_eq!(err("HELLO 1"), "NOPROTO unsupported protocol version");
+        assert_eq!(
+            err("HELLO x"),
+            "ERR Protocol version is not an integer or out of range"
+        );
+        assert_eq!(
+            err("HELLO 3 AUTH u"),
+            "ERR Syntax error in HELLO option 'AUTH'"
+        );
+        assert_eq!(err("HELLO 2 foo"), "ERR Syntax error in HELLO option 'foo'");
+        assert_eq!(
+            err_argv(&[b("HELLO"), b("3"), b("SETNAME"), b("a b")]),
+            "ERR Client names cannot contain spaces, newlines or special characters."
+        );
+    }
+
+    #[test]
+    fn client_subcommands() {
+        assert_eq!(
+            p("CLIENT SETNAME me"),
+            Command::Client(ClientCmd::SetName(b("me")))
+        );
+        assert_eq!(
+            p("client setname "),
+            Command::Client(ClientCmd::SetName(b("")))
+        );
+        for bad in ["a b", "a\nb", "é"] {
+            assert_eq!(
+                err_argv(&[b("CLIENT"), b("SETNAME"), b(bad)]),
+                "ERR Client names cannot contain spaces, newlines or special characters."
+            );
+        }
+        assert_eq!(p("CLIENT GETNAME"), Command::Client(ClientCmd::GetName));
+        assert_eq!(p("client id"), Command::Client(ClientCmd::Id));
+        assert_eq!(p("CLIENT INFO"), Command::Client(ClientCmd::Info));
+        assert_eq!(p("CLIENT LIST"), Command::Client(ClientCmd::List));
+        assert_eq!(p("CLIENT HELP"), Command::Client(ClientCmd::Help));
+        assert_eq!(
+            p("CLIENT SETINFO lib-name redis-rs"),
+            Command::Client(ClientCmd::SetInfo {
+                attr: "LIB-NAME".into(),
+                value: b("redis-rs")
+            })
+        );
+        assert_eq!(err("CLIENT SETINFO foo x"), "ERR Unrecognized option 'foo'");
+        assert_eq!(
+            err_argv(&[b("CLIENT"), b("SETINFO"), b("lib-ver"), b("1 2")]),
+            "ERR lib-ver cannot contain spaces, newlines or special characters."
+        );
+        assert_eq!(
+            err("CLIENT foo"),
+            "ERR unknown subcommand 'foo'. Try CLIENT HELP."
+        );
+        assert_eq!(p("CLIENT ID").kind(), Kind::Local);
+    }
+
+    #[test]
+    fn command_and_config() {
+        assert_eq!(p("COMMAND"), Command::Command(CommandCmd::List));
+        assert_eq!(p("command count"), Command::Command(CommandCmd::Count));
+        assert_eq!(
+            p("COMMAND INFO get set"),
+            Command::Command(CommandCmd::Info(vec![b("get"), b("set")]))
+        );
+        assert_eq!(
+            p("COMMAND INFO"),
+            Command::Command(CommandCmd::Info(vec![]))
+        );
+        assert_eq!(
+            p("COMMAND DOCS get"),
+            Command::Command(CommandCmd::Docs(vec![b("get")]))
+        );
+        assert_eq!(
+            err("COMMAND FOO"),
+            "ERR unknown subcommand 'FOO'. Try COMMAND HELP."
+        );
+        assert_eq!(
+            p("CONFIG GET maxmemory save"),
+            Command::Config(ConfigCmd::Get(vec![b("maxmemory"), b("save")]))
+        );
+        assert_eq!(
+            p("config set a 1 b 2"),
+            Command::Config(ConfigCmd::Set(vec![(b("a"), b("1")), (b("b"), b("2"))]))
+        );
+        assert_eq!(p("CONFIG RESETSTAT"), Command::Config(ConfigCmd::ResetStat));
+        assert_eq!(
+            err("CONFIG FOO"),
+            "ERR unknown subcommand 'FOO'. Try CONFIG HELP."
+        );
+    }
+
+    #[test]
+    fn reads() {
+        assert_eq!(p("get k"), Command::Get(b("k")));
+        assert_eq!(p("MGET a b"), Command::MGet(vec![b("a"), b("b")]));
+        assert_eq!(p("EXISTS a a"), Command::Exists(vec![b("a"), b("a")]));
+        assert_eq!(p("STRLEN k"), Command::StrLen(b("k")));
+        let gr = Command::GetRange {
+            key: b("k"),
+            start: 0,
+            end: -1,
+        };
+        assert_eq!(p("GETRANGE k 0 -1"), gr);
+        assert_eq!(p("substr k 0 -1"), gr);
+        assert_eq!(err("GETRANGE k a 1"), NOT_INT);
+        assert_eq!(err("GETRANGE k 0 1.5"), NOT_INT);
+        assert_eq!(p("KEYS *"), Command::Keys(b("*")));
+        assert_eq!(p("TYPE k"), Command::Type(b("k")));
+        let ttl = |unit| Command::Ttl { key: b("k"), unit };
+        assert_eq!(p("TTL k"), ttl(TimeUnit::Seconds));
+        assert_eq!(p("PTTL k"), ttl(TimeUnit::Milliseconds));
+        let et = |unit| Command::ExpireTime { key: b("k"), unit };
+        assert_eq!(p("EXPIRETIME k"), et(TimeUnit::Seconds));
+        assert_eq!(p("PEXPIRETIME k"), et(TimeUnit::Milliseconds));
+        assert_eq!(p("DBSIZE"), Command::DbSize);
+        assert_eq!(p("TOUCH a b"), Command::Touch(vec![b("a"), b("b")]));
+    }
+
+    #[test]
+    fn scan() {
+        assert_eq!(
+            p("SCAN 0"),
+            Command::Scan {
+                cursor: 0,
+                pattern: None,
+                count: 10,
+                type_: None
+            }
+        );
+        assert_eq!(
+            p("scan 18446744073709551615 match a* count 100 type string"),
+            Command::Scan {
+                cursor: u64::MAX,
+                pattern: Some(b("a*")),
+                count: 100,
+                type_: Some(b("string"))
+            }
+        );
+        assert_eq!(err("SCAN x"), "ERR invalid cursor");
+        assert_eq!(err("SCAN -1"), "ERR invalid cursor");
+        assert_eq!(err("SCAN 18446744073709551616"), "ERR invalid cursor");
+        assert_eq!(err("SCAN 0 COUNT 0"), SYNTAX);
+        assert_eq!(err("SCAN 0 COUNT -5"), SYNTAX);
+        assert_eq!(err("SCAN 0 COUNT x"), NOT_INT);
+        assert_eq!(err("SCAN 0 COUNT"), SYNTAX);
+        assert_eq!(err("SCAN 0 FOO bar"), SYNTAX);
+    }
+
+    #[test]
+    fn set_options() {
+        assert_eq!(p("SET k v"), set("k", "v", SetOptions::default()));
+        assert_eq!(
+            p("SET k v EX 10 NX GET"),
+            set(
+                "k",
+                "v",
+                SetOptions {
                     expire: Some(ExpireAt::RelativeMs(10_000)),
                     condition: Some(SetCondition::Nx),
                     get: true,
                     keep_ttl: false
                 }
-            }
+            )
+        );
+        let exp = |e| SetOptions {
+            expire: Some(e),
+            ..Default::default()
+        };
+        assert_eq!(
+            p("set k v px 5"),
+            set("k", "v", exp(ExpireAt::RelativeMs(5)))
         );
         assert_eq!(
-            p("set k v pxat 5").unwrap(),
-            Command::Set {
-                key: b("k"),
-                value: b("v"),
-                opts: SetOptions {
-                    expire: Some(ExpireAt::AbsoluteMs(5)),
+            p("set k v exat 5"),
+            set("k", "v", exp(ExpireAt::AbsoluteMs(5000)))
+        );
+        assert_eq!(
+            p("set k v pxat 5"),
+            set("k", "v", exp(ExpireAt::AbsoluteMs(5)))
+        );
+        // Repeating the same option is fine in Redis; the last value wins.
+        assert_eq!(
+            p("SET k v EX 1 EX 2"),
+            set("k", "v", exp(ExpireAt::RelativeMs(2000)))
+        );
+        assert_eq!(
+            p("SET k v XX XX KEEPTTL"),
+            set(
+                "k",
+                "v",
+                SetOptions {
+                    condition: Some(SetCondition::Xx),
+                    keep_ttl: true,
                     ..Default::default()
                 }
+            )
+        );
+        for bad in [
+            "SET k v NX XX",
+            "SET k v XX NX",
+            "SET k v EX 1 PX 1",
+            "SET k v EX 1 EXAT 1",
+            "SET k v PXAT 1 PX 1",
+            "SET k v EX 1 KEEPTTL",
+            "SET k v KEEPTTL EX 1",
+            "SET k v EX",
+            "SET k v FOO",
+            "SET k v PERSIST",
+            // Syntax is checked before the time value.
+            "SET k v EX abc FOO",
+        ] {
+            assert_eq!(err(bad), SYNTAX, "{bad}");
+        }
+        for bad in [
+            "SET k v EX 0",
+            "SET k v PX -1",
+            "SET k v EX 9223372036854775807",
+        ] {
+            assert_eq!(
+                err(bad),
+                "ERR invalid expire time in 'set' command",
+                "{bad}"
+            );
+        }
+        assert_eq!(err("SET k v EX x"), NOT_INT);
+        assert_eq!(err("SET k v EX 01"), NOT_INT);
+    }
+
+    #[test]
+    fn set_aliases() {
+        assert_eq!(
+            p("SETNX k v"),
+            Command::SetNx {
+                key: b("k"),
+                value: b("v")
             }
         );
-        assert_eq!(err("SET k v NX XX"), "ERR syntax error");
-        assert_eq!(err("SET k v EX 1 PX 1"), "ERR syntax error");
-        assert_eq!(err("SET k v EX 1 KEEPTTL"), "ERR syntax error");
-        assert_eq!(err("SET k v EX"), "ERR syntax error");
+        let exp = |e| SetOptions {
+            expire: Some(e),
+            ..Default::default()
+        };
         assert_eq!(
-            err("SET k v EX 0"),
-            "ERR invalid expire time in 'set' command"
+            p("SETEX k 2 v"),
+            set("k", "v", exp(ExpireAt::RelativeMs(2000)))
         );
         assert_eq!(
-            err("SET k v EX x"),
-            "ERR value is not an integer or out of range"
-        );
-        assert_eq!(
-            err("SET k v EX 9223372036854775807"),
-            "ERR invalid expire time in 'set' command"
+            p("PSETEX k 2 v"),
+            set("k", "v", exp(ExpireAt::RelativeMs(2)))
         );
         assert_eq!(
             err("SETEX k 0 v"),
             "ERR invalid expire time in 'setex' command"
         );
         assert_eq!(
+            err("SETEX k 9223372036854775807 v"),
+            "ERR invalid expire time in 'setex' command"
+        );
+        assert_eq!(
             err("PSETEX k -1 v"),
             "ERR invalid expire time in 'psetex' command"
         );
-        assert!(matches!(
-            p("GETSET k v").unwrap(),
-            Command::Set {
-                opts: SetOptions { get: true, .. },
-                ..
+        assert_eq!(err("SETEX k x v"), NOT_INT);
+        assert_eq!(
+            p("GETSET k v"),
+            set(
+                "k",
+                "v",
+                SetOptions {
+                    get: true,
+                    ..Default::default()
+                }
+            )
+        );
+        assert_eq!(p("GETDEL k"), Command::GetDel(b("k")));
+        assert_eq!(
+            p("MSET a 1 b 2"),
+            Command::MSet(vec![(b("a"), b("1")), (b("b"), b("2"))])
+        );
+        assert_eq!(p("MSETNX a 1"), Command::MSetNx(vec![(b("a"), b("1"))]));
+        assert_eq!(
+            p("APPEND k v"),
+            Command::Append {
+                key: b("k"),
+                value: b("v")
             }
-        ));
+        );
+        assert_eq!(
+            p("SETRANGE k 3 v"),
+            Command::SetRange {
+                key: b("k"),
+                offset: 3,
+                value: b("v")
+            }
+        );
+        assert_eq!(err("SETRANGE k -1 v"), "ERR offset is out of range");
+        assert_eq!(err("SETRANGE k x v"), NOT_INT);
+    }
+
+    #[test]
+    fn getex() {
+        let g = |action| Command::GetEx {
+            key: b("k"),
+            action,
+        };
+        assert_eq!(p("GETEX k"), g(None));
+        assert_eq!(p("getex k persist"), g(Some(GetExAction::Persist)));
+        assert_eq!(
+            p("GETEX k EX 3"),
+            g(Some(GetExAction::Expire(ExpireAt::RelativeMs(3000))))
+        );
+        assert_eq!(
+            p("GETEX k PX 3"),
+            g(Some(GetExAction::Expire(ExpireAt::RelativeMs(3))))
+        );
+        assert_eq!(
+            p("GETEX k EXAT 3"),
+            g(Some(GetExAction::Expire(ExpireAt::AbsoluteMs(3000))))
+        );
+        assert_eq!(
+            p("GETEX k PXAT 3"),
+            g(Some(GetExAction::Expire(ExpireAt::AbsoluteMs(3))))
+        );
+        for bad in [
+            "GETEX k EX 1 PERSIST",
+            "GETEX k PERSIST EX 1",
+            "GETEX k EX 1 PX 1",
+            "GETEX k NX",
+            "GETEX k GET",
+            "GETEX k KEEPTTL",
+            "GETEX k EX",
+        ] {
+            assert_eq!(err(bad), SYNTAX, "{bad}");
+        }
+        assert_eq!(
+            err("GETEX k EX 0"),
+            "ERR invalid expire time in 'getex' command"
+        );
+        assert_eq!(err("GETEX k EX x"), NOT_INT);
+    }
+
+    #[test]
+    fn deletes_and_flush() {
+        assert_eq!(p("DEL a b"), Command::Del(vec![b("a"), b("b")]));
+        assert_eq!(p("UNLINK a"), Command::Del(vec![b("a")]));
+        assert_eq!(
+            p("RENAME a b"),
+            Command::Rename {
+                src: b("a"),
+                dst: b("b"),
+                nx: false
+            }
+        );
+        assert_eq!(
+            p("RENAMENX a b"),
+            Command::Rename {
+                src: b("a"),
+                dst: b("b"),
+                nx: true
+            }
+        );
+        assert_eq!(p("PERSIST k"), Command::Persist(b("k")));
+        for ok in ["FLUSHALL", "FLUSHDB", "flushall async", "FLUSHDB SYNC"] {
+            assert_eq!(p(ok), Command::FlushAll);
+        }
+        assert_eq!(err("FLUSHALL NOW"), SYNTAX);
+        assert_eq!(err("FLUSHALL ASYNC SYNC"), SYNTAX);
     }
 
     #[test]
     fn counters() {
-        assert_eq!(
-            p("INCR k").unwrap(),
-            Command::IncrBy {
-                key: b("k"),
-                delta: 1
-            }
-        );
-        assert_eq!(
-            p("DECRBY k 5").unwrap(),
-            Command::IncrBy {
-                key: b("k"),
-                delta: -5
-            }
-        );
+        let by = |delta| Command::IncrBy { key: b("k"), delta };
+        assert_eq!(p("INCR k"), by(1));
+        assert_eq!(p("DECR k"), by(-1));
+        assert_eq!(p("INCRBY k -7"), by(-7));
+        assert_eq!(p("DECRBY k 5"), by(-5));
+        assert_eq!(p("DECRBY k -9223372036854775807"), by(i64::MAX));
         assert_eq!(
             err("DECRBY k -9223372036854775808"),
             "ERR decrement would overflow"
         );
-        assert_eq!(
-            err("INCRBY k 1.5"),
-            "ERR value is not an integer or out of range"
-        );
-        assert_eq!(
-            err("INCRBY k 01"),
-            "ERR value is not an integer or out of range"
-        );
-        assert_eq!(err("INCRBYFLOAT k abc"), "ERR value is not a valid float");
-        assert_eq!(
-            p("INCRBYFLOAT k 1.5e1").unwrap(),
-            Command::IncrByFloat {
-                key: b("k"),
-                delta: 15.0
-            }
-        );
-        assert_eq!(err("SETRANGE k -1 v"), "ERR offset is out of range");
+        for bad in [
+            "1.5",
+            "01",
+            "+1",
+            "-0",
+            " 1",
+            "",
+            "9223372036854775808",
+            "abc",
+        ] {
+            assert_eq!(err_argv(&[b("INCRBY"), b("k"), b(bad)]), NOT_INT, "{bad:?}");
+        }
+        let f = |delta| Command::IncrByFloat { key: b("k"), delta };
+        assert_eq!(p("INCRBYFLOAT k 1.5e1"), f(15.0));
+        assert_eq!(p("INCRBYFLOAT k -.5"), f(-0.5));
+        assert_eq!(p("INCRBYFLOAT k 3"), f(3.0));
+        assert_eq!(p("INCRBYFLOAT k inf"), f(f64::INFINITY));
+        for bad in ["abc", "nan", "1e400", " 1", "1 ", "", "--1", "1.5x"] {
+            assert_eq!(
+                err_argv(&[b("INCRBYFLOAT"), b("k"), b(bad)]),
+                "ERR value is not a valid float",
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
     fn expire_family() {
-        assert_eq!(
-            p("EXPIRE k 10 GT").unwrap(),
-            Command::Expire {
-                key: b("k"),
-                at: ExpireAt::RelativeMs(10_000),
-                condition: Some(ExpireCondition::Gt)
-            }
-        );
-        assert_eq!(
-            p("PEXPIREAT k 10").unwrap(),
-            Command::Expire {
-                key: b("k"),
-                at: ExpireAt::AbsoluteMs(10),
-                condition: None
-            }
-        );
-        assert_eq!(
-            err("EXPIRE k 10 NX XX"),
-            "ERR NX and XX, GT or LT options at the same time are not compatible"
-        );
+        let e = |at, condition| Command::Expire {
+            key: b("k"),
+            at,
+            condition,
+        };
+        assert_eq!(p("EXPIRE k 10"), e(ExpireAt::RelativeMs(10_000), None));
+        assert_eq!(p("PEXPIRE k -10"), e(ExpireAt::RelativeMs(-10), None));
+        assert_eq!(p("EXPIREAT k 10"), e(ExpireAt::AbsoluteMs(10_000), None));
+        assert_eq!(p("PEXPIREAT k 10"), e(ExpireAt::AbsoluteMs(10), None));
+        for (opt, c) in [
+            ("nx", ExpireCondition::Nx),
+            ("XX", ExpireCondition::Xx),
+            ("GT", ExpireCondition::Gt),
+            ("lt", ExpireCondition::Lt),
+            ("XX GT", ExpireCondition::Gt),
+        ] {
+            assert_eq!(
+                p(&format!("EXPIRE k 1 {opt}")),
+                e(ExpireAt::RelativeMs(1000), Some(c))
+            );
+        }
+        for bad in ["NX XX", "NX GT", "LT NX"] {
+            assert_eq!(
+                err(&format!("EXPIRE k 10 {bad}")),
+                "ERR NX and XX, GT or LT options at the same time are not compatible"
+            );
+        }
         assert_eq!(
             err("EXPIRE k 10 GT LT"),
             "ERR GT and LT options at the same time are not compatible"
         );
-        assert_eq!(err("EXPIRE k 10 FOO"), "ERR Unsupported option FOO");
+        assert_eq!(err("EXPIRE k 10 foo"), "ERR Unsupported option foo");
+        // Options are checked before the time.
+        assert_eq!(err("EXPIRE k x foo"), "ERR Unsupported option foo");
+        assert_eq!(err("EXPIRE k x"), NOT_INT);
         assert_eq!(
             err("EXPIRE k 9223372036854775807"),
             "ERR invalid expire time in 'expire' command"
         );
         assert_eq!(
-            err("GETEX k EX 0"),
-            "ERR invalid expire time in 'getex' command"
+            err("EXPIREAT k -9223372036854775807"),
+            "ERR invalid expire time in 'expireat' command"
         );
         assert_eq!(
-            p("GETEX k PERSIST").unwrap(),
-            Command::GetEx {
-                key: b("k"),
-                action: Some(GetExAction::Persist)
-            }
+            p("PEXPIRE k 9223372036854775807"),
+            e(ExpireAt::RelativeMs(i64::MAX), None)
         );
     }
 
     #[test]
-    fn scan_and_connection() {
-        assert_eq!(
-            p("SCAN 5 MATCH a* COUNT 100").unwrap(),
-            Command::Scan {
-                cursor: 5,
-                pattern: Some(b("a*")),
-                count: 100,
-                type_: None
-            }
-        );
-        assert_eq!(err("SCAN x"), "ERR invalid cursor");
-        assert_eq!(err("SCAN 0 COUNT 0"), "ERR syntax error");
-        assert_eq!(err("HELLO 4"), "NOPROTO unsupported protocol version");
-        assert_eq!(
-            err("HELLO x"),
-            "ERR Protocol version is not an integer or out of range"
-        );
-        assert_eq!(
-            p("HELLO 3 SETNAME me").unwrap(),
-            Command::Hello {
-                protover: Some(3),
-                auth: None,
-                setname: Some(b("me"))
-            }
-        );
-        assert_eq!(
-            p("CLIENT SETINFO lib-name redis-rs").unwrap().kind(),
-            Kind::Local
-        );
-        assert_eq!(p("FLUSHALL ASYNC").unwrap(), Command::FlushAll);
-        assert_eq!(err("FLUSHALL NOW"), "ERR syntax error");
+    fn kinds_keys_names() {
+        assert_eq!(p("GET k").kind(), Kind::Read);
+        assert_eq!(p("TOUCH k").kind(), Kind::Read);
+        assert_eq!(p("SET k v").kind(), Kind::Write);
+        assert_eq!(p("FLUSHDB").kind(), Kind::Write);
+        assert_eq!(p("PING").kind(), Kind::Local);
+        assert_eq!(p("MSET a 1 b 2").keys(), vec![&b("a"), &b("b")]);
+        assert_eq!(p("RENAME a b").keys(), vec![&b("a"), &b("b")]);
+        assert_eq!(p("GETEX k").keys(), vec![&b("k")]);
+        assert!(p("KEYS *").keys().is_empty());
+        assert_eq!(p("unlink a").name(), "DEL");
+        assert_eq!(p("psetex k 1 v").name(), "SET");
+        assert_eq!(p("getrange k 0 1").name(), "GETRANGE");
     }
 
     #[test]
-    fn kinds_keys_and_internal() {
-        assert_eq!(p("GET k").unwrap().kind(), Kind::Read);
-        assert_eq!(p("SET k v").unwrap().kind(), Kind::Write);
-        assert_eq!(p("PING").unwrap().kind(), Kind::Local);
-        assert_eq!(p("MSET a 1 b 2").unwrap().keys(), vec![&b("a"), &b("b")]);
+    fn internal_commands() {
         assert!(Command::parse(&Command::sweep_argv(10)).is_err());
+        assert!(Command::parse(&Command::del_if_expired_argv(&[b("x")])).is_err());
+        let sweep = Command::parse_replicated(&Command::sweep_argv(10));
+        assert_eq!(sweep, Ok(Command::SweepExpired { limit: 10 }));
+        assert_eq!(sweep.map(|c| c.kind()), Ok(Kind::Write));
+        let del = Command::parse_replicated(&Command::del_if_expired_argv(&[b("x"), b("y")]));
+        assert_eq!(del, Ok(Command::DelIfExpired(vec![b("x"), b("y")])));
+        assert!(Command::parse_replicated(&argv("RAFTKV.SWEEP -1")).is_err());
+        assert!(Command::parse_replicated(&argv("RAFTKV.SWEEP")).is_err());
         assert_eq!(
-            Command::parse_replicated(&Command::sweep_argv(10)).unwrap(),
-            Command::SweepExpired { limit: 10 }
+            Command::parse_replicated(&argv("set k v")),
+            Ok(set("k", "v", SetOptions::default()))
         );
-        assert_eq!(
-            Command::parse_replicated(&Command::del_if_expired_argv(&[b("x")])).unwrap(),
-            Command::DelIfExpired(vec![b("x")])
-        );
+    }
+
+    #[test]
+    fn table() {
+        assert_eq!(command_table().len(), 53);
         for s in command_table() {
-            assert!(lookup(s.name.to_ascii_lowercase().as_bytes()).is_some());
+            assert_eq!(
+                lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
+                Some(s.name)
+            );
+            assert!(s.arity != 0 && !s.summary.is_empty());
+        }
+        let get = lookup(b"gEt").map(|s| (s.arity, s.flags, s.first_key, s.last_key, s.step));
+        assert_eq!(get, Some((2, &["readonly", "fast"][..], 1, 1, 1)));
+        let mset = lookup(b"mset").map(|s| (s.arity, s.first_key, s.last_key, s.step));
+        assert_eq!(mset, Some((-3, 1, -1, 2)));
+        assert!(lookup(b"nope").is_none());
+        assert_eq!(
+            lookup_subcommand(b"client", b"SETNAME").map(|s| s.arity),
+            Some(3)
+        );
+        assert_eq!(subcommand_table().len(), 13);
+        // Every command in the table parses (given enough plausible arguments).
+        for s in command_table() {
+            let mut a = vec![b(s.name)];
+            let filler = match s.name {
+                "CLIENT" => vec!["ID"],
+                "CONFIG" => vec!["GET", "x"],
+                "SCAN" => vec!["0"],
+                "SELECT" => vec!["0"],
+                "HELLO" | "PING" | "QUIT" | "COMMAND" | "INFO" | "TIME" | "DBSIZE" | "FLUSHALL"
+                | "FLUSHDB" => vec![],
+                "MSET" | "MSETNX" => vec!["k", "v"],
+                _ => vec!["1"; s.arity.unsigned_abs() as usize - 1],
+            };
+            a.extend(filler.into_iter().map(b));
+            assert!(Command::parse(&a).is_ok(), "{a:?}");
         }
     }
 }

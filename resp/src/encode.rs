@@ -1,6 +1,8 @@
-//! Encodes [`Reply`] values as RESP2 or RESP3 bytes with the redis-protocol crate's frame
-//! encoders. RESP2 has no maps, sets, doubles or verbatim strings: they degrade the way
-//! Redis degrades them (flat arrays, arrays, bulk strings).
+//! Encodes [`Reply`] values as RESP2 or RESP3 bytes. Scalars go through the redis-protocol
+//! crate's frame encoders; aggregates, nulls and doubles are framed here so that nesting,
+//! RESP2's `*-1` null array and Redis's double formatting come out exactly as Redis sends
+//! them. RESP2 has no maps, sets, doubles or verbatim strings: they degrade the way Redis
+//! degrades them (flat arrays, arrays, bulk strings).
 
 use bytes::{Bytes, BytesMut};
 use redis_protocol::resp2::types::BytesFrame as F2;
@@ -8,108 +10,156 @@ use redis_protocol::resp3::types::{BytesFrame as F3, VerbatimStringFormat};
 
 use crate::{Protocol, Reply};
 
-/// Formats a double the way Redis prints one: shortest text that round-trips, no exponent.
+/// Formats a number for INCRBYFLOAT results: the shortest decimal text that parses back to
+/// the same f64, never in exponent form, no trailing zeros (`10.5 + 0.1` → `10.6`,
+/// `3e3` → `3000`). Redis prints a long double with `%.17Lf` and strips zeros; for f64
+/// values the shortest round-trip text is what that yields for ordinary magnitudes.
 pub fn format_double(f: f64) -> String {
     if f.is_nan() {
         "nan".into()
     } else if f.is_infinite() {
-        if f > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        }
+        if f > 0.0 { "inf" } else { "-inf" }.into()
+    } else if f == 0.0 {
+        "0".into()
     } else {
         format!("{f}")
     }
 }
 
+/// Formats a double reply like Redis's `d2string`: `%.17g` rules with the shortest
+/// round-trip digits: plain notation for decimal exponents -5 < e < 17, otherwise
+/// `d.ddde+XX` (`3.0` → `3`, `1e20` → `1e+20`, `1e-7` → `1e-07`).
+pub fn format_reply_double(f: f64) -> String {
+    if !f.is_finite() || f == 0.0 {
+        return format_double(f);
+    }
+    let sci = format!("{f:e}"); // shortest digits: "-1.2345e-7", "1e20"
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..17).contains(&exp) {
+        format!("{f}")
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
+    }
+}
+
+/// Error and status texts may not contain CR or LF: trailing ones are dropped and inner
+/// ones become spaces, as Redis's `addReplyErrorLength` callers do.
 fn clean(text: &str) -> String {
-    text.replace(['\r', '\n'], " ")
+    text.trim_end_matches(['\r', '\n'])
+        .replace(['\r', '\n'], " ")
 }
 
-fn to_resp2(r: &Reply) -> F2 {
-    match r {
-        Reply::Status(s) => F2::SimpleString(Bytes::from(clean(s))),
-        Reply::Error(e) => F2::Error(clean(e).into()),
-        Reply::Int(i) => F2::Integer(*i),
-        Reply::Bulk(b) => F2::BulkString(b.clone()),
-        Reply::Nil => F2::Null,
-        Reply::NilArray => F2::Array(Vec::new()),
-        Reply::Array(items) | Reply::Set(items) => F2::Array(items.iter().map(to_resp2).collect()),
-        Reply::Map(pairs) => F2::Array(
-            pairs
-                .iter()
-                .flat_map(|(k, v)| [to_resp2(k), to_resp2(v)])
-                .collect(),
-        ),
-        Reply::Double(d) => F2::BulkString(Bytes::from(format_double(*d))),
-        Reply::Verbatim(s) => F2::BulkString(Bytes::from(s.clone())),
-    }
+fn header(out: &mut BytesMut, kind: u8, len: usize) {
+    out.extend_from_slice(&[kind]);
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
-fn to_resp3(r: &Reply) -> F3 {
-    match r {
-        Reply::Status(s) => F3::SimpleString {
-            data: Bytes::from(clean(s)),
-            attributes: None,
-        },
-        Reply::Error(e) => F3::SimpleError {
-            data: clean(e).into(),
-            attributes: None,
-        },
-        Reply::Int(i) => F3::Number {
-            data: *i,
-            attributes: None,
-        },
-        Reply::Bulk(b) => F3::BlobString {
-            data: b.clone(),
-            attributes: None,
-        },
-        Reply::Nil | Reply::NilArray => F3::Null,
-        Reply::Array(items) => F3::Array {
-            data: items.iter().map(to_resp3).collect(),
-            attributes: None,
-        },
-        Reply::Set(items) => F3::Set {
-            data: items.iter().map(to_resp3).collect(),
-            attributes: None,
-        },
-        Reply::Map(pairs) => F3::Map {
-            data: pairs
-                .iter()
-                .map(|(k, v)| (to_resp3(k), to_resp3(v)))
-                .collect(),
-            attributes: None,
-        },
-        Reply::Double(d) => F3::Double {
-            data: *d,
-            attributes: None,
-        },
-        Reply::Verbatim(s) => F3::VerbatimString {
-            data: Bytes::from(s.clone()),
-            format: VerbatimStringFormat::Text,
-            attributes: None,
-        },
-    }
-}
-
-/// Appends the encoding of `reply` to `out`.
-pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
-    let res = match (proto, reply) {
-        // redis-protocol's RESP2 frames have one null kind; a null array is `*-1`.
-        (Protocol::Resp2, Reply::NilArray) => {
-            out.extend_from_slice(b"*-1\r\n");
-            Ok(0)
-        }
-        (Protocol::Resp2, r) => {
-            redis_protocol::resp2::encode::extend_encode(out, &to_resp2(r), false)
-        }
-        (Protocol::Resp3, r) => {
-            redis_protocol::resp3::encode::complete::extend_encode(out, &to_resp3(r), false)
-        }
-    };
-    if res.is_err() {
+fn scalar2(out: &mut BytesMut, frame: F2) {
+    if redis_protocol::resp2::encode::extend_encode(out, &frame, false).is_err() {
         out.extend_from_slice(b"-ERR reply encoding failed\r\n");
+    }
+}
+
+fn scalar3(out: &mut BytesMut, frame: F3) {
+    if redis_protocol::resp3::encode::complete::extend_encode(out, &frame, false).is_err() {
+        out.extend_from_slice(b"-ERR reply encoding failed\r\n");
+    }
+}
+
+/// Appends the encoding of `reply` in protocol `proto` to `out`.
+pub fn encode(reply: &Reply, proto: Protocol, out: &mut BytesMut) {
+    match proto {
+        Protocol::Resp2 => encode2(reply, out),
+        Protocol::Resp3 => encode3(reply, out),
+    }
+}
+
+fn encode2(reply: &Reply, out: &mut BytesMut) {
+    match reply {
+        Reply::Status(s) => scalar2(out, F2::SimpleString(clean(s).into())),
+        Reply::Error(e) => scalar2(out, F2::Error(clean(e).into())),
+        Reply::Int(i) => scalar2(out, F2::Integer(*i)),
+        Reply::Bulk(b) => scalar2(out, F2::BulkString(b.clone())),
+        Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+        Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
+        Reply::Array(items) | Reply::Set(items) => {
+            header(out, b'*', items.len());
+            items.iter().for_each(|r| encode2(r, out));
+        }
+        Reply::Map(pairs) => {
+            header(out, b'*', pairs.len() * 2);
+            for (k, v) in pairs {
+                encode2(k, out);
+                encode2(v, out);
+            }
+        }
+        Reply::Double(d) => scalar2(out, F2::BulkString(format_reply_double(*d).into())),
+        Reply::Verbatim(s) => scalar2(out, F2::BulkString(Bytes::from(s.clone()))),
+    }
+}
+
+fn encode3(reply: &Reply, out: &mut BytesMut) {
+    match reply {
+        Reply::Status(s) => scalar3(
+            out,
+            F3::SimpleString {
+                data: clean(s).into(),
+                attributes: None,
+            },
+        ),
+        Reply::Error(e) => scalar3(
+            out,
+            F3::SimpleError {
+                data: clean(e).into(),
+                attributes: None,
+            },
+        ),
+        Reply::Int(i) => scalar3(
+            out,
+            F3::Number {
+                data: *i,
+                attributes: None,
+            },
+        ),
+        Reply::Bulk(b) => scalar3(
+            out,
+            F3::BlobString {
+                data: b.clone(),
+                attributes: None,
+            },
+        ),
+        Reply::Nil | Reply::NilArray => out.extend_from_slice(b"_\r\n"),
+        Reply::Array(items) => {
+            header(out, b'*', items.len());
+            items.iter().for_each(|r| encode3(r, out));
+        }
+        Reply::Set(items) => {
+            header(out, b'~', items.len());
+            items.iter().for_each(|r| encode3(r, out));
+        }
+        Reply::Map(pairs) => {
+            header(out, b'%', pairs.len());
+            for (k, v) in pairs {
+                encode3(k, out);
+                encode3(v, out);
+            }
+        }
+        Reply::Double(d) => {
+            out.extend_from_slice(b",");
+            out.extend_from_slice(format_reply_double(*d).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Verbatim(s) => scalar3(
+            out,
+            F3::VerbatimString {
+                data: Bytes::from(s.clone()),
+                format: VerbatimStringFormat::Text,
+                attributes: None,
+            },
+        ),
     }
 }
 
@@ -123,37 +173,60 @@ mod tests {
         String::from_utf8_lossy(&out).into_owned()
     }
 
+    fn nested() -> Reply {
+        Reply::Array(vec![
+            Reply::NilArray,
+            Reply::Nil,
+            Reply::Map(vec![(Reply::bulk("k"), Reply::Double(1.5))]),
+            Reply::Set(vec![Reply::Status("a".into())]),
+        ])
+    }
+
     #[test]
     fn resp2() {
         let p = Protocol::Resp2;
         assert_eq!(enc(Reply::ok(), p), "+OK\r\n");
+        assert_eq!(enc(Reply::Status("a\r\nb".into()), p), "+a  b\r\n");
         assert_eq!(
-            enc(Reply::err("ERR bad\r\nthing"), p),
+            enc(Reply::err("ERR bad\r\nthing\r\n"), p),
             "-ERR bad  thing\r\n"
         );
         assert_eq!(enc(Reply::Int(-3), p), ":-3\r\n");
         assert_eq!(enc(Reply::bulk("ab"), p), "$2\r\nab\r\n");
+        assert_eq!(enc(Reply::bulk("a\r\n"), p), "$3\r\na\r\n\r\n");
         assert_eq!(enc(Reply::bulk(""), p), "$0\r\n\r\n");
         assert_eq!(enc(Reply::Nil, p), "$-1\r\n");
         assert_eq!(enc(Reply::NilArray, p), "*-1\r\n");
         assert_eq!(enc(Reply::Array(vec![]), p), "*0\r\n");
+        assert_eq!(
+            enc(Reply::Array(vec![Reply::Int(1), Reply::bulk("x")]), p),
+            "*2\r\n:1\r\n$1\r\nx\r\n"
+        );
         assert_eq!(
             enc(Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))]), p),
             "*2\r\n$1\r\na\r\n:1\r\n"
         );
         assert_eq!(enc(Reply::Set(vec![Reply::Int(1)]), p), "*1\r\n:1\r\n");
         assert_eq!(enc(Reply::Double(3.0), p), "$1\r\n3\r\n");
+        assert_eq!(enc(Reply::Double(10.5), p), "$4\r\n10.5\r\n");
+        assert_eq!(enc(Reply::Double(f64::INFINITY), p), "$3\r\ninf\r\n");
         assert_eq!(enc(Reply::Verbatim("x".into()), p), "$1\r\nx\r\n");
+        assert_eq!(
+            enc(nested(), p),
+            "*4\r\n*-1\r\n$-1\r\n*2\r\n$1\r\nk\r\n$3\r\n1.5\r\n*1\r\n+a\r\n"
+        );
     }
 
     #[test]
     fn resp3() {
         let p = Protocol::Resp3;
         assert_eq!(enc(Reply::ok(), p), "+OK\r\n");
-        assert_eq!(enc(Reply::err("ERR x"), p), "-ERR x\r\n");
+        assert_eq!(enc(Reply::err("ERR x\ny"), p), "-ERR x y\r\n");
         assert_eq!(enc(Reply::Int(7), p), ":7\r\n");
+        assert_eq!(enc(Reply::bulk("ab"), p), "$2\r\nab\r\n");
         assert_eq!(enc(Reply::Nil, p), "_\r\n");
         assert_eq!(enc(Reply::NilArray, p), "_\r\n");
+        assert_eq!(enc(Reply::Array(vec![Reply::Int(1)]), p), "*1\r\n:1\r\n");
         assert_eq!(
             enc(
                 Reply::Map(vec![
@@ -165,15 +238,56 @@ mod tests {
             "%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n:2\r\n"
         );
         assert_eq!(enc(Reply::Set(vec![Reply::Int(1)]), p), "~1\r\n:1\r\n");
-        assert!(enc(Reply::Double(1.5), p).starts_with(",1.5"));
+        assert_eq!(enc(Reply::Double(1.5), p), ",1.5\r\n");
+        assert_eq!(enc(Reply::Double(3.0), p), ",3\r\n");
+        assert_eq!(enc(Reply::Double(f64::NEG_INFINITY), p), ",-inf\r\n");
+        assert_eq!(enc(Reply::Double(1e300), p), ",1e+300\r\n");
         assert_eq!(enc(Reply::Verbatim("hi".into()), p), "=6\r\ntxt:hi\r\n");
+        assert_eq!(
+            enc(nested(), p),
+            "*4\r\n_\r\n_\r\n%1\r\n$1\r\nk\r\n,1.5\r\n~1\r\n+a\r\n"
+        );
     }
 
     #[test]
-    fn doubles() {
-        assert_eq!(format_double(10.6), "10.6");
+    fn appends() {
+        let mut out = BytesMut::from(&b"x"[..]);
+        encode(&Reply::Int(1), Protocol::Resp2, &mut out);
+        encode(&Reply::Int(2), Protocol::Resp3, &mut out);
+        assert_eq!(&out[..], b"x:1\r\n:2\r\n");
+    }
+
+    #[test]
+    fn incrbyfloat_format() {
+        assert_eq!(format_double(10.5 + 0.1), "10.6");
+        assert_eq!(format_double(3.0e3), "3000");
         assert_eq!(format_double(5000.0), "5000");
-        assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(-0.5), "-0.5");
+        assert_eq!(format_double(0.0), "0");
+        assert_eq!(format_double(-0.0), "0");
+        assert_eq!(format_double(1e20), "100000000000000000000");
+        assert_eq!(format_double(1.5e-7), "0.00000015");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
+        for f in [0.1, 1.0 / 3.0, 123456.789, 1e-10, 9007199254740993.0] {
+            assert_eq!(format_double(f).parse::<f64>(), Ok(f));
+        }
+    }
+
+    #[test]
+    fn reply_double_format() {
+        assert_eq!(format_reply_double(3.0), "3");
+        assert_eq!(format_reply_double(10.5), "10.5");
+        assert_eq!(format_reply_double(0.1), "0.1");
+        assert_eq!(format_reply_double(-2.5e-3), "-0.0025");
+        assert_eq!(format_reply_double(1e-4), "0.0001");
+        assert_eq!(format_reply_double(1e-5), "1e-05");
+        assert_eq!(format_reply_double(-1.25e-7), "-1.25e-07");
+        assert_eq!(format_reply_double(1e16), "10000000000000000");
+        assert_eq!(format_reply_double(1e17), "1e+17");
+        assert_eq!(format_reply_double(1.5e300), "1.5e+300");
+        assert_eq!(format_reply_double(0.0), "0");
+        assert_eq!(format_reply_double(f64::NAN), "nan");
+        assert_eq!(format_reply_double(f64::INFINITY), "inf");
     }
 }

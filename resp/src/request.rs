@@ -54,18 +54,26 @@ impl ProtocolError {
     }
 }
 
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|p| p + from)
+/// Finds the end of a header line starting at `from` the way Redis does: the first '\r',
+/// which must be followed by one more byte (the '\n', not checked). Index of the '\r'.
+fn line_end(buf: &[u8], from: usize) -> Option<usize> {
+    let r = from + buf.get(from..)?.iter().position(|&b| b == b'\r')?;
+    (r + 1 < buf.len()).then_some(r)
 }
 
-fn parse_len(digits: &[u8]) -> Option<i64> {
-    if digits.is_empty() || digits.len() > 20 {
+/// Parses a decimal integer exactly like Redis's `string2ll`: an optional '-', no '+',
+/// no spaces, no leading zeros ("0" itself is fine, "-0" is not), within i64.
+pub(crate) fn string2ll(b: &[u8]) -> Option<i64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    let canonical = match digits {
+        [b'0'] => digits.len() == b.len(),
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    std::str::from_utf8(b).ok()?.parse().ok()
 }
 
 /// Takes one complete request off the front of `buf`. `Ok(None)`: more bytes are needed
@@ -74,28 +82,28 @@ pub fn parse_request(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    if buf.is_empty() {
-        return Ok(None);
-    }
-    if buf[0] == b'*' {
-        parse_multibulk(buf, limits)
-    } else {
-        parse_inline(buf, limits)
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => parse_multibulk(buf, limits),
+        Some(_) => parse_inline(buf, limits),
     }
 }
 
+/// `*N\r\n` then N times `$len\r\n<len bytes>\r\n`, as Redis's `processMultibulkBuffer`.
+/// The whole request is validated before anything is consumed, so a partial request leaves
+/// `buf` untouched; headers are checked as soon as they are complete.
 fn parse_multibulk(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(eol) = find_crlf(buf, 1) else {
+    let Some(eol) = line_end(buf, 1) else {
         if buf.len() > limits.max_inline_len {
             return Err(ProtocolError::TooBigMbulkCount);
         }
         return Ok(None);
     };
-    let count = parse_len(&buf[1..eol]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-    if count > limits.max_multibulk_len as i64 {
+    let count = string2ll(&buf[1..eol]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    if count > 0 && count as u64 > limits.max_multibulk_len as u64 {
         return Err(ProtocolError::InvalidMultibulkLength);
     }
     let mut pos = eol + 2;
@@ -103,30 +111,29 @@ fn parse_multibulk(
         buf.advance(pos);
         return Ok(Some(Vec::new()));
     }
-    // First pass: check the whole request is here, validating headers as we go.
-    let mut spans = Vec::with_capacity(count as usize);
+    let count = count as usize;
+    // Capacity is bounded so a large claimed count costs nothing until the data arrives.
+    let mut spans = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
-        let Some(&first) = buf.get(pos) else {
-            return Ok(None);
-        };
-        if first != b'$' {
-            return Err(ProtocolError::ExpectedDollar(first as char));
-        }
-        let Some(eol) = find_crlf(buf, pos + 1) else {
+        let Some(eol) = line_end(buf, pos) else {
             if buf.len() - pos > limits.max_inline_len {
                 return Err(ProtocolError::TooBigBulkCount);
             }
             return Ok(None);
         };
-        let len = parse_len(&buf[pos + 1..eol]).ok_or(ProtocolError::InvalidBulkLength)?;
-        if len < 0 || len as u64 > limits.max_bulk_len as u64 {
-            return Err(ProtocolError::InvalidBulkLength);
+        if buf[pos] != b'$' {
+            return Err(ProtocolError::ExpectedDollar(buf[pos] as char));
         }
+        let len = string2ll(&buf[pos + 1..eol])
+            .and_then(|l| usize::try_from(l).ok())
+            .filter(|&l| l <= limits.max_bulk_len)
+            .ok_or(ProtocolError::InvalidBulkLength)?;
         let start = eol + 2;
-        let end = start + len as usize;
-        if buf.len() < end + 2 {
-            // Reserve once so a large bulk string is read without repeated growth.
-            buf.reserve(end + 2 - buf.len());
+        let end = start
+            .checked_add(len)
+            .ok_or(ProtocolError::InvalidBulkLength)?;
+        // The data is followed by two bytes (CRLF), which Redis skips without checking.
+        if buf.len() < end.saturating_add(2) {
             return Ok(None);
         }
         spans.push((start, end));
@@ -138,6 +145,7 @@ fn parse_multibulk(
     ))
 }
 
+/// A line up to '\n' (a preceding '\r' is dropped), split like `sdssplitargs`.
 fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > limits.max_inline_len {
@@ -149,11 +157,14 @@ fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>
         return Err(ProtocolError::TooBigInline);
     }
     let line = buf.split_to(nl + 1);
-    let mut text = &line[..nl];
-    if text.last() == Some(&b'\r') {
-        text = &text[..text.len() - 1];
-    }
+    let text = &line[..nl];
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
     split_args(text).map(Some)
+}
+
+/// C's `isspace`.
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -166,7 +177,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_c_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -199,7 +210,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return Err(ProtocolError::UnbalancedQuotes);
                     }
                     i += 1;
@@ -218,7 +229,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
                     i += 2;
                     continue;
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return Err(ProtocolError::UnbalancedQuotes);
                     }
                     i += 1;
@@ -227,7 +238,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
                 cur.push(c);
                 i += 1;
             } else {
-                if i >= n || line[i].is_ascii_whitespace() {
+                if i >= n || matches!(line[i], b' ' | b'\n' | b'\r' | b'\t') {
                     break;
                 }
                 match line[i] {
@@ -254,9 +265,12 @@ mod tests {
         v.iter().map(|s| Bytes::from(s.to_string())).collect()
     }
 
-    #[test]
-    fn multibulk_complete_and_split_at_every_byte() {
-        let req = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n";
+    fn ok(v: &[&str]) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        Ok(Some(args(v)))
+    }
+
+    /// Every proper prefix is incomplete and left untouched; the whole parses to `want`.
+    fn check_split(req: &[u8], want: &[&str]) {
         for cut in 0..req.len() {
             let mut buf = BytesMut::from(&req[..cut]);
             assert_eq!(
@@ -264,62 +278,121 @@ mod tests {
                 Ok(None),
                 "cut {cut}"
             );
-            assert_eq!(buf.len(), cut);
+            assert_eq!(&buf[..], &req[..cut]);
         }
-        let mut buf = BytesMut::from(&req[..]);
-        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
-        let l = Limits::default();
-        assert_eq!(
-            parse_request(&mut buf, &l),
-            Ok(Some(args(&["SET", "k", ""])))
-        );
-        assert_eq!(parse_request(&mut buf, &l), Ok(Some(args(&["PING"]))));
+        let mut buf = BytesMut::from(req);
+        assert_eq!(parse_request(&mut buf, &Limits::default()), ok(want));
         assert!(buf.is_empty());
     }
 
     #[test]
-    fn binary_safe_bulk() {
-        let got = parse(b"*1\r\n$4\r\na\r\nb\r\n").unwrap().unwrap();
-        assert_eq!(got, vec![Bytes::from_static(b"a\r\nb")]);
+    fn multibulk_split_at_every_byte() {
+        check_split(
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n",
+            &["SET", "k", ""],
+        );
+        check_split(b"*1\r\n$12\r\nhello\r\nworld\r\n", &["hello\r\nworld"]);
+        check_split(b"PING\r\n", &["PING"]);
+        check_split(b"SET \"a b\" 'c'\n", &["SET", "a b", "c"]);
     }
 
     #[test]
-    fn empty_multibulk() {
-        assert_eq!(parse(b"*0\r\n"), Ok(Some(vec![])));
-        assert_eq!(parse(b"*-1\r\n"), Ok(Some(vec![])));
+    fn pipelined_requests() {
+        let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\nECHO x\r\n*0\r\n*2\r\n$3\r\nGET"[..]);
+        let l = Limits::default();
+        assert_eq!(parse_request(&mut buf, &l), ok(&["PING"]));
+        assert_eq!(parse_request(&mut buf, &l), ok(&["ECHO", "x"]));
+        assert_eq!(parse_request(&mut buf, &l), ok(&[]));
+        assert_eq!(parse_request(&mut buf, &l), Ok(None));
+        assert_eq!(&buf[..], b"*2\r\n$3\r\nGET");
+        buf.extend_from_slice(b"\r\n$1\r\nk\r\n");
+        assert_eq!(parse_request(&mut buf, &l), ok(&["GET", "k"]));
+        assert!(buf.is_empty());
+        assert_eq!(parse_request(&mut buf, &l), Ok(None));
+    }
+
+    #[test]
+    fn binary_safe_bulk() {
+        let got = parse(b"*1\r\n$4\r\na\r\nb\r\n");
+        assert_eq!(got, Ok(Some(vec![Bytes::from_static(b"a\r\nb")])));
+        let got = parse(b"*1\r\n$3\r\n\x00\xff\x01\r\n");
+        assert_eq!(got, Ok(Some(vec![Bytes::from_static(b"\x00\xff\x01")])));
+    }
+
+    #[test]
+    fn empty_requests() {
+        assert_eq!(parse(b"*0\r\n"), ok(&[]));
+        assert_eq!(parse(b"*-1\r\n"), ok(&[]));
+        assert_eq!(parse(b"*-5\r\n"), ok(&[]));
+        assert_eq!(parse(b"\r\n"), ok(&[]));
+        assert_eq!(parse(b"\n"), ok(&[]));
+        assert_eq!(parse(b"   \t \r\n"), ok(&[]));
     }
 
     #[test]
     fn protocol_errors() {
+        use ProtocolError::*;
+        for bad in [
+            &b"*abc\r\n"[..],
+            b"*\r\n",
+            b"*+1\r\n",
+            b"*01\r\n",
+            b"*1 \r\n",
+            b"*2000000\r\n",
+        ] {
+            assert_eq!(parse(bad), Err(InvalidMultibulkLength), "{bad:?}");
+        }
+        assert_eq!(parse(b"*1\r\n:1\r\n"), Err(ExpectedDollar(':')));
+        assert_eq!(parse(b"*2\r\n$1\r\na\r\nx\r\n"), Err(ExpectedDollar('x')));
+        for bad in [
+            &b"*1\r\n$-5\r\n"[..],
+            b"*1\r\n$-1\r\n",
+            b"*1\r\n$x\r\n",
+            b"*1\r\n$\r\n",
+            b"*1\r\n$999999999999\r\n",
+        ] {
+            assert_eq!(parse(bad), Err(InvalidBulkLength), "{bad:?}");
+        }
+        for bad in [
+            &b"\"abc\r\n"[..],
+            b"'abc\r\n",
+            b"\"abc\"x\r\n",
+            b"'abc'x\r\n",
+            b"\"a\\\"\r\n",
+        ] {
+            assert_eq!(parse(bad), Err(UnbalancedQuotes), "{bad:?}");
+        }
+        let text = |e: ProtocolError| match e.to_reply() {
+            Reply::Error(t) => t,
+            other => panic!("{other:?}"),
+        };
         assert_eq!(
-            parse(b"*abc\r\n"),
-            Err(ProtocolError::InvalidMultibulkLength)
+            text(ExpectedDollar('x')),
+            "ERR Protocol error: expected '$', got 'x'"
         );
         assert_eq!(
-            parse(b"*2000000\r\n"),
-            Err(ProtocolError::InvalidMultibulkLength)
+            text(InvalidMultibulkLength),
+            "ERR Protocol error: invalid multibulk length"
         );
         assert_eq!(
-            parse(b"*1\r\n:1\r\n"),
-            Err(ProtocolError::ExpectedDollar(':'))
+            text(InvalidBulkLength),
+            "ERR Protocol error: invalid bulk length"
         );
         assert_eq!(
-            parse(b"*1\r\n$-5\r\n"),
-            Err(ProtocolError::InvalidBulkLength)
+            text(TooBigInline),
+            "ERR Protocol error: too big inline request"
         );
         assert_eq!(
-            parse(b"*1\r\n$x\r\n"),
-            Err(ProtocolError::InvalidBulkLength)
+            text(TooBigMbulkCount),
+            "ERR Protocol error: too big mbulk count string"
         );
         assert_eq!(
-            parse(b"*1\r\n$999999999999\r\n"),
-            Err(ProtocolError::InvalidBulkLength)
+            text(TooBigBulkCount),
+            "ERR Protocol error: too big bulk count string"
         );
-        assert_eq!(parse(b"\"abc\r\n"), Err(ProtocolError::UnbalancedQuotes));
-        assert_eq!(parse(b"\"abc\"x\r\n"), Err(ProtocolError::UnbalancedQuotes));
         assert_eq!(
-            ProtocolError::ExpectedDollar('x').to_reply(),
-            Reply::Error("ERR Protocol error: expected '$', got 'x'".into())
+            text(UnbalancedQuotes),
+            "ERR Protocol error: unbalanced quotes in request"
         );
     }
 
@@ -332,25 +405,43 @@ mod tests {
         };
         let p = |b: &[u8]| parse_request(&mut BytesMut::from(b), &l);
         assert_eq!(p(b"*1\r\n$11\r\n"), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(p(b"*1\r\n$10\r\n"), Ok(None));
+        assert_eq!(p(b"*1\r\n$10\r\n0123456789\r\n"), ok(&["0123456789"]));
         assert_eq!(p(b"*5\r\n"), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(p(b"*4\r\n"), Ok(None));
+        assert_eq!(p(&[b'a'; 16]), Ok(None));
         assert_eq!(p(&[b'a'; 17]), Err(ProtocolError::TooBigInline));
+        let mut long_line = vec![b'a'; 20];
+        long_line.push(b'\n');
+        assert_eq!(p(&long_line), Err(ProtocolError::TooBigInline));
         assert_eq!(p(&[b'*'; 17]), Err(ProtocolError::TooBigMbulkCount));
         assert_eq!(
             p(b"*1\r\n$1111111111111111111"),
             Err(ProtocolError::TooBigBulkCount)
         );
+        // A huge claimed count does not allocate up front and just waits for data.
+        let big = Limits::default();
+        let mut buf = BytesMut::from(&b"*1048576\r\n$1\r\na\r\n"[..]);
+        assert_eq!(parse_request(&mut buf, &big), Ok(None));
     }
 
     #[test]
     fn inline_commands() {
-        assert_eq!(parse(b"PING\r\n"), Ok(Some(args(&["PING"]))));
-        assert_eq!(parse(b"set  k   v\n"), Ok(Some(args(&["set", "k", "v"]))));
-        assert_eq!(parse(b"\r\n"), Ok(Some(vec![])));
+        assert_eq!(parse(b"PING\r\n"), ok(&["PING"]));
+        assert_eq!(parse(b"set  k   v\n"), ok(&["set", "k", "v"]));
+        assert_eq!(parse(b"\tGET\x0bk \r\n"), ok(&["GET\x0bk"]));
         assert_eq!(parse(b"PING"), Ok(None));
         assert_eq!(
-            parse(b"SET \"a b\\n\\x41\" 'it\\'s'\r\n"),
-            Ok(Some(args(&["SET", "a b\nA", "it's"])))
+            parse(b"SET \"a b\\n\\x41\\t\\r\\b\\a\\\\\\\"\\q\" 'it\\'s'\r\n"),
+            ok(&["SET", "a b\nA\t\r\x08\x07\\\"q", "it's"])
         );
-        assert_eq!(parse(b"SET \"\" x\r\n"), Ok(Some(args(&["SET", "", "x"]))));
+        assert_eq!(parse(b"SET \"\" ''\r\n"), ok(&["SET", "", ""]));
+        assert_eq!(
+            parse(b"a\"b c\"d\r\n"),
+            Err(ProtocolError::UnbalancedQuotes)
+        );
+        assert_eq!(parse(b"a\"b c\" d\r\n"), ok(&["ab c", "d"]));
+        assert_eq!(parse(b"\"\\xzz\"\n"), ok(&["xzz"]));
+        assert_eq!(parse(b"'a\\nb'\n"), ok(&["a\\nb"]));
     }
 }

@@ -16,6 +16,7 @@
 pub mod glob;
 pub mod slot;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -151,6 +152,8 @@ pub struct Store {
     keys: i64,
     expires: i64,
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Database values read during this batch (a command usually reads its key twice).
+    read_cache: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
     flushed: bool,
     shared: Arc<Counters>,
 }
@@ -193,6 +196,7 @@ impl Store {
             keys,
             expires,
             overlay: HashMap::new(),
+            read_cache: RefCell::new(HashMap::new()),
             flushed: false,
             shared,
         })
@@ -227,10 +231,20 @@ impl Store {
         let bytes = match self.overlay.get(dkey) {
             Some(v) => v.clone(),
             None if self.flushed => None,
-            None => match self.db.get_cf(self.cf(CF_DATA), dkey) {
-                Ok(v) => v,
-                Err(e) => fail_stop("reading a key", e),
-            },
+            None => {
+                let mut cache = self.read_cache.borrow_mut();
+                match cache.get(dkey) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let v = match self.db.get_cf(self.cf(CF_DATA), dkey) {
+                            Ok(v) => v,
+                            Err(e) => fail_stop("reading a key", e),
+                        };
+                        cache.insert(dkey.to_vec(), v.clone());
+                        v
+                    }
+                }
+            }
         }?;
         Some(Value::decode(&bytes).unwrap_or_else(|| fail_stop("decoding a value", "short value")))
     }
@@ -626,6 +640,7 @@ impl Store {
     /// The batch is written: drop the overlay, publish counters.
     pub fn batch_written(&mut self) {
         self.overlay.clear();
+        self.read_cache.get_mut().clear();
         self.flushed = false;
         self.shared
             .keys
