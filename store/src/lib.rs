@@ -106,6 +106,12 @@ impl Value {
         })
     }
 
+    /// Type byte and expiry without copying the payload.
+    fn header(raw: &[u8]) -> Option<(u8, i64)> {
+        let expire = i64::from_be_bytes(raw.get(1..9)?.try_into().ok()?);
+        Some((raw[0], expire))
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.payload.len() + 9);
         v.push(self.typ);
@@ -119,6 +125,14 @@ impl Value {
     }
 }
 
+/// The type byte a SCAN TYPE name selects (`None`: no such type, nothing matches).
+fn type_by_name(name: &[u8]) -> Option<u8> {
+    name.eq_ignore_ascii_case(b"string").then_some(TYPE_STRING)
+}
+
+/// Fail-stop on a storage error in the apply path. Replies must be identical on every
+/// replica, so a replica that cannot read (or decode) its own state must not guess or
+/// answer differently: it stops, and recovers from its log or a snapshot on restart.
 fn fail_stop(what: &str, e: impl std::fmt::Display) -> ! {
     // A replica that cannot read or decode its own state must stop rather than diverge.
     eprintln!("raftkv store: fatal storage error while {what}: {e}");
@@ -144,6 +158,14 @@ struct Counters {
 }
 
 /// The state machine, owned by the Raft thread.
+///
+/// Counters: `keys` counts keys physically present in `data` (live or expired but not yet
+/// deleted), `expires` those of them with a TTL. They change only when a key is physically
+/// created (a put where no value was present, expired or not) or physically deleted (DEL,
+/// GETDEL, RENAME's source, a due expiry, the sweep, DELIFEXPIRED; DEL of an expired but
+/// present key replies 0 yet still deletes and decrements). Overwriting an expired key
+/// keeps the count. FLUSHALL resets both to 0. Both are staged into `meta` with the
+/// applied index, so they survive restarts, and published to readers in `batch_written`.
 pub struct Store {
     db: Arc<DB>,
     group: u64,
@@ -781,6 +803,10 @@ impl Reader {
                 Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
                 Err(e) => e,
             },
+            // Redis answers this shape before even looking the key up.
+            Command::GetRange { start, end, .. } if *start < 0 && *end < 0 && start > end => {
+                bulk(Vec::new())
+            }
             Command::GetRange { key, start, end } => match Self::string(raw, key, now, expired)? {
                 Err(e) => e,
                 Ok(v) => {
@@ -824,16 +850,18 @@ impl Reader {
             Command::ExpireTime { key, unit } => match Self::live(raw, key, now, expired)? {
                 None => Reply::Int(-2),
                 Some(v) if v.expire == 0 => Reply::Int(-1),
+                // Seconds are rounded like TTL's ((ms + 500) / 1000), as Redis does.
                 Some(v) => Reply::Int(match unit {
                     TimeUnit::Milliseconds => v.expire,
-                    TimeUnit::Seconds => v.expire / 1000,
+                    TimeUnit::Seconds => v.expire.saturating_add(500) / 1000,
                 }),
             },
             Command::DbSize => Reply::Int(self.key_count() as i64),
             Command::Keys(pattern) => {
                 let mut out = Vec::new();
-                self.scan_range(0, u64::MAX, now, |k| {
-                    if glob_match(pattern, k, false) {
+                let all = pattern.as_ref() == b"*";
+                self.scan_range(0, u64::MAX, now, |k, _| {
+                    if all || glob_match(pattern, k, false) {
                         out.push(bulk(k.to_vec()));
                     }
                 })?;
@@ -846,10 +874,11 @@ impl Reader {
                 type_,
             } => {
                 let mut keys = Vec::new();
-                let type_ok = type_
-                    .as_ref()
-                    .is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
-                let next = self.scan_slots(*cursor, *count, now, |k| {
+                // TYPE filter: a name that is no type matches nothing (Redis 7.0 behaviour).
+                let want: Option<Option<u8>> = type_.as_ref().map(|t| type_by_name(t));
+                let pattern = pattern.as_ref().filter(|p| p.as_ref() != b"*");
+                let next = self.scan_slots(*cursor, *count, now, |k, typ| {
+                    let type_ok = want.is_none_or(|w| w == Some(typ));
                     if type_ok && pattern.as_ref().is_none_or(|p| glob_match(p, k, false)) {
                         keys.push(bulk(k.to_vec()));
                     }
@@ -863,15 +892,19 @@ impl Reader {
         })
     }
 
-    /// Visits live keys from slot `from` on, stopping once `limit` keys were examined.
+    /// Visits live keys (user key, type byte) from slot `from` on, in key order; once at
+    /// least `limit` keys (live or expired) were examined it finishes the current slot and
+    /// returns the next non-empty slot, or `None` when the keyspace is exhausted. Empty
+    /// slots cost nothing: the iterator only lands on existing keys.
     fn scan_range(
         &self,
         from: u16,
         limit: u64,
         now: i64,
-        mut f: impl FnMut(&[u8]),
+        mut f: impl FnMut(&[u8], u8),
     ) -> Result<Option<u16>, String> {
         let cf = self.cf(CF_DATA).ok_or("missing data column family")?;
+        let limit = limit.max(1);
         let mut it = self.db.raw_iterator_cf(cf);
         it.seek(from.to_be_bytes());
         let mut examined = 0u64;
@@ -881,8 +914,7 @@ impl Reader {
                 break;
             };
             if k.len() < 2 {
-                it.next();
-                continue;
+                return Err("corrupt data key".into());
             }
             let slot = u16::from_be_bytes([k[0], k[1]]);
             if examined >= limit && last_slot != Some(slot) {
@@ -890,8 +922,9 @@ impl Reader {
             }
             last_slot = Some(slot);
             examined += 1;
-            if Value::decode(v).is_some_and(|v| !v.expired(now)) {
-                f(&k[2..]);
+            let (typ, expire) = Value::header(v).ok_or("corrupt value")?;
+            if expire == 0 || expire > now {
+                f(&k[2..], typ);
             }
             it.next();
         }
@@ -905,7 +938,7 @@ impl Reader {
         cursor: u64,
         count: u64,
         now: i64,
-        f: impl FnMut(&[u8]),
+        f: impl FnMut(&[u8], u8),
     ) -> Result<u64, String> {
         if cursor >= slot::SLOTS as u64 {
             return Ok(0);

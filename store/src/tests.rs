@@ -774,3 +774,571 @@ fn wrongtype_is_reported() {
     );
     assert_eq!(t.w(set("h", "x"), NOW), Reply::ok());
 }
+
+fn ttl_ms(k: &str) -> Command {
+    Command::Ttl {
+        key: b(k),
+        unit: TimeUnit::Milliseconds,
+    }
+}
+
+fn incr(k: &str, delta: i64) -> Command {
+    Command::IncrBy { key: b(k), delta }
+}
+
+fn scan(cursor: u64, pattern: Option<&str>, count: u64, type_: Option<&str>) -> Command {
+    Command::Scan {
+        cursor,
+        pattern: pattern.map(b),
+        count,
+        type_: type_.map(b),
+    }
+}
+
+/// Splits a SCAN reply into (next cursor, keys).
+fn scan_reply(r: Reply) -> (u64, Vec<Bytes>) {
+    let Reply::Array(mut parts) = r else {
+        panic!("scan reply {r:?}")
+    };
+    let Reply::Array(ks) = parts.pop().unwrap() else {
+        panic!("keys")
+    };
+    let Reply::Bulk(c) = parts.pop().unwrap() else {
+        panic!("cursor")
+    };
+    let keys = ks
+        .into_iter()
+        .map(|k| match k {
+            Reply::Bulk(k) => k,
+            other => panic!("key {other:?}"),
+        })
+        .collect();
+    (std::str::from_utf8(&c).unwrap().parse().unwrap(), keys)
+}
+
+#[test]
+fn getrange_edges() {
+    let mut t = T::new();
+    t.w(set("s", "Hello"), NOW);
+    let gr = |k: &str, s, e| Command::GetRange {
+        key: b(k),
+        start: s,
+        end: e,
+    };
+    assert_eq!(t.r(gr("s", 0, -1), NOW), bulk("Hello"));
+    assert_eq!(t.r(gr("s", -10, -1), NOW), bulk("Hello"));
+    // Both negative and start > end: empty, even though both clamp to 0.
+    assert_eq!(t.r(gr("s", -10, -20), NOW), bulk(""));
+    assert_eq!(t.r(gr("s", -20, -10), NOW), bulk("H"));
+    assert_eq!(t.r(gr("s", 10, 20), NOW), bulk(""));
+    assert_eq!(t.r(gr("s", 4, 4), NOW), bulk("o"));
+    assert_eq!(t.r(gr("missing", 0, -1), NOW), bulk(""));
+    assert_eq!(t.r(Command::StrLen(b("missing")), NOW), Reply::Int(0));
+}
+
+#[test]
+fn ttl_and_expiretime_rounding() {
+    let mut t = T::new();
+    let pxat = SetOptions {
+        expire: Some(ExpireAt::AbsoluteMs(NOW + 500_600)),
+        ..Default::default()
+    };
+    t.w(set_opts("k", "v", pxat), NOW);
+    let et = |unit| Command::ExpireTime { key: b("k"), unit };
+    assert_eq!(
+        t.r(et(TimeUnit::Milliseconds), NOW),
+        Reply::Int(NOW + 500_600)
+    );
+    assert_eq!(
+        t.r(et(TimeUnit::Seconds), NOW),
+        Reply::Int((NOW + 500_600 + 500) / 1000)
+    );
+    assert_eq!(
+        t.r(
+            Command::Ttl {
+                key: b("k"),
+                unit: TimeUnit::Seconds
+            },
+            NOW
+        ),
+        Reply::Int(501)
+    );
+    t.w(set("p", "v"), NOW);
+    assert_eq!(
+        t.r(
+            Command::ExpireTime {
+                key: b("p"),
+                unit: TimeUnit::Seconds
+            },
+            NOW
+        ),
+        Reply::Int(-1)
+    );
+    assert_eq!(
+        t.r(
+            Command::ExpireTime {
+                key: b("zz"),
+                unit: TimeUnit::Seconds
+            },
+            NOW
+        ),
+        Reply::Int(-2)
+    );
+    assert_eq!(t.r(ttl_ms("zz"), NOW), Reply::Int(-2));
+    assert_eq!(t.r(ttl_ms("p"), NOW), Reply::Int(-1));
+}
+
+#[test]
+fn set_expiry_edge_cases_and_counts() {
+    let mut t = T::new();
+    // An absolute time already past: OK, but the key never becomes visible.
+    let past = SetOptions {
+        expire: Some(ExpireAt::AbsoluteMs(NOW - 1)),
+        ..Default::default()
+    };
+    assert_eq!(t.w(set_opts("k", "v", past.clone()), NOW), Reply::ok());
+    assert_eq!(t.get("k", NOW), Reply::Nil);
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(0));
+    // ... and on an existing key it deletes it.
+    t.w(set("k", "v"), NOW);
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(1));
+    assert_eq!(t.w(set_opts("k", "v", past), NOW), Reply::ok());
+    assert_eq!(t.r(Command::Exists(vec![b("k")]), NOW), Reply::Int(0));
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(0));
+    // Overwriting an expired-but-present key keeps the count (it was physically there).
+    let px = SetOptions {
+        expire: Some(ExpireAt::RelativeMs(10)),
+        ..Default::default()
+    };
+    t.w(set_opts("e", "v", px), NOW);
+    assert_eq!(t.reader.expires_count(), 1);
+    assert_eq!(t.get("e", NOW + 10), Reply::Nil);
+    assert_eq!(t.r(Command::DbSize, NOW + 10), Reply::Int(1));
+    // NX sees the expired key as absent.
+    let nx = SetOptions {
+        condition: Some(SetCondition::Nx),
+        get: true,
+        ..Default::default()
+    };
+    assert_eq!(t.w(set_opts("e", "w", nx.clone()), NOW + 10), Reply::Nil);
+    assert_eq!(t.get("e", NOW + 10), bulk("w"));
+    assert_eq!(t.r(Command::DbSize, NOW + 10), Reply::Int(1));
+    assert_eq!(t.reader.expires_count(), 0);
+    // NX + GET on an existing key: not set, old value returned.
+    assert_eq!(t.w(set_opts("e", "x", nx), NOW + 10), bulk("w"));
+    assert_eq!(t.get("e", NOW + 10), bulk("w"));
+    // MSET with a repeated key: the last one wins, counted once.
+    t.w(
+        Command::MSet(vec![(b("m"), b("1")), (b("m"), b("2"))]),
+        NOW + 10,
+    );
+    assert_eq!(t.get("m", NOW + 10), bulk("2"));
+    assert_eq!(t.r(Command::DbSize, NOW + 10), Reply::Int(2));
+    // Counters keep their TTL. (Stamped time never goes back: it is NOW + 10 now.)
+    let ex = SetOptions {
+        expire: Some(ExpireAt::RelativeMs(5000)),
+        ..Default::default()
+    };
+    t.w(set_opts("c", "1", ex), NOW + 10);
+    assert_eq!(t.w(incr("c", 2), NOW + 10), Reply::Int(3));
+    assert_eq!(
+        t.w(
+            Command::IncrByFloat {
+                key: b("c"),
+                delta: 0.5
+            },
+            NOW + 10
+        ),
+        bulk("3.5")
+    );
+    assert_eq!(
+        t.w(
+            Command::Append {
+                key: b("c"),
+                value: b("0")
+            },
+            NOW + 10
+        ),
+        Reply::Int(4)
+    );
+    assert_eq!(t.r(ttl_ms("c"), NOW + 10), Reply::Int(5000));
+    assert_eq!(
+        t.w(
+            Command::IncrByFloat {
+                key: b("c"),
+                delta: f64::INFINITY
+            },
+            NOW + 10
+        ),
+        Reply::err("ERR increment would produce NaN or Infinity")
+    );
+    assert_eq!(
+        t.w(incr("c", i64::MAX), NOW + 10),
+        Reply::err("ERR value is not an integer or out of range")
+    );
+    t.w(set("neg", &i64::MIN.to_string()), NOW + 10);
+    assert_eq!(
+        t.w(incr("neg", -1), NOW + 10),
+        Reply::err("ERR increment or decrement would overflow")
+    );
+    for bad in [
+        "",
+        " 1",
+        "1 ",
+        "+1",
+        "01",
+        "-0",
+        "1.0",
+        "99999999999999999999",
+    ] {
+        t.w(set("bad", bad), NOW + 10);
+        assert_eq!(
+            t.w(incr("bad", 1), NOW + 10),
+            Reply::err("ERR value is not an integer or out of range"),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn expire_edge_cases() {
+    let mut t = T::new();
+    t.w(set("k", "v"), NOW);
+    let exp = |at, c| Command::Expire {
+        key: b("k"),
+        at,
+        condition: c,
+    };
+    // GT on a key without TTL (infinite) fails; LT succeeds.
+    assert_eq!(
+        t.w(
+            exp(ExpireAt::RelativeMs(10), Some(ExpireCondition::Gt)),
+            NOW
+        ),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        t.w(
+            exp(ExpireAt::AbsoluteMs(NOW + 100), Some(ExpireCondition::Nx)),
+            NOW
+        ),
+        Reply::Int(1)
+    );
+    assert_eq!(t.r(ttl_ms("k"), NOW), Reply::Int(100));
+    assert_eq!(
+        t.w(
+            exp(ExpireAt::RelativeMs(50), Some(ExpireCondition::Xx)),
+            NOW
+        ),
+        Reply::Int(1)
+    );
+    // Equal is neither greater nor less.
+    assert_eq!(
+        t.w(
+            exp(ExpireAt::AbsoluteMs(NOW + 50), Some(ExpireCondition::Gt)),
+            NOW
+        ),
+        Reply::Int(0)
+    );
+    assert_eq!(
+        t.w(
+            exp(ExpireAt::AbsoluteMs(NOW + 50), Some(ExpireCondition::Lt)),
+            NOW
+        ),
+        Reply::Int(0)
+    );
+    // Exactly now counts as past: the key is deleted and the reply is 1.
+    assert_eq!(
+        t.w(exp(ExpireAt::AbsoluteMs(NOW), None), NOW),
+        Reply::Int(1)
+    );
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(0));
+    assert_eq!(t.reader.expires_count(), 0);
+    assert_eq!(t.w(exp(ExpireAt::RelativeMs(10), None), NOW), Reply::Int(0));
+    assert_eq!(t.w(Command::Persist(b("k")), NOW), Reply::Int(0));
+    // GETEX on missing keys, and a past time deleting the key.
+    t.w(set("g", "v"), NOW);
+    let getex = |k: &str, a| Command::GetEx {
+        key: b(k),
+        action: a,
+    };
+    assert_eq!(t.w(getex("nope", None), NOW), Reply::Nil);
+    assert_eq!(
+        t.w(
+            getex(
+                "g",
+                Some(GetExAction::Expire(ExpireAt::AbsoluteMs(NOW - 5)))
+            ),
+            NOW
+        ),
+        bulk("v")
+    );
+    assert_eq!(t.get("g", NOW), Reply::Nil);
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(0));
+    // RENAME onto a key with a TTL: the destination takes the source's (lack of) TTL.
+    t.w(set("src", "1"), NOW);
+    let ex = SetOptions {
+        expire: Some(ExpireAt::RelativeMs(100)),
+        ..Default::default()
+    };
+    t.w(set_opts("dst", "2", ex), NOW);
+    assert_eq!(
+        t.w(
+            Command::Rename {
+                src: b("src"),
+                dst: b("dst"),
+                nx: false
+            },
+            NOW
+        ),
+        Reply::ok()
+    );
+    assert_eq!(t.r(ttl_ms("dst"), NOW), Reply::Int(-1));
+    assert_eq!(t.get("dst", NOW), bulk("1"));
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(1));
+    assert_eq!(t.reader.expires_count(), 0);
+    assert_eq!(
+        t.w(
+            Command::Rename {
+                src: b("dst"),
+                dst: b("dst"),
+                nx: false
+            },
+            NOW
+        ),
+        Reply::ok()
+    );
+    assert_eq!(
+        t.w(
+            Command::Rename {
+                src: b("dst"),
+                dst: b("fresh"),
+                nx: true
+            },
+            NOW
+        ),
+        Reply::Int(1)
+    );
+    assert_eq!(t.get("fresh", NOW), bulk("1"));
+    // The sweep finds nothing to do: every index entry was stale or removed.
+    assert_eq!(
+        t.w(Command::SweepExpired { limit: 100 }, NOW + 1000),
+        Reply::Int(0)
+    );
+    assert_eq!(t.r(Command::DbSize, NOW + 1000), Reply::Int(1));
+}
+
+#[test]
+fn wrong_kind_of_command_is_an_error_reply() {
+    let mut t = T::new();
+    let r = t.w(Command::Ping(None), NOW);
+    assert!(r.is_error(), "{r:?}");
+    let r = t.w(Command::Time, NOW);
+    assert!(r.is_error(), "{r:?}");
+    let (r, expired) = t.reader.read(&set("k", "v"), NOW);
+    assert!(r.is_error(), "{r:?}");
+    assert!(expired.is_empty());
+    let (r, _) = t.reader.read(&Command::FlushAll, NOW);
+    assert!(r.is_error(), "{r:?}");
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(0));
+    // TOUCH replicated as a write counts existing keys (repeats included).
+    t.w(set("a", "1"), NOW);
+    assert_eq!(
+        t.w(Command::Touch(vec![b("a"), b("a"), b("b")]), NOW),
+        Reply::Int(2)
+    );
+}
+
+#[test]
+fn scan_type_pattern_and_odd_counts() {
+    let mut t = T::new();
+    let cmds: Vec<Command> = (0..200)
+        .map(|i| {
+            set(
+                &format!("{}:{i}", if i % 2 == 0 { "even" } else { "odd" }),
+                "v",
+            )
+        })
+        .collect();
+    t.batch(&cmds, NOW);
+    // An expired key is examined but never returned.
+    let px = SetOptions {
+        expire: Some(ExpireAt::RelativeMs(1)),
+        ..Default::default()
+    };
+    t.w(set_opts("even:gone", "v", px), NOW);
+    let collect = |t: &T, pattern, count, type_| {
+        let mut all = Vec::new();
+        let mut cursor = 0;
+        let mut calls = 0;
+        loop {
+            let (next, keys) = scan_reply(t.r(scan(cursor, pattern, count, type_), NOW + 5));
+            all.extend(keys);
+            calls += 1;
+            assert!(calls < 100_000, "scan does not terminate");
+            if next == 0 {
+                break;
+            }
+            assert!(next > cursor, "cursor must advance");
+            cursor = next;
+        }
+        (all, calls)
+    };
+    let (evens, _) = collect(&t, Some("even:*"), 7, None);
+    assert_eq!(evens.len(), 100);
+    assert!(evens.iter().all(|k| k.starts_with(b"even:")));
+    let (all, calls) = collect(&t, Some("*"), 0, Some("STRING"));
+    assert_eq!(all.len(), 200);
+    let unique: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(unique.len(), 200);
+    assert!(calls >= 100);
+    let (none, _) = collect(&t, None, 50, Some("hash"));
+    assert!(none.is_empty());
+    let (big, calls) = collect(&t, None, 10_000, None);
+    assert_eq!((big.len(), calls), (200, 1));
+    // A cursor past the last slot ends the iteration.
+    assert_eq!(
+        scan_reply(t.r(scan(16384, None, 10, None), NOW)),
+        (0, vec![])
+    );
+    assert_eq!(
+        scan_reply(t.r(scan(u64::MAX, None, 10, None), NOW)),
+        (0, vec![])
+    );
+    // Keys of one hash tag share a slot, so one call returns them together.
+    let tagged: Vec<Command> = (0..20).map(|i| set(&format!("{{tag}}:{i}"), "v")).collect();
+    t.batch(&tagged, NOW);
+    let slot = key_slot(b"{tag}") as u64;
+    let (_, keys) = scan_reply(t.r(scan(slot, Some("{tag}*"), 1, None), NOW));
+    assert_eq!(keys.len(), 20);
+    // KEYS: `*` matches everything, including the empty key.
+    t.w(set("", "empty"), NOW);
+    let Reply::Array(all) = t.r(Command::Keys(b("*")), NOW + 5) else {
+        panic!()
+    };
+    assert_eq!(all.len(), 221);
+    let Reply::Array(some) = t.r(Command::Keys(b("odd:1?")), NOW + 5) else {
+        panic!()
+    };
+    assert_eq!(some.len(), 5);
+}
+
+#[test]
+fn flush_resets_the_batch_view() {
+    let mut t = T::new();
+    let ex = SetOptions {
+        expire: Some(ExpireAt::RelativeMs(10)),
+        ..Default::default()
+    };
+    t.batch(&[set("a", "1"), set_opts("b", "2", ex)], NOW);
+    let out = t.batch(
+        &[
+            set("c", "3"),
+            Command::FlushAll,
+            Command::Get(b("a")),
+            Command::Exists(vec![b("a"), b("b"), b("c")]),
+            Command::SweepExpired { limit: 10 },
+            set("d", "4"),
+            Command::DbSize,
+        ],
+        NOW + 100,
+    );
+    assert_eq!(
+        out,
+        vec![
+            Reply::ok(),
+            Reply::ok(),
+            Reply::Nil,
+            Reply::Int(0),
+            Reply::Int(0),
+            Reply::ok(),
+            Reply::Int(1)
+        ]
+    );
+    assert_eq!(t.r(Command::DbSize, NOW), Reply::Int(1));
+    assert_eq!(t.reader.expires_count(), 0);
+    assert_eq!(t.get("d", NOW), bulk("4"));
+    assert_eq!(t.get("a", NOW), Reply::Nil);
+    assert!(!t.reader.has_expired(i64::MAX));
+    let Reply::Array(keys) = t.r(Command::Keys(b("*")), NOW) else {
+        panic!()
+    };
+    assert_eq!(keys, vec![bulk("d")]);
+}
+
+#[test]
+fn nothing_is_visible_before_the_batch_is_written() {
+    let mut t = T::new();
+    let mut wb = WriteBatch::default();
+    assert_eq!(t.store.apply(&mut wb, &set("k", "1"), NOW), Reply::ok());
+    assert_eq!(t.store.apply(&mut wb, &incr("k", 41), NOW), Reply::Int(42));
+    // The reader sees the database as of the last written batch.
+    assert_eq!(t.get("k", NOW), Reply::Nil);
+    t.store.stage_applied(&mut wb, 7);
+    t.db.write(wb).unwrap();
+    t.store.batch_written();
+    assert_eq!(t.get("k", NOW), bulk("42"));
+    assert_eq!(t.reader.key_count(), 1);
+    assert_eq!(t.store.applied_index(), 7);
+}
+
+#[test]
+fn reopen_restores_meta() {
+    let mut t = T::new();
+    let ex = SetOptions {
+        expire: Some(ExpireAt::RelativeMs(10_000)),
+        ..Default::default()
+    };
+    t.batch(&[set("a", "1"), set_opts("b", "2", ex), set("c", "3")], NOW);
+    t.w(Command::Del(vec![b("c")]), NOW + 5000);
+    let (dir, db, applied) = (t._dir, t.db, t.index);
+    drop(t.store);
+    let store = Store::open(db.clone(), 1).unwrap();
+    assert_eq!(store.applied_index(), applied);
+    assert_eq!(store.last_time_ms(), NOW + 5000);
+    assert_eq!(store.reader().key_count(), 2);
+    assert_eq!(store.reader().expires_count(), 1);
+    // Another group on the same database has its own (empty) meta.
+    let other = Store::open(db.clone(), 2).unwrap();
+    assert_eq!((other.applied_index(), other.last_time_ms()), (0, 0));
+    // Time never goes back across a restart either.
+    let mut t = T {
+        reader: store.reader(),
+        store,
+        db,
+        _dir: dir,
+        index: applied,
+    };
+    t.w(
+        set_opts(
+            "x",
+            "v",
+            SetOptions {
+                expire: Some(ExpireAt::RelativeMs(100)),
+                ..Default::default()
+            },
+        ),
+        0,
+    );
+    assert_eq!(t.r(ttl_ms("x"), NOW + 5000), Reply::Int(100));
+}
+
+#[test]
+fn corrupt_values_are_storage_errors_for_readers() {
+    let t = T::new();
+    let cf = t.db.cf_handle(CF_DATA).unwrap();
+    t.db.put_cf(cf, data_key(b"bad"), b"x").unwrap();
+    let (r, _) = t.reader.read(&Command::Get(b("bad")), NOW);
+    assert_eq!(r, Reply::err("ERR storage error: corrupt value"));
+    let (r, _) = t.reader.read(&Command::Keys(b("*")), NOW);
+    assert!(matches!(&r, Reply::Error(e) if e.starts_with("ERR storage error")));
+}
+
+#[test]
+fn reader_is_send_sync_and_store_is_send() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    fn send<T: Send>() {}
+    send_sync::<Reader>();
+    send::<Store>();
+    assert_eq!(column_families(), vec![CF_DATA, CF_EXPIRE, CF_META]);
+}
