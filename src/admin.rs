@@ -296,7 +296,7 @@ impl Server {
                     ids.sort_unstable();
                     let _ = write!(
                         out,
-                        "# Raft\r\nraft_node_id:{}\r\nraft_group_id:1\r\nraft_role:{}\r\nraft_leader_id:{}\r\nraft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_log_index:{}\r\nraft_proposed_commands:{}\r\nraft_proposed_entries:{}\r\nraft_read_requests:{}\r\nraft_readies:{}\r\nraft_log_syncs:{}\r\nraft_members:{}\r\n",
+                        "# Raft\r\nraft_node_id:{}\r\nraft_group_id:1\r\nraft_role:{}\r\nraft_leader_id:{}\r\nraft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_log_index:{}\r\nraft_proposed_commands:{}\r\nraft_proposed_entries:{}\r\nraft_read_requests:{}\r\nraft_readies:{}\r\nraft_log_syncs:{}\r\nraft_log_sync_micros:{}\r\nraft_ready_micros:{}\r\nraft_members:{}\r\n",
                         self.cfg.id,
                         st.role_name(),
                         st.leader(),
@@ -309,6 +309,8 @@ impl Server {
                         st.reads.load(Ordering::Relaxed),
                         st.readies.load(Ordering::Relaxed),
                         st.syncs.load(Ordering::Relaxed),
+                        st.sync_micros.load(Ordering::Relaxed),
+                        st.ready_micros.load(Ordering::Relaxed),
                         ids.iter()
                             .map(|i| format!("{i}@{}", peers[i]))
                             .collect::<Vec<_>>()

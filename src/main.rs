@@ -45,18 +45,8 @@ fn open_db(cfg: &Config) -> Result<Arc<rocksdb::DB>, String> {
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
     opts.set_enable_pipelined_write(true);
-    let mut cfs: Vec<rocksdb::ColumnFamilyDescriptor> = store::column_families()
-        .into_iter()
-        .map(|name| {
-            let mut cf = rocksdb::Options::default();
-            // Most SETs look up a key that does not exist yet: a memtable bloom filter
-            // answers those without walking the skiplist.
-            cf.set_memtable_whole_key_filtering(true);
-            cf.set_memtable_prefix_bloom_ratio(0.1);
-            cf.set_write_buffer_size(64 << 20);
-            rocksdb::ColumnFamilyDescriptor::new(name, cf)
-        })
-        .collect();
+    store::tune_db_options(&mut opts);
+    let mut cfs = store::column_family_descriptors();
     cfs.push(rocksdb::ColumnFamilyDescriptor::new(
         raft_node::CF_RAFT,
         rocksdb::Options::default(),

@@ -5,9 +5,10 @@
 //! 2. drain the inbox: proposals queued in one iteration become ONE log entry (a
 //!    `RaftCommit` stamped with the leader's time), reads queued in one iteration share ONE
 //!    ReadIndex request;
-//! 3. handle the Ready: send leader messages, then stage new log entries, hard state and the
-//!    applies of committed entries into ONE `WriteBatch` written with ONE sync, then send the
-//!    messages that needed persistence, then advance and apply what the `LightReady` adds;
+//! 3. handle the Ready: send leader messages; apply committed entries (already durable) with
+//!    the hard state in one unsynced `WriteBatch` and answer their proposers; append the new
+//!    entries in ONE `WriteBatch` with ONE sync; then send the messages that needed
+//!    persistence, then advance and apply what the `LightReady` adds;
 //! 4. answer waiting proposals (matched by index and term) and reads (once applied ≥ their
 //!    read index).
 //!
@@ -146,6 +147,10 @@ pub struct Status {
     pub reads: AtomicU64,
     pub readies: AtomicU64,
     pub syncs: AtomicU64,
+    /// Total time spent in synced log writes (µs).
+    pub sync_micros: AtomicU64,
+    /// Total time spent handling Readies (µs).
+    pub ready_micros: AtomicU64,
     pub last_time_ms: AtomicI64,
 }
 
@@ -503,12 +508,16 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
+        let started = Instant::now();
         if let Err(e) = self.db.write_opt(wb, &opts) {
             crit!(self.logger, "storage write failed, stopping"; "err" => %e);
             std::process::exit(1);
         }
         if sync {
             self.status.syncs.fetch_add(1, Ordering::Relaxed);
+            self.status
+                .sync_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
     }
 
@@ -607,6 +616,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             return;
         }
         self.status.readies.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let mut rd = self.raw.ready();
         if let Some(ss) = rd.ss() {
             let role = match ss.raft_state {
@@ -638,25 +648,39 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 b.index = Some(rs.index);
             }
         }
+        // Committed entries are already durable (raft-rs hands out only persisted ones), so
+        // their applies go out first, unsynced, and their proposers are answered without
+        // waiting for the fsync of the new entries below. The hard state rides with the
+        // applies so the persisted commit index never trails the applied index.
         let mut wb = WriteBatch::default();
         let mut out = Vec::new();
         let committed = rd.take_committed_entries();
         let applied_any = !committed.is_empty();
         self.apply_entries(&mut wb, committed, &mut out);
-        if let Err(e) = self.raw.mut_store().stage_append(&mut wb, rd.entries()) {
-            crit!(self.logger, "staging raft log failed"; "err" => %e);
-            std::process::exit(1);
+        if applied_any {
+            self.sm.stage_applied(&mut wb, self.applied);
         }
         if let Some(hs) = rd.hs() {
             self.raw.mut_store().stage_hard_state(&mut wb, hs.clone());
         }
-        if applied_any {
-            self.sm.stage_applied(&mut wb, self.applied);
+        if rd.entries().is_empty() {
+            self.write(wb, rd.must_sync());
+            self.sm.batch_written();
+            self.after_apply(out);
+        } else {
+            self.write(wb, false);
+            self.sm.batch_written();
+            self.after_apply(out);
+            // One synced write per Ready: the new entries (its fsync also covers the
+            // hard state written just before, as the WAL is sequential).
+            let mut wb = WriteBatch::default();
+            if let Err(e) = self.raw.mut_store().stage_append(&mut wb, rd.entries()) {
+                crit!(self.logger, "staging raft log failed"; "err" => %e);
+                std::process::exit(1);
+            }
+            self.write(wb, rd.must_sync());
+            self.raw.mut_store().commit_staged();
         }
-        self.write(wb, rd.must_sync());
-        self.raw.mut_store().commit_staged();
-        self.sm.batch_written();
-        self.after_apply(out);
         if !rd.persisted_messages().is_empty() {
             self.sink.send(rd.take_persisted_messages());
         }
@@ -681,6 +705,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         self.after_apply(out);
         self.raw.advance_apply_to(self.applied);
         self.publish();
+        self.status
+            .ready_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 
     fn after_apply(&mut self, out: Deliveries<S::Output>) {

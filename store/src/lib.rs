@@ -47,6 +47,43 @@ pub fn column_families() -> Vec<&'static str> {
     vec![CF_DATA, CF_EXPIRE, CF_META]
 }
 
+/// The column families with the options the store wants. The data family hashes its
+/// memtable by slot (the 2-byte key prefix), so point lookups and inserts search one slot's
+/// small skiplist instead of one large one; whole-keyspace iteration asks for total order.
+pub fn column_family_descriptors() -> Vec<rocksdb::ColumnFamilyDescriptor> {
+    column_families()
+        .into_iter()
+        .map(|name| {
+            let mut cf = rocksdb::Options::default();
+            cf.set_write_buffer_size(64 << 20);
+            if name == CF_DATA {
+                cf.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(2));
+                cf.set_memtable_factory(rocksdb::MemtableFactory::HashSkipList {
+                    bucket_count: slot::SLOTS as usize,
+                    height: 4,
+                    branching_factor: 4,
+                });
+                cf.set_memtable_whole_key_filtering(true);
+                cf.set_memtable_prefix_bloom_ratio(0.1);
+            }
+            rocksdb::ColumnFamilyDescriptor::new(name, cf)
+        })
+        .collect()
+}
+
+/// Database-wide options the store's column families need (the hashed memtable cannot
+/// take concurrent memtable writes).
+pub fn tune_db_options(opts: &mut rocksdb::Options) {
+    opts.set_allow_concurrent_memtable_write(false);
+}
+
+/// Read options for iterating the data family across slots.
+fn total_order() -> rocksdb::ReadOptions {
+    let mut ro = rocksdb::ReadOptions::default();
+    ro.set_total_order_seek(true);
+    ro
+}
+
 /// Storage failure (fatal to the node).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -905,7 +942,7 @@ impl Reader {
     ) -> Result<Option<u16>, String> {
         let cf = self.cf(CF_DATA).ok_or("missing data column family")?;
         let limit = limit.max(1);
-        let mut it = self.db.raw_iterator_cf(cf);
+        let mut it = self.db.raw_iterator_cf_opt(cf, total_order());
         it.seek(from.to_be_bytes());
         let mut examined = 0u64;
         let mut last_slot = None;

@@ -16,7 +16,8 @@ fn open_db(path: &std::path::Path) -> Arc<DB> {
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
-    Arc::new(DB::open_cf(&opts, path, column_families()).unwrap())
+    tune_db_options(&mut opts);
+    Arc::new(DB::open_cf_descriptors(&opts, path, column_family_descriptors()).unwrap())
 }
 
 fn b(s: &str) -> Bytes {
