@@ -5,10 +5,11 @@
 //! 2. drain the inbox: proposals queued in one iteration become ONE log entry (a
 //!    `RaftCommit` stamped with the leader's time), reads queued in one iteration share ONE
 //!    ReadIndex request;
-//! 3. handle the Ready: send leader messages; apply committed entries (already durable) with
-//!    the hard state in one unsynced `WriteBatch` and answer their proposers; append the new
-//!    entries in ONE `WriteBatch` with ONE sync; then send the messages that needed
-//!    persistence, then advance and apply what the `LightReady` adds;
+//! 3. handle the Ready: send leader messages; write ONE `WriteBatch` holding the applies of
+//!    committed entries, the hard state and the new entries, and answer the applied
+//!    proposals; hand the Ready to the sync thread, whose ONE WAL fsync covers every Ready
+//!    queued since its last one and which then sends the messages that needed persistence
+//!    (raft-rs async ready: the loop keeps handling acks during the fsync);
 //! 4. answer waiting proposals (matched by index and term) and reads (once applied ≥ their
 //!    read index).
 //!
@@ -86,7 +87,7 @@ pub trait StateMachine: Send + 'static {
 }
 
 /// Where outgoing raft messages go (the peer transport).
-pub trait MessageSink: Send + 'static {
+pub trait MessageSink: Clone + Send + 'static {
     fn send(&self, msgs: Vec<Message>);
 }
 
@@ -122,8 +123,56 @@ pub enum Msg<O> {
     Unreachable(u64),
     /// Move leadership to this node.
     TransferLeader(u64),
+    /// The sync thread made the Readies up to `number` durable (`jobs` of them).
+    Persisted { number: u64, jobs: u64 },
     /// Stop the loop.
     Stop,
+}
+
+/// A Ready whose log writes must become durable before its messages go out.
+struct PersistJob {
+    number: u64,
+    sync: bool,
+    msgs: Vec<Message>,
+}
+
+/// The log sync thread: one WAL fsync covers every Ready queued since the last one; then
+/// the messages that waited for it are sent and the Ready loop is told.
+fn sync_loop<O, K: MessageSink>(
+    db: Arc<DB>,
+    jobs: Receiver<PersistJob>,
+    sink: K,
+    inbox: Sender<Msg<O>>,
+    status: Arc<Status>,
+    logger: Logger,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = jobs.try_recv() {
+            batch.push(more);
+        }
+        if batch.iter().any(|j| j.sync) {
+            let started = Instant::now();
+            if let Err(e) = db.flush_wal(true) {
+                crit!(logger, "raft log sync failed, stopping"; "err" => %e);
+                std::process::exit(1);
+            }
+            status.syncs.fetch_add(1, Ordering::Relaxed);
+            status
+                .sync_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+        let number = batch.iter().map(|j| j.number).max().unwrap_or(0);
+        let n = batch.len() as u64;
+        for j in batch {
+            if !j.msgs.is_empty() {
+                sink.send(j.msgs);
+            }
+        }
+        if inbox.send(Msg::Persisted { number, jobs: n }).is_err() {
+            return;
+        }
+    }
 }
 
 /// Role values in [`Status::role`].
@@ -273,6 +322,20 @@ pub fn start<S: StateMachine, K: MessageSink>(
         .last_time_ms
         .store(sm.last_time_ms(), Ordering::Release);
     let (tx, rx) = std::sync::mpsc::channel();
+    let (persist_tx, persist_rx) = std::sync::mpsc::channel();
+    let sync_thread = {
+        let (db, sink, inbox, status, logger) = (
+            db.clone(),
+            sink.clone(),
+            tx.clone(),
+            status.clone(),
+            logger.clone(),
+        );
+        std::thread::Builder::new()
+            .name("raft-sync".into())
+            .spawn(move || sync_loop(db, persist_rx, sink, inbox, status, logger))
+            .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?
+    };
     let handle = NodeHandle {
         tx,
         status: status.clone(),
@@ -294,6 +357,9 @@ pub fn start<S: StateMachine, K: MessageSink>(
         reads: Vec::new(),
         read_batches: HashMap::new(),
         next_read_id: 1,
+        persist_tx: Some(persist_tx),
+        sync_thread: Some(sync_thread),
+        unpersisted: 0,
     };
     let th = std::thread::Builder::new()
         .name("raft-ready".into())
@@ -321,6 +387,11 @@ struct Loop<S: StateMachine, K: MessageSink> {
     reads: Vec<Reply<()>>,
     read_batches: HashMap<u64, ReadBatch>,
     next_read_id: u64,
+    /// Readies handed to the sync thread.
+    persist_tx: Option<Sender<PersistJob>>,
+    sync_thread: Option<std::thread::JoinHandle<()>>,
+    /// How many of them are not yet reported durable.
+    unpersisted: u64,
 }
 
 impl<S: StateMachine, K: MessageSink> Loop<S, K> {
@@ -331,7 +402,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             let first = match rx.recv_timeout(wait) {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => return self.stop(),
             };
             if let Some(m) = first {
                 if !self.handle(m) {
@@ -361,6 +432,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
     }
 
     fn stop(&mut self) {
+        // Let the sync thread finish (and release the database) before reporting stopped.
+        self.persist_tx = None;
+        if let Some(t) = self.sync_thread.take() {
+            let _ = t.join();
+        }
         for (_, r) in self.proposals.drain(..) {
             let _ = r.send(Err(NodeError::Stopped));
         }
@@ -390,6 +466,10 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             Msg::Unreachable(id) => self.raw.report_unreachable(id),
             Msg::TransferLeader(id) => self.raw.transfer_leader(id),
+            Msg::Persisted { number, jobs } => {
+                self.unpersisted -= jobs;
+                self.raw.on_persist_ready(number);
+            }
             Msg::Stop => return false,
         }
         true
@@ -502,22 +582,14 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         });
     }
 
-    fn write(&self, wb: WriteBatch, sync: bool) {
+    /// Writes a batch without sync (durability comes from the sync thread's WAL sync).
+    fn write(&self, wb: WriteBatch) {
         if wb.is_empty() {
             return;
         }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(sync);
-        let started = Instant::now();
-        if let Err(e) = self.db.write_opt(wb, &opts) {
+        if let Err(e) = self.db.write_opt(wb, &WriteOptions::default()) {
             crit!(self.logger, "storage write failed, stopping"; "err" => %e);
             std::process::exit(1);
-        }
-        if sync {
-            self.status.syncs.fetch_add(1, Ordering::Relaxed);
-            self.status
-                .sync_micros
-                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
     }
 
@@ -648,10 +720,12 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 b.index = Some(rs.index);
             }
         }
-        // Committed entries are already durable (raft-rs hands out only persisted ones), so
-        // their applies go out first, unsynced, and their proposers are answered without
-        // waiting for the fsync of the new entries below. The hard state rides with the
-        // applies so the persisted commit index never trails the applied index.
+        // One WriteBatch per Ready, written without sync: the applies of committed entries
+        // (already durable: raft-rs hands out only persisted ones), the applied index, the
+        // hard state and the new entries. Proposers of the applied entries are answered at
+        // once. The fsync the new entries and hard state need runs on the sync thread, which
+        // sends the messages that depend on it afterwards; meanwhile this loop goes on
+        // handling acks and proposals (raft-rs async ready).
         let mut wb = WriteBatch::default();
         let mut out = Vec::new();
         let committed = rd.take_committed_entries();
@@ -663,46 +737,50 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         if let Some(hs) = rd.hs() {
             self.raw.mut_store().stage_hard_state(&mut wb, hs.clone());
         }
-        if rd.entries().is_empty() {
-            self.write(wb, rd.must_sync());
-            self.sm.batch_written();
-            self.after_apply(out);
-        } else {
-            self.write(wb, false);
-            self.sm.batch_written();
-            self.after_apply(out);
-            // One synced write per Ready: the new entries (its fsync also covers the
-            // hard state written just before, as the WAL is sequential).
-            let mut wb = WriteBatch::default();
-            if let Err(e) = self.raw.mut_store().stage_append(&mut wb, rd.entries()) {
-                crit!(self.logger, "staging raft log failed"; "err" => %e);
-                std::process::exit(1);
-            }
-            self.write(wb, rd.must_sync());
-            self.raw.mut_store().commit_staged();
+        if let Err(e) = self.raw.mut_store().stage_append(&mut wb, rd.entries()) {
+            crit!(self.logger, "staging raft log failed"; "err" => %e);
+            std::process::exit(1);
         }
-        if !rd.persisted_messages().is_empty() {
-            self.sink.send(rd.take_persisted_messages());
-        }
-        let mut light = self.raw.advance(rd);
-        let mut wb = WriteBatch::default();
-        if let Some(commit) = light.commit_index() {
-            self.raw.mut_store().stage_commit(&mut wb, commit);
-        }
-        if !light.messages().is_empty() {
-            self.sink.send(light.take_messages());
-        }
-        let committed = light.take_committed_entries();
-        let mut out = Vec::new();
-        if !committed.is_empty() {
-            self.apply_entries(&mut wb, committed, &mut out);
-            self.sm.stage_applied(&mut wb, self.applied);
-        }
-        // Applies need no sync: the entries are durable in the log, and the applied index
-        // is written atomically with the data, so a crash re-applies from the right place.
-        self.write(wb, false);
+        self.write(wb);
+        self.raw.mut_store().commit_staged();
         self.sm.batch_written();
         self.after_apply(out);
+        if rd.must_sync() || self.unpersisted > 0 {
+            let job = PersistJob {
+                number: rd.number(),
+                sync: rd.must_sync(),
+                msgs: rd.take_persisted_messages(),
+            };
+            self.raw.advance_append_async(rd);
+            self.unpersisted += 1;
+            let sent = self.persist_tx.as_ref().map(|tx| tx.send(job));
+            if !matches!(sent, Some(Ok(()))) {
+                crit!(self.logger, "log sync thread is gone, stopping");
+                std::process::exit(1);
+            }
+        } else {
+            // Nothing to make durable and nothing outstanding: finish synchronously.
+            if !rd.persisted_messages().is_empty() {
+                self.sink.send(rd.take_persisted_messages());
+            }
+            let mut light = self.raw.advance_append(rd);
+            let mut wb = WriteBatch::default();
+            if let Some(commit) = light.commit_index() {
+                self.raw.mut_store().stage_commit(&mut wb, commit);
+            }
+            if !light.messages().is_empty() {
+                self.sink.send(light.take_messages());
+            }
+            let committed = light.take_committed_entries();
+            let mut out = Vec::new();
+            if !committed.is_empty() {
+                self.apply_entries(&mut wb, committed, &mut out);
+                self.sm.stage_applied(&mut wb, self.applied);
+            }
+            self.write(wb);
+            self.sm.batch_written();
+            self.after_apply(out);
+        }
         self.raw.advance_apply_to(self.applied);
         self.publish();
         self.status

@@ -311,6 +311,7 @@ impl Transport {
 }
 
 /// Hands the Raft loop's messages to the per-peer writer tasks.
+#[derive(Clone)]
 pub struct PeerSink(Arc<Transport>);
 
 impl MessageSink for PeerSink {

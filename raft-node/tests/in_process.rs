@@ -63,6 +63,7 @@ impl StateMachine for ListSm {
 
 type Handles = Arc<Mutex<Vec<Option<NodeHandle<u64>>>>>;
 
+#[derive(Clone)]
 struct Sink(Handles);
 
 impl MessageSink for Sink {
