@@ -10,8 +10,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Picks a free loopback port (bound then released).
+/// Picks a free loopback port (bound then released). Ports come from below Linux's
+/// ephemeral range (32768+), so an outgoing connection of a running node cannot take the
+/// port between this check and the node binding it.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = 12_000u16;
+    let base = 20_000 + (std::process::id() % span as u32) as u16;
+    for _ in 0..span {
+        let off = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = 20_000 + (base - 20_000 + off) % span;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
     l.local_addr().expect("local addr").port()
 }
