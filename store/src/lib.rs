@@ -59,8 +59,8 @@ pub fn column_family_descriptors() -> Vec<rocksdb::ColumnFamilyDescriptor> {
             if name == CF_DATA {
                 cf.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(2));
                 cf.set_memtable_factory(rocksdb::MemtableFactory::HashSkipList {
-                    bucket_count: slot::SLOTS as usize,
-                    height: 4,
+                    bucket_count: 1 << 20,
+                    height: 8,
                     branching_factor: 4,
                 });
                 cf.set_memtable_whole_key_filtering(true);
