@@ -205,8 +205,9 @@ field() {
     ' "$1" 2>/dev/null || true
 }
 
+target_role=$(redis-cli -p "$TARGET_PORT" INFO raft 2>/dev/null | tr -d '\r' | sed -n 's/^raft_role://p' || true)
 echo
-echo "raftkv: 3 nodes, target port $TARGET_PORT; redis-server: appendonly yes, appendfsync always"
+echo "raftkv: 3 nodes, target port $TARGET_PORT (Raft role at the end: ${target_role:-unknown}; a follower forwards writes to the leader); redis-server: appendonly yes, appendfsync always"
 echo "N=$N C=$C keyspace=100000; $(redis-benchmark --version 2>/dev/null || true); $(nproc) cores;" \
      "raftkv $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
 echo
