@@ -18,4 +18,11 @@ log "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 log "cargo test --workspace"
-timeout --kill-after=30 "${TEST_TIMEOUT:-1800}" cargo test --workspace --no-fail-fast
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
+timeout --kill-after=30 "${TEST_TIMEOUT:-1800}" cargo test --workspace --no-fail-fast 2>&1 | tee "$out" || status=$?
+# One closing line for the whole workspace (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$out"
+exit "$status"

@@ -342,7 +342,10 @@ fn client_line(ci: &ClientInfo) -> String {
         ci.addr,
         String::from_utf8_lossy(&ci.name),
         ci.created.elapsed().as_secs(),
-        ci.last_cmd.to_ascii_lowercase(),
+        ci.last_cmd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .to_ascii_lowercase(),
         ci.resp,
         String::from_utf8_lossy(&ci.lib_name),
         String::from_utf8_lossy(&ci.lib_ver),

@@ -29,7 +29,9 @@ pub struct ClientInfo {
     pub lib_ver: Bytes,
     pub created: Instant,
     pub resp: u8,
-    pub last_cmd: &'static str,
+    /// Name of the last command, shared with the connection (uncontended per-client lock,
+    /// so the hot path never takes the registry lock).
+    pub last_cmd: Arc<Mutex<&'static str>>,
 }
 
 impl ClientInfo {
@@ -42,7 +44,7 @@ impl ClientInfo {
             lib_ver: Bytes::new(),
             created: Instant::now(),
             resp: 2,
-            last_cmd: "NULL",
+            last_cmd: Arc::new(Mutex::new("NULL")),
         }
     }
 }
@@ -123,9 +125,7 @@ impl Server {
                 return out;
             }
         };
-        if let Some(c) = self.clients_lock().get_mut(&conn.id) {
-            c.last_cmd = cmd.name();
-        }
+        *conn.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = cmd.name();
         match cmd.kind() {
             Kind::Local => {
                 out.extend(self.flush_group(conn));

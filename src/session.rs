@@ -60,6 +60,8 @@ pub struct Conn {
     pub group: Group,
     /// Resolves when the previously dispatched group has finished.
     pub prev_done: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Shared with this client's CLIENT LIST entry.
+    pub last_cmd: std::sync::Arc<std::sync::Mutex<&'static str>>,
 }
 
 /// Most requests in flight on one connection before the reader waits.
@@ -70,7 +72,9 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let _ = sock.set_nodelay(true);
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
     let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    server.register_client(ClientInfo::new(id, addr.clone()));
+    let info = ClientInfo::new(id, addr.clone());
+    let last_cmd = info.last_cmd.clone();
+    server.register_client(info);
     let (mut rd, mut wr) = sock.into_split();
     let (tx, mut rx) = mpsc::channel::<(Protocol, Pending, bool)>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(async move {
@@ -124,6 +128,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         closing: false,
         group: Group::None,
         prev_done: None,
+        last_cmd,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     'conn: loop {
