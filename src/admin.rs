@@ -44,14 +44,27 @@ impl Server {
                     bulk((us % 1_000_000).to_string()),
                 ])
             }
-            Command::Auth { .. } => Reply::err(
-                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-            ),
-            Command::Hello { protover, auth, setname } => {
-                if auth.is_some() {
-                    return Reply::err(
-                        "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-                    );
+            Command::Auth { username, password } => {
+                match self.check_auth(username.as_deref(), &password) {
+                    Ok(()) => {
+                        conn.authenticated = true;
+                        Reply::ok()
+                    }
+                    Err(e) => e,
+                }
+            }
+            Command::Hello {
+                protover,
+                auth,
+                setname,
+            } => {
+                if let Some((user, pass)) = auth {
+                    if let Err(e) = self.check_auth(Some(&user), &pass) {
+                        return e;
+                    }
+                    conn.authenticated = true;
+                } else if !conn.authenticated {
+                    return Reply::err(NOAUTH_HELLO);
                 }
                 match protover {
                     Some(2) => conn.proto = Protocol::Resp2,
@@ -332,6 +345,25 @@ impl Server {
             }
         }
         out
+    }
+}
+
+const NO_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+const NOAUTH_HELLO: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+
+impl Server {
+    /// Checks AUTH / HELLO AUTH credentials against `--requirepass` (user `default` only).
+    fn check_auth(&self, user: Option<&[u8]>, password: &[u8]) -> Result<(), Reply> {
+        let Some(required) = &self.cfg.requirepass else {
+            return Err(Reply::err(NO_PASSWORD));
+        };
+        let user_ok = user.is_none_or(|u| u == b"default");
+        if user_ok && raft_node::transport::secret_eq(required.as_bytes(), password) {
+            Ok(())
+        } else {
+            Err(Reply::err(WRONGPASS))
+        }
     }
 }
 

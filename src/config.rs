@@ -69,6 +69,15 @@ pub struct Config {
     #[arg(long, default_value = "safe", value_parser = ["safe", "lease"])]
     pub read_mode: String,
 
+    /// Password clients must give with AUTH or HELLO AUTH (user `default`); none if unset.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+
+    /// Shared secret every node presents to its peers; connections without it are refused.
+    /// Must be the same on all nodes.
+    #[arg(long)]
+    pub cluster_secret: Option<String>,
+
     /// Interval of the leader's sweep of expired keys (ms).
     #[arg(long, default_value_t = 100)]
     pub expire_sweep_ms: u64,

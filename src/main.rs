@@ -100,7 +100,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                 id: cfg.id,
                 group_id: 1,
                 peers: peers.clone(),
-                secret: Vec::new(),
+                secret: cfg.cluster_secret.clone().unwrap_or_default().into_bytes(),
             },
             Arc::new(move |pid| {
                 if let Some(h) = unreachable_inbox.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {

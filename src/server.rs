@@ -125,6 +125,18 @@ impl Server {
                 return out;
             }
         };
+        if !conn.authenticated
+            && !matches!(
+                cmd,
+                Command::Auth { .. } | Command::Hello { .. } | Command::Quit
+            )
+        {
+            out.extend(self.flush_group(conn));
+            out.push(Pending::Ready(Reply::err(
+                "NOAUTH Authentication required.",
+            )));
+            return out;
+        }
         *conn.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = cmd.name();
         match cmd.kind() {
             Kind::Local => {

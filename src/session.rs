@@ -56,6 +56,8 @@ pub struct Conn {
     pub proto: Protocol,
     /// Set by QUIT: reply OK and close once earlier replies are out.
     pub closing: bool,
+    /// False until AUTH succeeds when `--requirepass` is set.
+    pub authenticated: bool,
     /// The group being collected.
     pub group: Group,
     /// Resolves when the previously dispatched group has finished.
@@ -126,6 +128,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         id,
         proto: Protocol::Resp2,
         closing: false,
+        authenticated: server.cfg.requirepass.is_none(),
         group: Group::None,
         prev_done: None,
         last_cmd,
@@ -142,11 +145,13 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                     if argv.is_empty() {
                         continue;
                     }
-                    let proto = conn.proto;
+                    let before = conn.proto;
                     let out = server.dispatch(&mut conn, argv);
                     let n = out.len();
                     for (i, pending) in out.into_iter().enumerate() {
-                        // QUIT's reply is the last item: close after writing it.
+                        // The command's own reply is the last item: HELLO answers in the
+                        // protocol it selects, QUIT closes after its reply.
+                        let proto = if i + 1 == n { conn.proto } else { before };
                         let last = conn.closing && i + 1 == n;
                         if tx.send((proto, pending, last)).await.is_err() {
                             break 'conn;

@@ -95,6 +95,11 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>>
     Ok(buf)
 }
 
+/// Compares secrets in time independent of where they differ.
+pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn invalid(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
 }
@@ -187,7 +192,7 @@ impl Transport {
         if hello.magic != MAGIC
             || hello.to != self.cfg.id
             || !self.cfg.peers.contains_key(&hello.from)
-            || hello.secret != self.cfg.secret
+            || !secret_eq(&hello.secret, &self.cfg.secret)
         {
             warn!(self.logger, "rejected peer connection"; "from" => hello.from, "to" => hello.to);
             return Err(invalid("bad hello"));

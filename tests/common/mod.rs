@@ -65,6 +65,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     cluster_arg: String,
     extra_args: Vec<String>,
+    /// Password clients authenticate with (`--requirepass`), if any.
+    pub password: Option<String>,
 }
 
 impl Cluster {
@@ -99,6 +101,10 @@ impl Cluster {
             nodes,
             dir,
             cluster_arg,
+            password: extra
+                .windows(2)
+                .find(|w| w[0] == "--requirepass")
+                .map(|w| w[1].to_string()),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 0..n {
@@ -149,7 +155,7 @@ impl Cluster {
             Duration::from_secs(20),
             &format!("node {} to listen", i + 1),
             || {
-                let mut c = try_client(port)?;
+                let mut c = self.try_connect(port)?;
                 redis::cmd("PING").query::<String>(&mut c).ok()
             },
         );
@@ -158,8 +164,13 @@ impl Cluster {
     /// A connection to node `i` (0-based).
     pub fn client(&self, i: usize) -> redis::Connection {
         wait_for(Duration::from_secs(10), "client connection", || {
-            try_client(self.nodes[i].redis_port)
+            self.try_connect(self.nodes[i].redis_port)
         })
+    }
+
+    /// A connection to `port`, authenticated when the cluster has a password.
+    pub fn try_connect(&self, port: u16) -> Option<redis::Connection> {
+        connect(port, self.password.as_deref())
     }
 
     /// Redis port of node `i`.
@@ -169,7 +180,7 @@ impl Cluster {
 
     /// INFO raft field of node `i`.
     pub fn info_field(&self, i: usize, field: &str) -> Option<String> {
-        let mut c = try_client(self.nodes[i].redis_port)?;
+        let mut c = self.try_connect(self.nodes[i].redis_port)?;
         let info: String = redis::cmd("INFO").arg("raft").query(&mut c).ok()?;
         info.lines().find_map(|l| {
             l.strip_prefix(&format!("{field}:"))
@@ -270,7 +281,15 @@ impl Drop for Cluster {
 
 /// A client with timeouts so a broken server fails the test instead of hanging it.
 pub fn try_client(port: u16) -> Option<redis::Connection> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
+    connect(port, None)
+}
+
+fn connect(port: u16, password: Option<&str>) -> Option<redis::Connection> {
+    let url = match password {
+        Some(p) => format!("redis://:{p}@127.0.0.1:{port}/"),
+        None => format!("redis://127.0.0.1:{port}/"),
+    };
+    let client = redis::Client::open(url).ok()?;
     let c = client
         .get_connection_with_timeout(Duration::from_secs(2))
         .ok()?;
