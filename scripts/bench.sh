@@ -7,7 +7,8 @@
 #   PIPELINE=16              depth of the pipelined runs (-P)
 #   RAFTKV_PORTS=63791,63792,63793   Redis ports of the nodes (as in Procfile)
 #   RAFT_PORTS=12379,22379,32379     Raft ports of the nodes (as in Procfile)
-#   TARGET_PORT=63791        which node redis-benchmark talks to (one of RAFTKV_PORTS)
+#   TARGET_PORT=63791        which node redis-benchmark talks to (one of RAFTKV_PORTS, or
+#                            `leader`: whichever node leads once the cluster is up)
 #   LOG_LEVEL=warning        raftkv --log-level
 #   WAIT_SECS=60             how long to wait for the cluster to accept a write
 #   BENCH_TIMEOUT=900        limit of one redis-benchmark run (seconds)
@@ -31,6 +32,11 @@ BENCH_TIMEOUT="${BENCH_TIMEOUT:-900}"
 IFS=, read -r -a kv_ports <<<"$RAFTKV_PORTS"
 IFS=, read -r -a raft_ports <<<"$RAFT_PORTS"
 TARGET_PORT="${TARGET_PORT:-${kv_ports[0]}}"
+want_leader=0
+if [ "$TARGET_PORT" = leader ]; then
+    want_leader=1
+    TARGET_PORT=${kv_ports[0]}
+fi
 if [ "${#kv_ports[@]}" -ne "${#raft_ports[@]}" ]; then
     echo "RAFTKV_PORTS and RAFT_PORTS must have the same number of ports" >&2
     exit 2
@@ -167,6 +173,14 @@ done
 if [ "$ready_kv" != 1 ] || [ "$ready_redis" != 1 ]; then
     echo "timed out: raftkv ready=$ready_kv, redis-server ready=$ready_redis" >&2
     exit 1
+fi
+if [ "$want_leader" = 1 ]; then
+    for p in "${kv_ports[@]}"; do
+        if redis-cli -p "$p" INFO raft 2>/dev/null | tr -d '\r' | grep -qx 'raft_role:leader'; then
+            TARGET_PORT=$p
+        fi
+    done
+    log "leader is on port $TARGET_PORT"
 fi
 
 # run_bench NAME PORT [EXTRA ARGS...]: one redis-benchmark run; its CSV goes to $TMP/NAME.csv.
