@@ -56,6 +56,45 @@ fn open_db(cfg: &Config) -> Result<Arc<rocksdb::DB>, String> {
         .map_err(|e| format!("cannot open RocksDB at {}: {e}", dir.display()))
 }
 
+fn voters_of(cfg: &Config) -> Vec<u64> {
+    let mut ids: Vec<u64> = cfg
+        .peers()
+        .keys()
+        .copied()
+        .filter(|&i| i != cfg.id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// On shutdown, a leader first moves leadership to a peer (raft-rs catches it up and sends
+/// it TimeoutNow), so clients see one short pause instead of an election timeout.
+async fn hand_over_leadership(
+    node: &raft_node::NodeHandle<resp::Reply>,
+    peers: &[u64],
+    log: &Logger,
+) {
+    for &to in peers {
+        if !node.status.is_leader() {
+            return;
+        }
+        info!(log, "transferring leadership before shutdown"; "to" => to);
+        node.send(Msg::TransferLeader(to));
+        let deadline = Instant::now() + std::time::Duration::from_millis(1500);
+        while Instant::now() < deadline {
+            let leader = node.status.leader();
+            if leader != 0 && leader != node.status.id {
+                info!(log, "leadership transferred"; "leader" => leader);
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    if node.status.is_leader() {
+        warn!(log, "could not transfer leadership before shutdown");
+    }
+}
+
 fn main() {
     let cfg = Config::parse();
     let log = logger(&cfg);
@@ -184,6 +223,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             _ = term.recv() => info!(log, "SIGTERM: shutting down"),
             _ = tokio::signal::ctrl_c() => info!(log, "interrupt: shutting down"),
         }
+        hand_over_leadership(&node, &voters_of(&cfg), log).await;
         node.send(Msg::Stop);
         Ok::<(), String>(())
     })

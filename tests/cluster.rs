@@ -272,3 +272,27 @@ fn without_quorum_requests_fail_in_bounded_time() {
         "{e}"
     );
 }
+
+#[test]
+fn sigterm_on_the_leader_hands_leadership_over() {
+    let mut cl = Cluster::start(3);
+    let leader = cl.wait_leader();
+    let _: () = cl.client(leader).set("k", "1").expect("SET");
+    let status = cl.terminate(leader);
+    assert!(status.success(), "exit status {status:?}");
+    // A transfer, not an election timeout: the old leader saw its successor take over
+    // before it exited.
+    let log = std::fs::read_to_string(&cl.nodes[leader].log).unwrap_or_default();
+    assert!(
+        log.contains("leadership transferred"),
+        "no hand-over in the log"
+    );
+    let new_leader = cl.wait_leader();
+    assert_ne!(new_leader, leader);
+    let _: () = cl
+        .client(new_leader)
+        .set("k", "2")
+        .expect("SET after hand-over");
+    cl.restart(leader);
+    assert_eq!(get(&mut cl.client(leader), "k"), Some("2".into()));
+}

@@ -218,6 +218,17 @@ impl Cluster {
         }
     }
 
+    /// SIGTERM node `i` and wait (bounded) for it to exit; returns its exit status.
+    pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut c = self.nodes[i].child.take().expect("node running");
+        signal(c.id(), "TERM");
+        wait_for(
+            Duration::from_secs(10),
+            "node to exit after SIGTERM",
+            || c.try_wait().ok().flatten(),
+        )
+    }
+
     /// Restarts node `i` (after kill) and waits until it listens.
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
