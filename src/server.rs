@@ -180,31 +180,21 @@ impl Server {
         out
     }
 
-    /// Starts the connection's collected group as a task that first waits for the
-    /// previous group to finish.
+    /// Closes the connection's collected group into one pending reply; the session's
+    /// writer runs it once every earlier reply is done.
     pub fn flush_group(self: &Arc<Self>, conn: &mut Conn) -> Option<Pending> {
         let group = std::mem::replace(&mut conn.group, Group::None);
-        if matches!(group, Group::None) {
-            return None;
-        }
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let prev = conn.prev_done.replace(done_rx);
         let me = self.clone();
         let resp3 = conn.proto == Protocol::Resp3;
-        Some(Pending::Later(tokio::spawn(async move {
-            if let Some(prev) = prev {
-                let _ = prev.await;
-            }
-            let out = match group {
-                Group::Reads(cmds) => {
-                    Outcome::Replies(me.read(cmds.into_iter().map(|(_, c)| c).collect()).await)
-                }
-                Group::Writes(argvs) => me.write(argvs, resp3).await,
-                Group::None => Outcome::Replies(Vec::new()),
-            };
-            let _ = done_tx.send(());
-            out
-        })))
+        match group {
+            Group::None => None,
+            Group::Reads(cmds) => Some(Pending::Later(Box::pin(async move {
+                Outcome::Replies(me.read(cmds.into_iter().map(|(_, c)| c).collect()).await)
+            }))),
+            Group::Writes(argvs) => Some(Pending::Later(Box::pin(async move {
+                me.write(argvs, resp3).await
+            }))),
+        }
     }
 
     /// Waits until a leader is known; false after `--leader-wait-ms`.

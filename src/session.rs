@@ -10,6 +10,8 @@
 //! the connection's earlier writes and a write never overtakes a read. Whole-keyspace reads
 //! (KEYS, SCAN, DBSIZE) always form a read group of their own.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -27,9 +29,9 @@ use crate::server::{ClientInfo, Server};
 pub enum Pending {
     /// Known now.
     Ready(Reply),
-    /// Computed later: a read or write already running as its own task, so pipelined
-    /// requests proceed concurrently (and share Raft entries) while replies keep order.
-    Later(tokio::task::JoinHandle<Outcome>),
+    /// A group of reads or writes. The writer runs these in order, each after the one
+    /// before it has finished: that is the per-connection order Redis gives.
+    Later(Pin<Box<dyn Future<Output = Outcome> + Send>>),
 }
 
 /// What a finished group of requests produces.
@@ -60,8 +62,6 @@ pub struct Conn {
     pub authenticated: bool,
     /// The group being collected.
     pub group: Group,
-    /// Resolves when the previously dispatched group has finished.
-    pub prev_done: Option<tokio::sync::oneshot::Receiver<()>>,
     /// Shared with this client's CLIENT LIST entry.
     pub last_cmd: std::sync::Arc<std::sync::Mutex<&'static str>>,
 }
@@ -87,19 +87,23 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
             while let Some((proto, pending, last)) = item.take() {
                 match pending {
                     Pending::Ready(r) => resp::encode::encode(&r, proto, &mut out),
-                    Pending::Later(f) => match f.await {
-                        Ok(Outcome::Replies(rs)) => {
-                            for r in &rs {
-                                resp::encode::encode(r, proto, &mut out);
+                    Pending::Later(f) => {
+                        // Replies already encoded go out before waiting on Raft.
+                        if !out.is_empty() {
+                            if wr.write_all(&out).await.is_err() {
+                                return;
                             }
+                            out.clear();
                         }
-                        Ok(Outcome::Raw(b)) => out.extend_from_slice(&b),
-                        Err(_) => resp::encode::encode(
-                            &Reply::err("ERR internal error while serving the request"),
-                            proto,
-                            &mut out,
-                        ),
-                    },
+                        match f.await {
+                            Outcome::Replies(rs) => {
+                                for r in &rs {
+                                    resp::encode::encode(r, proto, &mut out);
+                                }
+                            }
+                            Outcome::Raw(b) => out.extend_from_slice(&b),
+                        }
+                    }
                 }
                 if last {
                     close = true;
@@ -130,7 +134,6 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         closing: false,
         authenticated: server.cfg.requirepass.is_none(),
         group: Group::None,
-        prev_done: None,
         last_cmd,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
