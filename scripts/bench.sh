@@ -68,7 +68,8 @@ done
 # A free port for redis-server, never Redis's default 6379 (a system redis-server may own it).
 REDIS_PORT=""
 for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
+    # Below the ephemeral range (32768+), where outgoing connections could hold the port.
+    p=$((20000 + RANDOM % 12000))
     if [ "$p" != 6379 ] && [[ ",$RAFTKV_PORTS,$RAFT_PORTS," != *",$p,"* ]] && ! listening "$p"; then
         REDIS_PORT=$p
         break
