@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raft_node::{ForwardError, NodeError, NodeHandle, Transport};
@@ -75,13 +75,7 @@ pub struct Server {
     pub run_id: String,
 }
 
-/// Wall-clock milliseconds.
-pub fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use raft_node::node::wall_ms;
 
 /// Most commands in one group (one proposal or one read barrier).
 const MAX_GROUP: usize = 1024;

@@ -277,7 +277,8 @@ struct ReadBatch {
     index: Option<u64>,
 }
 
-fn wall_ms() -> i64 {
+/// Wall-clock milliseconds since the Unix epoch (the time leaders stamp on commits).
+pub fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
