@@ -293,10 +293,12 @@ impl Server {
                 self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                 match timeout(left, self.transport.forward(leader, resp3, data.clone())).await {
                     Ok(Ok(raw)) => return Outcome::Raw(raw),
-                    Ok(Err(ForwardError::NotLeader)) | Ok(Err(ForwardError::Connect(_))) => {
-                        sleep(Duration::from_millis(10)).await;
-                    }
-                    Ok(Err(ForwardError::UnknownPeer(_))) => {
+                    // Certainly not proposed: retry (the leader may have moved).
+                    Ok(Err(
+                        ForwardError::NotLeader
+                        | ForwardError::Connect(_)
+                        | ForwardError::UnknownPeer(_),
+                    )) => {
                         sleep(Duration::from_millis(10)).await;
                     }
                     Ok(Err(ForwardError::Lost)) => {

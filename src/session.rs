@@ -74,7 +74,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let _ = sock.set_nodelay(true);
     let id = server.next_client_id.fetch_add(1, Ordering::Relaxed);
     let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let info = ClientInfo::new(id, addr.clone());
+    let info = ClientInfo::new(id, addr);
     let last_cmd = info.last_cmd.clone();
     server.register_client(info);
     let (mut rd, mut wr) = sock.into_split();

@@ -133,16 +133,6 @@ impl RocksStorage {
             .ok_or_else(|| storage_err("missing raft column family"))
     }
 
-    /// Current hard state (as last staged).
-    pub fn hard_state(&self) -> &HardState {
-        &self.hard
-    }
-
-    /// Current configuration (as last staged).
-    pub fn conf_state(&self) -> &ConfState {
-        &self.conf
-    }
-
     /// Stages appending `ents` (truncating any conflicting suffix).
     pub fn stage_append(&mut self, wb: &mut WriteBatch, ents: &[Entry]) -> Result<(), raft::Error> {
         let Some(first) = ents.first() else {
