@@ -17,6 +17,10 @@ fn bulk(s: impl Into<String>) -> Reply {
     Reply::Bulk(Bytes::from(s.into()))
 }
 
+fn join_ids(ids: &[u64]) -> String {
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
 fn glob(pattern: &[u8], s: &[u8]) -> bool {
     store::glob_match(pattern, s, true)
 }
@@ -304,18 +308,18 @@ impl Server {
                     );
                 }
                 "raft" => {
-                    let peers = self.cfg.peers();
-                    let mut ids: Vec<_> = peers.keys().copied().collect();
-                    ids.sort_unstable();
+                    let m = st.members();
+                    let ss = &self.transport.snap_stats;
                     let _ = write!(
                         out,
-                        "# Raft\r\nraft_node_id:{}\r\nraft_group_id:1\r\nraft_role:{}\r\nraft_leader_id:{}\r\nraft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_last_log_index:{}\r\nraft_proposed_commands:{}\r\nraft_proposed_entries:{}\r\nraft_read_requests:{}\r\nraft_readies:{}\r\nraft_log_syncs:{}\r\nraft_log_sync_micros:{}\r\nraft_ready_micros:{}\r\nraft_members:{}\r\n",
+                        "# Raft\r\nraft_node_id:{}\r\nraft_group_id:1\r\nraft_role:{}\r\nraft_leader_id:{}\r\nraft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_first_log_index:{}\r\nraft_last_log_index:{}\r\nraft_proposed_commands:{}\r\nraft_proposed_entries:{}\r\nraft_read_requests:{}\r\nraft_readies:{}\r\nraft_log_syncs:{}\r\nraft_log_sync_micros:{}\r\nraft_ready_micros:{}\r\nraft_members:{}\r\nraft_voters:{}\r\nraft_learners:{}\r\nraft_voters_outgoing:{}\r\nraft_removed:{}\r\nraft_snapshot_index:{}\r\nraft_snapshot_in_progress:{}\r\nraft_snapshots_taken:{}\r\nraft_snapshots_restored:{}\r\nraft_snapshot_last_ms:{}\r\nraft_snapshot_send_bytes:{}\r\nraft_snapshot_send_total:{}\r\nraft_snapshot_sends_ok:{}\r\nraft_snapshot_sends_failed:{}\r\nraft_snapshot_recv_bytes:{}\r\nraft_snapshot_recv_total:{}\r\nraft_snapshot_recvs_ok:{}\r\nraft_snapshot_recvs_failed:{}\r\n",
                         self.cfg.id,
                         st.role_name(),
                         st.leader(),
                         st.term.load(Ordering::Relaxed),
                         st.commit.load(Ordering::Relaxed),
                         st.applied.load(Ordering::Relaxed),
+                        st.first_index.load(Ordering::Relaxed),
                         st.last_index.load(Ordering::Relaxed),
                         st.proposals.load(Ordering::Relaxed),
                         st.entries_proposed.load(Ordering::Relaxed),
@@ -324,10 +328,32 @@ impl Server {
                         st.syncs.load(Ordering::Relaxed),
                         st.sync_micros.load(Ordering::Relaxed),
                         st.ready_micros.load(Ordering::Relaxed),
-                        ids.iter()
-                            .map(|i| format!("{i}@{}", peers[i]))
+                        m.voters
+                            .iter()
+                            .chain(&m.learners)
+                            .map(|i| format!(
+                                "{i}@{}",
+                                m.addrs.get(i).map_or("?", String::as_str)
+                            ))
                             .collect::<Vec<_>>()
                             .join(","),
+                        join_ids(&m.voters),
+                        join_ids(&m.learners),
+                        join_ids(&m.voters_outgoing),
+                        u8::from(st.removed.load(Ordering::Relaxed)),
+                        st.snapshot_index.load(Ordering::Relaxed),
+                        u8::from(st.snapshot_running.load(Ordering::Relaxed)),
+                        st.snapshots_taken.load(Ordering::Relaxed),
+                        st.snapshots_restored.load(Ordering::Relaxed),
+                        st.snapshot_last_ms.load(Ordering::Relaxed),
+                        ss.send_bytes.load(Ordering::Relaxed),
+                        ss.send_total.load(Ordering::Relaxed),
+                        ss.sends_ok.load(Ordering::Relaxed),
+                        ss.sends_failed.load(Ordering::Relaxed),
+                        ss.recv_bytes.load(Ordering::Relaxed),
+                        ss.recv_total.load(Ordering::Relaxed),
+                        ss.recvs_ok.load(Ordering::Relaxed),
+                        ss.recvs_failed.load(Ordering::Relaxed),
                     );
                 }
                 "keyspace" => {

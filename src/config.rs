@@ -11,13 +11,40 @@ use clap::Parser;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "raftkv", version, about)]
 pub struct Config {
-    /// This node's Raft id: its 1-based position in --cluster.
+    /// This node's Raft id: its 1-based position in --cluster (a node that joins later
+    /// picks an id no member has).
     #[arg(long)]
     pub id: u64,
 
     /// Comma-separated Raft (peer) addresses of all founding members, in id order.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "join")]
     pub cluster: Vec<String>,
+
+    /// Join an existing cluster through any member's Redis address (host:port): the node
+    /// starts empty, asks to be added (RAFT.NODE ADD), receives a snapshot as a learner and
+    /// becomes a voter once caught up. Ignored once the node is a member.
+    #[arg(long)]
+    pub join: Option<String>,
+
+    /// This node's Raft (peer) address, when it is not in --cluster (joining nodes).
+    #[arg(long)]
+    pub peer_addr: Option<String>,
+
+    /// Take a snapshot and compact the Raft log after this many applied entries (0 = never).
+    #[arg(long, default_value_t = 100_000)]
+    pub snapshot_entries: u64,
+
+    /// ... or after this many bytes of applied log entries (0 = never).
+    #[arg(long, default_value_t = 256 << 20)]
+    pub snapshot_bytes: u64,
+
+    /// Size of one snapshot transfer chunk (bytes).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub snapshot_chunk_bytes: usize,
+
+    /// Snapshot transfer rate limit per receiver in MB/s (0 = unlimited).
+    #[arg(long, default_value_t = 0.0)]
+    pub snapshot_max_mbps: f64,
 
     /// Port for Redis clients.
     #[arg(long, default_value_t = 6379)]
@@ -95,7 +122,21 @@ impl Config {
 
     /// This node's own Raft address.
     pub fn raft_addr(&self) -> Option<String> {
-        self.peers().get(&self.id).cloned()
+        self.peer_addr
+            .clone()
+            .or_else(|| self.peers().get(&self.id).cloned())
+    }
+
+    /// Founding voters when this node starts fresh: the --cluster ids, or none for a node
+    /// that joins an existing cluster.
+    pub fn founding_voters(&self) -> Vec<u64> {
+        let peers = self.peers();
+        if self.join.is_some() && !peers.contains_key(&self.id) {
+            return Vec::new();
+        }
+        let mut ids: Vec<u64> = peers.keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Where data lives.

@@ -4,6 +4,7 @@
 
 mod admin;
 mod config;
+mod raft_admin;
 mod server;
 mod session;
 mod sm;
@@ -56,25 +57,19 @@ fn open_db(cfg: &Config) -> Result<Arc<rocksdb::DB>, String> {
         .map_err(|e| format!("cannot open RocksDB at {}: {e}", dir.display()))
 }
 
-fn voters_of(cfg: &Config) -> Vec<u64> {
-    let mut ids: Vec<u64> = cfg
-        .peers()
-        .keys()
-        .copied()
-        .filter(|&i| i != cfg.id)
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
 /// On shutdown, a leader first moves leadership to a peer (raft-rs catches it up and sends
-/// it TimeoutNow), so clients see one short pause instead of an election timeout.
-async fn hand_over_leadership(
-    node: &raft_node::NodeHandle<resp::Reply>,
-    peers: &[u64],
-    log: &Logger,
-) {
-    for &to in peers {
+/// it TimeoutNow), so clients see one short pause instead of an election timeout. The most
+/// up-to-date voters are tried first.
+pub async fn hand_over_leadership(node: &raft_node::NodeHandle<resp::Reply>, log: &Logger) {
+    let members = node.status.members();
+    let mut peers: Vec<u64> = members
+        .voters
+        .iter()
+        .copied()
+        .filter(|&i| i != node.status.id)
+        .collect();
+    peers.sort_by_key(|id| std::cmp::Reverse(members.matched.get(id).copied().unwrap_or(0)));
+    for &to in &peers {
         if !node.status.is_leader() {
             return;
         }
@@ -111,10 +106,14 @@ fn main() {
 }
 
 fn run(cfg: Config, log: &Logger) -> Result<(), String> {
-    let peers = cfg.peers();
-    let raft_addr = cfg
-        .raft_addr()
-        .ok_or_else(|| format!("--id {} is not a position in --cluster", cfg.id))?;
+    let raft_addr = cfg.raft_addr().ok_or_else(|| {
+        format!(
+            "--id {} is not a position in --cluster and no --peer-addr is given",
+            cfg.id
+        )
+    })?;
+    let mut peers = cfg.peers();
+    peers.insert(cfg.id, raft_addr.clone());
     let db = open_db(&cfg)?;
     let store = store::Store::open(db.clone(), 1).map_err(|e| e.to_string())?;
     let reader = store.reader();
@@ -134,31 +133,44 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         // tie them with a slot filled right after the node starts.
         let inbox: Arc<Mutex<Option<raft_node::NodeHandle<resp::Reply>>>> = Arc::new(Mutex::new(None));
         let unreachable_inbox = inbox.clone();
+        let snapshot_inbox = inbox.clone();
+        let snap_dir = cfg.data_dir().join("snap");
         let transport = Transport::start(
             TransportConfig {
                 id: cfg.id,
                 group_id: 1,
                 peers: peers.clone(),
                 secret: cfg.cluster_secret.clone().unwrap_or_default().into_bytes(),
+                snap_dir: snap_dir.clone(),
+                snapshot_chunk: cfg.snapshot_chunk_bytes.clamp(4096, 16 << 20),
+                snapshot_rate: (cfg.snapshot_max_mbps.max(0.0) * 1e6) as u64,
             },
             Arc::new(move |pid| {
                 if let Some(h) = unreachable_inbox.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                     h.send(Msg::Unreachable(pid));
                 }
             }),
+            Arc::new(move |to, ok| {
+                if let Some(h) = snapshot_inbox.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    h.send(Msg::SnapshotStatus { to, ok });
+                }
+            }),
             log,
         );
-        let mut voters: Vec<u64> = peers.keys().copied().collect();
-        voters.sort_unstable();
-        let (node, _thread) = raft_node::start(
+        let (node, ready_thread) = raft_node::start(
             NodeConfig {
                 id: cfg.id,
                 group_id: 1,
-                voters,
+                voters: cfg.founding_voters(),
                 tick: cfg.tick(),
                 election_tick: cfg.election_ticks,
                 heartbeat_tick: cfg.heartbeat_ticks,
                 lease_reads: cfg.read_mode == "lease",
+                addr: raft_addr.clone(),
+                peers: cfg.peers(),
+                snap_dir,
+                snapshot_entries: cfg.snapshot_entries,
+                snapshot_bytes: cfg.snapshot_bytes,
                 ..Default::default()
             },
             db,
@@ -180,6 +192,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             stats: Stats::default(),
             started: Instant::now(),
             run_id: format!("{:040x}", (std::process::id() as u128) << 64 | server::wall_ms() as u128),
+            shutdown: tokio::sync::Notify::new(),
         });
         let msg_node = node.clone();
         let fwd_server = server.clone();
@@ -192,6 +205,10 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             }),
         ));
         tokio::spawn(server.clone().sweep_loop());
+        tokio::spawn(server.clone().watch_removal());
+        if let Some(join) = cfg.join.clone() {
+            tokio::spawn(server.clone().join_cluster(join, raft_addr.clone()));
+        }
         info!(log, "raftkv listening"; "redis" => &client_addr, "raft" => &raft_addr, "data_dir" => %cfg.data_dir().display());
 
         let accept = async {
@@ -222,9 +239,15 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             _ = accept => {}
             _ = term.recv() => info!(log, "SIGTERM: shutting down"),
             _ = tokio::signal::ctrl_c() => info!(log, "interrupt: shutting down"),
+            _ = server.shutdown.notified() => info!(log, "shutting down on request"),
         }
-        hand_over_leadership(&node, &voters_of(&cfg), log).await;
+        // Stop accepting clients (the accept loop is gone); move leadership away, then stop
+        // the Ready loop: requests still waiting get -TRYAGAIN, and the sync thread
+        // finishes its last fsync before the process exits.
+        hand_over_leadership(&node, log).await;
         node.send(Msg::Stop);
+        let _ = tokio::task::spawn_blocking(move || ready_thread.join()).await;
+        info!(log, "node stopped");
         Ok::<(), String>(())
     })
 }

@@ -73,6 +73,8 @@ pub struct Server {
     pub stats: Stats,
     pub started: Instant,
     pub run_id: String,
+    /// Notified when a client asks the node to shut down (SHUTDOWN) or it was removed.
+    pub shutdown: tokio::sync::Notify,
 }
 
 pub use raft_node::node::wall_ms;
@@ -136,6 +138,14 @@ impl Server {
             Kind::Local => {
                 out.extend(self.flush_group(conn));
                 out.push(Pending::Ready(self.local(conn, cmd)));
+            }
+            Kind::Admin => {
+                out.extend(self.flush_group(conn));
+                let me = self.clone();
+                let resp3 = conn.proto == Protocol::Resp3;
+                out.push(Pending::Later(Box::pin(async move {
+                    me.admin(argv, cmd, resp3).await
+                })));
             }
             Kind::Read
                 if matches!(
@@ -282,6 +292,7 @@ impl Server {
                     Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
                         return fail("TRYAGAIN node is shutting down");
                     }
+                    Ok(Ok(Err(NodeError::Refused(t)))) => return fail(&format!("ERR {t}")),
                     Err(_) => return fail(WRITE_TIMEOUT),
                 }
             } else {
@@ -327,10 +338,21 @@ impl Server {
             Some(out.to_vec())
         };
         let n = data.len();
+        if n == 1 {
+            let admin = crate::sm::decode_argv(&data[0])
+                .and_then(|argv| Command::parse(&argv).ok())
+                .filter(|c| c.kind() == Kind::Admin);
+            if let Some(cmd) = admin {
+                return self
+                    .serve_forwarded_admin(cmd)
+                    .await
+                    .and_then(|r| encode(vec![r]));
+            }
+        }
         for d in &data {
             let ok = crate::sm::decode_argv(d)
                 .and_then(|argv| Command::parse(&argv).ok())
-                .is_some_and(|c| c.kind() != Kind::Local);
+                .is_some_and(|c| matches!(c.kind(), Kind::Read | Kind::Write));
             if !ok {
                 return encode(vec![Reply::err("ERR malformed forwarded request"); n]);
             }
@@ -344,6 +366,7 @@ impl Server {
             Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
                 encode(vec![Reply::err("TRYAGAIN node is shutting down"); n])
             }
+            Ok(Ok(Err(NodeError::Refused(t)))) => encode(vec![Reply::err(format!("ERR {t}")); n]),
             Err(_) => encode(vec![Reply::err(WRITE_TIMEOUT); n]),
         }
     }

@@ -2,6 +2,8 @@
 //! `Argv`), re-parses it with the same parser every replica runs, and applies it to the
 //! store at the leader-stamped time. Also the encoding helpers for proposals.
 
+use std::path::{Path, PathBuf};
+
 use bytes::Bytes;
 use protobuf::Message as _;
 use raft_node::proto::Argv;
@@ -66,6 +68,15 @@ impl raft_node::StateMachine for KvStateMachine {
 
     fn last_time_ms(&self) -> i64 {
         self.store.last_time_ms()
+    }
+
+    fn snapshot_export(&mut self, dir: PathBuf) -> Result<raft_node::SnapshotJob, String> {
+        let export = self.store.export_snapshot(dir)?;
+        Ok(Box::new(move || export.finish().map(|_| ())))
+    }
+
+    fn snapshot_restore(&mut self, dir: &Path) -> Result<(), String> {
+        self.store.restore_snapshot(dir)
     }
 }
 

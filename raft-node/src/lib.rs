@@ -4,6 +4,7 @@
 //! ([`transport`]). It knows nothing of RESP: commands are opaque bytes.
 
 pub mod node;
+pub mod snap;
 pub mod storage;
 pub mod transport;
 
@@ -20,7 +21,9 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/raftkv.rs"));
 }
 
-pub use node::{start, Msg, NodeConfig, NodeError, NodeHandle, StateMachine, Status};
+pub use node::{
+    start, Members, Msg, NodeConfig, NodeError, NodeHandle, SnapshotJob, StateMachine, Status,
+};
 pub use raft;
 pub use storage::{RocksStorage, CF_RAFT};
 pub use transport::{ForwardError, ForwardHandler, Transport, TransportConfig};

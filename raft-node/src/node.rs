@@ -13,23 +13,38 @@
 //! 4. answer waiting proposals (matched by index and term) and reads (once applied ≥ their
 //!    read index).
 //!
+//! Snapshots: when the log since the last snapshot passes `snapshot_entries` (or raft needs
+//! one for a lagging follower, or an operator asks), the loop captures the state machine at
+//! its applied index (a RocksDB snapshot: an instant, it never blocks) and a background
+//! thread writes it to files; once they are durable the loop records the snapshot and
+//! compacts the log below it. A follower that receives a snapshot (its files already
+//! fetched and verified by the transport) replaces its log and store with it.
+//!
+//! Membership changes are raft-rs conf changes (v2); a new member's address travels in the
+//! change's context and is kept in the address book, persisted with the raft state. A
+//! learner the leader sees caught up is promoted to voter.
+//!
 //! A storage error stops the process (fail-stop): a node that cannot persist must not ack.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message};
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot,
+};
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use slog::{crit, debug, info, o, warn, Logger};
 use tokio::sync::oneshot;
 
-use crate::proto::RaftCommit;
-use crate::storage::RocksStorage;
+use crate::proto::{PeerAddr, RaftCommit, SnapshotDescriptor};
+use crate::snap;
+use crate::storage::{conf_contains, RocksStorage};
 
 /// How the node is configured.
 #[derive(Debug, Clone)]
@@ -46,6 +61,16 @@ pub struct NodeConfig {
     /// Serve ReadIndex from the leader's lease (kept by check-quorum) instead of a
     /// heartbeat round per read batch.
     pub lease_reads: bool,
+    /// This node's raft address (recorded in the address book of its snapshots).
+    pub addr: String,
+    /// Addresses given on the command line (founding members); they win over recorded ones.
+    pub peers: HashMap<u64, String>,
+    /// Where snapshot files live.
+    pub snap_dir: PathBuf,
+    /// Take a snapshot and compact the log after this many applied entries (0 = never).
+    pub snapshot_entries: u64,
+    /// ... or after this many bytes of applied entries (0 = never).
+    pub snapshot_bytes: u64,
 }
 
 impl Default for NodeConfig {
@@ -59,6 +84,11 @@ impl Default for NodeConfig {
             heartbeat_tick: 2,
             max_entry_bytes: 4 << 20,
             lease_reads: false,
+            addr: String::new(),
+            peers: HashMap::new(),
+            snap_dir: PathBuf::from("snap"),
+            snapshot_entries: 0,
+            snapshot_bytes: 0,
         }
     }
 }
@@ -84,11 +114,21 @@ pub trait StateMachine: Send + 'static {
     fn applied_index(&self) -> u64;
     /// Last stamped time applied.
     fn last_time_ms(&self) -> i64;
+    /// Captures the applied state now (before returning) and returns the job that writes
+    /// it as files into `dir` (run on another thread; the state machine goes on applying).
+    fn snapshot_export(&mut self, dir: PathBuf) -> Result<SnapshotJob, String>;
+    /// Replaces the whole state with the snapshot files in `dir`.
+    fn snapshot_restore(&mut self, dir: &Path) -> Result<(), String>;
 }
+
+/// Writes a captured snapshot's files.
+pub type SnapshotJob = Box<dyn FnOnce() -> Result<(), String> + Send>;
 
 /// Where outgoing raft messages go (the peer transport).
 pub trait MessageSink: Clone + Send + 'static {
     fn send(&self, msgs: Vec<Message>);
+    /// A member's address became known (`Some`) or it left the group (`None`).
+    fn set_peer(&self, _id: u64, _addr: Option<String>) {}
 }
 
 /// Why a request was not served.
@@ -103,6 +143,9 @@ pub enum NodeError {
     /// The node is shutting down.
     #[error("node stopped")]
     Stopped,
+    /// The request cannot be served now (the text says why).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A reply channel.
@@ -123,6 +166,17 @@ pub enum Msg<O> {
     Unreachable(u64),
     /// Move leadership to this node.
     TransferLeader(u64),
+    /// Take a snapshot now and compact the log; replies with its index.
+    Snapshot { reply: Reply<u64> },
+    /// Propose a membership change; replies with the new configuration once applied.
+    ConfChange {
+        cc: ConfChangeV2,
+        reply: Reply<ConfState>,
+    },
+    /// The outcome of sending a snapshot to a peer.
+    SnapshotStatus { to: u64, ok: bool },
+    /// A background snapshot generation ended.
+    SnapshotGenerated(Result<Snapshot, String>),
     /// The sync thread made the Readies up to `number` durable (`jobs` of them).
     Persisted { number: u64, jobs: u64 },
     /// Stop the loop.
@@ -201,6 +255,34 @@ pub struct Status {
     /// Total time spent handling Readies (µs).
     pub ready_micros: AtomicU64,
     pub last_time_ms: AtomicI64,
+    /// First index still in the log (entries below were compacted into a snapshot).
+    pub first_index: AtomicU64,
+    /// Index of the latest local snapshot (0 = none).
+    pub snapshot_index: AtomicU64,
+    /// Snapshots generated by this node.
+    pub snapshots_taken: AtomicU64,
+    /// Snapshots received and restored.
+    pub snapshots_restored: AtomicU64,
+    /// A snapshot is being generated.
+    pub snapshot_running: AtomicBool,
+    /// Duration of the last snapshot generation (ms).
+    pub snapshot_last_ms: AtomicU64,
+    /// This node applied its own removal from the group.
+    pub removed: AtomicBool,
+    /// Configuration, addresses and (on the leader) replication progress.
+    pub members: Mutex<Members>,
+}
+
+/// The group's membership as this node knows it.
+#[derive(Debug, Default, Clone)]
+pub struct Members {
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// Voters of the outgoing configuration while in joint consensus.
+    pub voters_outgoing: Vec<u64>,
+    pub addrs: BTreeMap<u64, String>,
+    /// Matched index of each member (filled on the leader only).
+    pub matched: BTreeMap<u64, u64>,
 }
 
 impl Status {
@@ -211,6 +293,13 @@ impl Status {
     /// True when this node leads.
     pub fn is_leader(&self) -> bool {
         self.role.load(Ordering::Acquire) == ROLE_LEADER
+    }
+    /// A copy of the membership.
+    pub fn members(&self) -> Members {
+        self.members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
     /// Role as text.
     pub fn role_name(&self) -> &'static str {
@@ -258,6 +347,20 @@ impl<O: Send + 'static> NodeHandle<O> {
         self.send(Msg::Read { reply });
         rx
     }
+
+    /// Takes a snapshot now; resolves to its index.
+    pub fn snapshot(&self) -> oneshot::Receiver<Result<u64, NodeError>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::Snapshot { reply });
+        rx
+    }
+
+    /// Proposes a membership change; resolves once it is applied.
+    pub fn conf_change(&self, cc: ConfChangeV2) -> oneshot::Receiver<Result<ConfState, NodeError>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::ConfChange { cc, reply });
+        rx
+    }
 }
 
 /// Commands queued for the next entry, with their proposer's reply channel.
@@ -294,8 +397,59 @@ pub fn start<S: StateMachine, K: MessageSink>(
     logger: &Logger,
 ) -> Result<(NodeHandle<S::Output>, std::thread::JoinHandle<()>), raft::Error> {
     let logger = logger.new(o!("group" => cfg.group_id));
-    let storage = RocksStorage::open(db.clone(), cfg.group_id, &cfg.voters)?;
-    let applied = sm.applied_index();
+    let mut sm = sm;
+    let mut storage = RocksStorage::open(db.clone(), cfg.group_id, &cfg.voters)?;
+    std::fs::create_dir_all(&cfg.snap_dir).map_err(|e| raft::Error::Io(e))?;
+    if let Some(dir) = storage.restoring().map(str::to_string) {
+        // A crash interrupted restoring a received snapshot: redo it from its files.
+        info!(logger, "redoing interrupted snapshot restore"; "dir" => &dir);
+        sm.snapshot_restore(&cfg.snap_dir.join(&dir))
+            .map_err(|e| raft::Error::Store(raft::StorageError::Other(e.into())))?;
+        let mut wb = WriteBatch::default();
+        storage.stage_restored(&mut wb);
+        db.write(wb)
+            .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
+    }
+    {
+        let mut wb = WriteBatch::default();
+        let mut peers: Vec<_> = cfg.peers.iter().collect();
+        if !cfg.addr.is_empty() {
+            peers.push((&cfg.id, &cfg.addr));
+        }
+        for (&id, addr) in peers {
+            if storage.peers().get(&id) != Some(addr) {
+                storage.stage_peer(&mut wb, id, addr);
+            }
+        }
+        db.write(wb)
+            .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
+    }
+    let trunc = storage.truncated_index();
+    let applied = sm.applied_index().max(trunc);
+    if applied == trunc && sm.applied_index() < trunc && trunc > 1 {
+        return Err(raft::Error::Store(raft::StorageError::Other(
+            format!(
+                "state machine applied index {} is behind the compacted log ({trunc})",
+                sm.applied_index()
+            )
+            .into(),
+        )));
+    }
+    let mut keep = Vec::new();
+    if let Some(s) = storage.local_snapshot() {
+        let m = s.get_metadata();
+        keep.push(snap::done_name(m.term, m.index));
+    }
+    snap::remove_stale(&cfg.snap_dir, &keep);
+    snap::remove_old_receives(&cfg.snap_dir, trunc);
+    let snapshot_index = storage
+        .local_snapshot()
+        .map_or(0, |s| s.get_metadata().index);
+    for (&id, addr) in storage.peers() {
+        if id != cfg.id {
+            sink.set_peer(id, Some(addr.clone()));
+        }
+    }
     let raft_cfg = Config {
         id: cfg.id,
         election_tick: cfg.election_tick,
@@ -318,6 +472,9 @@ pub fn start<S: StateMachine, K: MessageSink>(
         id: cfg.id,
         ..Default::default()
     });
+    status
+        .snapshot_index
+        .store(snapshot_index, Ordering::Release);
     status.applied.store(applied, Ordering::Release);
     status
         .last_time_ms
@@ -361,7 +518,15 @@ pub fn start<S: StateMachine, K: MessageSink>(
         persist_tx: Some(persist_tx),
         sync_thread: Some(sync_thread),
         unpersisted: 0,
+        inbox: handle.tx.clone(),
+        generating: None,
+        snap_waiters: Vec::new(),
+        bytes_since_snapshot: 0,
+        pending_conf: None,
+        members_dirty: false,
     };
+    node.publish_members();
+    node.publish();
     let th = std::thread::Builder::new()
         .name("raft-ready".into())
         .spawn(move || node.run(rx))
@@ -393,6 +558,18 @@ struct Loop<S: StateMachine, K: MessageSink> {
     sync_thread: Option<std::thread::JoinHandle<()>>,
     /// How many of them are not yet reported durable.
     unpersisted: u64,
+    /// The loop's own inbox (background jobs report here).
+    inbox: Sender<Msg<S::Output>>,
+    /// Index of the snapshot being generated.
+    generating: Option<(u64, Instant)>,
+    /// Operators waiting for a snapshot.
+    snap_waiters: Vec<Reply<u64>>,
+    /// Bytes of entries applied since the last snapshot.
+    bytes_since_snapshot: u64,
+    /// The proposed membership change (index, term) and who waits for it.
+    pending_conf: Option<(u64, u64, Reply<ConfState>)>,
+    /// Membership changed since it was last published.
+    members_dirty: bool,
 }
 
 impl<S: StateMachine, K: MessageSink> Loop<S, K> {
@@ -427,8 +604,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 last_tick = Instant::now();
                 self.raw.tick();
                 self.retry_reads();
+                self.publish_members();
+                self.maybe_promote();
             }
             self.on_ready();
+            self.maybe_snapshot();
         }
     }
 
@@ -445,6 +625,12 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             for (_, w) in p.waiters {
                 let _ = w.send(Err(NodeError::Stopped));
             }
+        }
+        if let Some((_, _, w)) = self.pending_conf.take() {
+            let _ = w.send(Err(NodeError::Stopped));
+        }
+        for w in self.snap_waiters.drain(..) {
+            let _ = w.send(Err(NodeError::Stopped));
         }
         info!(self.logger, "raft node stopped");
     }
@@ -467,6 +653,25 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             Msg::Unreachable(id) => self.raw.report_unreachable(id),
             Msg::TransferLeader(id) => self.raw.transfer_leader(id),
+            Msg::Snapshot { reply } => {
+                if self.generating.is_some() {
+                    let _ = reply.send(Err(NodeError::Refused(
+                        "a snapshot is already in progress".into(),
+                    )));
+                } else {
+                    self.snap_waiters.push(reply);
+                }
+            }
+            Msg::ConfChange { cc, reply } => self.propose_conf_change(cc, reply),
+            Msg::SnapshotStatus { to, ok } => {
+                let status = if ok {
+                    raft::SnapshotStatus::Finish
+                } else {
+                    raft::SnapshotStatus::Failure
+                };
+                self.raw.report_snapshot(to, status);
+            }
+            Msg::SnapshotGenerated(r) => self.on_snapshot_generated(r),
             Msg::Persisted { number, jobs } => {
                 self.unpersisted -= jobs;
                 self.raw.on_persist_ready(number);
@@ -603,6 +808,18 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
     ) {
         for e in ents {
             let index = e.index;
+            self.bytes_since_snapshot += e.data.len() as u64;
+            if self.pending_conf.as_ref().is_some_and(|(i, t, _)| {
+                *i == index && (*t != e.term || e.get_entry_type() == EntryType::EntryNormal)
+            }) {
+                // Our membership change was overwritten, or raft-rs replaced it with an
+                // empty entry (another change was pending): it did not take effect.
+                if let Some((_, _, w)) = self.pending_conf.take() {
+                    let _ = w.send(Err(NodeError::Refused(
+                        "the membership change was dropped (another change was in progress or leadership moved); retry".into(),
+                    )));
+                }
+            }
             match e.get_entry_type() {
                 EntryType::EntryNormal => {
                     let results = if e.data.is_empty() {
@@ -626,32 +843,398 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                     out.push((index, e.term, results));
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    let cs = if e.get_entry_type() == EntryType::EntryConfChange {
+                    let cc = if e.get_entry_type() == EntryType::EntryConfChange {
                         ConfChange::parse_from_bytes(&e.data)
-                            .map_err(|e| e.to_string())
-                            .and_then(|cc| {
-                                self.raw.apply_conf_change(&cc).map_err(|e| e.to_string())
+                            .map(|cc| {
+                                let mut v2 = ConfChangeV2::default();
+                                let mut ch = raft::eraftpb::ConfChangeSingle::default();
+                                ch.set_change_type(cc.get_change_type());
+                                ch.node_id = cc.node_id;
+                                v2.mut_changes().push(ch);
+                                v2.context = cc.context;
+                                v2
                             })
+                            .map_err(|e| e.to_string())
                     } else {
-                        ConfChangeV2::parse_from_bytes(&e.data)
-                            .map_err(|e| e.to_string())
-                            .and_then(|cc| {
-                                self.raw.apply_conf_change(&cc).map_err(|e| e.to_string())
-                            })
+                        ConfChangeV2::parse_from_bytes(&e.data).map_err(|e| e.to_string())
                     };
+                    let cs = cc.and_then(|cc| {
+                        self.raw
+                            .apply_conf_change(&cc)
+                            .map(|cs| (cc, cs))
+                            .map_err(|e| e.to_string())
+                    });
+                    let pending = self
+                        .pending_conf
+                        .take_if(|(i, t, _)| *i == index && *t == e.term)
+                        .map(|(_, _, w)| w);
                     match cs {
-                        Ok(cs) => {
-                            info!(self.logger, "configuration changed"; "index" => index, "voters" => ?cs.voters, "learners" => ?cs.learners);
-                            self.raw.mut_store().stage_conf_state(wb, cs);
+                        Ok((cc, cs)) => {
+                            info!(self.logger, "configuration changed"; "index" => index, "voters" => ?cs.voters, "learners" => ?cs.learners, "outgoing" => ?cs.voters_outgoing);
+                            self.apply_membership(wb, &cc, &cs);
+                            self.raw.mut_store().stage_conf_state(wb, cs.clone());
+                            if let Some(w) = pending {
+                                let _ = w.send(Ok(cs));
+                            }
                         }
                         Err(err) => {
-                            warn!(self.logger, "conf change rejected"; "index" => index, "err" => err)
+                            warn!(self.logger, "conf change rejected"; "index" => index, "err" => &err);
+                            if let Some(w) = pending {
+                                let _ = w.send(Err(NodeError::Refused(format!(
+                                    "membership change rejected: {err}"
+                                ))));
+                            }
                         }
                     }
                     out.push((index, e.term, Vec::new()));
                 }
             }
             self.applied = index;
+        }
+    }
+
+    /// Records addresses of added members and forgets removed ones; notices our own removal.
+    fn apply_membership(&mut self, wb: &mut WriteBatch, cc: &ConfChangeV2, cs: &ConfState) {
+        if let Ok(pa) = PeerAddr::parse_from_bytes(&cc.context) {
+            if pa.id != 0 && !pa.addr.is_empty() && conf_contains(cs, pa.id) {
+                self.raw.mut_store().stage_peer(wb, pa.id, &pa.addr);
+                if pa.id != self.cfg.id {
+                    self.sink.set_peer(pa.id, Some(pa.addr.clone()));
+                }
+            }
+        }
+        for ch in cc.get_changes() {
+            if ch.get_change_type() == ConfChangeType::RemoveNode && !conf_contains(cs, ch.node_id)
+            {
+                self.raw.mut_store().stage_forget_peer(wb, ch.node_id);
+                if ch.node_id == self.cfg.id {
+                    warn!(self.logger, "this node was removed from the group");
+                    self.status.removed.store(true, Ordering::Release);
+                } else {
+                    self.sink.set_peer(ch.node_id, None);
+                }
+            }
+        }
+        self.members_dirty = true;
+    }
+
+    /// Proposes a membership change (one at a time).
+    fn propose_conf_change(&mut self, cc: ConfChangeV2, reply: Reply<ConfState>) {
+        if self.raw.raft.state != StateRole::Leader {
+            let _ = reply.send(Err(NodeError::NotLeader(self.leader_hint())));
+            return;
+        }
+        if self.pending_conf.is_some() || self.raw.raft.has_pending_conf() {
+            let _ = reply.send(Err(NodeError::Refused(
+                "a membership change is already in progress".into(),
+            )));
+            return;
+        }
+        let before = self.raw.raft.raft_log.last_index();
+        let context = cc.context.to_vec();
+        match self.raw.propose_conf_change(context, cc) {
+            Ok(()) if self.raw.raft.raft_log.last_index() > before => {
+                let index = self.raw.raft.raft_log.last_index();
+                self.pending_conf = Some((index, self.raw.raft.term, reply));
+            }
+            Ok(()) => {
+                let _ = reply.send(Err(NodeError::Refused(
+                    "the membership change was not accepted (a leader transfer may be in progress)"
+                        .into(),
+                )));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(NodeError::Refused(format!(
+                    "membership change refused: {e}"
+                ))));
+            }
+        }
+    }
+
+    /// The leader promotes a learner to voter once it has caught up with the log.
+    fn maybe_promote(&mut self) {
+        if self.raw.raft.state != StateRole::Leader
+            || self.pending_conf.is_some()
+            || self.raw.raft.has_pending_conf()
+        {
+            return;
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        let conf = self.raw.raft.prs().conf().to_conf_state();
+        for id in conf.learners {
+            let caught_up = self
+                .raw
+                .raft
+                .prs()
+                .get(id)
+                .is_some_and(|pr| pr.matched + 16 >= last && pr.matched > 0);
+            if caught_up {
+                info!(self.logger, "promoting caught-up learner to voter"; "id" => id);
+                let mut cc = ConfChangeV2::default();
+                let mut ch = raft::eraftpb::ConfChangeSingle::default();
+                ch.set_change_type(ConfChangeType::AddNode);
+                ch.node_id = id;
+                cc.mut_changes().push(ch);
+                let (tx, _rx) = oneshot::channel();
+                self.propose_conf_change(cc, tx);
+                return;
+            }
+        }
+    }
+
+    /// Publishes membership and replication progress for INFO and admin commands.
+    fn publish_members(&mut self) {
+        let conf = self.raw.raft.prs().conf().to_conf_state();
+        let mut m = Members {
+            voters: conf.voters.clone(),
+            learners: conf.learners.clone(),
+            voters_outgoing: conf.voters_outgoing.clone(),
+            addrs: self
+                .raw
+                .store()
+                .peers()
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            matched: BTreeMap::new(),
+        };
+        if !self.cfg.addr.is_empty() {
+            m.addrs.insert(self.cfg.id, self.cfg.addr.clone());
+        }
+        if self.raw.raft.state == StateRole::Leader {
+            for (id, pr) in self.raw.raft.prs().iter() {
+                m.matched.insert(*id, pr.matched);
+            }
+        }
+        self.members_dirty = false;
+        *self
+            .status
+            .members
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = m;
+    }
+
+    /// Starts a snapshot when the log since the last one is long enough, raft needs one
+    /// for a follower, or an operator asked; never two at once.
+    fn maybe_snapshot(&mut self) {
+        if self.members_dirty {
+            self.publish_members();
+        }
+        if self.generating.is_some() {
+            return;
+        }
+        let wanted = self.raw.store().take_snapshot_wanted();
+        let trunc = self.raw.store().truncated_index();
+        let long = (self.cfg.snapshot_entries > 0
+            && self.applied >= trunc + self.cfg.snapshot_entries)
+            || (self.cfg.snapshot_bytes > 0
+                && self.bytes_since_snapshot >= self.cfg.snapshot_bytes);
+        if !(wanted || long || !self.snap_waiters.is_empty()) {
+            return;
+        }
+        let index = self.applied;
+        let have = self
+            .raw
+            .store()
+            .local_snapshot()
+            .map_or(0, |s| s.get_metadata().index);
+        if index <= have && !wanted {
+            // Nothing new since the last snapshot.
+            for w in self.snap_waiters.drain(..) {
+                let _ = w.send(Ok(have));
+            }
+            return;
+        }
+        if index <= 1 {
+            return;
+        }
+        let term = match self.raw.raft.raft_log.term(index) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(self.logger, "cannot snapshot: no term for applied index"; "index" => index, "err" => %e);
+                return;
+            }
+        };
+        let conf = self.raw.store().conf_state().clone();
+        let mut peers: Vec<(u64, String)> = self
+            .raw
+            .store()
+            .peers()
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        if !self.cfg.addr.is_empty() {
+            peers.retain(|(id, _)| *id != self.cfg.id);
+            peers.push((self.cfg.id, self.cfg.addr.clone()));
+        }
+        let root = self.cfg.snap_dir.clone();
+        let tmp = root.join(snap::tmp_name(term, index));
+        let _ = std::fs::remove_dir_all(&tmp);
+        if let Err(e) = std::fs::create_dir_all(&tmp) {
+            crit!(self.logger, "cannot create snapshot directory, stopping"; "err" => %e);
+            std::process::exit(1);
+        }
+        let job = match self.sm.snapshot_export(tmp.clone()) {
+            Ok(j) => j,
+            Err(e) => {
+                crit!(self.logger, "snapshot capture failed, stopping"; "err" => e);
+                std::process::exit(1);
+            }
+        };
+        info!(self.logger, "snapshot started"; "index" => index, "term" => term);
+        self.generating = Some((index, Instant::now()));
+        self.status.snapshot_running.store(true, Ordering::Release);
+        let inbox = self.inbox.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                let result = job().and_then(|()| {
+                    let desc =
+                        snap::describe(&tmp, index, term, &peers).map_err(|e| e.to_string())?;
+                    let done = root.join(snap::done_name(term, index));
+                    let _ = std::fs::remove_dir_all(&done);
+                    std::fs::rename(&tmp, &done).map_err(|e| e.to_string())?;
+                    snap::sync_dir(&root).map_err(|e| e.to_string())?;
+                    let mut s = Snapshot::default();
+                    s.data = desc.write_to_bytes().map_err(|e| e.to_string())?.into();
+                    let m = s.mut_metadata();
+                    m.index = index;
+                    m.term = term;
+                    m.set_conf_state(conf);
+                    Ok(s)
+                });
+                let _ = inbox.send(Msg::SnapshotGenerated(result));
+            });
+        if let Err(e) = spawned {
+            crit!(self.logger, "cannot start snapshot thread, stopping"; "err" => %e);
+            std::process::exit(1);
+        }
+    }
+
+    fn on_snapshot_generated(&mut self, r: Result<Snapshot, String>) {
+        let started = self.generating.take().map(|(_, t)| t);
+        self.status.snapshot_running.store(false, Ordering::Release);
+        let s = match r {
+            Ok(s) => s,
+            Err(e) => {
+                // Writing snapshot files failed: a storage error, fail-stop.
+                crit!(self.logger, "snapshot generation failed, stopping"; "err" => e);
+                std::process::exit(1);
+            }
+        };
+        let (index, term) = (s.get_metadata().index, s.get_metadata().term);
+        let ms = started.map_or(0, |t| t.elapsed().as_millis() as u64);
+        if index <= self.raw.store().truncated_index() {
+            // A received snapshot overtook this one.
+            let _ = std::fs::remove_dir_all(self.cfg.snap_dir.join(snap::done_name(term, index)));
+        } else {
+            let bytes = SnapshotDescriptor::parse_from_bytes(&s.data)
+                .map(|d| snap::total_bytes(&d))
+                .unwrap_or(0);
+            let prev = self.raw.store().local_snapshot().map(|p| {
+                let m = p.get_metadata();
+                snap::done_name(m.term, m.index)
+            });
+            let mut wb = WriteBatch::default();
+            if let Err(e) = self.raw.mut_store().stage_local_snapshot(&mut wb, s) {
+                crit!(self.logger, "recording snapshot failed, stopping"; "err" => %e);
+                std::process::exit(1);
+            }
+            self.write(wb);
+            self.bytes_since_snapshot = 0;
+            // Keep the previous snapshot too: a transfer of it may be under way.
+            let mut keep = vec![snap::done_name(term, index)];
+            keep.extend(prev);
+            snap::remove_stale(&self.cfg.snap_dir, &keep);
+            self.status.snapshot_index.store(index, Ordering::Release);
+            self.status.snapshot_last_ms.store(ms, Ordering::Release);
+            self.status.snapshots_taken.fetch_add(1, Ordering::Relaxed);
+            info!(self.logger, "snapshot taken, log compacted"; "index" => index, "term" => term, "bytes" => bytes, "ms" => ms);
+        }
+        let have = self
+            .raw
+            .store()
+            .local_snapshot()
+            .map_or(0, |s| s.get_metadata().index);
+        for w in self.snap_waiters.drain(..) {
+            let _ = w.send(Ok(have));
+        }
+    }
+
+    /// Replaces log and store with a snapshot received from the leader (its files were
+    /// fetched and verified by the transport). Durable before it returns.
+    fn restore_snapshot(&mut self, s: &Snapshot) {
+        let (index, term) = (s.get_metadata().index, s.get_metadata().term);
+        let name = snap::done_name(term, index);
+        let dir = self.cfg.snap_dir.join(&name);
+        let desc = match SnapshotDescriptor::parse_from_bytes(&s.data) {
+            Ok(d) if dir.is_dir() => d,
+            Ok(_) => {
+                crit!(self.logger, "snapshot files missing, stopping"; "dir" => %dir.display());
+                std::process::exit(1);
+            }
+            Err(e) => {
+                crit!(self.logger, "undecodable snapshot descriptor, stopping"; "err" => %e);
+                std::process::exit(1);
+            }
+        };
+        info!(self.logger, "restoring snapshot"; "index" => index, "term" => term, "bytes" => snap::total_bytes(&desc));
+        let started = Instant::now();
+        let prev = self.raw.store().local_snapshot().map(|p| {
+            let m = p.get_metadata();
+            snap::done_name(m.term, m.index)
+        });
+        let mut wb = WriteBatch::default();
+        if let Err(e) = self
+            .raw
+            .mut_store()
+            .stage_received_snapshot(&mut wb, s.clone(), &name)
+        {
+            crit!(self.logger, "staging snapshot failed, stopping"; "err" => %e);
+            std::process::exit(1);
+        }
+        for p in &desc.peers {
+            // Addresses this node already knows (its command line) stay as they are.
+            if p.id != 0 && !p.addr.is_empty() && !self.raw.store().peers().contains_key(&p.id) {
+                self.raw.mut_store().stage_peer(&mut wb, p.id, &p.addr);
+                if p.id != self.cfg.id {
+                    self.sink.set_peer(p.id, Some(p.addr.clone()));
+                }
+            }
+        }
+        self.write(wb);
+        self.sync_wal();
+        if let Err(e) = self.sm.snapshot_restore(&dir) {
+            crit!(self.logger, "restoring snapshot into the store failed, stopping"; "err" => e);
+            std::process::exit(1);
+        }
+        let mut wb = WriteBatch::default();
+        self.raw.mut_store().stage_restored(&mut wb);
+        self.write(wb);
+        self.applied = index;
+        self.last_stamp = self.last_stamp.max(self.sm.last_time_ms());
+        self.bytes_since_snapshot = 0;
+        for (_, p) in std::mem::take(&mut self.pending) {
+            for (_, w) in p.waiters {
+                let _ = w.send(Err(NodeError::Dropped));
+            }
+        }
+        let mut keep = vec![name];
+        keep.extend(prev);
+        snap::remove_stale(&self.cfg.snap_dir, &keep);
+        snap::remove_old_receives(&self.cfg.snap_dir, index);
+        self.status.snapshot_index.store(index, Ordering::Release);
+        self.status
+            .snapshots_restored
+            .fetch_add(1, Ordering::Relaxed);
+        self.members_dirty = true;
+        info!(self.logger, "snapshot restored"; "index" => index, "ms" => started.elapsed().as_millis() as u64);
+    }
+
+    fn sync_wal(&self) {
+        if let Err(e) = self.db.flush_wal(true) {
+            crit!(self.logger, "raft log sync failed, stopping"; "err" => %e);
+            std::process::exit(1);
         }
     }
 
@@ -705,13 +1288,12 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         if !rd.messages().is_empty() {
             self.sink.send(rd.take_messages());
         }
-        if !rd.snapshot().is_empty() {
-            // Never produced while the log is not compacted (see RocksStorage::snapshot).
-            crit!(
-                self.logger,
-                "snapshot received but snapshots are not supported yet"
-            );
-            std::process::exit(1);
+        // A snapshot is handled synchronously and made durable with everything written
+        // before it (one WAL sync), so this Ready is then finished synchronously too.
+        let sync_now = !rd.snapshot().is_empty();
+        if sync_now {
+            let s = rd.snapshot().clone();
+            self.restore_snapshot(&s);
         }
         for rs in rd.take_read_states() {
             let Ok(bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else {
@@ -746,7 +1328,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         self.raw.mut_store().commit_staged();
         self.sm.batch_written();
         self.after_apply(out);
-        if rd.must_sync() || self.unpersisted > 0 {
+        if !sync_now && (rd.must_sync() || self.unpersisted > 0) {
             let job = PersistJob {
                 number: rd.number(),
                 sync: rd.must_sync(),
@@ -760,7 +1342,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 std::process::exit(1);
             }
         } else {
-            // Nothing to make durable and nothing outstanding: finish synchronously.
+            // Nothing to make durable and nothing outstanding (or a snapshot: make all of
+            // it durable now): finish synchronously.
+            if sync_now {
+                self.sync_wal();
+            }
             if !rd.persisted_messages().is_empty() {
                 self.sink.send(rd.take_persisted_messages());
             }
@@ -808,6 +1394,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         self.status
             .last_index
             .store(r.raft_log.last_index(), Ordering::Release);
+        self.status
+            .first_index
+            .store(self.raw.store().truncated_index() + 1, Ordering::Release);
     }
 }
 

@@ -6,7 +6,8 @@
 //! sync, and then calls [`RocksStorage::commit_staged`] so the in-memory view follows.
 //! Keys carry the group id so that many groups can share one database.
 
-use std::collections::VecDeque;
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use protobuf::Message as _;
@@ -21,6 +22,12 @@ const TAG_ENTRY: u8 = 1;
 const TAG_HARD: u8 = 2;
 const TAG_CONF: u8 = 3;
 const TAG_TRUNC: u8 = 4;
+/// The latest local snapshot (an encoded `eraftpb::Snapshot`; its data is a descriptor).
+const TAG_SNAP: u8 = 5;
+/// A received snapshot whose files are being restored into the store (its directory name).
+const TAG_RESTORING: u8 = 6;
+/// The address book: `[TAG_PEER][group][peer id]` → raft address.
+const TAG_PEER: u8 = 7;
 
 /// Entries kept in memory for fast `entries()`/`term()` on the replication path.
 const CACHE_ENTRIES: usize = 8192;
@@ -56,11 +63,39 @@ pub struct RocksStorage {
     cache: VecDeque<Entry>,
     /// Entries staged in the current batch but not yet written.
     staged: Vec<Entry>,
+    /// The latest local snapshot, if any.
+    snap: Option<Snapshot>,
+    /// Set when raft asked for a snapshot this storage could not give: the Ready loop
+    /// then generates one.
+    want_snapshot: Cell<bool>,
+    /// Known raft addresses of members.
+    peers: HashMap<u64, String>,
+    /// Directory of a received snapshot not yet fully restored into the store.
+    restoring: Option<String>,
+}
+
+fn peer_key(group: u64, id: u64) -> Vec<u8> {
+    let mut k = meta_key(TAG_PEER, group);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// True when `id` is part of the configuration (as voter, outgoing voter or learner).
+pub fn conf_contains(cs: &ConfState, id: u64) -> bool {
+    cs.voters
+        .iter()
+        .chain(&cs.learners)
+        .chain(&cs.voters_outgoing)
+        .any(|&v| v == id)
 }
 
 impl RocksStorage {
-    /// Opens the group's raft state. A group never seen before starts with an empty log and
-    /// `voters` as its configuration (all founding members start identically).
+    /// Opens the group's raft state. A group never seen before with founding `voters`
+    /// starts as if from an empty snapshot at index 1, term 1 holding that configuration
+    /// (all founding members start identically; a member added later has no entry 1 and so
+    /// is always brought up by a real snapshot, which carries the configuration). With no
+    /// voters (a node that joins an existing cluster) it starts empty and waits for the
+    /// leader.
     pub fn open(db: Arc<DB>, group: u64, voters: &[u64]) -> Result<Self, raft::Error> {
         let cf = db
             .cf_handle(CF_RAFT)
@@ -78,13 +113,48 @@ impl RocksStorage {
                 ..Default::default()
             },
         };
+        let bootstrap = fresh && !voters.is_empty();
         let (trunc_index, trunc_term) = match get(meta_key(TAG_TRUNC, group))? {
             Some(v) if v.len() == 16 => (
                 u64::from_be_bytes(v[..8].try_into().map_err(storage_err)?),
                 u64::from_be_bytes(v[8..].try_into().map_err(storage_err)?),
             ),
+            _ if bootstrap => (1, 1),
             _ => (0, 0),
         };
+        let hard = if bootstrap {
+            HardState {
+                term: 1,
+                commit: 1,
+                ..Default::default()
+            }
+        } else {
+            hard
+        };
+        let snap = match get(meta_key(TAG_SNAP, group))? {
+            Some(v) => Some(Snapshot::parse_from_bytes(&v).map_err(storage_err)?),
+            None => None,
+        };
+        let restoring =
+            get(meta_key(TAG_RESTORING, group))?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        let mut peers = HashMap::new();
+        {
+            let prefix = meta_key(TAG_PEER, group);
+            let mut iter = db.raw_iterator_cf(cf);
+            iter.seek(&prefix);
+            while iter.valid() {
+                let (Some(k), Some(v)) = (iter.key(), iter.value()) else {
+                    break;
+                };
+                if !k.starts_with(&prefix) || k.len() != prefix.len() + 8 {
+                    break;
+                }
+                let id = u64::from_be_bytes(k[prefix.len()..].try_into().map_err(storage_err)?);
+                peers.insert(id, String::from_utf8_lossy(v).into_owned());
+                iter.next();
+            }
+            iter.status().map_err(storage_err)?;
+        }
         // Find the last entry by seeking to the end of this group's entry range.
         let mut last_index = trunc_index;
         {
@@ -109,11 +179,19 @@ impl RocksStorage {
             last_index,
             cache: VecDeque::new(),
             staged: Vec::new(),
+            snap,
+            want_snapshot: Cell::new(false),
+            peers,
+            restoring,
         };
         if fresh {
             // Persist the founding configuration so a restart sees the same one.
             let mut wb = WriteBatch::default();
             s.stage_conf_state(&mut wb, s.conf.clone());
+            if bootstrap {
+                s.stage_hard_state(&mut wb, s.hard.clone());
+                s.stage_trunc(&mut wb, 1, 1);
+            }
             s.db.write(wb).map_err(storage_err)?;
         }
         // Warm the cache with the log tail.
@@ -179,6 +257,137 @@ impl RocksStorage {
             wb.put_cf(cf, meta_key(TAG_CONF, self.group), v);
         }
         self.conf = cs;
+    }
+
+    fn stage_trunc(&mut self, wb: &mut WriteBatch, index: u64, term: u64) {
+        if let Ok(cf) = self.cf() {
+            let mut v = index.to_be_bytes().to_vec();
+            v.extend_from_slice(&term.to_be_bytes());
+            wb.put_cf(cf, meta_key(TAG_TRUNC, self.group), v);
+        }
+        self.trunc_index = index;
+        self.trunc_term = term;
+    }
+
+    /// Records a snapshot generated locally at `snap`'s index (≤ the applied index) and
+    /// compacts the log up to it.
+    pub fn stage_local_snapshot(
+        &mut self,
+        wb: &mut WriteBatch,
+        snap: Snapshot,
+    ) -> Result<(), raft::Error> {
+        let index = snap.get_metadata().index;
+        let term = snap.get_metadata().term;
+        if index <= self.trunc_index {
+            return Ok(());
+        }
+        let cf = self.cf()?;
+        wb.put_cf(
+            cf,
+            meta_key(TAG_SNAP, self.group),
+            snap.write_to_bytes().map_err(storage_err)?,
+        );
+        wb.delete_range_cf(
+            cf,
+            entry_key(self.group, 0),
+            entry_key(self.group, index + 1),
+        );
+        self.stage_trunc(wb, index, term);
+        while self.cache.front().is_some_and(|e| e.index <= index) {
+            self.cache.pop_front();
+        }
+        self.snap = Some(snap);
+        Ok(())
+    }
+
+    /// Stages replacing the whole log by a received snapshot (the store is restored from
+    /// the files in `dir` right after; `dir` is recorded so a crash in between redoes it).
+    pub fn stage_received_snapshot(
+        &mut self,
+        wb: &mut WriteBatch,
+        snap: Snapshot,
+        dir: &str,
+    ) -> Result<(), raft::Error> {
+        let meta = snap.get_metadata();
+        let (index, term) = (meta.index, meta.term);
+        let cf = self.cf()?;
+        wb.put_cf(
+            cf,
+            meta_key(TAG_SNAP, self.group),
+            snap.write_to_bytes().map_err(storage_err)?,
+        );
+        wb.put_cf(cf, meta_key(TAG_RESTORING, self.group), dir.as_bytes());
+        wb.delete_range_cf(
+            cf,
+            entry_key(self.group, 0),
+            entry_key(self.group, u64::MAX),
+        );
+        self.stage_conf_state(wb, meta.get_conf_state().clone());
+        let mut hs = self.hard.clone();
+        hs.commit = hs.commit.max(index);
+        hs.term = hs.term.max(term);
+        self.stage_hard_state(wb, hs);
+        self.stage_trunc(wb, index, term);
+        self.last_index = index;
+        self.cache.clear();
+        self.staged.clear();
+        self.restoring = Some(dir.to_string());
+        self.snap = Some(snap);
+        Ok(())
+    }
+
+    /// The store holds the received snapshot's state now.
+    pub fn stage_restored(&mut self, wb: &mut WriteBatch) {
+        if let Ok(cf) = self.cf() {
+            wb.delete_cf(cf, meta_key(TAG_RESTORING, self.group));
+        }
+        self.restoring = None;
+    }
+
+    /// Directory of a received snapshot whose restore was interrupted.
+    pub fn restoring(&self) -> Option<&str> {
+        self.restoring.as_deref()
+    }
+
+    /// The latest local snapshot.
+    pub fn local_snapshot(&self) -> Option<&Snapshot> {
+        self.snap.as_ref()
+    }
+
+    /// True (once) when raft asked for a snapshot this storage could not give.
+    pub fn take_snapshot_wanted(&self) -> bool {
+        self.want_snapshot.replace(false)
+    }
+
+    /// Index of the last entry compacted away.
+    pub fn truncated_index(&self) -> u64 {
+        self.trunc_index
+    }
+
+    /// The current configuration as persisted (staged) by the apply path.
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf
+    }
+
+    /// Known member addresses.
+    pub fn peers(&self) -> &HashMap<u64, String> {
+        &self.peers
+    }
+
+    /// Stages a member's address.
+    pub fn stage_peer(&mut self, wb: &mut WriteBatch, id: u64, addr: &str) {
+        if let Ok(cf) = self.cf() {
+            wb.put_cf(cf, peer_key(self.group, id), addr.as_bytes());
+        }
+        self.peers.insert(id, addr.to_string());
+    }
+
+    /// Stages forgetting a member's address.
+    pub fn stage_forget_peer(&mut self, wb: &mut WriteBatch, id: u64) {
+        if let Ok(cf) = self.cf() {
+            wb.delete_cf(cf, peer_key(self.group, id));
+        }
+        self.peers.remove(&id);
     }
 
     /// The batch holding staged entries was written: make them visible.
@@ -310,9 +519,20 @@ impl raft::Storage for RocksStorage {
         Ok(self.last_index)
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // Log compaction (and so snapshots) is not enabled yet: the full log is kept, so a
-        // follower can always be caught up from entries.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        // The latest local snapshot serves when it is recent enough and its configuration
+        // includes the receiver (raft-rs followers refuse a snapshot that leaves them out);
+        // otherwise the Ready loop is asked to generate a fresh one and raft retries later.
+        if let Some(s) = &self.snap {
+            let m = s.get_metadata();
+            if m.index >= request_index
+                && m.index >= self.trunc_index
+                && conf_contains(m.get_conf_state(), to)
+            {
+                return Ok(s.clone());
+            }
+        }
+        self.want_snapshot.set(true);
         Err(raft::Error::Store(
             StorageError::SnapshotTemporarilyUnavailable,
         ))
@@ -350,7 +570,7 @@ mod tests {
     #[test]
     fn empty_log_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let s = RocksStorage::open(open_db(dir.path()), 1, &[1, 2, 3]).unwrap();
+        let s = RocksStorage::open(open_db(dir.path()), 1, &[]).unwrap();
         assert_eq!(s.first_index().unwrap(), 1);
         assert_eq!(s.last_index().unwrap(), 0);
         assert_eq!(s.term(0).unwrap(), 0);
@@ -359,15 +579,39 @@ mod tests {
             Err(raft::Error::Store(StorageError::Unavailable))
         ));
         let st = s.initial_state().unwrap();
-        assert_eq!(st.conf_state.voters, vec![1, 2, 3]);
+        assert!(st.conf_state.voters.is_empty());
         assert_eq!(st.hard_state, HardState::default());
+        assert!(matches!(
+            s.snapshot(0, 2),
+            Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable
+            ))
+        ));
+        assert!(s.take_snapshot_wanted());
+    }
+
+    #[test]
+    fn founding_members_start_from_index_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(dir.path());
+        let s = RocksStorage::open(db.clone(), 1, &[1, 2, 3]).unwrap();
+        assert_eq!(s.first_index().unwrap(), 2);
+        assert_eq!(s.last_index().unwrap(), 1);
+        assert_eq!(s.term(1).unwrap(), 1);
+        let st = s.initial_state().unwrap();
+        assert_eq!(st.conf_state.voters, vec![1, 2, 3]);
+        assert_eq!(st.hard_state.commit, 1);
+        drop(s);
+        let s = RocksStorage::open(db, 1, &[1, 2, 3]).unwrap();
+        assert_eq!(s.first_index().unwrap(), 2);
+        assert_eq!(s.initial_state().unwrap().hard_state.commit, 1);
     }
 
     #[test]
     fn append_truncate_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
-        let mut s = RocksStorage::open(db.clone(), 7, &[1]).unwrap();
+        let mut s = RocksStorage::open(db.clone(), 7, &[]).unwrap();
         append(&mut s, &[ent(1, 1), ent(2, 1), ent(3, 2), ent(4, 2)]);
         assert_eq!(s.last_index().unwrap(), 4);
         assert_eq!(s.term(3).unwrap(), 2);
@@ -397,7 +641,7 @@ mod tests {
         s.stage_hard_state(&mut wb, hs.clone());
         db.write(wb).unwrap();
         drop(s);
-        let s2 = RocksStorage::open(db, 7, &[1]).unwrap();
+        let s2 = RocksStorage::open(db, 7, &[]).unwrap();
         assert_eq!(s2.last_index().unwrap(), 3);
         assert_eq!(s2.term(3).unwrap(), 3);
         assert_eq!(s2.initial_state().unwrap().hard_state, hs);
@@ -412,9 +656,9 @@ mod tests {
     fn groups_are_isolated() {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
-        let mut a = RocksStorage::open(db.clone(), 1, &[1]).unwrap();
+        let mut a = RocksStorage::open(db.clone(), 1, &[]).unwrap();
         append(&mut a, &[ent(1, 1), ent(2, 1)]);
-        let b = RocksStorage::open(db, 2, &[1]).unwrap();
+        let b = RocksStorage::open(db, 2, &[]).unwrap();
         assert_eq!(b.last_index().unwrap(), 0);
     }
 
@@ -422,7 +666,7 @@ mod tests {
     fn reads_beyond_cache_hit_disk() {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
-        let mut s = RocksStorage::open(db.clone(), 1, &[1]).unwrap();
+        let mut s = RocksStorage::open(db.clone(), 1, &[]).unwrap();
         let ents: Vec<Entry> = (1..=(CACHE_ENTRIES as u64 + 100))
             .map(|i| ent(i, 1))
             .collect();

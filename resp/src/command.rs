@@ -96,6 +96,23 @@ pub enum ConfigCmd {
     ResetStat,
 }
 
+/// raftkv's cluster administration commands (the `RAFT.*` family).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RaftCmd {
+    /// `RAFT.SNAPSHOT`: take a snapshot on this node now and compact its log.
+    Snapshot,
+    /// `RAFT.NODES`: list the members as this node knows them.
+    Nodes,
+    /// `RAFT.NODE ADD <id> <raft-addr>`: add a member (as a learner, promoted to voter once
+    /// caught up).
+    NodeAdd { id: u64, addr: String },
+    /// `RAFT.NODE REMOVE <id>`: remove a member.
+    NodeRemove { id: u64 },
+    /// `RAFT.TRANSFER-LEADER [<id>]`: move leadership (to the given voter, or the most
+    /// up-to-date one).
+    TransferLeader(Option<u64>),
+}
+
 /// A parsed request. Key-carrying variants hold the raw key bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -118,6 +135,10 @@ pub enum Command {
     Config(ConfigCmd),
     Info(Vec<String>),
     Time,
+    /// `SHUTDOWN [NOSAVE|SAVE|NOW|FORCE|ABORT]`: stop this node cleanly.
+    Shutdown,
+    // ---- administration (async, may be forwarded to the leader) ----
+    Raft(RaftCmd),
     // ---- reads (linearizable via ReadIndex, run on the local store) ----
     Get(Bytes),
     MGet(Vec<Bytes>),
@@ -216,6 +237,8 @@ pub enum Kind {
     Read,
     /// Must be replicated through Raft.
     Write,
+    /// Cluster administration: served by the node (or its leader), may wait.
+    Admin,
 }
 
 /// Static facts about a command, as `COMMAND INFO` reports them.
@@ -279,6 +302,11 @@ static TABLE: &[CommandSpec] = &[
     spec!("CONFIG", -2, &[], 0, 0, 0, "A container for server configuration commands."),
     spec!("INFO", -1, LS, 0, 0, 0, "Returns information and statistics about the server."),
     spec!("TIME", 1, LSF, 0, 0, 0, "Returns the server time."),
+    spec!("SHUTDOWN", -1, ANLS, 0, 0, 0, "Synchronously saves the database(s) to disk and shuts down the Redis server."),
+    spec!("RAFT.SNAPSHOT", 1, ANLS, 0, 0, 0, "Takes a snapshot of this node's state now and compacts its Raft log."),
+    spec!("RAFT.NODES", 1, ANLS, 0, 0, 0, "Lists the Raft group's members: id, address, suffrage, role, matched index."),
+    spec!("RAFT.NODE", -3, ANLS, 0, 0, 0, "A container for membership commands (ADD, REMOVE)."),
+    spec!("RAFT.TRANSFER-LEADER", -1, ANLS, 0, 0, 0, "Moves Raft leadership to another voter."),
     spec!("GET", 2, ROF, 1, 1, 1, "Returns the string value of a key."),
     spec!("MGET", -2, ROF, 1, -1, 1, "Atomically returns the string values of one or more keys."),
     spec!("EXISTS", -2, ROF, 1, -1, 1, "Determines whether one or more keys exist."),
@@ -340,6 +368,8 @@ static SUBCOMMANDS: &[CommandSpec] = &[
     spec!("config|get", -3, ANLS, 0, 0, 0, "Returns the effective values of configuration parameters."),
     spec!("config|set", -4, ANLS, 0, 0, 0, "Sets configuration parameters in-flight."),
     spec!("config|resetstat", 2, ANLS, 0, 0, 0, "Resets the server's statistics."),
+    spec!("raft.node|add", 4, ANLS, 0, 0, 0, "Adds a member: RAFT.NODE ADD <id> <raft-host:port>."),
+    spec!("raft.node|remove", 3, ANLS, 0, 0, 0, "Removes a member: RAFT.NODE REMOVE <id>."),
 ];
 
 /// Every top-level command raftkv serves (upper-case names).
@@ -465,6 +495,29 @@ fn unknown_command(argv: &[Bytes]) -> Reply {
     ))
 }
 
+/// A Raft node id: a positive integer.
+fn node_id(b: &[u8]) -> Result<u64, Reply> {
+    match int(b) {
+        Ok(i) if i > 0 => Ok(i as u64),
+        _ => Err(Reply::err(
+            "ERR invalid node id: expected a positive integer",
+        )),
+    }
+}
+
+/// A peer address `host:port`.
+fn peer_addr(b: &[u8]) -> Result<String, Reply> {
+    let s = std::str::from_utf8(b).ok().filter(|s| {
+        s.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.is_empty()
+                && p.parse::<u16>().is_ok_and(|p| p > 0)
+                && !s.contains(char::is_whitespace)
+        })
+    });
+    s.map(str::to_string)
+        .ok_or_else(|| Reply::err("ERR invalid address: expected host:port"))
+}
+
 fn unknown_sub(container: &str, sub: &[u8]) -> Reply {
     Reply::err(format!(
         "ERR unknown subcommand '{}'. Try {container} HELP.",
@@ -551,6 +604,7 @@ impl Command {
             | Config(_)
             | Info(_)
             | Time => Kind::Local,
+            Shutdown | Raft(_) => Kind::Admin,
             Get(_)
             | MGet(_)
             | Exists(_)
@@ -617,6 +671,8 @@ impl Command {
             | Config(_)
             | Info(_)
             | Time
+            | Shutdown
+            | Raft(_)
             | Keys(_)
             | Scan { .. }
             | DbSize
@@ -640,6 +696,11 @@ impl Command {
             Command(_) => "COMMAND",
             Config(_) => "CONFIG",
             Info(_) => "INFO",
+            Shutdown => "SHUTDOWN",
+            Raft(RaftCmd::Snapshot) => "RAFT.SNAPSHOT",
+            Raft(RaftCmd::Nodes) => "RAFT.NODES",
+            Raft(RaftCmd::NodeAdd { .. } | RaftCmd::NodeRemove { .. }) => "RAFT.NODE",
+            Raft(RaftCmd::TransferLeader(_)) => "RAFT.TRANSFER-LEADER",
             Time => "TIME",
             Get(_) => "GET",
             MGet(_) => "MGET",
@@ -687,6 +748,34 @@ fn parse_known(name: &'static str, argv: &[Bytes]) -> Result<Command, Reply> {
         "CLIENT" => Command::Client(parse_client(argv)?),
         "COMMAND" => Command::Command(parse_command_cmd(argv)?),
         "CONFIG" => Command::Config(parse_config(argv)?),
+        "SHUTDOWN" => {
+            for arg in a {
+                let ok = [&b"NOSAVE"[..], b"SAVE", b"NOW", b"FORCE"]
+                    .iter()
+                    .any(|o| arg.eq_ignore_ascii_case(o));
+                if !ok {
+                    return Err(syntax());
+                }
+            }
+            Command::Shutdown
+        }
+        "RAFT.SNAPSHOT" => Command::Raft(RaftCmd::Snapshot),
+        "RAFT.NODES" => Command::Raft(RaftCmd::Nodes),
+        "RAFT.NODE" => Command::Raft(match subcommand("RAFT.NODE", argv)? {
+            "add" => RaftCmd::NodeAdd {
+                id: node_id(&argv[2])?,
+                addr: peer_addr(&argv[3])?,
+            },
+            "remove" => RaftCmd::NodeRemove {
+                id: node_id(&argv[2])?,
+            },
+            _ => return Err(unknown_sub("RAFT.NODE", &argv[1])),
+        }),
+        "RAFT.TRANSFER-LEADER" => match a {
+            [] => Command::Raft(RaftCmd::TransferLeader(None)),
+            [id] => Command::Raft(RaftCmd::TransferLeader(Some(node_id(id)?))),
+            _ => return Err(syntax()),
+        },
         "GET" => Command::Get(key()),
         "MGET" => Command::MGet(a.to_vec()),
         "EXISTS" => Command::Exists(a.to_vec()),

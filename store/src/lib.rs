@@ -15,6 +15,7 @@
 
 pub mod glob;
 pub mod slot;
+pub mod snapshot;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -227,23 +228,7 @@ impl Store {
                 return Err(StoreError::MissingCf(cf));
             }
         }
-        let meta = db
-            .cf_handle(CF_META)
-            .ok_or(StoreError::MissingCf(CF_META))?;
-        let get = |tag: u8| -> Result<i64, StoreError> {
-            match db.get_cf(meta, meta_key(group_id, tag))? {
-                Some(v) => Ok(i64::from_be_bytes(
-                    v.as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("meta value".into()))?,
-                )),
-                None => Ok(0),
-            }
-        };
-        let applied = get(b'a')? as u64;
-        let last_time = get(b't')?;
-        let keys = get(b'k')?;
-        let expires = get(b'e')?;
+        let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
         let shared = Arc::new(Counters::default());
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
         shared
@@ -261,6 +246,43 @@ impl Store {
             flushed: false,
             shared,
         })
+    }
+
+    /// Reads the persisted applied index, last time and counters.
+    fn load_meta(db: &DB, group_id: u64) -> Result<(u64, i64, i64, i64), StoreError> {
+        let meta = db
+            .cf_handle(CF_META)
+            .ok_or(StoreError::MissingCf(CF_META))?;
+        let get = |tag: u8| -> Result<i64, StoreError> {
+            match db.get_cf(meta, meta_key(group_id, tag))? {
+                Some(v) => Ok(i64::from_be_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("meta value".into()))?,
+                )),
+                None => Ok(0),
+            }
+        };
+        Ok((get(b'a')? as u64, get(b't')?, get(b'k')?, get(b'e')?))
+    }
+
+    /// Starts exporting the store as it is now into `dir` (see [`snapshot::export`]).
+    pub fn export_snapshot(&self, dir: std::path::PathBuf) -> Result<snapshot::Export, String> {
+        snapshot::export(self.db.clone(), dir)
+    }
+
+    /// Replaces the whole store with a snapshot's files and reloads the applied index and
+    /// counters from it.
+    pub fn restore_snapshot(&mut self, dir: &std::path::Path) -> Result<(), String> {
+        snapshot::restore(&self.db, dir)?;
+        let (applied, last_time, keys, expires) =
+            Self::load_meta(&self.db, self.group).map_err(|e| e.to_string())?;
+        self.applied = applied;
+        self.last_time = last_time;
+        self.keys = keys;
+        self.expires = expires;
+        self.batch_written();
+        Ok(())
     }
 
     /// Index of the last applied entry.

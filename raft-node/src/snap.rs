@@ -1,0 +1,144 @@
+//! Snapshot files on disk: where a node keeps the snapshots it generated or received, and
+//! the descriptor (file names, sizes, CRC-32s, address book) that travels in a raft
+//! `MsgSnapshot` in place of the data itself; the data is streamed separately by the
+//! transport in chunks.
+//!
+//! Layout under the node's snapshot directory:
+//! - `snap-<term>-<index>/`: a complete snapshot (generated here, or received and verified);
+//! - `tmp-<term>-<index>/`: a snapshot being generated;
+//! - `recv-<from>-<term>-<index>/`: a snapshot being received (kept across broken
+//!   connections and restarts so the transfer resumes where it stopped).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::proto::{PeerAddr, SnapshotDescriptor, SnapshotFile};
+
+/// Name of a complete snapshot's directory.
+pub fn done_name(term: u64, index: u64) -> String {
+    format!("snap-{term}-{index}")
+}
+
+/// Name of a snapshot's directory while it is generated.
+pub fn tmp_name(term: u64, index: u64) -> String {
+    format!("tmp-{term}-{index}")
+}
+
+/// Name of a snapshot's directory while it is received from `from`.
+pub fn recv_name(from: u64, term: u64, index: u64) -> String {
+    format!("recv-{from}-{term}-{index}")
+}
+
+/// CRC-32 of a whole file.
+pub fn file_crc(path: &Path) -> std::io::Result<u32> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finalize());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Describes the files of the snapshot in `dir` (fsyncing them and the directory).
+pub fn describe(
+    dir: &Path,
+    index: u64,
+    term: u64,
+    peers: &[(u64, String)],
+) -> std::io::Result<SnapshotDescriptor> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut desc = SnapshotDescriptor {
+        index,
+        term,
+        ..Default::default()
+    };
+    for name in names {
+        let path = dir.join(&name);
+        std::fs::File::open(&path)?.sync_all()?;
+        desc.files.push(SnapshotFile {
+            size: std::fs::metadata(&path)?.len(),
+            crc32: file_crc(&path)?,
+            name,
+            ..Default::default()
+        });
+    }
+    sync_dir(dir)?;
+    for (id, addr) in peers {
+        desc.peers.push(PeerAddr {
+            id: *id,
+            addr: addr.clone(),
+            ..Default::default()
+        });
+    }
+    Ok(desc)
+}
+
+/// Total bytes of a snapshot's files.
+pub fn total_bytes(desc: &SnapshotDescriptor) -> u64 {
+    desc.files.iter().map(|f| f.size).sum()
+}
+
+/// fsyncs a directory (so renames and new files in it are durable).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// A file name from a peer is used only if it is a plain name (no path separators).
+pub fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\\')
+        && !name.contains('\0')
+}
+
+/// Removes every snapshot directory under `root` except those named in `keep` and those
+/// being received (a transfer may resume).
+pub fn remove_stale(root: &Path, keep: &[String]) {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if keep.contains(&name) || name.starts_with("recv-") {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(e.path());
+    }
+}
+
+/// Removes partial receives of snapshots at or below `index`: they can no longer be used.
+pub fn remove_old_receives(root: &Path, index: u64) {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("recv-") else {
+            continue;
+        };
+        let old = rest
+            .rsplit('-')
+            .next()
+            .and_then(|i| i.parse::<u64>().ok())
+            .is_none_or(|i| i <= index);
+        if old {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// The directory of a snapshot under `root`.
+pub fn path(root: &Path, name: &str) -> PathBuf {
+    root.join(name)
+}

@@ -1,0 +1,344 @@
+//! Cluster administration over RESP, so `redis-cli` is the operator's tool: the `RAFT.*`
+//! commands (snapshot, member listing, adding and removing members, leader transfer) and
+//! SHUTDOWN; plus the two background duties that go with membership: a new node asking to
+//! be added (`--join`) and a removed node shutting itself down.
+//!
+//! Membership changes and leader transfers run on the leader; any node accepts them and
+//! forwards them there, like writes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use raft_node::proto::PeerAddr;
+use raft_node::raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
+use raft_node::{ForwardError, Msg, NodeError};
+use resp::{Command, RaftCmd, Reply};
+use slog::{info, warn};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::time::{sleep, timeout};
+
+use crate::server::Server;
+use crate::session::Outcome;
+use crate::sm::encode_argv;
+
+fn bulk(s: String) -> Reply {
+    Reply::Bulk(Bytes::from(s))
+}
+
+fn node_error(e: NodeError) -> Reply {
+    match e {
+        NodeError::Refused(text) => Reply::err(format!("ERR {text}")),
+        NodeError::Stopped => Reply::err("TRYAGAIN node is shutting down"),
+        NodeError::NotLeader(_) | NodeError::Dropped => {
+            Reply::err("TRYAGAIN leadership moved during the request; retry")
+        }
+    }
+}
+
+impl Server {
+    /// Serves SHUTDOWN and the RAFT.* commands.
+    pub async fn admin(self: Arc<Self>, argv: Vec<Bytes>, cmd: Command, resp3: bool) -> Outcome {
+        let reply = match cmd {
+            Command::Shutdown => {
+                info!(self.logger, "SHUTDOWN requested by a client");
+                self.shutdown.notify_one();
+                Reply::ok()
+            }
+            Command::Raft(RaftCmd::Snapshot) => self.take_snapshot().await,
+            Command::Raft(RaftCmd::Nodes) => self.list_nodes(),
+            Command::Raft(c) => return self.on_leader(argv, c, resp3).await,
+            _ => Reply::err("ERR not an administration command"),
+        };
+        Outcome::Replies(vec![reply])
+    }
+
+    async fn take_snapshot(&self) -> Reply {
+        match timeout(Duration::from_secs(600), self.node.snapshot()).await {
+            Ok(Ok(Ok(index))) => Reply::Int(index as i64),
+            Ok(Ok(Err(e))) => node_error(e),
+            Ok(Err(_)) => Reply::err("TRYAGAIN node is shutting down"),
+            Err(_) => Reply::err("ERR snapshot did not finish within 600 seconds"),
+        }
+    }
+
+    /// One line per member: `<id> <addr> <suffrage> <flags> match=<index>`.
+    fn list_nodes(&self) -> Reply {
+        let st = &self.node.status;
+        let m = st.members();
+        let leader = st.leader();
+        let mut lines = Vec::new();
+        let mut ids: Vec<(u64, &str)> = m.voters.iter().map(|&i| (i, "voter")).collect();
+        ids.extend(m.learners.iter().map(|&i| (i, "learner")));
+        ids.extend(
+            m.voters_outgoing
+                .iter()
+                .filter(|i| !m.voters.contains(i) && !m.learners.contains(i))
+                .map(|&i| (i, "voter-outgoing")),
+        );
+        for (id, suffrage) in ids {
+            let mut flags = vec![if id == leader { "leader" } else { "follower" }];
+            if id == st.id {
+                flags.push("myself");
+            }
+            lines.push(bulk(format!(
+                "{id} {} {suffrage} {} match={}",
+                m.addrs.get(&id).map_or("?", String::as_str),
+                flags.join(","),
+                m.matched
+                    .get(&id)
+                    .map_or_else(|| "-".to_string(), u64::to_string),
+            )));
+        }
+        Reply::Array(lines)
+    }
+
+    /// Runs a membership or leadership command on the leader (here, or forwarded).
+    async fn on_leader(&self, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
+        let deadline = Instant::now() + self.cfg.request_timeout();
+        let one = |r: Reply| Outcome::Replies(vec![r]);
+        loop {
+            if Instant::now() >= deadline {
+                return one(Reply::err(
+                    "TRYAGAIN no stable leader to run the command on",
+                ));
+            }
+            let leader = self.node.status.leader();
+            if leader == 0 {
+                sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            if self.node.status.is_leader() {
+                match self.leader_admin(&cmd).await {
+                    Some(r) => return one(r),
+                    None => {
+                        sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let data = vec![encode_argv(&argv)];
+            match timeout(left, self.transport.forward(leader, resp3, data)).await {
+                Ok(Ok(raw)) => return Outcome::Raw(raw),
+                Ok(Err(
+                    ForwardError::NotLeader | ForwardError::Connect(_) | ForwardError::UnknownPeer(_),
+                )) => sleep(Duration::from_millis(20)).await,
+                Ok(Err(ForwardError::Lost)) => {
+                    return one(Reply::err(
+                        "TRYAGAIN connection to the leader was lost; the command may or may not have taken effect",
+                    ))
+                }
+                Err(_) => return one(Reply::err("TRYAGAIN the leader did not answer in time")),
+            }
+        }
+    }
+
+    /// A forwarded administration command; `None` when this node does not lead.
+    pub async fn serve_forwarded_admin(&self, cmd: Command) -> Option<Reply> {
+        match cmd {
+            Command::Raft(c) if self.node.status.is_leader() => self.leader_admin(&c).await,
+            Command::Raft(_) => None,
+            _ => Some(Reply::err("ERR malformed forwarded request")),
+        }
+    }
+
+    /// Runs `cmd` on this node, the leader; `None` if it turns out not to lead (retry).
+    async fn leader_admin(&self, cmd: &RaftCmd) -> Option<Reply> {
+        let st = &self.node.status;
+        let m = st.members();
+        let member = |id: u64| {
+            m.voters.contains(&id) || m.learners.contains(&id) || m.voters_outgoing.contains(&id)
+        };
+        match cmd {
+            RaftCmd::NodeAdd { id, addr } => {
+                if member(*id) {
+                    return Some(if m.addrs.get(id) == Some(addr) {
+                        Reply::ok()
+                    } else {
+                        Reply::err(format!(
+                            "ERR node {id} is already a member with address {}",
+                            m.addrs.get(id).map_or("?", String::as_str)
+                        ))
+                    });
+                }
+                if m.addrs.iter().any(|(i, a)| a == addr && member(*i)) {
+                    return Some(Reply::err(format!(
+                        "ERR address {addr} belongs to another member"
+                    )));
+                }
+                let ctx = PeerAddr {
+                    id: *id,
+                    addr: addr.clone(),
+                    ..Default::default()
+                };
+                let ctx = match protobuf::Message::write_to_bytes(&ctx) {
+                    Ok(c) => c,
+                    Err(e) => return Some(Reply::err(format!("ERR {e}"))),
+                };
+                info!(self.logger, "adding member as learner"; "id" => id, "addr" => addr);
+                self.change(ConfChangeType::AddLearnerNode, *id, ctx).await
+            }
+            RaftCmd::NodeRemove { id } => {
+                if !member(*id) {
+                    return Some(Reply::err(format!("ERR node {id} is not a member")));
+                }
+                if m.voters.len() == 1 && m.voters[0] == *id {
+                    return Some(Reply::err("ERR cannot remove the last voter"));
+                }
+                if *id == st.id {
+                    // The leader leaves: first hand leadership over, then the new leader
+                    // removes this node (the caller retries there).
+                    crate::hand_over_leadership(&self.node, &self.logger).await;
+                    return if st.is_leader() {
+                        Some(Reply::err(
+                            "TRYAGAIN could not move leadership away before removing the leader",
+                        ))
+                    } else {
+                        None
+                    };
+                }
+                info!(self.logger, "removing member"; "id" => id);
+                self.change(ConfChangeType::RemoveNode, *id, Vec::new())
+                    .await
+            }
+            RaftCmd::TransferLeader(target) => {
+                let target = match target {
+                    Some(t) => *t,
+                    None => {
+                        let best = m
+                            .voters
+                            .iter()
+                            .copied()
+                            .filter(|&i| i != st.id)
+                            .max_by_key(|i| m.matched.get(i).copied().unwrap_or(0));
+                        match best {
+                            Some(b) => b,
+                            None => return Some(Reply::err("ERR no other voter to transfer to")),
+                        }
+                    }
+                };
+                if !m.voters.contains(&target) {
+                    return Some(Reply::err(format!("ERR node {target} is not a voter")));
+                }
+                if target == st.id {
+                    return Some(Reply::ok());
+                }
+                info!(self.logger, "transferring leadership"; "to" => target);
+                let wait = self.cfg.tick() * (self.cfg.election_ticks as u32 * 3).max(10);
+                let deadline = Instant::now() + wait;
+                self.node.send(Msg::TransferLeader(target));
+                while Instant::now() < deadline {
+                    if st.leader() == target {
+                        return Some(Reply::ok());
+                    }
+                    sleep(Duration::from_millis(10)).await;
+                }
+                Some(Reply::err(format!(
+                    "ERR leader transfer to {target} did not complete in time (leader is {})",
+                    st.leader()
+                )))
+            }
+            RaftCmd::Snapshot | RaftCmd::Nodes => Some(Reply::err("ERR not a leader command")),
+        }
+    }
+
+    async fn change(&self, kind: ConfChangeType, id: u64, context: Vec<u8>) -> Option<Reply> {
+        let mut cc = ConfChangeV2::default();
+        let mut ch = ConfChangeSingle::default();
+        ch.set_change_type(kind);
+        ch.node_id = id;
+        cc.mut_changes().push(ch);
+        cc.context = context.into();
+        match timeout(self.cfg.request_timeout(), self.node.conf_change(cc)).await {
+            Ok(Ok(Ok(_))) => Some(Reply::ok()),
+            Ok(Ok(Err(NodeError::NotLeader(_)))) => None,
+            Ok(Ok(Err(e))) => Some(node_error(e)),
+            Ok(Err(_)) => Some(Reply::err("TRYAGAIN node is shutting down")),
+            Err(_) => Some(Reply::err(
+                "TRYAGAIN membership change timed out before commit; it may or may not take effect",
+            )),
+        }
+    }
+
+    /// A node started with `--join` asks a member to add it until it sees itself in the
+    /// configuration (which arrives with the leader's snapshot).
+    pub async fn join_cluster(self: Arc<Self>, target: String, my_addr: String) {
+        let id = self.cfg.id;
+        let mut asked = false;
+        loop {
+            let m = self.node.status.members();
+            if m.voters.contains(&id) || m.learners.contains(&id) {
+                info!(self.logger, "member of the cluster"; "voter" => m.voters.contains(&id));
+                return;
+            }
+            if !asked {
+                let args = ["RAFT.NODE", "ADD", &id.to_string(), &my_addr];
+                match raw_command(&target, self.cfg.requirepass.as_deref(), &args).await {
+                    Ok(line) if line.starts_with('+') => {
+                        info!(self.logger, "join accepted; waiting for the leader's snapshot"; "via" => &target);
+                        asked = true;
+                    }
+                    Ok(line) => {
+                        warn!(self.logger, "join refused, retrying"; "via" => &target, "reply" => line)
+                    }
+                    Err(e) => {
+                        warn!(self.logger, "join request failed, retrying"; "via" => &target, "err" => %e)
+                    }
+                }
+            }
+            sleep(Duration::from_millis(if asked { 100 } else { 1000 })).await;
+        }
+    }
+
+    /// A node that applied its own removal shuts down.
+    pub async fn watch_removal(self: Arc<Self>) {
+        loop {
+            sleep(Duration::from_millis(100)).await;
+            if self
+                .node
+                .status
+                .removed
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                warn!(self.logger, "removed from the cluster: shutting down");
+                self.shutdown.notify_one();
+                return;
+            }
+        }
+    }
+}
+
+/// Sends one command to a Redis-protocol server (after AUTH when a password is given) and
+/// returns its one-line reply.
+async fn raw_command(addr: &str, pass: Option<&str>, args: &[&str]) -> std::io::Result<String> {
+    let io_err = |e: String| std::io::Error::other(e);
+    let sock = timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| io_err("connect timed out".into()))??;
+    let (r, mut w) = sock.into_split();
+    let mut r = BufReader::new(r);
+    let encode = |args: &[&str]| {
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        out
+    };
+    let mut line = String::new();
+    if let Some(p) = pass {
+        w.write_all(encode(&["AUTH", p]).as_bytes()).await?;
+        timeout(Duration::from_secs(5), r.read_line(&mut line))
+            .await
+            .map_err(|_| io_err("AUTH timed out".into()))??;
+        if !line.starts_with('+') {
+            return Ok(line.trim_end().to_string());
+        }
+        line.clear();
+    }
+    w.write_all(encode(args).as_bytes()).await?;
+    timeout(Duration::from_secs(30), r.read_line(&mut line))
+        .await
+        .map_err(|_| io_err("reply timed out".into()))??;
+    Ok(line.trim_end().to_string())
+}
