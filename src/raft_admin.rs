@@ -76,6 +76,7 @@ impl Server {
                 .filter(|i| !m.voters.contains(i) && !m.learners.contains(i))
                 .map(|&i| (i, "voter-outgoing")),
         );
+        ids.sort_unstable_by_key(|(i, _)| *i);
         for (id, suffrage) in ids {
             let mut flags = vec![if id == leader { "leader" } else { "follower" }];
             if id == st.id {

@@ -1038,8 +1038,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             .store()
             .local_snapshot()
             .map_or(0, |s| s.get_metadata().index);
-        if index <= have && !wanted {
-            // Nothing new since the last snapshot.
+        if index <= have {
+            // Nothing new since the last snapshot (which has the current configuration:
+            // it was taken at the applied index).
             for w in self.snap_waiters.drain(..) {
                 let _ = w.send(Ok(have));
             }
@@ -1124,17 +1125,21 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         };
         let (index, term) = (s.get_metadata().index, s.get_metadata().term);
         let ms = started.map_or(0, |t| t.elapsed().as_millis() as u64);
+        let current = self.raw.store().local_snapshot().map(|p| {
+            let m = p.get_metadata();
+            snap::done_name(m.term, m.index)
+        });
         if index <= self.raw.store().truncated_index() {
             // A received snapshot overtook this one.
-            let _ = std::fs::remove_dir_all(self.cfg.snap_dir.join(snap::done_name(term, index)));
+            let name = snap::done_name(term, index);
+            if current.as_deref() != Some(name.as_str()) {
+                let _ = std::fs::remove_dir_all(self.cfg.snap_dir.join(name));
+            }
         } else {
             let bytes = SnapshotDescriptor::parse_from_bytes(&s.data)
                 .map(|d| snap::total_bytes(&d))
                 .unwrap_or(0);
-            let prev = self.raw.store().local_snapshot().map(|p| {
-                let m = p.get_metadata();
-                snap::done_name(m.term, m.index)
-            });
+            let prev = current;
             let mut wb = WriteBatch::default();
             if let Err(e) = self.raw.mut_store().stage_local_snapshot(&mut wb, s) {
                 crit!(self.logger, "recording snapshot failed, stopping"; "err" => %e);
@@ -1150,6 +1155,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             self.status.snapshot_last_ms.store(ms, Ordering::Release);
             self.status.snapshots_taken.fetch_add(1, Ordering::Relaxed);
             info!(self.logger, "snapshot taken, log compacted"; "index" => index, "term" => term, "bytes" => bytes, "ms" => ms);
+            self.publish();
         }
         let have = self
             .raw

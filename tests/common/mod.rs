@@ -50,6 +50,8 @@ pub struct Node {
     pub raft_port: u16,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// Redis port of the member a joining node asks to be added through.
+    pub join: Option<u16>,
     child: Option<Child>,
     paused: bool,
 }
@@ -92,6 +94,7 @@ impl Cluster {
                 raft_port: raft_ports[i],
                 data_dir: dir.path().join(format!("node{}", i + 1)),
                 log: dir.path().join(format!("node{}.log", i + 1)),
+                join: None,
                 child: None,
                 paused: false,
             })
@@ -123,12 +126,20 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .expect("open node log");
+        let membership = match node.join {
+            None => vec!["--cluster".to_string(), self.cluster_arg.clone()],
+            Some(via) => vec![
+                "--join".to_string(),
+                format!("127.0.0.1:{via}"),
+                "--peer-addr".to_string(),
+                format!("127.0.0.1:{}", node.raft_port),
+            ],
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(membership)
             .args([
                 "--id",
                 &node.id.to_string(),
-                "--cluster",
-                &self.cluster_arg,
                 "--port",
                 &node.redis_port.to_string(),
                 "--data-dir",
@@ -146,6 +157,38 @@ impl Cluster {
             .expect("spawn raftkv");
         self.nodes[i].child = Some(child);
         self.nodes[i].paused = false;
+    }
+
+    /// Starts a new node that joins through node `via` (`--join`); returns its index. It
+    /// listens at once; it becomes a member when the leader adds it.
+    pub fn add_joining_node(&mut self, via: usize) -> usize {
+        let i = self.nodes.len();
+        self.nodes.push(Node {
+            id: i as u64 + 1,
+            redis_port: free_port(),
+            raft_port: free_port(),
+            data_dir: self.dir.path().join(format!("node{}", i + 1)),
+            log: self.dir.path().join(format!("node{}.log", i + 1)),
+            join: Some(self.nodes[via].redis_port),
+            child: None,
+            paused: false,
+        });
+        self.spawn(i);
+        self.wait_serving(i);
+        i
+    }
+
+    /// Waits (bounded) for node `i` to exit on its own; returns its exit status.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> std::process::ExitStatus {
+        let mut c = self.nodes[i].child.take().expect("node running");
+        wait_for(timeout, "node to exit", || c.try_wait().ok().flatten())
+    }
+
+    /// The `RAFT.NODES` lines of node `i`.
+    pub fn raft_nodes(&self, i: usize) -> Vec<String> {
+        self.try_connect(self.nodes[i].redis_port)
+            .and_then(|mut c| redis::cmd("RAFT.NODES").query(&mut c).ok())
+            .unwrap_or_default()
     }
 
     /// Waits until node `i` answers PING.
