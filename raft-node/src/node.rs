@@ -399,7 +399,7 @@ pub fn start<S: StateMachine, K: MessageSink>(
     let logger = logger.new(o!("group" => cfg.group_id));
     let mut sm = sm;
     let mut storage = RocksStorage::open(db.clone(), cfg.group_id, &cfg.voters)?;
-    std::fs::create_dir_all(&cfg.snap_dir).map_err(|e| raft::Error::Io(e))?;
+    std::fs::create_dir_all(&cfg.snap_dir).map_err(raft::Error::Io)?;
     if let Some(dir) = storage.restoring().map(str::to_string) {
         // A crash interrupted restoring a received snapshot: redo it from its files.
         info!(logger, "redoing interrupted snapshot restore"; "dir" => &dir);
@@ -1096,8 +1096,10 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                     let _ = std::fs::remove_dir_all(&done);
                     std::fs::rename(&tmp, &done).map_err(|e| e.to_string())?;
                     snap::sync_dir(&root).map_err(|e| e.to_string())?;
-                    let mut s = Snapshot::default();
-                    s.data = desc.write_to_bytes().map_err(|e| e.to_string())?.into();
+                    let mut s = Snapshot {
+                        data: desc.write_to_bytes().map_err(|e| e.to_string())?.into(),
+                        ..Default::default()
+                    };
                     let m = s.mut_metadata();
                     m.index = index;
                     m.term = term;

@@ -59,6 +59,16 @@ impl StateMachine for ListSm {
     fn last_time_ms(&self) -> i64 {
         0
     }
+    // These tests never compact the log, so no snapshot is ever taken or installed.
+    fn snapshot_export(
+        &mut self,
+        _dir: std::path::PathBuf,
+    ) -> Result<raft_node::SnapshotJob, String> {
+        Err("snapshots are not used by this test".into())
+    }
+    fn snapshot_restore(&mut self, _dir: &std::path::Path) -> Result<(), String> {
+        Err("snapshots are not used by this test".into())
+    }
 }
 
 type Handles = Arc<Mutex<Vec<Option<NodeHandle<u64>>>>>;
@@ -95,6 +105,7 @@ fn start(id: u64, dir: &std::path::Path, handles: &Handles) -> std::thread::Join
         id,
         voters: vec![1, 2, 3],
         tick: Duration::from_millis(10),
+        snap_dir: dir.join(format!("n{id}-snap")),
         ..Default::default()
     };
     let (h, th) = raft_node::start(cfg, db, sm, Sink(handles.clone()), &logger()).unwrap();
