@@ -1876,8 +1876,62 @@ mod tests {
     }
 
     #[test]
+    fn admin_commands() {
+        assert_eq!(p("raft.snapshot"), Command::Raft(RaftCmd::Snapshot));
+        assert_eq!(p("RAFT.NODES"), Command::Raft(RaftCmd::Nodes));
+        assert_eq!(
+            p("raft.node add 4 127.0.0.1:7000"),
+            Command::Raft(RaftCmd::NodeAdd {
+                id: 4,
+                addr: "127.0.0.1:7000".into()
+            })
+        );
+        assert_eq!(
+            p("RAFT.NODE remove 2"),
+            Command::Raft(RaftCmd::NodeRemove { id: 2 })
+        );
+        assert_eq!(
+            p("RAFT.TRANSFER-LEADER"),
+            Command::Raft(RaftCmd::TransferLeader(None))
+        );
+        assert_eq!(
+            p("RAFT.TRANSFER-LEADER 3"),
+            Command::Raft(RaftCmd::TransferLeader(Some(3)))
+        );
+        assert_eq!(p("shutdown nosave"), Command::Shutdown);
+        assert_eq!(p("SHUTDOWN").kind(), Kind::Admin);
+        let err = |s: &str| match Command::parse(&argv(s)) {
+            Err(Reply::Error(e)) => e.to_string(),
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(
+            err("RAFT.NODE ADD 0 127.0.0.1:1"),
+            "ERR invalid node id: expected a positive integer"
+        );
+        assert_eq!(
+            err("RAFT.NODE ADD 4 nowhere"),
+            "ERR invalid address: expected host:port"
+        );
+        assert_eq!(
+            err("RAFT.NODE ADD 4 h:99999"),
+            "ERR invalid address: expected host:port"
+        );
+        assert_eq!(
+            err("RAFT.NODE"),
+            "ERR wrong number of arguments for 'raft.node' command"
+        );
+        assert!(err("RAFT.NODE JUMP 1").starts_with("ERR unknown subcommand 'JUMP'"));
+        assert_eq!(err("RAFT.TRANSFER-LEADER 1 2"), "ERR syntax error");
+        assert_eq!(err("SHUTDOWN LATER"), "ERR syntax error");
+        assert_eq!(
+            err("RAFT.SNAPSHOT now"),
+            "ERR wrong number of arguments for 'raft.snapshot' command"
+        );
+    }
+
+    #[test]
     fn table() {
-        assert_eq!(command_table().len(), 53);
+        assert_eq!(command_table().len(), 58);
         for s in command_table() {
             assert_eq!(
                 lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -1894,13 +1948,15 @@ mod tests {
             lookup_subcommand(b"client", b"SETNAME").map(|s| s.arity),
             Some(3)
         );
-        assert_eq!(subcommand_table().len(), 13);
+        assert_eq!(subcommand_table().len(), 15);
         // Every command in the table parses (given enough plausible arguments).
         for s in command_table() {
             let mut a = vec![b(s.name)];
             let filler = match s.name {
                 "CLIENT" => vec!["ID"],
                 "CONFIG" => vec!["GET", "x"],
+                "RAFT.NODE" => vec!["REMOVE", "2"],
+                "SHUTDOWN" | "RAFT.TRANSFER-LEADER" => vec![],
                 "SCAN" => vec!["0"],
                 "SELECT" => vec!["0"],
                 "HELLO" | "PING" | "QUIT" | "COMMAND" | "INFO" | "TIME" | "DBSIZE" | "FLUSHALL"
