@@ -1,0 +1,888 @@
+//! The simulation driver: N nodes in one thread, a simulated network and a virtual clock,
+//! all randomness from one seeded RNG. Events (message deliveries, ticks, persistence
+//! completions, snapshot generation, faults, client proposals) sit in a queue ordered by
+//! (virtual time, sequence number); one step pops one event, lets every node handle its
+//! Readies, dispatches what they produced and checks the invariants. A run is a chaos phase
+//! (drops, duplicates, delays/reordering, partitions, crashes, compactions) followed by a
+//! healed phase that must make progress and converge.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use raft::eraftpb::{Message, MessageType, Snapshot};
+use raft::SnapshotStatus;
+use raft_node::CF_RAFT;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rocksdb::DB;
+
+use super::check::Checker;
+use super::node::{Effects, SimNode};
+
+/// Virtual milliseconds per raft tick.
+pub const TICK_MS: u64 = 100;
+/// How long the healed cluster may take to commit a new proposal, then to converge.
+const LIVENESS_MS: u64 = 30_000;
+/// Trace lines kept for a failure report.
+const TRACE_LINES: usize = 60;
+
+/// The fault mix and workload of one run (drawn from the seed).
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub nodes: usize,
+    /// Probability that a message is lost.
+    pub drop: f64,
+    /// Probability that a message is delivered twice.
+    pub dup: f64,
+    /// Usual delivery delay is uniform in 0..=max_delay ms.
+    pub max_delay: u64,
+    /// Probability of a long delay (up to 2 s: heavy reordering).
+    pub long_delay: f64,
+    /// Delay of a log sync (persisted messages wait for it).
+    pub max_persist: u64,
+    /// Length of the chaos phase.
+    pub chaos_ms: u64,
+    /// Mean time between faults.
+    pub fault_every: u64,
+    /// Mean time between client proposals.
+    pub propose_every: u64,
+    /// Compact the log after this many applied entries.
+    pub snapshot_every: u64,
+    /// Time to generate a snapshot.
+    pub max_snapshot_ms: u64,
+    /// Probability that a node crashes in the middle of restoring a received snapshot.
+    pub crash_in_restore: f64,
+}
+
+impl Params {
+    fn draw(rng: &mut ChaCha8Rng, chaos_ms: u64) -> Self {
+        Params {
+            nodes: if rng.gen_bool(0.5) { 3 } else { 5 },
+            drop: *[0.0, 0.02, 0.1, 0.25].choose(rng).unwrap(),
+            dup: *[0.0, 0.02, 0.1].choose(rng).unwrap(),
+            max_delay: *[1, 20, 80, 250].choose(rng).unwrap(),
+            long_delay: *[0.0, 0.01, 0.05].choose(rng).unwrap(),
+            max_persist: *[0, 5, 50].choose(rng).unwrap(),
+            chaos_ms,
+            fault_every: rng.gen_range(300..3000),
+            propose_every: rng.gen_range(20..300),
+            snapshot_every: *[0, 5, 20, 60].choose(rng).unwrap(),
+            max_snapshot_ms: *[0, 50, 400].choose(rng).unwrap(),
+            crash_in_restore: *[0.0, 0.2].choose(rng).unwrap(),
+        }
+    }
+}
+
+enum Ev {
+    Tick {
+        id: u64,
+        inc: u64,
+    },
+    Deliver {
+        from: u64,
+        to: u64,
+        msg: Box<Message>,
+    },
+    Persisted {
+        id: u64,
+        inc: u64,
+        number: u64,
+        msgs: Vec<Message>,
+    },
+    SnapshotGenerated {
+        id: u64,
+        inc: u64,
+        snap: Box<Snapshot>,
+    },
+    SnapshotStatus {
+        id: u64,
+        inc: u64,
+        to: u64,
+        ok: bool,
+    },
+    Fault,
+    Restart {
+        id: u64,
+    },
+    Propose,
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+struct Slot {
+    id: u64,
+    dir: tempfile::TempDir,
+    node: Option<SimNode>,
+    /// Incarnation: bumped by every crash, so that events of a dead process are ignored.
+    inc: u64,
+    /// When the last queued log sync completes (syncs complete in order).
+    persist_at: u64,
+}
+
+/// Counters of one run.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub steps: u64,
+    pub virtual_ms: u64,
+    pub messages: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub proposals: u64,
+    pub committed: u64,
+    pub leader_terms: u64,
+    pub compactions: u64,
+    pub snapshots_sent: u64,
+    pub snapshots_restored: u64,
+    pub restore_crashes: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.steps += o.steps;
+        self.virtual_ms += o.virtual_ms;
+        self.messages += o.messages;
+        self.dropped += o.dropped;
+        self.duplicated += o.duplicated;
+        self.crashes += o.crashes;
+        self.partitions += o.partitions;
+        self.proposals += o.proposals;
+        self.committed += o.committed;
+        self.leader_terms += o.leader_terms;
+        self.compactions += o.compactions;
+        self.snapshots_sent += o.snapshots_sent;
+        self.snapshots_restored += o.snapshots_restored;
+        self.restore_crashes += o.restore_crashes;
+    }
+}
+
+/// A violated invariant (or a panic) with what led to it.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub step: u64,
+    pub now: u64,
+    pub what: String,
+    pub params: String,
+    pub trace: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "SIMULATION FAILURE seed {} at step {} (t={} ms): {}",
+            self.seed, self.step, self.now, self.what
+        )?;
+        writeln!(f, "  params: {}", self.params)?;
+        writeln!(f, "  last events:")?;
+        for l in &self.trace {
+            writeln!(f, "    {l}")?;
+        }
+        write!(
+            f,
+            "  reproduce: SIM_SEED={} SIM_TRACE=1 cargo test -p raft-node --test sim -- --nocapture",
+            self.seed
+        )
+    }
+}
+
+pub struct Sim {
+    seed: u64,
+    rng: ChaCha8Rng,
+    p: Params,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Queued>>,
+    slots: Vec<Slot>,
+    voters: Vec<u64>,
+    /// Blocked directed links (from, to).
+    blocked: BTreeSet<(u64, u64)>,
+    checker: Checker,
+    trace: VecDeque<String>,
+    print_trace: bool,
+    chaos: bool,
+    proposing: bool,
+    next_cmd: u64,
+    /// First command number proposed after healing.
+    heal_cmd: Option<u64>,
+    /// A command proposed after healing has been applied somewhere.
+    progressed: bool,
+    stats: Stats,
+    /// An invariant violated while dispatching effects (reported at the next check).
+    violation: Option<String>,
+}
+
+fn open_db(path: &Path) -> Arc<DB> {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(1);
+    opts.set_write_buffer_size(1 << 20);
+    Arc::new(DB::open_cf(&opts, path, [CF_RAFT]).expect("open simulated node database"))
+}
+
+fn msg_summary(m: &Message) -> String {
+    let t = format!("{:?}", m.get_msg_type());
+    let t = t.trim_start_matches("Msg");
+    match m.get_msg_type() {
+        MessageType::MsgAppend => format!(
+            "{t} term {} prev {}/{} ents {} commit {}",
+            m.term,
+            m.index,
+            m.log_term,
+            m.entries.len(),
+            m.commit
+        ),
+        MessageType::MsgAppendResponse => format!(
+            "{t} term {} index {} reject {} hint {}",
+            m.term, m.index, m.reject, m.reject_hint
+        ),
+        MessageType::MsgSnapshot => format!(
+            "{t} term {} snap {}/{}",
+            m.term,
+            m.get_snapshot().get_metadata().index,
+            m.get_snapshot().get_metadata().term
+        ),
+        MessageType::MsgRequestVote | MessageType::MsgRequestPreVote => {
+            format!("{t} term {} last {}/{}", m.term, m.index, m.log_term)
+        }
+        MessageType::MsgRequestVoteResponse | MessageType::MsgRequestPreVoteResponse => {
+            format!("{t} term {} reject {}", m.term, m.reject)
+        }
+        _ => format!("{t} term {} commit {}", m.term, m.commit),
+    }
+}
+
+impl Sim {
+    pub fn new(seed: u64, chaos_ms: u64, print_trace: bool) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let p = Params::draw(&mut rng, chaos_ms);
+        let voters: Vec<u64> = (1..=p.nodes as u64).collect();
+        let slots = voters
+            .iter()
+            .map(|&id| Slot {
+                id,
+                dir: tempfile::Builder::new()
+                    .prefix("raft-sim-")
+                    .tempdir()
+                    .expect("tempdir"),
+                node: None,
+                inc: 0,
+                persist_at: 0,
+            })
+            .collect();
+        Sim {
+            seed,
+            rng,
+            p,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            slots,
+            voters,
+            blocked: BTreeSet::new(),
+            checker: Checker::default(),
+            trace: VecDeque::new(),
+            print_trace,
+            chaos: true,
+            proposing: true,
+            next_cmd: 0,
+            heal_cmd: None,
+            progressed: false,
+            stats: Stats::default(),
+            violation: None,
+        }
+    }
+
+    fn fail(&self, what: impl Into<String>) -> Failure {
+        Failure {
+            seed: self.seed,
+            step: self.stats.steps,
+            now: self.now,
+            what: what.into(),
+            params: format!("{:?}", self.p),
+            trace: self.trace.iter().cloned().collect(),
+        }
+    }
+
+    fn note(&mut self, line: String) {
+        let line = format!("t={} {line}", self.now);
+        if self.print_trace {
+            eprintln!("[seed {}] {line}", self.seed);
+        }
+        if self.trace.len() == TRACE_LINES {
+            self.trace.pop_front();
+        }
+        self.trace.push_back(line);
+    }
+
+    fn schedule(&mut self, delay: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued {
+            at: self.now + delay,
+            seq: self.seq,
+            ev,
+        }));
+    }
+
+    fn slot(&mut self, id: u64) -> &mut Slot {
+        &mut self.slots[(id - 1) as usize]
+    }
+
+    fn live(&self) -> Vec<u64> {
+        self.slots
+            .iter()
+            .filter(|s| s.node.is_some())
+            .map(|s| s.id)
+            .collect()
+    }
+
+    fn start_node(&mut self, id: u64) -> Result<(), Failure> {
+        let node_seed = self.rng.gen::<u64>();
+        let voters = self.voters.clone();
+        let mut notes = Vec::new();
+        let slot = self.slot(id);
+        let db = open_db(slot.dir.path());
+        let node = SimNode::open(
+            id,
+            db,
+            &voters,
+            ChaCha8Rng::seed_from_u64(node_seed),
+            &mut notes,
+        );
+        for n in notes {
+            self.note(n);
+        }
+        let node = node.map_err(|e| self.fail(e))?;
+        let (applied, digest, sm_applied) = (node.applied, node.sm.digest, node.sm.applied);
+        let slot = self.slot(id);
+        slot.node = Some(node);
+        slot.inc += 1;
+        slot.persist_at = 0;
+        let inc = slot.inc;
+        self.checker.restarted(id);
+        if sm_applied > 0 {
+            self.checker
+                .digest(id, sm_applied, digest)
+                .map_err(|e| self.fail(e))?;
+        }
+        self.note(format!("n{id} starts (applied {applied})"));
+        let first_tick = self.rng.gen_range(1..=TICK_MS);
+        self.schedule(first_tick, Ev::Tick { id, inc });
+        Ok(())
+    }
+
+    fn crash(&mut self, id: u64, why: &str) {
+        let slot = self.slot(id);
+        // Dropping the node drops its RawNode and closes its database.
+        if slot.node.take().is_some() {
+            slot.inc += 1;
+            self.stats.crashes += 1;
+            self.note(format!("n{id} crashes ({why})"));
+        }
+    }
+
+    /// Runs the whole scenario.
+    pub fn run(&mut self) -> Result<Stats, Failure> {
+        for id in self.voters.clone() {
+            self.start_node(id)?;
+        }
+        self.settle()?;
+        let f = self.rng.gen_range(0..self.p.fault_every);
+        self.schedule(f, Ev::Fault);
+        let p = self.rng.gen_range(0..self.p.propose_every);
+        self.schedule(p, Ev::Propose);
+        while self.now < self.p.chaos_ms {
+            self.step()?;
+        }
+        self.heal()?;
+        let deadline = self.now + LIVENESS_MS;
+        while !self.progressed {
+            if self.now > deadline {
+                return Err(self.fail(format!(
+                    "no progress: nothing proposed after healing committed within {LIVENESS_MS} ms"
+                )));
+            }
+            self.step()?;
+        }
+        self.proposing = false;
+        let deadline = self.now + LIVENESS_MS;
+        loop {
+            match self.converged() {
+                Ok(()) => break,
+                Err(why) if self.now > deadline => {
+                    return Err(self.fail(format!(
+                        "no convergence within {LIVENESS_MS} ms after healing: {why}"
+                    )))
+                }
+                Err(_) => self.step()?,
+            }
+        }
+        self.final_check()?;
+        self.stats.virtual_ms = self.now;
+        self.stats.leader_terms = self.checker.leader_terms() as u64;
+        self.stats.committed = self.checker.max_committed();
+        Ok(self.stats.clone())
+    }
+
+    /// Ends the chaos: all links up, no more losses, every node running.
+    fn heal(&mut self) -> Result<(), Failure> {
+        self.chaos = false;
+        self.blocked.clear();
+        self.p.drop = 0.0;
+        self.p.dup = 0.0;
+        self.p.long_delay = 0.0;
+        self.p.crash_in_restore = 0.0;
+        self.heal_cmd = Some(self.next_cmd);
+        self.note("heal: network repaired, restarting crashed nodes".into());
+        for id in self.voters.clone() {
+            if self.slot(id).node.is_none() {
+                self.start_node(id)?;
+            }
+        }
+        self.settle()
+    }
+
+    fn converged(&self) -> Result<(), String> {
+        let nodes: Vec<&SimNode> = self.slots.iter().filter_map(|s| s.node.as_ref()).collect();
+        let leader = nodes.iter().find(|n| n.is_leader()).ok_or("no leader")?;
+        let commit = leader.raw.raft.raft_log.committed;
+        for n in &nodes {
+            if n.applied != commit || n.raw.raft.raft_log.committed != commit {
+                return Err(format!(
+                    "n{} applied {} commit {}, leader n{} commit {commit}",
+                    n.id, n.applied, n.raw.raft.raft_log.committed, leader.id
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn final_check(&self) -> Result<(), Failure> {
+        let nodes: Vec<&SimNode> = self.slots.iter().filter_map(|s| s.node.as_ref()).collect();
+        if nodes.len() != self.voters.len() {
+            return Err(self.fail("a node is down at the end"));
+        }
+        let first = nodes[0];
+        for n in &nodes[1..] {
+            if n.sm != first.sm {
+                return Err(self.fail(format!(
+                    "final states differ: n{} (applied {}, {} items, digest {:016x}) vs n{} (applied {}, {} items, digest {:016x})",
+                    first.id, first.sm.applied, first.sm.items.len(), first.sm.digest,
+                    n.id, n.sm.applied, n.sm.items.len(), n.sm.digest
+                )));
+            }
+        }
+        // Every applied command was proposed exactly once.
+        let mut seen = BTreeSet::new();
+        for it in &first.sm.items {
+            if !seen.insert(it.clone()) {
+                return Err(self.fail(format!(
+                    "command {:?} applied twice",
+                    String::from_utf8_lossy(it)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pops and handles one event, then lets the nodes catch up and checks invariants.
+    fn step(&mut self) -> Result<(), Failure> {
+        let Some(Reverse(q)) = self.queue.pop() else {
+            return Err(self.fail("event queue ran dry"));
+        };
+        self.now = q.at;
+        self.stats.steps += 1;
+        match q.ev {
+            Ev::Tick { id, inc } => {
+                if self.slot(id).inc == inc {
+                    if let Some(n) = self.slot(id).node.as_mut() {
+                        n.raw.tick();
+                        n.observe();
+                    }
+                    self.schedule(TICK_MS, Ev::Tick { id, inc });
+                }
+            }
+            Ev::Deliver { from, to, msg } => self.deliver(from, to, *msg),
+            Ev::Persisted {
+                id,
+                inc,
+                number,
+                msgs,
+            } => {
+                if self.slot(id).inc == inc {
+                    self.send(id, msgs);
+                    if let Some(n) = self.slot(id).node.as_mut() {
+                        n.on_persisted(number);
+                    }
+                }
+            }
+            Ev::SnapshotGenerated { id, inc, snap } => {
+                if self.slot(id).inc == inc {
+                    let mut fx = Effects::default();
+                    if let Some(n) = self.slot(id).node.as_mut() {
+                        n.on_snapshot_generated(*snap, &mut fx);
+                        self.stats.compactions += 1;
+                    }
+                    self.dispatch(id, fx);
+                }
+            }
+            Ev::SnapshotStatus { id, inc, to, ok } => {
+                if self.slot(id).inc == inc {
+                    if let Some(n) = self.slot(id).node.as_mut() {
+                        let st = if ok {
+                            SnapshotStatus::Finish
+                        } else {
+                            SnapshotStatus::Failure
+                        };
+                        n.raw.report_snapshot(to, st);
+                    }
+                }
+            }
+            Ev::Fault => {
+                if self.chaos {
+                    self.fault()?;
+                    let next = self
+                        .rng
+                        .gen_range(self.p.fault_every / 2..=self.p.fault_every * 3 / 2);
+                    self.schedule(next, Ev::Fault);
+                }
+            }
+            Ev::Restart { id } => {
+                if self.chaos && self.slot(id).node.is_none() {
+                    self.start_node(id)?;
+                }
+            }
+            Ev::Propose => {
+                if self.proposing {
+                    self.propose();
+                    let next = self.rng.gen_range(1..=self.p.propose_every * 2);
+                    self.schedule(next, Ev::Propose);
+                }
+            }
+        }
+        self.settle()
+    }
+
+    fn propose(&mut self) {
+        let live = self.live();
+        let Some(&id) = live.choose(&mut self.rng) else {
+            return;
+        };
+        let cmd = self.next_cmd;
+        let n = self.slot(id).node.as_mut().unwrap();
+        if !n.is_leader() {
+            return;
+        }
+        let data = format!("c{cmd}").into_bytes();
+        if n.raw.propose(vec![], data).is_ok() {
+            let index = n.raw.raft.raft_log.last_index();
+            self.next_cmd += 1;
+            self.stats.proposals += 1;
+            self.note(format!("n{id} proposes c{cmd} at {index}"));
+        }
+    }
+
+    fn deliver(&mut self, from: u64, to: u64, msg: Message) {
+        let is_snap = msg.get_msg_type() == MessageType::MsgSnapshot;
+        let blocked = self.blocked.contains(&(from, to));
+        let alive = self.slot(to).node.is_some();
+        if blocked || !alive {
+            self.stats.dropped += 1;
+            if is_snap {
+                self.snapshot_status(from, to, false);
+            }
+            return;
+        }
+        self.note(format!("n{from}->n{to} {}", msg_summary(&msg)));
+        if is_snap {
+            self.stats.snapshots_sent += 1;
+        }
+        let n = self.slot(to).node.as_mut().unwrap();
+        let _ = n.raw.step(msg);
+        n.observe();
+        if is_snap {
+            // The transport reports a delivered snapshot as finished.
+            self.snapshot_status(from, to, true);
+        }
+    }
+
+    fn snapshot_status(&mut self, leader: u64, to: u64, ok: bool) {
+        let inc = self.slot(leader).inc;
+        let d = self.rng.gen_range(0..=self.p.max_delay);
+        self.schedule(
+            d,
+            Ev::SnapshotStatus {
+                id: leader,
+                inc,
+                to,
+                ok,
+            },
+        );
+    }
+
+    /// Puts messages on the network: each may be lost, delayed, duplicated.
+    fn send(&mut self, from: u64, mut msgs: Vec<Message>) {
+        // raft-rs may emit broadcasts in hash order; fix one order per destination.
+        msgs.sort_by_key(|m| m.to);
+        for m in msgs {
+            self.stats.messages += 1;
+            let to = m.to;
+            if to == from || to == 0 || to > self.voters.len() as u64 {
+                continue;
+            }
+            let copies = if self.rng.gen_bool(self.p.dup) {
+                self.stats.duplicated += 1;
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                if self.rng.gen_bool(self.p.drop) {
+                    self.stats.dropped += 1;
+                    if m.get_msg_type() == MessageType::MsgSnapshot {
+                        self.snapshot_status(from, to, false);
+                    }
+                    continue;
+                }
+                let delay = if self.rng.gen_bool(self.p.long_delay) {
+                    self.rng.gen_range(0..=2000)
+                } else {
+                    self.rng.gen_range(0..=self.p.max_delay)
+                };
+                self.schedule(
+                    delay,
+                    Ev::Deliver {
+                        from,
+                        to,
+                        msg: Box::new(m.clone()),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Hands every live node's pending work to it and dispatches the results.
+    fn settle(&mut self) -> Result<(), Failure> {
+        for id in self.voters.clone() {
+            let crash_in_restore = self.rng.gen_bool(self.p.crash_in_restore);
+            let every = self.p.snapshot_every;
+            if let Some(n) = self.slot(id).node.as_mut() {
+                let mut fx = Effects::default();
+                let crashed = n.handle_readies(&mut fx, crash_in_restore).is_err();
+                if !crashed {
+                    n.maybe_snapshot(every, false, &mut fx);
+                }
+                self.dispatch(id, fx);
+                if crashed {
+                    self.stats.restore_crashes += 1;
+                    self.crash(id, "in snapshot restore");
+                    let d = self.rng.gen_range(100..2000);
+                    self.schedule(d, Ev::Restart { id });
+                }
+            }
+            self.check(id)?;
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, id: u64) -> Result<(), Failure> {
+        if let Some(e) = self.violation.take() {
+            return Err(self.fail(e));
+        }
+        let slot = &self.slots[(id - 1) as usize];
+        if let Some(n) = slot.node.as_ref() {
+            if let Err(e) = self.checker.node(n) {
+                return Err(self.fail(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on what a node produced.
+    fn dispatch(&mut self, id: u64, fx: Effects) {
+        for n in fx.notes {
+            self.note(n);
+        }
+        let mut err = None;
+        for a in &fx.applied {
+            if let Err(e) = self.checker.entry(id, a.index, a.term, &a.data) {
+                err.get_or_insert(e);
+            }
+            if let Err(e) = self.checker.digest(id, a.index, a.digest) {
+                err.get_or_insert(e);
+            }
+            if let (Some(h), Some(n)) = (
+                self.heal_cmd,
+                std::str::from_utf8(&a.data)
+                    .ok()
+                    .and_then(|s| s.strip_prefix('c'))
+                    .and_then(|s| s.parse::<u64>().ok()),
+            ) {
+                if n >= h {
+                    self.progressed = true;
+                }
+            }
+        }
+        if let Some((index, digest)) = fx.restored {
+            self.stats.snapshots_restored += 1;
+            if let Err(e) = self.checker.digest(id, index, digest) {
+                err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = err {
+            // Reported by the next check of this node.
+            self.pending_error(e);
+        }
+        self.send(id, fx.send);
+        let inc = self.slot(id).inc;
+        for (number, msgs) in fx.persist {
+            let earliest = self.now + self.rng.gen_range(0..=self.p.max_persist);
+            let slot = self.slot(id);
+            let at = slot.persist_at.max(earliest);
+            slot.persist_at = at;
+            let delay = at - self.now;
+            self.schedule(
+                delay,
+                Ev::Persisted {
+                    id,
+                    inc,
+                    number,
+                    msgs,
+                },
+            );
+        }
+        if let Some(s) = fx.snapshot_started {
+            let d = self.rng.gen_range(0..=self.p.max_snapshot_ms);
+            self.schedule(
+                d,
+                Ev::SnapshotGenerated {
+                    id,
+                    inc,
+                    snap: Box::new(s),
+                },
+            );
+        }
+    }
+
+    fn pending_error(&mut self, e: String) {
+        self.note(format!("INVARIANT VIOLATED: {e}"));
+        self.violation.get_or_insert(e);
+    }
+
+    /// One random fault.
+    fn fault(&mut self) -> Result<(), Failure> {
+        let ids = self.voters.clone();
+        let k = self.rng.gen_range(0..100);
+        match k {
+            0..=14 => {
+                // Isolate one node (often the leader).
+                let leader = self
+                    .slots
+                    .iter()
+                    .find(|s| s.node.as_ref().is_some_and(|n| n.is_leader()))
+                    .map(|s| s.id);
+                let victim = match leader {
+                    Some(l) if self.rng.gen_bool(0.6) => l,
+                    _ => *ids.choose(&mut self.rng).unwrap(),
+                };
+                for &o in &ids {
+                    if o != victim {
+                        self.blocked.insert((victim, o));
+                        self.blocked.insert((o, victim));
+                    }
+                }
+                self.stats.partitions += 1;
+                self.note(format!("partition: n{victim} isolated"));
+            }
+            15..=29 => {
+                // Split into two random sides.
+                let mut shuffled = ids.clone();
+                shuffled.shuffle(&mut self.rng);
+                let cut = self.rng.gen_range(1..shuffled.len());
+                let (a, b) = shuffled.split_at(cut);
+                for &x in a {
+                    for &y in b {
+                        self.blocked.insert((x, y));
+                        self.blocked.insert((y, x));
+                    }
+                }
+                self.stats.partitions += 1;
+                self.note(format!("partition: {a:?} | {b:?}"));
+            }
+            30..=41 => {
+                // Some one-way links.
+                let n = self.rng.gen_range(1..=3);
+                let mut links = Vec::new();
+                for _ in 0..n {
+                    let x = *ids.choose(&mut self.rng).unwrap();
+                    let y = *ids.choose(&mut self.rng).unwrap();
+                    if x != y {
+                        self.blocked.insert((x, y));
+                        links.push((x, y));
+                    }
+                }
+                self.stats.partitions += 1;
+                self.note(format!("partition: one-way links cut {links:?}"));
+            }
+            42..=61 => {
+                if !self.blocked.is_empty() {
+                    self.blocked.clear();
+                    self.note("partition healed".into());
+                }
+            }
+            62..=79 => {
+                let live = self.live();
+                if let Some(&id) = live.choose(&mut self.rng) {
+                    self.crash(id, "fault");
+                    let d = self.rng.gen_range(100..5000);
+                    self.schedule(d, Ev::Restart { id });
+                }
+            }
+            _ => {
+                // Force a compaction at a random node.
+                let live = self.live();
+                if let Some(&id) = live.choose(&mut self.rng) {
+                    let mut fx = Effects::default();
+                    self.slot(id)
+                        .node
+                        .as_mut()
+                        .unwrap()
+                        .maybe_snapshot(0, true, &mut fx);
+                    if fx.snapshot_started.is_some() {
+                        self.note(format!("n{id} starts a forced snapshot"));
+                    }
+                    self.dispatch(id, fx);
+                }
+            }
+        }
+        Ok(())
+    }
+}
