@@ -136,12 +136,17 @@ impl Ord for Queued {
 
 struct Slot {
     id: u64,
-    dir: tempfile::TempDir,
+    /// Declared before `db` and `dir`: the database closes before its directory is removed.
     node: Option<SimNode>,
+    /// The node's database. A crash drops the node (raft state, state machine, pending
+    /// work) but usually keeps the database open: what was written stays, as after a
+    /// process crash; sometimes the database is closed and reopened too.
+    db: Option<Arc<DB>>,
     /// Incarnation: bumped by every crash, so that events of a dead process are ignored.
     inc: u64,
     /// When the last queued log sync completes (syncs complete in order).
     persist_at: u64,
+    dir: tempfile::TempDir,
 }
 
 /// Counters of one run.
@@ -239,13 +244,35 @@ pub struct Sim {
     violation: Option<String>,
 }
 
+/// Where the nodes' databases live: `SIM_DIR`, else tmpfs when there is one.
+fn data_root() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("SIM_DIR") {
+        return d.into();
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 fn open_db(path: &Path) -> Arc<DB> {
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(1);
     opts.set_write_buffer_size(1 << 20);
-    Arc::new(DB::open_cf(&opts, path, [CF_RAFT]).expect("open simulated node database"))
+    opts.set_log_level(rocksdb::LogLevel::Error);
+    opts.set_keep_log_file_num(1);
+    opts.set_stats_dump_period_sec(0);
+    // Preallocation is the main cost of opening a database: keep files small.
+    opts.set_manifest_preallocation_size(64 << 10);
+    // Column families get their own options (a large default write buffer would make the
+    // WAL preallocate tens of MB on every open).
+    let cfs = [rocksdb::DEFAULT_COLUMN_FAMILY_NAME, CF_RAFT]
+        .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, opts.clone()));
+    Arc::new(DB::open_cf_descriptors(&opts, path, cfs).expect("open simulated node database"))
 }
 
 fn msg_summary(m: &Message) -> String {
@@ -285,15 +312,17 @@ impl Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let p = Params::draw(&mut rng, chaos_ms);
         let voters: Vec<u64> = (1..=p.nodes as u64).collect();
+        let root = data_root();
         let slots = voters
             .iter()
             .map(|&id| Slot {
                 id,
                 dir: tempfile::Builder::new()
                     .prefix("raft-sim-")
-                    .tempdir()
+                    .tempdir_in(&root)
                     .expect("tempdir"),
                 node: None,
+                db: None,
                 inc: 0,
                 persist_at: 0,
             })
@@ -369,7 +398,14 @@ impl Sim {
         let voters = self.voters.clone();
         let mut notes = Vec::new();
         let slot = self.slot(id);
-        let db = open_db(slot.dir.path());
+        let db = match &slot.db {
+            Some(db) => db.clone(),
+            None => {
+                let db = open_db(slot.dir.path());
+                slot.db = Some(db.clone());
+                db
+            }
+        };
         let node = SimNode::open(
             id,
             db,
@@ -400,12 +436,19 @@ impl Sim {
     }
 
     fn crash(&mut self, id: u64, why: &str) {
+        let reopen = self.rng.gen_bool(0.2);
         let slot = self.slot(id);
-        // Dropping the node drops its RawNode and closes its database.
         if slot.node.take().is_some() {
             slot.inc += 1;
+            if reopen {
+                // The last handle: the database closes now and is reopened on restart.
+                slot.db = None;
+            }
             self.stats.crashes += 1;
-            self.note(format!("n{id} crashes ({why})"));
+            self.note(format!(
+                "n{id} crashes ({why}){}",
+                if reopen { ", database closed" } else { "" }
+            ));
         }
     }
 
