@@ -6,6 +6,10 @@
 //! with `stage_local_snapshot`), but every side effect — messages, persistence completion,
 //! snapshot generation — is handed back to the driver as [`Effects`] instead of threads.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use protobuf::Message as _;
@@ -40,8 +44,8 @@ pub struct Applied {
 pub struct Effects {
     /// Messages to send now.
     pub send: Vec<Message>,
-    /// Readies whose writes must become durable before their messages go out.
-    pub persist: Vec<(u64, Vec<Message>)>,
+    /// Readies handed to the log sync: (number, needs an fsync, messages to send after).
+    pub persist: Vec<(u64, bool, Vec<Message>)>,
     /// Entries applied, in order.
     pub applied: Vec<Applied>,
     /// A received snapshot was restored: (index, state machine digest).
@@ -50,6 +54,48 @@ pub struct Effects {
     pub snapshot_started: Option<Snapshot>,
     /// Human-readable notes for the trace.
     pub notes: Vec<String>,
+}
+
+/// Sizes of the database's WAL files at the last log sync: what survives a power loss.
+pub type SyncedWal = Rc<RefCell<BTreeMap<String, u64>>>;
+
+/// Records the current WAL sizes of the database in `dir` as durable (the simulated
+/// `flush_wal(true)`: everything written so far survives a power loss).
+pub fn record_sync(dir: &Path, synced: &SyncedWal) {
+    let mut m = synced.borrow_mut();
+    m.clear();
+    for e in std::fs::read_dir(dir).expect("read database directory") {
+        let e = e.expect("directory entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".log") {
+            m.insert(name, e.metadata().expect("metadata").len());
+        }
+    }
+}
+
+/// Simulates a power loss on a closed database: every WAL write after the last sync is
+/// lost (WAL files are cut back to their synced sizes, newer ones emptied).
+pub fn lose_unsynced(dir: &Path, synced: &SyncedWal) -> u64 {
+    let m = synced.borrow();
+    let mut lost = 0;
+    for e in std::fs::read_dir(dir).expect("read database directory") {
+        let e = e.expect("directory entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".log") {
+            continue;
+        }
+        let len = e.metadata().expect("metadata").len();
+        let keep = m.get(&name).copied().unwrap_or(0).min(len);
+        if keep < len {
+            lost += len - keep;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(e.path())
+                .expect("open WAL");
+            f.set_len(keep).expect("truncate WAL");
+        }
+    }
+    lost
 }
 
 /// The node crashed in the middle of an operation (an injected crash point).
@@ -71,6 +117,9 @@ pub struct SimNode {
     rng: ChaCha8Rng,
     /// (term, role) last seen: a change means raft re-randomized its election timeout.
     seen: (u64, StateRole),
+    /// The database directory and its WAL sizes at the last sync.
+    dir: std::path::PathBuf,
+    synced: SyncedWal,
 }
 
 fn logger() -> slog::Logger {
@@ -79,9 +128,12 @@ fn logger() -> slog::Logger {
 
 impl SimNode {
     /// Opens (or reopens after a crash) node `id` on `db`, like `raft_node::node::start`.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         id: u64,
         db: Arc<DB>,
+        dir: &Path,
+        synced: SyncedWal,
         voters: &[u64],
         rng: ChaCha8Rng,
         notes: &mut Vec<String>,
@@ -138,6 +190,8 @@ impl SimNode {
             generating: None,
             rng,
             seen,
+            dir: dir.to_path_buf(),
+            synced,
         };
         n.draw_timeout();
         Ok(n)
@@ -214,10 +268,14 @@ impl SimNode {
         self.write(wb);
         self.raw.mut_store().commit_staged();
         if !sync_now && (rd.must_sync() || self.unpersisted > 0) {
-            fx.persist.push((rd.number(), rd.take_persisted_messages()));
+            fx.persist
+                .push((rd.number(), rd.must_sync(), rd.take_persisted_messages()));
             self.raw.advance_append_async(rd);
             self.unpersisted += 1;
         } else {
+            if sync_now {
+                self.sync_wal();
+            }
             if !rd.persisted_messages().is_empty() {
                 fx.send.extend(rd.take_persisted_messages());
             }
@@ -240,7 +298,13 @@ impl SimNode {
         Ok(())
     }
 
-    /// The writes of the Ready `number` (and all before it) are durable.
+    /// The log sync: everything written so far is durable.
+    pub fn sync_wal(&self) {
+        record_sync(&self.dir, &self.synced);
+    }
+
+    /// The writes of the Ready `number` (and all before it) are durable (the driver called
+    /// [`SimNode::sync_wal`] first, as the sync thread does before reporting).
     pub fn on_persisted(&mut self, number: u64) {
         self.unpersisted -= 1;
         self.raw.on_persist_ready(number);
@@ -308,6 +372,7 @@ impl SimNode {
             .stage_received_snapshot(&mut wb, s.clone(), &format!("snap-{term}-{index}"))
             .expect("stage_received_snapshot");
         self.write(wb);
+        self.sync_wal();
         if crash_in_restore {
             fx.notes.push(format!(
                 "n{} crashes while restoring snapshot {index}",

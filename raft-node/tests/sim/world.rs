@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use rocksdb::DB;
 
 use super::check::Checker;
-use super::node::{Effects, SimNode};
+use super::node::{lose_unsynced, record_sync, Effects, SimNode, SyncedWal};
 
 /// Virtual milliseconds per raft tick.
 pub const TICK_MS: u64 = 100;
@@ -56,6 +56,8 @@ pub struct Params {
     pub max_snapshot_ms: u64,
     /// Probability that a node crashes in the middle of restoring a received snapshot.
     pub crash_in_restore: f64,
+    /// Probability that a crash is a power loss (unsynced writes lost).
+    pub power_loss: f64,
 }
 
 impl Params {
@@ -73,6 +75,7 @@ impl Params {
             snapshot_every: *[0, 5, 20, 60].choose(rng).unwrap(),
             max_snapshot_ms: *[0, 50, 400].choose(rng).unwrap(),
             crash_in_restore: *[0.0, 0.2].choose(rng).unwrap(),
+            power_loss: *[0.0, 0.5].choose(rng).unwrap(),
         }
     }
 }
@@ -91,6 +94,7 @@ enum Ev {
         id: u64,
         inc: u64,
         number: u64,
+        sync: bool,
         msgs: Vec<Message>,
     },
     SnapshotGenerated {
@@ -146,6 +150,8 @@ struct Slot {
     inc: u64,
     /// When the last queued log sync completes (syncs complete in order).
     persist_at: u64,
+    /// WAL sizes at the last log sync (what a power loss keeps).
+    synced: SyncedWal,
     dir: tempfile::TempDir,
 }
 
@@ -166,6 +172,7 @@ pub struct Stats {
     pub snapshots_sent: u64,
     pub snapshots_restored: u64,
     pub restore_crashes: u64,
+    pub power_losses: u64,
 }
 
 impl Stats {
@@ -184,6 +191,7 @@ impl Stats {
         self.snapshots_sent += o.snapshots_sent;
         self.snapshots_restored += o.snapshots_restored;
         self.restore_crashes += o.restore_crashes;
+        self.power_losses += o.power_losses;
     }
 }
 
@@ -325,6 +333,7 @@ impl Sim {
                 db: None,
                 inc: 0,
                 persist_at: 0,
+                synced: SyncedWal::default(),
             })
             .collect();
         Sim {
@@ -406,9 +415,12 @@ impl Sim {
                 db
             }
         };
+        let (dir, synced) = (slot.dir.path().to_path_buf(), slot.synced.clone());
         let node = SimNode::open(
             id,
             db,
+            &dir,
+            synced,
             &voters,
             ChaCha8Rng::seed_from_u64(node_seed),
             &mut notes,
@@ -435,20 +447,32 @@ impl Sim {
         Ok(())
     }
 
-    fn crash(&mut self, id: u64, why: &str) {
-        let reopen = self.rng.gen_bool(0.2);
+    /// A process crash (what was written survives; sometimes the database is closed and
+    /// reopened too) or, with `power_loss`, a machine crash that loses every write since
+    /// the node's last log sync.
+    fn crash(&mut self, id: u64, why: &str, power_loss: bool) {
+        let reopen = power_loss || self.rng.gen_bool(0.2);
         let slot = self.slot(id);
         if slot.node.take().is_some() {
             slot.inc += 1;
+            let mut lost = 0;
             if reopen {
                 // The last handle: the database closes now and is reopened on restart.
                 slot.db = None;
+                if power_loss {
+                    lost = lose_unsynced(slot.dir.path(), &slot.synced);
+                }
             }
             self.stats.crashes += 1;
-            self.note(format!(
-                "n{id} crashes ({why}){}",
-                if reopen { ", database closed" } else { "" }
-            ));
+            if power_loss {
+                self.stats.power_losses += 1;
+            }
+            let how = match (power_loss, reopen) {
+                (true, _) => format!(", power loss: {lost} unsynced WAL bytes lost"),
+                (false, true) => ", database closed".to_string(),
+                _ => String::new(),
+            };
+            self.note(format!("n{id} crashes ({why}){how}"));
         }
     }
 
@@ -578,9 +602,14 @@ impl Sim {
                 id,
                 inc,
                 number,
+                sync,
                 msgs,
             } => {
                 if self.slot(id).inc == inc {
+                    if sync {
+                        let slot = self.slot(id);
+                        record_sync(slot.dir.path(), &slot.synced);
+                    }
                     self.send(id, msgs);
                     if let Some(n) = self.slot(id).node.as_mut() {
                         n.on_persisted(number);
@@ -746,7 +775,7 @@ impl Sim {
                 self.dispatch(id, fx);
                 if crashed {
                     self.stats.restore_crashes += 1;
-                    self.crash(id, "in snapshot restore");
+                    self.crash(id, "in snapshot restore", false);
                     let d = self.rng.gen_range(100..2000);
                     self.schedule(d, Ev::Restart { id });
                 }
@@ -806,7 +835,7 @@ impl Sim {
         }
         self.send(id, fx.send);
         let inc = self.slot(id).inc;
-        for (number, msgs) in fx.persist {
+        for (number, sync, msgs) in fx.persist {
             let earliest = self.now + self.rng.gen_range(0..=self.p.max_persist);
             let slot = self.slot(id);
             let at = slot.persist_at.max(earliest);
@@ -818,6 +847,7 @@ impl Sim {
                     id,
                     inc,
                     number,
+                    sync,
                     msgs,
                 },
             );
@@ -904,7 +934,8 @@ impl Sim {
             62..=79 => {
                 let live = self.live();
                 if let Some(&id) = live.choose(&mut self.rng) {
-                    self.crash(id, "fault");
+                    let power_loss = self.rng.gen_bool(self.p.power_loss);
+                    self.crash(id, "fault", power_loss);
                     let d = self.rng.gen_range(100..5000);
                     self.schedule(d, Ev::Restart { id });
                 }
