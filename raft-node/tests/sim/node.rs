@@ -14,9 +14,10 @@ use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::eraftpb::{
-    ConfChange, ConfChangeSingle, ConfChangeV2, Entry, EntryType, Message, Snapshot,
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, Snapshot,
 };
 use raft::{Config, RawNode, StateRole};
+use raft_node::storage::conf_contains;
 use raft_node::RocksStorage;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -52,6 +53,8 @@ pub struct Effects {
     pub restored: Option<(u64, u64)>,
     /// A local snapshot was captured; the driver records it later (generation time).
     pub snapshot_started: Option<Snapshot>,
+    /// Members whose removal this node applied.
+    pub removed: Vec<u64>,
     /// Human-readable notes for the trace.
     pub notes: Vec<String>,
 }
@@ -298,6 +301,55 @@ impl SimNode {
         Ok(())
     }
 
+    /// Proposes a one-step membership change at the leader (`Loop::propose_conf_change`);
+    /// returns the entry's index.
+    pub fn propose_conf_change(&mut self, t: ConfChangeType, id: u64) -> Result<u64, String> {
+        if !self.is_leader() {
+            return Err("not leader".into());
+        }
+        if self.raw.raft.has_pending_conf() {
+            return Err("a membership change is already in progress".into());
+        }
+        let mut cc = ConfChangeV2::default();
+        let mut ch = ConfChangeSingle::default();
+        ch.set_change_type(t);
+        ch.node_id = id;
+        cc.mut_changes().push(ch);
+        let before = self.raw.raft.raft_log.last_index();
+        self.raw
+            .propose_conf_change(vec![], cc)
+            .map_err(|e| e.to_string())?;
+        let index = self.raw.raft.raft_log.last_index();
+        if index == before {
+            return Err("not accepted".into());
+        }
+        Ok(index)
+    }
+
+    /// The leader promotes a learner that caught up (`Loop::maybe_promote`).
+    pub fn maybe_promote(&mut self) -> Option<u64> {
+        if !self.is_leader() || self.raw.raft.has_pending_conf() {
+            return None;
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        let conf = self.raw.raft.prs().conf().to_conf_state();
+        for id in conf.learners {
+            let caught_up = self
+                .raw
+                .raft
+                .prs()
+                .get(id)
+                .is_some_and(|pr| pr.matched + 16 >= last && pr.matched > 0);
+            if caught_up {
+                return self
+                    .propose_conf_change(ConfChangeType::AddNode, id)
+                    .ok()
+                    .map(|_| id);
+            }
+        }
+        None
+    }
+
     /// The log sync: everything written so far is durable.
     pub fn sync_wal(&self) {
         record_sync(&self.dir, &self.synced);
@@ -330,6 +382,13 @@ impl SimNode {
                     .expect("undecodable conf change");
                     match self.raw.apply_conf_change(&cc) {
                         Ok(cs) => {
+                            for ch in cc.get_changes() {
+                                if ch.get_change_type() == ConfChangeType::RemoveNode
+                                    && !conf_contains(&cs, ch.node_id)
+                                {
+                                    fx.removed.push(ch.node_id);
+                                }
+                            }
                             fx.notes.push(format!(
                                 "n{} applies conf change at {}: voters {:?} learners {:?}",
                                 self.id, e.index, cs.voters, cs.learners

@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use raft::eraftpb::{Message, MessageType, Snapshot};
+use raft::eraftpb::{ConfChangeType, Message, MessageType, Snapshot};
 use raft::SnapshotStatus;
 use raft_node::CF_RAFT;
 use rand::seq::SliceRandom;
@@ -23,6 +23,8 @@ use rocksdb::DB;
 use super::check::Checker;
 use super::node::{lose_unsynced, record_sync, Effects, SimNode, SyncedWal};
 
+/// Most nodes a run may have (founding members plus added ones; ids are not reused).
+const MAX_NODES: usize = 8;
 /// Virtual milliseconds per raft tick.
 pub const TICK_MS: u64 = 100;
 /// How long the healed cluster may take to commit a new proposal, then to converge.
@@ -58,6 +60,8 @@ pub struct Params {
     pub crash_in_restore: f64,
     /// Probability that a crash is a power loss (unsynced writes lost).
     pub power_loss: f64,
+    /// Membership changes (add a learner, promote it, remove a member).
+    pub membership: bool,
 }
 
 impl Params {
@@ -76,6 +80,7 @@ impl Params {
             max_snapshot_ms: *[0, 50, 400].choose(rng).unwrap(),
             crash_in_restore: *[0.0, 0.2].choose(rng).unwrap(),
             power_loss: *[0.0, 0.5].choose(rng).unwrap(),
+            membership: rng.gen_bool(0.5),
         }
     }
 }
@@ -150,6 +155,10 @@ struct Slot {
     inc: u64,
     /// When the last queued log sync completes (syncs complete in order).
     persist_at: u64,
+    /// A founding member (opens its storage with the founding voters).
+    founding: bool,
+    /// Removed from the group: stopped for good (ids are never reused).
+    retired: bool,
     /// WAL sizes at the last log sync (what a power loss keeps).
     synced: SyncedWal,
     dir: tempfile::TempDir,
@@ -173,6 +182,8 @@ pub struct Stats {
     pub snapshots_restored: u64,
     pub restore_crashes: u64,
     pub power_losses: u64,
+    pub added: u64,
+    pub removed: u64,
 }
 
 impl Stats {
@@ -192,6 +203,8 @@ impl Stats {
         self.snapshots_restored += o.snapshots_restored;
         self.restore_crashes += o.restore_crashes;
         self.power_losses += o.power_losses;
+        self.added += o.added;
+        self.removed += o.removed;
     }
 }
 
@@ -250,6 +263,23 @@ pub struct Sim {
     stats: Stats,
     /// An invariant violated while dispatching effects (reported at the next check).
     violation: Option<String>,
+}
+
+fn new_slot(id: u64, founding: bool) -> Slot {
+    Slot {
+        id,
+        dir: tempfile::Builder::new()
+            .prefix("raft-sim-")
+            .tempdir_in(data_root())
+            .expect("tempdir"),
+        node: None,
+        db: None,
+        inc: 0,
+        persist_at: 0,
+        founding,
+        retired: false,
+        synced: SyncedWal::default(),
+    }
 }
 
 /// Where the nodes' databases live: `SIM_DIR`, else tmpfs when there is one.
@@ -320,22 +350,7 @@ impl Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let p = Params::draw(&mut rng, chaos_ms);
         let voters: Vec<u64> = (1..=p.nodes as u64).collect();
-        let root = data_root();
-        let slots = voters
-            .iter()
-            .map(|&id| Slot {
-                id,
-                dir: tempfile::Builder::new()
-                    .prefix("raft-sim-")
-                    .tempdir_in(&root)
-                    .expect("tempdir"),
-                node: None,
-                db: None,
-                inc: 0,
-                persist_at: 0,
-                synced: SyncedWal::default(),
-            })
-            .collect();
+        let slots = voters.iter().map(|&id| new_slot(id, true)).collect();
         Sim {
             seed,
             rng,
@@ -394,6 +409,24 @@ impl Sim {
         &mut self.slots[(id - 1) as usize]
     }
 
+    fn ids(&self) -> Vec<u64> {
+        self.slots.iter().map(|s| s.id).collect()
+    }
+
+    /// The leader's configuration: every member (voters and learners).
+    fn members(&self) -> Result<(&SimNode, Vec<u64>), String> {
+        let leader = self
+            .slots
+            .iter()
+            .filter_map(|s| s.node.as_ref())
+            .find(|n| n.is_leader())
+            .ok_or("no leader")?;
+        let cs = leader.raw.raft.prs().conf().to_conf_state();
+        let mut ids: Vec<u64> = cs.voters.iter().chain(&cs.learners).copied().collect();
+        ids.sort_unstable();
+        Ok((leader, ids))
+    }
+
     fn live(&self) -> Vec<u64> {
         self.slots
             .iter()
@@ -404,7 +437,11 @@ impl Sim {
 
     fn start_node(&mut self, id: u64) -> Result<(), Failure> {
         let node_seed = self.rng.gen::<u64>();
-        let voters = self.voters.clone();
+        let voters = if self.slot(id).founding {
+            self.voters.clone()
+        } else {
+            Vec::new()
+        };
         let mut notes = Vec::new();
         let slot = self.slot(id);
         let db = match &slot.db {
@@ -529,8 +566,8 @@ impl Sim {
         self.p.crash_in_restore = 0.0;
         self.heal_cmd = Some(self.next_cmd);
         self.note("heal: network repaired, restarting crashed nodes".into());
-        for id in self.voters.clone() {
-            if self.slot(id).node.is_none() {
+        for id in self.ids() {
+            if self.slot(id).node.is_none() && !self.slot(id).retired {
                 self.start_node(id)?;
             }
         }
@@ -538,10 +575,13 @@ impl Sim {
     }
 
     fn converged(&self) -> Result<(), String> {
-        let nodes: Vec<&SimNode> = self.slots.iter().filter_map(|s| s.node.as_ref()).collect();
-        let leader = nodes.iter().find(|n| n.is_leader()).ok_or("no leader")?;
+        let (leader, members) = self.members()?;
         let commit = leader.raw.raft.raft_log.committed;
-        for n in &nodes {
+        for id in members {
+            let n = self.slots[(id - 1) as usize]
+                .node
+                .as_ref()
+                .ok_or(format!("member n{id} is down"))?;
             if n.applied != commit || n.raw.raft.raft_log.committed != commit {
                 return Err(format!(
                     "n{} applied {} commit {}, leader n{} commit {commit}",
@@ -553,9 +593,13 @@ impl Sim {
     }
 
     fn final_check(&self) -> Result<(), Failure> {
-        let nodes: Vec<&SimNode> = self.slots.iter().filter_map(|s| s.node.as_ref()).collect();
-        if nodes.len() != self.voters.len() {
-            return Err(self.fail("a node is down at the end"));
+        let (_, members) = self.members().map_err(|e| self.fail(e))?;
+        let nodes: Vec<&SimNode> = members
+            .iter()
+            .filter_map(|&id| self.slots[(id - 1) as usize].node.as_ref())
+            .collect();
+        if nodes.len() != members.len() {
+            return Err(self.fail("a member is down at the end"));
         }
         let first = nodes[0];
         for n in &nodes[1..] {
@@ -593,6 +637,9 @@ impl Sim {
                     if let Some(n) = self.slot(id).node.as_mut() {
                         n.raw.tick();
                         n.observe();
+                        if let Some(learner) = n.maybe_promote() {
+                            self.note(format!("n{id} proposes promoting learner n{learner}"));
+                        }
                     }
                     self.schedule(TICK_MS, Ev::Tick { id, inc });
                 }
@@ -648,7 +695,7 @@ impl Sim {
                 }
             }
             Ev::Restart { id } => {
-                if self.chaos && self.slot(id).node.is_none() {
+                if self.chaos && self.slot(id).node.is_none() && !self.slot(id).retired {
                     self.start_node(id)?;
                 }
             }
@@ -727,7 +774,7 @@ impl Sim {
         for m in msgs {
             self.stats.messages += 1;
             let to = m.to;
-            if to == from || to == 0 || to > self.voters.len() as u64 {
+            if to == from || to == 0 || to > self.slots.len() as u64 {
                 continue;
             }
             let copies = if self.rng.gen_bool(self.p.dup) {
@@ -763,7 +810,7 @@ impl Sim {
 
     /// Hands every live node's pending work to it and dispatches the results.
     fn settle(&mut self) -> Result<(), Failure> {
-        for id in self.voters.clone() {
+        for id in self.ids() {
             let crash_in_restore = self.rng.gen_bool(self.p.crash_in_restore);
             let every = self.p.snapshot_every;
             if let Some(n) = self.slot(id).node.as_mut() {
@@ -823,6 +870,14 @@ impl Sim {
                 }
             }
         }
+        for r in fx.removed {
+            if !self.slot(r).retired {
+                self.crash(r, "removed from the group", false);
+                self.slot(r).retired = true;
+                self.stats.removed += 1;
+                self.note(format!("n{r} retired"));
+            }
+        }
         if let Some((index, digest)) = fx.restored {
             self.stats.snapshots_restored += 1;
             if let Err(e) = self.checker.digest(id, index, digest) {
@@ -870,9 +925,43 @@ impl Sim {
         self.violation.get_or_insert(e);
     }
 
+    /// Adds a new node as a learner or removes a member, at the leader.
+    fn change_membership(&mut self) -> Result<(), Failure> {
+        let Ok((leader, members)) = self.members() else {
+            return Ok(());
+        };
+        let lid = leader.id;
+        let voters = leader.raw.raft.prs().conf().to_conf_state().voters;
+        let add = self.rng.gen_bool(0.5);
+        if add && self.slots.len() < MAX_NODES {
+            let id = self.slots.len() as u64 + 1;
+            self.slots.push(new_slot(id, false));
+            self.start_node(id)?;
+            let n = self.slot(lid).node.as_mut().unwrap();
+            match n.propose_conf_change(ConfChangeType::AddLearnerNode, id) {
+                Ok(index) => {
+                    self.stats.added += 1;
+                    self.note(format!("n{lid} proposes adding learner n{id} at {index}"));
+                }
+                Err(e) => self.note(format!("n{lid} cannot add n{id}: {e}")),
+            }
+        } else if !add && voters.len() > 3 {
+            let victim = *members.choose(&mut self.rng).unwrap();
+            let n = self.slot(lid).node.as_mut().unwrap();
+            match n.propose_conf_change(ConfChangeType::RemoveNode, victim) {
+                Ok(index) => self.note(format!("n{lid} proposes removing n{victim} at {index}")),
+                Err(e) => self.note(format!("n{lid} cannot remove n{victim}: {e}")),
+            }
+        }
+        Ok(())
+    }
+
     /// One random fault.
     fn fault(&mut self) -> Result<(), Failure> {
-        let ids = self.voters.clone();
+        let ids = self.live();
+        if ids.is_empty() {
+            return Ok(());
+        }
         let k = self.rng.gen_range(0..100);
         match k {
             0..=14 => {
@@ -895,7 +984,7 @@ impl Sim {
                 self.stats.partitions += 1;
                 self.note(format!("partition: n{victim} isolated"));
             }
-            15..=29 => {
+            15..=29 if ids.len() >= 2 => {
                 // Split into two random sides.
                 let mut shuffled = ids.clone();
                 shuffled.shuffle(&mut self.rng);
@@ -931,6 +1020,7 @@ impl Sim {
                     self.note("partition healed".into());
                 }
             }
+            62..=69 if self.p.membership => self.change_membership()?,
             62..=79 => {
                 let live = self.live();
                 if let Some(&id) = live.choose(&mut self.rng) {
