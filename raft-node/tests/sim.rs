@@ -53,9 +53,7 @@ fn run_seed(seed: u64, chaos_ms: u64, trace: bool) -> Result<Stats, String> {
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(format!(
-                "SIMULATION PANIC seed {seed}: {msg}\n  reproduce: SIM_SEED={seed} SIM_TRACE=1 cargo test -p raft-node --test sim -- --nocapture"
-            ))
+            Err(sim.panicked(&msg).to_string())
         }
     }
 }

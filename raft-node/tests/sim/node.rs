@@ -101,6 +101,26 @@ pub fn lose_unsynced(dir: &Path, synced: &SyncedWal) -> u64 {
     lost
 }
 
+/// A deliberately broken Ready handling (env `SIM_MUTANT`), to check that the simulation
+/// catches such bugs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutant {
+    /// `hard-state`: never persist the hard state (term, vote, commit).
+    LoseHardState,
+    /// `early-ack`: send the messages that must wait for the log sync before it.
+    EarlyAck,
+}
+
+impl Mutant {
+    fn from_env() -> Option<Self> {
+        match std::env::var("SIM_MUTANT").ok()?.as_str() {
+            "hard-state" => Some(Mutant::LoseHardState),
+            "early-ack" => Some(Mutant::EarlyAck),
+            other => panic!("unknown SIM_MUTANT {other:?} (hard-state, early-ack)"),
+        }
+    }
+}
+
 /// The node crashed in the middle of an operation (an injected crash point).
 #[derive(Debug)]
 pub struct Crashed;
@@ -123,6 +143,7 @@ pub struct SimNode {
     /// The database directory and its WAL sizes at the last sync.
     dir: std::path::PathBuf,
     synced: SyncedWal,
+    mutant: Option<Mutant>,
 }
 
 fn logger() -> slog::Logger {
@@ -131,7 +152,6 @@ fn logger() -> slog::Logger {
 
 impl SimNode {
     /// Opens (or reopens after a crash) node `id` on `db`, like `raft_node::node::start`.
-    #[allow(clippy::too_many_arguments)]
     pub fn open(
         id: u64,
         db: Arc<DB>,
@@ -195,6 +215,7 @@ impl SimNode {
             seen,
             dir: dir.to_path_buf(),
             synced,
+            mutant: Mutant::from_env(),
         };
         n.draw_timeout();
         Ok(n)
@@ -262,7 +283,9 @@ impl SimNode {
             self.sm.stage_applied(&mut wb, self.applied);
         }
         if let Some(hs) = rd.hs() {
-            self.raw.mut_store().stage_hard_state(&mut wb, hs.clone());
+            if self.mutant != Some(Mutant::LoseHardState) {
+                self.raw.mut_store().stage_hard_state(&mut wb, hs.clone());
+            }
         }
         self.raw
             .mut_store()
@@ -271,6 +294,9 @@ impl SimNode {
         self.write(wb);
         self.raw.mut_store().commit_staged();
         if !sync_now && (rd.must_sync() || self.unpersisted > 0) {
+            if self.mutant == Some(Mutant::EarlyAck) {
+                fx.send.extend(rd.take_persisted_messages());
+            }
             fx.persist
                 .push((rd.number(), rd.must_sync(), rd.take_persisted_messages()));
             self.raw.advance_append_async(rd);

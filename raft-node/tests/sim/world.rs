@@ -72,14 +72,14 @@ impl Params {
             dup: *[0.0, 0.02, 0.1].choose(rng).unwrap(),
             max_delay: *[1, 20, 80, 250].choose(rng).unwrap(),
             long_delay: *[0.0, 0.01, 0.05].choose(rng).unwrap(),
-            max_persist: *[0, 5, 50].choose(rng).unwrap(),
+            max_persist: *[0, 5, 50, 200].choose(rng).unwrap(),
             chaos_ms,
             fault_every: rng.gen_range(300..3000),
             propose_every: rng.gen_range(20..300),
             snapshot_every: *[0, 5, 20, 60].choose(rng).unwrap(),
             max_snapshot_ms: *[0, 50, 400].choose(rng).unwrap(),
             crash_in_restore: *[0.0, 0.2].choose(rng).unwrap(),
-            power_loss: *[0.0, 0.5].choose(rng).unwrap(),
+            power_loss: *[0.0, 0.5, 0.9].choose(rng).unwrap(),
             membership: rng.gen_bool(0.5),
         }
     }
@@ -372,6 +372,11 @@ impl Sim {
             stats: Stats::default(),
             violation: None,
         }
+    }
+
+    /// The failure report for a panic raised while running (inside raft-rs, usually).
+    pub fn panicked(&self, msg: &str) -> Failure {
+        self.fail(format!("panic: {msg}"))
     }
 
     fn fail(&self, what: impl Into<String>) -> Failure {
