@@ -25,6 +25,8 @@ use super::node::{lose_unsynced, record_sync, Effects, SimNode, SyncedWal};
 
 /// Most nodes a run may have (founding members plus added ones; ids are not reused).
 const MAX_NODES: usize = 8;
+/// A run taking more steps than this is reported (a message storm or a loop at one instant).
+const MAX_STEPS: u64 = 1_000_000;
 /// Virtual milliseconds per raft tick.
 pub const TICK_MS: u64 = 100;
 /// How long the healed cluster may take to commit a new proposal, then to converge.
@@ -184,6 +186,8 @@ pub struct Stats {
     pub power_losses: u64,
     pub added: u64,
     pub removed: u64,
+    /// Digest of the run's whole event trace (same seed, same digest).
+    pub trace_digest: u64,
 }
 
 impl Stats {
@@ -392,6 +396,11 @@ impl Sim {
 
     fn note(&mut self, line: String) {
         let line = format!("t={} {line}", self.now);
+        self.stats.trace_digest = line
+            .bytes()
+            .fold(self.stats.trace_digest ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
         if self.print_trace {
             eprintln!("[seed {}] {line}", self.seed);
         }
@@ -636,6 +645,9 @@ impl Sim {
         };
         self.now = q.at;
         self.stats.steps += 1;
+        if self.stats.steps > MAX_STEPS {
+            return Err(self.fail(format!("more than {MAX_STEPS} steps: a message storm?")));
+        }
         match q.ev {
             Ev::Tick { id, inc } => {
                 if self.slot(id).inc == inc {
