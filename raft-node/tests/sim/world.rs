@@ -196,6 +196,7 @@ pub struct Stats {
     pub power_losses: u64,
     pub added: u64,
     pub removed: u64,
+    pub transfers: u64,
     /// Digest of the run's whole event trace (same seed, same digest).
     pub trace_digest: u64,
 }
@@ -219,6 +220,7 @@ impl Stats {
         self.power_losses += o.power_losses;
         self.added += o.added;
         self.removed += o.removed;
+        self.transfers += o.transfers;
         // Of a batch: an order-independent fingerprint of all its runs.
         self.trace_digest ^= o.trace_digest;
     }
@@ -1066,6 +1068,24 @@ impl Sim {
                 }
             }
             62..=69 if self.p.membership => self.change_membership()?,
+            80..=84 => {
+                // An operator moves leadership to a random voter.
+                if let Ok((leader, _)) = self.members() {
+                    let lid = leader.id;
+                    let voters = leader.raw.raft.prs().conf().to_conf_state().voters;
+                    let to = *voters.choose(&mut self.rng).unwrap();
+                    if to != lid {
+                        self.slot(lid)
+                            .node
+                            .as_mut()
+                            .unwrap()
+                            .raw
+                            .transfer_leader(to);
+                        self.stats.transfers += 1;
+                        self.note(format!("n{lid} transfers leadership to n{to}"));
+                    }
+                }
+            }
             62..=79 => {
                 let live = self.live();
                 if let Some(&id) = live.choose(&mut self.rng) {
