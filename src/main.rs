@@ -46,6 +46,10 @@ fn open_db(cfg: &Config) -> Result<Arc<rocksdb::DB>, String> {
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
     opts.set_enable_pipelined_write(true);
+    // Several column families share one WAL: a family written rarely would keep every WAL
+    // file alive and make a restart replay all of them. Past this size RocksDB flushes the
+    // families holding the oldest WAL, which bounds recovery time.
+    opts.set_max_total_wal_size(256 << 20);
     store::tune_db_options(&mut opts);
     let mut cfs = store::column_family_descriptors();
     cfs.push(rocksdb::ColumnFamilyDescriptor::new(
