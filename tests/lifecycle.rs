@@ -210,7 +210,9 @@ fn follower_catches_up_by_snapshot_after_200k_writes() {
                 .then_some(())
         },
     );
-    assert!(num(&c, leader, "raft_snapshot_sends_ok") >= 1);
+    // Sent by whichever node led at the time (leadership may move under this load).
+    let sent: u64 = (0..3).map(|i| num(&c, i, "raft_snapshot_sends_ok")).sum();
+    assert!(sent >= 1);
     for i in 0..3 {
         let mut con = c.client(i);
         let n: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();

@@ -440,7 +440,7 @@ pub fn start<S: StateMachine, K: MessageSink>(
         let m = s.get_metadata();
         keep.push(snap::done_name(m.term, m.index));
     }
-    snap::remove_stale(&cfg.snap_dir, &keep);
+    snap::remove_stale(&cfg.snap_dir, &keep, u64::MAX, false);
     snap::remove_old_receives(&cfg.snap_dir, trunc);
     let snapshot_index = storage
         .local_snapshot()
@@ -1152,7 +1152,12 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             // Keep the previous snapshot too: a transfer of it may be under way.
             let mut keep = vec![snap::done_name(term, index)];
             keep.extend(prev);
-            snap::remove_stale(&self.cfg.snap_dir, &keep);
+            snap::remove_stale(
+                &self.cfg.snap_dir,
+                &keep,
+                self.raw.store().truncated_index(),
+                true,
+            );
             self.status.snapshot_index.store(index, Ordering::Release);
             self.status.snapshot_last_ms.store(ms, Ordering::Release);
             self.status.snapshots_taken.fetch_add(1, Ordering::Relaxed);
@@ -1227,9 +1232,20 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 let _ = w.send(Err(NodeError::Dropped));
             }
         }
+        if let Some((_, _, w)) = self.pending_conf.take() {
+            let _ = w.send(Err(NodeError::Refused(
+                "the membership change was overtaken by a snapshot; check RAFT.NODES and retry"
+                    .into(),
+            )));
+        }
         let mut keep = vec![name];
         keep.extend(prev);
-        snap::remove_stale(&self.cfg.snap_dir, &keep);
+        snap::remove_stale(
+            &self.cfg.snap_dir,
+            &keep,
+            self.raw.store().truncated_index(),
+            true,
+        );
         snap::remove_old_receives(&self.cfg.snap_dir, index);
         self.status.snapshot_index.store(index, Ordering::Release);
         self.status
