@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{wait_for, Cluster};
+use common::{free_port, wait_for, Cluster};
 
 fn num(c: &Cluster, i: usize, field: &str) -> u64 {
     c.info_field(i, field)
@@ -427,4 +427,61 @@ fn shutdown_command_stops_a_node_cleanly() {
     let mut con = c.client(next);
     let v: String = redis::cmd("GET").arg("before").query(&mut con).unwrap();
     assert_eq!(v, "1");
+}
+
+#[test]
+fn replace_a_voter_through_joint_consensus() {
+    let mut c = Cluster::start(3);
+    c.wait_leader();
+    let mut con = c.client(1);
+    let _: () = redis::cmd("SET").arg("a").arg("1").query(&mut con).unwrap();
+    // Node 4 is added (as a learner) before it even runs, then swapped in for node 1 in
+    // one joint-consensus change: {1,2,3} -> {1,2,3}&{2,3,4} -> {2,3,4}.
+    let raft_port = free_port();
+    let _: () = redis::cmd("RAFT.NODE")
+        .arg("ADD")
+        .arg(4)
+        .arg(format!("127.0.0.1:{raft_port}"))
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("RAFT.NODE")
+        .arg("REPLACE")
+        .arg(1)
+        .arg(4)
+        .query(&mut con)
+        .unwrap();
+    wait_for(Duration::from_secs(10), "joint configuration left", || {
+        let nodes = c.raft_nodes(1);
+        let ids: Vec<&str> = nodes.iter().filter_map(|l| l.split(' ').next()).collect();
+        (ids == ["2", "3", "4"] && nodes.iter().all(|l| l.contains(" voter "))).then_some(())
+    });
+    let log = std::fs::read_to_string(&c.nodes[1].log).unwrap()
+        + &std::fs::read_to_string(&c.nodes[2].log).unwrap();
+    assert!(
+        log.contains("outgoing: [1, 2, 3]"),
+        "never entered joint consensus"
+    );
+    // Nodes 2 and 3 are a majority of {2,3,4}: writes go on while node 4 is not up yet.
+    let _: () = redis::cmd("SET").arg("b").arg("2").query(&mut con).unwrap();
+    let new = c.add_joining_node_at(1, raft_port);
+    assert_eq!(new, 3);
+    wait_for(Duration::from_secs(30), "node 4 caught up", || {
+        let mut c4 = c.try_connect(c.port(new))?;
+        let v: Option<String> = redis::cmd("GET").arg("b").query(&mut c4).ok()?;
+        (v.as_deref() == Some("2")).then_some(())
+    });
+    // Node 1 is no longer needed for a quorum: stop it and node 2; {3,4} is a majority.
+    c.kill(0);
+    c.kill(1);
+    let mut c3 = c.client(2);
+    let _: () = redis::cmd("SET").arg("c").arg("3").query(&mut c3).unwrap();
+    let mut c4 = c.client(new);
+    let v: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&["a", "b", "c"])
+        .query(&mut c4)
+        .unwrap();
+    assert_eq!(
+        v,
+        vec![Some("1".into()), Some("2".into()), Some("3".into())]
+    );
 }

@@ -903,16 +903,25 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 }
             }
         }
-        for ch in cc.get_changes() {
-            if ch.get_change_type() == ConfChangeType::RemoveNode && !conf_contains(cs, ch.node_id)
-            {
-                self.raw.mut_store().stage_forget_peer(wb, ch.node_id);
-                if ch.node_id == self.cfg.id {
-                    warn!(self.logger, "this node was removed from the group");
-                    self.status.removed.store(true, Ordering::Release);
-                } else {
-                    self.sink.set_peer(ch.node_id, None);
-                }
+        // Members of the previous configuration that are in no part of the new one left
+        // (with joint consensus that happens when the joint configuration is left, by an
+        // entry that names no change).
+        let prev = self.raw.store().conf_state().clone();
+        let gone: Vec<u64> = prev
+            .voters
+            .iter()
+            .chain(&prev.learners)
+            .chain(&prev.voters_outgoing)
+            .copied()
+            .filter(|&id| !conf_contains(cs, id))
+            .collect();
+        for id in gone {
+            self.raw.mut_store().stage_forget_peer(wb, id);
+            if id == self.cfg.id {
+                warn!(self.logger, "this node was removed from the group");
+                self.status.removed.store(true, Ordering::Release);
+            } else {
+                self.sink.set_peer(id, None);
             }
         }
         self.members_dirty = true;

@@ -162,11 +162,17 @@ impl Cluster {
     /// Starts a new node that joins through node `via` (`--join`); returns its index. It
     /// listens at once; it becomes a member when the leader adds it.
     pub fn add_joining_node(&mut self, via: usize) -> usize {
+        self.add_joining_node_at(via, free_port())
+    }
+
+    /// As [`Cluster::add_joining_node`], with the new node's Raft port chosen by the caller
+    /// (so it can be named in a membership change before the node starts).
+    pub fn add_joining_node_at(&mut self, via: usize, raft_port: u16) -> usize {
         let i = self.nodes.len();
         self.nodes.push(Node {
             id: i as u64 + 1,
             redis_port: free_port(),
-            raft_port: free_port(),
+            raft_port,
             data_dir: self.dir.path().join(format!("node{}", i + 1)),
             log: self.dir.path().join(format!("node{}.log", i + 1)),
             join: Some(self.nodes[via].redis_port),
