@@ -184,6 +184,18 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         )
         .map_err(|e| format!("cannot start raft node: {e}"))?;
         *inbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(node.clone());
+        {
+            // Only the leader this node follows may tell it that it was removed.
+            let status = node.status.clone();
+            let log = log.clone();
+            transport.on_removed(Arc::new(move |from| {
+                if status.leader() == from {
+                    status.removed.store(true, std::sync::atomic::Ordering::Release);
+                } else {
+                    warn!(log, "ignoring removal notice from a peer that is not the leader"; "from" => from);
+                }
+            }));
+        }
 
         let server = Arc::new(Server {
             cfg: cfg.clone(),

@@ -129,6 +129,8 @@ pub trait MessageSink: Clone + Send + 'static {
     fn send(&self, msgs: Vec<Message>);
     /// A member's address became known (`Some`) or it left the group (`None`).
     fn set_peer(&self, _id: u64, _addr: Option<String>) {}
+    /// Tells a removed member (which may never learn it from the log) that it left.
+    fn notify_removed(&self, _id: u64) {}
 }
 
 /// Why a request was not served.
@@ -921,6 +923,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 warn!(self.logger, "this node was removed from the group");
                 self.status.removed.store(true, Ordering::Release);
             } else {
+                if self.raw.raft.state == StateRole::Leader {
+                    self.sink.notify_removed(id);
+                }
                 self.sink.set_peer(id, None);
             }
         }
