@@ -49,7 +49,7 @@ fn open_db(cfg: &Config) -> Result<Arc<rocksdb::DB>, String> {
     // Several column families share one WAL: a family written rarely would keep every WAL
     // file alive and make a restart replay all of them. Past this size RocksDB flushes the
     // families holding the oldest WAL, which bounds recovery time.
-    opts.set_max_total_wal_size(256 << 20);
+    opts.set_max_total_wal_size(128 << 20);
     store::tune_db_options(&mut opts);
     let mut cfs = store::column_family_descriptors();
     cfs.push(rocksdb::ColumnFamilyDescriptor::new(
