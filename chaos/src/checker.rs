@@ -188,6 +188,9 @@ fn reduce<'a>(model: Model, ops: &[&'a Op]) -> Vec<&'a Op> {
     ops.iter()
         .copied()
         .filter(|o| {
+            if matches!(o.outcome, Outcome::Fail(_)) {
+                return false;
+            }
             if o.call == Call::Get && o.indeterminate() {
                 return false;
             }
@@ -857,6 +860,18 @@ mod tests {
         assert!(matches!(r.keys[1].verdict, Verdict::Violation { .. }));
         assert_eq!(r.violations().count(), 1);
         assert_eq!(r.lost_writes(), 0);
+    }
+
+    #[test]
+    fn failed_ops_never_happened() {
+        assert_ok(&h(
+            "r",
+            &[
+                (0, set("a"), 0, Some(1), Outcome::Ok),
+                (1, set("b"), 2, Some(3), Outcome::Fail("refused".into())),
+                (2, Call::Get, 4, Some(5), val("a")),
+            ],
+        ));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub enum Outcome {
     Int(i64),
     /// An error reply or a timeout: the operation may or may not have taken effect.
     Unknown(String),
+    /// Certainly not executed (no connection, or `-CLUSTERDOWN`); ignored by the checker.
+    Fail(String),
 }
 
 /// One operation of one client on one key.
@@ -81,6 +83,7 @@ impl Op {
             Outcome::Value(Some(v)) => format!("{v:?}"),
             Outcome::Int(i) => format!("(integer) {i}"),
             Outcome::Unknown(why) => format!("? ({why})"),
+            Outcome::Fail(why) => format!("failed ({why})"),
         };
         let end = match self.complete_us {
             Some(t) => format!("{:>10.3}", t as f64 / 1000.0),
