@@ -508,7 +508,8 @@ fn describe_value(ops: &[&Op], index: i64) -> Option<String> {
             }
         }
     }
-    seen.get(usize::try_from(index).ok()?).map(|v| format!("{v:?}"))
+    seen.get(usize::try_from(index).ok()?)
+        .map(|v| format!("{v:?}"))
 }
 
 #[cfg(test)]

@@ -301,7 +301,11 @@ impl Cluster {
             let text = std::fs::read_to_string(&n.log).unwrap_or_default();
             let all: Vec<&str> = text.lines().collect();
             let from = all.len().saturating_sub(lines);
-            out.push_str(&format!("----- node {} ({}) -----\n", n.id, n.log.display()));
+            out.push_str(&format!(
+                "----- node {} ({}) -----\n",
+                n.id,
+                n.log.display()
+            ));
             for l in &all[from..] {
                 out.push_str(l);
                 out.push('\n');

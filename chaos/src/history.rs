@@ -95,7 +95,11 @@ impl Op {
             self.invoke_us as f64 / 1000.0,
             self.client,
             self.node,
-            if self.final_read { "  (final read)" } else { "" }
+            if self.final_read {
+                "  (final read)"
+            } else {
+                ""
+            }
         )
     }
 }

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::checker::{self, Verdict};
+use crate::client;
 use crate::cluster::{Cluster, NodeOptions};
 use crate::faults::{self, FaultConfig, FaultLog};
 use crate::history::{self, Outcome};
 use crate::workload::{self, Client, Recorder};
-use crate::client;
 
 /// Everything one schedule needs.
 #[derive(Debug, Clone)]
@@ -145,7 +145,9 @@ pub async fn wait_leader(ports: &[u16], timeout: Duration) -> Option<u64> {
         for &p in ports {
             match client::info_raft(p).await {
                 Some(info) => {
-                    let id = info.get("raft_leader_id").and_then(|s| s.parse::<u64>().ok());
+                    let id = info
+                        .get("raft_leader_id")
+                        .and_then(|s| s.parse::<u64>().ok());
                     match (leader, id) {
                         (_, None) | (_, Some(0)) => agree = false,
                         (None, Some(id)) => leader = Some(id),
