@@ -104,7 +104,7 @@ pub async fn run(
     start: Instant,
     stop: Arc<AtomicBool>,
 ) -> FaultLog {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_73);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
     let mut log = FaultLog::default();
     let mut kinds = Vec::new();
     for (on, k) in [
