@@ -224,13 +224,18 @@ enum Step {
 
 const MISSING: i64 = -1;
 
-fn compile<'a>(model: Model, ops: &[&'a Op]) -> Vec<Step> {
-    let mut values: HashMap<&'a str, i64> = HashMap::new();
+/// Compiles `ops`; also returns the register values by index.
+fn compile<'a>(model: Model, ops: &[&'a Op]) -> (Vec<Step>, Vec<&'a str>) {
+    let mut index: HashMap<&'a str, i64> = HashMap::new();
+    let mut values: Vec<&'a str> = Vec::new();
     let mut intern = |v: &'a str| {
-        let n = values.len() as i64;
-        *values.entry(v).or_insert(n)
+        *index.entry(v).or_insert_with(|| {
+            values.push(v);
+            values.len() as i64 - 1
+        })
     };
-    ops.iter()
+    let steps = ops
+        .iter()
         .map(|o| {
             let unknown = o.indeterminate();
             match (model, &o.call, &o.outcome) {
@@ -250,7 +255,8 @@ fn compile<'a>(model: Model, ops: &[&'a Op]) -> Vec<Step> {
                 _ => Step::Impossible,
             }
         })
-        .collect()
+        .collect();
+    (steps, values)
 }
 
 fn initial(model: Model) -> i64 {
@@ -294,8 +300,8 @@ fn symmetry_class(step: Step) -> u8 {
 struct Failure {
     /// Indices (into the key's ops) of the longest linearizable prefix, in order.
     prefix: Vec<usize>,
-    /// State after that prefix.
-    state: i64,
+    /// State after that prefix, readable.
+    state: String,
     /// Pending operations that could not be placed next.
     candidates: Vec<usize>,
     /// The operation that had to be placed (it completed) but could not be.
@@ -315,7 +321,14 @@ fn search(model: Model, ops: &[&Op], budget: u64) -> Search {
     if n == 0 {
         return Search::Ok;
     }
-    let steps = compile(model, ops);
+    let (steps, values) = compile(model, ops);
+    let show = |state: i64| match model {
+        Model::Register if state == MISSING => "(nil)".to_string(),
+        Model::Register => values
+            .get(state as usize)
+            .map_or_else(|| format!("value #{state}"), |v| format!("{v:?}")),
+        Model::Counter => state.to_string(),
+    };
     // Events: a call and a return per op; returns of indeterminate ops never happen.
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * n);
     for (i, o) in ops.iter().enumerate() {
@@ -383,7 +396,7 @@ fn search(model: Model, ops: &[&Op], budget: u64) -> Search {
         }
         Failure {
             prefix: stack.iter().map(|&(c, _, _)| op_of[c]).collect(),
-            state,
+            state: show(state),
             candidates,
             blocked,
         }
@@ -454,14 +467,7 @@ impl Failure {
             "not linearizable"
         };
         let _ = writeln!(s, "key {key:?} ({model:?}): {what}");
-        let state = match (model, self.state) {
-            (Model::Register, MISSING) => "(nil)".to_string(),
-            (Model::Register, v) => {
-                // Find the value by index: the n-th distinct value interned.
-                describe_value(ops, v).unwrap_or_else(|| format!("value #{v}"))
-            }
-            (Model::Counter, c) => c.to_string(),
-        };
+        let state = &self.state;
         let _ = writeln!(
             s,
             "longest linearizable prefix: {} of {} ops, ending in state {state}; its last ops:",
@@ -480,7 +486,7 @@ impl Failure {
         pending.sort_by_key(|&i| ops[i].invoke_us);
         for &i in pending.iter().take(20) {
             let mark = if Some(i) == self.blocked {
-                "  <== must precede later ops"
+                "  <== completed here, yet fits nowhere"
             } else {
                 ""
             };
@@ -491,25 +497,6 @@ impl Failure {
         }
         s
     }
-}
-
-/// The value a register state index stands for (same interning order as `compile`).
-fn describe_value(ops: &[&Op], index: i64) -> Option<String> {
-    let mut seen: Vec<&str> = Vec::new();
-    for o in ops {
-        let v = match (&o.call, &o.outcome) {
-            (Call::Set { value }, _) => Some(value.as_str()),
-            (Call::Get, Outcome::Value(Some(v))) => Some(v.as_str()),
-            _ => None,
-        };
-        if let Some(v) = v {
-            if !seen.contains(&v) {
-                seen.push(v);
-            }
-        }
-    }
-    seen.get(usize::try_from(index).ok()?)
-        .map(|v| format!("{v:?}"))
 }
 
 #[cfg(test)]
@@ -615,6 +602,8 @@ mod tests {
             ],
         ));
         assert!(ce.contains("GET r"), "{ce}");
+        assert!(ce.contains("ending in state \"b\""), "{ce}");
+        assert!(ce.contains("fits nowhere"), "{ce}");
     }
 
     #[test]

@@ -47,6 +47,9 @@ struct Args {
     /// Raft tick of the nodes (ms).
     #[arg(long, default_value_t = 50)]
     tick_ms: u64,
+    /// Extra flag for every node, e.g. `--node-arg=--read-mode --node-arg=lease` (repeat).
+    #[arg(long, allow_hyphen_values = true)]
+    node_arg: Vec<String>,
     /// Client-side timeout of one operation (ms).
     #[arg(long, default_value_t = 3000)]
     op_timeout_ms: u64,
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
     cfg.keep = args.keep;
     cfg.tick_ms = args.tick_ms;
     cfg.op_timeout = Duration::from_millis(args.op_timeout_ms);
+    cfg.node_args.extend(args.node_arg.iter().cloned());
     if let Some(out) = args.out {
         cfg.out_dir = out;
     }
