@@ -3,6 +3,7 @@
 //! held for a random time and then healed, with a log of what was done when.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -82,8 +83,11 @@ pub struct FaultLog {
     /// `(ms since start, description)`.
     pub events: Vec<(u64, String)>,
     pub counts: BTreeMap<&'static str, usize>,
-    /// Nodes that exited without being killed: `(ms, node id, status)`.
+    /// Nodes that exited without being killed by the harness: `(ms, node id, status)`.
     pub crashes: Vec<(u64, usize, String)>,
+    /// Nodes SIGKILLed by someone else (another process on the machine, the OOM killer):
+    /// not a server failure, but worth knowing. `(ms, node id)`.
+    pub external_kills: Vec<(u64, usize)>,
 }
 
 impl FaultLog {
@@ -169,8 +173,13 @@ pub fn check_crashes(cluster: &Mutex<Cluster>, start: Instant, log: &mut FaultLo
     for i in 0..c.len() {
         if let Some(status) = c.exited(i) {
             let ms = start.elapsed().as_millis() as u64;
-            log.crashes.push((ms, i + 1, status.to_string()));
-            log.note(start, format!("node {} EXITED BY ITSELF ({status})", i + 1));
+            if status.signal() == Some(libc::SIGKILL) {
+                log.external_kills.push((ms, i + 1));
+                log.note(start, format!("node {} SIGKILLED by someone else", i + 1));
+            } else {
+                log.crashes.push((ms, i + 1, status.to_string()));
+                log.note(start, format!("node {} EXITED BY ITSELF ({status})", i + 1));
+            }
             if let Err(e) = c.restart(i) {
                 log.note(start, format!("restart of node {} failed: {e}", i + 1));
             }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chaos::checker::Verdict;
 use chaos::cluster::locate_binary;
 use chaos::faults::FaultConfig;
 use chaos::{ScheduleConfig, ScheduleReport};
@@ -44,6 +45,9 @@ struct Args {
     /// Faults to leave out: any of kill, pause, partition, link-cut (comma-separated).
     #[arg(long, value_delimiter = ',')]
     no_fault: Vec<String>,
+    /// Only re-check a saved history (JSON lines, as kept in a schedule directory) and exit.
+    #[arg(long, value_name = "HISTORY")]
+    check: Option<PathBuf>,
     /// Raft tick of the nodes (ms).
     #[arg(long, default_value_t = 50)]
     tick_ms: u64,
@@ -57,6 +61,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = &args.check {
+        return recheck(path);
+    }
     let bin = match locate_binary(args.bin.as_deref()) {
         Ok(b) => b,
         Err(e) => {
@@ -157,9 +164,46 @@ fn main() -> ExitCode {
     }
 }
 
+/// Checks a saved history and prints every key's verdict.
+fn recheck(path: &std::path::Path) -> ExitCode {
+    let ops = match chaos::history::load(path) {
+        Ok(ops) => ops,
+        Err(e) => {
+            eprintln!("chaos: read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let report = chaos::checker::check(&ops);
+    for k in &report.keys {
+        let verdict = match &k.verdict {
+            Verdict::Linearizable => "linearizable".to_string(),
+            Verdict::Violation {
+                counter_example, ..
+            } => format!("VIOLATION\n{}", indent(counter_example)),
+            Verdict::Inconclusive(why) => format!("inconclusive: {why}"),
+        };
+        println!(
+            "key {:<8} {:?}, {} ops: {verdict}",
+            k.key, k.model, k.ops_checked
+        );
+    }
+    println!(
+        "{} ops, {} checked, {} violations, {} lost writes",
+        ops.len(),
+        report.ops_checked(),
+        report.violations().count(),
+        report.lost_writes()
+    );
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn print_report(r: &ScheduleReport) {
     println!("{}", r.line());
-    if !r.passed() || r.inconclusive > 0 {
+    if !r.passed() || r.inconclusive > 0 || !r.faults.external_kills.is_empty() {
         for f in &r.findings {
             println!("{}", indent(f));
         }

@@ -285,6 +285,11 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
             .findings
             .push(format!("node {node} exited by itself at {ms} ms: {status}"));
     }
+    for (ms, node) in &flog.external_kills {
+        report.findings.push(format!(
+            "node {node} was SIGKILLed at {ms} ms by another process (not the harness); restarted"
+        ));
+    }
     for (key, node) in &report.unrecovered {
         report.findings.push(format!(
             "final read of {key:?} on node {node} never succeeded within 30 s of healing"
