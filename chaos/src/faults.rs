@@ -229,12 +229,7 @@ async fn inject(
                 cut.push((i, j));
                 cut.push((j, i));
             }
-            let c = lock(cluster);
-            for &(a, b) in &cut {
-                if let Some(p) = c.links.get(a, b) {
-                    p.cut(how);
-                }
-            }
+            lock(cluster).links.cut(&cut, how);
             log.note(start, format!("isolate node {} ({how:?})", i + 1));
             Active::Cut(cut)
         }
@@ -244,12 +239,7 @@ async fn inject(
                 .collect();
             let k = rng.gen_range(1..=2);
             let cut: Vec<(usize, usize)> = links.choose_multiple(rng, k).copied().collect();
-            let c = lock(cluster);
-            for &(a, b) in &cut {
-                if let Some(p) = c.links.get(a, b) {
-                    p.cut(how);
-                }
-            }
+            lock(cluster).links.cut(&cut, how);
             let names: Vec<String> = cut
                 .iter()
                 .map(|(a, b)| format!("{}->{}", a + 1, b + 1))
@@ -310,11 +300,7 @@ fn heal(cluster: &Mutex<Cluster>, a: Active, start: Instant, log: &mut FaultLog)
             log.note(start, format!("SIGCONT node {}", i + 1));
         }
         Active::Cut(links) => {
-            for (a, b) in links {
-                if let Some(p) = c.links.get(a, b) {
-                    p.heal();
-                }
-            }
+            c.links.heal(&links);
             log.note(start, "heal links".into());
         }
         Active::None => {}

@@ -159,6 +159,24 @@ impl Links {
         self.links.get(from)?.get(to)?.as_ref()
     }
 
+    /// Cuts the directed links `(from, to)` in `set`.
+    pub fn cut(&self, set: &[(usize, usize)], how: LinkState) {
+        for &(a, b) in set {
+            if let Some(p) = self.get(a, b) {
+                p.cut(how);
+            }
+        }
+    }
+
+    /// Heals the directed links `(from, to)` in `set`.
+    pub fn heal(&self, set: &[(usize, usize)]) {
+        for &(a, b) in set {
+            if let Some(p) = self.get(a, b) {
+                p.heal();
+            }
+        }
+    }
+
     pub fn heal_all(&self) {
         for p in self.links.iter().flatten().flatten() {
             p.heal();
