@@ -643,6 +643,59 @@ fn pipeline_of_100k_commands_answered_in_order() {
     assert_rss_bounded(&cl, 0, before, 256, "100k pipeline");
 }
 
+/// A client pipelining large requests without reading the replies: the node stops reading
+/// from it (TCP backpressure) instead of buffering everything; all replies still come, in
+/// order, once the client reads.
+#[test]
+fn non_reading_client_is_held_back() {
+    const N: usize = 2000;
+    const LEN: usize = 64 * 1024;
+    let cl = Cluster::start(1);
+    let port = cl.port(0);
+    let pid = cl.pid(0).expect("pid");
+    let before = rss_kib(pid);
+    let s = raw(port);
+    let mut w = s.try_clone().expect("clone");
+    w.set_write_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let writer = std::thread::spawn(move || {
+        let mut req = format!("*2\r\n$4\r\nECHO\r\n${LEN}\r\n").into_bytes();
+        req.extend(std::iter::repeat_n(b'e', LEN));
+        req.extend_from_slice(b"\r\n");
+        for _ in 0..N {
+            w.write_all(&req).expect("write pipeline");
+        }
+    });
+    // Wait until the node has read all it will read (its RSS is stable), without reading.
+    let mut last = 0;
+    let peak = wait_for(Duration::from_secs(20), "the node to stop reading", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = rss_kib(pid);
+        let stable = now.abs_diff(last) < 1024;
+        last = now;
+        (stable || writer.is_finished()).then_some(now)
+    });
+    eprintln!(
+        "{} MiB pipelined unread: node RSS {} MiB -> {} MiB",
+        N * LEN >> 20,
+        before / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak <= before + 96 * 1024,
+        "node buffered an unread pipeline: RSS {before} KiB -> {peak} KiB"
+    );
+    let mut r = BufReader::with_capacity(1 << 20, s);
+    let mut body = vec![0u8; LEN + 2];
+    for i in 0..N {
+        assert_eq!(read_line(&mut r), format!("${LEN}\r\n"), "reply {i}");
+        r.read_exact(&mut body).expect("reply body");
+        assert!(body[..LEN].iter().all(|&b| b == b'e') && body.ends_with(b"\r\n"));
+    }
+    writer.join().expect("writer");
+    assert_alive(port);
+}
+
 fn digits(n: usize) -> usize {
     n.to_string().len()
 }
