@@ -812,8 +812,12 @@ fn full_disk_stops_the_node_instead_of_acknowledging() {
     cl.restart(1);
     let leader = cl.wait_leader();
     let mut c = cl.client(leader);
+    // The new leader first replicates the whole log to node 2 (and commits an entry of its
+    // term) before it serves reads: retry -TRYAGAIN until then.
     for k in &acked {
-        let v: Option<Vec<u8>> = redis::cmd("GET").arg(k).query(&mut c).expect("GET");
+        let v: Option<Vec<u8>> = wait_for(Duration::from_secs(30), "a read", || {
+            redis::cmd("GET").arg(k).query(&mut c).ok()
+        });
         assert_eq!(v.as_deref().map(<[u8]>::len), Some(value.len()), "{k} lost");
     }
     let _: () = redis::cmd("SET")
