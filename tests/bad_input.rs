@@ -677,7 +677,7 @@ fn non_reading_client_is_held_back() {
     });
     eprintln!(
         "{} MiB pipelined unread: node RSS {} MiB -> {} MiB",
-        N * LEN >> 20,
+        (N * LEN) >> 20,
         before / 1024,
         peak / 1024
     );
