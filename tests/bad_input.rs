@@ -161,6 +161,11 @@ fn malformed_resp_gets_redis_errors_then_close() {
             b"*2\r\n$4\r\nECHO\r\n+x\r\n".to_vec(),
             protocol_error("expected '$', got '+'"),
         ),
+        // Found by fuzzing: CR/LF in the text become spaces, as in Redis.
+        (
+            b"*1\r\n\r\n".to_vec(),
+            protocol_error("expected '$', got ' '"),
+        ),
         (
             b"*1\r\n*1\r\n$4\r\nPING\r\n".to_vec(),
             protocol_error("expected '$', got '*'"),
