@@ -36,8 +36,9 @@ for t in "${targets[@]}"; do
     fi
     execs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)"
     cov="$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)"
+    rss="$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1)"
     tail -n 5 "$log"
-    summary+=("$t: ${execs:-?} executions in ${secs}s, ${cov:-cov ?}, $result")
+    summary+=("$t: ${execs:-?} executions in ${secs}s, ${cov:-cov ?}, peak RSS ${rss:-?} MB, $result")
     [ "$result" = ok ] && rm -f "$log"
 done
 echo
