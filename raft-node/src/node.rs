@@ -211,7 +211,7 @@ fn sync_loop<O, K: MessageSink>(
             let started = Instant::now();
             if let Err(e) = db.flush_wal(true) {
                 crit!(logger, "raft log sync failed, stopping"; "err" => %e);
-                std::process::exit(1);
+                die();
             }
             status.syncs.fetch_add(1, Ordering::Relaxed);
             status
@@ -229,6 +229,14 @@ fn sync_loop<O, K: MessageSink>(
             return;
         }
     }
+}
+
+/// Ends the process at once after a storage (or other unrecoverable) error has been logged:
+/// no destructors run, so nothing races the threads still using RocksDB, and nothing more
+/// is written or acknowledged. (The binary logs critical records synchronously.)
+pub fn die() -> ! {
+    // SAFETY: _exit only ends the process; it touches no Rust state.
+    unsafe { libc::_exit(1) }
 }
 
 /// Role values in [`Status::role`].
@@ -714,7 +722,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             Ok(d) => d,
             Err(e) => {
                 crit!(self.logger, "encoding RaftCommit failed"; "err" => %e);
-                std::process::exit(1);
+                die();
             }
         };
         let n = commit.commands.len() as u64;
@@ -797,7 +805,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
         if let Err(e) = self.db.write_opt(wb, &WriteOptions::default()) {
             crit!(self.logger, "storage write failed, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
     }
 
@@ -834,11 +842,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                             }
                             Ok(c) => {
                                 crit!(self.logger, "entry of another group"; "index" => index, "entry_group" => c.group_id);
-                                std::process::exit(1);
+                                die();
                             }
                             Err(err) => {
                                 crit!(self.logger, "undecodable committed entry"; "index" => index, "err" => %err);
-                                std::process::exit(1);
+                                die();
                             }
                         }
                     };
@@ -1087,13 +1095,13 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         let _ = std::fs::remove_dir_all(&tmp);
         if let Err(e) = std::fs::create_dir_all(&tmp) {
             crit!(self.logger, "cannot create snapshot directory, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
         let job = match self.sm.snapshot_export(tmp.clone()) {
             Ok(j) => j,
             Err(e) => {
                 crit!(self.logger, "snapshot capture failed, stopping"; "err" => e);
-                std::process::exit(1);
+                die();
             }
         };
         info!(self.logger, "snapshot started"; "index" => index, "term" => term);
@@ -1124,7 +1132,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             });
         if let Err(e) = spawned {
             crit!(self.logger, "cannot start snapshot thread, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
     }
 
@@ -1136,7 +1144,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             Err(e) => {
                 // Writing snapshot files failed: a storage error, fail-stop.
                 crit!(self.logger, "snapshot generation failed, stopping"; "err" => e);
-                std::process::exit(1);
+                die();
             }
         };
         let (index, term) = (s.get_metadata().index, s.get_metadata().term);
@@ -1159,7 +1167,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             let mut wb = WriteBatch::default();
             if let Err(e) = self.raw.mut_store().stage_local_snapshot(&mut wb, s) {
                 crit!(self.logger, "recording snapshot failed, stopping"; "err" => %e);
-                std::process::exit(1);
+                die();
             }
             self.write(wb);
             self.bytes_since_snapshot = 0;
@@ -1198,11 +1206,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             Ok(d) if dir.is_dir() => d,
             Ok(_) => {
                 crit!(self.logger, "snapshot files missing, stopping"; "dir" => %dir.display());
-                std::process::exit(1);
+                die();
             }
             Err(e) => {
                 crit!(self.logger, "undecodable snapshot descriptor, stopping"; "err" => %e);
-                std::process::exit(1);
+                die();
             }
         };
         info!(self.logger, "restoring snapshot"; "index" => index, "term" => term, "bytes" => snap::total_bytes(&desc));
@@ -1218,7 +1226,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             .stage_received_snapshot(&mut wb, s.clone(), &name)
         {
             crit!(self.logger, "staging snapshot failed, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
         for p in &desc.peers {
             // Addresses this node already knows (its command line) stay as they are.
@@ -1233,7 +1241,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         self.sync_wal();
         if let Err(e) = self.sm.snapshot_restore(&dir) {
             crit!(self.logger, "restoring snapshot into the store failed, stopping"; "err" => e);
-            std::process::exit(1);
+            die();
         }
         let mut wb = WriteBatch::default();
         self.raw.mut_store().stage_restored(&mut wb);
@@ -1272,7 +1280,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
     fn sync_wal(&self) {
         if let Err(e) = self.db.flush_wal(true) {
             crit!(self.logger, "raft log sync failed, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
     }
 
@@ -1360,7 +1368,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
         if let Err(e) = self.raw.mut_store().stage_append(&mut wb, rd.entries()) {
             crit!(self.logger, "staging raft log failed"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
         self.write(wb);
         self.raw.mut_store().commit_staged();
@@ -1377,7 +1385,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             let sent = self.persist_tx.as_ref().map(|tx| tx.send(job));
             if !matches!(sent, Some(Ok(()))) {
                 crit!(self.logger, "log sync thread is gone, stopping");
-                std::process::exit(1);
+                die();
             }
         } else {
             // Nothing to make durable and nothing outstanding (or a snapshot: make all of

@@ -255,6 +255,19 @@ impl Cluster {
         })
     }
 
+    /// OS process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(|c| c.id())
+    }
+
+    /// Exit status of node `i` if it has exited on its own (the node is then no longer
+    /// counted as running); `None` while it runs.
+    pub fn try_wait(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let status = self.nodes[i].child.as_mut()?.try_wait().ok().flatten()?;
+        self.nodes[i].child = None;
+        Some(status)
+    }
+
     pub fn is_running(&self, i: usize) -> bool {
         self.nodes[i].child.is_some() && !self.nodes[i].paused
     }
