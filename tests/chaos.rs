@@ -1,5 +1,6 @@
 //! CI profile of the fault-injection harness (`chaos/`): a few short seeded schedules of
-//! kill -9, SIGSTOP, node isolation and one-way link cuts against a real 3-node cluster,
+//! kill -9, SIGSTOP, node isolation, one-way link cuts, leader transfers and snapshots
+//! against a real 3-node cluster (compacting its log every 100 entries),
 //! asserting that every per-key history is linearizable and no acknowledged write is lost.
 //! The long mode is `cargo run --release -p chaos -- --schedules N --duration D`
 //! (docs/verification.md).
@@ -13,6 +14,12 @@ fn short_fault_schedules_are_linearizable() {
     let mut cfg = chaos::ScheduleConfig::new(bin, 101);
     cfg.duration = Duration::from_secs(15);
     cfg.clients = 4;
+    // Leader transfers and snapshots too, with a small log-compaction threshold so lagging
+    // nodes are caught up by snapshot while faults go on.
+    cfg.faults.transfer_leader = true;
+    cfg.faults.snapshot = true;
+    cfg.node_args
+        .extend(["--snapshot-entries".to_string(), "100".to_string()]);
     cfg.out_dir = std::env::temp_dir().join(format!("raftkv-chaos-ci-{}", std::process::id()));
     let reports = chaos::run_schedules_blocking(&cfg, 3, |r| eprintln!("{}", r.line()))
         .unwrap_or_else(|e| panic!("chaos harness failed: {e}"));

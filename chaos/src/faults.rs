@@ -1,5 +1,6 @@
 //! The nemesis: seeded random faults against a running cluster (kill -9 and restart,
-//! SIGSTOP/SIGCONT, isolating a node, one-way link cuts, optionally leader transfer), each
+//! SIGSTOP/SIGCONT, isolating a node, one-way link cuts, optionally leader transfer and
+//! snapshots), each
 //! held for a random time and then healed, with a log of what was done when.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,9 @@ pub struct FaultConfig {
     pub link_cut: bool,
     /// `RAFT.TRANSFER-LEADER`; skipped when the server does not know the command.
     pub transfer_leader: bool,
+    /// `RAFT.SNAPSHOT` on a random node (log compaction under faults); skipped when the
+    /// server does not know the command.
+    pub snapshot: bool,
     /// Quiet time between faults (min, max).
     pub gap_ms: (u64, u64),
     /// How long a fault is held (min, max).
@@ -41,6 +45,7 @@ impl Default for FaultConfig {
             partition: true,
             link_cut: true,
             transfer_leader: false,
+            snapshot: false,
             gap_ms: (300, 1500),
             hold_ms: (500, 3000),
             compound_pct: 25,
@@ -55,6 +60,7 @@ enum Kind {
     Partition,
     LinkCut,
     Transfer,
+    Snapshot,
 }
 
 impl Kind {
@@ -65,6 +71,7 @@ impl Kind {
             Kind::Partition => "partition",
             Kind::LinkCut => "link-cut",
             Kind::Transfer => "transfer",
+            Kind::Snapshot => "snapshot",
         }
     }
 }
@@ -117,6 +124,7 @@ pub async fn run(
         (cfg.partition, Kind::Partition),
         (cfg.link_cut, Kind::LinkCut),
         (cfg.transfer_leader, Kind::Transfer),
+        (cfg.snapshot, Kind::Snapshot),
     ] {
         if on {
             kinds.push(k);
@@ -261,9 +269,36 @@ async fn inject(
             }
             Active::None
         }
+        Kind::Snapshot => {
+            let target = rng.gen_range(1..=n);
+            let ports = lock(cluster).ports();
+            match take_snapshot(&ports, target).await {
+                Ok(msg) => log.note(start, format!("snapshot on node {target}: {msg}")),
+                Err(e) if e.to_ascii_lowercase().contains("unknown command") => {
+                    log.note(start, "RAFT.SNAPSHOT unknown: fault disabled".into());
+                    kinds.retain(|k| *k != Kind::Snapshot);
+                    return Active::None;
+                }
+                Err(e) => log.note(start, format!("snapshot on node {target}: {e}")),
+            }
+            Active::None
+        }
     };
     *log.counts.entry(kind.name()).or_default() += 1;
     active
+}
+
+/// Sends `RAFT.SNAPSHOT` to node `target` (1-based).
+async fn take_snapshot(ports: &[u16], target: usize) -> Result<String, String> {
+    let port = *ports.get(target - 1).ok_or("no such node")?;
+    let mut c = client::connect(port, Duration::from_secs(2))
+        .await
+        .ok_or("no connection")?;
+    redis::cmd("RAFT.SNAPSHOT")
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .map(|v| format!("{v:?}"))
+        .map_err(|e| e.to_string())
 }
 
 /// Sends `RAFT.TRANSFER-LEADER target` to the node that says it leads.

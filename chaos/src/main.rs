@@ -42,6 +42,9 @@ struct Args {
     /// Also inject leader transfers (RAFT.TRANSFER-LEADER; skipped if unknown).
     #[arg(long)]
     transfer_leader: bool,
+    /// Also inject snapshots (RAFT.SNAPSHOT on a random node; skipped if unknown).
+    #[arg(long)]
+    snapshot: bool,
     /// Faults to leave out: any of kill, pause, partition, link-cut (comma-separated).
     #[arg(long, value_delimiter = ',')]
     no_fault: Vec<String>,
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
     }
     cfg.faults = FaultConfig {
         transfer_leader: args.transfer_leader,
+        snapshot: args.snapshot,
         ..FaultConfig::default()
     };
     for f in &args.no_fault {
