@@ -187,6 +187,13 @@ impl Server {
             ("raft-tick-ms", c.tick_ms.to_string()),
             ("raft-election-ticks", c.election_ticks.to_string()),
             ("raft-heartbeat-ticks", c.heartbeat_ticks.to_string()),
+            ("raft-snapshot-entries", c.snapshot_entries.to_string()),
+            ("raft-snapshot-bytes", c.snapshot_bytes.to_string()),
+            (
+                "raft-snapshot-chunk-bytes",
+                c.snapshot_chunk_bytes.to_string(),
+            ),
+            ("raft-snapshot-max-mbps", c.snapshot_max_mbps.to_string()),
             ("leader-wait-ms", c.leader_wait_ms.to_string()),
             ("request-timeout-ms", c.request_timeout_ms.to_string()),
             ("expire-sweep-ms", c.expire_sweep_ms.to_string()),

@@ -35,7 +35,20 @@ fn logger(cfg: &Config) -> Logger {
     let drain = slog_term::FullFormat::new(decorator).build().fuse();
     let drain = slog_async::Async::new(drain).chan_size(4096).build().fuse();
     let drain = drain.filter_level(level).fuse();
-    Logger::root(drain, o!("node" => cfg.id))
+    // Critical records (a node about to fail-stop) are written synchronously: the process
+    // ends right after them, before an asynchronous drain would write them.
+    let sync = slog_term::PlainSyncDecorator::new(std::io::stderr());
+    let critical = slog_term::FullFormat::new(sync)
+        .build()
+        .filter_level(slog::Level::Critical)
+        .fuse();
+    let rest = drain
+        .filter(|r: &slog::Record| r.level() != slog::Level::Critical)
+        .fuse();
+    Logger::root(
+        slog::Duplicate::new(critical, rest).fuse(),
+        o!("node" => cfg.id),
+    )
 }
 
 fn open_db(cfg: &Config) -> Result<Arc<rocksdb::DB>, String> {
@@ -46,6 +59,10 @@ fn open_db(cfg: &Config) -> Result<Arc<rocksdb::DB>, String> {
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
     opts.set_enable_pipelined_write(true);
+    // Several column families share one WAL: a family written rarely would keep every WAL
+    // file alive and make a restart replay all of them. Past this size RocksDB flushes the
+    // families holding the oldest WAL, which bounds recovery time.
+    opts.set_max_total_wal_size(128 << 20);
     store::tune_db_options(&mut opts);
     let mut cfs = store::column_family_descriptors();
     cfs.push(rocksdb::ColumnFamilyDescriptor::new(
@@ -180,6 +197,18 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         )
         .map_err(|e| format!("cannot start raft node: {e}"))?;
         *inbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(node.clone());
+        {
+            // Only the leader this node follows may tell it that it was removed.
+            let status = node.status.clone();
+            let log = log.clone();
+            transport.on_removed(Arc::new(move |from| {
+                if status.leader() == from {
+                    status.removed.store(true, std::sync::atomic::Ordering::Release);
+                } else {
+                    warn!(log, "ignoring removal notice from a peer that is not the leader"; "from" => from);
+                }
+            }));
+        }
 
         let server = Arc::new(Server {
             cfg: cfg.clone(),
@@ -193,6 +222,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             started: Instant::now(),
             run_id: format!("{:040x}", (std::process::id() as u128) << 64 | server::wall_ms() as u128),
             shutdown: tokio::sync::Notify::new(),
+            open_conns: std::sync::atomic::AtomicUsize::new(0),
         });
         let msg_node = node.clone();
         let fwd_server = server.clone();
@@ -221,7 +251,8 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                         continue;
                     }
                 };
-                if server.clients_lock().len() >= cfg.maxclients {
+                if server.open_conns.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= cfg.maxclients {
+                    server.open_conns.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                     server.stats.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tokio::spawn(async move {
                         use tokio::io::AsyncWriteExt;

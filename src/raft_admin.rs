@@ -203,6 +203,35 @@ impl Server {
                 self.change(ConfChangeType::RemoveNode, *id, Vec::new())
                     .await
             }
+            RaftCmd::NodeReplace { old, new } => {
+                if !m.voters.contains(old) {
+                    return Some(Reply::err(format!("ERR node {old} is not a voter")));
+                }
+                if !member(*new) {
+                    return Some(Reply::err(format!(
+                        "ERR node {new} is not a member (add it first with RAFT.NODE ADD)"
+                    )));
+                }
+                if old == new {
+                    return Some(Reply::err("ERR old and new node are the same"));
+                }
+                if *old == st.id {
+                    crate::hand_over_leadership(&self.node, &self.logger).await;
+                    return if st.is_leader() {
+                        Some(Reply::err(
+                            "TRYAGAIN could not move leadership away before replacing the leader",
+                        ))
+                    } else {
+                        None
+                    };
+                }
+                info!(self.logger, "replacing member (joint consensus)"; "old" => old, "new" => new);
+                let mut changes = vec![(ConfChangeType::RemoveNode, *old)];
+                if !m.voters.contains(new) {
+                    changes.insert(0, (ConfChangeType::AddNode, *new));
+                }
+                self.change_many(&changes, Vec::new()).await
+            }
             RaftCmd::TransferLeader(target) => {
                 let target = match target {
                     Some(t) => *t,
@@ -245,11 +274,23 @@ impl Server {
     }
 
     async fn change(&self, kind: ConfChangeType, id: u64, context: Vec<u8>) -> Option<Reply> {
+        self.change_many(&[(kind, id)], context).await
+    }
+
+    /// Proposes one conf change (v2); several changes enter joint consensus, left
+    /// automatically once applied.
+    async fn change_many(
+        &self,
+        changes: &[(ConfChangeType, u64)],
+        context: Vec<u8>,
+    ) -> Option<Reply> {
         let mut cc = ConfChangeV2::default();
-        let mut ch = ConfChangeSingle::default();
-        ch.set_change_type(kind);
-        ch.node_id = id;
-        cc.mut_changes().push(ch);
+        for &(kind, id) in changes {
+            let mut ch = ConfChangeSingle::default();
+            ch.set_change_type(kind);
+            ch.node_id = id;
+            cc.mut_changes().push(ch);
+        }
         cc.context = context.into();
         match timeout(self.cfg.request_timeout(), self.node.conf_change(cc)).await {
             Ok(Ok(Ok(_))) => Some(Reply::ok()),

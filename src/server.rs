@@ -75,6 +75,9 @@ pub struct Server {
     pub run_id: String,
     /// Notified when a client asks the node to shut down (SHUTDOWN) or it was removed.
     pub shutdown: tokio::sync::Notify,
+    /// Client connections accepted and not yet closed (counted at accept, so a burst of
+    /// connections cannot pass `--maxclients` before their sessions register).
+    pub open_conns: std::sync::atomic::AtomicUsize,
 }
 
 pub use raft_node::node::wall_ms;

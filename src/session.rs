@@ -9,10 +9,14 @@
 //! order. Each group starts only after the previous group finished, so a read always sees
 //! the connection's earlier writes and a write never overtakes a read. Whole-keyspace reads
 //! (KEYS, SCAN, DBSIZE) always form a read group of their own.
+//!
+//! While a group is in flight the reader keeps collecting the next one instead of queueing
+//! many small ones, so a pipelining client (`redis-cli --pipe`) gets large proposals: the
+//! group is handed over as soon as the writer is idle, or when it is full.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -21,7 +25,7 @@ use resp::{Protocol, Reply};
 use slog::debug;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::server::{ClientInfo, Server};
 
@@ -69,6 +73,27 @@ pub struct Conn {
 /// Most requests in flight on one connection before the reader waits.
 const MAX_IN_FLIGHT: usize = 16384;
 
+/// Most request bytes in flight on one connection (parsed, reply not yet encoded) before
+/// the reader stops reading. A client that pipelines without reading its replies is held
+/// back by TCP instead of making the server buffer its requests without bound; one larger
+/// request still passes, alone.
+const MAX_IN_FLIGHT_BYTES: usize = 32 << 20;
+
+/// One queued reply: protocol to encode it in, the reply, whether the connection closes
+/// after it, and the share of the in-flight byte budget it holds until encoded.
+type Item = (Protocol, Pending, bool, Option<OwnedSemaphorePermit>);
+
+/// Takes budget for the request bytes parsed since the last queued reply (waits while the
+/// connection has too many bytes in flight).
+async fn take_budget(budget: &Arc<Semaphore>, unpaid: &mut usize) -> Option<OwnedSemaphorePermit> {
+    let n = std::mem::take(unpaid).min(MAX_IN_FLIGHT_BYTES);
+    if n == 0 {
+        return None;
+    }
+    // n <= MAX_IN_FLIGHT_BYTES < u32::MAX; the semaphore is never closed.
+    budget.clone().acquire_many_owned(n as u32).await.ok()
+}
+
 /// Serves one client connection until it closes.
 pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let _ = sock.set_nodelay(true);
@@ -78,13 +103,19 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let last_cmd = info.last_cmd.clone();
     server.register_client(info);
     let (mut rd, mut wr) = sock.into_split();
-    let (tx, mut rx) = mpsc::channel::<(Protocol, Pending, bool)>(MAX_IN_FLIGHT);
+    let (tx, mut rx) = mpsc::channel::<Item>(MAX_IN_FLIGHT);
+    let budget = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES));
+    let mut unpaid = 0usize;
+    // Groups handed to the writer and not finished yet; `idle` wakes the reader when one is.
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let idle = Arc::new(Notify::new());
+    let (w_in_flight, w_idle) = (in_flight.clone(), idle.clone());
     let writer = tokio::spawn(async move {
         let mut out = BytesMut::with_capacity(16 * 1024);
         while let Some(first) = rx.recv().await {
             let mut item = Some(first);
             let mut close = false;
-            while let Some((proto, pending, last)) = item.take() {
+            while let Some((proto, pending, last, _budget)) = item.take() {
                 match pending {
                     Pending::Ready(r) => resp::encode::encode(&r, proto, &mut out),
                     Pending::Later(f) => {
@@ -95,7 +126,10 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                             }
                             out.clear();
                         }
-                        match f.await {
+                        let outcome = f.await;
+                        w_in_flight.fetch_sub(1, Ordering::AcqRel);
+                        w_idle.notify_one();
+                        match outcome {
                             Outcome::Replies(rs) => {
                                 for r in &rs {
                                     resp::encode::encode(r, proto, &mut out);
@@ -137,13 +171,48 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         last_cmd,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    // Hands an item to the writer, counting groups in flight.
+    let send = |item: (Protocol, Pending, bool), paid: Option<OwnedSemaphorePermit>| {
+        if matches!(item.1, Pending::Later(_)) {
+            in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+        tx.send((item.0, item.1, item.2, paid))
+    };
     'conn: loop {
-        match rd.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
+        let read = if matches!(conn.group, Group::None) {
+            rd.read_buf(&mut buf).await
+        } else {
+            // A group is being collected while an earlier one is in flight: hand it over
+            // when the writer gets idle, or add to it what the client sends meanwhile.
+            tokio::select! {
+                r = rd.read_buf(&mut buf) => r,
+                _ = idle.notified() => {
+                    if in_flight.load(Ordering::Acquire) == 0 {
+                        if let Some(p) = server.flush_group(&mut conn) {
+                            let paid = take_budget(&budget, &mut unpaid).await;
+                            if send((conn.proto, p, false), paid).await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                    }
+                    continue 'conn;
+                }
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => {
+                if let Some(p) = server.flush_group(&mut conn) {
+                    let _ = send((conn.proto, p, false), None).await;
+                }
+                break;
+            }
             Ok(_) => {}
         }
         loop {
-            match parse_request(&mut buf, &limits) {
+            let before_parse = buf.len();
+            let parsed = parse_request(&mut buf, &limits);
+            unpaid += before_parse - buf.len();
+            match parsed {
                 Ok(Some(argv)) => {
                     if argv.is_empty() {
                         continue;
@@ -156,7 +225,8 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                         // protocol it selects, QUIT closes after its reply.
                         let proto = if i + 1 == n { conn.proto } else { before };
                         let last = conn.closing && i + 1 == n;
-                        if tx.send((proto, pending, last)).await.is_err() {
+                        let paid = take_budget(&budget, &mut unpaid).await;
+                        if send((proto, pending, last), paid).await.is_err() {
                             break 'conn;
                         }
                     }
@@ -168,19 +238,21 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                 Err(e) => {
                     debug!(server.logger, "protocol error, closing"; "client" => id, "err" => %e);
                     if let Some(p) = server.flush_group(&mut conn) {
-                        let _ = tx.send((conn.proto, p, false)).await;
+                        let _ = send((conn.proto, p, false), None).await;
                     }
-                    let _ = tx
-                        .send((conn.proto, Pending::Ready(e.to_reply()), true))
-                        .await;
+                    let _ = send((conn.proto, Pending::Ready(e.to_reply()), true), None).await;
                     break 'conn;
                 }
             }
         }
-        // Everything parsed so far is dispatched before waiting for more input.
-        if let Some(p) = server.flush_group(&mut conn) {
-            if tx.send((conn.proto, p, false)).await.is_err() {
-                break;
+        // What was parsed goes to the writer now if it is idle; otherwise it keeps
+        // collecting until the writer is (see above).
+        if in_flight.load(Ordering::Acquire) == 0 {
+            if let Some(p) = server.flush_group(&mut conn) {
+                let paid = take_budget(&budget, &mut unpaid).await;
+                if send((conn.proto, p, false), paid).await.is_err() {
+                    break;
+                }
             }
         }
         // Reclaim space: keep the buffer from growing without bound across requests.
@@ -191,4 +263,5 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     drop(tx);
     let _ = writer.await;
     server.unregister_client(id);
+    server.open_conns.fetch_sub(1, Ordering::AcqRel);
 }

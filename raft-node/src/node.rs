@@ -129,6 +129,8 @@ pub trait MessageSink: Clone + Send + 'static {
     fn send(&self, msgs: Vec<Message>);
     /// A member's address became known (`Some`) or it left the group (`None`).
     fn set_peer(&self, _id: u64, _addr: Option<String>) {}
+    /// Tells a removed member (which may never learn it from the log) that it left.
+    fn notify_removed(&self, _id: u64) {}
 }
 
 /// Why a request was not served.
@@ -209,7 +211,7 @@ fn sync_loop<O, K: MessageSink>(
             let started = Instant::now();
             if let Err(e) = db.flush_wal(true) {
                 crit!(logger, "raft log sync failed, stopping"; "err" => %e);
-                std::process::exit(1);
+                die();
             }
             status.syncs.fetch_add(1, Ordering::Relaxed);
             status
@@ -227,6 +229,14 @@ fn sync_loop<O, K: MessageSink>(
             return;
         }
     }
+}
+
+/// Ends the process at once after a storage (or other unrecoverable) error has been logged:
+/// no destructors run, so nothing races the threads still using RocksDB, and nothing more
+/// is written or acknowledged. (The binary logs critical records synchronously.)
+pub fn die() -> ! {
+    // SAFETY: _exit only ends the process; it touches no Rust state.
+    unsafe { libc::_exit(1) }
 }
 
 /// Role values in [`Status::role`].
@@ -440,7 +450,7 @@ pub fn start<S: StateMachine, K: MessageSink>(
         let m = s.get_metadata();
         keep.push(snap::done_name(m.term, m.index));
     }
-    snap::remove_stale(&cfg.snap_dir, &keep);
+    snap::remove_stale(&cfg.snap_dir, &keep, u64::MAX, false);
     snap::remove_old_receives(&cfg.snap_dir, trunc);
     let snapshot_index = storage
         .local_snapshot()
@@ -712,7 +722,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             Ok(d) => d,
             Err(e) => {
                 crit!(self.logger, "encoding RaftCommit failed"; "err" => %e);
-                std::process::exit(1);
+                die();
             }
         };
         let n = commit.commands.len() as u64;
@@ -795,7 +805,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
         if let Err(e) = self.db.write_opt(wb, &WriteOptions::default()) {
             crit!(self.logger, "storage write failed, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
     }
 
@@ -832,11 +842,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                             }
                             Ok(c) => {
                                 crit!(self.logger, "entry of another group"; "index" => index, "entry_group" => c.group_id);
-                                std::process::exit(1);
+                                die();
                             }
                             Err(err) => {
                                 crit!(self.logger, "undecodable committed entry"; "index" => index, "err" => %err);
-                                std::process::exit(1);
+                                die();
                             }
                         }
                     };
@@ -903,16 +913,28 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 }
             }
         }
-        for ch in cc.get_changes() {
-            if ch.get_change_type() == ConfChangeType::RemoveNode && !conf_contains(cs, ch.node_id)
-            {
-                self.raw.mut_store().stage_forget_peer(wb, ch.node_id);
-                if ch.node_id == self.cfg.id {
-                    warn!(self.logger, "this node was removed from the group");
-                    self.status.removed.store(true, Ordering::Release);
-                } else {
-                    self.sink.set_peer(ch.node_id, None);
+        // Members of the previous configuration that are in no part of the new one left
+        // (with joint consensus that happens when the joint configuration is left, by an
+        // entry that names no change).
+        let prev = self.raw.store().conf_state().clone();
+        let gone: Vec<u64> = prev
+            .voters
+            .iter()
+            .chain(&prev.learners)
+            .chain(&prev.voters_outgoing)
+            .copied()
+            .filter(|&id| !conf_contains(cs, id))
+            .collect();
+        for id in gone {
+            self.raw.mut_store().stage_forget_peer(wb, id);
+            if id == self.cfg.id {
+                warn!(self.logger, "this node was removed from the group");
+                self.status.removed.store(true, Ordering::Release);
+            } else {
+                if self.raw.raft.state == StateRole::Leader {
+                    self.sink.notify_removed(id);
                 }
+                self.sink.set_peer(id, None);
             }
         }
         self.members_dirty = true;
@@ -1073,13 +1095,13 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         let _ = std::fs::remove_dir_all(&tmp);
         if let Err(e) = std::fs::create_dir_all(&tmp) {
             crit!(self.logger, "cannot create snapshot directory, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
         let job = match self.sm.snapshot_export(tmp.clone()) {
             Ok(j) => j,
             Err(e) => {
                 crit!(self.logger, "snapshot capture failed, stopping"; "err" => e);
-                std::process::exit(1);
+                die();
             }
         };
         info!(self.logger, "snapshot started"; "index" => index, "term" => term);
@@ -1110,7 +1132,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             });
         if let Err(e) = spawned {
             crit!(self.logger, "cannot start snapshot thread, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
     }
 
@@ -1122,7 +1144,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             Err(e) => {
                 // Writing snapshot files failed: a storage error, fail-stop.
                 crit!(self.logger, "snapshot generation failed, stopping"; "err" => e);
-                std::process::exit(1);
+                die();
             }
         };
         let (index, term) = (s.get_metadata().index, s.get_metadata().term);
@@ -1145,14 +1167,19 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             let mut wb = WriteBatch::default();
             if let Err(e) = self.raw.mut_store().stage_local_snapshot(&mut wb, s) {
                 crit!(self.logger, "recording snapshot failed, stopping"; "err" => %e);
-                std::process::exit(1);
+                die();
             }
             self.write(wb);
             self.bytes_since_snapshot = 0;
             // Keep the previous snapshot too: a transfer of it may be under way.
             let mut keep = vec![snap::done_name(term, index)];
             keep.extend(prev);
-            snap::remove_stale(&self.cfg.snap_dir, &keep);
+            snap::remove_stale(
+                &self.cfg.snap_dir,
+                &keep,
+                self.raw.store().truncated_index(),
+                true,
+            );
             self.status.snapshot_index.store(index, Ordering::Release);
             self.status.snapshot_last_ms.store(ms, Ordering::Release);
             self.status.snapshots_taken.fetch_add(1, Ordering::Relaxed);
@@ -1179,11 +1206,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             Ok(d) if dir.is_dir() => d,
             Ok(_) => {
                 crit!(self.logger, "snapshot files missing, stopping"; "dir" => %dir.display());
-                std::process::exit(1);
+                die();
             }
             Err(e) => {
                 crit!(self.logger, "undecodable snapshot descriptor, stopping"; "err" => %e);
-                std::process::exit(1);
+                die();
             }
         };
         info!(self.logger, "restoring snapshot"; "index" => index, "term" => term, "bytes" => snap::total_bytes(&desc));
@@ -1199,7 +1226,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             .stage_received_snapshot(&mut wb, s.clone(), &name)
         {
             crit!(self.logger, "staging snapshot failed, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
         for p in &desc.peers {
             // Addresses this node already knows (its command line) stay as they are.
@@ -1214,7 +1241,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         self.sync_wal();
         if let Err(e) = self.sm.snapshot_restore(&dir) {
             crit!(self.logger, "restoring snapshot into the store failed, stopping"; "err" => e);
-            std::process::exit(1);
+            die();
         }
         let mut wb = WriteBatch::default();
         self.raw.mut_store().stage_restored(&mut wb);
@@ -1227,9 +1254,20 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 let _ = w.send(Err(NodeError::Dropped));
             }
         }
+        if let Some((_, _, w)) = self.pending_conf.take() {
+            let _ = w.send(Err(NodeError::Refused(
+                "the membership change was overtaken by a snapshot; check RAFT.NODES and retry"
+                    .into(),
+            )));
+        }
         let mut keep = vec![name];
         keep.extend(prev);
-        snap::remove_stale(&self.cfg.snap_dir, &keep);
+        snap::remove_stale(
+            &self.cfg.snap_dir,
+            &keep,
+            self.raw.store().truncated_index(),
+            true,
+        );
         snap::remove_old_receives(&self.cfg.snap_dir, index);
         self.status.snapshot_index.store(index, Ordering::Release);
         self.status
@@ -1242,7 +1280,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
     fn sync_wal(&self) {
         if let Err(e) = self.db.flush_wal(true) {
             crit!(self.logger, "raft log sync failed, stopping"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
     }
 
@@ -1330,7 +1368,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
         if let Err(e) = self.raw.mut_store().stage_append(&mut wb, rd.entries()) {
             crit!(self.logger, "staging raft log failed"; "err" => %e);
-            std::process::exit(1);
+            die();
         }
         self.write(wb);
         self.raw.mut_store().commit_staged();
@@ -1347,7 +1385,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             let sent = self.persist_tx.as_ref().map(|tx| tx.send(job));
             if !matches!(sent, Some(Ok(()))) {
                 crit!(self.logger, "log sync thread is gone, stopping");
-                std::process::exit(1);
+                die();
             }
         } else {
             // Nothing to make durable and nothing outstanding (or a snapshot: make all of

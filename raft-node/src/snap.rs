@@ -102,15 +102,28 @@ pub fn safe_name(name: &str) -> bool {
         && !name.contains('\0')
 }
 
-/// Removes every snapshot directory under `root` except those named in `keep` and those
-/// being received (a transfer may resume).
-pub fn remove_stale(root: &Path, keep: &[String]) {
+/// Index of a snapshot directory from its name (`snap-<term>-<index>` and the like).
+fn name_index(name: &str) -> Option<u64> {
+    name.rsplit('-').next()?.parse().ok()
+}
+
+/// Removes every snapshot directory under `root` except those named in `keep`, complete
+/// ones newer than `newer_than` (received, waiting for the Raft loop to install them),
+/// those being received (a transfer may resume) and, with `keep_tmp`, those being
+/// generated.
+pub fn remove_stale(root: &Path, keep: &[String], newer_than: u64, keep_tmp: bool) {
     let Ok(rd) = std::fs::read_dir(root) else {
         return;
     };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if keep.contains(&name) || name.starts_with("recv-") {
+        let pending =
+            name.starts_with("snap-") && name_index(&name).is_some_and(|i| i > newer_than);
+        if keep.contains(&name)
+            || pending
+            || name.starts_with("recv-")
+            || (keep_tmp && name.starts_with("tmp-"))
+        {
             continue;
         }
         let _ = std::fs::remove_dir_all(e.path());
@@ -127,11 +140,7 @@ pub fn remove_old_receives(root: &Path, index: u64) {
         let Some(rest) = name.strip_prefix("recv-") else {
             continue;
         };
-        let old = rest
-            .rsplit('-')
-            .next()
-            .and_then(|i| i.parse::<u64>().ok())
-            .is_none_or(|i| i <= index);
+        let old = name_index(rest).is_none_or(|i| i <= index);
         if old {
             let _ = std::fs::remove_dir_all(e.path());
         }

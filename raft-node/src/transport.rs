@@ -42,6 +42,8 @@ const MAGIC: u32 = 0x524b_5631; // "RKV1"
 const KIND_RAFT: u32 = 1;
 const KIND_FORWARD: u32 = 2;
 const KIND_SNAPSHOT: u32 = 3;
+/// A leader telling a member it was removed from the group (the hello is the whole message).
+const KIND_REMOVED: u32 = 4;
 /// Most files one snapshot may have.
 const MAX_SNAPSHOT_FILES: usize = 64;
 /// Largest frame accepted from a peer.
@@ -55,6 +57,8 @@ pub type OnMessage = Arc<dyn Fn(Message) + Send + Sync>;
 pub type OnUnreachable = Arc<dyn Fn(u64) + Send + Sync>;
 /// Called when sending a snapshot to a peer ended (true: delivered).
 pub type OnSnapshotStatus = Arc<dyn Fn(u64, bool) + Send + Sync>;
+/// Called when peer `from` says this node was removed from the group.
+pub type OnRemoved = Arc<dyn Fn(u64) + Send + Sync>;
 /// Serves one forwarded request; resolves to the RESP-encoded reply, or `None` when this
 /// node is not the leader and proposed nothing (the sender may retry elsewhere).
 pub type ForwardHandler = Arc<
@@ -121,6 +125,7 @@ pub struct Transport {
     forwarders: Mutex<HashMap<u64, Arc<Forwarder>>>,
     on_unreachable: OnUnreachable,
     on_snapshot_status: OnSnapshotStatus,
+    on_removed: Mutex<Option<OnRemoved>>,
     rt: tokio::runtime::Handle,
     /// Snapshot transfer progress.
     pub snap_stats: SnapStats,
@@ -169,6 +174,7 @@ impl Transport {
             forwarders: Mutex::new(HashMap::new()),
             on_unreachable,
             on_snapshot_status,
+            on_removed: Mutex::new(None),
             rt: tokio::runtime::Handle::current(),
             snap_stats: SnapStats::default(),
         });
@@ -234,6 +240,38 @@ impl Transport {
                     .remove(&pid);
             }
         }
+    }
+
+    /// Sets what happens when a leader says this node was removed.
+    pub fn on_removed(&self, f: OnRemoved) {
+        *self.on_removed.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// Tells `pid` (best effort) that it was removed from the group.
+    fn notify_removed(&self, pid: u64) {
+        let Some(addr) = self.route_addr(pid) else {
+            return;
+        };
+        let Ok(hello) = self.hello(pid, KIND_REMOVED).write_to_bytes() else {
+            return;
+        };
+        let logger = self.logger.clone();
+        self.rt.spawn(async move {
+            let sent = async {
+                let mut sock =
+                    tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr))
+                        .await
+                        .map_err(invalid)??;
+                write_frame(&mut sock, &hello).await?;
+                sock.flush().await
+            };
+            match sent.await {
+                Ok(()) => info!(logger, "told removed member"; "peer" => pid),
+                Err(e) => {
+                    debug!(logger, "could not tell removed member"; "peer" => pid, "err" => %e)
+                }
+            }
+        });
     }
 
     fn route_addr(&self, pid: u64) -> Option<String> {
@@ -414,6 +452,18 @@ impl Transport {
                     let _ = w.flush().await;
                 }
                 result
+            }
+            KIND_REMOVED => {
+                warn!(self.logger, "peer says this node was removed from the group"; "from" => from);
+                let f = self
+                    .on_removed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if let Some(f) = f {
+                    f(from);
+                }
+                Ok(())
             }
             k => Err(invalid(format!("unknown connection kind {k}"))),
         }
@@ -702,6 +752,10 @@ impl MessageSink for PeerSink {
 
     fn set_peer(&self, id: u64, addr: Option<String>) {
         self.0.set_route(id, addr);
+    }
+
+    fn notify_removed(&self, id: u64) {
+        self.0.notify_removed(id);
     }
 }
 

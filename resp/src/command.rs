@@ -108,6 +108,9 @@ pub enum RaftCmd {
     NodeAdd { id: u64, addr: String },
     /// `RAFT.NODE REMOVE <id>`: remove a member.
     NodeRemove { id: u64 },
+    /// `RAFT.NODE REPLACE <old-id> <new-id>`: in one joint-consensus change, make member
+    /// `new` (a learner) a voter and remove voter `old`.
+    NodeReplace { old: u64, new: u64 },
     /// `RAFT.TRANSFER-LEADER [<id>]`: move leadership (to the given voter, or the most
     /// up-to-date one).
     TransferLeader(Option<u64>),
@@ -370,6 +373,7 @@ static SUBCOMMANDS: &[CommandSpec] = &[
     spec!("config|resetstat", 2, ANLS, 0, 0, 0, "Resets the server's statistics."),
     spec!("raft.node|add", 4, ANLS, 0, 0, 0, "Adds a member: RAFT.NODE ADD <id> <raft-host:port>."),
     spec!("raft.node|remove", 3, ANLS, 0, 0, 0, "Removes a member: RAFT.NODE REMOVE <id>."),
+    spec!("raft.node|replace", 4, ANLS, 0, 0, 0, "Swaps voter <old-id> for member <new-id> in one joint-consensus change."),
 ];
 
 /// Every top-level command raftkv serves (upper-case names).
@@ -699,7 +703,9 @@ impl Command {
             Shutdown => "SHUTDOWN",
             Raft(RaftCmd::Snapshot) => "RAFT.SNAPSHOT",
             Raft(RaftCmd::Nodes) => "RAFT.NODES",
-            Raft(RaftCmd::NodeAdd { .. } | RaftCmd::NodeRemove { .. }) => "RAFT.NODE",
+            Raft(
+                RaftCmd::NodeAdd { .. } | RaftCmd::NodeRemove { .. } | RaftCmd::NodeReplace { .. },
+            ) => "RAFT.NODE",
             Raft(RaftCmd::TransferLeader(_)) => "RAFT.TRANSFER-LEADER",
             Time => "TIME",
             Get(_) => "GET",
@@ -768,6 +774,10 @@ fn parse_known(name: &'static str, argv: &[Bytes]) -> Result<Command, Reply> {
             },
             "remove" => RaftCmd::NodeRemove {
                 id: node_id(&argv[2])?,
+            },
+            "replace" => RaftCmd::NodeReplace {
+                old: node_id(&argv[2])?,
+                new: node_id(&argv[3])?,
             },
             _ => return Err(unknown_sub("RAFT.NODE", &argv[1])),
         }),
@@ -1898,6 +1908,10 @@ mod tests {
             p("RAFT.TRANSFER-LEADER 3"),
             Command::Raft(RaftCmd::TransferLeader(Some(3)))
         );
+        assert_eq!(
+            p("RAFT.NODE REPLACE 1 4"),
+            Command::Raft(RaftCmd::NodeReplace { old: 1, new: 4 })
+        );
         assert_eq!(p("shutdown nosave"), Command::Shutdown);
         assert_eq!(p("SHUTDOWN").kind(), Kind::Admin);
         let err = |s: &str| match Command::parse(&argv(s)) {
@@ -1948,7 +1962,7 @@ mod tests {
             lookup_subcommand(b"client", b"SETNAME").map(|s| s.arity),
             Some(3)
         );
-        assert_eq!(subcommand_table().len(), 15);
+        assert_eq!(subcommand_table().len(), 16);
         // Every command in the table parses (given enough plausible arguments).
         for s in command_table() {
             let mut a = vec![b(s.name)];

@@ -122,7 +122,12 @@ fn parse_multibulk(
             return Ok(None);
         };
         if buf[pos] != b'$' {
-            return Err(ProtocolError::ExpectedDollar(buf[pos] as char));
+            // Redis's error replies turn CR and LF into spaces (`addReplyErrorFormat`).
+            let got = match buf[pos] {
+                b'\r' | b'\n' => ' ',
+                b => b as char,
+            };
+            return Err(ProtocolError::ExpectedDollar(got));
         }
         let len = string2ll(&buf[pos + 1..eol])
             .and_then(|l| usize::try_from(l).ok())
@@ -344,6 +349,9 @@ mod tests {
         }
         assert_eq!(parse(b"*1\r\n:1\r\n"), Err(ExpectedDollar(':')));
         assert_eq!(parse(b"*2\r\n$1\r\na\r\nx\r\n"), Err(ExpectedDollar('x')));
+        // Found by fuzzing: the error text must stay one line.
+        assert_eq!(parse(b"*1\r\n\r\n"), Err(ExpectedDollar(' ')));
+        assert_eq!(parse(b"*1\r\n\n\r\n"), Err(ExpectedDollar(' ')));
         for bad in [
             &b"*1\r\n$-5\r\n"[..],
             b"*1\r\n$-1\r\n",

@@ -95,9 +95,12 @@ pub fn restore(db: &DB, dir: &Path) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let path = dir.join(file_name(cf_name));
         if path.exists() {
+            // Copy, not move: ingesting may rewrite the file (its global sequence number),
+            // and the snapshot's own file must stay intact for a redo or for sending on.
             let mut io = IngestExternalFileOptions::default();
             io.set_move_files(false);
-            db.ingest_external_file_cf_opts(cf, &io, vec![path])
+            let source = path;
+            db.ingest_external_file_cf_opts(cf, &io, vec![source])
                 .map_err(|e| e.to_string())?;
         }
     }

@@ -162,11 +162,17 @@ impl Cluster {
     /// Starts a new node that joins through node `via` (`--join`); returns its index. It
     /// listens at once; it becomes a member when the leader adds it.
     pub fn add_joining_node(&mut self, via: usize) -> usize {
+        self.add_joining_node_at(via, free_port())
+    }
+
+    /// As [`Cluster::add_joining_node`], with the new node's Raft port chosen by the caller
+    /// (so it can be named in a membership change before the node starts).
+    pub fn add_joining_node_at(&mut self, via: usize, raft_port: u16) -> usize {
         let i = self.nodes.len();
         self.nodes.push(Node {
             id: i as u64 + 1,
             redis_port: free_port(),
-            raft_port: free_port(),
+            raft_port,
             data_dir: self.dir.path().join(format!("node{}", i + 1)),
             log: self.dir.path().join(format!("node{}.log", i + 1)),
             join: Some(self.nodes[via].redis_port),
@@ -247,6 +253,19 @@ impl Cluster {
                 .all(|&i| self.info_field(i, "raft_leader_id").as_deref() == Some(id.as_str()))
                 .then_some(leader)
         })
+    }
+
+    /// OS process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(|c| c.id())
+    }
+
+    /// Exit status of node `i` if it has exited on its own (the node is then no longer
+    /// counted as running); `None` while it runs.
+    pub fn try_wait(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let status = self.nodes[i].child.as_mut()?.try_wait().ok().flatten()?;
+        self.nodes[i].child = None;
+        Some(status)
     }
 
     pub fn is_running(&self, i: usize) -> bool {

@@ -1,0 +1,832 @@
+//! Bad-input catalogue (issue #4 items 4 and 7) against real `raftkv` processes: malformed
+//! RESP, negative and huge lengths, deep nesting, binary and empty keys, over-long inline
+//! lines, slow-loris partial frames, connections beyond `--maxclients`, 100k-command
+//! pipelines, and fail-stop on a full disk. Raw TCP sockets send what a client library
+//! would refuse to. Every test checks that the node still answers a fresh client's PING,
+//! that errors carry Redis's exact texts, and that the node's resident memory stays bounded.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Command as Process;
+use std::time::{Duration, Instant};
+
+use common::{try_client, wait_for, Cluster};
+
+/// Resident set size of process `pid` in KiB (VmRSS of /proc/<pid>/status).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS line")
+}
+
+/// Asserts the node's RSS grew by at most `max_mib` MiB since `before_kib`.
+fn assert_rss_bounded(cl: &Cluster, i: usize, before_kib: u64, max_mib: u64, what: &str) {
+    let after = rss_kib(cl.pid(i).expect("node running"));
+    eprintln!(
+        "{what}: node RSS {} MiB -> {} MiB",
+        before_kib / 1024,
+        after / 1024
+    );
+    assert!(
+        after <= before_kib + max_mib * 1024,
+        "{what}: RSS grew from {before_kib} KiB to {after} KiB (bound +{max_mib} MiB)"
+    );
+}
+
+/// A fresh client gets PONG: the server is up and serving.
+fn assert_alive(port: u16) {
+    let mut s = raw(port);
+    s.write_all(b"PING\r\n").expect("write PING");
+    let mut r = BufReader::new(s);
+    assert_eq!(read_line(&mut r), "+PONG\r\n", "fresh client PING");
+}
+
+fn raw(port: u16) -> TcpStream {
+    let s = wait_for(Duration::from_secs(5), "raw connection", || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    s.set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("write timeout");
+    s
+}
+
+fn read_line(r: &mut impl BufRead) -> String {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line).expect("read reply line");
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// Everything the server sends until it closes the connection (EOF or reset), bounded by
+/// `timeout`; panics if the connection is still open then.
+fn read_until_closed(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "connection still open after {timeout:?}; got {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        s.set_read_timeout(Some(left)).expect("read timeout");
+        match s.read(&mut chunk) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Sends `input` on a new connection (from a thread, so a server that stops reading
+/// cannot block the test) and returns what the server sent before closing.
+fn send_expect_close(port: u16, input: Vec<u8>) -> Vec<u8> {
+    let mut s = raw(port);
+    let mut w = s.try_clone().expect("clone socket");
+    let writer = std::thread::spawn(move || {
+        // The server may close mid-write: that is the point.
+        let _ = w.write_all(&input);
+    });
+    let got = read_until_closed(&mut s, Duration::from_secs(10));
+    drop(s);
+    let _ = writer.join();
+    got
+}
+
+fn protocol_error(text: &str) -> Vec<u8> {
+    format!("-ERR Protocol error: {text}\r\n").into_bytes()
+}
+
+/// Redis's replies and connection close for malformed multibulk requests, lengths out of
+/// range and nesting, while the node keeps serving and its memory stays flat.
+#[test]
+fn malformed_resp_gets_redis_errors_then_close() {
+    let cl = Cluster::start_with(1, &["--proto-max-bulk-len", "1048576"]);
+    let port = cl.port(0);
+    let before = rss_kib(cl.pid(0).expect("pid"));
+    let mut deep = b"*1\r\n".repeat(100_000);
+    deep.extend_from_slice(b"$4\r\nPING\r\n");
+    let mut long_count = b"*".to_vec();
+    long_count.extend(std::iter::repeat_n(b'1', 70_000));
+    let mut long_bulk_count = b"*1\r\n$".to_vec();
+    long_bulk_count.extend(std::iter::repeat_n(b'1', 70_000));
+    let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (
+            b"*abc\r\n".to_vec(),
+            protocol_error("invalid multibulk length"),
+        ),
+        (
+            b"*\r\n".to_vec(),
+            protocol_error("invalid multibulk length"),
+        ),
+        (
+            b"*+1\r\n".to_vec(),
+            protocol_error("invalid multibulk length"),
+        ),
+        (
+            b"*1x\r\n".to_vec(),
+            protocol_error("invalid multibulk length"),
+        ),
+        // More arguments than Redis accepts in one request (> 1024*1024*1024, > INT_MAX, > i64).
+        (
+            b"*1073741825\r\n".to_vec(),
+            protocol_error("invalid multibulk length"),
+        ),
+        (
+            b"*2147483648\r\n".to_vec(),
+            protocol_error("invalid multibulk length"),
+        ),
+        (
+            b"*9223372036854775808\r\n".to_vec(),
+            protocol_error("invalid multibulk length"),
+        ),
+        (
+            b"*1\r\n:1\r\n".to_vec(),
+            protocol_error("expected '$', got ':'"),
+        ),
+        (
+            b"*2\r\n$4\r\nECHO\r\n+x\r\n".to_vec(),
+            protocol_error("expected '$', got '+'"),
+        ),
+        // Found by fuzzing: CR/LF in the text become spaces, as in Redis.
+        (
+            b"*1\r\n\r\n".to_vec(),
+            protocol_error("expected '$', got ' '"),
+        ),
+        (
+            b"*1\r\n*1\r\n$4\r\nPING\r\n".to_vec(),
+            protocol_error("expected '$', got '*'"),
+        ),
+        (deep, protocol_error("expected '$', got '*'")),
+        (
+            b"*1\r\n$abc\r\n".to_vec(),
+            protocol_error("invalid bulk length"),
+        ),
+        (
+            b"*1\r\n$-1\r\n".to_vec(),
+            protocol_error("invalid bulk length"),
+        ),
+        (
+            b"*1\r\n$-2147483649\r\n".to_vec(),
+            protocol_error("invalid bulk length"),
+        ),
+        // One byte over --proto-max-bulk-len: refused from the header, before any data.
+        (
+            b"*2\r\n$4\r\nECHO\r\n$1048577\r\n".to_vec(),
+            protocol_error("invalid bulk length"),
+        ),
+        (
+            b"*1\r\n$99999999999999999999\r\n".to_vec(),
+            protocol_error("invalid bulk length"),
+        ),
+        (long_count, protocol_error("too big mbulk count string")),
+        (long_bulk_count, protocol_error("too big bulk count string")),
+        (
+            b"SET \"k v\r\n".to_vec(),
+            protocol_error("unbalanced quotes in request"),
+        ),
+        // Replies to earlier requests go out before the error.
+        (
+            b"PING\r\n*1\r\n$4\r\nPING\r\n*x\r\n".to_vec(),
+            [
+                &b"+PONG\r\n+PONG\r\n"[..],
+                &protocol_error("invalid multibulk length"),
+            ]
+            .concat(),
+        ),
+    ];
+    for (input, want) in cases {
+        let shown = String::from_utf8_lossy(&input[..input.len().min(40)]).into_owned();
+        let got = send_expect_close(port, input);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "input {shown:?}"
+        );
+        assert_alive(port);
+    }
+    assert_rss_bounded(&cl, 0, before, 64, "malformed requests");
+}
+
+/// Inputs Redis answers without closing: empty and negative counts are skipped, odd
+/// first bytes are inline commands, and error texts never break the reply framing.
+#[test]
+fn odd_but_valid_requests_keep_the_connection() {
+    let cl = Cluster::start(1);
+    let port = cl.port(0);
+    let mut s = raw(port);
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    s.write_all(b"*0\r\n*-1\r\n*-100\r\n\r\n   \r\nPING\r\n")
+        .expect("write");
+    assert_eq!(read_line(&mut r), "+PONG\r\n");
+    s.write_all(b"+PING\r\n").expect("write");
+    assert_eq!(
+        read_line(&mut r),
+        "-ERR unknown command '+PING', with args beginning with: \r\n"
+    );
+    s.write_all(b":1\r\n").expect("write");
+    assert_eq!(
+        read_line(&mut r),
+        "-ERR unknown command ':1', with args beginning with: \r\n"
+    );
+    // A command name with CR/LF inside: the error must stay one line.
+    s.write_all(b"*2\r\n$6\r\nA\r\nB\nC\r\n$3\r\nx\ry\r\n")
+        .expect("write");
+    let line = read_line(&mut r);
+    assert!(
+        line.starts_with("-ERR unknown command 'A  B C', with args beginning with: 'x y'"),
+        "{line:?}"
+    );
+    // Bytes that are not text at all.
+    s.write_all(b"\x00\xff\x7f\r\n").expect("write");
+    let line = read_line(&mut r);
+    assert!(line.starts_with("-ERR unknown command '"), "{line:?}");
+    assert!(line.ends_with("\r\n") && !line[..line.len() - 2].contains(['\r', '\n']));
+    // Arity and syntax errors with Redis's texts.
+    s.write_all(b"*1\r\n$3\r\nGET\r\n").expect("write");
+    assert_eq!(
+        read_line(&mut r),
+        "-ERR wrong number of arguments for 'get' command\r\n"
+    );
+    s.write_all(b"*3\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$3\r\nabc\r\n")
+        .expect("write");
+    assert_eq!(
+        read_line(&mut r),
+        "-ERR value is not an integer or out of range\r\n"
+    );
+    s.write_all(b"PING\r\n").expect("write");
+    assert_eq!(read_line(&mut r), "+PONG\r\n", "connection still usable");
+    assert_alive(port);
+}
+
+/// Bulk strings up to --proto-max-bulk-len are stored and read back whole.
+#[test]
+fn bulk_at_the_limit_round_trips() {
+    let cl = Cluster::start_with(1, &["--proto-max-bulk-len", "1048576"]);
+    let mut c = cl.client(0);
+    let value: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&value)
+        .query(&mut c)
+        .expect("SET 1 MiB");
+    let got: Vec<u8> = redis::cmd("GET").arg("big").query(&mut c).expect("GET");
+    assert!(got == value, "1 MiB value came back different");
+    assert_alive(cl.port(0));
+}
+
+/// Keys and values made of every byte value, and the empty key, round-trip exactly.
+#[test]
+fn binary_and_empty_keys_round_trip() {
+    let cl = Cluster::start(3);
+    let leader = cl.wait_leader();
+    let follower = (leader + 1) % 3;
+    let mut w = cl.client(follower);
+    let all: Vec<u8> = (0..=255u8).collect();
+    let mut set = redis::pipe();
+    for b in 0..=255u8 {
+        set.cmd("SET")
+            .arg(&[b][..])
+            .arg(&[b, b, 0, b'\r', b'\n'][..])
+            .ignore();
+    }
+    set.cmd("SET")
+        .arg(&all)
+        .arg(all.iter().rev().copied().collect::<Vec<u8>>());
+    set.cmd("SET").arg("").arg("");
+    set.cmd("SET").arg(&b"\r\n"[..]).arg("crlf");
+    let _: Vec<String> = set.query(&mut w).expect("SET pipeline via follower");
+    // Read through another node: the bytes were replicated unchanged.
+    let mut r = cl.client(leader);
+    let mut get = redis::pipe();
+    for b in 0..=255u8 {
+        get.cmd("GET").arg(&[b][..]);
+    }
+    get.cmd("GET").arg(&all);
+    get.cmd("GET").arg("");
+    get.cmd("GET").arg(&b"\r\n"[..]);
+    get.cmd("EXISTS").arg("");
+    let got: Vec<redis::Value> = get.query(&mut r).expect("GET pipeline");
+    let bytes = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => b.clone(),
+        other => panic!("not a bulk string: {other:?}"),
+    };
+    for b in 0..=255u8 {
+        assert_eq!(
+            bytes(&got[b as usize]),
+            vec![b, b, 0, b'\r', b'\n'],
+            "key {b}"
+        );
+    }
+    assert_eq!(
+        bytes(&got[256]),
+        all.iter().rev().copied().collect::<Vec<u8>>()
+    );
+    assert_eq!(bytes(&got[257]), b"");
+    assert_eq!(bytes(&got[258]), b"crlf");
+    assert_eq!(got[259], redis::Value::Int(1));
+    // KEYS returns binary keys intact too.
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut r).expect("KEYS");
+    assert_eq!(keys.len(), 256 + 3);
+    assert!(keys.contains(&all) && keys.contains(&Vec::new()));
+    assert_alive(cl.port(leader));
+}
+
+/// A 1 MB inline line: Redis's "too big inline request", then close; nothing buffered.
+#[test]
+fn one_megabyte_inline_line_is_refused() {
+    let cl = Cluster::start(1);
+    let port = cl.port(0);
+    let before = rss_kib(cl.pid(0).expect("pid"));
+    for tail in [&b"\r\n"[..], b""] {
+        let mut line = b"SET k ".to_vec();
+        line.extend(std::iter::repeat_n(b'a', 1 << 20));
+        line.extend_from_slice(tail);
+        let got = send_expect_close(port, line);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "-ERR Protocol error: too big inline request\r\n"
+        );
+        assert_alive(port);
+    }
+    // Just under the 64 KiB inline limit is still a command.
+    let mut s = raw(port);
+    let mut line = b"ECHO ".to_vec();
+    line.extend(std::iter::repeat_n(b'b', 60_000));
+    line.extend_from_slice(b"\r\n");
+    s.write_all(&line).expect("write");
+    let mut r = BufReader::new(s);
+    assert_eq!(read_line(&mut r), "$60000\r\n");
+    assert_rss_bounded(&cl, 0, before, 32, "1 MB inline lines");
+}
+
+/// A client sending a frame one byte at a time does not delay others; idle partial frames
+/// (even ones announcing a large bulk) neither hang the server nor reserve memory.
+#[test]
+fn slow_loris_partial_frames() {
+    let cl = Cluster::start(1);
+    let port = cl.port(0);
+    let before = rss_kib(cl.pid(0).expect("pid"));
+
+    // 300 idle connections, each announcing a 500 MB bulk and sending a few bytes.
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = raw(port);
+            s.write_all(b"*2\r\n$4\r\nECHO\r\n$500000000\r\nabc")
+                .expect("write");
+            s
+        })
+        .collect();
+    // One partial GET left hanging mid-argument.
+    let mut hanging = raw(port);
+    hanging
+        .write_all(b"*2\r\n$3\r\nGET\r\n$4\r\nslo")
+        .expect("write");
+
+    // One frame dribbled byte by byte while another client works.
+    let dribble = std::thread::spawn(move || {
+        let mut s = raw(port);
+        for &b in b"*3\r\n$3\r\nSET\r\n$4\r\nslow\r\n$5\r\nloris\r\n".iter() {
+            s.write_all(&[b]).expect("dribble");
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        let mut r = BufReader::new(s);
+        read_line(&mut r)
+    });
+    let mut c = try_client(port).expect("client");
+    let mut worst = Duration::ZERO;
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_millis(500) || n < 20 {
+        let t = Instant::now();
+        let _: () = redis::cmd("SET")
+            .arg(format!("other{n}"))
+            .arg(n)
+            .query(&mut c)
+            .expect("SET while a client dribbles");
+        let pong: String = redis::cmd("PING").query(&mut c).expect("PING");
+        assert_eq!(pong, "PONG");
+        worst = worst.max(t.elapsed());
+        n += 1;
+    }
+    assert!(
+        worst < Duration::from_secs(1),
+        "a command took {worst:?} while another client dribbled"
+    );
+    assert_eq!(dribble.join().expect("dribbler"), "+OK\r\n");
+
+    // The hanging request completes when its last bytes arrive, seeing the dribbled SET.
+    hanging.write_all(b"w\r\n").expect("write");
+    let mut r = BufReader::new(hanging);
+    assert_eq!(read_line(&mut r), "$5\r\n");
+    assert_eq!(read_line(&mut r), "loris\r\n");
+    assert_alive(port);
+    assert_rss_bounded(&cl, 0, before, 64, "300 idle partial frames");
+    drop(idle);
+}
+
+/// Raises this process's open-file soft limit to its hard limit; returns the new limit.
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Length of the accept queue of the loopback listener on `port` (rx_queue of its LISTEN
+/// entry in /proc/net/tcp).
+fn accept_queue(port: u16) -> usize {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!("0100007F:{port:04X}");
+    tcp.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 4 && f[1] == local && f[3] == "0A")
+        .and_then(|f| f[4].split(':').nth(1).map(str::to_string))
+        .and_then(|rx| usize::from_str_radix(&rx, 16).ok())
+        .unwrap_or(0)
+}
+
+/// Opens `total` connections against `--maxclients maxclients`; returns (served, refused).
+/// Every refused connection must get Redis's exact text and then be closed.
+fn flood(maxclients: usize, total: usize) -> (usize, usize) {
+    let cl = Cluster::start_with(1, &["--maxclients", &maxclients.to_string()]);
+    let port = cl.port(0);
+    let pid = cl.pid(0).expect("pid");
+    // The harness's readiness probe has closed; wait until the node forgot it.
+    wait_for(Duration::from_secs(5), "probe client to go", || {
+        let mut c = try_client(port)?;
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).ok()?;
+        (list.lines().count() == 1).then_some(())
+    });
+    let before = rss_kib(pid);
+    let started = Instant::now();
+    let mut conns: Vec<TcpStream> = Vec::with_capacity(total);
+    while conns.len() < total {
+        // Batches no larger than the listen backlog: an overflowing backlog drops SYNs,
+        // which clients only resend after a second.
+        wait_for(Duration::from_secs(10), "the node to accept", || {
+            (accept_queue(port) < 64).then_some(())
+        });
+        let n = (total - conns.len()).min(256);
+        conns.extend((0..n).map(|_| raw(port)));
+    }
+    eprintln!("{total} connections opened in {:?}", started.elapsed());
+    wait_for(Duration::from_secs(10), "the node to accept all", || {
+        (accept_queue(port) == 0).then_some(())
+    });
+    let peak = rss_kib(pid);
+    let mut served = 0;
+    let mut refused = 0;
+    for s in conns.iter_mut() {
+        // A refused connection has its error (and FIN) queued before this PING is sent.
+        let _ = s.write_all(b"PING\r\n");
+    }
+    for s in conns.iter_mut() {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\n") {
+            match s.read(&mut byte) {
+                Ok(1) => line.push(byte[0]),
+                _ => break,
+            }
+        }
+        match &line[..] {
+            b"+PONG\r\n" => served += 1,
+            b"-ERR max number of clients reached\r\n" => {
+                refused += 1;
+                assert!(
+                    read_until_closed(s, Duration::from_secs(5)).is_empty(),
+                    "refused connection must be closed after the error"
+                );
+            }
+            other => panic!("unexpected reply {:?}", String::from_utf8_lossy(other)),
+        }
+    }
+    eprintln!(
+        "--maxclients {maxclients}: served {served}, refused {refused}; node RSS {} MiB idle, \
+         {} MiB with all open",
+        before / 1024,
+        peak / 1024
+    );
+    assert_eq!(served + refused, total);
+    assert!(served >= maxclients, "refused below --maxclients");
+    // A sane per-connection cost: < 40 KiB per open session.
+    assert!(
+        peak <= before + (served as u64) * 40,
+        "RSS {peak} KiB with {served} clients (idle {before} KiB)"
+    );
+    drop(conns);
+    // Once the clients are gone, new ones are served again.
+    wait_for(Duration::from_secs(10), "a new client to be served", || {
+        let mut c = try_client(port)?;
+        redis::cmd("PING").query::<String>(&mut c).ok()
+    });
+    assert_alive(port);
+    (served, refused)
+}
+
+/// --maxclients and connection count. With `RAFTKV_FULL_FLOOD=1`: 10,000 connections
+/// against --maxclients 9000 (the open-file limit is raised to the hard limit; the node
+/// inherits it), which takes 15-45 s on a loaded 2-core machine. By default, to keep this
+/// file within its time budget, and whenever the fd limit is too low: 1000 against 200.
+fn flood_size() -> (usize, usize) {
+    let fds = raise_fd_limit();
+    let full = std::env::var("RAFTKV_FULL_FLOOD").is_ok_and(|v| v == "1");
+    let size = if full && fds >= 10_000 + 1_000 {
+        (9_000, 10_000)
+    } else {
+        (200, 1_000)
+    };
+    eprintln!(
+        "fd limit {fds}: --maxclients {}, {} connections",
+        size.0, size.1
+    );
+    size
+}
+
+/// Connections beyond --maxclients get Redis's `-ERR max number of clients reached` and
+/// are closed; the node stays up, its memory per connection is bounded, and it serves new
+/// clients once the flood is gone.
+#[test]
+fn connections_beyond_maxclients_are_refused() {
+    let (maxclients, total) = flood_size();
+    flood(maxclients, total);
+}
+
+/// Redis serves exactly --maxclients clients. raftkv may serve a few more: the accept loop
+/// (src/main.rs) compares the client registry's size with --maxclients, but a session
+/// registers itself only once its spawned task runs, so a burst of accepts all see the
+/// old count.
+#[test]
+fn maxclients_is_exact() {
+    let (maxclients, total) = flood_size();
+    let (served, _) = flood(maxclients, total);
+    assert_eq!(
+        served, maxclients,
+        "exactly --maxclients connections served"
+    );
+}
+
+/// 100,000 pipelined commands (SET, GET, INCR interleaved) on one connection: every
+/// reply arrives, in order, with the value each command must see.
+#[test]
+fn pipeline_of_100k_commands_answered_in_order() {
+    const N: usize = 100_000;
+    let cl = Cluster::start(1);
+    let port = cl.port(0);
+    let before = rss_kib(cl.pid(0).expect("pid"));
+    let s = raw(port);
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut w = std::io::BufWriter::new(s.try_clone().expect("clone"));
+    let writer = std::thread::spawn(move || {
+        for i in 0..N {
+            let cmd = match i % 3 {
+                0 => format!("SET k{} v{i}\r\n", i / 3),
+                1 => format!(
+                    "*2\r\n$3\r\nGET\r\n${}\r\nk{}\r\n",
+                    1 + digits(i / 3),
+                    i / 3
+                ),
+                _ => "INCR counter\r\n".to_string(),
+            };
+            w.write_all(cmd.as_bytes()).expect("write pipeline");
+        }
+        w.flush().expect("flush pipeline");
+    });
+    let started = Instant::now();
+    let mut r = BufReader::with_capacity(1 << 16, s);
+    for i in 0..N {
+        match i % 3 {
+            0 => assert_eq!(read_line(&mut r), "+OK\r\n", "reply {i}"),
+            1 => {
+                let want = format!("v{}", i - 1);
+                assert_eq!(
+                    read_line(&mut r),
+                    format!("${}\r\n", want.len()),
+                    "reply {i}"
+                );
+                assert_eq!(read_line(&mut r), format!("{want}\r\n"), "reply {i}");
+            }
+            _ => assert_eq!(
+                read_line(&mut r),
+                format!(":{}\r\n", i / 3 + 1),
+                "reply {i}"
+            ),
+        }
+    }
+    writer.join().expect("writer");
+    eprintln!("{N} pipelined commands answered in {:?}", started.elapsed());
+    assert_alive(port);
+    assert_rss_bounded(&cl, 0, before, 256, "100k pipeline");
+}
+
+/// A client pipelining large requests without reading the replies: the node stops reading
+/// from it (TCP backpressure) instead of buffering everything; all replies still come, in
+/// order, once the client reads.
+#[test]
+fn non_reading_client_is_held_back() {
+    const N: usize = 2000;
+    const LEN: usize = 64 * 1024;
+    let cl = Cluster::start(1);
+    let port = cl.port(0);
+    let pid = cl.pid(0).expect("pid");
+    let before = rss_kib(pid);
+    let s = raw(port);
+    let mut w = s.try_clone().expect("clone");
+    w.set_write_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let writer = std::thread::spawn(move || {
+        let mut req = format!("*2\r\n$4\r\nECHO\r\n${LEN}\r\n").into_bytes();
+        req.extend(std::iter::repeat_n(b'e', LEN));
+        req.extend_from_slice(b"\r\n");
+        for _ in 0..N {
+            w.write_all(&req).expect("write pipeline");
+        }
+    });
+    // Wait until the node has read all it will read (its RSS is stable), without reading.
+    let mut last = 0;
+    let peak = wait_for(Duration::from_secs(20), "the node to stop reading", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = rss_kib(pid);
+        let stable = now.abs_diff(last) < 1024;
+        last = now;
+        (stable || writer.is_finished()).then_some(now)
+    });
+    eprintln!(
+        "{} MiB pipelined unread: node RSS {} MiB -> {} MiB",
+        (N * LEN) >> 20,
+        before / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak <= before + 96 * 1024,
+        "node buffered an unread pipeline: RSS {before} KiB -> {peak} KiB"
+    );
+    let mut r = BufReader::with_capacity(1 << 20, s);
+    let mut body = vec![0u8; LEN + 2];
+    for i in 0..N {
+        assert_eq!(read_line(&mut r), format!("${LEN}\r\n"), "reply {i}");
+        r.read_exact(&mut body).expect("reply body");
+        assert!(body[..LEN].iter().all(|&b| b == b'e') && body.ends_with(b"\r\n"));
+    }
+    writer.join().expect("writer");
+    assert_alive(port);
+}
+
+fn digits(n: usize) -> usize {
+    n.to_string().len()
+}
+
+/// Unmounts (lazily) a tmpfs on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Process::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|u| u.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Fail-stop (issue #4 item 7): node 3's data dir is a small tmpfs. With node 2 down,
+/// every commit needs node 3's disk. Filling the tmpfs must make node 3 exit non-zero;
+/// after that no write is acknowledged, and once node 2 is back every acknowledged write
+/// is readable and the cluster serves again.
+#[test]
+fn full_disk_stops_the_node_instead_of_acknowledging() {
+    if !is_root() {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    }
+    let mut cl = Cluster::start_with(3, &["--request-timeout-ms", "3000"]);
+    cl.wait_leader();
+    // Move node 3's data onto a 32 MiB tmpfs.
+    cl.kill(2);
+    let dir = cl.nodes[2].data_dir.clone();
+    let saved = dir.with_extension("saved");
+    std::fs::rename(&dir, &saved).expect("move data dir");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let ok = Process::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .expect("run mount");
+    assert!(ok.success(), "mount tmpfs (running as root)");
+    let _mount = Tmpfs(dir.clone());
+    let ok = Process::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", saved.display()))
+        .arg(&dir)
+        .status()
+        .expect("run cp");
+    assert!(ok.success(), "copy data dir onto tmpfs");
+    cl.restart(2);
+    cl.wait_leader();
+    cl.kill(1);
+
+    // Write 256 KiB values through node 1 until a write fails; node 3 must exit.
+    let value = vec![b'x'; 256 * 1024];
+    let mut acked = Vec::new();
+    let mut c = cl.client(0);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        assert!(Instant::now() < deadline, "node 3 never failed");
+        if let Some(st) = cl.try_wait(2) {
+            break st;
+        }
+        let key = format!("fill{}", acked.len());
+        match redis::cmd("SET")
+            .arg(&key)
+            .arg(&value)
+            .query::<String>(&mut c)
+        {
+            Ok(_) => acked.push(key),
+            Err(e) => {
+                eprintln!("write after {} acks failed: {e}", acked.len());
+                // The failure must be node 3 stopping, not a lost ack.
+                let st = wait_for(Duration::from_secs(10), "node 3 to exit", || cl.try_wait(2));
+                break st;
+            }
+        }
+    };
+    eprintln!(
+        "node 3 exited with {status} after {} acked writes",
+        acked.len()
+    );
+    assert!(!status.success(), "node 3 must exit non-zero: {status}");
+    assert!(
+        acked.len() > 4,
+        "the tmpfs held only {} writes",
+        acked.len()
+    );
+    // The reason is logged with crit! just before exit(1); slog-async may not flush it
+    // (reported in docs/verification.md), so it is shown, not asserted.
+    let log = std::fs::read_to_string(&cl.nodes[2].log).unwrap_or_default();
+    eprintln!(
+        "node 3 log names the failure: {}",
+        log.lines()
+            .rev()
+            .find(|l| l.contains("stopping") || l.contains("space"))
+            .unwrap_or("NO (message lost)")
+    );
+    // Node 1 alone is no majority: nothing more is acknowledged.
+    let mut c = cl.client(0);
+    let r = redis::cmd("SET")
+        .arg("after-failure")
+        .arg("x")
+        .query::<String>(&mut c);
+    assert!(r.is_err(), "write acknowledged without a majority: {r:?}");
+    // Node 2 back: nodes 1 and 2 serve, with every acknowledged write.
+    cl.restart(1);
+    let leader = cl.wait_leader();
+    let mut c = cl.client(leader);
+    // The new leader first replicates the whole log to node 2 (and commits an entry of its
+    // term) before it serves reads: retry -TRYAGAIN until then.
+    for k in &acked {
+        let v: Option<Vec<u8>> = wait_for(Duration::from_secs(30), "a read", || {
+            redis::cmd("GET").arg(k).query(&mut c).ok()
+        });
+        assert_eq!(v.as_deref().map(<[u8]>::len), Some(value.len()), "{k} lost");
+    }
+    let _: () = redis::cmd("SET")
+        .arg("after-recovery")
+        .arg("y")
+        .query(&mut c)
+        .expect("write with nodes 1 and 2");
+    assert_alive(cl.port(0));
+}
