@@ -525,6 +525,14 @@ pub fn start<S: StateMachine, K: MessageSink>(
         reads: Vec::new(),
         read_batches: HashMap::new(),
         next_read_id: 1,
+        read_nonce: {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(wall_ms() as u64);
+            h.write_u32(std::process::id());
+            h.finish()
+        },
+        read_attempt: 0,
         persist_tx: Some(persist_tx),
         sync_thread: Some(sync_thread),
         unpersisted: 0,
@@ -563,6 +571,11 @@ struct Loop<S: StateMachine, K: MessageSink> {
     reads: Vec<Reply<()>>,
     read_batches: HashMap<u64, ReadBatch>,
     next_read_id: u64,
+    /// Random per process: with the node id, makes every ReadIndex context unique across
+    /// nodes and restarts (see [`Loop::read_ctx`]).
+    read_nonce: u64,
+    /// Counts ReadIndex requests sent, so a retried batch gets a fresh context.
+    read_attempt: u64,
     /// Readies handed to the sync thread.
     persist_tx: Option<Sender<PersistJob>>,
     sync_thread: Option<std::thread::JoinHandle<()>>,
@@ -743,6 +756,32 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
     }
 
+    /// A ReadIndex context never used before by any node: `[node id][process nonce][batch
+    /// id][attempt]`. raft-rs keys pending reads by context alone and, on a quorum of
+    /// heartbeat acks for one context, releases every read queued before it; so a context
+    /// that is reused (a retry, or another node's counter of the same value) could be
+    /// released by a stale ack from before a partition, and serve a stale read.
+    fn read_ctx(&mut self, batch: u64) -> Vec<u8> {
+        self.read_attempt += 1;
+        let mut ctx = Vec::with_capacity(32);
+        ctx.extend_from_slice(&self.cfg.id.to_be_bytes());
+        ctx.extend_from_slice(&self.read_nonce.to_be_bytes());
+        ctx.extend_from_slice(&batch.to_be_bytes());
+        ctx.extend_from_slice(&self.read_attempt.to_be_bytes());
+        ctx
+    }
+
+    /// The batch a ReadIndex context of this process names.
+    fn read_batch_of(&self, ctx: &[u8]) -> Option<u64> {
+        if ctx.len() != 32
+            || ctx[..8] != self.cfg.id.to_be_bytes()
+            || ctx[8..16] != self.read_nonce.to_be_bytes()
+        {
+            return None;
+        }
+        Some(u64::from_be_bytes(ctx[16..24].try_into().ok()?))
+    }
+
     fn flush_reads(&mut self) {
         if self.reads.is_empty() {
             return;
@@ -761,7 +800,8 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 index: None,
             },
         );
-        self.raw.read_index(id.to_be_bytes().to_vec());
+        let ctx = self.read_ctx(id);
+        self.raw.read_index(ctx);
     }
 
     /// Re-issues reads that got no read index (raft-rs drops them while there is no leader
@@ -781,7 +821,8 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             true
         });
         for id in again {
-            self.raw.read_index(id.to_be_bytes().to_vec());
+            let ctx = self.read_ctx(id);
+            self.raw.read_index(ctx);
         }
     }
 
@@ -1342,11 +1383,13 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             self.restore_snapshot(&s);
         }
         for rs in rd.take_read_states() {
-            let Ok(bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else {
+            let Some(id) = self.read_batch_of(&rs.request_ctx) else {
                 continue;
             };
-            if let Some(b) = self.read_batches.get_mut(&u64::from_be_bytes(bytes)) {
-                b.index = Some(rs.index);
+            if let Some(b) = self.read_batches.get_mut(&id) {
+                // Any attempt's index will do: each was taken after the batch's reads
+                // arrived. Keep the first.
+                b.index.get_or_insert(rs.index);
             }
         }
         // One WriteBatch per Ready, written without sync: the applies of committed entries
