@@ -188,16 +188,7 @@ impl Server {
                     return Some(Reply::err("ERR cannot remove the last voter"));
                 }
                 if *id == st.id {
-                    // The leader leaves: first hand leadership over, then the new leader
-                    // removes this node (the caller retries there).
-                    crate::hand_over_leadership(&self.node, &self.logger).await;
-                    return if st.is_leader() {
-                        Some(Reply::err(
-                            "TRYAGAIN could not move leadership away before removing the leader",
-                        ))
-                    } else {
-                        None
-                    };
+                    return self.step_aside("removing").await;
                 }
                 info!(self.logger, "removing member"; "id" => id);
                 self.change(ConfChangeType::RemoveNode, *id, Vec::new())
@@ -216,14 +207,7 @@ impl Server {
                     return Some(Reply::err("ERR old and new node are the same"));
                 }
                 if *old == st.id {
-                    crate::hand_over_leadership(&self.node, &self.logger).await;
-                    return if st.is_leader() {
-                        Some(Reply::err(
-                            "TRYAGAIN could not move leadership away before replacing the leader",
-                        ))
-                    } else {
-                        None
-                    };
+                    return self.step_aside("replacing").await;
                 }
                 info!(self.logger, "replacing member (joint consensus)"; "old" => old, "new" => new);
                 let mut changes = vec![(ConfChangeType::RemoveNode, *old)];
@@ -271,6 +255,17 @@ impl Server {
             }
             RaftCmd::Snapshot | RaftCmd::Nodes => Some(Reply::err("ERR not a leader command")),
         }
+    }
+
+    /// The leader is the member to leave: it hands leadership over first; `None` then
+    /// tells the caller to retry on the new leader, which runs the change.
+    async fn step_aside(&self, doing: &str) -> Option<Reply> {
+        crate::hand_over_leadership(&self.node, &self.logger).await;
+        self.node.status.is_leader().then(|| {
+            Reply::err(format!(
+                "TRYAGAIN could not move leadership away before {doing} the leader"
+            ))
+        })
     }
 
     async fn change(&self, kind: ConfChangeType, id: u64, context: Vec<u8>) -> Option<Reply> {

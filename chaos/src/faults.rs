@@ -255,31 +255,27 @@ async fn inject(
             log.note(start, format!("cut {} ({how:?})", names.join(" ")));
             Active::Cut(cut)
         }
-        Kind::Transfer => {
+        Kind::Transfer | Kind::Snapshot => {
             let target = rng.gen_range(1..=n);
             let ports = lock(cluster).ports();
-            match transfer_leader(&ports, target).await {
-                Ok(msg) => log.note(start, format!("transfer leadership to {target}: {msg}")),
+            let (command, what, result) = if kind == Kind::Transfer {
+                let r = transfer_leader(&ports, target).await;
+                (
+                    "RAFT.TRANSFER-LEADER",
+                    format!("transfer leadership to {target}"),
+                    r,
+                )
+            } else {
+                let r = take_snapshot(&ports, target).await;
+                ("RAFT.SNAPSHOT", format!("snapshot on node {target}"), r)
+            };
+            match result {
                 Err(e) if e.to_ascii_lowercase().contains("unknown command") => {
-                    log.note(start, "RAFT.TRANSFER-LEADER unknown: fault disabled".into());
-                    kinds.retain(|k| *k != Kind::Transfer);
+                    log.note(start, format!("{command} unknown: fault disabled"));
+                    kinds.retain(|k| *k != kind);
                     return Active::None;
                 }
-                Err(e) => log.note(start, format!("transfer leadership to {target}: {e}")),
-            }
-            Active::None
-        }
-        Kind::Snapshot => {
-            let target = rng.gen_range(1..=n);
-            let ports = lock(cluster).ports();
-            match take_snapshot(&ports, target).await {
-                Ok(msg) => log.note(start, format!("snapshot on node {target}: {msg}")),
-                Err(e) if e.to_ascii_lowercase().contains("unknown command") => {
-                    log.note(start, "RAFT.SNAPSHOT unknown: fault disabled".into());
-                    kinds.retain(|k| *k != Kind::Snapshot);
-                    return Active::None;
-                }
-                Err(e) => log.note(start, format!("snapshot on node {target}: {e}")),
+                Ok(msg) | Err(msg) => log.note(start, format!("{what}: {msg}")),
             }
             Active::None
         }

@@ -445,11 +445,7 @@ pub fn start<S: StateMachine, K: MessageSink>(
             .into(),
         )));
     }
-    let mut keep = Vec::new();
-    if let Some(s) = storage.local_snapshot() {
-        let m = s.get_metadata();
-        keep.push(snap::done_name(m.term, m.index));
-    }
+    let keep: Vec<String> = storage.local_snapshot_name().into_iter().collect();
     snap::remove_stale(&cfg.snap_dir, &keep, u64::MAX, false);
     snap::remove_old_receives(&cfg.snap_dir, trunc);
     let snapshot_index = storage
@@ -1190,10 +1186,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         };
         let (index, term) = (s.get_metadata().index, s.get_metadata().term);
         let ms = started.map_or(0, |t| t.elapsed().as_millis() as u64);
-        let current = self.raw.store().local_snapshot().map(|p| {
-            let m = p.get_metadata();
-            snap::done_name(m.term, m.index)
-        });
+        let current = self.raw.store().local_snapshot_name();
         if index <= self.raw.store().truncated_index() {
             // A received snapshot overtook this one.
             let name = snap::done_name(term, index);
@@ -1212,15 +1205,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             self.write(wb);
             self.bytes_since_snapshot = 0;
-            // Keep the previous snapshot too: a transfer of it may be under way.
-            let mut keep = vec![snap::done_name(term, index)];
-            keep.extend(prev);
-            snap::remove_stale(
-                &self.cfg.snap_dir,
-                &keep,
-                self.raw.store().truncated_index(),
-                true,
-            );
+            self.prune_snapshots(snap::done_name(term, index), prev);
             self.status.snapshot_index.store(index, Ordering::Release);
             self.status.snapshot_last_ms.store(ms, Ordering::Release);
             self.status.snapshots_taken.fetch_add(1, Ordering::Relaxed);
@@ -1256,10 +1241,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         };
         info!(self.logger, "restoring snapshot"; "index" => index, "term" => term, "bytes" => snap::total_bytes(&desc));
         let started = Instant::now();
-        let prev = self.raw.store().local_snapshot().map(|p| {
-            let m = p.get_metadata();
-            snap::done_name(m.term, m.index)
-        });
+        let prev = self.raw.store().local_snapshot_name();
         let mut wb = WriteBatch::default();
         if let Err(e) = self
             .raw
@@ -1301,14 +1283,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                     .into(),
             )));
         }
-        let mut keep = vec![name];
-        keep.extend(prev);
-        snap::remove_stale(
-            &self.cfg.snap_dir,
-            &keep,
-            self.raw.store().truncated_index(),
-            true,
-        );
+        self.prune_snapshots(name, prev);
         snap::remove_old_receives(&self.cfg.snap_dir, index);
         self.status.snapshot_index.store(index, Ordering::Release);
         self.status
@@ -1316,6 +1291,20 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             .fetch_add(1, Ordering::Relaxed);
         self.members_dirty = true;
         info!(self.logger, "snapshot restored"; "index" => index, "ms" => started.elapsed().as_millis() as u64);
+    }
+
+    /// Removes snapshot directories no longer needed: all but the newest and the one before
+    /// it (a transfer of that may be under way), and those being generated or waiting to be
+    /// installed.
+    fn prune_snapshots(&self, newest: String, previous: Option<String>) {
+        let mut keep = vec![newest];
+        keep.extend(previous);
+        snap::remove_stale(
+            &self.cfg.snap_dir,
+            &keep,
+            self.raw.store().truncated_index(),
+            true,
+        );
     }
 
     fn sync_wal(&self) {

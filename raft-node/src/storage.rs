@@ -354,6 +354,14 @@ impl RocksStorage {
         self.snap.as_ref()
     }
 
+    /// Directory name of the latest local snapshot (see [`crate::snap::done_name`]).
+    pub fn local_snapshot_name(&self) -> Option<String> {
+        self.snap.as_ref().map(|s| {
+            let m = s.get_metadata();
+            crate::snap::done_name(m.term, m.index)
+        })
+    }
+
     /// True (once) when raft asked for a snapshot this storage could not give.
     pub fn take_snapshot_wanted(&self) -> bool {
         self.want_snapshot.replace(false)
