@@ -30,6 +30,12 @@ pub struct Config {
     #[arg(long)]
     pub peer_addr: Option<String>,
 
+    /// Address to listen on for peers when it differs from the Raft address the others
+    /// dial (--peer-addr, or this node's --cluster entry): behind NAT, a port forward or a
+    /// proxy. Default: that Raft address.
+    #[arg(long)]
+    pub peer_bind: Option<String>,
+
     /// Take a snapshot and compact the Raft log after this many applied entries (0 = never).
     #[arg(long, default_value_t = 100_000)]
     pub snapshot_entries: u64,

@@ -139,9 +139,10 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let raft_listener = TcpListener::bind(&raft_addr)
+        let bind_addr = cfg.peer_bind.clone().unwrap_or_else(|| raft_addr.clone());
+        let raft_listener = TcpListener::bind(&bind_addr)
             .await
-            .map_err(|e| format!("cannot bind raft address {raft_addr}: {e}"))?;
+            .map_err(|e| format!("cannot bind raft address {bind_addr}: {e}"))?;
         let client_addr = format!("{}:{}", cfg.bind, cfg.port);
         let client_listener = TcpListener::bind(&client_addr)
             .await

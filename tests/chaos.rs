@@ -1,6 +1,7 @@
 //! CI profile of the fault-injection harness (`chaos/`): a few short seeded schedules of
-//! kill -9, SIGSTOP, node isolation, one-way link cuts, leader transfers and snapshots
-//! against a real 3-node cluster (compacting its log every 100 entries),
+//! kill -9, SIGSTOP, node isolation, one-way link cuts, leader transfers, snapshots and
+//! membership changes (nodes joining, voters removed) against a real 3-node cluster
+//! (compacting its log every 100 entries),
 //! asserting that every per-key history is linearizable and no acknowledged write is lost.
 //! The long mode is `cargo run --release -p chaos -- --schedules N --duration D`
 //! (docs/verification.md).
@@ -14,10 +15,11 @@ fn short_fault_schedules_are_linearizable() {
     let mut cfg = chaos::ScheduleConfig::new(bin, 101);
     cfg.duration = Duration::from_secs(15);
     cfg.clients = 4;
-    // Leader transfers and snapshots too, with a small log-compaction threshold so lagging
-    // nodes are caught up by snapshot while faults go on.
+    // Leader transfers, snapshots and membership changes too, with a small log-compaction
+    // threshold so lagging and joining nodes are caught up by snapshot while faults go on.
     cfg.faults.transfer_leader = true;
     cfg.faults.snapshot = true;
+    cfg.faults.membership = true;
     cfg.node_args
         .extend(["--snapshot-entries".to_string(), "100".to_string()]);
     cfg.out_dir = std::env::temp_dir().join(format!("raftkv-chaos-ci-{}", std::process::id()));
@@ -47,6 +49,11 @@ fn short_fault_schedules_are_linearizable() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    let membership: usize = reports
+        .iter()
+        .map(|r| r.faults.counts.get("membership").copied().unwrap_or(0))
+        .sum();
+    assert!(membership > 0, "no membership change was made");
     let lost: usize = reports.iter().map(|r| r.lost_writes).sum();
     let violations: usize = reports.iter().map(|r| r.violations).sum();
     assert_eq!((violations, lost), (0, 0));

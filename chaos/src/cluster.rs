@@ -1,7 +1,8 @@
 //! A real raftkv cluster for fault injection: node processes on 127.0.0.1 with temporary
 //! data dirs, each given its own view of `--cluster` in which every peer address is a
 //! harness proxy for that directed link; kill -9 / restart / SIGSTOP / SIGCONT of nodes;
-//! every child is killed when the cluster is dropped (also while unwinding from a panic).
+//! nodes added later (`--join`) and retired after their removal; every child is killed
+//! when the cluster is dropped (also while unwinding from a panic).
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -105,13 +106,37 @@ pub struct Node {
     /// 1-based Raft id.
     pub id: usize,
     pub redis_port: u16,
+    /// Where the node listens for peers.
     pub raft_addr: SocketAddr,
+    /// For a node added after the start: the proxy every older node dials to reach it
+    /// (its advertised `--peer-addr`; it listens on `raft_addr`). It joins with `--join`.
+    pub inbound: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     /// This node's `--cluster` value (its own address, and proxies for the others).
     cluster_arg: String,
     child: Option<Child>,
     paused: bool,
+    /// The harness asked the cluster to remove this node: a clean exit is expected.
+    pub leaving: bool,
+    /// Removed from the cluster and stopped for good.
+    pub retired: bool,
+}
+
+/// The Redis ports clients may send to: every node not retired, as `(index, port)`.
+#[derive(Default)]
+pub struct Targets {
+    live: std::sync::RwLock<Vec<(usize, u16)>>,
+}
+
+impl Targets {
+    pub fn get(&self) -> Vec<(usize, u16)> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, live: Vec<(usize, u16)>) {
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+    }
 }
 
 /// A running cluster with its link proxies.
@@ -119,6 +144,17 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub links: Links,
     opts: NodeOptions,
+    targets: Arc<Targets>,
+    /// Where data dirs and logs go.
+    dir: PathBuf,
+}
+
+/// A proxy on a fresh low port forwarding to `target`.
+fn proxy_to(target: SocketAddr) -> std::io::Result<Arc<Proxy>> {
+    let l = bind_low()?;
+    l.set_nonblocking(true)?;
+    let l = tokio::net::TcpListener::from_std(l)?;
+    Ok(Arc::new(Proxy::start(l, target)?))
 }
 
 impl Cluster {
@@ -133,10 +169,7 @@ impl Cluster {
         for (i, row) in links.iter_mut().enumerate() {
             for (j, slot) in row.iter_mut().enumerate() {
                 if i != j {
-                    let l = bind_low()?;
-                    l.set_nonblocking(true)?;
-                    let l = tokio::net::TcpListener::from_std(l)?;
-                    *slot = Some(Arc::new(Proxy::start(l, raft_addrs[j])?));
+                    *slot = Some(proxy_to(raft_addrs[j])?);
                 }
             }
         }
@@ -149,43 +182,122 @@ impl Cluster {
                 })
                 .collect::<Vec<_>>()
                 .join(",");
-            nodes.push(Node {
-                id: i + 1,
-                redis_port: free_port()?,
-                raft_addr: raft_addrs[i],
-                data_dir: dir.join(format!("node{}", i + 1)),
-                log: dir.join(format!("node{}.log", i + 1)),
-                cluster_arg,
-                child: None,
-                paused: false,
-            });
+            nodes.push(Node::new(dir, i, raft_addrs[i], None, cluster_arg)?);
         }
         let mut c = Cluster {
             nodes,
             links: Links { links },
             opts,
+            targets: Arc::default(),
+            dir: dir.to_path_buf(),
         };
         for i in 0..n {
             c.spawn(i)?;
         }
+        c.publish_targets();
         for i in 0..n {
             c.wait_serving(i, Duration::from_secs(30)).await?;
         }
         Ok(c)
     }
 
+    /// Starts one more node (index = the old `len()`, id = index + 1) that joins the
+    /// cluster through a running member. It gets a proxy per link to every existing node,
+    /// and one inbound proxy that all existing nodes share to reach it: they learn its
+    /// address from the membership change, so they cannot each get their own.
+    pub fn add_node(&mut self) -> std::io::Result<usize> {
+        let k = self.nodes.len();
+        let raft_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let inbound = proxy_to(raft_addr)?;
+        let mut row = Vec::with_capacity(k + 1);
+        for j in 0..k {
+            row.push(Some(proxy_to(self.nodes[j].raft_addr)?));
+        }
+        row.push(None);
+        for r in self.links.links.iter_mut() {
+            r.push(Some(inbound.clone()));
+        }
+        let cluster_arg = row
+            .iter()
+            .flatten()
+            .map(|p| p.listen.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        self.links.links.push(row);
+        let node = Node::new(&self.dir, k, raft_addr, Some(inbound.listen), cluster_arg)?;
+        self.nodes.push(node);
+        self.spawn(k)?;
+        self.publish_targets();
+        Ok(k)
+    }
+
+    /// Marks node `i` as removed from the cluster: stopped (if still running) and never
+    /// restarted; clients stop sending to it.
+    pub fn retire(&mut self, i: usize) {
+        self.kill(i);
+        self.nodes[i].retired = true;
+        self.publish_targets();
+    }
+
+    /// Clients' view of the cluster.
+    pub fn targets(&self) -> Arc<Targets> {
+        self.targets.clone()
+    }
+
+    fn publish_targets(&self) {
+        self.targets.set(
+            self.live()
+                .into_iter()
+                .map(|i| (i, self.nodes[i].redis_port))
+                .collect(),
+        );
+    }
+
+    /// Indexes of the nodes not retired.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| !self.nodes[i].retired)
+            .collect()
+    }
+
+    /// A running member to join through (not `i`, not leaving, not a pending joiner if
+    /// a founder is up).
+    fn join_target(&self, i: usize) -> Option<u16> {
+        let up = |j: &usize| {
+            *j != i
+                && self.nodes[*j].child.is_some()
+                && !self.nodes[*j].paused
+                && !self.nodes[*j].retired
+                && !self.nodes[*j].leaving
+        };
+        (0..self.nodes.len())
+            .filter(up)
+            .map(|j| self.nodes[j].redis_port)
+            .next()
+    }
+
     fn spawn(&mut self, i: usize) -> std::io::Result<()> {
+        let join = match self.nodes[i].inbound {
+            Some(_) => Some(self.join_target(i).unwrap_or(self.nodes[0].redis_port)),
+            None => None,
+        };
         let node = &self.nodes[i];
         let log = File::options().create(true).append(true).open(&node.log)?;
-        let child = Command::new(&self.opts.bin)
-            .args(["--id", &node.id.to_string()])
+        let mut cmd = Command::new(&self.opts.bin);
+        cmd.args(["--id", &node.id.to_string()])
             .args(["--cluster", &node.cluster_arg])
             .args(["--port", &node.redis_port.to_string()])
             .arg("--data-dir")
             .arg(&node.data_dir)
             .args(["--tick-ms", &self.opts.tick_ms.to_string()])
             .args(["--log-level", &self.opts.log_level])
-            .args(&self.opts.extra)
+            .args(&self.opts.extra);
+        if let (Some(inbound), Some(via)) = (node.inbound, join) {
+            cmd.args(["--join", &format!("127.0.0.1:{via}")])
+                .args(["--peer-addr", &inbound.to_string()])
+                .args(["--peer-bind", &node.raft_addr.to_string()]);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -213,6 +325,7 @@ impl Cluster {
         }
     }
 
+    /// Every node ever started, retired ones included.
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -241,9 +354,13 @@ impl Cluster {
         self.nodes[i].paused = false;
     }
 
-    /// Starts node `i` again (it must be down) from its data dir.
+    /// Starts node `i` again (it must be down) from its data dir; a retired node stays
+    /// down.
     pub fn restart(&mut self, i: usize) -> std::io::Result<()> {
         self.kill(i);
+        if self.nodes[i].retired {
+            return Ok(());
+        }
         self.spawn(i)
     }
 
@@ -275,10 +392,10 @@ impl Cluster {
         }
     }
 
-    /// Resumes paused nodes, restarts dead ones and heals every link.
+    /// Resumes paused nodes, restarts dead ones (not retired) and heals every link.
     pub fn heal_all(&mut self) -> std::io::Result<()> {
         self.links.heal_all();
-        for i in 0..self.nodes.len() {
+        for i in self.live() {
             if self.nodes[i].paused {
                 self.resume(i);
             }
@@ -289,7 +406,7 @@ impl Cluster {
         Ok(())
     }
 
-    /// Redis ports of all nodes.
+    /// Redis ports of all nodes, by index (retired ones included).
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.redis_port).collect()
     }
@@ -312,6 +429,30 @@ impl Cluster {
             }
         }
         out
+    }
+}
+
+impl Node {
+    fn new(
+        dir: &Path,
+        i: usize,
+        raft_addr: SocketAddr,
+        inbound: Option<SocketAddr>,
+        cluster_arg: String,
+    ) -> std::io::Result<Node> {
+        Ok(Node {
+            id: i + 1,
+            redis_port: free_port()?,
+            raft_addr,
+            inbound,
+            data_dir: dir.join(format!("node{}", i + 1)),
+            log: dir.join(format!("node{}.log", i + 1)),
+            cluster_arg,
+            child: None,
+            paused: false,
+            leaving: false,
+            retired: false,
+        })
     }
 }
 

@@ -29,6 +29,12 @@ pub struct FaultConfig {
     /// `RAFT.SNAPSHOT` on a random node (log compaction under faults); skipped when the
     /// server does not know the command.
     pub snapshot: bool,
+    /// Membership changes: a fresh node joins (`--join`, learner, snapshot, voter) and a
+    /// random voter, the leader included, is removed (`RAFT.NODE REMOVE`), one step per
+    /// fault, while the other faults go on.
+    pub membership: bool,
+    /// Most nodes a schedule may ever start (the founders included).
+    pub max_nodes: usize,
     /// Quiet time between faults (min, max).
     pub gap_ms: (u64, u64),
     /// How long a fault is held (min, max).
@@ -46,6 +52,8 @@ impl Default for FaultConfig {
             link_cut: true,
             transfer_leader: false,
             snapshot: false,
+            membership: false,
+            max_nodes: 8,
             gap_ms: (300, 1500),
             hold_ms: (500, 3000),
             compound_pct: 25,
@@ -61,6 +69,7 @@ enum Kind {
     LinkCut,
     Transfer,
     Snapshot,
+    Member,
 }
 
 impl Kind {
@@ -72,6 +81,7 @@ impl Kind {
             Kind::LinkCut => "link-cut",
             Kind::Transfer => "transfer",
             Kind::Snapshot => "snapshot",
+            Kind::Member => "membership",
         }
     }
 }
@@ -82,6 +92,18 @@ enum Active {
     Paused(usize),
     Cut(Vec<(usize, usize)>),
     None,
+}
+
+/// Progress of the membership fault: one change at a time.
+#[derive(Debug, Clone, Copy)]
+enum Membership {
+    Idle,
+    /// Node (index) joining; once it votes, a random older voter is removed if
+    /// `then_remove`.
+    Joining {
+        node: usize,
+        then_remove: bool,
+    },
 }
 
 /// What the nemesis did.
@@ -125,12 +147,13 @@ pub async fn run(
         (cfg.link_cut, Kind::LinkCut),
         (cfg.transfer_leader, Kind::Transfer),
         (cfg.snapshot, Kind::Snapshot),
+        (cfg.membership, Kind::Member),
     ] {
         if on {
             kinds.push(k);
         }
     }
-    let n = lock(&cluster).len();
+    let mut member = Membership::Idle;
     while !stop.load(Ordering::Relaxed) {
         if !sleep_unless(&stop, rng.gen_range(cfg.gap_ms.0..=cfg.gap_ms.1)).await {
             break;
@@ -147,7 +170,14 @@ pub async fn run(
         let mut active = Vec::new();
         for _ in 0..count {
             let kind = *kinds.choose(&mut rng).expect("non-empty");
-            let a = inject(&cluster, kind, n, &mut rng, start, &mut log, &mut kinds).await;
+            let a = if kind == Kind::Member {
+                if membership_step(&cluster, &cfg, &mut member, &mut rng, start, &mut log).await {
+                    *log.counts.entry(kind.name()).or_default() += 1;
+                }
+                Active::None
+            } else {
+                inject(&cluster, kind, &mut rng, start, &mut log, &mut kinds).await
+            };
             active.push(a);
         }
         sleep_unless(&stop, rng.gen_range(cfg.hold_ms.0..=cfg.hold_ms.1)).await;
@@ -175,12 +205,18 @@ async fn sleep_unless(stop: &AtomicBool, ms: u64) -> bool {
     !stop.load(Ordering::Relaxed)
 }
 
-/// Records nodes that died on their own and starts them again.
+/// Records nodes that died on their own and starts them again; a node whose removal the
+/// harness asked for may exit cleanly (it learnt it was removed) and is retired.
 pub fn check_crashes(cluster: &Mutex<Cluster>, start: Instant, log: &mut FaultLog) {
     let mut c = lock(cluster);
     for i in 0..c.len() {
         if let Some(status) = c.exited(i) {
             let ms = start.elapsed().as_millis() as u64;
+            if c.nodes[i].leaving && status.success() {
+                log.note(start, format!("node {} left the cluster (exit 0)", i + 1));
+                c.retire(i);
+                continue;
+            }
             if status.signal() == Some(libc::SIGKILL) {
                 log.external_kills.push((ms, i + 1));
                 log.note(start, format!("node {} SIGKILLED by someone else", i + 1));
@@ -198,7 +234,6 @@ pub fn check_crashes(cluster: &Mutex<Cluster>, start: Instant, log: &mut FaultLo
 async fn inject(
     cluster: &Mutex<Cluster>,
     kind: Kind,
-    n: usize,
     rng: &mut ChaCha8Rng,
     start: Instant,
     log: &mut FaultLog,
@@ -209,9 +244,12 @@ async fn inject(
     } else {
         LinkState::Blackhole
     };
+    let live = lock(cluster).live();
+    let Some(&i) = live.choose(rng) else {
+        return Active::None;
+    };
     let active = match kind {
         Kind::Kill => {
-            let i = rng.gen_range(0..n);
             let mut c = lock(cluster);
             if !c.is_up(i) {
                 return Active::None;
@@ -221,7 +259,6 @@ async fn inject(
             Active::Killed(i)
         }
         Kind::Pause => {
-            let i = rng.gen_range(0..n);
             let mut c = lock(cluster);
             if !c.is_up(i) || c.is_paused(i) {
                 return Active::None;
@@ -231,9 +268,8 @@ async fn inject(
             Active::Paused(i)
         }
         Kind::Partition => {
-            let i = rng.gen_range(0..n);
             let mut cut = Vec::new();
-            for j in (0..n).filter(|&j| j != i) {
+            for &j in live.iter().filter(|&&j| j != i) {
                 cut.push((i, j));
                 cut.push((j, i));
             }
@@ -242,8 +278,9 @@ async fn inject(
             Active::Cut(cut)
         }
         Kind::LinkCut => {
-            let links: Vec<(usize, usize)> = (0..n)
-                .flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| (a, b)))
+            let links: Vec<(usize, usize)> = live
+                .iter()
+                .flat_map(|&a| live.iter().filter(move |&&b| b != a).map(move |&b| (a, b)))
                 .collect();
             let k = rng.gen_range(1..=2);
             let cut: Vec<(usize, usize)> = links.choose_multiple(rng, k).copied().collect();
@@ -255,8 +292,8 @@ async fn inject(
             log.note(start, format!("cut {} ({how:?})", names.join(" ")));
             Active::Cut(cut)
         }
-        Kind::Transfer | Kind::Snapshot => {
-            let target = rng.gen_range(1..=n);
+        Kind::Transfer | Kind::Snapshot | Kind::Member => {
+            let target = i + 1;
             let ports = lock(cluster).ports();
             let (command, what, result) = if kind == Kind::Transfer {
                 let r = transfer_leader(&ports, target).await;
@@ -282,6 +319,122 @@ async fn inject(
     };
     *log.counts.entry(kind.name()).or_default() += 1;
     active
+}
+
+/// One step of the membership fault; false if nothing was changed. Asks the leader for
+/// the members, then: a pending joiner that votes now ends the step (removing an older
+/// voter if that was the plan); with no change pending, a cluster of 2 voters gets a new
+/// node, one of 4+ loses a voter, and one of 3 does either (a new node first, or a
+/// removal first).
+async fn membership_step(
+    cluster: &Mutex<Cluster>,
+    cfg: &FaultConfig,
+    phase: &mut Membership,
+    rng: &mut ChaCha8Rng,
+    start: Instant,
+    log: &mut FaultLog,
+) -> bool {
+    let ports = lock(cluster).targets().get();
+    let Some((_, voters, _)) = members(&ports).await else {
+        log.note(start, "membership: no leader to ask".into());
+        return false;
+    };
+    let add = match *phase {
+        Membership::Joining { node, then_remove } => {
+            if !voters.contains(&(node + 1)) {
+                log.note(
+                    start,
+                    format!("membership: node {} still joining", node + 1),
+                );
+                return false;
+            }
+            *phase = Membership::Idle;
+            if !then_remove && voters.len() <= 3 {
+                log.note(start, format!("membership: node {} is a voter", node + 1));
+                return false;
+            }
+            false
+        }
+        Membership::Idle => voters.len() <= 2 || (voters.len() == 3 && rng.gen_bool(0.5)),
+    };
+    if add {
+        let mut c = lock(cluster);
+        if c.len() >= cfg.max_nodes {
+            log.note(start, "membership: node limit reached".into());
+            return false;
+        }
+        return match c.add_node() {
+            Ok(k) => {
+                log.note(start, format!("add node {} (joins as a learner)", k + 1));
+                *phase = Membership::Joining {
+                    node: k,
+                    then_remove: voters.len() >= 3,
+                };
+                true
+            }
+            Err(e) => {
+                log.note(start, format!("add node failed: {e}"));
+                false
+            }
+        };
+    }
+    let newest = lock(cluster).len();
+    let older: Vec<usize> = voters.iter().copied().filter(|&v| v != newest).collect();
+    let Some(&victim) = older.choose(rng) else {
+        return false;
+    };
+    lock(cluster).nodes[victim - 1].leaving = true;
+    let Some(&(_, via)) = ports.choose(rng) else {
+        return false;
+    };
+    let reply = admin(via, &["RAFT.NODE", "REMOVE", &victim.to_string()]).await;
+    log.note(
+        start,
+        format!("remove node {victim} (asked node on port {via}): {reply:?}"),
+    );
+    true
+}
+
+/// The members as the leader sees them: `(leader port, voters, learners)` (1-based ids).
+pub async fn members(ports: &[(usize, u16)]) -> Option<(u16, Vec<usize>, Vec<usize>)> {
+    for &(_, port) in ports {
+        let Some(info) = client::info_raft(port).await else {
+            continue;
+        };
+        if info.get("raft_role").map(String::as_str) != Some("leader") {
+            continue;
+        }
+        let mut c = client::connect(port, Duration::from_secs(2)).await?;
+        let lines: Vec<String> = redis::cmd("RAFT.NODES").query_async(&mut c).await.ok()?;
+        let (mut voters, mut learners) = (Vec::new(), Vec::new());
+        for l in lines {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let Some(id) = f.first().and_then(|s| s.parse::<usize>().ok()) else {
+                continue;
+            };
+            match f.get(2) {
+                Some(&"learner") => learners.push(id),
+                _ => voters.push(id),
+            }
+        }
+        return Some((port, voters, learners));
+    }
+    None
+}
+
+/// Sends one admin command; the reply or the error, as text.
+async fn admin(port: u16, args: &[&str]) -> Result<String, String> {
+    let mut c = client::connect(port, Duration::from_secs(5))
+        .await
+        .ok_or("no connection")?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async::<redis::Value>(&mut c)
+        .await
+        .map(|v| format!("{v:?}"))
+        .map_err(|e| e.to_string())
 }
 
 /// Sends `RAFT.SNAPSHOT` to node `target` (1-based).

@@ -45,6 +45,10 @@ struct Args {
     /// Also inject snapshots (RAFT.SNAPSHOT on a random node; skipped if unknown).
     #[arg(long)]
     snapshot: bool,
+    /// Also inject membership changes: fresh nodes join (`--join`) and voters, the leader
+    /// included, are removed (`RAFT.NODE REMOVE`).
+    #[arg(long)]
+    membership: bool,
     /// Faults to leave out: any of kill, pause, partition, link-cut (comma-separated).
     #[arg(long, value_delimiter = ',')]
     no_fault: Vec<String>,
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
     cfg.faults = FaultConfig {
         transfer_leader: args.transfer_leader,
         snapshot: args.snapshot,
+        membership: args.membership,
         ..FaultConfig::default()
     };
     for f in &args.no_fault {

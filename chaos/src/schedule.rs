@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::checker::{self, Verdict};
 use crate::client;
-use crate::cluster::{Cluster, NodeOptions};
+use crate::cluster::{Cluster, NodeOptions, Targets};
 use crate::faults::{self, FaultConfig, FaultLog};
 use crate::history::{self, Outcome};
 use crate::workload::{self, Client, Recorder};
@@ -168,6 +168,78 @@ pub async fn wait_leader(ports: &[u16], timeout: Duration) -> Option<u64> {
     }
 }
 
+fn lock(c: &Mutex<Cluster>) -> std::sync::MutexGuard<'_, Cluster> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Redis ports of the nodes expected to follow a leader: not retired, and not on their
+/// way out (a removed node may never hear of its removal).
+fn live_ports(targets: &Targets, cluster: &Mutex<Cluster>) -> Vec<u16> {
+    let c = lock(cluster);
+    targets
+        .get()
+        .into_iter()
+        .filter(|&(i, _)| !c.nodes[i].leaving)
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// After healing, settles the removals the nemesis asked for: a node the leader no longer
+/// lists is retired (stopped if it still runs: a removed node that missed its removal may
+/// idle forever, which is not a safety problem); one it still lists stays.
+async fn settle_membership(
+    cluster: &Mutex<Cluster>,
+    targets: &Targets,
+    start: Instant,
+    flog: &mut FaultLog,
+) {
+    if !lock(cluster).nodes.iter().any(|n| n.leaving && !n.retired) {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (voters, learners) = loop {
+        if let Some((_, v, l)) = faults::members(&targets.get()).await {
+            break (v, l);
+        }
+        if Instant::now() >= deadline {
+            flog.events.push((
+                start.elapsed().as_millis() as u64,
+                "membership: no leader to settle removals with".into(),
+            ));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut c = lock(cluster);
+    for i in c.live() {
+        if !c.nodes[i].leaving {
+            continue;
+        }
+        let id = i + 1;
+        if voters.contains(&id) || learners.contains(&id) {
+            c.nodes[i].leaving = false;
+            flog.events.push((
+                start.elapsed().as_millis() as u64,
+                format!("node {id} is still a member: its removal did not happen"),
+            ));
+        } else {
+            let running = c.is_up(i);
+            c.retire(i);
+            flog.events.push((
+                start.elapsed().as_millis() as u64,
+                format!(
+                    "node {id} was removed{}",
+                    if running {
+                        "; still running, stopped"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+}
+
 /// Runs one schedule. `Err` only for harness problems (could not start the cluster...).
 pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
     let dir = cfg.out_dir.join(format!("seed-{}", cfg.seed));
@@ -184,9 +256,12 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
     let cluster = Cluster::start(3, &dir, opts)
         .await
         .map_err(|e| format!("start cluster: {e}"))?;
-    let ports = Arc::new(cluster.ports());
+    let targets = cluster.targets();
     let cluster = Arc::new(Mutex::new(cluster));
-    if wait_leader(&ports, Duration::from_secs(30)).await.is_none() {
+    if wait_leader(&live_ports(&targets, &cluster), Duration::from_secs(30))
+        .await
+        .is_none()
+    {
         return Err("no leader within 30 s of start".into());
     }
 
@@ -196,7 +271,7 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for id in 0..cfg.clients {
-        let mut c = Client::new(id, ports.clone(), cfg.op_timeout, rec.clone());
+        let mut c = Client::new(id, targets.clone(), cfg.op_timeout, rec.clone());
         let (keys, stop) = (keys.clone(), stop.clone());
         let seed = cfg.seed.wrapping_mul(1000).wrapping_add(id as u64);
         clients.push(tokio::spawn(async move {
@@ -218,17 +293,18 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
     let mut flog = nemesis.await.map_err(|e| format!("nemesis task: {e}"))?;
 
     // Heal everything, then every acknowledged write must be readable.
-    cluster
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    faults::check_crashes(&cluster, start, &mut flog);
+    lock(&cluster)
         .heal_all()
         .map_err(|e| format!("heal: {e}"))?;
     flog.events
         .push((start.elapsed().as_millis() as u64, "heal all".into()));
-    let _ = wait_leader(&ports, Duration::from_secs(30)).await;
+    let _ = wait_leader(&live_ports(&targets, &cluster), Duration::from_secs(30)).await;
+    settle_membership(&cluster, &targets, start, &mut flog).await;
+    let _ = wait_leader(&live_ports(&targets, &cluster), Duration::from_secs(30)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let unrecovered =
-        workload::final_reads(ports.clone(), &keys, rec.clone(), cfg.clients, deadline).await;
+        workload::final_reads(targets.clone(), &keys, rec.clone(), cfg.clients, deadline).await;
     faults::check_crashes(&cluster, start, &mut flog);
 
     let ops = rec.take();
@@ -298,12 +374,13 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
     report.faults = flog;
 
     // Stop the nodes before deciding what to keep.
+    let started = lock(&cluster).len();
     drop(cluster);
     if report.passed() && !cfg.keep {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
         // Node data dirs are large and not needed to read the evidence.
-        for i in 1..=3 {
+        for i in 1..=started {
             let _ = std::fs::remove_dir_all(dir.join(format!("node{i}")));
         }
         report.dir = Some(dir);

@@ -2,6 +2,7 @@
 //! INCR/GET on counter keys, each operation sent to a random node, every operation recorded
 //! with its invocation and completion time; plus the final reads after healing.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use redis::aio::MultiplexedConnection;
 
 use crate::client;
+use crate::cluster::Targets;
 use crate::history::{Call, Op, Outcome};
 
 /// Collects the history; times are microseconds since `start`.
@@ -66,28 +68,35 @@ fn is_counter(key: &str) -> bool {
 /// One client: one operation at a time, each to a random node, until `stop`.
 pub struct Client {
     pub id: usize,
-    ports: Arc<Vec<u16>>,
-    conns: Vec<Option<MultiplexedConnection>>,
+    targets: Arc<Targets>,
+    /// Open connections by node index.
+    conns: HashMap<usize, MultiplexedConnection>,
     op_timeout: Duration,
     rec: Arc<Recorder>,
 }
 
 impl Client {
-    pub fn new(id: usize, ports: Arc<Vec<u16>>, op_timeout: Duration, rec: Arc<Recorder>) -> Self {
-        let conns = vec![None; ports.len()];
+    pub fn new(id: usize, targets: Arc<Targets>, op_timeout: Duration, rec: Arc<Recorder>) -> Self {
         Client {
             id,
-            ports,
-            conns,
+            targets,
+            conns: HashMap::new(),
             op_timeout,
             rec,
         }
     }
 
-    /// Runs `call` on `key` at node `node` (0-based) and records it.
-    pub async fn run(&mut self, node: usize, key: &str, call: Call, final_read: bool) -> Outcome {
+    /// Runs `call` on `key` at node `node` (0-based index, Redis port `port`) and records
+    /// it.
+    pub async fn run(
+        &mut self,
+        (node, port): (usize, u16),
+        key: &str,
+        call: Call,
+        final_read: bool,
+    ) -> Outcome {
         let invoke_us = self.rec.now_us();
-        let outcome = self.execute(node, key, &call).await;
+        let outcome = self.execute(node, port, key, &call).await;
         let complete_us = match outcome {
             Outcome::Unknown(_) => None,
             _ => Some(self.rec.now_us()),
@@ -106,11 +115,14 @@ impl Client {
         outcome
     }
 
-    async fn execute(&mut self, node: usize, key: &str, call: &Call) -> Outcome {
-        if self.conns[node].is_none() {
-            self.conns[node] = client::connect(self.ports[node], self.op_timeout).await;
+    async fn execute(&mut self, node: usize, port: u16, key: &str, call: &Call) -> Outcome {
+        if !self.conns.contains_key(&node) {
+            match client::connect(port, self.op_timeout).await {
+                Some(c) => self.conns.insert(node, c),
+                None => return Outcome::Fail("no connection".into()),
+            };
         }
-        let Some(conn) = self.conns[node].as_mut() else {
+        let Some(conn) = self.conns.get_mut(&node) else {
             return Outcome::Fail("no connection".into());
         };
         let cmd = client::command(key, call);
@@ -128,7 +140,7 @@ impl Client {
         };
         if matches!(outcome, Outcome::Unknown(_) | Outcome::Fail(_)) {
             // The connection may be broken or out of step: start afresh.
-            self.conns[node] = None;
+            self.conns.remove(&node);
         }
         outcome
     }
@@ -138,7 +150,12 @@ impl Client {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut seq = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            let node = rng.gen_range(0..self.ports.len());
+            let targets = self.targets.get();
+            if targets.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            let node = targets[rng.gen_range(0..targets.len())];
             let key = &keys[rng.gen_range(0..keys.len())];
             let roll = rng.gen_range(0..100);
             let call = if is_counter(key) {
@@ -166,21 +183,23 @@ impl Client {
     }
 }
 
-/// After healing: reads every key from every node, retrying each read until it succeeds
-/// or `deadline`. Returns the keys and nodes no read succeeded on.
+/// After healing: reads every key from every node still in the cluster, retrying each
+/// read until it succeeds or `deadline`. Returns the keys and nodes (ids) no read
+/// succeeded on.
 pub async fn final_reads(
-    ports: Arc<Vec<u16>>,
+    targets: Arc<Targets>,
     keys: &[String],
     rec: Arc<Recorder>,
     client_id: usize,
     deadline: Instant,
 ) -> Vec<(String, usize)> {
-    let mut c = Client::new(client_id, ports.clone(), Duration::from_secs(3), rec);
+    let nodes = targets.get();
+    let mut c = Client::new(client_id, targets, Duration::from_secs(3), rec);
     let mut missing = Vec::new();
     for key in keys {
-        for node in 0..ports.len() {
+        for &(node, port) in &nodes {
             loop {
-                let out = c.run(node, key, Call::Get, true).await;
+                let out = c.run((node, port), key, Call::Get, true).await;
                 if matches!(out, Outcome::Value(_)) {
                     break;
                 }
