@@ -72,6 +72,14 @@ fn clients_must_authenticate() {
     assert!(refused.starts_with("-NOAUTH"), "{refused}");
     let hello = raw(port, b"HELLO 3 AUTH default s3cret\r\nGET k\r\n", 1);
     assert_eq!(hello, "%");
+    // Neither secret appears in the logs, not even after failed attempts.
+    for n in &cl.nodes {
+        let log = std::fs::read_to_string(&n.log).unwrap_or_default();
+        assert!(!log.is_empty(), "node {} wrote no log", n.id);
+        for secret in ["s3cret", "peer-secret", "nope"] {
+            assert!(!log.contains(secret), "node {} logged {secret:?}", n.id);
+        }
+    }
 }
 
 #[test]

@@ -155,10 +155,10 @@ pub async fn run(
     }
     let mut member = Membership::Idle;
     while !stop.load(Ordering::Relaxed) {
-        if !sleep_unless(&stop, rng.gen_range(cfg.gap_ms.0..=cfg.gap_ms.1)).await {
+        let gap = rng.gen_range(cfg.gap_ms.0..=cfg.gap_ms.1);
+        if !watch(&cluster, &stop, gap, start, &mut log).await {
             break;
         }
-        check_crashes(&cluster, start, &mut log);
         if kinds.is_empty() {
             continue;
         }
@@ -180,7 +180,8 @@ pub async fn run(
             };
             active.push(a);
         }
-        sleep_unless(&stop, rng.gen_range(cfg.hold_ms.0..=cfg.hold_ms.1)).await;
+        let hold = rng.gen_range(cfg.hold_ms.0..=cfg.hold_ms.1);
+        watch(&cluster, &stop, hold, start, &mut log).await;
         for a in active.into_iter().rev() {
             heal(&cluster, a, start, &mut log);
         }
@@ -193,15 +194,27 @@ fn lock(c: &Mutex<Cluster>) -> std::sync::MutexGuard<'_, Cluster> {
     c.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Sleeps `ms` in small steps; false if `stop` was set.
-async fn sleep_unless(stop: &AtomicBool, ms: u64) -> bool {
+/// Waits `ms`, looking for exited nodes every 200 ms; false if `stop` was set.
+async fn watch(
+    cluster: &Mutex<Cluster>,
+    stop: &AtomicBool,
+    ms: u64,
+    start: Instant,
+    log: &mut FaultLog,
+) -> bool {
     let until = Instant::now() + Duration::from_millis(ms);
+    let mut next_check = Instant::now();
     while Instant::now() < until {
         if stop.load(Ordering::Relaxed) {
             return false;
         }
+        if Instant::now() >= next_check {
+            check_crashes(cluster, start, log);
+            next_check = Instant::now() + Duration::from_millis(200);
+        }
         tokio::time::sleep(Duration::from_millis(20).min(until - Instant::now())).await;
     }
+    check_crashes(cluster, start, log);
     !stop.load(Ordering::Relaxed)
 }
 
