@@ -336,7 +336,8 @@ async fn inject(
 
 /// One step of the membership fault; false if nothing was changed. Asks the leader for
 /// the members, then: a pending joiner that votes now ends the step (removing an older
-/// voter if that was the plan); with no change pending, a cluster of 2 voters gets a new
+/// voter if that was the plan), or, still a learner, may replace an older voter at once
+/// (`RAFT.NODE REPLACE`, joint consensus); with no change pending, a cluster of 2 voters gets a new
 /// node, one of 4+ loses a voter, and one of 3 does either (a new node first, or a
 /// removal first).
 async fn membership_step(
@@ -348,23 +349,30 @@ async fn membership_step(
     log: &mut FaultLog,
 ) -> bool {
     let ports = lock(cluster).targets().get();
-    let Some((_, voters, _)) = members(&ports).await else {
+    let Some((_, voters, learners)) = members(&ports).await else {
         log.note(start, "membership: no leader to ask".into());
         return false;
     };
+    let mut replace_by = None;
     let add = match *phase {
         Membership::Joining { node, then_remove } => {
-            if !voters.contains(&(node + 1)) {
+            if then_remove && learners.contains(&(node + 1)) && rng.gen_bool(0.5) {
+                // Swap an older voter for the learner in one joint-consensus change,
+                // racing the learner's own promotion.
+                replace_by = Some(node + 1);
+                *phase = Membership::Idle;
+            } else if !voters.contains(&(node + 1)) {
                 log.note(
                     start,
                     format!("membership: node {} still joining", node + 1),
                 );
                 return false;
-            }
-            *phase = Membership::Idle;
-            if !then_remove && voters.len() <= 3 {
-                log.note(start, format!("membership: node {} is a voter", node + 1));
-                return false;
+            } else {
+                *phase = Membership::Idle;
+                if !then_remove && voters.len() <= 3 {
+                    log.note(start, format!("membership: node {} is a voter", node + 1));
+                    return false;
+                }
             }
             false
         }
@@ -400,11 +408,32 @@ async fn membership_step(
     let Some(&(_, via)) = ports.choose(rng) else {
         return false;
     };
-    let reply = admin(via, &["RAFT.NODE", "REMOVE", &victim.to_string()]).await;
-    log.note(
-        start,
-        format!("remove node {victim} (asked node on port {via}): {reply:?}"),
-    );
+    let victim_id = victim.to_string();
+    match replace_by {
+        Some(new) => {
+            let new_id = new.to_string();
+            let reply = admin(via, &["RAFT.NODE", "REPLACE", &victim_id, &new_id]).await;
+            log.note(
+                start,
+                format!("replace node {victim} by {new} (asked port {via}): {reply:?}"),
+            );
+            if reply.is_err() {
+                // Maybe not done (often the promotion went first, or it timed out and
+                // may still happen: the victim stays free to leave); go on as planned.
+                *phase = Membership::Joining {
+                    node: new - 1,
+                    then_remove: true,
+                };
+            }
+        }
+        None => {
+            let reply = admin(via, &["RAFT.NODE", "REMOVE", &victim_id]).await;
+            log.note(
+                start,
+                format!("remove node {victim} (asked port {via}): {reply:?}"),
+            );
+        }
+    }
     true
 }
 
