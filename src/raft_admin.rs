@@ -30,6 +30,9 @@ fn node_error(e: NodeError) -> Reply {
     match e {
         NodeError::Refused(text) => Reply::err(format!("ERR {text}")),
         NodeError::Stopped => Reply::err("TRYAGAIN node is shutting down"),
+        NodeError::Unknown(text) => {
+            Reply::err(format!("TRYAGAIN {text}; it may or may not take effect"))
+        }
         NodeError::NotLeader(_) | NodeError::Dropped => {
             Reply::err("TRYAGAIN leadership moved during the request; retry")
         }

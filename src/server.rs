@@ -87,6 +87,11 @@ const MAX_GROUP: usize = 1024;
 
 const WRITE_TIMEOUT: &str = "TRYAGAIN write timed out before commit; it may or may not take effect";
 
+/// The reply to a write whose fate the node cannot know.
+fn unknown_outcome(why: &str) -> String {
+    format!("TRYAGAIN {why}; it may or may not take effect")
+}
+
 fn clusterdown() -> Reply {
     Reply::err("CLUSTERDOWN The cluster is down: no Raft leader is known, try again later")
 }
@@ -296,6 +301,7 @@ impl Server {
                         return fail("TRYAGAIN node is shutting down");
                     }
                     Ok(Ok(Err(NodeError::Refused(t)))) => return fail(&format!("ERR {t}")),
+                    Ok(Ok(Err(NodeError::Unknown(t)))) => return fail(&unknown_outcome(&t)),
                     Err(_) => return fail(WRITE_TIMEOUT),
                 }
             } else {
@@ -370,6 +376,7 @@ impl Server {
                 encode(vec![Reply::err("TRYAGAIN node is shutting down"); n])
             }
             Ok(Ok(Err(NodeError::Refused(t)))) => encode(vec![Reply::err(format!("ERR {t}")); n]),
+            Ok(Ok(Err(NodeError::Unknown(t)))) => encode(vec![Reply::err(unknown_outcome(&t)); n]),
             Err(_) => encode(vec![Reply::err(WRITE_TIMEOUT); n]),
         }
     }

@@ -148,6 +148,10 @@ pub enum NodeError {
     /// The request cannot be served now (the text says why).
     #[error("{0}")]
     Refused(String),
+    /// A proposal's fate is unknown: it may or may not take effect (the text says why).
+    /// Never retry it blindly.
+    #[error("{0}")]
+    Unknown(String),
 }
 
 /// A reply channel.
@@ -1272,9 +1276,17 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         self.applied = index;
         self.last_stamp = self.last_stamp.max(self.sm.last_time_ms());
         self.bytes_since_snapshot = 0;
-        for (_, p) in std::mem::take(&mut self.pending) {
+        // A proposal at or below the snapshot's index may or may not have been committed:
+        // the snapshot does not say, so its proposer must not retry it as if it had been
+        // dropped (a retried INCR would apply twice). Proposals above it stay pending:
+        // applying the leader's entry at their index settles them (same term: ours).
+        let above = self.pending.split_off(&(index + 1));
+        for (_, p) in std::mem::replace(&mut self.pending, above) {
             for (_, w) in p.waiters {
-                let _ = w.send(Err(NodeError::Dropped));
+                let _ = w.send(Err(NodeError::Unknown(
+                    "the node caught up by snapshot before learning whether the write committed"
+                        .into(),
+                )));
             }
         }
         if let Some((_, _, w)) = self.pending_conf.take() {
