@@ -21,8 +21,9 @@ const PORT_SPAN: u16 = 12_000;
 fn next_low_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    // Spread processes apart so concurrent harnesses rarely probe the same ports.
-    let base = (std::process::id() % u32::from(PORT_SPAN)) as u16;
+    // Spread processes apart so concurrent harnesses rarely probe the same ports (pids
+    // started together are close: scatter them).
+    let base = (std::process::id().wrapping_mul(2_654_435_761) % u32::from(PORT_SPAN)) as u16;
     let off = NEXT.fetch_add(1, Ordering::Relaxed) % PORT_SPAN;
     PORT_LOW + (base + off) % PORT_SPAN
 }

@@ -27,9 +27,13 @@ pub async fn run_schedules(
     for k in 0..count {
         let mut cfg = base.clone();
         cfg.seed = base.seed.wrapping_add(k);
-        let r = schedule::run(&cfg)
-            .await
-            .map_err(|e| format!("seed {}: {e}", cfg.seed))?;
+        // A port taken by another process between probing and binding fails the start:
+        // try that once more with fresh ports.
+        let r = match schedule::run(&cfg).await {
+            Err(e) if e.starts_with("start cluster") => schedule::run(&cfg).await,
+            other => other,
+        }
+        .map_err(|e| format!("seed {}: {e}", cfg.seed))?;
         each(&r);
         reports.push(r);
     }
