@@ -834,3 +834,130 @@ fn full_disk_stops_the_node_instead_of_acknowledging() {
         .expect("write with nodes 1 and 2");
     assert_alive(cl.port(0));
 }
+
+/// Builds the LD_PRELOAD shim `tests/fault_shim/fail_sync.c` with the system C compiler;
+/// `None` (the test is skipped) when there is no compiler.
+fn build_sync_shim(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fault_shim/fail_sync.c");
+    let out = dir.join("libfailsync.so");
+    let built = Process::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&out)
+        .arg(src)
+        .arg("-ldl")
+        .status()
+        .is_ok_and(|s| s.success());
+    built.then_some(out)
+}
+
+/// Fail-stop on sync errors: node 3 runs with the shim that makes fsync / fdatasync /
+/// sync_file_range fail with EIO once a trigger file exists. With node 2 down, every
+/// commit needs node 3's log sync. After the trigger, no write may be acknowledged, node 3
+/// must exit non-zero and say why, and once node 2 is back every acknowledged write is
+/// readable. `node3_leads` puts node 3 in the leader's seat (its own log sync fails) or
+/// in a follower's (its append never gets acked).
+fn sync_error_stops_the_node(node3_leads: bool) {
+    let mut cl = Cluster::start_with(3, &["--request-timeout-ms", "3000"]);
+    let Some(shim) = build_sync_shim(cl.dir.path()) else {
+        eprintln!("SKIPPED: no C compiler (cc) to build the fault shim");
+        return;
+    };
+    let trigger = cl.dir.path().join("fail-syncs-now");
+    cl.nodes[2].env = vec![
+        ("LD_PRELOAD".into(), shim.display().to_string()),
+        (
+            "RAFTKV_FAULT_SYNC_TRIGGER".into(),
+            trigger.display().to_string(),
+        ),
+    ];
+    cl.restart(2);
+    let leader = cl.wait_leader();
+    let want = if node3_leads { 2 } else { 0 };
+    if leader != want {
+        let _: String = redis::cmd("RAFT.TRANSFER-LEADER")
+            .arg(want + 1)
+            .query(&mut cl.client(leader))
+            .expect("transfer leadership");
+    }
+    wait_for(Duration::from_secs(10), "the chosen leader", || {
+        (cl.wait_leader() == want).then_some(())
+    });
+    cl.kill(1);
+    let mut c = cl.client(0);
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let key = format!("before{i}");
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(i)
+            .query(&mut c)
+            .expect("write with nodes 1 and 3");
+        acked.push(key);
+    }
+    std::fs::write(&trigger, b"").expect("create trigger");
+    let failed_at = Instant::now();
+    // Nothing is acknowledged from now on: every commit needs node 3's failing sync.
+    let mut exited = None;
+    for i in 0..3 {
+        let r = redis::cmd("SET")
+            .arg(format!("after{i}"))
+            .arg(i)
+            .query::<String>(&mut c);
+        assert!(
+            r.is_err(),
+            "write acknowledged after the sync failure: {r:?}"
+        );
+        eprintln!("write {i} after the trigger: {}", r.unwrap_err());
+        exited = cl.try_wait(2);
+        if exited.is_some() {
+            break;
+        }
+    }
+    let status = match exited {
+        Some(st) => st,
+        None => wait_for(Duration::from_secs(20), "node 3 to exit", || cl.try_wait(2)),
+    };
+    eprintln!(
+        "node 3 exited with {status} {} ms after the trigger",
+        failed_at.elapsed().as_millis()
+    );
+    assert!(!status.success(), "node 3 must exit non-zero: {status}");
+    let log = std::fs::read_to_string(&cl.nodes[2].log).unwrap_or_default();
+    let why = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("CRIT"))
+        .unwrap_or("")
+        .to_string();
+    eprintln!("node 3 says: {why}");
+    assert!(
+        why.contains("stopping") || why.contains("fatal"),
+        "node 3 did not log why it stopped: {why:?}"
+    );
+    // Nodes 1 and 2 serve again, with every acknowledged write.
+    cl.restart(1);
+    let leader = cl.wait_leader();
+    let mut c = cl.client(leader);
+    for k in &acked {
+        let v: Option<String> = wait_for(Duration::from_secs(30), "a read", || {
+            redis::cmd("GET").arg(k).query(&mut c).ok()
+        });
+        assert!(v.is_some(), "{k} lost");
+    }
+    let _: () = redis::cmd("SET")
+        .arg("after-recovery")
+        .arg("y")
+        .query(&mut c)
+        .expect("write with nodes 1 and 2");
+    assert_alive(cl.port(leader));
+}
+
+#[test]
+fn sync_error_on_a_follower_stops_it_instead_of_acknowledging() {
+    sync_error_stops_the_node(false);
+}
+
+#[test]
+fn sync_error_on_the_leader_stops_it_instead_of_acknowledging() {
+    sync_error_stops_the_node(true);
+}

@@ -52,6 +52,8 @@ pub struct Node {
     pub log: PathBuf,
     /// Redis port of the member a joining node asks to be added through.
     pub join: Option<u16>,
+    /// Extra environment variables for this node's process (from its next start).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     paused: bool,
 }
@@ -95,6 +97,7 @@ impl Cluster {
                 data_dir: dir.path().join(format!("node{}", i + 1)),
                 log: dir.path().join(format!("node{}.log", i + 1)),
                 join: None,
+                env: Vec::new(),
                 child: None,
                 paused: false,
             })
@@ -150,6 +153,7 @@ impl Cluster {
                 "debug",
             ])
             .args(&self.extra_args)
+            .envs(node.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
@@ -176,6 +180,7 @@ impl Cluster {
             data_dir: self.dir.path().join(format!("node{}", i + 1)),
             log: self.dir.path().join(format!("node{}.log", i + 1)),
             join: Some(self.nodes[via].redis_port),
+            env: Vec::new(),
             child: None,
             paused: false,
         });
