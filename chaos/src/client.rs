@@ -57,7 +57,10 @@ pub async fn info_raft(port: u16) -> Option<HashMap<String, String>> {
 /// Builds the command for `call` on `key`.
 pub fn command(key: &str, call: &Call) -> redis::Cmd {
     match call {
-        Call::Set { value } => redis::cmd("SET").arg(key).arg(value).to_owned(),
+        Call::Set { value } => redis::cmd("SET")
+            .arg(key)
+            .arg(crate::batch::wire_value(value))
+            .to_owned(),
         Call::Get => redis::cmd("GET").arg(key).to_owned(),
         Call::Del => redis::cmd("DEL").arg(key).to_owned(),
         Call::Incr => redis::cmd("INCR").arg(key).to_owned(),
@@ -79,9 +82,7 @@ pub fn outcome(call: &Call, reply: Value) -> Outcome {
         (Call::Set { .. }, Value::Okay) => Outcome::Ok,
         (Call::Set { .. }, Value::SimpleString(s)) if s == "OK" => Outcome::Ok,
         (Call::Get, Value::Nil) => Outcome::Value(None),
-        (Call::Get, Value::BulkString(b)) => {
-            Outcome::Value(Some(String::from_utf8_lossy(&b).into_owned()))
-        }
+        (Call::Get, Value::BulkString(b)) => Outcome::Value(Some(crate::batch::read_value(&b))),
         (Call::Get, Value::SimpleString(s)) => Outcome::Value(Some(s)),
         (Call::Del | Call::Incr, Value::Int(n)) => Outcome::Int(n),
         (_, other) => Outcome::Unknown(format!("unexpected reply {other:?}")),

@@ -5,6 +5,7 @@
 //!
 //! [`run_schedules`] is the entry point shared by the `chaos` binary and the CI test.
 
+pub mod batch;
 pub mod checker;
 pub mod client;
 pub mod cluster;

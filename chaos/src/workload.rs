@@ -1,6 +1,8 @@
-//! The client workload: concurrent clients issuing SET/GET/DEL on register keys and
-//! INCR/GET on counter keys, each operation sent to a random node, every operation recorded
-//! with its invocation and completion time; plus the final reads after healing.
+//! The client workload: concurrent clients issuing SET/GET/DEL on register keys (some SETs
+//! with large values) and INCR/GET on counter keys, and now and then an MSET, an MGET or a
+//! pipeline of several commands (see [`crate::batch`]); each operation sent to a random node,
+//! every operation recorded with its invocation and completion time; plus the final reads
+//! after healing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use redis::aio::MultiplexedConnection;
 
+use crate::batch::{self, Batch};
 use crate::client;
 use crate::cluster::Targets;
 use crate::history::{Call, Op, Outcome};
@@ -115,20 +118,80 @@ impl Client {
         outcome
     }
 
-    async fn execute(&mut self, node: usize, port: u16, key: &str, call: &Call) -> Outcome {
-        if !self.conns.contains_key(&node) {
-            match client::connect(port, self.op_timeout).await {
-                Some(c) => self.conns.insert(node, c),
-                None => return Outcome::Fail("no connection".into()),
-            };
+    /// Sends `parts` as one batch to node `node` and records each part as an operation with
+    /// the batch's times.
+    pub async fn run_batch(
+        &mut self,
+        (node, port): (usize, u16),
+        kind: Batch,
+        parts: Vec<(String, Call)>,
+    ) {
+        let invoke_us = self.rec.now_us();
+        let op_timeout = self.op_timeout;
+        let outcomes = match self.connection(node, port).await {
+            None => vec![Outcome::Fail("no connection".into()); parts.len()],
+            Some(conn) => {
+                let pipe = batch::request(kind, &parts);
+                let reply = tokio::time::timeout(
+                    op_timeout + Duration::from_millis(500),
+                    pipe.query_async::<Vec<redis::Value>>(conn),
+                )
+                .await;
+                let fail = |o: Outcome| vec![o; parts.len()];
+                match reply {
+                    Ok(Ok(vals)) => batch::outcomes(kind, &parts, vals),
+                    // One part refused says nothing certain of the others in a pipeline.
+                    Ok(Err(e)) if kind != Batch::Pipeline && client::certainly_not_applied(&e) => {
+                        fail(Outcome::Fail(e.to_string()))
+                    }
+                    Ok(Err(e)) => fail(Outcome::Unknown(e.to_string())),
+                    Err(_) => fail(Outcome::Unknown("timeout".into())),
+                }
+            }
+        };
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Unknown(_) | Outcome::Fail(_)))
+        {
+            self.conns.remove(&node);
         }
-        let Some(conn) = self.conns.get_mut(&node) else {
+        let complete_us = self.rec.now_us();
+        for ((key, call), outcome) in parts.into_iter().zip(outcomes) {
+            let complete_us = match outcome {
+                Outcome::Unknown(_) => None,
+                _ => Some(complete_us),
+            };
+            self.rec.push(Op {
+                id: 0,
+                client: self.id,
+                node: node + 1,
+                key,
+                call,
+                invoke_us,
+                complete_us,
+                outcome,
+                final_read: false,
+            });
+        }
+    }
+
+    async fn connection(&mut self, node: usize, port: u16) -> Option<&mut MultiplexedConnection> {
+        if !self.conns.contains_key(&node) {
+            let c = client::connect(port, self.op_timeout).await?;
+            self.conns.insert(node, c);
+        }
+        self.conns.get_mut(&node)
+    }
+
+    async fn execute(&mut self, node: usize, port: u16, key: &str, call: &Call) -> Outcome {
+        let op_timeout = self.op_timeout;
+        let Some(conn) = self.connection(node, port).await else {
             return Outcome::Fail("no connection".into());
         };
         let cmd = client::command(key, call);
         // The response timeout bounds the wait; this outer bound is a backstop.
         let reply = tokio::time::timeout(
-            self.op_timeout + Duration::from_millis(500),
+            op_timeout + Duration::from_millis(500),
             cmd.query_async::<redis::Value>(conn),
         )
         .await;
@@ -156,30 +219,86 @@ impl Client {
                 continue;
             }
             let node = targets[rng.gen_range(0..targets.len())];
+            if rng.gen_range(0..100) < 15 {
+                let (kind, parts) = self.random_batch(&mut rng, keys, &mut seq);
+                self.run_batch(node, kind, parts).await;
+                continue;
+            }
             let key = &keys[rng.gen_range(0..keys.len())];
-            let roll = rng.gen_range(0..100);
-            let call = if is_counter(key) {
-                if roll < 65 {
-                    Call::Incr
-                } else {
-                    Call::Get
-                }
-            } else if roll < 45 {
-                seq += 1;
-                Call::Set {
-                    value: format!("c{}-{seq}", self.id),
-                }
-            } else if roll < 85 {
-                Call::Get
-            } else {
-                Call::Del
-            };
+            let call = self.random_call(&mut rng, key, &mut seq);
             let out = self.run(node, key, call, false).await;
             if matches!(out, Outcome::Fail(_)) {
                 // Nothing listening there right now: do not spin.
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(20..60))).await;
             }
         }
+    }
+
+    /// One random single-key operation on `key`.
+    fn random_call(&self, rng: &mut ChaCha8Rng, key: &str, seq: &mut u64) -> Call {
+        let roll = rng.gen_range(0..100);
+        if is_counter(key) {
+            if roll < 65 {
+                Call::Incr
+            } else {
+                Call::Get
+            }
+        } else if roll < 45 {
+            self.new_value(rng, seq)
+        } else if roll < 85 {
+            Call::Get
+        } else {
+            Call::Del
+        }
+    }
+
+    /// A SET of a fresh value: one in twenty is large (64 KiB to 1 MiB).
+    fn new_value(&self, rng: &mut ChaCha8Rng, seq: &mut u64) -> Call {
+        *seq += 1;
+        let mut value = format!("c{}-{seq}", self.id);
+        if rng.gen_range(0..20) == 0 {
+            value.push_str(&format!("/{}", rng.gen_range(64 << 10..1 << 20)));
+        }
+        Call::Set { value }
+    }
+
+    /// An MSET or MGET over two or three register keys, or a pipeline of two to four single
+    /// operations on any keys.
+    fn random_batch(
+        &self,
+        rng: &mut ChaCha8Rng,
+        keys: &[String],
+        seq: &mut u64,
+    ) -> (Batch, Vec<(String, Call)>) {
+        let mut regs: Vec<&String> = keys.iter().filter(|k| !is_counter(k)).collect();
+        let kind = match rng.gen_range(0..3) {
+            0 if regs.len() >= 2 => Batch::MSet,
+            1 if regs.len() >= 2 => Batch::MGet,
+            _ => Batch::Pipeline,
+        };
+        if kind == Batch::Pipeline {
+            let n = rng.gen_range(2..=4);
+            let parts = (0..n)
+                .map(|_| {
+                    let key = keys[rng.gen_range(0..keys.len())].clone();
+                    let call = self.random_call(rng, &key, seq);
+                    (key, call)
+                })
+                .collect();
+            return (kind, parts);
+        }
+        // Distinct keys: MSET with one key twice would record two writes at one instant.
+        let n = rng.gen_range(2..=regs.len().min(3));
+        let mut parts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = regs.swap_remove(rng.gen_range(0..regs.len())).clone();
+            let call = match kind {
+                Batch::MSet => self.new_value(rng, seq),
+                _ => Call::Get,
+            };
+            parts.push((key, call));
+        }
+        (kind, parts)
     }
 }
 
