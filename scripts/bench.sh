@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Benchmarks a 3-node raftkv cluster against a single redis-server with the same durability
-# (appendonly, appendfsync always), with redis-benchmark SET/GET, plain and pipelined.
+# Benchmarks a 3-node raftkv cluster against two redis-servers run side by side in the same
+# run: one with the same durability (appendonly, appendfsync always) and one with no
+# persistence, with redis-benchmark SET and GET, plain and pipelined, ROUNDS rounds
+# interleaved (raftkv, redis always, redis none, per test), reporting medians. Around every
+# run it samples each server's CPU time and context switches (/proc/<pid>/stat and
+# /proc/<pid>/task/*/status) and prints them per request: for raftkv on the leader and on
+# the followers, for redis on its one process.
 #
 # Environment:
 #   N=100000 C=50            requests and clients per redis-benchmark run
+#   ROUNDS=3                 rounds of every (test, server) run; medians are reported
 #   PIPELINE=16              depth of the pipelined runs (-P)
 #   RAFTKV_PORTS=63791,63792,63793   Redis ports of the nodes (as in Procfile)
 #   RAFT_PORTS=12379,22379,32379     Raft ports of the nodes (as in Procfile)
@@ -65,17 +71,24 @@ for p in "${kv_ports[@]}" "${raft_ports[@]}"; do
     fi
 done
 
-# A free port for redis-server, never Redis's default 6379 (a system redis-server may own it).
-REDIS_PORT=""
-for _ in $(seq 1 50); do
-    # Below the ephemeral range (32768+), where outgoing connections could hold the port.
-    p=$((20000 + RANDOM % 12000))
-    if [ "$p" != 6379 ] && [[ ",$RAFTKV_PORTS,$RAFT_PORTS," != *",$p,"* ]] && ! listening "$p"; then
-        REDIS_PORT=$p
-        break
-    fi
-done
-[ -n "$REDIS_PORT" ] || { echo "no free port found for redis-server" >&2; exit 1; }
+# A free port for a redis-server, never Redis's default 6379 (a system redis-server may own it).
+free_redis_port() {
+    local p
+    for _ in $(seq 1 50); do
+        # Below the ephemeral range (32768+), where outgoing connections could hold the port.
+        p=$((20000 + RANDOM % 12000))
+        if [ "$p" != 6379 ] && [ "$p" != "${REDIS_PORT:-}" ] \
+            && [[ ",$RAFTKV_PORTS,$RAFT_PORTS," != *",$p,"* ]] && ! listening "$p"; then
+            echo "$p"
+            return
+        fi
+    done
+    echo "no free port found for redis-server" >&2
+    exit 1
+}
+REDIS_PORT=$(free_redis_port)
+REDIS_NONE_PORT=$(free_redis_port)
+ROUNDS="${ROUNDS:-3}"
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/raftkv-bench.XXXXXX")"
 pids=()
@@ -142,19 +155,25 @@ for i in "${!kv_ports[@]}"; do
     pids+=($!)
 done
 
-mkdir -p "$TMP/redis"
+mkdir -p "$TMP/redis" "$TMP/redis-none"
 cmd=(redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --appendonly yes --appendfsync always
      --save '' --dir "$TMP/redis")
 record "${cmd[@]}"
 "${cmd[@]}" >"$TMP/redis-server.log" 2>&1 &
 pids+=($!)
+REDIS_PID=$!
+cmd=(redis-server --port "$REDIS_NONE_PORT" --bind 127.0.0.1 --appendonly no --save ''
+     --dir "$TMP/redis-none")
+record "${cmd[@]}"
+"${cmd[@]}" >"$TMP/redis-none.log" 2>&1 &
+pids+=($!)
+REDIS_NONE_PID=$!
 
-# Wait until the target node accepts a write (a leader is elected and commits) and
-# redis-server answers.
-log "waiting up to ${WAIT_SECS}s for raftkv on port $TARGET_PORT and redis-server on port $REDIS_PORT"
+# Wait until the target node accepts a write (a leader is elected and commits) and both
+# redis-servers answer.
+log "waiting up to ${WAIT_SECS}s for raftkv on port $TARGET_PORT and redis-server on ports $REDIS_PORT, $REDIS_NONE_PORT"
 deadline=$((SECONDS + WAIT_SECS))
-ready_kv=0
-ready_redis=0
+ready=0
 while [ "$SECONDS" -lt "$deadline" ]; do
     for pid in "${pids[@]}"; do
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -162,52 +181,105 @@ while [ "$SECONDS" -lt "$deadline" ]; do
             exit 1
         fi
     done
-    if [ "$ready_kv" = 0 ] && [ "$(timeout 3 redis-cli -p "$TARGET_PORT" SET __probe 1 2>/dev/null)" = OK ]; then
-        ready_kv=1
+    if [ "$(timeout 3 redis-cli -p "$TARGET_PORT" SET __probe 1 2>/dev/null)" = OK ] \
+        && [ "$(timeout 3 redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ] \
+        && [ "$(timeout 3 redis-cli -p "$REDIS_NONE_PORT" PING 2>/dev/null)" = PONG ]; then
+        ready=1
+        break
     fi
-    if [ "$ready_redis" = 0 ] && [ "$(timeout 3 redis-cli -p "$REDIS_PORT" PING 2>/dev/null)" = PONG ]; then
-        ready_redis=1
-    fi
-    [ "$ready_kv" = 1 ] && [ "$ready_redis" = 1 ] && break
     sleep 0.2
 done
-if [ "$ready_kv" != 1 ] || [ "$ready_redis" != 1 ]; then
-    echo "timed out: raftkv ready=$ready_kv, redis-server ready=$ready_redis" >&2
-    exit 1
-fi
-if [ "$want_leader" = 1 ]; then
+[ "$ready" = 1 ] || { echo "timed out waiting for the servers" >&2; exit 1; }
+
+# The raftkv node pids by port (node i is pids[i-1]); the leader's port.
+leader_port() {
+    local p
     for p in "${kv_ports[@]}"; do
         if redis-cli -p "$p" INFO raft 2>/dev/null | tr -d '\r' | grep -qx 'raft_role:leader'; then
-            TARGET_PORT=$p
+            echo "$p"
+            return
         fi
     done
+}
+if [ "$want_leader" = 1 ]; then
+    TARGET_PORT=$(leader_port)
+    [ -n "$TARGET_PORT" ] || { echo "no leader found" >&2; exit 1; }
     log "leader is on port $TARGET_PORT"
 fi
 
-# run_bench NAME PORT [EXTRA ARGS...]: one redis-benchmark run; its CSV goes to $TMP/NAME.csv.
-# A run fails on a non-zero exit, a timeout (redis-benchmark can hang when the server goes
-# away), an error reply from the server, or missing SET/GET rows.
+# sample PID: "<cpu ticks> <context switches>" of a process (all its live threads).
+sample() {
+    local ticks cs=0 f
+    ticks=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0)
+    for f in /proc/"$1"/task/*/status; do
+        cs=$((cs + $(awk '/^(voluntary|nonvoluntary)_ctxt_switches/ { s += $2 } END { print s + 0 }' "$f" 2>/dev/null || echo 0)))
+    done
+    echo "$ticks $cs"
+}
+HZ=$(getconf CLK_TCK)
+
+# per_request BEFORE AFTER REQUESTS: "<CPU us per request> <context switches per request>".
+per_request() {
+    awk -v b="$1" -v a="$2" -v n="$3" -v hz="$HZ" 'BEGIN {
+        split(b, x, " "); split(a, y, " ");
+        printf "%.2f %.3f", (y[1] - x[1]) * 1e6 / hz / n, (y[2] - x[2]) / n }'
+}
+
+# run_bench NAME PORT TEST PIDS [EXTRA ARGS...]: one redis-benchmark run of TEST (set or get);
+# its CSV goes to $TMP/NAME.csv, and the per-request CPU and context switches of each pid in
+# the comma-separated PIDS to $TMP/NAME.cost (one line per pid). A run fails on a non-zero
+# exit, a timeout (redis-benchmark can hang when the server goes away), an error reply from
+# the server, or a missing row.
 run_bench() {
-    local name=$1 port=$2
-    shift 2
-    local cmd=(redis-benchmark -h 127.0.0.1 -p "$port" -t "set,get" -n "$N" -c "$C" -r 100000 -q --csv "$@")
+    local name=$1 port=$2 test=$3 pidlist=$4
+    shift 4
+    local cmd=(redis-benchmark -h 127.0.0.1 -p "$port" -t "$test" -n "$N" -c "$C" -r 100000 -q --csv "$@")
     record "${cmd[@]}"
-    log "$(shquote "${cmd[@]}")"
-    local rc=0
+    log "$name: $(shquote "${cmd[@]}")"
+    local rc=0 p before=() i=0
+    IFS=, read -r -a watched <<<"$pidlist"
+    for p in "${watched[@]}"; do before+=("$(sample "$p")"); done
     timeout --kill-after=10 "$BENCH_TIMEOUT" "${cmd[@]}" >"$TMP/$name.csv" 2>"$TMP/$name.err" || rc=$?
+    : >"$TMP/$name.cost"
+    for p in "${watched[@]}"; do
+        per_request "${before[$i]}" "$(sample "$p")" "$N" >>"$TMP/$name.cost"
+        echo >>"$TMP/$name.cost"
+        i=$((i + 1))
+    done
+    local row
+    row=$(echo "$test" | tr '[:lower:]' '[:upper:]')
     if [ "$rc" != 0 ] || grep -qi 'error' "$TMP/$name.csv" "$TMP/$name.err" \
-        || ! grep -q '^"SET"' "$TMP/$name.csv" || ! grep -q '^"GET"' "$TMP/$name.csv"; then
+        || ! grep -q "^\"$row\"" "$TMP/$name.csv"; then
         echo "FAILED: $name (exit $rc)" >&2
         cat "$TMP/$name.csv" "$TMP/$name.err" >&2
         failed=1
     fi
 }
 
-for mode in plain pipelined; do
-    extra=()
-    [ "$mode" = pipelined ] && extra=(-P "$PIPELINE")
-    run_bench "raftkv-$mode" "$TARGET_PORT" "${extra[@]}"
-    run_bench "redis-$mode" "$REDIS_PORT" "${extra[@]}"
+# The raftkv pids: the target node first, then the others.
+target_pid=""
+other_pids=()
+for i in "${!kv_ports[@]}"; do
+    if [ "${kv_ports[$i]}" = "$TARGET_PORT" ]; then
+        target_pid=${pids[$i]}
+    else
+        other_pids+=("${pids[$i]}")
+    fi
+done
+kv_pids="$target_pid$(printf ',%s' "${other_pids[@]}")"
+
+modes=(plain pipelined)
+tests=(set get)
+for round in $(seq 1 "$ROUNDS"); do
+    for mode in "${modes[@]}"; do
+        extra=()
+        [ "$mode" = pipelined ] && extra=(-P "$PIPELINE")
+        for t in "${tests[@]}"; do
+            run_bench "raftkv-$mode-$t-$round" "$TARGET_PORT" "$t" "$kv_pids" "${extra[@]}"
+            run_bench "always-$mode-$t-$round" "$REDIS_PORT" "$t" "$REDIS_PID" "${extra[@]}"
+            run_bench "none-$mode-$t-$round" "$REDIS_NONE_PORT" "$t" "$REDIS_NONE_PID" "${extra[@]}"
+        done
+    done
 done
 
 # field FILE TEST COLUMN: one value of redis-benchmark's CSV
@@ -220,32 +292,71 @@ field() {
     ' "$1" 2>/dev/null || true
 }
 
+# median V...: the middle value (the lower middle for an even count); "-" when none.
+median() {
+    printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
+}
+
+# med SERVER MODE TEST COLUMN: median over rounds of one CSV column.
+med() {
+    local vals=() r row
+    row=$(echo "$3" | tr '[:lower:]' '[:upper:]')
+    for r in $(seq 1 "$ROUNDS"); do vals+=("$(field "$TMP/$1-$2-$3-$r.csv" "$row" "$4")"); done
+    median "${vals[@]}"
+}
+
+# cost SERVER MODE TEST LINES FIELD: median over rounds of the mean of FIELD (1 = CPU us,
+# 2 = context switches, per request) over the pids on lines LINES ("1" or "2-3") of .cost.
+cost() {
+    local vals=() r
+    for r in $(seq 1 "$ROUNDS"); do
+        vals+=("$(awk -v lines="$4" -v f="$5" 'BEGIN { split(lines, l, "-"); lo = l[1]; hi = (l[2] == "" ? l[1] : l[2]) }
+            NR >= lo && NR <= hi { s += $f; n++ } END { if (n) printf "%.3f", s / n }' "$TMP/$1-$2-$3-$r.cost")")
+    done
+    median "${vals[@]}"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+
 target_role=$(redis-cli -p "$TARGET_PORT" INFO raft 2>/dev/null | tr -d '\r' | sed -n 's/^raft_role://p' || true)
+others="2-${#kv_ports[@]}"
 echo
-echo "raftkv: 3 nodes, target port $TARGET_PORT (Raft role at the end: ${target_role:-unknown}; a follower forwards writes to the leader); redis-server: appendonly yes, appendfsync always"
+echo "raftkv: ${#kv_ports[@]} nodes, target port $TARGET_PORT (Raft role at the end: ${target_role:-unknown}; a follower forwards writes to the leader)."
+echo "redis always: appendonly yes, appendfsync always; redis none: no persistence. Medians of $ROUNDS interleaved rounds."
 echo "N=$N C=$C keyspace=100000; $(redis-benchmark --version 2>/dev/null || true); $(nproc) cores;" \
      "raftkv $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
 echo
-printf '| %-12s | %14s | %14s | %6s | %10s | %10s | %10s | %10s |\n' \
-    test "raftkv req/s" "redis req/s" ratio "raftkv p50" "raftkv p99" "redis p50" "redis p99"
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' -------------- ---------------: ---------------: -------: \
-    -----------: -----------: -----------: -----------:
-for mode in plain pipelined; do
-    for t in SET GET; do
-        label=$t
-        [ "$mode" = pipelined ] && label="$t -P $PIPELINE"
-        k="$TMP/raftkv-$mode.csv"
-        r="$TMP/redis-$mode.csv"
-        k_rps=$(field "$k" "$t" rps); r_rps=$(field "$r" "$t" rps)
-        ratio=$(awk -v a="$k_rps" -v b="$r_rps" 'BEGIN { if (a != "" && b + 0 > 0) printf "%.2f", a / b; else print "-" }')
-        printf '| %-12s | %14s | %14s | %6s | %10s | %10s | %10s | %10s |\n' "$label" \
-            "${k_rps:-FAILED}" "${r_rps:-FAILED}" "$ratio" \
-            "$(field "$k" "$t" p50_latency_ms)" "$(field "$k" "$t" p99_latency_ms)" \
-            "$(field "$r" "$t" p50_latency_ms)" "$(field "$r" "$t" p99_latency_ms)"
+printf '| %-9s | %9s | %9s | %5s | %9s | %5s | %7s | %7s | %7s |\n' \
+    test raftkv "redis alw" ratio "redis none" ratio "kv p99" "alw p99" "p99 x"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' ----------- ----------: ----------: ------: ----------: ------: --------: --------: --------:
+for mode in "${modes[@]}"; do
+    for t in "${tests[@]}"; do
+        label=$(echo "$t" | tr '[:lower:]' '[:upper:]')
+        [ "$mode" = pipelined ] && label="$label -P$PIPELINE"
+        k=$(med raftkv "$mode" "$t" rps); a=$(med always "$mode" "$t" rps); z=$(med none "$mode" "$t" rps)
+        kp=$(med raftkv "$mode" "$t" p99_latency_ms); ap=$(med always "$mode" "$t" p99_latency_ms)
+        printf '| %-9s | %9s | %9s | %5s | %9s | %5s | %7s | %7s | %7s |\n' "$label" "$k" "$a" "$(ratio "$k" "$a")" \
+            "$z" "$(ratio "$k" "$z")" "$kp" "$ap" "$(ratio "$kp" "$ap")"
     done
 done
 echo
-echo "ratio = raftkv req/s / redis req/s; latencies in ms."
+echo "Per request (CPU us of the process, context switches of all its threads; medians of the rounds):"
+echo
+printf '| %-9s | %10s | %10s | %10s | %10s | %10s | %10s |\n' test "target cpu" "target cs" "others cpu" "others cs" "redis cpu" "redis cs"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' ----------- -----------: -----------: -----------: -----------: -----------: -----------:
+for mode in "${modes[@]}"; do
+    for t in "${tests[@]}"; do
+        label=$(echo "$t" | tr '[:lower:]' '[:upper:]')
+        [ "$mode" = pipelined ] && label="$label -P$PIPELINE"
+        printf '| %-9s | %10s | %10s | %10s | %10s | %10s | %10s |\n' "$label" \
+            "$(cost raftkv "$mode" "$t" 1 1)" "$(cost raftkv "$mode" "$t" 1 2)" \
+            "$(cost raftkv "$mode" "$t" "$others" 1)" "$(cost raftkv "$mode" "$t" "$others" 2)" \
+            "$(cost always "$mode" "$t" 1 1)" "$(cost always "$mode" "$t" 1 2)"
+    done
+done
+echo
+echo "ratio = raftkv req/s / redis req/s; p99 in ms, 'p99 x' = raftkv p99 / redis-always p99."
+echo "target = the raftkv node redis-benchmark talks to; others = mean of the other nodes; redis = the appendfsync-always server."
 echo
 echo "Commands:"
 for c in "${commands[@]}"; do echo "  $c"; done
