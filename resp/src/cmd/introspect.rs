@@ -228,6 +228,14 @@ fn get_keys(argv: &[Bytes]) -> Result<Vec<(Bytes, &'static [&'static str])>, Rep
     let Some(spec) = spec else {
         return Err(Reply::err("ERR Invalid command specified"));
     };
+    keys_of(spec, argv)
+}
+
+/// The keys of `argv` by `spec`'s key specs, with Redis's GETKEYS errors.
+fn keys_of(
+    spec: &CommandSpec,
+    argv: &[Bytes],
+) -> Result<Vec<(Bytes, &'static [&'static str])>, Reply> {
     if spec.key_specs.is_empty() {
         return Err(Reply::err("ERR The command has no key arguments"));
     }

@@ -391,4 +391,44 @@ mod tests {
             "ERR unknown subcommand 'FOO'. Try CONFIG HELP."
         );
     }
+
+    #[test]
+    fn command_list_getkeys_help() {
+        assert_eq!(p("COMMAND LIST"), Command::Command(CommandCmd::Names(None)));
+        assert_eq!(
+            p("command list filterby pattern get*"),
+            Command::Command(CommandCmd::Names(Some(ListFilter::Pattern(b("get*")))))
+        );
+        assert_eq!(
+            p("COMMAND LIST FILTERBY ACLCAT string"),
+            Command::Command(CommandCmd::Names(Some(ListFilter::AclCat(b("string")))))
+        );
+        assert_eq!(
+            p("COMMAND LIST FILTERBY MODULE m"),
+            Command::Command(CommandCmd::Names(Some(ListFilter::Module(b("m")))))
+        );
+        for bad in [
+            "COMMAND LIST FILTERBY",
+            "COMMAND LIST FILTERBY PATTERN",
+            "COMMAND LIST FILTERBY NAME x",
+            "COMMAND LIST FILTERBY PATTERN a b",
+            "COMMAND LIST x",
+        ] {
+            assert_eq!(err(bad), SYNTAX, "{bad}");
+        }
+        assert_eq!(
+            p("COMMAND GETKEYS SET k v"),
+            Command::Command(CommandCmd::GetKeys(argv("SET k v")))
+        );
+        assert_eq!(
+            p("COMMAND GETKEYSANDFLAGS GET k"),
+            Command::Command(CommandCmd::GetKeysAndFlags(argv("GET k")))
+        );
+        assert_eq!(
+            err("COMMAND GETKEYS"),
+            "ERR wrong number of arguments for 'command|getkeys' command"
+        );
+        assert_eq!(p("COMMAND HELP"), Command::Command(CommandCmd::Help));
+        assert_eq!(p("COMMAND GETKEYS GET k").kind(), Kind::Local);
+    }
 }

@@ -1,6 +1,8 @@
 //! Registry-wide tests: unknown commands, arity errors of every family, kinds / keys /
 //! names derived from the table, internal commands, and the table itself.
 
+use bytes::Bytes;
+
 use super::test_util::*;
 use crate::*;
 
@@ -142,5 +144,133 @@ fn table() {
         };
         a.extend(filler.into_iter().map(b));
         assert!(Command::parse(&a).is_ok(), "{a:?}");
+    }
+}
+
+/// A request for every table command that parses (as in `table` above), plus some with
+/// several keys.
+fn sample_requests() -> Vec<Vec<Bytes>> {
+    let mut all: Vec<Vec<Bytes>> = command_table()
+        .iter()
+        .map(|s| {
+            let filler = match s.name {
+                "CLIENT" => vec!["ID"],
+                "CONFIG" => vec!["GET", "x"],
+                "RAFT.NODE" => vec!["REMOVE", "2"],
+                "SHUTDOWN"
+                | "RAFT.TRANSFER-LEADER"
+                | "HELLO"
+                | "PING"
+                | "QUIT"
+                | "COMMAND"
+                | "INFO"
+                | "TIME"
+                | "DBSIZE"
+                | "FLUSHALL"
+                | "FLUSHDB" => vec![],
+                "SCAN" | "SELECT" => vec!["0"],
+                "MSET" | "MSETNX" => vec!["k", "v"],
+                _ => vec!["1"; s.arity.unsigned_abs() as usize - 1],
+            };
+            std::iter::once(s.name).chain(filler).map(b).collect()
+        })
+        .collect();
+    for s in [
+        "MSET a 1 b 2 c 3",
+        "MSETNX a 1 b 2",
+        "MGET a b c",
+        "DEL a b",
+        "UNLINK a b",
+        "EXISTS a a b",
+        "TOUCH a b",
+        "RENAME a b",
+        "RENAMENX a b",
+        "SET k v EX 10 GET",
+        "GETEX k PERSIST",
+        "EXPIRE k 10 NX",
+        "SUBSTR k 0 -1",
+    ] {
+        all.push(argv(s));
+    }
+    all
+}
+
+#[test]
+fn typed_keys_are_the_key_specs_applied_to_the_request() {
+    for a in sample_requests() {
+        let Ok(cmd) = Command::parse(&a) else {
+            panic!("{a:?} does not parse")
+        };
+        let spec = lookup(&a[0]).map(|s| s.keys_in(&a));
+        assert_eq!(spec, Some(Some(cmd.keys())), "{a:?}");
+    }
+    let del = Command::parse_replicated(&Command::del_if_expired_argv(&[b("x"), b("y")]));
+    assert_eq!(del.map(|c| c.keys().len()), Ok(2));
+}
+
+#[test]
+fn kinds_derived_from_flags_are_the_historical_ones() {
+    let local = "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME";
+    let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
+    let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
+                PEXPIRETIME DBSIZE TOUCH";
+    for a in sample_requests() {
+        let name = String::from_utf8_lossy(&a[0]).into_owned();
+        let want = if local.split(' ').any(|n| n == name) {
+            Kind::Local
+        } else if admin.split(' ').any(|n| n == name) {
+            Kind::Admin
+        } else if read.split_whitespace().any(|n| n == name) {
+            Kind::Read
+        } else {
+            Kind::Write
+        };
+        let cmd = Command::parse(&a).map(|c| c.kind());
+        assert_eq!(cmd, Ok(want), "{name}");
+        assert_eq!(lookup(&a[0]).map(|s| s.kind), Some(want), "{name}");
+    }
+}
+
+#[test]
+fn no_argument_count_makes_a_parser_panic() {
+    let words = [
+        "0", "1", "-1", "x", "EX", "GET", "ADD", "FILTERBY", "PATTERN", "SETNAME",
+    ];
+    let containers: Vec<&CommandSpec> = command_table().to_vec();
+    for s in containers {
+        let mut names = vec![s.name.to_string()];
+        for sub in s.subcommands {
+            let (c, n) = sub.name.split_once('|').unwrap_or((sub.name, ""));
+            names.push(format!("{c} {n}"));
+        }
+        for name in names {
+            for argc in 0..7 {
+                for w in words {
+                    let mut a = argv(&name);
+                    a.extend(std::iter::repeat_n(b(w), argc));
+                    let _ = Command::parse(&a).map(|c| (c.kind(), c.keys().len(), c.name()));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn entries_are_consistent() {
+    for s in command_table().iter().chain(subcommand_table()) {
+        let top = !s.name.contains('|');
+        assert_eq!(top, s.name == s.name.to_ascii_uppercase(), "{}", s.name);
+        assert!(!s.summary.is_empty() && !s.since.is_empty() && !s.group.is_empty());
+        // A command with keys has key specs reaching at least its first legacy key.
+        assert_eq!(s.key_specs.is_empty(), s.first_key == 0, "{}", s.name);
+        for f in s.flags {
+            assert_eq!(*f, f.to_ascii_lowercase(), "{}", s.name);
+        }
+        let prefix = format!("{}|", s.full_name());
+        assert!(
+            s.subcommands.iter().all(|c| c.name.starts_with(&prefix)),
+            "{}",
+            s.name
+        );
     }
 }
