@@ -8,6 +8,23 @@ use super::spec::CommandSpec;
 use super::util::{arity, int, parse_container, syntax, upper};
 use crate::{ClientCmd, Command, Reply};
 
+fn bad_client_name() -> Reply {
+    Reply::err("ERR Client names cannot contain spaces, newlines or special characters.")
+}
+
+/// Redis's `validateClientAttr`: printable ASCII without spaces.
+fn check_client_attr(v: &[u8]) -> Result<(), ()> {
+    if v.iter().all(|c| (b'!'..=b'~').contains(c)) {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+fn client(c: ClientCmd) -> Result<Command, Reply> {
+    Ok(Command::Client(c))
+}
+
 fn parse_ping(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     match &argv[1..] {
         [] => Ok(Command::Ping(None)),
@@ -16,9 +33,28 @@ fn parse_ping(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply>
     }
 }
 
+pub(crate) static PING: CommandSpec = CommandSpec {
+    summary: "Returns the server's liveliness response.",
+    since: "1.0.0",
+    group: "connection",
+    complexity: "O(1)",
+    acl_categories: &["connection"],
+    tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+    ..CommandSpec::new("PING", -1, &["fast"], &[], parse_ping)
+};
+
 fn parse_echo(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     Ok(Command::Echo(argv[1].clone()))
 }
+
+pub(crate) static ECHO: CommandSpec = CommandSpec {
+    summary: "Returns the given string.",
+    since: "1.0.0",
+    group: "connection",
+    complexity: "O(1)",
+    acl_categories: &["connection"],
+    ..CommandSpec::new("ECHO", 2, &["loading", "stale", "fast"], &[], parse_echo)
+};
 
 fn parse_select(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     // getIntFromObjectOrReply: an i64 outside the C int range has its own message.
@@ -31,23 +67,49 @@ fn parse_select(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Repl
     Ok(Command::Select(id))
 }
 
+pub(crate) static SELECT: CommandSpec = CommandSpec {
+    summary: "Changes the selected database.",
+    since: "1.0.0",
+    group: "connection",
+    complexity: "O(1)",
+    acl_categories: &["connection"],
+    ..CommandSpec::new(
+        "SELECT",
+        2,
+        &["loading", "stale", "fast"],
+        &[],
+        parse_select,
+    )
+};
+
 fn parse_quit(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
     Ok(Command::Quit)
 }
 
-fn parse_auth(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    match &argv[1..] {
-        [password] => Ok(Command::Auth {
-            username: None,
-            password: password.clone(),
-        }),
-        [user, password] => Ok(Command::Auth {
-            username: Some(user.clone()),
-            password: password.clone(),
-        }),
-        _ => Err(syntax()),
-    }
-}
+pub(crate) static QUIT: CommandSpec = CommandSpec {
+    summary: "Closes the connection.",
+    since: "1.0.0",
+    group: "connection",
+    complexity: "O(1)",
+    acl_categories: &["connection"],
+    doc_flags: &["deprecated"],
+    deprecated_since: "7.2.0",
+    replaced_by: "just closing the connection",
+    ..CommandSpec::new(
+        "QUIT",
+        -1,
+        &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
+        &[],
+        parse_quit,
+    )
+};
 
 fn parse_hello(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     let a = &argv[1..];
@@ -93,22 +155,52 @@ fn parse_hello(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply
     })
 }
 
-fn bad_client_name() -> Reply {
-    Reply::err("ERR Client names cannot contain spaces, newlines or special characters.")
-}
+pub(crate) static HELLO: CommandSpec = CommandSpec {
+    summary: "Handshakes with the Redis server.",
+    since: "6.0.0",
+    group: "connection",
+    complexity: "O(1)",
+    acl_categories: &["connection"],
+    history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")],
+    ..CommandSpec::new("HELLO", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], &[], parse_hello)
+};
 
-/// Redis's `validateClientAttr`: printable ASCII without spaces.
-fn check_client_attr(v: &[u8]) -> Result<(), ()> {
-    if v.iter().all(|c| (b'!'..=b'~').contains(c)) {
-        Ok(())
-    } else {
-        Err(())
+fn parse_auth(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    match &argv[1..] {
+        [password] => Ok(Command::Auth {
+            username: None,
+            password: password.clone(),
+        }),
+        [user, password] => Ok(Command::Auth {
+            username: Some(user.clone()),
+            password: password.clone(),
+        }),
+        _ => Err(syntax()),
     }
 }
 
-fn client(c: ClientCmd) -> Result<Command, Reply> {
-    Ok(Command::Client(c))
-}
+pub(crate) static AUTH: CommandSpec = CommandSpec {
+    summary: "Authenticates the connection.",
+    since: "1.0.0",
+    group: "connection",
+    complexity: "O(N) where N is the number of passwords defined for the user",
+    acl_categories: &["connection"],
+    history: &[("6.0.0", "Added ACL style (username and password).")],
+    ..CommandSpec::new(
+        "AUTH",
+        -2,
+        &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
+        &[],
+        parse_auth,
+    )
+};
 
 fn parse_setname(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     check_client_attr(&argv[2]).map_err(|_| bad_client_name())?;
@@ -154,100 +246,6 @@ fn parse_setinfo(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Rep
         value: argv[3].clone(),
     })
 }
-
-// ---- table entries (arity, flags, key specs and docs as in Redis 7.2's commands/*.json) ----
-
-pub(crate) static PING: CommandSpec = CommandSpec {
-    summary: "Returns the server's liveliness response.",
-    since: "1.0.0",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
-    ..CommandSpec::new("PING", -1, &["fast"], &[], parse_ping)
-};
-
-pub(crate) static ECHO: CommandSpec = CommandSpec {
-    summary: "Returns the given string.",
-    since: "1.0.0",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    ..CommandSpec::new("ECHO", 2, &["loading", "stale", "fast"], &[], parse_echo)
-};
-
-pub(crate) static SELECT: CommandSpec = CommandSpec {
-    summary: "Changes the selected database.",
-    since: "1.0.0",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    ..CommandSpec::new(
-        "SELECT",
-        2,
-        &["loading", "stale", "fast"],
-        &[],
-        parse_select,
-    )
-};
-
-pub(crate) static QUIT: CommandSpec = CommandSpec {
-    summary: "Closes the connection.",
-    since: "1.0.0",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    doc_flags: &["deprecated"],
-    deprecated_since: "7.2.0",
-    replaced_by: "just closing the connection",
-    ..CommandSpec::new(
-        "QUIT",
-        -1,
-        &[
-            "noscript",
-            "loading",
-            "stale",
-            "fast",
-            "no_auth",
-            "allow_busy",
-        ],
-        &[],
-        parse_quit,
-    )
-};
-
-pub(crate) static HELLO: CommandSpec = CommandSpec {
-    summary: "Handshakes with the Redis server.",
-    since: "6.0.0",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")],
-    ..CommandSpec::new("HELLO", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], &[], parse_hello)
-};
-
-pub(crate) static AUTH: CommandSpec = CommandSpec {
-    summary: "Authenticates the connection.",
-    since: "1.0.0",
-    group: "connection",
-    complexity: "O(N) where N is the number of passwords defined for the user",
-    acl_categories: &["connection"],
-    history: &[("6.0.0", "Added ACL style (username and password).")],
-    ..CommandSpec::new(
-        "AUTH",
-        -2,
-        &[
-            "noscript",
-            "loading",
-            "stale",
-            "fast",
-            "no_auth",
-            "allow_busy",
-        ],
-        &[],
-        parse_auth,
-    )
-};
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 7] = [
 CommandSpec {

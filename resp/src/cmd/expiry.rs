@@ -52,6 +52,14 @@ fn expire_condition(opts: &[Bytes]) -> Result<Option<ExpireCondition>, Reply> {
     })
 }
 
+fn unit_of(spec: &CommandSpec) -> TimeUnit {
+    if spec.name.starts_with('P') {
+        TimeUnit::Milliseconds
+    } else {
+        TimeUnit::Seconds
+    }
+}
+
 /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: options are checked first, then the time
 /// (negative allowed; only overflow is an error).
 fn parse_expire(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -77,46 +85,6 @@ fn parse_expire(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, R
         condition,
     })
 }
-
-fn unit_of(spec: &CommandSpec) -> TimeUnit {
-    if spec.name.starts_with('P') {
-        TimeUnit::Milliseconds
-    } else {
-        TimeUnit::Seconds
-    }
-}
-
-/// TTL and PTTL.
-fn parse_ttl(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::Ttl {
-        key: argv[1].clone(),
-        unit: unit_of(spec),
-    })
-}
-
-/// EXPIRETIME and PEXPIRETIME.
-fn parse_expiretime(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::ExpireTime {
-        key: argv[1].clone(),
-        unit: unit_of(spec),
-    })
-}
-
-fn parse_persist(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::Persist(argv[1].clone()))
-}
-
-fn parse_sweep(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::SweepExpired {
-        limit: u64::try_from(int(&argv[1])?).map_err(|_| not_int())?,
-    })
-}
-
-fn parse_del_if_expired(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::DelIfExpired(argv[1..].to_vec()))
-}
-
-// ---- table entries (arity, flags, key specs and docs as in Redis 7.2's commands/*.json) ----
 
 pub(crate) static EXPIRE: CommandSpec = CommandSpec {
     summary: "Sets the expiration time of a key in seconds.",
@@ -182,6 +150,14 @@ pub(crate) static PEXPIREAT: CommandSpec = CommandSpec {
     )
 };
 
+/// TTL and PTTL.
+fn parse_ttl(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::Ttl {
+        key: argv[1].clone(),
+        unit: unit_of(spec),
+    })
+}
+
 pub(crate) static TTL: CommandSpec = CommandSpec {
     summary: "Returns the expiration time in seconds of a key.",
     since: "1.0.0",
@@ -216,6 +192,14 @@ pub(crate) static PTTL: CommandSpec = CommandSpec {
     )
 };
 
+/// EXPIRETIME and PEXPIRETIME.
+fn parse_expiretime(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::ExpireTime {
+        key: argv[1].clone(),
+        unit: unit_of(spec),
+    })
+}
+
 pub(crate) static EXPIRETIME: CommandSpec = CommandSpec {
     summary: "Returns the expiration time of a key as a Unix timestamp.",
     since: "7.0.0",
@@ -246,6 +230,16 @@ pub(crate) static PEXPIRETIME: CommandSpec = CommandSpec {
     )
 };
 
+fn parse_persist(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::Persist(argv[1].clone()))
+}
+
+fn parse_sweep(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::SweepExpired {
+        limit: u64::try_from(int(&argv[1])?).map_err(|_| not_int())?,
+    })
+}
+
 pub(crate) static PERSIST: CommandSpec = CommandSpec {
     summary: "Removes the expiration time of a key.",
     since: "2.2.0",
@@ -266,6 +260,10 @@ pub(crate) static RAFTKV_SWEEP: CommandSpec = CommandSpec {
     group: "generic",
     ..CommandSpec::new("RAFTKV.SWEEP", 2, &["write"], &[], parse_sweep)
 };
+
+fn parse_del_if_expired(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::DelIfExpired(argv[1..].to_vec()))
+}
 
 /// `RAFTKV.DELIFEXPIRED key...`: lazy expiry of keys a read found expired.
 pub(crate) static RAFTKV_DELIFEXPIRED: CommandSpec = CommandSpec {

@@ -13,30 +13,74 @@ fn parse_del(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> 
     Ok(Command::Del(argv[1..].to_vec()))
 }
 
+pub(crate) static DEL: CommandSpec = CommandSpec {
+    summary: "Deletes one or more keys.",
+    since: "1.0.0",
+    group: "generic",
+    complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).",
+    acl_categories: &["keyspace"],
+    tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
+    ..CommandSpec::new("DEL", -2, &["write"], &[KeySpec::range(1, -1, 1, &["RM", "delete"])], parse_del)
+};
+
+pub(crate) static UNLINK: CommandSpec = CommandSpec {
+    summary: "Asynchronously deletes one or more keys.",
+    since: "4.0.0",
+    group: "generic",
+    complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.",
+    acl_categories: &["keyspace"],
+    tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
+    ..CommandSpec::new("UNLINK", -2, &["write", "fast"], &[KeySpec::range(1, -1, 1, &["RM", "delete"])], parse_del)
+};
+
 fn parse_exists(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     Ok(Command::Exists(argv[1..].to_vec()))
 }
+
+pub(crate) static EXISTS: CommandSpec = CommandSpec {
+    summary: "Determines whether one or more keys exist.",
+    since: "1.0.0",
+    group: "generic",
+    complexity: "O(N) where N is the number of keys to check.",
+    acl_categories: &["keyspace"],
+    tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
+    history: &[("3.0.3", "Accepts multiple `key` arguments.")],
+    ..CommandSpec::new(
+        "EXISTS",
+        -2,
+        &["readonly", "fast"],
+        &[KeySpec::range(1, -1, 1, &["RO"])],
+        parse_exists,
+    )
+};
 
 fn parse_touch(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     Ok(Command::Touch(argv[1..].to_vec()))
 }
 
+pub(crate) static TOUCH: CommandSpec = CommandSpec {
+    summary: "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+    since: "3.2.1",
+    group: "generic",
+    complexity: "O(N) where N is the number of keys that will be touched.",
+    acl_categories: &["keyspace"],
+    tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
+    ..CommandSpec::new("TOUCH", -2, &["readonly", "fast"], &[KeySpec::range(1, -1, 1, &["RO"])], parse_touch)
+};
+
 fn parse_keys(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     Ok(Command::Keys(argv[1].clone()))
 }
 
-fn parse_type(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::Type(argv[1].clone()))
-}
-
-/// RENAME and RENAMENX.
-fn parse_rename(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::Rename {
-        src: argv[1].clone(),
-        dst: argv[2].clone(),
-        nx: spec.name == "RENAMENX",
-    })
-}
+pub(crate) static KEYS: CommandSpec = CommandSpec {
+    summary: "Returns all key names that match a pattern.",
+    since: "1.0.0",
+    group: "generic",
+    complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.",
+    acl_categories: &["keyspace", "dangerous"],
+    tips: &["request_policy:all_shards", "nondeterministic_output_order"],
+    ..CommandSpec::new("KEYS", 2, &["readonly"], &[], parse_keys)
+};
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
 fn parse_scan(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -74,65 +118,6 @@ fn parse_scan(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply>
     })
 }
 
-// ---- table entries (arity, flags, key specs and docs as in Redis 7.2's commands/*.json) ----
-
-pub(crate) static DEL: CommandSpec = CommandSpec {
-    summary: "Deletes one or more keys.",
-    since: "1.0.0",
-    group: "generic",
-    complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).",
-    acl_categories: &["keyspace"],
-    tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ..CommandSpec::new("DEL", -2, &["write"], &[KeySpec::range(1, -1, 1, &["RM", "delete"])], parse_del)
-};
-
-pub(crate) static UNLINK: CommandSpec = CommandSpec {
-    summary: "Asynchronously deletes one or more keys.",
-    since: "4.0.0",
-    group: "generic",
-    complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.",
-    acl_categories: &["keyspace"],
-    tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ..CommandSpec::new("UNLINK", -2, &["write", "fast"], &[KeySpec::range(1, -1, 1, &["RM", "delete"])], parse_del)
-};
-
-pub(crate) static EXISTS: CommandSpec = CommandSpec {
-    summary: "Determines whether one or more keys exist.",
-    since: "1.0.0",
-    group: "generic",
-    complexity: "O(N) where N is the number of keys to check.",
-    acl_categories: &["keyspace"],
-    tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-    history: &[("3.0.3", "Accepts multiple `key` arguments.")],
-    ..CommandSpec::new(
-        "EXISTS",
-        -2,
-        &["readonly", "fast"],
-        &[KeySpec::range(1, -1, 1, &["RO"])],
-        parse_exists,
-    )
-};
-
-pub(crate) static TOUCH: CommandSpec = CommandSpec {
-    summary: "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
-    since: "3.2.1",
-    group: "generic",
-    complexity: "O(N) where N is the number of keys that will be touched.",
-    acl_categories: &["keyspace"],
-    tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ..CommandSpec::new("TOUCH", -2, &["readonly", "fast"], &[KeySpec::range(1, -1, 1, &["RO"])], parse_touch)
-};
-
-pub(crate) static KEYS: CommandSpec = CommandSpec {
-    summary: "Returns all key names that match a pattern.",
-    since: "1.0.0",
-    group: "generic",
-    complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.",
-    acl_categories: &["keyspace", "dangerous"],
-    tips: &["request_policy:all_shards", "nondeterministic_output_order"],
-    ..CommandSpec::new("KEYS", 2, &["readonly"], &[], parse_keys)
-};
-
 pub(crate) static SCAN: CommandSpec = CommandSpec {
     summary: "Iterates over the key names in the database.",
     since: "2.8.0",
@@ -143,6 +128,10 @@ pub(crate) static SCAN: CommandSpec = CommandSpec {
     history: &[("6.0.0", "Added the `TYPE` subcommand.")],
     ..CommandSpec::new("SCAN", -2, &["readonly"], &[], parse_scan)
 };
+
+fn parse_type(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::Type(argv[1].clone()))
+}
 
 pub(crate) static TYPE: CommandSpec = CommandSpec {
     summary: "Determines the type of value stored at a key.",
@@ -158,6 +147,15 @@ pub(crate) static TYPE: CommandSpec = CommandSpec {
         parse_type,
     )
 };
+
+/// RENAME and RENAMENX.
+fn parse_rename(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::Rename {
+        src: argv[1].clone(),
+        dst: argv[2].clone(),
+        nx: spec.name == "RENAMENX",
+    })
+}
 
 pub(crate) static RENAME: CommandSpec = CommandSpec {
     summary: "Renames a key and overwrites the destination.",

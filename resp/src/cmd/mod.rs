@@ -5,6 +5,10 @@
 //! `Command::parse` to the entry's parser with one lookup, and derives `kind()`, `keys()` and
 //! `name()` of a parsed command from its entry.
 //!
+//! Entries of Redis's commands carry Redis 7.2's data (`src/commands/*.json`: arity, flags,
+//! key specs, ACL categories, tips, docs); a new family adds its file, its registration table
+//! to `FAMILIES`, and its variants to [`Command::entry`].
+//!
 //! The one hand-written link from a typed [`Command`] back to its entry is [`Command::entry`]
 //! (one arm per variant, checked exhaustive by the compiler); everything else about a
 //! command is table data.

@@ -36,13 +36,42 @@ fn raft(c: RaftCmd) -> Result<Command, Reply> {
     Ok(Command::Raft(c))
 }
 
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+/// Docs shared by the family's entries.
+const fn raft_doc(
+    spec: CommandSpec,
+    summary: &'static str,
+    complexity: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        summary,
+        complexity,
+        since: "0.1.0",
+        group: "cluster",
+        ..spec
+    }
+}
+
 fn parse_snapshot(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
     raft(RaftCmd::Snapshot)
 }
 
+pub(crate) static SNAPSHOT: CommandSpec = raft_doc(
+    CommandSpec::new("RAFT.SNAPSHOT", 1, ADMIN, &[], parse_snapshot),
+    "Takes a snapshot of this node's state now and compacts its Raft log.",
+    "O(N) where N is the number of keys (written in the background).",
+);
+
 fn parse_nodes(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
     raft(RaftCmd::Nodes)
 }
+
+pub(crate) static NODES: CommandSpec = raft_doc(
+    CommandSpec::new("RAFT.NODES", 1, ADMIN, &[], parse_nodes),
+    "Lists the Raft group's members: id, address, suffrage, role, matched index.",
+    "O(N) where N is the number of members.",
+);
 
 fn parse_add(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     raft(RaftCmd::NodeAdd {
@@ -63,45 +92,6 @@ fn parse_replace(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Rep
         new: node_id(&argv[3])?,
     })
 }
-
-fn parse_transfer(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    match &argv[1..] {
-        [] => raft(RaftCmd::TransferLeader(None)),
-        [id] => raft(RaftCmd::TransferLeader(Some(node_id(id)?))),
-        _ => Err(syntax()),
-    }
-}
-
-// ---- table entries (raftkv's own; flags as Redis's admin commands) ----
-
-const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
-
-/// Docs shared by the family's entries.
-const fn raft_doc(
-    spec: CommandSpec,
-    summary: &'static str,
-    complexity: &'static str,
-) -> CommandSpec {
-    CommandSpec {
-        summary,
-        complexity,
-        since: "0.1.0",
-        group: "cluster",
-        ..spec
-    }
-}
-
-pub(crate) static SNAPSHOT: CommandSpec = raft_doc(
-    CommandSpec::new("RAFT.SNAPSHOT", 1, ADMIN, &[], parse_snapshot),
-    "Takes a snapshot of this node's state now and compacts its Raft log.",
-    "O(N) where N is the number of keys (written in the background).",
-);
-
-pub(crate) static NODES: CommandSpec = raft_doc(
-    CommandSpec::new("RAFT.NODES", 1, ADMIN, &[], parse_nodes),
-    "Lists the Raft group's members: id, address, suffrage, role, matched index.",
-    "O(N) where N is the number of members.",
-);
 
 static NODE_SUBCOMMANDS: [CommandSpec; 3] = [
     raft_doc(
@@ -129,6 +119,14 @@ pub(crate) static NODE: CommandSpec = CommandSpec {
         "Depends on subcommand.",
     )
 };
+
+fn parse_transfer(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    match &argv[1..] {
+        [] => raft(RaftCmd::TransferLeader(None)),
+        [id] => raft(RaftCmd::TransferLeader(Some(node_id(id)?))),
+        _ => Err(syntax()),
+    }
+}
 
 pub(crate) static TRANSFER_LEADER: CommandSpec = raft_doc(
     CommandSpec::new("RAFT.TRANSFER-LEADER", -1, ADMIN, &[], parse_transfer),

@@ -8,13 +8,6 @@ use super::spec::CommandSpec;
 use super::util::{pairs, parse_container, syntax, upper};
 use crate::{Command, CommandCmd, ConfigCmd, ListFilter, Reply};
 
-fn parse_command(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    if argv.len() == 1 {
-        return Ok(Command::Command(CommandCmd::List));
-    }
-    parse_container(spec, argv)
-}
-
 fn command(c: CommandCmd) -> Result<Command, Reply> {
     Ok(Command::Command(c))
 }
@@ -60,63 +53,6 @@ fn command_list(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Repl
 fn command_help(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
     command(CommandCmd::Help)
 }
-
-fn config_get(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::Config(ConfigCmd::Get(argv[2..].to_vec())))
-}
-
-fn config_set(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    // CONFIG SET takes name/value pairs; an odd count is an arity error in Redis.
-    Ok(Command::Config(ConfigCmd::Set(pairs(
-        "config|set",
-        &argv[2..],
-    )?)))
-}
-
-fn config_resetstat(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::Config(ConfigCmd::ResetStat))
-}
-
-fn parse_info(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::Info(
-        argv[1..]
-            .iter()
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect(),
-    ))
-}
-
-fn parse_time(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::Time)
-}
-
-fn parse_dbsize(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::DbSize)
-}
-
-/// FLUSHALL and FLUSHDB (ASYNC / SYNC accepted and ignored).
-fn parse_flush(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    match &argv[1..] {
-        [] => Ok(Command::FlushAll),
-        [mode] if matches!(upper(mode).as_str(), "ASYNC" | "SYNC") => Ok(Command::FlushAll),
-        _ => Err(syntax()),
-    }
-}
-
-/// `SHUTDOWN [NOSAVE|SAVE|NOW|FORCE]`: the options are accepted and ignored.
-fn parse_shutdown(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    for arg in &argv[1..] {
-        let ok = [&b"NOSAVE"[..], b"SAVE", b"NOW", b"FORCE"]
-            .iter()
-            .any(|o| arg.eq_ignore_ascii_case(o));
-        if !ok {
-            return Err(syntax());
-        }
-    }
-    Ok(Command::Shutdown)
-}
-
-// ---- table entries (arity, flags, key specs and docs as in Redis 7.2's commands/*.json) ----
 
 static COMMAND_SUBCOMMANDS: [CommandSpec; 7] = [
     CommandSpec {
@@ -202,6 +138,22 @@ static COMMAND_SUBCOMMANDS: [CommandSpec; 7] = [
     },
 ];
 
+fn config_get(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::Config(ConfigCmd::Get(argv[2..].to_vec())))
+}
+
+fn config_set(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    // CONFIG SET takes name/value pairs; an odd count is an arity error in Redis.
+    Ok(Command::Config(ConfigCmd::Set(pairs(
+        "config|set",
+        &argv[2..],
+    )?)))
+}
+
+fn config_resetstat(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::Config(ConfigCmd::ResetStat))
+}
+
 static CONFIG_SUBCOMMANDS: [CommandSpec; 3] = [
     CommandSpec {
         summary: "Returns the effective values of configuration parameters.",
@@ -254,6 +206,13 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 3] = [
     },
 ];
 
+fn parse_command(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    if argv.len() == 1 {
+        return Ok(Command::Command(CommandCmd::List));
+    }
+    parse_container(spec, argv)
+}
+
 pub(crate) static COMMAND: CommandSpec = CommandSpec {
     summary: "Returns detailed information about all commands.",
     since: "2.8.13",
@@ -274,6 +233,15 @@ pub(crate) static CONFIG: CommandSpec = CommandSpec {
     ..CommandSpec::new("CONFIG", -2, &[], &[], parse_container)
 };
 
+fn parse_info(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::Info(
+        argv[1..]
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+    ))
+}
+
 pub(crate) static INFO: CommandSpec = CommandSpec {
     summary: "Returns information and statistics about the server.",
     since: "1.0.0",
@@ -292,6 +260,10 @@ pub(crate) static INFO: CommandSpec = CommandSpec {
     ..CommandSpec::new("INFO", -1, &["loading", "stale"], &[], parse_info)
 };
 
+fn parse_time(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::Time)
+}
+
 pub(crate) static TIME: CommandSpec = CommandSpec {
     summary: "Returns the server time.",
     since: "2.6.0",
@@ -300,6 +272,10 @@ pub(crate) static TIME: CommandSpec = CommandSpec {
     tips: &["nondeterministic_output"],
     ..CommandSpec::new("TIME", 1, &["loading", "stale", "fast"], &[], parse_time)
 };
+
+fn parse_dbsize(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::DbSize)
+}
 
 pub(crate) static DBSIZE: CommandSpec = CommandSpec {
     summary: "Returns the number of keys in the database.",
@@ -310,6 +286,15 @@ pub(crate) static DBSIZE: CommandSpec = CommandSpec {
     tips: &["request_policy:all_shards", "response_policy:agg_sum"],
     ..CommandSpec::new("DBSIZE", 1, &["readonly", "fast"], &[], parse_dbsize)
 };
+
+/// FLUSHALL and FLUSHDB (ASYNC / SYNC accepted and ignored).
+fn parse_flush(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    match &argv[1..] {
+        [] => Ok(Command::FlushAll),
+        [mode] if matches!(upper(mode).as_str(), "ASYNC" | "SYNC") => Ok(Command::FlushAll),
+        _ => Err(syntax()),
+    }
+}
 
 pub(crate) static FLUSHALL: CommandSpec = CommandSpec {
     summary: "Removes all keys from all databases.",
@@ -338,6 +323,19 @@ pub(crate) static FLUSHDB: CommandSpec = CommandSpec {
     ],
     ..CommandSpec::new("FLUSHDB", -1, &["write"], &[], parse_flush)
 };
+
+/// `SHUTDOWN [NOSAVE|SAVE|NOW|FORCE]`: the options are accepted and ignored.
+fn parse_shutdown(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    for arg in &argv[1..] {
+        let ok = [&b"NOSAVE"[..], b"SAVE", b"NOW", b"FORCE"]
+            .iter()
+            .any(|o| arg.eq_ignore_ascii_case(o));
+        if !ok {
+            return Err(syntax());
+        }
+    }
+    Ok(Command::Shutdown)
+}
 
 pub(crate) static SHUTDOWN: CommandSpec = CommandSpec {
     summary: "Synchronously saves the database(s) to disk and shuts down the Redis server.",

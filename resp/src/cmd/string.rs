@@ -13,82 +13,6 @@ fn parse_get(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> 
     Ok(Command::Get(argv[1].clone()))
 }
 
-fn parse_mget(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::MGet(argv[1..].to_vec()))
-}
-
-fn parse_strlen(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::StrLen(argv[1].clone()))
-}
-
-/// GETRANGE and its alias SUBSTR.
-fn parse_getrange(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::GetRange {
-        key: argv[1].clone(),
-        start: int(&argv[2])?,
-        end: int(&argv[3])?,
-    })
-}
-
-fn parse_getdel(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::GetDel(argv[1].clone()))
-}
-
-fn parse_mset(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::MSet(pairs("mset", &argv[1..])?))
-}
-
-fn parse_msetnx(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::MSetNx(pairs("msetnx", &argv[1..])?))
-}
-
-fn parse_append(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::Append {
-        key: argv[1].clone(),
-        value: argv[2].clone(),
-    })
-}
-
-fn parse_setrange(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    let offset = int(&argv[2])?;
-    if offset < 0 {
-        return Err(Reply::err("ERR offset is out of range"));
-    }
-    Ok(Command::SetRange {
-        key: argv[1].clone(),
-        offset,
-        value: argv[3].clone(),
-    })
-}
-
-fn parse_setnx(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    Ok(Command::SetNx {
-        key: argv[1].clone(),
-        value: argv[2].clone(),
-    })
-}
-
-/// INCR, DECR, INCRBY, DECRBY, INCRBYFLOAT.
-fn parse_counter(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    let key = argv[1].clone();
-    let delta = match spec.name {
-        "INCR" => 1,
-        "DECR" => -1,
-        "INCRBY" => int(&argv[2])?,
-        "DECRBY" => int(&argv[2])?
-            .checked_neg()
-            .ok_or_else(|| Reply::err("ERR decrement would overflow"))?,
-        _ => {
-            let delta = parse_float(&argv[2])
-                .ok_or_else(|| Reply::err("ERR value is not a valid float"))?;
-            return Ok(Command::IncrByFloat { key, delta });
-        }
-    };
-    Ok(Command::IncrBy { key, delta })
-}
-
-// ---- table entries (arity, flags, key specs and docs as in Redis 7.2's commands/*.json) ----
-
 pub(crate) static GET: CommandSpec = CommandSpec {
     summary: "Returns the string value of a key.",
     since: "1.0.0",
@@ -103,6 +27,10 @@ pub(crate) static GET: CommandSpec = CommandSpec {
         parse_get,
     )
 };
+
+fn parse_mget(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::MGet(argv[1..].to_vec()))
+}
 
 pub(crate) static MGET: CommandSpec = CommandSpec {
     summary: "Atomically returns the string values of one or more keys.",
@@ -120,6 +48,10 @@ pub(crate) static MGET: CommandSpec = CommandSpec {
     )
 };
 
+fn parse_strlen(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::StrLen(argv[1].clone()))
+}
+
 pub(crate) static STRLEN: CommandSpec = CommandSpec {
     summary: "Returns the length of a string value.",
     since: "2.2.0",
@@ -134,6 +66,15 @@ pub(crate) static STRLEN: CommandSpec = CommandSpec {
         parse_strlen,
     )
 };
+
+/// GETRANGE and its alias SUBSTR.
+fn parse_getrange(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::GetRange {
+        key: argv[1].clone(),
+        start: int(&argv[2])?,
+        end: int(&argv[3])?,
+    })
+}
 
 pub(crate) static GETRANGE: CommandSpec = CommandSpec {
     summary: "Returns a substring of the string stored at a key.",
@@ -156,6 +97,10 @@ pub(crate) static SUBSTR: CommandSpec = CommandSpec {
     ..CommandSpec::new("SUBSTR", 4, &["readonly"], &[KeySpec::range(1, 0, 1, &["RO", "access"])], parse_getrange)
 };
 
+fn parse_getdel(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::GetDel(argv[1].clone()))
+}
+
 pub(crate) static GETDEL: CommandSpec = CommandSpec {
     summary: "Returns the string value of a key after deleting the key.",
     since: "6.2.0",
@@ -170,6 +115,10 @@ pub(crate) static GETDEL: CommandSpec = CommandSpec {
         parse_getdel,
     )
 };
+
+fn parse_mset(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::MSet(pairs("mset", &argv[1..])?))
+}
 
 pub(crate) static MSET: CommandSpec = CommandSpec {
     summary: "Atomically creates or modifies the string values of one or more keys.",
@@ -190,6 +139,10 @@ pub(crate) static MSET: CommandSpec = CommandSpec {
     )
 };
 
+fn parse_msetnx(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::MSetNx(pairs("msetnx", &argv[1..])?))
+}
+
 pub(crate) static MSETNX: CommandSpec = CommandSpec {
     summary:
         "Atomically modifies the string values of one or more keys only when all keys don't exist.",
@@ -206,6 +159,13 @@ pub(crate) static MSETNX: CommandSpec = CommandSpec {
     )
 };
 
+fn parse_append(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::Append {
+        key: argv[1].clone(),
+        value: argv[2].clone(),
+    })
+}
+
 pub(crate) static APPEND: CommandSpec = CommandSpec {
     summary: "Appends a string to the value of a key. Creates the key if it doesn't exist.",
     since: "2.0.0",
@@ -215,6 +175,18 @@ pub(crate) static APPEND: CommandSpec = CommandSpec {
     ..CommandSpec::new("APPEND", 3, &["write", "denyoom", "fast"], &[KeySpec::range(1, 0, 1, &["RW", "insert"])], parse_append)
 };
 
+fn parse_setrange(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let offset = int(&argv[2])?;
+    if offset < 0 {
+        return Err(Reply::err("ERR offset is out of range"));
+    }
+    Ok(Command::SetRange {
+        key: argv[1].clone(),
+        offset,
+        value: argv[3].clone(),
+    })
+}
+
 pub(crate) static SETRANGE: CommandSpec = CommandSpec {
     summary: "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
     since: "2.2.0",
@@ -223,6 +195,13 @@ pub(crate) static SETRANGE: CommandSpec = CommandSpec {
     acl_categories: &["string"],
     ..CommandSpec::new("SETRANGE", 4, &["write", "denyoom"], &[KeySpec::range(1, 0, 1, &["RW", "update"])], parse_setrange)
 };
+
+fn parse_setnx(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::SetNx {
+        key: argv[1].clone(),
+        value: argv[2].clone(),
+    })
+}
 
 pub(crate) static SETNX: CommandSpec = CommandSpec {
     summary: "Set the string value of a key only when the key doesn't exist.",
@@ -241,6 +220,25 @@ pub(crate) static SETNX: CommandSpec = CommandSpec {
         parse_setnx,
     )
 };
+
+/// INCR, DECR, INCRBY, DECRBY, INCRBYFLOAT.
+fn parse_counter(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let key = argv[1].clone();
+    let delta = match spec.name {
+        "INCR" => 1,
+        "DECR" => -1,
+        "INCRBY" => int(&argv[2])?,
+        "DECRBY" => int(&argv[2])?
+            .checked_neg()
+            .ok_or_else(|| Reply::err("ERR decrement would overflow"))?,
+        _ => {
+            let delta = parse_float(&argv[2])
+                .ok_or_else(|| Reply::err("ERR value is not a valid float"))?;
+            return Ok(Command::IncrByFloat { key, delta });
+        }
+    };
+    Ok(Command::IncrBy { key, delta })
+}
 
 pub(crate) static INCR: CommandSpec = CommandSpec {
     summary: "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",

@@ -36,36 +36,6 @@ fn set_expire(opt: ExpOpt, amount: &[u8], cmd: &str) -> Result<ExpireAt, Reply> 
     })
 }
 
-/// SETEX and PSETEX: `key seconds|milliseconds value`.
-fn parse_setex(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    let opt = if spec.name == "SETEX" {
-        ExpOpt::Ex
-    } else {
-        ExpOpt::Px
-    };
-    let opts = SetOptions {
-        expire: Some(set_expire(opt, &argv[2], &spec.full_name())?),
-        ..Default::default()
-    };
-    Ok(Command::Set {
-        key: argv[1].clone(),
-        value: argv[3].clone(),
-        opts,
-    })
-}
-
-fn parse_getset(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    let opts = SetOptions {
-        get: true,
-        ..Default::default()
-    };
-    Ok(Command::Set {
-        key: argv[1].clone(),
-        value: argv[2].clone(),
-        opts,
-    })
-}
-
 /// What SET / GETEX options said, before the expiry amount is validated.
 #[derive(Default)]
 struct Parsed<'a> {
@@ -130,22 +100,6 @@ fn parse_set(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Repl
     })
 }
 
-/// `GETEX key [EX|PX|EXAT|PXAT t|PERSIST]`.
-fn parse_getex(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    let p = parse_options(&argv[2..], false)?;
-    let action = match (p.expire, p.persist) {
-        (Some((kind, v)), _) => Some(GetExAction::Expire(set_expire(kind, v, &spec.full_name())?)),
-        (None, true) => Some(GetExAction::Persist),
-        (None, false) => None,
-    };
-    Ok(Command::GetEx {
-        key: argv[1].clone(),
-        action,
-    })
-}
-
-// ---- table entries (arity, flags, key specs and docs as in Redis 7.2's commands/*.json) ----
-
 pub(crate) static SET: CommandSpec = CommandSpec {
     summary:
         "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
@@ -173,6 +127,24 @@ pub(crate) static SET: CommandSpec = CommandSpec {
         parse_set,
     )
 };
+
+/// SETEX and PSETEX: `key seconds|milliseconds value`.
+fn parse_setex(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let opt = if spec.name == "SETEX" {
+        ExpOpt::Ex
+    } else {
+        ExpOpt::Px
+    };
+    let opts = SetOptions {
+        expire: Some(set_expire(opt, &argv[2], &spec.full_name())?),
+        ..Default::default()
+    };
+    Ok(Command::Set {
+        key: argv[1].clone(),
+        value: argv[3].clone(),
+        opts,
+    })
+}
 
 pub(crate) static SETEX: CommandSpec = CommandSpec {
     summary:
@@ -205,6 +177,18 @@ pub(crate) static PSETEX: CommandSpec = CommandSpec {
     ..CommandSpec::new("PSETEX", 4, &["write", "denyoom"], &[KeySpec::range(1, 0, 1, &["OW", "update"])], parse_setex)
 };
 
+fn parse_getset(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let opts = SetOptions {
+        get: true,
+        ..Default::default()
+    };
+    Ok(Command::Set {
+        key: argv[1].clone(),
+        value: argv[2].clone(),
+        opts,
+    })
+}
+
 pub(crate) static GETSET: CommandSpec = CommandSpec {
     summary: "Returns the previous string value of a key after setting it to a new value.",
     since: "1.0.0",
@@ -222,6 +206,20 @@ pub(crate) static GETSET: CommandSpec = CommandSpec {
         parse_getset,
     )
 };
+
+/// `GETEX key [EX|PX|EXAT|PXAT t|PERSIST]`.
+fn parse_getex(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let p = parse_options(&argv[2..], false)?;
+    let action = match (p.expire, p.persist) {
+        (Some((kind, v)), _) => Some(GetExAction::Expire(set_expire(kind, v, &spec.full_name())?)),
+        (None, true) => Some(GetExAction::Persist),
+        (None, false) => None,
+    };
+    Ok(Command::GetEx {
+        key: argv[1].clone(),
+        action,
+    })
+}
 
 pub(crate) static GETEX: CommandSpec = CommandSpec {
     summary: "Returns the string value of a key after setting its expiration time.",
