@@ -40,6 +40,7 @@ pub(crate) static PING: CommandSpec = CommandSpec {
     complexity: "O(1)",
     acl_categories: &["connection"],
     tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+    args: "message:string?",
     ..CommandSpec::new("PING", -1, &["fast"], &[], parse_ping)
 };
 
@@ -53,6 +54,7 @@ pub(crate) static ECHO: CommandSpec = CommandSpec {
     group: "connection",
     complexity: "O(1)",
     acl_categories: &["connection"],
+    args: "message:string",
     ..CommandSpec::new("ECHO", 2, &["loading", "stale", "fast"], &[], parse_echo)
 };
 
@@ -73,6 +75,7 @@ pub(crate) static SELECT: CommandSpec = CommandSpec {
     group: "connection",
     complexity: "O(1)",
     acl_categories: &["connection"],
+    args: "index:integer",
     ..CommandSpec::new(
         "SELECT",
         2,
@@ -162,7 +165,14 @@ pub(crate) static HELLO: CommandSpec = CommandSpec {
     complexity: "O(1)",
     acl_categories: &["connection"],
     history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")],
-    ..CommandSpec::new("HELLO", -1, &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], &[], parse_hello)
+    args: "arguments:block?(protover:integer auth:block?=AUTH(username:string password:string) clientname:string?=SETNAME)",
+    ..CommandSpec::new(
+        "HELLO",
+        -1,
+        &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        &[],
+        parse_hello,
+    )
 };
 
 fn parse_auth(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -186,6 +196,7 @@ pub(crate) static AUTH: CommandSpec = CommandSpec {
     complexity: "O(N) where N is the number of passwords defined for the user",
     acl_categories: &["connection"],
     history: &[("6.0.0", "Added ACL style (username and password).")],
+    args: "username:string?@6.0.0 password:string",
     ..CommandSpec::new(
         "AUTH",
         -2,
@@ -248,67 +259,94 @@ fn parse_setinfo(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Rep
 }
 
 static CLIENT_SUBCOMMANDS: [CommandSpec; 7] = [
-CommandSpec {
-    summary: "Sets the connection name.",
-    since: "2.6.9",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
-    ..CommandSpec::new("client|setname", 3, &["noscript", "loading", "stale"], &[], parse_setname)
-},
-CommandSpec {
-    summary: "Returns the name of the connection.",
-    since: "2.6.9",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    ..CommandSpec::new("client|getname", 2, &["noscript", "loading", "stale"], &[], parse_getname)
-},
-CommandSpec {
-    summary: "Returns the unique client ID of the connection.",
-    since: "5.0.0",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    ..CommandSpec::new("client|id", 2, &["noscript", "loading", "stale"], &[], parse_id)
-},
-CommandSpec {
-    summary: "Returns information about the connection.",
-    since: "6.2.0",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    tips: &["nondeterministic_output"],
-    ..CommandSpec::new("client|info", 2, &["noscript", "loading", "stale"], &[], parse_info)
-},
-CommandSpec {
-    summary: "Lists open connections.",
-    since: "2.4.0",
-    group: "connection",
-    complexity: "O(N) where N is the number of client connections",
-    acl_categories: &["connection"],
-    tips: &["nondeterministic_output"],
-    history: &[("2.8.12", "Added unique client `id` field."), ("5.0.0", "Added optional `TYPE` filter."), ("6.0.0", "Added `user` field."), ("6.2.0", "Added `argv-mem`, `tot-mem`, `laddr` and `redir` fields and the optional `ID` filter."), ("7.0.0", "Added `resp`, `multi-mem`, `rbs` and `rbp` fields."), ("7.0.3", "Added `ssub` field.")],
-    ..CommandSpec::new("client|list", -2, &["admin", "noscript", "loading", "stale"], &[], parse_list)
-},
-CommandSpec {
-    summary: "Sets information specific to the client or connection.",
-    since: "7.2.0",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
-    ..CommandSpec::new("client|setinfo", 4, &["noscript", "loading", "stale"], &[], parse_setinfo)
-},
-CommandSpec {
-    summary: "Returns helpful text about the different subcommands.",
-    since: "5.0.0",
-    group: "connection",
-    complexity: "O(1)",
-    acl_categories: &["connection"],
-    ..CommandSpec::new("client|help", 2, &["loading", "stale"], &[], parse_help)
-},
+    CommandSpec {
+        summary: "Sets the connection name.",
+        since: "2.6.9",
+        group: "connection",
+        complexity: "O(1)",
+        acl_categories: &["connection"],
+        tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+        args: "connection-name:string",
+        ..CommandSpec::new(
+            "client|setname",
+            3,
+            &["noscript", "loading", "stale"],
+            &[],
+            parse_setname,
+        )
+    },
+    CommandSpec {
+        summary: "Returns the name of the connection.",
+        since: "2.6.9",
+        group: "connection",
+        complexity: "O(1)",
+        acl_categories: &["connection"],
+        ..CommandSpec::new(
+            "client|getname",
+            2,
+            &["noscript", "loading", "stale"],
+            &[],
+            parse_getname,
+        )
+    },
+    CommandSpec {
+        summary: "Returns the unique client ID of the connection.",
+        since: "5.0.0",
+        group: "connection",
+        complexity: "O(1)",
+        acl_categories: &["connection"],
+        ..CommandSpec::new("client|id", 2, &["noscript", "loading", "stale"], &[], parse_id)
+    },
+    CommandSpec {
+        summary: "Returns information about the connection.",
+        since: "6.2.0",
+        group: "connection",
+        complexity: "O(1)",
+        acl_categories: &["connection"],
+        tips: &["nondeterministic_output"],
+        ..CommandSpec::new("client|info", 2, &["noscript", "loading", "stale"], &[], parse_info)
+    },
+    CommandSpec {
+        summary: "Lists open connections.",
+        since: "2.4.0",
+        group: "connection",
+        complexity: "O(N) where N is the number of client connections",
+        acl_categories: &["connection"],
+        tips: &["nondeterministic_output"],
+        history: &[("2.8.12", "Added unique client `id` field."), ("5.0.0", "Added optional `TYPE` filter."), ("6.0.0", "Added `user` field."), ("6.2.0", "Added `argv-mem`, `tot-mem`, `laddr` and `redir` fields and the optional `ID` filter."), ("7.0.0", "Added `resp`, `multi-mem`, `rbs` and `rbp` fields."), ("7.0.3", "Added `ssub` field.")],
+        args: "client-type:oneof?=TYPE@5.0.0(normal:pure-token=normal master:pure-token=master replica:pure-token=replica pubsub:pure-token=pubsub) client-id:integer?*=ID@6.2.0",
+        ..CommandSpec::new(
+            "client|list",
+            -2,
+            &["admin", "noscript", "loading", "stale"],
+            &[],
+            parse_list,
+        )
+    },
+    CommandSpec {
+        summary: "Sets information specific to the client or connection.",
+        since: "7.2.0",
+        group: "connection",
+        complexity: "O(1)",
+        acl_categories: &["connection"],
+        tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+        args: "attr:oneof(libname:string=lib-name libver:string=lib-ver)",
+        ..CommandSpec::new(
+            "client|setinfo",
+            4,
+            &["noscript", "loading", "stale"],
+            &[],
+            parse_setinfo,
+        )
+    },
+    CommandSpec {
+        summary: "Returns helpful text about the different subcommands.",
+        since: "5.0.0",
+        group: "connection",
+        complexity: "O(1)",
+        acl_categories: &["connection"],
+        ..CommandSpec::new("client|help", 2, &["loading", "stale"], &[], parse_help)
+    },
 ];
 
 pub(crate) static CLIENT: CommandSpec = CommandSpec {

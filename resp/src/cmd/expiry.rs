@@ -93,6 +93,7 @@ pub(crate) static EXPIRE: CommandSpec = CommandSpec {
     complexity: "O(1)",
     acl_categories: &["keyspace"],
     history: &[("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`.")],
+    args: "key:key#0 seconds:integer condition:oneof?@7.0.0(nx:pure-token=NX xx:pure-token=XX gt:pure-token=GT lt:pure-token=LT)",
     ..CommandSpec::new(
         "EXPIRE",
         -3,
@@ -109,6 +110,7 @@ pub(crate) static PEXPIRE: CommandSpec = CommandSpec {
     complexity: "O(1)",
     acl_categories: &["keyspace"],
     history: &[("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`.")],
+    args: "key:key#0 milliseconds:integer condition:oneof?@7.0.0(nx:pure-token=NX xx:pure-token=XX gt:pure-token=GT lt:pure-token=LT)",
     ..CommandSpec::new(
         "PEXPIRE",
         -3,
@@ -125,6 +127,7 @@ pub(crate) static EXPIREAT: CommandSpec = CommandSpec {
     complexity: "O(1)",
     acl_categories: &["keyspace"],
     history: &[("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`.")],
+    args: "key:key#0 unix-time-seconds:unix-time condition:oneof?@7.0.0(nx:pure-token=NX xx:pure-token=XX gt:pure-token=GT lt:pure-token=LT)",
     ..CommandSpec::new(
         "EXPIREAT",
         -3,
@@ -141,6 +144,7 @@ pub(crate) static PEXPIREAT: CommandSpec = CommandSpec {
     complexity: "O(1)",
     acl_categories: &["keyspace"],
     history: &[("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`.")],
+    args: "key:key#0 unix-time-milliseconds:unix-time condition:oneof?@7.0.0(nx:pure-token=NX xx:pure-token=XX gt:pure-token=GT lt:pure-token=LT)",
     ..CommandSpec::new(
         "PEXPIREAT",
         -3,
@@ -166,6 +170,7 @@ pub(crate) static TTL: CommandSpec = CommandSpec {
     acl_categories: &["keyspace"],
     tips: &["nondeterministic_output"],
     history: &[("2.8.0", "Added the -2 reply.")],
+    args: "key:key#0",
     ..CommandSpec::new(
         "TTL",
         2,
@@ -183,6 +188,7 @@ pub(crate) static PTTL: CommandSpec = CommandSpec {
     acl_categories: &["keyspace"],
     tips: &["nondeterministic_output"],
     history: &[("2.8.0", "Added the -2 reply.")],
+    args: "key:key#0",
     ..CommandSpec::new(
         "PTTL",
         2,
@@ -206,6 +212,7 @@ pub(crate) static EXPIRETIME: CommandSpec = CommandSpec {
     group: "generic",
     complexity: "O(1)",
     acl_categories: &["keyspace"],
+    args: "key:key#0",
     ..CommandSpec::new(
         "EXPIRETIME",
         2,
@@ -221,6 +228,7 @@ pub(crate) static PEXPIRETIME: CommandSpec = CommandSpec {
     group: "generic",
     complexity: "O(1)",
     acl_categories: &["keyspace"],
+    args: "key:key#0",
     ..CommandSpec::new(
         "PEXPIRETIME",
         2,
@@ -246,6 +254,7 @@ pub(crate) static PERSIST: CommandSpec = CommandSpec {
     group: "generic",
     complexity: "O(1)",
     acl_categories: &["keyspace"],
+    args: "key:key#0",
     ..CommandSpec::new(
         "PERSIST",
         2,

@@ -189,7 +189,7 @@ fn key_spec(k: &KeySpec) -> Reply {
     Reply::Map(m)
 }
 
-/// One command's `COMMAND DOCS` map (Redis's `addReplyCommandDocs`; no argument list).
+/// One command's `COMMAND DOCS` map (Redis's `addReplyCommandDocs`).
 pub fn docs(s: &CommandSpec) -> Reply {
     let text = |k: &str, v: &'static str| (!v.is_empty()).then(|| pair(k, Reply::bulk(v)));
     let mut m: Vec<(Reply, Reply)> = Vec::new();
@@ -208,6 +208,9 @@ pub fn docs(s: &CommandSpec) -> Reply {
             .iter()
             .map(|(v, change)| Reply::Array(vec![Reply::bulk(*v), Reply::bulk(*change)]));
         m.push(pair("history", Reply::Set(h.collect())));
+    }
+    if let Some(args) = super::docargs::parse(s.args).filter(|a| !a.is_empty()) {
+        m.push(pair("arguments", super::docargs::reply(&args)));
     }
     if !s.subcommands.is_empty() {
         let subs = s.subcommands.iter().map(|c| (name(c), docs(c)));

@@ -179,6 +179,15 @@ fn command_docs() {
             (bulk("since"), bulk("1.0.0")),
             (bulk("group"), bulk("string")),
             (bulk("complexity"), bulk("O(1)")),
+            (
+                bulk("arguments"),
+                Reply::Array(vec![Reply::Map(vec![
+                    (bulk("name"), bulk("key")),
+                    (bulk("type"), bulk("key")),
+                    (bulk("display_text"), bulk("key")),
+                    (bulk("key_spec_index"), Reply::Int(0)),
+                ])])
+            ),
         ]
     );
     let Some(Reply::Set(history)) = get(map(&m[1].1), "history") else {

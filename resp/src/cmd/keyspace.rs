@@ -20,7 +20,14 @@ pub(crate) static DEL: CommandSpec = CommandSpec {
     complexity: "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).",
     acl_categories: &["keyspace"],
     tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ..CommandSpec::new("DEL", -2, &["write"], &[KeySpec::range(1, -1, 1, &["RM", "delete"])], parse_del)
+    args: "key:key*#0",
+    ..CommandSpec::new(
+        "DEL",
+        -2,
+        &["write"],
+        &[KeySpec::range(1, -1, 1, &["RM", "delete"])],
+        parse_del,
+    )
 };
 
 pub(crate) static UNLINK: CommandSpec = CommandSpec {
@@ -30,7 +37,14 @@ pub(crate) static UNLINK: CommandSpec = CommandSpec {
     complexity: "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.",
     acl_categories: &["keyspace"],
     tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ..CommandSpec::new("UNLINK", -2, &["write", "fast"], &[KeySpec::range(1, -1, 1, &["RM", "delete"])], parse_del)
+    args: "key:key*#0",
+    ..CommandSpec::new(
+        "UNLINK",
+        -2,
+        &["write", "fast"],
+        &[KeySpec::range(1, -1, 1, &["RM", "delete"])],
+        parse_del,
+    )
 };
 
 fn parse_exists(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -45,6 +59,7 @@ pub(crate) static EXISTS: CommandSpec = CommandSpec {
     acl_categories: &["keyspace"],
     tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
     history: &[("3.0.3", "Accepts multiple `key` arguments.")],
+    args: "key:key*#0",
     ..CommandSpec::new(
         "EXISTS",
         -2,
@@ -65,7 +80,14 @@ pub(crate) static TOUCH: CommandSpec = CommandSpec {
     complexity: "O(N) where N is the number of keys that will be touched.",
     acl_categories: &["keyspace"],
     tips: &["request_policy:multi_shard", "response_policy:agg_sum"],
-    ..CommandSpec::new("TOUCH", -2, &["readonly", "fast"], &[KeySpec::range(1, -1, 1, &["RO"])], parse_touch)
+    args: "key:key*#0",
+    ..CommandSpec::new(
+        "TOUCH",
+        -2,
+        &["readonly", "fast"],
+        &[KeySpec::range(1, -1, 1, &["RO"])],
+        parse_touch,
+    )
 };
 
 fn parse_keys(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -79,6 +101,7 @@ pub(crate) static KEYS: CommandSpec = CommandSpec {
     complexity: "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.",
     acl_categories: &["keyspace", "dangerous"],
     tips: &["request_policy:all_shards", "nondeterministic_output_order"],
+    args: "pattern:pattern",
     ..CommandSpec::new("KEYS", 2, &["readonly"], &[], parse_keys)
 };
 
@@ -126,6 +149,7 @@ pub(crate) static SCAN: CommandSpec = CommandSpec {
     acl_categories: &["keyspace"],
     tips: &["nondeterministic_output", "request_policy:special", "response_policy:special"],
     history: &[("6.0.0", "Added the `TYPE` subcommand.")],
+    args: "cursor:integer pattern:pattern?=MATCH count:integer?=COUNT type:string?=TYPE@6.0.0",
     ..CommandSpec::new("SCAN", -2, &["readonly"], &[], parse_scan)
 };
 
@@ -139,6 +163,7 @@ pub(crate) static TYPE: CommandSpec = CommandSpec {
     group: "generic",
     complexity: "O(1)",
     acl_categories: &["keyspace"],
+    args: "key:key#0",
     ..CommandSpec::new(
         "TYPE",
         2,
@@ -163,6 +188,7 @@ pub(crate) static RENAME: CommandSpec = CommandSpec {
     group: "generic",
     complexity: "O(1)",
     acl_categories: &["keyspace"],
+    args: "key:key#0 newkey:key#1",
     ..CommandSpec::new(
         "RENAME",
         3,
@@ -185,6 +211,7 @@ pub(crate) static RENAMENX: CommandSpec = CommandSpec {
         "3.2.0",
         "The command no longer returns an error when source and destination names are the same.",
     )],
+    args: "key:key#0 newkey:key#1",
     ..CommandSpec::new(
         "RENAMENX",
         3,

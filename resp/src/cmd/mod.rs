@@ -21,6 +21,7 @@ use bytes::Bytes;
 use crate::{Command, Reply};
 
 mod connection;
+pub mod docargs;
 mod expiry;
 pub mod introspect;
 mod keyspace;

@@ -95,17 +95,26 @@ fn parse_replace(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Rep
 
 static NODE_SUBCOMMANDS: [CommandSpec; 3] = [
     raft_doc(
-        CommandSpec::new("raft.node|add", 4, ADMIN, &[], parse_add),
+        CommandSpec {
+            args: "id:integer address:string",
+            ..CommandSpec::new("raft.node|add", 4, ADMIN, &[], parse_add)
+        },
         "Adds a member: RAFT.NODE ADD <id> <raft-host:port>.",
         "O(1)",
     ),
     raft_doc(
-        CommandSpec::new("raft.node|remove", 3, ADMIN, &[], parse_remove),
+        CommandSpec {
+            args: "id:integer",
+            ..CommandSpec::new("raft.node|remove", 3, ADMIN, &[], parse_remove)
+        },
         "Removes a member: RAFT.NODE REMOVE <id>.",
         "O(1)",
     ),
     raft_doc(
-        CommandSpec::new("raft.node|replace", 4, ADMIN, &[], parse_replace),
+        CommandSpec {
+            args: "old-id:integer new-id:integer",
+            ..CommandSpec::new("raft.node|replace", 4, ADMIN, &[], parse_replace)
+        },
         "Swaps voter <old-id> for member <new-id> in one joint-consensus change.",
         "O(1)",
     ),
@@ -129,7 +138,10 @@ fn parse_transfer(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Re
 }
 
 pub(crate) static TRANSFER_LEADER: CommandSpec = raft_doc(
-    CommandSpec::new("RAFT.TRANSFER-LEADER", -1, ADMIN, &[], parse_transfer),
+    CommandSpec {
+        args: "id:integer?",
+        ..CommandSpec::new("RAFT.TRANSFER-LEADER", -1, ADMIN, &[], parse_transfer)
+    },
     "Moves Raft leadership to another voter.",
     "O(1)",
 );

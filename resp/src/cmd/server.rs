@@ -55,87 +55,92 @@ fn command_help(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> 
 }
 
 static COMMAND_SUBCOMMANDS: [CommandSpec; 7] = [
-    CommandSpec {
-        summary: "Returns a count of commands.",
-        since: "2.8.13",
-        group: "server",
-        complexity: "O(1)",
-        acl_categories: &["connection"],
-        ..CommandSpec::new(
-            "command|count",
-            2,
-            &["loading", "stale"],
-            &[],
-            command_count,
-        )
-    },
-    CommandSpec {
-        summary: "Returns information about one, multiple or all commands.",
-        since: "2.8.13",
-        group: "server",
-        complexity: "O(N) where N is the number of commands to look up",
-        acl_categories: &["connection"],
-        tips: &["nondeterministic_output_order"],
-        history: &[(
-            "7.0.0",
-            "Allowed to be called with no argument to get info on all commands.",
-        )],
-        ..CommandSpec::new("command|info", -2, &["loading", "stale"], &[], command_info)
-    },
-    CommandSpec {
-        summary: "Returns documentary information about one, multiple or all commands.",
-        since: "7.0.0",
-        group: "server",
-        complexity: "O(N) where N is the number of commands to look up",
-        acl_categories: &["connection"],
-        tips: &["nondeterministic_output_order"],
-        ..CommandSpec::new("command|docs", -2, &["loading", "stale"], &[], command_docs)
-    },
-    CommandSpec {
-        summary: "Extracts the key names from an arbitrary command.",
-        since: "2.8.13",
-        group: "server",
-        complexity: "O(N) where N is the number of arguments to the command",
-        acl_categories: &["connection"],
-        ..CommandSpec::new(
-            "command|getkeys",
-            -3,
-            &["loading", "stale"],
-            &[],
-            command_getkeys,
-        )
-    },
-    CommandSpec {
-        summary: "Extracts the key names and access flags for an arbitrary command.",
-        since: "7.0.0",
-        group: "server",
-        complexity: "O(N) where N is the number of arguments to the command",
-        acl_categories: &["connection"],
-        ..CommandSpec::new(
-            "command|getkeysandflags",
-            -3,
-            &["loading", "stale"],
-            &[],
-            command_getkeysandflags,
-        )
-    },
-    CommandSpec {
-        summary: "Returns a list of command names.",
-        since: "7.0.0",
-        group: "server",
-        complexity: "O(N) where N is the total number of Redis commands",
-        acl_categories: &["connection"],
-        tips: &["nondeterministic_output_order"],
-        ..CommandSpec::new("command|list", -2, &["loading", "stale"], &[], command_list)
-    },
-    CommandSpec {
-        summary: "Returns helpful text about the different subcommands.",
-        since: "5.0.0",
-        group: "server",
-        complexity: "O(1)",
-        acl_categories: &["connection"],
-        ..CommandSpec::new("command|help", 2, &["loading", "stale"], &[], command_help)
-    },
+        CommandSpec {
+            summary: "Returns a count of commands.",
+            since: "2.8.13",
+            group: "server",
+            complexity: "O(1)",
+            acl_categories: &["connection"],
+            ..CommandSpec::new(
+                "command|count",
+                2,
+                &["loading", "stale"],
+                &[],
+                command_count,
+            )
+        },
+        CommandSpec {
+            summary: "Returns information about one, multiple or all commands.",
+            since: "2.8.13",
+            group: "server",
+            complexity: "O(N) where N is the number of commands to look up",
+            acl_categories: &["connection"],
+            tips: &["nondeterministic_output_order"],
+            history: &[(
+                "7.0.0",
+                "Allowed to be called with no argument to get info on all commands.",
+            )],
+            args: "command-name:string?*",
+            ..CommandSpec::new("command|info", -2, &["loading", "stale"], &[], command_info)
+        },
+        CommandSpec {
+            summary: "Returns documentary information about one, multiple or all commands.",
+            since: "7.0.0",
+            group: "server",
+            complexity: "O(N) where N is the number of commands to look up",
+            acl_categories: &["connection"],
+            tips: &["nondeterministic_output_order"],
+            args: "command-name:string?*",
+            ..CommandSpec::new("command|docs", -2, &["loading", "stale"], &[], command_docs)
+        },
+        CommandSpec {
+            summary: "Extracts the key names from an arbitrary command.",
+            since: "2.8.13",
+            group: "server",
+            complexity: "O(N) where N is the number of arguments to the command",
+            acl_categories: &["connection"],
+            args: "command:string arg:string?*",
+            ..CommandSpec::new(
+                "command|getkeys",
+                -3,
+                &["loading", "stale"],
+                &[],
+                command_getkeys,
+            )
+        },
+        CommandSpec {
+            summary: "Extracts the key names and access flags for an arbitrary command.",
+            since: "7.0.0",
+            group: "server",
+            complexity: "O(N) where N is the number of arguments to the command",
+            acl_categories: &["connection"],
+            args: "command:string arg:string?*",
+            ..CommandSpec::new(
+                "command|getkeysandflags",
+                -3,
+                &["loading", "stale"],
+                &[],
+                command_getkeysandflags,
+            )
+        },
+        CommandSpec {
+            summary: "Returns a list of command names.",
+            since: "7.0.0",
+            group: "server",
+            complexity: "O(N) where N is the total number of Redis commands",
+            acl_categories: &["connection"],
+            tips: &["nondeterministic_output_order"],
+            args: "filterby:oneof?=FILTERBY(module-name:string=MODULE category:string=ACLCAT pattern:pattern=PATTERN)",
+            ..CommandSpec::new("command|list", -2, &["loading", "stale"], &[], command_list)
+        },
+        CommandSpec {
+            summary: "Returns helpful text about the different subcommands.",
+            since: "5.0.0",
+            group: "server",
+            complexity: "O(1)",
+            acl_categories: &["connection"],
+            ..CommandSpec::new("command|help", 2, &["loading", "stale"], &[], command_help)
+        },
 ];
 
 fn config_get(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -164,6 +169,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 3] = [
             "7.0.0",
             "Added the ability to pass multiple pattern parameters in one call",
         )],
+        args: "parameter:string*",
         ..CommandSpec::new(
             "config|get",
             -3,
@@ -182,6 +188,7 @@ static CONFIG_SUBCOMMANDS: [CommandSpec; 3] = [
             "7.0.0",
             "Added the ability to set multiple parameters in one call.",
         )],
+        args: "data:block*(parameter:string value:string)",
         ..CommandSpec::new(
             "config|set",
             -4,
@@ -257,6 +264,7 @@ pub(crate) static INFO: CommandSpec = CommandSpec {
         "7.0.0",
         "Added support for taking multiple section arguments.",
     )],
+    args: "section:string?*",
     ..CommandSpec::new("INFO", -1, &["loading", "stale"], &[], parse_info)
 };
 
@@ -307,6 +315,7 @@ pub(crate) static FLUSHALL: CommandSpec = CommandSpec {
         ("4.0.0", "Added the `ASYNC` flushing mode modifier."),
         ("6.2.0", "Added the `SYNC` flushing mode modifier."),
     ],
+    args: "flush-type:oneof?(async:pure-token=ASYNC@4.0.0 sync:pure-token=SYNC@6.2.0)",
     ..CommandSpec::new("FLUSHALL", -1, &["write"], &[], parse_flush)
 };
 
@@ -321,6 +330,7 @@ pub(crate) static FLUSHDB: CommandSpec = CommandSpec {
         ("4.0.0", "Added the `ASYNC` flushing mode modifier."),
         ("6.2.0", "Added the `SYNC` flushing mode modifier."),
     ],
+    args: "flush-type:oneof?(async:pure-token=ASYNC@4.0.0 sync:pure-token=SYNC@6.2.0)",
     ..CommandSpec::new("FLUSHDB", -1, &["write"], &[], parse_flush)
 };
 
@@ -343,7 +353,14 @@ pub(crate) static SHUTDOWN: CommandSpec = CommandSpec {
     group: "server",
     complexity: "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)",
     history: &[("7.0.0", "Added the `NOW`, `FORCE` and `ABORT` modifiers.")],
-    ..CommandSpec::new("SHUTDOWN", -1, &["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"], &[], parse_shutdown)
+    args: "save-selector:oneof?(nosave:pure-token=NOSAVE save:pure-token=SAVE) now:pure-token?=NOW@7.0.0 force:pure-token?=FORCE@7.0.0 abort:pure-token?=ABORT@7.0.0",
+    ..CommandSpec::new(
+        "SHUTDOWN",
+        -1,
+        &["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"],
+        &[],
+        parse_shutdown,
+    )
 };
 /// The family's registration table.
 pub(super) static COMMANDS: &[&CommandSpec] = &[

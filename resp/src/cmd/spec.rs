@@ -201,6 +201,8 @@ pub struct CommandSpec {
     pub replaced_by: &'static str,
     /// (version, change) pairs.
     pub history: &'static [(&'static str, &'static str)],
+    /// The documented arguments, in the compact form of [`super::docargs`].
+    pub args: &'static str,
     pub subcommands: &'static [CommandSpec],
     pub parse: ParseFn,
 }
@@ -315,6 +317,7 @@ impl CommandSpec {
             deprecated_since: "",
             replaced_by: "",
             history: &[],
+            args: "",
             subcommands: &[],
             parse,
         }

@@ -19,6 +19,7 @@ pub(crate) static GET: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1)",
     acl_categories: &["string"],
+    args: "key:key#0",
     ..CommandSpec::new(
         "GET",
         2,
@@ -39,6 +40,7 @@ pub(crate) static MGET: CommandSpec = CommandSpec {
     complexity: "O(N) where N is the number of keys to retrieve.",
     acl_categories: &["string"],
     tips: &["request_policy:multi_shard"],
+    args: "key:key*#0",
     ..CommandSpec::new(
         "MGET",
         -2,
@@ -58,6 +60,7 @@ pub(crate) static STRLEN: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1)",
     acl_categories: &["string"],
+    args: "key:key#0",
     ..CommandSpec::new(
         "STRLEN",
         2,
@@ -82,7 +85,14 @@ pub(crate) static GETRANGE: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.",
     acl_categories: &["string"],
-    ..CommandSpec::new("GETRANGE", 4, &["readonly"], &[KeySpec::range(1, 0, 1, &["RO", "access"])], parse_getrange)
+    args: "key:key#0 start:integer end:integer",
+    ..CommandSpec::new(
+        "GETRANGE",
+        4,
+        &["readonly"],
+        &[KeySpec::range(1, 0, 1, &["RO", "access"])],
+        parse_getrange,
+    )
 };
 
 pub(crate) static SUBSTR: CommandSpec = CommandSpec {
@@ -94,7 +104,14 @@ pub(crate) static SUBSTR: CommandSpec = CommandSpec {
     doc_flags: &["deprecated"],
     deprecated_since: "2.0.0",
     replaced_by: "`GETRANGE`",
-    ..CommandSpec::new("SUBSTR", 4, &["readonly"], &[KeySpec::range(1, 0, 1, &["RO", "access"])], parse_getrange)
+    args: "key:key#0 start:integer end:integer",
+    ..CommandSpec::new(
+        "SUBSTR",
+        4,
+        &["readonly"],
+        &[KeySpec::range(1, 0, 1, &["RO", "access"])],
+        parse_getrange,
+    )
 };
 
 fn parse_getdel(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -107,6 +124,7 @@ pub(crate) static GETDEL: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1)",
     acl_categories: &["string"],
+    args: "key:key#0",
     ..CommandSpec::new(
         "GETDEL",
         2,
@@ -130,6 +148,7 @@ pub(crate) static MSET: CommandSpec = CommandSpec {
         "request_policy:multi_shard",
         "response_policy:all_succeeded",
     ],
+    args: "data:block*(key:key#0 value:string)",
     ..CommandSpec::new(
         "MSET",
         -3,
@@ -150,6 +169,7 @@ pub(crate) static MSETNX: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(N) where N is the number of keys to set.",
     acl_categories: &["string"],
+    args: "data:block*(key:key#0 value:string)",
     ..CommandSpec::new(
         "MSETNX",
         -3,
@@ -172,7 +192,14 @@ pub(crate) static APPEND: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.",
     acl_categories: &["string"],
-    ..CommandSpec::new("APPEND", 3, &["write", "denyoom", "fast"], &[KeySpec::range(1, 0, 1, &["RW", "insert"])], parse_append)
+    args: "key:key#0 value:string",
+    ..CommandSpec::new(
+        "APPEND",
+        3,
+        &["write", "denyoom", "fast"],
+        &[KeySpec::range(1, 0, 1, &["RW", "insert"])],
+        parse_append,
+    )
 };
 
 fn parse_setrange(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -193,7 +220,14 @@ pub(crate) static SETRANGE: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.",
     acl_categories: &["string"],
-    ..CommandSpec::new("SETRANGE", 4, &["write", "denyoom"], &[KeySpec::range(1, 0, 1, &["RW", "update"])], parse_setrange)
+    args: "key:key#0 offset:integer value:string",
+    ..CommandSpec::new(
+        "SETRANGE",
+        4,
+        &["write", "denyoom"],
+        &[KeySpec::range(1, 0, 1, &["RW", "update"])],
+        parse_setrange,
+    )
 };
 
 fn parse_setnx(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -212,6 +246,7 @@ pub(crate) static SETNX: CommandSpec = CommandSpec {
     doc_flags: &["deprecated"],
     deprecated_since: "2.6.12",
     replaced_by: "`SET` with the `NX` argument",
+    args: "key:key#0 value:string",
     ..CommandSpec::new(
         "SETNX",
         3,
@@ -246,7 +281,14 @@ pub(crate) static INCR: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1)",
     acl_categories: &["string"],
-    ..CommandSpec::new("INCR", 2, &["write", "denyoom", "fast"], &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])], parse_counter)
+    args: "key:key#0",
+    ..CommandSpec::new(
+        "INCR",
+        2,
+        &["write", "denyoom", "fast"],
+        &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])],
+        parse_counter,
+    )
 };
 
 pub(crate) static DECR: CommandSpec = CommandSpec {
@@ -255,7 +297,14 @@ pub(crate) static DECR: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1)",
     acl_categories: &["string"],
-    ..CommandSpec::new("DECR", 2, &["write", "denyoom", "fast"], &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])], parse_counter)
+    args: "key:key#0",
+    ..CommandSpec::new(
+        "DECR",
+        2,
+        &["write", "denyoom", "fast"],
+        &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])],
+        parse_counter,
+    )
 };
 
 pub(crate) static INCRBY: CommandSpec = CommandSpec {
@@ -264,7 +313,14 @@ pub(crate) static INCRBY: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1)",
     acl_categories: &["string"],
-    ..CommandSpec::new("INCRBY", 3, &["write", "denyoom", "fast"], &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])], parse_counter)
+    args: "key:key#0 increment:integer",
+    ..CommandSpec::new(
+        "INCRBY",
+        3,
+        &["write", "denyoom", "fast"],
+        &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])],
+        parse_counter,
+    )
 };
 
 pub(crate) static DECRBY: CommandSpec = CommandSpec {
@@ -273,7 +329,14 @@ pub(crate) static DECRBY: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1)",
     acl_categories: &["string"],
-    ..CommandSpec::new("DECRBY", 3, &["write", "denyoom", "fast"], &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])], parse_counter)
+    args: "key:key#0 decrement:integer",
+    ..CommandSpec::new(
+        "DECRBY",
+        3,
+        &["write", "denyoom", "fast"],
+        &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])],
+        parse_counter,
+    )
 };
 
 pub(crate) static INCRBYFLOAT: CommandSpec = CommandSpec {
@@ -282,7 +345,14 @@ pub(crate) static INCRBYFLOAT: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1)",
     acl_categories: &["string"],
-    ..CommandSpec::new("INCRBYFLOAT", 3, &["write", "denyoom", "fast"], &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])], parse_counter)
+    args: "key:key#0 increment:double",
+    ..CommandSpec::new(
+        "INCRBYFLOAT",
+        3,
+        &["write", "denyoom", "fast"],
+        &[KeySpec::range(1, 0, 1, &["RW", "access", "update"])],
+        parse_counter,
+    )
 };
 /// The family's registration table.
 pub(super) static COMMANDS: &[&CommandSpec] = &[

@@ -116,6 +116,7 @@ pub(crate) static SET: CommandSpec = CommandSpec {
             "Allowed the `NX` and `GET` options to be used together.",
         ),
     ],
+    args: "key:key#0 value:string condition:oneof?@2.6.12(nx:pure-token=NX xx:pure-token=XX) get:pure-token?=GET@6.2.0 expiration:oneof?(seconds:integer=EX@2.6.12 milliseconds:integer=PX@2.6.12 unix-time-seconds:unix-time=EXAT@6.2.0 unix-time-milliseconds:unix-time=PXAT@6.2.0 keepttl:pure-token=KEEPTTL@6.0.0)",
     ..CommandSpec::new(
         "SET",
         -3,
@@ -156,6 +157,7 @@ pub(crate) static SETEX: CommandSpec = CommandSpec {
     doc_flags: &["deprecated"],
     deprecated_since: "2.6.12",
     replaced_by: "`SET` with the `EX` argument",
+    args: "key:key#0 seconds:integer value:string",
     ..CommandSpec::new(
         "SETEX",
         4,
@@ -174,7 +176,14 @@ pub(crate) static PSETEX: CommandSpec = CommandSpec {
     doc_flags: &["deprecated"],
     deprecated_since: "2.6.12",
     replaced_by: "`SET` with the `PX` argument",
-    ..CommandSpec::new("PSETEX", 4, &["write", "denyoom"], &[KeySpec::range(1, 0, 1, &["OW", "update"])], parse_setex)
+    args: "key:key#0 milliseconds:integer value:string",
+    ..CommandSpec::new(
+        "PSETEX",
+        4,
+        &["write", "denyoom"],
+        &[KeySpec::range(1, 0, 1, &["OW", "update"])],
+        parse_setex,
+    )
 };
 
 fn parse_getset(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -198,6 +207,7 @@ pub(crate) static GETSET: CommandSpec = CommandSpec {
     doc_flags: &["deprecated"],
     deprecated_since: "6.2.0",
     replaced_by: "`SET` with the `!GET` argument",
+    args: "key:key#0 value:string",
     ..CommandSpec::new(
         "GETSET",
         3,
@@ -227,6 +237,7 @@ pub(crate) static GETEX: CommandSpec = CommandSpec {
     group: "string",
     complexity: "O(1)",
     acl_categories: &["string"],
+    args: "key:key#0 expiration:oneof?(seconds:integer=EX milliseconds:integer=PX unix-time-seconds:unix-time=EXAT unix-time-milliseconds:unix-time=PXAT persist:pure-token=PERSIST)",
     ..CommandSpec::new(
         "GETEX",
         -2,

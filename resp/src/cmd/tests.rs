@@ -266,6 +266,25 @@ fn entries_are_consistent() {
         for f in s.flags {
             assert_eq!(*f, f.to_ascii_lowercase(), "{}", s.name);
         }
+        // The documented arguments parse, and their key spec indexes exist.
+        let args = cmd::docargs::parse(s.args);
+        assert!(args.is_some(), "{}: bad args {:?}", s.name, s.args);
+        let mut ksi = Vec::new();
+        let mut stack = args.unwrap_or_default();
+        while let Some(a) = stack.pop() {
+            ksi.extend(a.key_spec_index);
+            stack.extend(a.args);
+        }
+        assert!(
+            ksi.iter().all(|&i| (i as usize) < s.key_specs.len()),
+            "{}",
+            s.name
+        );
+        // A fixed arity beyond the name (and subcommand) means documented arguments.
+        let fixed = if top { 1 } else { 2 };
+        if s.arity > 0 {
+            assert_eq!(s.args.is_empty(), s.arity == fixed, "{}", s.name);
+        }
         let prefix = format!("{}|", s.full_name());
         assert!(
             s.subcommands.iter().all(|c| c.name.starts_with(&prefix)),
