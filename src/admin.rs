@@ -417,57 +417,6 @@ fn client_line(ci: &ClientInfo) -> String {
     )
 }
 
-fn spec_info(s: &resp::CommandSpec) -> Reply {
-    Reply::Array(vec![
-        Reply::bulk(s.name.to_ascii_lowercase()),
-        Reply::Int(s.arity as i64),
-        Reply::Set(
-            s.flags
-                .iter()
-                .map(|f| Reply::Status(f.to_string()))
-                .collect(),
-        ),
-        Reply::Int(s.first_key as i64),
-        Reply::Int(s.last_key as i64),
-        Reply::Int(s.step as i64),
-        Reply::Set(vec![]),
-        Reply::Set(vec![]),
-        Reply::Set(vec![]),
-        Reply::Array(vec![]),
-    ])
-}
-
-fn spec_docs(s: &resp::CommandSpec) -> Reply {
-    Reply::Map(vec![
-        (Reply::bulk("summary"), Reply::bulk(s.summary)),
-        (Reply::bulk("since"), Reply::bulk("1.0.0")),
-        (Reply::bulk("group"), Reply::bulk("generic")),
-    ])
-}
-
 fn command_cmd(c: CommandCmd) -> Reply {
-    let table = resp::command_table();
-    match c {
-        CommandCmd::Count => Reply::Int(table.len() as i64),
-        CommandCmd::List => Reply::Array(table.iter().map(spec_info).collect()),
-        CommandCmd::Info(names) => Reply::Array(
-            names
-                .iter()
-                .map(|n| resp::lookup(n).map_or(Reply::NilArray, spec_info))
-                .collect(),
-        ),
-        CommandCmd::Docs(names) => {
-            let specs: Vec<&resp::CommandSpec> = if names.is_empty() {
-                table.iter().collect()
-            } else {
-                names.iter().filter_map(|n| resp::lookup(n)).collect()
-            };
-            Reply::Map(
-                specs
-                    .into_iter()
-                    .map(|s| (Reply::bulk(s.name.to_ascii_lowercase()), spec_docs(s)))
-                    .collect(),
-            )
-        }
-    }
+    resp::cmd::introspect::reply(&c, &glob)
 }

@@ -1,7 +1,9 @@
 //! RESP wire format for raftkv: parsing requests (multibulk and inline) into argument
-//! vectors, turning argument vectors into typed [`Command`]s with Redis's exact error texts,
-//! and encoding [`Reply`] values as RESP2 or RESP3. Pure: no IO, no async runtime.
+//! vectors, turning argument vectors into typed [`Command`]s with Redis's exact error texts
+//! (the command table and one parser file per family in [`cmd`]), and encoding [`Reply`]
+//! values as RESP2 or RESP3. Pure: no IO, no async runtime.
 
+pub mod cmd;
 pub mod command;
 pub mod encode;
 pub mod reply;

@@ -1,0 +1,233 @@
+//! The command table and the parsers, one family per file (kvrocks' `cmd_<family>.cc` is the
+//! model): each `cmd/<family>.rs` holds its commands' table entries (name, arity, flags, key
+//! specs, ACL categories, docs), their parsers and their unit tests, and ends in its
+//! registration table. This module joins the families into one registry, dispatches
+//! `Command::parse` to the entry's parser with one lookup, and derives `kind()`, `keys()` and
+//! `name()` of a parsed command from its entry.
+//!
+//! Entries of Redis's commands carry Redis 7.2's data (`src/commands/*.json`: arity, flags,
+//! key specs, ACL categories, tips, docs); a new family adds its file, its registration table
+//! to `FAMILIES`, and its variants to [`Command::entry`].
+//!
+//! The one hand-written link from a typed [`Command`] back to its entry is [`Command::entry`]
+//! (one arm per variant, checked exhaustive by the compiler); everything else about a
+//! command is table data.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::{Command, Reply};
+
+mod connection;
+pub mod docargs;
+mod expiry;
+pub mod introspect;
+mod keyspace;
+mod raft;
+mod server;
+mod spec;
+mod string;
+mod string_set;
+#[cfg(test)]
+mod test_util;
+mod util;
+
+pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
+pub use util::parse_float;
+use util::{check_arity, unknown_command};
+
+/// Every family's registration table, in the order `COMMAND` lists them.
+static FAMILIES: &[&[&CommandSpec]] = &[
+    connection::COMMANDS,
+    server::COMMANDS,
+    raft::COMMANDS,
+    string::COMMANDS,
+    string_set::COMMANDS,
+    keyspace::COMMANDS,
+    expiry::COMMANDS,
+];
+
+/// Longest command name the lookup considers (longer names are unknown commands).
+const MAX_NAME: usize = 32;
+
+struct Registry {
+    all: Vec<&'static CommandSpec>,
+    subs: Vec<&'static CommandSpec>,
+    /// Upper-case name → entry.
+    by_name: HashMap<&'static [u8], &'static CommandSpec>,
+}
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let all: Vec<&'static CommandSpec> =
+            FAMILIES.iter().flat_map(|f| f.iter().copied()).collect();
+        let subs = all.iter().flat_map(|c| c.subcommands.iter()).collect();
+        let by_name = all.iter().map(|s| (s.name.as_bytes(), *s)).collect();
+        Registry { all, subs, by_name }
+    })
+}
+
+/// Every top-level command raftkv serves (upper-case names).
+pub fn command_table() -> &'static [&'static CommandSpec] {
+    &registry().all
+}
+
+/// Subcommands of the container commands, named `container|sub` in lower case.
+pub fn subcommand_table() -> &'static [&'static CommandSpec] {
+    &registry().subs
+}
+
+/// Looks a command up by name, case-insensitively (no allocation: the hot path).
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    if name.len() > MAX_NAME {
+        return None;
+    }
+    let mut buf = [0u8; MAX_NAME];
+    let up = &mut buf[..name.len()];
+    up.copy_from_slice(name);
+    up.make_ascii_uppercase();
+    registry().by_name.get(&*up).copied()
+}
+
+/// Looks up `container sub` (e.g. `CLIENT`, `setname`), case-insensitively.
+pub fn lookup_subcommand(container: &[u8], sub: &[u8]) -> Option<&'static CommandSpec> {
+    util::find_sub(lookup(container)?, sub)
+}
+
+/// Internal commands: replicated only, never parsed from client input, not listed.
+static INTERNAL: &[&CommandSpec] = &[&expiry::RAFTKV_SWEEP, &expiry::RAFTKV_DELIFEXPIRED];
+
+impl Command {
+    /// Parses a client request (`argv[0]` is the command name, any case) into a command,
+    /// or into the exact error reply Redis would send. Never yields internal commands.
+    pub fn parse(argv: &[Bytes]) -> Result<Command, Reply> {
+        let Some(name) = argv.first() else {
+            return Err(Reply::err("ERR empty command"));
+        };
+        let spec = lookup(name).ok_or_else(|| unknown_command(argv))?;
+        check_arity(spec, argv.len())?;
+        (spec.parse)(spec, argv)
+    }
+
+    /// Parses a command from a committed log entry: client commands plus the internal
+    /// `RAFTKV.SWEEP limit` and `RAFTKV.DELIFEXPIRED key...`.
+    pub fn parse_replicated(argv: &[Bytes]) -> Result<Command, Reply> {
+        let name = argv.first().map_or(&b""[..], |n| &n[..]);
+        match INTERNAL
+            .iter()
+            .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+        {
+            Some(spec) => {
+                check_arity(spec, argv.len())?;
+                (spec.parse)(spec, argv)
+            }
+            None => Command::parse(argv),
+        }
+    }
+
+    /// The internal sweep command's argument vector.
+    pub fn sweep_argv(limit: u64) -> Vec<Bytes> {
+        vec![
+            Bytes::from_static(b"RAFTKV.SWEEP"),
+            Bytes::from(limit.to_string()),
+        ]
+    }
+
+    /// The internal lazy-expiry command's argument vector.
+    pub fn del_if_expired_argv(keys: &[Bytes]) -> Vec<Bytes> {
+        let mut v = Vec::with_capacity(keys.len() + 1);
+        v.push(Bytes::from_static(b"RAFTKV.DELIFEXPIRED"));
+        v.extend_from_slice(keys);
+        v
+    }
+
+    /// The table entry this command answers to (aliases share one: UNLINK → DEL,
+    /// SETEX/GETSET → SET, DECRBY → INCRBY, PEXPIRE → EXPIRE, FLUSHDB → FLUSHALL, ...).
+    pub fn spec(&self) -> &'static CommandSpec {
+        self.entry().0
+    }
+
+    /// How the command is executed (from its entry's flags).
+    pub fn kind(&self) -> Kind {
+        self.spec().kind
+    }
+
+    /// The command's canonical upper-case name (its entry's).
+    pub fn name(&self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The keys the command touches, in argument order (for slot routing): the entry's key
+    /// specs applied to the command's leading arguments.
+    pub fn keys(&self) -> Vec<&Bytes> {
+        let (spec, args) = self.entry();
+        let pos = spec.key_positions(args.argc(), |i| args.get(i).map(|b| &b[..]));
+        pos.unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| args.get(i))
+            .collect()
+    }
+
+    /// The command's entry and its leading arguments in argument order.
+    pub fn entry(&self) -> (&'static CommandSpec, Args<'_>) {
+        use self::Command::*;
+        use crate::RaftCmd as R;
+        use {connection as c, expiry as e, keyspace as k, raft as r, server as s};
+        use {string as st, string_set as ss};
+        match self {
+            Ping(_) => (&c::PING, Args::None),
+            Echo(_) => (&c::ECHO, Args::None),
+            Select(_) => (&c::SELECT, Args::None),
+            Quit => (&c::QUIT, Args::None),
+            Hello { .. } => (&c::HELLO, Args::None),
+            Auth { .. } => (&c::AUTH, Args::None),
+            Client(_) => (&c::CLIENT, Args::None),
+            Command(_) => (&s::COMMAND, Args::None),
+            Config(_) => (&s::CONFIG, Args::None),
+            Info(_) => (&s::INFO, Args::None),
+            Time => (&s::TIME, Args::None),
+            Shutdown => (&s::SHUTDOWN, Args::None),
+            DbSize => (&s::DBSIZE, Args::None),
+            FlushAll => (&s::FLUSHALL, Args::None),
+            Raft(R::Snapshot) => (&r::SNAPSHOT, Args::None),
+            Raft(R::Nodes) => (&r::NODES, Args::None),
+            Raft(R::NodeAdd { .. } | R::NodeRemove { .. } | R::NodeReplace { .. }) => {
+                (&r::NODE, Args::None)
+            }
+            Raft(R::TransferLeader(_)) => (&r::TRANSFER_LEADER, Args::None),
+            Get(key) => (&st::GET, Args::One(key)),
+            MGet(keys) => (&st::MGET, Args::List(keys)),
+            StrLen(key) => (&st::STRLEN, Args::One(key)),
+            GetRange { key, .. } => (&st::GETRANGE, Args::One(key)),
+            GetDel(key) => (&st::GETDEL, Args::One(key)),
+            MSet(kv) => (&st::MSET, Args::Pairs(kv)),
+            MSetNx(kv) => (&st::MSETNX, Args::Pairs(kv)),
+            Append { key, .. } => (&st::APPEND, Args::One(key)),
+            SetRange { key, .. } => (&st::SETRANGE, Args::One(key)),
+            SetNx { key, .. } => (&st::SETNX, Args::One(key)),
+            IncrBy { key, .. } => (&st::INCRBY, Args::One(key)),
+            IncrByFloat { key, .. } => (&st::INCRBYFLOAT, Args::One(key)),
+            Set { key, .. } => (&ss::SET, Args::One(key)),
+            GetEx { key, .. } => (&ss::GETEX, Args::One(key)),
+            Exists(keys) => (&k::EXISTS, Args::List(keys)),
+            Touch(keys) => (&k::TOUCH, Args::List(keys)),
+            Del(keys) => (&k::DEL, Args::List(keys)),
+            Keys(_) => (&k::KEYS, Args::None),
+            Scan { .. } => (&k::SCAN, Args::None),
+            Type(key) => (&k::TYPE, Args::One(key)),
+            Rename { src, dst, .. } => (&k::RENAME, Args::Two(src, dst)),
+            Ttl { key, .. } => (&e::TTL, Args::One(key)),
+            ExpireTime { key, .. } => (&e::EXPIRETIME, Args::One(key)),
+            Expire { key, .. } => (&e::EXPIRE, Args::One(key)),
+            Persist(key) => (&e::PERSIST, Args::One(key)),
+            SweepExpired { .. } => (&e::RAFTKV_SWEEP, Args::None),
+            DelIfExpired(keys) => (&e::RAFTKV_DELIFEXPIRED, Args::List(keys)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+//! Registry-wide tests: unknown commands, arity errors of every family, kinds / keys /
+//! names derived from the table, internal commands, and the table itself.
+
+use bytes::Bytes;
+
+use super::test_util::*;
+use crate::*;
+
+#[test]
+fn unknown_command_format() {
+    assert_eq!(
+        err("FOO a b"),
+        "ERR unknown command 'FOO', with args beginning with: 'a' 'b' "
+    );
+    assert_eq!(
+        err("foo"),
+        "ERR unknown command 'foo', with args beginning with: "
+    );
+    // Arguments are cut once 128 characters have been written.
+    let long = format!("x {} {} z", "a".repeat(100), "b".repeat(100));
+    let e = err(&long);
+    let args = e
+        .strip_prefix("ERR unknown command 'x', with args beginning with: ")
+        .unwrap();
+    assert_eq!(
+        args,
+        format!("'{}' '{}' ", "a".repeat(100), "b".repeat(128 - 103))
+    );
+    assert!(Command::parse(&[]).is_err());
+    // Internal commands are unknown to clients.
+    assert!(err("RAFTKV.SWEEP 10").starts_with("ERR unknown command 'RAFTKV.SWEEP'"));
+}
+
+#[test]
+fn arity_errors() {
+    for (cmd, name) in [
+        ("get", "get"),
+        ("GET a b", "get"),
+        ("SET k", "set"),
+        ("MGET", "mget"),
+        ("TIME x", "time"),
+        ("DBSIZE x", "dbsize"),
+        ("SETEX k 1", "setex"),
+        ("ECHO", "echo"),
+        ("PING a b", "ping"),
+        ("SELECT", "select"),
+        ("AUTH", "auth"),
+        ("MSET a", "mset"),
+        ("MSET a b c", "mset"),
+        ("MSETNX a b c", "msetnx"),
+        ("CLIENT", "client"),
+        ("CONFIG", "config"),
+        ("CLIENT SETNAME", "client|setname"),
+        ("CLIENT GETNAME x", "client|getname"),
+        ("CLIENT ID x", "client|id"),
+        ("CLIENT INFO x", "client|info"),
+        ("CLIENT SETINFO lib-name", "client|setinfo"),
+        ("CLIENT HELP x", "client|help"),
+        ("COMMAND COUNT x", "command|count"),
+        ("CONFIG GET", "config|get"),
+        ("CONFIG SET a", "config|set"),
+        ("CONFIG SET a b c", "config|set"),
+        ("CONFIG RESETSTAT x", "config|resetstat"),
+        ("EXPIRE k", "expire"),
+        ("GETRANGE k 1", "getrange"),
+        ("SUBSTR k 1", "substr"),
+    ] {
+        assert_eq!(
+            err(cmd),
+            format!("ERR wrong number of arguments for '{name}' command"),
+            "{cmd}"
+        );
+    }
+}
+
+#[test]
+fn kinds_keys_names() {
+    assert_eq!(p("GET k").kind(), Kind::Read);
+    assert_eq!(p("TOUCH k").kind(), Kind::Read);
+    assert_eq!(p("SET k v").kind(), Kind::Write);
+    assert_eq!(p("FLUSHDB").kind(), Kind::Write);
+    assert_eq!(p("PING").kind(), Kind::Local);
+    assert_eq!(p("MSET a 1 b 2").keys(), vec![&b("a"), &b("b")]);
+    assert_eq!(p("RENAME a b").keys(), vec![&b("a"), &b("b")]);
+    assert_eq!(p("GETEX k").keys(), vec![&b("k")]);
+    assert!(p("KEYS *").keys().is_empty());
+    assert_eq!(p("unlink a").name(), "DEL");
+    assert_eq!(p("psetex k 1 v").name(), "SET");
+    assert_eq!(p("getrange k 0 1").name(), "GETRANGE");
+}
+
+#[test]
+fn internal_commands() {
+    assert!(Command::parse(&Command::sweep_argv(10)).is_err());
+    assert!(Command::parse(&Command::del_if_expired_argv(&[b("x")])).is_err());
+    let sweep = Command::parse_replicated(&Command::sweep_argv(10));
+    assert_eq!(sweep, Ok(Command::SweepExpired { limit: 10 }));
+    assert_eq!(sweep.map(|c| c.kind()), Ok(Kind::Write));
+    let del = Command::parse_replicated(&Command::del_if_expired_argv(&[b("x"), b("y")]));
+    assert_eq!(del, Ok(Command::DelIfExpired(vec![b("x"), b("y")])));
+    assert!(Command::parse_replicated(&argv("RAFTKV.SWEEP -1")).is_err());
+    assert!(Command::parse_replicated(&argv("RAFTKV.SWEEP")).is_err());
+    assert_eq!(
+        Command::parse_replicated(&argv("set k v")),
+        Ok(set("k", "v", SetOptions::default()))
+    );
+}
+
+#[test]
+fn table() {
+    assert_eq!(command_table().len(), 58);
+    for s in command_table() {
+        assert_eq!(
+            lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
+            Some(s.name)
+        );
+        assert!(s.arity != 0 && !s.summary.is_empty());
+    }
+    let get = lookup(b"gEt").map(|s| (s.arity, s.flags, s.first_key, s.last_key, s.step));
+    assert_eq!(get, Some((2, &["readonly", "fast"][..], 1, 1, 1)));
+    let mset = lookup(b"mset").map(|s| (s.arity, s.first_key, s.last_key, s.step));
+    assert_eq!(mset, Some((-3, 1, -1, 2)));
+    assert!(lookup(b"nope").is_none());
+    assert_eq!(
+        lookup_subcommand(b"client", b"SETNAME").map(|s| s.arity),
+        Some(3)
+    );
+    // 16 before COMMAND GETKEYS, GETKEYSANDFLAGS, LIST and HELP were added.
+    assert_eq!(subcommand_table().len(), 20);
+    // Every command in the table parses (given enough plausible arguments).
+    for s in command_table() {
+        let mut a = vec![b(s.name)];
+        let filler = match s.name {
+            "CLIENT" => vec!["ID"],
+            "CONFIG" => vec!["GET", "x"],
+            "RAFT.NODE" => vec!["REMOVE", "2"],
+            "SHUTDOWN" | "RAFT.TRANSFER-LEADER" => vec![],
+            "SCAN" => vec!["0"],
+            "SELECT" => vec!["0"],
+            "HELLO" | "PING" | "QUIT" | "COMMAND" | "INFO" | "TIME" | "DBSIZE" | "FLUSHALL"
+            | "FLUSHDB" => vec![],
+            "MSET" | "MSETNX" => vec!["k", "v"],
+            _ => vec!["1"; s.arity.unsigned_abs() as usize - 1],
+        };
+        a.extend(filler.into_iter().map(b));
+        assert!(Command::parse(&a).is_ok(), "{a:?}");
+    }
+}
+
+/// A request for every table command that parses (as in `table` above), plus some with
+/// several keys.
+fn sample_requests() -> Vec<Vec<Bytes>> {
+    let mut all: Vec<Vec<Bytes>> = command_table()
+        .iter()
+        .map(|s| {
+            let filler = match s.name {
+                "CLIENT" => vec!["ID"],
+                "CONFIG" => vec!["GET", "x"],
+                "RAFT.NODE" => vec!["REMOVE", "2"],
+                "SHUTDOWN"
+                | "RAFT.TRANSFER-LEADER"
+                | "HELLO"
+                | "PING"
+                | "QUIT"
+                | "COMMAND"
+                | "INFO"
+                | "TIME"
+                | "DBSIZE"
+                | "FLUSHALL"
+                | "FLUSHDB" => vec![],
+                "SCAN" | "SELECT" => vec!["0"],
+                "MSET" | "MSETNX" => vec!["k", "v"],
+                _ => vec!["1"; s.arity.unsigned_abs() as usize - 1],
+            };
+            std::iter::once(s.name).chain(filler).map(b).collect()
+        })
+        .collect();
+    for s in [
+        "MSET a 1 b 2 c 3",
+        "MSETNX a 1 b 2",
+        "MGET a b c",
+        "DEL a b",
+        "UNLINK a b",
+        "EXISTS a a b",
+        "TOUCH a b",
+        "RENAME a b",
+        "RENAMENX a b",
+        "SET k v EX 10 GET",
+        "GETEX k PERSIST",
+        "EXPIRE k 10 NX",
+        "SUBSTR k 0 -1",
+    ] {
+        all.push(argv(s));
+    }
+    all
+}
+
+#[test]
+fn typed_keys_are_the_key_specs_applied_to_the_request() {
+    for a in sample_requests() {
+        let Ok(cmd) = Command::parse(&a) else {
+            panic!("{a:?} does not parse")
+        };
+        let spec = lookup(&a[0]).map(|s| s.keys_in(&a));
+        assert_eq!(spec, Some(Some(cmd.keys())), "{a:?}");
+    }
+    let del = Command::parse_replicated(&Command::del_if_expired_argv(&[b("x"), b("y")]));
+    assert_eq!(del.map(|c| c.keys().len()), Ok(2));
+}
+
+#[test]
+fn kinds_derived_from_flags_are_the_historical_ones() {
+    let local = "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME";
+    let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
+    let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
+                PEXPIRETIME DBSIZE TOUCH";
+    for a in sample_requests() {
+        let name = String::from_utf8_lossy(&a[0]).into_owned();
+        let want = if local.split(' ').any(|n| n == name) {
+            Kind::Local
+        } else if admin.split(' ').any(|n| n == name) {
+            Kind::Admin
+        } else if read.split_whitespace().any(|n| n == name) {
+            Kind::Read
+        } else {
+            Kind::Write
+        };
+        let cmd = Command::parse(&a).map(|c| c.kind());
+        assert_eq!(cmd, Ok(want), "{name}");
+        assert_eq!(lookup(&a[0]).map(|s| s.kind), Some(want), "{name}");
+    }
+}
+
+#[test]
+fn no_argument_count_makes_a_parser_panic() {
+    let words = [
+        "0", "1", "-1", "x", "EX", "GET", "ADD", "FILTERBY", "PATTERN", "SETNAME",
+    ];
+    let containers: Vec<&CommandSpec> = command_table().to_vec();
+    for s in containers {
+        let mut names = vec![s.name.to_string()];
+        for sub in s.subcommands {
+            let (c, n) = sub.name.split_once('|').unwrap_or((sub.name, ""));
+            names.push(format!("{c} {n}"));
+        }
+        for name in names {
+            for argc in 0..7 {
+                for w in words {
+                    let mut a = argv(&name);
+                    a.extend(std::iter::repeat_n(b(w), argc));
+                    let _ = Command::parse(&a).map(|c| (c.kind(), c.keys().len(), c.name()));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn entries_are_consistent() {
+    for s in command_table().iter().chain(subcommand_table()) {
+        let top = !s.name.contains('|');
+        assert_eq!(top, s.name == s.name.to_ascii_uppercase(), "{}", s.name);
+        assert!(!s.summary.is_empty() && !s.since.is_empty() && !s.group.is_empty());
+        // A command with keys has key specs reaching at least its first legacy key.
+        assert_eq!(s.key_specs.is_empty(), s.first_key == 0, "{}", s.name);
+        for f in s.flags {
+            assert_eq!(*f, f.to_ascii_lowercase(), "{}", s.name);
+        }
+        // The documented arguments parse, and their key spec indexes exist.
+        let args = cmd::docargs::parse(s.args);
+        assert!(args.is_some(), "{}: bad args {:?}", s.name, s.args);
+        let mut ksi = Vec::new();
+        let mut stack = args.unwrap_or_default();
+        while let Some(a) = stack.pop() {
+            ksi.extend(a.key_spec_index);
+            stack.extend(a.args);
+        }
+        assert!(
+            ksi.iter().all(|&i| (i as usize) < s.key_specs.len()),
+            "{}",
+            s.name
+        );
+        // A fixed arity beyond the name (and subcommand) means documented arguments.
+        let fixed = if top { 1 } else { 2 };
+        if s.arity > 0 {
+            assert_eq!(s.args.is_empty(), s.arity == fixed, "{}", s.name);
+        }
+        let prefix = format!("{}|", s.full_name());
+        assert!(
+            s.subcommands.iter().all(|c| c.name.starts_with(&prefix)),
+            "{}",
+            s.name
+        );
+    }
+}
