@@ -15,10 +15,19 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
 #[test]
 fn hset_counts_new_fields_and_overwrites_old_ones() {
     let mut db = Db::new();
-    assert_eq!(db.w(|st| hset(st, b"h", &pairs(&[("a", "1"), ("b", "2")]))), Ok(2));
-    assert_eq!(db.w(|st| hset(st, b"h", &pairs(&[("a", "x"), ("c", "3")]))), Ok(1));
+    assert_eq!(
+        db.w(|st| hset(st, b"h", &pairs(&[("a", "1"), ("b", "2")]))),
+        Ok(2)
+    );
+    assert_eq!(
+        db.w(|st| hset(st, b"h", &pairs(&[("a", "x"), ("c", "3")]))),
+        Ok(1)
+    );
     // A field twice in one call counts once; the last value wins.
-    assert_eq!(db.w(|st| hset(st, b"h", &pairs(&[("d", "1"), ("d", "2")]))), Ok(1));
+    assert_eq!(
+        db.w(|st| hset(st, b"h", &pairs(&[("d", "1"), ("d", "2")]))),
+        Ok(1)
+    );
     db.r(|v| {
         assert_eq!(hget(v, b"h", b"a").unwrap(), Some(b"x".to_vec()));
         assert_eq!(hget(v, b"h", b"d").unwrap(), Some(b"2".to_vec()));
@@ -30,7 +39,10 @@ fn hset_counts_new_fields_and_overwrites_old_ones() {
             hmget(v, b"h", &bs(&["a", "nope", "c"])).unwrap(),
             vec![Some(b"x".to_vec()), None, Some(b"3".to_vec())]
         );
-        assert_eq!(hmget(v, b"nokey", &bs(&["a", "b"])).unwrap(), vec![None, None]);
+        assert_eq!(
+            hmget(v, b"nokey", &bs(&["a", "b"])).unwrap(),
+            vec![None, None]
+        );
         assert!(hexists(v, b"h", b"b").unwrap());
         assert!(!hexists(v, b"h", b"q").unwrap());
         assert_eq!(hstrlen(v, b"h", b"a").unwrap(), 1);
@@ -71,19 +83,43 @@ fn hincrby_and_hincrbyfloat_follow_redis() {
     let mut db = Db::new();
     assert_eq!(db.w(|st| hincrby(st, b"h", b"n", 5)), Ok(5));
     assert_eq!(db.w(|st| hincrby(st, b"h", b"n", -7)), Ok(-2));
-    db.w(|st| hset(st, b"h", &pairs(&[("s", "abc"), ("big", "9223372036854775807")])))
-        .unwrap();
-    assert_eq!(db.w(|st| hincrby(st, b"h", b"s", 1)), Err(Error::HashNotInteger));
-    assert_eq!(db.w(|st| hincrby(st, b"h", b"big", 1)), Err(Error::Overflow));
+    db.w(|st| {
+        hset(
+            st,
+            b"h",
+            &pairs(&[("s", "abc"), ("big", "9223372036854775807")]),
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        db.w(|st| hincrby(st, b"h", b"s", 1)),
+        Err(Error::HashNotInteger)
+    );
+    assert_eq!(
+        db.w(|st| hincrby(st, b"h", b"big", 1)),
+        Err(Error::Overflow)
+    );
     assert_eq!(
         Error::HashNotInteger.to_string(),
         "ERR hash value is not an integer"
     );
-    assert_eq!(db.w(|st| hincrbyfloat(st, b"h", b"f", 10.5)), Ok("10.5".into()));
-    assert_eq!(db.w(|st| hincrbyfloat(st, b"h", b"f", 0.1)), Ok("10.6".into()));
+    assert_eq!(
+        db.w(|st| hincrbyfloat(st, b"h", b"f", 10.5)),
+        Ok("10.5".into())
+    );
+    assert_eq!(
+        db.w(|st| hincrbyfloat(st, b"h", b"f", 0.1)),
+        Ok("10.6".into())
+    );
     assert_eq!(db.w(|st| hincrbyfloat(st, b"h", b"n", 2.0)), Ok("0".into()));
-    assert_eq!(db.w(|st| hincrbyfloat(st, b"h", b"s", 1.0)), Err(Error::HashNotFloat));
-    assert_eq!(Error::HashNotFloat.to_string(), "ERR hash value is not a float");
+    assert_eq!(
+        db.w(|st| hincrbyfloat(st, b"h", b"s", 1.0)),
+        Err(Error::HashNotFloat)
+    );
+    assert_eq!(
+        Error::HashNotFloat.to_string(),
+        "ERR hash value is not a float"
+    );
     assert_eq!(
         db.w(|st| hincrbyfloat(st, b"h", b"f", f64::INFINITY)),
         Err(Error::NanOrInfinity)
@@ -113,7 +149,10 @@ fn hscan_pages_through_every_field_once_with_a_pattern() {
     assert_eq!(seen, want);
     let all = db.r(|v| hscan(v, b"h", None, 100, Some(b"*")).unwrap());
     assert_eq!((all.items.len(), all.next), (25, None));
-    assert_eq!(db.r(|v| hscan(v, b"nokey", None, 10, None)), Ok(ScanPage::default()));
+    assert_eq!(
+        db.r(|v| hscan(v, b"nokey", None, 10, None)),
+        Ok(ScanPage::default())
+    );
 }
 
 #[test]
@@ -122,7 +161,10 @@ fn wrong_type_against_strings_and_other_collections() {
     db.set_string(b"s", b"v");
     db.w(|st| list::push(st, b"l", list::End::Left, &bs(&["x"]), false).unwrap());
     for key in [&b"s"[..], b"l"] {
-        assert_eq!(db.w(|st| hset(st, key, &pairs(&[("a", "1")]))), Err(Error::WrongType));
+        assert_eq!(
+            db.w(|st| hset(st, key, &pairs(&[("a", "1")]))),
+            Err(Error::WrongType)
+        );
         assert_eq!(db.w(|st| hincrby(st, key, b"a", 1)), Err(Error::WrongType));
         assert_eq!(db.w(|st| hdel(st, key, &bs(&["a"]))), Err(Error::WrongType));
         assert_eq!(db.r(|v| hget(v, key, b"a")), Err(Error::WrongType));
@@ -199,7 +241,12 @@ fn operations_on_a_100k_field_hash_touch_a_constant_number_of_records() {
     let mut db = Db::new();
     for chunk in 0..10 {
         let fields: Vec<(Vec<u8>, Vec<u8>)> = (0..10_000)
-            .map(|i| (format!("f{}", chunk * 10_000 + i).into_bytes(), b"v".to_vec()))
+            .map(|i| {
+                (
+                    format!("f{}", chunk * 10_000 + i).into_bytes(),
+                    b"v".to_vec(),
+                )
+            })
             .collect();
         db.w(|st| hset(st, b"big", &fields).unwrap());
     }

@@ -18,12 +18,24 @@ fn all(db: &Db) -> Vec<Vec<u8>> {
 #[test]
 fn pushes_keep_redis_order_and_pushx_needs_a_list() {
     let mut db = Db::new();
-    assert_eq!(db.w(|st| push(st, b"l", End::Left, &bs(&["a", "b"]), false)), Ok(2));
-    assert_eq!(db.w(|st| push(st, b"l", End::Right, &bs(&["c"]), false)), Ok(3));
+    assert_eq!(
+        db.w(|st| push(st, b"l", End::Left, &bs(&["a", "b"]), false)),
+        Ok(2)
+    );
+    assert_eq!(
+        db.w(|st| push(st, b"l", End::Right, &bs(&["c"]), false)),
+        Ok(3)
+    );
     assert_eq!(all(&db), bs(&["b", "a", "c"]));
-    assert_eq!(db.w(|st| push(st, b"nx", End::Left, &bs(&["a"]), true)), Ok(0));
+    assert_eq!(
+        db.w(|st| push(st, b"nx", End::Left, &bs(&["a"]), true)),
+        Ok(0)
+    );
     assert_eq!(db.r(|v| llen(v, b"nx")), Ok(0));
-    assert_eq!(db.w(|st| push(st, b"l", End::Right, &bs(&["d"]), true)), Ok(4));
+    assert_eq!(
+        db.w(|st| push(st, b"l", End::Right, &bs(&["d"]), true)),
+        Ok(4)
+    );
 }
 
 #[test]
@@ -32,7 +44,10 @@ fn lrange_and_lindex_follow_redis_index_rules() {
     db.r(|v| {
         assert_eq!(lrange(v, b"l", 1, 2).unwrap(), bs(&["b", "c"]));
         assert_eq!(lrange(v, b"l", -2, -1).unwrap(), bs(&["d", "e"]));
-        assert_eq!(lrange(v, b"l", -100, 100).unwrap(), bs(&["a", "b", "c", "d", "e"]));
+        assert_eq!(
+            lrange(v, b"l", -100, 100).unwrap(),
+            bs(&["a", "b", "c", "d", "e"])
+        );
         assert!(lrange(v, b"l", 3, 1).unwrap().is_empty());
         assert!(lrange(v, b"l", 5, 10).unwrap().is_empty());
         assert!(lrange(v, b"l", 0, -6).unwrap().is_empty());
@@ -50,10 +65,16 @@ fn lrange_and_lindex_follow_redis_index_rules() {
 fn pops_with_counts_and_the_last_pop_deletes_the_key() {
     let mut db = filled(&["a", "b", "c", "d", "e"]);
     assert_eq!(db.w(|st| pop(st, b"l", End::Left, 1)), Ok(Some(bs(&["a"]))));
-    assert_eq!(db.w(|st| pop(st, b"l", End::Right, 2)), Ok(Some(bs(&["e", "d"]))));
+    assert_eq!(
+        db.w(|st| pop(st, b"l", End::Right, 2)),
+        Ok(Some(bs(&["e", "d"])))
+    );
     assert_eq!(db.w(|st| pop(st, b"l", End::Left, 0)), Ok(Some(vec![])));
     assert_eq!(db.w(|st| pop(st, b"nokey", End::Left, 1)), Ok(None));
-    assert_eq!(db.w(|st| pop(st, b"l", End::Left, 10)), Ok(Some(bs(&["b", "c"]))));
+    assert_eq!(
+        db.w(|st| pop(st, b"l", End::Left, 10)),
+        Ok(Some(bs(&["b", "c"])))
+    );
     assert_eq!(db.w(|st| pop(st, b"l", End::Left, 1)), Ok(None));
     assert_eq!((db.keys, db.count(Cf::Data), db.count(Cf::Sub)), (0, 0, 0));
 }
@@ -62,8 +83,14 @@ fn pops_with_counts_and_the_last_pop_deletes_the_key() {
 fn lset_errors_and_overwrites() {
     let mut db = filled(&["a", "b"]);
     assert_eq!(db.w(|st| lset(st, b"l", -1, b"B")), Ok(()));
-    assert_eq!(db.w(|st| lset(st, b"l", 2, b"x")), Err(Error::IndexOutOfRange));
-    assert_eq!(db.w(|st| lset(st, b"nokey", 0, b"x")), Err(Error::NoSuchKey));
+    assert_eq!(
+        db.w(|st| lset(st, b"l", 2, b"x")),
+        Err(Error::IndexOutOfRange)
+    );
+    assert_eq!(
+        db.w(|st| lset(st, b"nokey", 0, b"x")),
+        Err(Error::NoSuchKey)
+    );
     assert_eq!(Error::IndexOutOfRange.to_string(), "ERR index out of range");
     assert_eq!(Error::NoSuchKey.to_string(), "ERR no such key");
     assert_eq!(all(&db), bs(&["a", "B"]));
@@ -122,7 +149,10 @@ fn wrong_type_against_strings_and_hashes() {
     db.set_string(b"s", b"v");
     db.w(|st| hash::hset(st, b"h", &[(b"f", b"v")]).unwrap());
     for key in [&b"s"[..], b"h"] {
-        assert_eq!(db.w(|st| push(st, key, End::Left, &bs(&["a"]), false)), Err(Error::WrongType));
+        assert_eq!(
+            db.w(|st| push(st, key, End::Left, &bs(&["a"]), false)),
+            Err(Error::WrongType)
+        );
         assert_eq!(db.w(|st| pop(st, key, End::Left, 1)), Err(Error::WrongType));
         assert_eq!(db.r(|v| lrange(v, key, 0, -1)), Err(Error::WrongType));
         assert_eq!(db.r(|v| llen(v, key)), Err(Error::WrongType));
@@ -172,7 +202,9 @@ fn operations_on_a_100k_element_list_touch_a_constant_number_of_records() {
                 out.push((st.stats().reads(), st.stats().writes()));
             };
             probe(st, &|st| drop(push(st, key, End::Left, &bs(&["x"]), false)));
-            probe(st, &|st| drop(push(st, key, End::Right, &bs(&["y"]), false)));
+            probe(st, &|st| {
+                drop(push(st, key, End::Right, &bs(&["y"]), false))
+            });
             probe(st, &|st| drop(pop(st, key, End::Left, 1)));
             probe(st, &|st| drop(pop(st, key, End::Right, 3)));
             probe(st, &|st| drop(lindex(st, key, -5)));

@@ -53,7 +53,11 @@ fn spop_is_decided_by_the_seed_alone() {
         (a, b, db.r(|v| scard(v, b"s").unwrap()))
     };
     let (a, b, left) = run(42);
-    assert_eq!(run(42), (a.clone(), b.clone(), left), "replicas pop the same members");
+    assert_eq!(
+        run(42),
+        (a.clone(), b.clone(), left),
+        "replicas pop the same members"
+    );
     assert_eq!((a.len(), b.len(), left), (1, 5, 44));
     let distinct: BTreeSet<_> = a.iter().chain(&b).collect();
     assert_eq!(distinct.len(), 6);
@@ -79,7 +83,10 @@ fn srandmember_counts_follow_redis() {
     db.r(|v| {
         let five = srandmember(v, b"s", 5, &mut rng).unwrap();
         assert_eq!(five.iter().collect::<BTreeSet<_>>().len(), 5, "distinct");
-        assert_eq!(sorted(srandmember(v, b"s", 50, &mut rng).unwrap()), sorted(members(10)));
+        assert_eq!(
+            sorted(srandmember(v, b"s", 50, &mut rng).unwrap()),
+            sorted(members(10))
+        );
         assert_eq!(srandmember(v, b"s", -25, &mut rng).unwrap().len(), 25);
         assert!(srandmember(v, b"s", 0, &mut rng).unwrap().is_empty());
         assert!(srandmember(v, b"nokey", -3, &mut rng).unwrap().is_empty());
