@@ -35,6 +35,8 @@ pub mod zset;
 #[cfg(test)]
 mod tests_hash;
 #[cfg(test)]
+mod tests_layout;
+#[cfg(test)]
 mod tests_list;
 #[cfg(test)]
 mod tests_set;
@@ -100,6 +102,9 @@ pub enum Error {
     NoSuchKey,
     #[error("ERR index out of range")]
     IndexOutOfRange,
+    /// A count beyond what one reply may hold (see `set::MAX_RANDOM_REPEATS`).
+    #[error("ERR value is out of range")]
+    OutOfRange,
     #[error("ERR min or max is not a float")]
     MinMaxNotFloat,
     #[error("ERR min or max not valid string range item")]

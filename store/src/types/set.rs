@@ -7,7 +7,7 @@
 
 use super::hash::{scan_page, ScanPage};
 use super::meta::{self, join, prefix_end, Meta};
-use super::{Cf, Read, Result, Rng, Write};
+use super::{Cf, Error, Read, Result, Rng, Write};
 use crate::TYPE_SET;
 
 fn load<R: Read + ?Sized>(r: &R, key: &[u8]) -> Result<Option<Meta>> {
@@ -180,8 +180,13 @@ pub fn spop<W: Write + ?Sized>(
     Ok(Some(picked.into_iter().map(|(_, v)| v).collect()))
 }
 
+/// Most members SRANDMEMBER with a negative count returns (Redis has no limit but its
+/// output buffers; here a reply is built in memory, so it is bounded).
+pub const MAX_RANDOM_REPEATS: u64 = 1 << 20;
+
 /// SRANDMEMBER with a count: `count > 0` gives up to `count` distinct members, `count < 0`
-/// gives `-count` members that may repeat (one seek each).
+/// gives `-count` members that may repeat (one seek each; `OutOfRange` beyond
+/// [`MAX_RANDOM_REPEATS`]).
 pub fn srandmember<R: Read + ?Sized>(
     r: &R,
     key: &[u8],
@@ -195,6 +200,9 @@ pub fn srandmember<R: Read + ?Sized>(
     if count >= 0 {
         let picked = run(r, &prefix, rng.next_u64(), (count as u64).min(m.size))?;
         return Ok(picked.into_iter().map(|(_, v)| v).collect());
+    }
+    if count.unsigned_abs() > MAX_RANDOM_REPEATS {
+        return Err(Error::OutOfRange);
     }
     let mut out = Vec::with_capacity(count.unsigned_abs().min(1 << 16) as usize);
     for _ in 0..count.unsigned_abs() {

@@ -90,6 +90,8 @@ fn srandmember_counts_follow_redis() {
         assert_eq!(srandmember(v, b"s", -25, &mut rng).unwrap().len(), 25);
         assert!(srandmember(v, b"s", 0, &mut rng).unwrap().is_empty());
         assert!(srandmember(v, b"nokey", -3, &mut rng).unwrap().is_empty());
+        let huge = srandmember(v, b"s", i64::MIN, &mut rng).unwrap_err();
+        assert_eq!(huge.to_string(), "ERR value is out of range");
         // Every member comes up over many draws.
         let picks = srandmember(v, b"s", -5000, &mut rng).unwrap();
         assert_eq!(picks.iter().collect::<BTreeSet<_>>().len(), 10);

@@ -154,6 +154,7 @@ impl Read for DbView<'_> {
 #[derive(Debug, Default)]
 pub struct Overlay {
     maps: [BTreeMap<Vec<u8>, Option<Vec<u8>>>; 3],
+    bytes: usize,
     keys_delta: i64,
     expires_delta: i64,
 }
@@ -167,6 +168,12 @@ impl Overlay {
     /// Records held.
     pub fn len(&self) -> usize {
         self.maps.iter().map(|m| m.len()).sum()
+    }
+
+    /// Bytes of keys and values held (each staged write once: about what the `WriteBatch`
+    /// holds, so a caller that bounds its batch bounds this too).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// True when nothing is staged.
@@ -242,6 +249,7 @@ impl<'a> Staged<'a> {
             Some(v) => self.wb.put_cf(h, &key, v),
             None => self.wb.delete_cf(h, &key),
         }
+        self.ov.bytes += key.len() + value.as_ref().map_or(0, |v| v.len());
         self.ov.maps[cf.index()].insert(key, value);
     }
 }

@@ -1,0 +1,205 @@
+//! Tests of what all types share: the cleaner's bounded passes, its cursor, the persisted
+//! version counter, the expiry index kept in step, and snapshots carrying collections.
+
+use super::clean::{clean, Cursor};
+use super::testutil::{bs, Db, NOW};
+use super::view::{DbView, Overlay, Staged};
+use super::{hash, list, set, zset, Cf, Versions};
+
+fn fill(db: &mut Db, n: usize) {
+    for i in 0..n {
+        let k = format!("k{i}").into_bytes();
+        db.w(|st| match i % 4 {
+            0 => drop(hash::hset(st, &k, &[(b"f", b"v"), (b"g", b"w")]).unwrap()),
+            1 => drop(list::push(st, &k, list::End::Right, &bs(&["a", "b"]), false).unwrap()),
+            2 => drop(set::sadd(st, &k, &bs(&["a", "b"])).unwrap()),
+            _ => drop(zset::zadd(st, &k, Default::default(), &[(1.0, b"a"), (2.0, b"b")]).unwrap()),
+        });
+    }
+}
+
+/// Records the live collections hold: (sub, score).
+fn live_records(db: &Db, n: usize) -> (usize, usize) {
+    db.r(|v| {
+        let (mut sub, mut score) = (0, 0);
+        for i in 0..n {
+            let k = format!("k{i}").into_bytes();
+            let len = match i % 4 {
+                0 => hash::hlen(v, &k),
+                1 => list::llen(v, &k),
+                2 => set::scard(v, &k),
+                _ => zset::zcard(v, &k),
+            };
+            let len = len.unwrap() as usize;
+            sub += len;
+            score += if i % 4 == 3 { len } else { 0 };
+        }
+        (sub, score)
+    })
+}
+
+#[test]
+fn the_cleaner_removes_only_stale_versions_in_bounded_calls() {
+    let mut db = Db::new();
+    fill(&mut db, 40);
+    for i in (0..40).step_by(3) {
+        db.del(format!("k{i}").as_bytes());
+    }
+    // Some of them re-created: new versions beside the stale records.
+    fill(&mut db, 10);
+    let before = (db.count(Cf::Sub), db.count(Cf::Score));
+    let live = live_records(&db, 40);
+    assert!(
+        before.0 > live.0 && before.1 > live.1,
+        "{before:?} {live:?}"
+    );
+    let mut cursor = Cursor::default();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let rep = db.w(|st| {
+            let rep = clean(st, &cursor, 7).unwrap();
+            // One seek and one metadata lookup per collection examined, one range delete
+            // per stale one: bounded by the limit, whatever the collections hold.
+            assert!(st.stats().reads() <= 2 * 7 + 1 && st.stats().writes() <= 7);
+            rep
+        });
+        assert!(rep.examined <= 7);
+        match rep.next {
+            Some(c) => cursor = Cursor::decode(&c.encode()).unwrap(),
+            None => break,
+        }
+    }
+    assert!(calls <= 12, "{calls} calls");
+    assert_eq!((db.count(Cf::Sub), db.count(Cf::Score)), live);
+    assert_eq!(live_records(&db, 40), live, "live collections untouched");
+    db.r(|v| {
+        assert_eq!(hash::hlen(v, b"k0").unwrap(), 2, "re-created");
+        assert_eq!(list::lrange(v, b"k13", 0, -1).unwrap(), bs(&["a", "b"]));
+        assert_eq!(set::scard(v, b"k18").unwrap(), 0, "deleted, not re-created");
+        assert_eq!(
+            zset::zcard(v, b"k15").unwrap(),
+            0,
+            "deleted, not re-created"
+        );
+        assert_eq!(zset::zcard(v, b"k7").unwrap(), 2);
+    });
+    assert_eq!(db.clean_all(100), 1, "a second pass finds nothing to do");
+    assert_eq!((db.count(Cf::Sub), db.count(Cf::Score)), live);
+}
+
+#[test]
+fn expired_collections_are_stale_for_the_cleaner() {
+    let mut db = Db::new();
+    db.w(|st| set::sadd(st, b"s", &bs(&["a", "b", "c"])).unwrap());
+    db.expire_at(b"s", NOW + 1);
+    db.clean_all(10);
+    assert_eq!(db.count(Cf::Sub), 3, "not yet expired at NOW");
+    db.batch(NOW + 1, |st| clean(st, &Cursor::default(), 10).unwrap());
+    assert_eq!(db.count(Cf::Sub), 0);
+}
+
+#[test]
+fn cursors_round_trip_and_refuse_foreign_bytes() {
+    let c = Cursor {
+        in_score: true,
+        from: b"\x00\x01abc".to_vec(),
+    };
+    assert_eq!(Cursor::decode(&c.encode()), Some(c));
+    assert_eq!(Cursor::decode(b""), None);
+    assert_eq!(Cursor::decode(b"\x07x"), None);
+}
+
+#[test]
+fn versions_grow_persist_and_never_repeat() {
+    let mut db = Db::new();
+    db.w(|st| hash::hset(st, b"a", &[(b"f", b"v")]).unwrap());
+    let first = db.versions.last();
+    assert!(first >= (NOW as u64) << 16, "floored by the stamped time");
+    db.del(b"a");
+    db.w(|st| hash::hset(st, b"a", &[(b"f", b"v")]).unwrap());
+    assert!(db.versions.last() > first);
+    let loaded = Versions::load(&db.db, 1).unwrap();
+    assert_eq!(loaded, db.versions, "the counter is staged with the batch");
+    // A stamped time going backwards (never happens: the store clamps it) still moves on.
+    let mut v = loaded.clone();
+    assert!(v.next(0) > loaded.last());
+    v.raise_to(u64::MAX - 1);
+    assert_eq!(v.next(NOW), u64::MAX);
+}
+
+fn expire_entries(db: &Db) -> usize {
+    let cf = db.db.cf_handle(crate::CF_EXPIRE).unwrap();
+    db.db.iterator_cf(cf, rocksdb::IteratorMode::Start).count()
+}
+
+#[test]
+fn the_expiry_index_and_key_count_follow_collections() {
+    let mut db = Db::new();
+    db.w(|st| list::push(st, b"l", list::End::Left, &bs(&["a"]), false).unwrap());
+    db.expire_at(b"l", NOW + 50);
+    assert_eq!((db.keys, expire_entries(&db)), (1, 1));
+    db.w(|st| list::push(st, b"l", list::End::Left, &bs(&["b"]), false).unwrap());
+    assert_eq!(expire_entries(&db), 1, "a push keeps the TTL");
+    db.r(|v| {
+        assert_eq!(
+            super::meta::load(v, b"l", crate::TYPE_LIST)
+                .unwrap()
+                .unwrap()
+                .expire,
+            NOW + 50
+        )
+    });
+    db.w(|st| list::pop(st, b"l", list::End::Left, 5).unwrap());
+    assert_eq!(
+        (db.keys, expire_entries(&db)),
+        (0, 0),
+        "the emptied list takes its TTL along"
+    );
+}
+
+#[test]
+fn a_snapshot_carries_every_collection_family() {
+    let mut src = Db::new();
+    fill(&mut src, 4);
+    let dir = tempfile::tempdir().unwrap();
+    crate::snapshot::export(src.db.clone(), dir.path().to_path_buf())
+        .unwrap()
+        .finish()
+        .unwrap();
+    let mut dst = Db::new();
+    dst.w(|st| hash::hset(st, b"gone", &[(b"f", b"v")]).unwrap());
+    crate::snapshot::restore(&dst.db, dir.path()).unwrap();
+    dst.versions = Versions::load(&dst.db, 1).unwrap();
+    assert_eq!(dst.versions, src.versions);
+    dst.r(|v| {
+        assert_eq!(hash::hgetall(v, b"k0").unwrap().len(), 2);
+        assert_eq!(list::lrange(v, b"k1", 0, -1).unwrap(), bs(&["a", "b"]));
+        assert!(set::sismember(v, b"k2", b"b").unwrap());
+        assert_eq!(zset::zscore(v, b"k3", b"b").unwrap(), Some(2.0));
+        assert_eq!(hash::hlen(v, b"gone").unwrap(), 0);
+    });
+    assert_eq!(dst.count(Cf::Score), 2);
+}
+
+#[test]
+fn a_staged_view_reads_a_rocksdb_snapshot_unchanged_by_later_writes() {
+    let mut db = Db::new();
+    db.w(|st| hash::hset(st, b"h", &[(b"a", b"1")]).unwrap());
+    let handle = db.db.clone();
+    let snap = handle.snapshot();
+    db.w(|st| hash::hset(st, b"h", &[(b"b", b"2")]).unwrap());
+    let view = DbView::at_snapshot(&handle, &snap, NOW);
+    assert_eq!(hash::hkeys(&view, b"h").unwrap(), bs(&["a"]));
+    // Several commands staged into one WriteBatch through separate views share the overlay.
+    let mut wb = rocksdb::WriteBatch::default();
+    let mut ov = Overlay::default();
+    let mut versions = db.versions.clone();
+    for f in [&b"x"[..], b"y"] {
+        let mut st = Staged::new(&db.db, &mut wb, &mut ov, &mut versions, 1, NOW).unwrap();
+        hash::hset(&mut st, b"h", &[(f, b"v")]).unwrap();
+    }
+    let st = Staged::new(&db.db, &mut wb, &mut ov, &mut versions, 1, NOW).unwrap();
+    assert_eq!(hash::hlen(&st, b"h").unwrap(), 4);
+    assert!(ov.bytes() > 0 && !ov.is_empty());
+}
