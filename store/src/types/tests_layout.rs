@@ -2,9 +2,10 @@
 //! version counter, the expiry index kept in step, and snapshots carrying collections.
 
 use super::clean::{clean, Cursor};
+use super::meta::data_key;
 use super::testutil::{bs, Db, NOW};
 use super::view::{DbView, Overlay, Staged};
-use super::{hash, list, set, zset, Cf, Versions};
+use super::{hash, list, set, zset, Cf, Read, Versions};
 
 fn fill(db: &mut Db, n: usize) {
     for i in 0..n {
@@ -202,4 +203,22 @@ fn a_staged_view_reads_a_rocksdb_snapshot_unchanged_by_later_writes() {
     let st = Staged::new(&db.db, &mut wb, &mut ov, &mut versions, 1, NOW).unwrap();
     assert_eq!(hash::hlen(&st, b"h").unwrap(), 4);
     assert!(ov.bytes() > 0 && !ov.is_empty());
+}
+
+#[test]
+fn flush_all_hides_everything_before_it_in_the_batch_and_deletes_it() {
+    let mut db = Db::new();
+    fill(&mut db, 8);
+    db.set_string(b"str", b"v");
+    let seen = db.w(|st| {
+        st.flush_all();
+        let gone = (hash::hlen(st, b"k0").unwrap(), zset::zcard(st, b"k3").unwrap());
+        list::push(st, b"k1", list::End::Left, &bs(&["new"]), false).unwrap();
+        (gone, list::lrange(st, b"k1", 0, -1).unwrap(), st.get(Cf::Data, &data_key(b"str")).unwrap())
+    });
+    assert_eq!(seen, ((0, 0), bs(&["new"]), None));
+    assert_eq!((db.count(Cf::Data), db.keys), (1, 1));
+    assert_eq!((db.count(Cf::Sub), db.count(Cf::Score)), (1, 0));
+    assert_eq!(expire_entries(&db), 0);
+    assert_eq!(db.r(|v| list::lrange(v, b"k1", 0, -1)), Ok(bs(&["new"])));
 }

@@ -43,6 +43,9 @@ impl Db {
                 Staged::new(&self.db, &mut wb, &mut ov, &mut self.versions, 1, now).unwrap();
             f(&mut st)
         };
+        if ov.flushed() {
+            self.keys = 0;
+        }
         self.keys += ov.keys_delta();
         self.db.write(wb).unwrap();
         out

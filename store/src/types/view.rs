@@ -155,6 +155,7 @@ impl Read for DbView<'_> {
 pub struct Overlay {
     maps: [BTreeMap<Vec<u8>, Option<Vec<u8>>>; 3],
     bytes: usize,
+    flushed: bool,
     keys_delta: i64,
     expires_delta: i64,
 }
@@ -179,6 +180,12 @@ impl Overlay {
     /// True when nothing is staged.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// True once the batch flushed everything ([`Staged::flush_all`]): the database's
+    /// records before it are gone, and the deltas count from an empty store.
+    pub fn flushed(&self) -> bool {
+        self.flushed
     }
 
     /// Keys created minus keys deleted by the batch.
@@ -242,6 +249,21 @@ impl<'a> Staged<'a> {
         }
     }
 
+    /// FLUSHALL: stages the deletion of every record of the store's families (one range
+    /// delete each, O(1)); later reads of this batch see only what is staged after it.
+    pub fn flush_all(&mut self) {
+        const CEILING: [u8; 9] = [0xff; 9];
+        for name in [Cf::Data, Cf::Sub, Cf::Score].map(Cf::name).into_iter().chain([CF_EXPIRE]) {
+            let h = self.cf(name);
+            self.wb.delete_range_cf(h, &[][..], &CEILING[..]);
+        }
+        self.base.stats.wrote();
+        *self.ov = Overlay {
+            flushed: true,
+            ..Overlay::default()
+        };
+    }
+
     fn stage(&mut self, cf: Cf, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.base.stats.wrote();
         let h = self.cf(cf.name());
@@ -281,6 +303,10 @@ impl Read for Staged<'_> {
                 self.base.stats.read();
                 Ok(v.clone())
             }
+            None if self.ov.flushed => {
+                self.base.stats.read();
+                Ok(None)
+            }
             None => self.base.get(cf, key),
         }
     }
@@ -307,7 +333,8 @@ impl Read for Staged<'_> {
         let mut ov = ov.peekable();
         let first = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
         let mut stopped = false;
-        self.base.scan(cf, lower, upper, reverse, &mut |k, v| {
+        let base_lower = if self.ov.flushed { upper } else { lower };
+        self.base.scan(cf, base_lower, upper, reverse, &mut |k, v| {
             while let Some((ok, ovv)) = ov.peek() {
                 if !first(ok, k) {
                     break;
