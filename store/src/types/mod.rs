@@ -25,6 +25,7 @@
 
 pub mod clean;
 pub mod hash;
+pub mod keyspace;
 pub mod list;
 pub mod meta;
 pub mod num;
@@ -34,6 +35,8 @@ pub mod zset;
 
 #[cfg(test)]
 mod tests_hash;
+#[cfg(test)]
+mod tests_keyspace;
 #[cfg(test)]
 mod tests_layout;
 #[cfg(test)]

@@ -16,7 +16,7 @@ fn load<R: Read + ?Sized>(r: &R, key: &[u8]) -> Result<Option<Meta>> {
 
 /// FNV-1a over (version, member) with a 64-bit finaliser: stable across builds and replicas
 /// (unlike std's hasher, whose algorithm may change).
-fn member_hash(version: u64, member: &[u8]) -> u64 {
+pub(crate) fn member_hash(version: u64, member: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in version.to_be_bytes().iter().chain(member) {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);

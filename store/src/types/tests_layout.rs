@@ -212,9 +212,16 @@ fn flush_all_hides_everything_before_it_in_the_batch_and_deletes_it() {
     db.set_string(b"str", b"v");
     let seen = db.w(|st| {
         st.flush_all();
-        let gone = (hash::hlen(st, b"k0").unwrap(), zset::zcard(st, b"k3").unwrap());
+        let gone = (
+            hash::hlen(st, b"k0").unwrap(),
+            zset::zcard(st, b"k3").unwrap(),
+        );
         list::push(st, b"k1", list::End::Left, &bs(&["new"]), false).unwrap();
-        (gone, list::lrange(st, b"k1", 0, -1).unwrap(), st.get(Cf::Data, &data_key(b"str")).unwrap())
+        (
+            gone,
+            list::lrange(st, b"k1", 0, -1).unwrap(),
+            st.get(Cf::Data, &data_key(b"str")).unwrap(),
+        )
     });
     assert_eq!(seen, ((0, 0), bs(&["new"]), None));
     assert_eq!((db.count(Cf::Data), db.keys), (1, 1));

@@ -253,7 +253,11 @@ impl<'a> Staged<'a> {
     /// delete each, O(1)); later reads of this batch see only what is staged after it.
     pub fn flush_all(&mut self) {
         const CEILING: [u8; 9] = [0xff; 9];
-        for name in [Cf::Data, Cf::Sub, Cf::Score].map(Cf::name).into_iter().chain([CF_EXPIRE]) {
+        for name in [Cf::Data, Cf::Sub, Cf::Score]
+            .map(Cf::name)
+            .into_iter()
+            .chain([CF_EXPIRE])
+        {
             let h = self.cf(name);
             self.wb.delete_range_cf(h, &[][..], &CEILING[..]);
         }
@@ -334,28 +338,29 @@ impl Read for Staged<'_> {
         let first = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
         let mut stopped = false;
         let base_lower = if self.ov.flushed { upper } else { lower };
-        self.base.scan(cf, base_lower, upper, reverse, &mut |k, v| {
-            while let Some((ok, ovv)) = ov.peek() {
-                if !first(ok, k) {
-                    break;
-                }
-                if !emit(stats, ok, ovv, f) {
-                    stopped = true;
-                    return false;
-                }
-                ov.next();
-            }
-            let go_on = match ov.peek() {
-                Some((ok, ovv)) if ok.as_slice() == k => {
-                    let go = emit(stats, ok, ovv, f);
+        self.base
+            .scan(cf, base_lower, upper, reverse, &mut |k, v| {
+                while let Some((ok, ovv)) = ov.peek() {
+                    if !first(ok, k) {
+                        break;
+                    }
+                    if !emit(stats, ok, ovv, f) {
+                        stopped = true;
+                        return false;
+                    }
                     ov.next();
-                    go
                 }
-                _ => f(k, v),
-            };
-            stopped = !go_on;
-            go_on
-        })?;
+                let go_on = match ov.peek() {
+                    Some((ok, ovv)) if ok.as_slice() == k => {
+                        let go = emit(stats, ok, ovv, f);
+                        ov.next();
+                        go
+                    }
+                    _ => f(k, v),
+                };
+                stopped = !go_on;
+                go_on
+            })?;
         if !stopped {
             for (ok, ovv) in ov {
                 if !emit(stats, ok, ovv, f) {
