@@ -315,3 +315,62 @@ pub fn lrem<W: Write + ?Sized>(w: &mut W, key: &[u8], count: i64, value: &[u8]) 
     meta::save(w, key, &m, true)?;
     Ok(removed)
 }
+
+/// LMOVE / RPOPLPUSH: pops one element from `src`'s `from` end and pushes it at `dst`'s `to`
+/// end (the same list rotates); `None` when there is no `src`. As Redis: a missing `src`
+/// answers nil before `dst`'s type is looked at.
+pub fn lmove<W: Write + ?Sized>(
+    w: &mut W,
+    src: &[u8],
+    dst: &[u8],
+    from: End,
+    to: End,
+) -> Result<Option<Vec<u8>>> {
+    if load(w, src)?.is_none() {
+        return Ok(None);
+    }
+    load(w, dst)?;
+    let Some(mut popped) = pop(w, src, from, 1)? else {
+        return Ok(None);
+    };
+    let Some(v) = popped.pop() else {
+        return Ok(None);
+    };
+    push(w, dst, to, &[&v], false)?;
+    Ok(Some(v))
+}
+
+/// LPOS: the indexes of elements equal to `value`. `rank` (not 0) picks the n-th match,
+/// negative from the tail; `count` (0 = all) how many to return; `maxlen` (0 = all) how many
+/// elements to compare at most. O(elements compared).
+pub fn lpos<R: Read + ?Sized>(
+    r: &R,
+    key: &[u8],
+    value: &[u8],
+    rank: i64,
+    count: u64,
+    maxlen: u64,
+) -> Result<Vec<u64>> {
+    let Some(m) = load(r, key)? else {
+        return Ok(Vec::new());
+    };
+    let prefix = m.prefix(key);
+    let (reverse, mut skip) = (rank < 0, rank.unsigned_abs().max(1) - 1);
+    let want = if count == 0 { u64::MAX } else { count };
+    let limit = if maxlen == 0 { u64::MAX } else { maxlen };
+    let (mut out, mut seen) = (Vec::new(), 0u64);
+    let (lo, hi) = (elem_key(&prefix, m.head), elem_key(&prefix, m.tail));
+    r.scan(Cf::Sub, &lo, &hi, reverse, &mut |_, v| {
+        let index = if reverse { m.size - 1 - seen } else { seen };
+        seen += 1;
+        if v == value {
+            if skip == 0 {
+                out.push(index);
+            } else {
+                skip -= 1;
+            }
+        }
+        (out.len() as u64) < want && seen < limit
+    })?;
+    Ok(out)
+}

@@ -30,7 +30,9 @@ pub mod list;
 pub mod meta;
 pub mod num;
 pub mod set;
+pub mod setops;
 pub mod view;
+pub mod zrange;
 pub mod zset;
 
 #[cfg(test)]
@@ -43,6 +45,8 @@ mod tests_layout;
 mod tests_list;
 #[cfg(test)]
 mod tests_set;
+#[cfg(test)]
+mod tests_zrange;
 #[cfg(test)]
 mod tests_zset;
 #[cfg(test)]

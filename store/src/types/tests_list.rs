@@ -220,3 +220,55 @@ fn operations_on_a_100k_element_list_touch_a_constant_number_of_records() {
     assert!(big.iter().all(|&(r, w)| r <= 12 && w <= 4), "{big:?}");
     assert_eq!(db.r(|v| llen(v, b"big")), Ok(100_000 + 2 - 4 - 2));
 }
+
+#[test]
+fn lmove_pops_and_pushes_and_rotates_one_list() {
+    let mut db = filled(&["a", "b", "c"]);
+    let mv = |db: &mut Db, s: &[u8], d: &[u8], f, t| db.w(|st| lmove(st, s, d, f, t));
+    assert_eq!(
+        mv(&mut db, b"l", b"l", End::Right, End::Left),
+        Ok(Some(b"c".to_vec()))
+    );
+    assert_eq!(all(&db), bs(&["c", "a", "b"]));
+    assert_eq!(
+        mv(&mut db, b"l", b"d", End::Left, End::Right),
+        Ok(Some(b"c".to_vec()))
+    );
+    assert_eq!(
+        mv(&mut db, b"l", b"d", End::Left, End::Right),
+        Ok(Some(b"a".to_vec()))
+    );
+    assert_eq!(db.r(|v| lrange(v, b"d", 0, -1)), Ok(bs(&["c", "a"])));
+    db.set_string(b"s", b"v");
+    assert_eq!(
+        mv(&mut db, b"nokey", b"s", End::Left, End::Left),
+        Ok(None),
+        "nil before dst's type"
+    );
+    assert_eq!(
+        mv(&mut db, b"l", b"s", End::Left, End::Left),
+        Err(Error::WrongType)
+    );
+    assert_eq!(all(&db), bs(&["b"]), "nothing popped on WRONGTYPE");
+    assert_eq!(
+        mv(&mut db, b"l", b"d", End::Left, End::Left),
+        Ok(Some(b"b".to_vec()))
+    );
+    assert_eq!(db.r(|v| llen(v, b"l")), Ok(0));
+}
+
+#[test]
+fn lpos_with_rank_count_and_maxlen() {
+    let db = filled(&["a", "b", "c", "1", "2", "3", "c", "c"]);
+    db.r(|v| {
+        assert_eq!(lpos(v, b"l", b"c", 1, 1, 0).unwrap(), vec![2]);
+        assert_eq!(lpos(v, b"l", b"c", 2, 1, 0).unwrap(), vec![6]);
+        assert_eq!(lpos(v, b"l", b"c", -1, 1, 0).unwrap(), vec![7]);
+        assert_eq!(lpos(v, b"l", b"c", 1, 0, 0).unwrap(), vec![2, 6, 7]);
+        assert_eq!(lpos(v, b"l", b"c", -1, 2, 0).unwrap(), vec![7, 6]);
+        assert_eq!(lpos(v, b"l", b"c", 1, 0, 3).unwrap(), vec![2]);
+        assert_eq!(lpos(v, b"l", b"c", -1, 0, 1).unwrap(), vec![7]);
+        assert!(lpos(v, b"l", b"zz", 1, 0, 0).unwrap().is_empty());
+        assert!(lpos(v, b"nokey", b"c", 1, 0, 0).unwrap().is_empty());
+    });
+}

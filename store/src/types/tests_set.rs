@@ -176,3 +176,78 @@ fn operations_on_a_100k_member_set_touch_a_constant_number_of_records() {
     assert!(small.iter().all(|&(r, w)| r <= 20 && w <= 5), "{small:?}");
     assert_eq!(db.r(|v| scard(v, b"big")), Ok(100_000 + 1 - 1 - 3));
 }
+
+fn sets(db: &mut Db) {
+    db.w(|st| {
+        sadd(st, b"a", &bs(&["1", "2", "3", "4"])).unwrap();
+        sadd(st, b"b", &bs(&["2", "3", "5"])).unwrap();
+        sadd(st, b"c", &bs(&["3", "2", "9"])).unwrap();
+    });
+    db.set_string(b"str", b"v");
+}
+
+#[test]
+fn set_algebra_follows_redis() {
+    use super::setops::*;
+    let mut db = Db::new();
+    sets(&mut db);
+    db.r(|v| {
+        assert_eq!(
+            sorted(sinter(v, &bs(&["a", "b", "c"])).unwrap()),
+            bs(&["2", "3"])
+        );
+        assert!(sinter(v, &bs(&["a", "nokey"])).unwrap().is_empty());
+        assert_eq!(sintercard(v, &bs(&["a", "b"]), 0).unwrap(), 2);
+        assert_eq!(sintercard(v, &bs(&["a", "b"]), 1).unwrap(), 1);
+        assert_eq!(
+            sunion(v, &bs(&["a", "b", "nokey"])).unwrap(),
+            bs(&["1", "2", "3", "4", "5"])
+        );
+        assert_eq!(sorted(sdiff(v, &bs(&["a", "b"])).unwrap()), bs(&["1", "4"]));
+        assert_eq!(
+            sorted(sdiff(v, &bs(&["a", "nokey"])).unwrap()),
+            bs(&["1", "2", "3", "4"])
+        );
+        assert!(sdiff(v, &bs(&["nokey", "a"])).unwrap().is_empty());
+        // Every key is type-checked, even after a missing one.
+        assert_eq!(sinter(v, &bs(&["nokey", "str"])), Err(Error::WrongType));
+        assert_eq!(sunion(v, &bs(&["a", "str"])), Err(Error::WrongType));
+        assert_eq!(sdiff(v, &bs(&["a", "str"])), Err(Error::WrongType));
+    });
+    let inter = db.r(|v| sinter(v, &bs(&["a", "b"])).unwrap());
+    assert_eq!(
+        db.w(|st| store(st, b"str", &inter)),
+        Ok(2),
+        "replaces a string"
+    );
+    assert_eq!(
+        db.r(|v| sorted(smembers(v, b"str").unwrap())),
+        bs(&["2", "3"])
+    );
+    assert_eq!(db.w(|st| store(st, b"a", &[])), Ok(0));
+    assert_eq!(db.r(|v| scard(v, b"a")), Ok(0));
+}
+
+#[test]
+fn smove_moves_one_member() {
+    use super::setops::smove;
+    let mut db = Db::new();
+    sets(&mut db);
+    assert_eq!(db.w(|st| smove(st, b"a", b"new", b"1")), Ok(true));
+    assert_eq!(db.w(|st| smove(st, b"a", b"new", b"1")), Ok(false));
+    assert_eq!(db.w(|st| smove(st, b"nokey", b"new", b"1")), Ok(false));
+    assert_eq!(db.w(|st| smove(st, b"b", b"b", b"5")), Ok(true));
+    assert_eq!(
+        db.w(|st| smove(st, b"a", b"str", b"2")),
+        Err(Error::WrongType)
+    );
+    assert_eq!(
+        db.w(|st| smove(st, b"str", b"a", b"2")),
+        Err(Error::WrongType)
+    );
+    db.r(|v| {
+        assert_eq!(smembers(v, b"new").unwrap(), bs(&["1"]));
+        assert_eq!(scard(v, b"a").unwrap(), 3);
+        assert_eq!(scard(v, b"b").unwrap(), 3);
+    });
+}
