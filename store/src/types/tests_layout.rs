@@ -5,7 +5,7 @@ use super::clean::{clean, Cursor};
 use super::meta::data_key;
 use super::testutil::{bs, Db, NOW};
 use super::view::{DbView, Overlay, Staged};
-use super::{hash, list, set, zset, Cf, Read, Versions};
+use super::{hash, list, set, zset, Cf, Read, Versions, Write};
 
 fn fill(db: &mut Db, n: usize) {
     for i in 0..n {
@@ -228,4 +228,62 @@ fn flush_all_hides_everything_before_it_in_the_batch_and_deletes_it() {
     assert_eq!((db.count(Cf::Sub), db.count(Cf::Score)), (1, 0));
     assert_eq!(expire_entries(&db), 0);
     assert_eq!(db.r(|v| list::lrange(v, b"k1", 0, -1)), Ok(bs(&["new"])));
+}
+
+/// Scans through the staged view against a model: random committed records, random staged
+/// puts and deletes over them, random bounds, both directions, stopping early.
+#[test]
+fn staged_scans_merge_the_overlay_like_a_model() {
+    use std::collections::BTreeMap;
+    let db = Db::new();
+    let mut rng = super::Rng::new(11);
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let key = |rng: &mut super::Rng| vec![0, (rng.next_u64() % 40) as u8];
+    for round in 0..20u8 {
+        let mut wb = rocksdb::WriteBatch::default();
+        let mut ov = Overlay::default();
+        let mut versions = Versions::default();
+        let mut st = Staged::new(&db.db, &mut wb, &mut ov, &mut versions, 1, NOW).unwrap();
+        for _ in 0..15 {
+            let k = key(&mut rng);
+            if rng.next_u64() % 3 == 0 {
+                st.delete(Cf::Sub, &k);
+                model.remove(&k);
+            } else {
+                st.put(Cf::Sub, &k, &[round]);
+                model.insert(k, vec![round]);
+            }
+        }
+        for _ in 0..30 {
+            let (a, b) = (key(&mut rng), key(&mut rng));
+            let (lo, hi) = (a.clone().min(b.clone()), a.max(b));
+            let reverse = rng.next_u64() % 2 == 0;
+            let stop_after = (rng.next_u64() % 12) as usize;
+            let mut got = Vec::new();
+            st.scan(Cf::Sub, &lo, &hi, reverse, &mut |k, v| {
+                got.push((k.to_vec(), v.to_vec()));
+                got.len() < stop_after
+            })
+            .unwrap();
+            let range = model.range(lo.clone()..hi.clone());
+            let want: Vec<(Vec<u8>, Vec<u8>)> = if reverse {
+                range
+                    .rev()
+                    .take(stop_after.max(1))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            } else {
+                range
+                    .take(stop_after.max(1))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
+            assert_eq!(got, want, "round {round} {lo:?}..{hi:?} rev={reverse}");
+            for probe in [&lo, &hi] {
+                assert_eq!(st.get(Cf::Sub, probe).unwrap().as_ref(), model.get(probe));
+            }
+        }
+        drop(st);
+        db.db.write(wb).unwrap();
+    }
 }
