@@ -22,6 +22,27 @@
 //! the caller's `WriteBatch` and keeps an [`view::Overlay`] so later commands of the same batch
 //! see earlier ones (its size is bounded by the batch's own writes). Both count the records
 //! they touch ([`view::Stats`]), which the cost tests assert on.
+//!
+//! Costs: every operation touches O(1) records per field / element / member it names, or
+//! the records it returns or removes, except ZRANK and ranges by rank (O(min(rank, n -
+//! rank)): no order-statistics index), ZCOUNT / ZLEXCOUNT (the members counted), LINSERT,
+//! LREM, LPOS (O(n), as in Redis), the set algebra, and [`keyspace::copy`] (RENAME / COPY of
+//! a collection: O(n) records, paged).
+//!
+//! Wiring into `Store` (not done here; the commands are not routed yet):
+//! - the store keeps a [`Versions`] (load at open and after a snapshot restore: the counter
+//!   lives in `meta`) and an [`view::Overlay`] cleared in `batch_written`; it implements
+//!   [`Write`] with its own `put` / `del` for `put_data` / `del_data` (one overlay for strings
+//!   and metadata, its key counters and expiry index), or moves strings onto [`view::Staged`]
+//!   and adds the overlay's `keys_delta` / `expires_delta` to its counters;
+//! - FLUSHALL must also empty `sub` and `zscore` ([`view::Staged::flush_all`] does all);
+//! - RENAME / COPY of a collection go through [`keyspace::copy`] (today's RENAME moves only
+//!   the data record, which would leave the elements behind);
+//! - TYPE and SCAN TYPE use [`meta::type_name`]; string commands already answer WRONGTYPE
+//!   for types 1..4, and SET / DEL / EXPIRE / PERSIST / the sweep work on the metadata as is;
+//! - the leader proposes [`clean::clean`] like the expiry sweep, the cursor in the command;
+//! - a slot imported from another group raises the counter ([`Versions::raise_to`]) above
+//!   the versions it brings.
 
 pub mod clean;
 pub mod hash;
