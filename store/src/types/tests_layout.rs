@@ -246,7 +246,7 @@ fn staged_scans_merge_the_overlay_like_a_model() {
         let mut st = Staged::new(&db.db, &mut wb, &mut ov, &mut versions, 1, NOW).unwrap();
         for _ in 0..15 {
             let k = key(&mut rng);
-            if rng.next_u64() % 3 == 0 {
+            if rng.next_u64().is_multiple_of(3) {
                 st.delete(Cf::Sub, &k);
                 model.remove(&k);
             } else {
@@ -257,7 +257,7 @@ fn staged_scans_merge_the_overlay_like_a_model() {
         for _ in 0..30 {
             let (a, b) = (key(&mut rng), key(&mut rng));
             let (lo, hi) = (a.clone().min(b.clone()), a.max(b));
-            let reverse = rng.next_u64() % 2 == 0;
+            let reverse = rng.next_u64().is_multiple_of(2);
             let stop_after = (rng.next_u64() % 12) as usize;
             let mut got = Vec::new();
             st.scan(Cf::Sub, &lo, &hi, reverse, &mut |k, v| {
@@ -283,7 +283,6 @@ fn staged_scans_merge_the_overlay_like_a_model() {
                 assert_eq!(st.get(Cf::Sub, probe).unwrap().as_ref(), model.get(probe));
             }
         }
-        drop(st);
         db.db.write(wb).unwrap();
     }
 }
