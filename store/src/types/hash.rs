@@ -1,10 +1,12 @@
-//! Hashes: one `sub` record per field (sub key = the field, value = the field's value), the
-//! field count in the metadata. Every operation touches only the fields it names, except
+//! Hashes: one `sub` record per field (sub key = `[hash u64 BE][field]`, value = the field's
+//! value: fields come in the hash's pseudo-random order, as Redis's own are unordered, and
+//! HRANDFIELD picks in O(count), see [`super::random`]), the field count in the metadata. Every operation touches only the fields it names, except
 //! those that return the whole hash (HGETALL, HKEYS, HVALS) and the cursor scan's page.
 
 use super::meta::{self, join, prefix_end, Meta};
 use super::num::{format_human, parse_f64, parse_i64};
-use super::{Cf, Error, Read, Result, Write};
+use super::random::{hashed_key, pick, HASH_LEN};
+use super::{Cf, Error, Read, Result, Rng, Write};
 use crate::TYPE_HASH;
 
 fn load<R: Read + ?Sized>(r: &R, key: &[u8]) -> Result<Option<Meta>> {
@@ -12,7 +14,7 @@ fn load<R: Read + ?Sized>(r: &R, key: &[u8]) -> Result<Option<Meta>> {
 }
 
 fn field_key(m: &Meta, key: &[u8], field: &[u8]) -> Vec<u8> {
-    join(&m.prefix(key), &[field])
+    hashed_key(&m.prefix(key), m.version, field)
 }
 
 /// HSET / HMSET: sets the fields; returns how many were new.
@@ -110,26 +112,21 @@ pub fn hstrlen<R: Read + ?Sized>(r: &R, key: &[u8], field: &[u8]) -> Result<u64>
     Ok(hget(r, key, field)?.map_or(0, |v| v.len() as u64))
 }
 
-/// Visits every (field, value) in field order.
+/// Visits every (field, value), in hash order.
 fn each<R: Read + ?Sized>(r: &R, key: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
     let Some(m) = load(r, key)? else {
         return Ok(());
     };
     let prefix = m.prefix(key);
-    let n = prefix.len();
-    r.scan(
-        Cf::Sub,
-        &prefix,
-        &prefix_end(&prefix),
-        false,
-        &mut |k, v| {
-            f(&k[n..], v);
-            true
-        },
-    )
+    let n = prefix.len() + HASH_LEN;
+    let end = prefix_end(&prefix);
+    r.scan(Cf::Sub, &prefix, &end, false, &mut |k, v| {
+        f(k.get(n..).unwrap_or_default(), v);
+        true
+    })
 }
 
-/// HGETALL: (field, value) pairs in field order.
+/// HGETALL: (field, value) pairs.
 pub fn hgetall<R: Read + ?Sized>(r: &R, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     each(r, key, |f, v| out.push((f.to_vec(), v.to_vec())))?;
@@ -215,8 +212,8 @@ pub(crate) fn scan_page<R: Read + ?Sized>(
     Ok(if seen < count { None } else { last })
 }
 
-/// HSCAN: examines up to `count` fields after `after` in field order; returns those matching
-/// `pattern` (a glob) with their values. The RESP layer maps `next` to Redis's numeric cursor.
+/// HSCAN: examines up to `count` fields after sub key `after` (the `next` of the previous
+/// page); returns those matching `pattern` (a glob) with their values. The RESP layer maps `next` to Redis's numeric cursor.
 pub fn hscan<R: Read + ?Sized>(
     r: &R,
     key: &[u8],
@@ -229,10 +226,26 @@ pub fn hscan<R: Read + ?Sized>(
     };
     let pattern = pattern.filter(|p| *p != b"*");
     let mut items = Vec::new();
-    let next = scan_page(r, &m.prefix(key), after, count, |f, v| {
+    let next = scan_page(r, &m.prefix(key), after, count, |sub, v| {
+        let f = sub.get(HASH_LEN..).unwrap_or_default();
         if pattern.is_none_or(|p| crate::glob_match(p, f, false)) {
             items.push((f.to_vec(), v.to_vec()));
         }
     })?;
     Ok(ScanPage { items, next })
+}
+
+/// HRANDFIELD with a count: `count > 0` gives up to `count` distinct (field, value) pairs,
+/// `count < 0` gives `-count` pairs that may repeat (see [`pick`]).
+pub fn hrandfield<R: Read + ?Sized>(
+    r: &R,
+    key: &[u8],
+    count: i64,
+    rng: &mut Rng,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let Some(m) = load(r, key)? else {
+        return Ok(Vec::new());
+    };
+    let picked = pick(r, &m.prefix(key), m.size, count, rng)?;
+    Ok(picked.into_iter().map(|(_, f, v)| (f, v)).collect())
 }

@@ -2,9 +2,9 @@
 //! key (what RENAME and COPY need: sub records are keyed by the user key, so they move too).
 
 use super::meta::{self, data_key, header, is_collection, join, prefix_end, type_name, Meta};
-use super::set::member_hash;
+use super::random::{name_hash, HASH_LEN};
 use super::{Cf, Error, Read, Result, Write};
-use crate::TYPE_SET;
+use crate::TYPE_LIST;
 
 /// Records copied per page: what a copy holds in memory at once.
 const PAGE: usize = 512;
@@ -79,9 +79,10 @@ pub fn copy<W: Write + ?Sized>(w: &mut W, src: &[u8], dst: &[u8]) -> Result<bool
     let (from, to) = (m.prefix(src), copied.prefix(dst));
     let version = copied.version;
     let rekey = move |sub: &[u8]| -> Vec<u8> {
-        match sub.get(8..) {
-            Some(member) if m.typ == TYPE_SET => {
-                join(&member_hash(version, member).to_be_bytes(), &[member])
+        // Hashed sub keys mix in the version: re-hash them for the copy's.
+        match sub.get(HASH_LEN..) {
+            Some(name) if m.typ != TYPE_LIST => {
+                join(&name_hash(version, name).to_be_bytes(), &[name])
             }
             _ => sub.to_vec(),
         }

@@ -5,10 +5,11 @@
 //!   `[type u8][expire_at_ms i64 BE][version u64 BE][size u64 BE][list: head u64 BE, tail u64 BE]`
 //!   (the first 9 bytes are the header strings have too; see [`meta`]).
 //! - `sub`: `[slot u16 BE][key len u32 BE][user key][version u64 BE][sub key]` → value, one
-//!   record per hash field (sub key = field, value = value), list element (sub key = sequence
-//!   u64 BE, value = element), set member (sub key = `[hash u64 BE][member]`, empty value: the
-//!   hash orders members pseudo-randomly, which seeded SPOP/SRANDMEMBER use) and sorted-set
-//!   member (sub key = member, value = score f64 bits BE).
+//!   record per hash field (sub key = `[hash u64 BE][field]`, value = value), list element
+//!   (sub key = sequence u64 BE, value = element), set member (sub key = `[hash][member]`,
+//!   empty value) and sorted-set member (sub key = `[hash][member]`, value = score f64 bits
+//!   BE). The hash ([`random::name_hash`]) orders names pseudo-randomly, which random picks
+//!   (seeded SPOP, SRANDMEMBER, HRANDFIELD, ZRANDMEMBER) use; see [`random`].
 //! - `zscore`: `[slot][key len][user key][version][score, order-preserving u64 BE][member]` →
 //!   empty: the sorted sets' score index.
 //!
@@ -50,6 +51,7 @@ pub mod keyspace;
 pub mod list;
 pub mod meta;
 pub mod num;
+pub mod random;
 pub mod set;
 pub mod setops;
 pub mod view;
@@ -130,7 +132,7 @@ pub enum Error {
     NoSuchKey,
     #[error("ERR index out of range")]
     IndexOutOfRange,
-    /// A count beyond what one reply may hold (see `set::MAX_RANDOM_REPEATS`).
+    /// A count beyond what one reply may hold (see `random::MAX_RANDOM_REPEATS`).
     #[error("ERR value is out of range")]
     OutOfRange,
     #[error("ERR min or max is not a float")]

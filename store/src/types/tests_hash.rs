@@ -5,6 +5,11 @@ use super::hash::*;
 use super::testutil::{bs, Db, NOW};
 use super::{list, Cf, Error, Write};
 
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
 fn pairs(items: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
     items
         .iter()
@@ -47,10 +52,15 @@ fn hset_counts_new_fields_and_overwrites_old_ones() {
         assert!(!hexists(v, b"h", b"q").unwrap());
         assert_eq!(hstrlen(v, b"h", b"a").unwrap(), 1);
         assert_eq!(hstrlen(v, b"h", b"q").unwrap(), 0);
-        assert_eq!(hkeys(v, b"h").unwrap(), bs(&["a", "b", "c", "d"]));
-        assert_eq!(hvals(v, b"h").unwrap(), bs(&["x", "2", "3", "2"]));
+        // Fields come in hash order (Redis's are unordered too); values in the same order.
+        let all = hgetall(v, b"h").unwrap();
+        let keys: Vec<Vec<u8>> = all.iter().map(|(f, _)| f.clone()).collect();
+        let vals: Vec<Vec<u8>> = all.iter().map(|(_, v)| v.clone()).collect();
+        assert_eq!(hkeys(v, b"h").unwrap(), keys);
+        assert_eq!(hvals(v, b"h").unwrap(), vals);
+        assert_eq!(sorted(keys), bs(&["a", "b", "c", "d"]));
         assert_eq!(
-            hgetall(v, b"h").unwrap(),
+            sorted(all),
             pairs(&[("a", "x"), ("b", "2"), ("c", "3"), ("d", "2")])
         );
         assert!(hgetall(v, b"nokey").unwrap().is_empty());
@@ -146,7 +156,7 @@ fn hscan_pages_through_every_field_once_with_a_pattern() {
     }
     assert_eq!(pages, 3);
     let want: Vec<Vec<u8>> = (10..20).map(|i| format!("f{i}").into_bytes()).collect();
-    assert_eq!(seen, want);
+    assert_eq!(sorted(seen), want);
     let all = db.r(|v| hscan(v, b"h", None, 100, Some(b"*")).unwrap());
     assert_eq!((all.items.len(), all.next), (25, None));
     assert_eq!(
@@ -192,7 +202,7 @@ fn commands_of_one_batch_see_each_other() {
     let got = db.w(|st| {
         hdel(st, b"h", &bs(&["f"])).unwrap();
         hset(st, b"h", &pairs(&[("m", "1")])).unwrap();
-        hkeys(st, b"h").unwrap()
+        sorted(hkeys(st, b"h").unwrap())
     });
     assert_eq!(got, bs(&["a", "m", "z"]));
 }
@@ -276,4 +286,31 @@ fn operations_on_a_100k_field_hash_touch_a_constant_number_of_records() {
     assert_eq!(big, small, "same records touched at 100k fields as at 20");
     assert!(big.iter().all(|&(r, w)| r <= 12 && w <= 3), "{big:?}");
     assert_eq!(db.r(|v| hlen(v, b"big")), Ok(100_001));
+}
+
+#[test]
+fn hrandfield_counts_follow_redis() {
+    let mut db = Db::new();
+    let fields: Vec<(Vec<u8>, Vec<u8>)> = (0..10)
+        .map(|i| (format!("f{i}").into_bytes(), format!("v{i}").into_bytes()))
+        .collect();
+    db.w(|st| hset(st, b"h", &fields).unwrap());
+    let mut rng = super::Rng::new(9);
+    db.r(|v| {
+        let three = hrandfield(v, b"h", 3, &mut rng).unwrap();
+        assert_eq!(three.len(), 3);
+        assert!(
+            three.iter().all(|p| fields.contains(p)),
+            "values belong to their fields"
+        );
+        assert_eq!(
+            sorted(hrandfield(v, b"h", 50, &mut rng).unwrap()),
+            sorted(fields.clone())
+        );
+        assert_eq!(hrandfield(v, b"h", -30, &mut rng).unwrap().len(), 30);
+        assert!(hrandfield(v, b"nokey", 5, &mut rng).unwrap().is_empty());
+        let many = hrandfield(v, b"h", -3000, &mut rng).unwrap();
+        let distinct: std::collections::BTreeSet<_> = many.iter().collect();
+        assert_eq!(distinct.len(), 10, "every field comes up");
+    });
 }

@@ -72,3 +72,22 @@ fn zremrange_by_rank_score_and_lex() {
     assert_eq!(db.w(|st| zremrange(st, b"z", &by_lex)), Ok(3));
     assert_eq!(members(&db), bs(&["a", "e"]));
 }
+
+#[test]
+fn zrandmember_gives_members_with_their_scores() {
+    let mut db = Db::new();
+    abcde(&mut db, false);
+    let mut rng = super::Rng::new(4);
+    db.r(|v| {
+        let all = zrandmember(v, b"z", 10, &mut rng).unwrap();
+        let mut names: Vec<Vec<u8>> = all.iter().map(|(m, _)| m.clone()).collect();
+        names.sort();
+        assert_eq!(names, bs(&["a", "b", "c", "d", "e"]));
+        for (m, s) in &all {
+            assert_eq!(zscore(v, b"z", m).unwrap(), Some(*s));
+        }
+        assert_eq!(zrandmember(v, b"z", -12, &mut rng).unwrap().len(), 12);
+        assert_eq!(zrandmember(v, b"z", 2, &mut rng).unwrap().len(), 2);
+        assert!(zrandmember(v, b"nokey", 2, &mut rng).unwrap().is_empty());
+    });
+}

@@ -6,7 +6,7 @@
 use super::list::norm_range;
 use super::meta::{self, join, prefix_end, Meta};
 use super::num::parse_f64;
-use super::zset::{decode_score, index_key, load, score_order};
+use super::zset::{decode_score, index_key, load, member_key, score_order};
 use super::{Cf, Error, Read, Result, Write};
 
 /// One end of a score range.
@@ -258,7 +258,7 @@ pub fn zrank<R: Read + ?Sized>(r: &R, key: &[u8], member: &[u8], rev: bool) -> R
         return Ok(None);
     };
     let prefix = m.prefix(key);
-    let Some(v) = r.get(Cf::Sub, &join(&prefix, &[member]))? else {
+    let Some(v) = r.get(Cf::Sub, &member_key(&m, &prefix, member))? else {
         return Ok(None);
     };
     let at = index_key(&prefix, decode_score(&v)?, member);
@@ -309,7 +309,7 @@ pub fn zremrange<W: Write + ?Sized>(w: &mut W, key: &[u8], by: &RangeBy) -> Resu
     let prefix = m.prefix(key);
     for (member, score) in &gone {
         w.delete(Cf::Score, &index_key(&prefix, *score, member));
-        w.delete(Cf::Sub, &join(&prefix, &[member]));
+        w.delete(Cf::Sub, &member_key(&m, &prefix, member));
     }
     m.size -= (gone.len() as u64).min(m.size);
     meta::save(w, key, &m, true)?;

@@ -1,13 +1,15 @@
-//! Sorted sets: per member one `sub` record (sub key = member, value = score f64 bits BE)
-//! and one `zscore` index record (`[score, order-preserving u64 BE][member]` → score bits), so
+//! Sorted sets: per member one `sub` record (sub key = `[hash u64 BE][member]`, value =
+//! score f64 bits BE; ZRANDMEMBER picks from them in O(count), see [`super::random`]) and
+//! one `zscore` index record (`[score, order-preserving u64 BE][member]` → score bits), so
 //! members are ordered by (score, member) as in Redis. ZADD, ZREM, ZSCORE, ZINCRBY touch
 //! O(1) records per member; ranges by score or lex seek straight to their start and touch
 //! what they return (plus a LIMIT offset, as Redis); ranges by rank and ZRANK walk from the
 //! nearer end, O(min(rank, n - rank)): there is no order-statistics index (yet).
 
 use super::meta::{self, join, prefix_end, Meta};
+use super::random::{hashed_key, pick};
 pub use super::zrange::*;
-use super::{Cf, Error, Read, Result, Write};
+use super::{Cf, Error, Read, Result, Rng, Write};
 use crate::TYPE_ZSET;
 
 pub(crate) fn load<R: Read + ?Sized>(r: &R, key: &[u8]) -> Result<Option<Meta>> {
@@ -22,6 +24,11 @@ pub fn score_order(score: f64) -> u64 {
     } else {
         bits | (1 << 63)
     }
+}
+
+/// The member's `sub` record key.
+pub(crate) fn member_key(m: &Meta, prefix: &[u8], member: &[u8]) -> Vec<u8> {
+    hashed_key(prefix, m.version, member)
 }
 
 pub(crate) fn index_key(prefix: &[u8], score: f64, member: &[u8]) -> Vec<u8> {
@@ -86,7 +93,7 @@ fn add_one<W: Write + ?Sized>(
     score: f64,
     member: &[u8],
 ) -> Result<Outcome> {
-    let mkey = join(prefix, &[member]);
+    let mkey = member_key(m, prefix, member);
     let cur = match w.get(Cf::Sub, &mkey)? {
         Some(v) => Some(decode_score(&v)?),
         None => None,
@@ -185,7 +192,7 @@ where
     let prefix = m.prefix(key);
     let mut removed = 0;
     for member in members {
-        let mkey = join(&prefix, &[member.as_ref()]);
+        let mkey = member_key(&m, &prefix, member.as_ref());
         if let Some(v) = w.get(Cf::Sub, &mkey)? {
             w.delete(
                 Cf::Score,
@@ -205,7 +212,7 @@ pub fn zscore<R: Read + ?Sized>(r: &R, key: &[u8], member: &[u8]) -> Result<Opti
     let Some(m) = load(r, key)? else {
         return Ok(None);
     };
-    match r.get(Cf::Sub, &join(&m.prefix(key), &[member]))? {
+    match r.get(Cf::Sub, &member_key(&m, &m.prefix(key), member))? {
         Some(v) => Ok(Some(decode_score(&v)?)),
         None => Ok(None),
     }
@@ -223,10 +230,12 @@ where
     let prefix = m.prefix(key);
     members
         .iter()
-        .map(|x| match r.get(Cf::Sub, &join(&prefix, &[x.as_ref()]))? {
-            Some(v) => Ok(Some(decode_score(&v)?)),
-            None => Ok(None),
-        })
+        .map(
+            |x| match r.get(Cf::Sub, &member_key(&m, &prefix, x.as_ref()))? {
+                Some(v) => Ok(Some(decode_score(&v)?)),
+                None => Ok(None),
+            },
+        )
         .collect()
 }
 
@@ -250,9 +259,27 @@ pub fn zpop<W: Write + ?Sized>(
     let out = collect(w, prefix.len(), (&prefix, &end), max, 0, count)?;
     for (member, score) in &out {
         w.delete(Cf::Score, &index_key(&prefix, *score, member));
-        w.delete(Cf::Sub, &join(&prefix, &[member]));
+        w.delete(Cf::Sub, &member_key(&m, &prefix, member));
     }
     m.size -= (out.len() as u64).min(m.size);
     meta::save(w, key, &m, true)?;
     Ok(out)
+}
+
+/// ZRANDMEMBER with a count: `count > 0` gives up to `count` distinct (member, score) pairs,
+/// `count < 0` gives `-count` pairs that may repeat (see [`pick`]).
+pub fn zrandmember<R: Read + ?Sized>(
+    r: &R,
+    key: &[u8],
+    count: i64,
+    rng: &mut Rng,
+) -> Result<Vec<(Vec<u8>, f64)>> {
+    let Some(m) = load(r, key)? else {
+        return Ok(Vec::new());
+    };
+    let picked = pick(r, &m.prefix(key), m.size, count, rng)?;
+    picked
+        .into_iter()
+        .map(|(_, member, v)| Ok((member, decode_score(&v)?)))
+        .collect()
 }
