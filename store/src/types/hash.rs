@@ -213,7 +213,8 @@ pub(crate) fn scan_page<R: Read + ?Sized>(
 }
 
 /// HSCAN: examines up to `count` fields after sub key `after` (the `next` of the previous
-/// page); returns those matching `pattern` (a glob) with their values. The RESP layer maps `next` to Redis's numeric cursor.
+/// page); returns those matching `pattern` (a glob) with their values. The RESP layer maps
+/// `next` to Redis's numeric cursor.
 pub fn hscan<R: Read + ?Sized>(
     r: &R,
     key: &[u8],

@@ -27,8 +27,9 @@
 //! Costs: every operation touches O(1) records per field / element / member it names, or
 //! the records it returns or removes, except ZRANK and ranges by rank (O(min(rank, n -
 //! rank)): no order-statistics index), ZCOUNT / ZLEXCOUNT (the members counted), LINSERT,
-//! LREM, LPOS (O(n), as in Redis), the set algebra, and [`keyspace::copy`] (RENAME / COPY of
-//! a collection: O(n) records, paged).
+//! LREM, LPOS (O(n), as in Redis), the set and sorted-set algebra ([`setops`], [`zsetops`]:
+//! whole sources, as Redis), and [`keyspace::copy`] (RENAME / COPY of a collection: O(n)
+//! records, paged).
 //!
 //! Wiring into `Store` (not done here; the commands are not routed yet):
 //! - the store keeps a [`Versions`] (load at open and after a snapshot restore: the counter
@@ -57,6 +58,7 @@ pub mod setops;
 pub mod view;
 pub mod zrange;
 pub mod zset;
+pub mod zsetops;
 
 #[cfg(test)]
 mod tests_hash;
@@ -72,6 +74,8 @@ mod tests_set;
 mod tests_zrange;
 #[cfg(test)]
 mod tests_zset;
+#[cfg(test)]
+mod tests_zsetops;
 #[cfg(test)]
 mod testutil;
 

@@ -6,8 +6,9 @@
 //! what they return (plus a LIMIT offset, as Redis); ranges by rank and ZRANK walk from the
 //! nearer end, O(min(rank, n - rank)): there is no order-statistics index (yet).
 
+use super::hash::{scan_page, ScanPage};
 use super::meta::{self, join, prefix_end, Meta};
-use super::random::{hashed_key, pick};
+use super::random::{hashed_key, pick, HASH_LEN};
 pub use super::zrange::*;
 use super::{Cf, Error, Read, Result, Rng, Write};
 use crate::TYPE_ZSET;
@@ -282,4 +283,33 @@ pub fn zrandmember<R: Read + ?Sized>(
         .into_iter()
         .map(|(_, member, v)| Ok((member, decode_score(&v)?)))
         .collect()
+}
+
+/// ZSCAN: examines up to `count` members after sub key `after` (the `next` of the previous
+/// page); returns those matching `pattern` with their scores.
+pub fn zscan<R: Read + ?Sized>(
+    r: &R,
+    key: &[u8],
+    after: Option<&[u8]>,
+    count: usize,
+    pattern: Option<&[u8]>,
+) -> Result<ScanPage<(Vec<u8>, f64)>> {
+    let Some(m) = load(r, key)? else {
+        return Ok(ScanPage::default());
+    };
+    let pattern = pattern.filter(|p| *p != b"*");
+    let (mut items, mut bad) = (Vec::new(), false);
+    let next = scan_page(r, &m.prefix(key), after, count, |sub, v| {
+        let member = sub.get(HASH_LEN..).unwrap_or_default();
+        if pattern.is_none_or(|p| crate::glob_match(p, member, false)) {
+            match decode_score(v) {
+                Ok(s) => items.push((member.to_vec(), s)),
+                Err(_) => bad = true,
+            }
+        }
+    })?;
+    if bad {
+        return Err(Error::Storage("corrupt score".into()));
+    }
+    Ok(ScanPage { items, next })
 }
