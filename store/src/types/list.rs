@@ -173,7 +173,24 @@ pub fn lset<W: Write + ?Sized>(w: &mut W, key: &[u8], index: i64, value: &[u8]) 
     Ok(())
 }
 
-/// LTRIM: keeps `start..=stop`, deleting the rest (cost: the elements removed).
+/// Spans longer than this are deleted with one range delete.
+const RANGE_DELETE_FROM: u64 = 32;
+
+/// Deletes the elements at `lo..hi`: one range delete for a long span (those sequences are
+/// outside `head..tail` from now on, so no read looks at them again, and a push that reuses
+/// one writes it anew after the delete), else one delete each.
+fn delete_seqs<W: Write + ?Sized>(w: &mut W, prefix: &[u8], lo: u64, hi: u64) {
+    if hi.saturating_sub(lo) > RANGE_DELETE_FROM {
+        w.delete_range(Cf::Sub, &elem_key(prefix, lo), &elem_key(prefix, hi));
+    } else {
+        for seq in lo..hi {
+            w.delete(Cf::Sub, &elem_key(prefix, seq));
+        }
+    }
+}
+
+/// LTRIM: keeps `start..=stop`, deleting the rest: O(1) records (a range delete on each
+/// side), whatever it removes.
 pub fn ltrim<W: Write + ?Sized>(w: &mut W, key: &[u8], start: i64, stop: i64) -> Result<()> {
     let Some(mut m) = load(w, key)? else {
         return Ok(());
@@ -183,9 +200,8 @@ pub fn ltrim<W: Write + ?Sized>(w: &mut W, key: &[u8], start: i64, stop: i64) ->
         None => (m.head, m.head),
     };
     let prefix = m.prefix(key);
-    for seq in (m.head..keep_lo).chain(keep_hi..m.tail) {
-        w.delete(Cf::Sub, &elem_key(&prefix, seq));
-    }
+    delete_seqs(w, &prefix, m.head, keep_lo);
+    delete_seqs(w, &prefix, keep_hi.max(keep_lo), m.tail);
     m.head = keep_lo;
     m.tail = keep_hi.max(keep_lo);
     m.size = m.tail - m.head;
@@ -308,9 +324,7 @@ pub fn lrem<W: Write + ?Sized>(w: &mut W, key: &[u8], count: i64, value: &[u8]) 
         m.tail -= removed;
         m.tail..m.tail + removed
     };
-    for seq in freed {
-        w.delete(Cf::Sub, &elem_key(&prefix, seq));
-    }
+    delete_seqs(w, &prefix, freed.start, freed.end);
     m.size -= removed;
     meta::save(w, key, &m, true)?;
     Ok(removed)

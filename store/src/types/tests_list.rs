@@ -272,3 +272,29 @@ fn lpos_with_rank_count_and_maxlen() {
         assert!(lpos(v, b"nokey", b"c", 1, 0, 0).unwrap().is_empty());
     });
 }
+
+#[test]
+fn ltrim_of_a_long_list_costs_two_range_deletes_and_later_pushes_reuse_the_space() {
+    let mut db = Db::new();
+    let items: Vec<Vec<u8>> = (0..1000).map(|i| format!("e{i}").into_bytes()).collect();
+    db.w(|st| push(st, b"l", End::Right, &items, false).unwrap());
+    let (writes, after) = db.w(|st| {
+        st.stats().reset();
+        ltrim(st, b"l", 400, 409).unwrap();
+        let writes = st.stats().writes();
+        // In the same batch: pushes reuse trimmed sequences, reads see only live ones.
+        push(st, b"l", End::Left, &bs(&["L"]), false).unwrap();
+        push(st, b"l", End::Right, &bs(&["R"]), false).unwrap();
+        (writes, lrange(st, b"l", 0, -1).unwrap())
+    });
+    assert_eq!(writes, 3, "two range deletes and the metadata");
+    let mut want = bs(&["L"]);
+    want.extend(items[400..410].iter().cloned());
+    want.push(b"R".to_vec());
+    assert_eq!(after, want);
+    assert_eq!(all(&db), want);
+    assert_eq!(db.count(Cf::Sub), 12);
+    // The trimmed span was deleted for good: popping everything leaves nothing behind.
+    db.w(|st| pop(st, b"l", End::Left, 100).unwrap());
+    assert_eq!(db.count(Cf::Sub), 0);
+}

@@ -151,6 +151,10 @@ fn zadd_errors_have_redis_texts() {
             .to_string(),
         "ERR INCR option supports a single increment-element pair"
     );
+    assert_eq!(
+        add(&mut db, b"z", NONE, &[(f64::NAN, "a")]),
+        Err(Error::NotFloat)
+    );
     add(&mut db, b"z", NONE, &[(f64::INFINITY, "a")]).unwrap();
     assert_eq!(
         db.w(|st| zincrby(st, b"z", f64::NEG_INFINITY, b"a"))

@@ -72,14 +72,17 @@ enum Outcome {
     Nop,
 }
 
-fn check_flags(flags: &ZAddFlags, pairs: usize) -> Result<()> {
+fn check_flags<M>(flags: &ZAddFlags, pairs: &[(f64, M)]) -> Result<()> {
+    if pairs.iter().any(|(s, _)| s.is_nan()) {
+        return Err(Error::NotFloat);
+    }
     if flags.nx && flags.xx {
         return Err(Error::XxAndNx);
     }
     if (flags.gt && flags.lt) || (flags.nx && (flags.gt || flags.lt)) {
         return Err(Error::GtLtNx);
     }
-    if flags.incr && pairs != 1 {
+    if flags.incr && pairs.len() != 1 {
         return Err(Error::IncrPair);
     }
     Ok(())
@@ -141,7 +144,7 @@ where
     W: Write + ?Sized,
     M: AsRef<[u8]>,
 {
-    check_flags(&flags, pairs.len())?;
+    check_flags(&flags, pairs)?;
     let nothing = if flags.incr {
         ZAddReply::Score(None)
     } else {
