@@ -16,6 +16,7 @@
 pub mod glob;
 pub mod slot;
 pub mod snapshot;
+pub mod types;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -38,6 +39,11 @@ pub const CF_META: &str = "meta";
 
 /// Type byte of strings.
 pub const TYPE_STRING: u8 = 0;
+/// Type bytes of collections (metadata records, see [`types`]).
+pub const TYPE_HASH: u8 = 1;
+pub const TYPE_LIST: u8 = 2;
+pub const TYPE_SET: u8 = 3;
+pub const TYPE_ZSET: u8 = 4;
 /// Largest string value (Redis's proto-max-bulk-len default).
 pub const MAX_STRING: usize = 512 * 1024 * 1024;
 
@@ -45,7 +51,7 @@ const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kin
 
 /// Column families the store needs.
 pub fn column_families() -> Vec<&'static str> {
-    vec![CF_DATA, CF_EXPIRE, CF_META]
+    vec![CF_DATA, CF_EXPIRE, CF_META, types::CF_SUB, types::CF_ZSCORE]
 }
 
 /// The column families with the options the store wants. The data family keeps its

@@ -1341,7 +1341,10 @@ fn reader_is_send_sync_and_store_is_send() {
     fn send<T: Send>() {}
     send_sync::<Reader>();
     send::<Store>();
-    assert_eq!(column_families(), vec![CF_DATA, CF_EXPIRE, CF_META]);
+    assert_eq!(
+        column_families(),
+        vec![CF_DATA, CF_EXPIRE, CF_META, types::CF_SUB, types::CF_ZSCORE]
+    );
 }
 
 #[test]
