@@ -59,6 +59,8 @@ impl raft_node::StateMachine for KvStateMachine {
         time_ms: i64,
         commands: &[Vec<u8>],
     ) -> Vec<Reply> {
+        // The entry's commands share one write budget, the same on every replica.
+        self.store.begin_entry();
         commands
             .iter()
             .map(

@@ -465,7 +465,7 @@ mod tests {
         // Refused from the header alone, before any data arrives.
         assert_eq!(p(b"*11\r\n"), Err(UnauthenticatedMultibulkLength));
         assert_eq!(p(b"*100\r\n"), Err(UnauthenticatedMultibulkLength));
-        assert_eq!(p(b"*1\r\n$1073741824\r\n"), Err(UnauthenticatedBulkLength));
+        assert_eq!(p(b"*1\r\n$100000000\r\n"), Err(UnauthenticatedBulkLength));
         assert_eq!(p(b"*1\r\n$16385\r\n"), Err(UnauthenticatedBulkLength));
         // Redis's order: an invalid length is reported as such first.
         assert_eq!(p(b"*2000000\r\n"), Err(InvalidMultibulkLength));
