@@ -468,7 +468,14 @@ impl Server {
         // must still fit a peer frame.
         let size: usize = data.iter().map(|d| crate::sm::field_len(d.len())).sum();
         if size > self.cfg.write_limit() {
-            return encode(vec![too_large("forwarded write", size, self.cfg.write_limit()); n]);
+            return encode(vec![
+                too_large(
+                    "forwarded write",
+                    size,
+                    self.cfg.write_limit()
+                );
+                n
+            ]);
         }
         let deadline = Instant::now() + self.cfg.request_timeout();
         let mut dropped_since = None;

@@ -116,7 +116,13 @@ mod tests {
 
     #[test]
     fn encoded_len_matches_the_encoding() {
-        for sizes in [vec![], vec![0], vec![3, 1, 127], vec![128, 16383, 16384], vec![300_000]] {
+        for sizes in [
+            vec![],
+            vec![0],
+            vec![3, 1, 127],
+            vec![128, 16383, 16384],
+            vec![300_000],
+        ] {
             let argv: Vec<Bytes> = sizes.iter().map(|&n| Bytes::from(vec![7u8; n])).collect();
             let body = encode_argv(&argv).len();
             assert_eq!(encoded_len(&argv), 1 + varint_len(body) + body, "{sizes:?}");

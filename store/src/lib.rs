@@ -39,8 +39,8 @@ pub const CF_META: &str = "meta";
 
 /// Type byte of strings.
 pub const TYPE_STRING: u8 = 0;
-pub use budget::{ENTRY_WRITE_BUDGET, MAX_STRING};
 use budget::{Budget, STRING_TOO_BIG};
+pub use budget::{ENTRY_WRITE_BUDGET, MAX_STRING};
 
 /// Returns the refusal from `apply` when the entry's budget has no room for `$cost` bytes.
 macro_rules! charge {
@@ -761,9 +761,7 @@ impl Store {
     /// Bytes of values a read applied with an entry copies into its reply.
     fn reply_cost(&self, cmd: &Command, now: i64) -> usize {
         match cmd {
-            Command::Get(k) | Command::GetRange { key: k, .. } => {
-                self.live_len(&data_key(k), now)
-            }
+            Command::Get(k) | Command::GetRange { key: k, .. } => self.live_len(&data_key(k), now),
             Command::MGet(keys) => keys
                 .iter()
                 .map(|k| self.live_len(&data_key(k), now) + 16)
