@@ -16,7 +16,7 @@ use slog::Logger;
 use tokio::time::{sleep, timeout};
 
 use crate::config::Config;
-use crate::session::{reply_bytes, Conn, Group, Outcome, Pending};
+use crate::session::{fit_replies, reply_bytes, Conn, Group, Outcome, Pending};
 use crate::sm::encode_argv;
 
 /// One connected client, for CLIENT LIST / INFO.
@@ -98,6 +98,10 @@ const NOT_PROPOSED: &str = "TRYAGAIN the Raft leader refused the write (replicat
 
 /// How long a proposal the leader drops is retried before [`NOT_PROPOSED`].
 const DROPPED_RETRY: Duration = Duration::from_secs(1);
+
+/// Most reply bytes relayed to a follower in one forwarded response: one peer frame,
+/// less room for the envelope.
+const RELAY_MAX: usize = raft_node::transport::MAX_FRAME - (1 << 20);
 
 /// Reads of a read group run before the rest is sized from their replies.
 const FIRST_READ_CHUNK: usize = 32;
@@ -437,7 +441,8 @@ impl Server {
         } else {
             Protocol::Resp2
         };
-        let encode = |rs: Vec<Reply>| {
+        let encode = |mut rs: Vec<Reply>| {
+            fit_replies(&mut rs, RELAY_MAX);
             let mut out = bytes::BytesMut::new();
             for r in &rs {
                 resp::encode::encode(r, proto, &mut out);

@@ -77,6 +77,33 @@ pub enum Group {
     Writes(Vec<Vec<bytes::Bytes>>),
 }
 
+/// Makes a group's replies fit in `max` bytes (one peer frame, for replies the leader
+/// relays to a follower) by replacing the largest by an error saying so: the commands did
+/// run, only their replies are too large to travel. Reads in a write group are the usual
+/// cause (`SET a 1` then `MGET big1 big2` through a follower).
+pub fn fit_replies(replies: &mut [Reply], max: usize) {
+    let mut total: usize = replies.iter().map(reply_bytes).sum();
+    if total <= max {
+        return;
+    }
+    let mut by_size: Vec<(usize, usize)> = replies
+        .iter()
+        .map(reply_bytes)
+        .enumerate()
+        .map(|(i, n)| (n, i))
+        .collect();
+    by_size.sort_unstable_by(|a, b| b.cmp(a));
+    for (n, i) in by_size {
+        if total <= max {
+            break;
+        }
+        replies[i] = Reply::err(format!(
+            "ERR reply of {n} bytes is too large to relay from the Raft leader (the command ran; send large reads on their own)"
+        ));
+        total = total - n + reply_bytes(&replies[i]);
+    }
+}
+
 /// Per-connection state the commands can change.
 pub struct Conn {
     pub id: u64,
@@ -338,4 +365,23 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let _ = writer.await;
     server.unregister_client(id);
     server.open_conns.fetch_sub(1, Ordering::AcqRel);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_replies_drops_the_largest_first() {
+        let big = |n: usize| Reply::Bulk(bytes::Bytes::from(vec![b'x'; n]));
+        let mut rs = vec![Reply::ok(), big(600), big(300), big(500)];
+        fit_replies(&mut rs, 1000);
+        assert_eq!(rs[0], Reply::ok());
+        assert!(matches!(&rs[1], Reply::Error(e) if e.contains("616 bytes")));
+        assert_eq!(rs[2], big(300));
+        assert_eq!(rs[3], big(500));
+        let mut small = vec![big(10), Reply::Int(1)];
+        fit_replies(&mut small, 1000);
+        assert_eq!(small, vec![big(10), Reply::Int(1)]);
+    }
 }

@@ -166,6 +166,53 @@ fn large_pipelined_group_is_split_and_fully_applied() {
     }
 }
 
+/// Reads in a write group through a follower run on the leader, and their replies come
+/// back in one peer frame: `SET a 1` then two GETs of a 40 MiB value (80 MiB of replies)
+/// used to break the follower's forwarding connection (every write on it: "may or may not
+/// take effect"). Now the largest reply is replaced by an error saying so and the rest
+/// arrive; the connection, and other clients' writes on it, are unharmed.
+#[test]
+fn replies_too_large_for_one_frame_are_not_relayed() {
+    let cl = Cluster::start_with(3, QUIET);
+    let mut c = cl.client((cl.wait_leader() + 1) % 3);
+    let n: i64 = redis::cmd("SETRANGE")
+        .arg("big")
+        .arg((40 << 20) - 1)
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 40 << 20);
+    // Applying 40 MiB may have moved leadership on a loaded machine.
+    let follower = (cl.wait_leader() + 1) % 3;
+    let mut s = raw(cl.port(follower));
+    let mut reqs = resp(&[b"SET", b"a", b"1"]);
+    reqs.extend_from_slice(&resp(&[b"GET", b"big"]));
+    reqs.extend_from_slice(&resp(&[b"GET", b"big"]));
+    s.write_all(&reqs).unwrap();
+    let mut r = BufReader::new(s);
+    assert_eq!(read_line(&mut r), "+OK\r\n");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let line = read_line(&mut r);
+        if line == format!("${}\r\n", 40 << 20) {
+            let mut v = vec![0u8; (40 << 20) + 2];
+            r.read_exact(&mut v).unwrap();
+            seen.push("value".to_string());
+        } else {
+            assert!(line.starts_with("-ERR reply of "), "{line:?}");
+            seen.push("error".to_string());
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["error", "value"],
+        "node {} relayed both",
+        follower + 1
+    );
+    assert_writes_commit_promptly(&cl, follower, "after-relay");
+}
+
 /// The issue's case: 16 pipelined `SETRANGE k<i> 268435456 x` (about 500 bytes sent, one
 /// Raft entry) used to make every replica build 4 GiB of values (1.6 GB peak RSS). Now
 /// the entry's write budget (512 MiB of values) takes the first, refuses the other 15 with
