@@ -167,9 +167,62 @@ fn outcome_bytes(o: &Outcome) -> usize {
     }
 }
 
+/// Writes what is encoded and empties the buffer (a buffer grown by a large reply is let
+/// go). False when the client is gone: the reader is told to stop.
+async fn flush_out(ctx: &WriterCtx, wr: &mut OwnedWriteHalf, out: &mut BytesMut) -> bool {
+    if !out.is_empty() && wr.write_all(out).await.is_err() {
+        ctx.kill.notify_one();
+        return false;
+    }
+    out.clear();
+    if out.capacity() > 4 << 20 {
+        *out = BytesMut::with_capacity(16 * 1024);
+    }
+    true
+}
+
+/// Awaits one group and encodes its replies, or closes the connection when they pass the
+/// output buffer limit (Redis's `client-output-buffer-limit` hard limit). Each reply is
+/// freed once encoded, and large output goes out as it is encoded, so about one copy of
+/// the replies exists at a time. False: the connection is done.
+async fn write_group(
+    ctx: &WriterCtx,
+    wr: &mut OwnedWriteHalf,
+    out: &mut BytesMut,
+    proto: Protocol,
+    group: Pin<Box<dyn Future<Output = Outcome> + Send>>,
+) -> bool {
+    // Replies already encoded go out before waiting on Raft.
+    if !flush_out(ctx, wr, out).await {
+        return false;
+    }
+    let outcome = group.await;
+    ctx.in_flight.fetch_sub(1, Ordering::AcqRel);
+    ctx.idle.notify_one();
+    let bytes = outcome_bytes(&outcome);
+    if ctx.limit > 0 && bytes > ctx.limit {
+        info!(ctx.logger, "closing client: its replies passed the output buffer limit";
+            "client" => ctx.client, "bytes" => bytes, "limit" => ctx.limit);
+        ctx.kill.notify_one();
+        return false;
+    }
+    match outcome {
+        Outcome::Replies(rs) => {
+            for r in rs {
+                resp::encode::encode(&r, proto, out);
+                if out.len() >= 1 << 20 && !flush_out(ctx, wr, out).await {
+                    return false;
+                }
+            }
+        }
+        Outcome::Raw(b) => out.extend_from_slice(&b),
+        Outcome::Overflow(_) => {}
+    }
+    true
+}
+
 /// The writer task: awaits the replies in request order and writes whatever is ready in
-/// one syscall. Replies computed and not yet written never pass the output buffer limit:
-/// past it the connection closes (Redis's `client-output-buffer-limit` hard limit).
+/// one syscall.
 async fn write_replies(mut ctx: WriterCtx, mut wr: OwnedWriteHalf) {
     let mut out = BytesMut::with_capacity(16 * 1024);
     while let Some(first) = ctx.rx.recv().await {
@@ -179,32 +232,8 @@ async fn write_replies(mut ctx: WriterCtx, mut wr: OwnedWriteHalf) {
             match pending {
                 Pending::Ready(r) => resp::encode::encode(&r, proto, &mut out),
                 Pending::Later(f) => {
-                    // Replies already encoded go out before waiting on Raft.
-                    if !out.is_empty() {
-                        if wr.write_all(&out).await.is_err() {
-                            ctx.kill.notify_one();
-                            return;
-                        }
-                        out.clear();
-                    }
-                    let outcome = f.await;
-                    ctx.in_flight.fetch_sub(1, Ordering::AcqRel);
-                    ctx.idle.notify_one();
-                    let bytes = outcome_bytes(&outcome);
-                    if ctx.limit > 0 && bytes > ctx.limit {
-                        info!(ctx.logger, "closing client: its replies passed the output buffer limit";
-                            "client" => ctx.client, "bytes" => bytes, "limit" => ctx.limit);
-                        ctx.kill.notify_one();
+                    if !write_group(&ctx, &mut wr, &mut out, proto, f).await {
                         return;
-                    }
-                    match outcome {
-                        Outcome::Replies(rs) => {
-                            for r in &rs {
-                                resp::encode::encode(r, proto, &mut out);
-                            }
-                        }
-                        Outcome::Raw(b) => out.extend_from_slice(&b),
-                        Outcome::Overflow(_) => {}
                     }
                 }
             }
@@ -216,11 +245,9 @@ async fn write_replies(mut ctx: WriterCtx, mut wr: OwnedWriteHalf) {
                 item = ctx.rx.try_recv().ok();
             }
         }
-        if wr.write_all(&out).await.is_err() {
-            ctx.kill.notify_one();
+        if !flush_out(&ctx, &mut wr, &mut out).await {
             return;
         }
-        out.clear();
         if close {
             let _ = wr.shutdown().await;
             return;
