@@ -12,7 +12,13 @@
 //!
 //! While a group is in flight the reader keeps collecting the next one instead of queueing
 //! many small ones, so a pipelining client (`redis-cli --pipe`) gets large proposals: the
-//! group is handed over as soon as the writer is idle, or when it is full.
+//! group is handed over as soon as the writer is idle, or when it is full (1024 commands,
+//! or `--max-write-bytes` encoded, so a proposal always fits one peer frame).
+//!
+//! Memory per connection is bounded: request bytes in flight by [`MAX_IN_FLIGHT_BYTES`]
+//! (the reader stops reading), replies computed and not yet written by
+//! `--client-output-buffer-limit` (the connection closes, as Redis's hard limit), and,
+//! until AUTH, each request by Redis's unauthenticated limits (10 arguments, 16 KiB bulks).
 
 use std::future::Future;
 use std::pin::Pin;
