@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// Largest `--max-write-bytes`: an entry holds up to the node's batching threshold (4 MiB)
+/// plus one write, a raft message batch up to 8 MiB plus one message; 48 MiB leaves that
+/// and the envelopes well inside the 64 MiB peer frame.
+pub const MAX_WRITE_BYTES_CAP: usize = 48 << 20;
+
 /// A Redis-protocol key-value store replicated with Raft.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "raftkv", version, about)]
@@ -114,6 +119,20 @@ pub struct Config {
     /// Interval of the leader's sweep of expired keys (ms).
     #[arg(long, default_value_t = 100)]
     pub expire_sweep_ms: u64,
+
+    /// Largest write proposed as one Raft entry (bytes, as encoded): one command, or the
+    /// pipelined run of commands proposed together (a longer run is split). A single
+    /// command beyond it is refused before it is proposed (`-ERR ... not applied`). At most
+    /// 50331648 (48 MiB), so an entry always fits one peer frame (64 MiB) with its batch.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub max_write_bytes: usize,
+
+    /// Hard limit of one client's reply bytes computed and not yet written (bytes, like
+    /// Redis's `client-output-buffer-limit normal <hard> 0 0`): past it the connection is
+    /// closed. 0 = no limit. The default is twice the largest string (512 MiB), so one GET
+    /// of any value always fits.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub client_output_buffer_limit: usize,
 }
 
 impl Config {
@@ -162,5 +181,10 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// `--max-write-bytes`, capped so a write always fits one peer frame.
+    pub fn write_limit(&self) -> usize {
+        self.max_write_bytes.clamp(1024, MAX_WRITE_BYTES_CAP)
     }
 }

@@ -16,7 +16,7 @@ use slog::Logger;
 use tokio::time::{sleep, timeout};
 
 use crate::config::Config;
-use crate::session::{Conn, Group, Outcome, Pending};
+use crate::session::{fit_replies, reply_bytes, Conn, Group, Outcome, Pending};
 use crate::sm::encode_argv;
 
 /// One connected client, for CLIENT LIST / INFO.
@@ -92,6 +92,32 @@ fn unknown_outcome(why: &str) -> String {
     format!("TRYAGAIN {why}; it may or may not take effect")
 }
 
+/// The reply to a write the leader kept refusing (raft-rs dropped it: the leader's
+/// uncommitted log is full, or leadership is moving). Certainly not applied.
+const NOT_PROPOSED: &str = "TRYAGAIN the Raft leader refused the write (replication is behind: its uncommitted log is full, or leadership is moving); it was not applied";
+
+/// How long a proposal the leader drops is retried before [`NOT_PROPOSED`].
+const DROPPED_RETRY: Duration = Duration::from_secs(1);
+
+/// Most reply bytes relayed to a follower in one forwarded response: one peer frame,
+/// less room for the envelope.
+const RELAY_MAX: usize = raft_node::transport::MAX_FRAME - (1 << 20);
+
+/// Reads of a read group run before the rest is sized from their replies.
+const FIRST_READ_CHUNK: usize = 32;
+
+/// True once proposals have been dropped for [`DROPPED_RETRY`] (the first drop starts it).
+fn gave_up_retrying(since: &mut Option<Instant>) -> bool {
+    since.get_or_insert_with(Instant::now).elapsed() >= DROPPED_RETRY
+}
+
+/// A write that could not travel as one peer frame: refused, certainly not applied.
+fn too_large(what: &str, size: usize, limit: usize) -> Reply {
+    Reply::err(format!(
+        "ERR {what} of {size} bytes exceeds the {limit}-byte limit of one Raft entry (--max-write-bytes); it was not applied"
+    ))
+}
+
 fn clusterdown() -> Reply {
     Reply::err("CLUSTERDOWN The cluster is down: no Raft leader is known, try again later")
 }
@@ -165,21 +191,13 @@ impl Server {
                 conn.group = Group::Reads(vec![(argv, cmd)]);
                 out.extend(self.flush_group(conn));
             }
-            Kind::Read => match &mut conn.group {
-                Group::Writes(argvs) => argvs.push(argv),
-                Group::Reads(cmds) => cmds.push((argv, cmd)),
-                Group::None => conn.group = Group::Reads(vec![(argv, cmd)]),
-            },
-            Kind::Write => match &mut conn.group {
-                Group::Writes(argvs) => argvs.push(argv),
-                Group::Reads(cmds) => {
-                    let mut argvs: Vec<Vec<Bytes>> =
-                        std::mem::take(cmds).into_iter().map(|(a, _)| a).collect();
-                    argvs.push(argv);
-                    conn.group = Group::Writes(argvs);
+            Kind::Read | Kind::Write => {
+                if let Err(refused) = self.make_room(conn, &argv, cmd.kind(), &mut out) {
+                    out.push(Pending::Ready(refused));
+                    return out;
                 }
-                Group::None => conn.group = Group::Writes(vec![argv]),
-            },
+                self.join_group(conn, argv, cmd);
+            }
         }
         let full = match &conn.group {
             Group::Reads(c) => c.len() >= MAX_GROUP,
@@ -192,21 +210,97 @@ impl Server {
         out
     }
 
+    /// Keeps every proposal within `--max-write-bytes`, so it fits one peer frame: a write
+    /// larger than that alone is refused before it is proposed (after the group before it,
+    /// to keep order); a command that would take the group past it starts a new group.
+    fn make_room(
+        self: &Arc<Self>,
+        conn: &mut Conn,
+        argv: &[Bytes],
+        kind: Kind,
+        out: &mut Vec<Pending>,
+    ) -> Result<(), Reply> {
+        let size = crate::sm::encoded_len(argv);
+        let limit = self.cfg.write_limit();
+        if kind == Kind::Write && size > limit {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            out.extend(self.flush_group(conn));
+            return Err(too_large("write", size, limit));
+        }
+        if conn.group_bytes > 0 && conn.group_bytes.saturating_add(size) > limit {
+            out.extend(self.flush_group(conn));
+        }
+        conn.group_bytes = conn.group_bytes.saturating_add(size);
+        Ok(())
+    }
+
+    /// Adds a data command to the connection's group (a read joins a write group and then
+    /// runs at apply time; a write turns a read group into a write group).
+    fn join_group(&self, conn: &mut Conn, argv: Vec<Bytes>, cmd: Command) {
+        match cmd.kind() {
+            Kind::Read => match &mut conn.group {
+                Group::Writes(argvs) => argvs.push(argv),
+                Group::Reads(cmds) => cmds.push((argv, cmd)),
+                Group::None => conn.group = Group::Reads(vec![(argv, cmd)]),
+            },
+            _ => match &mut conn.group {
+                Group::Writes(argvs) => argvs.push(argv),
+                Group::Reads(cmds) => {
+                    let mut argvs: Vec<Vec<Bytes>> =
+                        std::mem::take(cmds).into_iter().map(|(a, _)| a).collect();
+                    argvs.push(argv);
+                    conn.group = Group::Writes(argvs);
+                }
+                Group::None => conn.group = Group::Writes(vec![argv]),
+            },
+        }
+    }
+
     /// Closes the connection's collected group into one pending reply; the session's
     /// writer runs it once every earlier reply is done.
     pub fn flush_group(self: &Arc<Self>, conn: &mut Conn) -> Option<Pending> {
         let group = std::mem::replace(&mut conn.group, Group::None);
+        conn.group_bytes = 0;
         let me = self.clone();
         let resp3 = conn.proto == Protocol::Resp3;
         match group {
             Group::None => None,
             Group::Reads(cmds) => Some(Pending::Later(Box::pin(async move {
-                Outcome::Replies(me.read(cmds.into_iter().map(|(_, c)| c).collect()).await)
+                me.read_bounded(cmds.into_iter().map(|(_, c)| c).collect())
+                    .await
             }))),
             Group::Writes(argvs) => Some(Pending::Later(Box::pin(async move {
                 me.write(argvs, resp3).await
             }))),
         }
+    }
+
+    /// Runs a read group in chunks so its replies never hold much more than
+    /// `--client-output-buffer-limit` (each chunk is one [`Server::read`], sized from the
+    /// replies so far): once they pass it the connection is closed, as Redis does, and the
+    /// rest of the group is not read. A group of small replies takes two chunks at most.
+    async fn read_bounded(&self, mut cmds: Vec<Command>) -> Outcome {
+        let limit = self.cfg.client_output_buffer_limit;
+        if limit == 0 || cmds.len() <= FIRST_READ_CHUNK {
+            // The session's writer checks the limit once the replies are in.
+            return Outcome::Replies(self.read(cmds).await);
+        }
+        let mut replies = Vec::with_capacity(cmds.len());
+        let mut bytes = 0usize;
+        let mut chunk = FIRST_READ_CHUNK;
+        while !cmds.is_empty() {
+            let rest = cmds.split_off(chunk.min(cmds.len()));
+            let rs = self.read(std::mem::replace(&mut cmds, rest)).await;
+            bytes = bytes.saturating_add(rs.iter().map(reply_bytes).sum());
+            if bytes > limit {
+                return Outcome::Overflow(bytes);
+            }
+            replies.extend(rs);
+            // Room left, at the mean reply size so far, kept to half for safety.
+            let mean = (bytes / replies.len()).max(1);
+            chunk = ((limit - bytes) / 2 / mean).max(1);
+        }
+        Outcome::Replies(replies)
     }
 
     /// Waits until a leader is known; false after `--leader-wait-ms`.
@@ -282,6 +376,7 @@ impl Server {
         let deadline = Instant::now() + self.cfg.request_timeout();
         let data: Vec<Vec<u8>> = argvs.iter().map(|a| encode_argv(a)).collect();
         let fail = |text: &str| Outcome::Replies(vec![Reply::err(text); n]);
+        let mut dropped_since = None;
         loop {
             if Instant::now() >= deadline {
                 return fail("TRYAGAIN write timed out waiting for a leader");
@@ -293,8 +388,15 @@ impl Server {
             if self.node.status.is_leader() {
                 match timeout(left, self.node.propose(data.clone())).await {
                     Ok(Ok(Ok(replies))) => return Outcome::Replies(replies),
-                    Ok(Ok(Err(NodeError::NotLeader(_)))) | Ok(Ok(Err(NodeError::Dropped))) => {
-                        // Not proposed, or overwritten before commit: safe to retry.
+                    Ok(Ok(Err(NodeError::NotLeader(_)))) => {
+                        // Not proposed: safe to retry.
+                        sleep(Duration::from_millis(5)).await;
+                    }
+                    Ok(Ok(Err(NodeError::Dropped))) => {
+                        // Refused or overwritten before commit: safe to retry, briefly.
+                        if gave_up_retrying(&mut dropped_since) {
+                            return fail(NOT_PROPOSED);
+                        }
                         sleep(Duration::from_millis(5)).await;
                     }
                     Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
@@ -339,7 +441,8 @@ impl Server {
         } else {
             Protocol::Resp2
         };
-        let encode = |rs: Vec<Reply>| {
+        let encode = |mut rs: Vec<Reply>| {
+            fit_replies(&mut rs, RELAY_MAX);
             let mut out = bytes::BytesMut::new();
             for r in &rs {
                 resp::encode::encode(r, proto, &mut out);
@@ -366,18 +469,44 @@ impl Server {
                 return encode(vec![Reply::err("ERR malformed forwarded request"); n]);
             }
         }
-        if !self.node.status.is_leader() {
-            return None;
+        // A follower of another version or with a larger --max-write-bytes: the entry
+        // must still fit a peer frame.
+        let size: usize = data.iter().map(|d| crate::sm::field_len(d.len())).sum();
+        if size > self.cfg.write_limit() {
+            return encode(vec![
+                too_large(
+                    "forwarded write",
+                    size,
+                    self.cfg.write_limit()
+                );
+                n
+            ]);
         }
-        match timeout(self.cfg.request_timeout(), self.node.propose(data)).await {
-            Ok(Ok(Ok(replies))) => encode(replies),
-            Ok(Ok(Err(NodeError::NotLeader(_)))) | Ok(Ok(Err(NodeError::Dropped))) => None,
-            Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
-                encode(vec![Reply::err("TRYAGAIN node is shutting down"); n])
+        let deadline = Instant::now() + self.cfg.request_timeout();
+        let mut dropped_since = None;
+        loop {
+            if !self.node.status.is_leader() {
+                return None;
             }
-            Ok(Ok(Err(NodeError::Refused(t)))) => encode(vec![Reply::err(format!("ERR {t}")); n]),
-            Ok(Ok(Err(NodeError::Unknown(t)))) => encode(vec![Reply::err(unknown_outcome(&t)); n]),
-            Err(_) => encode(vec![Reply::err(WRITE_TIMEOUT); n]),
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reply = match timeout(left, self.node.propose(data.clone())).await {
+                Ok(Ok(Ok(replies))) => return encode(replies),
+                Ok(Ok(Err(NodeError::NotLeader(_)))) => return None,
+                Ok(Ok(Err(NodeError::Dropped))) => {
+                    if !gave_up_retrying(&mut dropped_since) {
+                        sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    Reply::err(NOT_PROPOSED)
+                }
+                Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
+                    Reply::err("TRYAGAIN node is shutting down")
+                }
+                Ok(Ok(Err(NodeError::Refused(t)))) => Reply::err(format!("ERR {t}")),
+                Ok(Ok(Err(NodeError::Unknown(t)))) => Reply::err(unknown_outcome(&t)),
+                Err(_) => Reply::err(WRITE_TIMEOUT),
+            };
+            return encode(vec![reply; n]);
         }
     }
 

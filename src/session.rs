@@ -12,7 +12,13 @@
 //!
 //! While a group is in flight the reader keeps collecting the next one instead of queueing
 //! many small ones, so a pipelining client (`redis-cli --pipe`) gets large proposals: the
-//! group is handed over as soon as the writer is idle, or when it is full.
+//! group is handed over as soon as the writer is idle, or when it is full (1024 commands,
+//! or `--max-write-bytes` encoded, so a proposal always fits one peer frame).
+//!
+//! Memory per connection is bounded: request bytes in flight by [`MAX_IN_FLIGHT_BYTES`]
+//! (the reader stops reading), replies computed and not yet written by
+//! `--client-output-buffer-limit` (the connection closes, as Redis's hard limit), and,
+//! until AUTH, each request by Redis's unauthenticated limits (10 arguments, 16 KiB bulks).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,8 +28,9 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use resp::request::{parse_request, Limits};
 use resp::{Protocol, Reply};
-use slog::debug;
+use slog::{debug, info};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -44,6 +51,26 @@ pub enum Outcome {
     Replies(Vec<Reply>),
     /// Already encoded for this connection (replies relayed from the leader).
     Raw(Vec<u8>),
+    /// The replies passed `--client-output-buffer-limit` (this many bytes so far) and were
+    /// dropped: the connection closes.
+    Overflow(usize),
+}
+
+/// About the bytes `r` takes encoded (payload plus a few header bytes per value); what
+/// `--client-output-buffer-limit` counts.
+pub fn reply_bytes(r: &Reply) -> usize {
+    const HEADER: usize = 16;
+    HEADER
+        + match r {
+            Reply::Status(t) | Reply::Error(t) | Reply::Verbatim(t) => t.len(),
+            Reply::Bulk(b) => b.len(),
+            Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) => 0,
+            Reply::Array(rs) | Reply::Set(rs) => rs.iter().map(reply_bytes).sum(),
+            Reply::Map(kv) => kv
+                .iter()
+                .map(|(k, v)| reply_bytes(k) + reply_bytes(v))
+                .sum(),
+        }
 }
 
 /// Data commands collected into the connection's current group.
@@ -56,6 +83,33 @@ pub enum Group {
     Writes(Vec<Vec<bytes::Bytes>>),
 }
 
+/// Makes a group's replies fit in `max` bytes (one peer frame, for replies the leader
+/// relays to a follower) by replacing the largest by an error saying so: the commands did
+/// run, only their replies are too large to travel. Reads in a write group are the usual
+/// cause (`SET a 1` then `MGET big1 big2` through a follower).
+pub fn fit_replies(replies: &mut [Reply], max: usize) {
+    let mut total: usize = replies.iter().map(reply_bytes).sum();
+    if total <= max {
+        return;
+    }
+    let mut by_size: Vec<(usize, usize)> = replies
+        .iter()
+        .map(reply_bytes)
+        .enumerate()
+        .map(|(i, n)| (n, i))
+        .collect();
+    by_size.sort_unstable_by(|a, b| b.cmp(a));
+    for (n, i) in by_size {
+        if total <= max {
+            break;
+        }
+        replies[i] = Reply::err(format!(
+            "ERR reply of {n} bytes is too large to relay from the Raft leader (the command ran; send large reads on their own)"
+        ));
+        total = total - n + reply_bytes(&replies[i]);
+    }
+}
+
 /// Per-connection state the commands can change.
 pub struct Conn {
     pub id: u64,
@@ -66,6 +120,8 @@ pub struct Conn {
     pub authenticated: bool,
     /// The group being collected.
     pub group: Group,
+    /// Encoded size of the group's commands (see `crate::sm::encoded_len`).
+    pub group_bytes: usize,
     /// Shared with this client's CLIENT LIST entry.
     pub last_cmd: std::sync::Arc<std::sync::Mutex<&'static str>>,
 }
@@ -94,6 +150,117 @@ async fn take_budget(budget: &Arc<Semaphore>, unpaid: &mut usize) -> Option<Owne
     budget.clone().acquire_many_owned(n as u32).await.ok()
 }
 
+/// What the writer task needs from the session.
+struct WriterCtx {
+    rx: mpsc::Receiver<Item>,
+    in_flight: Arc<AtomicUsize>,
+    /// Wakes the reader when a group finished.
+    idle: Arc<Notify>,
+    /// Tells the reader to stop: the writer closed the connection.
+    kill: Arc<Notify>,
+    /// `--client-output-buffer-limit` (0 = none).
+    limit: usize,
+    client: u64,
+    logger: slog::Logger,
+}
+
+/// Bytes a finished group's replies take, as the output buffer limit counts them.
+fn outcome_bytes(o: &Outcome) -> usize {
+    match o {
+        Outcome::Replies(rs) => rs.iter().map(reply_bytes).sum(),
+        Outcome::Raw(b) => b.len(),
+        Outcome::Overflow(n) => *n,
+    }
+}
+
+/// Writes what is encoded and empties the buffer (a buffer grown by a large reply is let
+/// go). False when the client is gone: the reader is told to stop.
+async fn flush_out(ctx: &WriterCtx, wr: &mut OwnedWriteHalf, out: &mut BytesMut) -> bool {
+    if !out.is_empty() && wr.write_all(out).await.is_err() {
+        ctx.kill.notify_one();
+        return false;
+    }
+    out.clear();
+    if out.capacity() > 4 << 20 {
+        *out = BytesMut::with_capacity(16 * 1024);
+    }
+    true
+}
+
+/// Awaits one group and encodes its replies, or closes the connection when they pass the
+/// output buffer limit (Redis's `client-output-buffer-limit` hard limit). Each reply is
+/// freed once encoded, and large output goes out as it is encoded, so about one copy of
+/// the replies exists at a time. False: the connection is done.
+async fn write_group(
+    ctx: &WriterCtx,
+    wr: &mut OwnedWriteHalf,
+    out: &mut BytesMut,
+    proto: Protocol,
+    group: Pin<Box<dyn Future<Output = Outcome> + Send>>,
+) -> bool {
+    // Replies already encoded go out before waiting on Raft.
+    if !flush_out(ctx, wr, out).await {
+        return false;
+    }
+    let outcome = group.await;
+    ctx.in_flight.fetch_sub(1, Ordering::AcqRel);
+    ctx.idle.notify_one();
+    let bytes = outcome_bytes(&outcome);
+    if ctx.limit > 0 && bytes > ctx.limit {
+        info!(ctx.logger, "closing client: its replies passed the output buffer limit";
+            "client" => ctx.client, "bytes" => bytes, "limit" => ctx.limit);
+        ctx.kill.notify_one();
+        return false;
+    }
+    match outcome {
+        Outcome::Replies(rs) => {
+            for r in rs {
+                resp::encode::encode(&r, proto, out);
+                if out.len() >= 1 << 20 && !flush_out(ctx, wr, out).await {
+                    return false;
+                }
+            }
+        }
+        Outcome::Raw(b) => out.extend_from_slice(&b),
+        Outcome::Overflow(_) => {}
+    }
+    true
+}
+
+/// The writer task: awaits the replies in request order and writes whatever is ready in
+/// one syscall.
+async fn write_replies(mut ctx: WriterCtx, mut wr: OwnedWriteHalf) {
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    while let Some(first) = ctx.rx.recv().await {
+        let mut item = Some(first);
+        let mut close = false;
+        while let Some((proto, pending, last, _budget)) = item.take() {
+            match pending {
+                Pending::Ready(r) => resp::encode::encode(&r, proto, &mut out),
+                Pending::Later(f) => {
+                    if !write_group(&ctx, &mut wr, &mut out, proto, f).await {
+                        return;
+                    }
+                }
+            }
+            if last {
+                close = true;
+                break;
+            }
+            if out.len() < 1 << 20 {
+                item = ctx.rx.try_recv().ok();
+            }
+        }
+        if !flush_out(&ctx, &mut wr, &mut out).await {
+            return;
+        }
+        if close {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}
+
 /// Serves one client connection until it closes.
 pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let _ = sock.set_nodelay(true);
@@ -102,63 +269,28 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let info = ClientInfo::new(id, addr);
     let last_cmd = info.last_cmd.clone();
     server.register_client(info);
-    let (mut rd, mut wr) = sock.into_split();
-    let (tx, mut rx) = mpsc::channel::<Item>(MAX_IN_FLIGHT);
+    let (mut rd, wr) = sock.into_split();
+    let (tx, rx) = mpsc::channel::<Item>(MAX_IN_FLIGHT);
     let budget = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES));
     let mut unpaid = 0usize;
     // Groups handed to the writer and not finished yet; `idle` wakes the reader when one is.
     let in_flight = Arc::new(AtomicUsize::new(0));
     let idle = Arc::new(Notify::new());
-    let (w_in_flight, w_idle) = (in_flight.clone(), idle.clone());
-    let writer = tokio::spawn(async move {
-        let mut out = BytesMut::with_capacity(16 * 1024);
-        while let Some(first) = rx.recv().await {
-            let mut item = Some(first);
-            let mut close = false;
-            while let Some((proto, pending, last, _budget)) = item.take() {
-                match pending {
-                    Pending::Ready(r) => resp::encode::encode(&r, proto, &mut out),
-                    Pending::Later(f) => {
-                        // Replies already encoded go out before waiting on Raft.
-                        if !out.is_empty() {
-                            if wr.write_all(&out).await.is_err() {
-                                return;
-                            }
-                            out.clear();
-                        }
-                        let outcome = f.await;
-                        w_in_flight.fetch_sub(1, Ordering::AcqRel);
-                        w_idle.notify_one();
-                        match outcome {
-                            Outcome::Replies(rs) => {
-                                for r in &rs {
-                                    resp::encode::encode(r, proto, &mut out);
-                                }
-                            }
-                            Outcome::Raw(b) => out.extend_from_slice(&b),
-                        }
-                    }
-                }
-                if last {
-                    close = true;
-                    break;
-                }
-                if out.len() < 1 << 20 {
-                    item = rx.try_recv().ok();
-                }
-            }
-            if wr.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
-            if close {
-                let _ = wr.shutdown().await;
-                return;
-            }
-        }
-    });
+    let kill = Arc::new(Notify::new());
+    let writer = tokio::spawn(write_replies(
+        WriterCtx {
+            rx,
+            in_flight: in_flight.clone(),
+            idle: idle.clone(),
+            kill: kill.clone(),
+            limit: server.cfg.client_output_buffer_limit,
+            client: id,
+            logger: server.logger.clone(),
+        },
+        wr,
+    ));
 
-    let limits = Limits {
+    let mut limits = Limits {
         max_bulk_len: server.cfg.proto_max_bulk_len,
         ..Default::default()
     };
@@ -168,6 +300,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         closing: false,
         authenticated: server.cfg.requirepass.is_none(),
         group: Group::None,
+        group_bytes: 0,
         last_cmd,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -179,24 +312,22 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         tx.send((item.0, item.1, item.2, paid))
     };
     'conn: loop {
-        let read = if matches!(conn.group, Group::None) {
-            rd.read_buf(&mut buf).await
-        } else {
+        let collecting = !matches!(conn.group, Group::None);
+        let read = tokio::select! {
+            _ = kill.notified() => break 'conn,
+            r = rd.read_buf(&mut buf) => r,
             // A group is being collected while an earlier one is in flight: hand it over
             // when the writer gets idle, or add to it what the client sends meanwhile.
-            tokio::select! {
-                r = rd.read_buf(&mut buf) => r,
-                _ = idle.notified() => {
-                    if in_flight.load(Ordering::Acquire) == 0 {
-                        if let Some(p) = server.flush_group(&mut conn) {
-                            let paid = take_budget(&budget, &mut unpaid).await;
-                            if send((conn.proto, p, false), paid).await.is_err() {
-                                break 'conn;
-                            }
+            _ = idle.notified(), if collecting => {
+                if in_flight.load(Ordering::Acquire) == 0 {
+                    if let Some(p) = server.flush_group(&mut conn) {
+                        let paid = take_budget(&budget, &mut unpaid).await;
+                        if send((conn.proto, p, false), paid).await.is_err() {
+                            break 'conn;
                         }
                     }
-                    continue 'conn;
                 }
+                continue 'conn;
             }
         };
         match read {
@@ -209,6 +340,9 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
             Ok(_) => {}
         }
         loop {
+            // Until AUTH, requests are held to Redis's small unauthenticated limits; AUTH
+            // runs in `dispatch`, so it lifts them for the very next request.
+            limits.unauthenticated = !conn.authenticated;
             let before_parse = buf.len();
             let parsed = parse_request(&mut buf, &limits);
             unpaid += before_parse - buf.len();
@@ -264,4 +398,23 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let _ = writer.await;
     server.unregister_client(id);
     server.open_conns.fetch_sub(1, Ordering::AcqRel);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_replies_drops_the_largest_first() {
+        let big = |n: usize| Reply::Bulk(bytes::Bytes::from(vec![b'x'; n]));
+        let mut rs = vec![Reply::ok(), big(600), big(300), big(500)];
+        fit_replies(&mut rs, 1000);
+        assert_eq!(rs[0], Reply::ok());
+        assert!(matches!(&rs[1], Reply::Error(e) if e.contains("616 bytes")));
+        assert_eq!(rs[2], big(300));
+        assert_eq!(rs[3], big(500));
+        let mut small = vec![big(10), Reply::Int(1)];
+        fit_replies(&mut small, 1000);
+        assert_eq!(small, vec![big(10), Reply::Int(1)]);
+    }
 }

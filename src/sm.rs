@@ -20,6 +20,23 @@ pub fn encode_argv(argv: &[Bytes]) -> Vec<u8> {
     msg.write_to_bytes().unwrap_or_default()
 }
 
+/// Bytes [`encode_argv`] makes of `argv`, plus the field header it takes inside a
+/// `RaftCommit` or a forwarded request (computed without encoding).
+pub fn encoded_len(argv: &[Bytes]) -> usize {
+    field_len(argv.iter().map(|a| field_len(a.len())).sum())
+}
+
+/// Bytes of one length-delimited protobuf field (tag, length, data) of `len` bytes.
+pub fn field_len(len: usize) -> usize {
+    1 + varint_len(len) + len
+}
+
+/// Length of `n` as a protobuf varint.
+fn varint_len(n: usize) -> usize {
+    let bits = usize::BITS - n.leading_zeros();
+    (bits.max(1) as usize).div_ceil(7)
+}
+
 /// Decodes an argument vector; `None` if malformed.
 pub fn decode_argv(data: &[u8]) -> Option<Vec<Bytes>> {
     Argv::parse_from_bytes(data)
@@ -42,6 +59,8 @@ impl raft_node::StateMachine for KvStateMachine {
         time_ms: i64,
         commands: &[Vec<u8>],
     ) -> Vec<Reply> {
+        // The entry's commands share one write budget, the same on every replica.
+        self.store.begin_entry();
         commands
             .iter()
             .map(
@@ -93,5 +112,20 @@ mod tests {
         ];
         assert_eq!(decode_argv(&encode_argv(&argv)), Some(argv));
         assert_eq!(decode_argv(&[0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn encoded_len_matches_the_encoding() {
+        for sizes in [
+            vec![],
+            vec![0],
+            vec![3, 1, 127],
+            vec![128, 16383, 16384],
+            vec![300_000],
+        ] {
+            let argv: Vec<Bytes> = sizes.iter().map(|&n| Bytes::from(vec![7u8; n])).collect();
+            let body = encode_argv(&argv).len();
+            assert_eq!(encoded_len(&argv), 1 + varint_len(body) + body, "{sizes:?}");
+        }
     }
 }

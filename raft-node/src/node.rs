@@ -46,6 +46,10 @@ use crate::proto::{PeerAddr, RaftCommit, SnapshotDescriptor};
 use crate::snap;
 use crate::storage::{conf_contains, RocksStorage};
 
+/// Most bytes of uncommitted entries a leader holds before it refuses proposals
+/// (raft-rs `max_uncommitted_size`; at least one entry is always accepted).
+pub const MAX_UNCOMMITTED_BYTES: u64 = 128 << 20;
+
 /// How the node is configured.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -467,6 +471,10 @@ pub fn start<S: StateMachine, K: MessageSink>(
         applied,
         max_size_per_msg: 1 << 20,
         max_inflight_msgs: 256,
+        // A leader that cannot replicate stops accepting proposals once this many bytes of
+        // entries are uncommitted (raft-rs drops them: certainly not applied) instead of
+        // growing its log and memory without bound. Room for a few of the largest entries.
+        max_uncommitted_size: MAX_UNCOMMITTED_BYTES,
         check_quorum: true,
         pre_vote: true,
         read_only_option: if cfg.lease_reads {
@@ -747,12 +755,34 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 self.status.proposals.fetch_add(n, Ordering::Relaxed);
                 self.status.entries_proposed.fetch_add(1, Ordering::Relaxed);
             }
+            Err(raft::Error::ProposalDropped) if self.raw.raft.state == StateRole::Leader => {
+                // Still leader: the uncommitted log is full (or a leader transfer is under
+                // way). Nothing was appended, so the proposers may retry or give up.
+                self.warn_dropped(n);
+                for (_, r) in waiters {
+                    let _ = r.send(Err(NodeError::Dropped));
+                }
+            }
             Err(_) => {
                 let hint = self.leader_hint();
                 for (_, r) in waiters {
                     let _ = r.send(Err(NodeError::NotLeader(hint)));
                 }
             }
+        }
+    }
+
+    /// Logs proposals the leader refused, at most once per second.
+    fn warn_dropped(&self, commands: u64) {
+        static LAST_MS: AtomicI64 = AtomicI64::new(0);
+        let now = wall_ms();
+        if now - LAST_MS.load(Ordering::Relaxed) >= 1000 {
+            LAST_MS.store(now, Ordering::Relaxed);
+            warn!(self.logger, "leader refused proposals: uncommitted log full (peers not keeping up) or leader transfer in progress";
+                "commands" => commands,
+                "uncommitted_limit" => MAX_UNCOMMITTED_BYTES,
+                "last_index" => self.raw.raft.raft_log.last_index(),
+                "committed" => self.raw.raft.raft_log.committed);
         }
     }
 

@@ -16,7 +16,16 @@ pub struct Limits {
     pub max_inline_len: usize,
     /// Most arguments in one multibulk request.
     pub max_multibulk_len: usize,
+    /// The client has not authenticated yet while a password is required: Redis (6.2.6+)
+    /// then allows at most [`UNAUTH_MAX_ARGS`] arguments and bulks of at most
+    /// [`UNAUTH_MAX_BULK`] bytes, so a stranger cannot make the server buffer much.
+    pub unauthenticated: bool,
 }
+
+/// Most arguments of a request before AUTH (Redis's `authRequired` limit).
+pub const UNAUTH_MAX_ARGS: i64 = 10;
+/// Largest bulk of a request before AUTH (bytes).
+pub const UNAUTH_MAX_BULK: usize = 16384;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -24,6 +33,7 @@ impl Default for Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_inline_len: 64 * 1024,
             max_multibulk_len: 1024 * 1024,
+            unauthenticated: false,
         }
     }
 }
@@ -45,6 +55,10 @@ pub enum ProtocolError {
     TooBigBulkCount,
     #[error("unbalanced quotes in request")]
     UnbalancedQuotes,
+    #[error("unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    #[error("unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
 }
 
 impl ProtocolError {
@@ -106,6 +120,9 @@ fn parse_multibulk(
     if count > 0 && count as u64 > limits.max_multibulk_len as u64 {
         return Err(ProtocolError::InvalidMultibulkLength);
     }
+    if limits.unauthenticated && count > UNAUTH_MAX_ARGS {
+        return Err(ProtocolError::UnauthenticatedMultibulkLength);
+    }
     let mut pos = eol + 2;
     if count <= 0 {
         buf.advance(pos);
@@ -133,6 +150,9 @@ fn parse_multibulk(
             .and_then(|l| usize::try_from(l).ok())
             .filter(|&l| l <= limits.max_bulk_len)
             .ok_or(ProtocolError::InvalidBulkLength)?;
+        if limits.unauthenticated && len > UNAUTH_MAX_BULK {
+            return Err(ProtocolError::UnauthenticatedBulkLength);
+        }
         let start = eol + 2;
         let end = start
             .checked_add(len)
@@ -410,6 +430,7 @@ mod tests {
             max_bulk_len: 10,
             max_inline_len: 16,
             max_multibulk_len: 4,
+            unauthenticated: false,
         };
         let p = |b: &[u8]| parse_request(&mut BytesMut::from(b), &l);
         assert_eq!(p(b"*1\r\n$11\r\n"), Err(ProtocolError::InvalidBulkLength));
@@ -431,6 +452,32 @@ mod tests {
         let big = Limits::default();
         let mut buf = BytesMut::from(&b"*1048576\r\n$1\r\na\r\n"[..]);
         assert_eq!(parse_request(&mut buf, &big), Ok(None));
+    }
+
+    #[test]
+    fn unauthenticated_limits() {
+        use ProtocolError::*;
+        let l = Limits {
+            unauthenticated: true,
+            ..Limits::default()
+        };
+        let p = |b: &[u8]| parse_request(&mut BytesMut::from(b), &l);
+        // Refused from the header alone, before any data arrives.
+        assert_eq!(p(b"*11\r\n"), Err(UnauthenticatedMultibulkLength));
+        assert_eq!(p(b"*100\r\n"), Err(UnauthenticatedMultibulkLength));
+        assert_eq!(p(b"*1\r\n$100000000\r\n"), Err(UnauthenticatedBulkLength));
+        assert_eq!(p(b"*1\r\n$16385\r\n"), Err(UnauthenticatedBulkLength));
+        // Redis's order: an invalid length is reported as such first.
+        assert_eq!(p(b"*2000000\r\n"), Err(InvalidMultibulkLength));
+        assert_eq!(p(b"*1\r\n$999999999999\r\n"), Err(InvalidBulkLength));
+        // Within the limits: parsed as usual.
+        assert_eq!(p(b"*10\r\n"), Ok(None));
+        assert_eq!(p(b"*1\r\n$16384\r\n"), Ok(None));
+        assert_eq!(p(b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"), ok(&["AUTH", "pw"]));
+        assert_eq!(
+            UnauthenticatedBulkLength.to_reply(),
+            Reply::Error("ERR Protocol error: unauthenticated bulk length".into())
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! stamp, so replicas agree. Reads ([`Reader`]) run on any thread against the database as of
 //! the last written batch.
 
+pub mod budget;
 pub mod glob;
 pub mod slot;
 pub mod snapshot;
@@ -44,8 +45,20 @@ pub const TYPE_HASH: u8 = 1;
 pub const TYPE_LIST: u8 = 2;
 pub const TYPE_SET: u8 = 3;
 pub const TYPE_ZSET: u8 = 4;
-/// Largest string value (Redis's proto-max-bulk-len default).
-pub const MAX_STRING: usize = 512 * 1024 * 1024;
+use budget::Budget;
+pub use budget::{ENTRY_WRITE_BUDGET, MAX_STRING};
+
+/// Returns the refusal from `apply` when the entry's budget has no room for `$cost` bytes.
+macro_rules! charge {
+    ($store:expr, $cost:expr) => {
+        if let Err(refused) = $store.budget.charge($cost) {
+            return refused;
+        }
+    };
+}
+
+// After the macro, which it uses.
+mod sized;
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -124,6 +137,9 @@ fn meta_key(group: u64, tag: u8) -> Vec<u8> {
     k
 }
 
+/// Bytes of an encoded value before its payload (type, expiry).
+const HEADER: usize = 9;
+
 /// A decoded value.
 #[derive(Debug, Clone, PartialEq)]
 struct Value {
@@ -166,6 +182,15 @@ impl Value {
         v
     }
 
+    /// An encoded string of `len` zero bytes to fill in at `[HEADER..]`. Zeroed memory
+    /// comes from the allocator untouched, so a sparse SETRANGE costs only the pages written.
+    fn zeroed_string(len: usize, expire: i64) -> Vec<u8> {
+        let mut v = vec![0u8; HEADER + len];
+        v[0] = TYPE_STRING;
+        v[1..HEADER].copy_from_slice(&expire.to_be_bytes());
+        v
+    }
+
     fn expired(&self, now: i64) -> bool {
         self.expire != 0 && self.expire <= now
     }
@@ -183,6 +208,14 @@ fn fail_stop(what: &str, e: impl std::fmt::Display) -> ! {
     // A replica that cannot read or decode its own state must stop rather than diverge.
     eprintln!("raftkv store: fatal storage error while {what}: {e}");
     std::process::abort();
+}
+
+/// Bytes of the values of MSET / MSETNX.
+fn pairs_len(pairs: &[(Bytes, Bytes)]) -> usize {
+    pairs
+        .iter()
+        .map(|(_, v)| v.len())
+        .fold(0, usize::saturating_add)
 }
 
 fn parse_i64(b: &[u8]) -> Option<i64> {
@@ -224,6 +257,8 @@ pub struct Store {
     read_cache: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
     flushed: bool,
     shared: Arc<Counters>,
+    /// What the entry being applied has written so far.
+    budget: Budget,
 }
 
 impl Store {
@@ -251,6 +286,7 @@ impl Store {
             read_cache: RefCell::new(HashMap::new()),
             flushed: false,
             shared,
+            budget: Budget::default(),
         })
     }
 
@@ -315,27 +351,51 @@ impl Store {
             .unwrap_or_else(|| fail_stop("opening a column family", name))
     }
 
+    /// Calls `f` with the encoded value of a data key as of this batch (expired or not),
+    /// without copying it.
+    fn with_raw<R>(&self, dkey: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        if let Some(v) = self.overlay.get(dkey) {
+            return f(v.as_deref());
+        }
+        if self.flushed {
+            return f(None);
+        }
+        let mut cache = self.read_cache.borrow_mut();
+        if !cache.contains_key(dkey) {
+            let v = match self.db.get_cf(self.cf(CF_DATA), dkey) {
+                Ok(v) => v,
+                Err(e) => fail_stop("reading a key", e),
+            };
+            cache.insert(dkey.to_vec(), v);
+        }
+        f(cache.get(dkey).and_then(|v| v.as_deref()))
+    }
+
     /// The raw value of a data key as of this batch (expired or not).
     fn raw(&self, dkey: &[u8]) -> Option<Value> {
-        let bytes = match self.overlay.get(dkey) {
-            Some(v) => v.clone(),
-            None if self.flushed => None,
-            None => {
-                let mut cache = self.read_cache.borrow_mut();
-                match cache.get(dkey) {
-                    Some(v) => v.clone(),
-                    None => {
-                        let v = match self.db.get_cf(self.cf(CF_DATA), dkey) {
-                            Ok(v) => v,
-                            Err(e) => fail_stop("reading a key", e),
-                        };
-                        cache.insert(dkey.to_vec(), v.clone());
-                        v
-                    }
-                }
-            }
-        }?;
-        Some(Value::decode(&bytes).unwrap_or_else(|| fail_stop("decoding a value", "short value")))
+        self.with_raw(dkey, |b| {
+            b.map(|b| {
+                Value::decode(b).unwrap_or_else(|| fail_stop("decoding a value", "short value"))
+            })
+        })
+    }
+
+    /// Type, expiry and payload length of a data key as of this batch, without copying it.
+    fn raw_header(&self, dkey: &[u8]) -> Option<(u8, i64, usize)> {
+        self.with_raw(dkey, |b| {
+            b.map(|b| match Value::header(b) {
+                Some((typ, expire)) => (typ, expire, b.len() - HEADER),
+                None => fail_stop("decoding a value", "short value"),
+            })
+        })
+    }
+
+    /// Payload length of a live key (0 if absent or expired).
+    fn live_len(&self, dkey: &[u8], now: i64) -> usize {
+        match self.raw_header(dkey) {
+            Some((_, expire, len)) if expire == 0 || expire > now => len,
+            _ => 0,
+        }
     }
 
     fn live(&self, dkey: &[u8], now: i64) -> Option<Value> {
@@ -343,34 +403,39 @@ impl Store {
     }
 
     fn put(&mut self, wb: &mut WriteBatch, dkey: Vec<u8>, v: Value) {
-        let old = self.raw(&dkey);
-        match &old {
+        self.put_encoded(wb, dkey, v.encode());
+    }
+
+    /// Writes an encoded value (see [`Value::encode`]); it is kept once, in the overlay,
+    /// besides the write batch's copy.
+    fn put_encoded(&mut self, wb: &mut WriteBatch, dkey: Vec<u8>, enc: Vec<u8>) {
+        let expire = Value::header(&enc).map_or(0, |(_, e)| e);
+        match self.raw_header(&dkey) {
             None => self.keys += 1,
-            Some(o) if o.expire != 0 => {
+            Some((_, old, _)) if old != 0 => {
                 self.expires -= 1;
-                if o.expire != v.expire {
-                    wb.delete_cf(self.cf(CF_EXPIRE), expire_key(o.expire, &dkey));
+                if old != expire {
+                    wb.delete_cf(self.cf(CF_EXPIRE), expire_key(old, &dkey));
                 }
             }
             Some(_) => {}
         }
-        if v.expire != 0 {
+        if expire != 0 {
             self.expires += 1;
-            wb.put_cf(self.cf(CF_EXPIRE), expire_key(v.expire, &dkey), []);
+            wb.put_cf(self.cf(CF_EXPIRE), expire_key(expire, &dkey), []);
         }
-        let enc = v.encode();
         wb.put_cf(self.cf(CF_DATA), &dkey, &enc);
         self.overlay.insert(dkey, Some(enc));
     }
 
     fn del(&mut self, wb: &mut WriteBatch, dkey: &[u8]) -> bool {
-        let Some(old) = self.raw(dkey) else {
+        let Some((_, expire, _)) = self.raw_header(dkey) else {
             return false;
         };
         self.keys -= 1;
-        if old.expire != 0 {
+        if expire != 0 {
             self.expires -= 1;
-            wb.delete_cf(self.cf(CF_EXPIRE), expire_key(old.expire, dkey));
+            wb.delete_cf(self.cf(CF_EXPIRE), expire_key(expire, dkey));
         }
         wb.delete_cf(self.cf(CF_DATA), dkey);
         self.overlay.insert(dkey.to_vec(), None);
@@ -428,6 +493,7 @@ impl Store {
                     (None, true) => old.as_ref().map_or(0, |o| o.expire),
                     (None, false) => 0,
                 };
+                charge!(self, value.len());
                 let reply = if opts.get { old_reply() } else { Reply::ok() };
                 self.set_string(wb, dkey, value.to_vec(), expire, now);
                 reply
@@ -437,6 +503,7 @@ impl Store {
                 if self.live(&dkey, now).is_some() {
                     return Reply::Int(0);
                 }
+                charge!(self, value.len());
                 self.put(wb, dkey, Value::string(value.to_vec(), 0));
                 Reply::Int(1)
             }
@@ -457,6 +524,10 @@ impl Store {
                     None => Reply::Nil,
                     Some(v) if v.typ != TYPE_STRING => Reply::err(WRONGTYPE),
                     Some(v) => {
+                        if action.is_some() {
+                            // Persist or a new expiry rewrites the whole value.
+                            charge!(self, v.payload.len());
+                        }
                         let reply = Reply::Bulk(Bytes::from(v.payload.clone()));
                         match action {
                             None => {}
@@ -474,6 +545,7 @@ impl Store {
                 }
             }
             Command::MSet(pairs) => {
+                charge!(self, pairs_len(pairs));
                 for (k, v) in pairs {
                     self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
                 }
@@ -486,6 +558,7 @@ impl Store {
                 {
                     return Reply::Int(0);
                 }
+                charge!(self, pairs_len(pairs));
                 for (k, v) in pairs {
                     self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
                 }
@@ -516,6 +589,7 @@ impl Store {
                 let Some(new) = cur.checked_add(*delta) else {
                     return Reply::err("ERR increment or decrement would overflow");
                 };
+                charge!(self, 20);
                 self.put(
                     wb,
                     dkey,
@@ -538,49 +612,13 @@ impl Store {
                     return Reply::err("ERR increment would produce NaN or Infinity");
                 }
                 let text = resp::encode::format_double(new);
+                charge!(self, text.len());
                 self.put(wb, dkey, Value::string(text.clone().into_bytes(), expire));
                 Reply::Bulk(Bytes::from(text))
             }
-            Command::Append { key, value } => {
-                let dkey = data_key(key);
-                let (mut payload, expire) = match self.live(&dkey, now) {
-                    None => (Vec::new(), 0),
-                    Some(v) if v.typ != TYPE_STRING => return Reply::err(WRONGTYPE),
-                    Some(v) => (v.payload, v.expire),
-                };
-                if payload.len() + value.len() > MAX_STRING {
-                    return Reply::err(
-                        "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
-                    );
-                }
-                payload.extend_from_slice(value);
-                let n = payload.len() as i64;
-                self.put(wb, dkey, Value::string(payload, expire));
-                Reply::Int(n)
-            }
+            Command::Append { key, value } => self.append(wb, key, value, now),
             Command::SetRange { key, offset, value } => {
-                let dkey = data_key(key);
-                let old = self.live(&dkey, now);
-                if old.as_ref().is_some_and(|v| v.typ != TYPE_STRING) {
-                    return Reply::err(WRONGTYPE);
-                }
-                let offset = (*offset).max(0) as usize;
-                if value.is_empty() {
-                    return Reply::Int(old.map_or(0, |v| v.payload.len() as i64));
-                }
-                if offset.saturating_add(value.len()) > MAX_STRING {
-                    return Reply::err(
-                        "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
-                    );
-                }
-                let (mut payload, expire) = old.map_or((Vec::new(), 0), |v| (v.payload, v.expire));
-                if payload.len() < offset + value.len() {
-                    payload.resize(offset + value.len(), 0);
-                }
-                payload[offset..offset + value.len()].copy_from_slice(value);
-                let n = payload.len() as i64;
-                self.put(wb, dkey, Value::string(payload, expire));
-                Reply::Int(n)
+                self.set_range(wb, key, (*offset).max(0) as usize, value, now)
             }
             Command::Rename { src, dst, nx } => {
                 let skey = data_key(src);
@@ -595,6 +633,7 @@ impl Store {
                 if *nx && self.live(&dkey, now).is_some() {
                     return Reply::Int(0);
                 }
+                charge!(self, v.payload.len());
                 self.del(wb, &skey);
                 self.put(wb, dkey, v);
                 ok()
@@ -615,6 +654,10 @@ impl Store {
                 if !allowed {
                     return Reply::Int(0);
                 }
+                if new > now {
+                    // A new expiry rewrites the whole value.
+                    charge!(self, v.payload.len());
+                }
                 if new <= now {
                     self.del(wb, &dkey);
                 } else {
@@ -626,6 +669,7 @@ impl Store {
                 let dkey = data_key(key);
                 match self.live(&dkey, now) {
                     Some(v) if v.expire != 0 => {
+                        charge!(self, v.payload.len());
                         self.put(wb, dkey, Value { expire: 0, ..v });
                         Reply::Int(1)
                     }
@@ -656,6 +700,9 @@ impl Store {
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
             read if read.kind() == resp::Kind::Read => {
+                // Every replica computes the reply, so it is charged like a write, before
+                // the values are copied into it.
+                charge!(self, self.reply_cost(read, now));
                 let reader = self.reader();
                 let mut expired = Vec::new();
                 reader
@@ -726,8 +773,15 @@ impl Store {
         wb.put_cf(meta, meta_key(self.group, b'e'), self.expires.to_be_bytes());
     }
 
+    /// A new Raft entry is about to be applied: its commands share a fresh write budget
+    /// (see [`budget`]).
+    pub fn begin_entry(&mut self) {
+        self.budget.reset();
+    }
+
     /// The batch is written: drop the overlay, publish counters.
     pub fn batch_written(&mut self) {
+        self.budget.reset();
         self.overlay.clear();
         self.read_cache.get_mut().clear();
         self.flushed = false;

@@ -149,9 +149,14 @@ impl Cluster {
                 node.data_dir.to_str().expect("utf8 path"),
                 "--tick-ms",
                 "20",
-                "--log-level",
-                "debug",
             ])
+            // Debug logs unless the test chose a level (clap refuses a repeated flag).
+            .args(
+                (!self.extra_args.iter().any(|a| a == "--log-level"))
+                    .then_some(["--log-level", "debug"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.extra_args)
             .envs(node.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
