@@ -157,9 +157,138 @@ pub fn restorable(cs: &ConfState) -> bool {
             Err(_) => false,
         }
     };
-    if outgoing.is_empty() {
+    let applied = if outgoing.is_empty() {
         incoming.iter().all(|c| apply(false, std::slice::from_ref(c)))
     } else {
         outgoing.iter().all(|c| apply(false, std::slice::from_ref(c))) && apply(true, &incoming)
+    };
+    // raft-rs also requires the restored configuration to be exactly `cs`.
+    applied && same_conf(&tracker.conf().to_conf_state(), cs)
+}
+
+fn same_conf(a: &ConfState, b: &ConfState) -> bool {
+    let sorted = |v: &[u64]| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v
+    };
+    sorted(&a.voters) == sorted(&b.voters)
+        && sorted(&a.learners) == sorted(&b.learners)
+        && sorted(&a.voters_outgoing) == sorted(&b.voters_outgoing)
+        && sorted(&a.learners_next) == sorted(&b.learners_next)
+        && a.auto_leave == b.auto_leave
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::eraftpb::{Entry, Snapshot};
+    use raft::storage::MemStorage;
+    use raft::{Config, RawNode};
+
+    /// Node 1 of voters {1, 2, 3}, follower at term 2 with entries 1..=3 (commit 1).
+    fn follower() -> RawNode<MemStorage> {
+        let store = MemStorage::new_with_conf_state((vec![1, 2, 3], vec![]));
+        let ents: Vec<Entry> = (1..=3)
+            .map(|i| {
+                let mut e = Entry::default();
+                e.index = i;
+                e.term = 2;
+                e
+            })
+            .collect();
+        store.wl().append(&ents).unwrap();
+        let mut hs = raft::eraftpb::HardState::default();
+        hs.term = 2;
+        hs.commit = 1;
+        store.wl().set_hardstate(hs);
+        let cfg = Config {
+            id: 1,
+            ..Default::default()
+        };
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        RawNode::new(&cfg, store, &log).unwrap()
+    }
+
+    fn msg(t: MessageType, from: u64) -> Message {
+        let mut m = Message::default();
+        m.set_msg_type(t);
+        m.from = from;
+        m.to = 1;
+        m.term = 2;
+        m
+    }
+
+    #[test]
+    fn a_heartbeat_committing_beyond_the_log_is_dropped_and_would_panic() {
+        let mut m = msg(MessageType::MsgHeartbeat, 2);
+        m.commit = 100;
+        let raw = follower();
+        assert_eq!(check(&raw.raft, &m), Err("heartbeat commit beyond the log"));
+        // Without the filter raft-rs panics (`fatal!` in commit_to).
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut raw = follower();
+            let _ = raw.step(m.clone());
+        }));
+        assert!(stepped.is_err(), "raft-rs no longer panics: update the filter docs");
+        let mut ok = msg(MessageType::MsgHeartbeat, 2);
+        ok.commit = 3;
+        assert_eq!(check(&raw.raft, &ok), Ok(()));
+    }
+
+    #[test]
+    fn malformed_messages_are_dropped() {
+        let raw = follower();
+        let r = &raw.raft;
+        assert!(check(r, &msg(MessageType::MsgReadIndex, 2)).is_err(), "no ctx");
+        assert!(check(r, &msg(MessageType::MsgPropose, 2)).is_err(), "propose");
+        assert!(check(r, &msg(MessageType::MsgHup, 2)).is_err(), "local");
+        let mut wrong_to = msg(MessageType::MsgHeartbeat, 2);
+        wrong_to.to = 9;
+        assert!(check(r, &wrong_to).is_err(), "misaddressed");
+        let mut no_term = msg(MessageType::MsgAppend, 2);
+        no_term.term = 0;
+        assert!(check(r, &no_term).is_err(), "no term");
+        let mut gap = msg(MessageType::MsgAppend, 2);
+        gap.index = 3;
+        gap.log_term = 2;
+        let mut e = Entry::default();
+        e.index = 9;
+        e.term = 2;
+        gap.entries = vec![e].into();
+        assert!(check(r, &gap).is_err(), "non-consecutive entries");
+        let mut low = msg(MessageType::MsgAppend, 2);
+        low.index = 3;
+        low.log_term = 1;
+        assert!(check(r, &low).is_err(), "anchored below the committed term");
+        let mut resp = msg(MessageType::MsgAppendResponse, 2);
+        resp.index = 50;
+        assert!(check(r, &resp).is_err(), "response beyond the log");
+        let mut snap = msg(MessageType::MsgSnapshot, 2);
+        let mut s = Snapshot::default();
+        s.mut_metadata().index = 5;
+        s.mut_metadata().term = 2;
+        snap.set_snapshot(s.clone());
+        assert!(check(r, &snap).is_err(), "snapshot without voters");
+        s.mut_metadata().mut_conf_state().voters = vec![1, 2];
+        s.mut_metadata().mut_conf_state().learners = vec![2];
+        snap.set_snapshot(s.clone());
+        assert!(check(r, &snap).is_err(), "voter and learner at once");
+        s.mut_metadata().mut_conf_state().learners = vec![3];
+        snap.set_snapshot(s);
+        assert_eq!(check(r, &snap), Ok(()));
+    }
+
+    #[test]
+    fn non_members_may_not_vote_but_a_leader_this_node_does_not_know_may_append() {
+        let raw = follower();
+        let mut vote = msg(MessageType::MsgRequestPreVote, 7);
+        vote.term = 9;
+        assert_eq!(check(&raw.raft, &vote), Err("sender is not a member"));
+        vote.from = 2;
+        assert_eq!(check(&raw.raft, &vote), Ok(()));
+        let mut hb = msg(MessageType::MsgHeartbeat, 7);
+        hb.commit = 1;
+        assert_eq!(check(&raw.raft, &hb), Ok(()));
     }
 }
