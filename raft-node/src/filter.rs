@@ -11,7 +11,8 @@
 //!
 //! Non-members: this node's configuration may lag (it was down while members changed),
 //! so a follower still accepts what only a leader sends (appends, heartbeats, snapshots)
-//! from a node it does not know yet; raft's own term checks apply to them. A node with
+//! from a node it does not know yet, if it is of a newer term or the leader it already
+//! follows; raft's own term checks apply to them. A node with
 //! no configuration at all (a new node waiting to join) accepts any authenticated peer.
 
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfState, Message, MessageType};
@@ -73,7 +74,9 @@ fn check_sender<T: Storage>(raft: &Raft<T>, m: &Message) -> Result<(), Reason> {
         m.get_msg_type(),
         MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
     );
-    if from_a_leader && raft.state != StateRole::Leader {
+    // A leader this node does not know yet: of a newer term, or the one it follows.
+    let leads = m.term > raft.term || (m.term == raft.term && raft.leader_id == m.from);
+    if from_a_leader && leads && raft.state != StateRole::Leader {
         return Ok(());
     }
     Err("sender is not a member")
@@ -289,6 +292,8 @@ mod tests {
         assert_eq!(check(&raw.raft, &vote), Ok(()));
         let mut hb = msg(MessageType::MsgHeartbeat, 7);
         hb.commit = 1;
-        assert_eq!(check(&raw.raft, &hb), Ok(()));
+        assert_eq!(check(&raw.raft, &hb), Err("sender is not a member"), "same term");
+        hb.term = 3;
+        assert_eq!(check(&raw.raft, &hb), Ok(()), "newer term");
     }
 }
