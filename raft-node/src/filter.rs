@@ -4,7 +4,8 @@
 //! (`commit_to` out of range), a `MsgReadIndex` without its context entry (index out of
 //! bounds), an append whose entries are not consecutive (slice out of range), an append
 //! response claiming an index beyond the leader's log, or a snapshot whose configuration
-//! cannot be restored. A message from a node that is not a member, or a locally-generated
+//! cannot be restored, a `MsgReadIndex` with a term or a `MsgTransferLeader` to a follower
+//! (both forwarded, and raft-rs `fatal!`s forwarding a message with a term). A message from a node that is not a member, or a locally-generated
 //! type (`MsgHup`, `MsgBeat`, `MsgPropose`, ...) arriving from the network, is dropped too:
 //! a peer could otherwise append entries to the leader's log directly or disrupt the
 //! group with votes. Every drop is counted and logged (rate-limited) by the caller.
@@ -44,9 +45,15 @@ pub fn check<T: Storage>(raft: &Raft<T>, m: &Message) -> Result<(), Reason> {
     ) {
         return Err("local message type from the network");
     }
-    // Only a forwarded MsgReadIndex travels without a term.
-    if m.term == 0 && t != MsgReadIndex {
-        return Err("message without a term");
+    // Only a forwarded MsgReadIndex travels without a term, and it always does (a
+    // follower forwarding one with a term `fatal!`s).
+    if (m.term == 0) != (t == MsgReadIndex) {
+        return Err("message term does not fit its type");
+    }
+    // A follower forwards a leader transfer request to its leader, and raft-rs `fatal!`s
+    // forwarding one that came with a term: only the leader takes them from peers.
+    if t == MsgTransferLeader && raft.state != StateRole::Leader {
+        return Err("leader transfer request to a node that does not lead");
     }
     check_sender(raft, m)?;
     match t {
@@ -249,6 +256,13 @@ mod tests {
         let mut wrong_to = msg(MessageType::MsgHeartbeat, 2);
         wrong_to.to = 9;
         assert!(check(r, &wrong_to).is_err(), "misaddressed");
+        let mut ri = msg(MessageType::MsgReadIndex, 2);
+        ri.entries = vec![Entry::default()].into();
+        assert!(check(r, &ri).is_err(), "read index with a term");
+        ri.term = 0;
+        assert_eq!(check(r, &ri), Ok(()));
+        let transfer = msg(MessageType::MsgTransferLeader, 2);
+        assert!(check(r, &transfer).is_err(), "transfer to a follower");
         let mut no_term = msg(MessageType::MsgAppend, 2);
         no_term.term = 0;
         assert!(check(r, &no_term).is_err(), "no term");
@@ -295,5 +309,126 @@ mod tests {
         assert_eq!(check(&raw.raft, &hb), Err("sender is not a member"), "same term");
         hb.term = 3;
         assert_eq!(check(&raw.raft, &hb), Ok(()), "newer term");
+    }
+}
+
+/// Random messages, filtered, stepped into real nodes: nothing the filter lets through may
+/// panic raft-rs (a quick, seeded stand-in for the cargo-fuzz target `peer_message`).
+#[cfg(test)]
+mod random {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use raft::eraftpb::{Entry, HardState, Snapshot};
+    use raft::storage::MemStorage;
+    use raft::{Config, RawNode};
+
+    fn node(leader: bool) -> RawNode<MemStorage> {
+        let store = MemStorage::new_with_conf_state((vec![1, 2, 3], vec![]));
+        let ents: Vec<Entry> = (1..=5)
+            .map(|i| {
+                let mut e = Entry::default();
+                e.index = i;
+                e.term = 2;
+                e
+            })
+            .collect();
+        store.wl().append(&ents).unwrap();
+        let mut hs = HardState::default();
+        hs.term = 2;
+        hs.commit = 3;
+        store.wl().set_hardstate(hs);
+        let cfg = Config {
+            id: 1,
+            ..Default::default()
+        };
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let mut raw = RawNode::new(&cfg, store, &log).unwrap();
+        if leader {
+            raw.raft.become_candidate();
+            raw.raft.become_leader();
+        }
+        raw
+    }
+
+    /// Persists and applies a Ready as a real node would (MemStorage).
+    fn handle_ready(raw: &mut RawNode<MemStorage>) {
+        if !raw.has_ready() {
+            return;
+        }
+        let rd = raw.ready();
+        if !rd.snapshot().is_empty() {
+            let _ = raw.mut_store().wl().apply_snapshot(rd.snapshot().clone());
+        }
+        let _ = raw.mut_store().wl().append(rd.entries());
+        if let Some(hs) = rd.hs() {
+            raw.mut_store().wl().set_hardstate(hs.clone());
+        }
+        let light = raw.advance(rd);
+        if let Some(c) = light.commit_index() {
+            raw.mut_store().wl().mut_hard_state().commit = c;
+        }
+        raw.advance_apply();
+    }
+
+    fn ids(r: &mut impl Rng) -> Vec<u64> {
+        (0..r.gen_range(0..4)).map(|_| r.gen_range(0..6)).collect()
+    }
+
+    fn message(r: &mut impl Rng) -> Message {
+        let mut m = Message::default();
+        m.set_msg_type(protobuf::ProtobufEnum::from_i32(r.gen_range(0..19)).unwrap_or_default());
+        m.to = 1;
+        m.from = r.gen_range(0..6);
+        m.term = r.gen_range(0..6);
+        m.index = r.gen_range(0..9);
+        m.log_term = r.gen_range(0..5);
+        m.commit = r.gen_range(0..9);
+        m.reject = r.gen_bool(0.3);
+        m.reject_hint = r.gen_range(0..9);
+        m.request_snapshot = r.gen_range(0..3);
+        let n = r.gen_range(0..4);
+        let start = if r.gen_bool(0.8) { m.index + 1 } else { r.gen_range(0..9) };
+        m.entries = (0..n)
+            .map(|i| {
+                let mut e = Entry::default();
+                e.index = start + i;
+                e.term = r.gen_range(0..6);
+                e
+            })
+            .collect::<Vec<_>>()
+            .into();
+        if r.gen_bool(0.2) {
+            let mut s = Snapshot::default();
+            s.mut_metadata().index = r.gen_range(0..12);
+            s.mut_metadata().term = r.gen_range(0..6);
+            let cs = s.mut_metadata().mut_conf_state();
+            cs.voters = ids(r);
+            cs.learners = ids(r);
+            cs.voters_outgoing = ids(r);
+            cs.learners_next = ids(r);
+            cs.auto_leave = r.gen_bool(0.5);
+            m.set_snapshot(s);
+        }
+        m
+    }
+
+    #[test]
+    fn nothing_the_filter_passes_panics_raft() {
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(9));
+        for round in 0..5000 {
+            let msgs: Vec<Message> = (0..r.gen_range(1..8)).map(|_| message(&mut r)).collect();
+            for leader in [false, true] {
+                let mut raw = node(leader);
+                for m in &msgs {
+                    if check(&raw.raft, m).is_ok() {
+                        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            let _ = raw.step(m.clone());
+                            handle_ready(&mut raw);
+                        }));
+                        assert!(stepped.is_ok(), "round {round}, leader {leader}: {m:?}");
+                    }
+                }
+            }
+        }
     }
 }
