@@ -259,6 +259,19 @@ mod tests {
     }
 
     #[test]
+    fn the_environment_gives_secrets_when_no_flag_does() {
+        // The only test touching these variables (tests in this binary share them).
+        std::env::set_var(ENV_CLUSTER_SECRET, "from-env");
+        let mut c = parse(&[]);
+        c.resolve_secrets().unwrap();
+        assert_eq!(c.cluster_secret.as_deref(), Some("from-env"));
+        let mut c = parse(&["--cluster-secret", "argv-wins"]);
+        c.resolve_secrets().unwrap();
+        assert_eq!(c.cluster_secret.as_deref(), Some("argv-wins"));
+        std::env::remove_var(ENV_CLUSTER_SECRET);
+    }
+
+    #[test]
     fn a_password_alone_derives_the_peer_secret() {
         let c = parse(&["--requirepass", "pw"]);
         let k = c.peer_secret();

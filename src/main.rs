@@ -128,11 +128,16 @@ fn install_panic_hook() {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
         match PANIC_LOG.get() {
-            Some(log) => crit!(log, "panic, stopping the process"; "thread" => &thread, "at" => &at, "msg" => &msg),
+            Some(log) => {
+                crit!(log, "panic, stopping the process"; "thread" => &thread, "at" => &at, "msg" => &msg)
+            }
             None => {
                 use std::io::Write;
                 let mut e = std::io::stderr().lock();
-                let _ = writeln!(e, "CRIT panic, stopping the process, thread: {thread}, at: {at}, msg: {msg}");
+                let _ = writeln!(
+                    e,
+                    "CRIT panic, stopping the process, thread: {thread}, at: {at}, msg: {msg}"
+                );
                 let _ = e.flush();
             }
         }
@@ -146,7 +151,10 @@ fn start_failpoint() {
     let Ok(fp) = std::env::var("RAFTKV_FAILPOINT") else {
         return;
     };
-    let Some(path) = fp.strip_prefix("panic-when-exists:").map(std::path::PathBuf::from) else {
+    let Some(path) = fp
+        .strip_prefix("panic-when-exists:")
+        .map(std::path::PathBuf::from)
+    else {
         return;
     };
     let _ = std::thread::Builder::new()

@@ -64,7 +64,10 @@ fn the_peer_port_acts_only_on_members_that_prove_the_secret() {
 
     // 2. The old removal notice (connection kind 4) and an old-protocol hello are refused
     //    even with the right secret.
-    assert!(handshake(fport, lid, fid, 4, &right).is_err(), "removal notice kind accepted");
+    assert!(
+        handshake(fport, lid, fid, 4, &right).is_err(),
+        "removal notice kind accepted"
+    );
     let v1 = PeerHello {
         magic: 0x524b_5631,
         from: lid,
@@ -93,12 +96,18 @@ fn the_peer_port_acts_only_on_members_that_prove_the_secret() {
     ] {
         write_frame(&mut s, &forward_request(id, &args)).expect("write");
         let reply = forward_reply(&mut s).expect("reply").unwrap_or_default();
-        assert!(reply.contains("not a member"), "{args:?} from a non-member: {reply:?}");
+        assert!(
+            reply.contains("not a member"),
+            "{args:?} from a non-member: {reply:?}"
+        );
     }
     let (mut s, _) = handshake(fport, 9, fid, KIND_RAFT, &right).expect("authenticated");
     write_frame(&mut s, &raft_batch(&[vote(9, fid, term + 100)])).expect("write");
     wait_for(Duration::from_secs(10), "the vote to be filtered", || {
-        let n: u64 = cl.info_field(follower, "raft_msgs_filtered")?.parse().ok()?;
+        let n: u64 = cl
+            .info_field(follower, "raft_msgs_filtered")?
+            .parse()
+            .ok()?;
         (n > 0).then_some(())
     });
 
@@ -111,10 +120,17 @@ fn the_peer_port_acts_only_on_members_that_prove_the_secret() {
     // Nothing else changed: data, membership, term; every node still serves.
     for i in 0..3 {
         let mut c = cl.client(i);
-        assert_eq!(c.get::<_, Option<String>>("keep").expect("GET"), Some("1".into()));
+        assert_eq!(
+            c.get::<_, Option<String>>("keep").expect("GET"),
+            Some("1".into())
+        );
         assert_eq!(c.get::<_, Option<String>>("evil").expect("GET"), None);
         assert_eq!(cl.raft_nodes(i).len(), 3, "membership of node {}", i + 1);
-        assert!(term_of(&cl, i) < term + 100, "node {} took the stranger's term", i + 1);
+        assert!(
+            term_of(&cl, i) < term + 100,
+            "node {} took the stranger's term",
+            i + 1
+        );
     }
     let refused: u64 = cl
         .info_field(leader, "raft_peer_handshakes_refused")
@@ -143,6 +159,29 @@ fn a_cluster_secret_from_a_file_works_and_is_never_logged() {
     assert!(handshake(lport, from, lid, KIND_RAFT, b"file-secret-1234\n").is_err());
     for n in &cl.nodes {
         let log = std::fs::read_to_string(&n.log).unwrap_or_default();
-        assert!(!log.contains("file-secret"), "node {} logged the secret", n.id);
+        assert!(
+            !log.contains("file-secret"),
+            "node {} logged the secret",
+            n.id
+        );
     }
+}
+
+#[test]
+fn an_open_peer_port_without_a_secret_is_warned_about_once() {
+    let open = format!("0.0.0.0:{}", common::free_port());
+    let cl = Cluster::start_with(1, &["--peer-bind", &open]);
+    cl.wait_leader();
+    let log = std::fs::read_to_string(&cl.nodes[0].log).unwrap_or_default();
+    assert_eq!(
+        log.matches("PEER PORT NOT AUTHENTICATED").count(),
+        1,
+        "{log}"
+    );
+    drop(cl);
+    // With a password (so a derived peer secret) there is nothing to warn about.
+    let cl = Cluster::start_with(1, &["--peer-bind", &open, "--requirepass", "pw"]);
+    cl.wait_leader();
+    let log = std::fs::read_to_string(&cl.nodes[0].log).unwrap_or_default();
+    assert!(!log.contains("PEER PORT NOT AUTHENTICATED"), "{log}");
 }

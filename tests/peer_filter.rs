@@ -30,8 +30,14 @@ fn a_heartbeat_committing_beyond_the_log_is_dropped_and_the_node_serves_on() {
         .and_then(|t| t.parse().ok())
         .expect("last index");
     // A buggy (or compromised) member, here posing as the leader itself.
-    let (mut s, _) = handshake(cl.nodes[follower].raft_port, lid, fid, KIND_RAFT, SECRET.as_bytes())
-        .expect("authenticated");
+    let (mut s, _) = handshake(
+        cl.nodes[follower].raft_port,
+        lid,
+        fid,
+        KIND_RAFT,
+        SECRET.as_bytes(),
+    )
+    .expect("authenticated");
     let mut hb = Message::default();
     hb.set_msg_type(MessageType::MsgHeartbeat);
     hb.from = lid;
@@ -39,18 +45,31 @@ fn a_heartbeat_committing_beyond_the_log_is_dropped_and_the_node_serves_on() {
     hb.term = term;
     hb.commit = last + 1_000_000;
     write_frame(&mut s, &raft_batch(&[hb])).expect("write");
-    wait_for(Duration::from_secs(10), "the heartbeat to be filtered", || {
-        let n: u64 = cl.info_field(follower, "raft_msgs_filtered")?.parse().ok()?;
-        (n > 0).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(10),
+        "the heartbeat to be filtered",
+        || {
+            let n: u64 = cl
+                .info_field(follower, "raft_msgs_filtered")?
+                .parse()
+                .ok()?;
+            (n > 0).then_some(())
+        },
+    );
     // The follower is alive and replicating: a write through it commits and it reads it.
     let mut c = cl.client(follower);
     let _: () = c.set("after", "ok").expect("SET through the follower");
-    assert_eq!(c.get::<_, Option<String>>("after").expect("GET"), Some("ok".into()));
+    assert_eq!(
+        c.get::<_, Option<String>>("after").expect("GET"),
+        Some("ok".into())
+    );
     let mut cl = cl;
     assert!(cl.try_wait(follower).is_none(), "the follower exited");
     let log = std::fs::read_to_string(&cl.nodes[follower].log).unwrap_or_default();
-    assert!(log.contains("heartbeat commit beyond the log"), "drop not logged");
+    assert!(
+        log.contains("heartbeat commit beyond the log"),
+        "drop not logged"
+    );
 }
 
 #[test]

@@ -92,7 +92,11 @@ fn peers_without_the_cluster_secret_are_refused() {
     // The secret is never sent: a peer proves it with a MAC over the node's fresh nonce.
     // Without it (or with the wrong one) the node closes the connection after the proof.
     for secret in [&b"wrong"[..], b""] {
-        for kind in [peer_common::KIND_RAFT, peer_common::KIND_FORWARD, peer_common::KIND_SNAPSHOT] {
+        for kind in [
+            peer_common::KIND_RAFT,
+            peer_common::KIND_FORWARD,
+            peer_common::KIND_SNAPSHOT,
+        ] {
             let got = peer_common::handshake(raft_port, 2, 1, kind, secret);
             assert!(got.is_err(), "kind {kind} accepted without the secret");
         }
@@ -109,7 +113,9 @@ fn peers_without_the_cluster_secret_are_refused() {
     peer_common::write_frame(&mut s, &v1.write_to_bytes().expect("encode hello")).expect("write");
     assert!(peer_common::closed_by_peer(&mut s));
     // With it, the handshake completes.
-    assert!(peer_common::handshake(raft_port, 2, 1, peer_common::KIND_RAFT, b"peer-secret").is_ok());
+    assert!(
+        peer_common::handshake(raft_port, 2, 1, peer_common::KIND_RAFT, b"peer-secret").is_ok()
+    );
     // The secret never appears in the logs.
     let mut c = cl.client(0);
     let _: () = c.set("x", "1").expect("SET");

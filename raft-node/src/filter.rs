@@ -130,8 +130,10 @@ fn check_snapshot(m: &Message) -> Result<(), Reason> {
 }
 
 fn single(id: u64, t: ConfChangeType) -> ConfChangeSingle {
-    let mut c = ConfChangeSingle::default();
-    c.node_id = id;
+    let mut c = ConfChangeSingle {
+        node_id: id,
+        ..Default::default()
+    };
     c.set_change_type(t);
     c
 }
@@ -144,7 +146,11 @@ pub fn restorable(cs: &ConfState) -> bool {
         return false;
     }
     let mut tracker = ProgressTracker::new(16);
-    let outgoing: Vec<_> = cs.voters_outgoing.iter().map(|&i| single(i, AddNode)).collect();
+    let outgoing: Vec<_> = cs
+        .voters_outgoing
+        .iter()
+        .map(|&i| single(i, AddNode))
+        .collect();
     let incoming: Vec<_> = cs
         .voters_outgoing
         .iter()
@@ -168,9 +174,14 @@ pub fn restorable(cs: &ConfState) -> bool {
         }
     };
     let applied = if outgoing.is_empty() {
-        incoming.iter().all(|c| apply(false, std::slice::from_ref(c)))
+        incoming
+            .iter()
+            .all(|c| apply(false, std::slice::from_ref(c)))
     } else {
-        outgoing.iter().all(|c| apply(false, std::slice::from_ref(c))) && apply(true, &incoming)
+        outgoing
+            .iter()
+            .all(|c| apply(false, std::slice::from_ref(c)))
+            && apply(true, &incoming)
     };
     // raft-rs also requires the restored configuration to be exactly `cs`.
     applied && same_conf(&tracker.conf().to_conf_state(), cs)
@@ -200,17 +211,18 @@ mod tests {
     fn follower() -> RawNode<MemStorage> {
         let store = MemStorage::new_with_conf_state((vec![1, 2, 3], vec![]));
         let ents: Vec<Entry> = (1..=3)
-            .map(|i| {
-                let mut e = Entry::default();
-                e.index = i;
-                e.term = 2;
-                e
+            .map(|i| Entry {
+                index: i,
+                term: 2,
+                ..Default::default()
             })
             .collect();
         store.wl().append(&ents).unwrap();
-        let mut hs = raft::eraftpb::HardState::default();
-        hs.term = 2;
-        hs.commit = 1;
+        let hs = raft::eraftpb::HardState {
+            term: 2,
+            commit: 1,
+            ..Default::default()
+        };
         store.wl().set_hardstate(hs);
         let cfg = Config {
             id: 1,
@@ -240,7 +252,10 @@ mod tests {
             let mut raw = follower();
             let _ = raw.step(m.clone());
         }));
-        assert!(stepped.is_err(), "raft-rs no longer panics: update the filter docs");
+        assert!(
+            stepped.is_err(),
+            "raft-rs no longer panics: update the filter docs"
+        );
         let mut ok = msg(MessageType::MsgHeartbeat, 2);
         ok.commit = 3;
         assert_eq!(check(&raw.raft, &ok), Ok(()));
@@ -250,8 +265,14 @@ mod tests {
     fn malformed_messages_are_dropped() {
         let raw = follower();
         let r = &raw.raft;
-        assert!(check(r, &msg(MessageType::MsgReadIndex, 2)).is_err(), "no ctx");
-        assert!(check(r, &msg(MessageType::MsgPropose, 2)).is_err(), "propose");
+        assert!(
+            check(r, &msg(MessageType::MsgReadIndex, 2)).is_err(),
+            "no ctx"
+        );
+        assert!(
+            check(r, &msg(MessageType::MsgPropose, 2)).is_err(),
+            "propose"
+        );
         assert!(check(r, &msg(MessageType::MsgHup, 2)).is_err(), "local");
         let mut wrong_to = msg(MessageType::MsgHeartbeat, 2);
         wrong_to.to = 9;
@@ -269,9 +290,11 @@ mod tests {
         let mut gap = msg(MessageType::MsgAppend, 2);
         gap.index = 3;
         gap.log_term = 2;
-        let mut e = Entry::default();
-        e.index = 9;
-        e.term = 2;
+        let e = Entry {
+            index: 9,
+            term: 2,
+            ..Default::default()
+        };
         gap.entries = vec![e].into();
         assert!(check(r, &gap).is_err(), "non-consecutive entries");
         let mut low = msg(MessageType::MsgAppend, 2);
@@ -306,7 +329,11 @@ mod tests {
         assert_eq!(check(&raw.raft, &vote), Ok(()));
         let mut hb = msg(MessageType::MsgHeartbeat, 7);
         hb.commit = 1;
-        assert_eq!(check(&raw.raft, &hb), Err("sender is not a member"), "same term");
+        assert_eq!(
+            check(&raw.raft, &hb),
+            Err("sender is not a member"),
+            "same term"
+        );
         hb.term = 3;
         assert_eq!(check(&raw.raft, &hb), Ok(()), "newer term");
     }
@@ -317,25 +344,26 @@ mod tests {
 #[cfg(test)]
 mod random {
     use super::*;
-    use rand::{Rng, SeedableRng};
     use raft::eraftpb::{Entry, HardState, Snapshot};
     use raft::storage::MemStorage;
     use raft::{Config, RawNode};
+    use rand::{Rng, SeedableRng};
 
     fn node(leader: bool) -> RawNode<MemStorage> {
         let store = MemStorage::new_with_conf_state((vec![1, 2, 3], vec![]));
         let ents: Vec<Entry> = (1..=5)
-            .map(|i| {
-                let mut e = Entry::default();
-                e.index = i;
-                e.term = 2;
-                e
+            .map(|i| Entry {
+                index: i,
+                term: 2,
+                ..Default::default()
             })
             .collect();
         store.wl().append(&ents).unwrap();
-        let mut hs = HardState::default();
-        hs.term = 2;
-        hs.commit = 3;
+        let hs = HardState {
+            term: 2,
+            commit: 3,
+            ..Default::default()
+        };
         store.wl().set_hardstate(hs);
         let cfg = Config {
             id: 1,
@@ -387,13 +415,16 @@ mod random {
         m.reject_hint = r.gen_range(0..9);
         m.request_snapshot = r.gen_range(0..3);
         let n = r.gen_range(0..4);
-        let start = if r.gen_bool(0.8) { m.index + 1 } else { r.gen_range(0..9) };
+        let start = if r.gen_bool(0.8) {
+            m.index + 1
+        } else {
+            r.gen_range(0..9)
+        };
         m.entries = (0..n)
-            .map(|i| {
-                let mut e = Entry::default();
-                e.index = start + i;
-                e.term = r.gen_range(0..6);
-                e
+            .map(|i| Entry {
+                index: start + i,
+                term: r.gen_range(0..6),
+                ..Default::default()
             })
             .collect::<Vec<_>>()
             .into();
@@ -414,17 +445,23 @@ mod random {
 
     #[test]
     fn nothing_the_filter_passes_panics_raft() {
-        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(9));
+        let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(
+            std::env::var("SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(9),
+        );
         for round in 0..5000 {
             let msgs: Vec<Message> = (0..r.gen_range(1..8)).map(|_| message(&mut r)).collect();
             for leader in [false, true] {
                 let mut raw = node(leader);
                 for m in &msgs {
                     if check(&raw.raft, m).is_ok() {
-                        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            let _ = raw.step(m.clone());
-                            handle_ready(&mut raw);
-                        }));
+                        let stepped =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                let _ = raw.step(m.clone());
+                                handle_ready(&mut raw);
+                            }));
                         assert!(stepped.is_ok(), "round {round}, leader {leader}: {m:?}");
                     }
                 }

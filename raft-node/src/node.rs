@@ -962,7 +962,12 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         if self.raw.raft.state != StateRole::Leader {
             return HashMap::new();
         }
-        self.raw.raft.prs().iter().map(|(id, pr)| (*id, pr.matched)).collect()
+        self.raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(id, pr)| (*id, pr.matched))
+            .collect()
     }
 
     /// The leader's removal notice to `id`, removed by the entry at `index`: an append of

@@ -15,6 +15,7 @@ use raft_node::proto::{
 use raft_node::raft::eraftpb::Message;
 use raft_node::transport::auth::{self, Side};
 
+#[allow(unused_imports)]
 pub use raft_node::transport::auth::{KIND_FORWARD, KIND_RAFT, KIND_SNAPSHOT};
 
 pub fn write_frame(s: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
@@ -37,7 +38,8 @@ pub fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 pub fn connect(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port)).expect("connect to peer port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     s
 }
 
@@ -48,7 +50,12 @@ pub fn closed_by_peer(s: &mut TcpStream) -> bool {
         match s.read(&mut b) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
             Err(_) => return true,
         }
     }
@@ -77,7 +84,7 @@ pub fn handshake(
         to,
         kind,
         addr: "127.0.0.1:1".into(),
-        nonce: auth::nonce().map_err(|e| e.to_string())?.into(),
+        nonce: auth::nonce().map_err(|e| e.to_string())?,
         ..Default::default()
     };
     let hb = hello.write_to_bytes().map_err(|e| e.to_string())?;
@@ -86,7 +93,7 @@ pub fn handshake(
     let ch = PeerChallenge::parse_from_bytes(&ch).map_err(|e| e.to_string())?;
     // A stranger cannot check the node's MAC; it sends its proof regardless.
     let proof = PeerProof {
-        mac: auth::mac(secret, Side::Initiator, &hb, &ch.nonce).into(),
+        mac: auth::mac(secret, Side::Initiator, &hb, &ch.nonce),
         ..Default::default()
     }
     .write_to_bytes()
@@ -98,7 +105,10 @@ pub fn handshake(
     let mut probe = [0u8; 1];
     match s.peek(&mut probe) {
         Ok(0) => Err("closed after the proof".into()),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut =>
+        {
             s.set_read_timeout(Some(Duration::from_secs(10))).ok();
             Ok((s, rec))
         }

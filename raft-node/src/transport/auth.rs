@@ -129,7 +129,7 @@ where
     W: AsyncWrite + Unpin,
 {
     hello.magic = MAGIC;
-    hello.nonce = nonce()?.into();
+    hello.nonce = nonce()?;
     let hb = hello.write_to_bytes().map_err(invalid)?;
     within(HANDSHAKE_TIMEOUT, async {
         write_frame(w, &hb).await?;
@@ -139,13 +139,15 @@ where
     let ch = within(HANDSHAKE_TIMEOUT, read_frame(r, MAX_HELLO)).await?;
     let ch = PeerChallenge::parse_from_bytes(&ch).map_err(invalid)?;
     if ch.nonce.len() != NONCE_LEN {
-        return Err(HandshakeError::BadHello("challenge nonce has the wrong length"));
+        return Err(HandshakeError::BadHello(
+            "challenge nonce has the wrong length",
+        ));
     }
     if !verify(secret, Side::Responder, &hb, &ch.nonce, &ch.mac) {
         return Err(HandshakeError::BadMac);
     }
     let proof = PeerProof {
-        mac: mac(secret, Side::Initiator, &hb, &ch.nonce).into(),
+        mac: mac(secret, Side::Initiator, &hb, &ch.nonce),
         ..Default::default()
     };
     within(HANDSHAKE_TIMEOUT, async {
@@ -174,8 +176,8 @@ where
         check_hello(&hello, me)?;
         let nonce_r = nonce()?;
         let ch = PeerChallenge {
-            mac: mac(secret, Side::Responder, &hb, &nonce_r).into(),
-            nonce: nonce_r.clone().into(),
+            mac: mac(secret, Side::Responder, &hb, &nonce_r),
+            nonce: nonce_r.clone(),
             ..Default::default()
         };
         write_frame(w, &ch.write_to_bytes().map_err(invalid)?).await?;
@@ -192,7 +194,9 @@ where
 
 fn check_hello(h: &PeerHello, me: u64) -> Result<(), HandshakeError> {
     if h.magic != MAGIC {
-        return Err(HandshakeError::BadHello("wrong magic (another protocol version?)"));
+        return Err(HandshakeError::BadHello(
+            "wrong magic (another protocol version?)",
+        ));
     }
     if h.to != me {
         return Err(HandshakeError::BadHello("addressed to another node"));
@@ -273,7 +277,10 @@ mod tests {
         assert!(verify(b"k", Side::Initiator, h, &n, &m));
         assert!(!verify(b"k", Side::Responder, h, &n, &m), "reflection");
         assert!(!verify(b"k", Side::Initiator, b"hello bytez", &n, &m));
-        assert!(!verify(b"k", Side::Initiator, h, &[2u8; NONCE_LEN], &m), "replay");
+        assert!(
+            !verify(b"k", Side::Initiator, h, &[2u8; NONCE_LEN], &m),
+            "replay"
+        );
         assert!(!verify(b"j", Side::Initiator, h, &n, &m));
     }
 

@@ -40,7 +40,9 @@ impl Transport {
         let hello = match auth::respond(&mut r, &mut w, self.cfg.id, &self.cfg.secret).await {
             Ok(h) => h,
             Err(e) => {
-                self.stats.handshakes_refused.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .handshakes_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 if let Some(n) = self.stats.log_limit.check() {
                     let addr = r.peer_addr().map(|a| a.to_string()).unwrap_or_default();
                     warn!(self.logger, "refused peer connection"; "addr" => addr, "err" => %e, "suppressed" => n);
@@ -58,10 +60,16 @@ impl Transport {
             KIND_RAFT => self.receive_raft(from, &mut r, &on_message).await,
             KIND_FORWARD => self.serve_forwards(from, r, w, forward).await,
             KIND_SNAPSHOT => {
-                let result = self.receive_snapshot(from, &mut r, &mut w, &on_message).await;
+                let result = self
+                    .receive_snapshot(from, &mut r, &mut w, &on_message)
+                    .await;
                 let done = SnapshotDone {
                     ok: result.is_ok(),
-                    error: result.as_ref().err().map(|e| e.to_string()).unwrap_or_default(),
+                    error: result
+                        .as_ref()
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default(),
                     ..Default::default()
                 };
                 let counter = if result.is_ok() {

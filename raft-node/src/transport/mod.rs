@@ -17,8 +17,8 @@
 //! sender's address so a new member can answer a leader it has not heard of.
 
 pub mod auth;
-pub mod frame;
 mod forward;
+pub mod frame;
 mod inbound;
 mod outbound;
 mod snapshot;
@@ -179,7 +179,8 @@ impl Transport {
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
                 let _guard = self.rt.enter();
-                self.rt.spawn(outbound::run(self.clone(), pid, addr.clone(), rx));
+                self.rt
+                    .spawn(outbound::run(self.clone(), pid, addr.clone(), rx));
                 info!(self.logger, "peer route set"; "peer" => pid, "addr" => &addr);
                 routes.insert(pid, Route { addr, tx });
             }

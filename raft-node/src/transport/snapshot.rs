@@ -25,7 +25,9 @@ use tokio::sync::Notify;
 use super::auth::KIND_SNAPSHOT;
 use super::frame::{invalid, read_frame, within, write_frame, MAX_FRAME};
 use super::{outbound, OnMessage, Transport};
-use crate::proto::{SnapshotChunk, SnapshotDescriptor, SnapshotDone, SnapshotOffer, SnapshotResume};
+use crate::proto::{
+    SnapshotChunk, SnapshotDescriptor, SnapshotDone, SnapshotOffer, SnapshotResume,
+};
 use crate::snap;
 
 /// Most files one snapshot may have.
@@ -105,11 +107,7 @@ impl Claim<'_> {
     }
 }
 
-fn check_offer(
-    m: &Message,
-    from: u64,
-    me: u64,
-) -> std::io::Result<SnapshotDescriptor> {
+fn check_offer(m: &Message, from: u64, me: u64) -> std::io::Result<SnapshotDescriptor> {
     if m.get_msg_type() != MessageType::MsgSnapshot || m.from != from || m.to != me {
         return Err(invalid(
             "snapshot offer is not a snapshot message for this node",

@@ -86,10 +86,12 @@ fn heartbeat(from: u64, to: u64) -> Message {
 fn append_with(from: u64, to: u64, bytes: usize) -> Message {
     let mut m = heartbeat(from, to);
     m.set_msg_type(MessageType::MsgAppend);
-    let mut e = Entry::default();
-    e.index = 1;
-    e.term = 1;
-    e.data = vec![1u8; bytes].into();
+    let e = Entry {
+        index: 1,
+        term: 1,
+        data: vec![1u8; bytes].into(),
+        ..Default::default()
+    };
     m.entries = vec![e].into();
     m
 }
@@ -144,7 +146,10 @@ async fn messages_flow_between_nodes_with_the_same_secret() {
     let a = node(1, HashMap::from([(2, b.addr.clone())]), 0).await;
     a.t.sink().send(vec![heartbeat(1, 2)]);
     let got = recv(&mut b.rx).await.expect("heartbeat delivered");
-    assert_eq!((got.from, got.get_msg_type()), (1, MessageType::MsgHeartbeat));
+    assert_eq!(
+        (got.from, got.get_msg_type()),
+        (1, MessageType::MsgHeartbeat)
+    );
     let p = a.t.stats.peer(2);
     assert_eq!(p.sent.load(Ordering::Relaxed), 1);
     assert!(p.connected.load(Ordering::Relaxed));
@@ -163,17 +168,20 @@ async fn a_wrong_secret_or_a_replayed_hello_delivers_nothing() {
         kind: KIND_RAFT,
         ..Default::default()
     };
-    assert!(auth::initiate(&mut r, &mut w, hello.clone(), b"wrong").await.is_err());
+    assert!(auth::initiate(&mut r, &mut w, hello.clone(), b"wrong")
+        .await
+        .is_err());
     // Record a valid handshake, then replay its hello and proof on a new connection.
     let mut hello = hello;
     hello.magic = auth::MAGIC;
-    hello.nonce = auth::nonce().unwrap().into();
+    hello.nonce = auth::nonce().unwrap();
     let hb = hello.write_to_bytes().unwrap();
     let mut s1 = TcpStream::connect(&b.addr).await.unwrap();
     write_frame(&mut s1, &hb).await.unwrap();
-    let ch = PeerChallenge::parse_from_bytes(&read_frame(&mut s1, MAX_HELLO).await.unwrap()).unwrap();
+    let ch =
+        PeerChallenge::parse_from_bytes(&read_frame(&mut s1, MAX_HELLO).await.unwrap()).unwrap();
     let proof = PeerProof {
-        mac: auth::mac(SECRET, Side::Initiator, &hb, &ch.nonce).into(),
+        mac: auth::mac(SECRET, Side::Initiator, &hb, &ch.nonce),
         ..Default::default()
     }
     .write_to_bytes()
@@ -184,7 +192,9 @@ async fn a_wrong_secret_or_a_replayed_hello_delivers_nothing() {
     write_frame(&mut s2, &hb).await.unwrap();
     let _ = read_frame(&mut s2, MAX_HELLO).await.unwrap();
     write_frame(&mut s2, &proof).await.unwrap();
-    write_frame(&mut s2, &batch(&[heartbeat(1, 2)])).await.unwrap();
+    write_frame(&mut s2, &batch(&[heartbeat(1, 2)]))
+        .await
+        .unwrap();
     assert!(closed(&mut s2).await, "replayed handshake accepted");
     assert!(b.rx.try_recv().is_err(), "a message got through");
     assert!(b.t.stats.handshakes_refused.load(Ordering::Relaxed) >= 1);
@@ -233,10 +243,14 @@ async fn an_oversized_message_is_counted_and_the_link_goes_on() {
             s.write_all(&zeros[..n]).await.unwrap();
             left -= n;
         }
-        write_frame(&mut s, &batch(&[heartbeat(3, 2)])).await.unwrap();
+        write_frame(&mut s, &batch(&[heartbeat(3, 2)]))
+            .await
+            .unwrap();
         let _ = s.read(&mut [0u8; 1]).await;
     });
-    let got = recv(&mut b.rx).await.expect("frame after the oversized one");
+    let got = recv(&mut b.rx)
+        .await
+        .expect("frame after the oversized one");
     assert_eq!(got.from, 3);
     assert_eq!(b.t.stats.recv_oversized.load(Ordering::Relaxed), 1);
 }
@@ -307,7 +321,9 @@ async fn a_newer_stream_of_a_snapshot_cuts_off_the_older_one() {
     let mut s1 = authenticated(&b.addr, 1, 2, KIND_SNAPSHOT, SECRET).await;
     write_frame(&mut s1, &offer(&data)).await.unwrap();
     let _ = read_frame(&mut s1, MAX_FRAME).await.unwrap();
-    write_frame(&mut s1, &chunk(0, &data[..4096])).await.unwrap();
+    write_frame(&mut s1, &chunk(0, &data[..4096]))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Stream 2 resumes at the half and finishes.
     let mut s2 = authenticated(&b.addr, 1, 2, KIND_SNAPSHOT, SECRET).await;
@@ -318,7 +334,9 @@ async fn a_newer_stream_of_a_snapshot_cuts_off_the_older_one() {
     // The stale stream now tries to write what it had: it was cut off.
     let _ = write_frame(&mut s1, &chunk(4096, &data[4096..])).await;
     assert!(closed(&mut s1).await, "stale stream still open");
-    write_frame(&mut s2, &chunk(4096, &data[4096..])).await.unwrap();
+    write_frame(&mut s2, &chunk(4096, &data[4096..]))
+        .await
+        .unwrap();
     let got = recv(&mut b.rx).await.expect("snapshot handed to raft");
     assert_eq!(got.get_msg_type(), MessageType::MsgSnapshot);
     let file = b.t.cfg.snap_dir.join("snap-2-7").join("data.sst");
@@ -330,6 +348,8 @@ async fn a_newer_stream_of_a_snapshot_cuts_off_the_older_one() {
 async fn peer_sockets_get_tcp_keepalive() {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
-    let s = super::frame::connect(&addr, Duration::from_secs(1)).await.unwrap();
+    let s = super::frame::connect(&addr, Duration::from_secs(1))
+        .await
+        .unwrap();
     assert!(socket2::SockRef::from(&s).keepalive().unwrap());
 }
