@@ -199,6 +199,26 @@ fn encoded_errors(resp3: bool, n: usize, text: &str) -> Vec<u8> {
     out.to_vec()
 }
 
+/// Serves requests forwarded by peers. Only current members may forward (a removed node
+/// still holds the secret); others get a TRYAGAIN error (certainly not applied).
+fn forward_handler(server: Arc<Server>) -> raft_node::ForwardHandler {
+    Arc::new(move |from, resp3, data| {
+        let s = server.clone();
+        Box::pin(async move {
+            if !is_member(&s.node.status.members(), from) {
+                if let Some(n) = FORWARD_REFUSALS.check() {
+                    warn!(s.logger, "refusing a request forwarded by a non-member"; "from" => from, "suppressed" => n);
+                }
+                let text = format!(
+                    "TRYAGAIN node {from} is not a member of this cluster; request refused"
+                );
+                return Some(encoded_errors(resp3, data.len(), &text));
+            }
+            s.serve_forwarded(resp3, data).await
+        })
+    })
+}
+
 fn main() {
     install_panic_hook();
     let mut cfg = Config::parse();
@@ -327,21 +347,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         tokio::spawn(transport.clone().serve(
             raft_listener,
             Arc::new(move |m| msg_node.send(Msg::Raft(Box::new(m)))),
-            Arc::new(move |from, resp3, data| {
-                let s = fwd_server.clone();
-                Box::pin(async move {
-                    // Only current members may forward (a removed node still holds the
-                    // secret). Certainly not applied, so TRYAGAIN.
-                    if !is_member(&s.node.status.members(), from) {
-                        if let Some(n) = FORWARD_REFUSALS.check() {
-                            warn!(s.logger, "refusing a request forwarded by a non-member"; "from" => from, "suppressed" => n);
-                        }
-                        let text = format!("TRYAGAIN node {from} is not a member of this cluster; request refused");
-                        return Some(encoded_errors(resp3, data.len(), &text));
-                    }
-                    s.serve_forwarded(resp3, data).await
-                })
-            }),
+            forward_handler(fwd_server),
         ));
         tokio::spawn(server.clone().sweep_loop());
         tokio::spawn(server.clone().watch_removal());

@@ -6,6 +6,7 @@
 pub mod filter;
 pub mod node;
 pub mod ratelimit;
+pub mod removal;
 pub mod snap;
 pub mod storage;
 pub mod transport;

@@ -970,40 +970,6 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             .collect()
     }
 
-    /// The leader's removal notice to `id`, removed by the entry at `index`: an append of
-    /// the entries from what `id` holds up to `index`, committing `index`. It is the
-    /// message the leader would send a member, so the removed node steps it through raft
-    /// like any other and stops only once it applies its own removal; `None` when the
-    /// entries are compacted away or too many to fit one message.
-    fn removal_notice(&self, id: u64, index: u64, matched: u64) -> Option<Message> {
-        let log = &self.raw.raft.raft_log;
-        let prev = matched.min(index);
-        if prev == 0 {
-            return None;
-        }
-        let log_term = log.term(prev).ok()?;
-        let entries = if prev < index {
-            let ctx = raft::GetEntriesContext::empty(false);
-            let ents = log.slice(prev + 1, index + 1, Some(8 << 20), ctx).ok()?;
-            if ents.last().map(|e| e.index) != Some(index) {
-                return None;
-            }
-            ents
-        } else {
-            Vec::new()
-        };
-        let mut m = Message::default();
-        m.set_msg_type(raft::eraftpb::MessageType::MsgAppend);
-        m.from = self.cfg.id;
-        m.to = id;
-        m.term = self.raw.raft.term;
-        m.index = prev;
-        m.log_term = log_term;
-        m.commit = index;
-        m.entries = entries.into();
-        Some(m)
-    }
-
     /// Records addresses of added members and forgets removed ones; notices our own removal.
     fn apply_membership(
         &mut self,
@@ -1041,7 +1007,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             } else {
                 let notice = matched
                     .get(&id)
-                    .and_then(|&m| self.removal_notice(id, index, m));
+                    .and_then(|&m| crate::removal::notice(&self.raw.raft, id, index, m));
                 match notice {
                     Some(n) => self.sink.notify_removed(id, n),
                     None if self.raw.raft.state == StateRole::Leader => {
