@@ -285,6 +285,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                 snapshot_chunk: cfg.snapshot_chunk_bytes.clamp(4096, 16 << 20),
                 snapshot_rate: (cfg.snapshot_max_mbps.max(0.0) * 1e6) as u64,
                 max_inbound: 0,
+                idle: std::time::Duration::ZERO,
             },
             Arc::new(move |pid| {
                 if let Some(h) = unreachable_inbox.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{wait_for, Cluster};
 use peer_common::{
-    closed_by_peer, forward_reply, forward_request, handshake, raft_batch, read_frame, replay,
-    write_frame, KIND_FORWARD, KIND_RAFT, KIND_SNAPSHOT,
+    closed_by_peer, forward_reply, forward_request, handshake, raft_batch, replay, write_frame,
+    KIND_FORWARD, KIND_RAFT, KIND_SNAPSHOT,
 };
 use protobuf::Message as _;
 use raft_node::proto::PeerHello;
@@ -137,7 +137,14 @@ fn the_peer_port_acts_only_on_members_that_prove_the_secret() {
         .and_then(|n| n.parse().ok())
         .expect("handshake counter");
     assert!(refused >= 10, "refused handshakes counted: {refused}");
-    let _ = read_frame;
+    // The leader's INFO shows its link to each peer, up.
+    let link = cl
+        .info_field(leader, &format!("raft_peer_{fid}"))
+        .expect("peer link line");
+    assert!(
+        link.contains("connected=1") && link.contains("sent="),
+        "{link}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The forwarding side of follower → leader client requests: one multiplexed,
 //! authenticated connection per leader; requests carry an id and replies come back in
-//! any order. A connection idle for [`IDLE`] with nothing in flight is closed (the
-//! leader's side closes idle ones later), so dead connections do not linger.
+//! any order. A connection idle (nothing in flight, no request) for its idle timeout is
+//! closed (the leader's side closes idle ones later), so dead connections do not linger.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,9 +15,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::auth;
 use super::frame::{self, read_frame, write_frame, MAX_FRAME};
 use crate::proto::{ForwardRequest, ForwardResponse, PeerHello};
-
-/// A forwarding connection with nothing in flight for this long is closed.
-pub const IDLE: Duration = Duration::from_secs(60);
 
 /// Why a forwarded request got no reply.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,9 +44,9 @@ type Waiters = Arc<Mutex<HashMap<u64, FwdReply>>>;
 type Queue = mpsc::UnboundedReceiver<(ForwardRequest, FwdReply)>;
 
 impl Forwarder {
-    pub fn new(addr: String, hello: PeerHello, secret: Vec<u8>) -> Self {
+    pub fn new(addr: String, hello: PeerHello, secret: Vec<u8>, idle: Duration) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(forward_conn(addr, hello, secret, rx));
+        tokio::spawn(forward_conn(addr, hello, secret, idle, rx));
         Forwarder {
             tx,
             next_id: AtomicU64::new(1),
@@ -89,7 +86,13 @@ fn refuse(rx: &mut Queue, why: String) {
 
 /// Runs one forwarding connection; ends (failing its waiters) when the connection breaks
 /// or idles.
-async fn forward_conn(addr: String, hello: PeerHello, secret: Vec<u8>, mut rx: Queue) {
+async fn forward_conn(
+    addr: String,
+    hello: PeerHello,
+    secret: Vec<u8>,
+    idle: Duration,
+    mut rx: Queue,
+) {
     let sock = match frame::connect(&addr, Duration::from_secs(1)).await {
         Ok(sock) => sock,
         Err(e) => return refuse(&mut rx, e.to_string()),
@@ -118,7 +121,7 @@ async fn forward_conn(addr: String, hello: PeerHello, secret: Vec<u8>, mut rx: Q
     loop {
         tokio::select! {
             _ = &mut reader => break,
-            m = tokio::time::timeout(IDLE, rx.recv()) => {
+            m = tokio::time::timeout(idle, rx.recv()) => {
                 let Ok(m) = m else {
                     if waiters.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
                         refuse(&mut rx, "idle connection closed".into());

@@ -3,10 +3,12 @@
 //! batches (each message checked for sender and addressee; an oversized frame skipped and
 //! counted, so the link stays up and the cause shows), forwarded client requests (served
 //! with the authenticated sender's id, replies multiplexed back), or a snapshot stream.
-//! Idle connections are closed.
+//! Idle connections are closed: a raft connection without a frame for twice the idle base
+//! (leaders send heartbeats far more often; the sender closes its idle connections
+//! sooner), a forwarding one without a request for ten times (the forwarding side closes
+//! its own idle ones first).
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
@@ -20,13 +22,6 @@ use super::auth::{self, KIND_FORWARD, KIND_RAFT, KIND_SNAPSHOT};
 use super::frame::{invalid, read_frame, read_frame_max, skip, within, write_frame, MAX_FRAME};
 use super::{ForwardHandler, OnMessage, Transport};
 use crate::proto::{ForwardRequest, ForwardResponse, PeerBatch, SnapshotDone};
-
-/// A raft connection with no frame for this long is closed (leaders send heartbeats far
-/// more often; the sender closes its idle connections sooner).
-pub const RAFT_IDLE: Duration = Duration::from_secs(60);
-/// A forwarding connection with no request for this long is closed (the forwarding side
-/// closes its own idle ones after [`super::forward::IDLE`]).
-pub const FORWARD_IDLE: Duration = Duration::from_secs(300);
 
 impl Transport {
     /// Serves one inbound connection until it closes.
@@ -97,7 +92,8 @@ impl Transport {
         on_message: &OnMessage,
     ) -> std::io::Result<()> {
         loop {
-            let frame = match within(RAFT_IDLE, read_frame_max(r, MAX_FRAME)).await? {
+            let idle = self.cfg.idle() * 2;
+            let frame = match within(idle, read_frame_max(r, MAX_FRAME)).await? {
                 Ok(f) => f,
                 Err(super::frame::Oversized(len)) => {
                     self.stats.recv_oversized.fetch_add(1, Ordering::Relaxed);
@@ -176,7 +172,8 @@ impl Transport {
             }
         });
         let result = loop {
-            let frame = match within(FORWARD_IDLE, read_frame(&mut r, MAX_FRAME)).await {
+            let idle = self.cfg.idle() * 10;
+            let frame = match within(idle, read_frame(&mut r, MAX_FRAME)).await {
                 Ok(f) => f,
                 Err(e) => break Err(e),
             };

@@ -86,6 +86,25 @@ pub struct TransportConfig {
     pub snapshot_rate: u64,
     /// Most simultaneous inbound peer connections (0 = [`DEFAULT_MAX_INBOUND`]).
     pub max_inbound: usize,
+    /// Base of the idle timeouts (zero = [`DEFAULT_IDLE`]): an outbound raft connection
+    /// with nothing to send closes after it, an inbound raft one after twice that, a
+    /// forwarding one after twice that on the forwarding side and ten times on the
+    /// leader's.
+    pub idle: Duration,
+}
+
+/// Default base of the idle timeouts.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(30);
+
+impl TransportConfig {
+    /// The base idle timeout in effect.
+    pub fn idle(&self) -> Duration {
+        if self.idle.is_zero() {
+            DEFAULT_IDLE
+        } else {
+            self.idle
+        }
+    }
 }
 
 /// An outbound route to a peer.
@@ -305,6 +324,7 @@ impl Transport {
                             addr,
                             self.hello(to, auth::KIND_FORWARD),
                             self.cfg.secret.clone(),
+                            self.cfg.idle() * 2,
                         ));
                         map.insert(to, f.clone());
                         (f, true)

@@ -23,9 +23,6 @@ use crate::proto::PeerBatch;
 
 /// Most bytes put in one raft message batch (a single larger message still goes alone).
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
-/// An outbound raft connection with nothing to send for this long is closed (the next
-/// message reconnects); the receiver's own idle limit is longer.
-pub const IDLE: Duration = Duration::from_secs(30);
 
 /// Connects to `addr` and completes the handshake for a connection of `kind`.
 pub async fn connect(
@@ -201,7 +198,7 @@ async fn write_loop(
     loop {
         let first = match next.take() {
             Some(b) => b,
-            None => match tokio::time::timeout(IDLE, rx.recv()).await {
+            None => match tokio::time::timeout(t.cfg.idle(), rx.recv()).await {
                 Err(_) | Ok(None) => return Ok(None),
                 Ok(Some(m)) => match encode(t, pid, stats, &m) {
                     Some(b) => b,

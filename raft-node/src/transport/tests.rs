@@ -38,6 +38,15 @@ fn logger() -> slog::Logger {
 
 /// Node `id` listening on a free port, peers known by address.
 async fn node(id: u64, peers: HashMap<u64, String>, max_inbound: usize) -> Node {
+    node_idle(id, peers, max_inbound, Duration::ZERO).await
+}
+
+async fn node_idle(
+    id: u64,
+    peers: HashMap<u64, String>,
+    max_inbound: usize,
+    idle: Duration,
+) -> Node {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let mut peers = peers;
@@ -53,6 +62,7 @@ async fn node(id: u64, peers: HashMap<u64, String>, max_inbound: usize) -> Node 
             snapshot_chunk: 4096,
             snapshot_rate: 0,
             max_inbound,
+            idle,
         },
         Arc::new(|_| {}),
         Arc::new(|_, _| {}),
@@ -352,4 +362,31 @@ async fn peer_sockets_get_tcp_keepalive() {
         .await
         .unwrap();
     assert!(socket2::SockRef::from(&s).keepalive().unwrap());
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_the_link_comes_back() {
+    let idle = Duration::from_millis(200);
+    let mut b = node_idle(2, HashMap::new(), 0, idle).await;
+    // The receiver closes an authenticated raft connection that stays silent.
+    let mut s = authenticated(&b.addr, 3, 2, KIND_RAFT, SECRET).await;
+    let started = std::time::Instant::now();
+    assert!(closed(&mut s).await, "silent connection kept open");
+    assert!(started.elapsed() >= idle, "closed before the idle timeout");
+    // The sender closes its own idle link, and the next message reconnects.
+    let a = node_idle(1, HashMap::from([(2, b.addr.clone())]), 0, idle).await;
+    a.t.sink().send(vec![heartbeat(1, 2)]);
+    assert!(recv(&mut b.rx).await.is_some());
+    let p = a.t.stats.peer(2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while p.connected.load(Ordering::Relaxed) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle link never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.t.sink().send(vec![heartbeat(1, 2)]);
+    assert!(recv(&mut b.rx).await.is_some(), "no reconnect after idling");
+    assert_eq!(p.dropped.load(Ordering::Relaxed), 0);
 }
