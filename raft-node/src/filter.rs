@@ -12,8 +12,8 @@
 //!
 //! Non-members: this node's configuration may lag (it was down while members changed),
 //! so a follower still accepts what only a leader sends (appends, heartbeats, snapshots)
-//! from a node it does not know yet, if it is of a newer term or the leader it already
-//! follows; raft's own term checks apply to them. A node with
+//! from a node it does not know yet, if it is of a newer term, or of this term and either
+//! the leader it follows or no leader is known; raft's own term checks apply to them. A node with
 //! no configuration at all (a new node waiting to join) accepts any authenticated peer.
 
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfState, Message, MessageType};
@@ -81,8 +81,11 @@ fn check_sender<T: Storage>(raft: &Raft<T>, m: &Message) -> Result<(), Reason> {
         m.get_msg_type(),
         MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
     );
-    // A leader this node does not know yet: of a newer term, or the one it follows.
-    let leads = m.term > raft.term || (m.term == raft.term && raft.leader_id == m.from);
+    // A leader this node does not know yet: of a newer term, or of this term when this
+    // node follows it or knows no leader (it may have learned the term from a vote).
+    let leads = m.term > raft.term
+        || (m.term == raft.term
+            && (raft.leader_id == m.from || raft.leader_id == raft::INVALID_ID));
     if from_a_leader && leads && raft.state != StateRole::Leader {
         return Ok(());
     }
@@ -329,10 +332,13 @@ mod tests {
         assert_eq!(check(&raw.raft, &vote), Ok(()));
         let mut hb = msg(MessageType::MsgHeartbeat, 7);
         hb.commit = 1;
+        assert_eq!(check(&raw.raft, &hb), Ok(()), "same term, no leader known");
+        let mut raw = raw;
+        raw.raft.leader_id = 2;
         assert_eq!(
             check(&raw.raft, &hb),
             Err("sender is not a member"),
-            "same term"
+            "same term, following another leader"
         );
         hb.term = 3;
         assert_eq!(check(&raw.raft, &hb), Ok(()), "newer term");
@@ -451,7 +457,12 @@ mod random {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(9),
         );
-        for round in 0..5000 {
+        // FILTER_ROUNDS and SEED make longer or other runs (e.g. FILTER_ROUNDS=200000).
+        let rounds = std::env::var("FILTER_ROUNDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5000);
+        for round in 0..rounds {
             let msgs: Vec<Message> = (0..r.gen_range(1..8)).map(|_| message(&mut r)).collect();
             for leader in [false, true] {
                 let mut raw = node(leader);

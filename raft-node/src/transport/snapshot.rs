@@ -170,20 +170,26 @@ impl Transport {
             Ok(claim.slot.writing.lock().await)
         })
         .await?;
-        let result = self.receive_files(from, r, w, &m, &desc, &claim).await;
+        // Receive, verify and move into place while holding the slot, so no other stream
+        // of this snapshot writes into the directory meanwhile.
+        let result = async {
+            let (dir, started, fetched) = self.receive_files(from, r, w, &m, &desc, &claim).await?;
+            self.verify_received(&dir, &desc).await?;
+            claim.current()?;
+            let root = self.cfg.snap_dir.clone();
+            let done = root.join(snap::done_name(term, index));
+            if tokio::fs::metadata(&done).await.is_ok() {
+                tokio::fs::remove_dir_all(&dir).await?;
+            } else {
+                tokio::fs::rename(&dir, &done).await?;
+                snap::sync_dir(&root)?;
+            }
+            Ok::<_, std::io::Error>((started, fetched))
+        }
+        .await;
         drop(_writing);
         self.recv_slots.release(&name, generation);
-        let (dir, started, fetched) = result?;
-        let root = self.cfg.snap_dir.clone();
-        self.verify_received(&dir, &desc).await?;
-        let done = root.join(snap::done_name(term, index));
-        claim.current()?;
-        if tokio::fs::metadata(&done).await.is_ok() {
-            tokio::fs::remove_dir_all(&dir).await?;
-        } else {
-            tokio::fs::rename(&dir, &done).await?;
-            snap::sync_dir(&root)?;
-        }
+        let (started, fetched) = result?;
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         info!(self.logger, "snapshot received"; "from" => from, "index" => index, "bytes" => snap::total_bytes(&desc), "mb_per_s" => format!("{:.1}", fetched as f64 / secs / 1e6));
         on_message(m);
