@@ -1,8 +1,8 @@
 //! The peer port matrix: connection kinds × no / wrong / right secret × a replayed
 //! handshake, against a cluster started with only `--requirepass` (peers derive their
 //! secret from it). Nothing a party without the secret sends is acted on; a holder of the
-//! secret that is not a member cannot forward commands or vote; an old-style removal
-//! notice is refused; and afterwards the data, the membership and the term are as
+//! secret that is not a member cannot forward commands, vote or forge a removal (neither
+//! the old removal-notice connection kind nor an append of a conf change is acted on); and afterwards the data, the membership and the term are as
 //! before. One authenticated member connection is the control: it does get served.
 
 mod common;
@@ -17,7 +17,9 @@ use peer_common::{
 };
 use protobuf::Message as _;
 use raft_node::proto::PeerHello;
-use raft_node::raft::eraftpb::{Message, MessageType};
+use raft_node::raft::eraftpb::{
+    ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType,
+};
 use raft_node::transport::derive_secret;
 use redis::Commands;
 
@@ -31,6 +33,34 @@ fn vote(from: u64, to: u64, term: u64) -> Message {
     m.term = term;
     m.index = u64::MAX / 2;
     m.log_term = term;
+    m
+}
+
+/// An append from `from` of an entry removing `to`, committing it.
+fn removal(from: u64, to: u64, term: u64, last: u64) -> Message {
+    let mut cc = ConfChangeV2::default();
+    let mut ch = ConfChangeSingle {
+        node_id: to,
+        ..Default::default()
+    };
+    ch.set_change_type(ConfChangeType::RemoveNode);
+    cc.mut_changes().push(ch);
+    let mut e = Entry {
+        index: last + 1,
+        term,
+        data: cc.write_to_bytes().expect("encode").into(),
+        ..Default::default()
+    };
+    e.set_entry_type(EntryType::EntryConfChangeV2);
+    let mut m = Message::default();
+    m.set_msg_type(MessageType::MsgAppend);
+    m.from = from;
+    m.to = to;
+    m.term = term;
+    m.index = last;
+    m.log_term = term;
+    m.commit = last + 1;
+    m.entries = vec![e].into();
     m
 }
 
@@ -103,6 +133,13 @@ fn the_peer_port_acts_only_on_members_that_prove_the_secret() {
     }
     let (mut s, _) = handshake(fport, 9, fid, KIND_RAFT, &right).expect("authenticated");
     write_frame(&mut s, &raft_batch(&[vote(9, fid, term + 100)])).expect("write");
+    // A forged "you were removed": an append of a conf change removing the follower,
+    // committed at once, from a non-member.
+    let last: u64 = cl
+        .info_field(follower, "raft_last_log_index")
+        .and_then(|n| n.parse().ok())
+        .expect("last index");
+    write_frame(&mut s, &raft_batch(&[removal(9, fid, term, last)])).expect("write");
     wait_for(Duration::from_secs(10), "the vote to be filtered", || {
         let n: u64 = cl
             .info_field(follower, "raft_msgs_filtered")?

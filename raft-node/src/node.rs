@@ -1354,8 +1354,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
 
     /// Removes snapshot directories no longer needed: all but the newest and the one before
     /// it (a transfer of that may be under way), and those being generated or waiting to be
-    /// installed.
-    /// The newest is made durable first (files, directory, parent); if that fails nothing
+    /// installed. The newest is made durable first (files, directory, parent); if that fails nothing
     /// is pruned.
     fn prune_snapshots(&self, newest: String, previous: Option<String>) {
         let mut keep = vec![newest.clone()];
