@@ -362,6 +362,13 @@ impl Server {
                         ss.recvs_ok.load(Ordering::Relaxed),
                         ss.recvs_failed.load(Ordering::Relaxed),
                     );
+                    // Peer links (sent/dropped/oversized per peer) and filtered messages.
+                    out.push_str(&self.transport.info_lines());
+                    let _ = write!(
+                        out,
+                        "raft_msgs_filtered:{}\r\n",
+                        st.msgs_filtered.load(Ordering::Relaxed)
+                    );
                 }
                 "keyspace" => {
                     out.push_str("# Keyspace\r\n");

@@ -108,13 +108,25 @@ pub struct Config {
     pub read_mode: String,
 
     /// Password clients must give with AUTH or HELLO AUTH (user `default`); none if unset.
+    /// Also from --requirepass-file or the environment variable RAFTKV_REQUIREPASS (argv
+    /// is visible in `ps`). Without a cluster secret, peers derive theirs from it.
     #[arg(long)]
     pub requirepass: Option<String>,
 
-    /// Shared secret every node presents to its peers; connections without it are refused.
-    /// Must be the same on all nodes.
+    /// File holding the client password (one line; a trailing newline is ignored).
+    #[arg(long, conflicts_with = "requirepass")]
+    pub requirepass_file: Option<PathBuf>,
+
+    /// Secret every node proves to its peers (challenge-response, never sent); peer
+    /// connections that cannot prove it are refused. Must be the same on all nodes. Also
+    /// from --cluster-secret-file or RAFTKV_CLUSTER_SECRET. Default: derived from
+    /// --requirepass when that is set, else none (peers are not authenticated).
     #[arg(long)]
     pub cluster_secret: Option<String>,
+
+    /// File holding the cluster secret (one line; a trailing newline is ignored).
+    #[arg(long, conflicts_with = "cluster_secret")]
+    pub cluster_secret_file: Option<PathBuf>,
 
     /// Interval of the leader's sweep of expired keys (ms).
     #[arg(long, default_value_t = 100)]
@@ -135,7 +147,62 @@ pub struct Config {
     pub client_output_buffer_limit: usize,
 }
 
+/// Environment variable with the client password (when no flag gives it).
+pub const ENV_REQUIREPASS: &str = "RAFTKV_REQUIREPASS";
+/// Environment variable with the cluster secret (when no flag gives it).
+pub const ENV_CLUSTER_SECRET: &str = "RAFTKV_CLUSTER_SECRET";
+
+/// A secret from its flag, else its file, else its environment variable.
+fn secret_from(
+    flag: Option<String>,
+    file: Option<&PathBuf>,
+    env: &str,
+    what: &str,
+) -> Result<Option<String>, String> {
+    let value = match (flag, file) {
+        (Some(v), _) => Some(v),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display()))?;
+            Some(text.trim_end_matches(['\n', '\r']).to_string())
+        }
+        (None, None) => std::env::var(env).ok(),
+    };
+    match value {
+        Some(v) if v.is_empty() => Err(format!("the {what} is empty")),
+        v => Ok(v),
+    }
+}
+
 impl Config {
+    /// Fills `requirepass` and `cluster_secret` from their files or environment variables
+    /// when no flag gave them (the flags win).
+    pub fn resolve_secrets(&mut self) -> Result<(), String> {
+        self.requirepass = secret_from(
+            self.requirepass.take(),
+            self.requirepass_file.as_ref(),
+            ENV_REQUIREPASS,
+            "client password",
+        )?;
+        self.cluster_secret = secret_from(
+            self.cluster_secret.take(),
+            self.cluster_secret_file.as_ref(),
+            ENV_CLUSTER_SECRET,
+            "cluster secret",
+        )?;
+        Ok(())
+    }
+
+    /// The key peers prove to each other: the cluster secret, else one derived from the
+    /// client password, else none (empty).
+    pub fn peer_secret(&self) -> Vec<u8> {
+        match (&self.cluster_secret, &self.requirepass) {
+            (Some(s), _) => s.as_bytes().to_vec(),
+            (None, Some(p)) => raft_node::transport::derive_secret(p.as_bytes()),
+            (None, None) => Vec::new(),
+        }
+    }
+
     /// Raft address of every founding member by id.
     pub fn peers(&self) -> HashMap<u64, String> {
         self.cluster
@@ -186,5 +253,53 @@ impl Config {
     /// `--max-write-bytes`, capped so a write always fits one peer frame.
     pub fn write_limit(&self) -> usize {
         self.max_write_bytes.clamp(1024, MAX_WRITE_BYTES_CAP)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut a = vec!["raftkv", "--id", "1", "--cluster", "127.0.0.1:1"];
+        a.extend_from_slice(args);
+        Config::parse_from(a)
+    }
+
+    #[test]
+    fn secrets_come_from_flag_file_or_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "from-file\n").unwrap();
+        let mut c = parse(&["--cluster-secret-file", f.to_str().unwrap()]);
+        c.resolve_secrets().unwrap();
+        assert_eq!(c.cluster_secret.as_deref(), Some("from-file"));
+        let mut c = parse(&["--cluster-secret", "argv"]);
+        c.resolve_secrets().unwrap();
+        assert_eq!(c.peer_secret(), b"argv".to_vec());
+        std::fs::write(&f, "\n").unwrap();
+        let mut c = parse(&["--requirepass-file", f.to_str().unwrap()]);
+        assert!(c.resolve_secrets().is_err(), "empty password accepted");
+    }
+
+    #[test]
+    fn the_environment_gives_secrets_when_no_flag_does() {
+        // The only test touching these variables (tests in this binary share them).
+        std::env::set_var(ENV_CLUSTER_SECRET, "from-env");
+        let mut c = parse(&[]);
+        c.resolve_secrets().unwrap();
+        assert_eq!(c.cluster_secret.as_deref(), Some("from-env"));
+        let mut c = parse(&["--cluster-secret", "argv-wins"]);
+        c.resolve_secrets().unwrap();
+        assert_eq!(c.cluster_secret.as_deref(), Some("argv-wins"));
+        std::env::remove_var(ENV_CLUSTER_SECRET);
+    }
+
+    #[test]
+    fn a_password_alone_derives_the_peer_secret() {
+        let c = parse(&["--requirepass", "pw"]);
+        let k = c.peer_secret();
+        assert!(!k.is_empty() && k != b"pw".to_vec());
+        assert!(parse(&[]).peer_secret().is_empty());
     }
 }

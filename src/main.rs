@@ -14,7 +14,7 @@ mod sm;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use clap::Parser;
@@ -110,9 +110,131 @@ pub async fn hand_over_leadership(node: &raft_node::NodeHandle<resp::Reply>, log
     }
 }
 
+/// The logger the panic hook writes to (critical records are written synchronously).
+static PANIC_LOG: OnceLock<Logger> = OnceLock::new();
+
+/// A panic in any thread (raft-rs `fatal!` included, or a tokio task, which tokio would
+/// otherwise catch and leave the node half alive) stops the process: one CRIT line, then
+/// exit status 1 without unwinding further, so a supervisor restarts a whole node.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed").to_string();
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        match PANIC_LOG.get() {
+            Some(log) => {
+                crit!(log, "panic, stopping the process"; "thread" => &thread, "at" => &at, "msg" => &msg)
+            }
+            None => {
+                use std::io::Write;
+                let mut e = std::io::stderr().lock();
+                let _ = writeln!(
+                    e,
+                    "CRIT panic, stopping the process, thread: {thread}, at: {at}, msg: {msg}"
+                );
+                let _ = e.flush();
+            }
+        }
+        raft_node::node::die();
+    }));
+}
+
+/// Test-only fail point: `RAFTKV_FAILPOINT=panic-when-exists:<path>` makes a background
+/// thread panic once `<path>` exists (tests show that a panic stops the process).
+fn start_failpoint() {
+    let Ok(fp) = std::env::var("RAFTKV_FAILPOINT") else {
+        return;
+    };
+    let Some(path) = fp
+        .strip_prefix("panic-when-exists:")
+        .map(std::path::PathBuf::from)
+    else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("failpoint".into())
+        .spawn(move || loop {
+            if path.exists() {
+                panic!("fail point {fp} reached");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        });
+}
+
+/// One loud warning when peers are not authenticated and the peer port is reachable from
+/// other hosts.
+fn warn_if_open(log: &Logger, cfg: &Config, bound: Option<std::net::SocketAddr>) {
+    let open = bound.is_some_and(|a| !a.ip().is_loopback());
+    if open && cfg.cluster_secret.is_none() && cfg.requirepass.is_none() {
+        warn!(log, "PEER PORT NOT AUTHENTICATED: no --cluster-secret (or --requirepass) is set and the raft port listens on a non-loopback address; anyone who reaches it can run commands, change membership and read the whole dataset"; "raft_bind" => bound.map(|a| a.to_string()));
+    }
+}
+
+/// Rate limit of the log line about requests forwarded by non-members.
+static FORWARD_REFUSALS: raft_node::ratelimit::RateLimit =
+    raft_node::ratelimit::RateLimit::new(std::time::Duration::from_secs(10));
+
+/// Whether `id` is in any part of the current configuration.
+fn is_member(m: &raft_node::Members, id: u64) -> bool {
+    m.voters.contains(&id) || m.learners.contains(&id) || m.voters_outgoing.contains(&id)
+}
+
+/// RESP-encoded `n` copies of one error reply.
+fn encoded_errors(resp3: bool, n: usize, text: &str) -> Vec<u8> {
+    let proto = if resp3 {
+        resp::Protocol::Resp3
+    } else {
+        resp::Protocol::Resp2
+    };
+    let mut out = bytes::BytesMut::new();
+    for _ in 0..n.max(1) {
+        resp::encode::encode(&resp::Reply::err(text), proto, &mut out);
+    }
+    out.to_vec()
+}
+
+/// Serves requests forwarded by peers. Only current members may forward (a removed node
+/// still holds the secret); others get a TRYAGAIN error (certainly not applied).
+fn forward_handler(server: Arc<Server>) -> raft_node::ForwardHandler {
+    Arc::new(move |from, resp3, data| {
+        let s = server.clone();
+        Box::pin(async move {
+            if !is_member(&s.node.status.members(), from) {
+                if let Some(n) = FORWARD_REFUSALS.check() {
+                    warn!(s.logger, "refusing a request forwarded by a non-member"; "from" => from, "suppressed" => n);
+                }
+                let text = format!(
+                    "TRYAGAIN node {from} is not a member of this cluster; request refused"
+                );
+                return Some(encoded_errors(resp3, data.len(), &text));
+            }
+            s.serve_forwarded(resp3, data).await
+        })
+    })
+}
+
 fn main() {
-    let cfg = Config::parse();
+    install_panic_hook();
+    let mut cfg = Config::parse();
+    let secrets = cfg.resolve_secrets();
     let log = logger(&cfg);
+    let _ = PANIC_LOG.set(log.clone());
+    if let Err(e) = secrets {
+        crit!(log, "fatal"; "err" => e);
+        drop(log);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::process::exit(1);
+    }
+    start_failpoint();
     let code = match run(cfg, &log) {
         Ok(()) => 0,
         Err(e) => {
@@ -161,10 +283,12 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                 id: cfg.id,
                 group_id: 1,
                 peers: peers.clone(),
-                secret: cfg.cluster_secret.clone().unwrap_or_default().into_bytes(),
+                secret: cfg.peer_secret(),
                 snap_dir: snap_dir.clone(),
                 snapshot_chunk: cfg.snapshot_chunk_bytes.clamp(4096, 16 << 20),
                 snapshot_rate: (cfg.snapshot_max_mbps.max(0.0) * 1e6) as u64,
+                max_inbound: 0,
+                idle: std::time::Duration::ZERO,
             },
             Arc::new(move |pid| {
                 if let Some(h) = unreachable_inbox.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
@@ -201,18 +325,12 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         )
         .map_err(|e| format!("cannot start raft node: {e}"))?;
         *inbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(node.clone());
-        {
-            // Only the leader this node follows may tell it that it was removed.
-            let status = node.status.clone();
-            let log = log.clone();
-            transport.on_removed(Arc::new(move |from| {
-                if status.leader() == from {
-                    status.removed.store(true, std::sync::atomic::Ordering::Release);
-                } else {
-                    warn!(log, "ignoring removal notice from a peer that is not the leader"; "from" => from);
-                }
-            }));
+        // A removed member stops only once it applies its own removal (the leader sends
+        // it the entries up to it as a raft message; see `removal_notice` in raft-node).
+        if cfg.cluster_secret.is_none() && cfg.requirepass.is_some() {
+            info!(log, "peer connections authenticated with a secret derived from --requirepass");
         }
+        warn_if_open(log, &cfg, raft_listener.local_addr().ok());
 
         let server = Arc::new(Server {
             cfg: cfg.clone(),
@@ -233,10 +351,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         tokio::spawn(transport.clone().serve(
             raft_listener,
             Arc::new(move |m| msg_node.send(Msg::Raft(Box::new(m)))),
-            Arc::new(move |resp3, data| {
-                let s = fwd_server.clone();
-                Box::pin(async move { s.serve_forwarded(resp3, data).await })
-            }),
+            forward_handler(fwd_server),
         ));
         tokio::spawn(server.clone().sweep_loop());
         tokio::spawn(server.clone().watch_removal());

@@ -1,7 +1,9 @@
 //! Authentication: `--requirepass` gates clients (AUTH, HELLO AUTH, -NOAUTH, -WRONGPASS) and
-//! `--cluster-secret` gates peers; the cluster keeps replicating with both set.
+//! `--cluster-secret` gates peers (challenge-response, see tests/peer_auth.rs for the
+//! whole matrix); the cluster keeps replicating with both set.
 
 mod common;
+mod peer_common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -87,26 +89,33 @@ fn peers_without_the_cluster_secret_are_refused() {
     let cl = Cluster::start_with(3, &["--cluster-secret", "peer-secret"]);
     cl.wait_leader();
     let raft_port = cl.nodes[0].raft_port;
+    // The secret is never sent: a peer proves it with a MAC over the node's fresh nonce.
+    // Without it (or with the wrong one) the node closes the connection after the proof.
     for secret in [&b"wrong"[..], b""] {
-        let hello = PeerHello {
-            magic: 0x524b_5631,
-            from: 2,
-            to: 1,
-            kind: 1,
-            secret: secret.to_vec(),
-            ..Default::default()
-        };
-        let body = hello.write_to_bytes().expect("encode hello");
-        let mut s = TcpStream::connect(("127.0.0.1", raft_port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        s.write_all(&(body.len() as u32).to_be_bytes())
-            .expect("write");
-        s.write_all(&body).expect("write");
-        // The node closes the connection instead of accepting raft traffic.
-        let mut buf = [0u8; 1];
-        assert!(matches!(s.read(&mut buf), Ok(0) | Err(_)));
+        for kind in [
+            peer_common::KIND_RAFT,
+            peer_common::KIND_FORWARD,
+            peer_common::KIND_SNAPSHOT,
+        ] {
+            let got = peer_common::handshake(raft_port, 2, 1, kind, secret);
+            assert!(got.is_err(), "kind {kind} accepted without the secret");
+        }
     }
+    // The old protocol, which sent the secret in clear, is refused too.
+    let v1 = PeerHello {
+        magic: 0x524b_5631,
+        from: 2,
+        to: 1,
+        kind: 1,
+        ..Default::default()
+    };
+    let mut s = peer_common::connect(raft_port);
+    peer_common::write_frame(&mut s, &v1.write_to_bytes().expect("encode hello")).expect("write");
+    assert!(peer_common::closed_by_peer(&mut s));
+    // With it, the handshake completes.
+    assert!(
+        peer_common::handshake(raft_port, 2, 1, peer_common::KIND_RAFT, b"peer-secret").is_ok()
+    );
     // The secret never appears in the logs.
     let mut c = cl.client(0);
     let _: () = c.set("x", "1").expect("SET");

@@ -133,8 +133,10 @@ pub trait MessageSink: Clone + Send + 'static {
     fn send(&self, msgs: Vec<Message>);
     /// A member's address became known (`Some`) or it left the group (`None`).
     fn set_peer(&self, _id: u64, _addr: Option<String>) {}
-    /// Tells a removed member (which may never learn it from the log) that it left.
-    fn notify_removed(&self, _id: u64) {}
+    /// Sends a removed member (which may never learn it from the log: the leader stops
+    /// replicating to it) `notice`, a raft message carrying the entries up to its removal
+    /// and a commit index covering them, so it applies its own removal.
+    fn notify_removed(&self, _id: u64, _notice: Message) {}
 }
 
 /// Why a request was not served.
@@ -287,6 +289,10 @@ pub struct Status {
     pub snapshot_last_ms: AtomicU64,
     /// This node applied its own removal from the group.
     pub removed: AtomicBool,
+    /// Peer raft messages dropped by [`crate::filter`] before `step`.
+    pub msgs_filtered: AtomicU64,
+    /// Rate limit of the filter's log lines.
+    pub filter_log: crate::ratelimit::RateLimit,
     /// Configuration, addresses and (on the leader) replication progress.
     pub members: Mutex<Members>,
 }
@@ -678,7 +684,12 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             Msg::Read { reply } => self.reads.push(reply),
             Msg::Raft(m) => {
-                if let Err(e) = self.raw.step(*m) {
+                if let Err(why) = crate::filter::check(&self.raw.raft, &m) {
+                    self.status.msgs_filtered.fetch_add(1, Ordering::Relaxed);
+                    if let Some(n) = self.status.filter_log.check() {
+                        warn!(self.logger, "dropping raft message before step"; "why" => why, "type" => ?m.get_msg_type(), "from" => m.from, "term" => m.term, "suppressed" => n);
+                    }
+                } else if let Err(e) = self.raw.step(*m) {
                     debug!(self.logger, "step failed"; "err" => %e);
                 }
             }
@@ -939,6 +950,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                     } else {
                         ConfChangeV2::parse_from_bytes(&e.data).map_err(|e| e.to_string())
                     };
+                    let matched = self.matched_before_change();
                     let cs = cc.and_then(|cc| {
                         self.raw
                             .apply_conf_change(&cc)
@@ -952,7 +964,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                     match cs {
                         Ok((cc, cs)) => {
                             info!(self.logger, "configuration changed"; "index" => index, "voters" => ?cs.voters, "learners" => ?cs.learners, "outgoing" => ?cs.voters_outgoing);
-                            self.apply_membership(wb, &cc, &cs);
+                            self.apply_membership(wb, &cc, &cs, index, &matched);
                             self.raw.mut_store().stage_conf_state(wb, cs.clone());
                             if let Some(w) = pending {
                                 let _ = w.send(Ok(cs));
@@ -974,8 +986,29 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
     }
 
+    /// Replication progress of every member, on the leader (before a conf change drops the
+    /// progress of members it removes).
+    fn matched_before_change(&self) -> HashMap<u64, u64> {
+        if self.raw.raft.state != StateRole::Leader {
+            return HashMap::new();
+        }
+        self.raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(id, pr)| (*id, pr.matched))
+            .collect()
+    }
+
     /// Records addresses of added members and forgets removed ones; notices our own removal.
-    fn apply_membership(&mut self, wb: &mut WriteBatch, cc: &ConfChangeV2, cs: &ConfState) {
+    fn apply_membership(
+        &mut self,
+        wb: &mut WriteBatch,
+        cc: &ConfChangeV2,
+        cs: &ConfState,
+        index: u64,
+        matched: &HashMap<u64, u64>,
+    ) {
         if let Ok(pa) = PeerAddr::parse_from_bytes(&cc.context) {
             if pa.id != 0 && !pa.addr.is_empty() && conf_contains(cs, pa.id) {
                 self.raw.mut_store().stage_peer(wb, pa.id, &pa.addr);
@@ -1002,8 +1035,15 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 warn!(self.logger, "this node was removed from the group");
                 self.status.removed.store(true, Ordering::Release);
             } else {
-                if self.raw.raft.state == StateRole::Leader {
-                    self.sink.notify_removed(id);
+                let notice = matched
+                    .get(&id)
+                    .and_then(|&m| crate::removal::notice(&self.raw.raft, id, index, m));
+                match notice {
+                    Some(n) => self.sink.notify_removed(id, n),
+                    None if self.raw.raft.state == StateRole::Leader => {
+                        warn!(self.logger, "cannot send a removed member its removal (its log is too far behind): stop it by hand"; "id" => id)
+                    }
+                    None => {}
                 }
                 self.sink.set_peer(id, None);
             }
@@ -1273,6 +1313,13 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 die();
             }
         };
+        if let Err(e) = snap::verify(&dir, &desc) {
+            // Nothing is recorded yet: after a restart the node is where it was before the
+            // snapshot, and the leader sends it again (the bad file is gone).
+            crit!(self.logger, "received snapshot fails its checks right before restore, stopping"; "dir" => %dir.display(), "err" => %e);
+            let _ = std::fs::remove_dir_all(&dir);
+            die();
+        }
         info!(self.logger, "restoring snapshot"; "index" => index, "term" => term, "bytes" => snap::total_bytes(&desc));
         let started = Instant::now();
         let prev = self.raw.store().local_snapshot_name();
@@ -1337,16 +1384,15 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
 
     /// Removes snapshot directories no longer needed: all but the newest and the one before
     /// it (a transfer of that may be under way), and those being generated or waiting to be
-    /// installed.
+    /// installed. The newest is made durable first (files, directory, parent); if that fails nothing
+    /// is pruned.
     fn prune_snapshots(&self, newest: String, previous: Option<String>) {
-        let mut keep = vec![newest];
+        let mut keep = vec![newest.clone()];
         keep.extend(previous);
-        snap::remove_stale(
-            &self.cfg.snap_dir,
-            &keep,
-            self.raw.store().truncated_index(),
-            true,
-        );
+        let trunc = self.raw.store().truncated_index();
+        if let Err(e) = snap::prune(&self.cfg.snap_dir, &newest, &keep, trunc, true) {
+            warn!(self.logger, "not pruning old snapshots: the newest is not durable"; "snapshot" => &newest, "err" => %e);
+        }
     }
 
     fn sync_wal(&self) {

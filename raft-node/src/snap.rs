@@ -107,6 +107,59 @@ fn name_index(name: &str) -> Option<u64> {
     name.rsplit('-').next()?.parse().ok()
 }
 
+/// Checks every file of a snapshot in `dir` against its descriptor (size and whole-file
+/// CRC-32): run when a transfer ends and again right before a restore.
+pub fn verify(dir: &Path, desc: &SnapshotDescriptor) -> std::io::Result<()> {
+    for f in &desc.files {
+        let path = dir.join(&f.name);
+        let bad = |what: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("snapshot file {} {what}", f.name),
+            )
+        };
+        if std::fs::metadata(&path)?.len() != f.size {
+            return Err(bad("has the wrong size"));
+        }
+        if file_crc(&path)? != f.crc32 {
+            let _ = std::fs::remove_file(&path);
+            return Err(bad("fails its checksum"));
+        }
+    }
+    Ok(())
+}
+
+/// fsyncs every file of a snapshot directory, the directory and its parent.
+pub fn sync_snapshot(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            std::fs::File::open(e.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)?;
+    match dir.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+/// Prunes `root` (see [`remove_stale`]) only once the snapshot that supersedes the pruned
+/// ones, `root/newest`, is durable (files, directory and `root` fsynced): a crash right
+/// after pruning must never leave a node without any complete snapshot. Then fsyncs
+/// `root` so the removals are durable too.
+pub fn prune(
+    root: &Path,
+    newest: &str,
+    keep: &[String],
+    newer_than: u64,
+    keep_tmp: bool,
+) -> std::io::Result<()> {
+    sync_snapshot(&root.join(newest))?;
+    remove_stale(root, keep, newer_than, keep_tmp);
+    sync_dir(root)
+}
+
 /// Removes every snapshot directory under `root` except those named in `keep`, complete
 /// ones newer than `newer_than` (received, waiting for the Raft loop to install them),
 /// those being received (a transfer may resume) and, with `keep_tmp`, those being
@@ -150,4 +203,42 @@ pub fn remove_old_receives(root: &Path, index: u64) {
 /// The directory of a snapshot under `root`.
 pub fn path(root: &Path, name: &str) -> PathBuf {
     root.join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(root: &Path, name: &str, data: &[u8]) -> SnapshotDescriptor {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data.sst"), data).unwrap();
+        describe(&dir, 5, 1, &[]).unwrap()
+    }
+
+    #[test]
+    fn verify_catches_a_file_changed_after_the_transfer() {
+        let root = tempfile::tempdir().unwrap();
+        let desc = snapshot(root.path(), "snap-1-5", b"0123456789");
+        let dir = root.path().join("snap-1-5");
+        verify(&dir, &desc).unwrap();
+        std::fs::write(dir.join("data.sst"), b"0123456780").unwrap();
+        let e = verify(&dir, &desc).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{e}");
+        std::fs::write(dir.join("data.sst"), b"012").unwrap();
+        assert!(verify(&dir, &desc).is_err(), "short file accepted");
+    }
+
+    #[test]
+    fn prune_keeps_everything_when_the_newest_snapshot_is_not_there() {
+        let root = tempfile::tempdir().unwrap();
+        snapshot(root.path(), "snap-1-5", b"old");
+        let keep = vec!["snap-1-9".to_string()];
+        assert!(prune(root.path(), "snap-1-9", &keep, 9, false).is_err());
+        assert!(root.path().join("snap-1-5").is_dir(), "old snapshot pruned");
+        snapshot(root.path(), "snap-1-9", b"new");
+        prune(root.path(), "snap-1-9", &keep, 9, false).unwrap();
+        assert!(!root.path().join("snap-1-5").exists());
+        assert!(root.path().join("snap-1-9").is_dir());
+    }
 }
