@@ -5,6 +5,7 @@
 mod admin;
 mod config;
 mod raft_admin;
+mod reads;
 mod server;
 mod session;
 mod sm;

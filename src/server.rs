@@ -59,6 +59,8 @@ pub struct Stats {
     pub writes: AtomicU64,
     pub forwarded: AtomicU64,
     pub errors: AtomicU64,
+    /// The read path's pool for heavy reads and its in-flight lazy deletes.
+    pub read_work: crate::reads::ReadWork,
 }
 
 /// Everything a session needs, shared.
@@ -110,9 +112,10 @@ impl Server {
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Time used to judge expiry on reads: never behind the last applied stamped time.
+    /// Time used to judge expiry on reads: cluster time (the last applied stamp plus the
+    /// monotonic time since it was applied), never this node's own wall clock.
     pub fn read_time_ms(&self) -> i64 {
-        wall_ms().max(self.node.status.last_time_ms.load(Ordering::Acquire))
+        self.node.status.cluster_time_ms()
     }
 
     /// Routes one request: local commands are answered now (after flushing the group
@@ -221,7 +224,8 @@ impl Server {
         true
     }
 
-    /// Linearizable reads: one ReadIndex barrier, then each read on the local store.
+    /// Linearizable reads: one ReadIndex barrier, then the whole group on one snapshot of
+    /// the local store (heavy groups off the tokio workers, see [`crate::reads`]).
     pub async fn read(&self, cmds: Vec<Command>) -> Vec<Reply> {
         self.stats
             .reads
@@ -230,23 +234,29 @@ impl Server {
             return vec![e; cmds.len()];
         }
         let now = self.read_time_ms();
-        let mut expired = Vec::new();
-        let replies = cmds
-            .iter()
-            .map(|c| {
-                let (r, exp) = self.reader.read(c, now);
-                expired.extend(exp);
-                r
-            })
-            .collect();
+        let (replies, expired) = self.stats.read_work.run(&self.reader, cmds, now).await;
         if !expired.is_empty() && self.node.status.is_leader() {
-            // Lazy expiry: delete through Raft; nobody waits for it.
-            drop(
-                self.node
-                    .propose(vec![encode_argv(&Command::del_if_expired_argv(&expired))]),
-            );
+            self.lazy_delete(expired);
         }
         replies
+    }
+
+    /// Lazy expiry: deletes expired keys through Raft, at most one delete in flight per
+    /// key; nobody waits for it.
+    fn lazy_delete(&self, expired: Vec<Bytes>) {
+        let keys = self.stats.read_work.claim(expired);
+        if keys.is_empty() {
+            return;
+        }
+        let rx = self
+            .node
+            .propose(vec![encode_argv(&Command::del_if_expired_argv(&keys))]);
+        let releaser = self.stats.read_work.releaser();
+        let wait = self.cfg.request_timeout();
+        tokio::spawn(async move {
+            let _ = timeout(wait, rx).await;
+            releaser.release(&keys);
+        });
     }
 
     async fn read_barrier(&self) -> Result<(), Reply> {

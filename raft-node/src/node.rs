@@ -42,6 +42,7 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 use slog::{crit, debug, info, o, warn, Logger};
 use tokio::sync::oneshot;
 
+use crate::clock::StampClock;
 use crate::proto::{PeerAddr, RaftCommit, SnapshotDescriptor};
 use crate::snap;
 use crate::storage::{conf_contains, RocksStorage};
@@ -58,8 +59,10 @@ pub struct NodeConfig {
     pub heartbeat_tick: usize,
     /// Upper bound of one log entry's payload; larger proposal batches are split.
     pub max_entry_bytes: usize,
-    /// Serve ReadIndex from the leader's lease (kept by check-quorum) instead of a
-    /// heartbeat round per read batch.
+    /// Asked for lease reads (`--read-mode lease`). Ignored: raft-rs 0.7's `LeaseBased`
+    /// read-only option checks no lease at all (a paused leader, a check-quorum step-down
+    /// that lags the new election, or a leader transfer each give stale reads), so every
+    /// read takes the safe ReadIndex path (a heartbeat round to a quorum per read batch).
     pub lease_reads: bool,
     /// This node's raft address (recorded in the address book of its snapshots).
     pub addr: String,
@@ -269,6 +272,8 @@ pub struct Status {
     /// Total time spent handling Readies (µs).
     pub ready_micros: AtomicU64,
     pub last_time_ms: AtomicI64,
+    /// Cluster time as published by the Ready loop (see [`Status::cluster_time_ms`]).
+    pub time_offset: crate::clock::TimeOffset,
     /// First index still in the log (entries below were compacted into a snapshot).
     pub first_index: AtomicU64,
     /// Index of the latest local snapshot (0 = none).
@@ -469,11 +474,8 @@ pub fn start<S: StateMachine, K: MessageSink>(
         max_inflight_msgs: 256,
         check_quorum: true,
         pre_vote: true,
-        read_only_option: if cfg.lease_reads {
-            ReadOnlyOption::LeaseBased
-        } else {
-            ReadOnlyOption::Safe
-        },
+        // Never LeaseBased: see `NodeConfig::lease_reads`.
+        read_only_option: ReadOnlyOption::Safe,
         ..Default::default()
     };
     raft_cfg.validate()?;
@@ -486,9 +488,8 @@ pub fn start<S: StateMachine, K: MessageSink>(
         .snapshot_index
         .store(snapshot_index, Ordering::Release);
     status.applied.store(applied, Ordering::Release);
-    status
-        .last_time_ms
-        .store(sm.last_time_ms(), Ordering::Release);
+    let clock = StampClock::new(sm.last_time_ms());
+    clock.publish(&status);
     let (tx, rx) = std::sync::mpsc::channel();
     let (persist_tx, persist_rx) = std::sync::mpsc::channel();
     let sync_thread = {
@@ -508,9 +509,12 @@ pub fn start<S: StateMachine, K: MessageSink>(
         tx,
         status: status.clone(),
     };
+    if cfg.lease_reads {
+        warn!(logger, "--read-mode lease is served as safe: raft-rs lease reads check no lease, so every read confirms leadership with a quorum (ReadIndex)");
+    }
     info!(logger, "raft node starting"; "applied" => applied, "voters" => ?cfg.voters);
     let mut node = Loop {
-        last_stamp: sm.last_time_ms(),
+        clock,
         cfg,
         db,
         raw,
@@ -561,7 +565,8 @@ struct Loop<S: StateMachine, K: MessageSink> {
     status: Arc<Status>,
     logger: Logger,
     applied: u64,
-    last_stamp: i64,
+    /// Cluster time: the last stamp seen, and the leader's stamping rule.
+    clock: StampClock,
     /// Proposals queued in this iteration.
     proposals: Vec<Proposal<S::Output>>,
     proposal_bytes: usize,
@@ -722,10 +727,10 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             return;
         }
-        self.last_stamp = self.last_stamp.max(wall_ms());
+        let stamp = self.clock.stamp(wall_ms(), &self.logger);
         let mut commit = RaftCommit::new();
         commit.group_id = self.cfg.group_id;
-        commit.time_ms = self.last_stamp;
+        commit.time_ms = stamp;
         let mut waiters = Vec::with_capacity(batch.len());
         for (cmds, r) in batch {
             waiters.push((cmds.len(), r));
@@ -878,7 +883,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                     } else {
                         match RaftCommit::parse_from_bytes(&e.data) {
                             Ok(c) if c.group_id == self.cfg.group_id => {
-                                self.last_stamp = self.last_stamp.max(c.time_ms);
+                                self.clock.observe(c.time_ms);
                                 self.sm.apply(wb, index, c.time_ms, &c.commands)
                             }
                             Ok(c) => {
@@ -1274,7 +1279,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         self.raw.mut_store().stage_restored(&mut wb);
         self.write(wb);
         self.applied = index;
-        self.last_stamp = self.last_stamp.max(self.sm.last_time_ms());
+        self.clock.observe(self.sm.last_time_ms());
         self.bytes_since_snapshot = 0;
         // A proposal at or below the snapshot's index may or may not have been committed:
         // the snapshot does not say, so its proposer must not retry it as if it had been
@@ -1467,9 +1472,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
 
     fn after_apply(&mut self, out: Deliveries<S::Output>) {
         self.status.applied.store(self.applied, Ordering::Release);
-        self.status
-            .last_time_ms
-            .store(self.last_stamp, Ordering::Release);
+        self.clock.publish(&self.status);
         self.deliver(out);
         self.resolve_reads();
     }
