@@ -43,9 +43,12 @@ use slog::{crit, debug, info, o, warn, Logger};
 use tokio::sync::oneshot;
 
 use crate::clock::StampClock;
+use identity::{Identity, IDENTITY_CTX};
 use crate::proto::{PeerAddr, RaftCommit, SnapshotDescriptor};
 use crate::snap;
 use crate::storage::{conf_contains, RocksStorage};
+
+mod identity;
 
 /// How the node is configured.
 #[derive(Debug, Clone)]
@@ -418,6 +421,8 @@ pub fn start<S: StateMachine, K: MessageSink>(
     let logger = logger.new(o!("group" => cfg.group_id));
     let mut sm = sm;
     let mut storage = RocksStorage::open(db.clone(), cfg.group_id, &cfg.voters)?;
+    let identity =
+        Identity::load(&db, cfg.group_id, storage.founded_now()).map_err(raft::Error::ConfigInvalid)?;
     std::fs::create_dir_all(&cfg.snap_dir).map_err(raft::Error::Io)?;
     if let Some(dir) = storage.restoring().map(str::to_string) {
         // A crash interrupted restoring a received snapshot: redo it from its files.
@@ -546,6 +551,7 @@ pub fn start<S: StateMachine, K: MessageSink>(
         bytes_since_snapshot: 0,
         pending_conf: None,
         members_dirty: false,
+        identity,
     };
     node.publish_members();
     node.publish();
@@ -598,6 +604,8 @@ struct Loop<S: StateMachine, K: MessageSink> {
     pending_conf: Option<(u64, u64, Reply<ConfState>)>,
     /// Membership changed since it was last published.
     members_dirty: bool,
+    /// The cluster identity and this node's guard (see [`identity`]).
+    identity: Identity,
 }
 
 impl<S: StateMachine, K: MessageSink> Loop<S, K> {
@@ -634,6 +642,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 self.retry_reads();
                 self.publish_members();
                 self.maybe_promote();
+                self.maybe_record_identity();
             }
             self.on_ready();
             self.maybe_snapshot();
@@ -675,7 +684,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             Msg::Read { reply } => self.reads.push(reply),
             Msg::Raft(m) => {
-                if let Err(e) = self.raw.step(*m) {
+                if self.guard_drops(&m) {
+                    debug!(self.logger, "guarded founder: message dropped"; "from" => m.from, "type" => ?m.get_msg_type());
+                } else if let Err(e) = self.raw.step(*m) {
                     debug!(self.logger, "step failed"; "err" => %e);
                 }
             }
@@ -879,6 +890,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             match e.get_entry_type() {
                 EntryType::EntryNormal => {
                     let results = if e.data.is_empty() {
+                        Vec::new()
+                    } else if e.context[..] == *IDENTITY_CTX {
+                        self.apply_identity(wb, index, &e.data);
                         Vec::new()
                     } else {
                         match RaftCommit::parse_from_bytes(&e.data) {
@@ -1136,6 +1150,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             peers.retain(|(id, _)| *id != self.cfg.id);
             peers.push((self.cfg.id, self.cfg.addr.clone()));
         }
+        let ident = self.identity.known().cloned();
         let root = self.cfg.snap_dir.clone();
         let tmp = root.join(snap::tmp_name(term, index));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -1158,8 +1173,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             .name("snapshot".into())
             .spawn(move || {
                 let result = job().and_then(|()| {
-                    let desc =
+                    let mut desc =
                         snap::describe(&tmp, index, term, &peers).map_err(|e| e.to_string())?;
+                    if let Some(ident) = ident {
+                        desc.set_identity(ident);
+                    }
                     let done = root.join(snap::done_name(term, index));
                     let _ = std::fs::remove_dir_all(&done);
                     std::fs::rename(&tmp, &done).map_err(|e| e.to_string())?;
@@ -1277,6 +1295,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
         let mut wb = WriteBatch::default();
         self.raw.mut_store().stage_restored(&mut wb);
+        if desc.has_identity() {
+            self.merge_identity(&mut wb, desc.get_identity().clone());
+        }
         self.write(wb);
         self.applied = index;
         self.clock.observe(self.sm.last_time_ms());
@@ -1377,6 +1398,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             self.status.role.store(role, Ordering::Release);
             self.status.leader.store(ss.leader_id, Ordering::Release);
             info!(self.logger, "role changed"; "role" => self.status.role_name(), "leader" => ss.leader_id, "term" => self.raw.raft.term);
+            if role == ROLE_LEADER {
+                self.on_leadership();
+            }
         }
         if !rd.messages().is_empty() {
             self.sink.send(rd.take_messages());
@@ -1475,6 +1499,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         self.clock.publish(&self.status);
         self.deliver(out);
         self.resolve_reads();
+        self.check_guard();
     }
 
     fn publish(&self) {
