@@ -82,7 +82,11 @@ async fn scenario() {
     let other_ports: Vec<u16> = others.iter().map(|&i| ports[i]).collect();
     let new = others[wait_leader_among(&other_ports, Duration::from_secs(30)).await];
     let set = query(ports[new], &["SET", "k", "new"]).await;
-    assert_eq!(set, Ok(Value::Okay), "the new leader acknowledges the new value");
+    assert_eq!(
+        set,
+        Ok(Value::Okay),
+        "the new leader acknowledges the new value"
+    );
     let read = tokio::spawn(async move {
         redis::cmd("GET")
             .arg("k")

@@ -166,7 +166,7 @@ mod tests {
         let mut c = StampClock::new(0);
         assert_eq!(c.stamp(1_700_000_000_000, &log()), 1_700_000_000_000);
         let t = c.stamp(1_700_000_000_300, &log());
-        assert!(t >= 1_700_000_000_000 && t <= 1_700_000_000_300);
+        assert!((1_700_000_000_000..=1_700_000_000_300).contains(&t));
     }
 
     #[test]

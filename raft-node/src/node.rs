@@ -43,10 +43,10 @@ use slog::{crit, debug, info, o, warn, Logger};
 use tokio::sync::oneshot;
 
 use crate::clock::StampClock;
-use identity::{Identity, IDENTITY_CTX};
 use crate::proto::{PeerAddr, RaftCommit, SnapshotDescriptor};
 use crate::snap;
 use crate::storage::{conf_contains, RocksStorage};
+use identity::{Identity, IDENTITY_CTX};
 
 mod identity;
 
@@ -421,8 +421,8 @@ pub fn start<S: StateMachine, K: MessageSink>(
     let logger = logger.new(o!("group" => cfg.group_id));
     let mut sm = sm;
     let mut storage = RocksStorage::open(db.clone(), cfg.group_id, &cfg.voters)?;
-    let identity =
-        Identity::load(&db, cfg.group_id, storage.founded_now()).map_err(raft::Error::ConfigInvalid)?;
+    let identity = Identity::load(&db, cfg.group_id, storage.founded_now())
+        .map_err(raft::Error::ConfigInvalid)?;
     std::fs::create_dir_all(&cfg.snap_dir).map_err(raft::Error::Io)?;
     if let Some(dir) = storage.restoring().map(str::to_string) {
         // A crash interrupted restoring a received snapshot: redo it from its files.

@@ -68,7 +68,9 @@ impl Reader {
 
     /// Keys in the database (physically present, so expired keys not yet swept count).
     pub fn key_count(&self) -> u64 {
-        self.counters.keys.load(std::sync::atomic::Ordering::Acquire)
+        self.counters
+            .keys
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Keys with a TTL (physically present).
@@ -349,8 +351,6 @@ impl Reader {
         if cursor >= slot::SLOTS as u64 {
             return Ok(0);
         }
-        Ok(Self::scan_range(src, cursor as u16, count, now, f)?
-            .map_or(0, |s| s as u64))
+        Ok(Self::scan_range(src, cursor as u16, count, now, f)?.map_or(0, |s| s as u64))
     }
 }
-

@@ -202,10 +202,20 @@ impl Cluster {
         i
     }
 
-    /// Waits (bounded) for node `i` to exit on its own; returns its exit status.
+    /// Waits (bounded) for node `i` to exit on its own; returns its exit status. On timeout
+    /// the node stays the harness's to kill (on drop), so a failing test leaks no process.
     pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> std::process::ExitStatus {
-        let mut c = self.nodes[i].child.take().expect("node running");
-        wait_for(timeout, "node to exit", || c.try_wait().ok().flatten())
+        let status = wait_for(timeout, "node to exit", || {
+            self.nodes[i]
+                .child
+                .as_mut()
+                .expect("node running")
+                .try_wait()
+                .ok()
+                .flatten()
+        });
+        self.nodes[i].child = None;
+        status
     }
 
     /// The `RAFT.NODES` lines of node `i`.
