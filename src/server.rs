@@ -84,6 +84,9 @@ pub struct Server {
 
 pub use raft_node::node::wall_ms;
 
+/// Longest time the leader leaves cluster time unstamped (see [`Server::sweep_loop`]).
+const TIME_TICK: Duration = Duration::from_secs(1);
+
 /// Most commands in one group (one proposal or one read barrier).
 const MAX_GROUP: usize = 1024;
 
@@ -391,14 +394,28 @@ impl Server {
         }
     }
 
-    /// The leader's periodic sweep of expired keys, proposed through Raft.
+    /// The leader's periodic sweep of expired keys, proposed through Raft; and its time
+    /// tick: when nothing was stamped for [`TIME_TICK`], it proposes an entry with no
+    /// commands, so cluster time stays in the log (a follower or a restarted node judges
+    /// expiry from a stamp at most that old, never from its own clock).
     pub async fn sweep_loop(self: Arc<Self>) {
-        let every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
+        let sweep_every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
+        let mut next_sweep = Instant::now() + sweep_every;
         loop {
-            sleep(every).await;
+            sleep(sweep_every.min(TIME_TICK / 4)).await;
             if !self.node.status.is_leader() {
                 continue;
             }
+            let now = self.read_time_ms();
+            let last = self.node.status.last_time_ms.load(Ordering::Acquire);
+            if now - last >= TIME_TICK.as_millis() as i64 {
+                let rx = self.node.propose(Vec::new());
+                let _ = timeout(self.cfg.request_timeout(), rx).await;
+            }
+            if Instant::now() < next_sweep {
+                continue;
+            }
+            next_sweep = Instant::now() + sweep_every;
             if !self.reader.has_expired(self.read_time_ms()) {
                 continue;
             }

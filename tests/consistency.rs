@@ -330,3 +330,42 @@ fn looping_keys_does_not_cause_an_election() {
     }
     assert_eq!(cl.wait_leader(), leader);
 }
+
+/// An idle cluster keeps cluster time in the log (the leader's time tick, one entry with no
+/// commands per idle second): a follower that was down for a few seconds while a key
+/// expired, restarted with no write since, does not see the key (its last applied write
+/// stamp is from before the expiry; the sweep is off and the key is never read on the
+/// leader, so nothing else deletes it). Without the tick it would judge expiry from that
+/// old stamp plus its own uptime, and see the key for another second.
+#[test]
+fn a_restarted_follower_in_an_idle_cluster_sees_a_key_expire() {
+    let mut cl = Cluster::start_with(3, &["--expire-sweep-ms", "3600000"]);
+    let leader = cl.wait_leader();
+    let (watcher, restarted) = ((leader + 1) % 3, (leader + 2) % 3);
+    let _: () = redis::cmd("SET")
+        .arg("soon")
+        .arg("v")
+        .arg("PX")
+        .arg(1000)
+        .query(&mut cl.client(leader))
+        .expect("SET soon");
+    wait_for(Duration::from_secs(10), "the key on the follower", || {
+        get(&mut cl.client(restarted), "soon")
+            .is_some()
+            .then_some(())
+    });
+    cl.kill(restarted);
+    let mut w = cl.client(watcher);
+    wait_for(Duration::from_secs(10), "the key to expire", || {
+        get(&mut w, "soon").is_none().then_some(())
+    });
+    let ticks_from = info_u64(&cl, leader, "raft_last_log_index");
+    wait_for(Duration::from_secs(20), "three time ticks", || {
+        (info_u64(&cl, leader, "raft_last_log_index") >= ticks_from + 3).then_some(())
+    });
+    cl.restart(restarted);
+    let mut c = cl.client(restarted);
+    assert_eq!(get(&mut c, "soon"), None);
+    let pttl: i64 = redis::cmd("PTTL").arg("soon").query(&mut c).expect("PTTL");
+    assert_eq!(pttl, -2);
+}

@@ -18,9 +18,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use rocksdb::{WriteBatch, DB};
 use slog::{warn, Logger};
 
 use crate::node::Status;
+use crate::storage::{meta_key, CF_RAFT, TAG_STAMP};
 
 /// Most a leader's stamp may lead its cluster time at once (ms).
 pub const MAX_LEAD_MS: i64 = 1000;
@@ -55,6 +57,14 @@ impl Status {
         let t = (self.time_offset.0.load(Ordering::Acquire) + mono_us()) / 1000;
         t.max(self.last_time_ms.load(Ordering::Acquire))
     }
+}
+
+/// The last stamp this node applied, as persisted by [`StampClock::stage`] (0 = none).
+pub fn load_stamp(db: &DB, group: u64) -> i64 {
+    db.cf_handle(CF_RAFT)
+        .and_then(|cf| db.get_cf(cf, meta_key(TAG_STAMP, group)).ok().flatten())
+        .and_then(|v| v.try_into().ok())
+        .map_or(0, i64::from_be_bytes)
 }
 
 /// The Ready loop's view of cluster time, and the leader's stamping rule.
@@ -94,6 +104,14 @@ impl StampClock {
         if stamp > self.last {
             self.last = stamp;
             self.at_us = mono_us();
+        }
+    }
+
+    /// Stages the last stamp seen into the batch of applies (the state machine records only
+    /// stamps of entries with commands; the leader's idle time ticks have none).
+    pub fn stage(&self, db: &DB, wb: &mut WriteBatch, group: u64) {
+        if let Some(cf) = db.cf_handle(CF_RAFT) {
+            wb.put_cf(cf, meta_key(TAG_STAMP, group), self.last.to_be_bytes());
         }
     }
 

@@ -42,7 +42,7 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 use slog::{crit, debug, info, o, warn, Logger};
 use tokio::sync::oneshot;
 
-use crate::clock::StampClock;
+use crate::clock::{load_stamp, StampClock};
 use crate::proto::{PeerAddr, RaftCommit, SnapshotDescriptor};
 use crate::snap;
 use crate::storage::{conf_contains, RocksStorage};
@@ -493,7 +493,7 @@ pub fn start<S: StateMachine, K: MessageSink>(
         .snapshot_index
         .store(snapshot_index, Ordering::Release);
     status.applied.store(applied, Ordering::Release);
-    let clock = StampClock::new(sm.last_time_ms());
+    let clock = StampClock::new(sm.last_time_ms().max(load_stamp(&db, cfg.group_id)));
     clock.publish(&status);
     let (tx, rx) = std::sync::mpsc::channel();
     let (persist_tx, persist_rx) = std::sync::mpsc::channel();
@@ -873,6 +873,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         ents: Vec<Entry>,
         out: &mut Deliveries<S::Output>,
     ) {
+        if ents.is_empty() {
+            return;
+        }
         for e in ents {
             let index = e.index;
             self.bytes_since_snapshot += e.data.len() as u64;
@@ -961,6 +964,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             self.applied = index;
         }
+        self.clock.stage(&self.db, wb, self.cfg.group_id);
     }
 
     /// Records addresses of added members and forgets removed ones; notices our own removal.

@@ -35,6 +35,9 @@ pub(crate) const TAG_IDENTITY: u8 = 0x20;
 pub(crate) const TAG_GUARD: u8 = 0x21;
 /// Why this node refused to start (it lost its data after taking part in the cluster).
 pub(crate) const TAG_REFUSED: u8 = 0x22;
+/// The last stamp applied (also of entries with no commands, which the state machine does
+/// not see), kept by `clock`.
+pub(crate) const TAG_STAMP: u8 = 0x23;
 
 /// Entries kept in memory for fast `entries()`/`term()` on the replication path.
 const CACHE_ENTRIES: usize = 8192;
