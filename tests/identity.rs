@@ -56,7 +56,18 @@ fn has_keys(cl: &Cluster, i: usize, n: usize) -> bool {
 
 #[test]
 fn a_founder_that_lost_its_data_refuses_to_start() {
-    let mut cl = Cluster::start(3);
+    lost_data_refuses(&[]);
+}
+
+/// The same when the log was compacted: the emptied node is caught up by a snapshot, which
+/// carries the cluster identity.
+#[test]
+fn a_founder_that_lost_its_data_refuses_to_start_after_compaction() {
+    lost_data_refuses(&["--snapshot-entries", "5"]);
+}
+
+fn lost_data_refuses(extra: &[&str]) {
+    let mut cl = Cluster::start_with(3, extra);
     let leader = cl.wait_leader();
     write_keys(&mut cl.client(leader), 50);
     wait_settled(&cl, leader);
@@ -73,6 +84,9 @@ fn a_founder_that_lost_its_data_refuses_to_start() {
         log.contains("must not start as a founder") && log.contains("--join"),
         "the node says why and how to recover"
     );
+    if !extra.is_empty() {
+        assert!(log.contains("snapshot restored"), "caught up by snapshot");
+    }
     for i in (0..3).filter(|&i| i != f) {
         assert!(has_keys(&cl, i, 50), "node {} has every write", i + 1);
     }
