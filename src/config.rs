@@ -102,8 +102,8 @@ pub struct Config {
     pub maxclients: usize,
 
     /// How reads get their linearizable read index: `safe` (a heartbeat round to a quorum
-    /// per batch of reads) or `lease` (the leader's lease, kept by check-quorum; no round
-    /// trip, relies on bounded clock drift between nodes).
+    /// per batch of reads). `lease` is accepted as an alias of `safe` (with a warning at
+    /// start): raft-rs 0.7's lease reads check no lease, so they could be stale.
     #[arg(long, default_value = "safe", value_parser = ["safe", "lease"])]
     pub read_mode: String,
 

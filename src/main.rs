@@ -8,6 +8,7 @@ mod admin;
 mod cluster;
 mod config;
 mod raft_admin;
+mod reads;
 mod server;
 mod session;
 mod sm;

@@ -59,6 +59,8 @@ pub struct Stats {
     pub writes: AtomicU64,
     pub forwarded: AtomicU64,
     pub errors: AtomicU64,
+    /// The read path's pool for heavy reads and its in-flight lazy deletes.
+    pub read_work: crate::reads::ReadWork,
 }
 
 /// Everything a session needs, shared.
@@ -81,6 +83,9 @@ pub struct Server {
 }
 
 pub use raft_node::node::wall_ms;
+
+/// Longest time the leader leaves cluster time unstamped (see [`Server::sweep_loop`]).
+const TIME_TICK: Duration = Duration::from_secs(1);
 
 /// Most commands in one group (one proposal or one read barrier).
 const MAX_GROUP: usize = 1024;
@@ -136,9 +141,10 @@ impl Server {
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Time used to judge expiry on reads: never behind the last applied stamped time.
+    /// Time used to judge expiry on reads: cluster time (the last applied stamp plus the
+    /// monotonic time since it was applied), never this node's own wall clock.
     pub fn read_time_ms(&self) -> i64 {
-        wall_ms().max(self.node.status.last_time_ms.load(Ordering::Acquire))
+        self.node.status.cluster_time_ms()
     }
 
     /// Routes one request: local commands are answered now (after flushing the group
@@ -315,7 +321,8 @@ impl Server {
         true
     }
 
-    /// Linearizable reads: one ReadIndex barrier, then each read on the local store.
+    /// Linearizable reads: one ReadIndex barrier, then the whole group on one snapshot of
+    /// the local store (heavy groups off the tokio workers, see [`crate::reads`]).
     pub async fn read(&self, cmds: Vec<Command>) -> Vec<Reply> {
         self.stats
             .reads
@@ -324,23 +331,29 @@ impl Server {
             return vec![e; cmds.len()];
         }
         let now = self.read_time_ms();
-        let mut expired = Vec::new();
-        let replies = cmds
-            .iter()
-            .map(|c| {
-                let (r, exp) = self.reader.read(c, now);
-                expired.extend(exp);
-                r
-            })
-            .collect();
+        let (replies, expired) = self.stats.read_work.run(&self.reader, cmds, now).await;
         if !expired.is_empty() && self.node.status.is_leader() {
-            // Lazy expiry: delete through Raft; nobody waits for it.
-            drop(
-                self.node
-                    .propose(vec![encode_argv(&Command::del_if_expired_argv(&expired))]),
-            );
+            self.lazy_delete(expired);
         }
         replies
+    }
+
+    /// Lazy expiry: deletes expired keys through Raft, at most one delete in flight per
+    /// key; nobody waits for it.
+    fn lazy_delete(&self, expired: Vec<Bytes>) {
+        let keys = self.stats.read_work.claim(expired);
+        if keys.is_empty() {
+            return;
+        }
+        let rx = self
+            .node
+            .propose(vec![encode_argv(&Command::del_if_expired_argv(&keys))]);
+        let releaser = self.stats.read_work.releaser();
+        let wait = self.cfg.request_timeout();
+        tokio::spawn(async move {
+            let _ = timeout(wait, rx).await;
+            releaser.release(&keys);
+        });
     }
 
     async fn read_barrier(&self) -> Result<(), Reply> {
@@ -510,14 +523,28 @@ impl Server {
         }
     }
 
-    /// The leader's periodic sweep of expired keys, proposed through Raft.
+    /// The leader's periodic sweep of expired keys, proposed through Raft; and its time
+    /// tick: when nothing was stamped for [`TIME_TICK`], it proposes an entry with no
+    /// commands, so cluster time stays in the log (a follower or a restarted node judges
+    /// expiry from a stamp at most that old, never from its own clock).
     pub async fn sweep_loop(self: Arc<Self>) {
-        let every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
+        let sweep_every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
+        let mut next_sweep = Instant::now() + sweep_every;
         loop {
-            sleep(every).await;
+            sleep(sweep_every.min(TIME_TICK / 4)).await;
             if !self.node.status.is_leader() {
                 continue;
             }
+            let now = self.read_time_ms();
+            let last = self.node.status.last_time_ms.load(Ordering::Acquire);
+            if now - last >= TIME_TICK.as_millis() as i64 {
+                let rx = self.node.propose(Vec::new());
+                let _ = timeout(self.cfg.request_timeout(), rx).await;
+            }
+            if Instant::now() < next_sweep {
+                continue;
+            }
+            next_sweep = Instant::now() + sweep_every;
             if !self.reader.has_expired(self.read_time_ms()) {
                 continue;
             }

@@ -1,8 +1,10 @@
 //! Consensus layer of raftkv: a raft-rs `RawNode` per group with RocksDB-backed storage
 //! ([`storage`]), the Ready loop with group commit and ReadIndex reads ([`node`]), and the
 //! tokio peer transport that carries raft messages and forwarded client requests
-//! ([`transport`]); every peer raft message passes [`filter`] before it is stepped. It knows nothing of RESP: commands are opaque bytes.
+//! ([`transport`]), and cluster time ([`clock`]); every peer raft message passes [`filter`]
+//! before it is stepped. It knows nothing of RESP: commands are opaque bytes.
 
+pub mod clock;
 pub mod filter;
 pub mod node;
 pub mod ratelimit;

@@ -42,9 +42,13 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 use slog::{crit, debug, info, o, warn, Logger};
 use tokio::sync::oneshot;
 
+use crate::clock::{load_stamp, StampClock};
 use crate::proto::{PeerAddr, RaftCommit, SnapshotDescriptor};
 use crate::snap;
 use crate::storage::{conf_contains, RocksStorage};
+use identity::{Identity, IDENTITY_CTX};
+
+mod identity;
 
 /// Most bytes of uncommitted entries a leader holds before it refuses proposals
 /// (raft-rs `max_uncommitted_size`; at least one entry is always accepted).
@@ -62,8 +66,10 @@ pub struct NodeConfig {
     pub heartbeat_tick: usize,
     /// Upper bound of one log entry's payload; larger proposal batches are split.
     pub max_entry_bytes: usize,
-    /// Serve ReadIndex from the leader's lease (kept by check-quorum) instead of a
-    /// heartbeat round per read batch.
+    /// Asked for lease reads (`--read-mode lease`). Ignored: raft-rs 0.7's `LeaseBased`
+    /// read-only option checks no lease at all (a paused leader, a check-quorum step-down
+    /// that lags the new election, or a leader transfer each give stale reads), so every
+    /// read takes the safe ReadIndex path (a heartbeat round to a quorum per read batch).
     pub lease_reads: bool,
     /// This node's raft address (recorded in the address book of its snapshots).
     pub addr: String,
@@ -275,6 +281,8 @@ pub struct Status {
     /// Total time spent handling Readies (µs).
     pub ready_micros: AtomicU64,
     pub last_time_ms: AtomicI64,
+    /// Cluster time as published by the Ready loop (see [`Status::cluster_time_ms`]).
+    pub time_offset: crate::clock::TimeOffset,
     /// First index still in the log (entries below were compacted into a snapshot).
     pub first_index: AtomicU64,
     /// Index of the latest local snapshot (0 = none).
@@ -423,6 +431,8 @@ pub fn start<S: StateMachine, K: MessageSink>(
     let logger = logger.new(o!("group" => cfg.group_id));
     let mut sm = sm;
     let mut storage = RocksStorage::open(db.clone(), cfg.group_id, &cfg.voters)?;
+    let identity = Identity::load(&db, cfg.group_id, storage.founded_now())
+        .map_err(raft::Error::ConfigInvalid)?;
     std::fs::create_dir_all(&cfg.snap_dir).map_err(raft::Error::Io)?;
     if let Some(dir) = storage.restoring().map(str::to_string) {
         // A crash interrupted restoring a received snapshot: redo it from its files.
@@ -483,11 +493,8 @@ pub fn start<S: StateMachine, K: MessageSink>(
         max_uncommitted_size: MAX_UNCOMMITTED_BYTES,
         check_quorum: true,
         pre_vote: true,
-        read_only_option: if cfg.lease_reads {
-            ReadOnlyOption::LeaseBased
-        } else {
-            ReadOnlyOption::Safe
-        },
+        // Never LeaseBased: see `NodeConfig::lease_reads`.
+        read_only_option: ReadOnlyOption::Safe,
         ..Default::default()
     };
     raft_cfg.validate()?;
@@ -500,9 +507,8 @@ pub fn start<S: StateMachine, K: MessageSink>(
         .snapshot_index
         .store(snapshot_index, Ordering::Release);
     status.applied.store(applied, Ordering::Release);
-    status
-        .last_time_ms
-        .store(sm.last_time_ms(), Ordering::Release);
+    let clock = StampClock::new(sm.last_time_ms().max(load_stamp(&db, cfg.group_id)));
+    clock.publish(&status);
     let (tx, rx) = std::sync::mpsc::channel();
     let (persist_tx, persist_rx) = std::sync::mpsc::channel();
     let sync_thread = {
@@ -522,9 +528,12 @@ pub fn start<S: StateMachine, K: MessageSink>(
         tx,
         status: status.clone(),
     };
+    if cfg.lease_reads {
+        warn!(logger, "--read-mode lease is served as safe: raft-rs lease reads check no lease, so every read confirms leadership with a quorum (ReadIndex)");
+    }
     info!(logger, "raft node starting"; "applied" => applied, "voters" => ?cfg.voters);
     let mut node = Loop {
-        last_stamp: sm.last_time_ms(),
+        clock,
         cfg,
         db,
         raw,
@@ -556,6 +565,7 @@ pub fn start<S: StateMachine, K: MessageSink>(
         bytes_since_snapshot: 0,
         pending_conf: None,
         members_dirty: false,
+        identity,
     };
     node.publish_members();
     node.publish();
@@ -575,7 +585,8 @@ struct Loop<S: StateMachine, K: MessageSink> {
     status: Arc<Status>,
     logger: Logger,
     applied: u64,
-    last_stamp: i64,
+    /// Cluster time: the last stamp seen, and the leader's stamping rule.
+    clock: StampClock,
     /// Proposals queued in this iteration.
     proposals: Vec<Proposal<S::Output>>,
     proposal_bytes: usize,
@@ -607,6 +618,8 @@ struct Loop<S: StateMachine, K: MessageSink> {
     pending_conf: Option<(u64, u64, Reply<ConfState>)>,
     /// Membership changed since it was last published.
     members_dirty: bool,
+    /// The cluster identity and this node's guard (see [`identity`]).
+    identity: Identity,
 }
 
 impl<S: StateMachine, K: MessageSink> Loop<S, K> {
@@ -643,6 +656,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 self.retry_reads();
                 self.publish_members();
                 self.maybe_promote();
+                self.maybe_record_identity();
             }
             self.on_ready();
             self.maybe_snapshot();
@@ -689,6 +703,8 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                     if let Some(n) = self.status.filter_log.check() {
                         warn!(self.logger, "dropping raft message before step"; "why" => why, "type" => ?m.get_msg_type(), "from" => m.from, "term" => m.term, "suppressed" => n);
                     }
+                } else if self.guard_drops(&m) {
+                    debug!(self.logger, "guarded founder: message dropped"; "from" => m.from, "type" => ?m.get_msg_type());
                 } else if let Err(e) = self.raw.step(*m) {
                     debug!(self.logger, "step failed"; "err" => %e);
                 }
@@ -741,10 +757,10 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             return;
         }
-        self.last_stamp = self.last_stamp.max(wall_ms());
+        let stamp = self.clock.stamp(wall_ms(), &self.logger);
         let mut commit = RaftCommit::new();
         commit.group_id = self.cfg.group_id;
-        commit.time_ms = self.last_stamp;
+        commit.time_ms = stamp;
         let mut waiters = Vec::with_capacity(batch.len());
         for (cmds, r) in batch {
             waiters.push((cmds.len(), r));
@@ -898,6 +914,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         ents: Vec<Entry>,
         out: &mut Deliveries<S::Output>,
     ) {
+        if ents.is_empty() {
+            return;
+        }
         for e in ents {
             let index = e.index;
             self.bytes_since_snapshot += e.data.len() as u64;
@@ -916,10 +935,13 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                 EntryType::EntryNormal => {
                     let results = if e.data.is_empty() {
                         Vec::new()
+                    } else if e.context[..] == *IDENTITY_CTX {
+                        self.apply_identity(wb, index, &e.data);
+                        Vec::new()
                     } else {
                         match RaftCommit::parse_from_bytes(&e.data) {
                             Ok(c) if c.group_id == self.cfg.group_id => {
-                                self.last_stamp = self.last_stamp.max(c.time_ms);
+                                self.clock.observe(c.time_ms);
                                 self.sm.apply(wb, index, c.time_ms, &c.commands)
                             }
                             Ok(c) => {
@@ -984,6 +1006,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             self.applied = index;
         }
+        self.clock.stage(&self.db, wb, self.cfg.group_id);
     }
 
     /// Replication progress of every member, on the leader (before a conf change drops the
@@ -1201,6 +1224,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             peers.retain(|(id, _)| *id != self.cfg.id);
             peers.push((self.cfg.id, self.cfg.addr.clone()));
         }
+        let ident = self.identity.known().cloned();
         let root = self.cfg.snap_dir.clone();
         let tmp = root.join(snap::tmp_name(term, index));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -1223,8 +1247,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             .name("snapshot".into())
             .spawn(move || {
                 let result = job().and_then(|()| {
-                    let desc =
+                    let mut desc =
                         snap::describe(&tmp, index, term, &peers).map_err(|e| e.to_string())?;
+                    if let Some(ident) = ident {
+                        desc.set_identity(ident);
+                    }
                     let done = root.join(snap::done_name(term, index));
                     let _ = std::fs::remove_dir_all(&done);
                     std::fs::rename(&tmp, &done).map_err(|e| e.to_string())?;
@@ -1349,9 +1376,12 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
         }
         let mut wb = WriteBatch::default();
         self.raw.mut_store().stage_restored(&mut wb);
+        if desc.has_identity() {
+            self.merge_identity(&mut wb, desc.get_identity().clone());
+        }
         self.write(wb);
         self.applied = index;
-        self.last_stamp = self.last_stamp.max(self.sm.last_time_ms());
+        self.clock.observe(self.sm.last_time_ms());
         self.bytes_since_snapshot = 0;
         // A proposal at or below the snapshot's index may or may not have been committed:
         // the snapshot does not say, so its proposer must not retry it as if it had been
@@ -1448,6 +1478,9 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             self.status.role.store(role, Ordering::Release);
             self.status.leader.store(ss.leader_id, Ordering::Release);
             info!(self.logger, "role changed"; "role" => self.status.role_name(), "leader" => ss.leader_id, "term" => self.raw.raft.term);
+            if role == ROLE_LEADER {
+                self.on_leadership();
+            }
         }
         if !rd.messages().is_empty() {
             self.sink.send(rd.take_messages());
@@ -1543,11 +1576,10 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
 
     fn after_apply(&mut self, out: Deliveries<S::Output>) {
         self.status.applied.store(self.applied, Ordering::Release);
-        self.status
-            .last_time_ms
-            .store(self.last_stamp, Ordering::Release);
+        self.clock.publish(&self.status);
         self.deliver(out);
         self.resolve_reads();
+        self.check_guard();
     }
 
     fn publish(&self) {

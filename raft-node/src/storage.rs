@@ -28,11 +28,21 @@ const TAG_SNAP: u8 = 5;
 const TAG_RESTORING: u8 = 6;
 /// The address book: `[TAG_PEER][group][peer id]` → raft address.
 const TAG_PEER: u8 = 7;
+/// The cluster identity (an encoded `ClusterIdentity`), kept by `node::identity`.
+pub(crate) const TAG_IDENTITY: u8 = 0x20;
+/// Present while a founder that started with an empty data dir has not yet learned that it
+/// never took part in the cluster (`node::identity`).
+pub(crate) const TAG_GUARD: u8 = 0x21;
+/// Why this node refused to start (it lost its data after taking part in the cluster).
+pub(crate) const TAG_REFUSED: u8 = 0x22;
+/// The last stamp applied (also of entries with no commands, which the state machine does
+/// not see), kept by `clock`.
+pub(crate) const TAG_STAMP: u8 = 0x23;
 
 /// Entries kept in memory for fast `entries()`/`term()` on the replication path.
 const CACHE_ENTRIES: usize = 8192;
 
-fn meta_key(tag: u8, group: u64) -> Vec<u8> {
+pub(crate) fn meta_key(tag: u8, group: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(9);
     k.push(tag);
     k.extend_from_slice(&group.to_be_bytes());
@@ -72,6 +82,8 @@ pub struct RocksStorage {
     peers: HashMap<u64, String>,
     /// Directory of a received snapshot not yet fully restored into the store.
     restoring: Option<String>,
+    /// This open created the group's state as a founding member (an empty data dir).
+    founded_now: bool,
 }
 
 fn peer_key(group: u64, id: u64) -> Vec<u8> {
@@ -183,6 +195,7 @@ impl RocksStorage {
             want_snapshot: Cell::new(false),
             peers,
             restoring,
+            founded_now: bootstrap,
         };
         if fresh {
             // Persist the founding configuration so a restart sees the same one.
@@ -375,6 +388,12 @@ impl RocksStorage {
     /// The current configuration as persisted (staged) by the apply path.
     pub fn conf_state(&self) -> &ConfState {
         &self.conf
+    }
+
+    /// True when this open created the group's state as a founding member: the data dir
+    /// held nothing for the group (see `node::identity`).
+    pub fn founded_now(&self) -> bool {
+        self.founded_now
     }
 
     /// Known member addresses.

@@ -10,11 +10,12 @@
 //! The apply path ([`Store::apply`]) never writes the database itself: it stages into the
 //! Ready loop's `WriteBatch` (which also holds the raft log append) and keeps an overlay so
 //! later commands of the same batch see earlier ones. Every time comes from the leader's
-//! stamp, so replicas agree. Reads ([`Reader`]) run on any thread against the database as of
-//! the last written batch.
+//! stamp, so replicas agree. Reads ([`Reader`]) run on any thread, each group on one RocksDB
+//! snapshot taken after the last written batch.
 
 pub mod budget;
 pub mod glob;
+mod reader;
 pub mod slot;
 pub mod snapshot;
 pub mod types;
@@ -25,10 +26,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use resp::{Command, ExpireAt, ExpireCondition, GetExAction, Reply, SetCondition, TimeUnit};
+use resp::{Command, ExpireAt, ExpireCondition, GetExAction, Reply, SetCondition};
 use rocksdb::{WriteBatch, DB};
 
 pub use glob::glob_match;
+pub use reader::Reader;
 pub use slot::key_slot;
 
 /// User data.
@@ -234,6 +236,9 @@ fn parse_i64(b: &[u8]) -> Option<i64> {
 struct Counters {
     keys: AtomicU64,
     expires: AtomicU64,
+    /// The restore gate: a snapshot restore holds it for writing, readers take their
+    /// RocksDB snapshot under its read side (see [`reader`]).
+    restore: std::sync::RwLock<()>,
 }
 
 /// The state machine, owned by the Raft thread.
@@ -315,7 +320,11 @@ impl Store {
 
     /// Replaces the whole store with a snapshot's files and reloads the applied index and
     /// counters from it.
+    /// Exclusive with readers (the restore gate): a read sees the whole state before the
+    /// restore or the whole state after it, never a half-ingested one.
     pub fn restore_snapshot(&mut self, dir: &std::path::Path) -> Result<(), String> {
+        let shared = self.shared.clone();
+        let _exclusive = shared.restore.write().unwrap_or_else(|p| p.into_inner());
         snapshot::restore(&self.db, dir)?;
         let (applied, last_time, keys, expires) =
             Self::load_meta(&self.db, self.group).map_err(|e| e.to_string())?;
@@ -791,282 +800,6 @@ impl Store {
         self.shared
             .expires
             .store(self.expires.max(0) as u64, Ordering::Release);
-    }
-}
-
-/// Read access to the store from any thread.
-#[derive(Clone)]
-pub struct Reader {
-    db: Arc<DB>,
-    counters: Arc<Counters>,
-}
-
-/// Looks a user key's raw value up (the database, or the apply path's overlay).
-type RawFn<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Value>, String>;
-
-fn bulk(v: Vec<u8>) -> Reply {
-    Reply::Bulk(Bytes::from(v))
-}
-
-impl Reader {
-    fn cf(&self, name: &'static str) -> Option<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(name)
-    }
-
-    fn raw(&self, key: &[u8]) -> Result<Option<Value>, String> {
-        let cf = self.cf(CF_DATA).ok_or("missing data column family")?;
-        match self
-            .db
-            .get_cf(cf, data_key(key))
-            .map_err(|e| e.to_string())?
-        {
-            None => Ok(None),
-            Some(b) => Value::decode(&b)
-                .map(Some)
-                .ok_or_else(|| "corrupt value".to_string()),
-        }
-    }
-
-    /// Keys in the database (physically present, so expired keys not yet swept count).
-    pub fn key_count(&self) -> u64 {
-        self.counters.keys.load(Ordering::Acquire)
-    }
-
-    /// Keys with a TTL (physically present).
-    pub fn expires_count(&self) -> u64 {
-        self.counters.expires.load(Ordering::Acquire)
-    }
-
-    /// True when some key's expiry is due at `now` (the sweep has work).
-    pub fn has_expired(&self, now: i64) -> bool {
-        let Some(cf) = self.cf(CF_EXPIRE) else {
-            return false;
-        };
-        let mut it = self.db.raw_iterator_cf(cf);
-        it.seek_to_first();
-        it.key()
-            .and_then(|k| k.get(..8))
-            .and_then(|b| b.try_into().ok())
-            .is_some_and(|b: [u8; 8]| u64::from_be_bytes(b) as i64 <= now)
-    }
-
-    /// Runs a read command at `now`. Returns the reply and the keys found expired but still
-    /// present (to be deleted through Raft).
-    pub fn read(&self, cmd: &Command, now: i64) -> (Reply, Vec<Bytes>) {
-        let mut expired = Vec::new();
-        let reply = self
-            .read_inner(&|k| self.raw(k), cmd, now, &mut expired)
-            .unwrap_or_else(|e| Reply::err(format!("ERR storage error: {e}")));
-        (reply, expired)
-    }
-
-    fn live(
-        raw: RawFn<'_>,
-        key: &Bytes,
-        now: i64,
-        expired: &mut Vec<Bytes>,
-    ) -> Result<Option<Value>, String> {
-        Ok(match raw(key)? {
-            Some(v) if v.expired(now) => {
-                expired.push(key.clone());
-                None
-            }
-            other => other,
-        })
-    }
-
-    fn string(
-        raw: RawFn<'_>,
-        key: &Bytes,
-        now: i64,
-        expired: &mut Vec<Bytes>,
-    ) -> Result<Result<Option<Vec<u8>>, Reply>, String> {
-        Ok(match Self::live(raw, key, now, expired)? {
-            None => Ok(None),
-            Some(v) if v.typ != TYPE_STRING => Err(Reply::err(WRONGTYPE)),
-            Some(v) => Ok(Some(v.payload)),
-        })
-    }
-
-    fn read_inner(
-        &self,
-        raw: RawFn<'_>,
-        cmd: &Command,
-        now: i64,
-        expired: &mut Vec<Bytes>,
-    ) -> Result<Reply, String> {
-        Ok(match cmd {
-            Command::Get(k) => match Self::string(raw, k, now, expired)? {
-                Ok(Some(v)) => bulk(v),
-                Ok(None) => Reply::Nil,
-                Err(e) => e,
-            },
-            Command::MGet(keys) => {
-                let mut out = Vec::with_capacity(keys.len());
-                for k in keys {
-                    out.push(match Self::string(raw, k, now, expired)? {
-                        Ok(Some(v)) => bulk(v),
-                        _ => Reply::Nil,
-                    });
-                }
-                Reply::Array(out)
-            }
-            Command::Exists(keys) | Command::Touch(keys) => {
-                let mut n = 0;
-                for k in keys {
-                    if Self::live(raw, k, now, expired)?.is_some() {
-                        n += 1;
-                    }
-                }
-                Reply::Int(n)
-            }
-            Command::StrLen(k) => match Self::string(raw, k, now, expired)? {
-                Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
-                Err(e) => e,
-            },
-            // Redis answers this shape before even looking the key up.
-            Command::GetRange { start, end, .. } if *start < 0 && *end < 0 && start > end => {
-                bulk(Vec::new())
-            }
-            Command::GetRange { key, start, end } => match Self::string(raw, key, now, expired)? {
-                Err(e) => e,
-                Ok(v) => {
-                    let v = v.unwrap_or_default();
-                    let len = v.len() as i64;
-                    let (mut s, mut e) = (*start, *end);
-                    if s < 0 {
-                        s += len;
-                    }
-                    if e < 0 {
-                        e += len;
-                    }
-                    s = s.max(0);
-                    e = e.max(0);
-                    if e >= len {
-                        e = len - 1;
-                    }
-                    if len == 0 || s > e {
-                        bulk(Vec::new())
-                    } else {
-                        bulk(v[s as usize..=e as usize].to_vec())
-                    }
-                }
-            },
-            Command::Type(k) => match Self::live(raw, k, now, expired)? {
-                Some(v) if v.typ == TYPE_STRING => Reply::Status("string".into()),
-                Some(_) => Reply::Status("unknown".into()),
-                None => Reply::Status("none".into()),
-            },
-            Command::Ttl { key, unit } => match Self::live(raw, key, now, expired)? {
-                None => Reply::Int(-2),
-                Some(v) if v.expire == 0 => Reply::Int(-1),
-                Some(v) => {
-                    let ms = v.expire - now;
-                    Reply::Int(match unit {
-                        TimeUnit::Milliseconds => ms,
-                        TimeUnit::Seconds => (ms + 500) / 1000,
-                    })
-                }
-            },
-            Command::ExpireTime { key, unit } => match Self::live(raw, key, now, expired)? {
-                None => Reply::Int(-2),
-                Some(v) if v.expire == 0 => Reply::Int(-1),
-                // Seconds are rounded like TTL's ((ms + 500) / 1000), as Redis does.
-                Some(v) => Reply::Int(match unit {
-                    TimeUnit::Milliseconds => v.expire,
-                    TimeUnit::Seconds => v.expire.saturating_add(500) / 1000,
-                }),
-            },
-            Command::DbSize => Reply::Int(self.key_count() as i64),
-            Command::Keys(pattern) => {
-                let mut out = Vec::new();
-                let all = pattern.as_ref() == b"*";
-                self.scan_range(0, u64::MAX, now, |k, _| {
-                    if all || glob_match(pattern, k, false) {
-                        out.push(bulk(k.to_vec()));
-                    }
-                })?;
-                Reply::Array(out)
-            }
-            Command::Scan {
-                cursor,
-                pattern,
-                count,
-                type_,
-            } => {
-                let mut keys = Vec::new();
-                // TYPE filter: a name that is no type matches nothing (Redis 7.0 behaviour).
-                let want: Option<Option<u8>> = type_.as_ref().map(|t| type_by_name(t));
-                let pattern = pattern.as_ref().filter(|p| p.as_ref() != b"*");
-                let next = self.scan_slots(*cursor, *count, now, |k, typ| {
-                    let type_ok = want.is_none_or(|w| w == Some(typ));
-                    if type_ok && pattern.as_ref().is_none_or(|p| glob_match(p, k, false)) {
-                        keys.push(bulk(k.to_vec()));
-                    }
-                })?;
-                Reply::Array(vec![
-                    bulk(next.to_string().into_bytes()),
-                    Reply::Array(keys),
-                ])
-            }
-            other => Reply::err(format!("ERR '{}' is not a read", other.name())),
-        })
-    }
-
-    /// Visits live keys (user key, type byte) from slot `from` on, in key order; once at
-    /// least `limit` keys (live or expired) were examined it finishes the current slot and
-    /// returns the next non-empty slot, or `None` when the keyspace is exhausted. Empty
-    /// slots cost nothing: the iterator only lands on existing keys.
-    fn scan_range(
-        &self,
-        from: u16,
-        limit: u64,
-        now: i64,
-        mut f: impl FnMut(&[u8], u8),
-    ) -> Result<Option<u16>, String> {
-        let cf = self.cf(CF_DATA).ok_or("missing data column family")?;
-        let limit = limit.max(1);
-        let mut it = self.db.raw_iterator_cf_opt(cf, total_order());
-        it.seek(from.to_be_bytes());
-        let mut examined = 0u64;
-        let mut last_slot = None;
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            if k.len() < 2 {
-                return Err("corrupt data key".into());
-            }
-            let slot = u16::from_be_bytes([k[0], k[1]]);
-            if examined >= limit && last_slot != Some(slot) {
-                return Ok(Some(slot));
-            }
-            last_slot = Some(slot);
-            examined += 1;
-            let (typ, expire) = Value::header(v).ok_or("corrupt value")?;
-            if expire == 0 || expire > now {
-                f(&k[2..], typ);
-            }
-            it.next();
-        }
-        it.status().map_err(|e| e.to_string())?;
-        Ok(None)
-    }
-
-    /// SCAN: whole slots from `cursor` until `count` keys were examined; next cursor or 0.
-    fn scan_slots(
-        &self,
-        cursor: u64,
-        count: u64,
-        now: i64,
-        f: impl FnMut(&[u8], u8),
-    ) -> Result<u64, String> {
-        if cursor >= slot::SLOTS as u64 {
-            return Ok(0);
-        }
-        Ok(self
-            .scan_range(cursor as u16, count, now, f)?
-            .map_or(0, |s| s as u64))
     }
 }
 

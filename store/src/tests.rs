@@ -1387,3 +1387,42 @@ fn snapshot_export_captures_one_instant_and_restore_replaces_everything() {
     dst.store.restore_snapshot(out.path()).unwrap();
     assert_eq!(dst.reader.key_count(), 3);
 }
+
+#[test]
+fn a_read_group_sees_one_snapshot_and_a_restore_is_exclusive_with_readers() {
+    let mut t = T::new();
+    t.w(set("a", "1"), NOW);
+    t.w(set("b", "1"), NOW);
+    let (replies, _) = t.reader.read_all(
+        &[
+            Command::MGet(vec![b("a"), b("b")]),
+            Command::Exists(vec![b("a"), b("b"), b("c")]),
+        ],
+        NOW,
+    );
+    assert_eq!(
+        replies,
+        vec![
+            Reply::Array(vec![Reply::Bulk(b("1")), Reply::Bulk(b("1"))]),
+            Reply::Int(2)
+        ]
+    );
+    // While a restore holds the gate, a reader cannot take its snapshot.
+    let gate = t.reader.counters.clone();
+    let held = gate.restore.write().unwrap();
+    let reader = t.reader.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let th = std::thread::spawn(move || {
+        let (r, _) = reader.read(&Command::Get(b("a")), NOW);
+        tx.send(r).unwrap();
+    });
+    assert!(rx
+        .recv_timeout(std::time::Duration::from_millis(200))
+        .is_err());
+    drop(held);
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(),
+        Reply::Bulk(b("1"))
+    );
+    th.join().unwrap();
+}

@@ -81,6 +81,12 @@ impl Cluster {
 
     /// Starts an `n`-node cluster with extra flags for every node.
     pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        Self::start_without(n, extra, &[])
+    }
+
+    /// As [`Cluster::start_with`], but the founders in `absent` (0-based) are not started
+    /// (start them later with [`Cluster::spawn_node`]).
+    pub fn start_without(n: usize, extra: &[&str], absent: &[usize]) -> Cluster {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().expect("tempdir");
         let raft_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
@@ -113,13 +119,20 @@ impl Cluster {
                 .map(|w| w[1].to_string()),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
-        for i in 0..n {
+        for i in (0..n).filter(|i| !absent.contains(i)) {
             c.spawn(i);
         }
-        for i in 0..n {
+        for i in (0..n).filter(|i| !absent.contains(i)) {
             c.wait_serving(i);
         }
         c
+    }
+
+    /// Starts node `i` with its usual flags without waiting for it to listen (it may be
+    /// expected to refuse to start).
+    pub fn spawn_node(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
     }
 
     fn spawn(&mut self, i: usize) {
@@ -194,10 +207,20 @@ impl Cluster {
         i
     }
 
-    /// Waits (bounded) for node `i` to exit on its own; returns its exit status.
+    /// Waits (bounded) for node `i` to exit on its own; returns its exit status. On timeout
+    /// the node stays the harness's to kill (on drop), so a failing test leaks no process.
     pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> std::process::ExitStatus {
-        let mut c = self.nodes[i].child.take().expect("node running");
-        wait_for(timeout, "node to exit", || c.try_wait().ok().flatten())
+        let status = wait_for(timeout, "node to exit", || {
+            self.nodes[i]
+                .child
+                .as_mut()
+                .expect("node running")
+                .try_wait()
+                .ok()
+                .flatten()
+        });
+        self.nodes[i].child = None;
+        status
     }
 
     /// The `RAFT.NODES` lines of node `i`.

@@ -1,0 +1,356 @@
+//! Reads of the store from any thread (the session tasks and the read pool).
+//!
+//! A group of reads runs on ONE RocksDB snapshot ([`Reader::read_all`]), so a multi-key
+//! read (MGET, EXISTS k1 k2 ...) or a pipelined read group never mixes the state before and
+//! after an apply batch. A snapshot restore ([`crate::Store::restore_snapshot`]: a range
+//! delete, then an ingest) holds the restore gate for writing; readers take their snapshot
+//! under the gate's read side, so no read ever sees a half-restored store: it sees the whole
+//! state before the restore or the whole state after it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use resp::{Command, Reply, TimeUnit};
+use rocksdb::DB;
+
+use crate::{
+    data_key, glob_match, slot, total_order, type_by_name, Counters, Value, CF_DATA, CF_EXPIRE,
+    TYPE_STRING, WRONGTYPE,
+};
+
+/// Read access to the store from any thread.
+#[derive(Clone)]
+pub struct Reader {
+    pub(crate) db: Arc<DB>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// Looks a user key's raw value up (a snapshot, or the apply path's overlay).
+pub(crate) type RawFn<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Value>, String>;
+
+/// What a read iterates: the live database (the apply path, which is its only writer) or
+/// one snapshot of it (every read outside the apply path).
+struct Source<'a> {
+    db: &'a DB,
+    snap: Option<&'a rocksdb::Snapshot<'a>>,
+}
+
+impl Source<'_> {
+    fn data_iter(&self) -> Result<rocksdb::DBRawIterator<'_>, String> {
+        let cf = self
+            .db
+            .cf_handle(CF_DATA)
+            .ok_or("missing data column family")?;
+        Ok(match self.snap {
+            None => self.db.raw_iterator_cf_opt(cf, total_order()),
+            Some(s) => s.raw_iterator_cf_opt(cf, total_order()),
+        })
+    }
+}
+
+fn bulk(v: Vec<u8>) -> Reply {
+    Reply::Bulk(Bytes::from(v))
+}
+
+fn decode(b: Option<Vec<u8>>) -> Result<Option<Value>, String> {
+    match b {
+        None => Ok(None),
+        Some(b) => Value::decode(&b)
+            .map(Some)
+            .ok_or_else(|| "corrupt value".to_string()),
+    }
+}
+
+impl Reader {
+    fn cf(&self, name: &'static str) -> Option<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(name)
+    }
+
+    /// Keys in the database (physically present, so expired keys not yet swept count).
+    pub fn key_count(&self) -> u64 {
+        self.counters
+            .keys
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keys with a TTL (physically present).
+    pub fn expires_count(&self) -> u64 {
+        self.counters
+            .expires
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// True when some key's expiry is due at `now` (the sweep has work).
+    pub fn has_expired(&self, now: i64) -> bool {
+        let Some(cf) = self.cf(CF_EXPIRE) else {
+            return false;
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek_to_first();
+        it.key()
+            .and_then(|k| k.get(..8))
+            .and_then(|b| b.try_into().ok())
+            .is_some_and(|b: [u8; 8]| u64::from_be_bytes(b) as i64 <= now)
+    }
+
+    /// Runs one read command at `now` on a snapshot of its own. Returns the reply and the
+    /// keys found expired but still present (to be deleted through Raft).
+    pub fn read(&self, cmd: &Command, now: i64) -> (Reply, Vec<Bytes>) {
+        let (mut replies, expired) = self.read_all(std::slice::from_ref(cmd), now);
+        (replies.pop().unwrap_or(Reply::Nil), expired)
+    }
+
+    /// Runs a group of read commands at `now`, all on ONE snapshot of the store (taken
+    /// under the restore gate). Returns one reply per command and the expired keys seen.
+    pub fn read_all(&self, cmds: &[Command], now: i64) -> (Vec<Reply>, Vec<Bytes>) {
+        let snap = {
+            let _gate = self
+                .counters
+                .restore
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            self.db.snapshot()
+        };
+        let Some(cf) = self.cf(CF_DATA) else {
+            let e = Reply::err("ERR storage error: missing data column family");
+            return (vec![e; cmds.len()], Vec::new());
+        };
+        let raw = |k: &[u8]| decode(snap.get_cf(cf, data_key(k)).map_err(|e| e.to_string())?);
+        let src = Source {
+            db: &self.db,
+            snap: Some(&snap),
+        };
+        let mut expired = Vec::new();
+        let replies = cmds
+            .iter()
+            .map(|c| {
+                self.read_on(&src, &raw, c, now, &mut expired)
+                    .unwrap_or_else(|e| Reply::err(format!("ERR storage error: {e}")))
+            })
+            .collect();
+        (replies, expired)
+    }
+
+    fn live(
+        raw: RawFn<'_>,
+        key: &Bytes,
+        now: i64,
+        expired: &mut Vec<Bytes>,
+    ) -> Result<Option<Value>, String> {
+        Ok(match raw(key)? {
+            Some(v) if v.expired(now) => {
+                expired.push(key.clone());
+                None
+            }
+            other => other,
+        })
+    }
+
+    fn string(
+        raw: RawFn<'_>,
+        key: &Bytes,
+        now: i64,
+        expired: &mut Vec<Bytes>,
+    ) -> Result<Result<Option<Vec<u8>>, Reply>, String> {
+        Ok(match Self::live(raw, key, now, expired)? {
+            None => Ok(None),
+            Some(v) if v.typ != TYPE_STRING => Err(Reply::err(WRONGTYPE)),
+            Some(v) => Ok(Some(v.payload)),
+        })
+    }
+
+    /// A read run by the apply path (reads replicated with writes): keys through `raw`
+    /// (the batch's overlay), scans on the live database (the apply path is its only writer).
+    pub(crate) fn read_inner(
+        &self,
+        raw: RawFn<'_>,
+        cmd: &Command,
+        now: i64,
+        expired: &mut Vec<Bytes>,
+    ) -> Result<Reply, String> {
+        let src = Source {
+            db: &self.db,
+            snap: None,
+        };
+        self.read_on(&src, raw, cmd, now, expired)
+    }
+
+    fn read_on(
+        &self,
+        src: &Source<'_>,
+        raw: RawFn<'_>,
+        cmd: &Command,
+        now: i64,
+        expired: &mut Vec<Bytes>,
+    ) -> Result<Reply, String> {
+        Ok(match cmd {
+            Command::Get(k) => match Self::string(raw, k, now, expired)? {
+                Ok(Some(v)) => bulk(v),
+                Ok(None) => Reply::Nil,
+                Err(e) => e,
+            },
+            Command::MGet(keys) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for k in keys {
+                    out.push(match Self::string(raw, k, now, expired)? {
+                        Ok(Some(v)) => bulk(v),
+                        _ => Reply::Nil,
+                    });
+                }
+                Reply::Array(out)
+            }
+            Command::Exists(keys) | Command::Touch(keys) => {
+                let mut n = 0;
+                for k in keys {
+                    if Self::live(raw, k, now, expired)?.is_some() {
+                        n += 1;
+                    }
+                }
+                Reply::Int(n)
+            }
+            Command::StrLen(k) => match Self::string(raw, k, now, expired)? {
+                Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
+                Err(e) => e,
+            },
+            // Redis answers this shape before even looking the key up.
+            Command::GetRange { start, end, .. } if *start < 0 && *end < 0 && start > end => {
+                bulk(Vec::new())
+            }
+            Command::GetRange { key, start, end } => match Self::string(raw, key, now, expired)? {
+                Err(e) => e,
+                Ok(v) => {
+                    let v = v.unwrap_or_default();
+                    let len = v.len() as i64;
+                    let (mut s, mut e) = (*start, *end);
+                    if s < 0 {
+                        s += len;
+                    }
+                    if e < 0 {
+                        e += len;
+                    }
+                    s = s.max(0);
+                    e = e.max(0);
+                    if e >= len {
+                        e = len - 1;
+                    }
+                    if len == 0 || s > e {
+                        bulk(Vec::new())
+                    } else {
+                        bulk(v[s as usize..=e as usize].to_vec())
+                    }
+                }
+            },
+            Command::Type(k) => match Self::live(raw, k, now, expired)? {
+                Some(v) if v.typ == TYPE_STRING => Reply::Status("string".into()),
+                Some(_) => Reply::Status("unknown".into()),
+                None => Reply::Status("none".into()),
+            },
+            Command::Ttl { key, unit } => match Self::live(raw, key, now, expired)? {
+                None => Reply::Int(-2),
+                Some(v) if v.expire == 0 => Reply::Int(-1),
+                Some(v) => {
+                    let ms = v.expire - now;
+                    Reply::Int(match unit {
+                        TimeUnit::Milliseconds => ms,
+                        TimeUnit::Seconds => (ms + 500) / 1000,
+                    })
+                }
+            },
+            Command::ExpireTime { key, unit } => match Self::live(raw, key, now, expired)? {
+                None => Reply::Int(-2),
+                Some(v) if v.expire == 0 => Reply::Int(-1),
+                // Seconds are rounded like TTL's ((ms + 500) / 1000), as Redis does.
+                Some(v) => Reply::Int(match unit {
+                    TimeUnit::Milliseconds => v.expire,
+                    TimeUnit::Seconds => v.expire.saturating_add(500) / 1000,
+                }),
+            },
+            Command::DbSize => Reply::Int(self.key_count() as i64),
+            Command::Keys(pattern) => {
+                let mut out = Vec::new();
+                let all = pattern.as_ref() == b"*";
+                Self::scan_range(src, 0, u64::MAX, now, |k, _| {
+                    if all || glob_match(pattern, k, false) {
+                        out.push(bulk(k.to_vec()));
+                    }
+                })?;
+                Reply::Array(out)
+            }
+            Command::Scan {
+                cursor,
+                pattern,
+                count,
+                type_,
+            } => {
+                let mut keys = Vec::new();
+                // TYPE filter: a name that is no type matches nothing (Redis 7.0 behaviour).
+                let want: Option<Option<u8>> = type_.as_ref().map(|t| type_by_name(t));
+                let pattern = pattern.as_ref().filter(|p| p.as_ref() != b"*");
+                let next = Self::scan_slots(src, *cursor, *count, now, |k, typ| {
+                    let type_ok = want.is_none_or(|w| w == Some(typ));
+                    if type_ok && pattern.as_ref().is_none_or(|p| glob_match(p, k, false)) {
+                        keys.push(bulk(k.to_vec()));
+                    }
+                })?;
+                Reply::Array(vec![
+                    bulk(next.to_string().into_bytes()),
+                    Reply::Array(keys),
+                ])
+            }
+            other => Reply::err(format!("ERR '{}' is not a read", other.name())),
+        })
+    }
+
+    /// Visits live keys (user key, type byte) from slot `from` on, in key order; once at
+    /// least `limit` keys (live or expired) were examined it finishes the current slot and
+    /// returns the next non-empty slot, or `None` when the keyspace is exhausted. Empty
+    /// slots cost nothing: the iterator only lands on existing keys.
+    fn scan_range(
+        src: &Source<'_>,
+        from: u16,
+        limit: u64,
+        now: i64,
+        mut f: impl FnMut(&[u8], u8),
+    ) -> Result<Option<u16>, String> {
+        let limit = limit.max(1);
+        let mut it = src.data_iter()?;
+        it.seek(from.to_be_bytes());
+        let mut examined = 0u64;
+        let mut last_slot = None;
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if k.len() < 2 {
+                return Err("corrupt data key".into());
+            }
+            let slot = u16::from_be_bytes([k[0], k[1]]);
+            if examined >= limit && last_slot != Some(slot) {
+                return Ok(Some(slot));
+            }
+            last_slot = Some(slot);
+            examined += 1;
+            let (typ, expire) = Value::header(v).ok_or("corrupt value")?;
+            if expire == 0 || expire > now {
+                f(&k[2..], typ);
+            }
+            it.next();
+        }
+        it.status().map_err(|e| e.to_string())?;
+        Ok(None)
+    }
+
+    /// SCAN: whole slots from `cursor` until `count` keys were examined; next cursor or 0.
+    fn scan_slots(
+        src: &Source<'_>,
+        cursor: u64,
+        count: u64,
+        now: i64,
+        f: impl FnMut(&[u8], u8),
+    ) -> Result<u64, String> {
+        if cursor >= slot::SLOTS as u64 {
+            return Ok(0);
+        }
+        Ok(Self::scan_range(src, cursor as u16, count, now, f)?.map_or(0, |s| s as u64))
+    }
+}
