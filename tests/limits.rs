@@ -17,10 +17,11 @@ use common::{wait_for, Cluster};
 /// data: with values of megabytes a node would spend its time formatting logs.
 const QUIET: &[&str] = &["--log-level", "info"];
 
-/// Peak RSS bound of the SETRANGE test (548 MiB measured): the node's baseline plus about two
-/// copies of the one 256 MiB value an entry may create (write batch, memtable), with room
-/// for a third (the SST builder when the memtable is flushed); before, 1.6 GB.
-const PEAK_BOUND_KIB: u64 = 800 * 1024;
+/// Peak RSS bound of the SETRANGE test: the node's baseline plus up to three copies of the
+/// one 256 MiB value an entry may create (the value built, the write batch, the memtable,
+/// depending on when RocksDB's flush of the full memtable runs: 548 MiB and 857 MiB were
+/// both measured on one node of one run); before, 1.6 GB.
+const PEAK_BOUND_KIB: u64 = 1000 * 1024;
 
 /// A value of `len` bytes.
 fn value(len: usize) -> Vec<u8> {

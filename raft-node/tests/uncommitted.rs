@@ -84,10 +84,22 @@ fn start(id: u64, dir: &std::path::Path, sink: &Sink) -> std::thread::JoinHandle
         // Slow ticks: writing 4 MiB entries on a loaded machine must not look like a
         // dead leader.
         tick: Duration::from_millis(50),
+        // A 2-4 s election timeout: the leader must survive the cut (only appends are lost)
+        // even when a 4 MiB fsync stalls it; a leader change would rightly answer the
+        // accepted proposals `Dropped` and defeat the test.
+        election_tick: 40,
         snap_dir: dir.join(format!("n{id}-snap")),
         ..Default::default()
     };
-    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let logger = if std::env::var_os("TEST_LOG").is_some() {
+        let d = slog_term::PlainSyncDecorator::new(std::io::stderr());
+        slog::Logger::root(
+            slog::Fuse(slog_term::FullFormat::new(d).build()),
+            slog::o!("node" => id),
+        )
+    } else {
+        slog::Logger::root(slog::Discard, slog::o!())
+    };
     let (h, th) = raft_node::start(cfg, db, CountSm::default(), sink.clone(), &logger).unwrap();
     sink.handles.lock().unwrap()[id as usize - 1] = Some(h);
     th
@@ -175,7 +187,11 @@ fn leader_that_cannot_replicate_refuses_proposals_past_the_uncommitted_limit() {
     // Healed: what was accepted commits, and the leader takes proposals again.
     sink.cut.store(false, Ordering::Release);
     for rx in accepted {
-        assert!(matches!(wait(rx, Duration::from_secs(30)), Some(Ok(_))));
+        let got = wait(rx, Duration::from_secs(30));
+        assert!(
+            matches!(got, Some(Ok(_))),
+            "an accepted proposal after the heal: {got:?}"
+        );
     }
     let l = leader(&sink.handles);
     assert!(matches!(
