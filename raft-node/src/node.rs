@@ -989,6 +989,11 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                             self.apply_membership(wb, &cc, &cs, index, &matched);
                             self.raw.mut_store().stage_conf_state(wb, cs.clone());
                             if let Some(w) = pending {
+                                // Published before the reply, so whoever waited on the
+                                // change sees it in `Status::members` (the addresses of
+                                // a new member follow once its record is written).
+                                self.publish_members();
+                                self.members_dirty = true;
                                 let _ = w.send(Ok(cs));
                             }
                         }
