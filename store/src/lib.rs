@@ -15,6 +15,7 @@
 
 pub mod budget;
 pub mod glob;
+mod nodes;
 pub mod slot;
 pub mod snapshot;
 pub mod types;
@@ -234,6 +235,8 @@ fn parse_i64(b: &[u8]) -> Option<i64> {
 struct Counters {
     keys: AtomicU64,
     expires: AtomicU64,
+    /// Client addresses of the nodes (see [`nodes`]).
+    node_addrs: nodes::Addrs,
 }
 
 /// The state machine, owned by the Raft thread.
@@ -271,6 +274,7 @@ impl Store {
         }
         let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
         let shared = Arc::new(Counters::default());
+        nodes::publish(&shared.node_addrs, nodes::load(&db));
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
         shared
             .expires
@@ -323,6 +327,7 @@ impl Store {
         self.last_time = last_time;
         self.keys = keys;
         self.expires = expires;
+        self.reload_node_addrs();
         self.batch_written();
         Ok(())
     }
@@ -686,6 +691,7 @@ impl Store {
                 Reply::ok()
             }
             Command::SweepExpired { limit } => Reply::Int(self.sweep(wb, now, *limit)),
+            Command::NodeAddr { id, addr } => self.record_node_addr(wb, *id, addr),
             Command::DelIfExpired(keys) => {
                 let mut n = 0;
                 for k in keys {
