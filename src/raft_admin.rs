@@ -118,7 +118,9 @@ impl Server {
             match timeout(left, self.transport.forward(leader, resp3, data)).await {
                 Ok(Ok(raw)) => return Outcome::Raw(raw),
                 Ok(Err(
-                    ForwardError::NotLeader | ForwardError::Connect(_) | ForwardError::UnknownPeer(_),
+                    ForwardError::NotLeader
+                    | ForwardError::Connect(_)
+                    | ForwardError::UnknownPeer(_),
                 )) => sleep(Duration::from_millis(20)).await,
                 Ok(Err(ForwardError::Lost)) => return one(errors::reply(Failure::ForwardLost)),
                 Err(_) => return one(errors::reply(Failure::TimedOut)),

@@ -72,8 +72,11 @@ impl Server {
                 if !self.node.status.is_leader() {
                     return Some(None);
                 }
-                match timeout(self.cfg.request_timeout(), self.node.propose(vec![one.clone()]))
-                    .await
+                match timeout(
+                    self.cfg.request_timeout(),
+                    self.node.propose(vec![one.clone()]),
+                )
+                .await
                 {
                     Ok(Ok(Ok(mut rs))) if !rs.is_empty() => rs.remove(0),
                     Ok(Ok(Err(raft_node::NodeError::NotLeader(_)))) => return Some(None),

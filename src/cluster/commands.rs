@@ -11,8 +11,8 @@ use store::slot::key_slot;
 
 use super::route::{self, RedirectMode, Request, Route};
 use super::{reply, view::ClusterView};
-use crate::session::{Conn, Outcome, Pending};
 use crate::server::Server;
+use crate::session::{Conn, Outcome, Pending};
 
 /// Per-connection Redis Cluster state.
 #[derive(Debug, Default, Clone, Copy)]

@@ -101,7 +101,10 @@ mod tests {
         ];
         for f in certain {
             let t = text(reply(f));
-            assert!(certainly_not_applied(&t) && t.ends_with("it was not applied"), "{t}");
+            assert!(
+                certainly_not_applied(&t) && t.ends_with("it was not applied"),
+                "{t}"
+            );
         }
         assert!(text(reply(Failure::Node(NodeError::Refused("x".into())))).starts_with("ERR "));
     }

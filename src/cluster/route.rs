@@ -53,7 +53,10 @@ pub const CROSSSLOT: &str = "CROSSSLOT Keys in the request don't hash to the sam
 /// the error: `-CROSSSLOT` when its keys live in different groups (with one group, as with
 /// `--groups 1`, multi-key commands over any keys run as in standalone Redis), `-CLUSTERDOWN`
 /// when a key's slot has no group.
-fn request_group<'v>(view: &'v ClusterView, keys: &[&[u8]]) -> Result<(u16, &'v GroupInfo), String> {
+fn request_group<'v>(
+    view: &'v ClusterView,
+    keys: &[&[u8]],
+) -> Result<(u16, &'v GroupInfo), String> {
     let unserved = || "CLUSTERDOWN Hash slot not served".to_string();
     let mut found: Option<(u16, &GroupInfo)> = None;
     for k in keys {
@@ -128,7 +131,7 @@ mod tests {
     #[test]
     fn order_crossslot_then_leader_then_mode() {
         let v = three_nodes(2); // this is node 1, a follower
-        // One group owns every slot: keys of any slots go together, as in standalone Redis.
+                                // One group owns every slot: keys of any slots go together, as in standalone Redis.
         let cross: &[&[u8]] = &[b"a", b"b"];
         assert_eq!(
             route(&v, RedirectMode::Forward, req(cross, true, false)),
