@@ -89,7 +89,8 @@ pub struct Config {
     #[arg(long, default_value_t = 3000)]
     pub leader_wait_ms: u64,
 
-    /// How long a request waits for commit/apply or a read index before -TRYAGAIN (ms).
+    /// How long a request waits for commit/apply or a read index (ms): then a read answers
+    /// -TRYAGAIN, a write -UNCERTAIN (it may or may not take effect).
     #[arg(long, default_value_t = 10000)]
     pub request_timeout_ms: u64,
 

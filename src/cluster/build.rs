@@ -42,17 +42,17 @@ impl Server {
         view
     }
 
-    /// The view routing needs: the group's members and leader, and the leader's address
-    /// only (no names), so the per-request cost stays small.
-    pub fn routing_view(&self) -> ClusterView {
+    /// The view routing needs: the group's members and leader, and (for `-MOVED` only) the
+    /// leader's client address; no names, so the per-request cost stays small.
+    pub fn routing_view(&self, moved: bool) -> ClusterView {
         let st = &self.node.status;
         let m = st.members();
         let group = self.group_info(m.voters, m.learners);
         let leader = group.leader;
-        let redis_addr = if leader == self.cfg.id {
-            Some(self.cfg.announce_addr())
-        } else {
+        let redis_addr = if moved && leader != self.cfg.id {
             self.reader.node_addrs().get(&leader).cloned()
+        } else {
+            None
         };
         let nodes = vec![NodeInfo {
             id: leader,

@@ -139,7 +139,8 @@ impl Server {
             write: cmd.kind() == Kind::Write,
             readonly: conn.cluster.readonly,
         };
-        match route::route(&self.routing_view(), mode, req) {
+        let view = self.routing_view(mode == RedirectMode::Moved);
+        match route::route(&view, mode, req) {
             Route::Error(e) => {
                 if e.starts_with("MOVED ") {
                     self.stats.moved.fetch_add(1, Ordering::Relaxed);
