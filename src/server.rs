@@ -111,10 +111,6 @@ fn too_large(what: &str, size: usize, limit: usize) -> Reply {
     ))
 }
 
-fn clusterdown() -> Reply {
-    Reply::err("CLUSTERDOWN The cluster is down: no Raft leader is known, try again later")
-}
-
 impl Server {
     pub fn register_client(&self, c: ClientInfo) {
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -346,7 +342,7 @@ impl Server {
         let deadline = Instant::now() + self.cfg.request_timeout();
         loop {
             if !self.await_leader().await {
-                return Err(clusterdown());
+                return Err(errors::reply(Failure::NoLeader));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             // Bound one attempt so a leader change is noticed and the read re-issued.
@@ -354,13 +350,11 @@ impl Server {
             match timeout(attempt, self.node.read_barrier()).await {
                 Ok(Ok(Ok(()))) => return Ok(()),
                 Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
-                    return Err(Reply::err("TRYAGAIN node is shutting down"));
+                    return Err(errors::reply(Failure::ReadStopped));
                 }
                 Ok(Ok(Err(_))) | Err(_) => {
                     if Instant::now() >= deadline {
-                        return Err(Reply::err(
-                            "TRYAGAIN read timed out waiting for the Raft read index",
-                        ));
+                        return Err(errors::reply(Failure::ReadTimedOut));
                     }
                 }
             }
@@ -381,7 +375,7 @@ impl Server {
                 return fail(Failure::NoLeaderInTime);
             }
             if !self.await_leader().await {
-                return Outcome::Replies(vec![clusterdown(); n]);
+                return fail(Failure::NoLeader);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if self.node.status.is_leader() {

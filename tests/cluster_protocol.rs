@@ -363,6 +363,8 @@ fn cluster_clients_work_against_moved_mode() {
         &["--cluster", "check", &format!("127.0.0.1:{fport}")],
     );
     assert!(ok && out.contains("[OK] All 16384 slots covered."), "{out}");
+    assert!(out.contains("[OK] All nodes agree about slots configuration."), "{out}");
+    assert!(!out.contains("[ERR]") && !out.contains("[WARNING]"), "{out}");
     // The redis crate's cluster client: keys over many slots.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

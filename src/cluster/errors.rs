@@ -28,6 +28,12 @@ pub enum Failure {
     ForwardLost,
     /// No leader took the request before the deadline; nothing was proposed.
     NoLeaderInTime,
+    /// No leader is known within `--leader-wait-ms`; nothing was proposed or read.
+    NoLeader,
+    /// A read found no read index within `--request-timeout-ms` (reads change nothing).
+    ReadTimedOut,
+    /// A read was pending when the node stopped.
+    ReadStopped,
 }
 
 /// `-UNCERTAIN <why>; it may or may not have taken effect`.
@@ -58,6 +64,13 @@ pub fn reply(f: Failure) -> Reply {
         Failure::NoLeaderInTime => {
             Reply::err("TRYAGAIN write timed out waiting for a leader; it was not applied")
         }
+        Failure::NoLeader => Reply::err(
+            "CLUSTERDOWN The cluster is down: no Raft leader is known, try again later",
+        ),
+        Failure::ReadTimedOut => {
+            Reply::err("TRYAGAIN read timed out waiting for the Raft read index")
+        }
+        Failure::ReadStopped => Reply::err("TRYAGAIN node is shutting down"),
     }
 }
 
@@ -95,16 +108,16 @@ mod tests {
             assert!(!certainly_not_applied(&t));
         }
         let certain = [
+            Failure::NoLeader,
             Failure::Node(NodeError::NotLeader(None)),
             Failure::Node(NodeError::Dropped),
             Failure::NoLeaderInTime,
+            Failure::ReadTimedOut,
+            Failure::ReadStopped,
         ];
         for f in certain {
             let t = text(reply(f));
-            assert!(
-                certainly_not_applied(&t) && t.ends_with("it was not applied"),
-                "{t}"
-            );
+            assert!(certainly_not_applied(&t), "{t}");
         }
         assert!(text(reply(Failure::Node(NodeError::Refused("x".into())))).starts_with("ERR "));
     }
