@@ -363,8 +363,14 @@ fn cluster_clients_work_against_moved_mode() {
         &["--cluster", "check", &format!("127.0.0.1:{fport}")],
     );
     assert!(ok && out.contains("[OK] All 16384 slots covered."), "{out}");
-    assert!(out.contains("[OK] All nodes agree about slots configuration."), "{out}");
-    assert!(!out.contains("[ERR]") && !out.contains("[WARNING]"), "{out}");
+    assert!(
+        out.contains("[OK] All nodes agree about slots configuration."),
+        "{out}"
+    );
+    assert!(
+        !out.contains("[ERR]") && !out.contains("[WARNING]"),
+        "{out}"
+    );
     // The redis crate's cluster client: keys over many slots.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -399,4 +405,34 @@ fn cluster_clients_work_against_moved_mode() {
     // `redis-benchmark --cluster` needs two masters at least ("Invalid cluster: 1 node(s)",
     // redis-benchmark.c): with one Raft group there is one master, so it runs once slots
     // are sharded over several groups (issue #10).
+}
+
+#[test]
+fn a_joining_node_records_its_address_and_learns_everyone_elses() {
+    let mut cl = Cluster::start(3);
+    wait_slots_agree(&cl, &[0, 1, 2], Duration::from_secs(20));
+    // Every log is compacted past the address records, so the new node, which starts
+    // empty, learns them only from the snapshot's meta column family.
+    for i in 0..3 {
+        let index = cmd(&mut cl.client(i), &["RAFT.SNAPSHOT"]).expect("RAFT.SNAPSHOT");
+        assert!(int(&index).is_some_and(|n| n >= 4), "{index:?}");
+    }
+    let new = cl.add_joining_node(0);
+    let leader = wait_slots_agree(&cl, &[0, 1, 2, new], Duration::from_secs(30));
+    let restored = cl.info_field(new, "raft_snapshots_restored");
+    assert_eq!(restored.as_deref(), Some("1"), "caught up by snapshot");
+    let nodes = cmd_text(&mut cl.client(new), &["CLUSTER", "NODES"]);
+    let mine = nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .unwrap_or_else(|| panic!("{nodes}"));
+    assert!(
+        mine.contains(&format!(" 127.0.0.1:{}@", cl.port(new))),
+        "{nodes}"
+    );
+    assert_eq!(nodes.lines().count(), 4, "{nodes}");
+    assert!(!nodes.contains("noaddr"), "{nodes}");
+    let master: Vec<&str> = nodes.lines().filter(|l| l.contains("master")).collect();
+    assert_eq!(master.len(), 1, "{nodes}");
+    assert!(master[0].contains(&format!(" 127.0.0.1:{}@", cl.port(leader))));
 }
