@@ -51,7 +51,7 @@ pub fn reply(f: Failure) -> Reply {
         // The Ready loop stopped with the proposal possibly in the log: a new leader may
         // still commit it.
         Failure::Node(NodeError::Stopped) | Failure::Gone => {
-            uncertain("the node stopped while the write was pending")
+            uncertain("the node stopped while the request was pending")
         }
         Failure::Node(NodeError::NotLeader(_)) => Reply::err(
             "TRYAGAIN leadership moved before the request was proposed; it was not applied",
