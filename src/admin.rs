@@ -92,8 +92,9 @@ impl Server {
                         Reply::Int(if conn.proto == Protocol::Resp3 { 3 } else { 2 }),
                     ),
                     (bulk("id"), Reply::Int(conn.id as i64)),
-                    (bulk("mode"), bulk("standalone")),
-                    (bulk("role"), bulk("master")),
+                    (bulk("mode"), bulk("cluster")),
+                    // As INFO replication says: the Raft leader is the master.
+                    (bulk("role"), bulk(self.role(true))),
                     (bulk("modules"), Reply::Array(vec![])),
                 ])
             }
@@ -181,7 +182,7 @@ impl Server {
             ("dir", c.data_dir().display().to_string()),
             ("maxclients", c.maxclients.to_string()),
             ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
-            ("cluster-enabled", "no".into()),
+            ("cluster-enabled", "yes".into()),
             ("raft-id", c.id.to_string()),
             ("raft-cluster", c.cluster.join(",")),
             ("raft-tick-ms", c.tick_ms.to_string()),
@@ -234,6 +235,7 @@ impl Server {
                     &s.reads,
                     &s.writes,
                     &s.forwarded,
+                    &s.moved,
                     &s.errors,
                 ] {
                     c.store(0, Ordering::Relaxed);
@@ -251,6 +253,7 @@ impl Server {
             "stats",
             "replication",
             "raft",
+            "cluster",
             "keyspace",
         ];
         let want: Vec<&str> = if sections.is_empty()
@@ -275,7 +278,7 @@ impl Server {
                     let up = self.started.elapsed().as_secs();
                     let _ = write!(
                         out,
-                        "# Server\r\nredis_version:{REDIS_VERSION}\r\nraftkv_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\nserver_time_usec:{}\r\n",
+                        "# Server\r\nredis_version:{REDIS_VERSION}\r\nraftkv_version:{}\r\nredis_mode:cluster\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\nserver_time_usec:{}\r\n",
                         env!("CARGO_PKG_VERSION"),
                         std::env::consts::OS,
                         std::process::id(),
@@ -297,13 +300,14 @@ impl Server {
                     let s = &self.stats;
                     let _ = write!(
                         out,
-                        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_reads:{}\r\ntotal_writes:{}\r\ntotal_forwarded_writes:{}\r\ntotal_error_replies:{}\r\n",
+                        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_reads:{}\r\ntotal_writes:{}\r\ntotal_forwarded_writes:{}\r\ntotal_moved_replies:{}\r\ntotal_error_replies:{}\r\n",
                         s.connections.load(Ordering::Relaxed),
                         s.commands.load(Ordering::Relaxed),
                         s.rejected.load(Ordering::Relaxed),
                         s.reads.load(Ordering::Relaxed),
                         s.writes.load(Ordering::Relaxed),
                         s.forwarded.load(Ordering::Relaxed),
+                        s.moved.load(Ordering::Relaxed),
                         s.errors.load(Ordering::Relaxed),
                     );
                 }
@@ -311,9 +315,10 @@ impl Server {
                     let _ = write!(
                         out,
                         "# Replication\r\nrole:{}\r\nconnected_slaves:0\r\n",
-                        if st.is_leader() { "master" } else { "slave" }
+                        self.role(false)
                     );
                 }
+                "cluster" => out.push_str("# Cluster\r\ncluster_enabled:1\r\n"),
                 "raft" => {
                     let m = st.members();
                     let ss = &self.transport.snap_stats;
@@ -385,6 +390,18 @@ impl Server {
             }
         }
         out
+    }
+}
+
+impl Server {
+    /// This node's Redis role: `master` while it leads the Raft group, else `slave` (INFO)
+    /// or `replica` (HELLO), the words Redis uses in each place.
+    fn role(&self, hello: bool) -> &'static str {
+        match (self.node.status.is_leader(), hello) {
+            (true, _) => "master",
+            (false, false) => "slave",
+            (false, true) => "replica",
+        }
     }
 }
 

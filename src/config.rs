@@ -89,7 +89,8 @@ pub struct Config {
     #[arg(long, default_value_t = 3000)]
     pub leader_wait_ms: u64,
 
-    /// How long a request waits for commit/apply or a read index before -TRYAGAIN (ms).
+    /// How long a request waits for commit/apply or a read index (ms): then a read answers
+    /// -TRYAGAIN, a write -UNCERTAIN (it may or may not take effect).
     #[arg(long, default_value_t = 10000)]
     pub request_timeout_ms: u64,
 
@@ -145,6 +146,19 @@ pub struct Config {
     /// of any value always fits.
     #[arg(long, default_value_t = 1 << 30)]
     pub client_output_buffer_limit: usize,
+
+    /// Client (Redis) address this node advertises to the cluster (CLUSTER SLOTS/NODES,
+    /// -MOVED), as host:port. Default: --bind:--port, or the host of the node's Raft
+    /// address with --port when --bind is a wildcard (0.0.0.0 or ::).
+    #[arg(long)]
+    pub announce_addr: Option<String>,
+
+    /// What a node that does not lead a key's group does with a keyed command: `forward`
+    /// writes to the leader and serve reads here after ReadIndex (every client works), or
+    /// `moved`: answer -MOVED <slot> <leader-addr> as Redis Cluster does (reads are served
+    /// here only on connections that sent READONLY).
+    #[arg(long, default_value = "forward", value_parser = ["forward", "moved"])]
+    pub redirect: String,
 }
 
 /// Environment variable with the client password (when no flag gives it).
@@ -250,6 +264,26 @@ impl Config {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    /// The client address advertised to the cluster (see `--announce-addr`).
+    pub fn announce_addr(&self) -> String {
+        if let Some(a) = &self.announce_addr {
+            return a.clone();
+        }
+        let wildcard = matches!(self.bind.as_str(), "0.0.0.0" | "::" | "[::]" | "");
+        let host = match self.raft_addr() {
+            Some(raft) if wildcard => raft
+                .rsplit_once(':')
+                .map_or(raft.clone(), |(h, _)| h.to_string()),
+            _ => self.bind.clone(),
+        };
+        format!("{host}:{}", self.port)
+    }
+
+    /// Whether `--redirect moved` (strict Redis Cluster redirections) is on.
+    pub fn redirect_moved(&self) -> bool {
+        self.redirect == "moved"
+    }
+
     /// `--max-write-bytes`, capped so a write always fits one peer frame.
     pub fn write_limit(&self) -> usize {
         self.max_write_bytes.clamp(1024, MAX_WRITE_BYTES_CAP)
@@ -293,6 +327,17 @@ mod tests {
         c.resolve_secrets().unwrap();
         assert_eq!(c.cluster_secret.as_deref(), Some("argv-wins"));
         std::env::remove_var(ENV_CLUSTER_SECRET);
+    }
+
+    #[test]
+    fn the_announced_address_defaults_to_bind_or_the_raft_host() {
+        assert_eq!(parse(&["--port", "7001"]).announce_addr(), "127.0.0.1:7001");
+        let wild = parse(&["--bind", "0.0.0.0", "--port", "7001"]);
+        assert_eq!(wild.announce_addr(), "127.0.0.1:7001");
+        let given = parse(&["--announce-addr", "10.0.0.5:6379"]);
+        assert_eq!(given.announce_addr(), "10.0.0.5:6379");
+        assert!(!parse(&[]).redirect_moved());
+        assert!(parse(&["--redirect", "moved"]).redirect_moved());
     }
 
     #[test]

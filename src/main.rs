@@ -3,8 +3,6 @@
 //! loop, the peer transport, the Redis listener and the leader's expiry sweep.
 
 mod admin;
-// Wired into the server by the slot-sharding work; unit-tested on its own until then.
-#[allow(dead_code)]
 mod cluster;
 mod config;
 mod raft_admin;
@@ -218,6 +216,9 @@ fn forward_handler(server: Arc<Server>) -> raft_node::ForwardHandler {
                 );
                 return Some(encoded_errors(resp3, data.len(), &text));
             }
+            if let Some(reply) = s.serve_forwarded_announce(from, &data).await {
+                return reply;
+            }
             s.serve_forwarded(resp3, data).await
         })
     })
@@ -356,6 +357,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         ));
         tokio::spawn(server.clone().sweep_loop());
         tokio::spawn(server.clone().watch_removal());
+        tokio::spawn(server.clone().announce_loop());
         if let Some(join) = cfg.join.clone() {
             tokio::spawn(server.clone().join_cluster(join, raft_addr.clone()));
         }

@@ -18,6 +18,7 @@ use slog::{info, warn};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::time::{sleep, timeout};
 
+use crate::cluster::errors::{self, Failure};
 use crate::server::Server;
 use crate::session::Outcome;
 use crate::sm::encode_argv;
@@ -27,16 +28,7 @@ fn bulk(s: String) -> Reply {
 }
 
 fn node_error(e: NodeError) -> Reply {
-    match e {
-        NodeError::Refused(text) => Reply::err(format!("ERR {text}")),
-        NodeError::Stopped => Reply::err("TRYAGAIN node is shutting down"),
-        NodeError::Unknown(text) => {
-            Reply::err(format!("TRYAGAIN {text}; it may or may not take effect"))
-        }
-        NodeError::NotLeader(_) | NodeError::Dropped => {
-            Reply::err("TRYAGAIN leadership moved during the request; retry")
-        }
-    }
+    errors::reply(Failure::Node(e))
 }
 
 impl Server {
@@ -126,14 +118,12 @@ impl Server {
             match timeout(left, self.transport.forward(leader, resp3, data)).await {
                 Ok(Ok(raw)) => return Outcome::Raw(raw),
                 Ok(Err(
-                    ForwardError::NotLeader | ForwardError::Connect(_) | ForwardError::UnknownPeer(_),
+                    ForwardError::NotLeader
+                    | ForwardError::Connect(_)
+                    | ForwardError::UnknownPeer(_),
                 )) => sleep(Duration::from_millis(20)).await,
-                Ok(Err(ForwardError::Lost)) => {
-                    return one(Reply::err(
-                        "TRYAGAIN connection to the leader was lost; the command may or may not have taken effect",
-                    ))
-                }
-                Err(_) => return one(Reply::err("TRYAGAIN the leader did not answer in time")),
+                Ok(Err(ForwardError::Lost)) => return one(errors::reply(Failure::ForwardLost)),
+                Err(_) => return one(errors::reply(Failure::TimedOut)),
             }
         }
     }
@@ -294,10 +284,8 @@ impl Server {
             Ok(Ok(Ok(_))) => Some(Reply::ok()),
             Ok(Ok(Err(NodeError::NotLeader(_)))) => None,
             Ok(Ok(Err(e))) => Some(node_error(e)),
-            Ok(Err(_)) => Some(Reply::err("TRYAGAIN node is shutting down")),
-            Err(_) => Some(Reply::err(
-                "TRYAGAIN membership change timed out before commit; it may or may not take effect",
-            )),
+            Ok(Err(_)) => Some(errors::reply(Failure::Gone)),
+            Err(_) => Some(errors::reply(Failure::TimedOut)),
         }
     }
 

@@ -1,8 +1,9 @@
 //! The node's request router: decides for each parsed command whether the session answers
 //! it, whether it is a linearizable read (ReadIndex barrier, then the local store), or a
 //! write (proposed to Raft here if this node leads, else forwarded to the leader). Every
-//! wait is bounded: no leader within `--leader-wait-ms` gives `-CLUSTERDOWN`, no commit or
-//! read index within `--request-timeout-ms` gives `-TRYAGAIN`.
+//! wait is bounded: no leader within `--leader-wait-ms` gives `-CLUSTERDOWN`, no read index
+//! within `--request-timeout-ms` gives `-TRYAGAIN`, a write with no commit by then
+//! `-UNCERTAIN` (see `cluster::errors`, the one mapping of failures to replies).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use resp::{Command, Kind, Protocol, Reply};
 use slog::Logger;
 use tokio::time::{sleep, timeout};
 
+use crate::cluster::errors::{self, Failure};
 use crate::config::Config;
 use crate::session::{fit_replies, reply_bytes, Conn, Group, Outcome, Pending};
 use crate::sm::encode_argv;
@@ -58,6 +60,8 @@ pub struct Stats {
     pub reads: AtomicU64,
     pub writes: AtomicU64,
     pub forwarded: AtomicU64,
+    /// -MOVED replies (`--redirect moved`).
+    pub moved: AtomicU64,
     pub errors: AtomicU64,
     /// The read path's pool for heavy reads and its in-flight lazy deletes.
     pub read_work: crate::reads::ReadWork,
@@ -90,18 +94,7 @@ const TIME_TICK: Duration = Duration::from_secs(1);
 /// Most commands in one group (one proposal or one read barrier).
 const MAX_GROUP: usize = 1024;
 
-const WRITE_TIMEOUT: &str = "TRYAGAIN write timed out before commit; it may or may not take effect";
-
-/// The reply to a write whose fate the node cannot know.
-fn unknown_outcome(why: &str) -> String {
-    format!("TRYAGAIN {why}; it may or may not take effect")
-}
-
-/// The reply to a write the leader kept refusing (raft-rs dropped it: the leader's
-/// uncommitted log is full, or leadership is moving). Certainly not applied.
-const NOT_PROPOSED: &str = "TRYAGAIN the Raft leader refused the write (replication is behind: its uncommitted log is full, or leadership is moving); it was not applied";
-
-/// How long a proposal the leader drops is retried before [`NOT_PROPOSED`].
+/// How long a proposal the leader drops is retried before it is refused (not applied).
 const DROPPED_RETRY: Duration = Duration::from_secs(1);
 
 /// Most reply bytes relayed to a follower in one forwarded response: one peer frame,
@@ -121,10 +114,6 @@ fn too_large(what: &str, size: usize, limit: usize) -> Reply {
     Reply::err(format!(
         "ERR {what} of {size} bytes exceeds the {limit}-byte limit of one Raft entry (--max-write-bytes); it was not applied"
     ))
-}
-
-fn clusterdown() -> Reply {
-    Reply::err("CLUSTERDOWN The cluster is down: no Raft leader is known, try again later")
 }
 
 impl Server {
@@ -177,7 +166,7 @@ impl Server {
         match cmd.kind() {
             Kind::Local => {
                 out.extend(self.flush_group(conn));
-                out.push(Pending::Ready(self.local(conn, cmd)));
+                out.push(self.answer_local(conn, cmd));
             }
             Kind::Admin => {
                 out.extend(self.flush_group(conn));
@@ -198,6 +187,12 @@ impl Server {
                 out.extend(self.flush_group(conn));
             }
             Kind::Read | Kind::Write => {
+                // Redis Cluster routing (src/cluster/route.rs): -MOVED, -CROSSSLOT, ...
+                if let Some(refused) = self.route_refusal(conn, &cmd) {
+                    out.extend(self.flush_group(conn));
+                    out.push(Pending::Ready(refused));
+                    return out;
+                }
                 if let Err(refused) = self.make_room(conn, &argv, cmd.kind(), &mut out) {
                     out.push(Pending::Ready(refused));
                     return out;
@@ -356,11 +351,11 @@ impl Server {
         });
     }
 
-    async fn read_barrier(&self) -> Result<(), Reply> {
+    pub(crate) async fn read_barrier(&self) -> Result<(), Reply> {
         let deadline = Instant::now() + self.cfg.request_timeout();
         loop {
             if !self.await_leader().await {
-                return Err(clusterdown());
+                return Err(errors::reply(Failure::NoLeader));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             // Bound one attempt so a leader change is noticed and the read re-issued.
@@ -368,13 +363,11 @@ impl Server {
             match timeout(attempt, self.node.read_barrier()).await {
                 Ok(Ok(Ok(()))) => return Ok(()),
                 Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
-                    return Err(Reply::err("TRYAGAIN node is shutting down"));
+                    return Err(errors::reply(Failure::ReadStopped));
                 }
                 Ok(Ok(Err(_))) | Err(_) => {
                     if Instant::now() >= deadline {
-                        return Err(Reply::err(
-                            "TRYAGAIN read timed out waiting for the Raft read index",
-                        ));
+                        return Err(errors::reply(Failure::ReadTimedOut));
                     }
                 }
             }
@@ -388,14 +381,14 @@ impl Server {
         self.stats.writes.fetch_add(n as u64, Ordering::Relaxed);
         let deadline = Instant::now() + self.cfg.request_timeout();
         let data: Vec<Vec<u8>> = argvs.iter().map(|a| encode_argv(a)).collect();
-        let fail = |text: &str| Outcome::Replies(vec![Reply::err(text); n]);
+        let fail = |f: Failure| Outcome::Replies(vec![errors::reply(f); n]);
         let mut dropped_since = None;
         loop {
             if Instant::now() >= deadline {
-                return fail("TRYAGAIN write timed out waiting for a leader");
+                return fail(Failure::NoLeaderInTime);
             }
             if !self.await_leader().await {
-                return Outcome::Replies(vec![clusterdown(); n]);
+                return fail(Failure::NoLeader);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if self.node.status.is_leader() {
@@ -408,16 +401,13 @@ impl Server {
                     Ok(Ok(Err(NodeError::Dropped))) => {
                         // Refused or overwritten before commit: safe to retry, briefly.
                         if gave_up_retrying(&mut dropped_since) {
-                            return fail(NOT_PROPOSED);
+                            return fail(Failure::Node(NodeError::Dropped));
                         }
                         sleep(Duration::from_millis(5)).await;
                     }
-                    Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
-                        return fail("TRYAGAIN node is shutting down");
-                    }
-                    Ok(Ok(Err(NodeError::Refused(t)))) => return fail(&format!("ERR {t}")),
-                    Ok(Ok(Err(NodeError::Unknown(t)))) => return fail(&unknown_outcome(&t)),
-                    Err(_) => return fail(WRITE_TIMEOUT),
+                    Ok(Ok(Err(e))) => return fail(Failure::Node(e)),
+                    Ok(Err(_)) => return fail(Failure::Gone),
+                    Err(_) => return fail(Failure::TimedOut),
                 }
             } else {
                 let leader = self.node.status.leader();
@@ -436,12 +426,8 @@ impl Server {
                     )) => {
                         sleep(Duration::from_millis(10)).await;
                     }
-                    Ok(Err(ForwardError::Lost)) => {
-                        return fail(
-                            "TRYAGAIN connection to the leader was lost; the write may or may not take effect",
-                        )
-                    }
-                    Err(_) => return fail(WRITE_TIMEOUT),
+                    Ok(Err(ForwardError::Lost)) => return fail(Failure::ForwardLost),
+                    Err(_) => return fail(Failure::TimedOut),
                 }
             }
         }
@@ -502,24 +488,18 @@ impl Server {
                 return None;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let reply = match timeout(left, self.node.propose(data.clone())).await {
+            let failure = match timeout(left, self.node.propose(data.clone())).await {
                 Ok(Ok(Ok(replies))) => return encode(replies),
                 Ok(Ok(Err(NodeError::NotLeader(_)))) => return None,
-                Ok(Ok(Err(NodeError::Dropped))) => {
-                    if !gave_up_retrying(&mut dropped_since) {
-                        sleep(Duration::from_millis(5)).await;
-                        continue;
-                    }
-                    Reply::err(NOT_PROPOSED)
+                Ok(Ok(Err(NodeError::Dropped))) if !gave_up_retrying(&mut dropped_since) => {
+                    sleep(Duration::from_millis(5)).await;
+                    continue;
                 }
-                Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
-                    Reply::err("TRYAGAIN node is shutting down")
-                }
-                Ok(Ok(Err(NodeError::Refused(t)))) => Reply::err(format!("ERR {t}")),
-                Ok(Ok(Err(NodeError::Unknown(t)))) => Reply::err(unknown_outcome(&t)),
-                Err(_) => Reply::err(WRITE_TIMEOUT),
+                Ok(Ok(Err(e))) => Failure::Node(e),
+                Ok(Err(_)) => Failure::Gone,
+                Err(_) => Failure::TimedOut,
             };
-            return encode(vec![reply; n]);
+            return encode(vec![errors::reply(failure); n]);
         }
     }
 

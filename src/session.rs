@@ -124,6 +124,8 @@ pub struct Conn {
     pub group_bytes: usize,
     /// Shared with this client's CLIENT LIST entry.
     pub last_cmd: std::sync::Arc<std::sync::Mutex<&'static str>>,
+    /// READONLY / ASKING state (Redis Cluster).
+    pub cluster: crate::cluster::ConnFlags,
 }
 
 /// Most requests in flight on one connection before the reader waits.
@@ -302,6 +304,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         group: Group::None,
         group_bytes: 0,
         last_cmd,
+        cluster: Default::default(),
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     // Hands an item to the writer, counting groups in flight.

@@ -67,11 +67,16 @@ pub fn command(key: &str, call: &Call) -> redis::Cmd {
     }
 }
 
-/// Whether a server error reply says the command certainly had no effect. raftkv answers
-/// `-CLUSTERDOWN` only when no leader was known and nothing was proposed; everything else
-/// (`-TRYAGAIN`, lost connections, timeouts) may or may not have taken effect.
+/// Whether a server error reply says the command certainly had no effect: raftkv keeps
+/// the words cluster clients retry on (`-TRYAGAIN`, `-CLUSTERDOWN`, `-MOVED`, `-ASK`,
+/// `-LOADING`) for requests that certainly were not and will not be applied, and answers
+/// `-UNCERTAIN` when a write's fate is unknown. Everything else (`-UNCERTAIN`, other
+/// errors, lost connections, timeouts) may or may not have taken effect.
 pub fn certainly_not_applied(err: &redis::RedisError) -> bool {
-    err.code() == Some("CLUSTERDOWN")
+    matches!(
+        err.code(),
+        Some("TRYAGAIN" | "CLUSTERDOWN" | "MOVED" | "ASK" | "LOADING")
+    )
 }
 
 /// Turns a reply to `call` into an outcome; a reply of the wrong shape is kept as an

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 pub use crate::cmd::{
     command_table, lookup, lookup_subcommand, parse_float, subcommand_table, Args, BeginSearch,
-    CommandSpec, FindKeys, KeySpec, Kind, ParseFn,
+    ClusterCmd, CommandSpec, FindKeys, KeySpec, Kind, ParseFn, MAX_GETKEYSINSLOT,
 };
 
 /// When a key should expire, as the client said it.
@@ -161,6 +161,12 @@ pub enum Command {
     Time,
     /// `SHUTDOWN [NOSAVE|SAVE|NOW|FORCE|ABORT]`: stop this node cleanly.
     Shutdown,
+    /// CLUSTER subcommands (answered from the node's cluster view).
+    Cluster(ClusterCmd),
+    /// READONLY / READWRITE / ASKING: per-connection Redis Cluster flags.
+    ReadOnly,
+    ReadWrite,
+    Asking,
     // ---- administration (async, may be forwarded to the leader) ----
     Raft(RaftCmd),
     // ---- reads (linearizable via ReadIndex, run on the local store) ----
@@ -250,4 +256,9 @@ pub enum Command {
     },
     /// Delete each of these keys if it has expired at the commit's stamped time (lazy expiry).
     DelIfExpired(Vec<Bytes>),
+    /// Record node `id`'s client address in the replicated cluster state.
+    NodeAddr {
+        id: u64,
+        addr: String,
+    },
 }

@@ -1,5 +1,5 @@
 //! The routing decision for one request, in one function and in a fixed order (kvrocks'
-//! `CanExecByMySelf`): CROSSSLOT, then an unserved slot, then MOVED (strict Redis Cluster
+//! `CanExecByMySelf`): CROSSSLOT (keys in several groups), then an unserved slot, then MOVED (strict Redis Cluster
 //! mode) or forwarding (the default), then local execution. A slot migration adds TRYAGAIN
 //! and ASK between MOVED and local execution.
 
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use resp::Reply;
 use store::slot::key_slot;
 
-use super::view::ClusterView;
+use super::view::{ClusterView, GroupInfo};
 
 /// What a node does with a request for a slot it does not lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,28 +49,36 @@ pub enum Route {
 /// `-CROSSSLOT`, as Redis Cluster words it.
 pub const CROSSSLOT: &str = "CROSSSLOT Keys in the request don't hash to the same slot";
 
-/// The single slot of `keys`, or the CROSSSLOT error.
-pub fn single_slot(keys: &[&[u8]]) -> Result<Option<u16>, String> {
-    let mut slot = None;
+/// The slot a request is routed by (its first key's) and the group owning all its keys, or
+/// the error: `-CROSSSLOT` when its keys live in different groups (with one group, as with
+/// `--groups 1`, multi-key commands over any keys run as in standalone Redis), `-CLUSTERDOWN`
+/// when a key's slot has no group.
+fn request_group<'v>(
+    view: &'v ClusterView,
+    keys: &[&[u8]],
+) -> Result<(u16, &'v GroupInfo), String> {
+    let unserved = || "CLUSTERDOWN Hash slot not served".to_string();
+    let mut found: Option<(u16, &GroupInfo)> = None;
     for k in keys {
         let s = key_slot(k);
-        if slot.is_some_and(|x| x != s) {
-            return Err(CROSSSLOT.into());
+        let g = view.group_of_slot(s).ok_or_else(unserved)?;
+        match found {
+            Some((_, first)) if first.id != g.id => return Err(CROSSSLOT.into()),
+            Some(_) => {}
+            None => found = Some((s, g)),
         }
-        slot = Some(s);
     }
-    Ok(slot)
+    found.ok_or_else(unserved)
 }
 
 /// Decides where `req` runs on node `view.myself`.
 pub fn route(view: &ClusterView, mode: RedirectMode, req: Request<'_>) -> Route {
-    let slot = match single_slot(req.keys) {
+    if req.keys.is_empty() {
+        return Route::Anywhere;
+    }
+    let (slot, g) = match request_group(view, req.keys) {
         Err(e) => return Route::Error(e),
-        Ok(None) => return Route::Anywhere,
-        Ok(Some(s)) => s,
-    };
-    let Some(g) = view.group_of_slot(slot) else {
-        return Route::Error("CLUSTERDOWN Hash slot not served".into());
+        Ok(x) => x,
     };
     let me = view.myself;
     let member = g.voters.contains(&me) || g.learners.contains(&me);
@@ -94,6 +102,7 @@ pub fn route(view: &ClusterView, mode: RedirectMode, req: Request<'_>) -> Route 
 
 /// Splits the positions of `keys` by the group owning their slot, for commands that fan out
 /// (MGET, DEL, EXISTS, ...), in key order within each group.
+#[allow(dead_code)] // used once several groups serve slots (slot sharding, issue #10)
 pub fn by_group(view: &ClusterView, keys: &[&[u8]]) -> Result<BTreeMap<u64, Vec<usize>>, Reply> {
     let mut out: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (i, k) in keys.iter().enumerate() {
@@ -122,10 +131,18 @@ mod tests {
     #[test]
     fn order_crossslot_then_leader_then_mode() {
         let v = three_nodes(2); // this is node 1, a follower
+                                // One group owns every slot: keys of any slots go together, as in standalone Redis.
         let cross: &[&[u8]] = &[b"a", b"b"];
         assert_eq!(
             route(&v, RedirectMode::Forward, req(cross, true, false)),
-            Route::Error(CROSSSLOT.into())
+            Route::Forward {
+                group: 1,
+                leader: 2
+            }
+        );
+        assert_eq!(
+            route(&v, RedirectMode::Moved, req(cross, true, false)),
+            Route::Error("MOVED 15495 127.0.0.1:63792".into())
         );
         let tagged: &[&[u8]] = &[b"{u}a", b"{u}b"];
         assert_eq!(
@@ -197,6 +214,12 @@ mod tests {
         let split = by_group(&v, keys).expect("all served");
         assert_eq!(split[&1], vec![1]);
         assert_eq!(split[&2], vec![0, 2]);
+        // Keys of two groups: CROSSSLOT, before anything else.
+        let two: &[&[u8]] = &[b"bar", b"foo"];
+        assert_eq!(
+            route(&v, RedirectMode::Forward, req(two, false, false)),
+            Route::Error(CROSSSLOT.into())
+        );
         let unserved = [b"{x}" as &[u8]]; // slot 16287 is nobody's
         assert!(by_group(&v, &unserved).is_err());
         assert_eq!(

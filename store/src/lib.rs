@@ -16,6 +16,7 @@
 pub mod budget;
 pub mod glob;
 mod reader;
+mod nodes;
 pub mod slot;
 pub mod snapshot;
 pub mod types;
@@ -239,6 +240,8 @@ struct Counters {
     /// The restore gate: a snapshot restore holds it for writing, readers take their
     /// RocksDB snapshot under its read side (see [`reader`]).
     restore: std::sync::RwLock<()>,
+    /// Client addresses of the nodes (see [`nodes`]).
+    node_addrs: nodes::Addrs,
 }
 
 /// The state machine, owned by the Raft thread.
@@ -276,6 +279,7 @@ impl Store {
         }
         let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
         let shared = Arc::new(Counters::default());
+        nodes::publish(&shared.node_addrs, nodes::load(&db));
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
         shared
             .expires
@@ -332,6 +336,7 @@ impl Store {
         self.last_time = last_time;
         self.keys = keys;
         self.expires = expires;
+        self.reload_node_addrs();
         self.batch_written();
         Ok(())
     }
@@ -695,6 +700,7 @@ impl Store {
                 Reply::ok()
             }
             Command::SweepExpired { limit } => Reply::Int(self.sweep(wb, now, *limit)),
+            Command::NodeAddr { id, addr } => self.record_node_addr(wb, *id, addr),
             Command::DelIfExpired(keys) => {
                 let mut n = 0;
                 for k in keys {

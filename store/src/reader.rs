@@ -62,7 +62,7 @@ fn decode(b: Option<Vec<u8>>) -> Result<Option<Value>, String> {
 }
 
 impl Reader {
-    fn cf(&self, name: &'static str) -> Option<&rocksdb::ColumnFamily> {
+    pub(crate) fn cf(&self, name: &'static str) -> Option<&rocksdb::ColumnFamily> {
         self.db.cf_handle(name)
     }
 

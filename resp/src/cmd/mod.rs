@@ -20,6 +20,7 @@ use bytes::Bytes;
 
 use crate::{Command, Reply};
 
+mod cluster;
 mod connection;
 pub mod docargs;
 mod expiry;
@@ -34,6 +35,7 @@ mod string_set;
 mod test_util;
 mod util;
 
+pub use cluster::{ClusterCmd, MAX_GETKEYSINSLOT};
 pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
 pub use util::parse_float;
 use util::{check_arity, unknown_command};
@@ -47,6 +49,7 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     string_set::COMMANDS,
     keyspace::COMMANDS,
     expiry::COMMANDS,
+    cluster::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -98,7 +101,11 @@ pub fn lookup_subcommand(container: &[u8], sub: &[u8]) -> Option<&'static Comman
 }
 
 /// Internal commands: replicated only, never parsed from client input, not listed.
-static INTERNAL: &[&CommandSpec] = &[&expiry::RAFTKV_SWEEP, &expiry::RAFTKV_DELIFEXPIRED];
+static INTERNAL: &[&CommandSpec] = &[
+    &expiry::RAFTKV_SWEEP,
+    &expiry::RAFTKV_DELIFEXPIRED,
+    &cluster::RAFTKV_NODEADDR,
+];
 
 impl Command {
     /// Parses a client request (`argv[0]` is the command name, any case) into a command,
@@ -225,6 +232,11 @@ impl Command {
             Persist(key) => (&e::PERSIST, Args::One(key)),
             SweepExpired { .. } => (&e::RAFTKV_SWEEP, Args::None),
             DelIfExpired(keys) => (&e::RAFTKV_DELIFEXPIRED, Args::List(keys)),
+            Cluster(_) => (&cluster::CLUSTER, Args::None),
+            ReadOnly => (&cluster::READONLY, Args::None),
+            ReadWrite => (&cluster::READWRITE, Args::None),
+            Asking => (&cluster::ASKING, Args::None),
+            NodeAddr { .. } => (&cluster::RAFTKV_NODEADDR, Args::None),
         }
     }
 }

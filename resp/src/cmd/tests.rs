@@ -108,7 +108,7 @@ fn internal_commands() {
 
 #[test]
 fn table() {
-    assert_eq!(command_table().len(), 58);
+    assert_eq!(command_table().len(), 62);
     for s in command_table() {
         assert_eq!(
             lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -125,13 +125,14 @@ fn table() {
         lookup_subcommand(b"client", b"SETNAME").map(|s| s.arity),
         Some(3)
     );
-    // 16 before COMMAND GETKEYS, GETKEYSANDFLAGS, LIST and HELP were added.
-    assert_eq!(subcommand_table().len(), 20);
+    // 16 before COMMAND GETKEYS, GETKEYSANDFLAGS, LIST and HELP were added; 11 of CLUSTER.
+    assert_eq!(subcommand_table().len(), 31);
     // Every command in the table parses (given enough plausible arguments).
     for s in command_table() {
         let mut a = vec![b(s.name)];
         let filler = match s.name {
             "CLIENT" => vec!["ID"],
+            "CLUSTER" => vec!["SLOTS"],
             "CONFIG" => vec!["GET", "x"],
             "RAFT.NODE" => vec!["REMOVE", "2"],
             "SHUTDOWN" | "RAFT.TRANSFER-LEADER" => vec![],
@@ -155,6 +156,7 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
         .map(|s| {
             let filler = match s.name {
                 "CLIENT" => vec!["ID"],
+                "CLUSTER" => vec!["KEYSLOT", "k"],
                 "CONFIG" => vec!["GET", "x"],
                 "RAFT.NODE" => vec!["REMOVE", "2"],
                 "SHUTDOWN"
@@ -167,7 +169,10 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
                 | "TIME"
                 | "DBSIZE"
                 | "FLUSHALL"
-                | "FLUSHDB" => vec![],
+                | "FLUSHDB"
+                | "READONLY"
+                | "READWRITE"
+                | "ASKING" => vec![],
                 "SCAN" | "SELECT" => vec!["0"],
                 "MSET" | "MSETNX" => vec!["k", "v"],
                 _ => vec!["1"; s.arity.unsigned_abs() as usize - 1],
@@ -210,7 +215,9 @@ fn typed_keys_are_the_key_specs_applied_to_the_request() {
 
 #[test]
 fn kinds_derived_from_flags_are_the_historical_ones() {
-    let local = "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME";
+    let local =
+        "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME CLUSTER READONLY \
+                 READWRITE ASKING";
     let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
     let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
                 PEXPIRETIME DBSIZE TOUCH";
