@@ -32,8 +32,10 @@ mod string;
 mod string_set;
 #[cfg(test)]
 mod test_util;
+mod transaction;
 mod util;
 
+pub use transaction::queue_error;
 pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
 pub use util::parse_float;
 use util::{check_arity, unknown_command};
@@ -47,6 +49,7 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     string_set::COMMANDS,
     keyspace::COMMANDS,
     expiry::COMMANDS,
+    transaction::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -98,7 +101,11 @@ pub fn lookup_subcommand(container: &[u8], sub: &[u8]) -> Option<&'static Comman
 }
 
 /// Internal commands: replicated only, never parsed from client input, not listed.
-static INTERNAL: &[&CommandSpec] = &[&expiry::RAFTKV_SWEEP, &expiry::RAFTKV_DELIFEXPIRED];
+static INTERNAL: &[&CommandSpec] = &[
+    &expiry::RAFTKV_SWEEP,
+    &expiry::RAFTKV_DELIFEXPIRED,
+    &transaction::RAFTKV_EXEC,
+];
 
 impl Command {
     /// Parses a client request (`argv[0]` is the command name, any case) into a command,
@@ -176,7 +183,7 @@ impl Command {
         use self::Command::*;
         use crate::RaftCmd as R;
         use {connection as c, expiry as e, keyspace as k, raft as r, server as s};
-        use {string as st, string_set as ss};
+        use {string as st, string_set as ss, transaction as t};
         match self {
             Ping(_) => (&c::PING, Args::None),
             Echo(_) => (&c::ECHO, Args::None),
@@ -225,6 +232,12 @@ impl Command {
             Persist(key) => (&e::PERSIST, Args::One(key)),
             SweepExpired { .. } => (&e::RAFTKV_SWEEP, Args::None),
             DelIfExpired(keys) => (&e::RAFTKV_DELIFEXPIRED, Args::List(keys)),
+            Multi => (&t::MULTI, Args::None),
+            Exec => (&t::EXEC, Args::None),
+            Discard => (&t::DISCARD, Args::None),
+            Watch(keys) => (&t::WATCH, Args::List(keys)),
+            Unwatch => (&t::UNWATCH, Args::None),
+            Transaction { .. } => (&t::RAFTKV_EXEC, Args::None),
         }
     }
 }
