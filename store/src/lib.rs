@@ -18,6 +18,7 @@ pub mod glob;
 pub mod slot;
 pub mod snapshot;
 pub mod types;
+pub mod txn;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -64,7 +65,7 @@ const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kin
 
 /// Column families the store needs.
 pub fn column_families() -> Vec<&'static str> {
-    vec![CF_DATA, CF_EXPIRE, CF_META, types::CF_SUB, types::CF_ZSCORE]
+    vec![CF_DATA, CF_EXPIRE, CF_META, types::CF_SUB, types::CF_ZSCORE, txn::CF_KVER]
 }
 
 /// The column families with the options the store wants. The data family keeps its
@@ -259,6 +260,8 @@ pub struct Store {
     shared: Arc<Counters>,
     /// What the entry being applied has written so far.
     budget: Budget,
+    /// Per-key modification versions for WATCH (see [`txn`]).
+    versions: txn::Versions,
 }
 
 impl Store {
@@ -270,6 +273,7 @@ impl Store {
             }
         }
         let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
+        let versions = txn::Versions::load(&db)?;
         let shared = Arc::new(Counters::default());
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
         shared
@@ -287,6 +291,7 @@ impl Store {
             flushed: false,
             shared,
             budget: Budget::default(),
+            versions,
         })
     }
 
@@ -323,6 +328,7 @@ impl Store {
         self.last_time = last_time;
         self.keys = keys;
         self.expires = expires;
+        self.reload_versions()?;
         self.batch_written();
         Ok(())
     }
@@ -425,6 +431,7 @@ impl Store {
             wb.put_cf(self.cf(CF_EXPIRE), expire_key(expire, &dkey), []);
         }
         wb.put_cf(self.cf(CF_DATA), &dkey, &enc);
+        self.touch(wb, &dkey);
         self.overlay.insert(dkey, Some(enc));
     }
 
@@ -436,6 +443,10 @@ impl Store {
         if expire != 0 {
             self.expires -= 1;
             wb.delete_cf(self.cf(CF_EXPIRE), expire_key(expire, dkey));
+        }
+        // Deleting an already expired key is no modification for WATCH (see `txn`).
+        if expire == 0 || expire > self.last_time {
+            self.touch(wb, dkey);
         }
         wb.delete_cf(self.cf(CF_DATA), dkey);
         self.overlay.insert(dkey.to_vec(), None);
@@ -679,6 +690,7 @@ impl Store {
             Command::FlushAll => {
                 wb.delete_range_cf(self.cf(CF_DATA), Vec::<u8>::new(), vec![0xff; 3]);
                 wb.delete_range_cf(self.cf(CF_EXPIRE), Vec::<u8>::new(), vec![0xff; 9]);
+                self.flush_versions(wb);
                 self.overlay.clear();
                 self.flushed = true;
                 self.keys = 0;
@@ -697,6 +709,9 @@ impl Store {
                 Reply::Int(n)
             }
             Command::DbSize => Reply::Int(self.keys.max(0)),
+            Command::Transaction { watches, body } => {
+                self.apply_transaction(wb, watches, body, now)
+            }
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
             read if read.kind() == resp::Kind::Read => {
@@ -784,6 +799,7 @@ impl Store {
         self.budget.reset();
         self.overlay.clear();
         self.read_cache.get_mut().clear();
+        self.versions.batch_written();
         self.flushed = false;
         self.shared
             .keys
