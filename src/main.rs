@@ -7,6 +7,7 @@ mod admin;
 #[allow(dead_code)]
 mod cluster;
 mod config;
+mod multi;
 mod raft_admin;
 mod server;
 mod session;

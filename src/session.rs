@@ -124,6 +124,10 @@ pub struct Conn {
     pub group_bytes: usize,
     /// Shared with this client's CLIENT LIST entry.
     pub last_cmd: std::sync::Arc<std::sync::Mutex<&'static str>>,
+    /// Inside MULTI: the queued commands (see `crate::multi`).
+    pub multi: Option<crate::multi::Multi>,
+    /// The keys WATCH read, shared with the futures the writer runs in order.
+    pub watches: crate::multi::SharedWatches,
 }
 
 /// Most requests in flight on one connection before the reader waits.
@@ -302,6 +306,8 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         group: Group::None,
         group_bytes: 0,
         last_cmd,
+        multi: None,
+        watches: Default::default(),
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     // Hands an item to the writer, counting groups in flight.

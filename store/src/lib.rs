@@ -17,8 +17,8 @@ pub mod budget;
 pub mod glob;
 pub mod slot;
 pub mod snapshot;
-pub mod types;
 pub mod txn;
+pub mod types;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -65,7 +65,14 @@ const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kin
 
 /// Column families the store needs.
 pub fn column_families() -> Vec<&'static str> {
-    vec![CF_DATA, CF_EXPIRE, CF_META, types::CF_SUB, types::CF_ZSCORE, txn::CF_KVER]
+    vec![
+        CF_DATA,
+        CF_EXPIRE,
+        CF_META,
+        types::CF_SUB,
+        types::CF_ZSCORE,
+        txn::CF_KVER,
+    ]
 }
 
 /// The column families with the options the store wants. The data family keeps its

@@ -75,11 +75,17 @@ impl T {
     }
 
     fn watch(&self, keys: &str, now: i64) -> Vec<WatchedKey> {
-        self.store.reader().watch_versions(&argv(keys), now).unwrap()
+        self.store
+            .reader()
+            .watch_versions(&argv(keys), now)
+            .unwrap()
     }
 
     fn get(&self, k: &str) -> Reply {
-        self.store.reader().read(&Command::Get(argv(k).remove(0)), 0).0
+        self.store
+            .reader()
+            .read(&Command::Get(argv(k).remove(0)), 0)
+            .0
     }
 }
 
@@ -92,7 +98,17 @@ fn exec_runs_the_body_in_order_when_nothing_changed() {
     // Other keys changing does not matter.
     t.w("SET other 1", 10);
     let r = t.batch(
-        &[exec(&w, &["SET a 2", "GET a", "HSET-LIKE", "INCR a", "SET b x", "INCR b"])],
+        &[exec(
+            &w,
+            &[
+                "SET a 2",
+                "GET a",
+                "HSET-LIKE",
+                "INCR a",
+                "SET b x",
+                "INCR b",
+            ],
+        )],
         10,
     );
     let Reply::Array(rs) = &r[0] else {
@@ -115,7 +131,13 @@ fn exec_runs_the_body_in_order_when_nothing_changed() {
 fn any_modification_after_watch_aborts_and_nothing_runs() {
     let mut t = T::new();
     t.w("SET a 1", 10);
-    for change in ["SET a 1", "DEL a", "EXPIRE a 100", "APPEND a x", "RENAME a z"] {
+    for change in [
+        "SET a 1",
+        "DEL a",
+        "EXPIRE a 100",
+        "APPEND a x",
+        "RENAME a z",
+    ] {
         t.w("SET a 1", 10);
         let w = t.watch("a", 10);
         t.w(change, 10);

@@ -59,8 +59,9 @@ impl Versions {
             .ok_or(crate::StoreError::MissingCf(CF_KVER))?;
         let epoch = match db.get_cf(cf, EPOCH_KEY)? {
             None => 0,
-            Some(v) => decode_u64(&v)
-                .ok_or_else(|| crate::StoreError::Corrupt("flush epoch".into()))?,
+            Some(v) => {
+                decode_u64(&v).ok_or_else(|| crate::StoreError::Corrupt("flush epoch".into()))?
+            }
         };
         Ok(Versions {
             epoch,

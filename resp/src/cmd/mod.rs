@@ -35,8 +35,8 @@ mod test_util;
 mod transaction;
 mod util;
 
-pub use transaction::queue_error;
 pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
+pub use transaction::queue_error;
 pub use util::parse_float;
 use util::{check_arity, unknown_command};
 

@@ -169,7 +169,11 @@ impl Command {
     pub fn is_transaction(&self) -> bool {
         matches!(
             self,
-            Command::Multi | Command::Exec | Command::Discard | Command::Watch(_) | Command::Unwatch
+            Command::Multi
+                | Command::Exec
+                | Command::Discard
+                | Command::Watch(_)
+                | Command::Unwatch
         )
     }
 }
@@ -207,9 +211,18 @@ mod tests {
         assert_eq!(p("Discard"), Command::Discard);
         assert_eq!(p("UNWATCH"), Command::Unwatch);
         assert_eq!(p("WATCH a b"), Command::Watch(vec![b("a"), b("b")]));
-        assert_eq!(err("WATCH"), "ERR wrong number of arguments for 'watch' command");
-        assert_eq!(err("MULTI x"), "ERR wrong number of arguments for 'multi' command");
-        assert_eq!(err("EXEC x"), "ERR wrong number of arguments for 'exec' command");
+        assert_eq!(
+            err("WATCH"),
+            "ERR wrong number of arguments for 'watch' command"
+        );
+        assert_eq!(
+            err("MULTI x"),
+            "ERR wrong number of arguments for 'multi' command"
+        );
+        assert_eq!(
+            err("EXEC x"),
+            "ERR wrong number of arguments for 'exec' command"
+        );
         assert_eq!(p("WATCH a").keys(), vec![&b("a")]);
         assert!(p("MULTI").is_transaction() && !p("PING").is_transaction());
         assert_eq!(p("EXEC").kind(), crate::Kind::Local);
