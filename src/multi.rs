@@ -3,13 +3,15 @@
 //! While in MULTI, the session queues each command (answering `+QUEUED`) instead of
 //! grouping it. An unknown command, unknown subcommand or wrong arity is answered at once
 //! and makes EXEC fail with EXECABORT, as do commands not allowed in a transaction (the
-//! `no_multi` ones and the `RAFT.*` administration); other parse errors are queued and
-//! appear in EXEC's reply, as in Redis. EXEC sends the data commands (reads and writes) and
+//! `no_multi` ones and the `RAFT.*` administration) and KEYS / SCAN (raftkv: at apply time
+//! they would read the database without the entry's staged writes); other parse errors are
+//! queued and appear in EXEC's reply, as in Redis. EXEC sends the data commands (reads and writes) and
 //! the watched keys' versions as ONE `RAFTKV.EXEC` proposal (forwarded to the leader from a
 //! follower like any write), which every replica applies atomically: a nil array if a
 //! watched key changed, else the body's replies. Connection commands queued in the
 //! transaction (PING, ECHO, CLIENT ...) are answered by the session when EXEC is dispatched
-//! and spliced into the reply at their positions.
+//! and spliced into the reply at their positions (so one with an effect, CLIENT SETNAME,
+//! takes effect even if WATCH then aborts the transaction).
 //!
 //! WATCH is a linearizable read (one ReadIndex barrier) of the keys' versions. Watches live
 //! in a cell shared with the futures the session's writer runs in order, so a pipelined
@@ -149,6 +151,15 @@ impl Server {
         if cmd.kind() == Kind::Admin || cmd.spec().has_flag("no_multi") {
             m.dirty = true;
             return ready(Reply::err("ERR Command not allowed inside a transaction"));
+        }
+        if matches!(cmd, Command::Keys(_) | Command::Scan { .. }) {
+            // They read the database, not the entry's staged writes (which is why they
+            // always form a read group of their own outside MULTI).
+            m.dirty = true;
+            return ready(Reply::err(format!(
+                "ERR {} is not supported inside MULTI (it would not see the transaction's own writes)",
+                cmd.name()
+            )));
         }
         if m.queued.len() >= MAX_QUEUED {
             m.dirty = true;

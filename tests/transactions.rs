@@ -114,12 +114,16 @@ fn queued_replies_errors_and_exec_arrays_are_redis_s() {
         "-EXECABORT Transaction discarded because of previous errors.\r\n"
     );
     assert_eq!(c.cmd("GET x"), "$-1\r\n");
-    for refused in ["RAFT.NODES", "SHUTDOWN"] {
+    for (refused, text) in [
+        ("RAFT.NODES", "-ERR Command not allowed inside a transaction\r\n"),
+        ("SHUTDOWN", "-ERR Command not allowed inside a transaction\r\n"),
+        (
+            "KEYS *",
+            "-ERR KEYS is not supported inside MULTI (it would not see the transaction's own writes)\r\n",
+        ),
+    ] {
         assert_eq!(c.cmd("MULTI"), OK);
-        assert_eq!(
-            c.cmd(refused),
-            "-ERR Command not allowed inside a transaction\r\n"
-        );
+        assert_eq!(c.cmd(refused), text);
         assert_eq!(
             c.cmd("EXEC"),
             "-EXECABORT Transaction discarded because of previous errors.\r\n"
