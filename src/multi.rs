@@ -402,7 +402,7 @@ mod tests {
                 .into_iter()
                 .map(|s| s.or_else(|| it.next()).unwrap_or_else(missing))
                 .collect();
-            let raw = enc(&[data.clone()], proto);
+            let raw = enc(std::slice::from_ref(&data), proto);
             let Outcome::Raw(got) = splice(Outcome::Raw(raw), slots(), proto) else {
                 panic!("not raw")
             };
@@ -420,7 +420,7 @@ mod tests {
     fn nil_and_errors_pass_through_the_splice() {
         for r in [Reply::NilArray, Reply::err("TRYAGAIN x")] {
             for proto in [Protocol::Resp2, Protocol::Resp3] {
-                let raw = enc(&[r.clone()], proto);
+                let raw = enc(std::slice::from_ref(&r), proto);
                 let slots = vec![Some(Reply::ok()), None];
                 let Outcome::Raw(got) = splice(Outcome::Raw(raw.clone()), slots.clone(), proto)
                 else {
