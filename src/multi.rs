@@ -233,8 +233,7 @@ impl Server {
         let watches = conn.watches.clone();
         let proto = conn.proto;
         Pending::Later(Box::pin(async move {
-            let watched = std::mem::take(&mut lock(&watches).keys);
-            *lock(&watches) = Watches::default();
+            let watched = std::mem::take(&mut *lock(&watches)).keys;
             if data.is_empty() && watched.is_empty() {
                 return Outcome::Replies(vec![Reply::Array(slots.into_iter().flatten().collect())]);
             }

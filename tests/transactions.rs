@@ -333,3 +333,48 @@ fn redis_crate_atomic_pipelines_and_watch_retry_loops_work() {
     let total: i64 = cl.client(3 - f - leader).get("counter").expect("GET");
     assert_eq!(total, 2 * per_client, "lost updates ({retries} retries)");
 }
+
+fn num(cl: &Cluster, i: usize, field: &str) -> u64 {
+    cl.info_field(i, field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// WATCH on `node`, then a transaction that must run (nothing changed the key since).
+fn watch_and_exec_runs(cl: &Cluster, node: usize, key: &str) {
+    let mut c = Raw::to(cl, node);
+    assert_eq!(c.cmd(&format!("WATCH {key}")), OK);
+    assert_eq!(c.cmd("MULTI"), OK);
+    assert_eq!(c.cmd(&format!("GET {key}")), QUEUED);
+    let r = c.cmd("EXEC");
+    assert!(r.starts_with("*1\r\n$"), "node {node}: {r:?}");
+}
+
+#[test]
+fn versions_reach_a_follower_restored_from_a_snapshot_and_survive_its_restart() {
+    let mut cl = Cluster::start_with(3, &["--snapshot-entries", "0"]);
+    let leader = cl.wait_leader();
+    let f = (leader + 1) % 3;
+    let follower_had = num(&cl, f, "raft_applied_index");
+    cl.kill(f);
+    let mut c = cl.client(leader);
+    for i in 0..20 {
+        let _: () = c.set(format!("w{i}"), i).expect("SET");
+    }
+    let _: u64 = redis::cmd("RAFT.SNAPSHOT").query(&mut c).expect("snapshot");
+    assert!(num(&cl, leader, "raft_first_log_index") > follower_had + 1);
+    cl.restart(f);
+    wait_for(
+        Duration::from_secs(60),
+        "follower restored a snapshot",
+        || (num(&cl, f, "raft_snapshots_restored") >= 1).then_some(()),
+    );
+    // The versions the follower reads are the ones every replica checks against: a
+    // version missing from the snapshot would make every such EXEC abort.
+    watch_and_exec_runs(&cl, f, "w3");
+    cl.kill(f);
+    cl.restart(f);
+    cl.wait_leader();
+    watch_and_exec_runs(&cl, f, "w4");
+    watch_and_exec_runs(&cl, leader, "w5");
+}
