@@ -5,7 +5,9 @@
 //!   so one hash slot is one contiguous key range;
 //! - `expire`: `[expire_at_ms u64 BE][slot u16 BE][user key]` → empty, an index for the
 //!   leader's sweep (entries may be stale; always verified against the value);
-//! - `meta`:   per group: applied index, last stamped time, key and TTL counters.
+//! - `meta`:   per group: applied index, last stamped time, key and TTL counters;
+//! - `kver`:   `[slot u16 BE][user key]` → index of the key's last modification, for WATCH
+//!   (see [`txn`]).
 //!
 //! The apply path ([`Store::apply`]) never writes the database itself: it stages into the
 //! Ready loop's `WriteBatch` (which also holds the raft log append) and keeps an overlay so
