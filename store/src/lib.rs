@@ -6,8 +6,8 @@
 //! - `expire`: `[expire_at_ms u64 BE][slot u16 BE][user key]` → empty, an index for the
 //!   leader's sweep (entries may be stale; always verified against the value);
 //! - `meta`:   per group: applied index, last stamped time, key and TTL counters;
-//! - `kver`:   `[slot u16 BE][user key]` → index of the key's last modification, for WATCH
-//!   (see [`txn`]).
+//! - `kver`:   `[slot u16 BE][user key]` → index of the key's last write, and per-slot
+//!   deletion epochs, for WATCH (see [`txn`]).
 //!
 //! The apply path ([`Store::apply`]) never writes the database itself: it stages into the
 //! Ready loop's `WriteBatch` (which also holds the raft log append) and keeps an overlay so
@@ -453,10 +453,7 @@ impl Store {
             self.expires -= 1;
             wb.delete_cf(self.cf(CF_EXPIRE), expire_key(expire, dkey));
         }
-        // Deleting an already expired key is no modification for WATCH (see `txn`).
-        if expire == 0 || expire > self.last_time {
-            self.touch(wb, dkey);
-        }
+        self.untouch(wb, dkey);
         wb.delete_cf(self.cf(CF_DATA), dkey);
         self.overlay.insert(dkey.to_vec(), None);
         true

@@ -164,19 +164,60 @@ fn a_key_created_and_deleted_again_after_watch_aborts() {
 }
 
 #[test]
-fn expiry_after_watch_aborts_but_deleting_an_already_expired_key_does_not() {
+fn expiry_after_watch_aborts_deleted_or_not() {
     let mut t = T::new();
     t.w("SET k v PX 100", 1000);
     let w = t.watch("k", 1000);
     // Expired by time alone, not deleted yet.
     assert_eq!(t.batch(&[exec(&w, &["PING"])], 2000)[0], Reply::NilArray);
-    // Expired at WATCH, then deleted by lazy expiry: logically no change (Redis 7.0).
+    // Created with a TTL after WATCH, expired and deleted by lazy expiry before EXEC.
+    let w = t.watch("j", 3000);
     t.w("SET j v PX 100", 3000);
-    let w = t.watch("j", 3500);
-    assert!(!w[0].live);
     assert_eq!(t.w("RAFTKV.DELIFEXPIRED j", 3600), Reply::Int(1));
-    let r = t.batch(&[exec(&w, &["GET j"])], 3700);
-    assert_eq!(r[0], Reply::Array(vec![Reply::Nil]));
+    assert_eq!(t.batch(&[exec(&w, &["PING"])], 3700)[0], Reply::NilArray);
+}
+
+#[test]
+fn records_are_kept_for_present_keys_only() {
+    let mut t = T::new();
+    for i in 0..200 {
+        t.w(&format!("SET k{i} v"), 10);
+        t.w(&format!("DEL k{i}"), 10);
+    }
+    t.w("SET kept v", 10);
+    let (mut keys, mut slots) = (0, 0);
+    {
+        let cf = t.db.cf_handle(super::CF_KVER).unwrap();
+        let mut it = t.db.raw_iterator_cf(cf);
+        it.seek_to_first();
+        while let Some(k) = it.key() {
+            if k[0] == 0xfe {
+                slots += 1;
+            } else {
+                keys += 1;
+            }
+            it.next();
+        }
+    }
+    assert_eq!(keys, 1);
+    assert!(slots > 0 && slots <= 200, "{slots}");
+    // A deletion in another slot leaves an absent key's version alone; one in its own slot
+    // moves it (a spurious but safe abort).
+    let w = t.watch("nosuch", 10);
+    let same_slot = (0..100_000)
+        .map(|i| format!("x{i}"))
+        .find(|k| crate::key_slot(k.as_bytes()) == crate::key_slot(b"nosuch"))
+        .unwrap();
+    let other = (0..100)
+        .map(|i| format!("y{i}"))
+        .find(|k| crate::key_slot(k.as_bytes()) != crate::key_slot(b"nosuch"))
+        .unwrap();
+    t.w(&format!("SET {other} 1"), 10);
+    t.w(&format!("DEL {other}"), 10);
+    assert_eq!(t.watch("nosuch", 10), w);
+    t.w(&format!("SET {same_slot} 1"), 10);
+    t.w(&format!("DEL {same_slot}"), 10);
+    assert_ne!(t.watch("nosuch", 10), w);
 }
 
 #[test]

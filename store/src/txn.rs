@@ -2,21 +2,26 @@
 //! apply of one whole `RAFTKV.EXEC` (check the watched versions, then run the body in order)
 //! inside one Raft entry, so every replica decides and applies it identically.
 //!
-//! **Versions.** Column family `kver` maps a data key (`[slot u16 BE][user key]`, so a slot is
-//! still one range) to the index of the Raft entry that last modified it (u64 BE); key
-//! `[0xff]` (no data key starts with it: slots are < 16384) holds the index of the last
-//! FLUSHALL, the *flush epoch*. A key's version is `max(record, epoch)`, the epoch when it has
-//! no record. Every modification stages the record, including a DEL, so a key created and
-//! deleted again after WATCH has a new version; FLUSHALL range-deletes the records (this is
-//! what bounds the family) and moves the epoch, which changes every key's version. Deleting a
-//! key that was already expired (the sweep, lazy expiry, DEL of an expired key) is not a
-//! modification (Redis 7.0: a key expired at WATCH that is then deleted does not abort);
-//! a key that was live at WATCH and has expired since aborts by the liveness check instead.
+//! **Versions.** Column family `kver` holds, all u64 BE log indexes:
+//! - `[slot u16 BE][user key]` (a data key, so a slot is still one range) → the index of the
+//!   Raft entry that last wrote the key, for every key physically present;
+//! - `[0xfe][slot u16 BE]` → the index of the last deletion of any key of that slot (the
+//!   *slot epoch*; no data key starts with 0xfe or 0xff: slots are < 16384);
+//! - `[0xff]` → the index of the last FLUSHALL (the *flush epoch*).
 //!
-//! **Cost on the write path.** One extra blind put of `key + 10` bytes into the same
-//! `WriteBatch` per key written (no read, no extra fsync), and one entry in an in-memory
-//! overlay cleared with the batch. Records of deleted keys stay until the next FLUSHALL
-//! (`key + 10` bytes each).
+//! A present key's version is its record; an absent key's is its slot epoch; either is
+//! raised to the flush epoch. A write sets the record; a deletion (DEL, overwrite by RENAME,
+//! expiry) removes it and moves the slot epoch, so a key deleted, or created and deleted
+//! again, after WATCH has a new version; FLUSHALL range-deletes the family and moves the
+//! flush epoch. A key live at WATCH that has expired since (deleted or not) aborts by the
+//! liveness check. Aborts never go missing; two kinds are spurious, and safe: a deletion of
+//! another key of the same slot aborts a watcher of an *absent* key, and deleting a key that
+//! was already expired at WATCH aborts (Redis 7.0 would not).
+//!
+//! **Costs.** A write: one extra blind put of `key + 10` bytes into the same `WriteBatch` per
+//! key written (no read, no extra fsync). A deletion: one blind delete and one blind put of
+//! 11 bytes. Plus one entry per key in an in-memory overlay cleared with the batch. Storage:
+//! one record per present key plus at most 16384 slot epochs.
 //!
 //! **Entry index.** Versions are log indexes, the same on every replica (a watch read on one
 //! node is checked on all); the state machine passes each entry's index with
@@ -36,6 +41,14 @@ pub const CF_KVER: &str = "kver";
 /// The flush epoch's key in [`CF_KVER`].
 const EPOCH_KEY: [u8; 1] = [0xff];
 
+/// The slot epoch's key of a data key's slot.
+fn slot_key(dkey: &[u8]) -> [u8; 3] {
+    match dkey {
+        [a, b, ..] => [0xfe, *a, *b],
+        _ => [0xfe, 0, 0],
+    }
+}
+
 /// The store's version state.
 #[derive(Debug, Default)]
 pub(crate) struct Versions {
@@ -43,8 +56,8 @@ pub(crate) struct Versions {
     index: u64,
     /// Index of the last FLUSHALL.
     epoch: u64,
-    /// Versions staged in the current batch (cleared with it).
-    overlay: HashMap<Vec<u8>, u64>,
+    /// Records staged in the current batch, `None` when deleted (cleared with it).
+    overlay: HashMap<Vec<u8>, Option<u64>>,
 }
 
 fn decode_u64(v: &[u8]) -> Option<u64> {
@@ -83,11 +96,23 @@ impl Store {
         self.versions.index = index;
     }
 
-    /// Records that the entry being applied modified `dkey`.
+    /// Records that the entry being applied wrote `dkey`.
     pub(crate) fn touch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
         let index = self.versions.index;
         wb.put_cf(self.cf(CF_KVER), dkey, index.to_be_bytes());
-        self.versions.overlay.insert(dkey.to_vec(), index);
+        self.versions.overlay.insert(dkey.to_vec(), Some(index));
+    }
+
+    /// Records that the entry being applied deleted `dkey`: its record goes, its slot's
+    /// epoch moves.
+    pub(crate) fn untouch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
+        let index = self.versions.index;
+        let slot = slot_key(dkey);
+        let cf = self.cf(CF_KVER);
+        wb.delete_cf(cf, dkey);
+        wb.put_cf(cf, slot, index.to_be_bytes());
+        self.versions.overlay.insert(dkey.to_vec(), None);
+        self.versions.overlay.insert(slot.to_vec(), Some(index));
     }
 
     /// FLUSHALL: every version changes (the epoch moves) and the records go.
@@ -106,23 +131,30 @@ impl Store {
         Ok(())
     }
 
-    /// `dkey`'s version as of this batch.
-    fn version(&self, dkey: &[u8]) -> u64 {
-        let epoch = self.versions.epoch;
-        if let Some(v) = self.versions.overlay.get(dkey) {
-            return (*v).max(epoch);
+    /// A `kver` record as of this batch.
+    fn record(&self, k: &[u8]) -> Option<u64> {
+        if let Some(v) = self.versions.overlay.get(k) {
+            return *v;
         }
         if self.flushed {
-            return epoch;
+            return None;
         }
-        match self.db.get_pinned_cf(self.cf(CF_KVER), dkey) {
-            Ok(Some(v)) => decode_u64(&v).map_or_else(
-                || fail_stop("decoding a key version", "bad length"),
-                |v| v.max(epoch),
+        match self.db.get_pinned_cf(self.cf(CF_KVER), k) {
+            Ok(Some(v)) => Some(
+                decode_u64(&v).unwrap_or_else(|| fail_stop("decoding a key version", "bad length")),
             ),
-            Ok(None) => epoch,
+            Ok(None) => None,
             Err(e) => fail_stop("reading a key version", e),
         }
+    }
+
+    /// `dkey`'s version as of this batch.
+    fn version(&self, dkey: &[u8]) -> u64 {
+        let v = match self.record(dkey) {
+            Some(v) => v,
+            None => self.record(&slot_key(dkey)).unwrap_or(0),
+        };
+        v.max(self.versions.epoch)
     }
 
     /// True when a watched key changed since WATCH saw it: a new version, or it was live
@@ -197,7 +229,11 @@ impl Reader {
         keys.iter()
             .map(|key| {
                 let dkey = data_key(key);
-                let version = get_u64(&dkey)?.map_or(epoch, |v| v.max(epoch));
+                let version = match get_u64(&dkey)? {
+                    Some(v) => v,
+                    None => get_u64(&slot_key(&dkey))?.unwrap_or(0),
+                }
+                .max(epoch);
                 let header = self
                     .db
                     .get_pinned_cf_opt(data, &dkey, &ro)
