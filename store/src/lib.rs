@@ -453,7 +453,10 @@ impl Store {
             self.expires -= 1;
             wb.delete_cf(self.cf(CF_EXPIRE), expire_key(expire, dkey));
         }
-        self.untouch(wb, dkey);
+        // Deleting an already expired key changes no version (see `txn`).
+        if expire == 0 || expire > self.last_time {
+            self.untouch(wb, dkey);
+        }
         wb.delete_cf(self.cf(CF_DATA), dkey);
         self.overlay.insert(dkey.to_vec(), None);
         true

@@ -164,7 +164,7 @@ fn a_key_created_and_deleted_again_after_watch_aborts() {
 }
 
 #[test]
-fn expiry_after_watch_aborts_deleted_or_not() {
+fn expiry_after_watch_aborts_but_deleting_an_already_expired_key_does_not() {
     let mut t = T::new();
     t.w("SET k v PX 100", 1000);
     let w = t.watch("k", 1000);
@@ -175,6 +175,13 @@ fn expiry_after_watch_aborts_deleted_or_not() {
     t.w("SET j v PX 100", 3000);
     assert_eq!(t.w("RAFTKV.DELIFEXPIRED j", 3600), Reply::Int(1));
     assert_eq!(t.batch(&[exec(&w, &["PING"])], 3700)[0], Reply::NilArray);
+    // Expired at WATCH, then deleted by lazy expiry: logically no change (Redis 7.0).
+    t.w("SET i v PX 100", 5000);
+    let w = t.watch("i", 5500);
+    assert!(!w[0].live);
+    assert_eq!(t.w("RAFTKV.DELIFEXPIRED i", 5600), Reply::Int(1));
+    let r = t.batch(&[exec(&w, &["GET i"])], 5700);
+    assert_eq!(r[0], Reply::Array(vec![Reply::Nil]));
 }
 
 #[test]

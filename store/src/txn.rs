@@ -4,24 +4,29 @@
 //!
 //! **Versions.** Column family `kver` holds, all u64 BE log indexes:
 //! - `[slot u16 BE][user key]` (a data key, so a slot is still one range) → the index of the
-//!   Raft entry that last wrote the key, for every key physically present;
+//!   Raft entry that last wrote the key, for every key physically present (and for keys
+//!   deleted because they had expired, see below);
 //! - `[0xfe][slot u16 BE]` → the index of the last deletion of any key of that slot (the
 //!   *slot epoch*; no data key starts with 0xfe or 0xff: slots are < 16384);
 //! - `[0xff]` → the index of the last FLUSHALL (the *flush epoch*).
 //!
-//! A present key's version is its record; an absent key's is its slot epoch; either is
-//! raised to the flush epoch. A write sets the record; a deletion (DEL, overwrite by RENAME,
-//! expiry) removes it and moves the slot epoch, so a key deleted, or created and deleted
-//! again, after WATCH has a new version; FLUSHALL range-deletes the family and moves the
-//! flush epoch. A key live at WATCH that has expired since (deleted or not) aborts by the
-//! liveness check. Aborts never go missing; two kinds are spurious, and safe: a deletion of
-//! another key of the same slot aborts a watcher of an *absent* key, and deleting a key that
-//! was already expired at WATCH aborts (Redis 7.0 would not).
+//! A key's version is its record, or its slot epoch when it has none; either is raised to
+//! the flush epoch. A write sets the record; deleting a live key (DEL, RENAME's source, an
+//! expiry time in the past) removes it and moves the slot epoch, so a key deleted, or created
+//! and deleted again, after WATCH has a new version; FLUSHALL range-deletes the family and
+//! moves the flush epoch. Deleting a key that had already expired (the sweep, lazy expiry,
+//! DEL of an expired key) changes nothing here: logically it was gone already (Redis 7.0: a
+//! key expired at WATCH and deleted since does not abort), and a key live at WATCH that has
+//! expired since aborts by the liveness check instead. This also keeps `kver` identical on
+//! every replica even where the sweep's choice of keys is not (it scans the database, not
+//! the batch's staged writes). Aborts never go missing; the spurious ones (safe): a deletion
+//! of another key of the same slot aborts a watcher of an *absent* key; FLUSHALL aborts all.
 //!
 //! **Costs.** A write: one extra blind put of `key + 10` bytes into the same `WriteBatch` per
 //! key written (no read, no extra fsync). A deletion: one blind delete and one blind put of
 //! 11 bytes. Plus one entry per key in an in-memory overlay cleared with the batch. Storage:
-//! one record per present key plus at most 16384 slot epochs.
+//! one record per present key, plus at most 16384 slot epochs, plus the records of keys that
+//! expired and were never written again (until a FLUSHALL).
 //!
 //! **Entry index.** Versions are log indexes, the same on every replica (a watch read on one
 //! node is checked on all); the state machine passes each entry's index with
