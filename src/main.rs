@@ -5,6 +5,7 @@
 mod admin;
 mod cluster;
 mod config;
+mod multi;
 mod raft_admin;
 mod reads;
 mod server;

@@ -110,7 +110,7 @@ fn gave_up_retrying(since: &mut Option<Instant>) -> bool {
 }
 
 /// A write that could not travel as one peer frame: refused, certainly not applied.
-fn too_large(what: &str, size: usize, limit: usize) -> Reply {
+pub(crate) fn too_large(what: &str, size: usize, limit: usize) -> Reply {
     Reply::err(format!(
         "ERR {what} of {size} bytes exceeds the {limit}-byte limit of one Raft entry (--max-write-bytes); it was not applied"
     ))
@@ -146,7 +146,7 @@ impl Server {
             Err(e) => {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 out.extend(self.flush_group(conn));
-                out.push(Pending::Ready(e));
+                out.push(self.queue_failed(conn, &argv, e));
                 return out;
             }
         };
@@ -163,6 +163,11 @@ impl Server {
             return out;
         }
         *conn.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = cmd.name();
+        if conn.multi.is_some() || cmd.is_transaction() {
+            out.extend(self.flush_group(conn));
+            out.push(self.transaction(conn, argv, cmd));
+            return out;
+        }
         match cmd.kind() {
             Kind::Local => {
                 out.extend(self.flush_group(conn));
@@ -461,9 +466,14 @@ impl Server {
             }
         }
         for d in &data {
-            let ok = crate::sm::decode_argv(d)
-                .and_then(|argv| Command::parse(&argv).ok())
-                .is_some_and(|c| matches!(c.kind(), Kind::Read | Kind::Write));
+            // Client reads and writes, and transactions (the internal RAFTKV.EXEC).
+            let ok = crate::sm::decode_argv(d).is_some_and(|argv| match Command::parse(&argv) {
+                Ok(c) => matches!(c.kind(), Kind::Read | Kind::Write),
+                Err(_) => matches!(
+                    Command::parse_replicated(&argv),
+                    Ok(Command::Transaction { .. })
+                ),
+            });
             if !ok {
                 return encode(vec![Reply::err("ERR malformed forwarded request"); n]);
             }

@@ -126,6 +126,10 @@ pub struct Conn {
     pub last_cmd: std::sync::Arc<std::sync::Mutex<&'static str>>,
     /// READONLY / ASKING state (Redis Cluster).
     pub cluster: crate::cluster::ConnFlags,
+    /// Inside MULTI: the queued commands (see `crate::multi`).
+    pub multi: Option<crate::multi::Multi>,
+    /// The keys WATCH read, shared with the futures the writer runs in order.
+    pub watches: crate::multi::SharedWatches,
 }
 
 /// Most requests in flight on one connection before the reader waits.
@@ -305,6 +309,8 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         group_bytes: 0,
         last_cmd,
         cluster: Default::default(),
+        multi: None,
+        watches: Default::default(),
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     // Hands an item to the writer, counting groups in flight.

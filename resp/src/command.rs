@@ -137,6 +137,15 @@ pub enum RaftCmd {
     TransferLeader(Option<u64>),
 }
 
+/// A key WATCH saw: its modification version and whether it was live (see
+/// `store::txn`), as carried by the internal `RAFTKV.EXEC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedKey {
+    pub key: Bytes,
+    pub version: u64,
+    pub live: bool,
+}
+
 /// A parsed request. Key-carrying variants hold the raw key bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -260,5 +269,17 @@ pub enum Command {
     NodeAddr {
         id: u64,
         addr: String,
+    },
+    // ---- transactions: the session keeps the MULTI state (see `cmd/transaction.rs`) ----
+    Multi,
+    Exec,
+    Discard,
+    Watch(Vec<Bytes>),
+    Unwatch,
+    /// Internal `RAFTKV.EXEC`: abort (nil) if a watched key changed, else run `body` (whole
+    /// argument vectors) in order, atomically, at apply time.
+    Transaction {
+        watches: Vec<WatchedKey>,
+        body: Vec<Vec<Bytes>>,
     },
 }

@@ -5,7 +5,9 @@
 //!   so one hash slot is one contiguous key range;
 //! - `expire`: `[expire_at_ms u64 BE][slot u16 BE][user key]` → empty, an index for the
 //!   leader's sweep (entries may be stale; always verified against the value);
-//! - `meta`:   per group: applied index, last stamped time, key and TTL counters.
+//! - `meta`:   per group: applied index, last stamped time, key and TTL counters;
+//! - `kver`:   `[slot u16 BE][user key]` → index of the key's last write, and per-slot
+//!   deletion epochs, for WATCH (see [`txn`]).
 //!
 //! The apply path ([`Store::apply`]) never writes the database itself: it stages into the
 //! Ready loop's `WriteBatch` (which also holds the raft log append) and keeps an overlay so
@@ -15,10 +17,11 @@
 
 pub mod budget;
 pub mod glob;
-mod reader;
 mod nodes;
+mod reader;
 pub mod slot;
 pub mod snapshot;
+pub mod txn;
 pub mod types;
 
 use std::cell::RefCell;
@@ -67,7 +70,14 @@ const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kin
 
 /// Column families the store needs.
 pub fn column_families() -> Vec<&'static str> {
-    vec![CF_DATA, CF_EXPIRE, CF_META, types::CF_SUB, types::CF_ZSCORE]
+    vec![
+        CF_DATA,
+        CF_EXPIRE,
+        CF_META,
+        types::CF_SUB,
+        types::CF_ZSCORE,
+        txn::CF_KVER,
+    ]
 }
 
 /// The column families with the options the store wants. The data family keeps its
@@ -267,6 +277,8 @@ pub struct Store {
     shared: Arc<Counters>,
     /// What the entry being applied has written so far.
     budget: Budget,
+    /// Per-key modification versions for WATCH (see [`txn`]).
+    versions: txn::Versions,
 }
 
 impl Store {
@@ -278,6 +290,7 @@ impl Store {
             }
         }
         let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
+        let versions = txn::Versions::load(&db)?;
         let shared = Arc::new(Counters::default());
         nodes::publish(&shared.node_addrs, nodes::load(&db));
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
@@ -296,6 +309,7 @@ impl Store {
             flushed: false,
             shared,
             budget: Budget::default(),
+            versions,
         })
     }
 
@@ -337,6 +351,7 @@ impl Store {
         self.keys = keys;
         self.expires = expires;
         self.reload_node_addrs();
+        self.reload_versions()?;
         self.batch_written();
         Ok(())
     }
@@ -439,6 +454,7 @@ impl Store {
             wb.put_cf(self.cf(CF_EXPIRE), expire_key(expire, &dkey), []);
         }
         wb.put_cf(self.cf(CF_DATA), &dkey, &enc);
+        self.touch(wb, &dkey);
         self.overlay.insert(dkey, Some(enc));
     }
 
@@ -450,6 +466,10 @@ impl Store {
         if expire != 0 {
             self.expires -= 1;
             wb.delete_cf(self.cf(CF_EXPIRE), expire_key(expire, dkey));
+        }
+        // Deleting an already expired key changes no version (see `txn`).
+        if expire == 0 || expire > self.last_time {
+            self.untouch(wb, dkey);
         }
         wb.delete_cf(self.cf(CF_DATA), dkey);
         self.overlay.insert(dkey.to_vec(), None);
@@ -693,6 +713,7 @@ impl Store {
             Command::FlushAll => {
                 wb.delete_range_cf(self.cf(CF_DATA), Vec::<u8>::new(), vec![0xff; 3]);
                 wb.delete_range_cf(self.cf(CF_EXPIRE), Vec::<u8>::new(), vec![0xff; 9]);
+                self.flush_versions(wb);
                 self.overlay.clear();
                 self.flushed = true;
                 self.keys = 0;
@@ -712,6 +733,9 @@ impl Store {
                 Reply::Int(n)
             }
             Command::DbSize => Reply::Int(self.keys.max(0)),
+            Command::Transaction { watches, body } => {
+                self.apply_transaction(wb, watches, body, now)
+            }
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
             read if read.kind() == resp::Kind::Read => {
@@ -799,6 +823,7 @@ impl Store {
         self.budget.reset();
         self.overlay.clear();
         self.read_cache.get_mut().clear();
+        self.versions.batch_written();
         self.flushed = false;
         self.shared
             .keys

@@ -1343,7 +1343,14 @@ fn reader_is_send_sync_and_store_is_send() {
     send::<Store>();
     assert_eq!(
         column_families(),
-        vec![CF_DATA, CF_EXPIRE, CF_META, types::CF_SUB, types::CF_ZSCORE]
+        vec![
+            CF_DATA,
+            CF_EXPIRE,
+            CF_META,
+            types::CF_SUB,
+            types::CF_ZSCORE,
+            txn::CF_KVER
+        ]
     );
 }
 

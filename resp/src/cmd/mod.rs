@@ -33,10 +33,12 @@ mod string;
 mod string_set;
 #[cfg(test)]
 mod test_util;
+mod transaction;
 mod util;
 
 pub use cluster::{ClusterCmd, MAX_GETKEYSINSLOT};
 pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
+pub use transaction::queue_error;
 pub use util::parse_float;
 use util::{check_arity, unknown_command};
 
@@ -50,6 +52,7 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     keyspace::COMMANDS,
     expiry::COMMANDS,
     cluster::COMMANDS,
+    transaction::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -105,6 +108,7 @@ static INTERNAL: &[&CommandSpec] = &[
     &expiry::RAFTKV_SWEEP,
     &expiry::RAFTKV_DELIFEXPIRED,
     &cluster::RAFTKV_NODEADDR,
+    &transaction::RAFTKV_EXEC,
 ];
 
 impl Command {
@@ -183,7 +187,7 @@ impl Command {
         use self::Command::*;
         use crate::RaftCmd as R;
         use {connection as c, expiry as e, keyspace as k, raft as r, server as s};
-        use {string as st, string_set as ss};
+        use {string as st, string_set as ss, transaction as t};
         match self {
             Ping(_) => (&c::PING, Args::None),
             Echo(_) => (&c::ECHO, Args::None),
@@ -237,6 +241,12 @@ impl Command {
             ReadWrite => (&cluster::READWRITE, Args::None),
             Asking => (&cluster::ASKING, Args::None),
             NodeAddr { .. } => (&cluster::RAFTKV_NODEADDR, Args::None),
+            Multi => (&t::MULTI, Args::None),
+            Exec => (&t::EXEC, Args::None),
+            Discard => (&t::DISCARD, Args::None),
+            Watch(keys) => (&t::WATCH, Args::List(keys)),
+            Unwatch => (&t::UNWATCH, Args::None),
+            Transaction { .. } => (&t::RAFTKV_EXEC, Args::None),
         }
     }
 }

@@ -108,7 +108,7 @@ fn internal_commands() {
 
 #[test]
 fn table() {
-    assert_eq!(command_table().len(), 62);
+    assert_eq!(command_table().len(), 67);
     for s in command_table() {
         assert_eq!(
             lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -217,7 +217,7 @@ fn typed_keys_are_the_key_specs_applied_to_the_request() {
 fn kinds_derived_from_flags_are_the_historical_ones() {
     let local =
         "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME CLUSTER READONLY \
-                 READWRITE ASKING";
+                 READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH";
     let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
     let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
                 PEXPIRETIME DBSIZE TOUCH";

@@ -1,0 +1,263 @@
+//! Transactions in the state machine: the per-key modification versions WATCH reads, and the
+//! apply of one whole `RAFTKV.EXEC` (check the watched versions, then run the body in order)
+//! inside one Raft entry, so every replica decides and applies it identically.
+//!
+//! **Versions.** Column family `kver` holds, all u64 BE log indexes:
+//! - `[slot u16 BE][user key]` (a data key, so a slot is still one range) → the index of the
+//!   Raft entry that last wrote the key, for every key physically present (and for keys
+//!   deleted because they had expired, see below);
+//! - `[0xfe][slot u16 BE]` → the index of the last deletion of any key of that slot (the
+//!   *slot epoch*; no data key starts with 0xfe or 0xff: slots are < 16384);
+//! - `[0xff]` → the index of the last FLUSHALL (the *flush epoch*).
+//!
+//! A key's version is its record, or its slot epoch when it has none; either is raised to
+//! the flush epoch. A write sets the record; deleting a live key (DEL, RENAME's source, an
+//! expiry time in the past) removes it and moves the slot epoch, so a key deleted, or created
+//! and deleted again, after WATCH has a new version; FLUSHALL range-deletes the family and
+//! moves the flush epoch. Deleting a key that had already expired (the sweep, lazy expiry,
+//! DEL of an expired key) changes nothing here: logically it was gone already (Redis 7.0: a
+//! key expired at WATCH and deleted since does not abort), and a key live at WATCH that has
+//! expired since aborts by the liveness check instead. This also keeps `kver` identical on
+//! every replica even where the sweep's choice of keys is not (it scans the database, not
+//! the batch's staged writes). Aborts never go missing; the spurious ones (safe): a deletion
+//! of another key of the same slot aborts a watcher of an *absent* key; FLUSHALL aborts all.
+//!
+//! **Costs.** A write: one extra blind put of `key + 10` bytes into the same `WriteBatch` per
+//! key written (no read, no extra fsync). A deletion: one blind delete and one blind put of
+//! 11 bytes. Plus one entry per key in an in-memory overlay cleared with the batch. Storage:
+//! one record per present key, plus at most 16384 slot epochs, plus the records of keys that
+//! expired and were never written again (until a FLUSHALL).
+//!
+//! **Entry index.** Versions are log indexes, the same on every replica (a watch read on one
+//! node is checked on all); the state machine passes each entry's index with
+//! [`Store::begin_entry_at`]. WATCH reads the versions of the last written batch, so its
+//! version is below the index of any later modification.
+
+use std::collections::HashMap;
+
+use resp::{Command, Kind, Reply, WatchedKey};
+use rocksdb::WriteBatch;
+
+use crate::{data_key, fail_stop, Reader, Store, Value, CF_DATA};
+
+/// Modification versions (see the module doc).
+pub const CF_KVER: &str = "kver";
+
+/// The flush epoch's key in [`CF_KVER`].
+const EPOCH_KEY: [u8; 1] = [0xff];
+
+/// The slot epoch's key of a data key's slot.
+fn slot_key(dkey: &[u8]) -> [u8; 3] {
+    match dkey {
+        [a, b, ..] => [0xfe, *a, *b],
+        _ => [0xfe, 0, 0],
+    }
+}
+
+/// The store's version state.
+#[derive(Debug, Default)]
+pub(crate) struct Versions {
+    /// Index of the entry being applied.
+    index: u64,
+    /// Index of the last FLUSHALL.
+    epoch: u64,
+    /// Records staged in the current batch, `None` when deleted (cleared with it).
+    overlay: HashMap<Vec<u8>, Option<u64>>,
+}
+
+fn decode_u64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+impl Versions {
+    /// Loads the flush epoch (0 when none was recorded).
+    pub(crate) fn load(db: &rocksdb::DB) -> Result<Versions, crate::StoreError> {
+        let cf = db
+            .cf_handle(CF_KVER)
+            .ok_or(crate::StoreError::MissingCf(CF_KVER))?;
+        let epoch = match db.get_cf(cf, EPOCH_KEY)? {
+            None => 0,
+            Some(v) => {
+                decode_u64(&v).ok_or_else(|| crate::StoreError::Corrupt("flush epoch".into()))?
+            }
+        };
+        Ok(Versions {
+            epoch,
+            ..Versions::default()
+        })
+    }
+
+    /// The batch is written: its versions are in the database now.
+    pub(crate) fn batch_written(&mut self) {
+        self.overlay.clear();
+    }
+}
+
+impl Store {
+    /// Starts applying the entry at `index` (a fresh write budget, as [`Store::begin_entry`]);
+    /// the keys it modifies get `index` as their version.
+    pub fn begin_entry_at(&mut self, index: u64) {
+        self.begin_entry();
+        self.versions.index = index;
+    }
+
+    /// Records that the entry being applied wrote `dkey`.
+    pub(crate) fn touch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
+        let index = self.versions.index;
+        wb.put_cf(self.cf(CF_KVER), dkey, index.to_be_bytes());
+        self.versions.overlay.insert(dkey.to_vec(), Some(index));
+    }
+
+    /// Records that the entry being applied deleted `dkey`: its record goes, its slot's
+    /// epoch moves.
+    pub(crate) fn untouch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
+        let index = self.versions.index;
+        let slot = slot_key(dkey);
+        let cf = self.cf(CF_KVER);
+        wb.delete_cf(cf, dkey);
+        wb.put_cf(cf, slot, index.to_be_bytes());
+        self.versions.overlay.insert(dkey.to_vec(), None);
+        self.versions.overlay.insert(slot.to_vec(), Some(index));
+    }
+
+    /// FLUSHALL: every version changes (the epoch moves) and the records go.
+    pub(crate) fn flush_versions(&mut self, wb: &mut WriteBatch) {
+        let cf = self.cf(CF_KVER);
+        wb.delete_range_cf(cf, Vec::<u8>::new(), EPOCH_KEY.to_vec());
+        let index = self.versions.index;
+        wb.put_cf(cf, EPOCH_KEY, index.to_be_bytes());
+        self.versions.epoch = index;
+        self.versions.overlay.clear();
+    }
+
+    /// Reloads the flush epoch after a snapshot replaced the store.
+    pub(crate) fn reload_versions(&mut self) -> Result<(), String> {
+        self.versions = Versions::load(&self.db).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// A `kver` record as of this batch.
+    fn record(&self, k: &[u8]) -> Option<u64> {
+        if let Some(v) = self.versions.overlay.get(k) {
+            return *v;
+        }
+        if self.flushed {
+            return None;
+        }
+        match self.db.get_pinned_cf(self.cf(CF_KVER), k) {
+            Ok(Some(v)) => Some(
+                decode_u64(&v).unwrap_or_else(|| fail_stop("decoding a key version", "bad length")),
+            ),
+            Ok(None) => None,
+            Err(e) => fail_stop("reading a key version", e),
+        }
+    }
+
+    /// `dkey`'s version as of this batch.
+    fn version(&self, dkey: &[u8]) -> u64 {
+        let v = match self.record(dkey) {
+            Some(v) => v,
+            None => self.record(&slot_key(dkey)).unwrap_or(0),
+        };
+        v.max(self.versions.epoch)
+    }
+
+    /// True when a watched key changed since WATCH saw it: a new version, or it was live
+    /// then and is not now (it expired).
+    fn watch_broken(&self, w: &WatchedKey, now: i64) -> bool {
+        let dkey = data_key(&w.key);
+        if self.version(&dkey) != w.version {
+            return true;
+        }
+        w.live && self.live_len_or_none(&dkey, now).is_none()
+    }
+
+    /// Payload length of a live key, `None` when absent or expired.
+    fn live_len_or_none(&self, dkey: &[u8], now: i64) -> Option<usize> {
+        match self.raw_header(dkey) {
+            Some((_, expire, len)) if expire == 0 || expire > now => Some(len),
+            _ => None,
+        }
+    }
+
+    /// Applies `RAFTKV.EXEC`: a nil array when a watched key changed, else every body
+    /// command in order (runtime errors are replies in the array and do not stop the rest,
+    /// as in Redis).
+    pub(crate) fn apply_transaction(
+        &mut self,
+        wb: &mut WriteBatch,
+        watches: &[WatchedKey],
+        body: &[Vec<bytes::Bytes>],
+        now: i64,
+    ) -> Reply {
+        if watches.iter().any(|w| self.watch_broken(w, now)) {
+            return Reply::NilArray;
+        }
+        let mut replies = Vec::with_capacity(body.len());
+        for argv in body {
+            replies.push(match Command::parse(argv) {
+                Ok(cmd) if matches!(cmd.kind(), Kind::Read | Kind::Write) => {
+                    self.apply(wb, &cmd, now)
+                }
+                Ok(cmd) => Reply::err(format!(
+                    "ERR '{}' cannot run inside a replicated transaction",
+                    cmd.name()
+                )),
+                Err(e) => e,
+            });
+        }
+        Reply::Array(replies)
+    }
+}
+
+impl Reader {
+    /// What WATCH records for `keys` at `now`: each key's version and whether it is live,
+    /// all from one RocksDB snapshot (one consistent state).
+    pub fn watch_versions(
+        &self,
+        keys: &[bytes::Bytes],
+        now: i64,
+    ) -> Result<Vec<WatchedKey>, String> {
+        let kver = self.cf(CF_KVER).ok_or("missing kver column family")?;
+        let data = self.cf(CF_DATA).ok_or("missing data column family")?;
+        let snap = self.db.snapshot();
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_snapshot(&snap);
+        let get_u64 = |k: &[u8]| -> Result<Option<u64>, String> {
+            match self.db.get_pinned_cf_opt(kver, k, &ro) {
+                Ok(None) => Ok(None),
+                Ok(Some(v)) => decode_u64(&v).map(Some).ok_or("corrupt key version".into()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let epoch = get_u64(&EPOCH_KEY)?.unwrap_or(0);
+        keys.iter()
+            .map(|key| {
+                let dkey = data_key(key);
+                let version = match get_u64(&dkey)? {
+                    Some(v) => v,
+                    None => get_u64(&slot_key(&dkey))?.unwrap_or(0),
+                }
+                .max(epoch);
+                let header = self
+                    .db
+                    .get_pinned_cf_opt(data, &dkey, &ro)
+                    .map_err(|e| e.to_string())?;
+                let live = match header.as_deref().map(Value::header) {
+                    None => false,
+                    Some(None) => return Err("corrupt value".into()),
+                    Some(Some((_, expire))) => expire == 0 || expire > now,
+                };
+                Ok(WatchedKey {
+                    key: key.clone(),
+                    version,
+                    live,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "tests_txn.rs"]
+mod tests;
