@@ -279,7 +279,7 @@ fn reads_of_a_hot_expired_key_cause_few_proposals() {
     }
     let after = info_u64(&cl, leader, "raft_proposed_commands");
     assert!(
-        after - before <= 3,
+        after - before <= 8,
         "640 reads of one expired key proposed {} commands",
         after - before
     );

@@ -58,7 +58,10 @@ pub fn check<T: Storage>(raft: &Raft<T>, m: &Message) -> Result<(), Reason> {
     check_sender(raft, m)?;
     match t {
         MsgAppend => check_append(raft, m),
-        MsgAppendResponse if m.index > raft.raft_log.last_index() => {
+        // An acceptance beyond the log would raise the match (and the commit) past it; a
+        // rejection only moves the sender back to probing (a restricted founder sends one on
+        // purpose, see `node/identity.rs`).
+        MsgAppendResponse if !m.reject && m.index > raft.raft_log.last_index() => {
             Err("append response beyond the log")
         }
         MsgHeartbeat if m.commit > raft.raft_log.last_index() => {

@@ -698,13 +698,16 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
             }
             Msg::Read { reply } => self.reads.push(reply),
             Msg::Raft(m) => {
-                if let Err(why) = crate::filter::check(&self.raw.raft, &m) {
+                // The restricted-start guard first: it answers the heartbeats a wiped
+                // founder gets (their commit lies beyond its new log) with rejections that
+                // make the leader probe back; the filter would drop them silently.
+                if self.guard_drops(&m) {
+                    debug!(self.logger, "guarded founder: message dropped"; "from" => m.from, "type" => ?m.get_msg_type());
+                } else if let Err(why) = crate::filter::check(&self.raw.raft, &m) {
                     self.status.msgs_filtered.fetch_add(1, Ordering::Relaxed);
                     if let Some(n) = self.status.filter_log.check() {
                         warn!(self.logger, "dropping raft message before step"; "why" => why, "type" => ?m.get_msg_type(), "from" => m.from, "term" => m.term, "suppressed" => n);
                     }
-                } else if self.guard_drops(&m) {
-                    debug!(self.logger, "guarded founder: message dropped"; "from" => m.from, "type" => ?m.get_msg_type());
                 } else if let Err(e) = self.raw.step(*m) {
                     debug!(self.logger, "step failed"; "err" => %e);
                 }

@@ -210,17 +210,32 @@ impl Cluster {
     /// Waits (bounded) for node `i` to exit on its own; returns its exit status. On timeout
     /// the node stays the harness's to kill (on drop), so a failing test leaks no process.
     pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> std::process::ExitStatus {
-        let status = wait_for(timeout, "node to exit", || {
-            self.nodes[i]
+        let deadline = Instant::now() + timeout;
+        loop {
+            let exited = self.nodes[i]
                 .child
                 .as_mut()
                 .expect("node running")
                 .try_wait()
                 .ok()
-                .flatten()
-        });
-        self.nodes[i].child = None;
-        status
+                .flatten();
+            if let Some(status) = exited {
+                self.nodes[i].child = None;
+                return status;
+            }
+            if Instant::now() >= deadline {
+                // The child stays for the harness to kill on drop; show why it lingers.
+                let log = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for node {} to exit; its log ends:\n{}",
+                    i + 1,
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The `RAFT.NODES` lines of node `i`.
