@@ -289,7 +289,10 @@ fn reads_of_a_hot_expired_key_cause_few_proposals() {
 /// (heavy reads run off the tokio workers that carry heartbeats).
 #[test]
 fn looping_keys_does_not_cause_an_election() {
-    let cl = Cluster::start(3);
+    // A 1 s election timeout (50 ticks of 20 ms) rather than the harness's 200 ms, so the
+    // test does not fail on a machine that is merely busy: before the fix the two KEYS loops
+    // held both tokio workers for the whole 4 s, far longer than that.
+    let cl = Cluster::start_with(3, &["--election-ticks", "50"]);
     let leader = cl.wait_leader();
     let mut w = cl.client(leader);
     for chunk in 0..200 {
