@@ -75,6 +75,15 @@ fuzz_target!(|data: &[u8]| {
             max_bulk_len: 64,
             max_inline_len: 128,
             max_multibulk_len: 16,
+            unauthenticated: false,
+        },
+    );
+    // Before AUTH (Redis 6.2.6's small limits).
+    check(
+        data,
+        &Limits {
+            unauthenticated: true,
+            ..Limits::default()
         },
     );
 });
