@@ -89,7 +89,7 @@ fn encode2(reply: &Reply, out: &mut BytesMut) {
             header(out, b'*', items.len());
             items.iter().for_each(|r| encode2(r, out));
         }
-        Reply::Map(pairs) => {
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
             header(out, b'*', pairs.len() * 2);
             for (k, v) in pairs {
                 encode2(k, out);
@@ -145,6 +145,14 @@ fn encode3(reply: &Reply, out: &mut BytesMut) {
             for (k, v) in pairs {
                 encode3(k, out);
                 encode3(v, out);
+            }
+        }
+        Reply::Pairs(pairs) => {
+            header(out, b'*', pairs.len());
+            for (a, b) in pairs {
+                header(out, b'*', 2);
+                encode3(a, out);
+                encode3(b, out);
             }
         }
         Reply::Double(d) => {

@@ -20,19 +20,25 @@ use bytes::Bytes;
 
 use crate::{Command, Reply};
 
+pub mod coll;
 mod connection;
 pub mod docargs;
 mod expiry;
+pub mod hash;
 pub mod introspect;
 mod keyspace;
+pub mod list;
 mod raft;
 mod server;
+pub mod set;
 mod spec;
 mod string;
 mod string_set;
 #[cfg(test)]
 mod test_util;
 mod util;
+pub mod zset;
+mod zset_parse;
 
 pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
 pub use util::parse_float;
@@ -47,6 +53,10 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     string_set::COMMANDS,
     keyspace::COMMANDS,
     expiry::COMMANDS,
+    hash::COMMANDS,
+    list::COMMANDS,
+    set::COMMANDS,
+    zset::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -98,7 +108,11 @@ pub fn lookup_subcommand(container: &[u8], sub: &[u8]) -> Option<&'static Comman
 }
 
 /// Internal commands: replicated only, never parsed from client input, not listed.
-static INTERNAL: &[&CommandSpec] = &[&expiry::RAFTKV_SWEEP, &expiry::RAFTKV_DELIFEXPIRED];
+static INTERNAL: &[&CommandSpec] = &[
+    &expiry::RAFTKV_SWEEP,
+    &expiry::RAFTKV_DELIFEXPIRED,
+    &coll::RAFTKV_CLEAN,
+];
 
 impl Command {
     /// Parses a client request (`argv[0]` is the command name, any case) into a command,
@@ -132,6 +146,15 @@ impl Command {
     pub fn sweep_argv(limit: u64) -> Vec<Bytes> {
         vec![
             Bytes::from_static(b"RAFTKV.SWEEP"),
+            Bytes::from(limit.to_string()),
+        ]
+    }
+
+    /// The internal cleaner command's argument vector (`cursor`: the store's, as hex).
+    pub fn clean_argv(cursor: &str, limit: u64) -> Vec<Bytes> {
+        vec![
+            Bytes::from_static(b"RAFTKV.CLEAN"),
+            Bytes::from(cursor.to_string()),
             Bytes::from(limit.to_string()),
         ]
     }
@@ -225,6 +248,11 @@ impl Command {
             Persist(key) => (&e::PERSIST, Args::One(key)),
             SweepExpired { .. } => (&e::RAFTKV_SWEEP, Args::None),
             DelIfExpired(keys) => (&e::RAFTKV_DELIFEXPIRED, Args::List(keys)),
+            CleanStale { .. } => (&coll::RAFTKV_CLEAN, Args::None),
+            Hash(c) => (c.spec, Args::List(&c.args)),
+            List(c) => (c.spec, Args::List(&c.args)),
+            Sets(c) => (c.spec, Args::List(&c.args)),
+            ZSet(c) => (c.spec, Args::List(&c.args)),
         }
     }
 }
