@@ -55,12 +55,13 @@ impl raft_node::StateMachine for KvStateMachine {
     fn apply(
         &mut self,
         wb: &mut WriteBatch,
-        _index: u64,
+        index: u64,
         time_ms: i64,
         commands: &[Vec<u8>],
     ) -> Vec<Reply> {
         // The entry's commands share one write budget, the same on every replica.
         self.store.begin_entry();
+        self.store.set_entry_index(index);
         commands
             .iter()
             .map(

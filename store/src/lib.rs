@@ -13,9 +13,17 @@
 //! stamp, so replicas agree. Reads ([`Reader`]) run on any thread, each group on one RocksDB
 //! snapshot taken after the last written batch.
 
+mod applier;
+mod apply_coll;
 pub mod budget;
+mod cmd_common;
+mod cmd_hash;
+mod cmd_list;
+mod cmd_set;
+mod cmd_zset;
 pub mod glob;
 mod reader;
+mod reader_coll;
 pub mod slot;
 pub mod snapshot;
 pub mod types;
@@ -29,6 +37,7 @@ use bytes::Bytes;
 use resp::{Command, ExpireAt, ExpireCondition, GetExAction, Reply, SetCondition};
 use rocksdb::{WriteBatch, DB};
 
+pub use apply_coll::{hex, unhex};
 pub use glob::glob_match;
 pub use reader::Reader;
 pub use slot::key_slot;
@@ -200,7 +209,9 @@ impl Value {
 
 /// The type byte a SCAN TYPE name selects (`None`: no such type, nothing matches).
 fn type_by_name(name: &[u8]) -> Option<u8> {
-    name.eq_ignore_ascii_case(b"string").then_some(TYPE_STRING)
+    [TYPE_STRING, TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_ZSET]
+        .into_iter()
+        .find(|&t| name.eq_ignore_ascii_case(types::meta::type_name(t).as_bytes()))
 }
 
 /// Fail-stop on a storage error in the apply path. Replies must be identical on every
@@ -264,6 +275,14 @@ pub struct Store {
     shared: Arc<Counters>,
     /// What the entry being applied has written so far.
     budget: Budget,
+    /// Staged sub (0) and score (1) records of this batch (see [`applier`]).
+    coll: [types::view::OverlayMap; 2],
+    /// The collection version counter (persisted in `meta`).
+    versions: types::Versions,
+    /// Index of the entry being applied and the position of its command: the seed of
+    /// random choices of writes.
+    seed_index: u64,
+    seed_pos: u64,
 }
 
 impl Store {
@@ -275,6 +294,8 @@ impl Store {
             }
         }
         let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
+        let versions =
+            types::Versions::load(&db, group_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let shared = Arc::new(Counters::default());
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
         shared
@@ -292,6 +313,10 @@ impl Store {
             flushed: false,
             shared,
             budget: Budget::default(),
+            coll: Default::default(),
+            versions,
+            seed_index: 0,
+            seed_pos: 0,
         })
     }
 
@@ -332,6 +357,7 @@ impl Store {
         self.last_time = last_time;
         self.keys = keys;
         self.expires = expires;
+        self.versions = types::Versions::load(&self.db, self.group).map_err(|e| e.to_string())?;
         self.batch_written();
         Ok(())
     }
@@ -642,6 +668,10 @@ impl Store {
                 if *nx && self.live(&dkey, now).is_some() {
                     return Reply::Int(0);
                 }
+                if v.typ != TYPE_STRING {
+                    let done = self.rename_collection(wb, src, dst, now);
+                    return if done.is_error() { done } else { ok() };
+                }
                 charge!(self, v.payload.len());
                 self.del(wb, &skey);
                 self.put(wb, dkey, v);
@@ -688,6 +718,10 @@ impl Store {
             Command::FlushAll => {
                 wb.delete_range_cf(self.cf(CF_DATA), Vec::<u8>::new(), vec![0xff; 3]);
                 wb.delete_range_cf(self.cf(CF_EXPIRE), Vec::<u8>::new(), vec![0xff; 9]);
+                for cf in [types::CF_SUB, types::CF_ZSCORE] {
+                    wb.delete_range_cf(self.cf(cf), Vec::<u8>::new(), vec![0xff; 9]);
+                }
+                self.coll = Default::default();
                 self.overlay.clear();
                 self.flushed = true;
                 self.keys = 0;
@@ -706,6 +740,10 @@ impl Store {
                 Reply::Int(n)
             }
             Command::DbSize => Reply::Int(self.keys.max(0)),
+            Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
+                self.apply_collection(wb, cmd, now)
+            }
+            Command::CleanStale { cursor, limit } => self.apply_clean(wb, cursor, *limit, now),
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
             read if read.kind() == resp::Kind::Read => {
@@ -792,6 +830,7 @@ impl Store {
     pub fn batch_written(&mut self) {
         self.budget.reset();
         self.overlay.clear();
+        self.coll = Default::default();
         self.read_cache.get_mut().clear();
         self.flushed = false;
         self.shared
@@ -805,3 +844,5 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_coll;

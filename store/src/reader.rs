@@ -241,8 +241,7 @@ impl Reader {
                 }
             },
             Command::Type(k) => match Self::live(raw, k, now, expired)? {
-                Some(v) if v.typ == TYPE_STRING => Reply::Status("string".into()),
-                Some(_) => Reply::Status("unknown".into()),
+                Some(v) => Reply::Status(crate::types::meta::type_name(v.typ).into()),
                 None => Reply::Status("none".into()),
             },
             Command::Ttl { key, unit } => match Self::live(raw, key, now, expired)? {
@@ -296,6 +295,13 @@ impl Reader {
                     bulk(next.to_string().into_bytes()),
                     Reply::Array(keys),
                 ])
+            }
+            Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
+                let view = match src.snap {
+                    Some(s) => crate::types::view::DbView::at_snapshot(src.db, s, now),
+                    None => crate::types::view::DbView::new(src.db, now),
+                };
+                crate::reader_coll::read(&view, cmd)
             }
             other => Reply::err(format!("ERR '{}' is not a read", other.name())),
         })
