@@ -13,6 +13,9 @@ use crate::types::zset::{self as z, ZAddFlags, ZAddReply};
 use crate::types::zsetops::{self as zo, Aggregate};
 use crate::types::{Read, Result, Write};
 
+/// Members with their scores, in order.
+type Scored = Vec<(Vec<u8>, f64)>;
+
 /// The selection of a range or removal: `lo` / `hi` in (min, max) order.
 fn range_by(by: ZBy, lo: &[u8], hi: &[u8]) -> Result<RangeBy> {
     Ok(match by {
@@ -36,7 +39,7 @@ fn algebra(
     keys: &[Bytes],
     weights: &Option<Vec<f64>>,
     agg: ZAggregate,
-) -> Result<Vec<(Vec<u8>, f64)>> {
+) -> Result<Scored> {
     let w = weights.as_deref();
     match kind {
         ZAlgebra::Union => zo::zunion(r, keys, w, aggregate(agg)),
@@ -46,7 +49,7 @@ fn algebra(
 }
 
 /// The members of a ZRANGE form (`args` gives the source key).
-fn range(r: &dyn Read, c: &ZSetCmd) -> Result<Option<Vec<(Vec<u8>, f64)>>> {
+fn range(r: &dyn Read, c: &ZSetCmd) -> Result<Option<Scored>> {
     let ZSetOp::Range {
         by,
         start,

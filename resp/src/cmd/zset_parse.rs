@@ -122,7 +122,7 @@ fn zadd(a: &[Bytes]) -> Result<ZSetOp, Reply> {
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (o.gt && o.nx) || (o.lt && o.nx) || (o.gt && o.lt) {
+    if ((o.gt || o.lt) && o.nx) || (o.gt && o.lt) {
         return Err(Reply::err(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
