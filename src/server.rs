@@ -565,7 +565,7 @@ impl Server {
         let mut deleted_in_pass = 0i64;
         loop {
             sleep(CLEAN_STEP).await;
-            if !self.node.status.is_leader() {
+            if !self.node.status.is_leader() || !self.reader.has_collection_records() {
                 cursor.clear();
                 continue;
             }

@@ -6,6 +6,7 @@ use resp::{Command, Kind, Reply};
 use rocksdb::WriteBatch;
 
 use crate::applier::{apply_error, Applier};
+use crate::cmd_common::reply_size;
 use crate::types::clean::{self, Cursor};
 use crate::types::{keyspace, Read, Rng, Write};
 use crate::{cmd_hash, cmd_list, cmd_set, cmd_zset, Store};
@@ -47,8 +48,19 @@ impl Store {
         now: i64,
     ) -> Reply {
         let seed = self.next_seed();
-        let mut a = Applier::new(self, wb, now);
         let read = cmd.kind() == Kind::Read;
+        if !read {
+            // The values a write names (its arguments) before it stages them.
+            let (_, args) = cmd.entry();
+            let cost = (1..args.argc())
+                .filter_map(|i| args.get(i))
+                .map(|a| a.len())
+                .fold(0, usize::saturating_add);
+            if let Err(refused) = self.budget.charge(cost) {
+                return refused;
+            }
+        }
+        let mut a = Applier::new(self, wb, now);
         let r = match cmd {
             Command::Hash(c) if read => cmd_hash::read(&a, c),
             Command::Hash(c) => cmd_hash::write(&mut a, c),
@@ -65,7 +77,14 @@ impl Store {
                 ))
             }
         };
-        r.unwrap_or_else(apply_error)
+        let reply = r.unwrap_or_else(apply_error);
+        if read {
+            // Every replica computes a read applied with writes: its reply is charged.
+            if let Err(refused) = self.budget.charge(reply_size(&reply)) {
+                return refused;
+            }
+        }
+        reply
     }
 
     /// RENAME of a live collection: its records are copied under a new version (O(n), as

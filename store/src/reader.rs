@@ -93,6 +93,18 @@ impl Reader {
             .is_some_and(|b: [u8; 8]| u64::from_be_bytes(b) as i64 <= now)
     }
 
+    /// True when the sub or score family holds any record (the cleaner may have work).
+    pub fn has_collection_records(&self) -> bool {
+        [crate::types::CF_SUB, crate::types::CF_ZSCORE]
+            .into_iter()
+            .filter_map(|name| self.cf(name))
+            .any(|cf| {
+                let mut it = self.db.raw_iterator_cf(cf);
+                it.seek_to_first();
+                it.valid()
+            })
+    }
+
     /// Runs one read command at `now` on a snapshot of its own. Returns the reply and the
     /// keys found expired but still present (to be deleted through Raft).
     pub fn read(&self, cmd: &Command, now: i64) -> (Reply, Vec<Bytes>) {

@@ -230,3 +230,47 @@ fn scan_cursors_are_integers_and_cover_everything() {
     }
     assert_eq!(seen.len(), 50);
 }
+
+#[test]
+fn collections_expire_and_persist_like_strings() {
+    let mut t = T::new();
+    t.w("HSET h a 1");
+    assert_eq!(t.w("PEXPIRE h 500"), Reply::Int(1));
+    assert_eq!(t.r("PTTL h"), Reply::Int(500));
+    assert_eq!(t.r("HGET h a"), bulk("1"));
+    assert_eq!(t.w("PERSIST h"), Reply::Int(1));
+    assert_eq!(t.r("TTL h"), Reply::Int(-1));
+    t.w("PEXPIRE h 10");
+    // Expired at a later stamped time: gone for reads and for writes.
+    assert_eq!(t.store.reader().read(&cmd("HLEN h"), 2000).0, Reply::Int(0));
+    let mut wb = WriteBatch::default();
+    assert_eq!(
+        t.store.apply(&mut wb, &cmd("HSET h b 2"), 2000),
+        Reply::Int(1)
+    );
+    assert_eq!(
+        t.store.apply(&mut wb, &cmd("HGETALL h"), 2000),
+        Reply::Map(vec![(bulk("b"), bulk("2"))])
+    );
+}
+
+#[test]
+fn reads_applied_with_writes_are_charged_to_the_entry() {
+    let mut t = T::new();
+    let big = "x".repeat(1 << 20);
+    let mut wb = WriteBatch::default();
+    t.store.begin_entry();
+    assert_eq!(
+        t.store
+            .apply(&mut wb, &cmd(&format!("HSET h f {big}")), 1000),
+        Reply::Int(1)
+    );
+    let mut refused = false;
+    for _ in 0..600 {
+        if t.store.apply(&mut wb, &cmd("HGETALL h"), 1000).is_error() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "512 MiB of replies in one entry must be refused");
+}
