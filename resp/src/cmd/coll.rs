@@ -116,12 +116,12 @@ pub(crate) fn scan_args(a: &[Bytes]) -> Result<ScanArgs, Reply> {
 }
 
 /// `numkeys key [key ...]` at the start of `a`: the keys and what follows them.
-/// `what` names the count in the error (`numkeys`).
 pub(crate) fn numkeys(a: &[Bytes]) -> Result<(Vec<Bytes>, &[Bytes]), Reply> {
-    let n = int(a.first().ok_or_else(syntax)?)?;
-    if n <= 0 {
-        return Err(Reply::err("ERR numkeys should be greater than 0"));
-    }
+    let n = a
+        .first()
+        .and_then(|n| crate::request::string2ll(n))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Reply::err("ERR numkeys should be greater than 0"))?;
     let n = n as usize;
     let rest = &a[1..];
     if n > rest.len() {

@@ -69,6 +69,9 @@ fn parse(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
         "HINCRBYFLOAT" => {
             let d =
                 parse_float(&a[1]).ok_or_else(|| Reply::err("ERR value is not a valid float"))?;
+            if d.is_infinite() {
+                return Err(Reply::err("ERR value is NaN or Infinity"));
+            }
             HashOp::IncrByFloat(a[0].clone(), d)
         }
         "HRANDFIELD" => rand_field(a)?,
@@ -351,6 +354,7 @@ mod tests {
     fn numbers_and_options() {
         assert_eq!(err("HINCRBY h f x"), NOT_INT);
         assert_eq!(err("HINCRBYFLOAT h f x"), "ERR value is not a valid float");
+        assert_eq!(err("HINCRBYFLOAT h f -inf"), "ERR value is NaN or Infinity");
         assert_eq!(
             op("HINCRBYFLOAT h f 1.5"),
             HashOp::IncrByFloat("f".into(), 1.5)

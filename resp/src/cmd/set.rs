@@ -101,9 +101,9 @@ fn parse(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
 pub(crate) fn limit(rest: &[Bytes]) -> Result<u64, Reply> {
     match rest {
         [] => Ok(0),
-        [l, n] if upper(l) == "LIMIT" => {
-            u64::try_from(int(n)?).map_err(|_| Reply::err("ERR LIMIT can't be negative"))
-        }
+        [l, n] if upper(l) == "LIMIT" => crate::request::string2ll(n)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| Reply::err("ERR LIMIT can't be negative")),
         _ => Err(syntax()),
     }
 }
@@ -367,6 +367,11 @@ mod tests {
             "ERR LIMIT can't be negative"
         );
         assert_eq!(err("SINTERCARD 1 a LIM 1"), SYNTAX);
+        assert_eq!(err("SINTERCARD 1 a LIMIT x"), "ERR LIMIT can't be negative");
+        assert_eq!(
+            err("SINTERCARD x a"),
+            "ERR numkeys should be greater than 0"
+        );
     }
 
     #[test]
