@@ -224,12 +224,10 @@ impl Reader {
                 Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
                 Err(e) => e,
             },
-            // Redis answers this shape before even looking the key up.
-            Command::GetRange { start, end, .. } if *start < 0 && *end < 0 && start > end => {
-                bulk(Vec::new())
-            }
             Command::GetRange { key, start, end } => match Self::string(raw, key, now, expired)? {
                 Err(e) => e,
+                // Redis answers this shape once the key is known to be a string (or absent).
+                Ok(_) if *start < 0 && *end < 0 && start > end => bulk(Vec::new()),
                 Ok(v) => {
                     let v = v.unwrap_or_default();
                     let len = v.len() as i64;
