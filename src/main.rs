@@ -3,6 +3,7 @@
 //! loop, the peer transport, the Redis listener and the leader's expiry sweep.
 
 mod admin;
+mod blocking;
 // Wired into the server by the slot-sharding work; unit-tested on its own until then.
 #[allow(dead_code)]
 mod cluster;

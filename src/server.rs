@@ -197,6 +197,11 @@ impl Server {
                 conn.group = Group::Reads(vec![(argv, cmd)]);
                 out.extend(self.flush_group(conn));
             }
+            Kind::Write if cmd.spec().has_flag("blocking") => {
+                out.extend(self.flush_group(conn));
+                let (me, resp3) = (self.clone(), conn.proto == Protocol::Resp3);
+                out.push(Pending::Later(Box::pin(me.blocking(argv, cmd, resp3))));
+            }
             Kind::Read | Kind::Write => {
                 if let Err(refused) = self.make_room(conn, &argv, cmd.kind(), &mut out) {
                     out.push(Pending::Ready(refused));
@@ -528,6 +533,7 @@ impl Server {
     /// commands, so cluster time stays in the log (a follower or a restarted node judges
     /// expiry from a stamp at most that old, never from its own clock).
     pub async fn sweep_loop(self: Arc<Self>) {
+        self.watch_pushes();
         tokio::spawn(self.clone().clean_loop());
         let sweep_every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
         let mut next_sweep = Instant::now() + sweep_every;

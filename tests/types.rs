@@ -362,3 +362,74 @@ fn resp2_and_resp3_reply_shapes() {
     let want3: &[u8] = b",1.1\r\n*2\r\n*2\r\n$1\r\na\r\n,1.1\r\n*2\r\n$1\r\nb\r\n,2\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n~1\r\n$1\r\nm\r\n*1\r\n*2\r\n$1\r\na\r\n,1.1\r\n+PONG\r\n";
     assert!(got.ends_with(want3), "{:?}", String::from_utf8_lossy(&got));
 }
+
+/// Waits until node `i` lists `n` clients whose last command is `cmd` (lower case).
+fn wait_blocked(c: &Cluster, i: usize, cmd: &str, n: usize) {
+    let mut con = c.client(i);
+    wait_for(Duration::from_secs(10), "clients blocked", || {
+        let list: String = q(&mut con, &["CLIENT", "LIST"]);
+        let k = list
+            .lines()
+            .filter(|l| l.contains(&format!(" cmd={cmd} ")))
+            .count();
+        (k >= n).then_some(())
+    });
+}
+
+#[test]
+fn blocking_pops_wake_on_a_push_from_another_node_in_fifo_order() {
+    let c = Cluster::start(3);
+    // Nothing to pop and a timeout: the null array once it passes, not before.
+    let mut con = c.client(2);
+    let t0 = Instant::now();
+    let v: redis::Value = q(&mut con, &["BLPOP", "none", "0.3"]);
+    assert_eq!(v, redis::Value::Nil);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t0.elapsed()
+    );
+    // Something to pop: at once.
+    let _: i64 = q(&mut con, &["RPUSH", "ready", "x"]);
+    assert_eq!(
+        q::<Vec<String>>(&mut con, &["BRPOP", "other", "ready", "0"]),
+        ["ready", "x"]
+    );
+    // Two clients blocked on node 3, woken by a push through node 1, served first come first.
+    let (p3a, p3b) = (c.port(2), c.port(2));
+    let first = std::thread::spawn(move || {
+        let mut con = common::try_client(p3a).expect("connect");
+        q::<Vec<String>>(&mut con, &["BLPOP", "q", "0"])
+    });
+    wait_blocked(&c, 2, "blpop", 1);
+    let second = std::thread::spawn(move || {
+        let mut con = common::try_client(p3b).expect("connect");
+        q::<Vec<String>>(&mut con, &["BLPOP", "q", "0"])
+    });
+    wait_blocked(&c, 2, "blpop", 2);
+    let mut con1 = c.client(0);
+    let _: i64 = q(&mut con1, &["RPUSH", "q", "a", "b"]);
+    assert_eq!(first.join().expect("first"), ["q", "a"]);
+    assert_eq!(second.join().expect("second"), ["q", "b"]);
+    assert_eq!(q::<i64>(&mut con1, &["LLEN", "q"]), 0);
+    // BLMOVE and BZPOPMIN wake the same way.
+    let p2 = c.port(1);
+    let mover = std::thread::spawn(move || {
+        let mut con = common::try_client(p2).expect("connect");
+        q::<String>(&mut con, &["BLMOVE", "src", "dst", "LEFT", "RIGHT", "5"])
+    });
+    let zpop = std::thread::spawn(move || {
+        let mut con = common::try_client(p2).expect("connect");
+        q::<Vec<String>>(&mut con, &["BZPOPMIN", "zq", "5"])
+    });
+    wait_blocked(&c, 1, "blmove", 1);
+    wait_blocked(&c, 1, "bzpopmin", 1);
+    let _: i64 = q(&mut con1, &["RPUSH", "src", "m"]);
+    let _: i64 = q(&mut con1, &["ZADD", "zq", "1.5", "z"]);
+    assert_eq!(mover.join().expect("mover"), "m");
+    assert_eq!(zpop.join().expect("zpop"), ["zq", "z", "1.5"]);
+    assert_eq!(
+        q::<Vec<String>>(&mut con1, &["LRANGE", "dst", "0", "-1"]),
+        ["m"]
+    );
+}

@@ -78,6 +78,10 @@ impl Store {
             }
         };
         let reply = r.unwrap_or_else(apply_error);
+        if !read && !reply.is_error() && matches!(cmd, Command::List(_) | Command::ZSet(_)) {
+            self.pushed
+                .extend(cmd.keys().into_iter().map(|k| k.to_vec()));
+        }
         if read {
             // Every replica computes a read applied with writes: its reply is charged.
             if let Err(refused) = self.budget.charge(reply_size(&reply)) {
@@ -85,6 +89,26 @@ impl Store {
             }
         }
         reply
+    }
+
+    /// Tells the push listener (if any) which list and sorted-set keys the written batch
+    /// changed, each once.
+    pub(crate) fn notify_pushed(&mut self) {
+        if self.pushed.is_empty() {
+            return;
+        }
+        let mut keys = std::mem::take(&mut self.pushed);
+        keys.sort();
+        keys.dedup();
+        let listener = self
+            .shared
+            .push_listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(f) = listener {
+            keys.iter().for_each(|k| f(k));
+        }
     }
 
     /// RENAME of a live collection: its records are copied under a new version (O(n), as
@@ -96,6 +120,7 @@ impl Store {
         dst: &[u8],
         now: i64,
     ) -> Reply {
+        self.pushed.push(dst.to_vec());
         let mut a = Applier::new(self, wb, now);
         match keyspace::copy(&mut a, src, dst).and_then(|_| a.del_data(src)) {
             Ok(()) => Reply::ok(),

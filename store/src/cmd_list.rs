@@ -1,8 +1,9 @@
 //! Execution of the list family (`resp::ListOp`) on [`crate::types::list`].
 //!
 //! The blocking forms (BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP) pop like their non-blocking
-//! forms when an element is there; when every list is empty they do not wait yet (see
-//! [`NO_WAIT`]): the node answers at once with that error.
+//! forms when an element is there, and answer Redis's timeout reply (a null array) at once
+//! when there is none, as Redis does inside MULTI; the node's blocking layer
+//! (`src/blocking.rs`) takes that reply as "wait for a push and propose again".
 
 use bytes::Bytes;
 use resp::{ListCmd, ListOp, Reply};
@@ -10,10 +11,6 @@ use resp::{ListCmd, ListOp, Reply};
 use crate::cmd_common::{bulk, bulks, int, opt_bulk};
 use crate::types::list::{self as l, End};
 use crate::types::{Read, Result, Write};
-
-/// The reply of a blocking pop that finds nothing to pop (waiting is not implemented).
-pub(crate) const NO_WAIT: &str =
-    "ERR blocking wait is not supported yet: there was no element to pop";
 
 fn end(left: bool) -> End {
     if left {
@@ -87,29 +84,22 @@ pub(crate) fn write(w: &mut dyn Write, c: &ListCmd) -> Result<Reply> {
             timeout,
         } => match l::lmove(w, key, dst, end(*from_left), end(*to_left))? {
             Some(v) => bulk(v),
-            None if timeout.is_some() => Reply::err(NO_WAIT),
+            None if timeout.is_some() => Reply::NilArray,
             None => Reply::Nil,
         },
         ListOp::MPop {
             keys,
             left,
             count,
-            timeout,
             bpop,
-        } => mpop(w, keys, *left, *count, timeout.is_some(), *bpop)?,
+            ..
+        } => mpop(w, keys, *left, *count, *bpop)?,
         _ => read(w, c)?,
     })
 }
 
 /// LMPOP / BLMPOP / BLPOP / BRPOP: pops from the first non-empty list.
-fn mpop(
-    w: &mut dyn Write,
-    keys: &[Bytes],
-    left: bool,
-    count: u64,
-    blocking: bool,
-    bpop: bool,
-) -> Result<Reply> {
+fn mpop(w: &mut dyn Write, keys: &[Bytes], left: bool, count: u64, bpop: bool) -> Result<Reply> {
     for k in keys {
         if l::llen(w, k)? == 0 {
             continue;
@@ -123,9 +113,6 @@ fn mpop(
             Reply::Array(vec![key, bulks(got)])
         });
     }
-    Ok(if blocking {
-        Reply::err(NO_WAIT)
-    } else {
-        Reply::NilArray
-    })
+    // Also the blocking forms' reply when there is nothing to pop (they wait above the store).
+    Ok(Reply::NilArray)
 }

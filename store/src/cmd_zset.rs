@@ -7,7 +7,6 @@ use resp::{Reply, ZAggregate, ZAlgebra, ZBy, ZSetCmd, ZSetOp};
 
 use crate::cmd_common::scored;
 use crate::cmd_common::{bulk, int, int_arg, local_rng, opt_bulk, page, scan_after, scan_reply};
-use crate::cmd_list::NO_WAIT;
 use crate::types::zrange::{self as zr, parse_lex_bound, parse_score_bound, RangeBy};
 use crate::types::zset::{self as z, ZAddFlags, ZAddReply};
 use crate::types::zsetops::{self as zo, Aggregate};
@@ -216,22 +215,15 @@ pub(crate) fn write(w: &mut dyn Write, c: &ZSetCmd) -> Result<Reply> {
             keys,
             max,
             count,
-            timeout,
             bzpop,
-        } => mpop(w, keys, *max, *count, timeout.is_some(), *bzpop)?,
+            ..
+        } => mpop(w, keys, *max, *count, *bzpop)?,
         _ => read(w, c)?,
     })
 }
 
 /// ZMPOP / BZMPOP / BZPOPMIN / BZPOPMAX: pops from the first non-empty sorted set.
-fn mpop(
-    w: &mut dyn Write,
-    keys: &[Bytes],
-    max: bool,
-    count: u64,
-    blocking: bool,
-    bzpop: bool,
-) -> Result<Reply> {
+fn mpop(w: &mut dyn Write, keys: &[Bytes], max: bool, count: u64, bzpop: bool) -> Result<Reply> {
     for k in keys {
         if z::zcard(w, k)? == 0 {
             continue;
@@ -252,9 +244,6 @@ fn mpop(
             Reply::Array(vec![key, Reply::Array(items)])
         });
     }
-    Ok(if blocking {
-        Reply::err(NO_WAIT)
-    } else {
-        Reply::NilArray
-    })
+    // Also the blocking forms' reply when there is nothing to pop (they wait above the store).
+    Ok(Reply::NilArray)
 }

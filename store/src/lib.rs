@@ -251,7 +251,13 @@ struct Counters {
     /// The restore gate: a snapshot restore holds it for writing, readers take their
     /// RocksDB snapshot under its read side (see [`reader`]).
     restore: std::sync::RwLock<()>,
+    /// Called with each list or sorted-set key a written batch changed (blocking pops).
+    push_listener: std::sync::Mutex<Option<PushListener>>,
 }
+
+/// What [`Reader::set_push_listener`] registers: called on the apply thread, once the batch
+/// is written, with each list or sorted-set key it changed.
+pub type PushListener = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// The state machine, owned by the Raft thread.
 ///
@@ -284,6 +290,8 @@ pub struct Store {
     /// random choices of writes.
     seed_index: u64,
     seed_pos: u64,
+    /// List and sorted-set keys this batch wrote (for the push listener).
+    pushed: Vec<Vec<u8>>,
 }
 
 impl Store {
@@ -318,6 +326,7 @@ impl Store {
             versions,
             seed_index: 0,
             seed_pos: 0,
+            pushed: Vec::new(),
         })
     }
 
@@ -798,6 +807,7 @@ impl Store {
         self.shared
             .expires
             .store(self.expires.max(0) as u64, Ordering::Release);
+        self.notify_pushed();
     }
 }
 

@@ -93,6 +93,16 @@ impl Reader {
             .is_some_and(|b: [u8; 8]| u64::from_be_bytes(b) as i64 <= now)
     }
 
+    /// Registers the function the apply thread calls with each list or sorted-set key a
+    /// written batch changed (replacing any earlier one).
+    pub fn set_push_listener(&self, f: crate::PushListener) {
+        *self
+            .counters
+            .push_listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
     /// True when the sub or score family holds any record (the cleaner may have work).
     pub fn has_collection_records(&self) -> bool {
         [crate::types::CF_SUB, crate::types::CF_ZSCORE]
