@@ -9,7 +9,7 @@
 //! FIFO among the clients blocked on one key on this node: only the first in line is woken
 //! by a write; when it leaves (popped, timed out, gone) the next in line is woken to try.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -23,6 +23,7 @@ use crate::session::Outcome;
 
 struct Waiter {
     id: u64,
+    client: u64,
     notify: Arc<Notify>,
 }
 
@@ -31,6 +32,9 @@ struct Waiter {
 pub struct Blocked {
     queues: Mutex<HashMap<Bytes, VecDeque<Waiter>>>,
     next_id: AtomicU64,
+    /// Clients whose connection closed while a reply was still pending: a blocked pop of
+    /// theirs stops waiting (it must not pop for nobody later).
+    gone: Mutex<HashSet<u64>>,
 }
 
 /// The node's registry (one node per process).
@@ -44,18 +48,48 @@ impl Blocked {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a waiter on `keys`; returns its id.
-    pub fn register(&self, keys: &[Bytes], notify: &Arc<Notify>) -> u64 {
+    /// Queues a waiter of `client` on `keys`; returns its id.
+    pub fn register(&self, client: u64, keys: &[Bytes], notify: &Arc<Notify>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut q = self.lock();
         for k in keys {
             let w = Waiter {
                 id,
+                client,
                 notify: notify.clone(),
             };
             q.entry(k.clone()).or_default().push_back(w);
         }
         id
+    }
+
+    /// True once `client`'s connection closed.
+    pub fn is_gone(&self, client: u64) -> bool {
+        self.gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&client)
+    }
+
+    /// `client`'s connection closed: its blocked pops stop waiting.
+    pub fn client_gone(&self, client: u64) {
+        self.gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(client);
+        for line in self.lock().values() {
+            line.iter()
+                .filter(|w| w.client == client)
+                .for_each(|w| w.notify.notify_one());
+        }
+    }
+
+    /// `client`'s session ended: forgets it.
+    pub fn forget(&self, client: u64) {
+        self.gone
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&client);
     }
 
     /// Removes waiter `id`; where it was first in line, the next one is woken.
@@ -123,7 +157,13 @@ fn found_nothing(o: &Outcome) -> bool {
 impl Server {
     /// Runs a blocking pop for a client (see the module docs); the reply of a timeout is
     /// Redis's null array.
-    pub async fn blocking(self: Arc<Self>, argv: Vec<Bytes>, cmd: Command, resp3: bool) -> Outcome {
+    pub async fn blocking(
+        self: Arc<Self>,
+        client: u64,
+        argv: Vec<Bytes>,
+        cmd: Command,
+        resp3: bool,
+    ) -> Outcome {
         let Some((keys, secs)) = blocking_keys(&cmd) else {
             return self.write(vec![argv], resp3).await;
         };
@@ -133,8 +173,11 @@ impl Server {
             .map(|d| tokio::time::Instant::now() + d);
         let notify = Arc::new(Notify::new());
         // In line before the first try, so no write between the try and the wait is missed.
-        let id = blocked().register(&keys, &notify);
+        let id = blocked().register(client, &keys, &notify);
         let out = loop {
+            if blocked().is_gone(client) {
+                break Outcome::Replies(vec![Reply::NilArray]);
+            }
             let o = self.write(vec![argv.clone()], resp3).await;
             if !found_nothing(&o) {
                 break o;
@@ -170,8 +213,8 @@ mod tests {
         let b = Blocked::default();
         let (n1, n2) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
         let k = [Bytes::from_static(b"k")];
-        let a = b.register(&k, &n1);
-        let c = b.register(&k, &n2);
+        let a = b.register(1, &k, &n1);
+        let c = b.register(2, &k, &n2);
         b.wake(b"k");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -188,7 +231,12 @@ mod tests {
         assert!(!ready(&n2));
         b.unregister(a, &k);
         assert!(ready(&n2));
+        // A client whose connection closed is woken and seen gone.
+        b.client_gone(2);
+        assert!(ready(&n2) && b.is_gone(2));
         b.unregister(c, &k);
         assert!(b.lock().is_empty());
+        b.forget(2);
+        assert!(!b.is_gone(2));
     }
 }

@@ -200,7 +200,9 @@ impl Server {
             Kind::Write if cmd.spec().has_flag("blocking") => {
                 out.extend(self.flush_group(conn));
                 let (me, resp3) = (self.clone(), conn.proto == Protocol::Resp3);
-                out.push(Pending::Later(Box::pin(me.blocking(argv, cmd, resp3))));
+                out.push(Pending::Later(Box::pin(
+                    me.blocking(conn.id, argv, cmd, resp3),
+                )));
             }
             Kind::Read | Kind::Write => {
                 if let Err(refused) = self.make_room(conn, &argv, cmd.kind(), &mut out) {

@@ -395,7 +395,9 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         }
     }
     drop(tx);
+    crate::blocking::blocked().client_gone(id);
     let _ = writer.await;
+    crate::blocking::blocked().forget(id);
     server.unregister_client(id);
     server.open_conns.fetch_sub(1, Ordering::AcqRel);
 }

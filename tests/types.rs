@@ -363,17 +363,43 @@ fn resp2_and_resp3_reply_shapes() {
     assert!(got.ends_with(want3), "{:?}", String::from_utf8_lossy(&got));
 }
 
+/// Clients the node of `con` lists whose last command is `cmd` (lower case).
+fn clients_on(con: &mut Connection, cmd: &str) -> usize {
+    let list: String = q(con, &["CLIENT", "LIST"]);
+    list.lines()
+        .filter(|l| l.contains(&format!(" cmd={cmd} ")))
+        .count()
+}
+
 /// Waits until node `i` lists `n` clients whose last command is `cmd` (lower case).
 fn wait_blocked(c: &Cluster, i: usize, cmd: &str, n: usize) {
     let mut con = c.client(i);
     wait_for(Duration::from_secs(10), "clients blocked", || {
-        let list: String = q(&mut con, &["CLIENT", "LIST"]);
-        let k = list
-            .lines()
-            .filter(|l| l.contains(&format!(" cmd={cmd} ")))
-            .count();
-        (k >= n).then_some(())
+        (clients_on(&mut con, cmd) >= n).then_some(())
     });
+}
+
+#[test]
+fn a_blocked_client_that_disconnects_stops_waiting_and_pops_nothing() {
+    let c = Cluster::start(3);
+    let ghost = {
+        let mut s = TcpStream::connect(("127.0.0.1", c.port(1))).expect("connect");
+        s.write_all(b"BRPOP ghost 0\r\n").expect("write");
+        s
+    };
+    wait_blocked(&c, 1, "brpop", 1);
+    drop(ghost);
+    let mut con = c.client(1);
+    wait_for(
+        Duration::from_secs(10),
+        "the closed client to leave",
+        || (clients_on(&mut con, "brpop") == 0).then_some(()),
+    );
+    let _: i64 = q(&mut con, &["RPUSH", "ghost", "kept"]);
+    // A second write to the key, applied after the push: a ghost would have popped by now.
+    let _: i64 = q(&mut con, &["RPUSH", "ghost", "also"]);
+    let all: Vec<String> = q(&mut con, &["LRANGE", "ghost", "0", "-1"]);
+    assert_eq!(all, ["kept", "also"]);
 }
 
 #[test]
