@@ -182,6 +182,9 @@ impl Server {
             if !found_nothing(&o) {
                 break o;
             }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                break Outcome::Replies(vec![Reply::NilArray]);
+            }
             let woken = match deadline {
                 None => {
                     notify.notified().await;

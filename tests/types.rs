@@ -407,8 +407,14 @@ fn blocking_pops_wake_on_a_push_from_another_node_in_fifo_order() {
     let c = Cluster::start(3);
     // Nothing to pop and a timeout: the null array once it passes, not before.
     let mut con = c.client(2);
-    let t0 = Instant::now();
+    let (t0, applied) = (Instant::now(), num(&c, 2, "raft_applied_index"));
     let v: redis::Value = q(&mut con, &["BLPOP", "none", "0.3"]);
+    // It slept: one proposal for the try, a few for the cluster's own ticks, not a loop.
+    let entries = num(&c, 2, "raft_applied_index") - applied;
+    assert!(
+        entries < 10,
+        "{entries} entries applied while one client was blocked"
+    );
     assert_eq!(v, redis::Value::Nil);
     assert!(
         t0.elapsed() >= Duration::from_millis(300),

@@ -2,7 +2,7 @@
 //! (through [`Applier`], one overlay with the strings), RENAME of a collection, and the
 //! background cleaner's `RAFTKV.CLEAN` (see [`crate::types::clean`]). Kept out of `lib.rs`.
 
-use resp::{Command, Kind, Reply};
+use resp::{Command, Kind, ListOp, Reply, ZSetOp};
 use rocksdb::WriteBatch;
 
 use crate::applier::{apply_error, Applier};
@@ -10,6 +10,27 @@ use crate::cmd_common::reply_size;
 use crate::types::clean::{self, Cursor};
 use crate::types::{keyspace, Read, Rng, Write};
 use crate::{cmd_hash, cmd_list, cmd_set, cmd_zset, Store};
+
+/// The list or sorted-set keys a write may have given elements (what wakes blocked pops;
+/// pops and removals never do).
+fn added_to(cmd: &Command) -> Vec<&[u8]> {
+    let found = match cmd {
+        Command::List(c) => match &c.op {
+            ListOp::Push { .. } | ListOp::Insert { .. } => c.args.first(),
+            ListOp::Move { dst, .. } => Some(dst),
+            _ => None,
+        },
+        Command::ZSet(c) => match &c.op {
+            ZSetOp::Add { .. } | ZSetOp::IncrBy(..) => c.args.first(),
+            ZSetOp::Range { store: Some(d), .. } | ZSetOp::Algebra { store: Some(d), .. } => {
+                Some(d)
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    found.map(|k| &k[..]).into_iter().collect()
+}
 
 /// Hex text of bytes (the cleaner's cursor travels as text in the log).
 pub fn hex(b: &[u8]) -> String {
@@ -78,9 +99,12 @@ impl Store {
             }
         };
         let reply = r.unwrap_or_else(apply_error);
-        if !read && !reply.is_error() && matches!(cmd, Command::List(_) | Command::ZSet(_)) {
+        if !matches!(
+            reply,
+            Reply::Error(_) | Reply::Nil | Reply::NilArray | Reply::Int(0)
+        ) {
             self.pushed
-                .extend(cmd.keys().into_iter().map(|k| k.to_vec()));
+                .extend(added_to(cmd).into_iter().map(<[u8]>::to_vec));
         }
         if read {
             // Every replica computes a read applied with writes: its reply is charged.
