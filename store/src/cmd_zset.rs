@@ -76,6 +76,19 @@ fn range(r: &dyn Read, c: &ZSetCmd) -> Result<Option<Scored>> {
     Ok(Some(zr::zrange(r, src, &sel, *rev, *limit)?))
 }
 
+/// ZRANK / ZREVRANK [WITHSCORE].
+fn rank(r: &dyn Read, key: &[u8], member: &[u8], rev: bool, with_score: bool) -> Result<Reply> {
+    Ok(match (zr::zrank(r, key, member, rev)?, with_score) {
+        (None, false) => Reply::Nil,
+        (None, true) => Reply::NilArray,
+        (Some(n), false) => int(n),
+        (Some(n), true) => {
+            let s = z::zscore(r, key, member)?.unwrap_or_default();
+            Reply::Array(vec![int(n), Reply::Double(s)])
+        }
+    })
+}
+
 /// A read command of the family.
 pub(crate) fn read(r: &dyn Read, c: &ZSetCmd) -> Result<Reply> {
     let key = c.key();
@@ -108,15 +121,7 @@ pub(crate) fn read(r: &dyn Read, c: &ZSetCmd) -> Result<Reply> {
             member,
             rev,
             with_score,
-        } => match (zr::zrank(r, key, member, *rev)?, with_score) {
-            (None, false) => Reply::Nil,
-            (None, true) => Reply::NilArray,
-            (Some(n), false) => int(n),
-            (Some(n), true) => {
-                let s = z::zscore(r, key, member)?.unwrap_or_default();
-                Reply::Array(vec![int(n), Reply::Double(s)])
-            }
-        },
+        } => rank(r, key, member, *rev, *with_score)?,
         ZSetOp::Range {
             with_scores,
             store: None,
@@ -124,12 +129,10 @@ pub(crate) fn read(r: &dyn Read, c: &ZSetCmd) -> Result<Reply> {
         } => scored(range(r, c)?.unwrap_or_default(), *with_scores),
         ZSetOp::RandMember { count, with_scores } => {
             let mut rng = local_rng();
+            let got = z::zrandmember(r, key, count.unwrap_or(1), &mut rng)?;
             match count {
-                None => {
-                    let one = z::zrandmember(r, key, 1, &mut rng)?;
-                    opt_bulk(one.into_iter().next().map(|(m, _)| m))
-                }
-                Some(n) => scored(z::zrandmember(r, key, *n, &mut rng)?, *with_scores),
+                None => opt_bulk(got.into_iter().next().map(|(m, _)| m)),
+                Some(_) => scored(got, *with_scores),
             }
         }
         ZSetOp::Algebra {

@@ -48,27 +48,7 @@ pub fn parse(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Repl
             min: a[0].clone(),
             max: a[1].clone(),
         },
-        "ZPOPMIN" | "ZPOPMAX" => {
-            if a.len() > 1 {
-                return Err(syntax());
-            }
-            ZSetOp::Pop {
-                max: name == "ZPOPMAX",
-                count: a.first().map(|c| count(c)).transpose()?,
-            }
-        }
-        "ZMPOP" => mpop(&argv[1..], None)?,
-        "BZMPOP" => mpop(&argv[2..], Some(timeout(&argv[1])?))?,
-        "BZPOPMIN" | "BZPOPMAX" => {
-            let (keys, t) = argv[1..].split_at(argv.len() - 2);
-            ZSetOp::MPop {
-                keys: keys.to_vec(),
-                max: name == "BZPOPMAX",
-                count: 1,
-                timeout: Some(timeout(&t[0])?),
-                bzpop: true,
-            }
-        }
+        "ZPOPMIN" | "ZPOPMAX" | "ZMPOP" | "BZMPOP" | "BZPOPMIN" | "BZPOPMAX" => pops(name, argv)?,
         "ZRANDMEMBER" => ZSetOp::RandMember {
             count: a.first().map(|c| int(c)).transpose()?,
             with_scores: match a {
@@ -96,6 +76,34 @@ pub fn parse(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Repl
         args: argv[1..].to_vec(),
         op,
     }))
+}
+
+/// ZPOPMIN / ZPOPMAX, ZMPOP / BZMPOP and BZPOPMIN / BZPOPMAX.
+fn pops(name: &str, argv: &[Bytes]) -> Result<ZSetOp, Reply> {
+    let a = &argv[2..];
+    Ok(match name {
+        "ZPOPMIN" | "ZPOPMAX" => {
+            if a.len() > 1 {
+                return Err(syntax());
+            }
+            ZSetOp::Pop {
+                max: name == "ZPOPMAX",
+                count: a.first().map(|c| count(c)).transpose()?,
+            }
+        }
+        "ZMPOP" => mpop(&argv[1..], None)?,
+        "BZMPOP" => mpop(&argv[2..], Some(timeout(&argv[1])?))?,
+        _ => {
+            let (keys, t) = argv[1..].split_at(argv.len() - 2);
+            ZSetOp::MPop {
+                keys: keys.to_vec(),
+                max: name == "BZPOPMAX",
+                count: 1,
+                timeout: Some(timeout(&t[0])?),
+                bzpop: true,
+            }
+        }
+    })
 }
 
 fn zadd(a: &[Bytes]) -> Result<ZSetOp, Reply> {
