@@ -181,6 +181,25 @@ mod tests {
         String::from_utf8_lossy(&out).into_owned()
     }
 
+    #[test]
+    fn pairs_are_flat_in_resp2_and_two_element_arrays_in_resp3() {
+        let r = || {
+            Reply::Pairs(vec![
+                (Reply::bulk("a"), Reply::Double(1.1)),
+                (Reply::bulk("b"), Reply::Double(f64::INFINITY)),
+            ])
+        };
+        assert_eq!(
+            enc(r(), Protocol::Resp2),
+            "*4\r\n$1\r\na\r\n$3\r\n1.1\r\n$1\r\nb\r\n$3\r\ninf\r\n"
+        );
+        assert_eq!(
+            enc(r(), Protocol::Resp3),
+            "*2\r\n*2\r\n$1\r\na\r\n,1.1\r\n*2\r\n$1\r\nb\r\n,inf\r\n"
+        );
+        assert_eq!(enc(Reply::Pairs(vec![]), Protocol::Resp3), "*0\r\n");
+    }
+
     fn nested() -> Reply {
         Reply::Array(vec![
             Reply::NilArray,
