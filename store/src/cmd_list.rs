@@ -10,7 +10,7 @@ use resp::{ListCmd, ListOp, Reply};
 
 use crate::cmd_common::{bulk, bulks, int, opt_bulk};
 use crate::types::list::{self as l, End};
-use crate::types::{Read, Result, Write};
+use crate::types::{Error, Read, Result, Write};
 
 fn end(left: bool) -> End {
     if left {
@@ -26,7 +26,11 @@ pub(crate) fn read(r: &dyn Read, c: &ListCmd) -> Result<Reply> {
     Ok(match &c.op {
         ListOp::Len => int(l::llen(r, key)?),
         ListOp::Range(a, b) => bulks(l::lrange(r, key, *a, *b)?),
-        ListOp::Index(i) => opt_bulk(l::lindex(r, key, *i)?),
+        ListOp::Index(i) => match (l::llen(r, key)?, i) {
+            (0, _) => Reply::Nil,
+            (_, None) => return Err(Error::NotInteger),
+            (_, Some(i)) => opt_bulk(l::lindex(r, key, *i)?),
+        },
         ListOp::Pos {
             value,
             rank,
@@ -64,7 +68,10 @@ pub(crate) fn write(w: &mut dyn Write, c: &ListCmd) -> Result<Reply> {
             None => Reply::NilArray,
         },
         ListOp::Set(i, v) => {
-            l::lset(w, key, *i, v)?;
+            if l::llen(w, key)? == 0 {
+                return Err(Error::NoSuchKey);
+            }
+            l::lset(w, key, i.ok_or(Error::NotInteger)?, v)?;
             Reply::ok()
         }
         ListOp::Insert {

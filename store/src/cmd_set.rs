@@ -70,6 +70,8 @@ pub(crate) fn write(w: &mut dyn Write, c: &SetCmd, seed: u64) -> Result<Reply> {
             None => Reply::Nil,
         },
         SetOp::Pop(Some(n)) => set_reply(s::spop(w, key, *n, seed)?.unwrap_or_default()),
+        // Redis answers 0 for a missing source before it looks at the destination's type.
+        SetOp::Move { .. } if s::scard(w, key)? == 0 => Reply::Int(0),
         SetOp::Move { dst, member } => Reply::Int(ops::smove(w, key, dst, member)?.into()),
         SetOp::Algebra {
             kind,

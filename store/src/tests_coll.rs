@@ -274,3 +274,22 @@ fn reads_applied_with_writes_are_charged_to_the_entry() {
     }
     assert!(refused, "512 MiB of replies in one entry must be refused");
 }
+
+#[test]
+fn redis_checks_the_key_before_some_arguments() {
+    let mut t = T::new();
+    t.w("SET str v");
+    // SMOVE from a missing set: 0, whatever the destination holds.
+    assert_eq!(t.w("SMOVE nope str m"), Reply::Int(0));
+    t.w("SADD s m");
+    assert_eq!(t.w("SMOVE s str m"), Reply::err(WRONGTYPE_ERR));
+    // LINDEX / LSET look the key up before they parse the index.
+    assert_eq!(t.r("LINDEX nope x"), Reply::Nil);
+    assert_eq!(t.r("LINDEX str x"), Reply::err(WRONGTYPE_ERR));
+    assert_eq!(t.w("LSET nope x v"), Reply::err("ERR no such key"));
+    t.w("RPUSH l a");
+    assert_eq!(
+        t.r("LINDEX l x"),
+        Reply::err("ERR value is not an integer or out of range")
+    );
+}

@@ -68,9 +68,12 @@ pub(crate) fn not_positive() -> Reply {
     Reply::err("ERR value is out of range, must be positive")
 }
 
-/// A count that must be >= 0 (LPOP, SPOP, ZPOPMIN counts).
+/// A count that must be >= 0 (LPOP, SPOP, ZPOPMIN counts; Redis's
+/// `getPositiveLongFromObjectOrReply`: one error for anything else).
 pub(crate) fn count(b: &[u8]) -> Result<u64, Reply> {
-    u64::try_from(int(b)?).map_err(|_| not_positive())
+    crate::request::string2ll(b)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(not_positive)
 }
 
 /// Options of HSCAN / SSCAN / ZSCAN.

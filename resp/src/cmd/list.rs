@@ -30,8 +30,10 @@ pub enum ListOp {
     },
     Len,
     Range(i64, i64),
-    Index(i64),
-    Set(i64, Bytes),
+    /// LINDEX / LSET: the index, `None` when not an integer (Redis looks the key up first,
+    /// so a missing key or another type answers before the bad index).
+    Index(Option<i64>),
+    Set(Option<i64>, Bytes),
     Insert {
         before: bool,
         pivot: Bytes,
@@ -90,8 +92,8 @@ fn parse(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
         }
         "LLEN" => ListOp::Len,
         "LRANGE" => ListOp::Range(int(&a[0])?, int(&a[1])?),
-        "LINDEX" => ListOp::Index(int(&a[0])?),
-        "LSET" => ListOp::Set(int(&a[0])?, a[1].clone()),
+        "LINDEX" => ListOp::Index(int(&a[0]).ok()),
+        "LSET" => ListOp::Set(int(&a[0]).ok(), a[1].clone()),
         "LINSERT" => ListOp::Insert {
             before: match upper(&a[0]).as_str() {
                 "BEFORE" => true,
@@ -425,6 +427,11 @@ mod tests {
             "ERR wrong number of arguments for 'lpop' command"
         );
         assert_eq!(err("LRANGE l a 1"), NOT_INT);
+        assert_eq!(
+            err("RPOP l x"),
+            "ERR value is out of range, must be positive"
+        );
+        assert_eq!(op("LINDEX l x"), ListOp::Index(None));
         assert_eq!(err("LINSERT l middle p v"), SYNTAX);
         assert_eq!(err("LMOVE a b LEFT UP"), SYNTAX);
     }
