@@ -110,10 +110,20 @@ impl Blocked {
         }
     }
 
-    /// A write to `key` was applied: wakes the first client in line for it.
-    pub fn wake(&self, key: &[u8]) {
-        if let Some(first) = self.lock().get(key).and_then(|l| l.front()) {
-            first.notify.notify_one();
+    /// A write to `key` was applied: wakes the first client in line for it (`None`: for
+    /// every key, after a snapshot restore).
+    pub fn wake(&self, key: Option<&[u8]>) {
+        let q = self.lock();
+        match key {
+            Some(k) => q
+                .get(k)
+                .and_then(|l| l.front())
+                .into_iter()
+                .for_each(|w| w.notify.notify_one()),
+            None => q
+                .values()
+                .filter_map(|l| l.front())
+                .for_each(|w| w.notify.notify_one()),
         }
     }
 }
@@ -203,7 +213,7 @@ impl Server {
     /// Connects the store's push listener to the blocked clients (once, at start).
     pub fn watch_pushes(&self) {
         self.reader
-            .set_push_listener(Arc::new(|key: &[u8]| blocked().wake(key)));
+            .set_push_listener(Arc::new(|key: Option<&[u8]>| blocked().wake(key)));
     }
 }
 
@@ -218,7 +228,7 @@ mod tests {
         let k = [Bytes::from_static(b"k")];
         let a = b.register(1, &k, &n1);
         let c = b.register(2, &k, &n2);
-        b.wake(b"k");
+        b.wake(Some(b"k"));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -233,6 +243,9 @@ mod tests {
         assert!(ready(&n1));
         assert!(!ready(&n2));
         b.unregister(a, &k);
+        assert!(ready(&n2));
+        // After a snapshot restore every line's first client tries again.
+        b.wake(None);
         assert!(ready(&n2));
         // A client whose connection closed is woken and seen gone.
         b.client_gone(2);

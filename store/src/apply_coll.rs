@@ -131,7 +131,15 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some(f) = listener {
-            keys.iter().for_each(|k| f(k));
+            keys.iter().for_each(|k| f(Some(k)));
+        }
+    }
+
+    /// After a snapshot restore any key may hold new elements: the listener hears so.
+    pub(crate) fn notify_restored(&self) {
+        let listener = self.shared.push_listener.lock();
+        if let Some(f) = listener.unwrap_or_else(|p| p.into_inner()).clone() {
+            f(None);
         }
     }
 

@@ -256,8 +256,9 @@ struct Counters {
 }
 
 /// What [`Reader::set_push_listener`] registers: called on the apply thread, once the batch
-/// is written, with each list or sorted-set key it changed.
-pub type PushListener = Arc<dyn Fn(&[u8]) + Send + Sync>;
+/// is written, with each list or sorted-set key it gave elements (`None`: any key may have
+/// changed, after a snapshot restore).
+pub type PushListener = Arc<dyn Fn(Option<&[u8]>) + Send + Sync>;
 
 /// The state machine, owned by the Raft thread.
 ///
@@ -369,6 +370,7 @@ impl Store {
         self.expires = expires;
         self.versions = types::Versions::load(&self.db, self.group).map_err(|e| e.to_string())?;
         self.batch_written();
+        self.notify_restored();
         Ok(())
     }
 
