@@ -3,6 +3,7 @@
 //! loop, the peer transport, the Redis listener and the leader's expiry sweep.
 
 mod admin;
+mod blocking;
 mod cluster;
 mod config;
 mod multi;

@@ -191,6 +191,13 @@ impl Server {
                 conn.group = Group::Reads(vec![(argv, cmd)]);
                 out.extend(self.flush_group(conn));
             }
+            Kind::Write if cmd.spec().has_flag("blocking") => {
+                out.extend(self.flush_group(conn));
+                let (me, resp3) = (self.clone(), conn.proto == Protocol::Resp3);
+                out.push(Pending::Later(Box::pin(
+                    me.blocking(conn.id, argv, cmd, resp3),
+                )));
+            }
             Kind::Read | Kind::Write => {
                 // Redis Cluster routing (src/cluster/route.rs): -MOVED, -CROSSSLOT, ...
                 if let Some(refused) = self.route_refusal(conn, &cmd) {
@@ -518,6 +525,8 @@ impl Server {
     /// commands, so cluster time stays in the log (a follower or a restarted node judges
     /// expiry from a stamp at most that old, never from its own clock).
     pub async fn sweep_loop(self: Arc<Self>) {
+        self.watch_pushes();
+        tokio::spawn(self.clone().clean_loop());
         let sweep_every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
         let mut next_sweep = Instant::now() + sweep_every;
         loop {
@@ -544,4 +553,46 @@ impl Server {
             let _ = timeout(self.cfg.request_timeout(), rx).await;
         }
     }
+
+    /// The leader's background cleaner of stale collection records (deleted, overwritten
+    /// or expired collections leave their elements behind): proposes `RAFTKV.CLEAN` through
+    /// Raft, a bounded step at a time, carrying the cursor from one step to the next; an
+    /// idle pass (nothing deleted) waits [`CLEAN_IDLE`] before the next.
+    async fn clean_loop(self: Arc<Self>) {
+        let mut cursor = String::new();
+        let mut deleted_in_pass = 0i64;
+        loop {
+            sleep(CLEAN_STEP).await;
+            if !self.node.status.is_leader() || !self.reader.has_collection_records() {
+                cursor.clear();
+                continue;
+            }
+            let rx = self
+                .node
+                .propose(vec![encode_argv(&Command::clean_argv(&cursor, 256))]);
+            let reply = match timeout(self.cfg.request_timeout(), rx).await {
+                Ok(Ok(Ok(mut replies))) => replies.pop(),
+                _ => None,
+            };
+            let Some(Reply::Array(parts)) = reply else {
+                cursor.clear();
+                continue;
+            };
+            if let [Reply::Bulk(next), Reply::Int(n)] = parts.as_slice() {
+                deleted_in_pass += n;
+                cursor = String::from_utf8_lossy(next).into_owned();
+            }
+            if cursor.is_empty() {
+                if deleted_in_pass == 0 {
+                    sleep(CLEAN_IDLE).await;
+                }
+                deleted_in_pass = 0;
+            }
+        }
+    }
 }
+
+/// Pause between two cleaner steps.
+const CLEAN_STEP: Duration = Duration::from_millis(200);
+/// Pause after a cleaner pass that found nothing to delete.
+const CLEAN_IDLE: Duration = Duration::from_secs(5);

@@ -66,7 +66,7 @@ pub fn reply_bytes(r: &Reply) -> usize {
             Reply::Bulk(b) => b.len(),
             Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) => 0,
             Reply::Array(rs) | Reply::Set(rs) => rs.iter().map(reply_bytes).sum(),
-            Reply::Map(kv) => kv
+            Reply::Map(kv) | Reply::Pairs(kv) => kv
                 .iter()
                 .map(|(k, v)| reply_bytes(k) + reply_bytes(v))
                 .sum(),
@@ -404,7 +404,9 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         }
     }
     drop(tx);
+    crate::blocking::blocked().client_gone(id);
     let _ = writer.await;
+    crate::blocking::blocked().forget(id);
     server.unregister_client(id);
     server.open_conns.fetch_sub(1, Ordering::AcqRel);
 }

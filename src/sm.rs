@@ -61,6 +61,7 @@ impl raft_node::StateMachine for KvStateMachine {
     ) -> Vec<Reply> {
         // The entry's commands share one write budget, the same on every replica.
         self.store.begin_entry_at(index);
+        self.store.set_entry_index(index);
         commands
             .iter()
             .map(

@@ -378,3 +378,34 @@ fn versions_reach_a_follower_restored_from_a_snapshot_and_survive_its_restart() 
     watch_and_exec_runs(&cl, f, "w4");
     watch_and_exec_runs(&cl, leader, "w5");
 }
+
+/// WATCH sees changes of collections that rewrite only element records (HSET of an existing
+/// field, LSET, a ZADD score update, SREM), and a collection left alone does not abort.
+#[test]
+fn watch_aborts_on_collection_element_changes() {
+    let cl = Cluster::start(3);
+    let (f, leader) = follower_and_leader(&cl);
+    let mut c = Raw::to(&cl, f);
+    let mut o = Raw::to(&cl, leader);
+    assert_eq!(o.cmd("HSET h f 1 g 2"), ":2\r\n");
+    assert_eq!(o.cmd("RPUSH l a b"), ":2\r\n");
+    assert_eq!(o.cmd("ZADD z 1 m"), ":1\r\n");
+    assert_eq!(o.cmd("SADD s x y"), ":2\r\n");
+    for (key, change) in [
+        ("h", "HSET h f 9"),
+        ("l", "LSET l 0 c"),
+        ("z", "ZADD z 5 m"),
+        ("s", "SREM s x"),
+    ] {
+        assert_eq!(c.cmd(&format!("WATCH {key}")), OK);
+        o.cmd(change);
+        assert_eq!(c.cmd("MULTI"), OK);
+        assert_eq!(c.cmd("SET changed 1"), QUEUED);
+        assert_eq!(c.cmd("EXEC"), "*-1\r\n", "{change} after WATCH {key}");
+    }
+    assert_eq!(c.cmd("WATCH h"), OK);
+    assert_eq!(o.cmd("HSET other f 1"), ":1\r\n");
+    assert_eq!(c.cmd("MULTI"), OK);
+    assert_eq!(c.cmd("HGET h f"), QUEUED);
+    assert_eq!(c.cmd("EXEC"), "*1\r\n$1\r\n9\r\n");
+}

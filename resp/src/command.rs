@@ -10,6 +10,11 @@
 
 use bytes::Bytes;
 
+pub use crate::cmd::coll::{ScanArgs, Typed};
+pub use crate::cmd::hash::{HashCmd, HashOp};
+pub use crate::cmd::list::{ListCmd, ListOp};
+pub use crate::cmd::set::{Algebra, SetCmd, SetOp};
+pub use crate::cmd::zset::{ZAddOpts, ZAggregate, ZAlgebra, ZBy, ZSetCmd, ZSetOp};
 pub use crate::cmd::{
     command_table, lookup, lookup_subcommand, parse_float, subcommand_table, Args, BeginSearch,
     ClusterCmd, CommandSpec, FindKeys, KeySpec, Kind, ParseFn, MAX_GETKEYSINSLOT,
@@ -282,4 +287,15 @@ pub enum Command {
         watches: Vec<WatchedKey>,
         body: Vec<Vec<Bytes>>,
     },
+    /// Remove the records of up to `limit` stale collection versions from `cursor` (hex).
+    CleanStale {
+        cursor: Bytes,
+        limit: u64,
+    },
+    // ---- collections: one variant per family (reads and writes; kind from the entry) ----
+    Hash(HashCmd),
+    List(ListCmd),
+    /// Sets (`Set` is the string command).
+    Sets(SetCmd),
+    ZSet(ZSetCmd),
 }

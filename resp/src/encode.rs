@@ -89,7 +89,7 @@ fn encode2(reply: &Reply, out: &mut BytesMut) {
             header(out, b'*', items.len());
             items.iter().for_each(|r| encode2(r, out));
         }
-        Reply::Map(pairs) => {
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
             header(out, b'*', pairs.len() * 2);
             for (k, v) in pairs {
                 encode2(k, out);
@@ -147,6 +147,14 @@ fn encode3(reply: &Reply, out: &mut BytesMut) {
                 encode3(v, out);
             }
         }
+        Reply::Pairs(pairs) => {
+            header(out, b'*', pairs.len());
+            for (a, b) in pairs {
+                header(out, b'*', 2);
+                encode3(a, out);
+                encode3(b, out);
+            }
+        }
         Reply::Double(d) => {
             out.extend_from_slice(b",");
             out.extend_from_slice(format_reply_double(*d).as_bytes());
@@ -171,6 +179,25 @@ mod tests {
         let mut out = BytesMut::new();
         encode(&r, p, &mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn pairs_are_flat_in_resp2_and_two_element_arrays_in_resp3() {
+        let r = || {
+            Reply::Pairs(vec![
+                (Reply::bulk("a"), Reply::Double(1.1)),
+                (Reply::bulk("b"), Reply::Double(f64::INFINITY)),
+            ])
+        };
+        assert_eq!(
+            enc(r(), Protocol::Resp2),
+            "*4\r\n$1\r\na\r\n$3\r\n1.1\r\n$1\r\nb\r\n$3\r\ninf\r\n"
+        );
+        assert_eq!(
+            enc(r(), Protocol::Resp3),
+            "*2\r\n*2\r\n$1\r\na\r\n,1.1\r\n*2\r\n$1\r\nb\r\n,inf\r\n"
+        );
+        assert_eq!(enc(Reply::Pairs(vec![]), Protocol::Resp3), "*0\r\n");
     }
 
     fn nested() -> Reply {

@@ -27,6 +27,9 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map: RESP3 map, RESP2 flat array of key, value, ...
     Map(Vec<(Reply, Reply)>),
+    /// Pairs (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES): RESP3 an array of two-element
+    /// arrays, RESP2 a flat array of first, second, ...
+    Pairs(Vec<(Reply, Reply)>),
     /// A set: RESP3 set, RESP2 array.
     Set(Vec<Reply>),
     /// A double: RESP3 double, RESP2 bulk string.

@@ -15,10 +15,18 @@
 //! stamp, so replicas agree. Reads ([`Reader`]) run on any thread, each group on one RocksDB
 //! snapshot taken after the last written batch.
 
+mod applier;
+mod apply_coll;
 pub mod budget;
+mod cmd_common;
+mod cmd_hash;
+mod cmd_list;
+mod cmd_set;
+mod cmd_zset;
 pub mod glob;
 mod nodes;
 mod reader;
+mod reader_coll;
 pub mod slot;
 pub mod snapshot;
 pub mod txn;
@@ -33,6 +41,7 @@ use bytes::Bytes;
 use resp::{Command, ExpireAt, ExpireCondition, GetExAction, Reply, SetCondition};
 use rocksdb::{WriteBatch, DB};
 
+pub use apply_coll::{hex, unhex};
 pub use glob::glob_match;
 pub use reader::Reader;
 pub use slot::key_slot;
@@ -65,6 +74,7 @@ macro_rules! charge {
 
 // After the macro, which it uses.
 mod sized;
+mod sweep;
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -211,7 +221,9 @@ impl Value {
 
 /// The type byte a SCAN TYPE name selects (`None`: no such type, nothing matches).
 fn type_by_name(name: &[u8]) -> Option<u8> {
-    name.eq_ignore_ascii_case(b"string").then_some(TYPE_STRING)
+    [TYPE_STRING, TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_ZSET]
+        .into_iter()
+        .find(|&t| name.eq_ignore_ascii_case(types::meta::type_name(t).as_bytes()))
 }
 
 /// Fail-stop on a storage error in the apply path. Replies must be identical on every
@@ -252,7 +264,14 @@ struct Counters {
     restore: std::sync::RwLock<()>,
     /// Client addresses of the nodes (see [`nodes`]).
     node_addrs: nodes::Addrs,
+    /// Called with each list or sorted-set key a written batch changed (blocking pops).
+    push_listener: std::sync::Mutex<Option<PushListener>>,
 }
+
+/// What [`Reader::set_push_listener`] registers: called on the apply thread, once the batch
+/// is written, with each list or sorted-set key it gave elements (`None`: any key may have
+/// changed, after a snapshot restore).
+pub type PushListener = Arc<dyn Fn(Option<&[u8]>) + Send + Sync>;
 
 /// The state machine, owned by the Raft thread.
 ///
@@ -278,7 +297,17 @@ pub struct Store {
     /// What the entry being applied has written so far.
     budget: Budget,
     /// Per-key modification versions for WATCH (see [`txn`]).
-    versions: txn::Versions,
+    watch_versions: txn::Versions,
+    /// Staged sub (0) and score (1) records of this batch (see [`applier`]).
+    coll: [types::view::OverlayMap; 2],
+    /// The collection version counter (persisted in `meta`).
+    versions: types::Versions,
+    /// Index of the entry being applied and the position of its command: the seed of
+    /// random choices of writes.
+    seed_index: u64,
+    seed_pos: u64,
+    /// List and sorted-set keys this batch wrote (for the push listener).
+    pushed: Vec<Vec<u8>>,
 }
 
 impl Store {
@@ -290,7 +319,9 @@ impl Store {
             }
         }
         let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
-        let versions = txn::Versions::load(&db)?;
+        let watch_versions = txn::Versions::load(&db)?;
+        let versions =
+            types::Versions::load(&db, group_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let shared = Arc::new(Counters::default());
         nodes::publish(&shared.node_addrs, nodes::load(&db));
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
@@ -309,7 +340,12 @@ impl Store {
             flushed: false,
             shared,
             budget: Budget::default(),
+            watch_versions,
+            coll: Default::default(),
             versions,
+            seed_index: 0,
+            seed_pos: 0,
+            pushed: Vec::new(),
         })
     }
 
@@ -352,7 +388,9 @@ impl Store {
         self.expires = expires;
         self.reload_node_addrs();
         self.reload_versions()?;
+        self.versions = types::Versions::load(&self.db, self.group).map_err(|e| e.to_string())?;
         self.batch_written();
+        self.notify_restored();
         Ok(())
     }
 
@@ -667,6 +705,10 @@ impl Store {
                 if *nx && self.live(&dkey, now).is_some() {
                     return Reply::Int(0);
                 }
+                if v.typ != TYPE_STRING {
+                    let done = self.rename_collection(wb, src, dst, now);
+                    return if done.is_error() { done } else { ok() };
+                }
                 charge!(self, v.payload.len());
                 self.del(wb, &skey);
                 self.put(wb, dkey, v);
@@ -714,6 +756,10 @@ impl Store {
                 wb.delete_range_cf(self.cf(CF_DATA), Vec::<u8>::new(), vec![0xff; 3]);
                 wb.delete_range_cf(self.cf(CF_EXPIRE), Vec::<u8>::new(), vec![0xff; 9]);
                 self.flush_versions(wb);
+                for cf in [types::CF_SUB, types::CF_ZSCORE] {
+                    wb.delete_range_cf(self.cf(cf), Vec::<u8>::new(), vec![0xff; 9]);
+                }
+                self.coll = Default::default();
                 self.overlay.clear();
                 self.flushed = true;
                 self.keys = 0;
@@ -736,6 +782,10 @@ impl Store {
             Command::Transaction { watches, body } => {
                 self.apply_transaction(wb, watches, body, now)
             }
+            Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
+                self.apply_collection(wb, cmd, now)
+            }
+            Command::CleanStale { cursor, limit } => self.apply_clean(wb, cursor, *limit, now),
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
             read if read.kind() == resp::Kind::Read => {
@@ -750,48 +800,6 @@ impl Store {
             }
             other => Reply::err(format!("ERR '{}' is not a replicated write", other.name())),
         }
-    }
-
-    fn sweep(&mut self, wb: &mut WriteBatch, now: i64, limit: u64) -> i64 {
-        let mut due = Vec::new();
-        {
-            let mut it = self.db.raw_iterator_cf(self.cf(CF_EXPIRE));
-            it.seek_to_first();
-            let mut examined = 0u64;
-            while it.valid() && examined < limit.saturating_mul(4).max(16) {
-                let Some(k) = it.key() else { break };
-                if k.len() < 10 {
-                    due.push((0, k.to_vec()));
-                } else {
-                    let at = u64::from_be_bytes(k[..8].try_into().unwrap_or([0xff; 8])) as i64;
-                    if at > now {
-                        break;
-                    }
-                    due.push((at, k.to_vec()));
-                }
-                examined += 1;
-                it.next();
-            }
-            if let Err(e) = it.status() {
-                fail_stop("scanning the expiry index", e);
-            }
-        }
-        let mut deleted = 0;
-        for (at, ikey) in due {
-            if deleted as u64 >= limit {
-                break;
-            }
-            let dkey = ikey.get(8..).unwrap_or_default().to_vec();
-            match self.raw(&dkey) {
-                Some(v) if v.expire == at && v.expired(now) => {
-                    self.del(wb, &dkey);
-                    deleted += 1;
-                }
-                Some(v) if v.expire == at => {}
-                _ => wb.delete_cf(self.cf(CF_EXPIRE), &ikey),
-            }
-        }
-        deleted
     }
 
     /// Stages the applied index, time and counters (once per batch, after its applies).
@@ -822,8 +830,9 @@ impl Store {
     pub fn batch_written(&mut self) {
         self.budget.reset();
         self.overlay.clear();
+        self.coll = Default::default();
         self.read_cache.get_mut().clear();
-        self.versions.batch_written();
+        self.watch_versions.batch_written();
         self.flushed = false;
         self.shared
             .keys
@@ -831,8 +840,11 @@ impl Store {
         self.shared
             .expires
             .store(self.expires.max(0) as u64, Ordering::Release);
+        self.notify_pushed();
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_coll;

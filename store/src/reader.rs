@@ -93,6 +93,28 @@ impl Reader {
             .is_some_and(|b: [u8; 8]| u64::from_be_bytes(b) as i64 <= now)
     }
 
+    /// Registers the function the apply thread calls with each list or sorted-set key a
+    /// written batch changed (replacing any earlier one).
+    pub fn set_push_listener(&self, f: crate::PushListener) {
+        *self
+            .counters
+            .push_listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// True when the sub or score family holds any record (the cleaner may have work).
+    pub fn has_collection_records(&self) -> bool {
+        [crate::types::CF_SUB, crate::types::CF_ZSCORE]
+            .into_iter()
+            .filter_map(|name| self.cf(name))
+            .any(|cf| {
+                let mut it = self.db.raw_iterator_cf(cf);
+                it.seek_to_first();
+                it.valid()
+            })
+    }
+
     /// Runs one read command at `now` on a snapshot of its own. Returns the reply and the
     /// keys found expired but still present (to be deleted through Raft).
     pub fn read(&self, cmd: &Command, now: i64) -> (Reply, Vec<Bytes>) {
@@ -212,12 +234,10 @@ impl Reader {
                 Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
                 Err(e) => e,
             },
-            // Redis answers this shape before even looking the key up.
-            Command::GetRange { start, end, .. } if *start < 0 && *end < 0 && start > end => {
-                bulk(Vec::new())
-            }
             Command::GetRange { key, start, end } => match Self::string(raw, key, now, expired)? {
                 Err(e) => e,
+                // Redis answers this shape once the key is known to be a string (or absent).
+                Ok(_) if *start < 0 && *end < 0 && start > end => bulk(Vec::new()),
                 Ok(v) => {
                     let v = v.unwrap_or_default();
                     let len = v.len() as i64;
@@ -241,8 +261,7 @@ impl Reader {
                 }
             },
             Command::Type(k) => match Self::live(raw, k, now, expired)? {
-                Some(v) if v.typ == TYPE_STRING => Reply::Status("string".into()),
-                Some(_) => Reply::Status("unknown".into()),
+                Some(v) => Reply::Status(crate::types::meta::type_name(v.typ).into()),
                 None => Reply::Status("none".into()),
             },
             Command::Ttl { key, unit } => match Self::live(raw, key, now, expired)? {
@@ -296,6 +315,13 @@ impl Reader {
                     bulk(next.to_string().into_bytes()),
                     Reply::Array(keys),
                 ])
+            }
+            Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
+                let view = match src.snap {
+                    Some(s) => crate::types::view::DbView::at_snapshot(src.db, s, now),
+                    None => crate::types::view::DbView::new(src.db, now),
+                };
+                crate::reader_coll::read(&view, cmd)
             }
             other => Reply::err(format!("ERR '{}' is not a read", other.name())),
         })

@@ -98,47 +98,51 @@ impl Store {
     /// the keys it modifies get `index` as their version.
     pub fn begin_entry_at(&mut self, index: u64) {
         self.begin_entry();
-        self.versions.index = index;
+        self.watch_versions.index = index;
     }
 
     /// Records that the entry being applied wrote `dkey`.
     pub(crate) fn touch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
-        let index = self.versions.index;
+        let index = self.watch_versions.index;
         wb.put_cf(self.cf(CF_KVER), dkey, index.to_be_bytes());
-        self.versions.overlay.insert(dkey.to_vec(), Some(index));
+        self.watch_versions
+            .overlay
+            .insert(dkey.to_vec(), Some(index));
     }
 
     /// Records that the entry being applied deleted `dkey`: its record goes, its slot's
     /// epoch moves.
     pub(crate) fn untouch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
-        let index = self.versions.index;
+        let index = self.watch_versions.index;
         let slot = slot_key(dkey);
         let cf = self.cf(CF_KVER);
         wb.delete_cf(cf, dkey);
         wb.put_cf(cf, slot, index.to_be_bytes());
-        self.versions.overlay.insert(dkey.to_vec(), None);
-        self.versions.overlay.insert(slot.to_vec(), Some(index));
+        self.watch_versions.overlay.insert(dkey.to_vec(), None);
+        self.watch_versions
+            .overlay
+            .insert(slot.to_vec(), Some(index));
     }
 
     /// FLUSHALL: every version changes (the epoch moves) and the records go.
     pub(crate) fn flush_versions(&mut self, wb: &mut WriteBatch) {
         let cf = self.cf(CF_KVER);
         wb.delete_range_cf(cf, Vec::<u8>::new(), EPOCH_KEY.to_vec());
-        let index = self.versions.index;
+        let index = self.watch_versions.index;
         wb.put_cf(cf, EPOCH_KEY, index.to_be_bytes());
-        self.versions.epoch = index;
-        self.versions.overlay.clear();
+        self.watch_versions.epoch = index;
+        self.watch_versions.overlay.clear();
     }
 
     /// Reloads the flush epoch after a snapshot replaced the store.
     pub(crate) fn reload_versions(&mut self) -> Result<(), String> {
-        self.versions = Versions::load(&self.db).map_err(|e| e.to_string())?;
+        self.watch_versions = Versions::load(&self.db).map_err(|e| e.to_string())?;
         Ok(())
     }
 
     /// A `kver` record as of this batch.
     fn record(&self, k: &[u8]) -> Option<u64> {
-        if let Some(v) = self.versions.overlay.get(k) {
+        if let Some(v) = self.watch_versions.overlay.get(k) {
             return *v;
         }
         if self.flushed {
@@ -159,7 +163,7 @@ impl Store {
             Some(v) => v,
             None => self.record(&slot_key(dkey)).unwrap_or(0),
         };
-        v.max(self.versions.epoch)
+        v.max(self.watch_versions.epoch)
     }
 
     /// True when a watched key changed since WATCH saw it: a new version, or it was live

@@ -21,13 +21,17 @@ use bytes::Bytes;
 use crate::{Command, Reply};
 
 mod cluster;
+pub mod coll;
 mod connection;
 pub mod docargs;
 mod expiry;
+pub mod hash;
 pub mod introspect;
 mod keyspace;
+pub mod list;
 mod raft;
 mod server;
+pub mod set;
 mod spec;
 mod string;
 mod string_set;
@@ -35,6 +39,8 @@ mod string_set;
 mod test_util;
 mod transaction;
 mod util;
+pub mod zset;
+mod zset_parse;
 
 pub use cluster::{ClusterCmd, MAX_GETKEYSINSLOT};
 pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
@@ -53,6 +59,10 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     expiry::COMMANDS,
     cluster::COMMANDS,
     transaction::COMMANDS,
+    hash::COMMANDS,
+    list::COMMANDS,
+    set::COMMANDS,
+    zset::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -109,6 +119,7 @@ static INTERNAL: &[&CommandSpec] = &[
     &expiry::RAFTKV_DELIFEXPIRED,
     &cluster::RAFTKV_NODEADDR,
     &transaction::RAFTKV_EXEC,
+    &coll::RAFTKV_CLEAN,
 ];
 
 impl Command {
@@ -143,6 +154,15 @@ impl Command {
     pub fn sweep_argv(limit: u64) -> Vec<Bytes> {
         vec![
             Bytes::from_static(b"RAFTKV.SWEEP"),
+            Bytes::from(limit.to_string()),
+        ]
+    }
+
+    /// The internal cleaner command's argument vector (`cursor`: the store's, as hex).
+    pub fn clean_argv(cursor: &str, limit: u64) -> Vec<Bytes> {
+        vec![
+            Bytes::from_static(b"RAFTKV.CLEAN"),
+            Bytes::from(cursor.to_string()),
             Bytes::from(limit.to_string()),
         ]
     }
@@ -247,6 +267,11 @@ impl Command {
             Watch(keys) => (&t::WATCH, Args::List(keys)),
             Unwatch => (&t::UNWATCH, Args::None),
             Transaction { .. } => (&t::RAFTKV_EXEC, Args::None),
+            CleanStale { .. } => (&coll::RAFTKV_CLEAN, Args::None),
+            Hash(c) => (c.spec, Args::List(&c.args)),
+            List(c) => (c.spec, Args::List(&c.args)),
+            Sets(c) => (c.spec, Args::List(&c.args)),
+            ZSet(c) => (c.spec, Args::List(&c.args)),
         }
     }
 }

@@ -323,12 +323,39 @@ impl Read for Staged<'_> {
         reverse: bool,
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()> {
+        let map = &self.ov.maps[cf.index()];
+        merged_scan(
+            &self.base,
+            map,
+            self.ov.flushed,
+            cf,
+            (lower, upper),
+            reverse,
+            f,
+        )
+    }
+}
+
+/// Staged records of one family: key → value (`None`: deleted).
+pub(crate) type OverlayMap = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A range scan of `base` with the staged records of `map` merged in (the staged record
+/// wins on equal keys; `flushed`: the base holds nothing any more).
+pub(crate) fn merged_scan(
+    base: &DbView<'_>,
+    map: &OverlayMap,
+    flushed: bool,
+    cf: Cf,
+    (lower, upper): (&[u8], &[u8]),
+    reverse: bool,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<()> {
+    {
         if lower >= upper {
             return Ok(());
         }
-        let stats = &self.base.stats;
-        let range = self.ov.maps[cf.index()]
-            .range::<[u8], _>((Bound::Included(lower), Bound::Excluded(upper)));
+        let stats = &base.stats;
+        let range = map.range::<[u8], _>((Bound::Included(lower), Bound::Excluded(upper)));
         let ov: OvIter<'_> = if reverse {
             Box::new(range.rev())
         } else {
@@ -337,30 +364,29 @@ impl Read for Staged<'_> {
         let mut ov = ov.peekable();
         let first = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
         let mut stopped = false;
-        let base_lower = if self.ov.flushed { upper } else { lower };
-        self.base
-            .scan(cf, base_lower, upper, reverse, &mut |k, v| {
-                while let Some((ok, ovv)) = ov.peek() {
-                    if !first(ok, k) {
-                        break;
-                    }
-                    if !emit(stats, ok, ovv, f) {
-                        stopped = true;
-                        return false;
-                    }
-                    ov.next();
+        let base_lower = if flushed { upper } else { lower };
+        base.scan(cf, base_lower, upper, reverse, &mut |k, v| {
+            while let Some((ok, ovv)) = ov.peek() {
+                if !first(ok, k) {
+                    break;
                 }
-                let go_on = match ov.peek() {
-                    Some((ok, ovv)) if ok.as_slice() == k => {
-                        let go = emit(stats, ok, ovv, f);
-                        ov.next();
-                        go
-                    }
-                    _ => f(k, v),
-                };
-                stopped = !go_on;
-                go_on
-            })?;
+                if !emit(stats, ok, ovv, f) {
+                    stopped = true;
+                    return false;
+                }
+                ov.next();
+            }
+            let go_on = match ov.peek() {
+                Some((ok, ovv)) if ok.as_slice() == k => {
+                    let go = emit(stats, ok, ovv, f);
+                    ov.next();
+                    go
+                }
+                _ => f(k, v),
+            };
+            stopped = !go_on;
+            go_on
+        })?;
         if !stopped {
             for (ok, ovv) in ov {
                 if !emit(stats, ok, ovv, f) {

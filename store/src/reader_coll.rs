@@ -1,0 +1,22 @@
+//! Reads of the collection families outside the apply path: one [`Read`] view of the
+//! read group's snapshot, dispatched to the family's `read`.
+
+use resp::{Command, Reply};
+
+use crate::types::Read;
+use crate::{cmd_hash, cmd_list, cmd_set, cmd_zset};
+
+/// Runs a collection read on `r`; storage failures become an error reply.
+pub(crate) fn read(r: &dyn Read, cmd: &Command) -> Reply {
+    let out = match cmd {
+        Command::Hash(c) => cmd_hash::read(r, c),
+        Command::List(c) => cmd_list::read(r, c),
+        Command::Sets(c) => cmd_set::read(r, c),
+        Command::ZSet(c) => cmd_zset::read(r, c),
+        other => return Reply::err(format!("ERR '{}' is not a collection read", other.name())),
+    };
+    out.unwrap_or_else(|e| match e.is_fatal() {
+        true => Reply::err(format!("ERR storage error: {e}")),
+        false => Reply::err(e.to_string()),
+    })
+}
