@@ -529,6 +529,8 @@ impl Server {
         tokio::spawn(self.clone().clean_loop());
         let sweep_every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
         let mut next_sweep = Instant::now() + sweep_every;
+        // The first key of the last proposed sweep (see below).
+        let mut stuck: Option<Bytes> = None;
         loop {
             sleep(sweep_every.min(TIME_TICK / 4)).await;
             if !self.node.status.is_leader() {
@@ -544,12 +546,21 @@ impl Server {
                 continue;
             }
             next_sweep = Instant::now() + sweep_every;
-            if !self.reader.has_expired(self.read_time_ms()) {
+            let due = self.reader.due_keys(self.read_time_ms(), 1000);
+            if due.is_empty() {
                 continue;
             }
-            let rx = self
-                .node
-                .propose(vec![encode_argv(&Command::sweep_argv(1000))]);
+            // The keys go by name: a replica applying this entry in one batch with the
+            // writes that set those expiries (a follower catching up) deletes the same keys
+            // as the leader. `RAFTKV.SWEEP` (which walks each replica's own index) only
+            // when the same head key stays due, i.e. a stale index entry to clean.
+            let cmd = if stuck.as_ref() == due.first() {
+                Command::sweep_argv(1000)
+            } else {
+                Command::del_if_expired_argv(&due)
+            };
+            stuck = due.first().cloned();
+            let rx = self.node.propose(vec![encode_argv(&cmd)]);
             let _ = timeout(self.cfg.request_timeout(), rx).await;
         }
     }

@@ -372,3 +372,47 @@ fn a_restarted_follower_in_an_idle_cluster_sees_a_key_expire() {
     let pttl: i64 = redis::cmd("PTTL").arg("soon").query(&mut c).expect("PTTL");
     assert_eq!(pttl, -2);
 }
+
+/// The sweep deletes the same keys on every replica: a follower that was down catches up on
+/// `SET k PX` and on the sweep that expired them in one batch. Before, the sweep walked each
+/// replica's own expiry index, which did not yet hold the batch's own SETs, so the follower
+/// kept the keys (DBSIZE 20 there, 0 on the leader) and nothing ever swept them again.
+#[test]
+fn a_follower_catching_up_sweeps_the_same_keys_as_the_leader() {
+    let mut cl = Cluster::start(3);
+    let leader = cl.wait_leader();
+    let late = (leader + 1) % 3;
+    cl.kill(late);
+    let mut c = cl.client(leader);
+    for i in 0..20 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("short{i}"))
+            .arg(1)
+            .arg("PX")
+            .arg(200)
+            .query(&mut c)
+            .expect("SET PX");
+    }
+    wait_for(Duration::from_secs(10), "the leader's sweep", || {
+        let n: i64 = redis::cmd("DBSIZE").query(&mut c).ok()?;
+        (n == 0).then_some(())
+    });
+    cl.restart(late);
+    let mut f = cl.client(late);
+    // A write after the sweep: once the follower has it, it has applied the sweep too.
+    let _: () = redis::cmd("SET")
+        .arg("marker")
+        .arg(1)
+        .query(&mut c)
+        .expect("SET");
+    wait_for(Duration::from_secs(20), "the follower to catch up", || {
+        let v: Option<String> = redis::cmd("GET").arg("marker").query(&mut f).ok()?;
+        v.map(|_| ())
+    });
+    for i in 0..3 {
+        let n: i64 = redis::cmd("DBSIZE")
+            .query(&mut cl.client(i))
+            .expect("DBSIZE");
+        assert_eq!(n, 1, "node {} holds only the marker", i + 1);
+    }
+}

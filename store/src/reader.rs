@@ -93,6 +93,34 @@ impl Reader {
             .is_some_and(|b: [u8; 8]| u64::from_be_bytes(b) as i64 <= now)
     }
 
+    /// Up to `limit` keys whose expiry index entry is due at `now`, oldest first: what the
+    /// leader's sweep proposes to delete, by name (`RAFTKV.DELIFEXPIRED`), so every replica
+    /// deletes exactly these keys whatever its write batch holds.
+    pub fn due_keys(&self, now: i64, limit: usize) -> Vec<Bytes> {
+        let Some(cf) = self.cf(CF_EXPIRE) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek_to_first();
+        while out.len() < limit {
+            let Some(k) = it.key() else { break };
+            let at = k
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(i64::MAX, |b: [u8; 8]| u64::from_be_bytes(b) as i64);
+            if at > now {
+                break;
+            }
+            // `[expire at u64][slot u16][user key]`.
+            if let Some(key) = k.get(10..) {
+                out.push(Bytes::copy_from_slice(key));
+            }
+            it.next();
+        }
+        out
+    }
+
     /// Registers the function the apply thread calls with each list or sorted-set key a
     /// written batch changed (replacing any earlier one).
     pub fn set_push_listener(&self, f: crate::PushListener) {
