@@ -28,11 +28,17 @@ impl Transport {
     pub(super) async fn inbound(
         self: &std::sync::Arc<Self>,
         sock: TcpStream,
+        slot: super::handshake::Slot,
         on_message: OnMessage,
         forward: ForwardHandler,
     ) -> std::io::Result<()> {
         let (mut r, mut w) = sock.into_split();
-        let hello = match auth::respond(&mut r, &mut w, self.cfg.id, &self.cfg.secret).await {
+        let handshake = tokio::select! {
+            h = auth::respond(&mut r, &mut w, self.cfg.id, &self.cfg.secret) => h,
+            _ = slot.evicted.notified() => Err(auth::HandshakeError::Io(invalid("evicted by a newer connection still in its handshake"))),
+        };
+        drop(slot);
+        let hello = match handshake {
             Ok(h) => h,
             Err(e) => {
                 self.stats
@@ -44,6 +50,14 @@ impl Transport {
                 }
                 return Err(invalid("handshake failed"));
             }
+        };
+        // Only authenticated connections count toward the cap of inbound connections.
+        let Ok(_permit) = self.inbound_permits.clone().try_acquire_owned() else {
+            self.stats.conns_refused.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = self.stats.log_limit.check() {
+                warn!(self.logger, "too many peer connections, closing a new one"; "from" => hello.from, "suppressed" => n);
+            }
+            return Err(invalid("too many peer connections"));
         };
         let from = hello.from;
         if self.route_addr(from).is_none() && !hello.addr.is_empty() {

@@ -19,6 +19,7 @@
 pub mod auth;
 mod forward;
 pub mod frame;
+mod handshake;
 mod inbound;
 mod outbound;
 mod snapshot;
@@ -123,6 +124,8 @@ pub struct Transport {
     on_snapshot_status: OnSnapshotStatus,
     rt: tokio::runtime::Handle,
     inbound_permits: Arc<Semaphore>,
+    /// Connections still in their handshake (see [`handshake`]).
+    handshakes: Arc<Mutex<handshake::Handshakes>>,
     recv_slots: RecvSlots,
     /// Snapshot transfer progress.
     pub snap_stats: SnapStats,
@@ -153,6 +156,7 @@ impl Transport {
             on_snapshot_status,
             rt: tokio::runtime::Handle::current(),
             inbound_permits: Arc::new(Semaphore::new(max)),
+            handshakes: Default::default(),
             recv_slots: RecvSlots::default(),
             snap_stats: SnapStats::default(),
             stats: TransportStats::default(),
@@ -240,7 +244,8 @@ impl Transport {
         self.stats.info_lines(&addrs)
     }
 
-    /// Accepts peer connections on `listener` forever (at most `max_inbound` at once).
+    /// Accepts peer connections on `listener` forever: at most `max_inbound` authenticated
+    /// ones at once, and at most [`handshake::MAX_HANDSHAKES`] still in their handshake.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -256,25 +261,20 @@ impl Transport {
                     continue;
                 }
             };
-            let Ok(permit) = self.inbound_permits.clone().try_acquire_owned() else {
+            let (slot, evicted) = handshake::begin(&self.handshakes);
+            if evicted {
                 self.stats
-                    .conns_refused
+                    .handshakes_evicted
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if let Some(n) = self.stats.log_limit.check() {
-                    warn!(self.logger, "too many peer connections, closing a new one"; "addr" => %addr, "suppressed" => n);
-                }
-                drop(sock);
-                continue;
-            };
+            }
             frame::tune(&sock);
             let me = self.clone();
             let on_message = on_message.clone();
             let forward = forward.clone();
             tokio::spawn(async move {
-                if let Err(e) = me.inbound(sock, on_message, forward).await {
+                if let Err(e) = me.inbound(sock, slot, on_message, forward).await {
                     debug!(me.logger, "peer connection closed"; "addr" => %addr, "err" => %e);
                 }
-                drop(permit);
             });
         }
     }

@@ -82,6 +82,8 @@ pub struct TransportStats {
     pub handshakes_refused: AtomicU64,
     /// Inbound connections closed at once because too many were open.
     pub conns_refused: AtomicU64,
+    /// Connections still in their handshake closed to make room for a newer one.
+    pub handshakes_evicted: AtomicU64,
     /// Snapshot streams cut off because a newer stream of the same snapshot started.
     pub snap_streams_superseded: AtomicU64,
     /// Rate limit of node-wide transport warnings.
@@ -98,6 +100,7 @@ impl Default for TransportStats {
             no_route: AtomicU64::new(0),
             handshakes_refused: AtomicU64::new(0),
             conns_refused: AtomicU64::new(0),
+            handshakes_evicted: AtomicU64::new(0),
             snap_streams_superseded: AtomicU64::new(0),
             log_limit: RateLimit::default(),
         }
@@ -145,12 +148,13 @@ impl TransportStats {
         let r = Ordering::Relaxed;
         let _ = write!(
             out,
-            "raft_peer_recv_oversized:{}\r\nraft_peer_recv_malformed:{}\r\nraft_peer_no_route:{}\r\nraft_peer_handshakes_refused:{}\r\nraft_peer_conns_refused:{}\r\nraft_snapshot_streams_superseded:{}\r\n",
+            "raft_peer_recv_oversized:{}\r\nraft_peer_recv_malformed:{}\r\nraft_peer_no_route:{}\r\nraft_peer_handshakes_refused:{}\r\nraft_peer_conns_refused:{}\r\nraft_peer_handshakes_evicted:{}\r\nraft_snapshot_streams_superseded:{}\r\n",
             self.recv_oversized.load(r),
             self.recv_malformed.load(r),
             self.no_route.load(r),
             self.handshakes_refused.load(r),
             self.conns_refused.load(r),
+            self.handshakes_evicted.load(r),
             self.snap_streams_superseded.load(r),
         );
         out

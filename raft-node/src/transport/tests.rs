@@ -223,12 +223,39 @@ async fn a_huge_hello_is_refused_without_reading_it() {
 #[tokio::test]
 async fn inbound_connections_are_capped() {
     let b = node(2, HashMap::new(), 2).await;
-    let _s1 = TcpStream::connect(&b.addr).await.unwrap();
-    let _s2 = TcpStream::connect(&b.addr).await.unwrap();
+    let _s1 = authenticated(&b.addr, 1, 2, KIND_RAFT, SECRET).await;
+    let _s2 = authenticated(&b.addr, 3, 2, KIND_RAFT, SECRET).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut s3 = TcpStream::connect(&b.addr).await.unwrap();
+    let mut s3 = authenticated(&b.addr, 4, 2, KIND_RAFT, SECRET).await;
     assert!(closed(&mut s3).await, "third connection accepted");
     assert_eq!(b.t.stats.conns_refused.load(Ordering::Relaxed), 1);
+}
+
+/// Strangers holding many half-open connections (never finishing the handshake) cannot
+/// lock a member out: they do not count toward the inbound cap, and beyond
+/// `MAX_HANDSHAKES` the oldest is closed. Before, eight of them filled a cap of eight and
+/// every member's connection was refused while they stayed open.
+#[tokio::test]
+async fn half_open_connections_cannot_lock_a_member_out() {
+    let mut b = node(2, HashMap::new(), 8).await;
+    let mut idle = Vec::new();
+    for _ in 0..super::handshake::MAX_HANDSHAKES + 8 {
+        idle.push(TcpStream::connect(&b.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(b.t.stats.handshakes_evicted.load(Ordering::Relaxed) >= 8);
+    let mut s = authenticated(&b.addr, 1, 2, KIND_RAFT, SECRET).await;
+    write_frame(&mut s, &batch(&[heartbeat(1, 2)]))
+        .await
+        .unwrap();
+    let got = recv(&mut b.rx).await.expect("the member's message arrives");
+    assert_eq!(got.get_msg_type(), MessageType::MsgHeartbeat);
+    assert_eq!(b.t.stats.conns_refused.load(Ordering::Relaxed), 0);
+    // The oldest half-open connections were closed to make room.
+    assert!(
+        closed(&mut idle[0]).await,
+        "oldest half-open connection kept"
+    );
 }
 
 #[tokio::test]
