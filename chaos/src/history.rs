@@ -108,6 +108,9 @@ impl Op {
             Outcome::Value(None) => "(nil)".to_string(),
             Outcome::Value(Some(v)) => format!("{v:?}"),
             Outcome::Int(i) => format!("(integer) {i}"),
+            Outcome::List(vs) if vs.len() > 8 => {
+                format!("{:?} ... ({} in all)", &vs[..8], vs.len())
+            }
             Outcome::List(vs) => format!("{vs:?}"),
             Outcome::Unknown(why) => format!("? ({why})"),
             Outcome::Fail(why) => format!("failed ({why})"),
