@@ -390,3 +390,25 @@ pub async fn final_reads(
     }
     missing
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queues_and_hashes_are_a_minority_of_keys() {
+        assert_eq!(
+            keys(6),
+            ["reg0", "ctr0", "reg1", "ctr1", "reg2", "ctr2", "q0", "h0"]
+        );
+        let many = keys(16);
+        let special = many
+            .iter()
+            .filter(|k| matches!(kind(k), Kind::Queue | Kind::Hash))
+            .count();
+        assert_eq!((many.len(), special), (22, 6));
+        assert_eq!(final_calls("q0"), [Call::LRange]);
+        assert_eq!(final_calls("h0").len(), FIELDS.len());
+        assert_eq!(final_calls("reg0"), [Call::Get]);
+    }
+}
