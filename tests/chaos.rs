@@ -2,7 +2,9 @@
 //! kill -9, SIGSTOP, node isolation, one-way link cuts, leader transfers, snapshots and
 //! membership changes (nodes joining, voters removed) against a real 3-node cluster
 //! (compacting its log every 100 entries),
-//! asserting that every per-key history is linearizable and no acknowledged write is lost.
+//! asserting that every per-key history is linearizable (hash fields as registers; list keys
+//! used as queues pass the FIFO checks of `chaos/src/queue.rs`) and no acknowledged write is
+//! lost.
 //! The long mode is `cargo run --release -p chaos -- --schedules N --duration D`
 //! (docs/verification.md).
 

@@ -4,6 +4,8 @@
 //! Two models: a register (`SET`/`GET`/`DEL`; `GET` of a missing key is nil; `DEL` returns
 //! how many keys it removed) and a counter (`INCR`/`GET`; a missing counter reads as nil and
 //! counts as 0). A key's model follows from its operations: any `INCR` makes it a counter.
+//! Every field of a hash key is checked as a register of its own (see [`crate::hash`]), and
+//! list keys used as queues get the property checks of [`crate::queue`] instead of a search.
 //!
 //! Indeterminate operations (error or timeout) may take effect at any time after their
 //! invocation, or never: they get an infinite completion time and their output is not
@@ -28,6 +30,8 @@ use crate::history::{Call, Op, Outcome};
 pub enum Model {
     Register,
     Counter,
+    /// A list under `RPUSH`/`LPOP` ([`crate::queue`]).
+    Queue,
 }
 
 /// Result of checking one key.
@@ -110,9 +114,11 @@ pub fn check(ops: &[Op]) -> Report {
 
 /// [`check`] with an explicit per-key step budget.
 pub fn check_with_budget(ops: &[Op], budget: u64) -> Report {
+    let fields: Vec<Op> = ops.iter().filter_map(crate::hash::as_register).collect();
+    let plain = ops.iter().filter(|o| !is_hash(o));
     let mut by_key: Vec<(String, Vec<&Op>)> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
-    for op in ops {
+    for op in plain.chain(&fields) {
         let i = *index.entry(op.key.as_str()).or_insert_with(|| {
             by_key.push((op.key.clone(), Vec::new()));
             by_key.len() - 1
@@ -126,7 +132,21 @@ pub fn check_with_budget(ops: &[Op], budget: u64) -> Report {
     Report { keys }
 }
 
+fn is_hash(op: &Op) -> bool {
+    matches!(
+        op.call,
+        Call::HSet { .. } | Call::HGet { .. } | Call::HDel { .. }
+    )
+}
+
+fn is_list(op: &Op) -> bool {
+    matches!(op.call, Call::RPush { .. } | Call::LPop | Call::LRange)
+}
+
 fn check_key(key: String, ops: &[&Op], budget: u64) -> KeyReport {
+    if ops.iter().any(|o| is_list(o)) {
+        return crate::queue::check_queue(key, ops);
+    }
     let model = if ops.iter().any(|o| o.call == Call::Incr) {
         Model::Counter
     } else {
@@ -261,7 +281,7 @@ fn compile<'a>(model: Model, ops: &[&'a Op]) -> (Vec<Step>, Vec<&'a str>) {
 
 fn initial(model: Model) -> i64 {
     match model {
-        Model::Register => MISSING,
+        Model::Register | Model::Queue => MISSING,
         Model::Counter => 0,
     }
 }
@@ -278,7 +298,7 @@ fn apply(model: Model, state: i64, step: Step) -> Option<i64> {
         Step::Incr(out) => {
             let next = match model {
                 Model::Counter => state.checked_add(1)?,
-                Model::Register => return None,
+                Model::Register | Model::Queue => return None,
             };
             out.is_none_or(|n| n == next).then_some(next)
         }
@@ -327,7 +347,7 @@ fn search(model: Model, ops: &[&Op], budget: u64) -> Search {
         Model::Register => values
             .get(state as usize)
             .map_or_else(|| format!("value #{state}"), |v| format!("{v:?}")),
-        Model::Counter => state.to_string(),
+        Model::Counter | Model::Queue => state.to_string(),
     };
     // Events: a call and a return per op; returns of indeterminate ops never happen.
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * n);

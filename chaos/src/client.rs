@@ -64,6 +64,16 @@ pub fn command(key: &str, call: &Call) -> redis::Cmd {
         Call::Get => redis::cmd("GET").arg(key).to_owned(),
         Call::Del => redis::cmd("DEL").arg(key).to_owned(),
         Call::Incr => redis::cmd("INCR").arg(key).to_owned(),
+        Call::RPush { value } => redis::cmd("RPUSH").arg(key).arg(value).to_owned(),
+        Call::LPop => redis::cmd("LPOP").arg(key).to_owned(),
+        Call::LRange => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).to_owned(),
+        Call::HSet { field, value } => redis::cmd("HSET")
+            .arg(key)
+            .arg(field)
+            .arg(crate::batch::wire_value(value))
+            .to_owned(),
+        Call::HGet { field } => redis::cmd("HGET").arg(key).arg(field).to_owned(),
+        Call::HDel { field } => redis::cmd("HDEL").arg(key).arg(field).to_owned(),
     }
 }
 
@@ -86,10 +96,28 @@ pub fn outcome(call: &Call, reply: Value) -> Outcome {
     match (call, reply) {
         (Call::Set { .. }, Value::Okay) => Outcome::Ok,
         (Call::Set { .. }, Value::SimpleString(s)) if s == "OK" => Outcome::Ok,
-        (Call::Get, Value::Nil) => Outcome::Value(None),
-        (Call::Get, Value::BulkString(b)) => Outcome::Value(Some(crate::batch::read_value(&b))),
+        (Call::Get | Call::LPop | Call::HGet { .. }, Value::Nil) => Outcome::Value(None),
+        (Call::Get | Call::LPop | Call::HGet { .. }, Value::BulkString(b)) => {
+            Outcome::Value(Some(crate::batch::read_value(&b)))
+        }
         (Call::Get, Value::SimpleString(s)) => Outcome::Value(Some(s)),
-        (Call::Del | Call::Incr, Value::Int(n)) => Outcome::Int(n),
+        (
+            Call::Del | Call::Incr | Call::RPush { .. } | Call::HSet { .. } | Call::HDel { .. },
+            Value::Int(n),
+        ) => Outcome::Int(n),
+        (Call::LRange, Value::Array(items)) => list(items),
         (_, other) => Outcome::Unknown(format!("unexpected reply {other:?}")),
     }
+}
+
+/// An LRANGE reply: every element a bulk string, else an unknown outcome.
+fn list(items: Vec<Value>) -> Outcome {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::BulkString(b) => out.push(crate::batch::read_value(&b)),
+            other => return Outcome::Unknown(format!("unexpected reply element {other:?}")),
+        }
+    }
+    Outcome::List(out)
 }

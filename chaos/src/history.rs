@@ -18,6 +18,24 @@ pub enum Call {
     Del,
     /// `INCR key` (counters).
     Incr,
+    /// `RPUSH key value` of a value pushed once only (queues).
+    #[serde(rename = "rpush")]
+    RPush { value: String },
+    /// `LPOP key` (queues).
+    #[serde(rename = "lpop")]
+    LPop,
+    /// `LRANGE key 0 -1` (queues; the final reads).
+    #[serde(rename = "lrange")]
+    LRange,
+    /// `HSET key field value` (hashes).
+    #[serde(rename = "hset")]
+    HSet { field: String, value: String },
+    /// `HGET key field` (hashes).
+    #[serde(rename = "hget")]
+    HGet { field: String },
+    /// `HDEL key field` (hashes).
+    #[serde(rename = "hdel")]
+    HDel { field: String },
 }
 
 /// What the client got back.
@@ -28,8 +46,10 @@ pub enum Outcome {
     Ok,
     /// A bulk string or nil (GET).
     Value(Option<String>),
-    /// An integer reply (DEL, INCR).
+    /// An integer reply (DEL, INCR, RPUSH, HSET, HDEL).
     Int(i64),
+    /// An array of bulk strings (LRANGE).
+    List(Vec<String>),
     /// An error reply or a timeout: the operation may or may not have taken effect.
     Unknown(String),
     /// Certainly not executed (no connection, or `-CLUSTERDOWN`); ignored by the checker.
@@ -66,7 +86,7 @@ impl Op {
 
     /// Whether this operation can change the key.
     pub fn is_write(&self) -> bool {
-        !matches!(self.call, Call::Get)
+        !matches!(self.call, Call::Get | Call::LRange | Call::HGet { .. })
     }
 
     /// One readable line, times in milliseconds.
@@ -76,12 +96,22 @@ impl Op {
             Call::Get => format!("GET {}", self.key),
             Call::Del => format!("DEL {}", self.key),
             Call::Incr => format!("INCR {}", self.key),
+            Call::RPush { value } => format!("RPUSH {} {value}", self.key),
+            Call::LPop => format!("LPOP {}", self.key),
+            Call::LRange => format!("LRANGE {} 0 -1", self.key),
+            Call::HSet { field, value } => format!("HSET {} {field} {value}", self.key),
+            Call::HGet { field } => format!("HGET {} {field}", self.key),
+            Call::HDel { field } => format!("HDEL {} {field}", self.key),
         };
         let out = match &self.outcome {
             Outcome::Ok => "OK".to_string(),
             Outcome::Value(None) => "(nil)".to_string(),
             Outcome::Value(Some(v)) => format!("{v:?}"),
             Outcome::Int(i) => format!("(integer) {i}"),
+            Outcome::List(vs) if vs.len() > 8 => {
+                format!("{:?} ... ({} in all)", &vs[..8], vs.len())
+            }
+            Outcome::List(vs) => format!("{vs:?}"),
             Outcome::Unknown(why) => format!("? ({why})"),
             Outcome::Fail(why) => format!("failed ({why})"),
         };
@@ -156,6 +186,31 @@ mod tests {
                 complete_us: None,
                 outcome: Outcome::Unknown("timeout".into()),
                 final_read: true,
+            },
+            Op {
+                id: 2,
+                client: 0,
+                node: 1,
+                key: "q0".into(),
+                call: Call::LRange,
+                invoke_us: 7,
+                complete_us: Some(8),
+                outcome: Outcome::List(vec!["a".into(), "b".into()]),
+                final_read: true,
+            },
+            Op {
+                id: 3,
+                client: 2,
+                node: 1,
+                key: "h0".into(),
+                call: Call::HSet {
+                    field: "f0".into(),
+                    value: "x".into(),
+                },
+                invoke_us: 8,
+                complete_us: Some(9),
+                outcome: Outcome::Int(1),
+                final_read: false,
             },
         ];
         let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! Fault-injection harness and linearizability checker for raftkv: starts a real 3-node
 //! cluster behind harness-owned TCP proxies, runs concurrent Redis clients while injecting
 //! seeded faults (kill -9, SIGSTOP, partitions, one-way link cuts), records the history and
-//! checks it per key against register and counter models.
+//! checks it per key against register and counter models, hashes field by field as
+//! registers, and lists used as queues against a FIFO model.
 //!
 //! [`run_schedules`] is the entry point shared by the `chaos` binary and the CI test.
 
@@ -10,8 +11,10 @@ pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod faults;
+pub mod hash;
 pub mod history;
 pub mod proxy;
+pub mod queue;
 pub mod schedule;
 pub mod workload;
 

@@ -27,7 +27,7 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 5)]
     clients: usize,
-    /// Keys (half registers, half counters).
+    /// Register and counter keys (half each); one queue and one hash key come on top, one more of each per 8.
     #[arg(long, default_value_t = 6)]
     keys: usize,
     /// Directory for schedule evidence (kept only for failing schedules unless --keep).
@@ -113,7 +113,7 @@ fn main() -> ExitCode {
         args.duration,
         args.seed,
         cfg.clients,
-        cfg.keys.max(2),
+        chaos::workload::keys(cfg.keys).len(),
         cfg.bin.display(),
         cfg.out_dir.display()
     );

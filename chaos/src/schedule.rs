@@ -20,6 +20,7 @@ pub struct ScheduleConfig {
     pub seed: u64,
     pub duration: Duration,
     pub clients: usize,
+    /// Register and counter keys; queues and hashes come on top ([`crate::workload::keys`]).
     pub keys: usize,
     pub bin: PathBuf,
     /// Parent of the per-schedule directories.

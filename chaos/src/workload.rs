@@ -1,8 +1,9 @@
 //! The client workload: concurrent clients issuing SET/GET/DEL on register keys (some SETs
-//! with large values) and INCR/GET on counter keys, and now and then an MSET, an MGET or a
-//! pipeline of several commands (see [`crate::batch`]); each operation sent to a random node,
-//! every operation recorded with its invocation and completion time; plus the final reads
-//! after healing.
+//! with large values), INCR/GET on counter keys, RPUSH of unique values and LPOP on a few
+//! queue keys, HSET/HGET/HDEL on a few fields of a few hash keys, and now and then an MSET,
+//! an MGET or a pipeline of several commands (see [`crate::batch`]); each operation sent to a
+//! random node, every operation recorded with its invocation and completion time; plus the
+//! final reads after healing (LRANGE 0 -1 of queues, HGET of every hash field).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -51,9 +52,12 @@ impl Recorder {
     }
 }
 
-/// The keys of a run: even positions are registers (`reg<n>`), odd ones counters (`ctr<n>`).
+/// The keys of a run: `n` registers and counters (even positions `reg<n>`, odd ones
+/// `ctr<n>`), then a minority of queues (`q<n>`, lists under RPUSH/LPOP) and hashes (`h<n>`,
+/// HSET/HGET/HDEL on the fields [`FIELDS`]): one of each, and one more of each per 8 keys.
 pub fn keys(n: usize) -> Vec<String> {
-    (0..n.max(2))
+    let n = n.max(2);
+    let mut keys: Vec<String> = (0..n)
         .map(|i| {
             if i % 2 == 0 {
                 format!("reg{}", i / 2)
@@ -61,11 +65,50 @@ pub fn keys(n: usize) -> Vec<String> {
                 format!("ctr{}", i / 2)
             }
         })
-        .collect()
+        .collect();
+    for i in 0..1 + n / 8 {
+        keys.push(format!("q{i}"));
+        keys.push(format!("h{i}"));
+    }
+    keys
 }
 
-fn is_counter(key: &str) -> bool {
-    key.starts_with("ctr")
+/// The fields of every hash key.
+pub const FIELDS: [&str; 3] = ["f0", "f1", "f2"];
+
+/// What a key of [`keys`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Register,
+    Counter,
+    Queue,
+    Hash,
+}
+
+fn kind(key: &str) -> Kind {
+    if key.starts_with("ctr") {
+        Kind::Counter
+    } else if key.starts_with('q') {
+        Kind::Queue
+    } else if key.starts_with('h') {
+        Kind::Hash
+    } else {
+        Kind::Register
+    }
+}
+
+/// The reads of `key` made after healing.
+fn final_calls(key: &str) -> Vec<Call> {
+    match kind(key) {
+        Kind::Queue => vec![Call::LRange],
+        Kind::Hash => FIELDS
+            .iter()
+            .map(|f| Call::HGet {
+                field: f.to_string(),
+            })
+            .collect(),
+        Kind::Register | Kind::Counter => vec![Call::Get],
+    }
 }
 
 /// One client: one operation at a time, each to a random node, until `stop`.
@@ -237,18 +280,31 @@ impl Client {
     /// One random single-key operation on `key`.
     fn random_call(&self, rng: &mut ChaCha8Rng, key: &str, seq: &mut u64) -> Call {
         let roll = rng.gen_range(0..100);
-        if is_counter(key) {
-            if roll < 65 {
-                Call::Incr
-            } else {
-                Call::Get
+        match kind(key) {
+            Kind::Counter if roll < 65 => Call::Incr,
+            Kind::Counter => Call::Get,
+            Kind::Register if roll < 45 => self.new_value(rng, seq),
+            Kind::Register if roll < 85 => Call::Get,
+            Kind::Register => Call::Del,
+            Kind::Queue if roll < 55 => {
+                *seq += 1;
+                Call::RPush {
+                    value: format!("c{}-{seq}", self.id),
+                }
             }
-        } else if roll < 45 {
-            self.new_value(rng, seq)
-        } else if roll < 85 {
-            Call::Get
-        } else {
-            Call::Del
+            Kind::Queue => Call::LPop,
+            Kind::Hash => {
+                let field = FIELDS[rng.gen_range(0..FIELDS.len())].to_string();
+                if roll < 45 {
+                    *seq += 1;
+                    let value = format!("c{}-{seq}", self.id);
+                    Call::HSet { field, value }
+                } else if roll < 85 {
+                    Call::HGet { field }
+                } else {
+                    Call::HDel { field }
+                }
+            }
         }
     }
 
@@ -270,7 +326,7 @@ impl Client {
         keys: &[String],
         seq: &mut u64,
     ) -> (Batch, Vec<(String, Call)>) {
-        let mut regs: Vec<&String> = keys.iter().filter(|k| !is_counter(k)).collect();
+        let mut regs: Vec<&String> = keys.iter().filter(|k| kind(k) == Kind::Register).collect();
         let kind = match rng.gen_range(0..3) {
             0 if regs.len() >= 2 => Batch::MSet,
             1 if regs.len() >= 2 => Batch::MGet,
@@ -316,19 +372,43 @@ pub async fn final_reads(
     let mut c = Client::new(client_id, targets, Duration::from_secs(3), rec);
     let mut missing = Vec::new();
     for key in keys {
-        for &(node, port) in &nodes {
-            loop {
-                let out = c.run((node, port), key, Call::Get, true).await;
-                if matches!(out, Outcome::Value(_)) {
-                    break;
+        for call in final_calls(key) {
+            for &(node, port) in &nodes {
+                loop {
+                    let out = c.run((node, port), key, call.clone(), true).await;
+                    if matches!(out, Outcome::Value(_) | Outcome::List(_)) {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        missing.push((key.clone(), node + 1));
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                if Instant::now() >= deadline {
-                    missing.push((key.clone(), node + 1));
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
     missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queues_and_hashes_are_a_minority_of_keys() {
+        assert_eq!(
+            keys(6),
+            ["reg0", "ctr0", "reg1", "ctr1", "reg2", "ctr2", "q0", "h0"]
+        );
+        let many = keys(16);
+        let special = many
+            .iter()
+            .filter(|k| matches!(kind(k), Kind::Queue | Kind::Hash))
+            .count();
+        assert_eq!((many.len(), special), (22, 6));
+        assert_eq!(final_calls("q0"), [Call::LRange]);
+        assert_eq!(final_calls("h0").len(), FIELDS.len());
+        assert_eq!(final_calls("reg0"), [Call::Get]);
+    }
 }
