@@ -21,6 +21,9 @@ use tokio::sync::Notify;
 use crate::server::Server;
 use crate::session::Outcome;
 
+/// The reply of a blocked pop released because its node shuts down.
+pub const SHUTTING_DOWN: &str = "TRYAGAIN node is shutting down";
+
 struct Waiter {
     id: u64,
     client: u64,
@@ -35,6 +38,8 @@ pub struct Blocked {
     /// Clients whose connection closed while a reply was still pending: a blocked pop of
     /// theirs stops waiting (it must not pop for nobody later).
     gone: Mutex<HashSet<u64>>,
+    /// The node is shutting down: every blocked pop is released with an error.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// The node's registry (one node per process).
@@ -82,6 +87,29 @@ impl Blocked {
                 .filter(|w| w.client == client)
                 .for_each(|w| w.notify.notify_one());
         }
+    }
+
+    /// The node is shutting down: wakes every blocked client, whose pop then answers
+    /// [`SHUTTING_DOWN`] (nothing was proposed for it, so it certainly did not pop).
+    pub fn shut_down(&self) {
+        self.closing.store(true, Ordering::Release);
+        for line in self.lock().values() {
+            line.iter().for_each(|w| w.notify.notify_one());
+        }
+    }
+
+    /// Waits (bounded) until every released pop has left the registry, then a little more
+    /// for their replies to be written, before the process goes on stopping.
+    pub async fn drain(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.lock().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// `client`'s session ended: forgets it.
@@ -187,6 +215,9 @@ impl Server {
         let out = loop {
             if blocked().is_gone(client) {
                 break Outcome::Replies(vec![Reply::NilArray]);
+            }
+            if blocked().closing() {
+                break Outcome::Replies(vec![Reply::err(SHUTTING_DOWN)]);
             }
             let o = self.write(vec![argv.clone()], resp3).await;
             if !found_nothing(&o) {

@@ -399,6 +399,10 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         // Stop accepting clients (the accept loop is gone); move leadership away, then stop
         // the Ready loop: requests still waiting get -TRYAGAIN, and the sync thread
         // finishes its last fsync before the process exits.
+        // Blocked pops are released with an error first (their replies go out while the
+        // runtime still runs).
+        blocking::blocked().shut_down();
+        blocking::blocked().drain(std::time::Duration::from_secs(1)).await;
         hand_over_leadership(&node, log).await;
         node.send(Msg::Stop);
         let _ = tokio::task::spawn_blocking(move || ready_thread.join()).await;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -464,4 +464,26 @@ fn blocking_pops_wake_on_a_push_from_another_node_in_fifo_order() {
         q::<Vec<String>>(&mut con1, &["LRANGE", "dst", "0", "-1"]),
         ["m"]
     );
+}
+
+/// A client blocked on a node that shuts down is released with an error (nothing was
+/// proposed for it), not left to see its connection drop.
+#[test]
+fn a_blocked_client_is_released_with_an_error_when_its_node_shuts_down() {
+    let mut c = Cluster::start(3);
+    let mut s = TcpStream::connect(("127.0.0.1", c.port(2))).expect("connect");
+    s.write_all(b"BLPOP never 0\r\n").expect("write");
+    wait_blocked(&c, 2, "blpop", 1);
+    let _: redis::Value = redis::cmd("SHUTDOWN")
+        .query(&mut c.client(2))
+        .unwrap_or(redis::Value::Nil);
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut line = String::new();
+    std::io::BufReader::new(&s)
+        .read_line(&mut line)
+        .expect("a reply before the close");
+    assert_eq!(line, "-TRYAGAIN node is shutting down\r\n");
+    let status = c.wait_exit(2, Duration::from_secs(20));
+    assert!(status.success(), "clean shutdown: {status}");
 }
