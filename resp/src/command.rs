@@ -78,7 +78,7 @@ pub enum ClientCmd {
     GetName,
     Id,
     Info,
-    List,
+    List(ClientFilter),
     /// CLIENT SETINFO LIB-NAME|LIB-VER value
     SetInfo {
         attr: String,
@@ -86,6 +86,16 @@ pub enum ClientCmd {
     },
     /// CLIENT HELP
     Help,
+}
+
+/// CLIENT LIST's filter (Redis 7.0: `TYPE` and `ID` are mutually exclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFilter {
+    All,
+    /// `TYPE normal|master|replica|pubsub` (`slave` is `replica`), lower-cased.
+    Type(String),
+    /// `ID id [id ...]`.
+    Ids(Vec<i64>),
 }
 
 /// COMMAND subcommands.
