@@ -97,6 +97,7 @@ impl Server {
             Command::Command(c) => command_cmd(c),
             Command::Config(c) => self.config_cmd(c),
             Command::Info(sections) => Reply::Verbatim(self.info(&sections)),
+            Command::Object(_) => store::object_help(),
             other => Reply::err(format!(
                 "ERR command '{}' cannot be served locally",
                 other.name()

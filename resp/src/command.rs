@@ -98,6 +98,31 @@ pub enum ClientFilter {
     Ids(Vec<i64>),
 }
 
+/// OBJECT's subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectSub {
+    Encoding,
+    Freq,
+    IdleTime,
+    RefCount,
+    Help,
+}
+
+/// OBJECT: the subcommand and the arguments after `OBJECT` (subcommand name, then key), so
+/// the subcommand's key spec (index 2) applies to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectCmd {
+    pub sub: ObjectSub,
+    pub args: Vec<Bytes>,
+}
+
+impl ObjectCmd {
+    /// The key (none for HELP).
+    pub fn key(&self) -> Option<&Bytes> {
+        self.args.get(1)
+    }
+}
+
 /// COMMAND subcommands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandCmd {
@@ -211,6 +236,10 @@ pub enum Command {
         type_: Option<Bytes>,
     },
     Type(Bytes),
+    /// RANDOMKEY (a read: local randomness).
+    RandomKey,
+    /// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key, and OBJECT HELP.
+    Object(ObjectCmd),
     Ttl {
         key: Bytes,
         unit: TimeUnit,
@@ -263,6 +292,12 @@ pub enum Command {
         src: Bytes,
         dst: Bytes,
         nx: bool,
+    },
+    /// COPY source destination [DB 0] [REPLACE].
+    Copy {
+        src: Bytes,
+        dst: Bytes,
+        replace: bool,
     },
     /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT.
     Expire {

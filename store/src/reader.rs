@@ -30,13 +30,13 @@ pub(crate) type RawFn<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Value>, String>;
 
 /// What a read iterates: the live database (the apply path, which is its only writer) or
 /// one snapshot of it (every read outside the apply path).
-struct Source<'a> {
+pub(crate) struct Source<'a> {
     db: &'a DB,
     snap: Option<&'a rocksdb::Snapshot<'a>>,
 }
 
 impl Source<'_> {
-    fn data_iter(&self) -> Result<rocksdb::DBRawIterator<'_>, String> {
+    pub(crate) fn data_iter(&self) -> Result<rocksdb::DBRawIterator<'_>, String> {
         let cf = self
             .db
             .cf_handle(CF_DATA)
@@ -153,7 +153,7 @@ impl Reader {
         (replies, expired)
     }
 
-    fn live(
+    pub(crate) fn live(
         raw: RawFn<'_>,
         key: &Bytes,
         now: i64,
@@ -285,6 +285,8 @@ impl Reader {
                 }),
             },
             Command::DbSize => Reply::Int(self.key_count() as i64),
+            Command::RandomKey => Self::random_key(src, now, expired)?,
+            Command::Object(o) => Self::object(raw, o, now, expired)?,
             Command::Keys(pattern) => {
                 let mut out = Vec::new();
                 let all = pattern.as_ref() == b"*";
