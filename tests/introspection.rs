@@ -213,3 +213,108 @@ fn client_list_filters() {
         .unwrap_or_default();
     assert!(e.contains("syntax error"), "{e}");
 }
+
+/// A value's dump as the same string on every node: TYPE plus the type's full read.
+fn dump(c: &mut redis::Connection, key: &str) -> String {
+    let t: String = redis::cmd("TYPE").arg(key).query(c).unwrap_or_default();
+    let read = |cmd: &mut redis::Cmd, c: &mut redis::Connection| -> String {
+        let v: redis::Value = cmd.query(c).unwrap_or(redis::Value::Nil);
+        format!("{v:?}")
+    };
+    let body = match t.as_str() {
+        "string" => read(redis::cmd("GET").arg(key), c),
+        "hash" => read(redis::cmd("HGETALL").arg(key), c),
+        "list" => read(redis::cmd("LRANGE").arg(key).arg(0).arg(-1), c),
+        "set" => {
+            let mut m: Vec<String> = redis::cmd("SMEMBERS").arg(key).query(c).unwrap_or_default();
+            m.sort();
+            m.join(",")
+        }
+        "zset" => read(
+            redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES"),
+            c,
+        ),
+        _ => String::new(),
+    };
+    let ttl: i64 = redis::cmd("TTL").arg(key).query(c).unwrap_or(-3);
+    format!("{t}:{body}:ttl>0={}", ttl > 0)
+}
+
+#[test]
+fn copy_of_each_type_is_replicated_to_every_node() {
+    let cl = Cluster::start(3);
+    let leader = cl.wait_leader();
+    let follower = (leader + 1) % 3;
+    let mut c = cl.client(follower); // writes are forwarded to the leader
+    let setup: &[&[&str]] = &[
+        &["SET", "s", "v"],
+        &["HSET", "h", "a", "1", "b", "2"],
+        &["RPUSH", "l", "x", "y", "z"],
+        &["SADD", "set", "m", "n", "o"],
+        &["ZADD", "z", "1", "one", "2.5", "two"],
+        &["EXPIRE", "h", "1000"],
+    ];
+    for args in setup {
+        let _: redis::Value = redis::cmd(args[0])
+            .arg(&args[1..])
+            .query(&mut c)
+            .unwrap_or(redis::Value::Nil);
+    }
+    for k in ["s", "h", "l", "set", "z"] {
+        let n: i64 = redis::cmd("COPY")
+            .arg(k)
+            .arg(format!("{k}.copy"))
+            .query(&mut c)
+            .unwrap_or(-1);
+        assert_eq!(n, 1, "COPY {k}");
+    }
+    // Existing destination: 0, then REPLACE across types; errors as Redis's.
+    let n: i64 = redis::cmd("COPY").arg("s").arg("h.copy").query(&mut c).unwrap_or(-1);
+    assert_eq!(n, 0);
+    let n: i64 = redis::cmd("COPY")
+        .arg("z")
+        .arg("s2")
+        .arg("DB")
+        .arg(0)
+        .arg("REPLACE")
+        .query(&mut c)
+        .unwrap_or(-1);
+    assert_eq!(n, 1);
+    let err = |r: redis::RedisResult<redis::Value>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    let e = err(redis::cmd("COPY").arg("s").arg("s").query(&mut c));
+    assert!(e.contains("source and destination objects are the same"), "{e}");
+    let e = err(redis::cmd("COPY").arg("s").arg("x").arg("DB").arg(1).query(&mut c));
+    assert!(e.contains("DB index is out of range"), "{e}");
+
+    // Every node, once it has applied the writes, holds identical copies.
+    let keys = ["s", "h", "l", "set", "z"];
+    for i in 0..3 {
+        wait_for(Duration::from_secs(10), "copies replicated", || {
+            let mut c = cl.client(i);
+            keys.iter()
+                .all(|k| {
+                    let copy = dump(&mut c, &format!("{k}.copy"));
+                    !copy.starts_with("none") && copy == dump(&mut c, k)
+                })
+                .then_some(())
+        });
+        let mut c = cl.client(i);
+        assert!(dump(&mut c, "h.copy").ends_with("ttl>0=true"));
+        assert!(dump(&mut c, "s2").starts_with("zset:"));
+        let enc: String = redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg("l.copy")
+            .query(&mut c)
+            .unwrap_or_default();
+        assert_eq!(enc, "quicklist");
+        let key: String = redis::cmd("RANDOMKEY").query(&mut c).unwrap_or_default();
+        assert!(
+            keys.iter().any(|k| key == *k || key == format!("{k}.copy")) || key == "s2",
+            "{key}"
+        );
+    }
+    // A copy is independent of its source.
+    let _: i64 = redis::cmd("HSET").arg("h.copy").arg("a").arg("9").query(&mut c).unwrap_or(0);
+    let a: String = redis::cmd("HGET").arg("h").arg("a").query(&mut c).unwrap_or_default();
+    assert_eq!(a, "1");
+}
