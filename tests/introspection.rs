@@ -231,7 +231,11 @@ fn dump(c: &mut redis::Connection, key: &str) -> String {
             m.join(",")
         }
         "zset" => read(
-            redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES"),
+            redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES"),
             c,
         ),
         _ => String::new(),
@@ -269,7 +273,11 @@ fn copy_of_each_type_is_replicated_to_every_node() {
         assert_eq!(n, 1, "COPY {k}");
     }
     // Existing destination: 0, then REPLACE across types; errors as Redis's.
-    let n: i64 = redis::cmd("COPY").arg("s").arg("h.copy").query(&mut c).unwrap_or(-1);
+    let n: i64 = redis::cmd("COPY")
+        .arg("s")
+        .arg("h.copy")
+        .query(&mut c)
+        .unwrap_or(-1);
     assert_eq!(n, 0);
     let n: i64 = redis::cmd("COPY")
         .arg("z")
@@ -280,10 +288,19 @@ fn copy_of_each_type_is_replicated_to_every_node() {
         .query(&mut c)
         .unwrap_or(-1);
     assert_eq!(n, 1);
-    let err = |r: redis::RedisResult<redis::Value>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    let err =
+        |r: redis::RedisResult<redis::Value>| r.err().map(|e| e.to_string()).unwrap_or_default();
     let e = err(redis::cmd("COPY").arg("s").arg("s").query(&mut c));
-    assert!(e.contains("source and destination objects are the same"), "{e}");
-    let e = err(redis::cmd("COPY").arg("s").arg("x").arg("DB").arg(1).query(&mut c));
+    assert!(
+        e.contains("source and destination objects are the same"),
+        "{e}"
+    );
+    let e = err(redis::cmd("COPY")
+        .arg("s")
+        .arg("x")
+        .arg("DB")
+        .arg(1)
+        .query(&mut c));
     assert!(e.contains("DB index is out of range"), "{e}");
 
     // Every node, once it has applied the writes, holds identical copies.
@@ -314,7 +331,16 @@ fn copy_of_each_type_is_replicated_to_every_node() {
         );
     }
     // A copy is independent of its source.
-    let _: i64 = redis::cmd("HSET").arg("h.copy").arg("a").arg("9").query(&mut c).unwrap_or(0);
-    let a: String = redis::cmd("HGET").arg("h").arg("a").query(&mut c).unwrap_or_default();
+    let _: i64 = redis::cmd("HSET")
+        .arg("h.copy")
+        .arg("a")
+        .arg("9")
+        .query(&mut c)
+        .unwrap_or(0);
+    let a: String = redis::cmd("HGET")
+        .arg("h")
+        .arg("a")
+        .query(&mut c)
+        .unwrap_or_default();
     assert_eq!(a, "1");
 }

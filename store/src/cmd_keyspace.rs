@@ -17,7 +17,8 @@ use crate::applier::{apply_error, Applier};
 use crate::cmd_common::local_rng;
 use crate::reader::{RawFn, Reader, Source};
 use crate::types::meta::Meta;
-use crate::types::{keyspace, num};
+use crate::types::zrange::{self, RangeBy};
+use crate::types::{hash, keyspace, num, set, Read};
 use crate::{data_key, slot, Store, Value, TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_STRING, TYPE_ZSET};
 
 /// Redis's error for OBJECT FREQ without an LFU policy.
@@ -61,25 +62,64 @@ impl Store {
     }
 }
 
-/// Redis 7.0's encoding name for a live value. Strings: `int` (a canonical 64-bit integer),
-/// `embstr` (up to 44 bytes) or `raw`, exactly as Redis. Collections by size only, against
-/// Redis 7.0's default thresholds: hashes `listpack` up to 128 fields else `hashtable`,
-/// sorted sets `listpack` up to 128 members else `skiplist`, lists always `quicklist` (7.0
-/// has no listpack lists), sets `intset` up to 512 members... only when every member is an
-/// integer, which would need a scan, so sets are reported `hashtable`. Element lengths (the
-/// 64-byte listpack limit) are not checked for the same reason: reporting them would cost
-/// O(n) reads, and raftkv's layout is the same at every size anyway.
-pub fn encoding(typ: u8, payload: &[u8], size: u64) -> &'static str {
-    match typ {
-        TYPE_STRING if num::parse_i64(payload).is_some() => "int",
-        TYPE_STRING if payload.len() <= 44 => "embstr",
-        TYPE_STRING => "raw",
-        TYPE_HASH | TYPE_ZSET if size <= 128 => "listpack",
-        TYPE_HASH => "hashtable",
-        TYPE_ZSET => "skiplist",
+/// Redis 7.0's encoding name for a live value, with its default thresholds. Strings: `int`
+/// (a canonical 64-bit integer), `embstr` (up to 44 bytes) or `raw`. Lists are always
+/// `quicklist` (7.0 has no listpack lists). Sets of up to 512 integers are `intset`, other
+/// sets `hashtable`; hashes and sorted sets of up to 128 entries whose fields / values /
+/// members are all at most 64 bytes are `listpack`, else `hashtable` / `skiplist`. The
+/// element checks read at most 512 members (only below the size limits), so the cost stays
+/// bounded. Redis never converts back, so a collection that once crossed a limit and shrank
+/// again is `hashtable` / `skiplist` in Redis but `listpack` / `intset` here.
+fn encoding<R: Read + ?Sized>(
+    r: &R,
+    key: &[u8],
+    typ: u8,
+    payload: &[u8],
+    size: u64,
+) -> crate::types::Result<&'static str> {
+    let small = |v: &[u8]| v.len() <= 64;
+    Ok(match typ {
+        TYPE_STRING => string_encoding(payload),
         TYPE_LIST => "quicklist",
+        TYPE_SET
+            if size <= 512
+                && set::smembers(r, key)?
+                    .iter()
+                    .all(|m| num::parse_i64(m).is_some()) =>
+        {
+            "intset"
+        }
         TYPE_SET => "hashtable",
+        TYPE_HASH
+            if size <= 128
+                && hash::hgetall(r, key)?
+                    .iter()
+                    .all(|(f, v)| small(f) && small(v)) =>
+        {
+            "listpack"
+        }
+        TYPE_HASH => "hashtable",
+        TYPE_ZSET
+            if size <= 128
+                && zrange::zrange(r, key, &RangeBy::Rank(0, -1), false, None)?
+                    .iter()
+                    .all(|(m, _)| small(m)) =>
+        {
+            "listpack"
+        }
+        TYPE_ZSET => "skiplist",
         _ => "unknown",
+    })
+}
+
+/// A string's encoding, exactly as Redis's `tryObjectEncoding`.
+pub fn string_encoding(payload: &[u8]) -> &'static str {
+    if num::parse_i64(payload).is_some() {
+        "int"
+    } else if payload.len() <= 44 {
+        "embstr"
+    } else {
+        "raw"
     }
 }
 
@@ -108,6 +148,7 @@ pub fn object_help() -> Reply {
 impl Reader {
     /// OBJECT ENCODING / FREQ / IDLETIME / REFCOUNT (nil for a missing key) and HELP.
     pub(crate) fn object(
+        src: &Source<'_>,
         raw: RawFn<'_>,
         o: &ObjectCmd,
         now: i64,
@@ -126,7 +167,10 @@ impl Reader {
                 } else {
                     Meta::decode(&v.encode()).map_err(|e| e.to_string())?.size
                 };
-                Reply::Status(encoding(v.typ, &v.payload, size).into())
+                let view = src.view(now);
+                let enc =
+                    encoding(&view, key, v.typ, &v.payload, size).map_err(|e| e.to_string())?;
+                Reply::Status(enc.into())
             }
             ObjectSub::Freq => Reply::err(NO_LFU),
             ObjectSub::IdleTime => Reply::Int(0),
@@ -300,22 +344,45 @@ mod tests {
 
     #[test]
     fn string_encodings_as_redis() {
-        assert_eq!(encoding(TYPE_STRING, b"12345", 0), "int");
-        assert_eq!(encoding(TYPE_STRING, b"-9223372036854775808", 0), "int");
-        assert_eq!(encoding(TYPE_STRING, b"007", 0), "embstr");
-        assert_eq!(encoding(TYPE_STRING, b"", 0), "embstr");
-        assert_eq!(encoding(TYPE_STRING, &[b'a'; 44], 0), "embstr");
-        assert_eq!(encoding(TYPE_STRING, &[b'a'; 45], 0), "raw");
+        assert_eq!(string_encoding(b"12345"), "int");
+        assert_eq!(string_encoding(b"-9223372036854775808"), "int");
+        assert_eq!(string_encoding(b"007"), "embstr");
+        assert_eq!(string_encoding(b""), "embstr");
+        assert_eq!(string_encoding(&[b'a'; 44]), "embstr");
+        assert_eq!(string_encoding(&[b'a'; 45]), "raw");
     }
 
     #[test]
-    fn collection_encodings_by_size() {
-        assert_eq!(encoding(TYPE_HASH, b"", 128), "listpack");
-        assert_eq!(encoding(TYPE_HASH, b"", 129), "hashtable");
-        assert_eq!(encoding(TYPE_ZSET, b"", 1), "listpack");
-        assert_eq!(encoding(TYPE_ZSET, b"", 129), "skiplist");
-        assert_eq!(encoding(TYPE_LIST, b"", 1), "quicklist");
-        assert_eq!(encoding(TYPE_SET, b"", 1), "hashtable");
+    fn collection_encodings_as_redis_7_0() {
+        let mut t = T::new();
+        let enc = |t: &T, k: &str| t.r(&format!("OBJECT ENCODING {k}"));
+        t.w("SADD ints 1 2 -3");
+        t.w("SADD strs 1 a");
+        t.w("HSET h f v");
+        t.w(&format!("HSET hlong f {}", "x".repeat(65)));
+        t.w("ZADD z 1 m");
+        t.w(&format!("ZADD zlong 1 {}", "m".repeat(65)));
+        t.w("RPUSH l a");
+        let many: Vec<String> = (0..129).map(|i| format!("f{i} v")).collect();
+        t.w(&format!("HSET hbig {}", many.join(" ")));
+        let ints: Vec<String> = (0..513).map(|i| i.to_string()).collect();
+        t.w(&format!("SADD sbig {}", ints.join(" ")));
+        let members: Vec<String> = (0..129).map(|i| format!("{i} m{i}")).collect();
+        t.w(&format!("ZADD zbig {}", members.join(" ")));
+        for (k, want) in [
+            ("ints", "intset"),
+            ("strs", "hashtable"),
+            ("sbig", "hashtable"),
+            ("h", "listpack"),
+            ("hlong", "hashtable"),
+            ("hbig", "hashtable"),
+            ("z", "listpack"),
+            ("zlong", "skiplist"),
+            ("zbig", "skiplist"),
+            ("l", "quicklist"),
+        ] {
+            assert_eq!(enc(&t, k), st(want), "{k}");
+        }
     }
 
     #[test]

@@ -36,6 +36,14 @@ pub(crate) struct Source<'a> {
 }
 
 impl Source<'_> {
+    /// The collection operations' view of this source at `now`.
+    pub(crate) fn view(&self, now: i64) -> crate::types::view::DbView<'_> {
+        match self.snap {
+            Some(s) => crate::types::view::DbView::at_snapshot(self.db, s, now),
+            None => crate::types::view::DbView::new(self.db, now),
+        }
+    }
+
     pub(crate) fn data_iter(&self) -> Result<rocksdb::DBRawIterator<'_>, String> {
         let cf = self
             .db
@@ -286,7 +294,7 @@ impl Reader {
             },
             Command::DbSize => Reply::Int(self.key_count() as i64),
             Command::RandomKey => Self::random_key(src, now, expired)?,
-            Command::Object(o) => Self::object(raw, o, now, expired)?,
+            Command::Object(o) => Self::object(src, raw, o, now, expired)?,
             Command::Keys(pattern) => {
                 let mut out = Vec::new();
                 let all = pattern.as_ref() == b"*";
@@ -319,11 +327,7 @@ impl Reader {
                 ])
             }
             Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
-                let view = match src.snap {
-                    Some(s) => crate::types::view::DbView::at_snapshot(src.db, s, now),
-                    None => crate::types::view::DbView::new(src.db, now),
-                };
-                crate::reader_coll::read(&view, cmd)
+                crate::reader_coll::read(&src.view(now), cmd)
             }
             other => Reply::err(format!("ERR '{}' is not a read", other.name())),
         })

@@ -235,7 +235,9 @@ fn parse_copy(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply>
             "DB" if j + 1 < argv.len() => {
                 let db = int(&argv[j + 1])?;
                 if i32::try_from(db).is_err() {
-                    return Err(Reply::err("ERR value is not an integer or out of range"));
+                    return Err(Reply::err(
+                        "ERR value is out of range, value must between -2147483648 and 2147483647",
+                    ));
                 }
                 if db != 0 {
                     return Err(Reply::err("ERR DB index is out of range"));
@@ -470,8 +472,9 @@ mod tests {
         );
         assert_eq!(
             err("COPY a b DB 99999999999"),
-            "ERR value is not an integer or out of range"
+            "ERR value is out of range, value must between -2147483648 and 2147483647"
         );
+        assert_eq!(p("COPY a b DB 0 DB 0 REPLACE REPLACE"), copy(true));
         assert_eq!(err("COPY a b DB"), SYNTAX);
         assert_eq!(err("COPY a b FOO"), SYNTAX);
         assert_eq!(
