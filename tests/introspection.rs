@@ -29,6 +29,20 @@ fn info(cl: &Cluster, i: usize, sections: &[&str]) -> (HashMap<String, String>, 
     (fields, heads)
 }
 
+/// Polls `f` until it holds or `timeout` passes; whether it held.
+fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn num(f: &HashMap<String, String>, k: &str) -> f64 {
     f.get(k)
         .and_then(|v| v.parse().ok())
@@ -223,7 +237,12 @@ fn dump(c: &mut redis::Connection, key: &str) -> String {
     };
     let body = match t.as_str() {
         "string" => read(redis::cmd("GET").arg(key), c),
-        "hash" => read(redis::cmd("HGETALL").arg(key), c),
+        "hash" => {
+            // Field order follows the name hash, which mixes in the key's version.
+            let m: std::collections::BTreeMap<String, String> =
+                redis::cmd("HGETALL").arg(key).query(c).unwrap_or_default();
+            format!("{m:?}")
+        }
         "list" => read(redis::cmd("LRANGE").arg(key).arg(0).arg(-1), c),
         "set" => {
             let mut m: Vec<String> = redis::cmd("SMEMBERS").arg(key).query(c).unwrap_or_default();
@@ -306,15 +325,17 @@ fn copy_of_each_type_is_replicated_to_every_node() {
     // Every node, once it has applied the writes, holds identical copies.
     let keys = ["s", "h", "l", "set", "z"];
     for i in 0..3 {
-        wait_for(Duration::from_secs(10), "copies replicated", || {
+        let mut last = Vec::new();
+        let done = poll_until(Duration::from_secs(10), || {
             let mut c = cl.client(i);
-            keys.iter()
-                .all(|k| {
-                    let copy = dump(&mut c, &format!("{k}.copy"));
-                    !copy.starts_with("none") && copy == dump(&mut c, k)
-                })
-                .then_some(())
+            last = keys
+                .iter()
+                .map(|k| (dump(&mut c, &format!("{k}.copy")), dump(&mut c, k)))
+                .collect();
+            last.iter()
+                .all(|(copy, orig)| !copy.starts_with("none") && copy == orig)
         });
+        assert!(done, "node {}: copies differ: {last:?}", i + 1);
         let mut c = cl.client(i);
         assert!(dump(&mut c, "h.copy").ends_with("ttl>0=true"));
         assert!(dump(&mut c, "s2").starts_with("zset:"));
