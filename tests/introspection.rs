@@ -1,7 +1,9 @@
 //! Introspection on a real 3-node cluster: INFO's Redis 7.0 sections parse and agree with
 //! RAFT.NODES and DBSIZE (replication roles, master address, slave lines, keyspace counts),
 //! section selection (`default`, `all`, `everything`, several names, unknown names), and
-//! CLIENT LIST's TYPE / ID filters with Redis's errors.
+//! CLIENT LIST's TYPE / ID filters with Redis's errors, COPY of every type replicated to every node
+//! (with OBJECT ENCODING and RANDOMKEY there), and a COPY waking a client blocked on its
+//! destination (INFO blocked_clients).
 
 mod common;
 
@@ -364,4 +366,51 @@ fn copy_of_each_type_is_replicated_to_every_node() {
         .query(&mut c)
         .unwrap_or_default();
     assert_eq!(a, "1");
+}
+
+/// A client blocked on node 3 shows in INFO `blocked_clients` there, and a COPY onto its
+/// key through another node wakes it with the copied list's head.
+#[test]
+fn copy_wakes_a_client_blocked_on_its_destination() {
+    let cl = Cluster::start(3);
+    let leader = cl.wait_leader();
+    let other = (leader + 2) % 3;
+    let mut c = cl.client(leader);
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("q")
+        .arg("first")
+        .arg("second")
+        .query(&mut c)
+        .unwrap_or(0);
+    let mut blocked = cl.client(other);
+    let waiter = std::thread::spawn(move || {
+        redis::cmd("BLPOP")
+            .arg("q.copy")
+            .arg(20)
+            .query::<Option<(String, String)>>(&mut blocked)
+            .map_err(|e| e.to_string())
+    });
+    wait_for(Duration::from_secs(10), "the client to block", || {
+        let (f, _) = info(&cl, other, &["clients"]);
+        (f.get("blocked_clients").map(String::as_str) == Some("1")).then_some(())
+    });
+    let n: i64 = redis::cmd("COPY")
+        .arg("q")
+        .arg("q.copy")
+        .query(&mut c)
+        .unwrap_or(-1);
+    assert_eq!(n, 1);
+    let popped = waiter
+        .join()
+        .unwrap_or_else(|_| Err("waiter panicked".into()));
+    assert_eq!(popped, Ok(Some(("q.copy".into(), "first".into()))));
+    let (f, _) = info(&cl, other, &["clients"]);
+    assert_eq!(f["blocked_clients"], "0");
+    let rest: Vec<String> = redis::cmd("LRANGE")
+        .arg("q.copy")
+        .arg(0)
+        .arg(-1)
+        .query(&mut c)
+        .unwrap_or_default();
+    assert_eq!(rest, ["second"]);
 }
