@@ -1,13 +1,12 @@
 //! Commands the session answers itself: connection state (PING, ECHO, SELECT, QUIT,
 //! HELLO, AUTH, CLIENT) and server introspection (INFO, CONFIG, COMMAND, TIME).
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use resp::{ClientCmd, Command, CommandCmd, ConfigCmd, Protocol, Reply};
+use resp::{ClientCmd, ClientFilter, Command, CommandCmd, ConfigCmd, Protocol, Reply};
 
-use crate::server::{wall_ms, ClientInfo, Server};
+use crate::server::{ClientInfo, Server};
 use crate::session::Conn;
 
 /// Redis version we report for client compatibility.
@@ -15,10 +14,6 @@ pub const REDIS_VERSION: &str = "7.0.0";
 
 fn bulk(s: impl Into<String>) -> Reply {
     Reply::Bulk(Bytes::from(s.into()))
-}
-
-fn join_ids(ids: &[u64]) -> String {
-    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
 }
 
 fn glob(pattern: &[u8], s: &[u8]) -> bool {
@@ -102,6 +97,7 @@ impl Server {
             Command::Command(c) => command_cmd(c),
             Command::Config(c) => self.config_cmd(c),
             Command::Info(sections) => Reply::Verbatim(self.info(&sections)),
+            Command::Object(_) => store::object_help(),
             other => Reply::err(format!(
                 "ERR command '{}' cannot be served locally",
                 other.name()
@@ -139,9 +135,24 @@ impl Server {
                     None => Reply::Nil,
                 }
             }
-            ClientCmd::List => {
+            ClientCmd::List(filter) => {
                 let clients = self.clients_lock();
-                Reply::Verbatim(clients.values().map(client_line).collect())
+                // Every client of a raftkv node is a normal one (no replication links,
+                // no pub/sub); IDs are listed in the order given, as Redis does.
+                let text = match filter {
+                    ClientFilter::All => clients.values().map(client_line).collect(),
+                    ClientFilter::Type(t) if t == "normal" => {
+                        clients.values().map(client_line).collect()
+                    }
+                    ClientFilter::Type(_) => String::new(),
+                    ClientFilter::Ids(ids) => ids
+                        .iter()
+                        .filter_map(|&id| u64::try_from(id).ok())
+                        .filter_map(|id| clients.get(&id))
+                        .map(client_line)
+                        .collect(),
+                };
+                Reply::Verbatim(text)
             }
             ClientCmd::Help => Reply::Array(
                 [
@@ -244,159 +255,12 @@ impl Server {
             }
         }
     }
-
-    /// The INFO text for the requested sections (default: all of ours).
-    pub fn info(&self, sections: &[String]) -> String {
-        let all = [
-            "server",
-            "clients",
-            "stats",
-            "replication",
-            "raft",
-            "cluster",
-            "keyspace",
-        ];
-        let want: Vec<&str> = if sections.is_empty()
-            || sections.iter().any(|s| {
-                ["all", "everything", "default"].contains(&s.to_ascii_lowercase().as_str())
-            }) {
-            all.to_vec()
-        } else {
-            all.iter()
-                .copied()
-                .filter(|a| sections.iter().any(|s| s.eq_ignore_ascii_case(a)))
-                .collect()
-        };
-        let st = &self.node.status;
-        let mut out = String::new();
-        for (i, sec) in want.iter().enumerate() {
-            if i > 0 {
-                out.push_str("\r\n");
-            }
-            match *sec {
-                "server" => {
-                    let up = self.started.elapsed().as_secs();
-                    let _ = write!(
-                        out,
-                        "# Server\r\nredis_version:{REDIS_VERSION}\r\nraftkv_version:{}\r\nredis_mode:cluster\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\nserver_time_usec:{}\r\n",
-                        env!("CARGO_PKG_VERSION"),
-                        std::env::consts::OS,
-                        std::process::id(),
-                        self.run_id,
-                        self.cfg.port,
-                        up / 86400,
-                        wall_ms() * 1000,
-                    );
-                }
-                "clients" => {
-                    let _ = write!(
-                        out,
-                        "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",
-                        self.clients_lock().len(),
-                        self.cfg.maxclients
-                    );
-                }
-                "stats" => {
-                    let s = &self.stats;
-                    let _ = write!(
-                        out,
-                        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_reads:{}\r\ntotal_writes:{}\r\ntotal_forwarded_writes:{}\r\ntotal_moved_replies:{}\r\ntotal_error_replies:{}\r\n",
-                        s.connections.load(Ordering::Relaxed),
-                        s.commands.load(Ordering::Relaxed),
-                        s.rejected.load(Ordering::Relaxed),
-                        s.reads.load(Ordering::Relaxed),
-                        s.writes.load(Ordering::Relaxed),
-                        s.forwarded.load(Ordering::Relaxed),
-                        s.moved.load(Ordering::Relaxed),
-                        s.errors.load(Ordering::Relaxed),
-                    );
-                }
-                "replication" => {
-                    let _ = write!(
-                        out,
-                        "# Replication\r\nrole:{}\r\nconnected_slaves:0\r\n",
-                        self.role(false)
-                    );
-                }
-                "cluster" => out.push_str("# Cluster\r\ncluster_enabled:1\r\n"),
-                "raft" => {
-                    let m = st.members();
-                    let ss = &self.transport.snap_stats;
-                    let _ = write!(
-                        out,
-                        "# Raft\r\nraft_node_id:{}\r\nraft_group_id:1\r\nraft_role:{}\r\nraft_leader_id:{}\r\nraft_term:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\nraft_first_log_index:{}\r\nraft_last_log_index:{}\r\nraft_proposed_commands:{}\r\nraft_proposed_entries:{}\r\nraft_read_requests:{}\r\nraft_readies:{}\r\nraft_log_syncs:{}\r\nraft_log_sync_micros:{}\r\nraft_ready_micros:{}\r\nraft_members:{}\r\nraft_voters:{}\r\nraft_learners:{}\r\nraft_voters_outgoing:{}\r\nraft_removed:{}\r\nraft_snapshot_index:{}\r\nraft_snapshot_in_progress:{}\r\nraft_snapshots_taken:{}\r\nraft_snapshots_restored:{}\r\nraft_snapshot_last_ms:{}\r\nraft_snapshot_send_bytes:{}\r\nraft_snapshot_send_total:{}\r\nraft_snapshot_sends_ok:{}\r\nraft_snapshot_sends_failed:{}\r\nraft_snapshot_recv_bytes:{}\r\nraft_snapshot_recv_total:{}\r\nraft_snapshot_recvs_ok:{}\r\nraft_snapshot_recvs_failed:{}\r\n",
-                        self.cfg.id,
-                        st.role_name(),
-                        st.leader(),
-                        st.term.load(Ordering::Relaxed),
-                        st.commit.load(Ordering::Relaxed),
-                        st.applied.load(Ordering::Relaxed),
-                        st.first_index.load(Ordering::Relaxed),
-                        st.last_index.load(Ordering::Relaxed),
-                        st.proposals.load(Ordering::Relaxed),
-                        st.entries_proposed.load(Ordering::Relaxed),
-                        st.reads.load(Ordering::Relaxed),
-                        st.readies.load(Ordering::Relaxed),
-                        st.syncs.load(Ordering::Relaxed),
-                        st.sync_micros.load(Ordering::Relaxed),
-                        st.ready_micros.load(Ordering::Relaxed),
-                        m.voters
-                            .iter()
-                            .chain(&m.learners)
-                            .map(|i| format!(
-                                "{i}@{}",
-                                m.addrs.get(i).map_or("?", String::as_str)
-                            ))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        join_ids(&m.voters),
-                        join_ids(&m.learners),
-                        join_ids(&m.voters_outgoing),
-                        u8::from(st.removed.load(Ordering::Relaxed)),
-                        st.snapshot_index.load(Ordering::Relaxed),
-                        u8::from(st.snapshot_running.load(Ordering::Relaxed)),
-                        st.snapshots_taken.load(Ordering::Relaxed),
-                        st.snapshots_restored.load(Ordering::Relaxed),
-                        st.snapshot_last_ms.load(Ordering::Relaxed),
-                        ss.send_bytes.load(Ordering::Relaxed),
-                        ss.send_total.load(Ordering::Relaxed),
-                        ss.sends_ok.load(Ordering::Relaxed),
-                        ss.sends_failed.load(Ordering::Relaxed),
-                        ss.recv_bytes.load(Ordering::Relaxed),
-                        ss.recv_total.load(Ordering::Relaxed),
-                        ss.recvs_ok.load(Ordering::Relaxed),
-                        ss.recvs_failed.load(Ordering::Relaxed),
-                    );
-                    // Peer links (sent/dropped/oversized per peer) and filtered messages.
-                    out.push_str(&self.transport.info_lines());
-                    let _ = write!(
-                        out,
-                        "raft_msgs_filtered:{}\r\n",
-                        st.msgs_filtered.load(Ordering::Relaxed)
-                    );
-                }
-                "keyspace" => {
-                    out.push_str("# Keyspace\r\n");
-                    let keys = self.reader.key_count();
-                    if keys > 0 {
-                        let _ = write!(
-                            out,
-                            "db0:keys={keys},expires={},avg_ttl=0\r\n",
-                            self.reader.expires_count()
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
-    }
 }
 
 impl Server {
     /// This node's Redis role: `master` while it leads the Raft group, else `slave` (INFO)
     /// or `replica` (HELLO), the words Redis uses in each place.
-    fn role(&self, hello: bool) -> &'static str {
+    pub(crate) fn role(&self, hello: bool) -> &'static str {
         match (self.node.status.is_leader(), hello) {
             (true, _) => "master",
             (false, false) => "slave",

@@ -68,6 +68,13 @@ impl Blocked {
         id
     }
 
+    /// How many distinct clients are blocked on this node (INFO `blocked_clients`).
+    pub fn client_count(&self) -> usize {
+        let q = self.lock();
+        let ids: HashSet<u64> = q.values().flatten().map(|w| w.client).collect();
+        ids.len()
+    }
+
     /// True once `client`'s connection closed.
     pub fn is_gone(&self, client: u64) -> bool {
         self.gone

@@ -6,6 +6,7 @@ mod admin;
 mod blocking;
 mod cluster;
 mod config;
+mod info;
 mod multi;
 mod raft_admin;
 mod reads;

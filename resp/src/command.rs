@@ -78,7 +78,7 @@ pub enum ClientCmd {
     GetName,
     Id,
     Info,
-    List,
+    List(ClientFilter),
     /// CLIENT SETINFO LIB-NAME|LIB-VER value
     SetInfo {
         attr: String,
@@ -86,6 +86,41 @@ pub enum ClientCmd {
     },
     /// CLIENT HELP
     Help,
+}
+
+/// CLIENT LIST's filter (Redis 7.0: `TYPE` and `ID` are mutually exclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFilter {
+    All,
+    /// `TYPE normal|master|replica|pubsub` (`slave` is `replica`), lower-cased.
+    Type(String),
+    /// `ID id [id ...]`.
+    Ids(Vec<i64>),
+}
+
+/// OBJECT's subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectSub {
+    Encoding,
+    Freq,
+    IdleTime,
+    RefCount,
+    Help,
+}
+
+/// OBJECT: the subcommand and the arguments after `OBJECT` (subcommand name, then key), so
+/// the subcommand's key spec (index 2) applies to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectCmd {
+    pub sub: ObjectSub,
+    pub args: Vec<Bytes>,
+}
+
+impl ObjectCmd {
+    /// The key (none for HELP).
+    pub fn key(&self) -> Option<&Bytes> {
+        self.args.get(1)
+    }
 }
 
 /// COMMAND subcommands.
@@ -201,6 +236,10 @@ pub enum Command {
         type_: Option<Bytes>,
     },
     Type(Bytes),
+    /// RANDOMKEY (a read: local randomness).
+    RandomKey,
+    /// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key, and OBJECT HELP.
+    Object(ObjectCmd),
     Ttl {
         key: Bytes,
         unit: TimeUnit,
@@ -253,6 +292,12 @@ pub enum Command {
         src: Bytes,
         dst: Bytes,
         nx: bool,
+    },
+    /// COPY source destination [DB 0] [REPLACE].
+    Copy {
+        src: Bytes,
+        dst: Bytes,
+        replace: bool,
     },
     /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT.
     Expire {

@@ -73,8 +73,10 @@ macro_rules! charge {
 }
 
 // After the macro, which it uses.
+mod cmd_keyspace;
 mod sized;
 mod sweep;
+pub use cmd_keyspace::object_help;
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -714,6 +716,7 @@ impl Store {
                 self.put(wb, dkey, v);
                 ok()
             }
+            Command::Copy { src, dst, replace } => self.apply_copy(wb, src, dst, *replace, now),
             Command::Expire { key, at, condition } => {
                 let dkey = data_key(key);
                 let Some(v) = self.live(&dkey, now) else {

@@ -30,13 +30,21 @@ pub(crate) type RawFn<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Value>, String>;
 
 /// What a read iterates: the live database (the apply path, which is its only writer) or
 /// one snapshot of it (every read outside the apply path).
-struct Source<'a> {
+pub(crate) struct Source<'a> {
     db: &'a DB,
     snap: Option<&'a rocksdb::Snapshot<'a>>,
 }
 
 impl Source<'_> {
-    fn data_iter(&self) -> Result<rocksdb::DBRawIterator<'_>, String> {
+    /// The collection operations' view of this source at `now`.
+    pub(crate) fn view(&self, now: i64) -> crate::types::view::DbView<'_> {
+        match self.snap {
+            Some(s) => crate::types::view::DbView::at_snapshot(self.db, s, now),
+            None => crate::types::view::DbView::new(self.db, now),
+        }
+    }
+
+    pub(crate) fn data_iter(&self) -> Result<rocksdb::DBRawIterator<'_>, String> {
         let cf = self
             .db
             .cf_handle(CF_DATA)
@@ -181,7 +189,7 @@ impl Reader {
         (replies, expired)
     }
 
-    fn live(
+    pub(crate) fn live(
         raw: RawFn<'_>,
         key: &Bytes,
         now: i64,
@@ -313,6 +321,8 @@ impl Reader {
                 }),
             },
             Command::DbSize => Reply::Int(self.key_count() as i64),
+            Command::RandomKey => Self::random_key(src, now, expired)?,
+            Command::Object(o) => Self::object(src, raw, o, now, expired)?,
             Command::Keys(pattern) => {
                 let mut out = Vec::new();
                 let all = pattern.as_ref() == b"*";
@@ -345,11 +355,7 @@ impl Reader {
                 ])
             }
             Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
-                let view = match src.snap {
-                    Some(s) => crate::types::view::DbView::at_snapshot(src.db, s, now),
-                    None => crate::types::view::DbView::new(src.db, now),
-                };
-                crate::reader_coll::read(&view, cmd)
+                crate::reader_coll::read(&src.view(now), cmd)
             }
             other => Reply::err(format!("ERR '{}' is not a read", other.name())),
         })

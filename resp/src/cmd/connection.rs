@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::spec::CommandSpec;
 use super::util::{arity, int, parse_container, syntax, upper};
-use crate::{ClientCmd, Command, Reply};
+use crate::{ClientCmd, ClientFilter, Command, Reply};
 
 fn bad_client_name() -> Reply {
     Reply::err("ERR Client names cannot contain spaces, newlines or special characters.")
@@ -230,8 +230,31 @@ fn parse_info(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
     client(ClientCmd::Info)
 }
 
-fn parse_list(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
-    client(ClientCmd::List)
+/// Redis 7.0's `CLIENT LIST [TYPE normal|master|replica|pubsub] | [ID id ...]`.
+fn parse_list(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let filter = match &argv[2..] {
+        [] => ClientFilter::All,
+        [opt, ty] if upper(opt) == "TYPE" => {
+            let t = String::from_utf8_lossy(ty).to_ascii_lowercase();
+            match t.as_str() {
+                "normal" | "master" | "replica" | "pubsub" => ClientFilter::Type(t),
+                "slave" => ClientFilter::Type("replica".into()),
+                _ => {
+                    return Err(Reply::err(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(ty)
+                    )))
+                }
+            }
+        }
+        [opt, ids @ ..] if upper(opt) == "ID" && !ids.is_empty() => ClientFilter::Ids(
+            ids.iter()
+                .map(|i| int(i).map_err(|_| Reply::err("ERR Invalid client ID")))
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => return Err(syntax()),
+    };
+    client(ClientCmd::List(filter))
 }
 
 fn parse_help(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
@@ -457,7 +480,28 @@ mod tests {
         assert_eq!(p("CLIENT GETNAME"), Command::Client(ClientCmd::GetName));
         assert_eq!(p("client id"), Command::Client(ClientCmd::Id));
         assert_eq!(p("CLIENT INFO"), Command::Client(ClientCmd::Info));
-        assert_eq!(p("CLIENT LIST"), Command::Client(ClientCmd::List));
+        assert_eq!(
+            p("CLIENT LIST"),
+            Command::Client(ClientCmd::List(ClientFilter::All))
+        );
+        assert_eq!(
+            p("client list type NORMAL"),
+            Command::Client(ClientCmd::List(ClientFilter::Type("normal".into())))
+        );
+        assert_eq!(
+            p("CLIENT LIST TYPE slave"),
+            Command::Client(ClientCmd::List(ClientFilter::Type("replica".into())))
+        );
+        assert_eq!(
+            p("CLIENT LIST id 3 -1 7"),
+            Command::Client(ClientCmd::List(ClientFilter::Ids(vec![3, -1, 7])))
+        );
+        assert_eq!(err("CLIENT LIST TYPE foo"), "ERR Unknown client type 'foo'");
+        assert_eq!(err("CLIENT LIST ID 3 abc"), "ERR Invalid client ID");
+        assert_eq!(err("CLIENT LIST ID"), "ERR syntax error");
+        assert_eq!(err("CLIENT LIST TYPE"), "ERR syntax error");
+        assert_eq!(err("CLIENT LIST TYPE normal ID 3"), "ERR syntax error");
+        assert_eq!(err("CLIENT LIST foo"), "ERR syntax error");
         assert_eq!(p("CLIENT HELP"), Command::Client(ClientCmd::Help));
         assert_eq!(
             p("CLIENT SETINFO lib-name redis-rs"),

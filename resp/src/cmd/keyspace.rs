@@ -1,12 +1,12 @@
 //! Keyspace commands (Redis's "generic" group, except expiry): DEL UNLINK EXISTS TOUCH KEYS
-//! SCAN TYPE RENAME RENAMENX. Parsers beside their table entries, then the family's
+//! SCAN TYPE RENAME RENAMENX COPY RANDOMKEY OBJECT. Parsers beside their table entries, then the family's
 //! registration table and its unit tests.
 
 use bytes::Bytes;
 
 use super::spec::{CommandSpec, KeySpec};
-use super::util::{int, syntax, upper};
-use crate::{Command, Reply};
+use super::util::{int, parse_container, syntax, upper};
+use crate::{Command, ObjectCmd, ObjectSub, Reply};
 
 /// DEL and UNLINK.
 fn parse_del(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
@@ -223,9 +223,171 @@ pub(crate) static RENAMENX: CommandSpec = CommandSpec {
         parse_rename,
     )
 };
+/// Redis 7.0's COPY: options after the two keys, `DB` needs its value, any database but
+/// 0 is out of range (raftkv has one, as SELECT says). A key copied onto itself is refused
+/// by the store, at execution, as Redis does.
+fn parse_copy(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let mut replace = false;
+    let mut j = 3;
+    while j < argv.len() {
+        match upper(&argv[j]).as_str() {
+            "REPLACE" => replace = true,
+            "DB" if j + 1 < argv.len() => {
+                let db = int(&argv[j + 1])?;
+                if i32::try_from(db).is_err() {
+                    return Err(Reply::err(
+                        "ERR value is out of range, value must between -2147483648 and 2147483647",
+                    ));
+                }
+                if db != 0 {
+                    return Err(Reply::err("ERR DB index is out of range"));
+                }
+                j += 1;
+            }
+            _ => return Err(syntax()),
+        }
+        j += 1;
+    }
+    Ok(Command::Copy {
+        src: argv[1].clone(),
+        dst: argv[2].clone(),
+        replace,
+    })
+}
+
+pub(crate) static COPY: CommandSpec = CommandSpec {
+    summary: "Copies the value of a key to a new key.",
+    since: "6.2.0",
+    group: "generic",
+    complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.",
+    acl_categories: &["keyspace"],
+    args: "source:key#0 destination:key#1 destination-db:integer?=DB replace:pure-token?=REPLACE",
+    ..CommandSpec::new(
+        "COPY",
+        -3,
+        &["write", "denyoom"],
+        &[
+            KeySpec::range(1, 0, 1, &["RO", "access"]),
+            KeySpec::range(2, 0, 1, &["OW", "update"]),
+        ],
+        parse_copy,
+    )
+};
+
+fn parse_randomkey(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Reply> {
+    Ok(Command::RandomKey)
+}
+
+pub(crate) static RANDOMKEY: CommandSpec = CommandSpec {
+    summary: "Returns a random key name from the database.",
+    since: "1.0.0",
+    group: "generic",
+    complexity: "O(1)",
+    acl_categories: &["keyspace"],
+    tips: &[
+        "request_policy:all_shards",
+        "response_policy:special",
+        "nondeterministic_output",
+    ],
+    ..CommandSpec::new("RANDOMKEY", 1, &["readonly"], &[], parse_randomkey)
+};
+
+fn parse_object_sub(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let sub = match spec.name {
+        "object|encoding" => ObjectSub::Encoding,
+        "object|freq" => ObjectSub::Freq,
+        "object|idletime" => ObjectSub::IdleTime,
+        "object|refcount" => ObjectSub::RefCount,
+        _ => ObjectSub::Help,
+    };
+    Ok(Command::Object(ObjectCmd {
+        sub,
+        args: argv[1..].to_vec(),
+    }))
+}
+
+static OBJECT_KEY: [KeySpec; 1] = [KeySpec::range(2, 0, 1, &["RO"])];
+
+/// One keyed OBJECT subcommand's entry.
+const fn object_keyed(
+    name: &'static str,
+    summary: &'static str,
+    since: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        summary,
+        since,
+        group: "generic",
+        complexity: "O(1)",
+        acl_categories: &["keyspace"],
+        tips: &["nondeterministic_output"],
+        args: "key:key#0",
+        ..CommandSpec::new(name, 3, &["readonly"], &OBJECT_KEY, parse_object_sub)
+    }
+}
+
+static OBJECT_SUBCOMMANDS: [CommandSpec; 5] = [
+    object_keyed(
+        "object|encoding",
+        "Returns the internal encoding of a Redis object.",
+        "2.2.3",
+    ),
+    object_keyed(
+        "object|freq",
+        "Returns the logarithmic access frequency counter of a Redis object.",
+        "4.0.0",
+    ),
+    CommandSpec {
+        summary: "Returns helpful text about the different subcommands.",
+        since: "6.2.0",
+        group: "generic",
+        complexity: "O(1)",
+        acl_categories: &["keyspace"],
+        ..CommandSpec::new(
+            "object|help",
+            2,
+            &["loading", "stale"],
+            &[],
+            parse_object_sub,
+        )
+    },
+    object_keyed(
+        "object|idletime",
+        "Returns the time since the last access to a Redis object.",
+        "2.2.3",
+    ),
+    object_keyed(
+        "object|refcount",
+        "Returns the reference count of a value of a key.",
+        "2.2.3",
+    ),
+];
+
+/// The entry of an OBJECT subcommand.
+pub(crate) fn object_spec(sub: ObjectSub) -> &'static CommandSpec {
+    let i = match sub {
+        ObjectSub::Encoding => 0,
+        ObjectSub::Freq => 1,
+        ObjectSub::Help => 2,
+        ObjectSub::IdleTime => 3,
+        ObjectSub::RefCount => 4,
+    };
+    &OBJECT_SUBCOMMANDS[i]
+}
+
+pub(crate) static OBJECT: CommandSpec = CommandSpec {
+    summary: "A container for object introspection commands.",
+    since: "2.2.3",
+    group: "generic",
+    complexity: "Depends on subcommand.",
+    subcommands: &OBJECT_SUBCOMMANDS,
+    ..CommandSpec::new("OBJECT", -2, &[], &[], parse_container)
+};
+
 /// The family's registration table.
 pub(super) static COMMANDS: &[&CommandSpec] = &[
-    &DEL, &UNLINK, &EXISTS, &TOUCH, &KEYS, &SCAN, &TYPE, &RENAME, &RENAMENX,
+    &DEL, &UNLINK, &EXISTS, &TOUCH, &KEYS, &SCAN, &TYPE, &RENAME, &RENAMENX, &COPY, &RANDOMKEY,
+    &OBJECT,
 ];
 
 #[cfg(test)]
@@ -289,5 +451,76 @@ mod tests {
         }
         assert_eq!(err("FLUSHALL NOW"), SYNTAX);
         assert_eq!(err("FLUSHALL ASYNC SYNC"), SYNTAX);
+    }
+
+    #[test]
+    fn copy_options_and_errors_as_redis() {
+        let copy = |replace| Command::Copy {
+            src: b("a"),
+            dst: b("b"),
+            replace,
+        };
+        assert_eq!(p("COPY a b"), copy(false));
+        assert_eq!(p("copy a b replace"), copy(true));
+        assert_eq!(p("COPY a b DB 0 REPLACE"), copy(true));
+        assert_eq!(p("COPY a b REPLACE db 0"), copy(true));
+        assert_eq!(err("COPY a b DB 1"), "ERR DB index is out of range");
+        assert_eq!(err("COPY a b DB -1"), "ERR DB index is out of range");
+        assert_eq!(
+            err("COPY a b DB x"),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            err("COPY a b DB 99999999999"),
+            "ERR value is out of range, value must between -2147483648 and 2147483647"
+        );
+        assert_eq!(p("COPY a b DB 0 DB 0 REPLACE REPLACE"), copy(true));
+        assert_eq!(err("COPY a b DB"), SYNTAX);
+        assert_eq!(err("COPY a b FOO"), SYNTAX);
+        assert_eq!(
+            err("COPY a"),
+            "ERR wrong number of arguments for 'copy' command"
+        );
+        let c = p("COPY a b");
+        assert_eq!(c.keys(), vec![&b("a"), &b("b")]);
+        assert_eq!(c.kind(), Kind::Write);
+    }
+
+    #[test]
+    fn randomkey_and_object() {
+        assert_eq!(p("RANDOMKEY"), Command::RandomKey);
+        assert_eq!(p("RANDOMKEY").kind(), Kind::Read);
+        let o = p("object encoding k");
+        assert_eq!(
+            o,
+            Command::Object(ObjectCmd {
+                sub: ObjectSub::Encoding,
+                args: vec![b("encoding"), b("k")]
+            })
+        );
+        assert_eq!(o.keys(), vec![&b("k")]);
+        assert_eq!(o.kind(), Kind::Read);
+        assert_eq!(o.name(), "object|encoding");
+        for (s, sub) in [
+            ("FREQ", ObjectSub::Freq),
+            ("IDLETIME", ObjectSub::IdleTime),
+            ("REFCOUNT", ObjectSub::RefCount),
+        ] {
+            let Command::Object(o) = p(&format!("OBJECT {s} k")) else {
+                panic!("{s}");
+            };
+            assert_eq!(o.sub, sub);
+        }
+        let help = p("OBJECT HELP");
+        assert!(help.keys().is_empty());
+        assert_eq!(help.kind(), Kind::Local);
+        assert_eq!(
+            err("OBJECT FOO k"),
+            "ERR unknown subcommand 'FOO'. Try OBJECT HELP."
+        );
+        assert_eq!(
+            err("OBJECT ENCODING"),
+            "ERR wrong number of arguments for 'object|encoding' command"
+        );
     }
 }

@@ -108,7 +108,7 @@ fn internal_commands() {
 
 #[test]
 fn table() {
-    assert_eq!(command_table().len(), 157);
+    assert_eq!(command_table().len(), 160);
     for s in command_table() {
         assert_eq!(
             lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -126,7 +126,8 @@ fn table() {
         Some(3)
     );
     // 16 before COMMAND GETKEYS, GETKEYSANDFLAGS, LIST and HELP were added; 11 of CLUSTER.
-    assert_eq!(subcommand_table().len(), 31);
+    // 5 of OBJECT.
+    assert_eq!(subcommand_table().len(), 36);
     // Every command in the table parses (given enough plausible arguments).
     for s in command_table() {
         let mut a = vec![b(s.name)];
@@ -135,6 +136,7 @@ fn table() {
             "CLUSTER" => vec!["SLOTS"],
             "CONFIG" => vec!["GET", "x"],
             "RAFT.NODE" => vec!["REMOVE", "2"],
+            "OBJECT" => vec!["ENCODING", "k"],
             "SHUTDOWN" | "RAFT.TRANSFER-LEADER" => vec![],
             "SCAN" => vec!["0"],
             "SELECT" => vec!["0"],
@@ -174,6 +176,7 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
                 "CLUSTER" => vec!["KEYSLOT", "k"],
                 "CONFIG" => vec!["GET", "x"],
                 "RAFT.NODE" => vec!["REMOVE", "2"],
+                "OBJECT" => vec!["HELP"],
                 "SHUTDOWN"
                 | "RAFT.TRANSFER-LEADER"
                 | "HELLO"
@@ -233,10 +236,10 @@ fn typed_keys_are_the_key_specs_applied_to_the_request() {
 fn kinds_derived_from_flags_are_the_historical_ones() {
     let local =
         "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME CLUSTER READONLY \
-                 READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH";
+                 READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT";
     let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
     let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
-                PEXPIRETIME DBSIZE TOUCH \
+                PEXPIRETIME DBSIZE TOUCH RANDOMKEY \
                 HGET HMGET HEXISTS HLEN HSTRLEN HKEYS HVALS HGETALL HRANDFIELD HSCAN \
                 LLEN LRANGE LINDEX LPOS SISMEMBER SMISMEMBER SCARD SMEMBERS SRANDMEMBER \
                 SINTER SUNION SDIFF SINTERCARD SSCAN ZCARD ZCOUNT ZLEXCOUNT ZSCORE ZMSCORE \
