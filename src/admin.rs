@@ -185,7 +185,9 @@ impl Server {
         let c = &self.cfg;
         vec![
             ("save", String::new()),
-            ("appendonly", "no".into()),
+            // Every acknowledged write is fsynced (by a quorum), as with appendfsync always;
+            // INFO persistence says aof_enabled:1 for the same reason.
+            ("appendonly", "yes".into()),
             ("appendfsync", "always".into()),
             ("databases", "1".into()),
             ("port", c.port.to_string()),
@@ -209,6 +211,13 @@ impl Server {
             ("leader-wait-ms", c.leader_wait_ms.to_string()),
             ("request-timeout-ms", c.request_timeout_ms.to_string()),
             ("expire-sweep-ms", c.expire_sweep_ms.to_string()),
+            ("read-mode", c.read_mode.clone()),
+            ("redirect", c.redirect.clone()),
+            ("max-write-bytes", c.max_write_bytes.to_string()),
+            (
+                "client-output-buffer-limit",
+                format!("normal {} 0 0", c.client_output_buffer_limit),
+            ),
         ]
     }
 

@@ -184,6 +184,24 @@ fn info_section_selection() {
         .query(&mut c)
         .unwrap_or_else(|_| "error".into());
     assert_eq!(unknown, "");
+    // CONFIG GET agrees with INFO persistence and shows the limits a client can hit.
+    let (persistence, _) = info(&cl, 0, &["persistence"]);
+    assert_eq!(
+        persistence.get("aof_enabled").map(String::as_str),
+        Some("1")
+    );
+    let conf: HashMap<String, String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendonly")
+        .arg("max-write-bytes")
+        .arg("client-output-buffer-limit")
+        .arg("redirect")
+        .query(&mut c)
+        .expect("CONFIG GET");
+    assert_eq!(conf["appendonly"], "yes");
+    assert_eq!(conf["max-write-bytes"], "33554432");
+    assert_eq!(conf["client-output-buffer-limit"], "normal 1073741824 0 0");
+    assert_eq!(conf["redirect"], "forward");
 }
 
 #[test]
