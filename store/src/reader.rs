@@ -88,19 +88,6 @@ impl Reader {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// True when some key's expiry is due at `now` (the sweep has work).
-    pub fn has_expired(&self, now: i64) -> bool {
-        let Some(cf) = self.cf(CF_EXPIRE) else {
-            return false;
-        };
-        let mut it = self.db.raw_iterator_cf(cf);
-        it.seek_to_first();
-        it.key()
-            .and_then(|k| k.get(..8))
-            .and_then(|b| b.try_into().ok())
-            .is_some_and(|b: [u8; 8]| u64::from_be_bytes(b) as i64 <= now)
-    }
-
     /// Up to `limit` keys whose expiry index entry is due at `now`, oldest first: what the
     /// leader's sweep proposes to delete, by name (`RAFTKV.DELIFEXPIRED`), so every replica
     /// deletes exactly these keys whatever its write batch holds.

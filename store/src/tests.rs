@@ -626,8 +626,8 @@ fn sweep_deletes_only_due_keys() {
     t.w(set("keep", "v"), NOW);
     // k0's TTL is removed: its index entry becomes stale and must not delete it.
     t.w(Command::Persist(b("k0")), NOW);
-    assert!(!t.reader.has_expired(NOW + 150));
-    assert!(t.reader.has_expired(NOW + 250));
+    assert!(t.reader.due_keys(NOW + 150, 1).is_empty());
+    assert!(!t.reader.due_keys(NOW + 250, 1).is_empty());
     assert_eq!(t.reader.expires_count(), 9);
     assert_eq!(
         t.w(Command::SweepExpired { limit: 2 }, NOW + 550),
@@ -1260,7 +1260,7 @@ fn flush_resets_the_batch_view() {
     assert_eq!(t.reader.expires_count(), 0);
     assert_eq!(t.get("d", NOW), bulk("4"));
     assert_eq!(t.get("a", NOW), Reply::Nil);
-    assert!(!t.reader.has_expired(i64::MAX));
+    assert!(t.reader.due_keys(i64::MAX, 1).is_empty());
     let Reply::Array(keys) = t.r(Command::Keys(b("*")), NOW) else {
         panic!()
     };
@@ -1389,7 +1389,7 @@ fn snapshot_export_captures_one_instant_and_restore_replaces_everything() {
     assert_eq!(dst.reader.key_count(), 3);
     assert_eq!(dst.reader.expires_count(), 1);
     // The expiry index came along: the sweep finds the key once due.
-    assert!(dst.reader.has_expired(NOW + 120_000));
+    assert!(!dst.reader.due_keys(NOW + 120_000, 1).is_empty());
     // Restoring again is harmless (a crash may redo it).
     dst.store.restore_snapshot(out.path()).unwrap();
     assert_eq!(dst.reader.key_count(), 3);
