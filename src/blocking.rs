@@ -250,8 +250,10 @@ impl Server {
 
     /// Connects the store's push listener to the blocked clients (once, at start).
     pub fn watch_pushes(&self) {
-        self.reader
-            .set_push_listener(Arc::new(|key: Option<&[u8]>| blocked().wake(key)));
+        for g in self.groups.all() {
+            g.reader
+                .set_push_listener(Arc::new(|key: Option<&[u8]>| blocked().wake(key)));
+        }
     }
 }
 

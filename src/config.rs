@@ -159,6 +159,13 @@ pub struct Config {
     /// here only on connections that sent READONLY).
     #[arg(long, default_value = "forward", value_parser = ["forward", "moved"])]
     pub redirect: String,
+
+    /// Number of data groups (Raft groups) the 16384 hash slots are split over, evenly,
+    /// each replicated on every founding node. 1 keeps one group for all slots, so
+    /// multi-key commands work over any keys as in standalone Redis; with more, keys of one
+    /// command must share a slot (use {hash tags}). Fixed for the life of the data dir.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub groups: u64,
 }
 
 /// Environment variable with the client password (when no flag gives it).

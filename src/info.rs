@@ -307,16 +307,34 @@ impl Server {
             "raft_msgs_filtered:{}\r\n",
             st.msgs_filtered.load(Ordering::Relaxed)
         );
+        // Every hosted group, one line each (the fields above are the home group's).
+        let _ = write!(out, "raft_groups:{}\r\n", self.groups.len());
+        for g in self.groups.all() {
+            let st = &g.node.status;
+            let _ = write!(
+                out,
+                "raft_group_{}:role={},leader={},term={},commit={},applied={},last_index={},snapshot_index={}\r\n",
+                g.id,
+                st.role_name(),
+                st.leader(),
+                st.term.load(Ordering::Relaxed),
+                st.commit.load(Ordering::Relaxed),
+                st.applied.load(Ordering::Relaxed),
+                st.last_index.load(Ordering::Relaxed),
+                st.snapshot_index.load(Ordering::Relaxed),
+            );
+        }
     }
 
     fn info_keyspace(&self, out: &mut String) {
         out.push_str("# Keyspace\r\n");
-        let keys = self.reader.key_count();
+        let all = self.groups.all();
+        let keys: u64 = all.iter().map(|g| g.reader.key_count()).sum();
         if keys > 0 {
             let _ = write!(
                 out,
                 "db0:keys={keys},expires={},avg_ttl=0\r\n",
-                self.reader.expires_count()
+                all.iter().map(|g| g.reader.expires_count()).sum::<u64>()
             );
         }
     }

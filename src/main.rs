@@ -6,7 +6,10 @@ mod admin;
 mod blocking;
 mod cluster;
 mod config;
+mod fanout;
+mod groups;
 mod info;
+mod leaders;
 mod multi;
 mod raft_admin;
 mod reads;
@@ -207,7 +210,7 @@ fn encoded_errors(resp3: bool, n: usize, text: &str) -> Vec<u8> {
 /// Serves requests forwarded by peers. Only current members may forward (a removed node
 /// still holds the secret); others get a TRYAGAIN error (certainly not applied).
 fn forward_handler(server: Arc<Server>) -> raft_node::ForwardHandler {
-    Arc::new(move |from, resp3, data| {
+    Arc::new(move |from, group, resp3, data| {
         let s = server.clone();
         Box::pin(async move {
             if !is_member(&s.node.status.members(), from) {
@@ -222,7 +225,7 @@ fn forward_handler(server: Arc<Server>) -> raft_node::ForwardHandler {
             if let Some(reply) = s.serve_forwarded_announce(from, &data).await {
                 return reply;
             }
-            s.serve_forwarded(resp3, data).await
+            s.serve_forwarded(group, resp3, data).await
         })
     })
 }
@@ -262,8 +265,11 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     let mut peers = cfg.peers();
     peers.insert(cfg.id, raft_addr.clone());
     let db = open_db(&cfg)?;
-    let store = store::Store::open(db.clone(), 1).map_err(|e| e.to_string())?;
-    let reader = store.reader();
+    groups::check_layout(&db, cfg.groups)?;
+    let mut stores = Vec::new();
+    for g in 1..=cfg.groups {
+        stores.push(store::Store::open(db.clone(), g).map_err(|e| e.to_string())?);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -277,16 +283,15 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         let client_listener = TcpListener::bind(&client_addr)
             .await
             .map_err(|e| format!("cannot bind {client_addr}: {e}"))?;
-        // The transport needs the node's inbox and the node needs the transport's sink:
+        // The transport needs the groups' handles and the node needs the transport's sink:
         // tie them with a slot filled right after the node starts.
-        let inbox: Arc<Mutex<Option<raft_node::NodeHandle<resp::Reply>>>> = Arc::new(Mutex::new(None));
+        let inbox: Arc<OnceLock<Arc<groups::Groups>>> = Arc::new(OnceLock::new());
         let unreachable_inbox = inbox.clone();
         let snapshot_inbox = inbox.clone();
         let snap_dir = cfg.data_dir().join("snap");
         let transport = Transport::start(
             TransportConfig {
                 id: cfg.id,
-                group_id: 1,
                 peers: peers.clone(),
                 secret: cfg.peer_secret(),
                 snap_dir: snap_dir.clone(),
@@ -296,40 +301,61 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                 idle: std::time::Duration::ZERO,
             },
             Arc::new(move |pid| {
-                if let Some(h) = unreachable_inbox.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                    h.send(Msg::Unreachable(pid));
+                for g in unreachable_inbox.get().map(|g| g.all()).unwrap_or_default() {
+                    g.node.send(Msg::Unreachable(pid));
                 }
             }),
-            Arc::new(move |to, ok| {
-                if let Some(h) = snapshot_inbox.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                    h.send(Msg::SnapshotStatus { to, ok });
+            Arc::new(move |group, to, ok| {
+                if let Some(g) = snapshot_inbox.get().and_then(|gs| gs.get(group)) {
+                    g.node.send(Msg::SnapshotStatus { to, ok });
                 }
             }),
             log,
         );
-        let (node, ready_thread) = raft_node::start(
-            NodeConfig {
-                id: cfg.id,
-                group_id: 1,
-                voters: cfg.founding_voters(),
-                tick: cfg.tick(),
-                election_tick: cfg.election_ticks,
-                heartbeat_tick: cfg.heartbeat_ticks,
-                lease_reads: cfg.read_mode == "lease",
-                addr: raft_addr.clone(),
-                peers: cfg.peers(),
-                snap_dir,
-                snapshot_entries: cfg.snapshot_entries,
-                snapshot_bytes: cfg.snapshot_bytes,
-                ..Default::default()
-            },
-            db,
-            sm::KvStateMachine { store },
-            transport.sink(),
-            log,
-        )
-        .map_err(|e| format!("cannot start raft node: {e}"))?;
-        *inbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(node.clone());
+        let readers: Vec<store::Reader> = stores.iter().map(|s| s.reader()).collect();
+        let group_cfgs = stores
+            .into_iter()
+            .enumerate()
+            .map(|(i, store)| {
+                let group_id = i as u64 + 1;
+                let cfg = NodeConfig {
+                    id: cfg.id,
+                    group_id,
+                    voters: cfg.founding_voters(),
+                    tick: cfg.tick(),
+                    election_tick: cfg.election_ticks,
+                    heartbeat_tick: cfg.heartbeat_ticks,
+                    lease_reads: cfg.read_mode == "lease",
+                    addr: raft_addr.clone(),
+                    peers: cfg.peers(),
+                    snap_dir: raft_node::group_snap_dir(&snap_dir, group_id),
+                    snapshot_entries: cfg.snapshot_entries,
+                    snapshot_bytes: cfg.snapshot_bytes,
+                    ..Default::default()
+                };
+                (cfg, sm::KvStateMachine { store })
+            })
+            .collect();
+        let driver = raft_node::DriverConfig {
+            id: cfg.id,
+            tick: cfg.tick(),
+        };
+        let (handles, ready_thread) =
+            raft_node::start_groups(driver, group_cfgs, db, transport.sink(), log)
+                .map_err(|e| format!("cannot start raft node: {e}"))?;
+        let group_list = handles
+            .into_iter()
+            .zip(readers)
+            .map(|(node, reader)| groups::GroupRt {
+                id: node.group(),
+                node,
+                reader,
+            })
+            .collect();
+        let groups = groups::Groups::new(group_list);
+        let _ = inbox.set(groups.clone());
+        let node = groups.home().node.clone();
+        let reader = groups.home().reader.clone();
         // A removed member stops only once it applies its own removal (the leader sends
         // it the entries up to it as a raft message; see `removal_notice` in raft-node).
         if cfg.cluster_secret.is_none() && cfg.requirepass.is_some() {
@@ -341,6 +367,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             cfg: cfg.clone(),
             node: node.clone(),
             reader,
+            groups: groups.clone(),
             transport: transport.clone(),
             logger: log.clone(),
             clients: Mutex::new(BTreeMap::new()),
@@ -351,13 +378,19 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             shutdown: tokio::sync::Notify::new(),
             open_conns: std::sync::atomic::AtomicUsize::new(0),
         });
-        let msg_node = node.clone();
+        let msg_groups = groups.clone();
         let fwd_server = server.clone();
         tokio::spawn(transport.clone().serve(
             raft_listener,
-            Arc::new(move |m| msg_node.send(Msg::Raft(Box::new(m)))),
+            // A message of a group this node does not host is dropped.
+            Arc::new(move |group, m| {
+                if let Some(g) = msg_groups.get(group) {
+                    g.node.send(Msg::Raft(Box::new(m)));
+                }
+            }),
             forward_handler(fwd_server),
         ));
+        tokio::spawn(server.clone().spread_leaders());
         tokio::spawn(server.clone().sweep_loop());
         tokio::spawn(server.clone().watch_removal());
         tokio::spawn(server.clone().announce_loop());
@@ -404,7 +437,9 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         // runtime still runs).
         blocking::blocked().shut_down();
         blocking::blocked().drain(std::time::Duration::from_secs(1)).await;
-        hand_over_leadership(&node, log).await;
+        for g in groups.all() {
+            hand_over_leadership(&g.node, log).await;
+        }
         node.send(Msg::Stop);
         let _ = tokio::task::spawn_blocking(move || ready_thread.join()).await;
         info!(log, "node stopped");

@@ -50,6 +50,9 @@ pub struct Multi {
     bytes: usize,
     /// A command was refused while queueing: EXEC answers EXECABORT.
     dirty: bool,
+    /// The slot of the queued commands' keys (a sharded cluster runs a transaction in one
+    /// slot, as Redis Cluster does).
+    slot: Option<u16>,
 }
 
 /// The keys a connection watches, as WATCH read them.
@@ -161,6 +164,10 @@ impl Server {
                 cmd.name()
             )));
         }
+        if let Some(e) = self.same_slot(&mut m.slot, &cmd.keys()) {
+            m.dirty = true;
+            return ready(e);
+        }
         if m.queued.len() >= MAX_QUEUED {
             m.dirty = true;
             return ready(Reply::err(format!(
@@ -183,19 +190,45 @@ impl Server {
         ready(queued())
     }
 
+    /// In a sharded cluster, `-CROSSSLOT` when `keys` leave the slot `slot` holds (or
+    /// holds now, from the first key).
+    fn same_slot<K: AsRef<[u8]>>(&self, slot: &mut Option<u16>, keys: &[K]) -> Option<Reply> {
+        if self.groups.len() < 2 {
+            return None;
+        }
+        for k in keys {
+            let s = store::slot::key_slot(k.as_ref());
+            if *slot.get_or_insert(s) != s {
+                return Some(Reply::err(crate::cluster::route::CROSSSLOT));
+            }
+        }
+        None
+    }
+
     /// WATCH: read the keys' versions behind one ReadIndex barrier and remember them.
     fn watch(self: &Arc<Self>, conn: &mut Conn, keys: Vec<Bytes>) -> Pending {
         let me = self.clone();
         let watches = conn.watches.clone();
+        let mut slot = lock(&watches)
+            .keys
+            .first()
+            .map(|w| store::slot::key_slot(&w.key));
+        if let Some(e) = self.same_slot(&mut slot, &keys) {
+            return ready(e);
+        }
+        let gid = keys
+            .first()
+            .map_or(self.groups.home().id, |k| self.groups.of_key(k).id);
         Pending::Later(Box::pin(async move {
             me.stats
                 .reads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Err(e) = me.read_barrier().await {
+            let g = me.groups.get(gid).unwrap_or_else(|| me.groups.home());
+            if let Err(e) = me.read_barrier_in(g).await {
                 return Outcome::Replies(vec![e]);
             }
-            let now = me.read_time_ms();
-            let reply = match me.reader.watch_versions(&keys, now) {
+            let now = Server::read_time_in(g);
+            let reply = match g.reader.watch_versions(&keys, now) {
                 Ok(ws) => match lock(&watches).add(ws, me.cfg.write_limit()) {
                     Ok(()) => Reply::ok(),
                     Err(e) => e,
@@ -215,6 +248,7 @@ impl Server {
                 Reply::err("EXECABORT Transaction discarded because of previous errors."),
             );
         }
+        let m_slot = m.slot;
         let mut slots: Vec<Option<Reply>> = Vec::with_capacity(m.queued.len());
         let mut data = Vec::new();
         for q in m.queued {
@@ -234,6 +268,12 @@ impl Server {
         let proto = conn.proto;
         Pending::Later(Box::pin(async move {
             let watched = std::mem::take(&mut *lock(&watches)).keys;
+            let mut slot = m_slot;
+            let wkeys: Vec<Bytes> = watched.iter().map(|w| w.key.clone()).collect();
+            if let Some(e) = me.same_slot(&mut slot, &wkeys) {
+                return Outcome::Replies(vec![e]);
+            }
+            let gid = slot.map_or(me.groups.home().id, |s| me.groups.of_slot(s).id);
             if data.is_empty() && watched.is_empty() {
                 return Outcome::Replies(vec![Reply::Array(slots.into_iter().flatten().collect())]);
             }
@@ -246,7 +286,7 @@ impl Server {
                     me.cfg.write_limit(),
                 )]);
             }
-            let outcome = me.write(vec![argv], proto == Protocol::Resp3).await;
+            let outcome = me.write_in(gid, vec![argv], proto == Protocol::Resp3).await;
             splice(outcome, slots, proto)
         }))
     }

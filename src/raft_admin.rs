@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::time::{sleep, timeout};
 
 use crate::cluster::errors::{self, Failure};
+use crate::groups::GroupRt;
 use crate::server::Server;
 use crate::session::Outcome;
 use crate::sm::encode_argv;
@@ -42,19 +43,63 @@ impl Server {
             }
             Command::Raft(RaftCmd::Snapshot) => self.take_snapshot().await,
             Command::Raft(RaftCmd::Nodes) => self.list_nodes(),
-            Command::Raft(c) => return self.on_leader(argv, c, resp3).await,
+            Command::Raft(c) => return self.on_every_leader(argv, c, resp3).await,
             _ => Reply::err("ERR not an administration command"),
         };
         Outcome::Replies(vec![reply])
     }
 
+    /// Snapshots every group; replies with the home group's snapshot index.
     async fn take_snapshot(&self) -> Reply {
-        match timeout(Duration::from_secs(600), self.node.snapshot()).await {
-            Ok(Ok(Ok(index))) => Reply::Int(index as i64),
-            Ok(Ok(Err(e))) => node_error(e),
-            Ok(Err(_)) => Reply::err("TRYAGAIN node is shutting down"),
-            Err(_) => Reply::err("ERR snapshot did not finish within 600 seconds"),
+        let mut home = None;
+        for g in self.groups.all() {
+            let r = match timeout(Duration::from_secs(600), g.node.snapshot()).await {
+                Ok(Ok(Ok(index))) => Reply::Int(index as i64),
+                Ok(Ok(Err(e))) => node_error(e),
+                Ok(Err(_)) => Reply::err("TRYAGAIN node is shutting down"),
+                Err(_) => Reply::err("ERR snapshot did not finish within 600 seconds"),
+            };
+            if matches!(r, Reply::Error(_)) {
+                return r;
+            }
+            home.get_or_insert(r);
         }
+        home.unwrap_or(Reply::Int(0))
+    }
+
+    /// Runs a membership or leadership command in every group, one after the other (the
+    /// commands are idempotent per group, so a retry after a partial failure finishes the
+    /// rest); the first error stops it.
+    async fn on_every_leader(&self, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
+        let ids: Vec<u64> = self.groups.all().iter().map(|g| g.id).collect();
+        let mut last = Outcome::Replies(vec![Reply::ok()]);
+        let removing = match &cmd {
+            RaftCmd::NodeRemove { id } if ids.iter().any(|&g| self.group_has(g, *id)) => Some(*id),
+            _ => None,
+        };
+        for gid in ids {
+            // A node already gone from some groups (an earlier, partial removal).
+            if removing.is_some_and(|id| !self.group_has(gid, id)) {
+                continue;
+            }
+            last = self.on_leader(gid, argv.clone(), cmd.clone(), resp3).await;
+            let failed = match &last {
+                Outcome::Replies(rs) => rs.iter().any(|r| matches!(r, Reply::Error(_))),
+                Outcome::Raw(raw) => raw.first() == Some(&b'-'),
+                Outcome::Overflow(_) => true,
+            };
+            if failed {
+                return last;
+            }
+        }
+        last
+    }
+
+    fn group_has(&self, gid: u64, id: u64) -> bool {
+        self.groups.get(gid).is_some_and(|g| {
+            let m = g.node.status.members();
+            m.voters.contains(&id) || m.learners.contains(&id) || m.voters_outgoing.contains(&id)
+        })
     }
 
     /// One line per member: `<id> <addr> <suffrage> <flags> match=<index>`.
@@ -90,7 +135,10 @@ impl Server {
     }
 
     /// Runs a membership or leadership command on the leader (here, or forwarded).
-    async fn on_leader(&self, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
+    async fn on_leader(&self, gid: u64, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
+        let Some(g) = self.groups.get(gid) else {
+            return Outcome::Replies(vec![Reply::err(format!("ERR no group {gid}"))]);
+        };
         let deadline = Instant::now() + self.cfg.request_timeout();
         let one = |r: Reply| Outcome::Replies(vec![r]);
         loop {
@@ -99,13 +147,13 @@ impl Server {
                     "TRYAGAIN no stable leader to run the command on",
                 ));
             }
-            let leader = self.node.status.leader();
+            let leader = g.node.status.leader();
             if leader == 0 {
                 sleep(Duration::from_millis(20)).await;
                 continue;
             }
-            if self.node.status.is_leader() {
-                match self.leader_admin(&cmd).await {
+            if g.node.status.is_leader() {
+                match self.leader_admin(g, &cmd).await {
                     Some(r) => return one(r),
                     None => {
                         sleep(Duration::from_millis(20)).await;
@@ -115,7 +163,7 @@ impl Server {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let data = vec![encode_argv(&argv)];
-            match timeout(left, self.transport.forward(leader, resp3, data)).await {
+            match timeout(left, self.transport.forward(leader, gid, resp3, data)).await {
                 Ok(Ok(raw)) => return Outcome::Raw(raw),
                 Ok(Err(
                     ForwardError::NotLeader
@@ -129,17 +177,18 @@ impl Server {
     }
 
     /// A forwarded administration command; `None` when this node does not lead.
-    pub async fn serve_forwarded_admin(&self, cmd: Command) -> Option<Reply> {
+    pub async fn serve_forwarded_admin(&self, gid: u64, cmd: Command) -> Option<Reply> {
+        let g = self.groups.get(gid)?;
         match cmd {
-            Command::Raft(c) if self.node.status.is_leader() => self.leader_admin(&c).await,
+            Command::Raft(c) if g.node.status.is_leader() => self.leader_admin(g, &c).await,
             Command::Raft(_) => None,
             _ => Some(Reply::err("ERR malformed forwarded request")),
         }
     }
 
     /// Runs `cmd` on this node, the leader; `None` if it turns out not to lead (retry).
-    async fn leader_admin(&self, cmd: &RaftCmd) -> Option<Reply> {
-        let st = &self.node.status;
+    async fn leader_admin(&self, g: &GroupRt, cmd: &RaftCmd) -> Option<Reply> {
+        let st = &g.node.status;
         let m = st.members();
         let member = |id: u64| {
             m.voters.contains(&id) || m.learners.contains(&id) || m.voters_outgoing.contains(&id)
@@ -171,7 +220,8 @@ impl Server {
                     Err(e) => return Some(Reply::err(format!("ERR {e}"))),
                 };
                 info!(self.logger, "adding member as learner"; "id" => id, "addr" => addr);
-                self.change(ConfChangeType::AddLearnerNode, *id, ctx).await
+                self.change(g, ConfChangeType::AddLearnerNode, *id, ctx)
+                    .await
             }
             RaftCmd::NodeRemove { id } => {
                 if !member(*id) {
@@ -181,10 +231,10 @@ impl Server {
                     return Some(Reply::err("ERR cannot remove the last voter"));
                 }
                 if *id == st.id {
-                    return self.step_aside("removing").await;
+                    return self.step_aside(g, "removing").await;
                 }
-                info!(self.logger, "removing member"; "id" => id);
-                self.change(ConfChangeType::RemoveNode, *id, Vec::new())
+                info!(self.logger, "removing member"; "id" => id, "group" => g.id);
+                self.change(g, ConfChangeType::RemoveNode, *id, Vec::new())
                     .await
             }
             RaftCmd::NodeReplace { old, new } => {
@@ -200,14 +250,14 @@ impl Server {
                     return Some(Reply::err("ERR old and new node are the same"));
                 }
                 if *old == st.id {
-                    return self.step_aside("replacing").await;
+                    return self.step_aside(g, "replacing").await;
                 }
                 info!(self.logger, "replacing member (joint consensus)"; "old" => old, "new" => new);
                 let mut changes = vec![(ConfChangeType::RemoveNode, *old)];
                 if !m.voters.contains(new) {
                     changes.insert(0, (ConfChangeType::AddNode, *new));
                 }
-                self.change_many(&changes, Vec::new()).await
+                self.change_many(g, &changes, Vec::new()).await
             }
             RaftCmd::TransferLeader(target) => {
                 let target = match target {
@@ -234,7 +284,7 @@ impl Server {
                 info!(self.logger, "transferring leadership"; "to" => target);
                 let wait = self.cfg.tick() * (self.cfg.election_ticks as u32 * 3).max(10);
                 let deadline = Instant::now() + wait;
-                self.node.send(Msg::TransferLeader(target));
+                g.node.send(Msg::TransferLeader(target));
                 while Instant::now() < deadline {
                     if st.leader() == target {
                         return Some(Reply::ok());
@@ -252,23 +302,30 @@ impl Server {
 
     /// The leader is the member to leave: it hands leadership over first; `None` then
     /// tells the caller to retry on the new leader, which runs the change.
-    async fn step_aside(&self, doing: &str) -> Option<Reply> {
-        crate::hand_over_leadership(&self.node, &self.logger).await;
-        self.node.status.is_leader().then(|| {
+    async fn step_aside(&self, g: &GroupRt, doing: &str) -> Option<Reply> {
+        crate::hand_over_leadership(&g.node, &self.logger).await;
+        g.node.status.is_leader().then(|| {
             Reply::err(format!(
                 "TRYAGAIN could not move leadership away before {doing} the leader"
             ))
         })
     }
 
-    async fn change(&self, kind: ConfChangeType, id: u64, context: Vec<u8>) -> Option<Reply> {
-        self.change_many(&[(kind, id)], context).await
+    async fn change(
+        &self,
+        g: &GroupRt,
+        kind: ConfChangeType,
+        id: u64,
+        context: Vec<u8>,
+    ) -> Option<Reply> {
+        self.change_many(g, &[(kind, id)], context).await
     }
 
     /// Proposes one conf change (v2); several changes enter joint consensus, left
     /// automatically once applied.
     async fn change_many(
         &self,
+        g: &GroupRt,
         changes: &[(ConfChangeType, u64)],
         context: Vec<u8>,
     ) -> Option<Reply> {
@@ -280,7 +337,7 @@ impl Server {
             cc.mut_changes().push(ch);
         }
         cc.context = context.into();
-        match timeout(self.cfg.request_timeout(), self.node.conf_change(cc)).await {
+        match timeout(self.cfg.request_timeout(), g.node.conf_change(cc)).await {
             Ok(Ok(Ok(_))) => Some(Reply::ok()),
             Ok(Ok(Err(NodeError::NotLeader(_)))) => None,
             Ok(Ok(Err(e))) => Some(node_error(e)),

@@ -18,6 +18,7 @@ use tokio::time::{sleep, timeout};
 
 use crate::cluster::errors::{self, Failure};
 use crate::config::Config;
+use crate::groups::{GroupRt, Groups};
 use crate::session::{fit_replies, reply_bytes, Conn, Group, Outcome, Pending};
 use crate::sm::encode_argv;
 
@@ -70,8 +71,12 @@ pub struct Stats {
 /// Everything a session needs, shared.
 pub struct Server {
     pub cfg: Config,
+    /// The home group's raft handle (group 1: node records, membership commands).
     pub node: NodeHandle<Reply>,
+    /// The home group's store reader.
     pub reader: store::Reader,
+    /// Every data group this node hosts, and the slot map.
+    pub groups: Arc<Groups>,
     pub transport: Arc<Transport>,
     pub logger: Logger,
     pub clients: Mutex<BTreeMap<u64, ClientInfo>>,
@@ -136,6 +141,25 @@ impl Server {
         self.node.status.cluster_time_ms()
     }
 
+    /// Cluster time of one group (its own stamps judge expiry of its keys).
+    pub fn read_time_in(g: &GroupRt) -> i64 {
+        g.node.status.cluster_time_ms()
+    }
+
+    /// The group a batch of keyed commands belongs to (the first keyed command's), else
+    /// the home group.
+    pub fn group_of_argvs(&self, argvs: &[Vec<Bytes>]) -> u64 {
+        argvs
+            .iter()
+            .filter_map(|a| Command::parse(a).ok())
+            .find_map(|c| c.keys().first().map(|k| self.groups.of_key(k).id))
+            .unwrap_or(self.groups.home().id)
+    }
+
+    fn group(&self, id: u64) -> &GroupRt {
+        self.groups.get(id).unwrap_or_else(|| self.groups.home())
+    }
+
     /// Routes one request: local commands are answered now (after flushing the group
     /// before them, to keep order); reads and writes join the connection's current group.
     pub fn dispatch(self: &Arc<Self>, conn: &mut Conn, argv: Vec<Bytes>) -> Vec<Pending> {
@@ -181,18 +205,19 @@ impl Server {
                     me.admin(argv, cmd, resp3).await
                 })));
             }
-            Kind::Read
-                if matches!(
-                    cmd,
-                    Command::Keys(_) | Command::Scan { .. } | Command::DbSize
-                ) =>
-            {
+            _ if crate::fanout::fans_out(&cmd, self.groups.len()) => {
                 out.extend(self.flush_group(conn));
-                conn.group = Group::Reads(vec![(argv, cmd)]);
-                out.extend(self.flush_group(conn));
+                let (me, resp3) = (self.clone(), conn.proto == Protocol::Resp3);
+                out.push(Pending::Later(Box::pin(async move {
+                    me.fan_out(argv, cmd, resp3).await
+                })));
             }
             Kind::Write if cmd.spec().has_flag("blocking") => {
                 out.extend(self.flush_group(conn));
+                if let Err(refused) = self.route_refusal(conn, &cmd) {
+                    out.push(Pending::Ready(refused));
+                    return out;
+                }
                 let (me, resp3) = (self.clone(), conn.proto == Protocol::Resp3);
                 out.push(Pending::Later(Box::pin(
                     me.blocking(conn.id, argv, cmd, resp3),
@@ -200,11 +225,19 @@ impl Server {
             }
             Kind::Read | Kind::Write => {
                 // Redis Cluster routing (src/cluster/route.rs): -MOVED, -CROSSSLOT, ...
-                if let Some(refused) = self.route_refusal(conn, &cmd) {
+                let gid = match self.route_refusal(conn, &cmd) {
+                    Err(refused) => {
+                        out.extend(self.flush_group(conn));
+                        out.push(Pending::Ready(refused));
+                        return out;
+                    }
+                    Ok(g) => g.unwrap_or(self.groups.home().id),
+                };
+                if gid != conn.raft_group && !matches!(conn.group, Group::None) {
+                    // One batch is one group's proposal or read barrier.
                     out.extend(self.flush_group(conn));
-                    out.push(Pending::Ready(refused));
-                    return out;
                 }
+                conn.raft_group = gid;
                 if let Err(refused) = self.make_room(conn, &argv, cmd.kind(), &mut out) {
                     out.push(Pending::Ready(refused));
                     return out;
@@ -276,14 +309,15 @@ impl Server {
         conn.group_bytes = 0;
         let me = self.clone();
         let resp3 = conn.proto == Protocol::Resp3;
+        let gid = conn.raft_group;
         match group {
             Group::None => None,
             Group::Reads(cmds) => Some(Pending::Later(Box::pin(async move {
-                me.read_bounded(cmds.into_iter().map(|(_, c)| c).collect())
+                me.read_bounded(gid, cmds.into_iter().map(|(_, c)| c).collect())
                     .await
             }))),
             Group::Writes(argvs) => Some(Pending::Later(Box::pin(async move {
-                me.write(argvs, resp3).await
+                me.write_in(gid, argvs, resp3).await
             }))),
         }
     }
@@ -292,18 +326,18 @@ impl Server {
     /// `--client-output-buffer-limit` (each chunk is one [`Server::read`], sized from the
     /// replies so far): once they pass it the connection is closed, as Redis does, and the
     /// rest of the group is not read. A group of small replies takes two chunks at most.
-    async fn read_bounded(&self, mut cmds: Vec<Command>) -> Outcome {
+    async fn read_bounded(&self, gid: u64, mut cmds: Vec<Command>) -> Outcome {
         let limit = self.cfg.client_output_buffer_limit;
         if limit == 0 || cmds.len() <= FIRST_READ_CHUNK {
             // The session's writer checks the limit once the replies are in.
-            return Outcome::Replies(self.read(cmds).await);
+            return Outcome::Replies(self.read_in(gid, cmds).await);
         }
         let mut replies = Vec::with_capacity(cmds.len());
         let mut bytes = 0usize;
         let mut chunk = FIRST_READ_CHUNK;
         while !cmds.is_empty() {
             let rest = cmds.split_off(chunk.min(cmds.len()));
-            let rs = self.read(std::mem::replace(&mut cmds, rest)).await;
+            let rs = self.read_in(gid, std::mem::replace(&mut cmds, rest)).await;
             bytes = bytes.saturating_add(rs.iter().map(reply_bytes).sum());
             if bytes > limit {
                 return Outcome::Overflow(bytes);
@@ -316,10 +350,10 @@ impl Server {
         Outcome::Replies(replies)
     }
 
-    /// Waits until a leader is known; false after `--leader-wait-ms`.
-    async fn await_leader(&self) -> bool {
+    /// Waits until group `g` has a known leader; false after `--leader-wait-ms`.
+    async fn await_leader(&self, g: &GroupRt) -> bool {
         let deadline = Instant::now() + self.cfg.leader_wait();
-        while self.node.status.leader() == 0 {
+        while g.node.status.leader() == 0 {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -330,29 +364,30 @@ impl Server {
 
     /// Linearizable reads: one ReadIndex barrier, then the whole group on one snapshot of
     /// the local store (heavy groups off the tokio workers, see [`crate::reads`]).
-    pub async fn read(&self, cmds: Vec<Command>) -> Vec<Reply> {
+    pub async fn read_in(&self, gid: u64, cmds: Vec<Command>) -> Vec<Reply> {
         self.stats
             .reads
             .fetch_add(cmds.len() as u64, Ordering::Relaxed);
-        if let Err(e) = self.read_barrier().await {
+        let g = self.group(gid);
+        if let Err(e) = self.read_barrier_in(g).await {
             return vec![e; cmds.len()];
         }
-        let now = self.read_time_ms();
-        let (replies, expired) = self.stats.read_work.run(&self.reader, cmds, now).await;
-        if !expired.is_empty() && self.node.status.is_leader() {
-            self.lazy_delete(expired);
+        let now = Self::read_time_in(g);
+        let (replies, expired) = self.stats.read_work.run(&g.reader, cmds, now).await;
+        if !expired.is_empty() && g.node.status.is_leader() {
+            self.lazy_delete(g, expired);
         }
         replies
     }
 
     /// Lazy expiry: deletes expired keys through Raft, at most one delete in flight per
     /// key; nobody waits for it.
-    fn lazy_delete(&self, expired: Vec<Bytes>) {
+    fn lazy_delete(&self, g: &GroupRt, expired: Vec<Bytes>) {
         let keys = self.stats.read_work.claim(expired);
         if keys.is_empty() {
             return;
         }
-        let rx = self
+        let rx = g
             .node
             .propose(vec![encode_argv(&Command::del_if_expired_argv(&keys))]);
         let releaser = self.stats.read_work.releaser();
@@ -363,16 +398,22 @@ impl Server {
         });
     }
 
+    /// The home group's read barrier.
     pub(crate) async fn read_barrier(&self) -> Result<(), Reply> {
+        self.read_barrier_in(self.groups.home()).await
+    }
+
+    /// Waits until a linearizable read of group `g` may run on this node.
+    pub(crate) async fn read_barrier_in(&self, g: &GroupRt) -> Result<(), Reply> {
         let deadline = Instant::now() + self.cfg.request_timeout();
         loop {
-            if !self.await_leader().await {
+            if !self.await_leader(g).await {
                 return Err(errors::reply(Failure::NoLeader));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             // Bound one attempt so a leader change is noticed and the read re-issued.
             let attempt = left.min(self.cfg.leader_wait().max(Duration::from_millis(500)));
-            match timeout(attempt, self.node.read_barrier()).await {
+            match timeout(attempt, g.node.read_barrier()).await {
                 Ok(Ok(Ok(()))) => return Ok(()),
                 Ok(Ok(Err(NodeError::Stopped))) | Ok(Err(_)) => {
                     return Err(errors::reply(Failure::ReadStopped));
@@ -389,6 +430,13 @@ impl Server {
     /// A write: propose here if leader, else forward to the leader; retried while it is
     /// certain nothing was proposed.
     pub async fn write(&self, argvs: Vec<Vec<Bytes>>, resp3: bool) -> Outcome {
+        let gid = self.group_of_argvs(&argvs);
+        self.write_in(gid, argvs, resp3).await
+    }
+
+    /// A write of group `gid` (see [`Server::write`]).
+    pub async fn write_in(&self, gid: u64, argvs: Vec<Vec<Bytes>>, resp3: bool) -> Outcome {
+        let g = self.group(gid);
         let n = argvs.len();
         self.stats.writes.fetch_add(n as u64, Ordering::Relaxed);
         let deadline = Instant::now() + self.cfg.request_timeout();
@@ -399,12 +447,12 @@ impl Server {
             if Instant::now() >= deadline {
                 return fail(Failure::NoLeaderInTime);
             }
-            if !self.await_leader().await {
+            if !self.await_leader(g).await {
                 return fail(Failure::NoLeader);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if self.node.status.is_leader() {
-                match timeout(left, self.node.propose(data.clone())).await {
+            if g.node.status.is_leader() {
+                match timeout(left, g.node.propose(data.clone())).await {
                     Ok(Ok(Ok(replies))) => return Outcome::Replies(replies),
                     Ok(Ok(Err(NodeError::NotLeader(_)))) => {
                         // Not proposed: safe to retry.
@@ -422,13 +470,14 @@ impl Server {
                     Err(_) => return fail(Failure::TimedOut),
                 }
             } else {
-                let leader = self.node.status.leader();
+                let leader = g.node.status.leader();
                 if leader == 0 || leader == self.cfg.id {
                     sleep(Duration::from_millis(5)).await;
                     continue;
                 }
                 self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-                match timeout(left, self.transport.forward(leader, resp3, data.clone())).await {
+                let call = self.transport.forward(leader, gid, resp3, data.clone());
+                match timeout(left, call).await {
                     Ok(Ok(raw)) => return Outcome::Raw(raw),
                     // Certainly not proposed: retry (the leader may have moved).
                     Ok(Err(
@@ -446,7 +495,15 @@ impl Server {
     }
 
     /// Serves writes forwarded by a follower: only proposes if this node leads.
-    pub async fn serve_forwarded(&self, resp3: bool, data: Vec<Vec<u8>>) -> Option<Vec<u8>> {
+    pub async fn serve_forwarded(
+        &self,
+        gid: u64,
+        resp3: bool,
+        data: Vec<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        let Some(g) = self.groups.get(gid) else {
+            return Some(forwarded_errors(resp3, data.len(), gid));
+        };
         let proto = if resp3 {
             Protocol::Resp3
         } else {
@@ -467,7 +524,7 @@ impl Server {
                 .filter(|c| c.kind() == Kind::Admin);
             if let Some(cmd) = admin {
                 return self
-                    .serve_forwarded_admin(cmd)
+                    .serve_forwarded_admin(gid, cmd)
                     .await
                     .and_then(|r| encode(vec![r]));
             }
@@ -501,11 +558,11 @@ impl Server {
         let deadline = Instant::now() + self.cfg.request_timeout();
         let mut dropped_since = None;
         loop {
-            if !self.node.status.is_leader() {
+            if !g.node.status.is_leader() {
                 return None;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let failure = match timeout(left, self.node.propose(data.clone())).await {
+            let failure = match timeout(left, g.node.propose(data.clone())).await {
                 Ok(Ok(Ok(replies))) => return encode(replies),
                 Ok(Ok(Err(NodeError::NotLeader(_)))) => return None,
                 Ok(Ok(Err(NodeError::Dropped))) if !gave_up_retrying(&mut dropped_since) => {
@@ -526,27 +583,35 @@ impl Server {
     /// expiry from a stamp at most that old, never from its own clock).
     pub async fn sweep_loop(self: Arc<Self>) {
         self.watch_pushes();
-        tokio::spawn(self.clone().clean_loop());
+        for g in self.groups.all() {
+            tokio::spawn(self.clone().clean_loop(g.id));
+            tokio::spawn(self.clone().sweep_group(g.id));
+        }
+    }
+
+    /// [`Server::sweep_loop`] for one group.
+    async fn sweep_group(self: Arc<Self>, gid: u64) {
         let sweep_every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
         let mut next_sweep = Instant::now() + sweep_every;
         // The first key of the last proposed sweep (see below).
         let mut stuck: Option<Bytes> = None;
         loop {
             sleep(sweep_every.min(TIME_TICK / 4)).await;
-            if !self.node.status.is_leader() {
+            let g = self.group(gid);
+            if !g.node.status.is_leader() {
                 continue;
             }
-            let now = self.read_time_ms();
-            let last = self.node.status.last_time_ms.load(Ordering::Acquire);
+            let now = Self::read_time_in(g);
+            let last = g.node.status.last_time_ms.load(Ordering::Acquire);
             if now - last >= TIME_TICK.as_millis() as i64 {
-                let rx = self.node.propose(Vec::new());
+                let rx = g.node.propose(Vec::new());
                 let _ = timeout(self.cfg.request_timeout(), rx).await;
             }
             if Instant::now() < next_sweep {
                 continue;
             }
             next_sweep = Instant::now() + sweep_every;
-            let due = self.reader.due_keys(self.read_time_ms(), 1000);
+            let due = g.reader.due_keys(Self::read_time_in(g), 1000);
             if due.is_empty() {
                 continue;
             }
@@ -560,7 +625,7 @@ impl Server {
                 Command::del_if_expired_argv(&due)
             };
             stuck = due.first().cloned();
-            let rx = self.node.propose(vec![encode_argv(&cmd)]);
+            let rx = g.node.propose(vec![encode_argv(&cmd)]);
             let _ = timeout(self.cfg.request_timeout(), rx).await;
         }
     }
@@ -569,16 +634,17 @@ impl Server {
     /// or expired collections leave their elements behind): proposes `RAFTKV.CLEAN` through
     /// Raft, a bounded step at a time, carrying the cursor from one step to the next; an
     /// idle pass (nothing deleted) waits [`CLEAN_IDLE`] before the next.
-    async fn clean_loop(self: Arc<Self>) {
+    async fn clean_loop(self: Arc<Self>, gid: u64) {
         let mut cursor = String::new();
         let mut deleted_in_pass = 0i64;
         loop {
             sleep(CLEAN_STEP).await;
-            if !self.node.status.is_leader() || !self.reader.has_collection_records() {
+            let g = self.group(gid);
+            if !g.node.status.is_leader() || !g.reader.has_collection_records() {
                 cursor.clear();
                 continue;
             }
-            let rx = self
+            let rx = g
                 .node
                 .propose(vec![encode_argv(&Command::clean_argv(&cursor, 256))]);
             let reply = match timeout(self.cfg.request_timeout(), rx).await {
@@ -601,6 +667,21 @@ impl Server {
             }
         }
     }
+}
+
+/// Replies to a forwarded request for a group this node does not host.
+fn forwarded_errors(resp3: bool, n: usize, gid: u64) -> Vec<u8> {
+    let proto = if resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
+    };
+    let mut out = bytes::BytesMut::new();
+    let r = Reply::err(format!("TRYAGAIN group {gid} is not hosted on this node"));
+    for _ in 0..n {
+        resp::encode::encode(&r, proto, &mut out);
+    }
+    out.to_vec()
 }
 
 /// Pause between two cleaner steps.

@@ -122,6 +122,8 @@ pub struct Conn {
     pub group: Group,
     /// Encoded size of the group's commands (see `crate::sm::encoded_len`).
     pub group_bytes: usize,
+    /// The Raft group of the commands being collected.
+    pub raft_group: u64,
     /// Shared with this client's CLIENT LIST entry.
     pub last_cmd: std::sync::Arc<std::sync::Mutex<&'static str>>,
     /// READONLY / ASKING state (Redis Cluster).
@@ -307,6 +309,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         authenticated: server.cfg.requirepass.is_none(),
         group: Group::None,
         group_bytes: 0,
+        raft_group: 0,
         last_cmd,
         cluster: Default::default(),
         multi: None,

@@ -292,6 +292,12 @@ impl Cluster {
             .arg(&node.data_dir)
             .args(["--tick-ms", &self.opts.tick_ms.to_string()])
             .args(["--log-level", &self.opts.log_level])
+            .args(
+                (!self.opts.extra.iter().any(|a| a == "--groups"))
+                    .then_some(["--groups", "1"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.opts.extra);
         if let (Some(inbound), Some(via)) = (node.inbound, join) {
             cmd.args(["--join", &format!("127.0.0.1:{via}")])

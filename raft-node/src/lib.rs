@@ -1,15 +1,20 @@
-//! Consensus layer of raftkv: a raft-rs `RawNode` per group with RocksDB-backed storage
-//! ([`storage`]), the Ready loop with group commit and ReadIndex reads ([`node`]), and the
+//! Consensus layer of raftkv: many Raft groups per node, each a sans-IO [`peer::Peer`]
+//! (raft-rs `RawNode`, proposals, ReadIndex reads, membership, snapshots) over
+//! RocksDB-backed storage ([`storage`]), all served by one [`driver`] thread with one
+//! `WriteBatch` and one WAL fsync per round; the public API in [`node`]; the
 //! tokio peer transport that carries raft messages and forwarded client requests
 //! ([`transport`]), and cluster time ([`clock`]); every peer raft message passes [`filter`]
 //! before it is stepped. It knows nothing of RESP: commands are opaque bytes.
 
 pub mod clock;
+pub mod driver;
 pub mod filter;
 pub mod node;
+pub mod peer;
 pub mod ratelimit;
 pub mod removal;
 pub mod snap;
+pub mod status;
 pub mod storage;
 pub mod transport;
 
@@ -27,7 +32,8 @@ pub mod proto {
 }
 
 pub use node::{
-    start, Members, Msg, NodeConfig, NodeError, NodeHandle, SnapshotJob, StateMachine, Status,
+    group_snap_dir, start, start_groups, DriverConfig, GroupMessage, Members, Msg, NodeConfig,
+    NodeError, NodeHandle, SnapshotJob, StateMachine, Status,
 };
 pub use raft;
 pub use storage::{RocksStorage, CF_RAFT};

@@ -77,9 +77,9 @@ type Handles = Arc<Mutex<Vec<Option<NodeHandle<u64>>>>>;
 struct Sink(Handles);
 
 impl MessageSink for Sink {
-    fn send(&self, msgs: Vec<Message>) {
+    fn send(&self, msgs: Vec<(u64, Message)>) {
         let hs = self.0.lock().unwrap();
-        for m in msgs {
+        for (_, m) in msgs {
             if let Some(Some(h)) = hs.get(m.to as usize - 1) {
                 h.send(Msg::Raft(Box::new(m)));
             }

@@ -59,9 +59,9 @@ struct Sink {
 }
 
 impl MessageSink for Sink {
-    fn send(&self, msgs: Vec<Message>) {
+    fn send(&self, msgs: Vec<(u64, Message)>) {
         let hs = self.handles.lock().unwrap();
-        for m in msgs {
+        for (_, m) in msgs {
             if self.cut.load(Ordering::Acquire) && m.get_msg_type() == MessageType::MsgAppend {
                 continue;
             }

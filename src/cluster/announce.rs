@@ -46,7 +46,12 @@ impl Server {
                 let r = timeout(wait, self.node.propose(data)).await;
                 debug!(self.logger, "recording this node's client address"; "addr" => &addr, "ok" => matches!(r, Ok(Ok(Ok(_)))));
             } else {
-                let r = timeout(wait, self.transport.forward(leader, false, data)).await;
+                let r = timeout(
+                    wait,
+                    self.transport
+                        .forward(leader, self.groups.home().id, false, data),
+                )
+                .await;
                 debug!(self.logger, "asking the leader to record this node's client address"; "addr" => &addr, "leader" => leader, "ok" => matches!(r, Ok(Ok(_))));
             }
             if self.reader.node_addrs().get(&id) == Some(&addr) {

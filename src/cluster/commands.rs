@@ -121,12 +121,12 @@ impl Server {
     /// The routing decision for a keyed read or write: `Some(error)` when this node must
     /// answer it with `-CROSSSLOT`, `-CLUSTERDOWN` or `-MOVED`; `None` when it runs here or
     /// is forwarded to the leader (today's paths, which also wait for a leader).
-    pub fn route_refusal(&self, conn: &mut Conn, cmd: &Command) -> Option<Reply> {
+    pub fn route_refusal(&self, conn: &mut Conn, cmd: &Command) -> Result<Option<u64>, Reply> {
         // ASKING lasts one command; it matters only for a slot being imported (part 2).
         conn.cluster.asking = false;
         let keys = cmd.keys();
         if keys.is_empty() {
-            return None;
+            return Ok(None);
         }
         let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
         let mode = if self.cfg.redirect_moved() {
@@ -138,16 +138,18 @@ impl Server {
             keys: &keys,
             write: cmd.kind() == Kind::Write,
             readonly: conn.cluster.readonly,
+            sharded: self.groups.len() > 1,
         };
-        let view = self.routing_view(mode == RedirectMode::Moved);
+        let view = self.routing_view(key_slot(keys[0]), mode == RedirectMode::Moved);
         match route::route(&view, mode, req) {
             Route::Error(e) => {
                 if e.starts_with("MOVED ") {
                     self.stats.moved.fetch_add(1, Ordering::Relaxed);
                 }
-                Some(Reply::err(e))
+                Err(Reply::err(e))
             }
-            Route::Anywhere | Route::Local(_) | Route::Forward { .. } | Route::NoLeader(_) => None,
+            Route::Anywhere => Ok(None),
+            Route::Local(g) | Route::Forward { group: g, .. } | Route::NoLeader(g) => Ok(Some(g)),
         }
     }
 }

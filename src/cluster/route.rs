@@ -28,6 +28,9 @@ pub struct Request<'a> {
     pub write: bool,
     /// The connection sent READONLY: reads may run on a replica (still linearizable).
     pub readonly: bool,
+    /// The cluster has several data groups: keys must share one slot, as in Redis Cluster
+    /// (with one group, multi-key commands over any keys run as in standalone Redis).
+    pub sharded: bool,
 }
 
 /// Where a request runs.
@@ -75,6 +78,12 @@ fn request_group<'v>(
 pub fn route(view: &ClusterView, mode: RedirectMode, req: Request<'_>) -> Route {
     if req.keys.is_empty() {
         return Route::Anywhere;
+    }
+    if req.sharded {
+        let first = key_slot(req.keys[0]);
+        if req.keys[1..].iter().any(|k| key_slot(k) != first) {
+            return Route::Error(CROSSSLOT.into());
+        }
     }
     let (slot, g) = match request_group(view, req.keys) {
         Err(e) => return Route::Error(e),
@@ -125,7 +134,28 @@ mod tests {
             keys,
             write,
             readonly,
+            sharded: false,
         }
+    }
+
+    #[test]
+    fn a_sharded_cluster_wants_one_slot_per_request() {
+        let v = three_nodes(1);
+        let keys: &[&[u8]] = &[b"a", b"b"];
+        let sharded = Request {
+            sharded: true,
+            ..req(keys, true, false)
+        };
+        assert_eq!(
+            route(&v, RedirectMode::Forward, sharded),
+            Route::Error(CROSSSLOT.into())
+        );
+        let tagged: &[&[u8]] = &[b"{a}x", b"{a}y"];
+        let sharded = Request {
+            sharded: true,
+            ..req(tagged, true, false)
+        };
+        assert_eq!(route(&v, RedirectMode::Forward, sharded), Route::Local(1));
     }
 
     #[test]

@@ -105,7 +105,8 @@ pub fn split_addr(addr: &str) -> (&str, u16) {
 }
 
 impl ClusterView {
-    /// One group (id 1) owning every slot, as raftkv runs before slot sharding.
+    /// One group (id 1) owning every slot (the tests' cluster).
+    #[cfg(test)]
     pub fn single_group(myself: u64, nodes: Vec<NodeInfo>, group: GroupInfo) -> ClusterView {
         let group = GroupInfo {
             ranges: vec![(0, SLOTS - 1)],

@@ -170,6 +170,14 @@ impl Cluster {
                     .into_iter()
                     .flatten(),
             )
+            // One data group unless the test asks for more: these tests run multi-key
+            // commands over any keys, as standalone Redis allows.
+            .args(
+                (!self.extra_args.iter().any(|a| a == "--groups"))
+                    .then_some(["--groups", "1"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.extra_args)
             .envs(node.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -151,6 +151,7 @@ pub fn forward_request(id: u64, args: &[&str]) -> Vec<u8> {
     ForwardRequest {
         id,
         argvs: vec![argv].into(),
+        group: 1,
         ..Default::default()
     }
     .write_to_bytes()

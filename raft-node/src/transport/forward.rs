@@ -57,11 +57,17 @@ impl Forwarder {
         self.tx.is_closed()
     }
 
-    pub async fn call(&self, resp3: bool, argvs: Vec<Vec<u8>>) -> Result<Vec<u8>, ForwardError> {
+    pub async fn call(
+        &self,
+        group: u64,
+        resp3: bool,
+        argvs: Vec<Vec<u8>>,
+    ) -> Result<Vec<u8>, ForwardError> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let req = ForwardRequest {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             resp3,
+            group,
             argvs: argvs.into(),
             ..Default::default()
         };

@@ -119,9 +119,9 @@ impl Transport {
                 }
             };
             let batch = match PeerBatch::parse_from_bytes(&frame) {
-                Ok(b) if b.group_id == self.cfg.group_id => b,
-                Ok(b) => {
-                    self.malformed(from, &format!("batch for unknown group {}", b.group_id));
+                Ok(b) if b.groups.is_empty() || b.groups.len() == b.msgs.len() => b,
+                Ok(_) => {
+                    self.malformed(from, "batch with a group count unlike its message count");
                     continue;
                 }
                 Err(e) => {
@@ -129,12 +129,14 @@ impl Transport {
                     continue;
                 }
             };
-            for raw in batch.msgs {
+            let groups = batch.groups;
+            for (i, raw) in batch.msgs.into_iter().enumerate() {
+                let group = groups.get(i).copied().unwrap_or(batch.group_id);
                 match Message::parse_from_bytes(&raw) {
                     Ok(m) if m.get_msg_type() == MessageType::MsgSnapshot => {
                         self.malformed(from, "snapshot message outside a snapshot stream")
                     }
-                    Ok(m) if m.from == from && m.to == self.cfg.id => on_message(m),
+                    Ok(m) if m.from == from && m.to == self.cfg.id => on_message(group, m),
                     Ok(m) => self.malformed(
                         from,
                         &format!("misaddressed raft message (from {} to {})", m.from, m.to),
@@ -195,7 +197,7 @@ impl Transport {
                 Ok(req) => req,
                 Err(e) => break Err(invalid(e)),
             };
-            let fut = forward(from, req.resp3, req.argvs.into_vec());
+            let fut = forward(from, req.group, req.resp3, req.argvs.into_vec());
             let tx = tx.clone();
             tokio::spawn(async move {
                 let reply = fut.await;

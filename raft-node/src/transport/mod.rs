@@ -39,7 +39,7 @@ use slog::{debug, info, warn, Logger};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::node::MessageSink;
+use crate::node::{GroupMessage, MessageSink};
 use crate::proto::PeerHello;
 
 pub use auth::{derive_secret, secret_eq};
@@ -54,17 +54,17 @@ use snapshot::RecvSlots;
 /// raft, a forward and a snapshot connection; the rest is headroom for reconnects).
 pub const DEFAULT_MAX_INBOUND: usize = 256;
 
-/// Called with each valid raft message from a peer.
-pub type OnMessage = Arc<dyn Fn(Message) + Send + Sync>;
+/// Called with each valid raft message from a peer, with its group.
+pub type OnMessage = Arc<dyn Fn(u64, Message) + Send + Sync>;
 /// Called when a peer cannot be reached.
 pub type OnUnreachable = Arc<dyn Fn(u64) + Send + Sync>;
-/// Called when sending a snapshot to a peer ended (true: delivered).
-pub type OnSnapshotStatus = Arc<dyn Fn(u64, bool) + Send + Sync>;
-/// Serves one forwarded request from authenticated peer `from`; resolves to the
-/// RESP-encoded reply, or `None` when this node is not the leader and proposed nothing
-/// (the sender may retry elsewhere).
+/// Called when sending a group's snapshot to a peer ended: (group, peer, delivered).
+pub type OnSnapshotStatus = Arc<dyn Fn(u64, u64, bool) + Send + Sync>;
+/// Serves one forwarded request `(from, group, resp3, argvs)` from authenticated peer
+/// `from`; resolves to the RESP-encoded reply, or `None` when this node is not the group's
+/// leader and proposed nothing (the sender may retry elsewhere).
 pub type ForwardHandler = Arc<
-    dyn Fn(u64, bool, Vec<Vec<u8>>) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>>
+    dyn Fn(u64, u64, bool, Vec<Vec<u8>>) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>>
         + Send
         + Sync,
 >;
@@ -73,13 +73,12 @@ pub type ForwardHandler = Arc<
 #[derive(Clone)]
 pub struct TransportConfig {
     pub id: u64,
-    pub group_id: u64,
     /// Raft address of every member, this node included.
     pub peers: HashMap<u64, String>,
     /// Cluster secret both sides of every peer connection prove (empty: none, and the
     /// handshake proves nothing).
     pub secret: Vec<u8>,
-    /// Where snapshot files live (see [`crate::snap`]).
+    /// Root of the snapshot directories, one per group (see [`crate::node::group_snap_dir`]).
     pub snap_dir: PathBuf,
     /// Bytes per snapshot chunk.
     pub snapshot_chunk: usize,
@@ -111,7 +110,7 @@ impl TransportConfig {
 /// An outbound route to a peer.
 struct Route {
     addr: String,
-    tx: mpsc::UnboundedSender<Message>,
+    tx: mpsc::UnboundedSender<GroupMessage>,
 }
 
 /// The peer transport of one node.
@@ -284,11 +283,11 @@ impl Transport {
     /// so it applies its own removal and stops; it never stops on a bare word. Best
     /// effort, retried a few times: its route is gone, so it goes on a connection of its
     /// own.
-    fn notify_removed(self: &Arc<Self>, pid: u64, addr: String, notice: Message) {
+    fn notify_removed(self: &Arc<Self>, group: u64, pid: u64, addr: String, notice: Message) {
         let me = self.clone();
         self.rt.spawn(async move {
             for attempt in 0..5u32 {
-                match outbound::send_once(&me, pid, &addr, notice.clone()).await {
+                match outbound::send_once(&me, pid, &addr, group, notice.clone()).await {
                     Ok(()) => {
                         info!(me.logger, "sent the removed member its removal"; "peer" => pid);
                         return;
@@ -307,6 +306,7 @@ impl Transport {
     pub async fn forward(
         &self,
         to: u64,
+        group: u64,
         resp3: bool,
         argvs: Vec<Vec<u8>>,
     ) -> Result<Vec<u8>, ForwardError> {
@@ -331,7 +331,7 @@ impl Transport {
                     }
                 }
             };
-            match fwd.call(resp3, argvs.clone()).await {
+            match fwd.call(group, resp3, argvs.clone()).await {
                 // A reused connection that closed (idle) before taking the request: it was
                 // certainly not sent, so one retry on a fresh connection is safe.
                 Err(ForwardError::Connect(_)) if !fresh => continue,
@@ -347,17 +347,17 @@ impl Transport {
 pub struct PeerSink(Arc<Transport>);
 
 impl MessageSink for PeerSink {
-    fn send(&self, msgs: Vec<Message>) {
+    fn send(&self, msgs: Vec<GroupMessage>) {
         let t = &self.0;
         let routes = t.routes.lock().unwrap_or_else(|p| p.into_inner());
-        for m in msgs {
+        for (group, m) in msgs {
             if m.get_msg_type() == MessageType::MsgSnapshot {
-                t.rt.spawn(t.clone().send_snapshot(m));
+                t.rt.spawn(t.clone().send_snapshot(group, m));
                 continue;
             }
             match routes.get(&m.to) {
                 Some(r) => {
-                    if r.tx.send(m).is_err() {
+                    if r.tx.send((group, m)).is_err() {
                         t.stats
                             .no_route
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -377,10 +377,10 @@ impl MessageSink for PeerSink {
         self.0.set_route(id, addr);
     }
 
-    fn notify_removed(&self, id: u64, notice: Message) {
+    fn notify_removed(&self, group: u64, id: u64, notice: Message) {
         // Called before the route is dropped, so its address is still known.
         if let Some(addr) = self.0.route_addr(id) {
-            self.0.notify_removed(id, addr, notice);
+            self.0.notify_removed(group, id, addr, notice);
         }
     }
 }

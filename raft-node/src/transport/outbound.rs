@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::frame::{self, invalid, write_frame, FRAME_OVERHEAD, MAX_FRAME};
 use super::stats::PeerStats;
 use super::{auth, Transport};
+use crate::node::GroupMessage;
 use crate::proto::PeerBatch;
 
 /// Most bytes put in one raft message batch (a single larger message still goes alone).
@@ -43,7 +44,8 @@ pub async fn connect(
 /// Encoded messages of one frame, and the message that did not fit (next frame's first).
 struct Batch {
     msgs: Vec<Vec<u8>>,
-    carry: Option<Vec<u8>>,
+    groups: Vec<u64>,
+    carry: Option<(u64, Vec<u8>)>,
 }
 
 /// Encodes `first` and what else is queued into one batch. Messages that can never fit a
@@ -52,33 +54,44 @@ fn next_batch(
     t: &Transport,
     pid: u64,
     stats: &PeerStats,
-    first: Vec<u8>,
-    rx: &mut mpsc::UnboundedReceiver<Message>,
+    first: (u64, Vec<u8>),
+    rx: &mut mpsc::UnboundedReceiver<GroupMessage>,
 ) -> Batch {
     let mut msgs = Vec::new();
+    let mut groups = Vec::new();
     let mut size = FRAME_OVERHEAD;
     let mut next = Some(first);
-    while let Some(bytes) = next.take() {
-        if bytes.len() + size > MAX_FRAME {
+    while let Some((group, bytes)) = next.take() {
+        // Each message costs its bytes, their field header and its group's varint.
+        if bytes.len() + size + GROUP_OVERHEAD > MAX_FRAME {
             return Batch {
                 msgs,
-                carry: Some(bytes),
+                groups,
+                carry: Some((group, bytes)),
             };
         }
-        size += bytes.len() + FRAME_OVERHEAD;
+        size += bytes.len() + FRAME_OVERHEAD + GROUP_OVERHEAD;
         msgs.push(bytes);
+        groups.push(group);
         if size >= MAX_BATCH_BYTES {
             break;
         }
-        while let Ok(m) = rx.try_recv() {
+        while let Ok((g, m)) = rx.try_recv() {
             if let Some(b) = encode(t, pid, stats, &m) {
-                next = Some(b);
+                next = Some((g, b));
                 break;
             }
         }
     }
-    Batch { msgs, carry: None }
+    Batch {
+        msgs,
+        groups,
+        carry: None,
+    }
 }
+
+/// Upper bound of the bytes one message's group id adds to a batch (a packed varint).
+const GROUP_OVERHEAD: usize = 10;
 
 /// Encodes one message; `None` (counted, logged) when it can never fit one frame.
 fn encode(t: &Transport, pid: u64, stats: &PeerStats, m: &Message) -> Option<Vec<u8>> {
@@ -102,11 +115,17 @@ fn encode(t: &Transport, pid: u64, stats: &PeerStats, m: &Message) -> Option<Vec
 }
 
 /// Sends one raft message on a connection of its own (a removed member's notice).
-pub async fn send_once(t: &Transport, pid: u64, addr: &str, m: Message) -> std::io::Result<()> {
+pub async fn send_once(
+    t: &Transport,
+    pid: u64,
+    addr: &str,
+    group: u64,
+    m: Message,
+) -> std::io::Result<()> {
     let (_r, w) = connect(t, pid, addr, auth::KIND_RAFT, Duration::from_secs(2)).await?;
     let mut w = BufWriter::new(w);
     let batch = PeerBatch {
-        group_id: t.cfg.group_id,
+        group_id: group,
         msgs: vec![m.write_to_bytes().map_err(invalid)?].into(),
         ..Default::default()
     };
@@ -120,20 +139,22 @@ pub async fn run(
     t: Arc<Transport>,
     pid: u64,
     addr: String,
-    mut rx: mpsc::UnboundedReceiver<Message>,
+    mut rx: mpsc::UnboundedReceiver<GroupMessage>,
 ) {
     let stats = t.stats.peer(pid);
     let logger = t.logger.new(slog::o!("peer" => pid));
     let mut backoff = Duration::from_millis(20);
-    let mut carry: Option<Vec<u8>> = None;
+    let mut carry: Option<(u64, Vec<u8>)> = None;
     loop {
         // Wait for something to send before (re)connecting.
         let first = match carry.take() {
             Some(b) => b,
             None => {
-                let Some(m) = rx.recv().await else { return };
+                let Some((g, m)) = rx.recv().await else {
+                    return;
+                };
                 match encode(&t, pid, &stats, &m) {
-                    Some(b) => b,
+                    Some(b) => (g, b),
                     None => continue,
                 }
             }
@@ -191,17 +212,17 @@ async fn write_loop(
     pid: u64,
     stats: &PeerStats,
     w: &mut BufWriter<OwnedWriteHalf>,
-    first: Vec<u8>,
-    rx: &mut mpsc::UnboundedReceiver<Message>,
-) -> std::io::Result<Option<Vec<u8>>> {
+    first: (u64, Vec<u8>),
+    rx: &mut mpsc::UnboundedReceiver<GroupMessage>,
+) -> std::io::Result<Option<(u64, Vec<u8>)>> {
     let mut next = Some(first);
     loop {
         let first = match next.take() {
             Some(b) => b,
             None => match tokio::time::timeout(t.cfg.idle(), rx.recv()).await {
                 Err(_) | Ok(None) => return Ok(None),
-                Ok(Some(m)) => match encode(t, pid, stats, &m) {
-                    Some(b) => b,
+                Ok(Some((g, m))) => match encode(t, pid, stats, &m) {
+                    Some(b) => (g, b),
                     None => continue,
                 },
             },
@@ -213,8 +234,8 @@ async fn write_loop(
             continue;
         }
         let frame = PeerBatch {
-            group_id: t.cfg.group_id,
             msgs: batch.msgs.into(),
+            groups: batch.groups,
             ..Default::default()
         };
         let written = async {

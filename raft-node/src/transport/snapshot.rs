@@ -157,8 +157,9 @@ impl Transport {
         let offer = SnapshotOffer::parse_from_bytes(&offer).map_err(invalid)?;
         let m = Message::parse_from_bytes(&offer.msg).map_err(invalid)?;
         let desc = check_offer(&m, from, self.cfg.id)?;
-        let (index, term) = (desc.index, desc.term);
-        let name = snap::recv_name(from, term, index);
+        let (index, term, group) = (desc.index, desc.term, offer.group);
+        let root = crate::node::group_snap_dir(&self.cfg.snap_dir, group);
+        let name = format!("{group}/{}", snap::recv_name(from, term, index));
         let (slot, generation) = self.recv_slots.claim(&name);
         let claim = Claim {
             slot,
@@ -173,10 +174,11 @@ impl Transport {
         // Receive, verify and move into place while holding the slot, so no other stream
         // of this snapshot writes into the directory meanwhile.
         let result = async {
-            let (dir, started, fetched) = self.receive_files(from, r, w, &m, &desc, &claim).await?;
+            let (dir, started, fetched) = self
+                .receive_files(from, &root, r, w, &m, &desc, &claim)
+                .await?;
             self.verify_received(&dir, &desc).await?;
             claim.current()?;
-            let root = self.cfg.snap_dir.clone();
             let done = root.join(snap::done_name(term, index));
             if tokio::fs::metadata(&done).await.is_ok() {
                 tokio::fs::remove_dir_all(&dir).await?;
@@ -191,8 +193,8 @@ impl Transport {
         self.recv_slots.release(&name, generation);
         let (started, fetched) = result?;
         let secs = started.elapsed().as_secs_f64().max(1e-6);
-        info!(self.logger, "snapshot received"; "from" => from, "index" => index, "bytes" => snap::total_bytes(&desc), "mb_per_s" => format!("{:.1}", fetched as f64 / secs / 1e6));
-        on_message(m);
+        info!(self.logger, "snapshot received"; "group" => group, "from" => from, "index" => index, "bytes" => snap::total_bytes(&desc), "mb_per_s" => format!("{:.1}", fetched as f64 / secs / 1e6));
+        on_message(group, m);
         Ok(())
     }
 
@@ -206,9 +208,11 @@ impl Transport {
 
     /// Receives the files of `desc` into their `recv-` directory; returns it, when the
     /// transfer started and how many bytes came on this stream.
+    #[allow(clippy::too_many_arguments)]
     async fn receive_files<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &self,
         from: u64,
+        root: &Path,
         r: &mut R,
         w: &mut W,
         m: &Message,
@@ -218,7 +222,7 @@ impl Transport {
         let meta = m.get_snapshot().get_metadata();
         let (index, term) = (meta.index, meta.term);
         let total = snap::total_bytes(desc);
-        let dir = self.cfg.snap_dir.join(snap::recv_name(from, term, index));
+        let dir = root.join(snap::recv_name(from, term, index));
         tokio::fs::create_dir_all(&dir).await?;
         let mut have = held(&dir, desc).await?;
         let held: u64 = have.iter().sum();
@@ -275,28 +279,29 @@ impl Transport {
     }
 
     /// Streams the snapshot of `m` (a `MsgSnapshot`) to its receiver.
-    pub(super) async fn send_snapshot(self: Arc<Self>, m: Message) {
+    pub(super) async fn send_snapshot(self: Arc<Self>, group: u64, m: Message) {
         let to = m.to;
-        let ok = match self.try_send_snapshot(&m).await {
+        let ok = match self.try_send_snapshot(group, &m).await {
             Ok(()) => {
                 self.snap_stats.sends_ok.fetch_add(1, Ordering::Relaxed);
                 true
             }
             Err(e) => {
-                warn!(self.logger, "snapshot send failed"; "to" => to, "err" => %e);
+                warn!(self.logger, "snapshot send failed"; "group" => group, "to" => to, "err" => %e);
                 self.snap_stats.sends_failed.fetch_add(1, Ordering::Relaxed);
                 false
             }
         };
-        (self.on_snapshot_status)(to, ok);
+        (self.on_snapshot_status)(group, to, ok);
     }
 
-    async fn try_send_snapshot(&self, m: &Message) -> std::io::Result<()> {
+    async fn try_send_snapshot(&self, group: u64, m: &Message) -> std::io::Result<()> {
         let to = m.to;
         let meta = m.get_snapshot().get_metadata();
         let index = meta.index;
         let desc = SnapshotDescriptor::parse_from_bytes(&m.get_snapshot().data).map_err(invalid)?;
-        let dir = self.cfg.snap_dir.join(snap::done_name(meta.term, index));
+        let dir = crate::node::group_snap_dir(&self.cfg.snap_dir, group)
+            .join(snap::done_name(meta.term, index));
         let addr = self
             .route_addr(to)
             .ok_or_else(|| invalid(format!("no address for peer {to}")))?;
@@ -305,6 +310,7 @@ impl Transport {
         let mut w = BufWriter::with_capacity(self.cfg.snapshot_chunk + 64, w);
         let offer = SnapshotOffer {
             msg: m.write_to_bytes().map_err(invalid)?,
+            group,
             ..Default::default()
         };
         write_frame(&mut w, &offer.write_to_bytes().map_err(invalid)?).await?;

@@ -55,7 +55,6 @@ async fn node_idle(
     let t = Transport::start(
         TransportConfig {
             id,
-            group_id: 1,
             peers,
             secret: SECRET.to_vec(),
             snap_dir: dir.path().to_path_buf(),
@@ -65,16 +64,16 @@ async fn node_idle(
             idle,
         },
         Arc::new(|_| {}),
-        Arc::new(|_, _| {}),
+        Arc::new(|_, _, _| {}),
         &logger(),
     );
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(t.clone().serve(
         listener,
-        Arc::new(move |m| {
+        Arc::new(move |_group, m| {
             let _ = tx.send(m);
         }),
-        Arc::new(|_, _, _| Box::pin(async { None })),
+        Arc::new(|_, _, _, _| Box::pin(async { None })),
     ));
     Node {
         t,
@@ -154,7 +153,7 @@ async fn authenticated(addr: &str, from: u64, to: u64, kind: u32, secret: &[u8])
 async fn messages_flow_between_nodes_with_the_same_secret() {
     let mut b = node(2, HashMap::new(), 0).await;
     let a = node(1, HashMap::from([(2, b.addr.clone())]), 0).await;
-    a.t.sink().send(vec![heartbeat(1, 2)]);
+    a.t.sink().send(vec![(1, heartbeat(1, 2))]);
     let got = recv(&mut b.rx).await.expect("heartbeat delivered");
     assert_eq!(
         (got.from, got.get_msg_type()),
@@ -263,8 +262,10 @@ async fn an_oversized_message_is_counted_and_the_link_goes_on() {
     let mut b = node(2, HashMap::new(), 0).await;
     let a = node(1, HashMap::from([(2, b.addr.clone())]), 0).await;
     // Sender side: never sent, counted, and the next message still travels.
-    a.t.sink()
-        .send(vec![append_with(1, 2, MAX_FRAME), heartbeat(1, 2)]);
+    a.t.sink().send(vec![
+        (1, append_with(1, 2, MAX_FRAME)),
+        (1, heartbeat(1, 2)),
+    ]);
     let got = recv(&mut b.rx).await.expect("link still up");
     assert_eq!(got.get_msg_type(), MessageType::MsgHeartbeat);
     assert_eq!(a.t.stats.peer(2).oversized.load(Ordering::Relaxed), 1);
@@ -298,7 +299,7 @@ async fn a_batch_bigger_than_a_frame_is_split() {
     let a = node(1, HashMap::from([(2, b.addr.clone())]), 0).await;
     let each = MAX_FRAME / 3;
     a.t.sink()
-        .send((0..4).map(|_| append_with(1, 2, each)).collect());
+        .send((0..4).map(|_| (1, append_with(1, 2, each))).collect());
     for i in 0..4 {
         assert!(recv(&mut b.rx).await.is_some(), "message {i} lost");
     }
@@ -332,6 +333,7 @@ fn offer(data: &[u8]) -> Vec<u8> {
     s.mut_metadata().term = 2;
     SnapshotOffer {
         msg: m.write_to_bytes().unwrap(),
+        group: 1,
         ..Default::default()
     }
     .write_to_bytes()
@@ -376,7 +378,9 @@ async fn a_newer_stream_of_a_snapshot_cuts_off_the_older_one() {
         .unwrap();
     let got = recv(&mut b.rx).await.expect("snapshot handed to raft");
     assert_eq!(got.get_msg_type(), MessageType::MsgSnapshot);
-    let file = b.t.cfg.snap_dir.join("snap-2-7").join("data.sst");
+    let file = crate::node::group_snap_dir(&b.t.cfg.snap_dir, 1)
+        .join("snap-2-7")
+        .join("data.sst");
     assert_eq!(std::fs::read(file).unwrap(), data);
     assert_eq!(b.t.stats.snap_streams_superseded.load(Ordering::Relaxed), 1);
 }
@@ -402,7 +406,7 @@ async fn idle_connections_are_closed_and_the_link_comes_back() {
     assert!(started.elapsed() >= idle, "closed before the idle timeout");
     // The sender closes its own idle link, and the next message reconnects.
     let a = node_idle(1, HashMap::from([(2, b.addr.clone())]), 0, idle).await;
-    a.t.sink().send(vec![heartbeat(1, 2)]);
+    a.t.sink().send(vec![(1, heartbeat(1, 2))]);
     assert!(recv(&mut b.rx).await.is_some());
     let p = a.t.stats.peer(2);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -413,7 +417,7 @@ async fn idle_connections_are_closed_and_the_link_comes_back() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    a.t.sink().send(vec![heartbeat(1, 2)]);
+    a.t.sink().send(vec![(1, heartbeat(1, 2))]);
     assert!(recv(&mut b.rx).await.is_some(), "no reconnect after idling");
     assert_eq!(p.dropped.load(Ordering::Relaxed), 0);
 }

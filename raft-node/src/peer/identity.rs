@@ -30,7 +30,8 @@ use raft::StateRole;
 use rocksdb::{WriteBatch, DB};
 use slog::{crit, info};
 
-use super::{die, Loop, MessageSink, StateMachine};
+use super::Peer;
+use crate::node::{die, StateMachine};
 use crate::proto::ClusterIdentity;
 use crate::storage::{meta_key, CF_RAFT, TAG_GUARD, TAG_IDENTITY, TAG_REFUSED};
 
@@ -105,12 +106,12 @@ fn new_cluster_id(node: u64) -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(node);
-    h.write_i64(super::wall_ms());
+    h.write_i64(crate::node::wall_ms());
     h.write_u32(std::process::id());
     h.finish().max(1)
 }
 
-impl<S: StateMachine, K: MessageSink> Loop<S, K> {
+impl<S: StateMachine> Peer<S> {
     /// True when a guarded node must drop this message: a (pre-)vote request from a
     /// candidate whose log is not empty like a new founder's (index 1, term 1); or a
     /// heartbeat whose commit index lies beyond this node's log (the leader still counts the
@@ -160,7 +161,7 @@ impl<S: StateMachine, K: MessageSink> Loop<S, K> {
                         r.reject_hint = last;
                         r
                     };
-                    self.sink.send(vec![reject(u64::MAX), reject(m.commit)]);
+                    self.fx.send.extend([reject(u64::MAX), reject(m.commit)]);
                 }
                 true
             }

@@ -1,0 +1,523 @@
+//! One Raft group's logic on this node, sans IO: its `RawNode`, the proposals and reads
+//! waiting on it, membership, snapshot decisions and the cluster identity guard.
+//!
+//! A `Peer` owns no thread, channel or clock. The driver ([`crate::driver`]) hands it
+//! events ([`Peer::handle`]), the time ([`Peer::set_now`]) and ticks ([`Peer::tick`]), asks it
+//! to batch what it queued ([`Peer::flush`]) and to stage its Ready into the round's one
+//! `WriteBatch` ([`Peer::collect_ready`], then [`Peer::finish_ready`] once written); what
+//! the peer wants done outside — messages to send, Readies to make durable, addresses
+//! learnt, snapshot files to write — accumulates in its [`Effects`], which the driver takes
+//! after each step. The simulation (`tests/sim`) drives the same code on simulated time.
+//!
+//! Storage writes outside the round's batch happen only on rare paths that must be durable
+//! at once (restoring a received snapshot, recording a generated one).
+
+mod apply;
+mod identity;
+mod membership;
+mod reads;
+mod ready;
+mod snapshot;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use protobuf::Message as _;
+use raft::eraftpb::{Message, Snapshot};
+use raft::{Config, RawNode, ReadOnlyOption, StateRole};
+use rocksdb::{WriteBatch, WriteOptions, DB};
+use slog::{crit, debug, info, o, warn, Logger};
+
+use crate::clock::{load_stamp, StampClock};
+use crate::node::{die, Msg, NodeConfig, NodeError, Reply, StateMachine, MAX_UNCOMMITTED_BYTES};
+use crate::proto::RaftCommit;
+use crate::snap;
+use crate::status::Status;
+use crate::storage::RocksStorage;
+use identity::Identity;
+
+pub use ready::{InFlight, LightApplied};
+
+/// A Ready whose log writes must become durable before its messages go out.
+pub struct PersistJob {
+    /// The Ready's number (for `on_persist_ready`).
+    pub number: u64,
+    /// The Ready wrote entries or a hard state that need a WAL fsync.
+    pub sync: bool,
+    /// Messages to send once durable.
+    pub msgs: Vec<Message>,
+}
+
+/// Writes a captured snapshot's files and describes the result (run off the driver).
+pub type SnapshotTask = Box<dyn FnOnce() -> Result<Snapshot, String> + Send>;
+
+/// What a peer asks the outside world to do (taken by the driver after each step).
+#[derive(Default)]
+pub struct Effects {
+    /// Raft messages to send now.
+    pub send: Vec<Message>,
+    /// Readies waiting for the WAL fsync (then their messages go out).
+    pub persist: Vec<PersistJob>,
+    /// Member addresses learnt (`Some`) or members that left this group (`None`).
+    pub peers: Vec<(u64, Option<String>)>,
+    /// Removal notices for members this group removed.
+    pub removed: Vec<(u64, Message)>,
+    /// A snapshot to write in the background; its result comes back as
+    /// [`Msg::SnapshotGenerated`].
+    pub snapshot: Option<SnapshotTask>,
+}
+
+impl Effects {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.send.is_empty()
+            && self.persist.is_empty()
+            && self.peers.is_empty()
+            && self.removed.is_empty()
+            && self.snapshot.is_none()
+    }
+}
+
+/// Commands queued for the next entry, with their proposer's reply channel.
+type Proposal<O> = (Vec<Vec<u8>>, Reply<Vec<O>>);
+
+/// Proposals waiting for their entry to apply.
+struct PendingEntry<O> {
+    term: u64,
+    /// Each proposer with how many of the entry's commands are its own.
+    waiters: Vec<(usize, Reply<Vec<O>>)>,
+}
+
+/// Reads that share one ReadIndex request.
+struct ReadBatch {
+    waiters: Vec<Reply<()>>,
+    issued: Instant,
+    index: Option<u64>,
+}
+
+/// Replies of applied entries: (index, term, outputs).
+type Deliveries<O> = Vec<(u64, u64, Vec<O>)>;
+
+/// One group's peer.
+pub struct Peer<S: StateMachine> {
+    cfg: NodeConfig,
+    db: Arc<DB>,
+    raw: RawNode<RocksStorage>,
+    sm: S,
+    status: Arc<Status>,
+    logger: Logger,
+    applied: u64,
+    /// The driver's time for this step.
+    now: Instant,
+    now_ms: i64,
+    /// Cluster time: the last stamp seen, and the leader's stamping rule.
+    clock: StampClock,
+    /// Proposals queued since the last flush.
+    proposals: Vec<Proposal<S::Output>>,
+    proposal_bytes: usize,
+    /// Proposed entries by index.
+    pending: BTreeMap<u64, PendingEntry<S::Output>>,
+    /// Reads queued since the last flush.
+    reads: Vec<Reply<()>>,
+    read_batches: HashMap<u64, ReadBatch>,
+    next_read_id: u64,
+    /// Random per process: with the node id and group, makes every ReadIndex context
+    /// unique across nodes, groups and restarts (see [`Peer::read_ctx`]).
+    read_nonce: u64,
+    /// Counts ReadIndex requests sent, so a retried batch gets a fresh context.
+    read_attempt: u64,
+    /// Readies handed over for persistence and not yet reported durable.
+    unpersisted: u64,
+    /// Index of the snapshot being generated.
+    generating: Option<(u64, Instant)>,
+    /// Operators waiting for a snapshot.
+    snap_waiters: Vec<Reply<u64>>,
+    /// Bytes of entries applied since the last snapshot.
+    bytes_since_snapshot: u64,
+    /// The proposed membership change (index, term) and who waits for it.
+    pending_conf: Option<(u64, u64, Reply<raft::eraftpb::ConfState>)>,
+    /// Membership changed since it was last published.
+    members_dirty: bool,
+    /// The cluster identity and this node's guard (see [`identity`]).
+    identity: Identity,
+    /// What the driver must carry out.
+    fx: Effects,
+}
+
+fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> raft::Error {
+    raft::Error::Store(raft::StorageError::Other(Box::new(e)))
+}
+
+impl<S: StateMachine> Peer<S> {
+    /// Opens the group's peer on `db` (redoing an interrupted snapshot restore first).
+    /// Known member addresses are in the first [`Effects`].
+    pub fn open(
+        cfg: NodeConfig,
+        db: Arc<DB>,
+        mut sm: S,
+        nonce: u64,
+        logger: &Logger,
+    ) -> Result<Self, raft::Error> {
+        let logger = logger.new(o!("group" => cfg.group_id));
+        let mut storage = RocksStorage::open(db.clone(), cfg.group_id, &cfg.voters)?;
+        let identity = Identity::load(&db, cfg.group_id, storage.founded_now())
+            .map_err(raft::Error::ConfigInvalid)?;
+        std::fs::create_dir_all(&cfg.snap_dir).map_err(raft::Error::Io)?;
+        if let Some(dir) = storage.restoring().map(str::to_string) {
+            // A crash interrupted restoring a received snapshot: redo it from its files.
+            info!(logger, "redoing interrupted snapshot restore"; "dir" => &dir);
+            sm.snapshot_restore(&cfg.snap_dir.join(&dir))
+                .map_err(|e| raft::Error::Store(raft::StorageError::Other(e.into())))?;
+            let mut wb = WriteBatch::default();
+            storage.stage_restored(&mut wb);
+            db.write(wb).map_err(store_err)?;
+        }
+        let mut wb = WriteBatch::default();
+        let mut peers: Vec<_> = cfg.peers.iter().collect();
+        if !cfg.addr.is_empty() {
+            peers.push((&cfg.id, &cfg.addr));
+        }
+        for (&id, addr) in peers {
+            if storage.peers().get(&id) != Some(addr) {
+                storage.stage_peer(&mut wb, id, addr);
+            }
+        }
+        db.write(wb).map_err(store_err)?;
+        let trunc = storage.truncated_index();
+        let applied = sm.applied_index().max(trunc);
+        if applied == trunc && sm.applied_index() < trunc && trunc > 1 {
+            return Err(raft::Error::Store(raft::StorageError::Other(
+                format!(
+                    "state machine applied index {} is behind the compacted log ({trunc})",
+                    sm.applied_index()
+                )
+                .into(),
+            )));
+        }
+        let keep: Vec<String> = storage.local_snapshot_name().into_iter().collect();
+        snap::remove_stale(&cfg.snap_dir, &keep, u64::MAX, false);
+        snap::remove_old_receives(&cfg.snap_dir, trunc);
+        let snapshot_index = storage
+            .local_snapshot()
+            .map_or(0, |s| s.get_metadata().index);
+        let mut fx = Effects::default();
+        for (&id, addr) in storage.peers() {
+            if id != cfg.id {
+                fx.peers.push((id, Some(addr.clone())));
+            }
+        }
+        let raw = RawNode::new(&raft_config(&cfg, applied), storage, &logger)?;
+        let status = Arc::new(Status {
+            id: cfg.id,
+            group: cfg.group_id,
+            ..Default::default()
+        });
+        status
+            .snapshot_index
+            .store(snapshot_index, Ordering::Release);
+        status.applied.store(applied, Ordering::Release);
+        let clock = StampClock::new(sm.last_time_ms().max(load_stamp(&db, cfg.group_id)));
+        clock.publish(&status);
+        if cfg.lease_reads {
+            warn!(logger, "--read-mode lease is served as safe: raft-rs lease reads check no lease, so every read confirms leadership with a quorum (ReadIndex)");
+        }
+        info!(logger, "raft peer starting"; "applied" => applied, "voters" => ?cfg.voters);
+        let mut peer = Peer {
+            cfg,
+            db,
+            raw,
+            sm,
+            status,
+            logger,
+            applied,
+            now: Instant::now(),
+            now_ms: crate::node::wall_ms(),
+            clock,
+            proposals: Vec::new(),
+            proposal_bytes: 0,
+            pending: BTreeMap::new(),
+            reads: Vec::new(),
+            read_batches: HashMap::new(),
+            next_read_id: 1,
+            read_nonce: nonce,
+            read_attempt: 0,
+            unpersisted: 0,
+            generating: None,
+            snap_waiters: Vec::new(),
+            bytes_since_snapshot: 0,
+            pending_conf: None,
+            members_dirty: false,
+            identity,
+            fx,
+        };
+        peer.publish_members();
+        peer.publish();
+        Ok(peer)
+    }
+
+    /// The group's id.
+    pub fn group(&self) -> u64 {
+        self.cfg.group_id
+    }
+
+    /// The live status this peer publishes.
+    pub fn status(&self) -> &Arc<Status> {
+        &self.status
+    }
+
+    /// The raft-rs node (read-only: for tests and the simulation's checks).
+    pub fn raw(&self) -> &RawNode<RocksStorage> {
+        &self.raw
+    }
+
+    /// The state machine (read-only).
+    pub fn state_machine(&self) -> &S {
+        &self.sm
+    }
+
+    /// Last applied index.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Sets the time of the step about to run (monotonic and wall clock, ms).
+    pub fn set_now(&mut self, now: Instant, wall_ms: i64) {
+        self.now = now;
+        self.now_ms = wall_ms;
+    }
+
+    /// Takes what the driver must carry out.
+    pub fn take_effects(&mut self) -> Effects {
+        std::mem::take(&mut self.fx)
+    }
+
+    /// Takes only the messages that may be sent now.
+    pub fn take_messages(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.fx.send)
+    }
+
+    /// Handles one event.
+    pub fn handle(&mut self, m: Msg<S::Output>) {
+        match m {
+            Msg::Propose { cmds, reply } => {
+                self.proposal_bytes += cmds.iter().map(Vec::len).sum::<usize>();
+                self.proposals.push((cmds, reply));
+                if self.proposal_bytes >= self.cfg.max_entry_bytes {
+                    self.flush_proposals();
+                }
+            }
+            Msg::Read { reply } => self.reads.push(reply),
+            Msg::Raft(m) => self.step(*m),
+            Msg::Unreachable(id) => self.raw.report_unreachable(id),
+            Msg::TransferLeader(id) => self.raw.transfer_leader(id),
+            Msg::Snapshot { reply } => {
+                if self.generating.is_some() {
+                    let _ = reply.send(Err(NodeError::Refused(
+                        "a snapshot is already in progress".into(),
+                    )));
+                } else {
+                    self.snap_waiters.push(reply);
+                }
+            }
+            Msg::ConfChange { cc, reply } => self.propose_conf_change(cc, reply),
+            Msg::SnapshotStatus { to, ok } => {
+                let status = if ok {
+                    raft::SnapshotStatus::Finish
+                } else {
+                    raft::SnapshotStatus::Failure
+                };
+                self.raw.report_snapshot(to, status);
+            }
+            Msg::SnapshotGenerated(r) => self.on_snapshot_generated(r),
+            Msg::Stop => {}
+        }
+    }
+
+    /// Steps a peer's raft message, after the identity guard and the message filter.
+    fn step(&mut self, m: Message) {
+        // The restricted-start guard first: it answers the heartbeats a wiped founder gets
+        // (their commit lies beyond its new log) with rejections that make the leader probe
+        // back; the filter would drop them silently.
+        if self.guard_drops(&m) {
+            debug!(self.logger, "guarded founder: message dropped"; "from" => m.from, "type" => ?m.get_msg_type());
+        } else if let Err(why) = crate::filter::check(&self.raw.raft, &m) {
+            self.status.msgs_filtered.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = self.status.filter_log.check() {
+                warn!(self.logger, "dropping raft message before step"; "why" => why, "type" => ?m.get_msg_type(), "from" => m.from, "term" => m.term, "suppressed" => n);
+            }
+        } else if let Err(e) = self.raw.step(m) {
+            debug!(self.logger, "step failed"; "err" => %e);
+        }
+    }
+
+    /// The Readies of `number` and before are durable.
+    pub fn on_persisted(&mut self, number: u64) {
+        self.unpersisted = self.unpersisted.saturating_sub(1);
+        self.raw.on_persist_ready(number);
+    }
+
+    /// Batches what was queued since the last flush: the proposals into one log entry,
+    /// the reads into one ReadIndex request.
+    pub fn flush(&mut self) {
+        self.flush_proposals();
+        self.flush_reads();
+    }
+
+    /// One raft tick, with the periodic work that rides on it.
+    pub fn tick(&mut self) {
+        self.raw.tick();
+        self.retry_reads();
+        self.publish_members();
+        self.maybe_promote();
+        self.maybe_record_identity();
+    }
+
+    /// Fails everything still waiting: the node stops.
+    pub fn stop(&mut self) {
+        for (_, r) in self.proposals.drain(..) {
+            let _ = r.send(Err(NodeError::Stopped));
+        }
+        for (_, p) in std::mem::take(&mut self.pending) {
+            for (_, w) in p.waiters {
+                let _ = w.send(Err(NodeError::Stopped));
+            }
+        }
+        if let Some((_, _, w)) = self.pending_conf.take() {
+            let _ = w.send(Err(NodeError::Stopped));
+        }
+        for w in self.snap_waiters.drain(..) {
+            let _ = w.send(Err(NodeError::Stopped));
+        }
+        info!(self.logger, "raft peer stopped");
+    }
+
+    fn leader_hint(&self) -> Option<u64> {
+        Some(self.raw.raft.leader_id).filter(|&l| l != 0 && l != self.cfg.id)
+    }
+
+    /// Turns the queued proposals into one log entry.
+    fn flush_proposals(&mut self) {
+        if self.proposals.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.proposals);
+        self.proposal_bytes = 0;
+        if self.raw.raft.state != StateRole::Leader {
+            let hint = self.leader_hint();
+            for (_, r) in batch {
+                let _ = r.send(Err(NodeError::NotLeader(hint)));
+            }
+            return;
+        }
+        let stamp = self.clock.stamp(self.now_ms, &self.logger);
+        let mut commit = RaftCommit::new();
+        commit.group_id = self.cfg.group_id;
+        commit.time_ms = stamp;
+        let mut waiters = Vec::with_capacity(batch.len());
+        for (cmds, r) in batch {
+            waiters.push((cmds.len(), r));
+            commit.commands.extend(cmds);
+        }
+        let data = match commit.write_to_bytes() {
+            Ok(d) => d,
+            Err(e) => {
+                crit!(self.logger, "encoding RaftCommit failed"; "err" => %e);
+                die();
+            }
+        };
+        let n = commit.commands.len() as u64;
+        match self.raw.propose(vec![], data) {
+            Ok(()) => {
+                let index = self.raw.raft.raft_log.last_index();
+                let term = self.raw.raft.term;
+                self.pending.insert(index, PendingEntry { term, waiters });
+                self.status.proposals.fetch_add(n, Ordering::Relaxed);
+                self.status.entries_proposed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(raft::Error::ProposalDropped) if self.raw.raft.state == StateRole::Leader => {
+                // Still leader: the uncommitted log is full (or a leader transfer is under
+                // way). Nothing was appended, so the proposers may retry or give up.
+                self.warn_dropped(n);
+                for (_, r) in waiters {
+                    let _ = r.send(Err(NodeError::Dropped));
+                }
+            }
+            Err(_) => {
+                let hint = self.leader_hint();
+                for (_, r) in waiters {
+                    let _ = r.send(Err(NodeError::NotLeader(hint)));
+                }
+            }
+        }
+    }
+
+    /// Logs proposals the leader refused, at most once per second.
+    fn warn_dropped(&self, commands: u64) {
+        static LAST_MS: AtomicI64 = AtomicI64::new(0);
+        let now = self.now_ms;
+        if now - LAST_MS.load(Ordering::Relaxed) >= 1000 {
+            LAST_MS.store(now, Ordering::Relaxed);
+            warn!(self.logger, "leader refused proposals: uncommitted log full (peers not keeping up) or leader transfer in progress";
+                "commands" => commands,
+                "uncommitted_limit" => MAX_UNCOMMITTED_BYTES,
+                "last_index" => self.raw.raft.raft_log.last_index(),
+                "committed" => self.raw.raft.raft_log.committed);
+        }
+    }
+
+    /// Writes a batch outside the round (rare paths), without sync.
+    fn write(&self, wb: WriteBatch) {
+        if wb.is_empty() {
+            return;
+        }
+        if let Err(e) = self.db.write_opt(wb, &WriteOptions::default()) {
+            crit!(self.logger, "storage write failed, stopping"; "err" => %e);
+            die();
+        }
+    }
+
+    fn sync_wal(&self) {
+        if let Err(e) = self.db.flush_wal(true) {
+            crit!(self.logger, "raft log sync failed, stopping"; "err" => %e);
+            die();
+        }
+    }
+
+    fn publish(&self) {
+        let r = &self.raw.raft;
+        self.status.term.store(r.term, Ordering::Release);
+        self.status.leader.store(r.leader_id, Ordering::Release);
+        self.status
+            .commit
+            .store(r.raft_log.committed, Ordering::Release);
+        self.status
+            .last_index
+            .store(r.raft_log.last_index(), Ordering::Release);
+        self.status
+            .first_index
+            .store(self.raw.store().truncated_index() + 1, Ordering::Release);
+    }
+}
+
+/// raft-rs configuration of a group's peer.
+fn raft_config(cfg: &NodeConfig, applied: u64) -> Config {
+    Config {
+        id: cfg.id,
+        election_tick: cfg.election_tick,
+        heartbeat_tick: cfg.heartbeat_tick,
+        applied,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        // A leader that cannot replicate stops accepting proposals once this many bytes of
+        // entries are uncommitted (raft-rs drops them: certainly not applied) instead of
+        // growing its log and memory without bound. Room for a few of the largest entries.
+        max_uncommitted_size: MAX_UNCOMMITTED_BYTES,
+        check_quorum: true,
+        pre_vote: true,
+        // Never LeaseBased: see `NodeConfig::lease_reads`.
+        read_only_option: ReadOnlyOption::Safe,
+        ..Default::default()
+    }
+}

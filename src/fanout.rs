@@ -1,0 +1,176 @@
+//! Commands that span data groups: the keyspace-wide ones (KEYS, DBSIZE, SCAN, FLUSHALL,
+//! FLUSHDB) and the multi-key ones Redis Cluster clients may send over several slots
+//! (MGET, EXISTS, DEL, UNLINK, TOUCH). Each group runs its share as an ordinary read or
+//! write of that group; the replies are combined. Not atomic across groups (as in Redis
+//! Cluster, where such commands span nodes); within a group each share is one proposal.
+//! SCAN's cursor is a slot number: it runs on the group owning that slot, which returns
+//! the next slot to scan (possibly another group's) or 0 at the end.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use resp::{Command, Reply};
+use store::slot::{key_slot, SLOTS};
+
+use crate::server::Server;
+use crate::session::Outcome;
+
+/// True when `cmd` must be split over groups (or, for the keyspace-wide ones, run on each).
+pub fn fans_out(cmd: &Command, groups: usize) -> bool {
+    match cmd {
+        Command::Keys(_) | Command::DbSize | Command::Scan { .. } => true,
+        Command::FlushAll => groups > 1,
+        _ if groups > 1 && splits(cmd) => {
+            let keys = cmd.keys();
+            let first = keys.first().map(|k| key_slot(k));
+            keys.iter().any(|k| Some(key_slot(k)) != first)
+        }
+        _ => false,
+    }
+}
+
+/// Multi-key commands whose keys may be split: every argument after the name is a key,
+/// and the reply combines per key (MGET) or sums (the others).
+fn splits(cmd: &Command) -> bool {
+    ["MGET", "EXISTS", "DEL", "UNLINK", "TOUCH"]
+        .iter()
+        .any(|n| cmd.name().eq_ignore_ascii_case(n))
+}
+
+/// The integer of a reply, or the reply itself when it is not one (an error).
+fn int_of(r: Reply) -> Result<i64, Reply> {
+    match r {
+        Reply::Int(n) => Ok(n),
+        other => Err(other),
+    }
+}
+
+/// The one reply of a group's write (a relayed reply is decoded: fanned-out writes answer
+/// a status, an error or an integer, alike in RESP2 and RESP3).
+fn reply_of(o: Outcome) -> Reply {
+    match o {
+        Outcome::Replies(mut rs) => rs.pop().unwrap_or(Reply::Nil),
+        Outcome::Raw(raw) => simple_reply(&raw),
+        Outcome::Overflow(_) => Reply::err("ERR reply too large"),
+    }
+}
+
+/// Decodes `+status`, `-error` or `:integer`.
+fn simple_reply(raw: &[u8]) -> Reply {
+    let line = raw.strip_suffix(b"\r\n").unwrap_or(raw);
+    let text = || String::from_utf8_lossy(&line[1..]).into_owned();
+    match line.first() {
+        Some(b'+') => Reply::Status(text()),
+        Some(b'-') => Reply::Error(text()),
+        Some(b':') => text()
+            .parse()
+            .map(Reply::Int)
+            .unwrap_or_else(|_| Reply::err("ERR undecodable relayed reply")),
+        _ => Reply::err("ERR undecodable relayed reply"),
+    }
+}
+
+impl Server {
+    /// Runs a command that spans groups (see [`fans_out`]).
+    pub async fn fan_out(&self, argv: Vec<Bytes>, cmd: Command, resp3: bool) -> Outcome {
+        let one = |r: Reply| Outcome::Replies(vec![r]);
+        match &cmd {
+            Command::Scan { cursor, .. } => {
+                let slot = (*cursor).min(SLOTS as u64 - 1) as u16;
+                let g = self.groups.of_slot(slot).id;
+                one(self.read_in(g, vec![cmd]).await.pop().unwrap_or(Reply::Nil))
+            }
+            Command::Keys(_) => {
+                let mut all = Vec::new();
+                for g in self.group_ids() {
+                    match self.read_in(g, vec![cmd.clone()]).await.pop() {
+                        Some(Reply::Array(keys)) => all.extend(keys),
+                        Some(other) => return one(other),
+                        None => {}
+                    }
+                }
+                one(Reply::Array(all))
+            }
+            Command::DbSize => {
+                let mut total = 0;
+                for g in self.group_ids() {
+                    match self.read_in(g, vec![cmd.clone()]).await.pop().map(int_of) {
+                        Some(Ok(n)) => total += n,
+                        Some(Err(e)) => return one(e),
+                        None => {}
+                    }
+                }
+                one(Reply::Int(total))
+            }
+            Command::FlushAll => {
+                for g in self.group_ids() {
+                    let o = self.write_in(g, vec![argv.clone()], resp3).await;
+                    match reply_of(o) {
+                        Reply::Status(_) => {}
+                        other => return one(other),
+                    }
+                }
+                one(Reply::ok())
+            }
+            _ => one(self.split_keys(argv, &cmd, resp3).await),
+        }
+    }
+
+    fn group_ids(&self) -> Vec<u64> {
+        self.groups.all().iter().map(|g| g.id).collect()
+    }
+
+    /// MGET / EXISTS / DEL / UNLINK / TOUCH over keys of several groups.
+    async fn split_keys(&self, argv: Vec<Bytes>, cmd: &Command, resp3: bool) -> Reply {
+        let mut by_group: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (i, k) in argv.iter().enumerate().skip(1) {
+            by_group
+                .entry(self.groups.of_key(k).id)
+                .or_default()
+                .push(i);
+        }
+        let mget = cmd.name().eq_ignore_ascii_case("MGET");
+        let mut values = vec![Reply::Nil; argv.len()];
+        let mut total = 0i64;
+        for (g, positions) in by_group {
+            let mut sub = vec![argv[0].clone()];
+            sub.extend(positions.iter().map(|&i| argv[i].clone()));
+            let reply = if cmd.kind() == resp::Kind::Write {
+                Some(reply_of(self.write_in(g, vec![sub], resp3).await))
+            } else {
+                match Command::parse(&sub) {
+                    Ok(c) => self.read_in(g, vec![c]).await.pop(),
+                    Err(e) => Some(e),
+                }
+            };
+            match (mget, reply) {
+                (true, Some(Reply::Array(vs))) if vs.len() == positions.len() => {
+                    for (&i, v) in positions.iter().zip(vs) {
+                        values[i] = v;
+                    }
+                }
+                (false, Some(Reply::Int(n))) => total += n,
+                (_, Some(other)) => return other,
+                (_, None) => return Reply::err("ERR no reply from a group"),
+            }
+        }
+        if mget {
+            Reply::Array(values.into_iter().skip(1).collect())
+        } else {
+            Reply::Int(total)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayed_simple_replies_decode() {
+        assert_eq!(simple_reply(b":42\r\n"), Reply::Int(42));
+        assert_eq!(simple_reply(b"+OK\r\n"), Reply::ok());
+        assert_eq!(simple_reply(b"-ERR x\r\n"), Reply::err("ERR x"));
+        assert!(matches!(simple_reply(b"$1\r\na\r\n"), Reply::Error(_)));
+    }
+}
