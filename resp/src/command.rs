@@ -11,9 +11,12 @@
 use bytes::Bytes;
 
 pub use crate::cmd::coll::{ScanArgs, Typed};
+pub use crate::cmd::dump::{DumpCmd, DumpOp};
+pub use crate::cmd::geo::{GeoAddOpts, GeoCmd, GeoFrom, GeoOp, GeoSearch, GeoShape, GeoSort};
 pub use crate::cmd::hash::{HashCmd, HashOp};
 pub use crate::cmd::list::{ListCmd, ListOp};
 pub use crate::cmd::set::{Algebra, SetCmd, SetOp};
+pub use crate::cmd::sort::{SortArgs, SortCmd};
 pub use crate::cmd::zset::{ZAddOpts, ZAggregate, ZAlgebra, ZBy, ZSetCmd, ZSetOp};
 pub use crate::cmd::{
     command_table, lookup, lookup_subcommand, parse_float, subcommand_table, Args, BeginSearch,
@@ -343,4 +346,10 @@ pub enum Command {
     /// Sets (`Set` is the string command).
     Sets(SetCmd),
     ZSet(ZSetCmd),
+    /// Geo indexes (sorted sets of geohashes).
+    Geo(GeoCmd),
+    /// SORT / SORT_RO.
+    Sort(SortCmd),
+    /// DUMP / RESTORE.
+    Dump(DumpCmd),
 }
