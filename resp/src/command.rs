@@ -22,6 +22,7 @@ pub use crate::cmd::{
     command_table, lookup, lookup_subcommand, parse_float, subcommand_table, Args, BeginSearch,
     ClusterCmd, CommandSpec, FindKeys, KeySpec, Kind, ParseFn, MAX_GETKEYSINSLOT,
 };
+pub use crate::cmd::{LAT_MAX, LAT_MIN, LON_MAX, LON_MIN};
 
 /// When a key should expire, as the client said it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

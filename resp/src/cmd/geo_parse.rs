@@ -398,7 +398,7 @@ mod tests {
             "ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for geosearch"
         );
         assert_eq!(
-            qerr("GEOSEARCH k FROMLONLAT 1 1 WITHDIST"),
+            qerr("GEOSEARCH k FROMLONLAT 1 1 WITHDIST ASC"),
             "ERR exactly one of BYRADIUS and BYBOX can be specified for GEOSEARCH"
         );
         assert_eq!(qerr("GEOSEARCH k FROMLONLAT 1 1 FROMMEMBER m BYRADIUS 1 m"), SYNTAX);
