@@ -858,3 +858,7 @@ impl Store {
 mod tests;
 #[cfg(test)]
 mod tests_coll;
+#[cfg(test)]
+mod tests_geo;
+#[cfg(test)]
+mod tests_sortdump;
