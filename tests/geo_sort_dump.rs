@@ -40,7 +40,14 @@ fn dump(con: &mut Connection, key: &str) -> Option<Vec<u8>> {
 }
 
 const KEYS: &[&str] = &[
-    "Sicily", "{g}near", "{g}dist", "nearby", "{u}ids", "{u}sorted", "{u}byname", "copy",
+    "Sicily",
+    "{g}near",
+    "{g}dist",
+    "nearby",
+    "{u}ids",
+    "{u}sorted",
+    "{u}byname",
+    "copy",
     "str-copy",
 ];
 
@@ -60,7 +67,13 @@ fn geo_replies(c: &Cluster) {
     let mut w = c.client(0);
     let mut r = c.client(1);
     let args = [
-        "GEOADD", "Sicily", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669",
+        "GEOADD",
+        "Sicily",
+        "13.361389",
+        "38.115556",
+        "Palermo",
+        "15.087269",
+        "37.502669",
         "Catania",
     ];
     assert_eq!(q::<i64>(&mut w, &args), 2);
@@ -98,12 +111,30 @@ fn geo_replies(c: &Cluster) {
         .collect();
     assert_eq!(near, want);
     let args = [
-        "GEOADD", "Sicily", "12.758489", "38.788135", "edge1", "17.241510", "38.788135", "edge2",
+        "GEOADD",
+        "Sicily",
+        "12.758489",
+        "38.788135",
+        "edge1",
+        "17.241510",
+        "38.788135",
+        "edge2",
     ];
     assert_eq!(q::<i64>(&mut c.client(2), &args), 2);
     let boxed: Vec<String> = q(
         &mut r,
-        &["GEOSEARCH", "Sicily", "FROMLONLAT", "15", "37", "BYBOX", "400", "400", "km", "ASC"],
+        &[
+            "GEOSEARCH",
+            "Sicily",
+            "FROMLONLAT",
+            "15",
+            "37",
+            "BYBOX",
+            "400",
+            "400",
+            "km",
+            "ASC",
+        ],
     );
     assert_eq!(boxed, ["Catania", "Palermo", "edge2", "edge1"]);
 }
@@ -114,14 +145,41 @@ fn store_forms(c: &Cluster) {
     let mut n1 = c.client(1);
     let mut n2 = c.client(2);
     // GEORADIUS reads Sicily and writes {g}near: the store key is routed with it.
-    let args = ["GEORADIUS", "Sicily", "15", "37", "200", "km", "STORE", "{g}near"];
+    let args = [
+        "GEORADIUS",
+        "Sicily",
+        "15",
+        "37",
+        "200",
+        "km",
+        "STORE",
+        "{g}near",
+    ];
     assert_eq!(q::<i64>(&mut n1, &args), 2);
     let args = [
-        "GEOSEARCHSTORE", "{g}dist", "Sicily", "FROMMEMBER", "Palermo", "BYRADIUS", "300", "km",
-        "ASC", "COUNT", "2", "STOREDIST",
+        "GEOSEARCHSTORE",
+        "{g}dist",
+        "Sicily",
+        "FROMMEMBER",
+        "Palermo",
+        "BYRADIUS",
+        "300",
+        "km",
+        "ASC",
+        "COUNT",
+        "2",
+        "STOREDIST",
     ];
     assert_eq!(q::<i64>(&mut n2, &args), 2);
-    let args = ["GEORADIUSBYMEMBER", "Sicily", "Catania", "100", "km", "STORE", "nearby"];
+    let args = [
+        "GEORADIUSBYMEMBER",
+        "Sicily",
+        "Catania",
+        "100",
+        "km",
+        "STORE",
+        "nearby",
+    ];
     assert_eq!(q::<i64>(&mut n0, &args), 1);
     let scored: Vec<String> = q(&mut n0, &["ZRANGE", "{g}dist", "0", "-1", "WITHSCORES"]);
     assert_eq!(scored, ["Palermo", "0", "edge1", "91.40065860581427"]);
@@ -133,7 +191,10 @@ fn store_forms(c: &Cluster) {
     ];
     assert_eq!(q::<String>(&mut n1, &mset), "OK");
     assert_eq!(
-        q::<Vec<String>>(&mut n2, &["SORT", "{u}ids", "BY", "{u}w_*", "GET", "{u}n_*"]),
+        q::<Vec<String>>(
+            &mut n2,
+            &["SORT", "{u}ids", "BY", "{u}w_*", "GET", "{u}n_*"]
+        ),
         ["bob", "cy", "ann"]
     );
     assert_eq!(
@@ -143,7 +204,16 @@ fn store_forms(c: &Cluster) {
     let args = ["SORT", "{u}ids", "STORE", "{u}sorted"];
     assert_eq!(q::<i64>(&mut n2, &args), 3);
     let args = [
-        "SORT", "{u}ids", "BY", "{u}n_*", "ALPHA", "DESC", "GET", "#", "STORE", "{u}byname",
+        "SORT",
+        "{u}ids",
+        "BY",
+        "{u}n_*",
+        "ALPHA",
+        "DESC",
+        "GET",
+        "#",
+        "STORE",
+        "{u}byname",
     ];
     assert_eq!(q::<i64>(&mut n0, &args), 3);
     assert_eq!(
@@ -179,7 +249,11 @@ fn store_forms(c: &Cluster) {
         .arg(&bad)
         .query::<Value>(&mut n0)
         .unwrap_err();
-    assert!(e.to_string().contains("DUMP payload version or checksum are wrong"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("DUMP payload version or checksum are wrong"),
+        "{e}"
+    );
     assert_eq!(q::<String>(&mut n0, &["SET", "str", "hello"]), "OK");
     let sp = dump(&mut n0, "str").expect("payload");
     let ok: String = redis::cmd("RESTORE")

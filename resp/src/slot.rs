@@ -36,7 +36,6 @@ pub fn key_slot(key: &[u8]) -> u16 {
     crc16(hashed) % SLOTS
 }
 
-
 /// The slot every key a pattern can form hashes to (Redis's `patternHashSlot`), or `None`
 /// when the keys may be in different slots: a wildcard (`*`, `?`, `[`) or an escape before
 /// the first non-empty `{tag}` closes. A pattern without such a tag forms one key: its own.

@@ -96,7 +96,9 @@ pub(crate) fn write(w: &mut dyn Write, c: &DumpCmd) -> Result<Reply> {
     };
     let key = c.key();
     if !replace && type_of(w, key)? != "none" {
-        return Err(Error::Client("BUSYKEY Target key name already exists.".into()));
+        return Err(Error::Client(
+            "BUSYKEY Target key name already exists.".into(),
+        ));
     }
     let ttl = int_arg(ttl)?;
     if ttl < 0 {

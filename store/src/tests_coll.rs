@@ -87,7 +87,8 @@ impl T {
     }
 }
 
-pub(crate) const WRONGTYPE_ERR: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub(crate) const WRONGTYPE_ERR: &str =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 #[test]
 fn strings_and_collections_share_one_overlay_in_a_batch() {

@@ -57,11 +57,17 @@ fn geoadd_geodist_geohash_geopos_as_documented() {
         arr(vec![Reply::NilArray, Reply::NilArray])
     );
     // The scores are the 52-bit geohashes Redis stores.
-    assert_eq!(t.r("ZSCORE Sicily Palermo"), Reply::Double(3479099956230698.0));
+    assert_eq!(
+        t.r("ZSCORE Sicily Palermo"),
+        Reply::Double(3479099956230698.0)
+    );
     assert_eq!(t.r("TYPE Sicily"), Reply::Status("zset".into()));
     // NX / XX / CH as ZADD's.
     assert_eq!(t.w("GEOADD Sicily NX 13 38 Palermo 1 1 new"), Reply::Int(1));
-    assert_eq!(t.w("GEOADD Sicily XX CH 13 38 Palermo 2 2 other"), Reply::Int(1));
+    assert_eq!(
+        t.w("GEOADD Sicily XX CH 13 38 Palermo 2 2 other"),
+        Reply::Int(1)
+    );
     assert_eq!(t.r("ZCARD Sicily"), Reply::Int(3));
     t.w("SET s x");
     assert_eq!(t.w("GEOADD s 1 1 a"), err(WRONGTYPE_ERR));
@@ -153,7 +159,8 @@ fn geosearch_and_geosearchstore_as_documented() {
             arr(vec![bulk("edge2"), Reply::Int(3481342659049484)]),
         ])
     );
-    let store = "GEOSEARCHSTORE key2 Sicily FROMLONLAT 15 37 BYBOX 400 400 km ASC COUNT 3 STOREDIST";
+    let store =
+        "GEOSEARCHSTORE key2 Sicily FROMLONLAT 15 37 BYBOX 400 400 km ASC COUNT 3 STOREDIST";
     assert_eq!(t.w(store), Reply::Int(3));
     let Reply::Pairs(got) = t.r("ZRANGE key2 0 -1 WITHSCORES") else {
         panic!()
@@ -165,7 +172,14 @@ fn geosearch_and_geosearchstore_as_documented() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(text, ["56.4412578701582", "190.44242984775784", "279.7403417843143"]);
+    assert_eq!(
+        text,
+        [
+            "56.4412578701582",
+            "190.44242984775784",
+            "279.7403417843143"
+        ]
+    );
     assert_eq!(
         t.r("GEOSEARCH Sicily FROMMEMBER Palermo BYRADIUS 1 m"),
         arr(vec![bulk("Palermo")])
@@ -180,7 +194,10 @@ fn store_forms_replace_or_delete_the_destination() {
         Reply::Int(2)
     );
     assert_eq!(t.r("ZCARD {x}d"), Reply::Int(2));
-    assert_eq!(t.w("GEORADIUS Sicily 15 37 200 km STOREDIST dd"), Reply::Int(2));
+    assert_eq!(
+        t.w("GEORADIUS Sicily 15 37 200 km STOREDIST dd"),
+        Reply::Int(2)
+    );
     assert_eq!(
         t.r("ZRANGE dd 0 0 WITHSCORES"),
         Reply::Pairs(vec![(bulk("Catania"), Reply::Double(56.4412578701582))])
@@ -206,12 +223,18 @@ fn errors_come_in_redis_order() {
     t.w("SET s x");
     // The key's type first, even before the arguments.
     assert_eq!(t.r("GEORADIUS s 1 1 -1 m"), err(WRONGTYPE_ERR));
-    assert_eq!(t.r("GEOSEARCH s FROMLONLAT 1 1 WITHDIST ASC"), err(WRONGTYPE_ERR));
+    assert_eq!(
+        t.r("GEOSEARCH s FROMLONLAT 1 1 WITHDIST ASC"),
+        err(WRONGTYPE_ERR)
+    );
     let no_member = err("ERR could not decode requested zset member");
     assert_eq!(t.r("GEORADIUSBYMEMBER Sicily nosuch 100 km"), no_member);
     assert_eq!(t.r("GEORADIUSBYMEMBER Sicily nosuch -1 km"), no_member);
     assert_eq!(t.r("GEORADIUSBYMEMBER nokey nosuch 100 km"), arr(vec![]));
-    assert_eq!(t.r("GEOSEARCH Sicily FROMMEMBER nosuch BYRADIUS -1 m"), no_member);
+    assert_eq!(
+        t.r("GEOSEARCH Sicily FROMMEMBER nosuch BYRADIUS -1 m"),
+        no_member
+    );
     assert_eq!(
         t.r("GEOSEARCH Sicily BYRADIUS -1 m FROMMEMBER nosuch"),
         err("ERR radius cannot be negative")
@@ -249,7 +272,10 @@ fn a_search_scans_only_its_boxes() {
     assert_eq!(got.len(), 3);
     let snap = t.db.snapshot();
     let view = crate::types::view::DbView::at_snapshot(&t.db, &snap, 1000);
-    let shape = crate::types::geohash::Shape::Radius { r: 5.0, unit: 1000.0 };
+    let shape = crate::types::geohash::Shape::Radius {
+        r: 5.0,
+        unit: 1000.0,
+    };
     let hits = crate::types::geo::search(&view, b"w", (15.09, 37.50), shape, 0).unwrap();
     assert_eq!(hits.map(|h| h.len()), Some(3));
     let touched = view.stats().reads();

@@ -64,13 +64,19 @@ fn sort_by_and_get_patterns() {
         ])
     );
     // A missing BY key sorts as 0; a hash field by `->`.
-    assert_eq!(t.r("SORT {u}ids BY {u}h_*->age DESC"), bulks(&["2", "1", "3"]));
+    assert_eq!(
+        t.r("SORT {u}ids BY {u}h_*->age DESC"),
+        bulks(&["2", "1", "3"])
+    );
     assert_eq!(
         t.r("SORT {u}ids BY {u}w_* GET {u}h_*->age LIMIT 0 2"),
         Reply::Array(vec![bulk("7"), Reply::Nil])
     );
     // ALPHA BY: missing values first.
-    assert_eq!(t.r("SORT {u}ids BY {u}name_* ALPHA"), bulks(&["3", "1", "2"]));
+    assert_eq!(
+        t.r("SORT {u}ids BY {u}name_* ALPHA"),
+        bulks(&["3", "1", "2"])
+    );
     assert_eq!(t.r("SORT {u}ids BY nosort DESC"), bulks(&["3", "2", "1"]));
     t.w("SET {u}w_2 abc");
     assert_eq!(

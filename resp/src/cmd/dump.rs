@@ -64,7 +64,6 @@ pub(crate) static RESTORE: CommandSpec = CommandSpec {
     )
 };
 
-
 /// The family's parser.
 pub fn parse(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     let op = if spec.name == "DUMP" {

@@ -10,8 +10,8 @@
 use bytes::Bytes;
 
 use super::coll::Typed;
-use super::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec};
 pub use super::geo_parse::parse;
+use super::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec};
 use crate::Reply;
 
 /// A parsed geo command (the key is `args[0]`; GEOSEARCHSTORE's source is `args[1]`).
@@ -92,7 +92,10 @@ pub enum GeoOp {
     Hash(Vec<Bytes>),
     Pos(Vec<Bytes>),
     /// `src` is the sorted set searched.
-    Search { src: Bytes, q: Box<GeoSearch> },
+    Search {
+        src: Bytes,
+        q: Box<GeoSearch>,
+    },
 }
 
 const GROUP: &str = "geo";
@@ -123,7 +126,13 @@ const fn store_after(keyword: &'static str, from: i32) -> KeySpec {
 pub(crate) static GEORADIUS_READ: CommandSpec = CommandSpec {
     summary: "GEORADIUS without STORE or STOREDIST (a read).",
     group: GROUP,
-    ..CommandSpec::new("GEORADIUS", -6, &["readonly"], &[KeySpec::range(1, 0, 1, RO)], parse)
+    ..CommandSpec::new(
+        "GEORADIUS",
+        -6,
+        &["readonly"],
+        &[KeySpec::range(1, 0, 1, RO)],
+        parse,
+    )
 };
 
 /// GEORADIUSBYMEMBER parsed without STORE / STOREDIST: a read (not listed).
@@ -316,7 +325,6 @@ pub(crate) static GEOSEARCHSTORE: CommandSpec = CommandSpec {
         parse,
     )
 };
-
 
 /// The family's registration table.
 pub(super) static COMMANDS: &[&CommandSpec] = &[

@@ -336,7 +336,10 @@ mod tests {
             err("GEOADD k 1 85.06 a"),
             "ERR invalid longitude,latitude pair 1.000000,85.060000"
         );
-        assert!(matches!(op("GEOADD k -180 -85.05112878 a"), GeoOp::Add { .. }));
+        assert!(matches!(
+            op("GEOADD k -180 -85.05112878 a"),
+            GeoOp::Add { .. }
+        ));
         assert_eq!(p("GEOADD k 1 2 a").kind(), Kind::Write);
     }
 
@@ -379,7 +382,10 @@ mod tests {
     #[test]
     fn search_errors_are_deferred_with_redis_texts() {
         assert_eq!(qerr("GEORADIUS_RO k 1 1 1 m STORE d"), SYNTAX);
-        assert_eq!(qerr("GEORADIUS k 1 1 -1 m"), "ERR radius cannot be negative");
+        assert_eq!(
+            qerr("GEORADIUS k 1 1 -1 m"),
+            "ERR radius cannot be negative"
+        );
         assert_eq!(qerr("GEORADIUS k 1 1 x m"), "ERR need numeric radius");
         assert_eq!(qerr("GEORADIUS k 1 1 1 m COUNT 0"), "ERR COUNT must be > 0");
         assert_eq!(qerr("GEORADIUS k 1 1 1 m COUNT x"), NOT_INT);
@@ -401,14 +407,26 @@ mod tests {
             qerr("GEOSEARCH k FROMLONLAT 1 1 WITHDIST ASC"),
             "ERR exactly one of BYRADIUS and BYBOX can be specified for GEOSEARCH"
         );
-        assert_eq!(qerr("GEOSEARCH k FROMLONLAT 1 1 FROMMEMBER m BYRADIUS 1 m"), SYNTAX);
-        assert_eq!(qerr("GEOSEARCH k FROMLONLAT 1 1 BYRADIUS 1 m BYBOX 1 1 m"), SYNTAX);
+        assert_eq!(
+            qerr("GEOSEARCH k FROMLONLAT 1 1 FROMMEMBER m BYRADIUS 1 m"),
+            SYNTAX
+        );
+        assert_eq!(
+            qerr("GEOSEARCH k FROMLONLAT 1 1 BYRADIUS 1 m BYBOX 1 1 m"),
+            SYNTAX
+        );
         assert_eq!(
             qerr("GEOSEARCH k FROMLONLAT 1 1 BYBOX 1 -1 m"),
             "ERR height or width cannot be negative"
         );
-        assert_eq!(qerr("GEOSEARCH k FROMLONLAT 1 1 BYBOX x 1 m"), "ERR need numeric width");
-        assert_eq!(qerr("GEOSEARCH k FROMLONLAT 1 1 BYRADIUS 1 m STORE d"), SYNTAX);
+        assert_eq!(
+            qerr("GEOSEARCH k FROMLONLAT 1 1 BYBOX x 1 m"),
+            "ERR need numeric width"
+        );
+        assert_eq!(
+            qerr("GEOSEARCH k FROMLONLAT 1 1 BYRADIUS 1 m STORE d"),
+            SYNTAX
+        );
         assert_eq!(
             qerr("GEOSEARCHSTORE d k FROMLONLAT 1 1 BYRADIUS 1 m WITHHASH"),
             "ERR GEOSEARCHSTORE is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
@@ -423,7 +441,10 @@ mod tests {
     fn geosearch_and_store() {
         let s = q("GEOSEARCH k FROMMEMBER m BYBOX 400 300 km ASC WITHHASH");
         assert_eq!(s.from, Some(GeoFrom::Member("m".into())));
-        assert_eq!((s.shape, s.unit), (Some(GeoShape::Box(400.0, 300.0)), 1000.0));
+        assert_eq!(
+            (s.shape, s.unit),
+            (Some(GeoShape::Box(400.0, 300.0)), 1000.0)
+        );
         assert!(s.with_hash && s.error.is_none());
         let c = p("GEOSEARCHSTORE d k FROMLONLAT 15 37 BYRADIUS 200 mi STOREDIST");
         assert_eq!(c.kind(), Kind::Write);
@@ -432,6 +453,9 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((src, q.store, q.unit), ("k".into(), Some("d".into()), 1609.34));
+        assert_eq!(
+            (src, q.store, q.unit),
+            ("k".into(), Some("d".into()), 1609.34)
+        );
     }
 }

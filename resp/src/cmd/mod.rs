@@ -47,9 +47,9 @@ pub mod zset;
 mod zset_parse;
 
 pub use cluster::{ClusterCmd, MAX_GETKEYSINSLOT};
+pub use geo_parse::{unit as geo_unit, LAT_MAX, LAT_MIN, LON_MAX, LON_MIN};
 pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
 pub use transaction::queue_error;
-pub use geo_parse::{unit as geo_unit, LAT_MAX, LAT_MIN, LON_MAX, LON_MIN};
 pub use util::parse_float;
 use util::{check_arity, unknown_command};
 

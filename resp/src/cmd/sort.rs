@@ -111,7 +111,6 @@ pub(crate) static SORT_RO: CommandSpec = CommandSpec {
     )
 };
 
-
 /// SORT parsed without STORE: a read (not listed; `COMMAND` shows the write entry).
 pub(crate) static SORT_READ: CommandSpec = CommandSpec {
     summary: "SORT without STORE (a read).",

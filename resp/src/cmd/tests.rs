@@ -271,9 +271,9 @@ fn kinds_derived_from_flags_are_the_historical_ones() {
             Kind::Write
         };
         let cmd = Command::parse(&a).map(|c| c.kind());
-        let stores = a.iter().any(|w| {
-            w.eq_ignore_ascii_case(b"STORE") || w.eq_ignore_ascii_case(b"STOREDIST")
-        });
+        let stores = a
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(b"STORE") || w.eq_ignore_ascii_case(b"STOREDIST"));
         if read_forms.split(' ').any(|n| n == name) {
             let kind = if stores { Kind::Write } else { Kind::Read };
             assert_eq!(cmd, Ok(kind), "{name}");

@@ -29,7 +29,12 @@ pub fn no_member() -> Error {
 
 /// GEOADD: positions (validated by the parser) become scores; returns ZADD's count (added,
 /// or with CH added and changed).
-pub fn geoadd<W, M>(w: &mut W, key: &[u8], flags: ZAddFlags, points: &[(f64, f64, M)]) -> Result<u64>
+pub fn geoadd<W, M>(
+    w: &mut W,
+    key: &[u8],
+    flags: ZAddFlags,
+    points: &[(f64, f64, M)],
+) -> Result<u64>
 where
     W: Write + ?Sized,
     M: AsRef<[u8]>,

@@ -350,7 +350,9 @@ pub fn distance(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
 pub fn within(shape: Shape, center: (f64, f64), lon: f64, lat: f64) -> Option<f64> {
     let (clon, clat) = center;
     match shape {
-        Shape::Radius { r, unit } => Some(distance(clon, clat, lon, lat)).filter(|d| *d <= r * unit),
+        Shape::Radius { r, unit } => {
+            Some(distance(clon, clat, lon, lat)).filter(|d| *d <= r * unit)
+        }
         Shape::Box { w, h, unit } => {
             if lat_distance(lat, clat) > (h * unit) / 2.0 {
                 return None;
@@ -433,11 +435,21 @@ mod tests {
     fn neighbours_and_boxes() {
         let h = encode(LON_RANGE, LAT_RANGE, 15.0, 37.0, 10).unwrap();
         let e = moved(h, 1, 0);
-        let (a, b) = (decode(LON_RANGE, LAT_RANGE, h), decode(LON_RANGE, LAT_RANGE, e));
+        let (a, b) = (
+            decode(LON_RANGE, LAT_RANGE, h),
+            decode(LON_RANGE, LAT_RANGE, e),
+        );
         assert_eq!(a.lon.max, b.lon.min);
         assert_eq!(a.lat, b.lat);
         assert_eq!(moved(e, -1, 0), h);
-        let boxes = search_boxes(15.0, 37.0, Shape::Radius { r: 200.0, unit: 1000.0 });
+        let boxes = search_boxes(
+            15.0,
+            37.0,
+            Shape::Radius {
+                r: 200.0,
+                unit: 1000.0,
+            },
+        );
         assert!(boxes[0].is_some());
         assert_eq!(steps_for_radius(0.0, 0.0), 26);
         assert_eq!(steps_for_radius(200_000.0, 37.0), 6);

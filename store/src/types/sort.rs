@@ -224,7 +224,12 @@ pub fn sort<R: Read + ?Sized>(r: &R, key: &[u8], a: &SortArgs) -> Result<Vec<Opt
 
 /// SORT ... STORE: replaces `dst` with the output as a list (a missing GET value stored as
 /// an empty string), deleting it when the output is empty. Returns the list's length.
-pub fn sort_store<W: Write + ?Sized>(w: &mut W, key: &[u8], a: &SortArgs, dst: &[u8]) -> Result<u64> {
+pub fn sort_store<W: Write + ?Sized>(
+    w: &mut W,
+    key: &[u8],
+    a: &SortArgs,
+    dst: &[u8],
+) -> Result<u64> {
     let values: Vec<Vec<u8>> = sort(w, key, a)?
         .into_iter()
         .map(Option::unwrap_or_default)

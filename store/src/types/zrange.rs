@@ -174,15 +174,19 @@ pub fn scan_score_range<R: Read + ?Sized>(
     );
     let n = prefix.len();
     let mut bad = false;
-    r.scan(Cf::Score, &lower, &upper, false, &mut |k, v| {
-        match (k.get(n + 8..), decode_score(v)) {
+    r.scan(
+        Cf::Score,
+        &lower,
+        &upper,
+        false,
+        &mut |k, v| match (k.get(n + 8..), decode_score(v)) {
             (Some(member), Ok(s)) => f(member, s),
             _ => {
                 bad = true;
                 false
             }
-        }
-    })?;
+        },
+    )?;
     if bad {
         return Err(Error::Storage("corrupt score index record".into()));
     }
