@@ -36,11 +36,15 @@ fn run(r: &dyn Read, src: &[u8], q: &GeoSearch) -> Result<Found> {
             center = Some(geo::position(r, src, m)?.ok_or_else(no_member)?);
         }
     }
+    let fail = |e: &Reply| match e {
+        Reply::Error(t) => Error::Client(t.clone()),
+        _ => Error::Syntax,
+    };
+    if let Some(e) = q.radius_error.as_ref().filter(|_| exists) {
+        return Err(fail(e));
+    }
     if let Some(e) = &q.error {
-        return Err(Error::Client(match e {
-            Reply::Error(t) => t.clone(),
-            _ => "ERR syntax error".into(),
-        }));
+        return Err(fail(e));
     }
     if !exists {
         return Ok(Found::NoKey);

@@ -231,6 +231,22 @@ fn errors_come_in_redis_order() {
     assert_eq!(t.r("GEORADIUSBYMEMBER Sicily nosuch 100 km"), no_member);
     assert_eq!(t.r("GEORADIUSBYMEMBER Sicily nosuch -1 km"), no_member);
     assert_eq!(t.r("GEORADIUSBYMEMBER nokey nosuch 100 km"), arr(vec![]));
+    // Without the key Redis never parses BYMEMBER's radius; with it, after the member.
+    assert_eq!(t.r("GEORADIUSBYMEMBER nokey m -1 furlongs"), arr(vec![]));
+    t.w("SET {z}d x");
+    assert_eq!(
+        t.w("GEORADIUSBYMEMBER {z}no m -1 km STORE {z}d"),
+        Reply::Int(0)
+    );
+    assert_eq!(t.r("EXISTS {z}d"), Reply::Int(0));
+    assert_eq!(
+        t.r("GEORADIUSBYMEMBER Sicily Palermo -1 km"),
+        err("ERR radius cannot be negative")
+    );
+    assert_eq!(
+        t.r("GEORADIUSBYMEMBER nokey m 1 km COUNT 0"),
+        err("ERR COUNT must be > 0")
+    );
     assert_eq!(
         t.r("GEOSEARCH Sicily FROMMEMBER nosuch BYRADIUS -1 m"),
         no_member

@@ -72,7 +72,10 @@ pub struct GeoSearch {
     pub store: Option<Bytes>,
     /// Store distances (in the unit) instead of geohashes.
     pub store_dist: bool,
-    /// The first parse error, answered after the key (and member) checks.
+    /// GEORADIUSBYMEMBER's radius / unit error: Redis parses them only when the key
+    /// exists (after the member check), and goes on with the options either way.
+    pub radius_error: Option<Reply>,
+    /// The first error of the other arguments, answered after the key (and member) checks.
     pub error: Option<Reply>,
 }
 

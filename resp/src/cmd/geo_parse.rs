@@ -174,8 +174,10 @@ fn fill(q: &mut GeoSearch, name: &str, argv: &[Bytes]) -> Result<(), Reply> {
     let search_store = name == "GEOSEARCHSTORE";
     let base = if by_member {
         q.from = Some(GeoFrom::Member(argv[2].clone()));
-        let (r, u) = radius(&argv[3..5])?;
-        (q.shape, q.unit) = (Some(GeoShape::Radius(r)), u);
+        match radius(&argv[3..5]) {
+            Ok((r, u)) => (q.shape, q.unit) = (Some(GeoShape::Radius(r)), u),
+            Err(e) => q.radius_error = Some(e),
+        }
         5
     } else if radius_form {
         let (lon, lat) = lonlat(&argv[2..4])?;
@@ -431,6 +433,10 @@ mod tests {
             qerr("GEOSEARCHSTORE d k FROMLONLAT 1 1 BYRADIUS 1 m WITHHASH"),
             "ERR GEOSEARCHSTORE is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
         );
+        // BYMEMBER's radius is checked only when the key exists (the store's to answer).
+        let s = q("GEORADIUSBYMEMBER k m -1 km STORE d");
+        assert!(s.error.is_none() && s.radius_error.is_some());
+        assert_eq!(s.store, Some("d".into()));
         // The member parsed before an error is kept: the store checks it first, as Redis.
         let s = q("GEOSEARCH k FROMMEMBER m BYRADIUS -1 m");
         assert_eq!(s.from, Some(GeoFrom::Member("m".into())));

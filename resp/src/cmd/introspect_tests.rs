@@ -260,10 +260,7 @@ fn getkeys_of_sort_and_georadius() {
     assert_eq!(keys("SORT l BY w_* GET o_* STORE d"), bulks(&["l", "d"]));
     assert_eq!(keys("SORT l LIMIT 0 1"), bulks(&["l"]));
     assert_eq!(keys("SORT_RO l GET store"), bulks(&["l"]));
-    assert_eq!(
-        keys("GEORADIUS g 1 1 1 m STOREDIST d"),
-        bulks(&["g", "d"])
-    );
+    assert_eq!(keys("GEORADIUS g 1 1 1 m STOREDIST d"), bulks(&["g", "d"]));
     assert_eq!(
         keys("GEOSEARCHSTORE d g FROMLONLAT 1 1 BYRADIUS 1 m"),
         bulks(&["d", "g"])
