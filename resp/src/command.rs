@@ -11,14 +11,18 @@
 use bytes::Bytes;
 
 pub use crate::cmd::coll::{ScanArgs, Typed};
+pub use crate::cmd::dump::{DumpCmd, DumpOp};
+pub use crate::cmd::geo::{GeoAddOpts, GeoCmd, GeoFrom, GeoOp, GeoSearch, GeoShape, GeoSort};
 pub use crate::cmd::hash::{HashCmd, HashOp};
 pub use crate::cmd::list::{ListCmd, ListOp};
 pub use crate::cmd::set::{Algebra, SetCmd, SetOp};
+pub use crate::cmd::sort::{SortArgs, SortCmd};
 pub use crate::cmd::zset::{ZAddOpts, ZAggregate, ZAlgebra, ZBy, ZSetCmd, ZSetOp};
 pub use crate::cmd::{
     command_table, lookup, lookup_subcommand, parse_float, subcommand_table, Args, BeginSearch,
     ClusterCmd, CommandSpec, FindKeys, KeySpec, Kind, ParseFn, MAX_GETKEYSINSLOT,
 };
+pub use crate::cmd::{LAT_MAX, LAT_MIN, LON_MAX, LON_MIN};
 
 /// When a key should expire, as the client said it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,4 +347,10 @@ pub enum Command {
     /// Sets (`Set` is the string command).
     Sets(SetCmd),
     ZSet(ZSetCmd),
+    /// Geo indexes (sorted sets of geohashes).
+    Geo(GeoCmd),
+    /// SORT / SORT_RO.
+    Sort(SortCmd),
+    /// DUMP / RESTORE.
+    Dump(DumpCmd),
 }

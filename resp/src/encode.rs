@@ -97,6 +97,7 @@ fn encode2(reply: &Reply, out: &mut BytesMut) {
             }
         }
         Reply::Double(d) => scalar2(out, F2::BulkString(format_reply_double(*d).into())),
+        Reply::DoubleText(t) => scalar2(out, F2::BulkString(Bytes::from(t.clone()))),
         Reply::Verbatim(s) => scalar2(out, F2::BulkString(Bytes::from(s.clone()))),
     }
 }
@@ -158,6 +159,11 @@ fn encode3(reply: &Reply, out: &mut BytesMut) {
         Reply::Double(d) => {
             out.extend_from_slice(b",");
             out.extend_from_slice(format_reply_double(*d).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::DoubleText(t) => {
+            out.extend_from_slice(b",");
+            out.extend_from_slice(clean(t).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         Reply::Verbatim(s) => scalar3(
@@ -267,6 +273,9 @@ mod tests {
         assert_eq!(enc(Reply::Set(vec![Reply::Int(1)]), p), "~1\r\n:1\r\n");
         assert_eq!(enc(Reply::Double(1.5), p), ",1.5\r\n");
         assert_eq!(enc(Reply::Double(3.0), p), ",3\r\n");
+        assert_eq!(enc(Reply::DoubleText("13.5".into()), p), ",13.5\r\n");
+        let p2 = Protocol::Resp2;
+        assert_eq!(enc(Reply::DoubleText("13.5".into()), p2), "$4\r\n13.5\r\n");
         assert_eq!(enc(Reply::Double(f64::NEG_INFINITY), p), ",-inf\r\n");
         assert_eq!(enc(Reply::Double(1e300), p), ",1e+300\r\n");
         assert_eq!(enc(Reply::Verbatim("hi".into()), p), "=6\r\ntxt:hi\r\n");

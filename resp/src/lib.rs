@@ -8,6 +8,7 @@ pub mod command;
 pub mod encode;
 pub mod reply;
 pub mod request;
+pub mod slot;
 
 pub use command::*;
 pub use reply::{Protocol, Reply};

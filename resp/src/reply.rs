@@ -34,6 +34,9 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// A double: RESP3 double, RESP2 bulk string.
     Double(f64),
+    /// A double already formatted (GEOPOS's coordinates, Redis's `addReplyHumanLongDouble`:
+    /// `%.17Lf` without trailing zeros): RESP3 double, RESP2 bulk string, the same text.
+    DoubleText(String),
     /// Verbatim text (INFO, CLIENT INFO): RESP3 verbatim `txt`, RESP2 bulk string.
     Verbatim(String),
 }

@@ -107,6 +107,14 @@ impl Write for Applier<'_> {
         Ok(())
     }
 
+    fn charge(&mut self, cost: usize) -> Result<()> {
+        match self.store.budget.charge(cost) {
+            Ok(()) => Ok(()),
+            Err(resp::Reply::Error(e)) => Err(Error::Client(e)),
+            Err(_) => Err(Error::Client("ERR write budget exceeded".into())),
+        }
+    }
+
     fn next_version(&mut self) -> u64 {
         let v = self.store.versions.next(self.now);
         let meta = self.store.cf(CF_META);

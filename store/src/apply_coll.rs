@@ -1,15 +1,15 @@
-//! The store's apply path for collections: the hash, list, set and sorted-set families
-//! (through [`Applier`], one overlay with the strings), RENAME of a collection, and the
+//! The store's apply path for collections: the hash, list, set and sorted-set families,
+//! geo, SORT and DUMP / RESTORE (through [`Applier`], one overlay with the strings), RENAME of a collection, and the
 //! background cleaner's `RAFTKV.CLEAN` (see [`crate::types::clean`]). Kept out of `lib.rs`.
 
-use resp::{Command, Kind, ListOp, Reply, ZSetOp};
+use resp::{Command, DumpOp, GeoOp, Kind, ListOp, Reply, ZSetOp};
 use rocksdb::WriteBatch;
 
 use crate::applier::{apply_error, Applier};
 use crate::cmd_common::reply_size;
 use crate::types::clean::{self, Cursor};
 use crate::types::{keyspace, Read, Rng, Write};
-use crate::{cmd_hash, cmd_list, cmd_set, cmd_zset, Store};
+use crate::{cmd_dump, cmd_geo, cmd_hash, cmd_list, cmd_set, cmd_sort, cmd_zset, Store};
 
 /// The list or sorted-set keys a write may have given elements (what wakes blocked pops;
 /// pops and removals never do).
@@ -26,6 +26,16 @@ fn added_to(cmd: &Command) -> Vec<&[u8]> {
                 Some(d)
             }
             _ => None,
+        },
+        Command::Geo(c) => match &c.op {
+            GeoOp::Add { .. } => c.args.first(),
+            GeoOp::Search { q, .. } => q.store.as_ref(),
+            _ => None,
+        },
+        Command::Sort(c) => c.op.store.as_ref(),
+        Command::Dump(c) => match c.op {
+            DumpOp::Restore { .. } => c.args.first(),
+            DumpOp::Dump => None,
         },
         _ => None,
     };
@@ -91,6 +101,12 @@ impl Store {
             Command::Sets(c) => cmd_set::write(&mut a, c, seed),
             Command::ZSet(c) if read => cmd_zset::read(&a, c),
             Command::ZSet(c) => cmd_zset::write(&mut a, c),
+            Command::Geo(c) if read => cmd_geo::read(&a, c),
+            Command::Geo(c) => cmd_geo::write(&mut a, c),
+            Command::Sort(c) if read => cmd_sort::read(&a, c),
+            Command::Sort(c) => cmd_sort::write(&mut a, c),
+            Command::Dump(c) if read => cmd_dump::read(&a, c),
+            Command::Dump(c) => cmd_dump::write(&mut a, c),
             other => {
                 return Reply::err(format!(
                     "ERR '{}' is not a collection command",

@@ -92,7 +92,7 @@ pub(crate) fn page(n: u64) -> usize {
 /// About the bytes a reply holds (what the entry's budget charges a read applied with it).
 pub(crate) fn reply_size(r: &Reply) -> usize {
     16 + match r {
-        Reply::Status(t) | Reply::Error(t) | Reply::Verbatim(t) => t.len(),
+        Reply::Status(t) | Reply::Error(t) | Reply::Verbatim(t) | Reply::DoubleText(t) => t.len(),
         Reply::Bulk(b) => b.len(),
         Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) => 0,
         Reply::Array(rs) | Reply::Set(rs) => rs.iter().map(reply_size).sum(),

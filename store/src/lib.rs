@@ -19,9 +19,12 @@ mod applier;
 mod apply_coll;
 pub mod budget;
 mod cmd_common;
+mod cmd_dump;
+mod cmd_geo;
 mod cmd_hash;
 mod cmd_list;
 mod cmd_set;
+mod cmd_sort;
 mod cmd_zset;
 pub mod glob;
 mod nodes;
@@ -163,7 +166,7 @@ fn meta_key(group: u64, tag: u8) -> Vec<u8> {
 }
 
 /// Bytes of an encoded value before its payload (type, expiry).
-const HEADER: usize = 9;
+pub(crate) const HEADER: usize = 9;
 
 /// A decoded value.
 #[derive(Debug, Clone, PartialEq)]
@@ -785,9 +788,13 @@ impl Store {
             Command::Transaction { watches, body } => {
                 self.apply_transaction(wb, watches, body, now)
             }
-            Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
-                self.apply_collection(wb, cmd, now)
-            }
+            Command::Hash(_)
+            | Command::List(_)
+            | Command::Sets(_)
+            | Command::ZSet(_)
+            | Command::Geo(_)
+            | Command::Sort(_)
+            | Command::Dump(_) => self.apply_collection(wb, cmd, now),
             Command::CleanStale { cursor, limit } => self.apply_clean(wb, cursor, *limit, now),
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
@@ -851,3 +858,7 @@ impl Store {
 mod tests;
 #[cfg(test)]
 mod tests_coll;
+#[cfg(test)]
+mod tests_geo;
+#[cfg(test)]
+mod tests_sortdump;

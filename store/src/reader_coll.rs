@@ -1,10 +1,11 @@
-//! Reads of the collection families outside the apply path: one [`Read`] view of the
-//! read group's snapshot, dispatched to the family's `read`.
+//! Reads of the collection families (and geo, SORT, DUMP, which read collections) outside
+//! the apply path: one [`Read`] view of the read group's snapshot, dispatched to the
+//! family's `read`.
 
 use resp::{Command, Reply};
 
 use crate::types::Read;
-use crate::{cmd_hash, cmd_list, cmd_set, cmd_zset};
+use crate::{cmd_dump, cmd_geo, cmd_hash, cmd_list, cmd_set, cmd_sort, cmd_zset};
 
 /// Runs a collection read on `r`; storage failures become an error reply.
 pub(crate) fn read(r: &dyn Read, cmd: &Command) -> Reply {
@@ -13,6 +14,9 @@ pub(crate) fn read(r: &dyn Read, cmd: &Command) -> Reply {
         Command::List(c) => cmd_list::read(r, c),
         Command::Sets(c) => cmd_set::read(r, c),
         Command::ZSet(c) => cmd_zset::read(r, c),
+        Command::Geo(c) => cmd_geo::read(r, c),
+        Command::Sort(c) => cmd_sort::read(r, c),
+        Command::Dump(c) => cmd_dump::read(r, c),
         other => return Reply::err(format!("ERR '{}' is not a collection read", other.name())),
     };
     out.unwrap_or_else(|e| match e.is_fatal() {

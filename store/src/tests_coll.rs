@@ -5,10 +5,10 @@
 use super::*;
 use crate::types::Cf;
 
-struct T {
+pub(crate) struct T {
     _dir: tempfile::TempDir,
-    db: Arc<DB>,
-    store: Store,
+    pub(crate) db: Arc<DB>,
+    pub(crate) store: Store,
     index: u64,
 }
 
@@ -20,17 +20,17 @@ fn open_db(path: &std::path::Path) -> Arc<DB> {
     Arc::new(DB::open_cf_descriptors(&opts, path, column_family_descriptors()).unwrap())
 }
 
-fn cmd(s: &str) -> Command {
+pub(crate) fn cmd(s: &str) -> Command {
     let argv: Vec<Bytes> = s.split(' ').map(|w| Bytes::from(w.to_string())).collect();
     Command::parse_replicated(&argv).unwrap_or_else(|e| panic!("{s}: {e:?}"))
 }
 
-fn bulk(s: &str) -> Reply {
+pub(crate) fn bulk(s: &str) -> Reply {
     Reply::Bulk(Bytes::from(s.to_string()))
 }
 
 impl T {
-    fn new() -> T {
+    pub(crate) fn new() -> T {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
         let store = Store::open(db.clone(), 1).unwrap();
@@ -43,7 +43,7 @@ impl T {
     }
 
     /// Applies commands as one entry of one batch at time 1000.
-    fn batch(&mut self, cmds: &[&str]) -> Vec<Reply> {
+    pub(crate) fn batch(&mut self, cmds: &[&str]) -> Vec<Reply> {
         let mut wb = WriteBatch::default();
         self.index += 1;
         self.store.begin_entry();
@@ -52,17 +52,32 @@ impl T {
             .iter()
             .map(|c| self.store.apply(&mut wb, &cmd(c), 1000))
             .collect();
-        self.store.stage_applied(&mut wb, self.index);
-        self.db.write(wb).unwrap();
-        self.store.batch_written();
+        self.finish(wb);
         out
     }
 
-    fn w(&mut self, c: &str) -> Reply {
+    /// Applies one parsed command as its own entry at time 1000.
+    pub(crate) fn apply(&mut self, c: &Command) -> Reply {
+        let mut wb = WriteBatch::default();
+        self.index += 1;
+        self.store.begin_entry();
+        self.store.set_entry_index(self.index);
+        let out = self.store.apply(&mut wb, c, 1000);
+        self.finish(wb);
+        out
+    }
+
+    fn finish(&mut self, mut wb: WriteBatch) {
+        self.store.stage_applied(&mut wb, self.index);
+        self.db.write(wb).unwrap();
+        self.store.batch_written();
+    }
+
+    pub(crate) fn w(&mut self, c: &str) -> Reply {
         self.batch(&[c]).remove(0)
     }
 
-    fn r(&self, c: &str) -> Reply {
+    pub(crate) fn r(&self, c: &str) -> Reply {
         self.store.reader().read(&cmd(c), 1000).0
     }
 
@@ -72,7 +87,8 @@ impl T {
     }
 }
 
-const WRONGTYPE_ERR: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub(crate) const WRONGTYPE_ERR: &str =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 #[test]
 fn strings_and_collections_share_one_overlay_in_a_batch() {

@@ -156,6 +156,7 @@ fn key_spec(k: &KeySpec) -> Reply {
                 pair("startfrom", Reply::Int(startfrom.into())),
             ]),
         ),
+        BeginSearch::Unknown => typed("unknown", Reply::Map(vec![])),
     };
     let find = match k.find {
         FindKeys::Range {
@@ -178,6 +179,7 @@ fn key_spec(k: &KeySpec) -> Reply {
                 ("keystep", step),
             ]),
         ),
+        FindKeys::Unknown => typed("unknown", Reply::Map(vec![])),
     };
     let mut m = Vec::with_capacity(4);
     if !k.notes.is_empty() {
@@ -246,6 +248,14 @@ fn keys_of(
         return Err(Reply::err(
             "ERR Invalid number of arguments specified for command",
         ));
+    }
+    if let Some(getkeys) = spec.getkeys {
+        let found = getkeys(argv.len(), &|i| argv.get(i).map(|b| &b[..]))
+            .ok_or_else(|| Reply::err("ERR Invalid arguments specified for command"))?;
+        return Ok(found
+            .into_iter()
+            .filter_map(|(i, ks)| Some((argv.get(i)?.clone(), spec.key_specs.get(ks)?.flags)))
+            .collect());
     }
     let mut keys = Vec::new();
     for ks in spec.key_specs {

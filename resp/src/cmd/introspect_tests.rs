@@ -254,6 +254,33 @@ fn command_getkeys() {
 }
 
 #[test]
+fn getkeys_of_sort_and_georadius() {
+    let keys = |s: &str| run(CommandCmd::GetKeys(argv(s)));
+    let bulks = |v: &[&str]| Reply::Array(v.iter().map(|k| bulk(k)).collect());
+    assert_eq!(keys("SORT l BY w_* GET o_* STORE d"), bulks(&["l", "d"]));
+    assert_eq!(keys("SORT l LIMIT 0 1"), bulks(&["l"]));
+    assert_eq!(keys("SORT_RO l GET store"), bulks(&["l"]));
+    assert_eq!(keys("GEORADIUS g 1 1 1 m STOREDIST d"), bulks(&["g", "d"]));
+    assert_eq!(
+        keys("GEOSEARCHSTORE d g FROMLONLAT 1 1 BYRADIUS 1 m"),
+        bulks(&["d", "g"])
+    );
+    assert_eq!(
+        run(CommandCmd::GetKeysAndFlags(argv("SORT l STORE d"))),
+        Reply::Array(vec![
+            Reply::Array(vec![bulk("l"), Reply::Set(vec![st("RO"), st("access")])]),
+            Reply::Array(vec![bulk("d"), Reply::Set(vec![st("OW"), st("update")])]),
+        ])
+    );
+    // SORT's BY / GET and STORE specs are Redis's `unknown` ones.
+    let info = run(CommandCmd::Info(names("sort")));
+    let mut out = BytesMut::new();
+    crate::encode::encode(&info, Protocol::Resp3, &mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(text.matches("$7\r\nunknown\r\n").count(), 4, "{text}");
+}
+
+#[test]
 fn getkeys_reports_arguments_that_do_not_fit_the_key_specs() {
     static KEYS: [KeySpec; 1] = [KeySpec {
         notes: "",

@@ -24,7 +24,10 @@ mod cluster;
 pub mod coll;
 mod connection;
 pub mod docargs;
+pub mod dump;
 mod expiry;
+pub mod geo;
+mod geo_parse;
 pub mod hash;
 pub mod introspect;
 mod keyspace;
@@ -32,6 +35,7 @@ pub mod list;
 mod raft;
 mod server;
 pub mod set;
+pub mod sort;
 mod spec;
 mod string;
 mod string_set;
@@ -43,6 +47,7 @@ pub mod zset;
 mod zset_parse;
 
 pub use cluster::{ClusterCmd, MAX_GETKEYSINSLOT};
+pub use geo_parse::{unit as geo_unit, LAT_MAX, LAT_MIN, LON_MAX, LON_MIN};
 pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
 pub use transaction::queue_error;
 pub use util::parse_float;
@@ -63,6 +68,9 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     list::COMMANDS,
     set::COMMANDS,
     zset::COMMANDS,
+    geo::COMMANDS,
+    sort::COMMANDS,
+    dump::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -275,6 +283,9 @@ impl Command {
             List(c) => (c.spec, Args::List(&c.args)),
             Sets(c) => (c.spec, Args::List(&c.args)),
             ZSet(c) => (c.spec, Args::List(&c.args)),
+            Geo(c) => (c.spec, Args::List(&c.args)),
+            Sort(c) => (c.spec, Args::List(&c.args)),
+            Dump(c) => (c.spec, Args::List(&c.args)),
         }
     }
 }

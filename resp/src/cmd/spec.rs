@@ -11,6 +11,13 @@ use crate::{Command, Reply};
 /// checked against the entry it was found under.
 pub type ParseFn = fn(&'static CommandSpec, &[Bytes]) -> Result<Command, Reply>;
 
+/// Finds the keys of a command whose key specs cannot (Redis's `getkeys_proc`, e.g. SORT's
+/// STORE anywhere in the arguments): given the argument count and the arguments (index 0 is
+/// the name), the keys' (argument index, key spec index) in order, or `None` when the
+/// arguments do not fit.
+pub type GetKeysFn =
+    for<'a> fn(usize, &dyn Fn(usize) -> Option<&'a [u8]>) -> Option<Vec<(usize, usize)>>;
+
 /// How a command is executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -35,6 +42,9 @@ pub enum BeginSearch {
         keyword: &'static str,
         startfrom: i32,
     },
+    /// Redis's `unknown`: the keys cannot be found from the arguments' positions (SORT's
+    /// BY / GET patterns and STORE); the entry's [`CommandSpec::getkeys`] finds them.
+    Unknown,
 }
 
 /// How a key spec finds its keys once it has begun (Redis 7 `find_keys`).
@@ -50,6 +60,8 @@ pub enum FindKeys {
         firstkey: i32,
         step: i32,
     },
+    /// Redis's `unknown` (see [`BeginSearch::Unknown`]).
+    Unknown,
 }
 
 /// One Redis 7 key specification: where some of a command's keys are and how it uses them.
@@ -109,6 +121,8 @@ impl KeySpec {
                     None => return Some(vec![]),
                 }
             }
+            // Found by the entry's getkeys function, not by position.
+            BeginSearch::Unknown => return Some(vec![]),
         };
         let (first, last, step) = match self.find {
             FindKeys::Range {
@@ -136,6 +150,7 @@ impl KeySpec {
                 let first = first + i64::from(firstkey);
                 (first, first.checked_add(n)? - 1, i64::from(step))
             }
+            FindKeys::Unknown => return Some(vec![]),
         };
         if last >= argc || last < first || first >= argc || step <= 0 {
             return None;
@@ -205,6 +220,9 @@ pub struct CommandSpec {
     pub args: &'static str,
     pub subcommands: &'static [CommandSpec],
     pub parse: ParseFn,
+    /// Set for commands whose keys the key specs cannot locate (see [`GetKeysFn`]); used
+    /// instead of the specs for routing and `COMMAND GETKEYS`.
+    pub getkeys: Option<GetKeysFn>,
 }
 
 /// `a == b` usable in const fns.
@@ -320,6 +338,7 @@ impl CommandSpec {
             args: "",
             subcommands: &[],
             parse,
+            getkeys: None,
         }
     }
 
@@ -384,6 +403,9 @@ impl CommandSpec {
         argc: usize,
         arg: impl Fn(usize) -> Option<&'a [u8]> + Copy,
     ) -> Option<Vec<usize>> {
+        if let Some(getkeys) = self.getkeys {
+            return Some(getkeys(argc, &arg)?.into_iter().map(|(i, _)| i).collect());
+        }
         let mut all = Vec::new();
         for ks in self
             .key_specs

@@ -47,6 +47,9 @@
 //!   the versions it brings.
 
 pub mod clean;
+pub mod dump;
+pub mod geo;
+pub mod geohash;
 pub mod hash;
 pub mod keyspace;
 pub mod list;
@@ -55,6 +58,7 @@ pub mod num;
 pub mod random;
 pub mod set;
 pub mod setops;
+pub mod sort;
 pub mod view;
 pub mod zrange;
 pub mod zset;
@@ -151,6 +155,9 @@ pub enum Error {
     IncrPair,
     #[error("ERR syntax error")]
     Syntax,
+    /// Any other error a client caused, with its whole text (`ERR ...`, `BUSYKEY ...`).
+    #[error("{0}")]
+    Client(String),
     /// The database failed or holds a record this code cannot decode.
     #[error("storage error: {0}")]
     Storage(String),
@@ -208,6 +215,13 @@ pub trait Write: Read {
     fn del_data(&mut self, user_key: &[u8]) -> Result<()>;
     /// A version no key of this store has used: for a collection being created.
     fn next_version(&mut self) -> u64;
+    /// Takes `cost` bytes of the Raft entry's budget (see [`crate::budget`]) for values a
+    /// command is about to write or copy into its reply, or fails with the budget's refusal
+    /// (then the command must stage nothing). Views outside the apply path have no budget.
+    fn charge(&mut self, cost: usize) -> Result<()> {
+        let _ = cost;
+        Ok(())
+    }
 }
 
 /// A small deterministic PRNG (splitmix64): seeded from the Raft entry for writes (SPOP),

@@ -157,6 +157,42 @@ pub(crate) fn collect<R: Read + ?Sized>(
     Ok(out)
 }
 
+/// Visits the members with `min <= score < max` in (score, member) order until `f` returns
+/// false (the geo searches' box scans: they touch only the box's members).
+pub fn scan_score_range<R: Read + ?Sized>(
+    r: &R,
+    m: &Meta,
+    key: &[u8],
+    (min, max): (f64, f64),
+    f: &mut dyn FnMut(&[u8], f64) -> bool,
+) -> Result<()> {
+    let prefix = m.prefix(key);
+    let (lower, upper) = score_span(
+        &prefix,
+        ScoreBound::Inclusive(min),
+        ScoreBound::Exclusive(max),
+    );
+    let n = prefix.len();
+    let mut bad = false;
+    r.scan(
+        Cf::Score,
+        &lower,
+        &upper,
+        false,
+        &mut |k, v| match (k.get(n + 8..), decode_score(v)) {
+            (Some(member), Ok(s)) => f(member, s),
+            _ => {
+                bad = true;
+                false
+            }
+        },
+    )?;
+    if bad {
+        return Err(Error::Storage("corrupt score index record".into()));
+    }
+    Ok(())
+}
+
 /// ZRANGE (and ZRANGEBYSCORE / ZRANGEBYLEX / ZREVRANGE...): (member, score) pairs in range
 /// order (descending with `rev`). `limit` is (offset, count) for score and lex ranges: a
 /// negative offset selects nothing, a negative count everything after the offset.
