@@ -10,8 +10,13 @@
 
 use bytes::Bytes;
 
+pub use crate::cmd::bitmap::{
+    BitOp, BitmapCmd, BitmapOp, FieldAction, FieldOp, Overflow, Span, MAX_BITMAP_BYTES,
+};
 pub use crate::cmd::coll::{ScanArgs, Typed};
 pub use crate::cmd::hash::{HashCmd, HashOp};
+pub use crate::cmd::hll::{HllCmd, HllOp};
+pub use crate::cmd::lcs::{LcsCmd, LcsOpts};
 pub use crate::cmd::list::{ListCmd, ListOp};
 pub use crate::cmd::set::{Algebra, SetCmd, SetOp};
 pub use crate::cmd::zset::{ZAddOpts, ZAggregate, ZAlgebra, ZBy, ZSetCmd, ZSetOp};
@@ -343,4 +348,11 @@ pub enum Command {
     /// Sets (`Set` is the string command).
     Sets(SetCmd),
     ZSet(ZSetCmd),
+    // ---- string-encoded families (strings underneath, so TYPE says `string`) ----
+    /// SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO.
+    Bitmap(BitmapCmd),
+    /// PFADD PFCOUNT PFMERGE.
+    Hll(HllCmd),
+    /// LCS.
+    Lcs(LcsCmd),
 }

@@ -20,14 +20,18 @@ use bytes::Bytes;
 
 use crate::{Command, Reply};
 
+pub mod bitmap;
+mod bitmap_parse;
 mod cluster;
 pub mod coll;
 mod connection;
 pub mod docargs;
 mod expiry;
 pub mod hash;
+pub mod hll;
 pub mod introspect;
 mod keyspace;
+pub mod lcs;
 pub mod list;
 mod raft;
 mod server;
@@ -55,6 +59,7 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     raft::COMMANDS,
     string::COMMANDS,
     string_set::COMMANDS,
+    lcs::COMMANDS,
     keyspace::COMMANDS,
     expiry::COMMANDS,
     cluster::COMMANDS,
@@ -63,6 +68,8 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     list::COMMANDS,
     set::COMMANDS,
     zset::COMMANDS,
+    bitmap::COMMANDS,
+    hll::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -275,6 +282,9 @@ impl Command {
             List(c) => (c.spec, Args::List(&c.args)),
             Sets(c) => (c.spec, Args::List(&c.args)),
             ZSet(c) => (c.spec, Args::List(&c.args)),
+            Bitmap(c) => (c.spec, Args::List(&c.args)),
+            Hll(c) => (c.spec, Args::List(&c.args)),
+            Lcs(c) => (c.spec, Args::List(&c.args)),
         }
     }
 }
