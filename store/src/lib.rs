@@ -18,8 +18,10 @@
 mod applier;
 mod apply_coll;
 pub mod budget;
+mod cmd_bitmap;
 mod cmd_common;
 mod cmd_hash;
+mod cmd_hll;
 mod cmd_list;
 mod cmd_set;
 mod cmd_zset;
@@ -73,6 +75,7 @@ macro_rules! charge {
 }
 
 // After the macro, which it uses.
+mod apply_bits;
 mod cmd_keyspace;
 mod sized;
 mod sweep;
@@ -788,6 +791,9 @@ impl Store {
             Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
                 self.apply_collection(wb, cmd, now)
             }
+            Command::Bitmap(_) | Command::Hll(_) | Command::Lcs(_) => {
+                self.apply_bits(wb, cmd, now)
+            }
             Command::CleanStale { cursor, limit } => self.apply_clean(wb, cursor, *limit, now),
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
@@ -849,5 +855,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bits;
 #[cfg(test)]
 mod tests_coll;

@@ -341,9 +341,13 @@ impl Reader {
                     Reply::Array(keys),
                 ])
             }
-            Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
-                crate::reader_coll::read(&src.view(now), cmd)
-            }
+            Command::Hash(_)
+            | Command::List(_)
+            | Command::Sets(_)
+            | Command::ZSet(_)
+            | Command::Bitmap(_)
+            | Command::Hll(_)
+            | Command::Lcs(_) => crate::reader_coll::read(&src.view(now), cmd),
             other => Reply::err(format!("ERR '{}' is not a read", other.name())),
         })
     }

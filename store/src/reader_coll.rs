@@ -1,10 +1,11 @@
-//! Reads of the collection families outside the apply path: one [`Read`] view of the
-//! read group's snapshot, dispatched to the family's `read`.
+//! Reads of the typed families outside the apply path (the collections, and the bitmap,
+//! HyperLogLog and LCS commands on strings): one [`Read`] view of the read group's
+//! snapshot, dispatched to the family's `read`.
 
 use resp::{Command, Reply};
 
 use crate::types::Read;
-use crate::{cmd_hash, cmd_list, cmd_set, cmd_zset};
+use crate::{cmd_bitmap, cmd_hash, cmd_hll, cmd_list, cmd_set, cmd_zset};
 
 /// Runs a collection read on `r`; storage failures become an error reply.
 pub(crate) fn read(r: &dyn Read, cmd: &Command) -> Reply {
@@ -13,6 +14,9 @@ pub(crate) fn read(r: &dyn Read, cmd: &Command) -> Reply {
         Command::List(c) => cmd_list::read(r, c),
         Command::Sets(c) => cmd_set::read(r, c),
         Command::ZSet(c) => cmd_zset::read(r, c),
+        Command::Bitmap(c) => cmd_bitmap::read(r, c),
+        Command::Hll(c) => cmd_hll::read(r, c),
+        Command::Lcs(c) => cmd_hll::lcs(r, c),
         other => return Reply::err(format!("ERR '{}' is not a collection read", other.name())),
     };
     out.unwrap_or_else(|e| match e.is_fatal() {

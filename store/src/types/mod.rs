@@ -46,22 +46,31 @@
 //! - a slot imported from another group raises the counter ([`Versions::raise_to`]) above
 //!   the versions it brings.
 
+pub mod bitfield;
+pub mod bitmap;
 pub mod clean;
 pub mod hash;
+pub mod hll;
 pub mod keyspace;
+pub mod lcs;
 pub mod list;
 pub mod meta;
 pub mod num;
 pub mod random;
 pub mod set;
 pub mod setops;
+pub mod strval;
 pub mod view;
 pub mod zrange;
 pub mod zset;
 pub mod zsetops;
 
 #[cfg(test)]
+mod tests_bits;
+#[cfg(test)]
 mod tests_hash;
+#[cfg(test)]
+mod tests_hll;
 #[cfg(test)]
 mod tests_keyspace;
 #[cfg(test)]
@@ -151,6 +160,15 @@ pub enum Error {
     IncrPair,
     #[error("ERR syntax error")]
     Syntax,
+    /// A string PFADD / PFCOUNT / PFMERGE cannot read as a sketch (see [`hll`]).
+    #[error("WRONGTYPE Key is not a valid HyperLogLog string value.")]
+    NotHll,
+    /// A sparse sketch whose runs do not add up (see [`hll`]).
+    #[error("INVALIDOBJ Corrupted HLL object detected")]
+    CorruptHll,
+    /// LCS of a key that holds no string (Redis's own text, not WRONGTYPE).
+    #[error("ERR The specified keys must contain string values")]
+    LcsNotString,
     /// The database failed or holds a record this code cannot decode.
     #[error("storage error: {0}")]
     Storage(String),
