@@ -50,7 +50,11 @@ impl Store {
     /// What the command will allocate, from the lengths of the live values it names.
     fn bits_cost(&self, cmd: &Command, now: i64) -> usize {
         let len = |k: &[u8]| self.live_len(&data_key(k), now);
-        let grown = |k: &[u8], last_bit: u64| len(k).max((last_bit >> 3) as usize + 1);
+        // A string past 512 MiB is refused without being built (`cmd_bitmap`).
+        let grown = |k: &[u8], last_bit: u64| match (last_bit >> 3) as usize + 1 {
+            n if n > crate::MAX_STRING => 0,
+            n => len(k).max(n),
+        };
         match cmd {
             Command::Bitmap(c) => match &c.op {
                 BitmapOp::SetBit { offset, .. } => grown(c.key(), *offset),

@@ -115,10 +115,18 @@ fn setbit(w: &mut dyn Write, key: &[u8], offset: u64, on: bool) -> Result<Reply>
 /// BITFIELD with at least one SET / INCRBY: the string grows to the farthest written bit
 /// first (even when every write then fails under OVERFLOW FAIL, as Redis), then the
 /// operations run in order; the string is written back.
+///
+/// Unlike Redis, which lets a field that starts below the 512 MiB offset limit end up to
+/// 8 bytes past it, a string longer than 512 MiB is refused (the entry's budget could never
+/// hold it).
 fn bitfield_write(w: &mut dyn Write, key: &[u8], ops: &[FieldOp]) -> Result<Reply> {
     let last = ops.iter().filter_map(FieldOp::last_written_bit).max();
     let len = last.map_or(0, |b| (b >> 3) as usize + 1);
-    let mut s = strval::load(w, key)?.unwrap_or_else(|| StrRecord::zeroed(len, 0));
+    let old = strval::load(w, key)?;
+    if len > crate::MAX_STRING {
+        return Ok(Reply::err(crate::budget::STRING_TOO_BIG));
+    }
+    let mut s = old.unwrap_or_else(|| StrRecord::zeroed(len, 0));
     s.grow_to(len);
     let replies = ops
         .iter()

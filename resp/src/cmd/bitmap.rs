@@ -210,7 +210,7 @@ pub(crate) static BITFIELD: CommandSpec = CommandSpec {
         -2,
         &["write", "denyoom"],
         &[
-            KeySpec::range(1, 0, 1, &["RW", "update", "access", "variable_flags"])
+            KeySpec::range(1, 0, 1, &["RW", "access", "update", "variable_flags"])
                 .notes("This command allows both access and modification of the key"),
         ],
         parse,

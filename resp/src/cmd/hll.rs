@@ -63,7 +63,7 @@ pub(crate) static PFCOUNT: CommandSpec = CommandSpec {
     ..CommandSpec::new(
         "PFCOUNT",
         -2,
-        &["readonly", "may_replicate"],
+        &["readonly"],
         &[KeySpec::range(1, -1, 1, &["RW", "access"]).notes(
             "RW because it may change the internal representation of the key, and propagate to replicas",
         )],
