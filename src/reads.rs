@@ -145,7 +145,8 @@ mod tests {
         assert!(!is_heavy(&[Command::Get(Bytes::from_static(b"k"))]));
         let many = vec![Command::Get(Bytes::from_static(b"k")); HEAVY_GROUP + 1];
         assert!(is_heavy(&many));
-        let lcs = Command::parse(&[b"LCS", b"a", b"b"].map(|w| Bytes::from_static(w)));
+        let argv = ["LCS", "a", "b"].map(|w| Bytes::from_static(w.as_bytes()));
+        let lcs = Command::parse(&argv);
         assert!(lcs.is_ok_and(|c| is_heavy(&[c])));
     }
 }

@@ -257,11 +257,7 @@ fn resp_shapes(c: &Cluster, i: usize) {
         .expect("write");
     let got = read_until(&mut s, b"+PONG\r\n");
     let want3 = [&b"%2\r\n$7\r\n"[..], body, b"_\r\n:0\r\n+PONG\r\n"].concat();
-    assert!(
-        got.ends_with(&want3),
-        "{:?}",
-        String::from_utf8_lossy(&got)
-    );
+    assert!(got.ends_with(&want3), "{:?}", String::from_utf8_lossy(&got));
 }
 
 /// PFADD of `elements` in pipelined batches of 1000 through `con`.
@@ -282,7 +278,11 @@ fn hyperloglog_counts_within_two_percent_on_every_node() {
     let mut c0 = c.client(0);
     let mut c1 = c.client(1);
     pfadd_all(&mut c0, "h1", (0..100_000).map(|i| format!("element:{i}")));
-    pfadd_all(&mut c1, "h2", (50_000..150_000).map(|i| format!("element:{i}")));
+    pfadd_all(
+        &mut c1,
+        "h2",
+        (50_000..150_000).map(|i| format!("element:{i}")),
+    );
     assert_eq!(w::<i64>(&mut c1, "PFADD h2 element:50000"), 0);
     assert_eq!(w::<i64>(&mut c1, "PFADD empty"), 1);
     let mut c2 = c.client(2);
@@ -291,10 +291,14 @@ fn hyperloglog_counts_within_two_percent_on_every_node() {
     let keys = ["h1", "h2", "u", "u2", "empty"];
     let sketch = |i: usize| -> Vec<Vec<u8>> {
         let mut con = c.client(i);
-        keys.iter().map(|k| w(&mut con, &format!("GET {k}"))).collect()
+        keys.iter()
+            .map(|k| w(&mut con, &format!("GET {k}")))
+            .collect()
     };
     let want = sketch(0);
-    assert!(want.iter().all(|v| v.len() == 12304 && v.starts_with(b"HYLL")));
+    assert!(want
+        .iter()
+        .all(|v| v.len() == 12304 && v.starts_with(b"HYLL")));
     for i in 0..3 {
         assert_eq!(sketch(i), want, "node {}", i + 1);
         let mut con = c.client(i);

@@ -102,9 +102,7 @@ fn int(n: u64) -> Reply {
 pub(crate) fn lcs(r: &dyn Read, c: &LcsCmd) -> Result<Reply> {
     let (a, b) = (strval::load(r, &c.args[0]), strval::load(r, &c.args[1]));
     let (a, b) = match (a, b) {
-        (Err(Error::WrongType), _) | (_, Err(Error::WrongType)) => {
-            return Err(Error::LcsNotString)
-        }
+        (Err(Error::WrongType), _) | (_, Err(Error::WrongType)) => return Err(Error::LcsNotString),
         (a, b) => (a?, b?),
     };
     let opts = match &c.op {

@@ -791,9 +791,7 @@ impl Store {
             Command::Hash(_) | Command::List(_) | Command::Sets(_) | Command::ZSet(_) => {
                 self.apply_collection(wb, cmd, now)
             }
-            Command::Bitmap(_) | Command::Hll(_) | Command::Lcs(_) => {
-                self.apply_bits(wb, cmd, now)
-            }
+            Command::Bitmap(_) | Command::Hll(_) | Command::Lcs(_) => self.apply_bits(wb, cmd, now),
             Command::CleanStale { cursor, limit } => self.apply_clean(wb, cursor, *limit, now),
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.

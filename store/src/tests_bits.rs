@@ -40,8 +40,9 @@ impl T {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         tune_db_options(&mut opts);
-        let db =
-            Arc::new(DB::open_cf_descriptors(&opts, dir.path(), column_family_descriptors()).unwrap());
+        let db = Arc::new(
+            DB::open_cf_descriptors(&opts, dir.path(), column_family_descriptors()).unwrap(),
+        );
         let store = Store::open(db.clone(), 1).unwrap();
         T {
             _dir: dir,
@@ -137,14 +138,20 @@ fn bitcount_and_bitpos_check_the_key_before_the_range() {
     assert_eq!(t.r("BITCOUNT nokey 0 x"), Reply::Int(0));
     assert_eq!(t.r("BITCOUNT nokey 1"), Reply::Int(0));
     assert_eq!(t.r("BITCOUNT l 0 x"), Reply::err(WRONGTYPE_ERR));
-    assert_eq!(t.r("BITCOUNT s 0 x"), Reply::err("ERR value is not an integer or out of range"));
+    assert_eq!(
+        t.r("BITCOUNT s 0 x"),
+        Reply::err("ERR value is not an integer or out of range")
+    );
     assert_eq!(t.r("BITCOUNT s 1"), Reply::err("ERR syntax error"));
     assert_eq!(t.r("BITCOUNT s 0 1 nope"), Reply::err("ERR syntax error"));
     assert_eq!(t.r("BITCOUNT s -1 -2 nope"), Reply::Int(0));
     assert_eq!(t.r("BITPOS nokey 1 x"), Reply::Int(-1));
     assert_eq!(t.r("BITPOS nokey 0 x"), Reply::Int(0));
     assert_eq!(t.r("BITPOS l 0"), Reply::err(WRONGTYPE_ERR));
-    assert_eq!(t.r("BITPOS s 1 x"), Reply::err("ERR value is not an integer or out of range"));
+    assert_eq!(
+        t.r("BITPOS s 1 x"),
+        Reply::err("ERR value is not an integer or out of range")
+    );
     assert_eq!(t.r("BITPOS s 1 2"), Reply::Int(17));
     assert_eq!(t.r("BITPOS s 0 0 -1 bit"), Reply::Int(0));
     t.wb(&[b"SET", b"ones", b"\xff\xff"]);
@@ -185,17 +192,17 @@ fn bitop_stores_drops_the_ttl_and_deletes_an_empty_result() {
 #[test]
 fn bitfield_writes_grow_first_and_bitfield_ro_only_reads() {
     let mut t = T::new();
-    assert_eq!(
-        t.w("BITFIELD k INCRBY i5 100 1 GET u4 0"),
-        ints(&[1, 0])
-    );
+    assert_eq!(t.w("BITFIELD k INCRBY i5 100 1 GET u4 0"), ints(&[1, 0]));
     assert_eq!(t.r("STRLEN k"), Reply::Int(14));
     assert_eq!(t.w("BITFIELD k SET u8 #0 255 GET u8 0"), ints(&[0, 255]));
     assert_eq!(
         t.w("BITFIELD k OVERFLOW FAIL INCRBY u8 0 1 OVERFLOW SAT INCRBY u8 0 1"),
         Reply::Array(vec![Reply::Nil, Reply::Int(255)])
     );
-    assert_eq!(t.r("BITFIELD_RO k GET u8 0 GET i8 0 GET u8 #100"), ints(&[255, -1, 0]));
+    assert_eq!(
+        t.r("BITFIELD_RO k GET u8 0 GET i8 0 GET u8 #100"),
+        ints(&[255, -1, 0])
+    );
     // Only GETs: a missing key stays missing.
     assert_eq!(t.w("BITFIELD nokey GET i16 3"), ints(&[0]));
     assert_eq!(t.r("EXISTS nokey"), Reply::Int(0));
@@ -214,7 +221,10 @@ fn bitfield_writes_grow_first_and_bitfield_ro_only_reads() {
     assert_eq!(t.r("EXISTS big"), Reply::Int(0));
     t.w("SADD s m");
     assert_eq!(t.w("BITFIELD s GET u8 0"), Reply::err(WRONGTYPE_ERR));
-    assert_eq!(t.w("BITFIELD s SET u8 4294967290 5"), Reply::err(WRONGTYPE_ERR));
+    assert_eq!(
+        t.w("BITFIELD s SET u8 4294967290 5"),
+        Reply::err(WRONGTYPE_ERR)
+    );
     assert_eq!(t.r("BITFIELD_RO s GET u8 0"), Reply::err(WRONGTYPE_ERR));
 }
 
@@ -238,7 +248,10 @@ fn lcs_replies_in_redis_shapes() {
     };
     assert_eq!(
         t.r("LCS key1 key2 IDX"),
-        idx(vec![range((4, 7), (5, 8), None), range((2, 3), (0, 1), None)])
+        idx(vec![
+            range((4, 7), (5, 8), None),
+            range((2, 3), (0, 1), None)
+        ])
     );
     assert_eq!(
         t.r("LCS key1 key2 IDX MINMATCHLEN 4 WITHMATCHLEN"),
@@ -273,7 +286,10 @@ fn hyperloglog_add_count_merge() {
     assert_eq!(t.r("PFCOUNT h"), Reply::Int(7));
     assert_eq!(t.r("TYPE h"), Reply::Status("string".into()));
     let Reply::Bulk(v) = t.get("h") else { panic!() };
-    assert_eq!((&v[..4], v.len()), (&b"HYLL"[..], crate::types::hll::DENSE_SIZE));
+    assert_eq!(
+        (&v[..4], v.len()),
+        (&b"HYLL"[..], crate::types::hll::DENSE_SIZE)
+    );
     assert_eq!(t.w("PFADD h2 e f g x y z"), Reply::Int(1));
     assert_eq!(t.r("PFCOUNT h h2"), Reply::Int(10));
     assert_eq!(t.r("PFCOUNT h nokey"), Reply::Int(7));
@@ -309,7 +325,10 @@ fn hyperloglog_refuses_other_values() {
     assert_eq!(t.r("PFCOUNT bad"), corrupt);
     assert_eq!(t.w("PFADD bad x"), corrupt);
     // Redis's sparse sketch of a..g with its cached count: read, then rewritten dense.
-    let sparse = crate::unhex(b"48594c4c010000000700000000000000466d80560c80443c84388050b184498c80426d80425a").unwrap();
+    let sparse = crate::unhex(
+        b"48594c4c010000000700000000000000466d80560c80443c84388050b184498c80426d80425a",
+    )
+    .unwrap();
     t.wb(&[b"SET", b"r", &sparse]);
     assert_eq!(t.r("PFCOUNT r"), Reply::Int(7));
     assert_eq!(t.w("PFADD r h"), Reply::Int(1));
@@ -319,14 +338,30 @@ fn hyperloglog_refuses_other_values() {
 #[test]
 fn reads_in_a_batch_see_its_writes_and_are_charged() {
     let mut t = T::new();
-    let out = t.batch(&["SETBIT k 0 1", "BITCOUNT k", "PFADD h a", "PFCOUNT h", "GETBIT k 0"]);
+    let out = t.batch(&[
+        "SETBIT k 0 1",
+        "BITCOUNT k",
+        "PFADD h a",
+        "PFCOUNT h",
+        "GETBIT k 0",
+    ]);
     assert_eq!(
         out,
-        [Reply::Int(0), Reply::Int(1), Reply::Int(1), Reply::Int(1), Reply::Int(1)]
+        [
+            Reply::Int(0),
+            Reply::Int(1),
+            Reply::Int(1),
+            Reply::Int(1),
+            Reply::Int(1)
+        ]
     );
     // One SETBIT far out takes half the budget; a second string as long does not fit.
     let half = MAX_STRING / 2 * 8;
-    let out = t.batch(&[&format!("SETBIT a {half} 1"), &format!("SETBIT b {half} 1"), "SETBIT c 0 1"]);
+    let out = t.batch(&[
+        &format!("SETBIT a {half} 1"),
+        &format!("SETBIT b {half} 1"),
+        "SETBIT c 0 1",
+    ]);
     assert_eq!(out, [Reply::Int(0), over_budget(), Reply::Int(0)]);
     assert_eq!(t.r("EXISTS b"), Reply::Int(0));
     // The next entry has a fresh budget; growing `a` by one bit rewrites it whole.

@@ -35,7 +35,10 @@ pub enum BitmapOp {
     /// key is known to hold a string.
     Count(Result<Span, Reply>),
     /// BITPOS key bit [start [end [BYTE|BIT]]] (the range as BITCOUNT's).
-    Pos { bit: bool, span: Result<Span, Reply> },
+    Pos {
+        bit: bool,
+        span: Result<Span, Reply>,
+    },
     /// BITOP AND|OR|XOR|NOT destkey key [key ...].
     Op(BitOp),
     /// BITFIELD / BITFIELD_RO: the operations in order (BITFIELD_RO has only GETs).
@@ -114,7 +117,8 @@ const RO_ACCESS: &[&str] = &["RO", "access"];
 const HISTORY_UNIT: &[(&str, &str)] = &[("7.0.0", "Added the `BYTE|BIT` option.")];
 
 pub(crate) static SETBIT: CommandSpec = CommandSpec {
-    summary: "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.",
+    summary:
+        "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.",
     since: "2.2.0",
     group: GROUP,
     complexity: "O(1)",

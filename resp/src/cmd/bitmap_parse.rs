@@ -25,7 +25,10 @@ pub(super) fn parse(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Comman
             let on = string2ll(&a[1])
                 .filter(|v| (*v & !1) == 0)
                 .ok_or_else(|| Reply::err(BAD_BIT))?;
-            BitmapOp::SetBit { offset, on: on == 1 }
+            BitmapOp::SetBit {
+                offset,
+                on: on == 1,
+            }
         }
         "GETBIT" => BitmapOp::GetBit {
             offset: bit_offset(&a[0], 0)?,
@@ -271,7 +274,10 @@ mod tests {
             BitmapOp::Count(Ok(range(0, Some(5), false)))
         );
         // Both negative, start past end: 0 before the unit is looked at.
-        assert_eq!(op("BITCOUNT k -1 -5 nope"), BitmapOp::Count(Ok(Span::Empty)));
+        assert_eq!(
+            op("BITCOUNT k -1 -5 nope"),
+            BitmapOp::Count(Ok(Span::Empty))
+        );
         assert_eq!(op("BITCOUNT k 1"), BitmapOp::Count(Err(syntax())));
         assert_eq!(op("BITCOUNT k 0 1 bit x"), BitmapOp::Count(Err(syntax())));
         assert_eq!(op("BITCOUNT k 0 1 bits"), BitmapOp::Count(Err(syntax())));
@@ -307,7 +313,10 @@ mod tests {
             "ERR BITOP NOT must be called with a single source key."
         );
         let bitop = p("BITOP OR d a b");
-        assert_eq!(bitop.keys(), ["d", "a", "b"].map(Bytes::from).iter().collect::<Vec<_>>());
+        assert_eq!(
+            bitop.keys(),
+            ["d", "a", "b"].map(Bytes::from).iter().collect::<Vec<_>>()
+        );
         assert_eq!(
             err("BITOP AND d"),
             "ERR wrong number of arguments for 'bitop' command"

@@ -88,8 +88,7 @@ fn signed_overflow(value: i64, incr: i64, bits: u32, ow: Overflow) -> Checked<i6
     let wide = bits != 64;
     if value > max || (wide && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr) {
         Some(limit(max))
-    } else if value < min || (wide && incr < minincr) || (value < 0 && incr < 0 && incr < minincr)
-    {
+    } else if value < min || (wide && incr < minincr) || (value < 0 && incr < 0 && incr < minincr) {
         Some(limit(min))
     } else {
         None

@@ -11,8 +11,7 @@ use resp::{BitOp, Span};
 /// The bit at `offset` (0 past the end).
 pub fn get_bit(s: &[u8], offset: u64) -> bool {
     let byte = usize::try_from(offset >> 3).unwrap_or(usize::MAX);
-    s.get(byte)
-        .is_some_and(|b| b & (0x80 >> (offset & 7)) != 0)
+    s.get(byte).is_some_and(|b| b & (0x80 >> (offset & 7)) != 0)
 }
 
 /// Sets the bit at `offset` (inside `s`) to `on`; returns the old bit.
@@ -80,7 +79,11 @@ fn popcount(s: &[u8]) -> u64 {
     let mut words = s.chunks_exact(8);
     let mut n: u64 = words
         .by_ref()
-        .map(|w| u64::from(u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]).count_ones()))
+        .map(|w| {
+            u64::from(
+                u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]).count_ones(),
+            )
+        })
         .sum();
     n += words
         .remainder()

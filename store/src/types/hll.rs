@@ -113,9 +113,7 @@ pub fn registers(v: &[u8]) -> Result<Vec<u8>, Invalid> {
         } else {
             p += 1;
             let (run, val) = (usize::from(op & 0x3) + 1, ((op >> 2) & 0x1f) + 1);
-            regs.get_mut(i..i + run)
-                .ok_or(Invalid::Corrupt)?
-                .fill(val);
+            regs.get_mut(i..i + run).ok_or(Invalid::Corrupt)?.fill(val);
             run
         };
         i += run;

@@ -31,6 +31,10 @@
 //! whole sources, as Redis), and [`keyspace::copy`] (RENAME / COPY of a collection: O(n)
 //! records, paged).
 //!
+//! The families that live inside string values use these views too: [`strval`] loads and
+//! stores whole string records through them, and [`bitmap`], [`bitfield`], [`hll`] and
+//! [`lcs`] are the pure algorithms of the bitmap, HyperLogLog and LCS commands.
+//!
 //! Wiring into `Store` (not done here; the commands are not routed yet):
 //! - the store keeps a [`Versions`] (load at open and after a snapshot restore: the counter
 //!   lives in `meta`) and an [`view::Overlay`] cleared in `batch_written`; it implements

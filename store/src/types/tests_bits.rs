@@ -88,14 +88,18 @@ fn find_bit_and_count_bits_match_a_bit_by_bit_reference() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        *b = if x % 5 == 0 { 0xff } else { x as u8 };
+        *b = if x.is_multiple_of(5) { 0xff } else { x as u8 };
     }
     let total = s.len() as u64 * 8;
     for first in (0..total).step_by(13) {
         for last in (first..total).step_by(29) {
             for bit in [false, true] {
                 let want = (first..=last).find(|&i| get_bit(&s, i) == bit);
-                assert_eq!(find_bit(&s, bit, first, last), want, "{first}..{last} {bit}");
+                assert_eq!(
+                    find_bit(&s, bit, first, last),
+                    want,
+                    "{first}..{last} {bit}"
+                );
             }
             let ones = (first..=last).filter(|&i| get_bit(&s, i)).count() as u64;
             assert_eq!(count_bits(&s, first, last), ones, "{first}..{last}");
@@ -113,7 +117,10 @@ fn bitop(op: BitOp, srcs: &[&[u8]]) -> Vec<u8> {
 fn bitop_pads_shorter_sources_with_zeros() {
     assert_eq!(bitop(BitOp::And, &[b"foobar", b"abcdef"]), b"`bc`ab");
     assert_eq!(bitop(BitOp::Or, &[b"\x01", b"\x10\x20"]), b"\x11\x20");
-    assert_eq!(bitop(BitOp::Xor, &[b"\x0f\x0f", b"\xff", b"\x01"]), b"\xf1\x0f");
+    assert_eq!(
+        bitop(BitOp::Xor, &[b"\x0f\x0f", b"\xff", b"\x01"]),
+        b"\xf1\x0f"
+    );
     assert_eq!(bitop(BitOp::And, &[b"\xff\xff", b"\xff"]), b"\xff\x00");
     assert_eq!(bitop(BitOp::And, &[b"\xff", b"\xff\xff"]), b"\xff\x00");
     // A missing key is an empty string: AND with it is all zeros, still the longest length.
@@ -157,7 +164,10 @@ fn bitfield_redis_io_examples() {
     );
     assert_eq!(out, [Some(1), Some(0)]);
     let mut s = Vec::new();
-    let ops = [field(IncrBy(1), "u2", 100, Wrap), field(IncrBy(1), "u2", 102, Sat)];
+    let ops = [
+        field(IncrBy(1), "u2", 100, Wrap),
+        field(IncrBy(1), "u2", 102, Sat),
+    ];
     let runs: Vec<_> = (0..4).map(|_| bitfield(&mut s, &ops)).collect();
     assert_eq!(
         runs,
@@ -200,13 +210,22 @@ fn bitfield_overflow_policies() {
     assert_eq!(one(IncrBy(300), "u8", Wrap, b"\x01"), (Some(45), 45));
     // 64-bit signed limits.
     let max = i64::MAX.to_be_bytes();
-    assert_eq!(one(IncrBy(1), "i64", Wrap, &max), (Some(i64::MIN), i64::MIN));
+    assert_eq!(
+        one(IncrBy(1), "i64", Wrap, &max),
+        (Some(i64::MIN), i64::MIN)
+    );
     assert_eq!(one(IncrBy(1), "i64", Sat, &max), (Some(i64::MAX), i64::MAX));
-    assert_eq!(one(IncrBy(-1), "i64", Fail, &i64::MIN.to_be_bytes()), (None, i64::MIN));
+    assert_eq!(
+        one(IncrBy(-1), "i64", Fail, &i64::MIN.to_be_bytes()),
+        (None, i64::MIN)
+    );
     assert_eq!(one(Set(i64::MIN), "i64", Fail, b""), (Some(0), i64::MIN));
     // u63 holds up to 2^63 - 1.
     assert_eq!(one(Set(i64::MAX), "u63", Fail, b""), (Some(0), i64::MAX));
-    assert_eq!(one(IncrBy(1), "u63", Sat, &[0xff; 8]), (Some(i64::MAX), i64::MAX));
+    assert_eq!(
+        one(IncrBy(1), "u63", Sat, &[0xff; 8]),
+        (Some(i64::MAX), i64::MAX)
+    );
 }
 
 #[test]

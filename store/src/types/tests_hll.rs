@@ -48,8 +48,10 @@ fn dense_packing_round_trips_every_register() {
 fn redis_sparse_sketches_are_read() {
     // `PFADD s a b c d e f g` on Redis 7.0 (sparse, cache stale), then after its PFCOUNT
     // (cache valid: 7).
-    let stale = unhex("48594c4c010000000000000000000080466d80560c80443c84388050b184498c80426d80425a");
-    let counted = unhex("48594c4c010000000700000000000000466d80560c80443c84388050b184498c80426d80425a");
+    let stale =
+        unhex("48594c4c010000000000000000000080466d80560c80443c84388050b184498c80426d80425a");
+    let counted =
+        unhex("48594c4c010000000700000000000000466d80560c80443c84388050b184498c80426d80425a");
     assert_eq!(check(&stale), Ok(()));
     assert_eq!(cached(&stale), None);
     assert_eq!(cached(&counted), Some(7));
@@ -65,8 +67,14 @@ fn redis_sparse_sketches_are_read() {
 #[test]
 fn invalid_values_are_told_apart() {
     assert_eq!(check(b"hello"), Err(Invalid::NotHll));
-    assert_eq!(check(b"HYLL\x02\0\0\0\0\0\0\0\0\0\0\0"), Err(Invalid::NotHll));
-    assert_eq!(check(b"HYLL\x00\0\0\0\0\0\0\0\0\0\0\0"), Err(Invalid::NotHll));
+    assert_eq!(
+        check(b"HYLL\x02\0\0\0\0\0\0\0\0\0\0\0"),
+        Err(Invalid::NotHll)
+    );
+    assert_eq!(
+        check(b"HYLL\x00\0\0\0\0\0\0\0\0\0\0\0"),
+        Err(Invalid::NotHll)
+    );
     // A sparse sketch whose runs do not cover the 16384 registers.
     let short = b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\x80\x3f";
     assert_eq!(check(short), Ok(()));
