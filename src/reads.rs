@@ -2,7 +2,7 @@
 //! workers, and the set of keys with a lazy delete in flight.
 //!
 //! The tokio workers also carry the peer transport (heartbeats, appends, votes): a read that
-//! holds one for long (KEYS or SCAN on a full memtable, a big MGET, a long read pipeline)
+//! holds one for long (KEYS or SCAN on a full memtable, a big MGET, LCS, a long read pipeline)
 //! would delay Raft traffic and could cause an election. Such groups run on tokio's
 //! blocking pool instead, at most [`HEAVY_READS`] at a time.
 //!
@@ -47,7 +47,8 @@ impl Default for ReadWork {
 fn is_heavy(cmds: &[Command]) -> bool {
     cmds.len() > HEAVY_GROUP
         || cmds.iter().any(|c| match c {
-            Command::Keys(_) | Command::Scan { .. } => true,
+            // LCS: O(len1 * len2), up to a 512 MiB table.
+            Command::Keys(_) | Command::Scan { .. } | Command::Lcs(_) => true,
             Command::MGet(k) | Command::Exists(k) | Command::Touch(k) => k.len() > HEAVY_GROUP,
             _ => false,
         })
@@ -144,5 +145,8 @@ mod tests {
         assert!(!is_heavy(&[Command::Get(Bytes::from_static(b"k"))]));
         let many = vec![Command::Get(Bytes::from_static(b"k")); HEAVY_GROUP + 1];
         assert!(is_heavy(&many));
+        let argv = ["LCS", "a", "b"].map(|w| Bytes::from_static(w.as_bytes()));
+        let lcs = Command::parse(&argv);
+        assert!(lcs.is_ok_and(|c| is_heavy(&[c])));
     }
 }

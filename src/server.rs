@@ -93,8 +93,22 @@ pub struct Server {
 
 pub use raft_node::node::wall_ms;
 
-/// Longest time the leader leaves cluster time unstamped (see [`Server::sweep_loop`]).
+/// Longest time the leader leaves cluster time unstamped while its group holds keys with
+/// a TTL (see [`Server::sweep_loop`]).
 const TIME_TICK: Duration = Duration::from_secs(1);
+/// ... and while it holds none (nothing reads cluster time then; a slow tick still bounds
+/// how far a restarted node's time lags, and keeps idle groups nearly free).
+const IDLE_TIME_TICK: Duration = Duration::from_secs(60);
+
+/// The sweep's state of one group.
+#[derive(Default)]
+struct SweepState {
+    next_sweep: Option<Instant>,
+    /// The first key of the last proposed sweep.
+    stuck: Option<Bytes>,
+    /// A time tick or sweep of the group is in flight.
+    busy: Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// Most commands in one group (one proposal or one read barrier).
 const MAX_GROUP: usize = 1024;
@@ -585,49 +599,72 @@ impl Server {
         self.watch_pushes();
         for g in self.groups.all() {
             tokio::spawn(self.clone().clean_loop(g.id));
-            tokio::spawn(self.clone().sweep_group(g.id));
+        }
+        // One task for every group (a node may host a thousand): each round looks at the
+        // groups this node leads, with a flag per group so one slow proposal never piles up.
+        let sweep_every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
+        let mut states: Vec<SweepState> = self
+            .groups
+            .all()
+            .iter()
+            .map(|_| SweepState::default())
+            .collect();
+        loop {
+            sleep(sweep_every.min(TIME_TICK / 4)).await;
+            for (i, g) in self.groups.all().iter().enumerate() {
+                if g.node.status.is_leader() {
+                    self.sweep_step(g, &mut states[i], sweep_every);
+                }
+            }
         }
     }
 
-    /// [`Server::sweep_loop`] for one group.
-    async fn sweep_group(self: Arc<Self>, gid: u64) {
-        let sweep_every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
-        let mut next_sweep = Instant::now() + sweep_every;
-        // The first key of the last proposed sweep (see below).
-        let mut stuck: Option<Bytes> = None;
-        loop {
-            sleep(sweep_every.min(TIME_TICK / 4)).await;
-            let g = self.group(gid);
-            if !g.node.status.is_leader() {
-                continue;
-            }
-            let now = Self::read_time_in(g);
-            let last = g.node.status.last_time_ms.load(Ordering::Acquire);
-            if now - last >= TIME_TICK.as_millis() as i64 {
-                let rx = g.node.propose(Vec::new());
-                let _ = timeout(self.cfg.request_timeout(), rx).await;
-            }
-            if Instant::now() < next_sweep {
-                continue;
-            }
-            next_sweep = Instant::now() + sweep_every;
-            let due = g.reader.due_keys(Self::read_time_in(g), 1000);
-            if due.is_empty() {
-                continue;
-            }
-            // The keys go by name: a replica applying this entry in one batch with the
-            // writes that set those expiries (a follower catching up) deletes the same keys
-            // as the leader. `RAFTKV.SWEEP` (which walks each replica's own index) only
-            // when the same head key stays due, i.e. a stale index entry to clean.
-            let cmd = if stuck.as_ref() == due.first() {
-                Command::sweep_argv(1000)
-            } else {
-                Command::del_if_expired_argv(&due)
-            };
-            stuck = due.first().cloned();
-            let rx = g.node.propose(vec![encode_argv(&cmd)]);
-            let _ = timeout(self.cfg.request_timeout(), rx).await;
+    /// One group's time tick and sweep, when due and nothing of it is in flight.
+    fn sweep_step(&self, g: &GroupRt, st: &mut SweepState, sweep_every: Duration) {
+        if st.busy.load(Ordering::Acquire) {
+            return;
         }
+        let ttl_keys = g.reader.expires_count() > 0;
+        let now = Self::read_time_in(g);
+        let last = g.node.status.last_time_ms.load(Ordering::Acquire);
+        // Only keys with a TTL depend on cluster time; a group without any keeps it in the
+        // log at a slower pace (bounding how far a restarted node's time lags).
+        let tick = if ttl_keys { TIME_TICK } else { IDLE_TIME_TICK };
+        let mut cmds = Vec::new();
+        if now - last >= tick.as_millis() as i64 {
+            cmds.push(None);
+        }
+        if ttl_keys && st.next_sweep.is_none_or(|t| Instant::now() >= t) {
+            st.next_sweep = Some(Instant::now() + sweep_every);
+            let due = g.reader.due_keys(now, 1000);
+            if !due.is_empty() {
+                // The keys go by name: a replica applying this entry in one batch with the
+                // writes that set those expiries (a follower catching up) deletes the same
+                // keys as the leader. `RAFTKV.SWEEP` (which walks each replica's own index)
+                // only when the same head key stays due, i.e. a stale index entry to clean.
+                let cmd = if st.stuck.as_ref() == due.first() {
+                    Command::sweep_argv(1000)
+                } else {
+                    Command::del_if_expired_argv(&due)
+                };
+                st.stuck = due.first().cloned();
+                cmds.push(Some(cmd));
+            }
+        }
+        if cmds.is_empty() {
+            return;
+        }
+        st.busy.store(true, Ordering::Release);
+        let busy = st.busy.clone();
+        let node = g.node.clone();
+        let wait = self.cfg.request_timeout();
+        tokio::spawn(async move {
+            for cmd in cmds {
+                let data = cmd.map(|c| vec![encode_argv(&c)]).unwrap_or_default();
+                let _ = timeout(wait, node.propose(data)).await;
+            }
+            busy.store(false, Ordering::Release);
+        });
     }
 
     /// The leader's background cleaner of stale collection records (deleted, overwritten
@@ -640,8 +677,13 @@ impl Server {
         loop {
             sleep(CLEAN_STEP).await;
             let g = self.group(gid);
-            if !g.node.status.is_leader() || !g.reader.has_collection_records() {
+            if !g.node.status.is_leader() {
                 cursor.clear();
+                continue;
+            }
+            if cursor.is_empty() && !g.reader.has_collection_records() {
+                // Nothing to clean: look again later (cheap for many idle groups).
+                sleep(CLEAN_IDLE).await;
                 continue;
             }
             let rx = g

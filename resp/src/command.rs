@@ -10,10 +10,15 @@
 
 use bytes::Bytes;
 
+pub use crate::cmd::bitmap::{
+    BitOp, BitmapCmd, BitmapOp, FieldAction, FieldOp, Overflow, Span, MAX_BITMAP_BYTES,
+};
 pub use crate::cmd::coll::{ScanArgs, Typed};
 pub use crate::cmd::dump::{DumpCmd, DumpOp};
 pub use crate::cmd::geo::{GeoAddOpts, GeoCmd, GeoFrom, GeoOp, GeoSearch, GeoShape, GeoSort};
 pub use crate::cmd::hash::{HashCmd, HashOp};
+pub use crate::cmd::hll::{HllCmd, HllOp};
+pub use crate::cmd::lcs::{LcsCmd, LcsOpts};
 pub use crate::cmd::list::{ListCmd, ListOp};
 pub use crate::cmd::set::{Algebra, SetCmd, SetOp};
 pub use crate::cmd::sort::{SortArgs, SortCmd};
@@ -353,4 +358,11 @@ pub enum Command {
     Sort(SortCmd),
     /// DUMP / RESTORE.
     Dump(DumpCmd),
+    // ---- string-encoded families (strings underneath, so TYPE says `string`) ----
+    /// SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO.
+    Bitmap(BitmapCmd),
+    /// PFADD PFCOUNT PFMERGE.
+    Hll(HllCmd),
+    /// LCS.
+    Lcs(LcsCmd),
 }

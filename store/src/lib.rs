@@ -18,10 +18,12 @@
 mod applier;
 mod apply_coll;
 pub mod budget;
+mod cmd_bitmap;
 mod cmd_common;
 mod cmd_dump;
 mod cmd_geo;
 mod cmd_hash;
+mod cmd_hll;
 mod cmd_list;
 mod cmd_set;
 mod cmd_sort;
@@ -76,6 +78,7 @@ macro_rules! charge {
 }
 
 // After the macro, which it uses.
+mod apply_bits;
 mod cmd_keyspace;
 mod sized;
 mod sweep;
@@ -795,6 +798,7 @@ impl Store {
             | Command::Geo(_)
             | Command::Sort(_)
             | Command::Dump(_) => self.apply_collection(wb, cmd, now),
+            Command::Bitmap(_) | Command::Hll(_) | Command::Lcs(_) => self.apply_bits(wb, cmd, now),
             Command::CleanStale { cursor, limit } => self.apply_clean(wb, cursor, *limit, now),
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
@@ -856,6 +860,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bits;
 #[cfg(test)]
 mod tests_coll;
 #[cfg(test)]

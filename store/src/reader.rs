@@ -347,7 +347,10 @@ impl Reader {
             | Command::ZSet(_)
             | Command::Geo(_)
             | Command::Sort(_)
-            | Command::Dump(_) => crate::reader_coll::read(&src.view(now), cmd),
+            | Command::Dump(_)
+            | Command::Bitmap(_)
+            | Command::Hll(_)
+            | Command::Lcs(_) => crate::reader_coll::read(&src.view(now), cmd),
             other => Reply::err(format!("ERR '{}' is not a read", other.name())),
         })
     }

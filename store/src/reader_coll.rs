@@ -1,11 +1,13 @@
-//! Reads of the collection families (and geo, SORT, DUMP, which read collections) outside
-//! the apply path: one [`Read`] view of the read group's snapshot, dispatched to the
-//! family's `read`.
+//! Reads of the typed families outside the apply path (the collections, geo, SORT, DUMP,
+//! and the bitmap, HyperLogLog and LCS commands on strings): one [`Read`] view of the read
+//! group's snapshot, dispatched to the family's `read`.
 
 use resp::{Command, Reply};
 
 use crate::types::Read;
-use crate::{cmd_dump, cmd_geo, cmd_hash, cmd_list, cmd_set, cmd_sort, cmd_zset};
+use crate::{
+    cmd_bitmap, cmd_dump, cmd_geo, cmd_hash, cmd_hll, cmd_list, cmd_set, cmd_sort, cmd_zset,
+};
 
 /// Runs a collection read on `r`; storage failures become an error reply.
 pub(crate) fn read(r: &dyn Read, cmd: &Command) -> Reply {
@@ -17,6 +19,9 @@ pub(crate) fn read(r: &dyn Read, cmd: &Command) -> Reply {
         Command::Geo(c) => cmd_geo::read(r, c),
         Command::Sort(c) => cmd_sort::read(r, c),
         Command::Dump(c) => cmd_dump::read(r, c),
+        Command::Bitmap(c) => cmd_bitmap::read(r, c),
+        Command::Hll(c) => cmd_hll::read(r, c),
+        Command::Lcs(c) => cmd_hll::lcs(r, c),
         other => return Reply::err(format!("ERR '{}' is not a collection read", other.name())),
     };
     out.unwrap_or_else(|e| match e.is_fatal() {

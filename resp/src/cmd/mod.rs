@@ -20,6 +20,8 @@ use bytes::Bytes;
 
 use crate::{Command, Reply};
 
+pub mod bitmap;
+mod bitmap_parse;
 mod cluster;
 pub mod coll;
 mod connection;
@@ -29,8 +31,10 @@ mod expiry;
 pub mod geo;
 mod geo_parse;
 pub mod hash;
+pub mod hll;
 pub mod introspect;
 mod keyspace;
+pub mod lcs;
 pub mod list;
 mod raft;
 mod server;
@@ -60,6 +64,7 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     raft::COMMANDS,
     string::COMMANDS,
     string_set::COMMANDS,
+    lcs::COMMANDS,
     keyspace::COMMANDS,
     expiry::COMMANDS,
     cluster::COMMANDS,
@@ -71,6 +76,8 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     geo::COMMANDS,
     sort::COMMANDS,
     dump::COMMANDS,
+    bitmap::COMMANDS,
+    hll::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -286,6 +293,9 @@ impl Command {
             Geo(c) => (c.spec, Args::List(&c.args)),
             Sort(c) => (c.spec, Args::List(&c.args)),
             Dump(c) => (c.spec, Args::List(&c.args)),
+            Bitmap(c) => (c.spec, Args::List(&c.args)),
+            Hll(c) => (c.spec, Args::List(&c.args)),
+            Lcs(c) => (c.spec, Args::List(&c.args)),
         }
     }
 }

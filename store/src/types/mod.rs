@@ -31,6 +31,10 @@
 //! whole sources, as Redis), and [`keyspace::copy`] (RENAME / COPY of a collection: O(n)
 //! records, paged).
 //!
+//! The families that live inside string values use these views too: [`strval`] loads and
+//! stores whole string records through them, and [`bitmap`], [`bitfield`], [`hll`] and
+//! [`lcs`] are the pure algorithms of the bitmap, HyperLogLog and LCS commands.
+//!
 //! Wiring into `Store` (not done here; the commands are not routed yet):
 //! - the store keeps a [`Versions`] (load at open and after a snapshot restore: the counter
 //!   lives in `meta`) and an [`view::Overlay`] cleared in `batch_written`; it implements
@@ -46,12 +50,16 @@
 //! - a slot imported from another group raises the counter ([`Versions::raise_to`]) above
 //!   the versions it brings.
 
+pub mod bitfield;
+pub mod bitmap;
 pub mod clean;
 pub mod dump;
 pub mod geo;
 pub mod geohash;
 pub mod hash;
+pub mod hll;
 pub mod keyspace;
+pub mod lcs;
 pub mod list;
 pub mod meta;
 pub mod num;
@@ -59,13 +67,18 @@ pub mod random;
 pub mod set;
 pub mod setops;
 pub mod sort;
+pub mod strval;
 pub mod view;
 pub mod zrange;
 pub mod zset;
 pub mod zsetops;
 
 #[cfg(test)]
+mod tests_bits;
+#[cfg(test)]
 mod tests_hash;
+#[cfg(test)]
+mod tests_hll;
 #[cfg(test)]
 mod tests_keyspace;
 #[cfg(test)]
@@ -158,6 +171,15 @@ pub enum Error {
     /// Any other error a client caused, with its whole text (`ERR ...`, `BUSYKEY ...`).
     #[error("{0}")]
     Client(String),
+    /// A string PFADD / PFCOUNT / PFMERGE cannot read as a sketch (see [`hll`]).
+    #[error("WRONGTYPE Key is not a valid HyperLogLog string value.")]
+    NotHll,
+    /// A sparse sketch whose runs do not add up (see [`hll`]).
+    #[error("INVALIDOBJ Corrupted HLL object detected")]
+    CorruptHll,
+    /// LCS of a key that holds no string (Redis's own text, not WRONGTYPE).
+    #[error("ERR The specified keys must contain string values")]
+    LcsNotString,
     /// The database failed or holds a record this code cannot decode.
     #[error("storage error: {0}")]
     Storage(String),
