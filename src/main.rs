@@ -382,12 +382,8 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         let fwd_server = server.clone();
         tokio::spawn(transport.clone().serve(
             raft_listener,
-            // A message of a group this node does not host is dropped.
-            Arc::new(move |group, m| {
-                if let Some(g) = msg_groups.get(group) {
-                    g.node.send(Msg::Raft(Box::new(m)));
-                }
-            }),
+            // The driver routes it (group 0: node keepalives; unknown groups: dropped).
+            Arc::new(move |group, m| msg_groups.home().node.deliver(group, m)),
             forward_handler(fwd_server),
         ));
         tokio::spawn(server.clone().spread_leaders());

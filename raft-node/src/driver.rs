@@ -18,7 +18,11 @@
 //! 7. snapshots: peers decide whether to snapshot; snapshot files are written on threads
 //!    of their own, whose results come back through the inbox.
 //!
-//! Only peers that saw an event in the round (or all, on a tick) are visited.
+//! Only peers that saw an event in the round (or, on a tick, every peer that is awake) are
+//! visited: a hibernating peer (see [`crate::peer`]'s hibernation) costs nothing per tick.
+//! Each tick the driver also sends every peer node one keepalive (a bare heartbeat in
+//! group 0, which no group uses) and wakes hibernating followers whose leader's node has
+//! been silent for an election timeout.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -51,6 +55,9 @@ struct SyncJob {
 /// Most inbox messages handled in one round before the peers are served.
 const MAX_DRAIN: usize = 16384;
 
+/// The group id of node keepalives (no Raft group has it).
+pub const KEEPALIVE_GROUP: u64 = 0;
+
 /// Opens every group's peer and starts the driver and sync threads.
 pub(crate) fn spawn<S: StateMachine, K: MessageSink>(
     cfg: DriverConfig,
@@ -65,8 +72,13 @@ pub(crate) fn spawn<S: StateMachine, K: MessageSink>(
     let mut peers = BTreeMap::new();
     let mut handles = Vec::with_capacity(groups.len());
     let mut initial = Vec::new();
+    let mut silence = cfg.tick * 10;
     for (gcfg, sm) in groups {
         let group = gcfg.group_id;
+        if group == KEEPALIVE_GROUP {
+            return Err(raft::Error::ConfigInvalid("group 0 is reserved".into()));
+        }
+        silence = gcfg.tick * gcfg.election_tick as u32;
         if peers.contains_key(&group) {
             return Err(raft::Error::ConfigInvalid(format!(
                 "group {group} given twice"
@@ -104,6 +116,8 @@ pub(crate) fn spawn<S: StateMachine, K: MessageSink>(
         sync_thread: Some(sync_thread),
         members: HashMap::new(),
         active: BTreeSet::new(),
+        heard: HashMap::new(),
+        silence,
     };
     for (g, id, addr) in initial {
         driver.learn_peer(g, id, addr);
@@ -183,6 +197,10 @@ struct Driver<S: StateMachine, K: MessageSink> {
     members: HashMap<u64, HashSet<u64>>,
     /// Peers that saw an event this round.
     active: BTreeSet<u64>,
+    /// When each peer node was last heard from (any message of any group).
+    heard: HashMap<u64, Instant>,
+    /// Election timeout: a hibernating follower's leader node silent this long wakes it.
+    silence: std::time::Duration,
 }
 
 impl<S: StateMachine, K: MessageSink> Driver<S, K> {
@@ -216,7 +234,7 @@ impl<S: StateMachine, K: MessageSink> Driver<S, K> {
             let tick = now >= next_tick;
             if tick {
                 next_tick = now + self.cfg.tick;
-                self.active.extend(self.peers.keys().copied());
+                self.on_tick(now);
             }
             let active: Vec<u64> = std::mem::take(&mut self.active).into_iter().collect();
             for g in &active {
@@ -375,9 +393,43 @@ impl<S: StateMachine, K: MessageSink> Driver<S, K> {
         }
     }
 
+    /// A tick: keepalives out, silent leaders' followers woken, awake peers to tick.
+    fn on_tick(&mut self, now: Instant) {
+        let mut keepalives = Vec::with_capacity(self.members.len());
+        for &to in self.members.keys() {
+            let mut m = raft::eraftpb::Message::default();
+            m.set_msg_type(raft::eraftpb::MessageType::MsgHeartbeat);
+            m.from = self.cfg.id;
+            m.to = to;
+            keepalives.push((KEEPALIVE_GROUP, m));
+        }
+        if !keepalives.is_empty() {
+            self.sink.send(keepalives);
+        }
+        for (g, p) in self.peers.iter_mut() {
+            if p.is_hibernating() {
+                let leader = p.leader_id();
+                let silent = leader != self.cfg.id
+                    && self
+                        .heard
+                        .get(&leader)
+                        .is_none_or(|t| now.saturating_duration_since(*t) >= self.silence);
+                if !silent {
+                    continue;
+                }
+                p.wake();
+            }
+            self.active.insert(*g);
+        }
+    }
+
     /// Hands one inbox message to its peer; false means stop.
     fn dispatch(&mut self, m: Input<S::Output>) -> bool {
+        if let Input::Group(_, Msg::Raft(m)) = &m {
+            self.heard.insert(m.from, Instant::now());
+        }
         match m {
+            Input::Group(KEEPALIVE_GROUP, Msg::Raft(_)) => {}
             Input::Group(_, Msg::Stop) => return false,
             Input::Group(g, m) => match self.peers.get_mut(&g) {
                 Some(p) => {

@@ -234,6 +234,12 @@ impl<O: Send + 'static> NodeHandle<O> {
         let _ = self.tx.send(Input::Group(self.group, m));
     }
 
+    /// Hands the node a peer's raft message of any `group` (the driver drops those of
+    /// groups it does not host; group 0 carries the node keepalives).
+    pub fn deliver(&self, group: u64, m: Message) {
+        let _ = self.tx.send(Input::Group(group, Msg::Raft(Box::new(m))));
+    }
+
     /// Proposes encoded commands (applied in order, in one log entry); resolves after
     /// commit and apply with one output per command.
     pub fn propose(&self, cmds: Vec<Vec<u8>>) -> oneshot::Receiver<Result<Vec<O>, NodeError>> {

@@ -47,6 +47,8 @@ pub struct Status {
     pub snapshot_running: AtomicBool,
     /// Duration of the last snapshot generation (ms).
     pub snapshot_last_ms: AtomicU64,
+    /// The group is hibernating on this node (quiet: no ticks, no heartbeats).
+    pub hibernating: AtomicBool,
     /// This node applied its own removal from the group.
     pub removed: AtomicBool,
     /// Peer raft messages dropped by [`crate::filter`] before `step`.

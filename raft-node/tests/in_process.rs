@@ -79,7 +79,10 @@ struct Sink(Handles);
 impl MessageSink for Sink {
     fn send(&self, msgs: Vec<(u64, Message)>) {
         let hs = self.0.lock().unwrap();
-        for (_, m) in msgs {
+        for (g, m) in msgs {
+            if g == raft_node::driver::KEEPALIVE_GROUP {
+                continue;
+            }
             if let Some(Some(h)) = hs.get(m.to as usize - 1) {
                 h.send(Msg::Raft(Box::new(m)));
             }

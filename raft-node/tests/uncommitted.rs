@@ -61,7 +61,10 @@ struct Sink {
 impl MessageSink for Sink {
     fn send(&self, msgs: Vec<(u64, Message)>) {
         let hs = self.handles.lock().unwrap();
-        for (_, m) in msgs {
+        for (g, m) in msgs {
+            if g == raft_node::driver::KEEPALIVE_GROUP {
+                continue;
+            }
             if self.cut.load(Ordering::Acquire) && m.get_msg_type() == MessageType::MsgAppend {
                 continue;
             }

@@ -13,6 +13,7 @@
 //! at once (restoring a received snapshot, recording a generated one).
 
 mod apply;
+mod hibernate;
 mod identity;
 mod membership;
 mod reads;
@@ -144,6 +145,10 @@ pub struct Peer<S: StateMachine> {
     identity: Identity,
     /// What the driver must carry out.
     fx: Effects,
+    /// The group is quiet and this peer stopped ticking (see [`hibernate`]).
+    hibernating: bool,
+    /// Consecutive ticks the leader found its group quiet.
+    quiet_ticks: usize,
 }
 
 fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> raft::Error {
@@ -251,6 +256,8 @@ impl<S: StateMachine> Peer<S> {
             members_dirty: false,
             identity,
             fx,
+            hibernating: false,
+            quiet_ticks: 0,
         };
         peer.publish_members();
         peer.publish();
@@ -300,6 +307,11 @@ impl<S: StateMachine> Peer<S> {
 
     /// Handles one event.
     pub fn handle(&mut self, m: Msg<S::Output>) {
+        match &m {
+            Msg::Raft(rm) => self.wake_for(rm),
+            Msg::SnapshotStatus { .. } | Msg::SnapshotGenerated(_) | Msg::Unreachable(_) => {}
+            _ => self.wake(),
+        }
         match m {
             Msg::Propose { cmds, reply } => {
                 self.proposal_bytes += cmds.iter().map(Vec::len).sum::<usize>();
@@ -347,8 +359,13 @@ impl<S: StateMachine> Peer<S> {
             if let Some(n) = self.status.filter_log.check() {
                 warn!(self.logger, "dropping raft message before step"; "why" => why, "type" => ?m.get_msg_type(), "from" => m.from, "term" => m.term, "suppressed" => n);
             }
-        } else if let Err(e) = self.raw.step(m) {
-            debug!(self.logger, "step failed"; "err" => %e);
+        } else {
+            let hibernate = self.is_hibernate_call(&m);
+            if let Err(e) = self.raw.step(m) {
+                debug!(self.logger, "step failed"; "err" => %e);
+            } else if hibernate {
+                self.set_hibernating(true);
+            }
         }
     }
 
@@ -365,13 +382,17 @@ impl<S: StateMachine> Peer<S> {
         self.flush_reads();
     }
 
-    /// One raft tick, with the periodic work that rides on it.
+    /// One raft tick, with the periodic work that rides on it; nothing while hibernating.
     pub fn tick(&mut self) {
+        if self.hibernating {
+            return;
+        }
         self.raw.tick();
         self.retry_reads();
         self.publish_members();
         self.maybe_promote();
         self.maybe_record_identity();
+        self.maybe_hibernate();
     }
 
     /// Fails everything still waiting: the node stops.
