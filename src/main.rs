@@ -262,7 +262,8 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     let mut peers = cfg.peers();
     peers.insert(cfg.id, raft_addr.clone());
     let db = open_db(&cfg)?;
-    let store = store::Store::open(db.clone(), 1).map_err(|e| e.to_string())?;
+    let store =
+        store::Store::open(db.clone(), 1, store::SlotSet::all()).map_err(|e| e.to_string())?;
     let reader = store.reader();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

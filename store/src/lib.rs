@@ -3,11 +3,18 @@
 //! Layout (column families of the node's one database, shared with the raft log):
 //! - `data`:   `[slot u16 BE][user key]` → `[type u8][expire_at_ms i64 BE, 0 = none][payload]`,
 //!   so one hash slot is one contiguous key range;
-//! - `expire`: `[expire_at_ms u64 BE][slot u16 BE][user key]` → empty, an index for the
-//!   leader's sweep (entries may be stale; always verified against the value);
-//! - `meta`:   per group: applied index, last stamped time, key and TTL counters;
+//! - `expire`: `[group u64 BE][expire_at_ms u64 BE][slot u16 BE][user key]` → empty, each
+//!   group's index of its own keys with a TTL, for the leader's sweep (entries may be stale;
+//!   always verified against the value);
+//! - `meta`:   `[group u64 BE][tag]...`: applied index, last stamped time, key and TTL
+//!   counters, the collection version counter, the group's slot set, node addresses;
 //! - `kver`:   `[slot u16 BE][user key]` → index of the key's last write, and per-slot
 //!   deletion epochs, for WATCH (see [`txn`]).
+//!
+//! **Slot ownership.** One database holds many groups; a [`Store`] owns a [`SlotSet`] (kept
+//! in its `meta`, changed only by the applied `RAFTKV.SLOTS.ADD` / `REMOVE`): it refuses
+//! keys of other slots (`-TRYAGAIN`, at apply time and on read), and every operation on the
+//! whole keyspace walks only its slot ranges (see [`slots`], [`scope`]).
 //!
 //! The apply path ([`Store::apply`]) never writes the database itself: it stages into the
 //! Ready loop's `WriteBatch` (which also holds the raft log append) and keeps an overlay so
@@ -28,6 +35,7 @@ mod nodes;
 mod reader;
 mod reader_coll;
 pub mod slot;
+pub mod slots;
 pub mod snapshot;
 pub mod txn;
 pub mod types;
@@ -45,6 +53,7 @@ pub use apply_coll::{hex, unhex};
 pub use glob::glob_match;
 pub use reader::Reader;
 pub use slot::key_slot;
+pub use slots::SlotSet;
 
 /// User data.
 pub const CF_DATA: &str = "data";
@@ -74,6 +83,7 @@ macro_rules! charge {
 
 // After the macro, which it uses.
 mod cmd_keyspace;
+mod scope;
 mod sized;
 mod sweep;
 pub use cmd_keyspace::object_help;
@@ -149,12 +159,7 @@ fn data_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
-fn expire_key(at: i64, dkey: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(dkey.len() + 8);
-    k.extend_from_slice(&(at.max(0) as u64).to_be_bytes());
-    k.extend_from_slice(dkey);
-    k
-}
+use types::meta::expire_key;
 
 fn meta_key(group: u64, tag: u8) -> Vec<u8> {
     let mut k = group.to_be_bytes().to_vec();
@@ -266,6 +271,8 @@ struct Counters {
     restore: std::sync::RwLock<()>,
     /// Client addresses of the nodes (see [`nodes`]).
     node_addrs: nodes::Addrs,
+    /// The group's slots as readers see them (see [`scope`] for when they change).
+    slots: std::sync::RwLock<Arc<SlotSet>>,
     /// Called with each list or sorted-set key a written batch changed (blocking pops).
     push_listener: std::sync::Mutex<Option<PushListener>>,
 }
@@ -294,7 +301,13 @@ pub struct Store {
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Database values read during this batch (a command usually reads its key twice).
     read_cache: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
-    flushed: bool,
+    /// Slots a FLUSHALL of this batch emptied: their database records are gone for the
+    /// batch's later commands (see [`scope`]).
+    flushed: Option<Box<SlotSet>>,
+    /// The slots the group owns (applied state; persisted in `meta`).
+    slots: SlotSet,
+    /// The slot set changed in this batch: readers get it once the batch is written.
+    slots_changed: bool,
     shared: Arc<Counters>,
     /// What the entry being applied has written so far.
     budget: Budget,
@@ -313,19 +326,24 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the group's state machine, restoring its applied index and counters.
-    pub fn open(db: Arc<DB>, group_id: u64) -> Result<Store, StoreError> {
+    /// Opens the group's state machine over its slots, restoring its applied index and
+    /// counters. `initial` is the slot set of a new group: it is persisted the first time,
+    /// and afterwards the persisted set wins (it changes only through applied commands).
+    /// A new group's slots must hold no other group's data (its counters start at 0).
+    pub fn open(db: Arc<DB>, group_id: u64, initial: SlotSet) -> Result<Store, StoreError> {
         for cf in column_families() {
             if db.cf_handle(cf).is_none() {
                 return Err(StoreError::MissingCf(cf));
             }
         }
         let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
-        let watch_versions = txn::Versions::load(&db)?;
+        let slots = scope::load_or_init_slots(&db, group_id, initial)?;
+        let watch_versions = txn::Versions::load(&db, group_id)?;
         let versions =
             types::Versions::load(&db, group_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let shared = Arc::new(Counters::default());
-        nodes::publish(&shared.node_addrs, nodes::load(&db));
+        *shared.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(slots.clone());
+        nodes::publish(&shared.node_addrs, nodes::load(&db, group_id));
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
         shared
             .expires
@@ -339,7 +357,9 @@ impl Store {
             expires,
             overlay: HashMap::new(),
             read_cache: RefCell::new(HashMap::new()),
-            flushed: false,
+            flushed: None,
+            slots,
+            slots_changed: false,
             shared,
             budget: Budget::default(),
             watch_versions,
@@ -369,19 +389,25 @@ impl Store {
         Ok((get(b'a')? as u64, get(b't')?, get(b'k')?, get(b'e')?))
     }
 
-    /// Starts exporting the store as it is now into `dir` (see [`snapshot::export`]).
+    /// Starts exporting the group as it is now into `dir`: its slot ranges and its own
+    /// `meta` and expiry-index records (see [`snapshot::export`]).
     pub fn export_snapshot(&self, dir: std::path::PathBuf) -> Result<snapshot::Export, String> {
-        snapshot::export(self.db.clone(), dir)
+        snapshot::export(self.db.clone(), dir, self.group, self.slots.clone())
     }
 
-    /// Replaces the whole store with a snapshot's files and reloads the applied index and
-    /// counters from it.
+    /// Replaces the group's state with a snapshot's files (its slot ranges and its own
+    /// `meta` and expiry-index records; other groups' records stay) and reloads the applied
+    /// index, counters and slot set from it.
     /// Exclusive with readers (the restore gate): a read sees the whole state before the
     /// restore or the whole state after it, never a half-ingested one.
     pub fn restore_snapshot(&mut self, dir: &std::path::Path) -> Result<(), String> {
         let shared = self.shared.clone();
         let _exclusive = shared.restore.write().unwrap_or_else(|p| p.into_inner());
-        snapshot::restore(&self.db, dir)?;
+        snapshot::restore(&self.db, dir, self.group)?;
+        self.slots = scope::load_slots(&self.db, self.group)
+            .map_err(|e| e.to_string())?
+            .ok_or("the snapshot holds no slot set of the group")?;
+        self.slots_changed = true;
         let (applied, last_time, keys, expires) =
             Self::load_meta(&self.db, self.group).map_err(|e| e.to_string())?;
         self.applied = applied;
@@ -410,8 +436,19 @@ impl Store {
     pub fn reader(&self) -> Reader {
         Reader {
             db: self.db.clone(),
+            group: self.group,
             counters: self.shared.clone(),
         }
+    }
+
+    /// The group this store is the state machine of.
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    /// The slots the group owns, as applied so far.
+    pub fn slots(&self) -> &SlotSet {
+        &self.slots
     }
 
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
@@ -426,7 +463,7 @@ impl Store {
         if let Some(v) = self.overlay.get(dkey) {
             return f(v.as_deref());
         }
-        if self.flushed {
+        if self.flushed_key(dkey) {
             return f(None);
         }
         let mut cache = self.read_cache.borrow_mut();
@@ -484,14 +521,18 @@ impl Store {
             Some((_, old, _)) if old != 0 => {
                 self.expires -= 1;
                 if old != expire {
-                    wb.delete_cf(self.cf(CF_EXPIRE), expire_key(old, &dkey));
+                    wb.delete_cf(self.cf(CF_EXPIRE), expire_key(self.group, old, &dkey));
                 }
             }
             Some(_) => {}
         }
         if expire != 0 {
             self.expires += 1;
-            wb.put_cf(self.cf(CF_EXPIRE), expire_key(expire, &dkey), []);
+            wb.put_cf(
+                self.cf(CF_EXPIRE),
+                expire_key(self.group, expire, &dkey),
+                [],
+            );
         }
         wb.put_cf(self.cf(CF_DATA), &dkey, &enc);
         self.touch(wb, &dkey);
@@ -505,7 +546,7 @@ impl Store {
         self.keys -= 1;
         if expire != 0 {
             self.expires -= 1;
-            wb.delete_cf(self.cf(CF_EXPIRE), expire_key(expire, dkey));
+            wb.delete_cf(self.cf(CF_EXPIRE), expire_key(self.group, expire, dkey));
         }
         // Deleting an already expired key changes no version (see `txn`).
         if expire == 0 || expire > self.last_time {
@@ -543,6 +584,9 @@ impl Store {
     pub fn apply(&mut self, wb: &mut WriteBatch, cmd: &Command, now_ms: i64) -> Reply {
         let now = now_ms.max(self.last_time);
         self.last_time = now;
+        if let Some(refused) = self.refuse_foreign(cmd) {
+            return refused;
+        }
         match cmd {
             Command::Set { key, value, opts } => {
                 let dkey = data_key(key);
@@ -755,20 +799,8 @@ impl Store {
                     _ => Reply::Int(0),
                 }
             }
-            Command::FlushAll => {
-                wb.delete_range_cf(self.cf(CF_DATA), Vec::<u8>::new(), vec![0xff; 3]);
-                wb.delete_range_cf(self.cf(CF_EXPIRE), Vec::<u8>::new(), vec![0xff; 9]);
-                self.flush_versions(wb);
-                for cf in [types::CF_SUB, types::CF_ZSCORE] {
-                    wb.delete_range_cf(self.cf(cf), Vec::<u8>::new(), vec![0xff; 9]);
-                }
-                self.coll = Default::default();
-                self.overlay.clear();
-                self.flushed = true;
-                self.keys = 0;
-                self.expires = 0;
-                Reply::ok()
-            }
+            Command::FlushAll => self.flush_owned(wb),
+            Command::Slots { op, ranges } => self.apply_slots(wb, *op, ranges),
             Command::SweepExpired { limit } => Reply::Int(self.sweep(wb, now, *limit)),
             Command::NodeAddr { id, addr } => self.record_node_addr(wb, *id, addr),
             Command::DelIfExpired(keys) => {
@@ -798,7 +830,13 @@ impl Store {
                 let reader = self.reader();
                 let mut expired = Vec::new();
                 reader
-                    .read_inner(&|k| Ok(self.raw(&data_key(k))), read, now, &mut expired)
+                    .read_inner(
+                        &|k| Ok(self.raw(&data_key(k))),
+                        read,
+                        now,
+                        &mut expired,
+                        &self.slots,
+                    )
                     .unwrap_or_else(|e| fail_stop("reading during apply", e))
             }
             other => Reply::err(format!("ERR '{}' is not a replicated write", other.name())),
@@ -836,7 +874,8 @@ impl Store {
         self.coll = Default::default();
         self.read_cache.get_mut().clear();
         self.watch_versions.batch_written();
-        self.flushed = false;
+        self.flushed = None;
+        self.publish_slots();
         self.shared
             .keys
             .store(self.keys.max(0) as u64, Ordering::Release);

@@ -33,7 +33,7 @@ impl T {
     fn new() -> T {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
-        let store = Store::open(db.clone(), 1).unwrap();
+        let store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
         T {
             _dir: dir,
             db,

@@ -59,7 +59,7 @@ fn the_cleaner_removes_only_stale_versions_in_bounded_calls() {
     loop {
         calls += 1;
         let rep = db.w(|st| {
-            let rep = clean(st, &cursor, 7).unwrap();
+            let rep = clean(st, &cursor, 7, crate::SlotSet::all_ref()).unwrap();
             // One seek and one metadata lookup per collection examined, one range delete
             // per stale one: bounded by the limit, whatever the collections hold.
             assert!(st.stats().reads() <= 2 * 7 + 1 && st.stats().writes() <= 7);
@@ -96,7 +96,9 @@ fn expired_collections_are_stale_for_the_cleaner() {
     db.expire_at(b"s", NOW + 1);
     db.clean_all(10);
     assert_eq!(db.count(Cf::Sub), 3, "not yet expired at NOW");
-    db.batch(NOW + 1, |st| clean(st, &Cursor::default(), 10).unwrap());
+    db.batch(NOW + 1, |st| {
+        clean(st, &Cursor::default(), 10, crate::SlotSet::all_ref()).unwrap()
+    });
     assert_eq!(db.count(Cf::Sub), 0);
 }
 
@@ -164,13 +166,18 @@ fn a_snapshot_carries_every_collection_family() {
     let mut src = Db::new();
     fill(&mut src, 4);
     let dir = tempfile::tempdir().unwrap();
-    crate::snapshot::export(src.db.clone(), dir.path().to_path_buf())
-        .unwrap()
-        .finish()
-        .unwrap();
+    crate::snapshot::export(
+        src.db.clone(),
+        dir.path().to_path_buf(),
+        1,
+        crate::SlotSet::all(),
+    )
+    .unwrap()
+    .finish()
+    .unwrap();
     let mut dst = Db::new();
     dst.w(|st| hash::hset(st, b"gone", &[(b"f", b"v")]).unwrap());
-    crate::snapshot::restore(&dst.db, dir.path()).unwrap();
+    crate::snapshot::restore(&dst.db, dir.path(), 1).unwrap();
     dst.versions = Versions::load(&dst.db, 1).unwrap();
     assert_eq!(dst.versions, src.versions);
     dst.r(|v| {
@@ -324,7 +331,7 @@ fn workload(db: &mut Db, seed: u64) {
                 4 => zset::zadd(st, &k, Default::default(), &[(step as f64, &m)]).map(drop),
                 5 => zset::zpop(st, &k, true, 1).map(drop),
                 6 => st.del_data(&k),
-                _ => clean(st, &Cursor::default(), 3).map(drop),
+                _ => clean(st, &Cursor::default(), 3, crate::SlotSet::all_ref()).map(drop),
             };
         });
     }
