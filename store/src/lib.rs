@@ -887,6 +887,12 @@ impl Store {
 }
 
 #[cfg(test)]
+mod testgroup;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_coll;
+#[cfg(test)]
+mod tests_groups;
+#[cfg(test)]
+mod tests_slots;
