@@ -34,6 +34,7 @@ pub mod glob;
 mod nodes;
 mod reader;
 mod reader_coll;
+mod reader_scan;
 pub mod slot;
 pub mod slots;
 pub mod snapshot;
@@ -45,8 +46,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use resp::{Command, ExpireAt, ExpireCondition, GetExAction, Reply, SetCondition};
+use resp::{Command, ExpireAt, Reply};
 use rocksdb::{WriteBatch, DB};
 
 pub use apply_coll::{hex, unhex};
@@ -83,10 +83,13 @@ macro_rules! charge {
 
 // After the macro, which it uses.
 mod cmd_keyspace;
+mod cmd_string;
 mod scope;
 mod sized;
 mod sweep;
+mod value;
 pub use cmd_keyspace::object_help;
+use value::{pairs_len, parse_i64, type_by_name, Value, HEADER};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -167,72 +170,6 @@ fn meta_key(group: u64, tag: u8) -> Vec<u8> {
     k
 }
 
-/// Bytes of an encoded value before its payload (type, expiry).
-const HEADER: usize = 9;
-
-/// A decoded value.
-#[derive(Debug, Clone, PartialEq)]
-struct Value {
-    typ: u8,
-    expire: i64,
-    payload: Vec<u8>,
-}
-
-impl Value {
-    fn string(payload: Vec<u8>, expire: i64) -> Value {
-        Value {
-            typ: TYPE_STRING,
-            expire,
-            payload,
-        }
-    }
-
-    fn decode(raw: &[u8]) -> Option<Value> {
-        if raw.len() < 9 {
-            return None;
-        }
-        Some(Value {
-            typ: raw[0],
-            expire: i64::from_be_bytes(raw[1..9].try_into().ok()?),
-            payload: raw[9..].to_vec(),
-        })
-    }
-
-    /// Type byte and expiry without copying the payload.
-    fn header(raw: &[u8]) -> Option<(u8, i64)> {
-        let expire = i64::from_be_bytes(raw.get(1..9)?.try_into().ok()?);
-        Some((raw[0], expire))
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.payload.len() + 9);
-        v.push(self.typ);
-        v.extend_from_slice(&self.expire.to_be_bytes());
-        v.extend_from_slice(&self.payload);
-        v
-    }
-
-    /// An encoded string of `len` zero bytes to fill in at `[HEADER..]`. Zeroed memory
-    /// comes from the allocator untouched, so a sparse SETRANGE costs only the pages written.
-    fn zeroed_string(len: usize, expire: i64) -> Vec<u8> {
-        let mut v = vec![0u8; HEADER + len];
-        v[0] = TYPE_STRING;
-        v[1..HEADER].copy_from_slice(&expire.to_be_bytes());
-        v
-    }
-
-    fn expired(&self, now: i64) -> bool {
-        self.expire != 0 && self.expire <= now
-    }
-}
-
-/// The type byte a SCAN TYPE name selects (`None`: no such type, nothing matches).
-fn type_by_name(name: &[u8]) -> Option<u8> {
-    [TYPE_STRING, TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_ZSET]
-        .into_iter()
-        .find(|&t| name.eq_ignore_ascii_case(types::meta::type_name(t).as_bytes()))
-}
-
 /// Fail-stop on a storage error in the apply path. Replies must be identical on every
 /// replica, so a replica that cannot read (or decode) its own state must not guess or
 /// answer differently: it stops, and recovers from its log or a snapshot on restart.
@@ -240,26 +177,6 @@ fn fail_stop(what: &str, e: impl std::fmt::Display) -> ! {
     // A replica that cannot read or decode its own state must stop rather than diverge.
     eprintln!("raftkv store: fatal storage error while {what}: {e}");
     std::process::abort();
-}
-
-/// Bytes of the values of MSET / MSETNX.
-fn pairs_len(pairs: &[(Bytes, Bytes)]) -> usize {
-    pairs
-        .iter()
-        .map(|(_, v)| v.len())
-        .fold(0, usize::saturating_add)
-}
-
-fn parse_i64(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?;
-    let canonical = matches!(
-        s.as_bytes(),
-        [b'0'] | [b'-', b'1'..=b'9', ..] | [b'1'..=b'9', ..]
-    );
-    if !canonical || s.len() > 20 {
-        return None;
-    }
-    s.parse().ok()
 }
 
 #[derive(Default)]
@@ -588,231 +505,26 @@ impl Store {
             return refused;
         }
         match cmd {
-            Command::Set { key, value, opts } => {
-                let dkey = data_key(key);
-                let old = self.live(&dkey, now);
-                if opts.get && old.as_ref().is_some_and(|o| o.typ != TYPE_STRING) {
-                    return Reply::err(WRONGTYPE);
-                }
-                let old_reply = || match &old {
-                    Some(o) => Reply::Bulk(Bytes::from(o.payload.clone())),
-                    None => Reply::Nil,
-                };
-                let blocked = match opts.condition {
-                    Some(SetCondition::Nx) => old.is_some(),
-                    Some(SetCondition::Xx) => old.is_none(),
-                    None => false,
-                };
-                if blocked {
-                    return if opts.get { old_reply() } else { Reply::Nil };
-                }
-                let expire = match (opts.expire, opts.keep_ttl) {
-                    (Some(at), _) => Self::resolve(at, now).max(1),
-                    (None, true) => old.as_ref().map_or(0, |o| o.expire),
-                    (None, false) => 0,
-                };
-                charge!(self, value.len());
-                let reply = if opts.get { old_reply() } else { Reply::ok() };
-                self.set_string(wb, dkey, value.to_vec(), expire, now);
-                reply
-            }
-            Command::SetNx { key, value } => {
-                let dkey = data_key(key);
-                if self.live(&dkey, now).is_some() {
-                    return Reply::Int(0);
-                }
-                charge!(self, value.len());
-                self.put(wb, dkey, Value::string(value.to_vec(), 0));
-                Reply::Int(1)
-            }
-            Command::GetDel(key) => {
-                let dkey = data_key(key);
-                match self.live(&dkey, now) {
-                    None => Reply::Nil,
-                    Some(v) if v.typ != TYPE_STRING => Reply::err(WRONGTYPE),
-                    Some(v) => {
-                        self.del(wb, &dkey);
-                        Reply::Bulk(Bytes::from(v.payload))
-                    }
-                }
-            }
-            Command::GetEx { key, action } => {
-                let dkey = data_key(key);
-                match self.live(&dkey, now) {
-                    None => Reply::Nil,
-                    Some(v) if v.typ != TYPE_STRING => Reply::err(WRONGTYPE),
-                    Some(v) => {
-                        if action.is_some() {
-                            // Persist or a new expiry rewrites the whole value.
-                            charge!(self, v.payload.len());
-                        }
-                        let reply = Reply::Bulk(Bytes::from(v.payload.clone()));
-                        match action {
-                            None => {}
-                            Some(GetExAction::Persist) if v.expire != 0 => {
-                                self.put(wb, dkey, Value { expire: 0, ..v });
-                            }
-                            Some(GetExAction::Persist) => {}
-                            Some(GetExAction::Expire(at)) => {
-                                let at = Self::resolve(*at, now).max(1);
-                                self.set_string(wb, dkey, v.payload, at, now);
-                            }
-                        }
-                        reply
-                    }
-                }
-            }
-            Command::MSet(pairs) => {
-                charge!(self, pairs_len(pairs));
-                for (k, v) in pairs {
-                    self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
-                }
-                Reply::ok()
-            }
-            Command::MSetNx(pairs) => {
-                if pairs
-                    .iter()
-                    .any(|(k, _)| self.live(&data_key(k), now).is_some())
-                {
-                    return Reply::Int(0);
-                }
-                charge!(self, pairs_len(pairs));
-                for (k, v) in pairs {
-                    self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
-                }
-                Reply::Int(1)
-            }
-            Command::Del(keys) => {
-                let mut n = 0;
-                for k in keys {
-                    let dkey = data_key(k);
-                    let was_live = self.live(&dkey, now).is_some();
-                    if self.del(wb, &dkey) && was_live {
-                        n += 1;
-                    }
-                }
-                Reply::Int(n)
-            }
-            Command::IncrBy { key, delta } => {
-                let dkey = data_key(key);
-                let old = self.live(&dkey, now);
-                let (cur, expire) = match &old {
-                    None => (0, 0),
-                    Some(v) if v.typ != TYPE_STRING => return Reply::err(WRONGTYPE),
-                    Some(v) => match parse_i64(&v.payload) {
-                        Some(n) => (n, v.expire),
-                        None => return Reply::err("ERR value is not an integer or out of range"),
-                    },
-                };
-                let Some(new) = cur.checked_add(*delta) else {
-                    return Reply::err("ERR increment or decrement would overflow");
-                };
-                charge!(self, 20);
-                self.put(
-                    wb,
-                    dkey,
-                    Value::string(new.to_string().into_bytes(), expire),
-                );
-                Reply::Int(new)
-            }
-            Command::IncrByFloat { key, delta } => {
-                let dkey = data_key(key);
-                let (cur, expire) = match self.live(&dkey, now) {
-                    None => (0.0, 0),
-                    Some(v) if v.typ != TYPE_STRING => return Reply::err(WRONGTYPE),
-                    Some(v) => match resp::parse_float(&v.payload) {
-                        Some(f) => (f, v.expire),
-                        None => return Reply::err("ERR value is not a valid float"),
-                    },
-                };
-                let new = cur + delta;
-                if !new.is_finite() {
-                    return Reply::err("ERR increment would produce NaN or Infinity");
-                }
-                let text = resp::encode::format_double(new);
-                charge!(self, text.len());
-                self.put(wb, dkey, Value::string(text.clone().into_bytes(), expire));
-                Reply::Bulk(Bytes::from(text))
-            }
-            Command::Append { key, value } => self.append(wb, key, value, now),
-            Command::SetRange { key, offset, value } => {
-                self.set_range(wb, key, (*offset).max(0) as usize, value, now)
-            }
-            Command::Rename { src, dst, nx } => {
-                let skey = data_key(src);
-                let Some(v) = self.live(&skey, now) else {
-                    return Reply::err("ERR no such key");
-                };
-                let ok = || if *nx { Reply::Int(1) } else { Reply::ok() };
-                if src == dst {
-                    return if *nx { Reply::Int(0) } else { ok() };
-                }
-                let dkey = data_key(dst);
-                if *nx && self.live(&dkey, now).is_some() {
-                    return Reply::Int(0);
-                }
-                if v.typ != TYPE_STRING {
-                    let done = self.rename_collection(wb, src, dst, now);
-                    return if done.is_error() { done } else { ok() };
-                }
-                charge!(self, v.payload.len());
-                self.del(wb, &skey);
-                self.put(wb, dkey, v);
-                ok()
-            }
-            Command::Copy { src, dst, replace } => self.apply_copy(wb, src, dst, *replace, now),
-            Command::Expire { key, at, condition } => {
-                let dkey = data_key(key);
-                let Some(v) = self.live(&dkey, now) else {
-                    return Reply::Int(0);
-                };
-                let new = Self::resolve(*at, now);
-                let allowed = match condition {
-                    None => true,
-                    Some(ExpireCondition::Nx) => v.expire == 0,
-                    Some(ExpireCondition::Xx) => v.expire != 0,
-                    Some(ExpireCondition::Gt) => v.expire != 0 && new > v.expire,
-                    Some(ExpireCondition::Lt) => v.expire == 0 || new < v.expire,
-                };
-                if !allowed {
-                    return Reply::Int(0);
-                }
-                if new > now {
-                    // A new expiry rewrites the whole value.
-                    charge!(self, v.payload.len());
-                }
-                if new <= now {
-                    self.del(wb, &dkey);
-                } else {
-                    self.put(wb, dkey, Value { expire: new, ..v });
-                }
-                Reply::Int(1)
-            }
-            Command::Persist(key) => {
-                let dkey = data_key(key);
-                match self.live(&dkey, now) {
-                    Some(v) if v.expire != 0 => {
-                        charge!(self, v.payload.len());
-                        self.put(wb, dkey, Value { expire: 0, ..v });
-                        Reply::Int(1)
-                    }
-                    _ => Reply::Int(0),
-                }
-            }
+            Command::Set { .. }
+            | Command::SetNx { .. }
+            | Command::GetDel(_)
+            | Command::GetEx { .. }
+            | Command::MSet(_)
+            | Command::MSetNx(_)
+            | Command::Del(_)
+            | Command::IncrBy { .. }
+            | Command::IncrByFloat { .. }
+            | Command::Append { .. }
+            | Command::SetRange { .. }
+            | Command::Rename { .. }
+            | Command::Copy { .. }
+            | Command::Expire { .. }
+            | Command::Persist(_)
+            | Command::DelIfExpired(_) => self.apply_string(wb, cmd, now),
             Command::FlushAll => self.flush_owned(wb),
             Command::Slots { op, ranges } => self.apply_slots(wb, *op, ranges),
             Command::SweepExpired { limit } => Reply::Int(self.sweep(wb, now, *limit)),
             Command::NodeAddr { id, addr } => self.record_node_addr(wb, *id, addr),
-            Command::DelIfExpired(keys) => {
-                let mut n = 0;
-                for k in keys {
-                    let dkey = data_key(k);
-                    if self.raw(&dkey).is_some_and(|v| v.expired(now)) && self.del(wb, &dkey) {
-                        n += 1;
-                    }
-                }
-                Reply::Int(n)
-            }
             Command::DbSize => Reply::Int(self.keys.max(0)),
             Command::Transaction { watches, body } => {
                 self.apply_transaction(wb, watches, body, now)

@@ -2,7 +2,8 @@
 //! stamped-time expiry, sweep, flush, scan and restart.
 
 use super::*;
-use resp::{SetOptions, TimeUnit};
+use bytes::Bytes;
+use resp::{ExpireCondition, GetExAction, SetCondition, SetOptions, TimeUnit};
 
 struct T {
     _dir: tempfile::TempDir,

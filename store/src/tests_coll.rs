@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::types::Cf;
+use bytes::Bytes;
 
 struct T {
     _dir: tempfile::TempDir,
