@@ -309,7 +309,7 @@ impl Store {
     /// Starts exporting the group as it is now into `dir`: its slot ranges and its own
     /// `meta` and expiry-index records (see [`snapshot::export`]).
     pub fn export_snapshot(&self, dir: std::path::PathBuf) -> Result<snapshot::Export, String> {
-        snapshot::export(self.db.clone(), dir, self.group, self.slots.clone())
+        snapshot::export(self.db.clone(), dir, self.group)
     }
 
     /// Replaces the group's state with a snapshot's files (its slot ranges and its own

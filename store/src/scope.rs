@@ -34,12 +34,17 @@ use crate::{fail_stop, key_slot, meta_key, Store, StoreError, Value, CF_DATA, CF
 /// Tag of the group's slot set in `meta`.
 const SLOTS_TAG: u8 = b'S';
 
+/// The `meta` key of `group`'s slot set.
+pub(crate) fn slots_key(group: u64) -> Vec<u8> {
+    meta_key(group, SLOTS_TAG)
+}
+
 /// The group's persisted slot set, if it has one.
 pub(crate) fn load_slots(db: &DB, group: u64) -> Result<Option<SlotSet>, StoreError> {
     let meta = db
         .cf_handle(CF_META)
         .ok_or(StoreError::MissingCf(CF_META))?;
-    match db.get_cf(meta, meta_key(group, SLOTS_TAG))? {
+    match db.get_cf(meta, slots_key(group))? {
         None => Ok(None),
         Some(v) => SlotSet::decode(&v)
             .map(Some)
@@ -59,7 +64,7 @@ pub(crate) fn load_or_init_slots(
     let meta = db
         .cf_handle(CF_META)
         .ok_or(StoreError::MissingCf(CF_META))?;
-    db.put_cf(meta, meta_key(group, SLOTS_TAG), initial.encode())?;
+    db.put_cf(meta, slots_key(group), initial.encode())?;
     Ok(initial)
 }
 
@@ -148,11 +153,7 @@ impl Store {
             SlotsOp::Add => self.slots.union(&given),
             SlotsOp::Remove => self.slots.difference(&given),
         };
-        wb.put_cf(
-            self.cf(CF_META),
-            meta_key(self.group, SLOTS_TAG),
-            self.slots.encode(),
-        );
+        wb.put_cf(self.cf(CF_META), slots_key(self.group), self.slots.encode());
         self.slots_changed = true;
         if op == SlotsOp::Remove {
             let seen = self.published_slots().difference(&changed);

@@ -66,15 +66,16 @@ impl Export {
     }
 }
 
-/// Captures `group` (owning `slots`) now and writes it into `dir` (which must exist) on a
-/// new thread.
-pub fn export(db: Arc<DB>, dir: PathBuf, group: u64, slots: SlotSet) -> Result<Export, String> {
+/// Captures `group` now and writes it into `dir` (which must exist) on a new thread. The
+/// slot ranges exported are those of the slot set in the captured `meta`.
+pub fn export(db: Arc<DB>, dir: PathBuf, group: u64) -> Result<Export, String> {
     let (taken_tx, taken_rx) = std::sync::mpsc::sync_channel::<()>(1);
     let thread = std::thread::Builder::new()
         .name("snapshot-export".into())
         .spawn(move || {
             let snap = db.snapshot();
             let _ = taken_tx.send(());
+            let slots = captured_slots(&db, &snap, group)?;
             let manifest = dir.join(MANIFEST);
             std::fs::write(&manifest, format!("group {group}\nslots {slots}\n"))
                 .map_err(|e| format!("writing {}: {e}", manifest.display()))?;
@@ -118,6 +119,16 @@ pub fn export(db: Arc<DB>, dir: PathBuf, group: u64, slots: SlotSet) -> Result<E
         .recv()
         .map_err(|_| "snapshot export thread failed before capturing".to_string())?;
     Ok(Export { thread })
+}
+
+/// The slot set of `group` in the captured state.
+fn captured_slots(db: &DB, snap: &rocksdb::Snapshot<'_>, group: u64) -> Result<SlotSet, String> {
+    let meta = db.cf_handle(CF_META).ok_or("missing meta column family")?;
+    let raw = snap
+        .get_cf(meta, crate::scope::slots_key(group))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("group {group} has no slot set"))?;
+    SlotSet::decode(&raw).ok_or_else(|| format!("group {group}: corrupt slot set"))
 }
 
 /// The group and slot set of the snapshot in `dir` (its [`MANIFEST`]).

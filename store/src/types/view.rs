@@ -344,10 +344,18 @@ pub(crate) type OverlayMap = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// The parts of `[lower, upper)` outside the slots of `gone`, in key order (store keys
 /// start with their slot, so a run of slots is one key range).
-fn live_pieces(lower: &[u8], upper: &[u8], gone: Option<&SlotSet>) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn live_pieces(
+    lower: &[u8],
+    upper: &[u8],
+    gone: Option<&SlotSet>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     let Some(gone) = gone.filter(|g| !g.is_empty()) else {
         return vec![(lower.to_vec(), upper.to_vec())];
     };
+    if gone.is_all() {
+        // Every store key starts with a slot below 16384.
+        return Vec::new();
+    }
     let mut out = Vec::new();
     let mut cur = lower.to_vec();
     let total = u32::from(crate::slot::SLOTS);
@@ -360,8 +368,11 @@ fn live_pieces(lower: &[u8], upper: &[u8], gone: Option<&SlotSet>) -> Vec<(Vec<u
         if gone.contains(s as u16) {
             cur = slot_start(gone.next_unowned(s)).to_vec().max(cur);
         } else {
-            let next = gone.next_owned(s).map_or(total, u32::from);
-            let end = slot_start(next).to_vec().min(upper.to_vec());
+            let Some(next) = gone.next_owned(s) else {
+                out.push((cur, upper.to_vec()));
+                break;
+            };
+            let end = slot_start(next.into()).to_vec().min(upper.to_vec());
             out.push((cur, end.clone()));
             cur = end;
         }
