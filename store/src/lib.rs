@@ -8,13 +8,13 @@
 //!   always verified against the value);
 //! - `meta`:   `[group u64 BE][tag]...`: applied index, last stamped time, key and TTL
 //!   counters, the collection version counter, the group's slot set, node addresses;
-//! - `kver`:   `[slot u16 BE][user key]` → index of the key's last write, and per-slot
-//!   deletion epochs, for WATCH (see [`txn`]).
+//! - `kver`:   `[slot u16 BE][user key]` → index of the key's last write, per-slot deletion
+//!   epochs and per-group FLUSHALL epochs, for WATCH (see [`txn`]).
 //!
 //! **Slot ownership.** One database holds many groups; a [`Store`] owns a [`SlotSet`] (kept
 //! in its `meta`, changed only by the applied `RAFTKV.SLOTS.ADD` / `REMOVE`): it refuses
 //! keys of other slots (`-TRYAGAIN`, at apply time and on read), and every operation on the
-//! whole keyspace walks only its slot ranges (see [`slots`], [`scope`]).
+//! whole keyspace walks only its slot ranges (see [`slots`] and `scope.rs`).
 //!
 //! The apply path ([`Store::apply`]) never writes the database itself: it stages into the
 //! Ready loop's `WriteBatch` (which also holds the raft log append) and keeps an overlay so
@@ -188,7 +188,7 @@ struct Counters {
     restore: std::sync::RwLock<()>,
     /// Client addresses of the nodes (see [`nodes`]).
     node_addrs: nodes::Addrs,
-    /// The group's slots as readers see them (see [`scope`] for when they change).
+    /// The group's slots as readers see them (see `scope.rs` for when they change).
     slots: std::sync::RwLock<Arc<SlotSet>>,
     /// Called with each list or sorted-set key a written batch changed (blocking pops).
     push_listener: std::sync::Mutex<Option<PushListener>>,
@@ -219,7 +219,7 @@ pub struct Store {
     /// Database values read during this batch (a command usually reads its key twice).
     read_cache: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
     /// Slots a FLUSHALL of this batch emptied: their database records are gone for the
-    /// batch's later commands (see [`scope`]).
+    /// batch's later commands (see `scope.rs`).
     flushed: Option<Box<SlotSet>>,
     /// The slots the group owns (applied state; persisted in `meta`).
     slots: SlotSet,

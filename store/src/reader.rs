@@ -11,7 +11,7 @@
 //! and KEYS, SCAN, RANDOMKEY, DBSIZE and the sweep's due keys cover the owned slots only.
 //! A read group serves a slot only when the set published before its snapshot and the one
 //! after both own it (a removal is published before its batch is written, an addition
-//! after: see [`crate::scope`]), so ownership and the snapshot agree.
+//! after: see `scope.rs`), so ownership and the snapshot agree.
 //!
 //! **SCAN's cursor** is a slot number. A SCAN with cursor `c` must go to the group owning
 //! slot `c` (else `-TRYAGAIN slot c ...`); it scans the run of consecutive slots the group

@@ -1,4 +1,4 @@
-//! KEYS and SCAN over the group's owned slots (see the [`crate::reader`] module doc for
+//! KEYS and SCAN over the group's owned slots (see the `reader.rs` module doc for
 //! SCAN's cursor contract): KEYS visits every run of owned slots, one seek per run; SCAN
 //! visits whole slots of the one run its cursor is in. Moved out of `reader.rs`.
 

@@ -276,3 +276,57 @@ fn the_cleaner_of_one_group_leaves_the_other_alone() {
     t.g2.w("RAFTKV.CLEAN  1000");
     assert_eq!((sub_records(&t, &s1), sub_records(&t, &s2)), (2, 2));
 }
+
+#[test]
+fn scattered_slot_sets_scan_snapshot_and_restore_slot_by_slot() {
+    let (mut odd, mut even) = (SlotSet::empty(), SlotSet::empty());
+    for s in 0..crate::slot::SLOTS {
+        let set = if s % 2 == 1 { &mut odd } else { &mut even };
+        set.insert_range(s, s);
+    }
+    assert_eq!((odd.ranges().count(), even.ranges().count()), (8192, 8192));
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path());
+    let mut g1 = G::open(&db, 1, &odd.to_string());
+    let mut g2 = G::open(&db, 2, &even.to_string());
+    let (k1, k2) = (keys_in(&odd, "o", 200), keys_in(&even, "e", 200));
+    let pairs = |ks: &[String]| ks.iter().map(|k| format!("{k} {k}")).collect::<Vec<_>>();
+    g1.w(&format!("MSET {}", pairs(&k1).join(" ")));
+    g2.w(&format!("MSET {}", pairs(&k2).join(" ")));
+    // SCAN hands over at every slot and still sees every key once.
+    let (mut cursor, mut seen) = (0u64, Vec::new());
+    loop {
+        let g = if odd.contains(cursor as u16) {
+            &g1
+        } else {
+            &g2
+        };
+        let (next, keys) = scan_page(&g.r(&format!("SCAN {cursor}")));
+        seen.extend(keys);
+        if next == 0 {
+            break;
+        }
+        assert_eq!(next, cursor + 1, "one slot per call");
+        cursor = next;
+    }
+    seen.sort();
+    let mut all = [k1.clone(), k2.clone()].concat();
+    all.sort();
+    assert_eq!(seen, all);
+    // Snapshot group 1, change both, restore group 1: it is back, group 2 keeps its change.
+    let at_export = dump_group(&db, 1, &odd);
+    let snap = tempfile::tempdir().unwrap();
+    let export = g1.store.export_snapshot(snap.path().to_path_buf()).unwrap();
+    export.finish().unwrap();
+    g1.w(&format!("DEL {}", k1[0]));
+    g2.w(&format!("DEL {}", k2[0]));
+    let g2_after = dump_group(&db, 2, &even);
+    g1.store.restore_snapshot(snap.path()).unwrap();
+    assert_eq!(dump_group(&db, 1, &odd), at_export);
+    assert_eq!(dump_group(&db, 2, &even), g2_after);
+    assert_eq!((g1.counts(), g2.counts()), ((200, 0), (199, 0)));
+    // FLUSHALL of the odd slots leaves every even one.
+    g1.w("FLUSHALL");
+    assert_eq!(dump_group(&db, 2, &even), g2_after);
+    assert_eq!(sorted_keys(&g2.r("KEYS *")).len(), 199);
+}
