@@ -27,7 +27,7 @@ use resp::{Command, Reply, TimeUnit};
 use rocksdb::DB;
 
 use crate::scope::foreign_slot;
-use crate::slots::{slot_of, slot_start, tryagain, SlotSet};
+use crate::slots::{key_ranges, slot_of, tryagain, visit_ranges, SlotSet};
 use crate::types::meta::EXPIRE_KEY_HEAD;
 use crate::{data_key, total_order, Counters, Value, CF_DATA, CF_EXPIRE, TYPE_STRING, WRONGTYPE};
 
@@ -165,18 +165,19 @@ impl Reader {
     /// True when the sub or score family holds any record in the group's slots (the
     /// cleaner may have work).
     pub fn has_collection_records(&self) -> bool {
-        let slots = self.slots();
+        let ranges = key_ranges(&self.slots());
         [crate::types::CF_SUB, crate::types::CF_ZSCORE]
             .into_iter()
             .filter_map(|name| self.cf(name))
             .any(|cf| {
-                slots.ranges().any(|(lo, hi)| {
-                    let mut ro = total_order();
-                    ro.set_iterate_upper_bound(slot_start(u32::from(hi) + 1).to_vec());
-                    let mut it = self.db.raw_iterator_cf_opt(cf, ro);
-                    it.seek(slot_start(lo.into()));
-                    it.valid()
-                })
+                let mut it = self.db.raw_iterator_cf_opt(cf, total_order());
+                let mut found = false;
+                let ranges = ranges.iter().map(|(a, b)| (&a[..], &b[..]));
+                let _ = visit_ranges(&mut it, ranges, |_, _| {
+                    found = true;
+                    false
+                });
+                found
             })
     }
 

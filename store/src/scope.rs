@@ -27,7 +27,7 @@ use std::sync::Arc;
 use resp::{Command, Reply, SlotsOp};
 use rocksdb::{WriteBatch, DB};
 
-use crate::slots::{slot_of, slot_start, tryagain, SlotSet};
+use crate::slots::{key_ranges, slot_of, slot_start, tryagain, visit_ranges, SlotSet};
 use crate::types::meta::expire_key;
 use crate::{fail_stop, key_slot, meta_key, Store, StoreError, Value, CF_DATA, CF_EXPIRE, CF_META};
 
@@ -177,20 +177,17 @@ impl Store {
             None => fail_stop("decoding a value", "short value"),
         };
         let db = self.db.clone();
-        for (lo, hi) in slots.ranges() {
-            let mut ro = crate::total_order();
-            ro.set_iterate_upper_bound(slot_start(u32::from(hi) + 1).to_vec());
-            let mut it = db.raw_iterator_cf_opt(self.cf(CF_DATA), ro);
-            it.seek(slot_start(lo.into()));
-            while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                if !self.overlay.contains_key(k) && !self.flushed_key(k) {
-                    note(k, v);
-                }
-                it.next();
+        let mut it = db.raw_iterator_cf_opt(self.cf(CF_DATA), crate::total_order());
+        let ranges = key_ranges(slots);
+        let ranges = ranges.iter().map(|(a, b)| (&a[..], &b[..]));
+        let walked = visit_ranges(&mut it, ranges, |k, v| {
+            if !self.overlay.contains_key(k) && !self.flushed_key(k) {
+                note(k, v);
             }
-            if let Err(e) = it.status() {
-                fail_stop("counting the keys of slots", e);
-            }
+            true
+        });
+        if let Err(e) = walked {
+            fail_stop("counting the keys of slots", e);
         }
         for (k, v) in &self.overlay {
             if let Some(v) = v.as_deref().filter(|_| slots.contains(slot_of(k))) {

@@ -33,6 +33,42 @@ pub fn tryagain(slot: u16) -> Reply {
     Reply::err(format!("TRYAGAIN slot {slot} is not served by this group"))
 }
 
+/// Visits the records of `it` in each key range `[lo, hi)` of `ranges` (in key order,
+/// disjoint), one seek per range on the one iterator (a new RocksDB iterator per range
+/// would cost far more over thousands of ranges), until `f` returns false. Errors are the
+/// iterator's.
+pub(crate) fn visit_ranges<'a, I>(
+    it: &mut rocksdb::DBRawIteratorWithThreadMode<'_, I>,
+    ranges: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    mut f: impl FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), rocksdb::Error>
+where
+    I: rocksdb::DBAccess,
+{
+    for (lo, hi) in ranges {
+        it.seek(lo);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if k >= hi {
+                break;
+            }
+            if !f(k, v) {
+                return it.status();
+            }
+            it.next();
+        }
+        it.status()?;
+    }
+    Ok(())
+}
+
+/// The key ranges `[slot_start(lo), slot_start(hi + 1))` of a set's runs, in order.
+pub(crate) fn key_ranges(slots: &SlotSet) -> Vec<([u8; 2], [u8; 2])> {
+    slots
+        .ranges()
+        .map(|(lo, hi)| (slot_start(lo.into()), slot_start(u32::from(hi) + 1)))
+        .collect()
+}
+
 /// The slot a store key starts with (`[slot u16 BE]...`; missing bytes read as 0).
 pub(crate) fn slot_of(key: &[u8]) -> u16 {
     match key {

@@ -21,7 +21,7 @@ use rocksdb::{
     IngestExternalFileOptions, Options, ReadOptions, SstFileWriter, WriteBatch, WriteOptions, DB,
 };
 
-use crate::slots::{slot_start, SlotSet};
+use crate::slots::{slot_start, visit_ranges, SlotSet};
 use crate::types::meta::prefix_end;
 use crate::{column_families, txn, CF_EXPIRE, CF_META};
 
@@ -89,25 +89,29 @@ pub fn export(db: Arc<DB>, dir: PathBuf, group: u64) -> Result<Export, String> {
                     .ok_or_else(|| format!("missing column family {cf_name}"))?;
                 let path = dir.join(file_name(cf_name));
                 let mut w: Option<SstFileWriter> = None;
-                for (lo, hi) in group_ranges(cf_name, group, &slots) {
-                    let mut ro = ReadOptions::default();
-                    ro.set_total_order_seek(true);
-                    ro.fill_cache(false);
-                    ro.set_iterate_upper_bound(hi);
-                    let mut it = snap.raw_iterator_cf_opt(cf, ro);
-                    it.seek(&lo);
-                    while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                        if w.is_none() {
-                            let writer = SstFileWriter::create(&opts);
-                            writer.open(&path).map_err(|e| e.to_string())?;
+                let mut failed = None;
+                let mut ro = ReadOptions::default();
+                ro.set_total_order_seek(true);
+                ro.fill_cache(false);
+                let mut it = snap.raw_iterator_cf_opt(cf, ro);
+                let ranges = group_ranges(cf_name, group, &slots);
+                let ranges = ranges.iter().map(|(a, b)| (&a[..], &b[..]));
+                visit_ranges(&mut it, ranges, |k, v| {
+                    let put = match w.as_mut() {
+                        Some(w) => w.put(k, v),
+                        None => {
+                            let mut writer = SstFileWriter::create(&opts);
+                            let opened = writer.open(&path).and_then(|()| writer.put(k, v));
                             w = Some(writer);
+                            opened
                         }
-                        if let Some(w) = w.as_mut() {
-                            w.put(k, v).map_err(|e| e.to_string())?;
-                        }
-                        it.next();
-                    }
-                    it.status().map_err(|e| e.to_string())?;
+                    };
+                    failed = put.err();
+                    failed.is_none()
+                })
+                .map_err(|e| e.to_string())?;
+                if let Some(e) = failed {
+                    return Err(format!("writing {}: {e}", path.display()));
                 }
                 if let Some(mut w) = w {
                     w.finish().map_err(|e| e.to_string())?;
