@@ -27,7 +27,7 @@ use std::sync::Arc;
 use resp::{Command, Reply, SlotsOp};
 use rocksdb::{WriteBatch, DB};
 
-use crate::slots::{key_ranges, slot_of, slot_start, tryagain, visit_ranges, SlotSet};
+use crate::slots::{key_ranges, slot_of, tryagain, visit_ranges, SlotSet};
 use crate::types::meta::expire_key;
 use crate::{fail_stop, key_slot, meta_key, Store, StoreError, Value, CF_DATA, CF_EXPIRE, CF_META};
 
@@ -108,8 +108,7 @@ impl Store {
     /// hides the deleted records from the batch's later commands.
     pub(crate) fn flush_owned(&mut self, wb: &mut WriteBatch) -> Reply {
         let owned = self.slots.clone();
-        for (lo, hi) in owned.ranges() {
-            let (from, to) = (slot_start(lo.into()), slot_start(u32::from(hi) + 1));
+        for (from, to) in key_ranges(&owned) {
             for cf in [CF_DATA, crate::types::CF_SUB, crate::types::CF_ZSCORE] {
                 wb.delete_range_cf(self.cf(cf), from, to);
             }
