@@ -50,7 +50,7 @@ fn apply_batch(c: &mut Criterion) {
         rocksdb::DB::open_cf_descriptors(&opts, dir.path(), store::column_family_descriptors())
             .expect("open db"),
     );
-    let mut st = store::Store::open(db.clone(), 1).expect("open store");
+    let mut st = store::Store::open(db.clone(), 1, store::SlotSet::all()).expect("open store");
     let cmds: Vec<Command> = (0..1000)
         .map(|i| Command::Set {
             key: Bytes::from(format!("key:{:012}", i * 7919 % 100_000)),

@@ -40,6 +40,15 @@ pub fn even_split(n: u64) -> Vec<(u16, u16)> {
         .collect()
 }
 
+/// The slots group `g` (1-based) of `n` owns at bootstrap, as the store's initial set.
+pub fn initial_slots(n: u64, g: u64) -> Result<store::SlotSet, String> {
+    let range = even_split(n)
+        .get(g.saturating_sub(1) as usize)
+        .copied()
+        .ok_or_else(|| format!("no group {g} of {n}"))?;
+    store::SlotSet::from_ranges([range])
+}
+
 /// Key in the raft column family recording the `--groups` a node's data was laid out with.
 const LAYOUT_KEY: &[u8] = b"raftkv/layout/groups";
 

@@ -268,7 +268,10 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     groups::check_layout(&db, cfg.groups)?;
     let mut stores = Vec::new();
     for g in 1..=cfg.groups {
-        stores.push(store::Store::open(db.clone(), g).map_err(|e| e.to_string())?);
+        stores.push(
+            store::Store::open(db.clone(), g, groups::initial_slots(cfg.groups, g)?)
+                .map_err(|e| e.to_string())?,
+        );
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

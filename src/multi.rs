@@ -233,6 +233,8 @@ impl Server {
                     Ok(()) => Reply::ok(),
                     Err(e) => e,
                 },
+                // A slot this group does not serve (it moved): certainly not watched.
+                Err(e) if e.starts_with("TRYAGAIN") => Reply::err(e),
                 Err(e) => Reply::err(format!("ERR storage error: {e}")),
             };
             Outcome::Replies(vec![reply])

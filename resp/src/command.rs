@@ -186,6 +186,15 @@ pub enum RaftCmd {
     TransferLeader(Option<u64>),
 }
 
+/// What an internal slot-ownership command does to the applying group's slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotsOp {
+    /// `RAFTKV.SLOTS.ADD`: the group serves these slots from now on.
+    Add,
+    /// `RAFTKV.SLOTS.REMOVE`: the group stops serving these slots (their data stays).
+    Remove,
+}
+
 /// A key WATCH saw: its modification version and whether it was live (see
 /// `store::txn`), as carried by the internal `RAFTKV.EXEC`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,6 +337,12 @@ pub enum Command {
     NodeAddr {
         id: u64,
         addr: String,
+    },
+    /// `RAFTKV.SLOTS.ADD` / `RAFTKV.SLOTS.REMOVE ranges...`: change the hash slots the
+    /// applying group serves (inclusive `(lo, hi)` ranges, each `lo <= hi < 16384`).
+    Slots {
+        op: SlotsOp,
+        ranges: Vec<(u16, u16)>,
     },
     // ---- transactions: the session keeps the MULTI state (see `cmd/transaction.rs`) ----
     Multi,

@@ -47,7 +47,7 @@ impl Read for Applier<'_> {
         }
         match self.store.coll[Self::slot(cf)].get(key) {
             Some(v) => Ok(v.clone()),
-            None if self.store.flushed => Ok(None),
+            None if self.store.flushed_key(key) => Ok(None),
             None => DbView::new(&self.db, self.now).get(cf, key),
         }
     }
@@ -69,7 +69,7 @@ impl Read for Applier<'_> {
         merged_scan(
             &base,
             map,
-            self.store.flushed,
+            self.store.flushed.as_deref(),
             cf,
             (lower, upper),
             reverse,

@@ -204,9 +204,10 @@ impl Store {
             },
             None => return Reply::err("ERR invalid cleaner cursor"),
         };
+        let slots = self.slots.clone();
         let mut a = Applier::new(self, wb, now);
         debug_assert!(a.now() == now);
-        match clean::clean(&mut a, &cursor, limit.min(10_000)) {
+        match clean::clean(&mut a, &cursor, limit.min(10_000), &slots) {
             Ok(rep) => Reply::Array(vec![
                 Reply::bulk(rep.next.map(|c| hex(&c.encode())).unwrap_or_default()),
                 Reply::Int(i64::try_from(rep.deleted).unwrap_or(i64::MAX)),

@@ -83,7 +83,7 @@ mod apply_tests {
         opts.create_missing_column_families(true);
         tune_db_options(&mut opts);
         let db = DB::open_cf_descriptors(&opts, dir.path(), column_family_descriptors()).unwrap();
-        let store = Store::open(Arc::new(db), 1).unwrap();
+        let store = Store::open(Arc::new(db), 1, crate::SlotSet::all()).unwrap();
         (dir, store)
     }
 

@@ -183,8 +183,9 @@ impl Reader {
         })
     }
 
-    /// RANDOMKEY: the first live key at or after a random point, wrapping around once;
-    /// nil when there is none. Skips at most [`RANDOM_TRIES`] expired keys per pass.
+    /// RANDOMKEY: the first live key of an owned slot at or after a random point, wrapping
+    /// around once; nil when there is none. Skips at most [`RANDOM_TRIES`] expired keys per
+    /// pass.
     pub(crate) fn random_key(
         src: &Source<'_>,
         now: i64,
@@ -194,28 +195,22 @@ impl Reader {
         let slot = (r % slot::SLOTS as u64) as u16;
         let mut start = slot.to_be_bytes().to_vec();
         start.push((r >> 32) as u8);
-        let mut it = src.data_iter()?;
-        for pass in 0..2 {
-            if pass == 0 {
-                it.seek(&start);
-            } else {
-                it.seek_to_first();
-            }
-            let mut seen = 0;
-            while it.valid() && seen < RANDOM_TRIES {
-                let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                    break;
-                };
+        for from in [&start[..], &[][..]] {
+            let (mut seen, mut found) = (0, None);
+            src.visit_owned(from, |k, v| {
                 let (_, expire) = Value::header(v).ok_or("corrupt value")?;
-                let user = k.get(2..).ok_or("corrupt data key")?;
+                let user = Bytes::copy_from_slice(k.get(2..).ok_or("corrupt data key")?);
                 if expire == 0 || expire > now {
-                    return Ok(Reply::Bulk(Bytes::copy_from_slice(user)));
+                    found = Some(user);
+                    return Ok(false);
                 }
-                expired.push(Bytes::copy_from_slice(user));
+                expired.push(user);
                 seen += 1;
-                it.next();
+                Ok(seen < RANDOM_TRIES)
+            })?;
+            if let Some(k) = found {
+                return Ok(Reply::Bulk(k));
             }
-            it.status().map_err(|e| e.to_string())?;
         }
         Ok(Reply::Nil)
     }
@@ -252,7 +247,7 @@ mod tests {
                 rocksdb::DB::open_cf_descriptors(&opts, dir.path(), column_family_descriptors())
                     .unwrap(),
             );
-            let store = Store::open(db.clone(), 1).unwrap();
+            let store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
             T {
                 _dir: dir,
                 db,

@@ -3,11 +3,18 @@
 //! Layout (column families of the node's one database, shared with the raft log):
 //! - `data`:   `[slot u16 BE][user key]` → `[type u8][expire_at_ms i64 BE, 0 = none][payload]`,
 //!   so one hash slot is one contiguous key range;
-//! - `expire`: `[expire_at_ms u64 BE][slot u16 BE][user key]` → empty, an index for the
-//!   leader's sweep (entries may be stale; always verified against the value);
-//! - `meta`:   per group: applied index, last stamped time, key and TTL counters;
-//! - `kver`:   `[slot u16 BE][user key]` → index of the key's last write, and per-slot
-//!   deletion epochs, for WATCH (see [`txn`]).
+//! - `expire`: `[group u64 BE][expire_at_ms u64 BE][slot u16 BE][user key]` → empty, each
+//!   group's index of its own keys with a TTL, for the leader's sweep (entries may be stale;
+//!   always verified against the value);
+//! - `meta`:   `[group u64 BE][tag]...`: applied index, last stamped time, key and TTL
+//!   counters, the collection version counter, the group's slot set, node addresses;
+//! - `kver`:   `[slot u16 BE][user key]` → index of the key's last write, per-slot deletion
+//!   epochs and per-group FLUSHALL epochs, for WATCH (see [`txn`]).
+//!
+//! **Slot ownership.** One database holds many groups; a [`Store`] owns a [`SlotSet`] (kept
+//! in its `meta`, changed only by the applied `RAFTKV.SLOTS.ADD` / `REMOVE`): it refuses
+//! keys of other slots (`-TRYAGAIN`, at apply time and on read), and every operation on the
+//! whole keyspace walks only its slot ranges (see [`slots`] and `scope.rs`).
 //!
 //! The apply path ([`Store::apply`]) never writes the database itself: it stages into the
 //! Ready loop's `WriteBatch` (which also holds the raft log append) and keeps an overlay so
@@ -32,7 +39,9 @@ pub mod glob;
 mod nodes;
 mod reader;
 mod reader_coll;
+mod reader_scan;
 pub mod slot;
+pub mod slots;
 pub mod snapshot;
 pub mod txn;
 pub mod types;
@@ -42,14 +51,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use resp::{Command, ExpireAt, ExpireCondition, GetExAction, Reply, SetCondition};
+use resp::{Command, ExpireAt, Reply};
 use rocksdb::{WriteBatch, DB};
 
 pub use apply_coll::{hex, unhex};
 pub use glob::glob_match;
 pub use reader::Reader;
 pub use slot::key_slot;
+pub use slots::SlotSet;
 
 /// User data.
 pub const CF_DATA: &str = "data";
@@ -80,9 +89,13 @@ macro_rules! charge {
 // After the macro, which it uses.
 mod apply_bits;
 mod cmd_keyspace;
+mod cmd_string;
+mod scope;
 mod sized;
 mod sweep;
+mod value;
 pub use cmd_keyspace::object_help;
+use value::{pairs_len, parse_i64, type_by_name, Value, HEADER};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -155,83 +168,12 @@ fn data_key(key: &[u8]) -> Vec<u8> {
     k
 }
 
-fn expire_key(at: i64, dkey: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(dkey.len() + 8);
-    k.extend_from_slice(&(at.max(0) as u64).to_be_bytes());
-    k.extend_from_slice(dkey);
-    k
-}
+use types::meta::expire_key;
 
 fn meta_key(group: u64, tag: u8) -> Vec<u8> {
     let mut k = group.to_be_bytes().to_vec();
     k.push(tag);
     k
-}
-
-/// Bytes of an encoded value before its payload (type, expiry).
-pub(crate) const HEADER: usize = 9;
-
-/// A decoded value.
-#[derive(Debug, Clone, PartialEq)]
-struct Value {
-    typ: u8,
-    expire: i64,
-    payload: Vec<u8>,
-}
-
-impl Value {
-    fn string(payload: Vec<u8>, expire: i64) -> Value {
-        Value {
-            typ: TYPE_STRING,
-            expire,
-            payload,
-        }
-    }
-
-    fn decode(raw: &[u8]) -> Option<Value> {
-        if raw.len() < 9 {
-            return None;
-        }
-        Some(Value {
-            typ: raw[0],
-            expire: i64::from_be_bytes(raw[1..9].try_into().ok()?),
-            payload: raw[9..].to_vec(),
-        })
-    }
-
-    /// Type byte and expiry without copying the payload.
-    fn header(raw: &[u8]) -> Option<(u8, i64)> {
-        let expire = i64::from_be_bytes(raw.get(1..9)?.try_into().ok()?);
-        Some((raw[0], expire))
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.payload.len() + 9);
-        v.push(self.typ);
-        v.extend_from_slice(&self.expire.to_be_bytes());
-        v.extend_from_slice(&self.payload);
-        v
-    }
-
-    /// An encoded string of `len` zero bytes to fill in at `[HEADER..]`. Zeroed memory
-    /// comes from the allocator untouched, so a sparse SETRANGE costs only the pages written.
-    fn zeroed_string(len: usize, expire: i64) -> Vec<u8> {
-        let mut v = vec![0u8; HEADER + len];
-        v[0] = TYPE_STRING;
-        v[1..HEADER].copy_from_slice(&expire.to_be_bytes());
-        v
-    }
-
-    fn expired(&self, now: i64) -> bool {
-        self.expire != 0 && self.expire <= now
-    }
-}
-
-/// The type byte a SCAN TYPE name selects (`None`: no such type, nothing matches).
-fn type_by_name(name: &[u8]) -> Option<u8> {
-    [TYPE_STRING, TYPE_HASH, TYPE_LIST, TYPE_SET, TYPE_ZSET]
-        .into_iter()
-        .find(|&t| name.eq_ignore_ascii_case(types::meta::type_name(t).as_bytes()))
 }
 
 /// Fail-stop on a storage error in the apply path. Replies must be identical on every
@@ -243,26 +185,6 @@ fn fail_stop(what: &str, e: impl std::fmt::Display) -> ! {
     std::process::abort();
 }
 
-/// Bytes of the values of MSET / MSETNX.
-fn pairs_len(pairs: &[(Bytes, Bytes)]) -> usize {
-    pairs
-        .iter()
-        .map(|(_, v)| v.len())
-        .fold(0, usize::saturating_add)
-}
-
-fn parse_i64(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(b).ok()?;
-    let canonical = matches!(
-        s.as_bytes(),
-        [b'0'] | [b'-', b'1'..=b'9', ..] | [b'1'..=b'9', ..]
-    );
-    if !canonical || s.len() > 20 {
-        return None;
-    }
-    s.parse().ok()
-}
-
 #[derive(Default)]
 struct Counters {
     keys: AtomicU64,
@@ -272,6 +194,8 @@ struct Counters {
     restore: std::sync::RwLock<()>,
     /// Client addresses of the nodes (see [`nodes`]).
     node_addrs: nodes::Addrs,
+    /// The group's slots as readers see them (see `scope.rs` for when they change).
+    slots: std::sync::RwLock<Arc<SlotSet>>,
     /// Called with each list or sorted-set key a written batch changed (blocking pops).
     push_listener: std::sync::Mutex<Option<PushListener>>,
 }
@@ -300,7 +224,13 @@ pub struct Store {
     overlay: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Database values read during this batch (a command usually reads its key twice).
     read_cache: RefCell<HashMap<Vec<u8>, Option<Vec<u8>>>>,
-    flushed: bool,
+    /// Slots a FLUSHALL of this batch emptied: their database records are gone for the
+    /// batch's later commands (see `scope.rs`).
+    flushed: Option<Box<SlotSet>>,
+    /// The slots the group owns (applied state; persisted in `meta`).
+    slots: SlotSet,
+    /// The slot set changed in this batch: readers get it once the batch is written.
+    slots_changed: bool,
     shared: Arc<Counters>,
     /// What the entry being applied has written so far.
     budget: Budget,
@@ -319,19 +249,24 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the group's state machine, restoring its applied index and counters.
-    pub fn open(db: Arc<DB>, group_id: u64) -> Result<Store, StoreError> {
+    /// Opens the group's state machine over its slots, restoring its applied index and
+    /// counters. `initial` is the slot set of a new group: it is persisted the first time,
+    /// and afterwards the persisted set wins (it changes only through applied commands).
+    /// A new group's slots must hold no other group's data (its counters start at 0).
+    pub fn open(db: Arc<DB>, group_id: u64, initial: SlotSet) -> Result<Store, StoreError> {
         for cf in column_families() {
             if db.cf_handle(cf).is_none() {
                 return Err(StoreError::MissingCf(cf));
             }
         }
         let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
-        let watch_versions = txn::Versions::load(&db)?;
+        let slots = scope::load_or_init_slots(&db, group_id, initial)?;
+        let watch_versions = txn::Versions::load(&db, group_id)?;
         let versions =
             types::Versions::load(&db, group_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let shared = Arc::new(Counters::default());
-        nodes::publish(&shared.node_addrs, nodes::load(&db));
+        *shared.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(slots.clone());
+        nodes::publish(&shared.node_addrs, nodes::load(&db, group_id));
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
         shared
             .expires
@@ -345,7 +280,9 @@ impl Store {
             expires,
             overlay: HashMap::new(),
             read_cache: RefCell::new(HashMap::new()),
-            flushed: false,
+            flushed: None,
+            slots,
+            slots_changed: false,
             shared,
             budget: Budget::default(),
             watch_versions,
@@ -375,19 +312,25 @@ impl Store {
         Ok((get(b'a')? as u64, get(b't')?, get(b'k')?, get(b'e')?))
     }
 
-    /// Starts exporting the store as it is now into `dir` (see [`snapshot::export`]).
+    /// Starts exporting the group as it is now into `dir`: its slot ranges and its own
+    /// `meta` and expiry-index records (see [`snapshot::export`]).
     pub fn export_snapshot(&self, dir: std::path::PathBuf) -> Result<snapshot::Export, String> {
-        snapshot::export(self.db.clone(), dir)
+        snapshot::export(self.db.clone(), dir, self.group)
     }
 
-    /// Replaces the whole store with a snapshot's files and reloads the applied index and
-    /// counters from it.
+    /// Replaces the group's state with a snapshot's files (its slot ranges and its own
+    /// `meta` and expiry-index records; other groups' records stay) and reloads the applied
+    /// index, counters and slot set from it.
     /// Exclusive with readers (the restore gate): a read sees the whole state before the
     /// restore or the whole state after it, never a half-ingested one.
     pub fn restore_snapshot(&mut self, dir: &std::path::Path) -> Result<(), String> {
         let shared = self.shared.clone();
         let _exclusive = shared.restore.write().unwrap_or_else(|p| p.into_inner());
-        snapshot::restore(&self.db, dir)?;
+        snapshot::restore(&self.db, dir, self.group)?;
+        self.slots = scope::load_slots(&self.db, self.group)
+            .map_err(|e| e.to_string())?
+            .ok_or("the snapshot holds no slot set of the group")?;
+        self.slots_changed = true;
         let (applied, last_time, keys, expires) =
             Self::load_meta(&self.db, self.group).map_err(|e| e.to_string())?;
         self.applied = applied;
@@ -416,8 +359,19 @@ impl Store {
     pub fn reader(&self) -> Reader {
         Reader {
             db: self.db.clone(),
+            group: self.group,
             counters: self.shared.clone(),
         }
+    }
+
+    /// The group this store is the state machine of.
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    /// The slots the group owns, as applied so far.
+    pub fn slots(&self) -> &SlotSet {
+        &self.slots
     }
 
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
@@ -432,7 +386,7 @@ impl Store {
         if let Some(v) = self.overlay.get(dkey) {
             return f(v.as_deref());
         }
-        if self.flushed {
+        if self.flushed_key(dkey) {
             return f(None);
         }
         let mut cache = self.read_cache.borrow_mut();
@@ -490,14 +444,18 @@ impl Store {
             Some((_, old, _)) if old != 0 => {
                 self.expires -= 1;
                 if old != expire {
-                    wb.delete_cf(self.cf(CF_EXPIRE), expire_key(old, &dkey));
+                    wb.delete_cf(self.cf(CF_EXPIRE), expire_key(self.group, old, &dkey));
                 }
             }
             Some(_) => {}
         }
         if expire != 0 {
             self.expires += 1;
-            wb.put_cf(self.cf(CF_EXPIRE), expire_key(expire, &dkey), []);
+            wb.put_cf(
+                self.cf(CF_EXPIRE),
+                expire_key(self.group, expire, &dkey),
+                [],
+            );
         }
         wb.put_cf(self.cf(CF_DATA), &dkey, &enc);
         self.touch(wb, &dkey);
@@ -511,7 +469,7 @@ impl Store {
         self.keys -= 1;
         if expire != 0 {
             self.expires -= 1;
-            wb.delete_cf(self.cf(CF_EXPIRE), expire_key(expire, dkey));
+            wb.delete_cf(self.cf(CF_EXPIRE), expire_key(self.group, expire, dkey));
         }
         // Deleting an already expired key changes no version (see `txn`).
         if expire == 0 || expire > self.last_time {
@@ -549,244 +507,30 @@ impl Store {
     pub fn apply(&mut self, wb: &mut WriteBatch, cmd: &Command, now_ms: i64) -> Reply {
         let now = now_ms.max(self.last_time);
         self.last_time = now;
+        if let Some(refused) = self.refuse_foreign(cmd) {
+            return refused;
+        }
         match cmd {
-            Command::Set { key, value, opts } => {
-                let dkey = data_key(key);
-                let old = self.live(&dkey, now);
-                if opts.get && old.as_ref().is_some_and(|o| o.typ != TYPE_STRING) {
-                    return Reply::err(WRONGTYPE);
-                }
-                let old_reply = || match &old {
-                    Some(o) => Reply::Bulk(Bytes::from(o.payload.clone())),
-                    None => Reply::Nil,
-                };
-                let blocked = match opts.condition {
-                    Some(SetCondition::Nx) => old.is_some(),
-                    Some(SetCondition::Xx) => old.is_none(),
-                    None => false,
-                };
-                if blocked {
-                    return if opts.get { old_reply() } else { Reply::Nil };
-                }
-                let expire = match (opts.expire, opts.keep_ttl) {
-                    (Some(at), _) => Self::resolve(at, now).max(1),
-                    (None, true) => old.as_ref().map_or(0, |o| o.expire),
-                    (None, false) => 0,
-                };
-                charge!(self, value.len());
-                let reply = if opts.get { old_reply() } else { Reply::ok() };
-                self.set_string(wb, dkey, value.to_vec(), expire, now);
-                reply
-            }
-            Command::SetNx { key, value } => {
-                let dkey = data_key(key);
-                if self.live(&dkey, now).is_some() {
-                    return Reply::Int(0);
-                }
-                charge!(self, value.len());
-                self.put(wb, dkey, Value::string(value.to_vec(), 0));
-                Reply::Int(1)
-            }
-            Command::GetDel(key) => {
-                let dkey = data_key(key);
-                match self.live(&dkey, now) {
-                    None => Reply::Nil,
-                    Some(v) if v.typ != TYPE_STRING => Reply::err(WRONGTYPE),
-                    Some(v) => {
-                        self.del(wb, &dkey);
-                        Reply::Bulk(Bytes::from(v.payload))
-                    }
-                }
-            }
-            Command::GetEx { key, action } => {
-                let dkey = data_key(key);
-                match self.live(&dkey, now) {
-                    None => Reply::Nil,
-                    Some(v) if v.typ != TYPE_STRING => Reply::err(WRONGTYPE),
-                    Some(v) => {
-                        if action.is_some() {
-                            // Persist or a new expiry rewrites the whole value.
-                            charge!(self, v.payload.len());
-                        }
-                        let reply = Reply::Bulk(Bytes::from(v.payload.clone()));
-                        match action {
-                            None => {}
-                            Some(GetExAction::Persist) if v.expire != 0 => {
-                                self.put(wb, dkey, Value { expire: 0, ..v });
-                            }
-                            Some(GetExAction::Persist) => {}
-                            Some(GetExAction::Expire(at)) => {
-                                let at = Self::resolve(*at, now).max(1);
-                                self.set_string(wb, dkey, v.payload, at, now);
-                            }
-                        }
-                        reply
-                    }
-                }
-            }
-            Command::MSet(pairs) => {
-                charge!(self, pairs_len(pairs));
-                for (k, v) in pairs {
-                    self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
-                }
-                Reply::ok()
-            }
-            Command::MSetNx(pairs) => {
-                if pairs
-                    .iter()
-                    .any(|(k, _)| self.live(&data_key(k), now).is_some())
-                {
-                    return Reply::Int(0);
-                }
-                charge!(self, pairs_len(pairs));
-                for (k, v) in pairs {
-                    self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
-                }
-                Reply::Int(1)
-            }
-            Command::Del(keys) => {
-                let mut n = 0;
-                for k in keys {
-                    let dkey = data_key(k);
-                    let was_live = self.live(&dkey, now).is_some();
-                    if self.del(wb, &dkey) && was_live {
-                        n += 1;
-                    }
-                }
-                Reply::Int(n)
-            }
-            Command::IncrBy { key, delta } => {
-                let dkey = data_key(key);
-                let old = self.live(&dkey, now);
-                let (cur, expire) = match &old {
-                    None => (0, 0),
-                    Some(v) if v.typ != TYPE_STRING => return Reply::err(WRONGTYPE),
-                    Some(v) => match parse_i64(&v.payload) {
-                        Some(n) => (n, v.expire),
-                        None => return Reply::err("ERR value is not an integer or out of range"),
-                    },
-                };
-                let Some(new) = cur.checked_add(*delta) else {
-                    return Reply::err("ERR increment or decrement would overflow");
-                };
-                charge!(self, 20);
-                self.put(
-                    wb,
-                    dkey,
-                    Value::string(new.to_string().into_bytes(), expire),
-                );
-                Reply::Int(new)
-            }
-            Command::IncrByFloat { key, delta } => {
-                let dkey = data_key(key);
-                let (cur, expire) = match self.live(&dkey, now) {
-                    None => (0.0, 0),
-                    Some(v) if v.typ != TYPE_STRING => return Reply::err(WRONGTYPE),
-                    Some(v) => match resp::parse_float(&v.payload) {
-                        Some(f) => (f, v.expire),
-                        None => return Reply::err("ERR value is not a valid float"),
-                    },
-                };
-                let new = cur + delta;
-                if !new.is_finite() {
-                    return Reply::err("ERR increment would produce NaN or Infinity");
-                }
-                let text = resp::encode::format_double(new);
-                charge!(self, text.len());
-                self.put(wb, dkey, Value::string(text.clone().into_bytes(), expire));
-                Reply::Bulk(Bytes::from(text))
-            }
-            Command::Append { key, value } => self.append(wb, key, value, now),
-            Command::SetRange { key, offset, value } => {
-                self.set_range(wb, key, (*offset).max(0) as usize, value, now)
-            }
-            Command::Rename { src, dst, nx } => {
-                let skey = data_key(src);
-                let Some(v) = self.live(&skey, now) else {
-                    return Reply::err("ERR no such key");
-                };
-                let ok = || if *nx { Reply::Int(1) } else { Reply::ok() };
-                if src == dst {
-                    return if *nx { Reply::Int(0) } else { ok() };
-                }
-                let dkey = data_key(dst);
-                if *nx && self.live(&dkey, now).is_some() {
-                    return Reply::Int(0);
-                }
-                if v.typ != TYPE_STRING {
-                    let done = self.rename_collection(wb, src, dst, now);
-                    return if done.is_error() { done } else { ok() };
-                }
-                charge!(self, v.payload.len());
-                self.del(wb, &skey);
-                self.put(wb, dkey, v);
-                ok()
-            }
-            Command::Copy { src, dst, replace } => self.apply_copy(wb, src, dst, *replace, now),
-            Command::Expire { key, at, condition } => {
-                let dkey = data_key(key);
-                let Some(v) = self.live(&dkey, now) else {
-                    return Reply::Int(0);
-                };
-                let new = Self::resolve(*at, now);
-                let allowed = match condition {
-                    None => true,
-                    Some(ExpireCondition::Nx) => v.expire == 0,
-                    Some(ExpireCondition::Xx) => v.expire != 0,
-                    Some(ExpireCondition::Gt) => v.expire != 0 && new > v.expire,
-                    Some(ExpireCondition::Lt) => v.expire == 0 || new < v.expire,
-                };
-                if !allowed {
-                    return Reply::Int(0);
-                }
-                if new > now {
-                    // A new expiry rewrites the whole value.
-                    charge!(self, v.payload.len());
-                }
-                if new <= now {
-                    self.del(wb, &dkey);
-                } else {
-                    self.put(wb, dkey, Value { expire: new, ..v });
-                }
-                Reply::Int(1)
-            }
-            Command::Persist(key) => {
-                let dkey = data_key(key);
-                match self.live(&dkey, now) {
-                    Some(v) if v.expire != 0 => {
-                        charge!(self, v.payload.len());
-                        self.put(wb, dkey, Value { expire: 0, ..v });
-                        Reply::Int(1)
-                    }
-                    _ => Reply::Int(0),
-                }
-            }
-            Command::FlushAll => {
-                wb.delete_range_cf(self.cf(CF_DATA), Vec::<u8>::new(), vec![0xff; 3]);
-                wb.delete_range_cf(self.cf(CF_EXPIRE), Vec::<u8>::new(), vec![0xff; 9]);
-                self.flush_versions(wb);
-                for cf in [types::CF_SUB, types::CF_ZSCORE] {
-                    wb.delete_range_cf(self.cf(cf), Vec::<u8>::new(), vec![0xff; 9]);
-                }
-                self.coll = Default::default();
-                self.overlay.clear();
-                self.flushed = true;
-                self.keys = 0;
-                self.expires = 0;
-                Reply::ok()
-            }
+            Command::Set { .. }
+            | Command::SetNx { .. }
+            | Command::GetDel(_)
+            | Command::GetEx { .. }
+            | Command::MSet(_)
+            | Command::MSetNx(_)
+            | Command::Del(_)
+            | Command::IncrBy { .. }
+            | Command::IncrByFloat { .. }
+            | Command::Append { .. }
+            | Command::SetRange { .. }
+            | Command::Rename { .. }
+            | Command::Copy { .. }
+            | Command::Expire { .. }
+            | Command::Persist(_)
+            | Command::DelIfExpired(_) => self.apply_string(wb, cmd, now),
+            Command::FlushAll => self.flush_owned(wb),
+            Command::Slots { op, ranges } => self.apply_slots(wb, *op, ranges),
             Command::SweepExpired { limit } => Reply::Int(self.sweep(wb, now, *limit)),
             Command::NodeAddr { id, addr } => self.record_node_addr(wb, *id, addr),
-            Command::DelIfExpired(keys) => {
-                let mut n = 0;
-                for k in keys {
-                    let dkey = data_key(k);
-                    if self.raw(&dkey).is_some_and(|v| v.expired(now)) && self.del(wb, &dkey) {
-                        n += 1;
-                    }
-                }
-                Reply::Int(n)
-            }
             Command::DbSize => Reply::Int(self.keys.max(0)),
             Command::Transaction { watches, body } => {
                 self.apply_transaction(wb, watches, body, now)
@@ -809,7 +553,13 @@ impl Store {
                 let reader = self.reader();
                 let mut expired = Vec::new();
                 reader
-                    .read_inner(&|k| Ok(self.raw(&data_key(k))), read, now, &mut expired)
+                    .read_inner(
+                        &|k| Ok(self.raw(&data_key(k))),
+                        read,
+                        now,
+                        &mut expired,
+                        &self.slots,
+                    )
                     .unwrap_or_else(|e| fail_stop("reading during apply", e))
             }
             other => Reply::err(format!("ERR '{}' is not a replicated write", other.name())),
@@ -847,7 +597,8 @@ impl Store {
         self.coll = Default::default();
         self.read_cache.get_mut().clear();
         self.watch_versions.batch_written();
-        self.flushed = false;
+        self.flushed = None;
+        self.publish_slots();
         self.shared
             .keys
             .store(self.keys.max(0) as u64, Ordering::Release);
@@ -859,6 +610,8 @@ impl Store {
 }
 
 #[cfg(test)]
+mod testgroup;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_bits;
@@ -866,5 +619,9 @@ mod tests_bits;
 mod tests_coll;
 #[cfg(test)]
 mod tests_geo;
+#[cfg(test)]
+mod tests_groups;
+#[cfg(test)]
+mod tests_slots;
 #[cfg(test)]
 mod tests_sortdump;

@@ -1,8 +1,9 @@
 //! Cluster state kept in the store beside the data: each node's client (Redis) address,
 //! recorded by the replicated `RAFTKV.NODEADDR` in the `meta` column family under the
-//! cluster-wide group 0 (so snapshots carry it), and published to readers at once; plus the
-//! per-slot key queries of CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT (a slot is one key range
-//! of `data`, so both are one bounded range scan).
+//! applying group's prefix (so that group's snapshots carry it), and published to readers
+//! at once; plus the per-slot key queries of CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT (a slot
+//! is one key range of `data`, so both are one bounded range scan; a slot the group does not
+//! serve has no keys here).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,23 +17,23 @@ use crate::{fail_stop, meta_key, total_order, Reader, Store, Value, CF_DATA, CF_
 /// Node addresses as readers see them.
 pub(crate) type Addrs = std::sync::RwLock<Arc<BTreeMap<u64, String>>>;
 
-/// The meta-CF prefix of node address records: group 0 (cluster-wide), tag `N`.
-fn prefix() -> Vec<u8> {
-    meta_key(0, b'N')
+/// The meta-CF prefix of the group's node address records: tag `N`.
+fn prefix(group: u64) -> Vec<u8> {
+    meta_key(group, b'N')
 }
 
-fn addr_key(id: u64) -> Vec<u8> {
-    let mut k = prefix();
+fn addr_key(group: u64, id: u64) -> Vec<u8> {
+    let mut k = prefix(group);
     k.extend_from_slice(&id.to_be_bytes());
     k
 }
 
-/// Every recorded address in `db` (a storage error stops the node, like any other).
-pub(crate) fn load(db: &DB) -> BTreeMap<u64, String> {
+/// Every address `group` recorded in `db` (a storage error stops the node, like any other).
+pub(crate) fn load(db: &DB, group: u64) -> BTreeMap<u64, String> {
     let Some(cf) = db.cf_handle(CF_META) else {
         return BTreeMap::new();
     };
-    let pre = prefix();
+    let pre = prefix(group);
     let mut out = BTreeMap::new();
     let mut it = db.raw_iterator_cf_opt(cf, total_order());
     it.seek(&pre);
@@ -60,7 +61,7 @@ impl Store {
     /// Applies `RAFTKV.NODEADDR id addr`: stages the record and publishes it (the entry is
     /// committed, so every replica records the same).
     pub(crate) fn record_node_addr(&mut self, wb: &mut WriteBatch, id: u64, addr: &str) -> Reply {
-        wb.put_cf(self.cf(CF_META), addr_key(id), addr.as_bytes());
+        wb.put_cf(self.cf(CF_META), addr_key(self.group, id), addr.as_bytes());
         let mut addrs = (**self
             .shared
             .node_addrs
@@ -74,7 +75,7 @@ impl Store {
 
     /// Reloads the published addresses from the database (open, snapshot restore).
     pub(crate) fn reload_node_addrs(&self) {
-        publish(&self.shared.node_addrs, load(&self.db));
+        publish(&self.shared.node_addrs, load(&self.db, self.group));
     }
 }
 
@@ -88,13 +89,17 @@ impl Reader {
             .clone()
     }
 
-    /// Visits the live keys of `slot` in key order until `f` returns false.
+    /// Visits the live keys of `slot` in key order until `f` returns false (none when the
+    /// group does not serve `slot`).
     fn slot_keys(
         &self,
         slot: u16,
         now: i64,
         mut f: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), String> {
+        if !self.slots().contains(slot) {
+            return Ok(());
+        }
         let cf = self.cf(CF_DATA).ok_or("missing data column family")?;
         let mut it = self.db.raw_iterator_cf_opt(cf, total_order());
         it.seek(slot.to_be_bytes());
@@ -179,7 +184,7 @@ mod tests {
     fn addresses_are_published_at_once_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path());
-        let mut store = Store::open(db.clone(), 1).unwrap();
+        let mut store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
         let reader = store.reader();
         assert!(reader.node_addrs().is_empty());
         let rec = |id, a: &str| Command::NodeAddr { id, addr: a.into() };
@@ -194,7 +199,7 @@ mod tests {
         // FLUSHALL leaves cluster state alone.
         apply(&mut store, &db, &[Command::FlushAll], 11);
         drop((store, reader));
-        let store = Store::open(db, 1).unwrap();
+        let store = Store::open(db, 1, crate::SlotSet::all()).unwrap();
         assert_eq!(*store.reader().node_addrs(), want);
     }
 
@@ -202,7 +207,7 @@ mod tests {
     fn slot_queries_see_live_keys_of_one_slot_only() {
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path());
-        let mut store = Store::open(db.clone(), 1).unwrap();
+        let mut store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
         let r = store.reader();
         let cmds = [
             set("{t}a", None),

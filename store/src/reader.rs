@@ -6,6 +6,19 @@
 //! delete, then an ingest) holds the restore gate for writing; readers take their snapshot
 //! under the gate's read side, so no read ever sees a half-restored store: it sees the whole
 //! state before the restore or the whole state after it.
+//!
+//! Reads serve only the group's slots: a command with a key elsewhere answers `-TRYAGAIN`,
+//! and KEYS, SCAN, RANDOMKEY, DBSIZE and the sweep's due keys cover the owned slots only.
+//! A read group serves a slot only when the set published before its snapshot and the one
+//! after both own it (a removal is published before its batch is written, an addition
+//! after: see `scope.rs`), so ownership and the snapshot agree.
+//!
+//! **SCAN's cursor** is a slot number. A SCAN with cursor `c` must go to the group owning
+//! slot `c` (else `-TRYAGAIN slot c ...`); it scans the run of consecutive slots the group
+//! owns from `c` on, whole slots at a time until about COUNT keys were examined. The
+//! returned cursor is 0 at the end of the keyspace; otherwise every slot below it has been
+//! scanned, and it is the next slot to scan, which another group may own (the caller sends
+//! the next SCAN to that slot's owner). One group owning every slot: as Redis's SCAN.
 
 use std::sync::Arc;
 
@@ -13,15 +26,16 @@ use bytes::Bytes;
 use resp::{Command, Reply, TimeUnit};
 use rocksdb::DB;
 
-use crate::{
-    data_key, glob_match, slot, total_order, type_by_name, Counters, Value, CF_DATA, CF_EXPIRE,
-    TYPE_STRING, WRONGTYPE,
-};
+use crate::scope::foreign_slot;
+use crate::slots::{key_ranges, slot_of, tryagain, visit_ranges, SlotSet};
+use crate::types::meta::EXPIRE_KEY_HEAD;
+use crate::{data_key, total_order, Counters, Value, CF_DATA, CF_EXPIRE, TYPE_STRING, WRONGTYPE};
 
 /// Read access to the store from any thread.
 #[derive(Clone)]
 pub struct Reader {
     pub(crate) db: Arc<DB>,
+    pub(crate) group: u64,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -33,6 +47,8 @@ pub(crate) type RawFn<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Value>, String>;
 pub(crate) struct Source<'a> {
     db: &'a DB,
     snap: Option<&'a rocksdb::Snapshot<'a>>,
+    /// The slots this read serves.
+    pub(crate) slots: &'a SlotSet,
 }
 
 impl Source<'_> {
@@ -88,27 +104,47 @@ impl Reader {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Up to `limit` keys whose expiry index entry is due at `now`, oldest first: what the
-    /// leader's sweep proposes to delete, by name (`RAFTKV.DELIFEXPIRED`), so every replica
-    /// deletes exactly these keys whatever its write batch holds.
+    /// The group this reader reads.
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    /// The slots the group serves, as published to readers.
+    pub fn slots(&self) -> Arc<SlotSet> {
+        self.counters
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Up to `limit` of the group's keys whose expiry index entry is due at `now`, oldest
+    /// first: what the leader's sweep proposes to delete, by name (`RAFTKV.DELIFEXPIRED`),
+    /// so every replica deletes exactly these keys whatever its write batch holds. Walks
+    /// only the group's prefix of the index: other groups' entries cost nothing.
     pub fn due_keys(&self, now: i64, limit: usize) -> Vec<Bytes> {
         let Some(cf) = self.cf(CF_EXPIRE) else {
             return Vec::new();
         };
+        let prefix = self.group.to_be_bytes();
+        let slots = self.slots();
         let mut out = Vec::new();
         let mut it = self.db.raw_iterator_cf(cf);
-        it.seek_to_first();
+        it.seek(prefix);
         while out.len() < limit {
-            let Some(k) = it.key() else { break };
-            let at = k
+            let Some(entry) = it.key().and_then(|k| k.strip_prefix(&prefix[..])) else {
+                break;
+            };
+            let at = entry
                 .get(..8)
                 .and_then(|b| b.try_into().ok())
                 .map_or(i64::MAX, |b: [u8; 8]| u64::from_be_bytes(b) as i64);
             if at > now {
                 break;
             }
-            // `[expire at u64][slot u16][user key]`.
-            if let Some(key) = k.get(10..) {
+            // `[group u64][expire at u64][slot u16][user key]`.
+            let dkey = entry.get(EXPIRE_KEY_HEAD - 8..).unwrap_or_default();
+            if let Some(key) = dkey.get(2..).filter(|_| slots.contains(slot_of(dkey))) {
                 out.push(Bytes::copy_from_slice(key));
             }
             it.next();
@@ -126,15 +162,22 @@ impl Reader {
             .unwrap_or_else(|p| p.into_inner()) = Some(f);
     }
 
-    /// True when the sub or score family holds any record (the cleaner may have work).
+    /// True when the sub or score family holds any record in the group's slots (the
+    /// cleaner may have work).
     pub fn has_collection_records(&self) -> bool {
+        let ranges = key_ranges(&self.slots());
         [crate::types::CF_SUB, crate::types::CF_ZSCORE]
             .into_iter()
             .filter_map(|name| self.cf(name))
             .any(|cf| {
-                let mut it = self.db.raw_iterator_cf(cf);
-                it.seek_to_first();
-                it.valid()
+                let mut it = self.db.raw_iterator_cf_opt(cf, total_order());
+                let mut found = false;
+                let ranges = ranges.iter().map(|(a, b)| (&a[..], &b[..]));
+                let _ = visit_ranges(&mut it, ranges, |_, _| {
+                    found = true;
+                    false
+                });
+                found
             })
     }
 
@@ -148,13 +191,21 @@ impl Reader {
     /// Runs a group of read commands at `now`, all on ONE snapshot of the store (taken
     /// under the restore gate). Returns one reply per command and the expired keys seen.
     pub fn read_all(&self, cmds: &[Command], now: i64) -> (Vec<Reply>, Vec<Bytes>) {
-        let snap = {
+        let (snap, before, after) = {
             let _gate = self
                 .counters
                 .restore
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            self.db.snapshot()
+            let before = self.slots();
+            let snap = self.db.snapshot();
+            (snap, before, self.slots())
+        };
+        // Served: slots owned both before and after the snapshot (see the module doc).
+        let slots = if Arc::ptr_eq(&before, &after) {
+            before
+        } else {
+            Arc::new(before.intersection(&after))
         };
         let Some(cf) = self.cf(CF_DATA) else {
             let e = Reply::err("ERR storage error: missing data column family");
@@ -164,6 +215,7 @@ impl Reader {
         let src = Source {
             db: &self.db,
             snap: Some(&snap),
+            slots: &slots,
         };
         let mut expired = Vec::new();
         let replies = cmds
@@ -205,17 +257,20 @@ impl Reader {
     }
 
     /// A read run by the apply path (reads replicated with writes): keys through `raw`
-    /// (the batch's overlay), scans on the live database (the apply path is its only writer).
+    /// (the batch's overlay), scans on the live database (the apply path is its only
+    /// writer), over the applied slot set `slots`.
     pub(crate) fn read_inner(
         &self,
         raw: RawFn<'_>,
         cmd: &Command,
         now: i64,
         expired: &mut Vec<Bytes>,
+        slots: &SlotSet,
     ) -> Result<Reply, String> {
         let src = Source {
             db: &self.db,
             snap: None,
+            slots,
         };
         self.read_on(&src, raw, cmd, now, expired)
     }
@@ -228,6 +283,9 @@ impl Reader {
         now: i64,
         expired: &mut Vec<Bytes>,
     ) -> Result<Reply, String> {
+        if let Some(slot) = foreign_slot(src.slots, cmd) {
+            return Ok(tryagain(slot));
+        }
         Ok(match cmd {
             Command::Get(k) => match Self::string(raw, k, now, expired)? {
                 Ok(Some(v)) => bulk(v),
@@ -310,37 +368,13 @@ impl Reader {
             Command::DbSize => Reply::Int(self.key_count() as i64),
             Command::RandomKey => Self::random_key(src, now, expired)?,
             Command::Object(o) => Self::object(src, raw, o, now, expired)?,
-            Command::Keys(pattern) => {
-                let mut out = Vec::new();
-                let all = pattern.as_ref() == b"*";
-                Self::scan_range(src, 0, u64::MAX, now, |k, _| {
-                    if all || glob_match(pattern, k, false) {
-                        out.push(bulk(k.to_vec()));
-                    }
-                })?;
-                Reply::Array(out)
-            }
+            Command::Keys(pattern) => Self::keys(src, pattern, now)?,
             Command::Scan {
                 cursor,
                 pattern,
                 count,
                 type_,
-            } => {
-                let mut keys = Vec::new();
-                // TYPE filter: a name that is no type matches nothing (Redis 7.0 behaviour).
-                let want: Option<Option<u8>> = type_.as_ref().map(|t| type_by_name(t));
-                let pattern = pattern.as_ref().filter(|p| p.as_ref() != b"*");
-                let next = Self::scan_slots(src, *cursor, *count, now, |k, typ| {
-                    let type_ok = want.is_none_or(|w| w == Some(typ));
-                    if type_ok && pattern.as_ref().is_none_or(|p| glob_match(p, k, false)) {
-                        keys.push(bulk(k.to_vec()));
-                    }
-                })?;
-                Reply::Array(vec![
-                    bulk(next.to_string().into_bytes()),
-                    Reply::Array(keys),
-                ])
-            }
+            } => Self::scan(src, *cursor, pattern.as_ref(), *count, type_.as_ref(), now)?,
             Command::Hash(_)
             | Command::List(_)
             | Command::Sets(_)
@@ -353,58 +387,5 @@ impl Reader {
             | Command::Lcs(_) => crate::reader_coll::read(&src.view(now), cmd),
             other => Reply::err(format!("ERR '{}' is not a read", other.name())),
         })
-    }
-
-    /// Visits live keys (user key, type byte) from slot `from` on, in key order; once at
-    /// least `limit` keys (live or expired) were examined it finishes the current slot and
-    /// returns the next non-empty slot, or `None` when the keyspace is exhausted. Empty
-    /// slots cost nothing: the iterator only lands on existing keys.
-    fn scan_range(
-        src: &Source<'_>,
-        from: u16,
-        limit: u64,
-        now: i64,
-        mut f: impl FnMut(&[u8], u8),
-    ) -> Result<Option<u16>, String> {
-        let limit = limit.max(1);
-        let mut it = src.data_iter()?;
-        it.seek(from.to_be_bytes());
-        let mut examined = 0u64;
-        let mut last_slot = None;
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else {
-                break;
-            };
-            if k.len() < 2 {
-                return Err("corrupt data key".into());
-            }
-            let slot = u16::from_be_bytes([k[0], k[1]]);
-            if examined >= limit && last_slot != Some(slot) {
-                return Ok(Some(slot));
-            }
-            last_slot = Some(slot);
-            examined += 1;
-            let (typ, expire) = Value::header(v).ok_or("corrupt value")?;
-            if expire == 0 || expire > now {
-                f(&k[2..], typ);
-            }
-            it.next();
-        }
-        it.status().map_err(|e| e.to_string())?;
-        Ok(None)
-    }
-
-    /// SCAN: whole slots from `cursor` until `count` keys were examined; next cursor or 0.
-    fn scan_slots(
-        src: &Source<'_>,
-        cursor: u64,
-        count: u64,
-        now: i64,
-        f: impl FnMut(&[u8], u8),
-    ) -> Result<u64, String> {
-        if cursor >= slot::SLOTS as u64 {
-            return Ok(0);
-        }
-        Ok(Self::scan_range(src, cursor as u16, count, now, f)?.map_or(0, |s| s as u64))
     }
 }

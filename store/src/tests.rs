@@ -2,7 +2,8 @@
 //! stamped-time expiry, sweep, flush, scan and restart.
 
 use super::*;
-use resp::{SetOptions, TimeUnit};
+use bytes::Bytes;
+use resp::{ExpireCondition, GetExAction, SetCondition, SetOptions, TimeUnit};
 
 struct T {
     _dir: tempfile::TempDir,
@@ -28,7 +29,7 @@ impl T {
     fn new() -> T {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
-        let store = Store::open(db.clone(), 1).unwrap();
+        let store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
         let reader = store.reader();
         T {
             _dir: dir,
@@ -693,7 +694,7 @@ fn flush_scan_keys_and_reopen() {
     let applied = t.store.applied_index();
     let (dir, db) = (t._dir, t.db);
     drop(t.store);
-    let store = Store::open(db.clone(), 1).unwrap();
+    let store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
     assert_eq!(store.applied_index(), applied);
     assert_eq!(store.reader().key_count(), 500);
     let mut t = T {
@@ -1294,13 +1295,13 @@ fn reopen_restores_meta() {
     t.w(Command::Del(vec![b("c")]), NOW + 5000);
     let (dir, db, applied) = (t._dir, t.db, t.index);
     drop(t.store);
-    let store = Store::open(db.clone(), 1).unwrap();
+    let store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
     assert_eq!(store.applied_index(), applied);
     assert_eq!(store.last_time_ms(), NOW + 5000);
     assert_eq!(store.reader().key_count(), 2);
     assert_eq!(store.reader().expires_count(), 1);
     // Another group on the same database has its own (empty) meta.
-    let other = Store::open(db.clone(), 2).unwrap();
+    let other = Store::open(db.clone(), 2, crate::SlotSet::all()).unwrap();
     assert_eq!((other.applied_index(), other.last_time_ms()), (0, 0));
     // Time never goes back across a restart either.
     let mut t = T {

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::budget::over_budget;
+use bytes::Bytes;
 
 struct T {
     _dir: tempfile::TempDir,
@@ -43,7 +44,7 @@ impl T {
         let db = Arc::new(
             DB::open_cf_descriptors(&opts, dir.path(), column_family_descriptors()).unwrap(),
         );
-        let store = Store::open(db.clone(), 1).unwrap();
+        let store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
         T {
             _dir: dir,
             db,

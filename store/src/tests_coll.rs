@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::types::Cf;
+use bytes::Bytes;
 
 pub(crate) struct T {
     _dir: tempfile::TempDir,
@@ -33,7 +34,7 @@ impl T {
     pub(crate) fn new() -> T {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
-        let store = Store::open(db.clone(), 1).unwrap();
+        let store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
         T {
             _dir: dir,
             db,

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::tests_coll::{bulk, T, WRONGTYPE_ERR};
+use bytes::Bytes;
 
 fn bulks(v: &[&str]) -> Reply {
     Reply::Array(v.iter().map(|s| bulk(s)).collect())

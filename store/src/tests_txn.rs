@@ -46,7 +46,7 @@ impl T {
     fn new() -> T {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
-        let store = Store::open(db.clone(), 1).unwrap();
+        let store = Store::open(db.clone(), 1, crate::SlotSet::all()).unwrap();
         T {
             _dir: dir,
             db,
@@ -240,7 +240,7 @@ fn flushall_changes_every_version_and_the_epoch_survives_a_reopen() {
     let w = t.watch("a", 10);
     let epoch = w[0].version;
     assert_eq!(epoch, flushed_at);
-    let store = Store::open(t.db.clone(), 1).unwrap();
+    let store = Store::open(t.db.clone(), 1, crate::SlotSet::all()).unwrap();
     assert_eq!(
         store.reader().watch_versions(&argv("a"), 10).unwrap()[0].version,
         epoch

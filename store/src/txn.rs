@@ -8,13 +8,14 @@
 //!   deleted because they had expired, see below);
 //! - `[0xfe][slot u16 BE]` → the index of the last deletion of any key of that slot (the
 //!   *slot epoch*; no data key starts with 0xfe or 0xff: slots are < 16384);
-//! - `[0xff]` → the index of the last FLUSHALL (the *flush epoch*).
+//! - `[0xff][group u64 BE]` → the index of the group's last FLUSHALL (the group's *flush
+//!   epoch*: indexes of different groups' logs are not comparable, so each has its own).
 //!
 //! A key's version is its record, or its slot epoch when it has none; either is raised to
-//! the flush epoch. A write sets the record; deleting a live key (DEL, RENAME's source, an
-//! expiry time in the past) removes it and moves the slot epoch, so a key deleted, or created
-//! and deleted again, after WATCH has a new version; FLUSHALL range-deletes the family and
-//! moves the flush epoch. Deleting a key that had already expired (the sweep, lazy expiry,
+//! the flush epoch of the group serving it. A write sets the record; deleting a live key
+//! (DEL, RENAME's source, an expiry time in the past) removes it and moves the slot epoch,
+//! so a key deleted, or created and deleted again, after WATCH has a new version; FLUSHALL
+//! range-deletes the records and slot epochs of the group's slots and moves its epoch. Deleting a key that had already expired (the sweep, lazy expiry,
 //! DEL of an expired key) changes nothing here: logically it was gone already (Redis 7.0: a
 //! key expired at WATCH and deleted since does not abort), and a key live at WATCH that has
 //! expired since aborts by the liveness check instead. This also keeps `kver` identical on
@@ -38,13 +39,18 @@ use std::collections::HashMap;
 use resp::{Command, Kind, Reply, WatchedKey};
 use rocksdb::WriteBatch;
 
+use crate::slots::{slot_of, slot_start, SlotSet};
 use crate::{data_key, fail_stop, Reader, Store, Value, CF_DATA};
 
 /// Modification versions (see the module doc).
 pub const CF_KVER: &str = "kver";
 
-/// The flush epoch's key in [`CF_KVER`].
-const EPOCH_KEY: [u8; 1] = [0xff];
+/// The group's flush epoch's key in [`CF_KVER`].
+pub(crate) fn epoch_key(group: u64) -> [u8; 9] {
+    let mut k = [0xff; 9];
+    k[1..].copy_from_slice(&group.to_be_bytes());
+    k
+}
 
 /// The slot epoch's key of a data key's slot.
 fn slot_key(dkey: &[u8]) -> [u8; 3] {
@@ -52,6 +58,27 @@ fn slot_key(dkey: &[u8]) -> [u8; 3] {
         [a, b, ..] => [0xfe, *a, *b],
         _ => [0xfe, 0, 0],
     }
+}
+
+/// The slot a `kver` key belongs to (a data key's, or a slot epoch's).
+fn record_slot(k: &[u8]) -> u16 {
+    match k {
+        [0xfe, rest @ ..] => slot_of(rest),
+        _ => slot_of(k),
+    }
+}
+
+/// The key ranges of `kver` holding the records and slot epochs of `slots`, in key order.
+pub(crate) fn kver_ranges(slots: &SlotSet) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let runs: Vec<_> = slots
+        .ranges()
+        .map(|(lo, hi)| (slot_start(lo.into()), slot_start(u32::from(hi) + 1)))
+        .collect();
+    let records = runs.iter().map(|(a, b)| (a.to_vec(), b.to_vec()));
+    let epochs = runs
+        .iter()
+        .map(|(a, b)| ([&[0xfe][..], a].concat(), [&[0xfe][..], b].concat()));
+    records.chain(epochs).collect()
 }
 
 /// The store's version state.
@@ -70,12 +97,12 @@ fn decode_u64(v: &[u8]) -> Option<u64> {
 }
 
 impl Versions {
-    /// Loads the flush epoch (0 when none was recorded).
-    pub(crate) fn load(db: &rocksdb::DB) -> Result<Versions, crate::StoreError> {
+    /// Loads the group's flush epoch (0 when none was recorded).
+    pub(crate) fn load(db: &rocksdb::DB, group: u64) -> Result<Versions, crate::StoreError> {
         let cf = db
             .cf_handle(CF_KVER)
             .ok_or(crate::StoreError::MissingCf(CF_KVER))?;
-        let epoch = match db.get_cf(cf, EPOCH_KEY)? {
+        let epoch = match db.get_cf(cf, epoch_key(group))? {
             None => 0,
             Some(v) => {
                 decode_u64(&v).ok_or_else(|| crate::StoreError::Corrupt("flush epoch".into()))?
@@ -124,19 +151,24 @@ impl Store {
             .insert(slot.to_vec(), Some(index));
     }
 
-    /// FLUSHALL: every version changes (the epoch moves) and the records go.
-    pub(crate) fn flush_versions(&mut self, wb: &mut WriteBatch) {
+    /// FLUSHALL of the group's `slots`: every version of the group changes (its epoch
+    /// moves) and the records and slot epochs of those slots go.
+    pub(crate) fn flush_versions(&mut self, wb: &mut WriteBatch, slots: &SlotSet) {
         let cf = self.cf(CF_KVER);
-        wb.delete_range_cf(cf, Vec::<u8>::new(), EPOCH_KEY.to_vec());
+        for (from, to) in kver_ranges(slots) {
+            wb.delete_range_cf(cf, from, to);
+        }
         let index = self.watch_versions.index;
-        wb.put_cf(cf, EPOCH_KEY, index.to_be_bytes());
+        wb.put_cf(cf, epoch_key(self.group), index.to_be_bytes());
         self.watch_versions.epoch = index;
-        self.watch_versions.overlay.clear();
+        self.watch_versions
+            .overlay
+            .retain(|k, _| !slots.contains(record_slot(k)));
     }
 
     /// Reloads the flush epoch after a snapshot replaced the store.
     pub(crate) fn reload_versions(&mut self) -> Result<(), String> {
-        self.watch_versions = Versions::load(&self.db).map_err(|e| e.to_string())?;
+        self.watch_versions = Versions::load(&self.db, self.group).map_err(|e| e.to_string())?;
         Ok(())
     }
 
@@ -145,7 +177,7 @@ impl Store {
         if let Some(v) = self.watch_versions.overlay.get(k) {
             return *v;
         }
-        if self.flushed {
+        if self.flushed_slot(record_slot(k)) {
             return None;
         }
         match self.db.get_pinned_cf(self.cf(CF_KVER), k) {
@@ -216,7 +248,8 @@ impl Store {
 
 impl Reader {
     /// What WATCH records for `keys` at `now`: each key's version and whether it is live,
-    /// all from one RocksDB snapshot (one consistent state).
+    /// all from one RocksDB snapshot (one consistent state). A key of a slot the group does
+    /// not serve is an error (`TRYAGAIN slot <n> is not served by this group`).
     pub fn watch_versions(
         &self,
         keys: &[bytes::Bytes],
@@ -224,6 +257,14 @@ impl Reader {
     ) -> Result<Vec<WatchedKey>, String> {
         let kver = self.cf(CF_KVER).ok_or("missing kver column family")?;
         let data = self.cf(CF_DATA).ok_or("missing data column family")?;
+        let slots = self.slots();
+        if let Some(s) = keys
+            .iter()
+            .map(|k| crate::key_slot(k))
+            .find(|&s| !slots.contains(s))
+        {
+            return Err(format!("TRYAGAIN slot {s} is not served by this group"));
+        }
         let snap = self.db.snapshot();
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_snapshot(&snap);
@@ -234,7 +275,7 @@ impl Reader {
                 Err(e) => Err(e.to_string()),
             }
         };
-        let epoch = get_u64(&EPOCH_KEY)?.unwrap_or(0);
+        let epoch = get_u64(&epoch_key(self.group))?.unwrap_or(0);
         keys.iter()
             .map(|key| {
                 let dkey = data_key(key);

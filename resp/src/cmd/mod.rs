@@ -52,6 +52,7 @@ mod zset_parse;
 
 pub use cluster::{ClusterCmd, MAX_GETKEYSINSLOT};
 pub use geo_parse::{unit as geo_unit, LAT_MAX, LAT_MIN, LON_MAX, LON_MIN};
+pub use raft::parse_slot_ranges;
 pub use spec::{Args, BeginSearch, CommandSpec, FindKeys, KeySpec, Kind, ParseFn};
 pub use transaction::queue_error;
 pub use util::parse_float;
@@ -135,6 +136,8 @@ static INTERNAL: &[&CommandSpec] = &[
     &cluster::RAFTKV_NODEADDR,
     &transaction::RAFTKV_EXEC,
     &coll::RAFTKV_CLEAN,
+    &raft::RAFTKV_SLOTS_ADD,
+    &raft::RAFTKV_SLOTS_REMOVE,
 ];
 
 impl Command {
@@ -150,7 +153,7 @@ impl Command {
     }
 
     /// Parses a command from a committed log entry: client commands plus the internal
-    /// `RAFTKV.SWEEP limit` and `RAFTKV.DELIFEXPIRED key...`.
+    /// ones (`RAFTKV.SWEEP limit`, `RAFTKV.DELIFEXPIRED key...`, `RAFTKV.SLOTS.ADD`, ...).
     pub fn parse_replicated(argv: &[Bytes]) -> Result<Command, Reply> {
         let name = argv.first().map_or(&b""[..], |n| &n[..]);
         match INTERNAL
@@ -180,6 +183,16 @@ impl Command {
             Bytes::from(cursor.to_string()),
             Bytes::from(limit.to_string()),
         ]
+    }
+
+    /// The internal slot-ownership command's argument vector (`ranges` as
+    /// [`parse_slot_ranges`] reads them, e.g. `0-5460,5461`).
+    pub fn slots_argv(op: crate::SlotsOp, ranges: &str) -> Vec<Bytes> {
+        let name: &'static [u8] = match op {
+            crate::SlotsOp::Add => b"RAFTKV.SLOTS.ADD",
+            crate::SlotsOp::Remove => b"RAFTKV.SLOTS.REMOVE",
+        };
+        vec![Bytes::from_static(name), Bytes::from(ranges.to_string())]
     }
 
     /// The internal lazy-expiry command's argument vector.
@@ -279,6 +292,10 @@ impl Command {
             ReadWrite => (&cluster::READWRITE, Args::None),
             Asking => (&cluster::ASKING, Args::None),
             NodeAddr { .. } => (&cluster::RAFTKV_NODEADDR, Args::None),
+            Slots { op, .. } => match op {
+                crate::SlotsOp::Add => (&r::RAFTKV_SLOTS_ADD, Args::None),
+                crate::SlotsOp::Remove => (&r::RAFTKV_SLOTS_REMOVE, Args::None),
+            },
             Multi => (&t::MULTI, Args::None),
             Exec => (&t::EXEC, Args::None),
             Discard => (&t::DISCARD, Args::None),

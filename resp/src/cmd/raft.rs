@@ -1,13 +1,15 @@
 //! raftkv's cluster administration commands, the `RAFT.*` family: snapshots, membership
 //! (RAFT.NODE ADD / REMOVE / REPLACE) and leader transfer. Served by the node or forwarded
-//! to its leader (`Kind::Admin`). Parsers beside their table entries, then the family's
-//! registration table and its unit tests.
+//! to its leader (`Kind::Admin`); plus the internal, replicated-only `RAFTKV.SLOTS.ADD` /
+//! `RAFTKV.SLOTS.REMOVE` that change which hash slots a group serves, and the slot-range
+//! syntax (`0-5460,5461`) they and the logs use. Parsers beside their table entries, then
+//! the family's registration table and its unit tests.
 
 use bytes::Bytes;
 
 use super::spec::CommandSpec;
 use super::util::{int, parse_container, syntax};
-use crate::{Command, RaftCmd, Reply};
+use crate::{Command, RaftCmd, Reply, SlotsOp};
 
 /// A Raft node id: a positive integer.
 fn node_id(b: &[u8]) -> Result<u64, Reply> {
@@ -146,6 +148,73 @@ pub(crate) static TRANSFER_LEADER: CommandSpec = raft_doc(
     "O(1)",
 );
 
+/// Redis Cluster's number of hash slots.
+const SLOTS: u32 = 16384;
+
+/// Parses hash slot ranges written as `0-5460,5461` (comma-separated slots or inclusive
+/// `lo-hi` ranges, `0 <= lo <= hi <= 16383`), the form slot sets take in commands and logs.
+/// Empty text is no range. Ranges may overlap or come in any order.
+pub fn parse_slot_ranges(text: &[u8]) -> Result<Vec<(u16, u16)>, String> {
+    let bad = |piece: &[u8]| {
+        format!(
+            "ERR invalid slot range '{}': expected <slot> or <lo>-<hi> within 0-{}",
+            super::util::text(piece, 64),
+            SLOTS - 1
+        )
+    };
+    let slot = |b: &[u8]| -> Option<u16> {
+        let s = std::str::from_utf8(b).ok()?;
+        if s.is_empty() || s.len() > 5 || !s.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        s.parse::<u32>()
+            .ok()
+            .filter(|&n| n < SLOTS)
+            .map(|n| n as u16)
+    };
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(|&c| c == b',')
+        .map(|piece| {
+            let range = match piece.iter().position(|&c| c == b'-') {
+                None => slot(piece).map(|s| (s, s)),
+                Some(dash) => slot(&piece[..dash]).zip(slot(&piece[dash + 1..])),
+            };
+            range.filter(|(lo, hi)| lo <= hi).ok_or_else(|| bad(piece))
+        })
+        .collect()
+}
+
+fn parse_slots(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let op = if spec.name == RAFTKV_SLOTS_ADD.name {
+        SlotsOp::Add
+    } else {
+        SlotsOp::Remove
+    };
+    let mut ranges = Vec::new();
+    for a in &argv[1..] {
+        ranges.extend(parse_slot_ranges(a).map_err(Reply::err)?);
+    }
+    Ok(Command::Slots { op, ranges })
+}
+
+/// `RAFTKV.SLOTS.ADD ranges...`: the applying group serves these hash slots from now on
+/// (replicated only; the migration work proposes it).
+pub(crate) static RAFTKV_SLOTS_ADD: CommandSpec = CommandSpec {
+    summary: "Internal: the group starts serving these hash slots (replicated only).",
+    group: "cluster",
+    ..CommandSpec::new("RAFTKV.SLOTS.ADD", -2, &["write"], &[], parse_slots)
+};
+
+/// `RAFTKV.SLOTS.REMOVE ranges...`: the applying group stops serving these hash slots
+/// (their data stays until a later clean-up; replicated only).
+pub(crate) static RAFTKV_SLOTS_REMOVE: CommandSpec = CommandSpec {
+    summary: "Internal: the group stops serving these hash slots (replicated only).",
+    group: "cluster",
+    ..CommandSpec::new("RAFTKV.SLOTS.REMOVE", -2, &["write"], &[], parse_slots)
+};
+
 /// The family's registration table.
 pub(super) static COMMANDS: &[&CommandSpec] = &[&SNAPSHOT, &NODES, &NODE, &TRANSFER_LEADER];
 
@@ -209,6 +278,67 @@ mod tests {
         assert_eq!(
             err("RAFT.SNAPSHOT now"),
             "ERR wrong number of arguments for 'raft.snapshot' command"
+        );
+    }
+
+    #[test]
+    fn slot_ranges_parse_strictly() {
+        use super::parse_slot_ranges as p;
+        assert_eq!(p(b""), Ok(vec![]));
+        assert_eq!(p(b"0-5460,5461"), Ok(vec![(0, 5460), (5461, 5461)]));
+        assert_eq!(
+            p(b"16383,7-7,3-9"),
+            Ok(vec![(16383, 16383), (7, 7), (3, 9)])
+        );
+        for bad in [
+            &b"16384"[..],
+            b"5-4",
+            b"-3",
+            b"3-",
+            b"1,,2",
+            b"a",
+            b" 1",
+            b"1-2-3",
+            b"+1",
+            b"000001",
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(e.starts_with("ERR invalid slot range"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn slot_commands_are_internal_writes() {
+        let add = argv("RAFTKV.SLOTS.ADD 0-10,12 20-30");
+        assert!(Command::parse(&add).is_err(), "never from a client");
+        let c = Command::parse_replicated(&add).unwrap();
+        assert_eq!(
+            c,
+            Command::Slots {
+                op: SlotsOp::Add,
+                ranges: vec![(0, 10), (12, 12), (20, 30)]
+            }
+        );
+        assert_eq!(c.kind(), Kind::Write);
+        assert!(c.keys().is_empty());
+        assert_eq!(c.name(), "RAFTKV.SLOTS.ADD");
+        let rm = Command::parse_replicated(&argv("raftkv.slots.remove 5")).unwrap();
+        assert_eq!(
+            rm,
+            Command::Slots {
+                op: SlotsOp::Remove,
+                ranges: vec![(5, 5)]
+            }
+        );
+        assert_eq!(rm.name(), "RAFTKV.SLOTS.REMOVE");
+        assert_eq!(
+            Command::slots_argv(SlotsOp::Remove, "1-2"),
+            argv("RAFTKV.SLOTS.REMOVE 1-2")
+        );
+        assert!(Command::parse_replicated(&argv("RAFTKV.SLOTS.ADD")).is_err());
+        let e = Command::parse_replicated(&argv("RAFTKV.SLOTS.ADD 1 99999"));
+        assert!(
+            matches!(e, Err(Reply::Error(t)) if t.starts_with("ERR invalid slot range '99999'"))
         );
     }
 }

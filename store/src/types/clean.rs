@@ -7,10 +7,13 @@
 //! bounded whatever the sizes. It is deterministic (the state, the cursor, the limit and the
 //! stamped time decide everything), so the leader can propose it through Raft like the
 //! expiry sweep and every replica deletes the same records. Range deletes are not visible to
-//! the view's own reads; they only cover versions nothing reads any more.
+//! the view's own reads; they only cover versions nothing reads any more. It walks only the
+//! group's own slots (other groups' records, and those of slots the group gave away, are
+//! not its business).
 
 use super::meta::{header, is_collection, prefix_end, split_sub_key, Meta};
 use super::{Cf, Error, Read, Result, Write};
+use crate::slots::{slot_of, slot_start, SlotSet};
 
 /// Where the next call resumes: the family and the first key not yet examined.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -50,14 +53,34 @@ pub struct Report {
     pub next: Option<Cursor>,
 }
 
-/// The first key at or after `from` in `cf`.
-fn first_from<R: Read + ?Sized>(r: &R, cf: Cf, from: &[u8]) -> Result<Option<Vec<u8>>> {
-    let mut found = None;
-    r.scan(cf, from, &[0xff; 8], false, &mut |k, _| {
-        found = Some(k.to_vec());
-        false
-    })?;
-    Ok(found)
+/// The first key at or after `from` in `cf` in a slot of `slots` (one scan per run of
+/// owned slots).
+fn first_from<R: Read + ?Sized>(
+    r: &R,
+    cf: Cf,
+    from: &[u8],
+    slots: &SlotSet,
+) -> Result<Option<Vec<u8>>> {
+    let mut from = from.to_vec();
+    loop {
+        let at = slot_of(&from);
+        let Some(lo) = slots.next_owned(u32::from(at)) else {
+            return Ok(None);
+        };
+        if lo != at {
+            from = slot_start(lo.into()).to_vec();
+        }
+        let end = slot_start(slots.next_unowned(u32::from(lo)));
+        let mut found = None;
+        r.scan(cf, &from, &end, false, &mut |k, _| {
+            found = Some(k.to_vec());
+            false
+        })?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        from = end.to_vec();
+    }
 }
 
 /// The current version of the collection at data key `dkey`, if it is live.
@@ -72,14 +95,19 @@ fn current<R: Read + ?Sized>(r: &R, dkey: &[u8]) -> Result<Option<u64>> {
     Ok(Some(Meta::decode(&raw)?.version))
 }
 
-/// Examines up to `limit` (at least 1) collection versions from `cursor`, deleting the
-/// records of stale ones.
-pub fn clean<W: Write + ?Sized>(w: &mut W, cursor: &Cursor, limit: u64) -> Result<Report> {
+/// Examines up to `limit` (at least 1) collection versions of `slots` from `cursor`,
+/// deleting the records of stale ones.
+pub fn clean<W: Write + ?Sized>(
+    w: &mut W,
+    cursor: &Cursor,
+    limit: u64,
+    slots: &SlotSet,
+) -> Result<Report> {
     let mut report = Report::default();
     let mut cur = cursor.clone();
     while report.examined < limit.max(1) {
         let cf = if cur.in_score { Cf::Score } else { Cf::Sub };
-        let Some(k) = first_from(w, cf, &cur.from)? else {
+        let Some(k) = first_from(w, cf, &cur.from, slots)? else {
             if cur.in_score {
                 return Ok(report);
             }

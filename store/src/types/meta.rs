@@ -26,13 +26,19 @@ pub fn data_key(user_key: &[u8]) -> Vec<u8> {
     k
 }
 
-/// `[expire_at_ms u64 BE][data key]`: the expiry index's key (the store's format).
-pub fn expire_key(at: i64, dkey: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(dkey.len() + 8);
+/// `[group u64 BE][expire_at_ms u64 BE][data key]`: the expiry index's key (the store's
+/// format). Each group's entries are one prefix, so its due-key lookup never walks another
+/// group's entries.
+pub fn expire_key(group: u64, at: i64, dkey: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(dkey.len() + 16);
+    k.extend_from_slice(&group.to_be_bytes());
     k.extend_from_slice(&(at.max(0) as u64).to_be_bytes());
     k.extend_from_slice(dkey);
     k
 }
+
+/// Bytes of an expiry index key before its data key (group, time).
+pub const EXPIRE_KEY_HEAD: usize = 16;
 
 /// `[slot u16 BE][key len u32 BE][user key][version u64 BE]`: the common prefix of one
 /// collection's sub and score records. The length keeps `a` and `ab` apart.

@@ -59,7 +59,7 @@ fn the_cleaner_removes_only_stale_versions_in_bounded_calls() {
     loop {
         calls += 1;
         let rep = db.w(|st| {
-            let rep = clean(st, &cursor, 7).unwrap();
+            let rep = clean(st, &cursor, 7, crate::SlotSet::all_ref()).unwrap();
             // One seek and one metadata lookup per collection examined, one range delete
             // per stale one: bounded by the limit, whatever the collections hold.
             assert!(st.stats().reads() <= 2 * 7 + 1 && st.stats().writes() <= 7);
@@ -96,7 +96,9 @@ fn expired_collections_are_stale_for_the_cleaner() {
     db.expire_at(b"s", NOW + 1);
     db.clean_all(10);
     assert_eq!(db.count(Cf::Sub), 3, "not yet expired at NOW");
-    db.batch(NOW + 1, |st| clean(st, &Cursor::default(), 10).unwrap());
+    db.batch(NOW + 1, |st| {
+        clean(st, &Cursor::default(), 10, crate::SlotSet::all_ref()).unwrap()
+    });
     assert_eq!(db.count(Cf::Sub), 0);
 }
 
@@ -164,13 +166,15 @@ fn a_snapshot_carries_every_collection_family() {
     let mut src = Db::new();
     fill(&mut src, 4);
     let dir = tempfile::tempdir().unwrap();
-    crate::snapshot::export(src.db.clone(), dir.path().to_path_buf())
+    // A group's snapshot covers the slots recorded for it (a `Store` records them at open).
+    crate::scope::load_or_init_slots(&src.db, 1, crate::SlotSet::all()).unwrap();
+    crate::snapshot::export(src.db.clone(), dir.path().to_path_buf(), 1)
         .unwrap()
         .finish()
         .unwrap();
     let mut dst = Db::new();
     dst.w(|st| hash::hset(st, b"gone", &[(b"f", b"v")]).unwrap());
-    crate::snapshot::restore(&dst.db, dir.path()).unwrap();
+    crate::snapshot::restore(&dst.db, dir.path(), 1).unwrap();
     dst.versions = Versions::load(&dst.db, 1).unwrap();
     assert_eq!(dst.versions, src.versions);
     dst.r(|v| {
@@ -324,7 +328,7 @@ fn workload(db: &mut Db, seed: u64) {
                 4 => zset::zadd(st, &k, Default::default(), &[(step as f64, &m)]).map(drop),
                 5 => zset::zpop(st, &k, true, 1).map(drop),
                 6 => st.del_data(&k),
-                _ => clean(st, &Cursor::default(), 3).map(drop),
+                _ => clean(st, &Cursor::default(), 3, crate::SlotSet::all_ref()).map(drop),
             };
         });
     }
@@ -338,4 +342,31 @@ fn replicas_applying_the_same_entries_hold_the_same_bytes() {
     let (da, db_) = (dump(&a), dump(&b));
     assert!(da.len() > 20, "the workload left data: {}", da.len());
     assert_eq!(da, db_);
+}
+
+#[test]
+fn scans_after_a_partial_flush_skip_exactly_the_flushed_slots() {
+    use super::view::live_pieces;
+    let gone = crate::SlotSet::parse("1-2,5").unwrap();
+    let k = |slot: u16, rest: &[u8]| [&slot.to_be_bytes()[..], rest].concat();
+    let pieces = live_pieces(&k(0, b"m"), &[0xff; 8], Some(&gone));
+    assert_eq!(
+        pieces,
+        vec![
+            (k(0, b"m"), k(1, b"")),
+            (k(3, b""), k(5, b"")),
+            (k(6, b""), vec![0xff; 8]),
+        ]
+    );
+    // A range inside one slot: kept whole, or dropped when the slot is gone.
+    let one = (k(7, b"a"), k(7, b"b"));
+    assert_eq!(live_pieces(&one.0, &one.1, Some(&gone)), vec![one.clone()]);
+    assert!(live_pieces(&k(2, b"a"), &k(2, b"b"), Some(&gone)).is_empty());
+    assert_eq!(live_pieces(&one.0, &one.1, None), vec![one.clone()]);
+    assert!(live_pieces(&[], &[0xff; 8], Some(&crate::SlotSet::all())).is_empty());
+    // A range that starts in a gone slot and ends inside a kept one.
+    assert_eq!(
+        live_pieces(&k(5, b"x"), &k(6, b"q"), Some(&gone)),
+        vec![(k(6, b""), k(6, b"q"))]
+    );
 }

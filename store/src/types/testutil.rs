@@ -102,7 +102,9 @@ impl Db {
         let mut calls = 0;
         loop {
             calls += 1;
-            let rep = self.w(|st| super::clean::clean(st, &cursor, limit).unwrap());
+            let rep = self.w(|st| {
+                super::clean::clean(st, &cursor, limit, crate::SlotSet::all_ref()).unwrap()
+            });
             assert!(rep.examined <= limit);
             match rep.next {
                 Some(c) => cursor = c,

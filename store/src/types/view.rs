@@ -15,8 +15,9 @@ use std::ops::Bound;
 
 use rocksdb::{ColumnFamily, ReadOptions, Snapshot, WriteBatch, DB};
 
-use super::meta::{data_key, expire_key, header};
+use super::meta::{data_key, expire_key, header, prefix_end};
 use super::{Cf, Error, Read, Result, Versions, Write};
+use crate::slots::{slot_of, slot_start, SlotSet};
 use crate::{CF_EXPIRE, CF_META};
 
 /// Records touched through a view.
@@ -249,18 +250,20 @@ impl<'a> Staged<'a> {
         }
     }
 
-    /// FLUSHALL: stages the deletion of every record of the store's families (one range
-    /// delete each, O(1)); later reads of this batch see only what is staged after it.
+    /// FLUSHALL of the whole keyspace (this view knows no slot ownership): stages the
+    /// deletion of every record of the data, sub and score families and of the group's
+    /// expiry index (one range delete each, O(1)); later reads of this batch see only what
+    /// is staged after it.
     pub fn flush_all(&mut self) {
         const CEILING: [u8; 9] = [0xff; 9];
-        for name in [Cf::Data, Cf::Sub, Cf::Score]
-            .map(Cf::name)
-            .into_iter()
-            .chain([CF_EXPIRE])
-        {
+        for name in [Cf::Data, Cf::Sub, Cf::Score].map(Cf::name) {
             let h = self.cf(name);
             self.wb.delete_range_cf(h, &[][..], &CEILING[..]);
         }
+        let group = self.group.to_be_bytes();
+        let h = self.cf(CF_EXPIRE);
+        self.wb
+            .delete_range_cf(h, &group[..], &prefix_end(&group)[..]);
         self.base.stats.wrote();
         *self.ov = Overlay {
             flushed: true,
@@ -327,7 +330,7 @@ impl Read for Staged<'_> {
         merged_scan(
             &self.base,
             map,
-            self.ov.flushed,
+            self.ov.flushed.then(SlotSet::all_ref),
             cf,
             (lower, upper),
             reverse,
@@ -339,12 +342,50 @@ impl Read for Staged<'_> {
 /// Staged records of one family: key → value (`None`: deleted).
 pub(crate) type OverlayMap = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// The parts of `[lower, upper)` outside the slots of `gone`, in key order (store keys
+/// start with their slot, so a run of slots is one key range).
+pub(crate) fn live_pieces(
+    lower: &[u8],
+    upper: &[u8],
+    gone: Option<&SlotSet>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let Some(gone) = gone.filter(|g| !g.is_empty()) else {
+        return vec![(lower.to_vec(), upper.to_vec())];
+    };
+    if gone.is_all() {
+        // Every store key starts with a slot below 16384.
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut cur = lower.to_vec();
+    let total = u32::from(crate::slot::SLOTS);
+    while cur.as_slice() < upper {
+        let s = u32::from(slot_of(&cur));
+        if s >= total {
+            out.push((cur, upper.to_vec()));
+            break;
+        }
+        if gone.contains(s as u16) {
+            cur = slot_start(gone.next_unowned(s)).to_vec().max(cur);
+        } else {
+            let Some(next) = gone.next_owned(s) else {
+                out.push((cur, upper.to_vec()));
+                break;
+            };
+            let end = slot_start(next.into()).to_vec().min(upper.to_vec());
+            out.push((cur, end.clone()));
+            cur = end;
+        }
+    }
+    out
+}
+
 /// A range scan of `base` with the staged records of `map` merged in (the staged record
-/// wins on equal keys; `flushed`: the base holds nothing any more).
+/// wins on equal keys; `flushed`: slots whose base records are gone).
 pub(crate) fn merged_scan(
     base: &DbView<'_>,
     map: &OverlayMap,
-    flushed: bool,
+    flushed: Option<&SlotSet>,
     cf: Cf,
     (lower, upper): (&[u8], &[u8]),
     reverse: bool,
@@ -363,31 +404,42 @@ pub(crate) fn merged_scan(
         };
         let mut ov = ov.peekable();
         let first = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
-        let mut stopped = false;
-        let base_lower = if flushed { upper } else { lower };
-        base.scan(cf, base_lower, upper, reverse, &mut |k, v| {
-            while let Some((ok, ovv)) = ov.peek() {
-                if !first(ok, k) {
+        let stopped = Cell::new(false);
+        let mut pieces = live_pieces(lower, upper, flushed);
+        if reverse {
+            pieces.reverse();
+        }
+        {
+            let mut visit = |k: &[u8], v: &[u8]| {
+                while let Some((ok, ovv)) = ov.peek() {
+                    if !first(ok, k) {
+                        break;
+                    }
+                    if !emit(stats, ok, ovv, f) {
+                        stopped.set(true);
+                        return false;
+                    }
+                    ov.next();
+                }
+                let go_on = match ov.peek() {
+                    Some((ok, ovv)) if ok.as_slice() == k => {
+                        let go = emit(stats, ok, ovv, f);
+                        ov.next();
+                        go
+                    }
+                    _ => f(k, v),
+                };
+                stopped.set(!go_on);
+                go_on
+            };
+            for (lo, hi) in &pieces {
+                base.scan(cf, lo, hi, reverse, &mut visit)?;
+                if stopped.get() {
                     break;
                 }
-                if !emit(stats, ok, ovv, f) {
-                    stopped = true;
-                    return false;
-                }
-                ov.next();
             }
-            let go_on = match ov.peek() {
-                Some((ok, ovv)) if ok.as_slice() == k => {
-                    let go = emit(stats, ok, ovv, f);
-                    ov.next();
-                    go
-                }
-                _ => f(k, v),
-            };
-            stopped = !go_on;
-            go_on
-        })?;
-        if !stopped {
+        }
+        if !stopped.get() {
             for (ok, ovv) in ov {
                 if !emit(stats, ok, ovv, f) {
                     break;
@@ -424,14 +476,15 @@ impl Write for Staged<'_> {
             Some(Some((_, e))) if e != 0 => {
                 self.ov.expires_delta -= 1;
                 if e != new_expire {
-                    self.wb.delete_cf(exp, expire_key(e, &dkey));
+                    self.wb.delete_cf(exp, expire_key(self.group, e, &dkey));
                 }
             }
             Some(Some(_)) => {}
         }
         if new_expire != 0 {
             self.ov.expires_delta += 1;
-            self.wb.put_cf(exp, expire_key(new_expire, &dkey), []);
+            self.wb
+                .put_cf(exp, expire_key(self.group, new_expire, &dkey), []);
         }
         self.stage(Cf::Data, dkey, Some(value));
         Ok(())
@@ -447,7 +500,7 @@ impl Write for Staged<'_> {
         if e != 0 {
             self.ov.expires_delta -= 1;
             let exp = self.cf(CF_EXPIRE);
-            self.wb.delete_cf(exp, expire_key(e, &dkey));
+            self.wb.delete_cf(exp, expire_key(self.group, e, &dkey));
         }
         self.stage(Cf::Data, dkey, None);
         Ok(())

@@ -1,0 +1,229 @@
+//! Slot ownership in the apply path: which commands the group refuses (keys of slots it
+//! does not own: `-TRYAGAIN`, the whole command, before anything is staged), the applied
+//! `RAFTKV.SLOTS.ADD` / `RAFTKV.SLOTS.REMOVE`, and FLUSHALL over the owned slot ranges.
+//!
+//! **The slot set** lives in `meta` at `[group u64 BE]['S']` ([`SlotSet::encode`]), written
+//! at the group's first open and then only by an applied slot command, in the same
+//! `WriteBatch` as the rest of its entry. Everything is decided from the applied state, so
+//! every replica refuses and accepts the same commands.
+//!
+//! **Counters and the expiry index follow ownership.** The key and TTL counters count the
+//! keys physically present in owned slots, and the group's expiry index holds exactly the
+//! owned keys with a TTL. So a slot command counts the keys present in the slots it adds
+//! (or removes), as of the batch (database merged with the batch's staged writes, so the
+//! result does not depend on how replicas batch entries), adds (subtracts) them, and puts
+//! (deletes) their index entries. Cost: O(keys in the changed slots), once per change.
+//! Removing slots deletes no data: the records stay, inert, until a later clean-up; a slot
+//! added back finds them again.
+//!
+//! **What readers see.** A removal is published to readers as soon as it is applied (they
+//! stop serving the slots before the batch is even written: early refusals are safe); an
+//! addition once its batch is written. A read group checks its keys against the set
+//! published before its snapshot and the one after (see `Reader::read_all`), so it serves a
+//! slot only where the snapshot and ownership agree.
+
+use std::sync::Arc;
+
+use resp::{Command, Reply, SlotsOp};
+use rocksdb::{WriteBatch, DB};
+
+use crate::slots::{key_ranges, slot_of, tryagain, visit_ranges, SlotSet};
+use crate::types::meta::expire_key;
+use crate::{fail_stop, key_slot, meta_key, Store, StoreError, Value, CF_DATA, CF_EXPIRE, CF_META};
+
+/// Tag of the group's slot set in `meta`.
+const SLOTS_TAG: u8 = b'S';
+
+/// The `meta` key of `group`'s slot set.
+pub(crate) fn slots_key(group: u64) -> Vec<u8> {
+    meta_key(group, SLOTS_TAG)
+}
+
+/// The group's persisted slot set, if it has one.
+pub(crate) fn load_slots(db: &DB, group: u64) -> Result<Option<SlotSet>, StoreError> {
+    let meta = db
+        .cf_handle(CF_META)
+        .ok_or(StoreError::MissingCf(CF_META))?;
+    match db.get_cf(meta, slots_key(group))? {
+        None => Ok(None),
+        Some(v) => SlotSet::decode(&v)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt("slot set".into())),
+    }
+}
+
+/// The group's persisted slot set, or `initial` (then persisted) for a new group.
+pub(crate) fn load_or_init_slots(
+    db: &DB,
+    group: u64,
+    initial: SlotSet,
+) -> Result<SlotSet, StoreError> {
+    if let Some(s) = load_slots(db, group)? {
+        return Ok(s);
+    }
+    let meta = db
+        .cf_handle(CF_META)
+        .ok_or(StoreError::MissingCf(CF_META))?;
+    db.put_cf(meta, slots_key(group), initial.encode())?;
+    Ok(initial)
+}
+
+/// The slot of the first key `cmd` touches outside `slots` (for RAFTKV.EXEC: of any
+/// watched key or any key of its body). `None`: every key is owned, or there is none.
+pub(crate) fn foreign_slot(slots: &SlotSet, cmd: &Command) -> Option<u16> {
+    if slots.is_all() {
+        return None;
+    }
+    let foreign = |k: &[u8]| Some(key_slot(k)).filter(|&s| !slots.contains(s));
+    match cmd {
+        Command::Transaction { watches, body } => {
+            watches.iter().find_map(|w| foreign(&w.key)).or_else(|| {
+                body.iter()
+                    .filter_map(|argv| Command::parse(argv).ok())
+                    .find_map(|c| c.keys().into_iter().find_map(|k| foreign(k)))
+            })
+        }
+        _ => cmd.keys().into_iter().find_map(|k| foreign(k)),
+    }
+}
+
+impl Store {
+    /// `-TRYAGAIN` when `cmd` touches a slot the group does not own.
+    pub(crate) fn refuse_foreign(&self, cmd: &Command) -> Option<Reply> {
+        foreign_slot(&self.slots, cmd).map(tryagain)
+    }
+
+    /// True when a FLUSHALL of this batch emptied `slot`.
+    pub(crate) fn flushed_slot(&self, slot: u16) -> bool {
+        self.flushed.as_ref().is_some_and(|f| f.contains(slot))
+    }
+
+    /// True when a FLUSHALL of this batch emptied the slot of store key `key`.
+    pub(crate) fn flushed_key(&self, key: &[u8]) -> bool {
+        self.flushed_slot(slot_of(key))
+    }
+
+    /// FLUSHALL / FLUSHDB: deletes the owned slot ranges of every slot-keyed family and the
+    /// group's expiry index (one range delete each), moves the group's WATCH versions, and
+    /// hides the deleted records from the batch's later commands.
+    pub(crate) fn flush_owned(&mut self, wb: &mut WriteBatch) -> Reply {
+        let owned = self.slots.clone();
+        for (from, to) in key_ranges(&owned) {
+            for cf in [CF_DATA, crate::types::CF_SUB, crate::types::CF_ZSCORE] {
+                wb.delete_range_cf(self.cf(cf), from, to);
+            }
+        }
+        let prefix = self.group.to_be_bytes();
+        let end = crate::types::meta::prefix_end(&prefix);
+        wb.delete_range_cf(self.cf(CF_EXPIRE), &prefix[..], &end[..]);
+        self.flush_versions(wb, &owned);
+        self.overlay.retain(|k, _| !owned.contains(slot_of(k)));
+        for map in &mut self.coll {
+            map.retain(|k, _| !owned.contains(slot_of(k)));
+        }
+        self.flushed = Some(Box::new(match self.flushed.take() {
+            Some(f) => f.union(&owned),
+            None => owned,
+        }));
+        self.keys = 0;
+        self.expires = 0;
+        Reply::ok()
+    }
+
+    /// `RAFTKV.SLOTS.ADD` / `REMOVE`: changes the owned set, keeps the counters and the
+    /// expiry index in step (see the module doc), persists the set. Replies the number of
+    /// slots that changed owner.
+    pub(crate) fn apply_slots(
+        &mut self,
+        wb: &mut WriteBatch,
+        op: SlotsOp,
+        ranges: &[(u16, u16)],
+    ) -> Reply {
+        let given = match SlotSet::from_ranges(ranges.iter().copied()) {
+            Ok(s) => s,
+            Err(e) => return Reply::err(format!("ERR {e}")),
+        };
+        let changed = match op {
+            SlotsOp::Add => given.difference(&self.slots),
+            SlotsOp::Remove => given.intersection(&self.slots),
+        };
+        self.account_slots(wb, &changed, op == SlotsOp::Add);
+        self.slots = match op {
+            SlotsOp::Add => self.slots.union(&given),
+            SlotsOp::Remove => self.slots.difference(&given),
+        };
+        wb.put_cf(self.cf(CF_META), slots_key(self.group), self.slots.encode());
+        self.slots_changed = true;
+        if op == SlotsOp::Remove {
+            let seen = self.published_slots().difference(&changed);
+            self.publish(seen);
+        }
+        Reply::Int(changed.len() as i64)
+    }
+
+    /// Adds (`add`) or subtracts the keys physically present in `slots` as of this batch to
+    /// the counters, putting (deleting) their expiry index entries.
+    fn account_slots(&mut self, wb: &mut WriteBatch, slots: &SlotSet, add: bool) {
+        let mut present = 0i64;
+        let mut with_ttl: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut note = |dkey: &[u8], raw: &[u8]| match Value::header(raw) {
+            Some((_, expire)) => {
+                present += 1;
+                if expire != 0 {
+                    with_ttl.push((dkey.to_vec(), expire));
+                }
+            }
+            None => fail_stop("decoding a value", "short value"),
+        };
+        let db = self.db.clone();
+        let mut it = db.raw_iterator_cf_opt(self.cf(CF_DATA), crate::total_order());
+        let ranges = key_ranges(slots);
+        let ranges = ranges.iter().map(|(a, b)| (&a[..], &b[..]));
+        let walked = visit_ranges(&mut it, ranges, |k, v| {
+            if !self.overlay.contains_key(k) && !self.flushed_key(k) {
+                note(k, v);
+            }
+            true
+        });
+        if let Err(e) = walked {
+            fail_stop("counting the keys of slots", e);
+        }
+        for (k, v) in &self.overlay {
+            if let Some(v) = v.as_deref().filter(|_| slots.contains(slot_of(k))) {
+                note(k, v);
+            }
+        }
+        let sign = if add { 1 } else { -1 };
+        self.keys += sign * present;
+        self.expires += sign * with_ttl.len() as i64;
+        let exp = self.cf(CF_EXPIRE);
+        for (dkey, expire) in with_ttl {
+            let ikey = expire_key(self.group, expire, &dkey);
+            if add {
+                wb.put_cf(exp, ikey, []);
+            } else {
+                wb.delete_cf(exp, ikey);
+            }
+        }
+    }
+
+    /// The slot set readers see now.
+    fn published_slots(&self) -> Arc<SlotSet> {
+        self.shared
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn publish(&self, slots: SlotSet) {
+        *self.shared.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(slots);
+    }
+
+    /// Once a batch is written (or a snapshot restored): readers get the applied set.
+    pub(crate) fn publish_slots(&mut self) {
+        if std::mem::take(&mut self.slots_changed) {
+            self.publish(self.slots.clone());
+        }
+    }
+}

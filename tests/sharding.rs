@@ -1,0 +1,223 @@
+//! Slot sharding on a real 3-node cluster with three data groups (`--groups 3`, the
+//! default of the binary): each group's leader on its own node, keys of every slot served
+//! from any node, multi-key commands over several groups fanned out (MGET, DEL, EXISTS,
+//! KEYS, DBSIZE, SCAN), `-CROSSSLOT` where Redis Cluster gives it (MSET, MULTI), strict
+//! `-MOVED` routing followed by real cluster clients, and kill -9 of a group leader.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{wait_for, Cluster};
+use redis::Value;
+
+fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<T> {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c)
+}
+
+/// The leader port of each shard, from CLUSTER SHARDS of node `i` (one entry per shard,
+/// in slot order), when every shard has a master.
+fn shard_masters(cl: &Cluster, i: usize) -> Option<Vec<i64>> {
+    let mut c = cl.try_connect(cl.port(i))?;
+    let shards: Vec<Value> = q(&mut c, &["CLUSTER", "SHARDS"]).ok()?;
+    let mut out = Vec::new();
+    for s in shards {
+        let Value::Array(fields) = s else { return None };
+        let nodes = fields
+            .chunks(2)
+            .find(|kv| matches!(&kv[0], Value::BulkString(b) if b == b"nodes"))?;
+        let Value::Array(nodes) = &nodes[1] else {
+            return None;
+        };
+        let mut master = None;
+        for n in nodes {
+            let Value::Array(f) = n else { return None };
+            let get = |name: &[u8]| {
+                f.chunks(2)
+                    .find(|kv| matches!(&kv[0], Value::BulkString(b) if b == name))
+                    .map(|kv| kv[1].clone())
+            };
+            if get(b"role") == Some(Value::BulkString(b"master".to_vec())) {
+                if let Some(Value::Int(p)) = get(b"port") {
+                    master = Some(p);
+                }
+            }
+        }
+        out.push(master?);
+    }
+    Some(out)
+}
+
+/// Waits until node `i` reports three shards whose masters are three different nodes.
+fn wait_spread(cl: &Cluster, i: usize) -> Vec<i64> {
+    wait_for(
+        Duration::from_secs(30),
+        "leaders spread one per node",
+        || {
+            let m = shard_masters(cl, i)?;
+            let distinct: BTreeSet<_> = m.iter().collect();
+            (m.len() == 3 && distinct.len() == 3).then_some(m)
+        },
+    )
+}
+
+#[test]
+fn three_groups_spread_leaders_and_serve_every_slot_from_any_node() {
+    let cl = Cluster::start_with(3, &["--groups", "3"]);
+    let masters = wait_spread(&cl, 0);
+    let ports: BTreeSet<i64> = (0..3).map(|i| cl.port(i) as i64).collect();
+    assert_eq!(masters.iter().copied().collect::<BTreeSet<_>>(), ports);
+    let mut c1 = cl.client(0);
+    let mut c3 = cl.client(2);
+    for i in 0..300 {
+        let _: () = q(&mut c1, &["SET", &format!("key:{i}"), &i.to_string()]).expect("SET");
+    }
+    for i in 0..300 {
+        let v: i64 = q(&mut c3, &["GET", &format!("key:{i}")]).expect("GET");
+        assert_eq!(v, i);
+    }
+    // Fan-out over groups, combined as one reply.
+    let keys: Vec<String> = (0..20).map(|i| format!("key:{i}")).collect();
+    let mut mget = vec!["MGET"];
+    mget.extend(keys.iter().map(String::as_str));
+    let vals: Vec<i64> = q(&mut c3, &mget).expect("MGET");
+    assert_eq!(vals, (0..20).collect::<Vec<i64>>());
+    let mut exists = vec!["EXISTS", "nope"];
+    exists.extend(keys.iter().map(String::as_str));
+    assert_eq!(q::<i64>(&mut c1, &exists).expect("EXISTS"), 20);
+    let n: i64 = q(&mut c1, &["DBSIZE"]).expect("DBSIZE");
+    assert_eq!(n, 300);
+    let all: Vec<String> = q(&mut c3, &["KEYS", "key:*"]).expect("KEYS");
+    assert_eq!(all.len(), 300);
+    // SCAN's cursor walks every group once.
+    let mut cursor = "0".to_string();
+    let mut seen = BTreeSet::new();
+    loop {
+        let (next, batch): (String, Vec<String>) =
+            q(&mut c1, &["SCAN", &cursor, "COUNT", "50"]).expect("SCAN");
+        seen.extend(batch);
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    assert_eq!(seen.len(), 300);
+    let mut del = vec!["DEL"];
+    del.extend(keys.iter().map(String::as_str));
+    assert_eq!(q::<i64>(&mut c3, &del).expect("DEL"), 20);
+    assert_eq!(q::<i64>(&mut c1, &["DBSIZE"]).expect("DBSIZE"), 280);
+}
+
+#[test]
+fn atomic_multi_key_commands_need_one_slot() {
+    let cl = Cluster::start_with(3, &["--groups", "3"]);
+    wait_spread(&cl, 0);
+    let mut c = cl.client(1);
+    let cross = "CROSSSLOT Keys in the request don't hash to the same slot";
+    let e = q::<()>(&mut c, &["MSET", "a", "1", "b", "2"]).expect_err("MSET over slots");
+    assert!(e.to_string().contains("don't hash to the same slot"), "{e}");
+    let _: () = q(&mut c, &["MSET", "{u}a", "1", "{u}b", "2"]).expect("tagged MSET");
+    let v: Vec<i64> = q(&mut c, &["MGET", "{u}a", "{u}b"]).expect("MGET");
+    assert_eq!(v, vec![1, 2]);
+    // A transaction over two slots: the command is refused and EXEC aborts.
+    let _: () = q(&mut c, &["MULTI"]).expect("MULTI");
+    let _: String = q(&mut c, &["SET", "a", "1"]).expect("queued");
+    let e = q::<String>(&mut c, &["SET", "b", "1"]).expect_err("other slot");
+    assert!(e.to_string().contains("same slot"), "{e} / {cross}");
+    let e = q::<Value>(&mut c, &["EXEC"]).expect_err("EXECABORT");
+    assert!(
+        e.to_string()
+            .contains("discarded because of previous errors"),
+        "{e}"
+    );
+    // One slot: atomic as usual.
+    let _: () = q(&mut c, &["MULTI"]).expect("MULTI");
+    let _: String = q(&mut c, &["INCR", "{t}n"]).expect("queued");
+    let _: String = q(&mut c, &["INCR", "{t}n"]).expect("queued");
+    let r: Vec<i64> = q(&mut c, &["EXEC"]).expect("EXEC");
+    assert_eq!(r, vec![1, 2]);
+}
+
+#[test]
+fn moved_mode_serves_cluster_clients_and_survives_a_leader_kill() {
+    let mut cl = Cluster::start_with(3, &["--groups", "3", "--redirect", "moved"]);
+    let masters = wait_spread(&cl, 0);
+    // A node that does not lead slot 0's group answers MOVED to the one that does.
+    let other = (0..3)
+        .find(|&i| cl.port(i) as i64 != masters[0])
+        .expect("a non-leader");
+    let e = q::<()>(&mut cl.client(other), &["SET", "{06S}x", "1"]).expect_err("MOVED");
+    assert!(e.to_string().to_lowercase().contains("moved"), "{e}");
+    if let Ok(out) = Command::new("redis-cli")
+        .args(["--cluster", "check", &format!("127.0.0.1:{}", cl.port(0))])
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
+        assert!(!text.contains("[ERR]"), "{text}");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let urls: Vec<String> = (0..3)
+        .map(|i| format!("redis://127.0.0.1:{}/", cl.port(i)))
+        .collect();
+    let write_all = |round: i64| {
+        rt.block_on(async {
+            let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
+                .retries(20)
+                .build()
+                .expect("cluster client");
+            let mut con = client.get_async_connection().await.expect("connection");
+            for i in 0..200 {
+                let _: () = redis::cmd("SET")
+                    .arg(format!("k{i}"))
+                    .arg(round * 1000 + i)
+                    .query_async(&mut con)
+                    .await
+                    .expect("SET through the cluster client");
+            }
+            for i in 0..200 {
+                let v: i64 = redis::cmd("GET")
+                    .arg(format!("k{i}"))
+                    .query_async(&mut con)
+                    .await
+                    .expect("GET through the cluster client");
+                assert_eq!(v, round * 1000 + i);
+            }
+        })
+    };
+    write_all(1);
+    // kill -9 the node leading the second group: its group elects a new leader that
+    // CLUSTER SHARDS shows, and cluster clients go on.
+    let victim = (0..3)
+        .find(|&i| cl.port(i) as i64 == masters[1])
+        .expect("victim");
+    cl.kill(victim);
+    let alive = (0..3).find(|&i| i != victim).expect("survivor");
+    wait_for(Duration::from_secs(20), "a new leader for group 2", || {
+        let m = shard_masters(&cl, alive)?;
+        (m.len() == 3 && m[1] != masters[1]).then_some(())
+    });
+    write_all(2);
+    // The node comes back, catches up in every group, and leads its group again.
+    cl.restart(victim);
+    wait_spread(&cl, victim);
+    let mut c = cl.client(victim);
+    let _: () = q(&mut c, &["READONLY"]).expect("READONLY");
+    for i in 0..200 {
+        let key = format!("k{i}");
+        let v = wait_for(Duration::from_secs(20), "catch-up", || {
+            let r: redis::RedisResult<i64> = q(&mut c, &["GET", &key]);
+            r.ok()
+        });
+        assert!(v == 2000 + i, "{key}: {v}");
+    }
+}
