@@ -308,12 +308,22 @@ impl Server {
             st.msgs_filtered.load(Ordering::Relaxed)
         );
         // Every hosted group, one line each (the fields above are the home group's).
-        let _ = write!(out, "raft_groups:{}\r\n", self.groups.len());
+        let asleep = self
+            .groups
+            .all()
+            .iter()
+            .filter(|g| g.node.status.hibernating.load(Ordering::Relaxed))
+            .count();
+        let _ = write!(
+            out,
+            "raft_groups:{}\r\nraft_groups_hibernating:{asleep}\r\n",
+            self.groups.len()
+        );
         for g in self.groups.all() {
             let st = &g.node.status;
             let _ = write!(
                 out,
-                "raft_group_{}:role={},leader={},term={},commit={},applied={},last_index={},snapshot_index={}\r\n",
+                "raft_group_{}:role={},leader={},term={},commit={},applied={},last_index={},snapshot_index={},hibernating={}\r\n",
                 g.id,
                 st.role_name(),
                 st.leader(),
@@ -322,6 +332,7 @@ impl Server {
                 st.applied.load(Ordering::Relaxed),
                 st.last_index.load(Ordering::Relaxed),
                 st.snapshot_index.load(Ordering::Relaxed),
+                u8::from(st.hibernating.load(Ordering::Relaxed)),
             );
         }
     }

@@ -221,3 +221,44 @@ fn moved_mode_serves_cluster_clients_and_survives_a_leader_kill() {
         assert!(v == 2000 + i, "{key}: {v}");
     }
 }
+
+/// INFO raft's count of hibernating groups on node `i`.
+fn asleep(cl: &Cluster, i: usize) -> Option<usize> {
+    cl.info_field(i, "raft_groups_hibernating")?.parse().ok()
+}
+
+#[test]
+fn quiet_groups_hibernate_wake_on_writes_and_elect_when_a_leader_dies() {
+    let mut cl = Cluster::start_with(3, &["--groups", "6"]);
+    // Every group goes quiet: all six sleep on every node.
+    for i in 0..3 {
+        wait_for(Duration::from_secs(30), "all groups hibernating", || {
+            (asleep(&cl, i)? == 6).then_some(())
+        });
+    }
+    // A write to a sleeping group wakes it and is served at once.
+    let mut c = cl.client(1);
+    for i in 0..30 {
+        let _: () = q(&mut c, &["SET", &format!("h{i}"), "1"]).expect("SET");
+    }
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]).expect("DBSIZE"), 30);
+    for i in 0..3 {
+        wait_for(Duration::from_secs(30), "back to sleep", || {
+            (asleep(&cl, i)? == 6).then_some(())
+        });
+    }
+    // kill -9 a node while every group sleeps: the groups it led elect new leaders (their
+    // followers notice the silent node), writes to every slot go on.
+    cl.kill(0);
+    let mut c = cl.client(2);
+    for i in 0..30 {
+        let key = format!("h{i}");
+        wait_for(Duration::from_secs(30), "a write after the kill", || {
+            q::<()>(&mut c, &["SET", &key, "2"]).ok()
+        });
+    }
+    for i in 0..30 {
+        let v: i64 = q(&mut c, &["GET", &format!("h{i}")]).expect("GET");
+        assert_eq!(v, 2);
+    }
+}
