@@ -436,9 +436,15 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         // runtime still runs).
         blocking::blocked().shut_down();
         blocking::blocked().drain(std::time::Duration::from_secs(1)).await;
+        // Every group at once: a node may lead hundreds.
+        let mut handovers = tokio::task::JoinSet::new();
         for g in groups.all() {
-            hand_over_leadership(&g.node, log).await;
+            let (node, log) = (g.node.clone(), log.clone());
+            if node.status.is_leader() {
+                handovers.spawn(async move { hand_over_leadership(&node, &log).await });
+            }
         }
+        while handovers.join_next().await.is_some() {}
         node.send(Msg::Stop);
         let _ = tokio::task::spawn_blocking(move || ready_thread.join()).await;
         info!(log, "node stopped");

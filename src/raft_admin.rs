@@ -376,16 +376,18 @@ impl Server {
         }
     }
 
-    /// A node that applied its own removal shuts down.
+    /// A node that applied its own removal from every group shuts down.
     pub async fn watch_removal(self: Arc<Self>) {
         loop {
             sleep(Duration::from_millis(100)).await;
-            if self
-                .node
-                .status
-                .removed
-                .load(std::sync::atomic::Ordering::Acquire)
-            {
+            // Removed from every group (RAFT.NODE REMOVE runs group after group).
+            let removed = self.groups.all().iter().all(|g| {
+                g.node
+                    .status
+                    .removed
+                    .load(std::sync::atomic::Ordering::Acquire)
+            });
+            if removed {
                 warn!(self.logger, "removed from the cluster: shutting down");
                 self.shutdown.notify_one();
                 return;

@@ -629,7 +629,12 @@ impl Server {
         let last = g.node.status.last_time_ms.load(Ordering::Acquire);
         // Only keys with a TTL depend on cluster time; a group without any keeps it in the
         // log at a slower pace (bounding how far a restarted node's time lags).
-        let tick = if ttl_keys { TIME_TICK } else { IDLE_TIME_TICK };
+        let tick = if ttl_keys {
+            TIME_TICK
+        } else {
+            // Spread over groups, so a thousand idle groups do not all wake at once.
+            IDLE_TIME_TICK + Duration::from_millis(g.id.wrapping_mul(7919) % 30_000)
+        };
         let mut cmds = Vec::new();
         if now - last >= tick.as_millis() as i64 {
             cmds.push(None);
@@ -679,6 +684,8 @@ impl Server {
             let g = self.group(gid);
             if !g.node.status.is_leader() {
                 cursor.clear();
+                // Followers only wait for leadership: look rarely (a node may host many).
+                sleep(CLEAN_IDLE).await;
                 continue;
             }
             if cursor.is_empty() && !g.reader.has_collection_records() {

@@ -262,3 +262,49 @@ fn quiet_groups_hibernate_wake_on_writes_and_elect_when_a_leader_dies() {
         assert_eq!(v, 2);
     }
 }
+
+/// The `raft_group_<g>` line of node `i`'s INFO raft, as `field=value` pairs.
+fn group_line(cl: &Cluster, i: usize, g: u64) -> Option<String> {
+    cl.info_field(i, &format!("raft_group_{g}"))
+}
+
+#[test]
+fn a_joining_node_becomes_a_member_of_every_group_and_can_leave_them_all() {
+    let mut cl = Cluster::start_with(3, &["--groups", "3"]);
+    wait_spread(&cl, 0);
+    let mut c = cl.client(0);
+    for i in 0..100 {
+        let _: () = q(&mut c, &["SET", &format!("j{i}"), &i.to_string()]).expect("SET");
+    }
+    let new = cl.add_joining_node(0);
+    // A member of every group, caught up: it serves every key.
+    for g in 1..=3u64 {
+        wait_for(
+            Duration::from_secs(60),
+            "the new node in every group",
+            || {
+                let line = group_line(&cl, new, g)?;
+                let applied: u64 = line
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("applied="))?
+                    .parse()
+                    .ok()?;
+                (applied > 1 && !line.contains("leader=0")).then_some(())
+            },
+        );
+    }
+    let mut cn = cl.client(new);
+    for i in 0..100 {
+        let v: i64 = wait_for(Duration::from_secs(20), "a read on the new node", || {
+            q(&mut cn, &["GET", &format!("j{i}")]).ok()
+        });
+        assert_eq!(v, i);
+    }
+    // It leaves every group again.
+    let id = (new + 1).to_string();
+    let r: String = q(&mut c, &["RAFT.NODE", "REMOVE", &id]).expect("REMOVE");
+    assert_eq!(r, "OK");
+    let status = cl.wait_exit(new, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    let _: () = q(&mut c, &["SET", "after", "1"]).expect("SET after removal");
+}

@@ -118,29 +118,35 @@ impl Server {
         }))
     }
 
-    /// The routing decision for a keyed read or write: `Some(error)` when this node must
-    /// answer it with `-CROSSSLOT`, `-CLUSTERDOWN` or `-MOVED`; `None` when it runs here or
-    /// is forwarded to the leader (today's paths, which also wait for a leader).
+    /// The routing decision for a keyed read or write: the group it runs in (here, or
+    /// forwarded to the group's leader, waiting for a leader first), `None` for a keyless
+    /// command, or the error this node answers it with (`-CROSSSLOT`, `-CLUSTERDOWN`,
+    /// `-MOVED`).
     pub fn route_refusal(&self, conn: &mut Conn, cmd: &Command) -> Result<Option<u64>, Reply> {
         // ASKING lasts one command; it matters only for a slot being imported (part 2).
         conn.cluster.asking = false;
         let keys = cmd.keys();
-        if keys.is_empty() {
+        let Some(first) = keys.first() else {
             return Ok(None);
+        };
+        let slot = key_slot(first);
+        if !self.cfg.redirect_moved() {
+            // Forwarding: every node hosts every group, so the only refusal is CROSSSLOT
+            // (no view to build on the hot path).
+            if self.groups.len() > 1 && keys[1..].iter().any(|k| key_slot(k) != slot) {
+                return Err(Reply::err(route::CROSSSLOT));
+            }
+            return Ok(Some(self.groups.of_slot(slot).id));
         }
         let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-        let mode = if self.cfg.redirect_moved() {
-            RedirectMode::Moved
-        } else {
-            RedirectMode::Forward
-        };
+        let mode = RedirectMode::Moved;
         let req = Request {
             keys: &keys,
             write: cmd.kind() == Kind::Write,
             readonly: conn.cluster.readonly,
             sharded: self.groups.len() > 1,
         };
-        let view = self.routing_view(key_slot(keys[0]), mode == RedirectMode::Moved);
+        let view = self.routing_view(slot, true);
         match route::route(&view, mode, req) {
             Route::Error(e) => {
                 if e.starts_with("MOVED ") {

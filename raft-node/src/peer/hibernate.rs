@@ -108,7 +108,8 @@ impl<S: StateMachine> Peer<S> {
         self.set_hibernating(true);
     }
 
-    /// Leader, nothing in flight, every member's log equal to the leader's, all applied.
+    /// Leader, nothing in flight, every member's log equal to the leader's, all applied
+    /// (a Ready may be pending: the tick's own heartbeats).
     fn group_quiet(&self) -> bool {
         let r = &self.raw.raft;
         let last = r.raft_log.last_index();
@@ -126,6 +127,5 @@ impl<S: StateMachine> Peer<S> {
             && r.raft_log.committed == last
             && self.applied == last
             && r.prs().iter().all(|(_, pr)| pr.matched == last)
-            && !self.raw.has_ready()
     }
 }
