@@ -92,9 +92,9 @@ pub(crate) fn page(n: u64) -> usize {
 /// About the bytes a reply holds (what the entry's budget charges a read applied with it).
 pub(crate) fn reply_size(r: &Reply) -> usize {
     16 + match r {
-        Reply::Status(t) | Reply::Error(t) | Reply::Verbatim(t) => t.len(),
+        Reply::Status(t) | Reply::Error(t) | Reply::Verbatim(t) | Reply::BigNumber(t) => t.len(),
         Reply::Bulk(b) => b.len(),
-        Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) => 0,
+        Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) | Reply::Bool(_) => 0,
         Reply::Array(rs) | Reply::Set(rs) => rs.iter().map(reply_size).sum(),
         Reply::Map(kv) | Reply::Pairs(kv) => {
             kv.iter().map(|(k, v)| reply_size(k) + reply_size(v)).sum()
