@@ -13,6 +13,7 @@ use bytes::Bytes;
 pub use crate::cmd::coll::{ScanArgs, Typed};
 pub use crate::cmd::hash::{HashCmd, HashOp};
 pub use crate::cmd::list::{ListCmd, ListOp};
+pub use crate::cmd::scripting::{FunctionCmd, RestorePolicy, ScriptAdmin, ScriptCall, ScriptKind};
 pub use crate::cmd::set::{Algebra, SetCmd, SetOp};
 pub use crate::cmd::zset::{ZAddOpts, ZAggregate, ZAlgebra, ZBy, ZSetCmd, ZSetOp};
 pub use crate::cmd::{
@@ -343,4 +344,11 @@ pub enum Command {
     /// Sets (`Set` is the string command).
     Sets(SetCmd),
     ZSet(ZSetCmd),
+    // ---- scripting (see `cmd/scripting.rs`) ----
+    /// EVAL, EVALSHA, FCALL and their `_RO` forms.
+    Script(ScriptCall),
+    /// SCRIPT LOAD / EXISTS / FLUSH / KILL / HELP.
+    ScriptAdmin(ScriptAdmin),
+    /// FUNCTION LOAD / DELETE / FLUSH / LIST / DUMP / RESTORE / KILL / STATS / HELP.
+    Function(FunctionCmd),
 }

@@ -30,6 +30,7 @@ pub mod introspect;
 mod keyspace;
 pub mod list;
 mod raft;
+pub mod scripting;
 mod server;
 pub mod set;
 mod spec;
@@ -63,6 +64,7 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     list::COMMANDS,
     set::COMMANDS,
     zset::COMMANDS,
+    scripting::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -275,6 +277,9 @@ impl Command {
             List(c) => (c.spec, Args::List(&c.args)),
             Sets(c) => (c.spec, Args::List(&c.args)),
             ZSet(c) => (c.spec, Args::List(&c.args)),
+            Script(c) => (c.spec, Args::List(&c.args)),
+            ScriptAdmin(s) => (scripting::script_spec(s), Args::None),
+            Function(f) => (scripting::function_spec(f), Args::None),
         }
     }
 }

@@ -108,7 +108,7 @@ fn internal_commands() {
 
 #[test]
 fn table() {
-    assert_eq!(command_table().len(), 160);
+    assert_eq!(command_table().len(), 168);
     for s in command_table() {
         assert_eq!(
             lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -126,8 +126,8 @@ fn table() {
         Some(3)
     );
     // 16 before COMMAND GETKEYS, GETKEYSANDFLAGS, LIST and HELP were added; 11 of CLUSTER.
-    // 5 of OBJECT.
-    assert_eq!(subcommand_table().len(), 36);
+    // 5 of OBJECT, 5 of SCRIPT, 9 of FUNCTION.
+    assert_eq!(subcommand_table().len(), 50);
     // Every command in the table parses (given enough plausible arguments).
     for s in command_table() {
         let mut a = vec![b(s.name)];
@@ -137,6 +137,10 @@ fn table() {
             "CONFIG" => vec!["GET", "x"],
             "RAFT.NODE" => vec!["REMOVE", "2"],
             "OBJECT" => vec!["ENCODING", "k"],
+            "SCRIPT" => vec!["KILL"],
+            "FUNCTION" => vec!["HELP"],
+            "EVAL" | "EVAL_RO" | "FCALL" | "FCALL_RO" => vec!["x", "0"],
+            "EVALSHA" | "EVALSHA_RO" => vec!["fd758d1589d044dd850a6f05d52f2eefd27f033f", "0"],
             "SHUTDOWN" | "RAFT.TRANSFER-LEADER" => vec![],
             "SCAN" => vec!["0"],
             "SELECT" => vec!["0"],
@@ -177,6 +181,10 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
                 "CONFIG" => vec!["GET", "x"],
                 "RAFT.NODE" => vec!["REMOVE", "2"],
                 "OBJECT" => vec!["HELP"],
+                "SCRIPT" => vec!["KILL"],
+                "FUNCTION" => vec!["HELP"],
+                "EVAL" | "EVAL_RO" | "FCALL" | "FCALL_RO" => vec!["x", "0"],
+                "EVALSHA" | "EVALSHA_RO" => vec!["fd758d1589d044dd850a6f05d52f2eefd27f033f", "0"],
                 "SHUTDOWN"
                 | "RAFT.TRANSFER-LEADER"
                 | "HELLO"
@@ -213,6 +221,8 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
         "GETEX k PERSIST",
         "EXPIRE k 10 NX",
         "SUBSTR k 0 -1",
+        "EVAL x 2 a b c",
+        "FCALL_RO f 1 a b",
     ] {
         all.push(argv(s));
     }
@@ -236,7 +246,7 @@ fn typed_keys_are_the_key_specs_applied_to_the_request() {
 fn kinds_derived_from_flags_are_the_historical_ones() {
     let local =
         "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME CLUSTER READONLY \
-                 READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT";
+                 READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT SCRIPT FUNCTION";
     let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
     let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
                 PEXPIRETIME DBSIZE TOUCH RANDOMKEY \
@@ -244,7 +254,8 @@ fn kinds_derived_from_flags_are_the_historical_ones() {
                 LLEN LRANGE LINDEX LPOS SISMEMBER SMISMEMBER SCARD SMEMBERS SRANDMEMBER \
                 SINTER SUNION SDIFF SINTERCARD SSCAN ZCARD ZCOUNT ZLEXCOUNT ZSCORE ZMSCORE \
                 ZRANK ZREVRANK ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX \
-                ZREVRANGEBYLEX ZRANDMEMBER ZUNION ZINTER ZDIFF ZINTERCARD ZSCAN";
+                ZREVRANGEBYLEX ZRANDMEMBER ZUNION ZINTER ZDIFF ZINTERCARD ZSCAN \
+                EVAL_RO EVALSHA_RO FCALL_RO";
     for a in sample_requests() {
         let name = String::from_utf8_lossy(&a[0]).into_owned();
         let want = if local.split(' ').any(|n| n == name) {
