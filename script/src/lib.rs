@@ -222,6 +222,15 @@ impl Engine {
         Ok(code)
     }
 
+    /// Checks an EVAL body as SCRIPT LOAD and EVAL do (shebang, then compiling): its flags,
+    /// or Redis's error text (without `ERR `).
+    pub fn check_script(&mut self, body: &[u8]) -> Result<Flags, String> {
+        let (flags, skip) = eval_flags(body)?;
+        self.compile("@user_script", &body[skip..])
+            .map_err(|e| format!("Error compiling script (new function): {e}"))?;
+        Ok(flags)
+    }
+
     /// Runs an EVAL body (shebang included) with `KEYS` and `ARGV`.
     pub fn eval(&mut self, host: &mut dyn Host, body: &[u8], inv: &Invocation) -> Outcome {
         let skip = match eval_flags(body) {

@@ -66,9 +66,28 @@ pub(crate) fn scan_reply(next: Option<Vec<u8>>, items: Vec<Reply>) -> Reply {
     ])
 }
 
+thread_local! {
+    /// Set while a write script runs at apply time: its reads' random picks come from it.
+    static SEEDED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with reads' random picks drawn from `seed` (a write script's commands, whose
+/// replies must be the same on every replica).
+pub(crate) fn with_seed<R>(seed: u64, f: impl FnOnce() -> R) -> R {
+    let before = SEEDED.with(|s| s.replace(Some(seed)));
+    let r = f();
+    SEEDED.with(|s| s.set(before));
+    r
+}
+
 /// A generator for reads' random picks (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER): local
-/// randomness is allowed for reads.
+/// randomness is allowed for reads, except inside a write script ([`with_seed`]).
 pub(crate) fn local_rng() -> Rng {
+    if let Some(seed) = SEEDED.with(|s| s.get()) {
+        let mut rng = Rng::new(seed);
+        SEEDED.with(|s| s.set(Some(rng.next_u64())));
+        return rng;
+    }
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

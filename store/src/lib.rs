@@ -28,6 +28,10 @@ mod nodes;
 mod reader;
 mod reader_coll;
 pub mod slot;
+pub mod functions;
+mod savepoint;
+mod script_host;
+pub mod scripting;
 pub mod snapshot;
 pub mod txn;
 pub mod types;
@@ -89,6 +93,7 @@ pub fn column_families() -> Vec<&'static str> {
         types::CF_SUB,
         types::CF_ZSCORE,
         txn::CF_KVER,
+        scripting::CF_SCRIPTS,
     ]
 }
 
@@ -268,6 +273,10 @@ struct Counters {
     node_addrs: nodes::Addrs,
     /// Called with each list or sorted-set key a written batch changed (blocking pops).
     push_listener: std::sync::Mutex<Option<PushListener>>,
+    /// Function libraries as of the last written batch (see [`functions`]).
+    libraries: std::sync::RwLock<Arc<functions::Libraries>>,
+    /// Script engines idle between read-only scripts.
+    engines: std::sync::Mutex<Vec<script::Engine>>,
 }
 
 /// What [`Reader::set_push_listener`] registers: called on the apply thread, once the batch
@@ -310,6 +319,15 @@ pub struct Store {
     seed_pos: u64,
     /// List and sorted-set keys this batch wrote (for the push listener).
     pushed: Vec<Vec<u8>>,
+    /// The open savepoint of a running script (see [`savepoint`]).
+    undo: Option<Box<savepoint::Undo>>,
+    /// The script engine of the apply path (taken while a script runs).
+    engine: Option<script::Engine>,
+    /// Script records staged in this batch.
+    scripts: scripting::Staged,
+    /// Function libraries as of this batch, and whether readers have yet to see them.
+    libs: functions::Libraries,
+    libs_changed: bool,
 }
 
 impl Store {
@@ -330,7 +348,7 @@ impl Store {
         shared
             .expires
             .store(expires.max(0) as u64, Ordering::Release);
-        Ok(Store {
+        let mut store = Store {
             db,
             group: group_id,
             applied,
@@ -348,7 +366,14 @@ impl Store {
             seed_index: 0,
             seed_pos: 0,
             pushed: Vec::new(),
-        })
+            undo: None,
+            engine: None,
+            scripts: Default::default(),
+            libs: Default::default(),
+            libs_changed: false,
+        };
+        store.reload_libraries();
+        Ok(store)
     }
 
     /// Reads the persisted applied index, last time and counters.
@@ -391,6 +416,7 @@ impl Store {
         self.reload_node_addrs();
         self.reload_versions()?;
         self.versions = types::Versions::load(&self.db, self.group).map_err(|e| e.to_string())?;
+        self.reload_libraries();
         self.batch_written();
         self.notify_restored();
         Ok(())
@@ -495,7 +521,7 @@ impl Store {
         }
         wb.put_cf(self.cf(CF_DATA), &dkey, &enc);
         self.touch(wb, &dkey);
-        self.overlay.insert(dkey, Some(enc));
+        self.overlay_set(dkey, Some(enc));
     }
 
     fn del(&mut self, wb: &mut WriteBatch, dkey: &[u8]) -> bool {
@@ -512,7 +538,7 @@ impl Store {
             self.untouch(wb, dkey);
         }
         wb.delete_cf(self.cf(CF_DATA), dkey);
-        self.overlay.insert(dkey.to_vec(), None);
+        self.overlay_set(dkey.to_vec(), None);
         true
     }
 
@@ -756,6 +782,7 @@ impl Store {
                 }
             }
             Command::FlushAll => {
+                self.undo_whole();
                 wb.delete_range_cf(self.cf(CF_DATA), Vec::<u8>::new(), vec![0xff; 3]);
                 wb.delete_range_cf(self.cf(CF_EXPIRE), Vec::<u8>::new(), vec![0xff; 9]);
                 self.flush_versions(wb);
@@ -789,6 +816,9 @@ impl Store {
                 self.apply_collection(wb, cmd, now)
             }
             Command::CleanStale { cursor, limit } => self.apply_clean(wb, cursor, *limit, now),
+            Command::Script(c) => self.apply_script(wb, c, now),
+            Command::ScriptAdmin(s) => self.apply_script_admin(wb, s),
+            Command::Function(f) => self.apply_function(wb, f),
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
             read if read.kind() == resp::Kind::Read => {
@@ -836,6 +866,7 @@ impl Store {
         self.coll = Default::default();
         self.read_cache.get_mut().clear();
         self.watch_versions.batch_written();
+        self.scripts_written();
         self.flushed = false;
         self.shared
             .keys
@@ -851,3 +882,5 @@ impl Store {
 mod tests;
 #[cfg(test)]
 mod tests_coll;
+#[cfg(test)]
+mod tests_script;

@@ -91,6 +91,20 @@ impl Versions {
     pub(crate) fn batch_written(&mut self) {
         self.overlay.clear();
     }
+
+    /// The flush epoch (saved and restored around a script, see `savepoint`).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub(crate) fn set_epoch(&mut self, e: u64) {
+        self.epoch = e;
+    }
+
+    /// The staged records, for a savepoint to take or put back whole.
+    pub(crate) fn overlay_mut(&mut self) -> &mut HashMap<Vec<u8>, Option<u64>> {
+        &mut self.overlay
+    }
 }
 
 impl Store {
@@ -105,9 +119,7 @@ impl Store {
     pub(crate) fn touch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
         let index = self.watch_versions.index;
         wb.put_cf(self.cf(CF_KVER), dkey, index.to_be_bytes());
-        self.watch_versions
-            .overlay
-            .insert(dkey.to_vec(), Some(index));
+        self.kver_set(dkey.to_vec(), Some(index));
     }
 
     /// Records that the entry being applied deleted `dkey`: its record goes, its slot's
@@ -118,14 +130,13 @@ impl Store {
         let cf = self.cf(CF_KVER);
         wb.delete_cf(cf, dkey);
         wb.put_cf(cf, slot, index.to_be_bytes());
-        self.watch_versions.overlay.insert(dkey.to_vec(), None);
-        self.watch_versions
-            .overlay
-            .insert(slot.to_vec(), Some(index));
+        self.kver_set(dkey.to_vec(), None);
+        self.kver_set(slot.to_vec(), Some(index));
     }
 
     /// FLUSHALL: every version changes (the epoch moves) and the records go.
     pub(crate) fn flush_versions(&mut self, wb: &mut WriteBatch) {
+        self.undo_whole();
         let cf = self.cf(CF_KVER);
         wb.delete_range_cf(cf, Vec::<u8>::new(), EPOCH_KEY.to_vec());
         let index = self.watch_versions.index;
