@@ -47,7 +47,7 @@ impl Default for ReadWork {
 fn is_heavy(cmds: &[Command]) -> bool {
     cmds.len() > HEAVY_GROUP
         || cmds.iter().any(|c| match c {
-            Command::Keys(_) | Command::Scan { .. } => true,
+            Command::Keys(_) | Command::Scan { .. } | Command::Script(_) => true,
             Command::MGet(k) | Command::Exists(k) | Command::Touch(k) => k.len() > HEAVY_GROUP,
             _ => false,
         })

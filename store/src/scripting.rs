@@ -247,6 +247,12 @@ impl Store {
 }
 
 impl Reader {
+    /// A script's body as of the last written batch (routing; not a linearizable read).
+    pub fn script(&self, sha: &[u8]) -> Option<Vec<u8>> {
+        let cf = self.cf(CF_SCRIPTS)?;
+        self.db.get_cf(cf, script_key(sha)).ok().flatten()
+    }
+
     fn script_on_snapshot(&self, src: &Source<'_>, sha: &[u8]) -> Result<Option<Vec<u8>>, String> {
         src.get_cf(CF_SCRIPTS, &script_key(sha))
     }
