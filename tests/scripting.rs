@@ -83,7 +83,11 @@ fn eval_replies_and_errors_on_the_wire() {
         "*5\r\n:1\r\n:2\r\n:3\r\n$4\r\nciao\r\n*2\r\n:1\r\n:2\r\n"
     );
     assert_eq!(
-        c.eval("return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}", &["a{t}", "b{t}"], &["c", "d"]),
+        c.eval(
+            "return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}",
+            &["a{t}", "b{t}"],
+            &["c", "d"]
+        ),
         "*4\r\n$4\r\na{t}\r\n$4\r\nb{t}\r\n$1\r\nc\r\n$1\r\nd\r\n"
     );
     c.cmd(&["SET", "mykey", "myval"]);
@@ -92,7 +96,12 @@ fn eval_replies_and_errors_on_the_wire() {
         bulk("myval")
     );
     assert_eq!(
-        c.cmd(&["EVALSHA", "fd758d1589d044dd850a6f05d52f2eefd27f033f", "1", "mykey"]),
+        c.cmd(&[
+            "EVALSHA",
+            "fd758d1589d044dd850a6f05d52f2eefd27f033f",
+            "1",
+            "mykey"
+        ]),
         bulk("myval"),
         "EVAL caches its script"
     );
@@ -125,14 +134,20 @@ fn eval_replies_and_errors_on_the_wire() {
         "{e}"
     );
     let e = c.eval("return redis.call('nosuch')", &[], &[]);
-    assert!(e.starts_with("-ERR Unknown Redis command called from script"), "{e}");
+    assert!(
+        e.starts_with("-ERR Unknown Redis command called from script"),
+        "{e}"
+    );
     let e = c.eval("return redis.call('get', 'other')", &["mykey"], &[]);
     assert!(
         e.starts_with("-ERR Script attempted to access keys that do not hash to the same slot"),
         "{e}"
     );
     let e = c.cmd(&["EVAL_RO", "return redis.call('del', KEYS[1])", "1", "mykey"]);
-    assert!(e.starts_with("-ERR Write commands are not allowed from read-only scripts."), "{e}");
+    assert!(
+        e.starts_with("-ERR Write commands are not allowed from read-only scripts."),
+        "{e}"
+    );
     assert_eq!(c.cmd(&["GET", "mykey"]), bulk("myval"));
     assert_eq!(
         c.cmd(&["SCRIPT", "KILL"]),
@@ -143,18 +158,29 @@ fn eval_replies_and_errors_on_the_wire() {
     assert_eq!(c.eval("return nil", &[], &[]), "_\r\n");
     assert_eq!(c.eval("return false", &[], &[]), "_\r\n");
     assert_eq!(c.eval("redis.setresp(3) return true", &[], &[]), "#t\r\n");
-    assert_eq!(c.eval("redis.setresp(3) return {double=1.5}", &[], &[]), ",1.5\r\n");
+    assert_eq!(
+        c.eval("redis.setresp(3) return {double=1.5}", &[], &[]),
+        ",1.5\r\n"
+    );
     assert_eq!(
         c.eval("redis.setresp(3) return {map={a=1}}", &[], &[]),
         "%1\r\n$1\r\na\r\n:1\r\n"
     );
     assert_eq!(
-        c.eval("redis.setresp(3) return {big_number='123456789012345678901234567890'}", &[], &[]),
+        c.eval(
+            "redis.setresp(3) return {big_number='123456789012345678901234567890'}",
+            &[],
+            &[]
+        ),
         "(123456789012345678901234567890\r\n"
     );
     c.cmd(&["HSET", "h", "f", "v"]);
     assert_eq!(
-        c.eval("redis.setresp(3) return redis.call('hgetall', KEYS[1]).map.f", &["h"], &[]),
+        c.eval(
+            "redis.setresp(3) return redis.call('hgetall', KEYS[1]).map.f",
+            &["h"],
+            &[]
+        ),
         bulk("v")
     );
     assert_eq!(
@@ -173,8 +199,14 @@ fn lock_pattern_acquire_extend_release() {
     let cl = Cluster::start(3);
     let mut a = Raw::to(&cl, 0);
     let mut b = Raw::to(&cl, 2);
-    assert_eq!(a.cmd(&["SET", "lock", "tok-a", "NX", "PX", "10000"]), "+OK\r\n");
-    assert_eq!(b.cmd(&["SET", "lock", "tok-b", "NX", "PX", "10000"]), "$-1\r\n");
+    assert_eq!(
+        a.cmd(&["SET", "lock", "tok-a", "NX", "PX", "10000"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        b.cmd(&["SET", "lock", "tok-b", "NX", "PX", "10000"]),
+        "$-1\r\n"
+    );
     // Only the holder's token releases or extends it.
     assert_eq!(b.eval(RELEASE, &["lock"], &["tok-b"]), ":0\r\n");
     assert_eq!(b.eval(EXTEND, &["lock"], &["tok-b", "60000"]), ":0\r\n");
@@ -186,9 +218,16 @@ fn lock_pattern_acquire_extend_release() {
     assert_eq!(b.cmd(&["EVALSHA", &sha, "1", "lock", "tok-b"]), ":0\r\n");
     assert_eq!(b.cmd(&["EVALSHA", &sha, "1", "lock", "tok-a"]), ":1\r\n");
     for i in 0..3 {
-        assert_eq!(Raw::to(&cl, i).cmd(&["EXISTS", "lock"]), ":0\r\n", "node {i}");
+        assert_eq!(
+            Raw::to(&cl, i).cmd(&["EXISTS", "lock"]),
+            ":0\r\n",
+            "node {i}"
+        );
     }
-    assert_eq!(b.cmd(&["SET", "lock", "tok-b", "NX", "PX", "10000"]), "+OK\r\n");
+    assert_eq!(
+        b.cmd(&["SET", "lock", "tok-b", "NX", "PX", "10000"]),
+        "+OK\r\n"
+    );
 }
 
 #[test]
@@ -204,7 +243,10 @@ fn time_and_random_give_the_same_state_on_every_node() {
     let keys = ["{r}t", "{r}s", "{r}p"];
     let first = c.eval(body, &keys, &[]);
     let second = c.eval(body, &keys, &[]);
-    assert!(first.starts_with('$') && second.starts_with('$'), "{first} {second}");
+    assert!(
+        first.starts_with('$') && second.starts_with('$'),
+        "{first} {second}"
+    );
     assert_ne!(first, second, "each entry has its own time and seed");
     let state = |i: usize| {
         let mut r = Raw::to(&cl, i);
@@ -245,7 +287,14 @@ fn a_runaway_script_is_aborted_without_effects() {
     for i in 0..3 {
         let mut r = Raw::to(&cl, i);
         assert_eq!(r.cmd(&["SET", &format!("after{i}"), "x"]), "+OK\r\n");
-        assert_eq!(r.eval("return redis.call('get', KEYS[1])", &[&format!("after{i}")], &[]), bulk("x"));
+        assert_eq!(
+            r.eval(
+                "return redis.call('get', KEYS[1])",
+                &[&format!("after{i}")],
+                &[]
+            ),
+            bulk("x")
+        );
     }
 }
 
@@ -257,18 +306,31 @@ fn evalsha_works_on_other_nodes_after_restart_and_snapshot() {
     let sha = sha.lines().nth(1).unwrap().to_string();
     assert_eq!(sha, script_sha(body));
     for (i, want) in [(1, ":1\r\n"), (2, ":2\r\n")] {
-        assert_eq!(Raw::to(&cl, i).cmd(&["EVALSHA", &sha, "1", "n"]), want, "node {i}");
+        assert_eq!(
+            Raw::to(&cl, i).cmd(&["EVALSHA", &sha, "1", "n"]),
+            want,
+            "node {i}"
+        );
     }
     let ro = "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])";
     let ro_sha = Raw::to(&cl, 1).cmd(&["SCRIPT", "LOAD", ro]);
     let ro_sha = ro_sha.lines().nth(1).unwrap().to_string();
-    assert_eq!(Raw::to(&cl, 2).cmd(&["EVALSHA_RO", &ro_sha, "1", "n"]), bulk("2"));
-    assert_eq!(Raw::to(&cl, 2).cmd(&["EVALSHA", &ro_sha, "1", "n"]), bulk("2"));
+    assert_eq!(
+        Raw::to(&cl, 2).cmd(&["EVALSHA_RO", &ro_sha, "1", "n"]),
+        bulk("2")
+    );
+    assert_eq!(
+        Raw::to(&cl, 2).cmd(&["EVALSHA", &ro_sha, "1", "n"]),
+        bulk("2")
+    );
     cl.kill(2);
     cl.restart(2);
     cl.wait_serving(2);
     let mut c = Raw::to(&cl, 2);
-    assert_eq!(c.cmd(&["SCRIPT", "EXISTS", &sha, &ro_sha, "0000"]), "*3\r\n:1\r\n:1\r\n:0\r\n");
+    assert_eq!(
+        c.cmd(&["SCRIPT", "EXISTS", &sha, &ro_sha, "0000"]),
+        "*3\r\n:1\r\n:1\r\n:0\r\n"
+    );
     assert_eq!(c.cmd(&["EVALSHA", &sha, "1", "n"]), ":3\r\n");
     // A follower that misses the SCRIPT LOAD and catches up by snapshot has the script too.
     let leader = cl.wait_leader();
@@ -276,7 +338,12 @@ fn evalsha_works_on_other_nodes_after_restart_and_snapshot() {
     cl.kill(f);
     let mut l = Raw::to(&cl, leader);
     let late = "return 'late'";
-    let late_sha = l.cmd(&["SCRIPT", "LOAD", late]).lines().nth(1).unwrap().to_string();
+    let late_sha = l
+        .cmd(&["SCRIPT", "LOAD", late])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
     let lib = "#!lua name=snaplib\nredis.register_function('snapf', function() return 'fn' end)";
     assert_eq!(l.cmd(&["FUNCTION", "LOAD", lib]), bulk("snaplib"));
     for i in 0..20 {
@@ -284,12 +351,22 @@ fn evalsha_works_on_other_nodes_after_restart_and_snapshot() {
     }
     assert!(l.cmd(&["RAFT.SNAPSHOT"]).starts_with(':'));
     cl.restart(f);
-    wait_for(Duration::from_secs(60), "follower restored a snapshot", || {
-        (cl.info_field(f, "raft_snapshots_restored")?.parse::<u64>().ok()? >= 1).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "follower restored a snapshot",
+        || {
+            (cl.info_field(f, "raft_snapshots_restored")?
+                .parse::<u64>()
+                .ok()?
+                >= 1)
+                .then_some(())
+        },
+    );
     let mut c = Raw::to(&cl, f);
     assert_eq!(c.cmd(&["EVALSHA", &late_sha, "0"]), bulk("late"));
-    assert_eq!(c.cmd(&["FCALL_RO", "snapf", "0"]).contains("Can not execute"), true);
+    assert!(c
+        .cmd(&["FCALL_RO", "snapf", "0"])
+        .contains("Can not execute"));
     assert_eq!(c.cmd(&["FCALL", "snapf", "0"]), bulk("fn"));
 }
 
@@ -320,19 +397,34 @@ fn functions_load_call_list_and_survive_a_restart() {
         "-ERR Library 'mylib' already exists\r\n"
     );
     assert_eq!(c.cmd(&["FUNCTION", "LOAD", "REPLACE", lib]), bulk("mylib"));
-    assert_eq!(Raw::to(&cl, 2).cmd(&["FCALL", "incrby2", "1", "fk"]), ":2\r\n");
-    assert_eq!(Raw::to(&cl, 0).cmd(&["FCALL_RO", "getit", "1", "fk"]), bulk("2"));
-    assert_eq!(Raw::to(&cl, 0).cmd(&["FCALL", "getit", "1", "fk"]), bulk("2"));
+    assert_eq!(
+        Raw::to(&cl, 2).cmd(&["FCALL", "incrby2", "1", "fk"]),
+        ":2\r\n"
+    );
+    assert_eq!(
+        Raw::to(&cl, 0).cmd(&["FCALL_RO", "getit", "1", "fk"]),
+        bulk("2")
+    );
+    assert_eq!(
+        Raw::to(&cl, 0).cmd(&["FCALL", "getit", "1", "fk"]),
+        bulk("2")
+    );
     assert_eq!(
         Raw::to(&cl, 0).cmd(&["FCALL", "nosuch", "0"]),
         "-ERR Function not found\r\n"
     );
     let e = Raw::to(&cl, 0).cmd(&["FCALL_RO", "incrby2", "1", "fk"]);
-    assert_eq!(e, "-ERR Can not execute a script with write flag using *_ro command.\r\n");
+    assert_eq!(
+        e,
+        "-ERR Can not execute a script with write flag using *_ro command.\r\n"
+    );
     let list = |cl: &Cluster, i: usize| Raw::to(cl, i).cmd(&["FUNCTION", "LIST"]);
     let want = list(&cl, 1);
     assert!(want.contains("library_name") && want.contains("mylib") && want.contains("LUA"));
-    assert!(want.contains("+no-writes\r\n") && want.contains("$5\r\nreads\r\n"), "{want}");
+    assert!(
+        want.contains("+no-writes\r\n") && want.contains("$5\r\nreads\r\n"),
+        "{want}"
+    );
     for i in [0, 2] {
         wait_for(Duration::from_secs(20), "FUNCTION LIST agrees", || {
             (list(&cl, i) == want).then_some(())
@@ -341,13 +433,21 @@ fn functions_load_call_list_and_survive_a_restart() {
     cl.kill(0);
     cl.restart(0);
     cl.wait_serving(0);
-    wait_for(Duration::from_secs(20), "FUNCTION LIST after restart", || {
-        (list(&cl, 0) == want).then_some(())
-    });
-    assert_eq!(Raw::to(&cl, 0).cmd(&["FCALL", "incrby2", "1", "fk"]), ":4\r\n");
+    wait_for(
+        Duration::from_secs(20),
+        "FUNCTION LIST after restart",
+        || (list(&cl, 0) == want).then_some(()),
+    );
+    assert_eq!(
+        Raw::to(&cl, 0).cmd(&["FCALL", "incrby2", "1", "fk"]),
+        ":4\r\n"
+    );
     let dump = Raw::to(&cl, 0).cmd(&["FUNCTION", "DUMP"]);
     assert!(dump.starts_with('$'));
-    assert_eq!(Raw::to(&cl, 0).cmd(&["FUNCTION", "DELETE", "mylib"]), "+OK\r\n");
+    assert_eq!(
+        Raw::to(&cl, 0).cmd(&["FUNCTION", "DELETE", "mylib"]),
+        "+OK\r\n"
+    );
     assert_eq!(Raw::to(&cl, 0).cmd(&["FUNCTION", "LIST"]), "*0\r\n");
     assert_eq!(
         Raw::to(&cl, 0).cmd(&["FUNCTION", "DELETE", "mylib"]),

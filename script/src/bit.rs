@@ -26,7 +26,10 @@ fn arg(args: &[Value], i: usize, name: &str) -> Result<u32, String> {
 }
 
 fn bad(i: usize, name: &str, got: &str) -> String {
-    format!("bad argument #{} to '{name}' (number expected, got {got})", i + 1)
+    format!(
+        "bad argument #{} to '{name}' (number expected, got {got})",
+        i + 1
+    )
 }
 
 fn num(b: u32) -> Value {
@@ -125,12 +128,18 @@ mod tests {
         assert_eq!(op("rshift", &v(-256.0)), Ok(Value::Number(268435440.0)));
         assert_eq!(op("arshift", &v(-256.0)), Ok(Value::Number(-16.0)));
         assert_eq!(
-            op("band", &[Value::Number(0x12345678 as f64), Value::Number(255.0)]),
+            op(
+                "band",
+                &[Value::Number(0x12345678 as f64), Value::Number(255.0)]
+            ),
             Ok(Value::Number(0x78 as f64))
         );
         let lua = Lua::new();
         let hex = tohex(&lua, &[Value::Number(-1.0), Value::Number(-4.0)]).unwrap();
-        assert_eq!(hex.as_string().map(|s| s.to_str().unwrap().to_string()), Some("FFFF".into()));
+        assert_eq!(
+            hex.as_string().map(|s| s.to_str().unwrap().to_string()),
+            Some("FFFF".into())
+        );
         assert!(op("bnot", &[]).unwrap_err().contains("got no value"));
     }
 }

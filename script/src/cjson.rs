@@ -311,11 +311,14 @@ impl Decoder<'_> {
                         b'f' => out.push(0x0c),
                         b'u' => {
                             let mut cp = self.hex4().ok_or_else(|| self.fail("value"))?;
-                            if (0xd800..0xdc00).contains(&cp) && self.s[self.i..].starts_with(b"\\u")
+                            if (0xd800..0xdc00).contains(&cp)
+                                && self.s[self.i..].starts_with(b"\\u")
                             {
                                 self.i += 2;
                                 let lo = self.hex4().ok_or_else(|| self.fail("value"))?;
-                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff);
+                                cp = 0x10000
+                                    + ((cp - 0xd800) << 10)
+                                    + (lo.wrapping_sub(0xdc00) & 0x3ff);
                             }
                             let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
                             let mut b = [0u8; 4];
@@ -463,7 +466,10 @@ mod tests {
             "Expected value but found the end at character 4"
         );
         assert_eq!(
-            run(&lua, "local _, m = cj.decode(string.rep('[', 201)) return m"),
+            run(
+                &lua,
+                "local _, m = cj.decode(string.rep('[', 201)) return m"
+            ),
             "Found too many nested data structures (201) at character 201"
         );
     }

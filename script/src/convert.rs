@@ -196,7 +196,10 @@ fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
     if let Value::Table(m) = raw(t, "map") {
         let mut out = Vec::new();
         for (k, v) in m.pairs::<Value, Value>().flatten() {
-            out.push((to_reply(&k, resp3, depth + 1), to_reply(&v, resp3, depth + 1)));
+            out.push((
+                to_reply(&k, resp3, depth + 1),
+                to_reply(&v, resp3, depth + 1),
+            ));
         }
         return Reply::Map(out);
     }
@@ -291,8 +294,14 @@ mod tests {
         assert_eq!(eval("return false", false), Reply::Nil);
         assert_eq!(eval("return false", true), Reply::Bool(false));
         assert_eq!(eval("return nil", false), Reply::Nil);
-        assert_eq!(eval("return {ok='fi\\r\\nne'}", false), Reply::Status("fi  ne".into()));
-        assert_eq!(eval("return {err='My Error'}", false), Reply::err("My Error"));
+        assert_eq!(
+            eval("return {ok='fi\\r\\nne'}", false),
+            Reply::Status("fi  ne".into())
+        );
+        assert_eq!(
+            eval("return {err='My Error'}", false),
+            Reply::err("My Error")
+        );
         assert_eq!(
             eval("return {1,2,3,'ciao',{1,2}}", false),
             Reply::Array(vec![

@@ -11,14 +11,7 @@ pub fn format_g(n: f64, precision: u8) -> String {
     };
     // SAFETY: the buffer is 64 bytes and snprintf writes at most that many, NUL included;
     // the format is a NUL-terminated constant with one double conversion.
-    let n = unsafe {
-        libc::snprintf(
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            fmt.as_ptr().cast(),
-            n,
-        )
-    };
+    let n = unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr().cast(), n) };
     let len = usize::try_from(n).unwrap_or(0).min(buf.len() - 1);
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }

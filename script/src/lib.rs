@@ -63,7 +63,8 @@ pub trait Host {
 }
 
 /// Where `redis.log` lines go (set once by the binary; dropped until then).
-static LOG_SINK: OnceLock<Box<dyn Fn(u8, &str) + Send + Sync>> = OnceLock::new();
+type LogSink = Box<dyn Fn(u8, &str) + Send + Sync>;
+static LOG_SINK: OnceLock<LogSink> = OnceLock::new();
 
 /// Sends `redis.log` lines (level 0 debug .. 3 warning) to `f`.
 pub fn set_log_sink(f: impl Fn(u8, &str) + Send + Sync + 'static) {
@@ -342,12 +343,11 @@ impl Engine {
         function: &str,
         inv: &Invocation,
     ) -> Outcome {
-        let code = match library_header(payload)
-            .and_then(|(_, c)| self.compile("@user_function", &c))
-        {
-            Ok(c) => c,
-            Err(e) => return Outcome::Done(Reply::err(format!("ERR {e}"))),
-        };
+        let code =
+            match library_header(payload).and_then(|(_, c)| self.compile("@user_function", &c)) {
+                Ok(c) => c,
+                Err(e) => return Outcome::Done(Reply::err(format!("ERR {e}"))),
+            };
         let prelude = self.prelude.clone();
         let r = vm::run(&prelude, host, inv.seed, |lua, internal, resp3| {
             let fs = match Self::load_in(lua, internal, &code)? {

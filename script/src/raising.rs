@@ -64,10 +64,17 @@ impl Raising {
 
     /// A C function that calls `prim` and raises its error (`with_where`: a string error
     /// gets the caller's position).
-    pub(crate) fn wrap(&mut self, lua: &Lua, prim: Function, with_where: bool) -> mlua::Result<Function> {
+    pub(crate) fn wrap(
+        &mut self,
+        lua: &Lua,
+        prim: Function,
+        with_where: bool,
+    ) -> mlua::Result<Function> {
         let k = self.next;
         if k >= MAX {
-            return Err(mlua::Error::RuntimeError("too many raising primitives".into()));
+            return Err(mlua::Error::RuntimeError(
+                "too many raising primitives".into(),
+            ));
         }
         self.next += 1;
         self.prims.raw_set(k as i64, prim)?;
@@ -77,7 +84,12 @@ impl Raising {
     }
 
     /// Replaces every function of `t` by its raising form (`with_where`).
-    pub(crate) fn wrap_table(&mut self, lua: &Lua, t: &Table, with_where: bool) -> mlua::Result<()> {
+    pub(crate) fn wrap_table(
+        &mut self,
+        lua: &Lua,
+        t: &Table,
+        with_where: bool,
+    ) -> mlua::Result<()> {
         let fs: Vec<(String, Function)> = t
             .pairs::<String, mlua::Value>()
             .filter_map(|p| match p {

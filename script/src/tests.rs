@@ -26,7 +26,7 @@ impl Host for Fake {
             ("incr", [_]) => Reply::err("ERR value is not an integer or out of range"),
             ("hgetall", _) => Reply::Map(vec![(Reply::bulk("f"), Reply::bulk("v"))]),
             ("ping", _) => Reply::Status("PONG".into()),
-            _ => Reply::err(format!("ERR Unknown Redis command called from script")),
+            _ => Reply::err("ERR Unknown Redis command called from script"),
         }
     }
 }
@@ -65,29 +65,44 @@ fn returns_each_type() {
     assert_eq!(eval("return true"), Reply::Int(1));
     assert_eq!(eval("return false"), Reply::Nil);
     assert_eq!(eval("return {ok='fine'}"), Reply::Status("fine".into()));
-    assert_eq!(eval("return {err='ERR this is an error'}"), Reply::err("ERR this is an error"));
+    assert_eq!(
+        eval("return {err='ERR this is an error'}"),
+        Reply::err("ERR this is an error")
+    );
     assert_eq!(eval("return _G"), Reply::Array(vec![]));
     assert_eq!(
         eval("redis.setresp(3) return {map={a=1}}"),
         Reply::Map(vec![(Reply::bulk("a"), Reply::Int(1))])
     );
     assert_eq!(eval("redis.setresp(3) return true"), Reply::Bool(true));
-    assert_eq!(eval("redis.setresp(3) return {double=1.5}"), Reply::Double(1.5));
+    assert_eq!(
+        eval("redis.setresp(3) return {double=1.5}"),
+        Reply::Double(1.5)
+    );
     assert_eq!(
         eval("return redis.status_reply('OK')"),
         Reply::Status("OK".into())
     );
-    assert_eq!(eval("return redis.error_reply('My Error')"), Reply::err("My Error"));
+    assert_eq!(
+        eval("return redis.error_reply('My Error')"),
+        Reply::err("My Error")
+    );
     assert_eq!(
         eval("return redis.sha1hex('Pizza & Mandolino')"),
         Reply::bulk("74822d82031af7493c20eefa13bd07ec4fada82f")
     );
     assert_eq!(eval("return redis.REDIS_VERSION"), Reply::bulk("7.0.0"));
     assert_eq!(eval("return redis.LOG_WARNING"), Reply::Int(3));
-    assert_eq!(eval("return cjson.encode({1,'a'})"), Reply::bulk("[1,\"a\"]"));
+    assert_eq!(
+        eval("return cjson.encode({1,'a'})"),
+        Reply::bulk("[1,\"a\"]")
+    );
     assert_eq!(eval("return bit.band(7, 3)"), Reply::Int(3));
     assert_eq!(eval("return tostring({}) == tostring({})"), Reply::Nil);
-    assert_eq!(eval("return tostring({})"), Reply::bulk("table: 0x00000001"));
+    assert_eq!(
+        eval("return tostring({})"),
+        Reply::bulk("table: 0x00000001")
+    );
 }
 
 #[test]
@@ -111,7 +126,10 @@ fn keys_argv_and_calls() {
     );
     let out = eval_with(&mut h, "return redis.call('set', 'n', 0.1)", &[], &[]);
     assert_eq!(out, Outcome::Done(Reply::ok()));
-    assert_eq!(h.data.get(&b"n"[..]), Some(&b"0.10000000000000001".to_vec()));
+    assert_eq!(
+        h.data.get(&b"n"[..]),
+        Some(&b"0.10000000000000001".to_vec())
+    );
     assert_eq!(eval("return redis.call('get', 'nothing')"), Reply::Nil);
     assert_eq!(
         eval("return type(redis.call('get', 'nothing'))"),
@@ -125,7 +143,10 @@ fn keys_argv_and_calls() {
         eval("redis.setresp(3) return redis.call('hgetall', 'h')"),
         Reply::Map(vec![(Reply::bulk("f"), Reply::bulk("v"))])
     );
-    assert_eq!(eval("return redis.call('ping')"), Reply::Status("PONG".into()));
+    assert_eq!(
+        eval("return redis.call('ping')"),
+        Reply::Status("PONG".into())
+    );
 }
 
 #[test]
@@ -145,7 +166,10 @@ fn errors_name_the_script_and_line() {
     let e = err("return cjson.decode('[')");
     assert!(e.starts_with("ERR user_script:1: Expected value"), "{e}");
     let e = err("local a = 1\nreturn a + nil");
-    assert!(e.starts_with("ERR user_script:2: attempt to perform arithmetic"), "{e}");
+    assert!(
+        e.starts_with("ERR user_script:2: attempt to perform arithmetic"),
+        "{e}"
+    );
     assert!(e.ends_with(", on @user_script:2."), "{e}");
     let e = err("error('boom')");
     assert!(e.starts_with("ERR user_script:1: boom script: "), "{e}");
@@ -161,7 +185,9 @@ fn errors_name_the_script_and_line() {
     assert!(err("return redis.call('get', {})")
         .starts_with("ERR Lua redis lib command arguments must be strings or integers"));
     assert!(err("redis.sha1hex()").contains("wrong number of arguments"));
-    assert!(err("return x +").starts_with("ERR Error compiling script (new function): user_script:1:"));
+    assert!(
+        err("return x +").starts_with("ERR Error compiling script (new function): user_script:1:")
+    );
     assert!(err("redis.setresp(4)").contains("RESP version must be 2 or 3."));
     assert!(err("redis.log(9, 'x')").contains("Invalid debug level."));
     assert!(err("return cjson.decode('[')").contains("user_script:1: Expected value"));
@@ -171,7 +197,9 @@ fn errors_name_the_script_and_line() {
 fn globals_are_protected() {
     let e = err("return a");
     assert!(
-        e.starts_with("ERR user_script:1: Script attempted to access nonexistent global variable 'a'"),
+        e.starts_with(
+            "ERR user_script:1: Script attempted to access nonexistent global variable 'a'"
+        ),
         "{e}"
     );
     for body in [
@@ -187,7 +215,10 @@ fn globals_are_protected() {
         "string.x = 1",
     ] {
         let e = err(body);
-        assert!(e.contains("Attempt to modify a readonly table"), "{body}: {e}");
+        assert!(
+            e.contains("Attempt to modify a readonly table"),
+            "{body}: {e}"
+        );
     }
     for name in ["print", "loadfile", "dofile", "debug"] {
         let e = err(&format!("return {name}"));
@@ -196,10 +227,15 @@ fn globals_are_protected() {
             "{name}: {e}"
         );
     }
-    assert!(err("return loadstring(string.dump(function() return 1 end))()")
-        .contains("attempt to call a nil value"));
+    assert!(
+        err("return loadstring(string.dump(function() return 1 end))()")
+            .contains("attempt to call a nil value")
+    );
     assert_eq!(eval("return loadstring('return 7')()"), Reply::Int(7));
-    assert_eq!(eval("local n = 0 for k in pairs(redis) do n = n + 1 end return n > 5"), Reply::Int(1));
+    assert_eq!(
+        eval("local n = 0 for k in pairs(redis) do n = n + 1 end return n > 5"),
+        Reply::Int(1)
+    );
     assert_eq!(eval("return rawget(redis, 'call') ~= nil"), Reply::Int(1));
 }
 
@@ -231,7 +267,12 @@ fn runaway_scripts_are_aborted() {
             other => panic!("{body}: {other:?}"),
         }
     }
-    match eval_with(&mut Fake::default(), "local t = {} local s = string.rep('x', 1024 * 1024) for i = 1, 1000 do t[i] = s .. i end", &[], &[]) {
+    match eval_with(
+        &mut Fake::default(),
+        "local t = {} local s = string.rep('x', 1024 * 1024) for i = 1, 1000 do t[i] = s .. i end",
+        &[],
+        &[],
+    ) {
         Outcome::Aborted(Reply::Error(e)) => assert!(e.contains("bytes of Lua memory"), "{e}"),
         other => panic!("{other:?}"),
     }

@@ -212,7 +212,10 @@ pub(crate) fn run<R>(
             };
             match host.call(argv) {
                 Reply::Error(e) => Ok((false, Value::Table(error_table(lua, &e)?))),
-                r => Ok((true, reply_to_lua(lua, r, r3.get()).map_err(|e| fl.note(e))?)),
+                r => Ok((
+                    true,
+                    reply_to_lua(lua, r, r3.get()).map_err(|e| fl.note(e))?,
+                )),
             }
         })?;
         rk.raw_set("call_raising", raising.wrap(&lua, call.clone(), false)?)?;
@@ -225,19 +228,19 @@ pub(crate) fn run<R>(
             })?,
         )?;
         let random = scope.create_function(|lua, args: MultiValue| {
-                let nums: Vec<f64> = args
-                    .iter()
-                    .map(|v| match v {
-                        Value::Integer(n) => *n as f64,
-                        Value::Number(n) => *n,
-                        _ => 0.0,
-                    })
-                    .collect();
-                Ok(match rand.random(&nums) {
-                    Ok(r) => (true, Value::Number(r)),
-                    Err(m) => (false, Value::String(lua.create_string(m)?)),
+            let nums: Vec<f64> = args
+                .iter()
+                .map(|v| match v {
+                    Value::Integer(n) => *n as f64,
+                    Value::Number(n) => *n,
+                    _ => 0.0,
                 })
-            })?;
+                .collect();
+            Ok(match rand.random(&nums) {
+                Ok(r) => (true, Value::Number(r)),
+                Err(m) => (false, Value::String(lua.create_string(m)?)),
+            })
+        })?;
         rk.raw_set("random", raising.wrap(&lua, random, true)?)?;
         rk.raw_set(
             "randomseed",
@@ -259,7 +262,9 @@ pub(crate) fn run<R>(
                 let n = count.fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed);
                 if n + u64::from(HOOK_EVERY) > INSTRUCTION_BUDGET {
                     fl.aborted.store(true, Ordering::Relaxed);
-                    return Err(mlua::Error::RuntimeError("instruction budget exceeded".into()));
+                    return Err(mlua::Error::RuntimeError(
+                        "instruction budget exceeded".into(),
+                    ));
                 }
                 Ok(VmState::Continue)
             },
@@ -289,7 +294,10 @@ mod tests {
         again.seed(0);
         assert_eq!(first, (0..3).map(|_| again.next()).collect::<Vec<_>>());
         assert!(first.iter().all(|&x| x >= 0));
-        assert_eq!(r.random(&[0.0]), Err("bad argument #1 to 'random' (interval is empty)"));
+        assert_eq!(
+            r.random(&[0.0]),
+            Err("bad argument #1 to 'random' (interval is empty)")
+        );
         let v = r.random(&[5.0, 7.0]).unwrap();
         assert!((5.0..=7.0).contains(&v) && v.fract() == 0.0);
     }

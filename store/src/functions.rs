@@ -85,9 +85,10 @@ impl Libraries {
 
     fn list(&self, pattern: Option<&Bytes>, with_code: bool) -> Reply {
         let b = |s: &str| Reply::bulk(s.to_string());
-        let libs = self.libs.values().filter(|l| {
-            pattern.is_none_or(|p| glob_match(p, l.name.as_bytes(), true))
-        });
+        let libs = self
+            .libs
+            .values()
+            .filter(|l| pattern.is_none_or(|p| glob_match(p, l.name.as_bytes(), true)));
         Reply::Array(
             libs.map(|l| {
                 let functions = l
@@ -136,7 +137,10 @@ impl Libraries {
                 Reply::Map(vec![(
                     Reply::bulk("LUA"),
                     Reply::Map(vec![
-                        (Reply::bulk("libraries_count"), Reply::Int(self.libs.len() as i64)),
+                        (
+                            Reply::bulk("libraries_count"),
+                            Reply::Int(self.libs.len() as i64),
+                        ),
                         (Reply::bulk("functions_count"), Reply::Int(n as i64)),
                     ]),
                 )]),
@@ -367,7 +371,12 @@ impl Store {
         Reply::bulk(lib.name)
     }
 
-    fn function_restore(&mut self, wb: &mut WriteBatch, payload: &[u8], policy: RestorePolicy) -> Reply {
+    fn function_restore(
+        &mut self,
+        wb: &mut WriteBatch,
+        payload: &[u8],
+        policy: RestorePolicy,
+    ) -> Reply {
         let codes = match parse_dump(payload) {
             Ok(c) => c,
             Err(e) => return Reply::err(format!("ERR {e}")),
@@ -434,10 +443,10 @@ impl Store {
                 self.libs_changed = true;
                 Reply::ok()
             }
-            FunctionCmd::Restore { payload, policy } => {
-                self.function_restore(wb, payload, *policy)
+            FunctionCmd::Restore { payload, policy } => self.function_restore(wb, payload, *policy),
+            FunctionCmd::List { pattern, with_code } => {
+                self.libs.list(pattern.as_ref(), *with_code)
             }
-            FunctionCmd::List { pattern, with_code } => self.libs.list(pattern.as_ref(), *with_code),
             FunctionCmd::Dump => self.libs.dump(),
             FunctionCmd::Stats => self.libs.stats(),
             FunctionCmd::Kill | FunctionCmd::Help => Reply::err("ERR not a replicated command"),
@@ -483,14 +492,21 @@ mod tests {
         let code = "#!lua name=l1\nredis.register_function('f', function() return 1 end)";
         libs.add(e.load_library(code.as_bytes()).unwrap(), false)
             .unwrap();
-        let Reply::Bulk(p) = libs.dump() else { panic!() };
+        let Reply::Bulk(p) = libs.dump() else {
+            panic!()
+        };
         assert_eq!(parse_dump(&p), Ok(vec![code.as_bytes().to_vec()]));
         let mut bad = p.to_vec();
         bad[3] ^= 1;
         assert!(parse_dump(&bad).is_err());
         // "aaaaaaaaaa" as LZF: a literal 'a', then a back reference of length 9 at distance 1.
-        assert_eq!(lzf(&[0x00, b'a', 0xe0, 0x00, 0x00], 10), Some(b"aaaaaaaaaa".to_vec()));
+        assert_eq!(
+            lzf(&[0x00, b'a', 0xe0, 0x00, 0x00], 10),
+            Some(b"aaaaaaaaaa".to_vec())
+        );
         assert!(libs.function("F").is_some());
-        assert!(matches!(libs.list(Some(&Bytes::from("L*")), false), Reply::Array(v) if v.len() == 1));
+        assert!(
+            matches!(libs.list(Some(&Bytes::from("L*")), false), Reply::Array(v) if v.len() == 1)
+        );
     }
 }

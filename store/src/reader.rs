@@ -358,7 +358,9 @@ impl Reader {
                 crate::reader_coll::read(&src.view(now), cmd)
             }
             Command::Script(c) => self.read_script(src, raw, c, now, expired)?,
-            Command::ScriptAdmin(resp::ScriptAdmin::Exists(shas)) => self.script_exists(src, shas)?,
+            Command::ScriptAdmin(resp::ScriptAdmin::Exists(shas)) => {
+                self.script_exists(src, shas)?
+            }
             Command::Function(f) => self.function_read(f),
             other => Reply::err(format!("ERR '{}' is not a read", other.name())),
         })

@@ -43,7 +43,9 @@ impl Policy {
         }
         let n = argv.len() as i32;
         if (spec.arity > 0 && spec.arity != n) || n < -spec.arity {
-            return Err(err("Wrong number of args calling Redis command from script"));
+            return Err(err(
+                "Wrong number of args calling Redis command from script",
+            ));
         }
         if spec.has_flag("noscript") {
             return Err(err("This Redis command is not allowed from script"));
@@ -51,13 +53,19 @@ impl Policy {
         let cmd = Command::parse(argv)?;
         match cmd.kind() {
             Kind::Write if self.read_only => {
-                return Err(err("Write commands are not allowed from read-only scripts."))
+                return Err(err(
+                    "Write commands are not allowed from read-only scripts.",
+                ))
             }
             Kind::Read | Kind::Write => {}
             _ if matches!(cmd, Command::Ping(_) | Command::Echo(_) | Command::Time) => {}
             _ => return Err(err("This Redis command is not allowed from script")),
         }
-        if self.apply && matches!(cmd, Command::Keys(_) | Command::Scan { .. } | Command::RandomKey)
+        if self.apply
+            && matches!(
+                cmd,
+                Command::Keys(_) | Command::Scan { .. } | Command::RandomKey
+            )
         {
             return Err(Reply::err(format!(
                 "ERR {} is not allowed from a write script (it would not see the writes staged with it)",

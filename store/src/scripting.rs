@@ -261,7 +261,9 @@ impl Reader {
     pub(crate) fn script_exists(&self, src: &Source<'_>, shas: &[Bytes]) -> Result<Reply, String> {
         let mut out = Vec::with_capacity(shas.len());
         for s in shas {
-            out.push(Reply::Int(i64::from(self.script_on_snapshot(src, s)?.is_some())));
+            out.push(Reply::Int(i64::from(
+                self.script_on_snapshot(src, s)?.is_some(),
+            )));
         }
         Ok(Reply::Array(out))
     }

@@ -100,12 +100,21 @@ pub enum RestorePolicy {
 /// FUNCTION subcommands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FunctionCmd {
-    Load { replace: bool, code: Bytes },
+    Load {
+        replace: bool,
+        code: Bytes,
+    },
     Delete(Bytes),
     Flush,
-    List { pattern: Option<Bytes>, with_code: bool },
+    List {
+        pattern: Option<Bytes>,
+        with_code: bool,
+    },
     Dump,
-    Restore { payload: Bytes, policy: RestorePolicy },
+    Restore {
+        payload: Bytes,
+        policy: RestorePolicy,
+    },
     Kill,
     Stats,
     Help,
@@ -173,12 +182,70 @@ const RO_FLAGS: &[&str] = &[
     "movablekeys",
 ];
 
-call_entry!(EVAL, "EVAL", WRITE_FLAGS, keynum(2, RW_KEYS).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"), Kind::Write, "2.6.0", "Executes a server-side Lua script.", "script");
-call_entry!(EVALSHA, "EVALSHA", WRITE_FLAGS, keynum(2, RW_KEYS), Kind::Write, "2.6.0", "Executes a server-side Lua script by SHA1 digest.", "sha1");
-call_entry!(EVAL_RO, "EVAL_RO", RO_FLAGS, keynum(2, RO_KEYS).notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"), Kind::Read, "7.0.0", "Executes a read-only server-side Lua script.", "script");
-call_entry!(EVALSHA_RO, "EVALSHA_RO", RO_FLAGS, keynum(2, RO_KEYS), Kind::Read, "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", "sha1");
-call_entry!(FCALL, "FCALL", WRITE_FLAGS, keynum(2, RW_KEYS).notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"), Kind::Write, "7.0.0", "Invokes a function.", "function");
-call_entry!(FCALL_RO, "FCALL_RO", RO_FLAGS, keynum(2, RO_KEYS).notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"), Kind::Read, "7.0.0", "Invokes a read-only function.", "function");
+call_entry!(
+    EVAL,
+    "EVAL",
+    WRITE_FLAGS,
+    keynum(2, RW_KEYS)
+        .notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"),
+    Kind::Write,
+    "2.6.0",
+    "Executes a server-side Lua script.",
+    "script"
+);
+call_entry!(
+    EVALSHA,
+    "EVALSHA",
+    WRITE_FLAGS,
+    keynum(2, RW_KEYS),
+    Kind::Write,
+    "2.6.0",
+    "Executes a server-side Lua script by SHA1 digest.",
+    "sha1"
+);
+call_entry!(
+    EVAL_RO,
+    "EVAL_RO",
+    RO_FLAGS,
+    keynum(2, RO_KEYS)
+        .notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"),
+    Kind::Read,
+    "7.0.0",
+    "Executes a read-only server-side Lua script.",
+    "script"
+);
+call_entry!(
+    EVALSHA_RO,
+    "EVALSHA_RO",
+    RO_FLAGS,
+    keynum(2, RO_KEYS),
+    Kind::Read,
+    "7.0.0",
+    "Executes a read-only server-side Lua script by SHA1 digest.",
+    "sha1"
+);
+call_entry!(
+    FCALL,
+    "FCALL",
+    WRITE_FLAGS,
+    keynum(2, RW_KEYS)
+        .notes("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"),
+    Kind::Write,
+    "7.0.0",
+    "Invokes a function.",
+    "function"
+);
+call_entry!(
+    FCALL_RO,
+    "FCALL_RO",
+    RO_FLAGS,
+    keynum(2, RO_KEYS)
+        .notes("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"),
+    Kind::Read,
+    "7.0.0",
+    "Invokes a read-only function.",
+    "function"
+);
 
 fn flush_mode(argv: &[Bytes], err: &str) -> Result<(), Reply> {
     match argv.get(2) {
@@ -201,39 +268,33 @@ fn parse_script_sub(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Comman
     }))
 }
 
-/// One SCRIPT / FUNCTION subcommand's entry.
-const fn sub(
-    name: &'static str,
-    arity: i32,
-    flags: &'static [&'static str],
-    kind: Kind,
-    summary: &'static str,
-    since: &'static str,
-    complexity: &'static str,
-    args: &'static str,
-    parse: super::spec::ParseFn,
-) -> CommandSpec {
-    CommandSpec {
-        summary,
-        since,
-        group: "scripting",
-        complexity,
-        acl_categories: &["scripting"],
-        args,
-        kind,
-        ..CommandSpec::new(name, arity, flags, &[], parse)
-    }
+/// One SCRIPT / FUNCTION subcommand's entry: `sub!(name, arity, flags, kind, summary, since,
+/// complexity, args, parser)`.
+macro_rules! sub {
+    ($name:expr, $arity:expr, $flags:expr, $kind:expr, $summary:expr, $since:expr,
+     $complexity:expr, $args:expr, $parse:expr) => {
+        CommandSpec {
+            summary: $summary,
+            since: $since,
+            group: "scripting",
+            complexity: $complexity,
+            acl_categories: &["scripting"],
+            args: $args,
+            kind: $kind,
+            ..CommandSpec::new($name, $arity, $flags, &[], $parse)
+        }
+    };
 }
 
 const FLUSH_ARGS: &str = "flush-type:oneof?(async:pure-token=ASYNC sync:pure-token=SYNC)";
 const HELP: &str = "Returns helpful text about the different subcommands.";
 
 static SCRIPT_SUBCOMMANDS: [CommandSpec; 5] = [
-    sub("script|exists", -3, &["noscript"], Kind::Read, "Determines whether server-side Lua scripts exist in the script cache.", "2.6.0", "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", "sha1:string*", parse_script_sub),
-    sub("script|flush", -2, &["noscript"], Kind::Write, "Removes all server-side Lua scripts from the script cache.", "2.6.0", "O(N) with N being the number of scripts in cache", FLUSH_ARGS, parse_script_sub),
-    sub("script|help", 2, &["loading", "stale"], Kind::Local, HELP, "5.0.0", "O(1)", "", parse_script_sub),
-    sub("script|kill", 2, &["noscript", "allow_busy"], Kind::Local, "Terminates a server-side Lua script during execution.", "2.6.0", "O(1)", "", parse_script_sub),
-    sub("script|load", 3, &["noscript", "stale"], Kind::Write, "Loads a server-side Lua script to the script cache.", "2.6.0", "O(N) with N being the length in bytes of the script body.", "script:string", parse_script_sub),
+    sub!("script|exists", -3, &["noscript"], Kind::Read, "Determines whether server-side Lua scripts exist in the script cache.", "2.6.0", "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation).", "sha1:string*", parse_script_sub),
+    sub!("script|flush", -2, &["noscript"], Kind::Write, "Removes all server-side Lua scripts from the script cache.", "2.6.0", "O(N) with N being the number of scripts in cache", FLUSH_ARGS, parse_script_sub),
+    sub!("script|help", 2, &["loading", "stale"], Kind::Local, HELP, "5.0.0", "O(1)", "", parse_script_sub),
+    sub!("script|kill", 2, &["noscript", "allow_busy"], Kind::Local, "Terminates a server-side Lua script during execution.", "2.6.0", "O(1)", "", parse_script_sub),
+    sub!("script|load", 3, &["noscript", "stale"], Kind::Write, "Loads a server-side Lua script to the script cache.", "2.6.0", "O(N) with N being the length in bytes of the script body.", "script:string", parse_script_sub),
 ];
 
 pub(crate) static SCRIPT: CommandSpec = CommandSpec {
@@ -330,15 +391,15 @@ fn parse_list(args: &[Bytes]) -> Result<FunctionCmd, Reply> {
 }
 
 static FUNCTION_SUBCOMMANDS: [CommandSpec; 9] = [
-    sub("function|delete", 3, &["noscript", "write"], Kind::Write, "Deletes a library and its functions.", "7.0.0", "O(1)", "library-name:string", parse_function_sub),
-    sub("function|dump", 2, &["noscript"], Kind::Read, "Dumps all libraries into a serialized binary payload.", "7.0.0", "O(N) where N is the number of functions", "", parse_function_sub),
-    sub("function|flush", -2, &["noscript", "write"], Kind::Write, "Deletes all libraries and functions.", "7.0.0", "O(N) where N is the number of functions deleted", FLUSH_ARGS, parse_function_sub),
-    sub("function|help", 2, &["loading", "stale"], Kind::Local, HELP, "7.0.0", "O(1)", "", parse_function_sub),
-    sub("function|kill", 2, &["noscript", "allow_busy"], Kind::Local, "Terminates a function during execution.", "7.0.0", "O(1)", "", parse_function_sub),
-    sub("function|list", -2, &["noscript"], Kind::Read, "Returns information about all libraries.", "7.0.0", "O(N) where N is the number of functions", "library-name-pattern:string?=LIBRARYNAME withcode:pure-token?=WITHCODE", parse_function_sub),
-    sub("function|load", -3, &["noscript", "write", "denyoom"], Kind::Write, "Creates a library.", "7.0.0", "O(1) (considering compilation time is redundant)", "replace:pure-token?=REPLACE function-code:string", parse_function_sub),
-    sub("function|restore", -3, &["noscript", "write", "denyoom"], Kind::Write, "Restores all libraries from a payload.", "7.0.0", "O(N) where N is the number of functions on the payload", "serialized-value:string policy:oneof?(flush:pure-token=FLUSH append:pure-token=APPEND replace:pure-token=REPLACE)", parse_function_sub),
-    sub("function|stats", 2, &["noscript", "allow_busy"], Kind::Read, "Returns information about a function during execution.", "7.0.0", "O(1)", "", parse_function_sub),
+    sub!("function|delete", 3, &["noscript", "write"], Kind::Write, "Deletes a library and its functions.", "7.0.0", "O(1)", "library-name:string", parse_function_sub),
+    sub!("function|dump", 2, &["noscript"], Kind::Read, "Dumps all libraries into a serialized binary payload.", "7.0.0", "O(N) where N is the number of functions", "", parse_function_sub),
+    sub!("function|flush", -2, &["noscript", "write"], Kind::Write, "Deletes all libraries and functions.", "7.0.0", "O(N) where N is the number of functions deleted", FLUSH_ARGS, parse_function_sub),
+    sub!("function|help", 2, &["loading", "stale"], Kind::Local, HELP, "7.0.0", "O(1)", "", parse_function_sub),
+    sub!("function|kill", 2, &["noscript", "allow_busy"], Kind::Local, "Terminates a function during execution.", "7.0.0", "O(1)", "", parse_function_sub),
+    sub!("function|list", -2, &["noscript"], Kind::Read, "Returns information about all libraries.", "7.0.0", "O(N) where N is the number of functions", "library-name-pattern:string?=LIBRARYNAME withcode:pure-token?=WITHCODE", parse_function_sub),
+    sub!("function|load", -3, &["noscript", "write", "denyoom"], Kind::Write, "Creates a library.", "7.0.0", "O(1) (considering compilation time is redundant)", "replace:pure-token?=REPLACE function-code:string", parse_function_sub),
+    sub!("function|restore", -3, &["noscript", "write", "denyoom"], Kind::Write, "Restores all libraries from a payload.", "7.0.0", "O(N) where N is the number of functions on the payload", "serialized-value:string policy:oneof?(flush:pure-token=FLUSH append:pure-token=APPEND replace:pure-token=REPLACE)", parse_function_sub),
+    sub!("function|stats", 2, &["noscript", "allow_busy"], Kind::Read, "Returns information about a function during execution.", "7.0.0", "O(1)", "", parse_function_sub),
 ];
 
 pub(crate) static FUNCTION: CommandSpec = CommandSpec {
@@ -498,18 +559,27 @@ mod tests {
             "ERR Number of keys can't be greater than number of args"
         );
         assert_eq!(err("EVAL x -1"), "ERR Number of keys can't be negative");
-        assert_eq!(err("EVAL x y"), "ERR value is not an integer or out of range");
+        assert_eq!(
+            err("EVAL x y"),
+            "ERR value is not an integer or out of range"
+        );
         assert_eq!(err("FCALL f y"), "ERR Bad number of keys provided");
         assert_eq!(
             err("EVALSHA abc 0"),
             "NOSCRIPT No matching script. Please use EVAL."
         );
-        assert_eq!(err("EVAL x"), "ERR wrong number of arguments for 'eval' command");
+        assert_eq!(
+            err("EVAL x"),
+            "ERR wrong number of arguments for 'eval' command"
+        );
     }
 
     #[test]
     fn script_and_function_subcommands() {
-        assert_eq!(p("SCRIPT LOAD x"), Command::ScriptAdmin(ScriptAdmin::Load(b("x"))));
+        assert_eq!(
+            p("SCRIPT LOAD x"),
+            Command::ScriptAdmin(ScriptAdmin::Load(b("x")))
+        );
         assert_eq!(p("script load x").kind(), Kind::Write);
         assert_eq!(p("SCRIPT EXISTS a b").kind(), Kind::Read);
         assert_eq!(
@@ -525,7 +595,10 @@ mod tests {
                 code: b("code")
             })
         );
-        assert_eq!(err("FUNCTION LOAD BAD code"), "ERR Unknown option given: BAD");
+        assert_eq!(
+            err("FUNCTION LOAD BAD code"),
+            "ERR Unknown option given: BAD"
+        );
         assert_eq!(
             p("FUNCTION LIST WITHCODE LIBRARYNAME x*"),
             Command::Function(FunctionCmd::List {
@@ -537,7 +610,10 @@ mod tests {
             err("FUNCTION LIST LIBRARYNAME"),
             "ERR library name argument was not given"
         );
-        assert_eq!(err("FUNCTION LIST WITHCODE WITHCODE"), "ERR Unknown argument WITHCODE");
+        assert_eq!(
+            err("FUNCTION LIST WITHCODE WITHCODE"),
+            "ERR Unknown argument WITHCODE"
+        );
         assert_eq!(
             err("FUNCTION RESTORE x BAD"),
             "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
