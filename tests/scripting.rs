@@ -69,6 +69,13 @@ fn bulk(s: &str) -> String {
 fn eval_replies_and_errors_on_the_wire() {
     let cl = Cluster::start(3);
     let mut c = Raw::to(&cl, 1);
+    resp2_replies(&mut c);
+    errors(&mut c);
+    resp3_replies(&mut c);
+}
+
+/// Lua values and command replies as a RESP2 client gets them.
+fn resp2_replies(c: &mut Raw) {
     assert_eq!(c.eval("return 'hello'", &[], &[]), bulk("hello"));
     assert_eq!(c.eval("return 100.5", &[], &[]), ":100\r\n");
     assert_eq!(c.eval("return true", &[], &[]), ":1\r\n");
@@ -109,6 +116,10 @@ fn eval_replies_and_errors_on_the_wire() {
         c.cmd(&["EVALSHA", "ffd632c7d33e571e9f24556ebed26c3479a87130", "0"]),
         "-NOSCRIPT No matching script. Please use EVAL.\r\n"
     );
+}
+
+/// Redis's error texts, with the script's name and line.
+fn errors(c: &mut Raw) {
     assert_eq!(
         c.cmd(&["EVAL", "return 1", "2", "a"]),
         "-ERR Number of keys can't be greater than number of args\r\n"
@@ -153,7 +164,10 @@ fn eval_replies_and_errors_on_the_wire() {
         c.cmd(&["SCRIPT", "KILL"]),
         "-NOTBUSY No scripts in execution right now.\r\n"
     );
-    // RESP3: the script chooses its protocol with redis.setresp.
+}
+
+/// RESP3: the script chooses its protocol with redis.setresp.
+fn resp3_replies(c: &mut Raw) {
     assert!(c.cmd(&["HELLO", "3"]).starts_with('%'));
     assert_eq!(c.eval("return nil", &[], &[]), "_\r\n");
     assert_eq!(c.eval("return false", &[], &[]), "_\r\n");

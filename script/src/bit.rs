@@ -1,6 +1,6 @@
 //! The `bit` library (LuaBitOp's API, which Redis ships): 32-bit operations on Lua numbers.
 //! Numbers are taken modulo 2^32 with LuaBitOp's rounding and results are signed 32-bit.
-//! Each function returns `(true, result)` or `(false, message)`; the prelude raises the
+//! Each function returns `(true, result)` or `(false, message)`; a C trampoline raises the
 //! message at the caller's line, as a C library's `luaL_error` would.
 
 use mlua::{Lua, MultiValue, Table, Value};
@@ -89,7 +89,7 @@ fn tohex(lua: &Lua, args: &[Value]) -> Result<Value, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The `bit` table of raw functions (wrapped by the prelude).
+/// The `bit` table of raw functions (each made raising by the VM, see `raising`).
 pub fn table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     for name in [

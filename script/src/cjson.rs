@@ -6,7 +6,10 @@
 //! tables objects (string or number keys), an empty table `{}`; numbers with `%.14g`;
 //! strings escaped with `/` as `\/`. Decoding: objects and arrays to tables, `null` to
 //! `cjson.null`, numbers to Lua numbers, `\u` escapes to UTF-8. Each function returns
-//! `(true, result...)` or `(false, message)`; the prelude raises the message.
+//! `(true, result...)` or `(false, message)`; the VM's trampolines raise the message.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 
@@ -334,59 +337,86 @@ impl Decoder<'_> {
     }
 }
 
-/// The `cjson` table of raw functions (wrapped by the prelude) and `cjson.null`.
+fn encode_fn(lua: &Lua, depth: Arc<AtomicUsize>) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |lua, args: MultiValue| {
+        let v = args.into_iter().next().unwrap_or(Value::Nil);
+        let mut enc = Encoder {
+            out: Vec::new(),
+            max_depth: depth.load(Ordering::Relaxed),
+            precision: 14,
+        };
+        Ok(match enc.value(&v, 0) {
+            Ok(()) => (true, Value::String(lua.create_string(&enc.out)?)),
+            Err(m) => (false, Value::String(lua.create_string(&m)?)),
+        })
+    })
+}
+
+fn decode_fn(lua: &Lua) -> mlua::Result<mlua::Function> {
+    lua.create_function(|lua, args: MultiValue| {
+        let s = match args.into_iter().next() {
+            Some(Value::String(s)) => s.as_bytes().to_vec(),
+            Some(Value::Number(n)) => crate::fmt::lua_number(n).into_bytes(),
+            Some(Value::Integer(n)) => n.to_string().into_bytes(),
+            other => {
+                let got = other.as_ref().map_or("no value", |v| v.type_name());
+                let m = format!("bad argument #1 to 'decode' (string expected, got {got})");
+                return Ok((false, Value::String(lua.create_string(&m)?)));
+            }
+        };
+        let mut dec = Decoder {
+            lua,
+            s: &s,
+            i: 0,
+            max_depth: MAX_DEPTH,
+        };
+        let r = dec.value(0).and_then(|v| {
+            dec.ws();
+            if dec.i < s.len() {
+                Err(dec.fail("the end"))
+            } else {
+                Ok(v)
+            }
+        });
+        Ok(match r {
+            Ok(v) => (true, v),
+            Err(m) => (false, Value::String(lua.create_string(&m)?)),
+        })
+    })
+}
+
+/// lua-cjson's configuration functions: they answer the defaults (`encode_max_depth`
+/// also sets the encoder's limit).
+fn config_fn(
+    lua: &Lua,
+    name: &'static str,
+    defaults: &'static str,
+    depth: Arc<AtomicUsize>,
+) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |_, args: MultiValue| {
+        if name == "encode_max_depth" {
+            if let Some(Value::Number(n)) = args.iter().next() {
+                depth.store(n.clamp(1.0, MAX_DEPTH as f64) as usize, Ordering::Relaxed);
+            }
+        }
+        let mut out = vec![Value::Boolean(true)];
+        for d in defaults.split(' ') {
+            out.push(match d {
+                "true" => Value::Boolean(true),
+                "false" => Value::Boolean(false),
+                n => Value::Number(n.parse().unwrap_or(0.0)),
+            });
+        }
+        Ok(MultiValue::from_iter(out))
+    })
+}
+
+/// The `cjson` table of raw functions (each made raising by the VM) and `cjson.null`.
 pub fn table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    let depth = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(MAX_DEPTH));
-    let d2 = depth.clone();
-    t.raw_set(
-        "encode",
-        lua.create_function(move |lua, args: MultiValue| {
-            let v = args.into_iter().next().unwrap_or(Value::Nil);
-            let mut enc = Encoder {
-                out: Vec::new(),
-                max_depth: d2.load(std::sync::atomic::Ordering::Relaxed),
-                precision: 14,
-            };
-            Ok(match enc.value(&v, 0) {
-                Ok(()) => (true, Value::String(lua.create_string(&enc.out)?)),
-                Err(m) => (false, Value::String(lua.create_string(&m)?)),
-            })
-        })?,
-    )?;
-    t.raw_set(
-        "decode",
-        lua.create_function(|lua, args: MultiValue| {
-            let s = match args.into_iter().next() {
-                Some(Value::String(s)) => s.as_bytes().to_vec(),
-                Some(Value::Number(n)) => crate::fmt::lua_number(n).into_bytes(),
-                Some(Value::Integer(n)) => n.to_string().into_bytes(),
-                other => {
-                    let got = other.as_ref().map_or("no value", |v| v.type_name());
-                    let m = format!("bad argument #1 to 'decode' (string expected, got {got})");
-                    return Ok((false, Value::String(lua.create_string(&m)?)));
-                }
-            };
-            let mut dec = Decoder {
-                lua,
-                s: &s,
-                i: 0,
-                max_depth: MAX_DEPTH,
-            };
-            let r = dec.value(0).and_then(|v| {
-                dec.ws();
-                if dec.i < s.len() {
-                    Err(dec.fail("the end"))
-                } else {
-                    Ok(v)
-                }
-            });
-            Ok(match r {
-                Ok(v) => (true, v),
-                Err(m) => (false, Value::String(lua.create_string(&m)?)),
-            })
-        })?,
-    )?;
+    let depth = Arc::new(AtomicUsize::new(MAX_DEPTH));
+    t.raw_set("encode", encode_fn(lua, depth.clone())?)?;
+    t.raw_set("decode", decode_fn(lua)?)?;
     for (name, defaults) in [
         ("encode_sparse_array", "false 2 10"),
         ("encode_max_depth", "200"),
@@ -396,27 +426,7 @@ pub fn table(lua: &Lua) -> mlua::Result<Table> {
         ("encode_invalid_numbers", "false"),
         ("decode_invalid_numbers", "true"),
     ] {
-        let depth = depth.clone();
-        t.raw_set(
-            name,
-            lua.create_function(move |lua, args: MultiValue| {
-                if name == "encode_max_depth" {
-                    if let Some(Value::Number(n)) = args.iter().next() {
-                        depth.store(n.max(1.0) as usize, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-                let mut out = vec![Value::Boolean(true)];
-                for d in defaults.split(' ') {
-                    out.push(match d {
-                        "true" => Value::Boolean(true),
-                        "false" => Value::Boolean(false),
-                        n => Value::Number(n.parse().unwrap_or(0.0)),
-                    });
-                }
-                let _ = lua;
-                Ok(MultiValue::from_iter(out))
-            })?,
-        )?;
+        t.raw_set(name, config_fn(lua, name, defaults, depth.clone())?)?;
     }
     t.raw_set("null", null())?;
     Ok(t)

@@ -178,6 +178,66 @@ fn static_primitives(lua: &Lua, rk: &Table, flags: &Flags) -> mlua::Result<()> {
     Ok(())
 }
 
+/// `setresp`, `random` and `randomseed`: the run's protocol and generator.
+fn state_primitives<'scope, 'env>(
+    lua: &Lua,
+    scope: &'scope mlua::Scope<'scope, 'env>,
+    rk: &Table,
+    raising: &mut Raising,
+    resp3: &'env Cell<bool>,
+    rand: &'env Rand48,
+) -> mlua::Result<()> {
+    rk.raw_set(
+        "setresp",
+        scope.create_function(|_, v: f64| {
+            resp3.set(v == 3.0);
+            Ok(())
+        })?,
+    )?;
+    let random = scope.create_function(|lua, args: MultiValue| {
+        let nums: Vec<f64> = args
+            .iter()
+            .map(|v| match v {
+                Value::Integer(n) => *n as f64,
+                Value::Number(n) => *n,
+                _ => 0.0,
+            })
+            .collect();
+        Ok(match rand.random(&nums) {
+            Ok(r) => (true, Value::Number(r)),
+            Err(m) => (false, Value::String(lua.create_string(m)?)),
+        })
+    })?;
+    rk.raw_set("random", raising.wrap(lua, random, true)?)?;
+    rk.raw_set(
+        "randomseed",
+        scope.create_function(|_, v: f64| {
+            rand.seed(v as i32);
+            Ok(())
+        })?,
+    )?;
+    Ok(())
+}
+
+/// The run's bounds: [`MEMORY_LIMIT`] more bytes than setup used, and the instruction hook.
+fn limit(lua: &Lua, flags: &Flags) -> mlua::Result<()> {
+    lua.set_memory_limit(lua.used_memory() + MEMORY_LIMIT)?;
+    let (count, fl) = (Arc::new(AtomicU64::new(0)), flags.clone());
+    lua.set_global_hook(
+        HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+        move |_, _| {
+            let n = count.fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed);
+            if n + u64::from(HOOK_EVERY) > INSTRUCTION_BUDGET {
+                fl.aborted.store(true, Ordering::Relaxed);
+                return Err(mlua::Error::RuntimeError(
+                    "instruction budget exceeded".into(),
+                ));
+            }
+            Ok(VmState::Continue)
+        },
+    )
+}
+
 /// Runs `job` in a fresh VM set up with the prelude (its bytecode), `host` behind
 /// `redis.call` and `math.random` seeded with `seed`. The job gets the VM, the prelude's
 /// `internal` table and whether the script asked for RESP3.
@@ -220,55 +280,13 @@ pub(crate) fn run<R>(
         })?;
         rk.raw_set("call_raising", raising.wrap(&lua, call.clone(), false)?)?;
         rk.raw_set("call", call)?;
-        rk.raw_set(
-            "setresp",
-            scope.create_function(|_, v: f64| {
-                resp3.set(v == 3.0);
-                Ok(())
-            })?,
-        )?;
-        let random = scope.create_function(|lua, args: MultiValue| {
-            let nums: Vec<f64> = args
-                .iter()
-                .map(|v| match v {
-                    Value::Integer(n) => *n as f64,
-                    Value::Number(n) => *n,
-                    _ => 0.0,
-                })
-                .collect();
-            Ok(match rand.random(&nums) {
-                Ok(r) => (true, Value::Number(r)),
-                Err(m) => (false, Value::String(lua.create_string(m)?)),
-            })
-        })?;
-        rk.raw_set("random", raising.wrap(&lua, random, true)?)?;
-        rk.raw_set(
-            "randomseed",
-            scope.create_function(|_, v: f64| {
-                rand.seed(v as i32);
-                Ok(())
-            })?,
-        )?;
+        state_primitives(&lua, scope, &rk, &mut raising, &resp3, &rand)?;
         let internal: Table = lua
             .load(prelude)
             .set_name("=raftkv")
             .set_mode(ChunkMode::Binary)
             .call(rk)?;
-        lua.set_memory_limit(lua.used_memory() + MEMORY_LIMIT)?;
-        let (count, fl) = (Arc::new(AtomicU64::new(0)), flags.clone());
-        lua.set_global_hook(
-            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-            move |_, _| {
-                let n = count.fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed);
-                if n + u64::from(HOOK_EVERY) > INSTRUCTION_BUDGET {
-                    fl.aborted.store(true, Ordering::Relaxed);
-                    return Err(mlua::Error::RuntimeError(
-                        "instruction budget exceeded".into(),
-                    ));
-                }
-                Ok(VmState::Continue)
-            },
-        )?;
+        limit(&lua, &flags)?;
         job(&lua, &internal, &resp3)
     });
     if let Some(stop) = flags.stop() {

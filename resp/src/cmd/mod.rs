@@ -31,6 +31,7 @@ mod keyspace;
 pub mod list;
 mod raft;
 pub mod scripting;
+mod scripting_help;
 mod server;
 pub mod set;
 mod spec;
