@@ -468,3 +468,56 @@ fn functions_load_call_list_and_survive_a_restart() {
         "-ERR Library not found\r\n"
     );
 }
+
+/// redis-py's `Lock` (acquire, extend, reacquire, release through its Lua scripts, which it
+/// runs with EVALSHA and loads on NOSCRIPT) and `register_script`, on two nodes. Needs a
+/// Python with redis-py: `RAFTKV_PYTHON` (e.g. a venv's `bin/python`) or `python3`;
+/// skipped when neither imports `redis`.
+#[test]
+fn redis_py_lock_acquire_extend_release() {
+    let python = std::env::var("RAFTKV_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_redis = std::process::Command::new(&python)
+        .args(["-c", "import redis"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_redis {
+        eprintln!("skipped: {python} has no redis-py (set RAFTKV_PYTHON)");
+        return;
+    }
+    let cl = Cluster::start(3);
+    const PY: &str = r#"
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+r2 = redis.Redis(port=int(sys.argv[2]))
+lock = r.lock("pylock", timeout=10)
+assert lock.acquire(blocking=False)
+other = r2.lock("pylock", timeout=10)
+assert not other.acquire(blocking=False)
+assert lock.extend(20)
+assert r2.pttl("pylock") > 10000, r2.pttl("pylock")
+assert lock.reacquire()
+lock.release()
+assert r2.get("pylock") is None
+try:
+    lock.release()
+    raise SystemExit("released twice")
+except redis.exceptions.LockError:
+    pass
+assert other.acquire(blocking=False)
+other.release()
+s = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+assert s(keys=["pyc"], args=[5]) == 5
+assert r2.evalsha(s.sha, 1, "pyc", 2) == 7
+print("ok")
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", PY, &cl.port(0).to_string(), &cl.port(2).to_string()])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success() && out.stdout.starts_with(b"ok"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

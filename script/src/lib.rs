@@ -1,6 +1,7 @@
 //! Lua 5.1 scripting for raftkv, as Redis 7.0 has it (EVAL / EVALSHA / FCALL and their
 //! `_RO` forms, `FUNCTION LOAD`): the sandbox, the `redis` API, the conversions between
-//! replies and Lua values, `cjson` and `bit`, script and library headers. No IO and no
+//! replies and Lua values, `cjson`, `bit`, `cmsgpack` and `struct`, script and library
+//! headers. No IO and no
 //! store: a [`Host`] runs the commands a script calls (the store's apply path for write
 //! scripts, a read snapshot for read-only ones).
 //!
@@ -15,11 +16,13 @@
 
 mod bit;
 mod cjson;
+mod cmsgpack;
 mod convert;
 pub mod fmt;
 mod raising;
 pub mod sha1;
 pub mod shebang;
+mod structlib;
 mod vm;
 
 use std::collections::{HashMap, VecDeque};

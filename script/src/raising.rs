@@ -15,7 +15,8 @@ const PRIMS: &std::ffi::CStr = c"raftkv.prims";
 /// Most raising primitives one VM has.
 pub(crate) const MAX: usize = 32;
 
-/// Calls primitive `K` with the arguments, then returns or raises its second result.
+/// Calls primitive `K` with the arguments; it answers `true, results...` (returned) or
+/// `false, error` (raised).
 unsafe extern "C-unwind" fn trampoline<const K: i32, const WHERE: bool>(
     l: *mut ffi::lua_State,
 ) -> c_int {
@@ -26,10 +27,12 @@ unsafe extern "C-unwind" fn trampoline<const K: i32, const WHERE: bool>(
     ffi::lua_rawgeti(l, -1, ffi::lua_Integer::from(K));
     ffi::lua_remove(l, -2);
     ffi::lua_insert(l, 1);
-    ffi::lua_call(l, n, 2);
-    if ffi::lua_toboolean(l, -2) != 0 {
-        return 1;
+    ffi::lua_call(l, n, ffi::LUA_MULTRET);
+    if ffi::lua_toboolean(l, 1) != 0 {
+        ffi::lua_remove(l, 1);
+        return ffi::lua_gettop(l);
     }
+    ffi::lua_settop(l, 2);
     if WHERE && ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
         ffi::luaL_where(l, 1);
         ffi::lua_insert(l, -2);

@@ -98,6 +98,17 @@ fn returns_each_type() {
         Reply::bulk("[1,\"a\"]")
     );
     assert_eq!(eval("return bit.band(7, 3)"), Reply::Int(3));
+    assert_eq!(
+        eval("local a, b = cmsgpack.unpack(cmsgpack.pack({1, 'x'}, 7)) return {a[2], b}"),
+        Reply::Array(vec![Reply::bulk("x"), Reply::Int(7)])
+    );
+    assert_eq!(
+        eval("return {struct.unpack('>I2 s', struct.pack('>I2 s', 258, 'hi'))}"),
+        Reply::Array(vec![Reply::Int(258), Reply::bulk("hi"), Reply::Int(6)])
+    );
+    assert_eq!(eval("return struct.size('i4 d')"), Reply::Int(12));
+    assert!(err("return struct.pack('q')").contains("user_script:1: invalid format option 'q'"));
+    assert!(err("cmsgpack.pack = 1").contains("Attempt to modify a readonly table"));
     assert_eq!(eval("return tostring({}) == tostring({})"), Reply::Nil);
     assert_eq!(
         eval("return tostring({})"),

@@ -4,7 +4,7 @@
 //! lets write scripts run at apply time on every replica with the same result.
 //!
 //! Setup: Lua's base, table, string and math libraries (debug only for the prelude, which
-//! removes it), `cjson` and `bit`, then the prelude (`prelude.lua`) with the primitives in
+//! removes it), `cjson`, `bit`, `cmsgpack` and `struct`, then the prelude (`prelude.lua`) with the primitives in
 //! `rk`: `call` (the host: `redis.call` / `redis.pcall`), `random` / `randomseed` (Redis's
 //! rand48 from the run's seed), `setresp`, `sha1hex`, `log`, `acl_check`, and the abort
 //! flags. Then the memory limit ([`crate::MEMORY_LIMIT`] above what setup used) and the
@@ -257,11 +257,15 @@ pub(crate) fn run<R>(
     let result = lua.scope(|scope| {
         let g = lua.globals();
         let mut raising = Raising::new(&lua)?;
-        let (cjson, bit) = (crate::cjson::table(&lua)?, crate::bit::table(&lua)?);
-        raising.wrap_table(&lua, &cjson, true)?;
-        raising.wrap_table(&lua, &bit, true)?;
-        g.raw_set("cjson", cjson)?;
-        g.raw_set("bit", bit)?;
+        for (name, lib) in [
+            ("cjson", crate::cjson::table(&lua)?),
+            ("bit", crate::bit::table(&lua)?),
+            ("cmsgpack", crate::cmsgpack::table(&lua)?),
+            ("struct", crate::structlib::table(&lua)?),
+        ] {
+            raising.wrap_table(&lua, &lib, true)?;
+            g.raw_set(name, lib)?;
+        }
         let rk = lua.create_table()?;
         static_primitives(&lua, &rk, &flags)?;
         let (fl, r3) = (flags.clone(), &resp3);

@@ -4,7 +4,7 @@
 //!
 //! Checks, in Redis's order (`scriptCall`): unknown command or subcommand, arity,
 //! `noscript` commands, write commands in a read-only script, keys outside the script's
-//! slot. Node-local commands are refused except PING, ECHO and TIME (TIME answers the
+//! slot. Node-local commands are refused except PING, ECHO, SELECT and TIME (TIME answers the
 //! entry's time in a write script). In a write script KEYS, SCAN and RANDOMKEY are refused
 //! too: they read the database, not the batch's staged writes, so replicas whose batches
 //! differ would answer differently. Random picks of reads (SRANDMEMBER, HRANDFIELD,
@@ -58,7 +58,10 @@ impl Policy {
                 ))
             }
             Kind::Read | Kind::Write => {}
-            _ if matches!(cmd, Command::Ping(_) | Command::Echo(_) | Command::Time) => {}
+            _ if matches!(
+                cmd,
+                Command::Ping(_) | Command::Echo(_) | Command::Time | Command::Select(_)
+            ) => {}
             _ => return Err(err("This Redis command is not allowed from script")),
         }
         if self.apply
@@ -90,9 +93,11 @@ impl Policy {
     }
 }
 
-/// PING, ECHO and TIME (at `now`, ms).
+/// PING, ECHO, SELECT and TIME (at `now`, ms).
 fn local(cmd: &Command, now: i64) -> Reply {
     match cmd {
+        Command::Select(0) => Reply::ok(),
+        Command::Select(_) => Reply::err("ERR DB index is out of range"),
         Command::Ping(None) => Reply::Status("PONG".into()),
         Command::Ping(Some(m)) | Command::Echo(m) => Reply::Bulk(m.clone()),
         _ => Reply::Array(vec![
