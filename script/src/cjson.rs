@@ -169,10 +169,22 @@ impl Decoder<'_> {
         }
     }
 
+    /// lua-cjson's parse error: the expected token and lua-cjson's name of the one found.
     fn fail(&self, expected: &str) -> String {
-        let found = match self.s.get(self.i) {
-            None => "the end",
-            Some(_) => "invalid token",
+        let rest = &self.s[self.i..];
+        let found = match rest.first() {
+            None => "T_END",
+            Some(b'{') => "T_OBJ_BEGIN",
+            Some(b'}') => "T_OBJ_END",
+            Some(b'[') => "T_ARR_BEGIN",
+            Some(b']') => "T_ARR_END",
+            Some(b'"') => "T_STRING",
+            Some(b':') => "T_COLON",
+            Some(b',') => "T_COMMA",
+            Some(c) if c.is_ascii_digit() || *c == b'-' => "T_NUMBER",
+            _ if rest.starts_with(b"true") || rest.starts_with(b"false") => "T_BOOLEAN",
+            _ if rest.starts_with(b"null") => "T_NULL",
+            _ => "invalid token",
         };
         format!(
             "Expected {expected} but found {found} at character {}",
@@ -473,7 +485,7 @@ mod tests {
         );
         assert_eq!(
             run(&lua, "local _, m = cj.decode('[1,') return m"),
-            "Expected value but found the end at character 4"
+            "Expected value but found T_END at character 4"
         );
         assert_eq!(
             run(

@@ -94,18 +94,19 @@ env.load = function(f, name)
   end
   return env.loadstring(t_concat(parts), name)
 end
-env.setmetatable = function(t, mt)
-  if real[t] then raw_error(READONLY, 2) end
-  return raw_setmetatable(t, mt)
-end
+local raising = rk.make_raising
+env.setmetatable = raising(function(t, mt)
+  if real[t] then return false, READONLY end
+  return true, raw_setmetatable(t, mt)
+end)
 env.getmetatable = function(t)
   if real[t] then return metas[t] end
   return raw_getmetatable(t)
 end
-env.rawset = function(t, k, v)
-  if real[t] then raw_error(READONLY, 2) end
-  return raw_rawset(t, k, v)
-end
+env.rawset = raising(function(t, k, v)
+  if real[t] then return false, READONLY end
+  return true, raw_rawset(t, k, v)
+end)
 env.rawget = function(t, k)
   local r = real[t]
   if r then return raw_rawget(r, k) end
@@ -138,13 +139,13 @@ end
 env.math.randomseed = rk.randomseed
 
 -- ---- the redis API ----
-local function log(...)
+local log = raising(function(...)
   local n = raw_select('#', ...)
-  if n < 2 then raise('redis.log() requires two arguments or more.') end
+  if n < 2 then return false, err_table('redis.log() requires two arguments or more.') end
   local level = raw_tonumber((...))
-  if level == nil then raise('First argument must be a number (log level).') end
+  if level == nil then return false, err_table('First argument must be a number (log level).') end
   level = level - level % 1
-  if level < 0 or level > 3 then raise('Invalid debug level.') end
+  if level < 0 or level > 3 then return false, err_table('Invalid debug level.') end
   local parts = {}
   for i = 2, n do
     local s = raw_select(i, ...)
@@ -152,7 +153,8 @@ local function log(...)
     if ts == 'string' or ts == 'number' then parts[#parts + 1] = s end
   end
   rk.log(level, t_concat(parts, ' '))
-end
+  return true
+end)
 
 local function add_common(r)
   r.log = log
@@ -168,10 +170,10 @@ rr.pcall = function(...)
   local _, v = call(...)
   return v
 end
-rr.sha1hex = function(...)
-  if raw_select('#', ...) ~= 1 then raise('wrong number of arguments') end
-  return rk.sha1hex((...))
-end
+rr.sha1hex = raising(function(...)
+  if raw_select('#', ...) ~= 1 then return false, err_table('wrong number of arguments') end
+  return true, rk.sha1hex((...))
+end)
 rr.error_reply = function(...)
   local e = ...
   if raw_select('#', ...) ~= 1 or raw_type(e) ~= 'string' then
@@ -187,29 +189,27 @@ rr.status_reply = function(...)
   end
   return {ok = s}
 end
-rr.setresp = function(...)
-  if raw_select('#', ...) ~= 1 then raise('redis.setresp() requires one argument.') end
+rr.setresp = raising(function(...)
+  if raw_select('#', ...) ~= 1 then return false, err_table('redis.setresp() requires one argument.') end
   local v = raw_tonumber((...)) or 0
   v = v - v % 1
-  if v ~= 2 and v ~= 3 then raise('RESP version must be 2 or 3.') end
+  if v ~= 2 and v ~= 3 then return false, err_table('RESP version must be 2 or 3.') end
   rk.setresp(v)
-end
-rr.set_repl = function(...)
-  if raw_select('#', ...) ~= 1 then raise('redis.set_repl() requires two arguments.') end
+  return true
+end)
+rr.set_repl = raising(function(...)
+  if raw_select('#', ...) ~= 1 then return false, err_table('redis.set_repl() requires two arguments.') end
   local v = raw_tonumber((...)) or 0
   if v ~= 0 and v ~= 1 and v ~= 2 and v ~= 3 then
-    raise('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.')
+    return false, err_table('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.')
   end
-end
+  return true
+end)
 rr.REPL_NONE, rr.REPL_AOF, rr.REPL_SLAVE, rr.REPL_REPLICA, rr.REPL_ALL = 0, 1, 2, 2, 3
 rr.replicate_commands = function() return true end
 rr.breakpoint = function() return false end
 rr.debug = function() end
-rr.acl_check_cmd = function(...)
-  local ok, v = rk.acl_check(...)
-  if ok then return v end
-  raw_error(v)
-end
+rr.acl_check_cmd = raising(rk.acl_check)
 
 -- ---- functions: redis.register_function while a library loads ----
 local loading, registered, order = false, {}, {}

@@ -13,7 +13,7 @@ use mlua::{ffi, Function, Lua, Table};
 const PRIMS: &std::ffi::CStr = c"raftkv.prims";
 
 /// Most raising primitives one VM has.
-pub(crate) const MAX: usize = 32;
+pub(crate) const MAX: usize = 48;
 
 /// Calls primitive `K` with the arguments; it answers `true, results...` (returned) or
 /// `false, error` (raised).
@@ -48,9 +48,11 @@ macro_rules! table_of {
 }
 
 static PLAIN: [ffi::lua_CFunction; MAX] = table_of!(false; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
-    16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
+    16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45
+    46 47);
 static WITH_WHERE: [ffi::lua_CFunction; MAX] = table_of!(true; 0 1 2 3 4 5 6 7 8 9 10 11 12 13
-    14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
+    14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43
+    44 45 46 47);
 
 /// Hands out raising functions for one VM.
 pub(crate) struct Raising {

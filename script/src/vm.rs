@@ -285,6 +285,14 @@ pub(crate) fn run<R>(
         rk.raw_set("call_raising", raising.wrap(&lua, call.clone(), false)?)?;
         rk.raw_set("call", call)?;
         state_primitives(&lua, scope, &rk, &mut raising, &resp3, &rand)?;
+        // The prelude's own raising functions (`(true, v...)` / `(false, error)` in Lua).
+        let raising = std::cell::RefCell::new(raising);
+        rk.raw_set(
+            "make_raising",
+            scope.create_function(move |lua, f: mlua::Function| {
+                raising.borrow_mut().wrap(lua, f, false)
+            })?,
+        )?;
         let internal: Table = lua
             .load(prelude)
             .set_name("=raftkv")

@@ -47,7 +47,9 @@ impl Policy {
                 "Wrong number of args calling Redis command from script",
             ));
         }
-        if spec.has_flag("noscript") {
+        // Redis 7.0 flags blocking commands `noscript` (7.2's table, which raftkv's follows,
+        // does not).
+        if spec.has_flag("noscript") || spec.has_flag("blocking") {
             return Err(err("This Redis command is not allowed from script"));
         }
         let cmd = Command::parse(argv)?;
