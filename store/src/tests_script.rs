@@ -185,3 +185,38 @@ fn evalsha_functions_and_checks() {
         Reply::Int(3)
     );
 }
+
+/// An aborted script that wrote collections and ran FLUSHALL leaves the batch's earlier
+/// writes (strings, hashes, lists, versions) exactly as they were.
+#[test]
+fn rollback_undoes_collections_and_flushall() {
+    let (_d, mut s) = store();
+    let mut wb = WriteBatch::default();
+    run(&mut s, &mut wb, &["SET", "{x}s", "1"]);
+    run(&mut s, &mut wb, &["HSET", "{x}h", "f", "v"]);
+    run(&mut s, &mut wb, &["RPUSH", "{x}l", "a", "b"]);
+    let count = wb.len();
+    let body = "redis.call('hset', '{x}h', 'f', 'changed', 'g', 'new') \
+        redis.call('rpush', '{x}l', 'c') redis.call('del', '{x}s') \
+        redis.call('flushall') redis.call('set', '{x}t', 'after') while true do end";
+    let r = run(&mut s, &mut wb, &["EVAL", body, "0"]);
+    assert!(r.is_error(), "{r:?}");
+    assert_eq!(wb.len(), count + 1, "only the script's body stays staged");
+    assert_eq!(run(&mut s, &mut wb, &["GET", "{x}s"]), Reply::bulk("1"));
+    assert_eq!(
+        run(&mut s, &mut wb, &["HGETALL", "{x}h"]),
+        Reply::Map(vec![(Reply::bulk("f"), Reply::bulk("v"))])
+    );
+    assert_eq!(
+        run(&mut s, &mut wb, &["LRANGE", "{x}l", "0", "-1"]),
+        Reply::Array(vec![Reply::bulk("a"), Reply::bulk("b")])
+    );
+    assert_eq!(run(&mut s, &mut wb, &["EXISTS", "{x}t"]), Reply::Int(0));
+    assert_eq!(run(&mut s, &mut wb, &["DBSIZE"]), Reply::Int(3));
+    // The batch as staged still writes the same state.
+    s.db.write(std::mem::take(&mut wb)).unwrap();
+    s.batch_written();
+    assert_eq!(run(&mut s, &mut wb, &["HGET", "{x}h", "f"]), Reply::bulk("v"));
+    assert_eq!(run(&mut s, &mut wb, &["LLEN", "{x}l"]), Reply::Int(2));
+    assert_eq!(run(&mut s, &mut wb, &["GET", "{x}s"]), Reply::bulk("1"));
+}
