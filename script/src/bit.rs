@@ -76,7 +76,7 @@ fn tohex(lua: &Lua, args: &[Value]) -> Result<Value, String> {
     };
     let upper = n < 0;
     if upper {
-        n = -n;
+        n = n.saturating_neg();
     }
     let n = n.min(8) as usize;
     let full = if upper {

@@ -170,7 +170,8 @@ impl Decoder<'_> {
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, String> {
-        if depth > 1000 {
+        // Nesting deeper than this is refused (the decoder recurses on the native stack).
+        if depth > 200 {
             return Err(BAD.into());
         }
         let c = *self.take(1)?.first().ok_or(MISSING)?;

@@ -192,12 +192,20 @@ fn pack(args: &[Value]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// `pos..pos + n`, or the error for a size past any string.
+fn span(pos: usize, n: usize) -> Result<std::ops::Range<usize>, String> {
+    let end = pos
+        .checked_add(n)
+        .ok_or_else(|| "data string too short".to_string())?;
+    Ok(pos..end)
+}
+
 fn unpack(lua: &Lua, args: &[Value]) -> Result<Vec<Value>, String> {
     let f = bytes(args.first(), 1)?;
     let data = bytes(args.get(1), 2)?;
     let mut pos = match args.get(2) {
         None | Some(Value::Nil) => 0,
-        v => (num(v, 3)? as usize).saturating_sub(1),
+        v => (num(v, 3)?.max(0.0) as usize).saturating_sub(1),
     };
     let mut fmt = format(&f);
     let mut out = Vec::new();
@@ -214,11 +222,11 @@ fn unpack(lua: &Lua, args: &[Value]) -> Result<Vec<Value>, String> {
             Item::Double => 8,
             _ => 1,
         };
-        pos += fmt.pad(size, pos);
+        pos = pos.saturating_add(fmt.pad(size, pos));
         match item {
-            Item::Pad => pos += 1,
+            Item::Pad => pos = pos.saturating_add(1),
             Item::Int { size, signed } => {
-                let mut b = data.get(pos..pos + size).ok_or_else(short)?.to_vec();
+                let mut b = data.get(span(pos, size)?).ok_or_else(short)?.to_vec();
                 pos += size;
                 if !fmt.little {
                     b.reverse();
@@ -237,7 +245,7 @@ fn unpack(lua: &Lua, args: &[Value]) -> Result<Vec<Value>, String> {
                 out.push(Value::Number(n));
             }
             Item::Float | Item::Double => {
-                let b = data.get(pos..pos + size).ok_or_else(short)?;
+                let b = data.get(span(pos, size)?).ok_or_else(short)?;
                 pos += size;
                 let n = match (size, fmt.little) {
                     (4, true) => f64::from(f32::from_le_bytes(b.try_into().map_err(|_| short())?)),
@@ -265,19 +273,19 @@ fn unpack(lua: &Lua, args: &[Value]) -> Result<Vec<Value>, String> {
                 } else {
                     n
                 };
-                out.push(lstr(data.get(pos..pos + n).ok_or_else(short)?)?);
+                out.push(lstr(data.get(span(pos, n)?).ok_or_else(short)?)?);
                 pos += n;
             }
         }
     }
-    out.push(Value::Number((pos + 1) as f64));
+    out.push(Value::Number(pos.saturating_add(1) as f64));
     Ok(out)
 }
 
 fn size(args: &[Value]) -> Result<f64, String> {
     let f = bytes(args.first(), 1)?;
     let mut fmt = format(&f);
-    let mut pos = 0;
+    let mut pos: usize = 0;
     while let Some(item) = fmt.next()? {
         let n = match item {
             Item::Int { size, .. } => size,
@@ -287,7 +295,7 @@ fn size(args: &[Value]) -> Result<f64, String> {
             Item::Chars(n) if n > 0 => n,
             _ => return Err("options 'c0' - 's' have undefined sizes".into()),
         };
-        pos += fmt.pad(n, pos) + n;
+        pos = pos.saturating_add(fmt.pad(n, pos)).saturating_add(n);
     }
     Ok(pos as f64)
 }

@@ -107,6 +107,12 @@ fn returns_each_type() {
         Reply::Array(vec![Reply::Int(258), Reply::bulk("hi"), Reply::Int(6)])
     );
     assert_eq!(eval("return struct.size('i4 d')"), Reply::Int(12));
+    assert!(err("return struct.unpack('c18446744073709551615', 'x', 2)")
+        .contains("data string too short"));
+    assert_eq!(
+        eval("return bit.tohex(1, -2147483648)"),
+        Reply::bulk("00000001")
+    );
     assert!(err("return struct.pack('q')").contains("user_script:1: invalid format option 'q'"));
     assert!(err("cmsgpack.pack = 1").contains("Attempt to modify a readonly table"));
     assert_eq!(eval("return tostring({}) == tostring({})"), Reply::Nil);

@@ -218,8 +218,12 @@ fn read_len(p: &[u8], at: &mut usize) -> Option<Result<u64, u8>> {
     })
 }
 
-/// LZF decompression (`lzf_d.c`), for RDB strings Redis compressed.
+/// LZF decompression (`lzf_d.c`), for RDB strings Redis compressed. A claimed length past
+/// what the input could expand to (at most 264 bytes per 2 input bytes) is malformed.
 fn lzf(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    if out_len > input.len().saturating_mul(132).saturating_add(32) {
+        return None;
+    }
     let mut out = Vec::with_capacity(out_len);
     let mut i = 0;
     while i < input.len() {

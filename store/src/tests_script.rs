@@ -216,7 +216,10 @@ fn rollback_undoes_collections_and_flushall() {
     // The batch as staged still writes the same state.
     s.db.write(std::mem::take(&mut wb)).unwrap();
     s.batch_written();
-    assert_eq!(run(&mut s, &mut wb, &["HGET", "{x}h", "f"]), Reply::bulk("v"));
+    assert_eq!(
+        run(&mut s, &mut wb, &["HGET", "{x}h", "f"]),
+        Reply::bulk("v")
+    );
     assert_eq!(run(&mut s, &mut wb, &["LLEN", "{x}l"]), Reply::Int(2));
     assert_eq!(run(&mut s, &mut wb, &["GET", "{x}s"]), Reply::bulk("1"));
 }
