@@ -98,6 +98,9 @@ impl Server {
             Command::Config(c) => self.config_cmd(c),
             Command::Info(sections) => Reply::Verbatim(self.info(&sections)),
             Command::Object(_) => store::object_help(),
+            ref other if self.script_local(other).is_some() => {
+                self.script_local(other).unwrap_or(Reply::Nil)
+            }
             other => Reply::err(format!(
                 "ERR command '{}' cannot be served locally",
                 other.name()

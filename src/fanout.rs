@@ -1,5 +1,6 @@
 //! Commands that span data groups: the keyspace-wide ones (KEYS, DBSIZE, SCAN, FLUSHALL,
-//! FLUSHDB) and the multi-key ones Redis Cluster clients may send over several slots
+//! FLUSHDB, and SCRIPT LOAD / FLUSH and FUNCTION LOAD / DELETE / FLUSH / RESTORE, whose
+//! scripts every group keeps) and the multi-key ones Redis Cluster clients may send over several slots
 //! (MGET, EXISTS, DEL, UNLINK, TOUCH). Each group runs its share as an ordinary read or
 //! write of that group; the replies are combined. Not atomic across groups (as in Redis
 //! Cluster, where such commands span nodes); within a group each share is one proposal.
@@ -20,6 +21,15 @@ pub fn fans_out(cmd: &Command, groups: usize) -> bool {
     match cmd {
         Command::Keys(_) | Command::DbSize | Command::Scan { .. } => true,
         Command::FlushAll => groups > 1,
+        // Scripts and function libraries are replicated state of every group (EVALSHA and
+        // FCALL run in the group of their keys).
+        Command::ScriptAdmin(resp::ScriptAdmin::Load(_) | resp::ScriptAdmin::Flush)
+        | Command::Function(
+            resp::FunctionCmd::Load { .. }
+            | resp::FunctionCmd::Delete(_)
+            | resp::FunctionCmd::Flush
+            | resp::FunctionCmd::Restore { .. },
+        ) => groups > 1,
         _ if groups > 1 && splits(cmd) => {
             let keys = cmd.keys();
             let first = keys.first().map(|k| key_slot(k));
@@ -55,8 +65,18 @@ fn reply_of(o: Outcome) -> Reply {
     }
 }
 
-/// Decodes `+status`, `-error` or `:integer`.
+/// Decodes `+status`, `-error`, `:integer` or a `$bulk` string.
 fn simple_reply(raw: &[u8]) -> Reply {
+    if raw.first() == Some(&b'$') {
+        let body = raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .and_then(|i| raw.get(i + 1..raw.len().checked_sub(2)?));
+        return body.map_or_else(
+            || Reply::err("ERR undecodable relayed reply"),
+            |b| Reply::Bulk(Bytes::copy_from_slice(b)),
+        );
+    }
     let line = raw.strip_suffix(b"\r\n").unwrap_or(raw);
     let text = || String::from_utf8_lossy(&line[1..]).into_owned();
     match line.first() {
@@ -102,15 +122,19 @@ impl Server {
                 }
                 one(Reply::Int(total))
             }
-            Command::FlushAll => {
+            Command::FlushAll | Command::ScriptAdmin(_) | Command::Function(_) => {
+                // The same write in every group: the first group's reply, or the first error.
+                let mut first = None;
                 for g in self.group_ids() {
                     let o = self.write_in(g, vec![argv.clone()], resp3).await;
                     match reply_of(o) {
-                        Reply::Status(_) => {}
-                        other => return one(other),
+                        e @ Reply::Error(_) => return one(e),
+                        r => {
+                            first.get_or_insert(r);
+                        }
                     }
                 }
-                one(Reply::ok())
+                one(first.unwrap_or_else(Reply::ok))
             }
             _ => one(self.split_keys(argv, &cmd, resp3).await),
         }
@@ -171,6 +195,7 @@ mod tests {
         assert_eq!(simple_reply(b":42\r\n"), Reply::Int(42));
         assert_eq!(simple_reply(b"+OK\r\n"), Reply::ok());
         assert_eq!(simple_reply(b"-ERR x\r\n"), Reply::err("ERR x"));
-        assert!(matches!(simple_reply(b"$1\r\na\r\n"), Reply::Error(_)));
+        assert_eq!(simple_reply(b"$1\r\na\r\n"), Reply::bulk(&b"a"[..]));
+        assert!(matches!(simple_reply(b"*1\r\n:1\r\n"), Reply::Error(_)));
     }
 }

@@ -13,6 +13,7 @@ mod leaders;
 mod multi;
 mod raft_admin;
 mod reads;
+mod scripting;
 mod server;
 mod session;
 mod sm;
@@ -236,6 +237,7 @@ fn main() {
     let secrets = cfg.resolve_secrets();
     let log = logger(&cfg);
     let _ = PANIC_LOG.set(log.clone());
+    scripting::log_to(log.clone());
     if let Err(e) = secrets {
         crit!(log, "fatal"; "err" => e);
         drop(log);

@@ -48,7 +48,7 @@ fn is_heavy(cmds: &[Command]) -> bool {
     cmds.len() > HEAVY_GROUP
         || cmds.iter().any(|c| match c {
             // LCS: O(len1 * len2), up to a 512 MiB table.
-            Command::Keys(_) | Command::Scan { .. } | Command::Lcs(_) => true,
+            Command::Keys(_) | Command::Scan { .. } | Command::Lcs(_) | Command::Script(_) => true,
             Command::MGet(k) | Command::Exists(k) | Command::Touch(k) => k.len() > HEAVY_GROUP,
             _ => false,
         })

@@ -201,6 +201,7 @@ impl Server {
             return out;
         }
         *conn.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = cmd.name();
+        let cmd = self.script_route(cmd);
         if conn.multi.is_some() || cmd.is_transaction() {
             out.extend(self.flush_group(conn));
             out.push(self.transaction(conn, argv, cmd));

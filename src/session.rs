@@ -62,11 +62,13 @@ pub fn reply_bytes(r: &Reply) -> usize {
     const HEADER: usize = 16;
     HEADER
         + match r {
-            Reply::Status(t) | Reply::Error(t) | Reply::Verbatim(t) | Reply::DoubleText(t) => {
-                t.len()
-            }
+            Reply::Status(t)
+            | Reply::Error(t)
+            | Reply::Verbatim(t)
+            | Reply::DoubleText(t)
+            | Reply::BigNumber(t) => t.len(),
             Reply::Bulk(b) => b.len(),
-            Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) => 0,
+            Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) | Reply::Bool(_) => 0,
             Reply::Array(rs) | Reply::Set(rs) => rs.iter().map(reply_bytes).sum(),
             Reply::Map(kv) | Reply::Pairs(kv) => kv
                 .iter()

@@ -308,3 +308,23 @@ fn a_joining_node_becomes_a_member_of_every_group_and_can_leave_them_all() {
     assert!(status.success(), "{status:?}");
     let _: () = q(&mut c, &["SET", "after", "1"]).expect("SET after removal");
 }
+
+#[test]
+fn a_script_loaded_once_runs_in_every_group() {
+    let cl = Cluster::start_with(3, &["--groups", "3"]);
+    wait_spread(&cl, 0);
+    let mut c = cl.client(1);
+    let sha: String = q(
+        &mut c,
+        &["SCRIPT", "LOAD", "return redis.call('INCR', KEYS[1])"],
+    )
+    .expect("SCRIPT LOAD");
+    // Keys over all three groups: EVALSHA finds the script in each.
+    for i in 0..30 {
+        let key = format!("s{i}");
+        let n: i64 = q(&mut c, &["EVALSHA", &sha, "1", &key]).expect("EVALSHA");
+        assert_eq!(n, 1, "{key}");
+    }
+    let e = q::<i64>(&mut c, &["EVAL", "return 1", "2", "a", "b"]).expect_err("keys of two slots");
+    assert!(e.to_string().contains("same slot"), "{e}");
+}

@@ -20,6 +20,7 @@ pub use crate::cmd::hash::{HashCmd, HashOp};
 pub use crate::cmd::hll::{HllCmd, HllOp};
 pub use crate::cmd::lcs::{LcsCmd, LcsOpts};
 pub use crate::cmd::list::{ListCmd, ListOp};
+pub use crate::cmd::scripting::{FunctionCmd, RestorePolicy, ScriptAdmin, ScriptCall, ScriptKind};
 pub use crate::cmd::set::{Algebra, SetCmd, SetOp};
 pub use crate::cmd::sort::{SortArgs, SortCmd};
 pub use crate::cmd::zset::{ZAddOpts, ZAggregate, ZAlgebra, ZBy, ZSetCmd, ZSetOp};
@@ -380,4 +381,11 @@ pub enum Command {
     Hll(HllCmd),
     /// LCS.
     Lcs(LcsCmd),
+    // ---- scripting (see `cmd/scripting.rs`) ----
+    /// EVAL, EVALSHA, FCALL and their `_RO` forms.
+    Script(ScriptCall),
+    /// SCRIPT LOAD / EXISTS / FLUSH / KILL / HELP.
+    ScriptAdmin(ScriptAdmin),
+    /// FUNCTION LOAD / DELETE / FLUSH / LIST / DUMP / RESTORE / KILL / STATS / HELP.
+    Function(FunctionCmd),
 }

@@ -99,6 +99,8 @@ fn encode2(reply: &Reply, out: &mut BytesMut) {
         Reply::Double(d) => scalar2(out, F2::BulkString(format_reply_double(*d).into())),
         Reply::DoubleText(t) => scalar2(out, F2::BulkString(Bytes::from(t.clone()))),
         Reply::Verbatim(s) => scalar2(out, F2::BulkString(Bytes::from(s.clone()))),
+        Reply::Bool(b) => scalar2(out, F2::Integer(i64::from(*b))),
+        Reply::BigNumber(n) => scalar2(out, F2::BulkString(Bytes::from(clean(n)))),
     }
 }
 
@@ -174,6 +176,12 @@ fn encode3(reply: &Reply, out: &mut BytesMut) {
                 attributes: None,
             },
         ),
+        Reply::Bool(b) => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+        Reply::BigNumber(n) => {
+            out.extend_from_slice(b"(");
+            out.extend_from_slice(clean(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
     }
 }
 

@@ -39,6 +39,11 @@ pub enum Reply {
     DoubleText(String),
     /// Verbatim text (INFO, CLIENT INFO): RESP3 verbatim `txt`, RESP2 bulk string.
     Verbatim(String),
+    /// A boolean (scripts after `redis.setresp(3)`): RESP3 `#t` / `#f`, RESP2 `:1` / `:0`.
+    Bool(bool),
+    /// A big number given as its digits (scripts' `{big_number=...}`): RESP3 `(`, RESP2 a
+    /// bulk string.
+    BigNumber(String),
 }
 
 impl Reply {

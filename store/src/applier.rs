@@ -81,12 +81,13 @@ impl Read for Applier<'_> {
 impl Write for Applier<'_> {
     fn put(&mut self, cf: Cf, key: &[u8], value: &[u8]) {
         self.wb.put_cf(self.store.cf(cf.name()), key, value);
-        self.store.coll[Self::slot(cf)].insert(key.to_vec(), Some(value.to_vec()));
+        self.store
+            .coll_set(Self::slot(cf), key.to_vec(), Some(value.to_vec()));
     }
 
     fn delete(&mut self, cf: Cf, key: &[u8]) {
         self.wb.delete_cf(self.store.cf(cf.name()), key);
-        self.store.coll[Self::slot(cf)].insert(key.to_vec(), None);
+        self.store.coll_set(Self::slot(cf), key.to_vec(), None);
     }
 
     fn delete_range(&mut self, cf: Cf, lower: &[u8], upper: &[u8]) {

@@ -66,7 +66,7 @@ impl Store {
 
     /// A seed for one command's random choices (SPOP): the entry index and the command's
     /// position in it, the same on every replica.
-    fn next_seed(&mut self) -> u64 {
+    pub(crate) fn next_seed(&mut self) -> u64 {
         self.seed_pos += 1;
         Rng::new(self.seed_index.rotate_left(20) ^ self.seed_pos).next_u64()
     }

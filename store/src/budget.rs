@@ -27,7 +27,7 @@ pub fn over_budget() -> Reply {
 }
 
 /// Value bytes written so far by the entry being applied.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Budget {
     used: usize,
 }

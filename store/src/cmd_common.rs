@@ -66,9 +66,28 @@ pub(crate) fn scan_reply(next: Option<Vec<u8>>, items: Vec<Reply>) -> Reply {
     ])
 }
 
+thread_local! {
+    /// Set while a write script runs at apply time: its reads' random picks come from it.
+    static SEEDED: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with reads' random picks drawn from `seed` (a write script's commands, whose
+/// replies must be the same on every replica).
+pub(crate) fn with_seed<R>(seed: u64, f: impl FnOnce() -> R) -> R {
+    let before = SEEDED.with(|s| s.replace(Some(seed)));
+    let r = f();
+    SEEDED.with(|s| s.set(before));
+    r
+}
+
 /// A generator for reads' random picks (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER): local
-/// randomness is allowed for reads.
+/// randomness is allowed for reads, except inside a write script ([`with_seed`]).
 pub(crate) fn local_rng() -> Rng {
+    if let Some(seed) = SEEDED.with(|s| s.get()) {
+        let mut rng = Rng::new(seed);
+        SEEDED.with(|s| s.set(Some(rng.next_u64())));
+        return rng;
+    }
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -92,9 +111,13 @@ pub(crate) fn page(n: u64) -> usize {
 /// About the bytes a reply holds (what the entry's budget charges a read applied with it).
 pub(crate) fn reply_size(r: &Reply) -> usize {
     16 + match r {
-        Reply::Status(t) | Reply::Error(t) | Reply::Verbatim(t) | Reply::DoubleText(t) => t.len(),
+        Reply::Status(t)
+        | Reply::Error(t)
+        | Reply::Verbatim(t)
+        | Reply::DoubleText(t)
+        | Reply::BigNumber(t) => t.len(),
         Reply::Bulk(b) => b.len(),
-        Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) => 0,
+        Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) | Reply::Bool(_) => 0,
         Reply::Array(rs) | Reply::Set(rs) => rs.iter().map(reply_size).sum(),
         Reply::Map(kv) | Reply::Pairs(kv) => {
             kv.iter().map(|(k, v)| reply_size(k) + reply_size(v)).sum()

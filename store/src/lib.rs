@@ -35,11 +35,15 @@ mod cmd_list;
 mod cmd_set;
 mod cmd_sort;
 mod cmd_zset;
+pub mod functions;
 pub mod glob;
 mod nodes;
 mod reader;
 mod reader_coll;
 mod reader_scan;
+mod savepoint;
+mod script_host;
+pub mod scripting;
 pub mod slot;
 pub mod slots;
 pub mod snapshot;
@@ -108,6 +112,7 @@ pub fn column_families() -> Vec<&'static str> {
         types::CF_SUB,
         types::CF_ZSCORE,
         txn::CF_KVER,
+        scripting::CF_SCRIPTS,
     ]
 }
 
@@ -198,6 +203,10 @@ struct Counters {
     slots: std::sync::RwLock<Arc<SlotSet>>,
     /// Called with each list or sorted-set key a written batch changed (blocking pops).
     push_listener: std::sync::Mutex<Option<PushListener>>,
+    /// Function libraries as of the last written batch (see [`functions`]).
+    libraries: std::sync::RwLock<Arc<functions::Libraries>>,
+    /// Script engines idle between read-only scripts.
+    engines: std::sync::Mutex<Vec<script::Engine>>,
 }
 
 /// What [`Reader::set_push_listener`] registers: called on the apply thread, once the batch
@@ -246,6 +255,15 @@ pub struct Store {
     seed_pos: u64,
     /// List and sorted-set keys this batch wrote (for the push listener).
     pushed: Vec<Vec<u8>>,
+    /// The open savepoint of a running script (see [`savepoint`]).
+    undo: Option<Box<savepoint::Undo>>,
+    /// The script engine of the apply path (taken while a script runs).
+    engine: Option<script::Engine>,
+    /// Script records staged in this batch.
+    scripts: scripting::Staged,
+    /// Function libraries as of this batch, and whether readers have yet to see them.
+    libs: functions::Libraries,
+    libs_changed: bool,
 }
 
 impl Store {
@@ -271,7 +289,7 @@ impl Store {
         shared
             .expires
             .store(expires.max(0) as u64, Ordering::Release);
-        Ok(Store {
+        let mut store = Store {
             db,
             group: group_id,
             applied,
@@ -291,7 +309,14 @@ impl Store {
             seed_index: 0,
             seed_pos: 0,
             pushed: Vec::new(),
-        })
+            undo: None,
+            engine: None,
+            scripts: Default::default(),
+            libs: Default::default(),
+            libs_changed: false,
+        };
+        store.reload_libraries();
+        Ok(store)
     }
 
     /// Reads the persisted applied index, last time and counters.
@@ -340,6 +365,7 @@ impl Store {
         self.reload_node_addrs();
         self.reload_versions()?;
         self.versions = types::Versions::load(&self.db, self.group).map_err(|e| e.to_string())?;
+        self.reload_libraries();
         self.batch_written();
         self.notify_restored();
         Ok(())
@@ -459,7 +485,7 @@ impl Store {
         }
         wb.put_cf(self.cf(CF_DATA), &dkey, &enc);
         self.touch(wb, &dkey);
-        self.overlay.insert(dkey, Some(enc));
+        self.overlay_set(dkey, Some(enc));
     }
 
     fn del(&mut self, wb: &mut WriteBatch, dkey: &[u8]) -> bool {
@@ -476,7 +502,7 @@ impl Store {
             self.untouch(wb, dkey);
         }
         wb.delete_cf(self.cf(CF_DATA), dkey);
-        self.overlay.insert(dkey.to_vec(), None);
+        self.overlay_set(dkey.to_vec(), None);
         true
     }
 
@@ -544,6 +570,9 @@ impl Store {
             | Command::Dump(_) => self.apply_collection(wb, cmd, now),
             Command::Bitmap(_) | Command::Hll(_) | Command::Lcs(_) => self.apply_bits(wb, cmd, now),
             Command::CleanStale { cursor, limit } => self.apply_clean(wb, cursor, *limit, now),
+            Command::Script(c) => self.apply_script(wb, c, now),
+            Command::ScriptAdmin(s) => self.apply_script_admin(wb, s),
+            Command::Function(f) => self.apply_function(wb, f),
             // Reads replicated with writes (one pipeline segment) run in order at apply
             // time, seeing the batch's earlier commands.
             read if read.kind() == resp::Kind::Read => {
@@ -597,6 +626,7 @@ impl Store {
         self.coll = Default::default();
         self.read_cache.get_mut().clear();
         self.watch_versions.batch_written();
+        self.scripts_written();
         self.flushed = None;
         self.publish_slots();
         self.shared
@@ -621,6 +651,8 @@ mod tests_coll;
 mod tests_geo;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_script;
 #[cfg(test)]
 mod tests_slots;
 #[cfg(test)]

@@ -60,6 +60,19 @@ impl Source<'_> {
         }
     }
 
+    /// A record of column family `cf` in this source.
+    pub(crate) fn get_cf(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let h = self
+            .db
+            .cf_handle(cf)
+            .ok_or_else(|| format!("missing {cf} column family"))?;
+        match self.snap {
+            Some(s) => s.get_cf(h, key),
+            None => self.db.get_cf(h, key),
+        }
+        .map_err(|e| e.to_string())
+    }
+
     pub(crate) fn data_iter(&self) -> Result<rocksdb::DBRawIterator<'_>, String> {
         let cf = self
             .db
@@ -275,7 +288,7 @@ impl Reader {
         self.read_on(&src, raw, cmd, now, expired)
     }
 
-    fn read_on(
+    pub(crate) fn read_on(
         &self,
         src: &Source<'_>,
         raw: RawFn<'_>,
@@ -385,6 +398,11 @@ impl Reader {
             | Command::Bitmap(_)
             | Command::Hll(_)
             | Command::Lcs(_) => crate::reader_coll::read(&src.view(now), cmd),
+            Command::Script(c) => self.read_script(src, raw, c, now, expired)?,
+            Command::ScriptAdmin(resp::ScriptAdmin::Exists(shas)) => {
+                self.script_exists(src, shas)?
+            }
+            Command::Function(f) => self.function_read(f),
             other => Reply::err(format!("ERR '{}' is not a read", other.name())),
         })
     }

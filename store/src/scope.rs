@@ -107,6 +107,8 @@ impl Store {
     /// group's expiry index (one range delete each), moves the group's WATCH versions, and
     /// hides the deleted records from the batch's later commands.
     pub(crate) fn flush_owned(&mut self, wb: &mut WriteBatch) -> Reply {
+        // A running script's savepoint keeps the overlays whole (see `savepoint`).
+        self.undo_whole();
         let owned = self.slots.clone();
         for (from, to) in key_ranges(&owned) {
             for cf in [CF_DATA, crate::types::CF_SUB, crate::types::CF_ZSCORE] {

@@ -37,7 +37,9 @@ pub fn file_name(cf: &str) -> String {
 pub fn group_ranges(cf: &str, group: u64, slots: &SlotSet) -> Vec<(Vec<u8>, Vec<u8>)> {
     let prefix = group.to_be_bytes();
     match cf {
-        CF_META | CF_EXPIRE => vec![(prefix.to_vec(), prefix_end(&prefix))],
+        CF_META | CF_EXPIRE | crate::scripting::CF_SCRIPTS => {
+            vec![(prefix.to_vec(), prefix_end(&prefix))]
+        }
         txn::CF_KVER => {
             let epoch = txn::epoch_key(group);
             let mut v = txn::kver_ranges(slots);

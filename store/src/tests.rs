@@ -1350,7 +1350,8 @@ fn reader_is_send_sync_and_store_is_send() {
             CF_META,
             types::CF_SUB,
             types::CF_ZSCORE,
-            txn::CF_KVER
+            txn::CF_KVER,
+            crate::scripting::CF_SCRIPTS
         ]
     );
 }

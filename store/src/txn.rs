@@ -118,6 +118,20 @@ impl Versions {
     pub(crate) fn batch_written(&mut self) {
         self.overlay.clear();
     }
+
+    /// The flush epoch (saved and restored around a script, see `savepoint`).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub(crate) fn set_epoch(&mut self, e: u64) {
+        self.epoch = e;
+    }
+
+    /// The staged records, for a savepoint to take or put back whole.
+    pub(crate) fn overlay_mut(&mut self) -> &mut HashMap<Vec<u8>, Option<u64>> {
+        &mut self.overlay
+    }
 }
 
 impl Store {
@@ -132,9 +146,7 @@ impl Store {
     pub(crate) fn touch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
         let index = self.watch_versions.index;
         wb.put_cf(self.cf(CF_KVER), dkey, index.to_be_bytes());
-        self.watch_versions
-            .overlay
-            .insert(dkey.to_vec(), Some(index));
+        self.kver_set(dkey.to_vec(), Some(index));
     }
 
     /// Records that the entry being applied deleted `dkey`: its record goes, its slot's
@@ -145,15 +157,14 @@ impl Store {
         let cf = self.cf(CF_KVER);
         wb.delete_cf(cf, dkey);
         wb.put_cf(cf, slot, index.to_be_bytes());
-        self.watch_versions.overlay.insert(dkey.to_vec(), None);
-        self.watch_versions
-            .overlay
-            .insert(slot.to_vec(), Some(index));
+        self.kver_set(dkey.to_vec(), None);
+        self.kver_set(slot.to_vec(), Some(index));
     }
 
     /// FLUSHALL of the group's `slots`: every version of the group changes (its epoch
     /// moves) and the records and slot epochs of those slots go.
     pub(crate) fn flush_versions(&mut self, wb: &mut WriteBatch, slots: &SlotSet) {
+        self.undo_whole();
         let cf = self.cf(CF_KVER);
         for (from, to) in kver_ranges(slots) {
             wb.delete_range_cf(cf, from, to);

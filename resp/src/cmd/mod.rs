@@ -37,6 +37,8 @@ mod keyspace;
 pub mod lcs;
 pub mod list;
 mod raft;
+pub mod scripting;
+mod scripting_help;
 mod server;
 pub mod set;
 pub mod sort;
@@ -79,6 +81,7 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     dump::COMMANDS,
     bitmap::COMMANDS,
     hll::COMMANDS,
+    scripting::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -313,6 +316,9 @@ impl Command {
             Bitmap(c) => (c.spec, Args::List(&c.args)),
             Hll(c) => (c.spec, Args::List(&c.args)),
             Lcs(c) => (c.spec, Args::List(&c.args)),
+            Script(c) => (c.spec, Args::List(&c.args)),
+            ScriptAdmin(s) => (scripting::script_spec(s), Args::None),
+            Function(f) => (scripting::function_spec(f), Args::None),
         }
     }
 }

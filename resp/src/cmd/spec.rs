@@ -147,6 +147,10 @@ impl KeySpec {
             } => {
                 let at = usize::try_from(first + i64::from(keynumidx)).ok()?;
                 let n = crate::request::string2ll(arg(at)?).filter(|n| *n >= 0)?;
+                if n == 0 {
+                    // No keys (EVAL script 0): valid, as in Redis.
+                    return Some(vec![]);
+                }
                 let first = first + i64::from(firstkey);
                 (first, first.checked_add(n)? - 1, i64::from(step))
             }

@@ -109,8 +109,8 @@ fn internal_commands() {
 #[test]
 fn table() {
     // 160 before the geo family (10), SORT, SORT_RO, DUMP, RESTORE, the bitmap (7),
-    // HyperLogLog (3) and LCS commands.
-    assert_eq!(command_table().len(), 185);
+    // HyperLogLog (3), LCS and the scripting (8) commands.
+    assert_eq!(command_table().len(), 193);
     for s in command_table() {
         assert_eq!(
             lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -128,8 +128,8 @@ fn table() {
         Some(3)
     );
     // 16 before COMMAND GETKEYS, GETKEYSANDFLAGS, LIST and HELP were added; 11 of CLUSTER.
-    // 5 of OBJECT.
-    assert_eq!(subcommand_table().len(), 36);
+    // 5 of OBJECT, 5 of SCRIPT, 9 of FUNCTION.
+    assert_eq!(subcommand_table().len(), 50);
     // Every command in the table parses (given enough plausible arguments).
     for s in command_table() {
         let mut a = vec![b(s.name)];
@@ -139,6 +139,10 @@ fn table() {
             "CONFIG" => vec!["GET", "x"],
             "RAFT.NODE" => vec!["REMOVE", "2"],
             "OBJECT" => vec!["ENCODING", "k"],
+            "SCRIPT" => vec!["KILL"],
+            "FUNCTION" => vec!["HELP"],
+            "EVAL" | "EVAL_RO" | "FCALL" | "FCALL_RO" => vec!["x", "0"],
+            "EVALSHA" | "EVALSHA_RO" => vec!["fd758d1589d044dd850a6f05d52f2eefd27f033f", "0"],
             "SHUTDOWN" | "RAFT.TRANSFER-LEADER" => vec![],
             "SCAN" => vec!["0"],
             "SELECT" => vec!["0"],
@@ -187,6 +191,10 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
                 "CONFIG" => vec!["GET", "x"],
                 "RAFT.NODE" => vec!["REMOVE", "2"],
                 "OBJECT" => vec!["HELP"],
+                "SCRIPT" => vec!["KILL"],
+                "FUNCTION" => vec!["HELP"],
+                "EVAL" | "EVAL_RO" | "FCALL" | "FCALL_RO" => vec!["x", "0"],
+                "EVALSHA" | "EVALSHA_RO" => vec!["fd758d1589d044dd850a6f05d52f2eefd27f033f", "0"],
                 "SHUTDOWN"
                 | "RAFT.TRANSFER-LEADER"
                 | "HELLO"
@@ -232,6 +240,8 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
         "LCS a b IDX",
         "PFCOUNT a b c",
         "PFMERGE d a b",
+        "EVAL x 2 a b c",
+        "FCALL_RO f 1 a b",
     ] {
         all.push(argv(s));
     }
@@ -255,7 +265,7 @@ fn typed_keys_are_the_key_specs_applied_to_the_request() {
 fn kinds_derived_from_flags_are_the_historical_ones() {
     let local =
         "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME CLUSTER READONLY \
-                 READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT";
+                 READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT SCRIPT FUNCTION";
     let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
     let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
                 PEXPIRETIME DBSIZE TOUCH RANDOMKEY \
@@ -265,7 +275,8 @@ fn kinds_derived_from_flags_are_the_historical_ones() {
                 ZRANK ZREVRANK ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX \
                 ZREVRANGEBYLEX ZRANDMEMBER ZUNION ZINTER ZDIFF ZINTERCARD ZSCAN \
                 GEODIST GEOHASH GEOPOS GEORADIUS_RO GEORADIUSBYMEMBER_RO GEOSEARCH SORT_RO DUMP
-                GETBIT BITCOUNT BITPOS BITFIELD_RO LCS PFCOUNT";
+                GETBIT BITCOUNT BITPOS BITFIELD_RO LCS PFCOUNT
+                EVAL_RO EVALSHA_RO FCALL_RO";
     // Writes in the table (for their STORE option) that parse as reads without it.
     let read_forms = "SORT GEORADIUS GEORADIUSBYMEMBER";
     for a in sample_requests() {
