@@ -61,3 +61,46 @@ fn short_fault_schedules_are_linearizable() {
     assert_eq!((violations, lost), (0, 0));
     let _ = std::fs::remove_dir_all(&cfg.out_dir);
 }
+
+#[test]
+fn short_fault_schedules_on_three_groups_are_linearizable() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_raftkv"));
+    let mut cfg = chaos::ScheduleConfig::new(bin, 201);
+    cfg.duration = Duration::from_secs(15);
+    cfg.clients = 4;
+    cfg.faults.transfer_leader = true;
+    cfg.faults.snapshot = true;
+    cfg.faults.membership = true;
+    // The sharded cluster: every node hosts three groups, leaders spread, quiet groups
+    // hibernate; faults hit all groups of a node at once.
+    cfg.node_args.extend(
+        ["--groups", "3", "--snapshot-entries", "100"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    cfg.out_dir = std::env::temp_dir().join(format!("raftkv-chaos-mg-{}", std::process::id()));
+    let reports = chaos::run_schedules_blocking(&cfg, 2, |r| eprintln!("{}", r.line()))
+        .unwrap_or_else(|e| panic!("chaos harness failed: {e}"));
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert!(
+            r.faults.injected() > 0,
+            "seed {}: no fault injected",
+            r.seed
+        );
+        assert!(
+            r.checked > 100,
+            "seed {}: only {} ops checked",
+            r.seed,
+            r.checked
+        );
+        assert!(
+            r.passed(),
+            "{}\n{}\nevidence: {:?}",
+            r.line(),
+            r.findings.join("\n"),
+            r.dir
+        );
+    }
+    let _ = std::fs::remove_dir_all(&cfg.out_dir);
+}

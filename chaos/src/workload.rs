@@ -60,7 +60,9 @@ pub fn keys(n: usize) -> Vec<String> {
     let mut keys: Vec<String> = (0..n)
         .map(|i| {
             if i % 2 == 0 {
-                format!("reg{}", i / 2)
+                // Hash-tagged in four families: MSET / MGET take keys of one tag, so they
+                // stay in one slot on a sharded cluster (one group: atomic).
+                format!("reg{}{{t{}}}", i / 2, (i / 2) % TAGS)
             } else {
                 format!("ctr{}", i / 2)
             }
@@ -83,6 +85,16 @@ enum Kind {
     Counter,
     Queue,
     Hash,
+}
+
+/// Hash tags of the register keys.
+const TAGS: usize = 4;
+
+/// A key's `{tag}`, if any.
+fn tag(key: &str) -> Option<&str> {
+    let start = key.find('{')?;
+    let end = key[start..].find('}')? + start;
+    Some(&key[start + 1..end])
 }
 
 fn kind(key: &str) -> Kind {
@@ -343,6 +355,12 @@ impl Client {
                 .collect();
             return (kind, parts);
         }
+        // One tag (one slot), of a family with two keys at least.
+        let first = regs[rng.gen_range(0..regs.len())].clone();
+        regs.retain(|k| tag(k) == tag(&first));
+        if regs.len() < 2 {
+            return (Batch::Pipeline, vec![(first, Call::Get)]);
+        }
         // Distinct keys: MSET with one key twice would record two writes at one instant.
         let n = rng.gen_range(2..=regs.len().min(3));
         let mut parts = Vec::with_capacity(n);
@@ -399,7 +417,7 @@ mod tests {
     fn queues_and_hashes_are_a_minority_of_keys() {
         assert_eq!(
             keys(6),
-            ["reg0", "ctr0", "reg1", "ctr1", "reg2", "ctr2", "q0", "h0"]
+            ["reg0{t0}", "ctr0", "reg1{t1}", "ctr1", "reg2{t2}", "ctr2", "q0", "h0"]
         );
         let many = keys(16);
         let special = many

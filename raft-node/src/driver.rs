@@ -339,11 +339,12 @@ impl<S: StateMachine, K: MessageSink> Driver<S, K> {
             if !job.readies.is_empty() && job.statuses.last().map(|s| s.group) != Some(*g) {
                 job.statuses.push(status);
             }
-            for (id, addr) in fx.peers {
-                self.learn_peer(*g, id, addr);
-            }
+            // Notices first: the transport still has the removed member's address.
             for (id, notice) in fx.removed {
                 self.sink.notify_removed(*g, id, notice);
+            }
+            for (id, addr) in fx.peers {
+                self.learn_peer(*g, id, addr);
             }
             if let Some(task) = fx.snapshot {
                 self.spawn_snapshot(*g, task);

@@ -6,8 +6,7 @@
 //! heartbeat from its leader stops ticking too (no election timeout).
 //!
 //! Any event wakes a peer: a proposal, a read, an admin request, or a raft message other
-//! than the ones hibernation itself exchanges (the marked heartbeat and the responses to
-//! it). A hibernating follower also wakes when the driver has heard nothing from its
+//! than heartbeats and their responses (a heartbeat only says the leader lives). A hibernating follower also wakes when the driver has heard nothing from its
 //! leader's node for an election timeout (every driver sends each peer node a keepalive
 //! per tick, see [`crate::driver`]); it then times out and campaigns as usual. Woken by a
 //! vote request, a follower forgets its leader lease first, so a group whose leader's node
@@ -53,11 +52,13 @@ impl<S: StateMachine> Peer<S> {
 
     /// Wakes for a peer message unless it is part of hibernating.
     pub(super) fn wake_for(&mut self, m: &Message) {
-        let quiet = match m.get_msg_type() {
-            MessageType::MsgHeartbeat => m.context[..] == *HIBERNATE_CTX,
-            MessageType::MsgHeartbeatResponse => true,
-            _ => false,
-        };
+        // Heartbeats only say the leader lives (the node keepalives say that too), so they
+        // leave a sleeping peer asleep: the leader's own tick may send one right after its
+        // hibernate heartbeat. raft-rs still steps them (commit index, election timer).
+        let quiet = matches!(
+            m.get_msg_type(),
+            MessageType::MsgHeartbeat | MessageType::MsgHeartbeatResponse
+        );
         if quiet {
             return;
         }
@@ -68,6 +69,9 @@ impl<S: StateMachine> Peer<S> {
         if vote && self.hibernating {
             // Not having ticked says nothing about the leader being alive.
             self.raw.raft.election_elapsed = self.cfg.election_tick;
+        }
+        if self.hibernating {
+            debug!(self.logger, "woken by a message"; "type" => ?m.get_msg_type(), "from" => m.from);
         }
         self.wake();
     }

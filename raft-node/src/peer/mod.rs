@@ -308,7 +308,8 @@ impl<S: StateMachine> Peer<S> {
     /// Handles one event.
     pub fn handle(&mut self, m: Msg<S::Output>) {
         match &m {
-            Msg::Raft(rm) => self.wake_for(rm),
+            // Woken in `step`, once the message passed the guard and the filter.
+            Msg::Raft(_) => {}
             Msg::SnapshotStatus { .. } | Msg::SnapshotGenerated(_) | Msg::Unreachable(_) => {}
             _ => self.wake(),
         }
@@ -360,6 +361,7 @@ impl<S: StateMachine> Peer<S> {
                 warn!(self.logger, "dropping raft message before step"; "why" => why, "type" => ?m.get_msg_type(), "from" => m.from, "term" => m.term, "suppressed" => n);
             }
         } else {
+            self.wake_for(&m);
             let hibernate = self.is_hibernate_call(&m);
             if let Err(e) = self.raw.step(m) {
                 debug!(self.logger, "step failed"; "err" => %e);
