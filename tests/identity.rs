@@ -85,7 +85,19 @@ fn lost_data_refuses(extra: &[&str]) {
         "the node says why and how to recover"
     );
     if !extra.is_empty() {
-        assert!(log.contains("snapshot restored"), "caught up by snapshot");
+        let why: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                ["snapshot", "identity", "refus", "became", "founder"]
+                    .iter()
+                    .any(|w| l.contains(w))
+            })
+            .collect();
+        assert!(
+            log.contains("snapshot restored"),
+            "caught up by snapshot:\n{}",
+            why.join("\n")
+        );
     }
     for i in (0..3).filter(|&i| i != f) {
         assert!(has_keys(&cl, i, 50), "node {} has every write", i + 1);

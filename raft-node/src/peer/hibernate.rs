@@ -66,8 +66,10 @@ impl<S: StateMachine> Peer<S> {
             m.get_msg_type(),
             MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
         );
-        if vote && self.hibernating {
-            // Not having ticked says nothing about the leader being alive.
+        if vote && self.hibernating && self.raw.raft.state != StateRole::Leader {
+            // A follower's frozen election timer says nothing about the leader being alive.
+            // (Never on the leader: it would run its quorum check at once, on activity flags
+            // from before it slept, and could step down.)
             self.raw.raft.election_elapsed = self.cfg.election_tick;
         }
         if self.hibernating {
