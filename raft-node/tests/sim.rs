@@ -17,7 +17,12 @@
 
 mod sim {
     pub mod check;
+    pub mod client;
+    pub mod disk;
+    pub mod faults;
+    pub mod net;
     pub mod node;
+    pub mod params;
     pub mod sm;
     pub mod world;
 }
@@ -43,8 +48,22 @@ fn env_u64(name: &str) -> Option<u64> {
     })
 }
 
+/// Keeps the panic hook quiet about the simulation's deliberate crash points.
+fn quiet_crash_points() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<sim::sm::CrashPoint>() {
+                default(info);
+            }
+        }));
+    });
+}
+
 /// Runs one seed; a panic inside the simulated nodes counts as a failure of that seed.
 fn run_seed(seed: u64, chaos_ms: u64, trace: bool) -> Result<Stats, String> {
+    quiet_crash_points();
     let mut sim = Sim::new(seed, chaos_ms, trace);
     match catch_unwind(AssertUnwindSafe(|| sim.run())) {
         Ok(Ok(stats)) => Ok(stats),
