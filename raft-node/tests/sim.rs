@@ -19,10 +19,14 @@ mod sim {
     pub mod check;
     pub mod client;
     pub mod disk;
+    pub mod drive;
     pub mod faults;
+    pub mod log;
     pub mod net;
     pub mod node;
     pub mod params;
+    pub mod report;
+    pub mod scenario;
     pub mod sm;
     pub mod world;
 }
@@ -32,7 +36,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sim::world::{Sim, Stats};
+use sim::report::Stats;
+use sim::world::Sim;
 
 const CI_SEEDS: u64 = 200;
 const LONG_SEEDS: u64 = 10_000;
@@ -48,10 +53,12 @@ fn env_u64(name: &str) -> Option<u64> {
     })
 }
 
-/// Keeps the panic hook quiet about the simulation's deliberate crash points.
-fn quiet_crash_points() {
+/// Makes the real code's fail-stops panic (so they fail their seed, not the process) and
+/// keeps the panic hook quiet about the simulation's deliberate crash points.
+fn setup_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        raft_node::node::die_panics();
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if !info.payload().is::<sim::sm::CrashPoint>() {
@@ -63,7 +70,7 @@ fn quiet_crash_points() {
 
 /// Runs one seed; a panic inside the simulated nodes counts as a failure of that seed.
 fn run_seed(seed: u64, chaos_ms: u64, trace: bool) -> Result<Stats, String> {
-    quiet_crash_points();
+    setup_panics();
     let mut sim = Sim::new(seed, chaos_ms, trace);
     match catch_unwind(AssertUnwindSafe(|| sim.run())) {
         Ok(Ok(stats)) => Ok(stats),
@@ -86,6 +93,7 @@ fn run_seeds(first: u64, count: u64) {
         .map(|t| t as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
+    let verbose = std::env::var_os("SIM_VERBOSE").is_some();
     let started = Instant::now();
     let next = AtomicU64::new(first);
     let done = AtomicUsize::new(0);
@@ -104,7 +112,12 @@ fn run_seeds(first: u64, count: u64) {
                 }
                 let t = Instant::now();
                 match run_seed(seed, chaos_ms, false) {
-                    Ok(st) => total.lock().unwrap().add(&st),
+                    Ok(st) => {
+                        if verbose {
+                            eprintln!("seed {seed} clean: {st:?}");
+                        }
+                        total.lock().unwrap().add(&st)
+                    }
                     Err(e) => {
                         eprintln!("{e}");
                         failures.lock().unwrap().push(e);
@@ -171,8 +184,13 @@ fn simulation_long() {
 #[test]
 fn simulation_is_deterministic() {
     for seed in [7, 11] {
-        let a = run_seed(seed, 5_000, false).expect("clean seed");
-        let b = run_seed(seed, 5_000, false).expect("clean seed");
+        // (Stamps follow the real monotonic clock: see `Stats::stamp_regressions`.)
+        let real_time = |mut s: Stats| {
+            (s.stamp_regressions, s.max_stamp_back_ms) = (0, 0);
+            s
+        };
+        let a = real_time(run_seed(seed, 5_000, false).expect("clean seed"));
+        let b = real_time(run_seed(seed, 5_000, false).expect("clean seed"));
         assert_ne!(a.trace_digest, 0);
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }

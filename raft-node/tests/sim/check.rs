@@ -8,7 +8,11 @@
 //!   stamp, the entry's term) is the committed entry at that index, and the digest after
 //!   applying it (or after restoring a snapshot taken there) is the same on every node;
 //! - applied ≤ commit ≤ last index; the commit index never goes back within one process
-//!   lifetime; the state machine's persisted applied index follows the peer's.
+//!   lifetime; the state machine's persisted applied index follows the peer's;
+//! - stamps (cluster time) along the applied log: a stamp below the previous entry's is
+//!   counted ([`Checker::stamp_regressions`]) and, with `SIM_STAMPS=strict`, fails the run.
+//!   (It happens: a new leader stamps from the last stamp it APPLIED, and may not yet have
+//!   applied its predecessor's last entries.)
 
 use std::collections::BTreeMap;
 
@@ -34,12 +38,17 @@ struct GroupCheck {
     checked: BTreeMap<u64, u64>,
     /// Per node: commit index seen at its last check in its current incarnation.
     last_commit: BTreeMap<u64, u64>,
+    /// Per node: (index, stamp) of the last entry its state machine applied.
+    last_stamp: BTreeMap<u64, (u64, i64)>,
 }
 
 /// The invariants of every group.
 #[derive(Default)]
 pub struct Checker {
     groups: BTreeMap<u64, GroupCheck>,
+    /// Stamps seen going back along the applied log: (group, index, ms back).
+    pub stamp_regressions: Vec<(u64, u64, i64)>,
+    strict_stamps: bool,
 }
 
 impl GroupCheck {
@@ -76,13 +85,22 @@ impl GroupCheck {
     fn leader(map: &mut BTreeMap<u64, u64>, term: u64, who: u64, view: &str) -> Result<(), String> {
         let l = *map.entry(term).or_insert(who);
         if l != who {
-            return Err(format!("two leaders in term {term} ({view}): n{l} and n{who}"));
+            return Err(format!(
+                "two leaders in term {term} ({view}): n{l} and n{who}"
+            ));
         }
         Ok(())
     }
 }
 
 impl Checker {
+    pub fn new() -> Self {
+        Checker {
+            strict_stamps: std::env::var("SIM_STAMPS").is_ok_and(|v| v == "strict"),
+            ..Default::default()
+        }
+    }
+
     fn group(&mut self, g: u64) -> &mut GroupCheck {
         self.groups.entry(g).or_default()
     }
@@ -105,6 +123,7 @@ impl Checker {
         for g in self.groups.values_mut() {
             g.last_commit.remove(&id);
             g.checked.remove(&id);
+            g.last_stamp.remove(&id);
         }
     }
 
@@ -181,10 +200,14 @@ impl Checker {
         ev: &SmEvent,
         term: Option<u64>,
     ) -> Result<(), String> {
-        let g = self.group(gid);
+        let strict = self.strict_stamps;
+        let g = self.groups.entry(gid).or_default();
         let ctx = |e: String| format!("group {gid}: {e}");
         match ev {
-            SmEvent::Restored { index, digest } => g.digest(id, *index, *digest).map_err(ctx),
+            SmEvent::Restored { index, digest } => {
+                g.last_stamp.remove(&id);
+                g.digest(id, *index, *digest).map_err(ctx)
+            }
             SmEvent::Applied {
                 index,
                 time_ms,
@@ -200,7 +223,10 @@ impl Checker {
                     }
                     let c = RaftCommit::parse_from_bytes(data)
                         .map_err(|e| ctx(format!("committed entry {index} undecodable: {e}")))?;
-                    if c.commands.as_slice() != cmds.as_slice() || c.time_ms != *time_ms || c.group_id != gid {
+                    if c.commands.as_slice() != cmds.as_slice()
+                        || c.time_ms != *time_ms
+                        || c.group_id != gid
+                    {
                         return Err(ctx(format!(
                             "n{id} applied at {index} {} commands stamped {time_ms}, the committed entry has {} of group {} stamped {}",
                             cmds.len(),
@@ -210,6 +236,24 @@ impl Checker {
                         )));
                     }
                 }
+                let prev = g.last_stamp.insert(id, (*index, *time_ms));
+                if let Some((pi, pt)) = prev.filter(|(_, pt)| time_ms < pt) {
+                    if strict {
+                        return Err(ctx(format!(
+                            "stamps go back on n{id}: entry {pi} stamped {pt}, entry {index} {time_ms} ({} ms earlier)",
+                            pt - time_ms
+                        )));
+                    }
+                    // Counted once per entry (by the first node that applies it).
+                    if !self
+                        .stamp_regressions
+                        .iter()
+                        .any(|r| (r.0, r.1) == (gid, *index))
+                    {
+                        self.stamp_regressions.push((gid, *index, pt - time_ms));
+                    }
+                }
+                let g = self.groups.get_mut(&gid).expect("group");
                 g.digest(id, *index, *digest).map_err(ctx)
             }
         }

@@ -25,10 +25,19 @@ type ReadRx = oneshot::Receiver<Result<(), NodeError>>;
 type ConfRx = oneshot::Receiver<Result<ConfState, NodeError>>;
 
 enum Rx {
-    Write { cmd: u64, rx: WriteRx },
-    Read { need: u64, rx: ReadRx },
+    Write {
+        cmd: u64,
+        rx: WriteRx,
+    },
+    Read {
+        need: u64,
+        rx: ReadRx,
+    },
     /// An operator's membership change (its outcome is only noted).
-    Conf { what: String, rx: ConfRx },
+    Conf {
+        what: String,
+        rx: ConfRx,
+    },
 }
 
 struct Call {

@@ -12,7 +12,8 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::node::addr;
-use super::world::{Ev, Failure, Sim, MAX_NODES};
+use super::report::Failure;
+use super::world::{Ev, Sim, MAX_NODES};
 
 /// A one-step membership change of node `id`, with its address as the context.
 fn conf_change(t: ConfChangeType, id: u64) -> ConfChangeV2 {
@@ -42,7 +43,13 @@ impl Sim {
         let (id, g) = match to {
             Some(t) => t,
             None => {
-                let g = self.random_group();
+                // Bursts go mostly to the first group, so that its log outgrows the
+                // storage's entry cache.
+                let g = if self.p.burst > 1 && self.rng.gen_bool(0.8) {
+                    self.p.groups[0]
+                } else {
+                    self.random_group()
+                };
                 let guess = self.clients.leader_guess.get(&g).copied();
                 match guess {
                     Some(l) if live.contains(&l) && self.rng.gen_bool(0.7) => (l, g),
@@ -52,7 +59,7 @@ impl Sim {
         };
         let (m, cmd) = self.clients.propose(id, g);
         self.note(format!("client proposes c{cmd} to n{id} group {g}"));
-        self.to_inbox(id, g, m);
+        self.post(id, g, m);
         Some((id, g))
     }
 
@@ -62,7 +69,7 @@ impl Sim {
         let live = self.live();
         if let Some(&id) = live.choose(&mut self.rng) {
             let m = self.clients.read(id, g);
-            self.to_inbox(id, g, m);
+            self.post(id, g, m);
         }
     }
 
@@ -99,19 +106,27 @@ impl Sim {
             };
             self.stats.added += 1;
             let what = format!("adding learner n{id} to group {g}");
-            let m = self
-                .clients
-                .conf(lid, g, what, conf_change(ConfChangeType::AddLearnerNode, id));
-            self.note(format!("n{lid} is asked: adding learner n{id} to group {g}"));
-            self.to_inbox(lid, g, m);
+            let m = self.clients.conf(
+                lid,
+                g,
+                what,
+                conf_change(ConfChangeType::AddLearnerNode, id),
+            );
+            self.note(format!(
+                "n{lid} is asked: adding learner n{id} to group {g}"
+            ));
+            self.post(lid, g, m);
         } else if voters.len() > 3 {
             let victim = *members.choose(&mut self.rng).expect("members");
             let what = format!("removing n{victim} from group {g}");
             self.note(format!("n{lid} is asked: {what}"));
-            let m = self
-                .clients
-                .conf(lid, g, what, conf_change(ConfChangeType::RemoveNode, victim));
-            self.to_inbox(lid, g, m);
+            let m = self.clients.conf(
+                lid,
+                g,
+                what,
+                conf_change(ConfChangeType::RemoveNode, victim),
+            );
+            self.post(lid, g, m);
         }
         Ok(())
     }
@@ -194,7 +209,7 @@ impl Sim {
                     if to != lid {
                         self.stats.transfers += 1;
                         self.note(format!("n{lid} is asked to transfer group {g} to n{to}"));
-                        self.to_inbox(lid, g, Msg::TransferLeader(to));
+                        self.post(lid, g, Msg::TransferLeader(to));
                     }
                 }
             }
@@ -211,7 +226,7 @@ impl Sim {
                 let g = self.random_group();
                 let (reply, _rx) = tokio::sync::oneshot::channel();
                 self.note(format!("n{id} is asked for a snapshot of group {g}"));
-                self.to_inbox(id, g, Msg::Snapshot { reply });
+                self.post(id, g, Msg::Snapshot { reply });
             }
         }
         Ok(())

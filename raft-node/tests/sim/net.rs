@@ -112,7 +112,7 @@ impl Sim {
             return;
         }
         self.note(format!("n{from}->n{to} g{g} {}", msg_summary(&msg)));
-        self.to_inbox(to, g, Msg::Raft(Box::new(msg)));
+        self.post(to, g, Msg::Raft(Box::new(msg)));
         if is_snap {
             self.stats.snapshots_sent += 1;
             // The transport reports a delivered snapshot as finished.
@@ -143,6 +143,14 @@ impl Sim {
     fn local(&mut self, id: u64, group: u64, msg: Msg<super::sm::Out>) {
         let inc = self.slot(id).inc;
         let d = self.rng.gen_range(0..=self.p.max_delay);
-        self.schedule(d, Ev::Local { id, inc, group, msg });
+        self.schedule(
+            d,
+            Ev::Local {
+                id,
+                inc,
+                group,
+                msg,
+            },
+        );
     }
 }

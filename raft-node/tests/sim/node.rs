@@ -52,6 +52,8 @@ pub enum Mutant {
     /// `skip-light-write`: the round's second batch (the light Readies' applies and commit
     /// index) is never written.
     SkipLightWrite,
+    /// `no-fsync`: the log sync thread reports Readies durable without syncing the WAL.
+    NoFsync,
 }
 
 impl Mutant {
@@ -60,9 +62,10 @@ impl Mutant {
             "early-ack" => Some(Mutant::EarlyAck),
             "early-persist" => Some(Mutant::EarlyPersist),
             "skip-light-write" => Some(Mutant::SkipLightWrite),
-            other => {
-                panic!("unknown SIM_MUTANT {other:?} (early-ack, early-persist, skip-light-write)")
-            }
+            "no-fsync" => Some(Mutant::NoFsync),
+            other => panic!(
+                "unknown SIM_MUTANT {other:?} (early-ack, early-persist, skip-light-write, no-fsync)"
+            ),
         }
     }
 }
@@ -140,7 +143,7 @@ impl SimNode {
         let mut events = BTreeMap::new();
         let peer_addrs: HashMap<u64, String> =
             spec.founders.iter().map(|&f| (f, addr(f))).collect();
-        for (i, (g, voters)) in spec.groups.iter().enumerate() {
+        for (g, voters) in &spec.groups {
             let cfg = NodeConfig {
                 id: spec.id,
                 group_id: *g,
@@ -156,9 +159,12 @@ impl SimNode {
             };
             let ev = SmEvents::default();
             let sm = ListSm::load(db.clone(), *g, ev.clone(), hooks.clone());
-            let nonce = spec.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            // As the driver: the process nonce mixed with the group.
+            let nonce = spec.seed ^ g.wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let mut p = Peer::open(cfg, db.clone(), sm, nonce, logger)
                 .map_err(|e| format!("n{} group {g}: open: {e}", spec.id))?;
+            // The addresses known at start (the driver hands them to the transport).
+            drop(p.take_effects());
             p.set_now(now.0, now.1);
             peers.insert(*g, p);
             events.insert(*g, ev);
@@ -258,7 +264,8 @@ impl SimNode {
         }
         for g in active {
             if let Some(p) = self.peers.get_mut(g) {
-                out.send.extend(p.take_messages().into_iter().map(|m| (*g, m)));
+                out.send
+                    .extend(p.take_messages().into_iter().map(|m| (*g, m)));
             }
         }
         // 5. write
@@ -325,9 +332,10 @@ impl SimNode {
         match self.mutant {
             Some(Mutant::EarlyAck) => out.send.append(&mut job.msgs),
             Some(Mutant::EarlyPersist) => {
-                self.persisted.extend(job.readies.iter().copied());
+                self.persisted.append(&mut job.readies);
                 out.again = true;
             }
+            Some(Mutant::NoFsync) => job.sync = false,
             _ => {}
         }
         out.job = Some(job);

@@ -285,6 +285,9 @@ mod tests {
         assert_eq!((back, len), (st.clone(), 3));
         assert!(ListState::decode(&st.encode(true)[..20], true).is_err());
         let (head, len) = ListState::decode(&st.encode(false), false).unwrap();
-        assert_eq!((head.applied, head.digest, head.last_time, len), (9, 77, -5, 3));
+        assert_eq!(
+            (head.applied, head.digest, head.last_time, len),
+            (9, 77, -5, 3)
+        );
     }
 }

@@ -11,8 +11,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
-use std::fmt;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,19 +22,18 @@ use rand_chacha::ChaCha8Rng;
 use rocksdb::DB;
 
 use super::check::Checker;
-use super::client::{cmd_number, Clients};
+use super::client::Clients;
 use super::disk::{data_root, Disk, WalSizes};
-use super::node::{NodeSpec, RoundOut, SimNode, SyncJob, TICK_MS};
+use super::log::CritLines;
+use super::node::{SimNode, SyncJob, TICK_MS};
 use super::params::Params;
-use super::sm::{CrashPoint, Out, SmEvent};
+use super::report::{Failure, Stats};
+use super::sm::Out;
 
 /// Most nodes a run may have (founding members plus added ones; ids are not reused).
 pub const MAX_NODES: usize = 8;
 /// A run taking more steps than this is reported (a message storm or a loop at one instant).
 const MAX_STEPS: u64 = 2_000_000;
-/// How long the healed cluster may take to commit a new proposal in every group, then to
-/// converge.
-const LIVENESS_MS: u64 = 30_000;
 /// Trace lines kept for a failure report.
 const TRACE_LINES: usize = 80;
 /// Wall clock of the nodes at virtual time 0 (plus each node's skew).
@@ -122,125 +119,27 @@ pub struct Slot {
     /// The node's database. A crash drops the node (raft state, state machines, pending
     /// work) but usually keeps the database open: what was written stays, as after a
     /// process crash; sometimes the database is closed and reopened too.
-    db: Option<Arc<DB>>,
+    pub db: Option<Arc<DB>>,
     /// Incarnation: bumped by every crash, so that events of a dead process are ignored.
     pub inc: u64,
     pub disk: Disk,
     /// A founding member (opens its groups with the founding voters).
-    founding: bool,
+    pub founding: bool,
     /// Removed from every group: stopped for good (ids are never reused).
     pub retired: bool,
     /// The groups it hosts (all but those it was removed from).
     pub groups: BTreeSet<u64>,
     /// A round is scheduled.
-    round_pending: bool,
+    pub round_pending: bool,
     /// Sync jobs waiting for the sync thread, which is busy with an fsync.
-    sync_queue: Vec<SyncJob>,
-    syncing: bool,
+    pub sync_queue: Vec<SyncJob>,
+    pub syncing: bool,
     /// Snapshot tasks waiting for their thread to run.
-    tasks: BTreeMap<u64, (u64, SnapshotTask)>,
+    pub tasks: BTreeMap<u64, (u64, SnapshotTask)>,
     /// How far this node's wall clock is off (ms).
-    skew: i64,
+    pub skew: i64,
     /// Removed (with the database and snapshots in it) when the run ends.
-    _dir: tempfile::TempDir,
-}
-
-/// Counters of one run.
-#[derive(Debug, Default, Clone)]
-pub struct Stats {
-    pub steps: u64,
-    pub rounds: u64,
-    pub virtual_ms: u64,
-    pub messages: u64,
-    pub dropped: u64,
-    pub duplicated: u64,
-    pub crashes: u64,
-    pub partitions: u64,
-    pub proposals: u64,
-    pub acked: u64,
-    pub refused: u64,
-    pub unknown: u64,
-    pub reads: u64,
-    pub reads_ok: u64,
-    pub committed: u64,
-    pub leader_terms: u64,
-    pub compactions: u64,
-    pub snapshots_sent: u64,
-    pub snapshots_restored: u64,
-    pub restore_crashes: u64,
-    pub power_losses: u64,
-    pub added: u64,
-    pub removed: u64,
-    pub transfers: u64,
-    /// Digest of the run's whole event trace (same seed, same digest).
-    pub trace_digest: u64,
-}
-
-impl Stats {
-    pub fn add(&mut self, o: &Stats) {
-        let pairs = [
-            (&mut self.steps, o.steps),
-            (&mut self.rounds, o.rounds),
-            (&mut self.virtual_ms, o.virtual_ms),
-            (&mut self.messages, o.messages),
-            (&mut self.dropped, o.dropped),
-            (&mut self.duplicated, o.duplicated),
-            (&mut self.crashes, o.crashes),
-            (&mut self.partitions, o.partitions),
-            (&mut self.proposals, o.proposals),
-            (&mut self.acked, o.acked),
-            (&mut self.refused, o.refused),
-            (&mut self.unknown, o.unknown),
-            (&mut self.reads, o.reads),
-            (&mut self.reads_ok, o.reads_ok),
-            (&mut self.committed, o.committed),
-            (&mut self.leader_terms, o.leader_terms),
-            (&mut self.compactions, o.compactions),
-            (&mut self.snapshots_sent, o.snapshots_sent),
-            (&mut self.snapshots_restored, o.snapshots_restored),
-            (&mut self.restore_crashes, o.restore_crashes),
-            (&mut self.power_losses, o.power_losses),
-            (&mut self.added, o.added),
-            (&mut self.removed, o.removed),
-            (&mut self.transfers, o.transfers),
-        ];
-        for (a, b) in pairs {
-            *a += b;
-        }
-        // Of a batch: an order-independent fingerprint of all its runs.
-        self.trace_digest ^= o.trace_digest;
-    }
-}
-
-/// A violated invariant (or a panic) with what led to it.
-#[derive(Debug)]
-pub struct Failure {
-    pub seed: u64,
-    pub step: u64,
-    pub now: u64,
-    pub what: String,
-    pub params: String,
-    pub trace: Vec<String>,
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "SIMULATION FAILURE seed {} at step {} (t={} ms): {}",
-            self.seed, self.step, self.now, self.what
-        )?;
-        writeln!(f, "  params: {}", self.params)?;
-        writeln!(f, "  last events:")?;
-        for l in &self.trace {
-            writeln!(f, "    {l}")?;
-        }
-        write!(
-            f,
-            "  reproduce: SIM_SEED={} SIM_TRACE=1 cargo test -p raft-node --test sim -- --nocapture",
-            self.seed
-        )
-    }
+    pub _dir: tempfile::TempDir,
 }
 
 pub struct Sim {
@@ -251,29 +150,31 @@ pub struct Sim {
     seq: u64,
     queue: BinaryHeap<Reverse<Queued>>,
     pub slots: Vec<Slot>,
-    founders: Vec<u64>,
+    pub founders: Vec<u64>,
     /// Blocked directed links (from, to).
     pub blocked: BTreeSet<(u64, u64)>,
-    checker: Checker,
+    pub checker: Checker,
     pub clients: Clients,
-    trace: VecDeque<String>,
-    print_trace: bool,
+    pub trace: VecDeque<String>,
+    pub print_trace: bool,
     pub chaos: bool,
-    proposing: bool,
+    pub proposing: bool,
     /// First command number proposed after healing.
-    heal_cmd: Option<u64>,
+    pub heal_cmd: Option<u64>,
     /// Groups in which a command proposed after healing was applied.
-    progressed: BTreeSet<u64>,
+    pub progressed: BTreeSet<u64>,
     /// (node, group): the node's removal from the group was applied somewhere.
     pub removed: BTreeSet<(u64, u64)>,
     /// Per group: the (term, leader) last noted in the trace.
-    leaders_noted: BTreeMap<u64, (u64, u64)>,
+    pub leaders_noted: BTreeMap<u64, (u64, u64)>,
     pub stats: Stats,
     /// An invariant violated while carrying out effects (reported after the step).
-    violation: Option<String>,
+    pub violation: Option<String>,
     /// Virtual time 0.
-    base: Instant,
-    next_task: u64,
+    pub base: Instant,
+    pub next_task: u64,
+    /// The nodes' critical log records.
+    pub crit: CritLines,
 }
 
 impl Sim {
@@ -291,7 +192,7 @@ impl Sim {
             slots: Vec::new(),
             founders: founders.clone(),
             blocked: BTreeSet::new(),
-            checker: Checker::default(),
+            checker: Checker::new(),
             clients: Clients::default(),
             trace: VecDeque::new(),
             print_trace,
@@ -305,6 +206,7 @@ impl Sim {
             violation: None,
             base: Instant::now(),
             next_task: 0,
+            crit: CritLines::default(),
         };
         for _ in founders {
             sim.new_slot(true);
@@ -344,7 +246,12 @@ impl Sim {
 
     /// The failure report for a panic raised while running (inside raft-rs, usually).
     pub fn panicked(&self, msg: &str) -> Failure {
-        self.fail(format!("panic: {msg}"))
+        let crit = self.crit.lock().map(|c| c.join("; ")).unwrap_or_default();
+        if crit.is_empty() {
+            self.fail(format!("panic: {msg}"))
+        } else {
+            self.fail(format!("panic: {msg}; critical log: {crit}"))
+        }
     }
 
     pub fn fail(&self, what: impl Into<String>) -> Failure {
@@ -430,7 +337,7 @@ impl Sim {
     }
 
     /// The node's clock now: (monotonic instant, wall ms).
-    fn clock(&self, id: u64) -> (Instant, i64) {
+    pub fn clock(&self, id: u64) -> (Instant, i64) {
         let skew = self.slots[(id - 1) as usize].skew;
         (
             self.base + Duration::from_millis(self.now),
@@ -438,22 +345,8 @@ impl Sim {
         )
     }
 
-    fn logger(&self, id: u64) -> slog::Logger {
-        use slog::Drain;
-        let level = if std::env::var_os("SIM_LOG").is_some() {
-            slog::Level::Debug
-        } else {
-            // A fail-stop (`die()`) ends the whole test process: say why first.
-            slog::Level::Critical
-        };
-        let dec = slog_term::PlainSyncDecorator::new(std::io::stderr());
-        let drain = slog_term::FullFormat::new(dec).build().fuse();
-        let drain = slog::LevelFilter::new(drain, level).fuse();
-        slog::Logger::root(drain, slog::o!("seed" => self.seed, "node" => id))
-    }
-
     /// Hands `msg` to the inbox of node `id`'s driver.
-    pub fn to_inbox(&mut self, id: u64, group: u64, msg: Msg<Out>) {
+    pub fn post(&mut self, id: u64, group: u64, msg: Msg<Out>) {
         if let Some(n) = self.slot(id).node.as_mut() {
             n.push(group, msg);
             self.wake(id);
@@ -472,240 +365,8 @@ impl Sim {
         self.schedule(delay, Ev::Round { id, inc });
     }
 
-    pub fn start_node(&mut self, id: u64) -> Result<(), Failure> {
-        let seed = self.rng.gen::<u64>();
-        let slot = &self.slots[(id - 1) as usize];
-        let voters = if slot.founding {
-            self.founders.clone()
-        } else {
-            Vec::new()
-        };
-        let spec = NodeSpec {
-            id,
-            groups: slot.groups.iter().map(|&g| (g, voters.clone())).collect(),
-            founders: self.founders.clone(),
-            snapshot_entries: self.p.snapshot_every,
-            seed,
-        };
-        let (logger, clock) = (self.logger(id), self.clock(id));
-        let slot = self.slot(id);
-        let db = slot.db.get_or_insert_with(|| slot.disk.open_db()).clone();
-        let node = SimNode::open(&spec, db, slot.disk.clone(), &logger, clock)
-            .map_err(|e| self.fail(e))?;
-        let restarts: Vec<(u64, u64, u64)> = node
-            .peers
-            .iter()
-            .map(|(g, p)| {
-                let st = p.state_machine().state();
-                (*g, st.applied, st.digest)
-            })
-            .collect();
-        let applied: Vec<String> = node
-            .peers
-            .iter()
-            .map(|(g, p)| format!("{g}:{}", p.applied()))
-            .collect();
-        let slot = self.slot(id);
-        slot.node = Some(node);
-        slot.inc += 1;
-        let inc = slot.inc;
-        self.checker.restarted(id);
-        for (g, index, digest) in restarts {
-            if index > 0 {
-                let ev = SmEvent::Restored { index, digest };
-                if let Err(e) = self.checker.sm_event(id, g, &ev, None) {
-                    return Err(self.fail(e));
-                }
-            }
-        }
-        self.note(format!("n{id} starts (applied {})", applied.join(" ")));
-        let first_tick = self.rng.gen_range(1..=TICK_MS);
-        self.schedule(first_tick, Ev::Tick { id, inc });
-        Ok(())
-    }
-
-    /// A process crash (what was written survives; sometimes the database is closed and
-    /// reopened too) or, with `power_loss`, a machine crash that loses every write since
-    /// the node's last completed log sync.
-    pub fn crash(&mut self, id: u64, why: &str, power_loss: bool) {
-        let reopen = power_loss || self.rng.gen_bool(0.2);
-        let slot = self.slot(id);
-        let Some(node) = slot.node.take() else {
-            return;
-        };
-        drop(node);
-        slot.inc += 1;
-        slot.round_pending = false;
-        slot.sync_queue.clear();
-        slot.syncing = false;
-        slot.tasks.clear();
-        let mut lost = 0;
-        if reopen {
-            // The last handle: the database closes now and is reopened on restart.
-            slot.db = None;
-            if power_loss {
-                lost = slot.disk.lose_unsynced();
-            }
-        }
-        self.stats.crashes += 1;
-        if power_loss {
-            self.stats.power_losses += 1;
-        }
-        // Its clients' calls end with closed channels (outcome unknown).
-        if let Err(e) = self.clients.poll(id, None) {
-            self.violated(e);
-        }
-        let how = match (power_loss, reopen) {
-            (true, _) => format!(", power loss: {lost} unsynced WAL bytes lost"),
-            (false, true) => ", database closed".to_string(),
-            _ => String::new(),
-        };
-        self.note(format!("n{id} crashes ({why}){how}"));
-    }
-
-    /// Runs the whole scenario.
-    pub fn run(&mut self) -> Result<Stats, Failure> {
-        self.note(format!("seed {} params {:?}", self.seed, self.p));
-        for id in self.founders.clone() {
-            self.start_node(id)?;
-        }
-        let f = self.rng.gen_range(0..self.p.fault_every);
-        self.schedule(f, Ev::Fault);
-        let p = self.rng.gen_range(0..self.p.propose_every);
-        self.schedule(p, Ev::Propose { left: 0, to: None });
-        let r = self.rng.gen_range(0..self.p.read_every);
-        self.schedule(r, Ev::Read);
-        while self.now < self.p.chaos_ms {
-            self.step()?;
-        }
-        self.heal()?;
-        let deadline = self.now + LIVENESS_MS;
-        while self.progressed.len() < self.p.groups.len() {
-            if self.now > deadline {
-                return Err(self.fail(format!(
-                    "no progress: groups {:?} committed nothing proposed after healing within {LIVENESS_MS} ms",
-                    self.p.groups.iter().filter(|g| !self.progressed.contains(g)).collect::<Vec<_>>()
-                )));
-            }
-            self.step()?;
-        }
-        self.proposing = false;
-        let deadline = self.now + LIVENESS_MS;
-        loop {
-            match self.converged() {
-                Ok(()) => break,
-                Err(why) if self.now > deadline => {
-                    return Err(self.fail(format!(
-                        "no convergence within {LIVENESS_MS} ms after healing: {why}"
-                    )))
-                }
-                Err(_) => self.step()?,
-            }
-        }
-        self.final_check()?;
-        let c = self.clients.stats;
-        self.stats.virtual_ms = self.now;
-        self.stats.leader_terms = self.checker.leader_terms() as u64;
-        self.stats.committed = self.checker.max_committed();
-        (self.stats.proposals, self.stats.acked, self.stats.refused) =
-            (c.proposals, c.acked, c.refused);
-        (self.stats.unknown, self.stats.reads, self.stats.reads_ok) =
-            (c.unknown, c.reads, c.reads_ok);
-        Ok(self.stats.clone())
-    }
-
-    /// Ends the chaos: all links up, no more losses, every node running, and the removed
-    /// members that never learnt it stopped by "the operator".
-    fn heal(&mut self) -> Result<(), Failure> {
-        self.chaos = false;
-        self.blocked.clear();
-        self.p.drop = 0.0;
-        self.p.dup = 0.0;
-        self.p.long_delay = 0.0;
-        self.p.crash_in_restore = 0.0;
-        self.heal_cmd = Some(self.clients.next_cmd());
-        self.note("heal: network repaired, restarting crashed nodes".into());
-        for (id, g) in self.removed.clone() {
-            if let Some(n) = self.slot(id).node.as_mut() {
-                if n.peers.contains_key(&g) {
-                    n.drop_group(g);
-                    self.note(format!("n{id} stops its removed peer of group {g}"));
-                }
-            }
-        }
-        for id in 1..=self.slots.len() as u64 {
-            if self.slot(id).node.is_none() && !self.slot(id).retired {
-                self.start_node(id)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn converged(&self) -> Result<(), String> {
-        for &g in &self.p.groups {
-            let (l, members) = self.members(g)?;
-            let commit = self.node(l).expect("leader").peers[&g].raw().raft.raft_log.committed;
-            for id in members {
-                let p = self
-                    .node(id)
-                    .and_then(|n| n.peers.get(&g))
-                    .ok_or(format!("member n{id} of group {g} is down"))?;
-                let c = p.raw().raft.raft_log.committed;
-                if p.applied() != commit || c != commit {
-                    return Err(format!(
-                        "group {g}: n{id} applied {} commit {c}, leader n{l} commit {commit}",
-                        p.applied()
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Identical final states in every group, each command applied at most once, and
-    /// every acknowledged command where its proposer was told.
-    fn final_check(&self) -> Result<(), Failure> {
-        for &g in &self.p.groups {
-            let (_, members) = self.members(g).map_err(|e| self.fail(e))?;
-            let states: Vec<(u64, _)> = members
-                .iter()
-                .filter_map(|&id| Some((id, self.node(id)?.peers.get(&g)?.state_machine().state())))
-                .collect();
-            if states.len() != members.len() {
-                return Err(self.fail(format!("a member of group {g} is down at the end")));
-            }
-            let (first, s0) = states[0];
-            for (id, s) in &states[1..] {
-                if *s != s0 {
-                    return Err(self.fail(format!(
-                        "group {g}: final states differ: n{first} (applied {}, {} items, digest {:016x}) vs n{id} (applied {}, {} items, digest {:016x})",
-                        s0.applied, s0.items.len(), s0.digest, s.applied, s.items.len(), s.digest
-                    )));
-                }
-            }
-            let mut seen = BTreeSet::new();
-            for it in &s0.items {
-                if !seen.insert(it.clone()) {
-                    return Err(self.fail(format!(
-                        "group {g}: command {:?} applied twice",
-                        String::from_utf8_lossy(it)
-                    )));
-                }
-            }
-            for (cmd, &(cg, index, pos)) in &self.clients.acked {
-                let at = s0.items.get(pos as usize).and_then(|c| cmd_number(c));
-                if cg == g && at != Some(*cmd) {
-                    return Err(self.fail(format!(
-                        "group {g}: c{cmd} was acknowledged at index {index} position {pos}, the final list has {at:?} there"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Pops and handles one event.
-    fn step(&mut self) -> Result<(), Failure> {
+    pub fn step(&mut self) -> Result<(), Failure> {
         let Some(Reverse(q)) = self.queue.pop() else {
             return Err(self.fail("event queue ran dry"));
         };
@@ -749,9 +410,14 @@ impl Sim {
                 group,
                 msg,
             } => self.deliver(from, to, group, *msg),
-            Ev::Local { id, inc, group, msg } => {
+            Ev::Local {
+                id,
+                inc,
+                group,
+                msg,
+            } => {
                 if self.current(id, inc) {
-                    self.to_inbox(id, group, msg);
+                    self.post(id, group, msg);
                 }
             }
             Ev::SyncEnd {
@@ -766,13 +432,7 @@ impl Sim {
             }
             Ev::SnapshotTask { id, inc, key } => {
                 if self.current(id, inc) {
-                    if let Some((g, task)) = self.slot(id).tasks.remove(&key) {
-                        let r = task();
-                        if r.is_ok() {
-                            self.stats.compactions += 1;
-                        }
-                        self.to_inbox(id, g, Msg::SnapshotGenerated(r));
-                    }
+                    self.snapshot_task(id, key);
                 }
             }
             Ev::Fault => {
@@ -788,18 +448,7 @@ impl Sim {
                     self.start_node(id)?;
                 }
             }
-            Ev::Propose { left, to } => {
-                if self.proposing {
-                    let to = self.propose(to);
-                    if left > 0 && to.is_some() {
-                        self.schedule(0, Ev::Propose { left: left - 1, to });
-                    } else {
-                        let next = self.rng.gen_range(1..=self.p.propose_every * 2);
-                        let left = self.p.burst - 1;
-                        self.schedule(next, Ev::Propose { left, to: None });
-                    }
-                }
-            }
+            Ev::Propose { left, to } => self.client_propose(left, to),
             Ev::Read => {
                 if self.proposing {
                     self.read();
@@ -811,191 +460,29 @@ impl Sim {
         Ok(())
     }
 
-    /// Runs one driver round of node `id` and carries out what it produced.
-    fn run_round(&mut self, id: u64) -> Result<(), Failure> {
-        self.stats.rounds += 1;
-        let (now, wall) = self.clock(id);
-        let crash = self.rng.gen_bool(self.p.crash_in_restore);
-        let node = self.slot(id).node.as_mut().expect("live node");
-        node.hooks
-            .crash_in_restore
-            .store(crash, std::sync::atomic::Ordering::Relaxed);
-        match catch_unwind(AssertUnwindSafe(|| node.round(now, wall))) {
-            Ok(out) => {
-                node.hooks
-                    .crash_in_restore
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
-                self.after_round(id, out);
-                self.check_node(id)
+    /// A snapshot thread runs: writes the files, reports to the driver.
+    fn snapshot_task(&mut self, id: u64, key: u64) {
+        if let Some((g, task)) = self.slot(id).tasks.remove(&key) {
+            let r = task();
+            if r.is_ok() {
+                self.stats.compactions += 1;
             }
-            Err(p) if p.is::<CrashPoint>() => {
-                // The restore synced the received snapshot's raft state right before.
-                self.slot(id).disk.sync_now();
-                self.stats.restore_crashes += 1;
-                self.crash(id, "in snapshot restore", false);
-                let d = self.rng.gen_range(100..2000);
-                self.schedule(d, Ev::Restart { id });
-                Ok(())
-            }
-            Err(p) => resume_unwind(p),
+            self.post(id, g, Msg::SnapshotGenerated(r));
         }
     }
 
-    /// Carries out one round's effects (the driver's `carry_out` and its threads).
-    fn after_round(&mut self, id: u64, out: RoundOut) {
-        self.send(id, out.send);
-        if let Some(job) = out.job {
-            self.slot(id).sync_queue.push(job);
-            self.start_sync(id);
-        }
-        for (g, to, notice) in out.notices {
-            self.note(format!("n{id} sends n{to} its removal from group {g}"));
-            self.send(id, vec![(g, notice)]);
-        }
-        for (g, r) in out.left {
-            self.member_left(g, r);
-        }
-        for (g, task) in out.snapshots {
-            let key = self.next_task;
-            self.next_task += 1;
-            let inc = self.slot(id).inc;
-            self.slot(id).tasks.insert(key, (g, task));
-            let d = self.rng.gen_range(0..=self.p.max_snapshot_ms);
-            self.schedule(d, Ev::SnapshotTask { id, inc, key });
-        }
-        if out.again {
-            self.wake(id);
-        }
-    }
-
-    /// Group `g` applied the removal of node `r`.
-    fn member_left(&mut self, g: u64, r: u64) {
-        if !self.removed.insert((r, g)) {
+    /// A client proposes; a burst goes on at once, one round later, to the same peer.
+    fn client_propose(&mut self, left: u64, to: Option<(u64, u64)>) {
+        if !self.proposing {
             return;
         }
-        self.stats.removed += 1;
-        self.note(format!("n{r} is out of group {g}"));
-        let slot = self.slot(r);
-        slot.groups.remove(&g);
-        if slot.groups.is_empty() && !slot.retired {
-            slot.retired = true;
-            self.crash(r, "removed from every group", false);
-            self.note(format!("n{r} retired"));
+        let to = self.propose(to);
+        if left > 0 && to.is_some() {
+            self.schedule(0, Ev::Propose { left: left - 1, to });
+        } else {
+            let next = self.rng.gen_range(1..=self.p.propose_every * 2);
+            let left = self.p.burst - 1;
+            self.schedule(next, Ev::Propose { left, to: None });
         }
-    }
-
-    /// Starts an fsync of the sync thread when it is idle and has jobs.
-    fn start_sync(&mut self, id: u64) {
-        let d = self.rng.gen_range(0..=self.p.max_persist);
-        let slot = self.slot(id);
-        if slot.syncing || slot.sync_queue.is_empty() {
-            return;
-        }
-        let jobs = std::mem::take(&mut slot.sync_queue);
-        let sizes = jobs
-            .iter()
-            .any(|j| j.sync)
-            .then(|| slot.disk.wal_sizes());
-        slot.syncing = true;
-        let inc = slot.inc;
-        self.schedule(
-            d,
-            Ev::SyncEnd {
-                id,
-                inc,
-                sizes,
-                jobs,
-            },
-        );
-    }
-
-    /// The fsync completed: the messages that waited go out and the peers hear it.
-    fn sync_end(&mut self, id: u64, sizes: Option<WalSizes>, jobs: Vec<SyncJob>) {
-        if let Some(s) = sizes {
-            self.slot(id).disk.synced(s);
-        }
-        let mut readies = Vec::new();
-        let mut msgs = Vec::new();
-        for j in jobs {
-            readies.extend(j.readies);
-            msgs.extend(j.msgs);
-        }
-        self.send(id, msgs);
-        if let Some(n) = self.slot(id).node.as_mut() {
-            n.persisted(readies);
-        }
-        self.wake(id);
-        self.slot(id).syncing = false;
-        self.start_sync(id);
-    }
-
-    /// After a round of node `id`: its removed peers stop, its state machines' reports and
-    /// its clients' answers are checked, and every peer's invariants.
-    fn check_node(&mut self, id: u64) -> Result<(), Failure> {
-        let mut notes = Vec::new();
-        let mut errs = Vec::new();
-        let mut applied = Vec::new();
-        let node = self.slots[(id - 1) as usize].node.as_ref();
-        let Some(node) = node else {
-            return Ok(());
-        };
-        let mut gone = Vec::new();
-        for (&g, p) in &node.peers {
-            if let Err(e) = self.checker.peer(id, p) {
-                errs.push(e);
-            }
-            let evs = std::mem::take(&mut *node.events[&g].lock().expect("events lock"));
-            for ev in evs {
-                let term = match &ev {
-                    SmEvent::Applied { index, cmds, .. } => {
-                        applied.extend(cmds.iter().filter_map(|c| cmd_number(c)).map(|c| (c, g, *index)));
-                        p.raw().raft.raft_log.term(*index).ok()
-                    }
-                    SmEvent::Restored { .. } => {
-                        self.stats.snapshots_restored += 1;
-                        None
-                    }
-                };
-                if let Err(e) = self.checker.sm_event(id, g, &ev, term) {
-                    errs.push(e);
-                }
-            }
-            let r = &p.raw().raft;
-            if r.state == raft::StateRole::Leader
-                && self.leaders_noted.get(&g) != Some(&(r.term, id))
-            {
-                self.leaders_noted.insert(g, (r.term, id));
-                notes.push(format!("n{id} leads group {g} in term {}", r.term));
-            }
-            if p.status().removed.load(std::sync::atomic::Ordering::Acquire) {
-                gone.push(g);
-            }
-        }
-        match self.clients.poll(id, Some(node)) {
-            Ok(n) => notes.extend(n),
-            Err(e) => errs.push(e),
-        }
-        for n in notes {
-            self.note(n);
-        }
-        for (c, g, index) in applied {
-            if let Err(e) = self.clients.applied(c, g, index) {
-                errs.push(e);
-            }
-            if self.heal_cmd.is_some_and(|h| c >= h) {
-                self.progressed.insert(g);
-            }
-        }
-        for g in gone {
-            self.note(format!("n{id} applied its own removal from group {g}: its peer stops"));
-            if let Some(n) = self.slot(id).node.as_mut() {
-                n.drop_group(g);
-            }
-            self.member_left(g, id);
-        }
-        if let Some(e) = errs.into_iter().next().or(self.violation.take()) {
-            return Err(self.fail(e));
-        }
-        Ok(())
     }
 }
