@@ -1,19 +1,25 @@
-//! Deterministic simulation of the raft-node layer: 3 or 5 `RawNode<RocksStorage>` nodes
-//! in one thread over a simulated network (loss, duplication, delay and reordering,
-//! symmetric and one-way partitions), with crashes and restarts, log compaction and
-//! snapshot installs, on a virtual clock; everything random comes from one seed. Safety
-//! invariants are checked after every step, liveness and convergence after healing.
+//! Deterministic simulation of the raft-node layer: 3 or 5 nodes (more as members are
+//! added), each running the REAL `raft_node::peer::Peer`s of 2 or 3 raft groups over one
+//! RocksDB, driven in rounds the way `raft_node::driver` drives them (one `WriteBatch`
+//! and one log sync per round for all groups), in one thread over a simulated network
+//! (loss, duplication, delay and reordering, symmetric and one-way partitions) and disk
+//! (fsyncs that take time, power losses that cut the WAL back to the last sync), with
+//! crashes and restarts, compactions, snapshot transfers and installs, membership changes
+//! and leadership transfers, on a virtual clock; everything random comes from one seed.
+//! Clients propose and read through the peers' request paths. Safety invariants are
+//! checked after every round, liveness and convergence after healing.
 //!
 //! - `cargo test -p raft-node --test sim`: the CI run (`SIM_SEEDS`, default 200 seeds).
 //! - `SIM_SEED=123 SIM_TRACE=1 cargo test -p raft-node --test sim -- --nocapture`: one seed,
-//!   printing every event.
+//!   printing every event (`SIM_LOG=1` adds the peers' own logs).
 //! - `SIM_SEEDS=10000 cargo test --release -p raft-node --test sim -- --ignored`: the long
 //!   run (default 10,000 seeds).
 //!
 //! `SIM_FIRST` sets the first seed, `SIM_THREADS` the worker threads, `SIM_CHAOS_MS` the
 //! virtual length of the chaos phase (default 20,000 ms), `SIM_DIR` where the databases go
-//! (default `/dev/shm`), `SIM_MUTANT` a deliberate bug to check that it gets caught. See
-//! `docs/verification.md`, "Deterministic simulation".
+//! (default `/dev/shm`), `SIM_MUTANT` a deliberate driver bug to check that it gets caught,
+//! `SIM_STAMPS=strict` makes stamps going back along the log a failure, `SIM_VERBOSE` prints
+//! every clean seed's counters. See `docs/verification.md`, "Deterministic simulation".
 
 mod sim {
     pub mod check;
@@ -42,8 +48,8 @@ use sim::world::Sim;
 const CI_SEEDS: u64 = 200;
 const LONG_SEEDS: u64 = 10_000;
 const CHAOS_MS: u64 = 20_000;
-/// Stop a multi-seed run after this many failing seeds.
-const MAX_FAILURES: usize = 5;
+/// Stop a multi-seed run after this many failing seeds (`SIM_MAX_FAILURES`).
+const MAX_FAILURES: u64 = 5;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
@@ -94,6 +100,7 @@ fn run_seeds(first: u64, count: u64) {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
     let verbose = std::env::var_os("SIM_VERBOSE").is_some();
+    let max_failures = env_u64("SIM_MAX_FAILURES").unwrap_or(MAX_FAILURES) as usize;
     let started = Instant::now();
     let next = AtomicU64::new(first);
     let done = AtomicUsize::new(0);
@@ -103,7 +110,7 @@ fn run_seeds(first: u64, count: u64) {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
-                if failures.lock().unwrap().len() >= MAX_FAILURES {
+                if failures.lock().unwrap().len() >= max_failures {
                     return;
                 }
                 let seed = next.fetch_add(1, Ordering::Relaxed);
