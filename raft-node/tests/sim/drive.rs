@@ -103,7 +103,10 @@ impl Sim {
         if power_loss && self.print_trace {
             // Not in the trace's digest: the byte count depends on the cluster id's
             // varint length, and the real code draws that id at random.
-            eprintln!("[seed {}] n{id}'s power loss cut {lost} WAL bytes", self.seed);
+            eprintln!(
+                "[seed {}] n{id}'s power loss cut {lost} WAL bytes",
+                self.seed
+            );
         }
         let how = match (power_loss, reopen) {
             (true, _) => ", power loss: unsynced WAL writes lost".to_string(),
