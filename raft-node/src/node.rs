@@ -202,8 +202,21 @@ pub(crate) enum Input<O> {
 /// no destructors run, so nothing races the threads still using RocksDB, and nothing more
 /// is written or acknowledged. (The binary logs critical records synchronously.)
 pub fn die() -> ! {
+    if DIE_PANICS.load(std::sync::atomic::Ordering::Relaxed) {
+        panic!("fail-stop: die() called (the reason is logged just before)");
+    }
     // SAFETY: _exit only ends the process; it touches no Rust state.
     unsafe { libc::_exit(1) }
+}
+
+/// See [`die_panics`].
+static DIE_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`die`] panic instead of ending the process, for the whole process: the
+/// simulation runs many simulated nodes in one process and reports a fail-stop as the
+/// failure of the seed that hit it. Never called by the binary.
+pub fn die_panics() {
+    DIE_PANICS.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Handle used by other threads to talk to one group's peer.

@@ -1,23 +1,38 @@
-//! Deterministic simulation of the raft-node layer: 3 or 5 `RawNode<RocksStorage>` nodes
-//! in one thread over a simulated network (loss, duplication, delay and reordering,
-//! symmetric and one-way partitions), with crashes and restarts, log compaction and
-//! snapshot installs, on a virtual clock; everything random comes from one seed. Safety
-//! invariants are checked after every step, liveness and convergence after healing.
+//! Deterministic simulation of the raft-node layer: 3 or 5 nodes (more as members are
+//! added), each running the REAL `raft_node::peer::Peer`s of 2 or 3 raft groups over one
+//! RocksDB, driven in rounds the way `raft_node::driver` drives them (one `WriteBatch`
+//! and one log sync per round for all groups), in one thread over a simulated network
+//! (loss, duplication, delay and reordering, symmetric and one-way partitions) and disk
+//! (fsyncs that take time, power losses that cut the WAL back to the last sync), with
+//! crashes and restarts, compactions, snapshot transfers and installs, membership changes
+//! and leadership transfers, on a virtual clock; everything random comes from one seed.
+//! Clients propose and read through the peers' request paths. Safety invariants are
+//! checked after every round, liveness and convergence after healing.
 //!
 //! - `cargo test -p raft-node --test sim`: the CI run (`SIM_SEEDS`, default 200 seeds).
 //! - `SIM_SEED=123 SIM_TRACE=1 cargo test -p raft-node --test sim -- --nocapture`: one seed,
-//!   printing every event.
+//!   printing every event (`SIM_LOG=1` adds the peers' own logs).
 //! - `SIM_SEEDS=10000 cargo test --release -p raft-node --test sim -- --ignored`: the long
 //!   run (default 10,000 seeds).
 //!
 //! `SIM_FIRST` sets the first seed, `SIM_THREADS` the worker threads, `SIM_CHAOS_MS` the
 //! virtual length of the chaos phase (default 20,000 ms), `SIM_DIR` where the databases go
-//! (default `/dev/shm`), `SIM_MUTANT` a deliberate bug to check that it gets caught. See
-//! `docs/verification.md`, "Deterministic simulation".
+//! (default `/dev/shm`), `SIM_MUTANT` a deliberate driver bug to check that it gets caught,
+//! `SIM_STAMPS=strict` makes stamps going back along the log a failure, `SIM_VERBOSE` prints
+//! every clean seed's counters. See `docs/verification.md`, "Deterministic simulation".
 
 mod sim {
     pub mod check;
+    pub mod client;
+    pub mod disk;
+    pub mod drive;
+    pub mod faults;
+    pub mod log;
+    pub mod net;
     pub mod node;
+    pub mod params;
+    pub mod report;
+    pub mod scenario;
     pub mod sm;
     pub mod world;
 }
@@ -27,13 +42,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sim::world::{Sim, Stats};
+use sim::report::Stats;
+use sim::world::Sim;
 
 const CI_SEEDS: u64 = 200;
 const LONG_SEEDS: u64 = 10_000;
 const CHAOS_MS: u64 = 20_000;
-/// Stop a multi-seed run after this many failing seeds.
-const MAX_FAILURES: usize = 5;
+/// Stop a multi-seed run after this many failing seeds (`SIM_MAX_FAILURES`).
+const MAX_FAILURES: u64 = 5;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
@@ -43,8 +59,24 @@ fn env_u64(name: &str) -> Option<u64> {
     })
 }
 
+/// Makes the real code's fail-stops panic (so they fail their seed, not the process) and
+/// keeps the panic hook quiet about the simulation's deliberate crash points.
+fn setup_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        raft_node::node::die_panics();
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<sim::sm::CrashPoint>() {
+                default(info);
+            }
+        }));
+    });
+}
+
 /// Runs one seed; a panic inside the simulated nodes counts as a failure of that seed.
 fn run_seed(seed: u64, chaos_ms: u64, trace: bool) -> Result<Stats, String> {
+    setup_panics();
     let mut sim = Sim::new(seed, chaos_ms, trace);
     match catch_unwind(AssertUnwindSafe(|| sim.run())) {
         Ok(Ok(stats)) => Ok(stats),
@@ -67,6 +99,8 @@ fn run_seeds(first: u64, count: u64) {
         .map(|t| t as usize)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
+    let verbose = std::env::var_os("SIM_VERBOSE").is_some();
+    let max_failures = env_u64("SIM_MAX_FAILURES").unwrap_or(MAX_FAILURES) as usize;
     let started = Instant::now();
     let next = AtomicU64::new(first);
     let done = AtomicUsize::new(0);
@@ -76,7 +110,7 @@ fn run_seeds(first: u64, count: u64) {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
-                if failures.lock().unwrap().len() >= MAX_FAILURES {
+                if failures.lock().unwrap().len() >= max_failures {
                     return;
                 }
                 let seed = next.fetch_add(1, Ordering::Relaxed);
@@ -85,7 +119,12 @@ fn run_seeds(first: u64, count: u64) {
                 }
                 let t = Instant::now();
                 match run_seed(seed, chaos_ms, false) {
-                    Ok(st) => total.lock().unwrap().add(&st),
+                    Ok(st) => {
+                        if verbose {
+                            eprintln!("seed {seed} clean: {st:?}");
+                        }
+                        total.lock().unwrap().add(&st)
+                    }
                     Err(e) => {
                         eprintln!("{e}");
                         failures.lock().unwrap().push(e);
@@ -152,8 +191,13 @@ fn simulation_long() {
 #[test]
 fn simulation_is_deterministic() {
     for seed in [7, 11] {
-        let a = run_seed(seed, 5_000, false).expect("clean seed");
-        let b = run_seed(seed, 5_000, false).expect("clean seed");
+        // (Stamps follow the real monotonic clock: see `Stats::stamp_regressions`.)
+        let real_time = |mut s: Stats| {
+            (s.stamp_regressions, s.max_stamp_back_ms) = (0, 0);
+            s
+        };
+        let a = real_time(run_seed(seed, 5_000, false).expect("clean seed"));
+        let b = real_time(run_seed(seed, 5_000, false).expect("clean seed"));
         assert_ne!(a.trace_digest, 0);
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }

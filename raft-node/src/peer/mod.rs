@@ -20,7 +20,7 @@ mod reads;
 mod ready;
 mod snapshot;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -122,7 +122,9 @@ pub struct Peer<S: StateMachine> {
     pending: BTreeMap<u64, PendingEntry<S::Output>>,
     /// Reads queued since the last flush.
     reads: Vec<Reply<()>>,
-    read_batches: HashMap<u64, ReadBatch>,
+    /// Ordered, so retries go out in the same order on every run (the simulation replays
+    /// a seed exactly).
+    read_batches: BTreeMap<u64, ReadBatch>,
     next_read_id: u64,
     /// Random per process: with the node id and group, makes every ReadIndex context
     /// unique across nodes, groups and restarts (see [`Peer::read_ctx`]).
@@ -244,7 +246,7 @@ impl<S: StateMachine> Peer<S> {
             proposal_bytes: 0,
             pending: BTreeMap::new(),
             reads: Vec::new(),
-            read_batches: HashMap::new(),
+            read_batches: BTreeMap::new(),
             next_read_id: 1,
             read_nonce: nonce,
             read_attempt: 0,
@@ -287,6 +289,13 @@ impl<S: StateMachine> Peer<S> {
     /// Last applied index.
     pub fn applied(&self) -> u64 {
         self.applied
+    }
+
+    /// Replaces raft-rs's randomized election timeout (in ticks, for the current term and
+    /// role). raft-rs draws it from `thread_rng` whenever the term or role changes; the
+    /// simulation draws it from its seed instead, so that a seed replays exactly.
+    pub fn set_election_timeout(&mut self, ticks: usize) {
+        self.raw.raft.set_randomized_election_timeout(ticks);
     }
 
     /// Sets the time of the step about to run (monotonic and wall clock, ms).

@@ -1,53 +1,64 @@
-//! Safety invariants of the simulation, checked after every step: at most one leader per
-//! term, committed entries never change, state machines agree at every applied index, and a
-//! node never applies past its commit index nor sees its commit index go back.
+//! Safety invariants of the simulation, per group, checked after every round of a node:
+//!
+//! - election safety: at most one leader per term, both as raft-rs sees it and as the
+//!   peer publishes it in its `Status` (what routing believes);
+//! - log matching: committed entries never change (every entry between a peer's previous
+//!   and current commit index is compared with the first (term, data) seen at that index);
+//! - state machine safety: what a state machine applied at an index (its commands and
+//!   stamp, the entry's term) is the committed entry at that index, and the digest after
+//!   applying it (or after restoring a snapshot taken there) is the same on every node;
+//! - applied ≤ commit ≤ last index; the commit index never goes back within one process
+//!   lifetime; the state machine's persisted applied index follows the peer's;
+//! - stamps (cluster time) along the applied log: a stamp below the previous entry's is
+//!   counted ([`Checker::stamp_regressions`]) and, with `SIM_STAMPS=strict`, fails the run.
+//!   (It happens: a new leader stamps from the last stamp it APPLIED, and may not yet have
+//!   applied its predecessor's last entries.)
 
 use std::collections::BTreeMap;
 
+use protobuf::Message as _;
 use raft::GetEntriesContext;
+use raft_node::peer::Peer;
+use raft_node::proto::RaftCommit;
 
-use super::node::SimNode;
+use super::sm::{ListSm, SmEvent};
 
+/// What is known of one group.
 #[derive(Default)]
-pub struct Checker {
-    /// Term → the node that led it.
+struct GroupCheck {
+    /// Term → the node that led it (raft-rs's view).
     leaders: BTreeMap<u64, u64>,
-    /// Every entry any node reported committed or applied: index → (term, data).
+    /// Term → the node whose `Status` said it led it.
+    published: BTreeMap<u64, u64>,
+    /// Every committed entry seen: index → (term, data).
     committed: BTreeMap<u64, (u64, Vec<u8>)>,
     /// State machine digest after applying up to an index (from any node).
     digests: BTreeMap<u64, u64>,
     /// Per node: highest commit index whose entries were compared already.
     checked: BTreeMap<u64, u64>,
-    /// Per node: commit index seen at the last step of its current incarnation.
+    /// Per node: commit index seen at its last check in its current incarnation.
     last_commit: BTreeMap<u64, u64>,
+    /// Per node: (index, stamp) of the last entry its state machine applied.
+    last_stamp: BTreeMap<u64, (u64, i64)>,
 }
 
-impl Checker {
-    /// Distinct terms that had a leader.
-    pub fn leader_terms(&self) -> usize {
-        self.leaders.len()
-    }
+/// The invariants of every group.
+#[derive(Default)]
+pub struct Checker {
+    groups: BTreeMap<u64, GroupCheck>,
+    /// Stamps seen going back along the applied log: (group, index, ms back).
+    pub stamp_regressions: Vec<(u64, u64, i64)>,
+    strict_stamps: bool,
+}
 
-    /// Highest index known committed.
-    pub fn max_committed(&self) -> u64 {
-        self.committed.keys().next_back().copied().unwrap_or(0)
-    }
-
-    /// The node restarted: its in-memory commit index may legitimately be lower now.
-    pub fn restarted(&mut self, id: u64) {
-        self.last_commit.remove(&id);
-        self.checked.remove(&id);
-    }
-
-    /// An entry at `index` with `term` and `data` is committed (reported by node `who`).
-    pub fn entry(&mut self, who: u64, index: u64, term: u64, data: &[u8]) -> Result<(), String> {
+impl GroupCheck {
+    /// An entry at `index` with `term` and `data` is committed (reported by `who`).
+    fn entry(&mut self, who: u64, index: u64, term: u64, data: &[u8]) -> Result<(), String> {
         match self.committed.get(&index) {
             Some((t, d)) if *t != term || d.as_slice() != data => Err(format!(
-                "committed entry changed: index {index} was (term {t}, {} bytes {:?}) and n{who} has (term {term}, {} bytes {:?})",
+                "committed entry changed: index {index} was (term {t}, {} bytes) and n{who} has (term {term}, {} bytes)",
                 d.len(),
-                String::from_utf8_lossy(d),
                 data.len(),
-                String::from_utf8_lossy(data)
             )),
             Some(_) => Ok(()),
             None => {
@@ -58,7 +69,7 @@ impl Checker {
     }
 
     /// Node `who`'s state machine has `digest` after applying up to `index`.
-    pub fn digest(&mut self, who: u64, index: u64, digest: u64) -> Result<(), String> {
+    fn digest(&mut self, who: u64, index: u64, digest: u64) -> Result<(), String> {
         match self.digests.get(&index) {
             Some(&d) if d != digest => Err(format!(
                 "state machines diverge: at applied index {index} n{who} has digest {digest:016x}, another node had {d:016x}"
@@ -71,61 +82,180 @@ impl Checker {
         }
     }
 
-    /// Checks one live node after a step.
-    pub fn node(&mut self, n: &SimNode) -> Result<(), String> {
-        let id = n.id;
-        let r = &n.raw.raft;
-        if n.is_leader() {
-            let l = *self.leaders.entry(r.term).or_insert(id);
-            if l != id {
-                return Err(format!("two leaders in term {}: n{l} and n{id}", r.term));
-            }
+    fn leader(map: &mut BTreeMap<u64, u64>, term: u64, who: u64, view: &str) -> Result<(), String> {
+        let l = *map.entry(term).or_insert(who);
+        if l != who {
+            return Err(format!(
+                "two leaders in term {term} ({view}): n{l} and n{who}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Checker {
+    pub fn new() -> Self {
+        Checker {
+            strict_stamps: std::env::var("SIM_STAMPS").is_ok_and(|v| v == "strict"),
+            ..Default::default()
+        }
+    }
+
+    fn group(&mut self, g: u64) -> &mut GroupCheck {
+        self.groups.entry(g).or_default()
+    }
+
+    /// Distinct (group, term) that had a leader.
+    pub fn leader_terms(&self) -> usize {
+        self.groups.values().map(|g| g.leaders.len()).sum()
+    }
+
+    /// Highest index known committed, summed over the groups.
+    pub fn max_committed(&self) -> u64 {
+        self.groups
+            .values()
+            .map(|g| g.committed.keys().next_back().copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// Node `id` restarted: its in-memory commit indexes may legitimately be lower now.
+    pub fn restarted(&mut self, id: u64) {
+        for g in self.groups.values_mut() {
+            g.last_commit.remove(&id);
+            g.checked.remove(&id);
+            g.last_stamp.remove(&id);
+        }
+    }
+
+    /// Checks one live peer of node `id` after a round.
+    pub fn peer(&mut self, id: u64, p: &Peer<ListSm>) -> Result<(), String> {
+        let gid = p.group();
+        let g = self.group(gid);
+        let r = &p.raw().raft;
+        let ctx = |e: String| format!("group {gid}: {e}");
+        if r.state == raft::StateRole::Leader {
+            GroupCheck::leader(&mut g.leaders, r.term, id, "raft-rs").map_err(ctx)?;
+        }
+        let st = p.status();
+        if st.is_leader() {
+            let term = st.term.load(std::sync::atomic::Ordering::Acquire);
+            GroupCheck::leader(&mut g.published, term, id, "published status").map_err(ctx)?;
         }
         let committed = r.raft_log.committed;
-        if n.applied > committed {
-            return Err(format!(
-                "n{id} applied {} beyond its commit index {committed}",
-                n.applied
-            ));
+        let applied = p.applied();
+        if applied > committed {
+            return Err(ctx(format!(
+                "n{id} applied {applied} beyond its commit index {committed}"
+            )));
         }
         // (A founding member starts at the bootstrap index 1 with an empty state machine.)
-        if n.sm.applied != n.applied && !(n.sm.applied == 0 && n.applied == 1) {
-            return Err(format!(
-                "n{id} state machine at {} but node applied {}",
-                n.sm.applied, n.applied
-            ));
+        let sm = p.state_machine().state().applied;
+        if sm != applied && !(sm == 0 && applied == 1) {
+            return Err(ctx(format!(
+                "n{id} state machine at {sm} but the peer applied {applied}"
+            )));
         }
-        let last = self.last_commit.insert(id, committed).unwrap_or(0);
+        let last = g.last_commit.insert(id, committed).unwrap_or(0);
         if committed < last {
-            return Err(format!(
+            return Err(ctx(format!(
                 "n{id} commit index went back from {last} to {committed}"
-            ));
+            )));
         }
         if committed > r.raft_log.last_index() {
-            return Err(format!(
+            return Err(ctx(format!(
                 "n{id} commit index {committed} beyond its last index {}",
                 r.raft_log.last_index()
-            ));
+            )));
         }
-        let lo = (self.checked.get(&id).copied().unwrap_or(0) + 1).max(r.raft_log.first_index());
+        let lo = (g.checked.get(&id).copied().unwrap_or(0) + 1).max(r.raft_log.first_index());
         if lo <= committed {
             let ents = r
                 .raft_log
                 .slice(lo, committed + 1, None, GetEntriesContext::empty(false))
                 .map_err(|e| {
-                    format!("n{id} cannot read committed entries [{lo}, {committed}]: {e}")
+                    ctx(format!(
+                        "n{id} cannot read committed entries [{lo}, {committed}]: {e}"
+                    ))
                 })?;
             if ents.len() as u64 != committed + 1 - lo {
-                return Err(format!(
+                return Err(ctx(format!(
                     "n{id} returned {} committed entries for [{lo}, {committed}]",
                     ents.len()
-                ));
+                )));
             }
             for e in &ents {
-                self.entry(id, e.index, e.term, &e.data)?;
+                g.entry(id, e.index, e.term, &e.data).map_err(ctx)?;
             }
         }
-        self.checked.insert(id, committed);
+        g.checked.insert(id, committed);
         Ok(())
+    }
+
+    /// Checks what node `id`'s state machine of group `gid` did; `term` is the term of the
+    /// applied entry as the peer's log has it (when it still has it).
+    pub fn sm_event(
+        &mut self,
+        id: u64,
+        gid: u64,
+        ev: &SmEvent,
+        term: Option<u64>,
+    ) -> Result<(), String> {
+        let strict = self.strict_stamps;
+        let g = self.groups.entry(gid).or_default();
+        let ctx = |e: String| format!("group {gid}: {e}");
+        match ev {
+            SmEvent::Restored { index, digest } => {
+                g.last_stamp.remove(&id);
+                g.digest(id, *index, *digest).map_err(ctx)
+            }
+            SmEvent::Applied {
+                index,
+                time_ms,
+                cmds,
+                digest,
+                ..
+            } => {
+                if let Some((t, data)) = g.committed.get(index) {
+                    if term.is_some_and(|term| term != *t) {
+                        return Err(ctx(format!(
+                            "n{id} applied index {index} of term {term:?}, the committed entry there is of term {t}"
+                        )));
+                    }
+                    let c = RaftCommit::parse_from_bytes(data)
+                        .map_err(|e| ctx(format!("committed entry {index} undecodable: {e}")))?;
+                    if c.commands.as_slice() != cmds.as_slice()
+                        || c.time_ms != *time_ms
+                        || c.group_id != gid
+                    {
+                        return Err(ctx(format!(
+                            "n{id} applied at {index} {} commands stamped {time_ms}, the committed entry has {} of group {} stamped {}",
+                            cmds.len(),
+                            c.commands.len(),
+                            c.group_id,
+                            c.time_ms
+                        )));
+                    }
+                }
+                let prev = g.last_stamp.insert(id, (*index, *time_ms));
+                if let Some((pi, pt)) = prev.filter(|(_, pt)| time_ms < pt) {
+                    if strict {
+                        return Err(ctx(format!(
+                            "stamps go back on n{id}: entry {pi} stamped {pt}, entry {index} {time_ms} ({} ms earlier)",
+                            pt - time_ms
+                        )));
+                    }
+                    // Counted once per entry (by the first node that applies it).
+                    if !self
+                        .stamp_regressions
+                        .iter()
+                        .any(|r| (r.0, r.1) == (gid, *index))
+                    {
+                        self.stamp_regressions.push((gid, *index, pt - time_ms));
+                    }
+                }
+                let g = self.groups.get_mut(&gid).expect("group");
+                g.digest(id, *index, *digest).map_err(ctx)
+            }
+        }
     }
 }
