@@ -149,12 +149,6 @@ impl Server {
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Time used to judge expiry on reads: cluster time (the last applied stamp plus the
-    /// monotonic time since it was applied), never this node's own wall clock.
-    pub fn read_time_ms(&self) -> i64 {
-        self.node.status.cluster_time_ms()
-    }
-
     /// Cluster time of one group (its own stamps judge expiry of its keys).
     pub fn read_time_in(g: &GroupRt) -> i64 {
         g.node.status.cluster_time_ms()
@@ -411,11 +405,6 @@ impl Server {
             let _ = timeout(wait, rx).await;
             releaser.release(&keys);
         });
-    }
-
-    /// The home group's read barrier.
-    pub(crate) async fn read_barrier(&self) -> Result<(), Reply> {
-        self.read_barrier_in(self.groups.home()).await
     }
 
     /// Waits until a linearizable read of group `g` may run on this node.

@@ -85,19 +85,10 @@ fn lost_data_refuses(extra: &[&str]) {
         "the node says why and how to recover"
     );
     if !extra.is_empty() {
-        let why: Vec<&str> = log
-            .lines()
-            .filter(|l| {
-                ["snapshot", "identity", "refus", "became", "founder"]
-                    .iter()
-                    .any(|w| l.contains(w))
-            })
-            .collect();
-        assert!(
-            log.contains("snapshot restored"),
-            "caught up by snapshot:\n{}",
-            why.join("\n")
-        );
+        // "restoring snapshot", not "snapshot restored": the refusal ends the process
+        // right after the restore, and an info line still queued in the async logger may
+        // never reach the file (critical lines are written synchronously).
+        assert!(log.contains("restoring snapshot"), "caught up by snapshot");
     }
     for i in (0..3).filter(|&i| i != f) {
         assert!(has_keys(&cl, i, 50), "node {} has every write", i + 1);

@@ -108,6 +108,20 @@ fn three_groups_spread_leaders_and_serve_every_slot_from_any_node() {
         cursor = next;
     }
     assert_eq!(seen.len(), 300);
+    // CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT read the slot's own group.
+    for i in 0..10 {
+        let key = format!("key:{i}");
+        let slot: i64 = q(&mut c1, &["CLUSTER", "KEYSLOT", &key]).expect("KEYSLOT");
+        let n: i64 = q(&mut c3, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()])
+            .expect("COUNTKEYSINSLOT");
+        assert!(n >= 1, "{key} in slot {slot}: {n}");
+        let keys: Vec<String> = q(
+            &mut c1,
+            &["CLUSTER", "GETKEYSINSLOT", &slot.to_string(), "100"],
+        )
+        .expect("GETKEYSINSLOT");
+        assert!(keys.contains(&key), "{key}: {keys:?}");
+    }
     let mut del = vec!["DEL"];
     del.extend(keys.iter().map(String::as_str));
     assert_eq!(q::<i64>(&mut c3, &del).expect("DEL"), 20);

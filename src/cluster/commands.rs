@@ -11,6 +11,7 @@ use store::slot::key_slot;
 
 use super::route::{self, RedirectMode, Request, Route};
 use super::{reply, view::ClusterView};
+use crate::groups::GroupRt;
 use crate::server::Server;
 use crate::session::{Conn, Outcome, Pending};
 
@@ -94,24 +95,28 @@ impl Server {
             ClusterCmd::Help => ready(Reply::Array(
                 HELP.iter().map(|s| Reply::Status(s.to_string())).collect(),
             )),
-            ClusterCmd::CountKeysInSlot(slot) => self.after_barrier(move |s: &Server| {
-                s.reader.count_keys_in_slot(slot, s.read_time_ms())
+            ClusterCmd::CountKeysInSlot(slot) => self.after_barrier(slot, move |g: &GroupRt| {
+                g.reader.count_keys_in_slot(slot, Server::read_time_in(g))
             }),
-            ClusterCmd::GetKeysInSlot { slot, count } => self.after_barrier(move |s: &Server| {
-                s.reader.keys_in_slot(slot, count, s.read_time_ms())
-            }),
+            ClusterCmd::GetKeysInSlot { slot, count } => self
+                .after_barrier(slot, move |g: &GroupRt| {
+                    g.reader.keys_in_slot(slot, count, Server::read_time_in(g))
+                }),
         }
     }
 
-    /// A read of the local store after a ReadIndex barrier (never stale, on any node).
+    /// A read of the local store of `slot`'s group after that group's ReadIndex barrier
+    /// (never stale, on any node).
     fn after_barrier(
         self: &Arc<Self>,
-        read: impl FnOnce(&Server) -> Reply + Send + 'static,
+        slot: u16,
+        read: impl FnOnce(&GroupRt) -> Reply + Send + 'static,
     ) -> Pending {
         let me = self.clone();
         Pending::Later(Box::pin(async move {
-            let r = match me.read_barrier().await {
-                Ok(()) => read(&me),
+            let g = me.groups.of_slot(slot);
+            let r = match me.read_barrier_in(g).await {
+                Ok(()) => read(g),
                 Err(e) => e,
             };
             Outcome::Replies(vec![r])
