@@ -187,9 +187,9 @@ group_leaders() {
         | sed -n 's/^raft_group_[0-9]*:.*leader=\([0-9]*\).*/\1/p' | tr '\n' ' ' | sed 's/ $//'
 }
 
-# cluster_ready NAME: every node sees a leader in every group, all nodes agree, and when the
-# cluster has as many groups as nodes every node leads one (the preferred leaders took over);
-# then a SET through every node (following -MOVED) succeeds.
+# cluster_ready NAME: every node sees a leader in every group, all nodes agree, every group is
+# led by its preferred node (so with as many groups as nodes every node leads one); then a SET
+# through every node (following -MOVED) succeeds.
 cluster_ready() {
     local name=$1 ports p first="" view groups=${CL_GROUPS[$1]}
     IFS=, read -r -a ports <<<"${CL_PORTS[$name]}"
@@ -200,8 +200,13 @@ cluster_ready() {
         [ "$(wc -w <<<"$view")" = "$groups" ] || return 1
         if [ -z "$first" ]; then first=$view; elif [ "$view" != "$first" ]; then return 1; fi
     done
-    if [ "$groups" = "${#ports[@]}" ] && [ "$(tr ' ' '\n' <<<"$first" | sort -u | wc -l)" != "$groups" ]; then
-        return 1
+    # With 2+ groups, group i (1-based) is handed to node ((i - 1) mod nodes) + 1 (its preferred
+    # leader, src/leaders.rs) a few seconds after start: wait for that, or the hand-over would
+    # come during the first runs (-MOVED replies, forwarded writes).
+    if [ "$groups" -ge 2 ]; then
+        local want="" g
+        for ((g = 0; g < groups; g++)); do want="$want $((g % ${#ports[@]} + 1))"; done
+        [ "$first" = "${want# }" ] || return 1
     fi
     for p in "${ports[@]}"; do
         [ "$(timeout 3 redis-cli -c -p "$p" SET "__probe:$p" 1 2>/dev/null)" = OK ] || return 1
@@ -306,6 +311,31 @@ leader_port() {
             return
         fi
     done
+}
+
+# pids_target_first NAME PORT: the cluster's node pids, comma-separated, the node on PORT first.
+pids_target_first() {
+    local ports cpids i first="" rest=""
+    IFS=, read -r -a ports <<<"${CL_PORTS[$1]}"
+    IFS=, read -r -a cpids <<<"${CL_PIDS[$1]}"
+    for i in "${!ports[@]}"; do
+        if [ "${ports[$i]}" = "$2" ]; then first=${cpids[$i]}; else rest="$rest,${cpids[$i]}"; fi
+    done
+    echo "$first$rest"
+}
+
+# follow_leader NAME VAR: when the leader of cluster NAME is no longer on the port in variable
+# VAR, sets VAR to the leader's port and counts the move in LEADER_MOVES (a leader-targeted
+# run must not silently go through a follower after an election).
+LEADER_MOVES=0
+follow_leader() {
+    local now
+    now=$(leader_port "$1")
+    if [ -n "$now" ] && [ "$now" != "${!2}" ]; then
+        log "$1: the leader moved from port ${!2} to $now"
+        printf -v "$2" '%s' "$now"
+        LEADER_MOVES=$((LEADER_MOVES + 1))
+    fi
 }
 
 # sample PID: "<cpu ticks> <context switches>" of a process (all its live threads).

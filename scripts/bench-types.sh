@@ -31,7 +31,8 @@
 #   GROWTH_TOTAL=1000000 GROWTH_SLICE=100000   part 2: final size and slice of each collection
 #   GROWTH_PIPELINE=16 GROWTH_C=50             part 2: pipeline depth and clients
 #   RAFTKV_PORTS=63791,63792,63793   RAFT_PORTS=12379,22379,32379   the nodes' ports
-#   TARGET_PORT=leader       the node redis-benchmark talks to (one of RAFTKV_PORTS, or `leader`)
+#   TARGET_PORT=leader       the node redis-benchmark talks to (one of RAFTKV_PORTS, or `leader`:
+#                            whichever node leads, looked up again before every run)
 #   SETTLE_CPU=20 SETTLE_SECS=10 LOG_LEVEL=warning WAIT_SECS=60 BENCH_TIMEOUT=900 KEEP_TMP=1 NO_BUILD=1
 #   RAFTKV_BIN=path          as in scripts/bench.sh
 # Exits non-zero if any run failed. Every server it started is killed on exit.
@@ -70,18 +71,13 @@ start_redis always always
 start_redis none none
 wait_ready kv
 
+want_leader=0
 if [ "$TARGET_PORT" = leader ]; then
+    want_leader=1
     TARGET_PORT=$(leader_port kv)
     [ -n "$TARGET_PORT" ] || { echo "no leader found" >&2; exit 1; }
     log "the leader is on port $TARGET_PORT"
 fi
-IFS=, read -r -a ports <<<"$RAFTKV_PORTS"
-IFS=, read -r -a cpids <<<"${CL_PIDS[kv]}"
-first="" rest=""
-for i in "${!ports[@]}"; do
-    if [ "${ports[$i]}" = "$TARGET_PORT" ]; then first=${cpids[$i]}; else rest="$rest,${cpids[$i]}"; fi
-done
-KV_PIDS="$first$rest"
 
 # bench_on SERVER NAME ROW REQUESTS ARGS...: run_bench against raftkv's target (kv) or a
 # redis-server, after the cluster settled.
@@ -90,8 +86,10 @@ bench_on() {
     shift 4
     settle "${CL_PIDS[kv]}"
     if [ "$s" = kv ]; then
+        [ "$want_leader" = 1 ] && follow_leader kv TARGET_PORT
         IDLE_PIDS="" STATS_PORTS=$RAFTKV_PORTS
-        run_bench "$name" "$row" "$reqs" "$KV_PIDS" -h 127.0.0.1 -p "$TARGET_PORT" "$@"
+        run_bench "$name" "$row" "$reqs" "$(pids_target_first kv "$TARGET_PORT")" \
+            -h 127.0.0.1 -p "$TARGET_PORT" "$@"
     else
         IDLE_PIDS=${CL_PIDS[kv]} STATS_PORTS=""
         run_bench "$name" "$row" "$reqs" "${RS_PID[$s]}" -h 127.0.0.1 -p "${RS_PORT[$s]}" "$@"
@@ -239,6 +237,10 @@ if [ "$GROWTH" = 1 ]; then
     done
 fi
 echo
+[ "$want_leader" = 1 ] && echo "The leader moved $LEADER_MOVES times between runs (the target followed it)."
+fwd_runs=$(cat "$TMP"/kv-*.stats "$TMP"/grow-kv-*.stats 2>/dev/null | awk '$2 > 0' | wc -l)
+echo "raftkv runs with forwarded writes (the target was not the leader for part of the run): $fwd_runs;" \
+     "stepped-down leaders in the node logs: $(cat "$TMP"/kv-node*.log | grep -c 'stepped down' || true)."
 echo "Before every run the script waited for the raftkv nodes to use < ${SETTLE_CPU:-20}% of a core (at most ${SETTLE_SECS:-10} s): $SETTLE_TIMEOUTS waits timed out."
 echo
 print_commands

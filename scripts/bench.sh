@@ -39,7 +39,7 @@
 #   RAFTKV_PORTS=63791,63792,63793   kv1: Redis ports of the nodes (as in Procfile)
 #   RAFT_PORTS=12379,22379,32379     kv1: Raft ports of the nodes (as in Procfile)
 #   TARGET_PORT=leader       which kv1 node redis-benchmark talks to: one of RAFTKV_PORTS, or
-#                            `leader`, whichever node leads once the cluster is up
+#                            `leader`: whichever node leads, looked up again before every run
 #   KV3_PORTS=63801,63802,63803  KV3_RAFT_PORTS=12381,22381,32381    kv3's ports
 #   KV3C_PORTS=63811,63812,63813 KV3C_RAFT_PORTS=12391,22391,32391   kv3c's ports
 #   KV3_TARGET_PORT=63801    which kv3 node plain redis-benchmark talks to (default its node 1)
@@ -104,7 +104,6 @@ wait_ready "${configs[@]}"
 declare -A TARGET ARGS PIDS_OF LEADERS_AT_START
 for cfg in "${configs[@]}"; do
     IFS=, read -r -a ports <<<"${CL_PORTS[$cfg]}"
-    IFS=, read -r -a cpids <<<"${CL_PIDS[$cfg]}"
     case "$cfg" in
         kv1)
             t=$TARGET_PORT
@@ -118,11 +117,7 @@ for cfg in "${configs[@]}"; do
         kv3c) t=${ports[0]}; ARGS[$cfg]="--cluster" ;;
     esac
     TARGET[$cfg]=$t
-    first="" rest=""
-    for i in "${!ports[@]}"; do
-        if [ "${ports[$i]}" = "$t" ]; then first=${cpids[$i]}; else rest="$rest,${cpids[$i]}"; fi
-    done
-    PIDS_OF[$cfg]="$first$rest"
+    PIDS_OF[$cfg]=$(pids_target_first "$cfg" "$t")
     LEADERS_AT_START[$cfg]=$(group_leaders "$t")
 done
 all_kv_pids=$(IFS=,; echo "${CL_PIDS[*]}")
@@ -152,6 +147,12 @@ for round in $(seq 1 "$ROUNDS"); do
                     run_bench "$s-$mode-$t-$round" "$row" "$N" "${RS_PID[$s]}" \
                         -h 127.0.0.1 -p "${RS_PORT[$s]}" "${common[@]}"
                 else
+                    if [ "$s" = kv1 ] && [ "$TARGET_PORT" = leader ]; then
+                        kv1_target=${TARGET[kv1]}
+                        follow_leader kv1 kv1_target
+                        TARGET[kv1]=$kv1_target
+                        PIDS_OF[kv1]=$(pids_target_first kv1 "$kv1_target")
+                    fi
                     IDLE_PIDS=$(others_than "$s") STATS_PORTS=${CL_PORTS[$s]}
                     # shellcheck disable=SC2086 # ARGS is empty or one word
                     run_bench "$s-$mode-$t-$round" "$row" "$N" "${PIDS_OF[$s]}" \
@@ -327,13 +328,15 @@ for cfg in "${configs[@]}"; do
             line="$line $(label_of "$mode" "$t") fwd $(stat "$cfg" "$mode" "$t" 2) moved $(stat "$cfg" "$mode" "$t" 1);"
         done
     done
-    echo "$line group leaders (ids) at start ${LEADERS_AT_START[$cfg]}, at the end $(group_leaders "${TARGET[$cfg]}")"
+    echo "$line group leaders (ids) at start ${LEADERS_AT_START[$cfg]}, at the end $(group_leaders "${TARGET[$cfg]}");" \
+         "step-downs in the node logs: $(cat "$TMP/$cfg"-node*.log | grep -c 'stepped down' || true)"
 done
 echo "(fwd / moved = writes forwarded by / -MOVED replies of all the cluster's nodes during one run, medians)"
 if [ "${#configs[@]}" -gt 0 ]; then
     idle=$(cat "$TMP"/*.idle 2>/dev/null | awk '$2 > 0 { print 100 * $1 / $2 }' | sort -g \
         | awk '{ v[NR] = $1 } END { if (NR) printf "median %.1f%%, max %.1f%% of one core", v[int((NR + 1) / 2)], v[NR]; else print "-" }')
     echo "CPU of the idle raftkv nodes (all configs not under test) during each run: $idle"
+    [ "$TARGET_PORT" = leader ] && has kv1 && echo "kv1's leader moved $LEADER_MOVES times between runs (the target followed it)."
     echo "Hibernating groups / groups per node at the end: $(hibernation_line "${configs[@]}")"
     echo "Before every run the script waited for the raftkv nodes to use < ${SETTLE_CPU:-20}% of a core (at most ${SETTLE_SECS:-10} s): $SETTLE_TIMEOUTS waits timed out."
 fi
