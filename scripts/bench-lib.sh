@@ -63,6 +63,7 @@ free_redis_port() {
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/raftkv-bench.XXXXXX")"
 pids=()
+# shellcheck disable=SC2034 # read by the scripts
 failed=0
 
 cleanup() {
@@ -100,15 +101,15 @@ trap 'exit 143' TERM
 
 # Shell-quotes its arguments, readably: plain words stay bare, others go in single quotes.
 shquote() {
-    local out=() a sq="'" esc="'\\''"
+    local words=() a sq="'" esc="'\\''"
     for a in "$@"; do
         if [[ "$a" =~ ^[A-Za-z0-9_./:,=+@%-]+$ ]]; then
-            out+=("$a")
+            words+=("$a")
         else
-            out+=("'${a//$sq/$esc}'")
+            words+=("'${a//$sq/$esc}'")
         fi
     done
-    echo "${out[*]}"
+    echo "${words[*]}"
 }
 
 # Commands shown at the end (each once, in the order first run).
@@ -131,7 +132,7 @@ declare -A CL_PORTS CL_PIDS CL_GROUPS
 # start_cluster NAME GROUPS REDIRECT REDIS_PORTS RAFT_PORTS: a raftkv cluster, one node per
 # port pair, data in $TMP/NAME/node<i>, logs in $TMP/NAME-node<i>.log.
 start_cluster() {
-    local name=$1 groups=$2 redirect=$3 kv raft i id cmd list=""
+    local name=$1 groups=$2 redirect=$3 kv raft i id cmd plist=""
     IFS=, read -r -a kv <<<"$4"
     IFS=, read -r -a raft <<<"$5"
     if [ "${#kv[@]}" -ne "${#raft[@]}" ]; then
@@ -150,10 +151,10 @@ start_cluster() {
         record "${cmd[@]}"
         "${cmd[@]}" >"$TMP/$name-node$id.log" 2>&1 &
         pids+=($!)
-        list="$list,$!"
+        plist="$plist,$!"
     done
     CL_PORTS[$name]=$4
-    CL_PIDS[$name]=${list#,}
+    CL_PIDS[$name]=${plist#,}
     CL_GROUPS[$name]=$groups
 }
 
@@ -177,6 +178,7 @@ start_redis() {
     "${cmd[@]}" >"$TMP/$name.log" 2>&1 &
     pids+=($!)
     RS_PORT[$name]=$FREE_PORT
+    # shellcheck disable=SC2034 # read by the scripts
     RS_PID[$name]=$!
 }
 
@@ -274,14 +276,14 @@ hibernation_line() {
 # 92e624b they never do.)
 SETTLE_TIMEOUTS=0
 settle() {
-    local deadline=$((SECONDS + ${SETTLE_SECS:-10})) list p t0 t1 s
-    IFS=, read -r -a list <<<"$1"
-    [ "${#list[@]}" -gt 0 ] || return 0
+    local deadline=$((SECONDS + ${SETTLE_SECS:-10})) spids p t0 t1 s
+    IFS=, read -r -a spids <<<"$1"
+    [ "${#spids[@]}" -gt 0 ] || return 0
     while :; do
         t0=0 t1=0
-        for p in "${list[@]}"; do s=$(sample "$p"); t0=$((t0 + ${s%% *})); done
+        for p in "${spids[@]}"; do s=$(sample "$p"); t0=$((t0 + ${s%% *})); done
         sleep 0.5
-        for p in "${list[@]}"; do s=$(sample "$p"); t1=$((t1 + ${s%% *})); done
+        for p in "${spids[@]}"; do s=$(sample "$p"); t1=$((t1 + ${s%% *})); done
         # ticks in 0.5 s * 200 / HZ = percent of one core
         if [ $(((t1 - t0) * 200 / HZ)) -lt "${SETTLE_CPU:-20}" ]; then return 0; fi
         if [ "$SECONDS" -ge "$deadline" ]; then
@@ -386,15 +388,15 @@ run_bench() {
     local cmd=(redis-benchmark -q --csv "$@")
     record "${cmd[@]}"
     log "$name: $(shquote "${cmd[@]}")"
-    local rc=0 p before=() idle_before=() i=0 watched idle moved0=0 fwd0=0 t0 t1
+    local rc=0 p before=() idle_before=() i=0 watched idle_list moved0=0 fwd0=0 t0 t1
     IFS=, read -r -a watched <<<"$pidlist"
-    IFS=, read -r -a idle <<<"$IDLE_PIDS"
+    IFS=, read -r -a idle_list <<<"$IDLE_PIDS"
     if [ -n "$STATS_PORTS" ]; then
         moved0=$(stat_sum "$STATS_PORTS" total_moved_replies)
         fwd0=$(stat_sum "$STATS_PORTS" total_forwarded_writes)
     fi
     for p in "${watched[@]}"; do before+=("$(sample "$p")"); done
-    for p in "${idle[@]}"; do idle_before+=("$(sample "$p")"); done
+    for p in "${idle_list[@]}"; do idle_before+=("$(sample "$p")"); done
     t0=$(date +%s%N)
     timeout --kill-after=10 "$BENCH_TIMEOUT" "${cmd[@]}" >"$TMP/$name.csv" 2>"$TMP/$name.err" || rc=$?
     t1=$(date +%s%N)
@@ -406,7 +408,7 @@ run_bench() {
     done
     local ticks=0 a b
     i=0
-    for p in "${idle[@]}"; do
+    for p in "${idle_list[@]}"; do
         a=$(sample "$p"); b=${idle_before[$i]}
         ticks=$((ticks + ${a%% *} - ${b%% *}))
         i=$((i + 1))
@@ -426,6 +428,7 @@ run_bench() {
     if [ -n "$why" ]; then
         echo "FAILED: $name (${why#; })" >&2
         cat "$TMP/$name.csv" "$TMP/$name.err" >&2
+        # shellcheck disable=SC2034 # read by the scripts
         failed=1
     fi
 }
