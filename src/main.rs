@@ -17,6 +17,7 @@ mod scripting;
 mod server;
 mod session;
 mod sm;
+mod sweep;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
