@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::raw::read_until;
 use common::Cluster;
 use redis::{Connection, Value};
 
@@ -217,25 +218,6 @@ fn bitmaps_hll_and_lcs_replicate_identically() {
         check_wrong_types(&c, i);
     }
     resp_shapes(&c, 2);
-}
-
-fn read_until(s: &mut TcpStream, want: &[u8]) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
-    while !got.windows(want.len()).any(|w| w == want) {
-        assert!(Instant::now() < deadline, "no {want:?} in {got:?}");
-        match s.read(&mut buf) {
-            Ok(0) => panic!("closed; got {:?}", String::from_utf8_lossy(&got)),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-    got
 }
 
 /// LCS IDX (a map) and a failed BITFIELD field (a null) in RESP2 and RESP3, byte for byte

@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::raw::read_until;
 use common::Cluster;
 use redis::{Connection, Value};
 
@@ -288,25 +289,6 @@ fn geo_sort_and_dump_replicate_identically_to_every_node() {
     common::wait_for(Duration::from_secs(20), "state after restart", || {
         (state(&c, 2) == want).then_some(())
     });
-}
-
-fn read_until(s: &mut TcpStream, want: &[u8]) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
-    while !got.windows(want.len()).any(|w| w == want) {
-        assert!(Instant::now() < deadline, "no {want:?} in {got:?}");
-        match s.read(&mut buf) {
-            Ok(0) => panic!("closed; got {:?}", String::from_utf8_lossy(&got)),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-    got
 }
 
 #[test]

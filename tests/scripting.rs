@@ -1,5 +1,5 @@
 //! Lua scripting on a real 3-node cluster: EVAL's replies per type on the wire (RESP2 and
-//! RESP3) and Redis's error texts, the redis-py `Lock` pattern (SET NX PX, the release and
+//! RESP3) and Redis's error texts, the `Lock` pattern (SET NX PX, the release and
 //! extend scripts), a script using TIME and math.random leaving identical state on every
 //! node, a runaway script aborted without effects while the cluster keeps serving, EVALSHA
 //! after SCRIPT LOAD on another node, after a restart and after a catch-up by snapshot, and
@@ -7,51 +7,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::Duration;
 
+use common::raw::Raw;
 use common::{wait_for, Cluster};
 
-/// A raw RESP connection: requests as argument lists, replies as their exact wire text.
-struct Raw(BufReader<TcpStream>);
+/// EVAL on a raw connection.
+trait Eval {
+    fn eval(&mut self, body: &str, keys: &[&str], args: &[&str]) -> String;
+}
 
-impl Raw {
-    fn to(cl: &Cluster, i: usize) -> Raw {
-        let s = TcpStream::connect(("127.0.0.1", cl.port(i))).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Raw(BufReader::new(s))
-    }
-
-    fn cmd(&mut self, args: &[&str]) -> String {
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        self.0.get_mut().write_all(req.as_bytes()).unwrap();
-        self.value()
-    }
-
-    fn value(&mut self) -> String {
-        let mut line = String::new();
-        self.0.read_line(&mut line).expect("reply line");
-        assert!(line.ends_with("\r\n"), "short reply {line:?}");
-        let n: i64 = line[1..line.len() - 2].parse().unwrap_or(0);
-        match line.as_bytes()[0] {
-            b'$' | b'=' | b'!' if n >= 0 => {
-                let mut data = vec![0u8; n as usize + 2];
-                self.0.read_exact(&mut data).unwrap();
-                line + &String::from_utf8_lossy(&data)
-            }
-            t @ (b'*' | b'~' | b'%') if n >= 0 => {
-                let items = if t == b'%' { 2 * n } else { n };
-                (0..items).fold(line, |acc, _| acc + &self.value())
-            }
-            _ => line,
-        }
-    }
-
-    /// EVAL `body` with `keys` then `args`.
+impl Eval for Raw {
     fn eval(&mut self, body: &str, keys: &[&str], args: &[&str]) -> String {
         let n = keys.len().to_string();
         let mut a = vec!["EVAL", body, n.as_str()];
@@ -465,58 +432,5 @@ fn functions_load_call_list_and_survive_a_restart() {
     assert_eq!(
         Raw::to(&cl, 0).cmd(&["FUNCTION", "DELETE", "mylib"]),
         "-ERR Library not found\r\n"
-    );
-}
-
-/// redis-py's `Lock` (acquire, extend, reacquire, release through its Lua scripts, which it
-/// runs with EVALSHA and loads on NOSCRIPT) and `register_script`, on two nodes. Needs a
-/// Python with redis-py: `RAFTKV_PYTHON` (e.g. a venv's `bin/python`) or `python3`;
-/// skipped when neither imports `redis`.
-#[test]
-fn redis_py_lock_acquire_extend_release() {
-    let python = std::env::var("RAFTKV_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_redis = std::process::Command::new(&python)
-        .args(["-c", "import redis"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_redis {
-        eprintln!("skipped: {python} has no redis-py (set RAFTKV_PYTHON)");
-        return;
-    }
-    let cl = Cluster::start(3);
-    const PY: &str = r#"
-import sys, redis
-r = redis.Redis(port=int(sys.argv[1]))
-r2 = redis.Redis(port=int(sys.argv[2]))
-lock = r.lock("pylock", timeout=10)
-assert lock.acquire(blocking=False)
-other = r2.lock("pylock", timeout=10)
-assert not other.acquire(blocking=False)
-assert lock.extend(20)
-assert r2.pttl("pylock") > 10000, r2.pttl("pylock")
-assert lock.reacquire()
-lock.release()
-assert r2.get("pylock") is None
-try:
-    lock.release()
-    raise SystemExit("released twice")
-except redis.exceptions.LockError:
-    pass
-assert other.acquire(blocking=False)
-other.release()
-s = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
-assert s(keys=["pyc"], args=[5]) == 5
-assert r2.evalsha(s.sha, 1, "pyc", 2) == 7
-print("ok")
-"#;
-    let out = std::process::Command::new(&python)
-        .args(["-c", PY, &cl.port(0).to_string(), &cl.port(2).to_string()])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success() && out.stdout.starts_with(b"ok"),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }

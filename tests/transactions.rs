@@ -6,55 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::raw::Raw;
 use common::{wait_for, Cluster};
 use redis::Commands;
-
-/// A raw RESP connection: requests as words, replies as their exact wire text.
-struct Raw(BufReader<TcpStream>);
-
-impl Raw {
-    fn to(cl: &Cluster, i: usize) -> Raw {
-        let s = TcpStream::connect(("127.0.0.1", cl.port(i))).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Raw(BufReader::new(s))
-    }
-
-    /// Sends one command and returns its reply's wire text.
-    fn cmd(&mut self, line: &str) -> String {
-        let args: Vec<&str> = line.split(' ').collect();
-        let mut req = format!("*{}\r\n", args.len());
-        for a in &args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        self.0.get_mut().write_all(req.as_bytes()).unwrap();
-        self.value()
-    }
-
-    fn value(&mut self) -> String {
-        let mut line = String::new();
-        self.0.read_line(&mut line).expect("reply line");
-        assert!(line.ends_with("\r\n"), "short reply {line:?}");
-        let n: i64 = line[1..line.len() - 2].parse().unwrap_or(0);
-        match line.as_bytes()[0] {
-            b'$' | b'=' | b'!' if n >= 0 => {
-                let mut data = vec![0u8; n as usize + 2];
-                self.0.read_exact(&mut data).unwrap();
-                line + &String::from_utf8_lossy(&data)
-            }
-            t @ (b'*' | b'~' | b'%') if n >= 0 => {
-                let items = if t == b'%' { 2 * n } else { n };
-                (0..items).fold(line, |acc, _| acc + &self.value())
-            }
-            _ => line,
-        }
-    }
-}
 
 const QUEUED: &str = "+QUEUED\r\n";
 const OK: &str = "+OK\r\n";
@@ -71,49 +30,49 @@ fn queued_replies_errors_and_exec_arrays_are_redis_s() {
     let (f, leader) = follower_and_leader(&cl);
     for node in [f, leader] {
         let mut c = Raw::to(&cl, node);
-        assert_eq!(c.cmd("EXEC"), "-ERR EXEC without MULTI\r\n");
-        assert_eq!(c.cmd("DISCARD"), "-ERR DISCARD without MULTI\r\n");
-        assert_eq!(c.cmd("SET s text"), OK);
-        assert_eq!(c.cmd("MULTI"), OK);
-        assert_eq!(c.cmd("MULTI"), "-ERR MULTI calls can not be nested\r\n");
+        assert_eq!(c.line("EXEC"), "-ERR EXEC without MULTI\r\n");
+        assert_eq!(c.line("DISCARD"), "-ERR DISCARD without MULTI\r\n");
+        assert_eq!(c.line("SET s text"), OK);
+        assert_eq!(c.line("MULTI"), OK);
+        assert_eq!(c.line("MULTI"), "-ERR MULTI calls can not be nested\r\n");
         assert_eq!(
-            c.cmd("WATCH s"),
+            c.line("WATCH s"),
             "-ERR WATCH inside MULTI is not allowed\r\n"
         );
-        assert_eq!(c.cmd("PING"), QUEUED);
-        assert_eq!(c.cmd("SET a 1"), QUEUED);
-        assert_eq!(c.cmd("INCR s"), QUEUED);
-        assert_eq!(c.cmd("ECHO hi"), QUEUED);
+        assert_eq!(c.line("PING"), QUEUED);
+        assert_eq!(c.line("SET a 1"), QUEUED);
+        assert_eq!(c.line("INCR s"), QUEUED);
+        assert_eq!(c.line("ECHO hi"), QUEUED);
         // A syntax error past the arity check shows inside EXEC, as in Redis.
-        assert_eq!(c.cmd("SET a b c d"), QUEUED);
-        assert_eq!(c.cmd("GET a"), QUEUED);
+        assert_eq!(c.line("SET a b c d"), QUEUED);
+        assert_eq!(c.line("GET a"), QUEUED);
         // Neither the nested MULTI nor the WATCH error aborted the transaction; a runtime
         // error does not stop the commands after it.
         assert_eq!(
-            c.cmd("EXEC"),
+            c.line("EXEC"),
             "*6\r\n+PONG\r\n+OK\r\n-ERR value is not an integer or out of range\r\n\
              $2\r\nhi\r\n-ERR syntax error\r\n$1\r\n1\r\n"
         );
-        assert_eq!(c.cmd("MULTI"), OK);
-        assert_eq!(c.cmd("EXEC"), "*0\r\n");
+        assert_eq!(c.line("MULTI"), OK);
+        assert_eq!(c.line("EXEC"), "*0\r\n");
     }
     let mut c = Raw::to(&cl, f);
     // Queue-time errors: answered at once, then EXECABORT, nothing applied.
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("SET x 1"), QUEUED);
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("SET x 1"), QUEUED);
     assert_eq!(
-        c.cmd("NOSUCH x"),
+        c.line("NOSUCH x"),
         "-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n"
     );
     assert_eq!(
-        c.cmd("GET"),
+        c.line("GET"),
         "-ERR wrong number of arguments for 'get' command\r\n"
     );
     assert_eq!(
-        c.cmd("EXEC"),
+        c.line("EXEC"),
         "-EXECABORT Transaction discarded because of previous errors.\r\n"
     );
-    assert_eq!(c.cmd("GET x"), "$-1\r\n");
+    assert_eq!(c.line("GET x"), "$-1\r\n");
     for (refused, text) in [
         ("RAFT.NODES", "-ERR Command not allowed inside a transaction\r\n"),
         ("SHUTDOWN", "-ERR Command not allowed inside a transaction\r\n"),
@@ -122,21 +81,21 @@ fn queued_replies_errors_and_exec_arrays_are_redis_s() {
             "-ERR KEYS is not supported inside MULTI (it would not see the transaction's own writes)\r\n",
         ),
     ] {
-        assert_eq!(c.cmd("MULTI"), OK);
-        assert_eq!(c.cmd(refused), text);
+        assert_eq!(c.line("MULTI"), OK);
+        assert_eq!(c.line(refused), text);
         assert_eq!(
-            c.cmd("EXEC"),
+            c.line("EXEC"),
             "-EXECABORT Transaction discarded because of previous errors.\r\n"
         );
     }
     // DISCARD drops the queue.
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("SET y 1"), QUEUED);
-    assert_eq!(c.cmd("DISCARD"), OK);
-    assert_eq!(c.cmd("GET y"), "$-1\r\n");
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("SET y 1"), QUEUED);
+    assert_eq!(c.line("DISCARD"), OK);
+    assert_eq!(c.line("GET y"), "$-1\r\n");
     // The transaction's writes are on every node.
     for i in 0..3 {
-        assert_eq!(Raw::to(&cl, i).cmd("GET a"), "$1\r\n1\r\n");
+        assert_eq!(Raw::to(&cl, i).line("GET a"), "$1\r\n1\r\n");
     }
 }
 
@@ -147,44 +106,44 @@ fn watch_aborts_on_a_write_from_another_node_and_not_when_nothing_changed() {
     let other = 3 - f - leader;
     let mut c = Raw::to(&cl, f);
     let mut o = Raw::to(&cl, other);
-    assert_eq!(o.cmd("SET k 0"), OK);
+    assert_eq!(o.line("SET k 0"), OK);
 
     // Modified (even to the same value) by another node's client: nil, nothing applied.
-    assert_eq!(c.cmd("WATCH k"), OK);
-    assert_eq!(o.cmd("SET k 0"), OK);
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("SET k mine"), QUEUED);
-    assert_eq!(c.cmd("EXEC"), "*-1\r\n");
-    assert_eq!(o.cmd("GET k"), "$1\r\n0\r\n");
+    assert_eq!(c.line("WATCH k"), OK);
+    assert_eq!(o.line("SET k 0"), OK);
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("SET k mine"), QUEUED);
+    assert_eq!(c.line("EXEC"), "*-1\r\n");
+    assert_eq!(o.line("GET k"), "$1\r\n0\r\n");
 
     // Nothing changed (other keys did): it runs. EXEC cleared the earlier watch.
-    assert_eq!(c.cmd("WATCH k"), OK);
-    assert_eq!(o.cmd("SET unrelated 1"), OK);
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("SET k mine"), QUEUED);
-    assert_eq!(c.cmd("EXEC"), "*1\r\n+OK\r\n");
+    assert_eq!(c.line("WATCH k"), OK);
+    assert_eq!(o.line("SET unrelated 1"), OK);
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("SET k mine"), QUEUED);
+    assert_eq!(c.line("EXEC"), "*1\r\n+OK\r\n");
 
     // Created and deleted again after WATCH: still a modification.
-    assert_eq!(c.cmd("WATCH fresh"), OK);
-    assert_eq!(o.cmd("SET fresh 1"), OK);
-    assert_eq!(o.cmd("DEL fresh"), ":1\r\n");
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("PING"), QUEUED);
-    assert_eq!(c.cmd("EXEC"), "*-1\r\n");
+    assert_eq!(c.line("WATCH fresh"), OK);
+    assert_eq!(o.line("SET fresh 1"), OK);
+    assert_eq!(o.line("DEL fresh"), ":1\r\n");
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("PING"), QUEUED);
+    assert_eq!(c.line("EXEC"), "*-1\r\n");
 
     // UNWATCH and DISCARD forget the watches.
-    assert_eq!(c.cmd("WATCH k"), OK);
-    assert_eq!(c.cmd("UNWATCH"), OK);
-    assert_eq!(o.cmd("SET k 1"), OK);
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("EXEC"), "*0\r\n");
-    assert_eq!(c.cmd("WATCH k"), OK);
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("DISCARD"), OK);
-    assert_eq!(o.cmd("SET k 2"), OK);
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("GET k"), QUEUED);
-    assert_eq!(c.cmd("EXEC"), "*1\r\n$1\r\n2\r\n");
+    assert_eq!(c.line("WATCH k"), OK);
+    assert_eq!(c.line("UNWATCH"), OK);
+    assert_eq!(o.line("SET k 1"), OK);
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("EXEC"), "*0\r\n");
+    assert_eq!(c.line("WATCH k"), OK);
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("DISCARD"), OK);
+    assert_eq!(o.line("SET k 2"), OK);
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("GET k"), QUEUED);
+    assert_eq!(c.line("EXEC"), "*1\r\n$1\r\n2\r\n");
 
     // WATCH, MULTI and EXEC pipelined in one write: the watch is read before EXEC.
     let mut p = Raw::to(&cl, leader);
@@ -195,12 +154,12 @@ fn watch_aborts_on_a_write_from_another_node_and_not_when_nothing_changed() {
     assert_eq!(replies, [OK, OK, QUEUED, "*1\r\n:3\r\n"]);
 
     // RESP3: the aborted EXEC is a null.
-    assert!(c.cmd("HELLO 3").starts_with('%'));
-    assert_eq!(c.cmd("WATCH k"), OK);
-    assert_eq!(o.cmd("INCR k"), ":4\r\n");
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("GET k"), QUEUED);
-    assert_eq!(c.cmd("EXEC"), "_\r\n");
+    assert!(c.line("HELLO 3").starts_with('%'));
+    assert_eq!(c.line("WATCH k"), OK);
+    assert_eq!(o.line("INCR k"), ":4\r\n");
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("GET k"), QUEUED);
+    assert_eq!(c.line("EXEC"), "_\r\n");
 }
 
 #[test]
@@ -210,30 +169,30 @@ fn watch_aborts_on_expiry_and_on_flushall() {
     let mut c = Raw::to(&cl, f);
     let mut o = Raw::to(&cl, leader);
 
-    assert_eq!(c.cmd("SET e v PX 400"), OK);
-    assert_eq!(c.cmd("WATCH e"), OK);
+    assert_eq!(c.line("SET e v PX 400"), OK);
+    assert_eq!(c.line("WATCH e"), OK);
     wait_for(Duration::from_secs(10), "e to expire", || {
-        (o.cmd("EXISTS e") == ":0\r\n").then_some(())
+        (o.line("EXISTS e") == ":0\r\n").then_some(())
     });
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("SET after-expiry 1"), QUEUED);
-    assert_eq!(c.cmd("EXEC"), "*-1\r\n");
-    assert_eq!(o.cmd("GET after-expiry"), "$-1\r\n");
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("SET after-expiry 1"), QUEUED);
+    assert_eq!(c.line("EXEC"), "*-1\r\n");
+    assert_eq!(o.line("GET after-expiry"), "$-1\r\n");
 
-    assert_eq!(c.cmd("SET g 1"), OK);
-    assert_eq!(c.cmd("WATCH g"), OK);
-    assert_eq!(o.cmd("FLUSHALL"), OK);
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("SET after-flush 1"), QUEUED);
-    assert_eq!(c.cmd("EXEC"), "*-1\r\n");
-    assert_eq!(o.cmd("GET after-flush"), "$-1\r\n");
+    assert_eq!(c.line("SET g 1"), OK);
+    assert_eq!(c.line("WATCH g"), OK);
+    assert_eq!(o.line("FLUSHALL"), OK);
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("SET after-flush 1"), QUEUED);
+    assert_eq!(c.line("EXEC"), "*-1\r\n");
+    assert_eq!(o.line("GET after-flush"), "$-1\r\n");
 
     // Watched after the flush, unchanged since: it runs.
-    assert_eq!(c.cmd("WATCH g"), OK);
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("SET g 2"), QUEUED);
-    assert_eq!(c.cmd("EXEC"), "*1\r\n+OK\r\n");
-    assert_eq!(o.cmd("GET g"), "$1\r\n2\r\n");
+    assert_eq!(c.line("WATCH g"), OK);
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("SET g 2"), QUEUED);
+    assert_eq!(c.line("EXEC"), "*1\r\n+OK\r\n");
+    assert_eq!(o.line("GET g"), "$1\r\n2\r\n");
 }
 
 #[test]
@@ -343,10 +302,10 @@ fn num(cl: &Cluster, i: usize, field: &str) -> u64 {
 /// WATCH on `node`, then a transaction that must run (nothing changed the key since).
 fn watch_and_exec_runs(cl: &Cluster, node: usize, key: &str) {
     let mut c = Raw::to(cl, node);
-    assert_eq!(c.cmd(&format!("WATCH {key}")), OK);
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd(&format!("GET {key}")), QUEUED);
-    let r = c.cmd("EXEC");
+    assert_eq!(c.line(&format!("WATCH {key}")), OK);
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line(&format!("GET {key}")), QUEUED);
+    let r = c.line("EXEC");
     assert!(r.starts_with("*1\r\n$"), "node {node}: {r:?}");
 }
 
@@ -387,25 +346,25 @@ fn watch_aborts_on_collection_element_changes() {
     let (f, leader) = follower_and_leader(&cl);
     let mut c = Raw::to(&cl, f);
     let mut o = Raw::to(&cl, leader);
-    assert_eq!(o.cmd("HSET h f 1 g 2"), ":2\r\n");
-    assert_eq!(o.cmd("RPUSH l a b"), ":2\r\n");
-    assert_eq!(o.cmd("ZADD z 1 m"), ":1\r\n");
-    assert_eq!(o.cmd("SADD s x y"), ":2\r\n");
+    assert_eq!(o.line("HSET h f 1 g 2"), ":2\r\n");
+    assert_eq!(o.line("RPUSH l a b"), ":2\r\n");
+    assert_eq!(o.line("ZADD z 1 m"), ":1\r\n");
+    assert_eq!(o.line("SADD s x y"), ":2\r\n");
     for (key, change) in [
         ("h", "HSET h f 9"),
         ("l", "LSET l 0 c"),
         ("z", "ZADD z 5 m"),
         ("s", "SREM s x"),
     ] {
-        assert_eq!(c.cmd(&format!("WATCH {key}")), OK);
-        o.cmd(change);
-        assert_eq!(c.cmd("MULTI"), OK);
-        assert_eq!(c.cmd("SET changed 1"), QUEUED);
-        assert_eq!(c.cmd("EXEC"), "*-1\r\n", "{change} after WATCH {key}");
+        assert_eq!(c.line(&format!("WATCH {key}")), OK);
+        o.line(change);
+        assert_eq!(c.line("MULTI"), OK);
+        assert_eq!(c.line("SET changed 1"), QUEUED);
+        assert_eq!(c.line("EXEC"), "*-1\r\n", "{change} after WATCH {key}");
     }
-    assert_eq!(c.cmd("WATCH h"), OK);
-    assert_eq!(o.cmd("HSET other f 1"), ":1\r\n");
-    assert_eq!(c.cmd("MULTI"), OK);
-    assert_eq!(c.cmd("HGET h f"), QUEUED);
-    assert_eq!(c.cmd("EXEC"), "*1\r\n$1\r\n9\r\n");
+    assert_eq!(c.line("WATCH h"), OK);
+    assert_eq!(o.line("HSET other f 1"), ":1\r\n");
+    assert_eq!(c.line("MULTI"), OK);
+    assert_eq!(c.line("HGET h f"), QUEUED);
+    assert_eq!(c.line("EXEC"), "*1\r\n$1\r\n9\r\n");
 }

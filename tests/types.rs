@@ -5,10 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::{BufRead as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::raw::read_until;
 use common::{wait_for, Cluster};
 use redis::Connection;
 
@@ -321,25 +322,6 @@ fn wrongtype_matrix() {
     let n: i64 = q(con, &["DBSIZE"]);
     assert_eq!(n, 5);
     assert_eq!(q::<String>(con, &["GET", "str"]), "1");
-}
-
-fn read_until(s: &mut TcpStream, want: &[u8]) -> Vec<u8> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
-    while !got.windows(want.len()).any(|w| w == want) {
-        assert!(Instant::now() < deadline, "no {want:?} in {got:?}");
-        match s.read(&mut buf) {
-            Ok(0) => panic!("closed; got {:?}", String::from_utf8_lossy(&got)),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-    got
 }
 
 #[test]

@@ -31,22 +31,40 @@ fn slots_node(view: &ClusterView, id: u64) -> Option<Reply> {
     ]))
 }
 
-/// The replicas of `g` shown to clients: its voters other than the leader.
-fn replicas(g: &GroupInfo) -> impl Iterator<Item = u64> + '_ {
-    g.voters.iter().copied().filter(move |&id| id != g.leader)
+/// The node CLUSTER SLOTS shows as the master of `g`: its leader; while the leader is
+/// unknown (an election) or its address is not known yet, this node if it is a voter,
+/// else the first voter with a known address. A range is never left out while the group
+/// has a reachable member: cluster clients (redis-py) refuse a slot map with holes, and
+/// the member they pick forwards, redirects or answers a retryable error.
+fn slots_master(view: &ClusterView, g: &GroupInfo) -> Option<(u64, Reply)> {
+    let fallback = g
+        .voters
+        .iter()
+        .copied()
+        .filter(|&id| id != g.leader)
+        .filter(|&id| id == view.myself)
+        .chain(g.voters.iter().copied());
+    std::iter::once(g.leader)
+        .chain(fallback)
+        .find_map(|id| slots_node(view, id).map(|r| (id, r)))
 }
 
-/// CLUSTER SLOTS: per slot range of a group with a reachable leader, the range, the leader,
-/// then the replicas.
+/// CLUSTER SLOTS: per slot range of a group, the range, the master (see
+/// [`slots_master`]), then the other voters as replicas.
 pub fn slots(view: &ClusterView) -> Reply {
     let mut out = Vec::new();
     for g in view.groups.values() {
-        let Some(master) = slots_node(view, g.leader) else {
+        let Some((master_id, master)) = slots_master(view, g) else {
             continue;
         };
         for &(a, b) in &g.ranges {
             let mut entry = vec![Reply::Int(a as i64), Reply::Int(b as i64), master.clone()];
-            entry.extend(replicas(g).filter_map(|id| slots_node(view, id)));
+            entry.extend(
+                g.voters
+                    .iter()
+                    .filter(|&&id| id != master_id)
+                    .filter_map(|&id| slots_node(view, id)),
+            );
             out.push(Reply::Array(entry));
         }
     }
@@ -194,8 +212,18 @@ mod tests {
         assert_eq!(master[0], bulk("127.0.0.1"));
         assert_eq!(master[1], Reply::Int(63792));
         assert_eq!(master[2], bulk(v.name_of(2)));
-        // No leader: no range is served.
-        assert_eq!(slots(&three_nodes(0)), Reply::Array(vec![]));
+        // No leader: the range is still listed, this node (a voter) as its master.
+        let Reply::Array(ranges) = slots(&three_nodes(0)) else {
+            panic!("not an array")
+        };
+        let Reply::Array(entry) = &ranges[0] else {
+            panic!("not an array")
+        };
+        assert_eq!(entry.len(), 5);
+        let Reply::Array(master) = &entry[2] else {
+            panic!("not an array")
+        };
+        assert_eq!(master[2], bulk(v.name_of(v.myself)));
     }
 
     #[test]

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod python;
+pub mod raw;
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -291,6 +294,31 @@ impl Cluster {
             l.strip_prefix(&format!("{field}:"))
                 .map(|v| v.trim().to_string())
         })
+    }
+
+    /// Waits until node `i`'s INFO raft shows a leader for each of its `groups` groups.
+    pub fn wait_group_leaders(&self, i: usize, groups: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let info: Option<String> = self
+                .try_connect(self.nodes[i].redis_port)
+                .and_then(|mut c| redis::cmd("INFO").arg("raft").query(&mut c).ok());
+            let lines: Vec<&str> = info
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .filter(|l| l.starts_with("raft_group_") && l.contains(":role="))
+                .collect();
+            let led = lines.iter().filter(|l| !l.contains("leader=0,")).count();
+            if led == groups {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.dump_logs();
+                panic!("node {i}: no leader in every group after 30 s: {lines:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until a live node reports itself leader and every other live node agrees;
