@@ -12,9 +12,19 @@ use resp::{Command, FunctionCmd, Reply, ScriptAdmin, ScriptKind};
 use slog::{debug, info, warn, Logger};
 
 use crate::server::Server;
+use script::kill::{kill, Killed, RunKind};
 
-/// The reply of SCRIPT KILL / FUNCTION KILL: a script never runs for long enough here to be
-/// killed (the instruction budget aborts it).
+/// Stops this node's read-only runs of `kind` (EVAL_RO / EVALSHA_RO, or FCALL_RO).
+fn kill_reply(kind: RunKind) -> Reply {
+    match kill(kind) {
+        Killed::Some => Reply::ok(),
+        Killed::None => Reply::err(NOTBUSY),
+    }
+}
+
+/// The reply of SCRIPT KILL / FUNCTION KILL when no read-only run of its kind is in
+/// progress on this node (write scripts run at apply time on every replica and are never
+/// killed: their deterministic instruction budget bounds them).
 const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
 
 /// Routes `redis.log` to the node's log (Redis's levels: debug, verbose, notice, warning).
@@ -52,9 +62,8 @@ impl Server {
     /// SCRIPT KILL / HELP and FUNCTION KILL / HELP.
     pub fn script_local(&self, cmd: &Command) -> Option<Reply> {
         Some(match cmd {
-            Command::ScriptAdmin(ScriptAdmin::Kill) | Command::Function(FunctionCmd::Kill) => {
-                Reply::err(NOTBUSY)
-            }
+            Command::ScriptAdmin(ScriptAdmin::Kill) => kill_reply(RunKind::Script),
+            Command::Function(FunctionCmd::Kill) => kill_reply(RunKind::Function),
             Command::ScriptAdmin(ScriptAdmin::Help) => resp::cmd::scripting::script_help(),
             Command::Function(FunctionCmd::Help) => resp::cmd::scripting::function_help(),
             _ => return None,

@@ -211,6 +211,41 @@ fn lock_pattern_acquire_extend_release() {
     );
 }
 
+/// SCRIPT KILL stops a runaway EVAL_RO on its node while other clients keep being served;
+/// with nothing running it answers NOTBUSY; FUNCTION KILL does not reach an EVAL_RO run.
+#[test]
+fn script_kill_stops_a_read_only_runaway() {
+    let cl = Cluster::start(3);
+    let port = cl.port(1);
+    let runner = std::thread::spawn(move || {
+        let mut r = Raw::port(port);
+        r.cmd(&["EVAL_RO", "local i = 0 while true do i = i + 1 end", "0"])
+    });
+    let mut admin = Raw::to(&cl, 1);
+    wait_for(
+        Duration::from_secs(20),
+        "SCRIPT KILL reaching the run",
+        || {
+            // Served while the script runs.
+            assert_eq!(admin.cmd(&["SET", "k", "v"]), "+OK\r\n");
+            assert_eq!(
+                admin.cmd(&["FUNCTION", "KILL"]),
+                "-NOTBUSY No scripts in execution right now.\r\n"
+            );
+            (admin.cmd(&["SCRIPT", "KILL"]) == "+OK\r\n").then_some(())
+        },
+    );
+    let reply = runner.join().expect("runner");
+    assert!(
+        reply.starts_with("-ERR Script killed by user with SCRIPT KILL..."),
+        "{reply}"
+    );
+    assert_eq!(
+        admin.cmd(&["SCRIPT", "KILL"]),
+        "-NOTBUSY No scripts in execution right now.\r\n"
+    );
+}
+
 #[test]
 fn time_and_random_give_the_same_state_on_every_node() {
     let cl = Cluster::start(3);

@@ -19,6 +19,7 @@ mod cjson;
 mod cmsgpack;
 mod convert;
 pub mod fmt;
+pub mod kill;
 mod raising;
 pub mod sha1;
 pub mod shebang;
@@ -39,6 +40,10 @@ pub use shebang::{eval_flags, library_header, valid_name, Flags, FLAG_NAMES};
 /// Most Lua VM instructions one script run may execute (about 0.2-0.4 s of one core):
 /// then it is aborted, the same way at the same point on every replica.
 pub const INSTRUCTION_BUDGET: u64 = 100_000_000;
+
+/// Most instructions of a killable (read-only) run: it changes nothing, so it may run
+/// longer than a write script, long enough for SCRIPT KILL / FUNCTION KILL to stop it.
+pub const KILLABLE_BUDGET: u64 = 10 * INSTRUCTION_BUDGET;
 
 /// Most bytes of Lua heap one script run may allocate beyond the sandbox's own.
 pub const MEMORY_LIMIT: usize = 64 << 20;
@@ -89,6 +94,9 @@ pub struct Invocation<'a> {
     pub args: &'a [Bytes],
     /// Seeds `math.random`.
     pub seed: u64,
+    /// A read-only run, which SCRIPT KILL / FUNCTION KILL may stop (and which gets
+    /// [`KILLABLE_BUDGET`]); write runs are never killable.
+    pub killable: bool,
 }
 
 /// How a run ended.
@@ -152,6 +160,9 @@ fn aborted(stop: vm::Stop, name: &str) -> Outcome {
         vm::Stop::Memory => format!(
             "ERR Script aborted: it used more than {MEMORY_LIMIT} bytes of Lua memory (none of its writes were applied) script: {name}"
         ),
+        vm::Stop::Killed(how) => {
+            format!("ERR Script killed by user with {how}... script: {name}")
+        }
         vm::Stop::Internal(e) => {
             format!("ERR Script aborted: {e} (none of its writes were applied) script: {name}")
         }
@@ -250,7 +261,9 @@ impl Engine {
             }
         };
         let prelude = self.prelude.clone();
-        let r = vm::run(&prelude, host, inv.seed, |lua, internal, resp3| {
+        let reg = inv.killable.then(|| kill::register(kill::RunKind::Script));
+        let bounds = vm::Bounds::of(reg.as_ref().map(|r| r.flag.clone()), "SCRIPT KILL");
+        let r = vm::run(&prelude, host, inv.seed, bounds, |lua, internal, resp3| {
             let f = lua
                 .load(&code[..])
                 .set_name("@user_script")
@@ -316,13 +329,20 @@ impl Engine {
             .compile("@user_function", &code)
             .map_err(|e| format!("Error compiling function: {e}"))?;
         let prelude = self.prelude.clone();
-        let r = vm::run(&prelude, &mut NoCommands, 0, |lua, internal, _| {
-            Self::load_in(lua, internal, &code)
-        });
+        let r = vm::run(
+            &prelude,
+            &mut NoCommands,
+            0,
+            vm::Bounds::of(None, ""),
+            |lua, internal, _| Self::load_in(lua, internal, &code),
+        );
         let functions = match r {
             Ok(Ok(fs)) => fs.into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
             Ok(Err(e)) => return Err(e),
-            Err(vm::Stop::Budget) => return Err("FUNCTION LOAD timeout".into()),
+            // A load is never killable.
+            Err(vm::Stop::Budget | vm::Stop::Killed(_)) => {
+                return Err("FUNCTION LOAD timeout".into())
+            }
             Err(vm::Stop::Memory) => {
                 return Err("Error registering functions: ERR not enough memory".into())
             }
@@ -352,7 +372,11 @@ impl Engine {
                 Err(e) => return Outcome::Done(Reply::err(format!("ERR {e}"))),
             };
         let prelude = self.prelude.clone();
-        let r = vm::run(&prelude, host, inv.seed, |lua, internal, resp3| {
+        let reg = inv
+            .killable
+            .then(|| kill::register(kill::RunKind::Function));
+        let bounds = vm::Bounds::of(reg.as_ref().map(|r| r.flag.clone()), "FUNCTION KILL");
+        let r = vm::run(&prelude, host, inv.seed, bounds, |lua, internal, resp3| {
             let fs = match Self::load_in(lua, internal, &code)? {
                 Ok(fs) => fs,
                 Err(e) => return Ok(Ok(Reply::err(format!("ERR {e}")))),

@@ -40,6 +40,7 @@ fn eval_with(host: &mut Fake, body: &str, keys: &[&str], args: &[&str]) -> Outco
         keys: &keys,
         args: &args,
         seed: 42,
+        killable: false,
     };
     Engine::new().eval(host, body.as_bytes(), &inv)
 }
@@ -316,6 +317,7 @@ fn libraries_load_and_run() {
         keys: &keys,
         args: &args,
         seed: 1,
+        killable: false,
     };
     assert_eq!(
         e.fcall(&mut Fake::default(), code.as_bytes(), "f1", &inv),
@@ -340,4 +342,38 @@ fn libraries_load_and_run() {
         let got = e.load_library(code.as_bytes()).unwrap_err();
         assert!(got.contains(want), "{code}: {got}");
     }
+}
+
+#[test]
+fn a_killable_run_stops_on_kill_and_a_write_run_is_not_reached() {
+    use crate::kill::{kill, Killed, RunKind};
+    assert_eq!(kill(RunKind::Script), Killed::None);
+    let runner = std::thread::spawn(|| {
+        let inv = Invocation {
+            name: "k",
+            keys: &[],
+            args: &[],
+            seed: 1,
+            killable: true,
+        };
+        Engine::new().eval(&mut Fake::default(), b"while true do end", &inv)
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while kill(RunKind::Script) == Killed::None {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never registered"
+        );
+        // FUNCTION KILL does not reach an EVAL run.
+        assert_eq!(kill(RunKind::Function), Killed::None);
+        std::thread::yield_now();
+    }
+    match runner.join().expect("runner") {
+        Outcome::Aborted(Reply::Error(e)) => assert!(
+            e.starts_with("ERR Script killed by user with SCRIPT KILL..."),
+            "{e}"
+        ),
+        other => panic!("not killed: {other:?}"),
+    }
+    assert_eq!(kill(RunKind::Script), Killed::None);
 }

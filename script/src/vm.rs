@@ -33,6 +33,8 @@ pub const HOOK_EVERY: u32 = 1000;
 pub(crate) enum Stop {
     Budget,
     Memory,
+    /// Stopped by a kill request (the command's name: SCRIPT KILL or FUNCTION KILL).
+    Killed(&'static str),
     /// Setup or the VM failed (not the script's doing).
     Internal(String),
 }
@@ -103,12 +105,40 @@ fn argv_of(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
 struct Flags {
     aborted: Arc<AtomicBool>,
     memory: Arc<AtomicBool>,
+    killed: Arc<AtomicBool>,
+    kill_cmd: &'static str,
+}
+
+/// A run's instruction budget and, for a killable run, its kill flag.
+pub(crate) struct Bounds {
+    budget: u64,
+    kill: Option<Arc<AtomicBool>>,
+    kill_cmd: &'static str,
+}
+
+impl Bounds {
+    /// [`crate::KILLABLE_BUDGET`] with a kill flag (stopped by `kill_cmd`), else
+    /// [`INSTRUCTION_BUDGET`].
+    pub(crate) fn of(kill: Option<Arc<AtomicBool>>, kill_cmd: &'static str) -> Bounds {
+        let budget = if kill.is_some() {
+            crate::KILLABLE_BUDGET
+        } else {
+            INSTRUCTION_BUDGET
+        };
+        Bounds {
+            budget,
+            kill,
+            kill_cmd,
+        }
+    }
 }
 
 impl Flags {
     fn stop(&self) -> Option<Stop> {
         if self.memory.load(Ordering::Relaxed) {
             Some(Stop::Memory)
+        } else if self.killed.load(Ordering::Relaxed) {
+            Some(Stop::Killed(self.kill_cmd))
         } else if self.aborted.load(Ordering::Relaxed) {
             Some(Stop::Budget)
         } else {
@@ -220,14 +250,20 @@ fn state_primitives<'scope, 'env>(
 }
 
 /// The run's bounds: [`MEMORY_LIMIT`] more bytes than setup used, and the instruction hook.
-fn limit(lua: &Lua, flags: &Flags) -> mlua::Result<()> {
+fn limit(lua: &Lua, flags: &Flags, bounds: Bounds) -> mlua::Result<()> {
     lua.set_memory_limit(lua.used_memory() + MEMORY_LIMIT)?;
     let (count, fl) = (Arc::new(AtomicU64::new(0)), flags.clone());
+    let Bounds { budget, kill, .. } = bounds;
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
         move |_, _| {
+            if kill.as_ref().is_some_and(|k| k.load(Ordering::Relaxed)) {
+                fl.killed.store(true, Ordering::Relaxed);
+                fl.aborted.store(true, Ordering::Relaxed);
+                return Err(mlua::Error::RuntimeError("killed".into()));
+            }
             let n = count.fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed);
-            if n + u64::from(HOOK_EVERY) > INSTRUCTION_BUDGET {
+            if n + u64::from(HOOK_EVERY) > budget {
                 fl.aborted.store(true, Ordering::Relaxed);
                 return Err(mlua::Error::RuntimeError(
                     "instruction budget exceeded".into(),
@@ -245,13 +281,17 @@ pub(crate) fn run<R>(
     prelude: &[u8],
     host: &mut dyn Host,
     seed: u64,
+    bounds: Bounds,
     job: impl FnOnce(&Lua, &Table, &Cell<bool>) -> mlua::Result<R>,
 ) -> Result<R, Stop> {
     let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
     // SAFETY: `debug` is needed by the prelude's error handler, which removes it from the
     // globals before any script runs; C modules cannot be loaded (no `package`).
     let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
-    let flags = Flags::default();
+    let flags = Flags {
+        kill_cmd: bounds.kill_cmd,
+        ..Flags::default()
+    };
     let resp3 = Cell::new(false);
     let rand = Rand48::new(seed);
     let result = lua.scope(|scope| {
@@ -298,7 +338,7 @@ pub(crate) fn run<R>(
             .set_name("=raftkv")
             .set_mode(ChunkMode::Binary)
             .call(rk)?;
-        limit(&lua, &flags)?;
+        limit(&lua, &flags, bounds)?;
         job(&lua, &internal, &resp3)
     });
     if let Some(stop) = flags.stop() {

@@ -89,18 +89,21 @@ pub(crate) fn prepare(c: &ScriptCall, t: &Target) -> Result<bool, Reply> {
     Ok(c.read_only() || t.flags.no_writes())
 }
 
+/// Runs `c` (`t`); `killable` for a read-only run (SCRIPT KILL / FUNCTION KILL).
 fn run(
     engine: &mut script::Engine,
     host: &mut dyn script::Host,
     c: &ScriptCall,
     t: &Target,
     seed: u64,
+    killable: bool,
 ) -> script::Outcome {
     let inv = script::Invocation {
         name: &t.name,
         keys: c.keys(),
         args: c.argv(),
         seed,
+        killable,
     };
     match &t.function {
         None => engine.eval(host, &t.code, &inv),
@@ -200,7 +203,7 @@ impl Store {
                 now,
                 policy,
             };
-            run(&mut engine, &mut host, c, &t, seed)
+            run(&mut engine, &mut host, c, &t, seed, false)
         });
         self.engine = Some(engine);
         match outcome {
@@ -349,7 +352,7 @@ impl Reader {
             },
         };
         let seed = now as u64;
-        let reply = match run(&mut engine, &mut host, c, &t, seed) {
+        let reply = match run(&mut engine, &mut host, c, &t, seed, true) {
             script::Outcome::Done(r) | script::Outcome::Aborted(r) => r,
         };
         self.give_engine(engine);
