@@ -60,33 +60,8 @@ fn int_of(r: Reply) -> Result<i64, Reply> {
 fn reply_of(o: Outcome) -> Reply {
     match o {
         Outcome::Replies(mut rs) => rs.pop().unwrap_or(Reply::Nil),
-        Outcome::Raw(raw) => simple_reply(&raw),
+        Outcome::Raw(raw) => resp::relayed::simple_reply(&raw),
         Outcome::Overflow(_) => Reply::err("ERR reply too large"),
-    }
-}
-
-/// Decodes `+status`, `-error`, `:integer` or a `$bulk` string.
-fn simple_reply(raw: &[u8]) -> Reply {
-    if raw.first() == Some(&b'$') {
-        let body = raw
-            .iter()
-            .position(|&b| b == b'\n')
-            .and_then(|i| raw.get(i + 1..raw.len().checked_sub(2)?));
-        return body.map_or_else(
-            || Reply::err("ERR undecodable relayed reply"),
-            |b| Reply::Bulk(Bytes::copy_from_slice(b)),
-        );
-    }
-    let line = raw.strip_suffix(b"\r\n").unwrap_or(raw);
-    let text = || String::from_utf8_lossy(&line[1..]).into_owned();
-    match line.first() {
-        Some(b'+') => Reply::Status(text()),
-        Some(b'-') => Reply::Error(text()),
-        Some(b':') => text()
-            .parse()
-            .map(Reply::Int)
-            .unwrap_or_else(|_| Reply::err("ERR undecodable relayed reply")),
-        _ => Reply::err("ERR undecodable relayed reply"),
     }
 }
 
@@ -183,19 +158,5 @@ impl Server {
         } else {
             Reply::Int(total)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relayed_simple_replies_decode() {
-        assert_eq!(simple_reply(b":42\r\n"), Reply::Int(42));
-        assert_eq!(simple_reply(b"+OK\r\n"), Reply::ok());
-        assert_eq!(simple_reply(b"-ERR x\r\n"), Reply::err("ERR x"));
-        assert_eq!(simple_reply(b"$1\r\na\r\n"), Reply::bulk(&b"a"[..]));
-        assert!(matches!(simple_reply(b"*1\r\n:1\r\n"), Reply::Error(_)));
     }
 }

@@ -22,7 +22,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use resp::{Command, Kind, Protocol, Reply, WatchedKey};
+use resp::{relayed, Command, Kind, Protocol, Reply, WatchedKey};
 
 use crate::server::{too_large, Server};
 use crate::session::{Conn, Outcome, Pending};
@@ -333,10 +333,10 @@ fn missing() -> Reply {
 /// [`splice`] on replies the leader relayed already encoded: `None` when `raw` is not an
 /// array (a nil array, an error), which is then EXEC's reply as is.
 fn splice_raw(raw: &[u8], slots: Vec<Option<Reply>>, proto: Protocol) -> Option<Vec<u8>> {
-    let (n, mut at) = header(raw, 0, b'*')?;
+    let (n, mut at) = relayed::header(raw, 0, b'*')?;
     let mut parts = Vec::with_capacity(n);
     for _ in 0..n {
-        let end = value_end(raw, at, 0)?;
+        let end = relayed::value_end(raw, at)?;
         parts.push(&raw[at..end]);
         at = end;
     }
@@ -351,57 +351,6 @@ fn splice_raw(raw: &[u8], slots: Vec<Option<Reply>>, proto: Protocol) -> Option<
         }
     }
     Some(out.to_vec())
-}
-
-/// A `<typ><count>\r\n` header at `at` with a non-negative count: (count, next offset).
-fn header(b: &[u8], at: usize, typ: u8) -> Option<(usize, usize)> {
-    if *b.get(at)? != typ {
-        return None;
-    }
-    let (n, next) = line(b, at)?;
-    Some((usize::try_from(n).ok()?, next))
-}
-
-/// The integer on the line starting at `at` (after the type byte) and the next offset.
-fn line(b: &[u8], at: usize) -> Option<(i64, usize)> {
-    let rest = b.get(at + 1..)?;
-    let len = rest.windows(2).position(|w| w == b"\r\n")?;
-    let n = std::str::from_utf8(&rest[..len]).ok()?.parse().ok()?;
-    Some((n, at + 1 + len + 2))
-}
-
-/// End offset of the RESP2/RESP3 value starting at `at` (replies our own encoder wrote).
-fn value_end(b: &[u8], at: usize, depth: usize) -> Option<usize> {
-    if depth > 64 {
-        return None;
-    }
-    let simple = |b: &[u8]| {
-        let rest = b.get(at + 1..)?;
-        Some(at + 1 + rest.windows(2).position(|w| w == b"\r\n")? + 2)
-    };
-    match *b.get(at)? {
-        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => simple(b),
-        b'$' | b'!' | b'=' => {
-            let (n, next) = line(b, at)?;
-            if n < 0 {
-                return Some(next);
-            }
-            let end = next.checked_add(usize::try_from(n).ok()?)? + 2;
-            (end <= b.len()).then_some(end)
-        }
-        t @ (b'*' | b'~' | b'>' | b'%') => {
-            let (n, mut next) = line(b, at)?;
-            if n < 0 {
-                return Some(next);
-            }
-            let items = usize::try_from(n).ok()? * if t == b'%' { 2 } else { 1 };
-            for _ in 0..items {
-                next = value_end(b, next, depth + 1)?;
-            }
-            Some(next)
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -475,8 +424,8 @@ mod tests {
                 assert_eq!(got, vec![r.clone()]);
             }
         }
-        assert_eq!(value_end(b"$5\r\nab", 0, 0), None);
-        assert_eq!(value_end(b"*2\r\n:1\r\n", 0, 0), None);
+        assert_eq!(resp::relayed::value_end(b"$5\r\nab", 0), None);
+        assert_eq!(resp::relayed::value_end(b"*2\r\n:1\r\n", 0), None);
     }
 
     #[test]

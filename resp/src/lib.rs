@@ -6,6 +6,7 @@
 pub mod cmd;
 pub mod command;
 pub mod encode;
+pub mod relayed;
 pub mod reply;
 pub mod request;
 pub mod slot;
