@@ -169,8 +169,16 @@ impl<S: StateMachine> Peer<S> {
         }
     }
 
-    /// Applies a committed identity entry at `index`.
+    /// Applies a committed identity entry at `index`. A guarded node decides before it
+    /// merges an identity entry beyond its target: the decision must see the participants
+    /// as the cluster had recorded them at the target, not the ones recorded later (among
+    /// them, this node itself once it caught up), which a batch of applies reaching past
+    /// the target would otherwise add first.
     pub(super) fn apply_identity(&mut self, wb: &mut WriteBatch, index: u64, data: &[u8]) {
+        let id = &self.identity;
+        if id.guarded && id.target > 0 && index > id.target {
+            self.decide_guard(wb);
+        }
         match ClusterIdentity::parse_from_bytes(data) {
             Ok(mut ident) => {
                 if ident.index == 0 {
@@ -210,6 +218,15 @@ impl<S: StateMachine> Peer<S> {
         if !id.guarded || id.target == 0 || self.applied < id.target {
             return;
         }
+        let mut wb = WriteBatch::default();
+        self.decide_guard(&mut wb);
+        self.write(wb);
+    }
+
+    /// The decision of a guarded node at its target, on the identity known now: refuse
+    /// (and stop) when listed as a participant, else lift the guard (staged in `wb`).
+    fn decide_guard(&mut self, wb: &mut WriteBatch) {
+        let id = &self.identity;
         let cluster = id.known.as_ref().map_or(0, |k| k.id);
         if id
             .known
@@ -219,9 +236,7 @@ impl<S: StateMachine> Peer<S> {
             self.refuse(cluster);
         }
         info!(self.logger, "founder with an empty data dir: the cluster never counted on this node, going on as a member"; "cluster" => format!("{cluster:016x}"));
-        let mut wb = WriteBatch::default();
-        self.lift_guard(&mut wb);
-        self.write(wb);
+        self.lift_guard(wb);
     }
 
     fn lift_guard(&mut self, wb: &mut WriteBatch) {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use protobuf::Message as _;
-use raft::eraftpb::{Message, Snapshot};
+use raft::eraftpb::{EntryType, Message, Snapshot};
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use slog::{crit, debug, info, o, warn, Logger};
@@ -38,6 +38,10 @@ use crate::snap;
 use crate::status::Status;
 use crate::storage::RocksStorage;
 use identity::Identity;
+
+/// Entries at the end of a new leader's log whose stamps it observes (see
+/// `Peer::observe_log_stamps`).
+const STAMP_TAIL: u64 = 64;
 
 pub use ready::{InFlight, LightApplied};
 
@@ -115,6 +119,8 @@ pub struct Peer<S: StateMachine> {
     now_ms: i64,
     /// Cluster time: the last stamp seen, and the leader's stamping rule.
     clock: StampClock,
+    /// The term whose leader (this node) has seen the stamps of its log's unapplied tail.
+    stamps_seen_term: u64,
     /// Proposals queued since the last flush.
     proposals: Vec<Proposal<S::Output>>,
     proposal_bytes: usize,
@@ -242,6 +248,7 @@ impl<S: StateMachine> Peer<S> {
             now: Instant::now(),
             now_ms: crate::node::wall_ms(),
             clock,
+            stamps_seen_term: 0,
             proposals: Vec::new(),
             proposal_bytes: 0,
             pending: BTreeMap::new(),
@@ -429,6 +436,44 @@ impl<S: StateMachine> Peer<S> {
         Some(self.raw.raft.leader_id).filter(|&l| l != 0 && l != self.cfg.id)
     }
 
+    /// Once per term, before a new leader's first stamp: its log may hold entries of earlier
+    /// leaders that it has not applied yet (they apply before its own), stamped later than
+    /// anything it applied; its stamps must not fall below theirs, or cluster time would go
+    /// back along the log. Stamps rise along a leader's log, so the last entries of the tail
+    /// carry the highest: the last [`STAMP_TAIL`] are read.
+    fn observe_log_stamps(&mut self) {
+        let term = self.raw.raft.term;
+        if self.stamps_seen_term == term {
+            return;
+        }
+        self.stamps_seen_term = term;
+        let log = &self.raw.raft.raft_log;
+        let last = log.last_index();
+        let from = (log.applied + 1).max(last.saturating_sub(STAMP_TAIL) + 1);
+        if from > last {
+            return;
+        }
+        let ctx = raft::GetEntriesContext::empty(false);
+        let entries = match log.slice(from, last + 1, None, ctx) {
+            Ok(es) => es,
+            Err(e) => {
+                crit!(self.logger, "reading the log tail failed"; "from" => from, "err" => %e);
+                die();
+            }
+        };
+        for e in entries {
+            if e.get_entry_type() != EntryType::EntryNormal
+                || e.data.is_empty()
+                || e.context[..] == *identity::IDENTITY_CTX
+            {
+                continue;
+            }
+            if let Ok(c) = RaftCommit::parse_from_bytes(&e.data) {
+                self.clock.observe(c.time_ms);
+            }
+        }
+    }
+
     /// Turns the queued proposals into one log entry.
     fn flush_proposals(&mut self) {
         if self.proposals.is_empty() {
@@ -443,6 +488,7 @@ impl<S: StateMachine> Peer<S> {
             }
             return;
         }
+        self.observe_log_stamps();
         let stamp = self.clock.stamp(self.now_ms, &self.logger);
         let mut commit = RaftCommit::new();
         commit.group_id = self.cfg.group_id;

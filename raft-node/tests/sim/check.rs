@@ -9,10 +9,11 @@
 //!   applying it (or after restoring a snapshot taken there) is the same on every node;
 //! - applied ≤ commit ≤ last index; the commit index never goes back within one process
 //!   lifetime; the state machine's persisted applied index follows the peer's;
-//! - stamps (cluster time) along the applied log: a stamp below the previous entry's is
-//!   counted ([`Checker::stamp_regressions`]) and, with `SIM_STAMPS=strict`, fails the run.
-//!   (It happens: a new leader stamps from the last stamp it APPLIED, and may not yet have
-//!   applied its predecessor's last entries.)
+//! - stamps (cluster time) along the applied log never go back: a stamp below the previous
+//!   entry's fails the run (with `SIM_STAMPS=count` it is only counted,
+//!   [`Checker::stamp_regressions`]). A new leader observes the stamps of its log's
+//!   unapplied tail before its first stamp (`Peer::observe_log_stamps`); before that fix,
+//!   34 entries over 4,814 seeds were stamped earlier than their predecessor.
 
 use std::collections::BTreeMap;
 
@@ -96,7 +97,7 @@ impl GroupCheck {
 impl Checker {
     pub fn new() -> Self {
         Checker {
-            strict_stamps: std::env::var("SIM_STAMPS").is_ok_and(|v| v == "strict"),
+            strict_stamps: std::env::var("SIM_STAMPS").map_or(true, |v| v != "count"),
             ..Default::default()
         }
     }
