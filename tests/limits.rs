@@ -74,7 +74,8 @@ fn raw_set(port: u16, key: &str, len: usize) -> String {
     read_line(&mut BufReader::new(s))
 }
 
-/// `n` small SETs through node `i`, each of which must commit within one second.
+/// `n` small SETs through node `i`, each of which must commit within a few seconds (a
+/// wedged node takes far longer; under a loaded CI machine one second proved too tight).
 fn assert_writes_commit_promptly(cl: &Cluster, i: usize, tag: &str) {
     let mut c = cl.client(i);
     for n in 0..20 {
@@ -85,7 +86,7 @@ fn assert_writes_commit_promptly(cl: &Cluster, i: usize, tag: &str) {
             .query(&mut c);
         assert_eq!(r.as_deref(), Ok("OK"), "{tag}: small SET {n}");
         assert!(
-            t.elapsed() < Duration::from_secs(1),
+            t.elapsed() < Duration::from_secs(5),
             "{tag}: SET {n} took {:?}",
             t.elapsed()
         );
