@@ -430,6 +430,7 @@ impl Server {
         let data: Vec<Vec<u8>> = argvs.iter().map(|a| encode_argv(a)).collect();
         let fail = |f: Failure| Outcome::Replies(vec![errors::reply(f); n]);
         let mut dropped_since = None;
+        let mut counted = false;
         loop {
             if Instant::now() >= deadline {
                 return fail(Failure::NoLeaderInTime);
@@ -462,7 +463,12 @@ impl Server {
                     sleep(Duration::from_millis(5)).await;
                     continue;
                 }
-                self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                // Commands, not forward calls (a batch is one call), each counted once
+                // however often it is retried.
+                if !counted {
+                    counted = true;
+                    self.stats.forwarded.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 let call = self.transport.forward(leader, gid, resp3, data.clone());
                 match timeout(left, call).await {
                     Ok(Ok(raw)) => return Outcome::Raw(raw),

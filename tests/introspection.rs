@@ -432,3 +432,26 @@ fn copy_wakes_a_client_blocked_on_its_destination() {
         .unwrap_or_default();
     assert_eq!(rest, ["second"]);
 }
+
+/// `total_forwarded_writes` counts the writes a follower forwarded, one per command: a
+/// pipeline of 50 SETs (forwarded as a few batches) adds 50.
+#[test]
+fn forwarded_writes_are_counted_per_command() {
+    let cl = Cluster::start(3);
+    let leader = cl.wait_leader();
+    let f = (leader + 1) % 3;
+    let before = num(&info(&cl, f, &["stats"]).0, "total_forwarded_writes");
+    let mut c = cl.client(f);
+    let mut p = redis::pipe();
+    for i in 0..50 {
+        p.cmd("SET").arg(format!("fw{i}")).arg(i).ignore();
+    }
+    let () = p.query(&mut c).expect("pipeline");
+    let after = num(&info(&cl, f, &["stats"]).0, "total_forwarded_writes");
+    assert_eq!(after - before, 50.0);
+    // The leader forwards nothing.
+    assert_eq!(
+        num(&info(&cl, leader, &["stats"]).0, "total_forwarded_writes"),
+        0.0
+    );
+}
