@@ -69,7 +69,7 @@ pub fn reply_bytes(r: &Reply) -> usize {
             | Reply::BigNumber(t) => t.len(),
             Reply::Bulk(b) => b.len(),
             Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) | Reply::Bool(_) => 0,
-            Reply::Array(rs) | Reply::Set(rs) => rs.iter().map(reply_bytes).sum(),
+            Reply::Array(rs) | Reply::Set(rs) | Reply::Push(rs) => rs.iter().map(reply_bytes).sum(),
             Reply::Map(kv) | Reply::Pairs(kv) => kv
                 .iter()
                 .map(|(k, v)| reply_bytes(k) + reply_bytes(v))
