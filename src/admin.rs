@@ -217,11 +217,10 @@ impl Server {
             ("read-mode", c.read_mode.clone()),
             ("redirect", c.redirect.clone()),
             ("max-write-bytes", c.max_write_bytes.to_string()),
-            (
-                "client-output-buffer-limit",
-                format!("normal {} 0 0", c.client_output_buffer_limit),
-            ),
         ]
+        .into_iter()
+        .chain(self.pubsub_config_values())
+        .collect()
     }
 
     fn config_cmd(&self, c: ConfigCmd) -> Reply {
@@ -241,6 +240,9 @@ impl Server {
                 Reply::Map(out)
             }
             ConfigCmd::Set(pairs) => {
+                if let Some(r) = self.pubsub_config_set(&pairs) {
+                    return r;
+                }
                 let name = pairs
                     .first()
                     .map(|(k, _)| String::from_utf8_lossy(k).into_owned())

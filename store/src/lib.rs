@@ -38,6 +38,7 @@ mod cmd_zset;
 pub mod functions;
 pub mod glob;
 mod nodes;
+pub mod notify;
 mod reader;
 mod reader_coll;
 mod reader_scan;
@@ -203,6 +204,8 @@ struct Counters {
     slots: std::sync::RwLock<Arc<SlotSet>>,
     /// Called with each list or sorted-set key a written batch changed (blocking pops).
     push_listener: std::sync::Mutex<Option<PushListener>>,
+    /// Keyspace notifications: the classes wanted and their listener (see [`notify`]).
+    events: notify::Hook,
     /// Function libraries as of the last written batch (see [`functions`]).
     libraries: std::sync::RwLock<Arc<functions::Libraries>>,
     /// Script engines idle between read-only scripts.
@@ -255,6 +258,8 @@ pub struct Store {
     seed_pos: u64,
     /// List and sorted-set keys this batch wrote (for the push listener).
     pushed: Vec<Vec<u8>>,
+    /// Keyspace events this batch raised (see [`notify`]).
+    events: Vec<notify::Event>,
     /// The open savepoint of a running script (see [`savepoint`]).
     undo: Option<Box<savepoint::Undo>>,
     /// The script engine of the apply path (taken while a script runs).
@@ -309,6 +314,7 @@ impl Store {
             seed_index: 0,
             seed_pos: 0,
             pushed: Vec::new(),
+            events: Vec::new(),
             undo: None,
             engine: None,
             scripts: Default::default(),
@@ -529,8 +535,9 @@ impl Store {
         }
     }
 
-    /// Applies one replicated write at the leader-stamped time `now_ms`.
-    pub fn apply(&mut self, wb: &mut WriteBatch, cmd: &Command, now_ms: i64) -> Reply {
+    /// Applies one replicated write at the leader-stamped time `now_ms` (through
+    /// [`Store::apply`], which raises its keyspace events).
+    fn apply_cmd(&mut self, wb: &mut WriteBatch, cmd: &Command, now_ms: i64) -> Reply {
         let now = now_ms.max(self.last_time);
         self.last_time = now;
         if let Some(refused) = self.refuse_foreign(cmd) {
@@ -636,6 +643,7 @@ impl Store {
             .expires
             .store(self.expires.max(0) as u64, Ordering::Release);
         self.notify_pushed();
+        self.notify_events();
     }
 }
 

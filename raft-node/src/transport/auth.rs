@@ -205,7 +205,10 @@ fn check_hello(h: &PeerHello, me: u64) -> Result<(), HandshakeError> {
     if h.from == 0 || h.from == me {
         return Err(HandshakeError::BadHello("invalid sender id"));
     }
-    if !matches!(h.kind, KIND_RAFT | KIND_FORWARD | KIND_SNAPSHOT | KIND_PUBLISH) {
+    if !matches!(
+        h.kind,
+        KIND_RAFT | KIND_FORWARD | KIND_SNAPSHOT | KIND_PUBLISH
+    ) {
         return Err(HandshakeError::BadHello("unknown connection kind"));
     }
     if h.nonce.len() != NONCE_LEN {

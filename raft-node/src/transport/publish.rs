@@ -90,7 +90,9 @@ impl Transport {
         links.retain(|id, l| peers.iter().any(|(p, _)| p == id) && !l.tx.is_closed());
         let mut queued = 0;
         for (pid, addr) in peers {
-            let link = links.entry(pid).or_insert_with(|| self.open_link(pid, addr));
+            let link = links
+                .entry(pid)
+                .or_insert_with(|| self.open_link(pid, addr));
             if link.queued.load(Ordering::Acquire) + size > MAX_QUEUED_BYTES {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;

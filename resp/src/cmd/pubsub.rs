@@ -98,19 +98,73 @@ macro_rules! entry {
     };
 }
 
-pub(crate) static SUBSCRIBE: CommandSpec = entry!("SUBSCRIBE", -2, SUB_FLAGS, &[], "Listen for messages published to the given channels", "2.0.0", "O(N) where N is the number of channels to subscribe to.", "channel:string*");
-pub(crate) static UNSUBSCRIBE: CommandSpec = entry!("UNSUBSCRIBE", -1, SUB_FLAGS, &[], "Stop listening for messages posted to the given channels", "2.0.0", "O(N) where N is the number of clients already subscribed to a channel.", "channel:string?*");
-pub(crate) static PSUBSCRIBE: CommandSpec = entry!("PSUBSCRIBE", -2, SUB_FLAGS, &[], "Listen for messages published to channels matching the given patterns", "2.0.0", "O(N) where N is the number of patterns the client is already subscribed to.", "pattern:pattern*");
+pub(crate) static SUBSCRIBE: CommandSpec = entry!(
+    "SUBSCRIBE",
+    -2,
+    SUB_FLAGS,
+    &[],
+    "Listen for messages published to the given channels",
+    "2.0.0",
+    "O(N) where N is the number of channels to subscribe to.",
+    "channel:string*"
+);
+pub(crate) static UNSUBSCRIBE: CommandSpec = entry!(
+    "UNSUBSCRIBE",
+    -1,
+    SUB_FLAGS,
+    &[],
+    "Stop listening for messages posted to the given channels",
+    "2.0.0",
+    "O(N) where N is the number of clients already subscribed to a channel.",
+    "channel:string?*"
+);
+pub(crate) static PSUBSCRIBE: CommandSpec = entry!(
+    "PSUBSCRIBE",
+    -2,
+    SUB_FLAGS,
+    &[],
+    "Listen for messages published to channels matching the given patterns",
+    "2.0.0",
+    "O(N) where N is the number of patterns the client is already subscribed to.",
+    "pattern:pattern*"
+);
 pub(crate) static PUNSUBSCRIBE: CommandSpec = entry!("PUNSUBSCRIBE", -1, SUB_FLAGS, &[], "Stop listening for messages posted to channels matching the given patterns", "2.0.0", "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).", "pattern:pattern?*");
-pub(crate) static SSUBSCRIBE: CommandSpec = entry!("SSUBSCRIBE", -2, SUB_FLAGS, SHARD_ALL, "Listen for messages published to the given shard channels", "7.0.0", "O(N) where N is the number of shard channels to subscribe to.", "shardchannel:string*");
-pub(crate) static SUNSUBSCRIBE: CommandSpec = entry!("SUNSUBSCRIBE", -1, SUB_FLAGS, SHARD_ALL, "Stop listening for messages posted to the given shard channels", "7.0.0", "O(N) where N is the number of clients already subscribed to a shard channel.", "shardchannel:string?*");
+pub(crate) static SSUBSCRIBE: CommandSpec = entry!(
+    "SSUBSCRIBE",
+    -2,
+    SUB_FLAGS,
+    SHARD_ALL,
+    "Listen for messages published to the given shard channels",
+    "7.0.0",
+    "O(N) where N is the number of shard channels to subscribe to.",
+    "shardchannel:string*"
+);
+pub(crate) static SUNSUBSCRIBE: CommandSpec = entry!(
+    "SUNSUBSCRIBE",
+    -1,
+    SUB_FLAGS,
+    SHARD_ALL,
+    "Stop listening for messages posted to the given shard channels",
+    "7.0.0",
+    "O(N) where N is the number of clients already subscribed to a shard channel.",
+    "shardchannel:string?*"
+);
 pub(crate) static PUBLISH: CommandSpec = CommandSpec {
     acl_categories: &["fast"],
     ..entry!("PUBLISH", 3, &["pubsub", "loading", "stale", "fast"], &[], "Post a message to a channel", "2.0.0", "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).", "channel:string message:string")
 };
 pub(crate) static SPUBLISH: CommandSpec = CommandSpec {
     acl_categories: &["fast"],
-    ..entry!("SPUBLISH", 3, &["pubsub", "loading", "stale", "fast"], SHARD_ONE, "Post a message to a shard channel", "7.0.0", "O(N) where N is the number of clients subscribed to the receiving shard channel.", "shardchannel:string message:string")
+    ..entry!(
+        "SPUBLISH",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        SHARD_ONE,
+        "Post a message to a shard channel",
+        "7.0.0",
+        "O(N) where N is the number of clients subscribed to the receiving shard channel.",
+        "shardchannel:string message:string"
+    )
 };
 
 macro_rules! sub {
@@ -245,20 +299,14 @@ mod tests {
 
     #[test]
     fn pubsub_subcommands_and_their_errors() {
-        assert_eq!(
-            op("pubsub channels").0,
-            PubSubOp::Channels { shard: false }
-        );
+        assert_eq!(op("pubsub channels").0, PubSubOp::Channels { shard: false });
         assert_eq!(op("pubsub channels a*").1, vec![Bytes::from("a*")]);
         assert_eq!(
             op("pubsub shardchannels").0,
             PubSubOp::Channels { shard: true }
         );
         assert_eq!(op("pubsub numsub a b").1.len(), 2);
-        assert_eq!(
-            op("pubsub shardnumsub").0,
-            PubSubOp::NumSub { shard: true }
-        );
+        assert_eq!(op("pubsub shardnumsub").0, PubSubOp::NumSub { shard: true });
         assert_eq!(op("pubsub numpat").0, PubSubOp::NumPat);
         assert_eq!(op("pubsub help").0, PubSubOp::Help);
         assert_eq!(
