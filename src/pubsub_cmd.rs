@@ -142,33 +142,70 @@ impl Server {
             PubSubOp::Unsubscribe => unsubscribe(conn, Kind::Channel, &c.args),
             PubSubOp::PUnsubscribe => unsubscribe(conn, Kind::Pattern, &c.args),
             PubSubOp::SUnsubscribe => unsubscribe(conn, Kind::Shard, &c.args),
+            PubSubOp::Reset => Some(self.reset(conn)),
             _ if resp2_subscribed => {
                 let name = c.spec.name.to_ascii_lowercase();
                 ready(Reply::err(format!(
                     "ERR Can't execute '{name}': {SUBSCRIBE_MODE}"
                 )))
             }
-            PubSubOp::Publish { shard } => ready(self.publish(c, *shard)),
+            _ => ready(self.pubsub_reply(c)),
+        }
+    }
+
+    /// The reply of a Pub/Sub command that changes no subscription (PUBLISH, SPUBLISH,
+    /// PUBSUB ...), also inside MULTI. (P|S)(UN)SUBSCRIBE inside MULTI are refused.
+    pub fn pubsub_reply(&self, c: &PubSubCmd) -> Reply {
+        match &c.op {
+            PubSubOp::Publish { shard } => self.publish(c, *shard),
             PubSubOp::Channels { shard } => {
                 let list = hub().channels(*shard, c.args.first().map(|p| &p[..]));
-                ready(Reply::Array(list.into_iter().map(Reply::Bulk).collect()))
+                Reply::Array(list.into_iter().map(Reply::Bulk).collect())
             }
-            PubSubOp::NumSub { shard } => {
-                let pairs = c
-                    .args
+            PubSubOp::NumSub { shard } => Reply::Map(
+                c.args
                     .iter()
                     .map(|ch| {
-                        (
-                            Reply::Bulk(ch.clone()),
-                            Reply::Int(hub().numsub(*shard, ch) as i64),
-                        )
+                        let n = hub().numsub(*shard, ch) as i64;
+                        (Reply::Bulk(ch.clone()), Reply::Int(n))
                     })
-                    .collect();
-                ready(Reply::Map(pairs))
-            }
-            PubSubOp::NumPat => ready(Reply::Int(hub().numpat() as i64)),
-            PubSubOp::Help => ready(resp::cmd::pubsub::help()),
+                    .collect(),
+            ),
+            PubSubOp::NumPat => Reply::Int(hub().numpat() as i64),
+            PubSubOp::Help => resp::cmd::pubsub::help(),
+            _ => Reply::err(format!("ERR {} inside MULTI is not supported", c.spec.name)),
         }
+    }
+
+    /// RESET: leaves MULTI (and drops the watches), subscribe mode and every subscription,
+    /// returns to RESP2 and READWRITE, and to unauthenticated when a password is required.
+    fn reset(&self, conn: &mut crate::session::Conn) -> Pending {
+        conn.multi = None;
+        conn.proto = Protocol::Resp2;
+        conn.cluster = Default::default();
+        if self.cfg.requirepass.is_some() {
+            conn.authenticated = false;
+        }
+        let mut removed = Vec::new();
+        for k in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            removed.extend(
+                std::mem::take(conn.pubsub.set(k))
+                    .into_iter()
+                    .map(|n| (k, n)),
+            );
+        }
+        conn.pubsub.handle = None;
+        let id = conn.id;
+        let clear = crate::multi::clear_then(conn, Reply::Status("RESET".into()));
+        Pending::Later(Box::pin(async move {
+            for (k, n) in &removed {
+                hub().remove(*k, n, id);
+            }
+            match clear {
+                Pending::Later(f) => f.await,
+                Pending::Ready(r) => Outcome::Replies(vec![r]),
+            }
+        }))
     }
 
     /// PUBLISH / SPUBLISH: delivered here and sent to every other node; the reply counts

@@ -2,7 +2,7 @@
 //! node 1 reaches channel and pattern subscribers on nodes 2 and 3 (RESP2 through the redis
 //! crate's PubSub, RESP3 push frames on a raw connection), PUBLISH counts the serving
 //! node's receivers, subscribe mode's replies and errors on the wire as Redis 7.0 sends
-//! them, a subscriber that never reads is disconnected while the node's memory stays
+//! them (and PUBLISH in MULTI, RESET), a subscriber that never reads is disconnected while the node's memory stays
 //! bounded, and keyspace events of writes on node 1 (and an expiry) are seen on every node.
 
 mod common;
@@ -237,6 +237,17 @@ fn subscribe_mode_replies_and_errors_match_redis() {
         c.cmd(&["PUBSUB", "NUMPAT", "x"]),
         "-ERR wrong number of arguments for 'pubsub|numpat' command\r\n"
     );
+    // PUBLISH runs inside MULTI; RESET leaves subscribe mode.
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["PUBLISH", "a", "m"]), "+QUEUED\r\n");
+    assert_eq!(c.cmd(&["EXEC"]), "*1\r\n:0\r\n");
+    assert_eq!(
+        c.cmd(&["PSUBSCRIBE", "q*"]),
+        frame('*', &["psubscribe", "q*", ":1"])
+    );
+    assert_eq!(c.cmd(&["RESET"]), "+RESET\r\n");
+    assert_eq!(c.cmd(&["GET", "x"]), "$-1\r\n");
+    assert_eq!(c.cmd(&["PUBSUB", "NUMPAT"]), ":0\r\n");
 }
 
 /// Resident memory of a process, in KiB.

@@ -660,6 +660,8 @@ mod tests_geo;
 #[cfg(test)]
 mod tests_groups;
 #[cfg(test)]
+mod tests_notify;
+#[cfg(test)]
 mod tests_script;
 #[cfg(test)]
 mod tests_slots;

@@ -1,6 +1,7 @@
 //! Pub/Sub commands: SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE PUBLISH, the shard forms
-//! SSUBSCRIBE SUNSUBSCRIBE SPUBLISH, and the PUBSUB container (CHANNELS NUMSUB NUMPAT
-//! SHARDCHANNELS SHARDNUMSUB HELP), with Redis 7.0's table data and argument errors. None is
+//! SSUBSCRIBE SUNSUBSCRIBE SPUBLISH, the PUBSUB container (CHANNELS NUMSUB NUMPAT
+//! SHARDCHANNELS SHARDNUMSUB HELP), and RESET (which also leaves subscribe mode), with Redis
+//! 7.0's table data and argument errors. None is
 //! replicated: the session answers them (`src/pubsub.rs` keeps the subscriptions and
 //! delivers messages, cluster-wide over the peer transport).
 
@@ -33,6 +34,8 @@ pub enum PubSubOp {
     },
     NumPat,
     Help,
+    /// RESET (a connection command, kept here because it also leaves subscribe mode).
+    Reset,
 }
 
 /// A parsed Pub/Sub command: its entry, its arguments after the name (after the
@@ -48,6 +51,7 @@ fn parse(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
         "SSUBSCRIBE" => PubSubOp::SSubscribe,
         "SUNSUBSCRIBE" => PubSubOp::SUnsubscribe,
         "PUBLISH" => PubSubOp::Publish { shard: false },
+        "RESET" => PubSubOp::Reset,
         _ => PubSubOp::Publish { shard: true },
     };
     Ok(Command::PubSub(PubSubCmd {
@@ -200,6 +204,27 @@ pub(crate) static PUBSUB: CommandSpec = CommandSpec {
     ..CommandSpec::new("PUBSUB", -2, &[], &[], parse_container)
 };
 
+pub(crate) static RESET: CommandSpec = CommandSpec {
+    summary: "Reset the connection",
+    since: "6.2.0",
+    group: "connection",
+    complexity: "O(1)",
+    ..CommandSpec::new(
+        "RESET",
+        1,
+        &[
+            "noscript",
+            "loading",
+            "stale",
+            "fast",
+            "no_auth",
+            "allow_busy",
+        ],
+        &[],
+        parse,
+    )
+};
+
 /// PUBSUB HELP, as Redis 7.0 words it.
 pub fn help() -> Reply {
     let lines = [
@@ -232,6 +257,7 @@ pub(crate) static COMMANDS: &[&CommandSpec] = &[
     &PUBLISH,
     &SPUBLISH,
     &PUBSUB,
+    &RESET,
 ];
 
 #[cfg(test)]
@@ -271,6 +297,11 @@ mod tests {
         assert_eq!(op("punsubscribe").0, PubSubOp::PUnsubscribe);
         assert_eq!(op("ssubscribe x").0, PubSubOp::SSubscribe);
         assert_eq!(op("sunsubscribe").0, PubSubOp::SUnsubscribe);
+        assert_eq!(op("reset").0, PubSubOp::Reset);
+        assert_eq!(
+            err("reset x"),
+            "ERR wrong number of arguments for 'reset' command"
+        );
         assert_eq!(
             err("subscribe"),
             "ERR wrong number of arguments for 'subscribe' command"

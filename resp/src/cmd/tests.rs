@@ -110,7 +110,7 @@ fn internal_commands() {
 fn table() {
     // 160 before the geo family (10), SORT, SORT_RO, DUMP, RESTORE, the bitmap (7),
     // HyperLogLog (3), LCS and the scripting (8) commands.
-    assert_eq!(command_table().len(), 202);
+    assert_eq!(command_table().len(), 203);
     for s in command_table() {
         assert_eq!(
             lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -269,7 +269,7 @@ fn kinds_derived_from_flags_are_the_historical_ones() {
         "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME CLUSTER READONLY \
                  READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT SCRIPT FUNCTION \
                  SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE PUBLISH \
-                 SPUBLISH PUBSUB";
+                 SPUBLISH PUBSUB RESET";
     let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
     let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
                 PEXPIRETIME DBSIZE TOUCH RANDOMKEY \
