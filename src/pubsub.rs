@@ -211,8 +211,13 @@ impl Hub {
     /// subscribers and matching pattern subscriptions, or shard channel subscribers).
     pub fn deliver(&self, channel: &[u8], message: &[u8], shard: bool) -> usize {
         let m = self.read();
-        let ch = || Reply::Bulk(Bytes::copy_from_slice(channel));
-        let msg = || Reply::Bulk(Bytes::copy_from_slice(message));
+        // One copy of each, shared by every subscriber's reply.
+        let (channel_b, message_b) = (
+            Bytes::copy_from_slice(channel),
+            Bytes::copy_from_slice(message),
+        );
+        let ch = || Reply::Bulk(channel_b.clone());
+        let msg = || Reply::Bulk(message_b.clone());
         let mut n = 0;
         let (kind, word) = if shard {
             (Kind::Shard, "smessage")
