@@ -157,7 +157,7 @@ fn messages_published_on_one_node_reach_subscribers_on_every_node() {
 }
 
 #[test]
-fn resp3_subscribers_get_push_frames_and_may_run_any_command() {
+fn resp3_subscribers_get_push_frames_and_shard_channels_reach_other_nodes() {
     let cl = Cluster::start(3);
     let mut sub = Raw::to(&cl, 2);
     assert!(sub.cmd(&["HELLO", "3"]).starts_with('%'));
@@ -167,27 +167,50 @@ fn resp3_subscribers_get_push_frames_and_may_run_any_command() {
     );
     assert_eq!(sub.cmd(&["GET", "nothing"]), "_\r\n");
     assert_eq!(sub.cmd(&["PING"]), "+PONG\r\n");
-    // Publish on node 1 until the push arrives (the peer link connects on first use).
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let got = published_until_read(&cl, &mut sub, "PUBLISH", "ch", "pushed");
+    assert_eq!(got, frame('>', &["message", "ch", "pushed"]));
+
+    // A shard channel, RESP2, on node 2: SPUBLISH on node 1 reaches it as `smessage`.
+    let mut shard = Raw::to(&cl, 1);
+    assert_eq!(
+        shard.cmd(&["SSUBSCRIBE", "{t}s"]),
+        frame('*', &["ssubscribe", "{t}s", ":1"])
+    );
+    let got = published_until_read(&cl, &mut shard, "SPUBLISH", "{t}s", "sharded");
+    assert_eq!(got, frame('*', &["smessage", "{t}s", "sharded"]));
+}
+
+/// Publishes (`verb` channel payload) on node 1 every 100 ms until `sub` reads a value (the
+/// peer link connects on first use); that value.
+fn published_until_read(
+    cl: &Cluster,
+    sub: &mut Raw,
+    verb: &'static str,
+    channel: &'static str,
+    payload: &'static str,
+) -> String {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
     let port = cl.port(0);
     let publisher = {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let mut p = common::try_client(port).expect("node 1");
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _: i64 = redis::cmd("PUBLISH")
-                    .arg("ch")
-                    .arg("pushed")
+            while !stop.load(Ordering::Relaxed) {
+                let n: i64 = redis::cmd(verb)
+                    .arg(channel)
+                    .arg(payload)
                     .query(&mut p)
                     .unwrap();
+                assert_eq!(n, 0, "node 1 has no subscribers");
                 std::thread::sleep(Duration::from_millis(100));
             }
         })
     };
     let got = sub.value();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     publisher.join().unwrap();
-    assert_eq!(got, frame('>', &["message", "ch", "pushed"]));
+    got
 }
 
 #[test]
