@@ -162,12 +162,13 @@ impl Server {
                 let list = hub().channels(*shard, c.args.first().map(|p| &p[..]));
                 Reply::Array(list.into_iter().map(Reply::Bulk).collect())
             }
-            PubSubOp::NumSub { shard } => Reply::Map(
+            // A flat array in RESP3 too, as Redis 7.0.
+            PubSubOp::NumSub { shard } => Reply::Array(
                 c.args
                     .iter()
-                    .map(|ch| {
+                    .flat_map(|ch| {
                         let n = hub().numsub(*shard, ch) as i64;
-                        (Reply::Bulk(ch.clone()), Reply::Int(n))
+                        [Reply::Bulk(ch.clone()), Reply::Int(n)]
                     })
                     .collect(),
             ),

@@ -167,6 +167,10 @@ fn resp3_subscribers_get_push_frames_and_shard_channels_reach_other_nodes() {
     );
     assert_eq!(sub.cmd(&["GET", "nothing"]), "_\r\n");
     assert_eq!(sub.cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(
+        sub.cmd(&["PUBSUB", "NUMSUB", "ch"]),
+        frame('*', &["ch", ":1"])
+    );
     let got = published_until_read(&cl, &mut sub, "PUBLISH", "ch", "pushed");
     assert_eq!(got, frame('>', &["message", "ch", "pushed"]));
 
