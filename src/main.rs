@@ -386,12 +386,11 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             shutdown: tokio::sync::Notify::new(),
             open_conns: std::sync::atomic::AtomicUsize::new(0),
         });
-        // Pub/Sub messages from peers go to this node's subscribers; applied writes raise
-        // keyspace events here.
+        // Pub/Sub messages from peers go to this node's subscribers (keyspace events come
+        // from the store's push listener, see `Server::watch_pushes`).
         transport.set_publish_handler(Arc::new(|ch, msg, shard| {
             pubsub::hub().deliver(ch, msg, shard);
         }));
-        server.watch_keyspace();
         let msg_groups = groups.clone();
         let fwd_server = server.clone();
         tokio::spawn(transport.clone().serve(

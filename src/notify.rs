@@ -3,12 +3,12 @@
 //! (its `pubsub` class can be changed at run time; `normal` is fixed at start-up).
 //!
 //! Events are raised by the store where a write is applied (`store::notify`), on every
-//! node that hosts the group, and published here to this node's subscribers only, on
+//! node that hosts the group, reach this node through the store's push listener (the hook
+//! blocking pops use), and are published here to this node's subscribers only, on
 //! `__keyspace@0__:<key>` (message: the event) and `__keyevent@0__:<event>` (message: the
 //! key). The setting is node-local, as in Redis: CONFIG SET on one node affects that node.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use resp::Reply;
@@ -126,15 +126,6 @@ fn parse_limits(v: &[u8], normal: usize) -> Result<Option<usize>, &'static str> 
 }
 
 impl Server {
-    /// Starts keyspace notifications: the store of every group hosted here reports its
-    /// events to this node's subscribers.
-    pub fn watch_keyspace(&self) {
-        for g in self.groups.all() {
-            g.reader
-                .set_event_listener(Arc::new(|events: &[Event]| publish_events(events)));
-        }
-    }
-
     /// CONFIG SET of the Pub/Sub settings; `None` when another setting is named (those are
     /// fixed). All named settings are checked before any is changed, as Redis does.
     pub fn pubsub_config_set(&self, pairs: &[(Bytes, Bytes)]) -> Option<Reply> {
@@ -190,8 +181,9 @@ impl Server {
 }
 
 /// Publishes a batch's events to this node's subscribers (never to peers: each node
-/// raises the events of the groups it hosts).
-fn publish_events(events: &[Event]) {
+/// raises the events of the groups it hosts). Called on the apply thread through the
+/// store's push listener (`Server::watch_pushes`).
+pub fn publish_events(events: &[Event]) {
     let flags = FLAGS.load(Ordering::Acquire);
     if hub().is_empty() {
         return;

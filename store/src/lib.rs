@@ -202,9 +202,9 @@ struct Counters {
     node_addrs: nodes::Addrs,
     /// The group's slots as readers see them (see `scope.rs` for when they change).
     slots: std::sync::RwLock<Arc<SlotSet>>,
-    /// Called with each list or sorted-set key a written batch changed (blocking pops).
+    /// Told what each written batch changed (blocking pops, keyspace notifications).
     push_listener: std::sync::Mutex<Option<PushListener>>,
-    /// Keyspace notifications: the classes wanted and their listener (see [`notify`]).
+    /// Keyspace notifications: the classes wanted (see [`notify`]).
     events: notify::Hook,
     /// Function libraries as of the last written batch (see [`functions`]).
     libraries: std::sync::RwLock<Arc<functions::Libraries>>,
@@ -212,10 +212,22 @@ struct Counters {
     engines: std::sync::Mutex<Vec<script::Engine>>,
 }
 
-/// What [`Reader::set_push_listener`] registers: called on the apply thread, once the batch
-/// is written, with each list or sorted-set key it gave elements (`None`: any key may have
-/// changed, after a snapshot restore).
-pub type PushListener = Arc<dyn Fn(Option<&[u8]>) + Send + Sync>;
+/// What a written batch changed, as [`PushListener`] hears it.
+#[derive(Debug, Clone, Copy)]
+pub enum Applied<'a> {
+    /// A list or sorted-set key got elements (each key once per batch).
+    Pushed(&'a [u8]),
+    /// A snapshot was restored: any key may have changed.
+    Restored,
+    /// The keyspace events the batch raised, in apply order (only while notifications
+    /// are on; see [`notify`]).
+    Events(&'a [notify::Event]),
+}
+
+/// What [`Reader::set_push_listener`] registers: called on the apply thread once the batch
+/// is written, with what it changed (the one hook of blocking pops and keyspace
+/// notifications).
+pub type PushListener = Arc<dyn Fn(Applied<'_>) + Send + Sync>;
 
 /// The state machine, owned by the Raft thread.
 ///

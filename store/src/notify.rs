@@ -1,6 +1,7 @@
-//! The keyspace notification hook: which events (Redis's names and classes) an applied
-//! write raised, collected per batch and handed to the registered listener once the batch
-//! is written, next to the push listener of blocking pops. Every replica applies every
+//! Keyspace notifications at apply time: which events (Redis's names and classes) an
+//! applied write raised, collected per batch (rolled back with a script's savepoint) and
+//! handed to the store's one listener of applied changes, the push listener of blocking
+//! pops, once the batch is written ([`crate::Applied::Events`]). Every replica applies every
 //! write, so every node hosting a group raises its events.
 //!
 //! The node sets the classes it wants (`notify-keyspace-events`, node-local as in Redis);
@@ -9,7 +10,6 @@
 //! live and is gone raised `del` (or `expired`), the command itself its own event.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use resp::{Command, ListOp, Reply, SetCondition};
@@ -44,30 +44,17 @@ pub struct Event {
     pub key: Bytes,
 }
 
-/// Called on the apply thread with the events of each written batch, in apply order.
-pub type EventListener = Arc<dyn Fn(&[Event]) + Send + Sync>;
-
-/// The node's settings, shared by the store and its readers.
+/// The node's setting, shared by the store and its readers (events go to the store's
+/// push listener, as [`crate::Applied::Events`]).
 #[derive(Default)]
 pub(crate) struct Hook {
     flags: AtomicU32,
-    listener: Mutex<Option<EventListener>>,
 }
 
 impl crate::Reader {
     /// Sets the classes raised (the `notify-keyspace-events` flags; 0: none).
     pub fn set_notify_flags(&self, flags: u32) {
         self.counters.events.flags.store(flags, Ordering::Release);
-    }
-
-    /// Registers the listener of raised events (replacing any earlier one).
-    pub fn set_event_listener(&self, f: EventListener) {
-        *self
-            .counters
-            .events
-            .listener
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(f);
     }
 }
 
@@ -154,13 +141,12 @@ impl Store {
         let events = std::mem::take(&mut self.events);
         let listener = self
             .shared
-            .events
-            .listener
+            .push_listener
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some(f) = listener {
-            f(&events);
+            f(crate::Applied::Events(&events));
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::notify::{self as n, Event};
+use crate::notify as n;
 use crate::testgroup::{open_db, G, NOW};
 
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
@@ -16,15 +16,18 @@ fn group(flags: u32) -> (tempfile::TempDir, G, Seen) {
     let g = G::open(&db, 1, "0-16383");
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    g.reader.set_event_listener(Arc::new(move |evs: &[Event]| {
-        let mut s = s.lock().unwrap();
-        for e in evs {
-            s.push((
-                e.name.to_string(),
-                String::from_utf8_lossy(&e.key).into_owned(),
-            ));
-        }
-    }));
+    g.reader
+        .set_push_listener(Arc::new(move |applied: crate::Applied<'_>| {
+            if let crate::Applied::Events(evs) = applied {
+                let mut s = s.lock().unwrap();
+                for e in evs {
+                    s.push((
+                        e.name.to_string(),
+                        String::from_utf8_lossy(&e.key).into_owned(),
+                    ));
+                }
+            }
+        }));
     g.reader.set_notify_flags(flags);
     (dir, g, seen)
 }
