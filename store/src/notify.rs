@@ -202,7 +202,41 @@ fn command_events(cmd: &Command, reply: &Reply, before: &[bool], out: &mut Vec<E
         Command::ZSet(c) => collection(c.spec.name, &c.args, None, reply, &mut ev),
         Command::Geo(c) => collection(c.spec.name, &c.args, None, reply, &mut ev),
         Command::List(c) => collection(c.spec.name, &c.args, Some(&c.op), reply, &mut ev),
+        Command::Bitmap(c) => string_family(c.spec.name, &c.args, reply, &mut ev),
+        Command::Hll(c) => string_family(c.spec.name, &c.args, reply, &mut ev),
+        Command::Dump(c) if c.spec.name == "RESTORE" => {
+            if let Some(k) = c.args.first() {
+                ev(GENERIC, "restore", k);
+            }
+        }
+        Command::Sort(c) if matches!(reply, Reply::Int(n) if *n > 0) => {
+            let store = c.args.iter().position(|a| a.eq_ignore_ascii_case(b"STORE"));
+            if let Some(dst) = store.and_then(|i| c.args.get(i + 1)) {
+                ev(LIST, "sortstore", dst);
+            }
+        }
         _ => {}
+    }
+}
+
+/// The events of the string-encoded families (bitmaps, HyperLogLogs), by entry name.
+fn string_family(
+    name: &str,
+    args: &[Bytes],
+    reply: &Reply,
+    ev: &mut impl FnMut(u32, &'static str, &Bytes),
+) {
+    let has = |w: &[u8]| args.iter().any(|a| a.eq_ignore_ascii_case(w));
+    let (event, key) = match name {
+        "SETBIT" => ("setbit", args.first()),
+        "BITFIELD" if has(b"SET") || has(b"INCRBY") => ("setbit", args.first()),
+        "BITOP" if matches!(reply, Reply::Int(n) if *n > 0) => ("set", args.get(1)),
+        "PFADD" if matches!(reply, Reply::Int(1)) => ("pfadd", args.first()),
+        "PFMERGE" => ("pfadd", args.first()),
+        _ => return,
+    };
+    if let Some(k) = key {
+        ev(STRING, event, k);
     }
 }
 

@@ -111,6 +111,34 @@ fn collection_writes_raise_their_events_and_del_when_emptied() {
 }
 
 #[test]
+fn bitmap_hll_sort_and_restore_writes_raise_their_events() {
+    let (_d, mut g, seen) = group(n::KEYEVENT | n::ALL);
+    g.w("SETBIT b 7 1");
+    g.w("BITOP OR d b");
+    g.w("PFADD p a");
+    g.w("PFADD p a");
+    g.w("RPUSH l 2 1");
+    g.w("SORT l STORE s");
+    assert_eq!(
+        take(&seen),
+        ev(&[
+            ("setbit", "b"),
+            ("set", "d"),
+            ("pfadd", "p"),
+            ("rpush", "l"),
+            ("sortstore", "s")
+        ])
+    );
+    g.w("SETBIT b 6 1");
+    g.w("PFMERGE q p");
+    g.w("SORT l STORE s");
+    assert_eq!(
+        take(&seen),
+        ev(&[("setbit", "b"), ("pfadd", "q"), ("sortstore", "s")])
+    );
+}
+
+#[test]
 fn only_wanted_classes_and_nothing_when_off() {
     let (_d, mut g, seen) = group(n::KEYEVENT | n::LIST);
     g.w("SET k v");
