@@ -85,7 +85,7 @@ fn next_message(ps: &mut redis::PubSub<'_>, d: Duration) -> Option<(String, Stri
 }
 
 /// Publishes on node 1 until the subscriber gets the message (the first publish may beat
-/// the peer link's connect), then checks what it got.
+/// the peer link's connect); what it got.
 fn publish_until_seen(
     publisher: &mut redis::Connection,
     ps: &mut redis::PubSub<'_>,
@@ -94,7 +94,14 @@ fn publish_until_seen(
 ) -> (String, String) {
     wait_for(Duration::from_secs(15), "the published message", || {
         assert_eq!(int(publisher, &["PUBLISH", channel, payload]), 0);
-        next_message(ps, Duration::from_millis(300))
+        // Late copies of an earlier test message may still arrive first: skipped.
+        loop {
+            match next_message(ps, Duration::from_millis(300)) {
+                Some(m) if m.1 == payload => return Some(m),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
     })
 }
 
@@ -116,11 +123,11 @@ fn messages_published_on_one_node_reach_subscribers_on_every_node() {
     assert_eq!((ch.as_str(), msg.as_str()), ("news", "again"));
     // Node 3's subscriber got every "again" sent while node 2 connected: drain them.
     while let Some((_, m)) = next_message(&mut ps3, Duration::from_millis(300)) {
-        assert_eq!(m, "again");
+        assert!(m == "again" || m == "hello", "{m}");
     }
     // Node 2's too (the last "again" may still have been on its way).
     while let Some((_, m)) = next_message(&mut ps2, Duration::from_millis(300)) {
-        assert_eq!(m, "again");
+        assert!(m == "again" || m == "hello", "{m}");
     }
     assert_eq!(int(&mut publisher, &["PUBLISH", "other", "x"]), 0);
     assert_eq!(next_message(&mut ps2, Duration::from_millis(500)), None);

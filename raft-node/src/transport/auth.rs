@@ -34,7 +34,8 @@ pub const MAGIC: u32 = 0x524b_5632;
 pub const KIND_RAFT: u32 = 1;
 pub const KIND_FORWARD: u32 = 2;
 pub const KIND_SNAPSHOT: u32 = 3;
-pub const KIND_PUBLISH: u32 = 4;
+/// Pub/Sub messages. Not 4: that was the removal notice of old versions, still refused.
+pub const KIND_PUBLISH: u32 = 5;
 /// Bytes of each side's nonce.
 pub const NONCE_LEN: usize = 32;
 /// How long the whole handshake may take.
