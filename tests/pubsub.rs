@@ -395,7 +395,9 @@ fn expect_events(ps: &mut redis::PubSub<'_>, want: &[(&str, &str)]) {
 
 #[test]
 fn keyspace_notifications_are_seen_on_every_node() {
-    let cl = Cluster::start(3);
+    // Three groups: the keys below live in all of them (slots of b: 3300, k: 7629, l and
+    // h: 11562 and 11694), and every node hosts every group.
+    let cl = Cluster::start_with(3, &["--groups", "3"]);
     let mut conns: Vec<redis::Connection> = (0..3).map(|i| cl.client(i)).collect();
     for c in conns.iter_mut() {
         redis::cmd("CONFIG")
@@ -422,6 +424,7 @@ fn keyspace_notifications_are_seen_on_every_node() {
     assert_eq!(int(w, &["LPUSH", "l", "a"]), 1);
     assert_eq!(int(w, &["EXPIRE", "l", "100"]), 1);
     assert_eq!(int(w, &["HSET", "h", "f", "v"]), 1);
+    assert_eq!(int(w, &["SADD", "b", "m"]), 1);
     for ps in pss.iter_mut() {
         expect_events(
             ps,
@@ -433,6 +436,7 @@ fn keyspace_notifications_are_seen_on_every_node() {
                 ("__keyevent@0__:lpush", "l"),
                 ("__keyspace@0__:l", "expire"),
                 ("__keyevent@0__:hset", "h"),
+                ("__keyspace@0__:b", "sadd"),
             ],
         );
     }
