@@ -303,8 +303,10 @@ impl Server {
 }
 
 fn client_line(ci: &ClientInfo) -> String {
+    let [sub, psub, ssub] = crate::pubsub::hub().client_counts(ci.id);
+    let flags = if sub + psub + ssub > 0 { "P" } else { "N" };
     format!(
-        "id={} addr={} laddr= fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr= fd=0 name={} age={} idle=0 flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
         ci.id,
         ci.addr,
         String::from_utf8_lossy(&ci.name),

@@ -160,6 +160,8 @@ pub struct Stats {
 /// The node's subscriptions.
 pub struct Hub {
     maps: RwLock<Maps>,
+    /// Subscriptions per client (channels, patterns, shard channels), for CLIENT LIST.
+    per_client: std::sync::Mutex<HashMap<u64, [usize; 3]>>,
     /// `client-output-buffer-limit pubsub` hard limit (0: none).
     pub limit: AtomicUsize,
     pub stats: Stats,
@@ -170,6 +172,7 @@ pub fn hub() -> &'static Hub {
     static H: OnceLock<Hub> = OnceLock::new();
     H.get_or_init(|| Hub {
         maps: RwLock::default(),
+        per_client: Default::default(),
         limit: AtomicUsize::new(DEFAULT_LIMIT),
         stats: Stats::default(),
     })
@@ -243,6 +246,22 @@ impl Hub {
         }
         self.stats.delivered.fetch_add(n as u64, Ordering::Relaxed);
         n
+    }
+
+    /// Records a client's subscription counts (all zero: forgotten).
+    pub fn set_client_counts(&self, id: u64, counts: [usize; 3]) {
+        let mut m = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        if counts == [0; 3] {
+            m.remove(&id);
+        } else {
+            m.insert(id, counts);
+        }
+    }
+
+    /// A client's (channels, patterns, shard channels) subscribed.
+    pub fn client_counts(&self, id: u64) -> [usize; 3] {
+        let m = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&id).copied().unwrap_or_default()
     }
 
     /// True when nobody on this node subscribes to anything (keyspace events are then not

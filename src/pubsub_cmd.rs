@@ -69,6 +69,12 @@ impl ConnSubs {
         }
     }
 
+    /// Publishes the connection's counts for CLIENT LIST.
+    fn report(&self, id: u64) {
+        let counts = [self.channels.len(), self.patterns.len(), self.shard.len()];
+        hub().set_client_counts(id, counts);
+    }
+
     /// Keeps the connection's protocol for its messages (after HELLO).
     pub fn sync_proto(&self, p: Protocol) {
         if let Some(h) = &self.handle {
@@ -96,6 +102,7 @@ impl ConnSubs {
             }
         }
         self.handle = None;
+        self.report(id);
     }
 }
 
@@ -197,6 +204,7 @@ impl Server {
         }
         conn.pubsub.handle = None;
         let id = conn.id;
+        conn.pubsub.report(id);
         let clear = crate::multi::clear_then(conn, Reply::Status("RESET".into()));
         Pending::Later(Box::pin(async move {
             for (k, n) in &removed {
@@ -245,6 +253,7 @@ impl Server {
                 Reply::Int(count),
             ]));
         }
+        conn.pubsub.report(conn.id);
         Some(Pending::Later(Box::pin(async move {
             for n in &added {
                 hub().add(k, n, &sub);
@@ -287,6 +296,7 @@ fn unsubscribe(conn: &mut crate::session::Conn, k: Kind, names: &[Bytes]) -> Opt
             Reply::Int(count),
         ]));
     }
+    conn.pubsub.report(id);
     Some(Pending::Later(Box::pin(async move {
         for n in &removed {
             hub().remove(k, n, id);

@@ -159,6 +159,16 @@ fn messages_published_on_one_node_reach_subscribers_on_every_node() {
     );
     let chans: Vec<String> = redis::cmd("PUBSUB").arg("CHANNELS").query(&mut q3).unwrap();
     assert_eq!(chans, vec!["news".to_string()]);
+    // CLIENT LIST shows each subscriber's counts, flagged P.
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut q3).unwrap();
+    let has = |counts: &str| {
+        list.lines()
+            .any(|l| l.contains("flags=P") && l.contains(counts))
+    };
+    assert!(
+        has(" sub=1 psub=0 ssub=0 ") && has(" sub=0 psub=1 ssub=0 "),
+        "{list}"
+    );
     // Node-local, as in Redis Cluster: node 1 has no subscribers.
     assert_eq!(int(&mut publisher, &["PUBSUB", "NUMPAT"]), 0);
 }
