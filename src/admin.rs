@@ -144,8 +144,16 @@ impl Server {
                 // no pub/sub); IDs are listed in the order given, as Redis does.
                 let text = match filter {
                     ClientFilter::All => clients.values().map(client_line).collect(),
-                    ClientFilter::Type(t) if t == "normal" => {
-                        clients.values().map(client_line).collect()
+                    // Redis: a subscribed client is of type pubsub, not normal.
+                    ClientFilter::Type(t) if t == "normal" || t == "pubsub" => {
+                        let pubsub = t == "pubsub";
+                        let subscribed =
+                            |c: &&ClientInfo| crate::pubsub::hub().client_counts(c.id) != [0; 3];
+                        clients
+                            .values()
+                            .filter(|c| subscribed(c) == pubsub)
+                            .map(client_line)
+                            .collect()
                     }
                     ClientFilter::Type(_) => String::new(),
                     ClientFilter::Ids(ids) => ids

@@ -169,6 +169,13 @@ fn messages_published_on_one_node_reach_subscribers_on_every_node() {
         has(" sub=1 psub=0 ssub=0 ") && has(" sub=0 psub=1 ssub=0 "),
         "{list}"
     );
+    let subs: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut q3)
+        .unwrap();
+    assert_eq!(subs.lines().count(), 2, "{subs}");
     // Node-local, as in Redis Cluster: node 1 has no subscribers.
     assert_eq!(int(&mut publisher, &["PUBSUB", "NUMPAT"]), 0);
 }
