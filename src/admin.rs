@@ -144,8 +144,16 @@ impl Server {
                 // no pub/sub); IDs are listed in the order given, as Redis does.
                 let text = match filter {
                     ClientFilter::All => clients.values().map(client_line).collect(),
-                    ClientFilter::Type(t) if t == "normal" => {
-                        clients.values().map(client_line).collect()
+                    // Redis: a subscribed client is of type pubsub, not normal.
+                    ClientFilter::Type(t) if t == "normal" || t == "pubsub" => {
+                        let pubsub = t == "pubsub";
+                        let subscribed =
+                            |c: &&ClientInfo| crate::pubsub::hub().client_counts(c.id) != [0; 3];
+                        clients
+                            .values()
+                            .filter(|c| subscribed(c) == pubsub)
+                            .map(client_line)
+                            .collect()
                     }
                     ClientFilter::Type(_) => String::new(),
                     ClientFilter::Ids(ids) => ids
@@ -217,11 +225,10 @@ impl Server {
             ("read-mode", c.read_mode.clone()),
             ("redirect", c.redirect.clone()),
             ("max-write-bytes", c.max_write_bytes.to_string()),
-            (
-                "client-output-buffer-limit",
-                format!("normal {} 0 0", c.client_output_buffer_limit),
-            ),
         ]
+        .into_iter()
+        .chain(self.pubsub_config_values())
+        .collect()
     }
 
     fn config_cmd(&self, c: ConfigCmd) -> Reply {
@@ -241,6 +248,9 @@ impl Server {
                 Reply::Map(out)
             }
             ConfigCmd::Set(pairs) => {
+                if let Some(r) = self.pubsub_config_set(&pairs) {
+                    return r;
+                }
                 let name = pairs
                     .first()
                     .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
@@ -301,8 +311,10 @@ impl Server {
 }
 
 fn client_line(ci: &ClientInfo) -> String {
+    let [sub, psub, ssub] = crate::pubsub::hub().client_counts(ci.id);
+    let flags = if sub + psub + ssub > 0 { "P" } else { "N" };
     format!(
-        "id={} addr={} laddr= fd=0 name={} age={} idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+        "id={} addr={} laddr= fd=0 name={} age={} idle=0 flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
         ci.id,
         ci.addr,
         String::from_utf8_lossy(&ci.name),

@@ -248,11 +248,16 @@ impl Server {
         out
     }
 
-    /// Connects the store's push listener to the blocked clients (once, at start).
+    /// Connects the store's push listener (once, at start): pushed keys wake the blocked
+    /// clients, keyspace events go to this node's subscribers (`crate::notify`).
     pub fn watch_pushes(&self) {
         for g in self.groups.all() {
             g.reader
-                .set_push_listener(Arc::new(|key: Option<&[u8]>| blocked().wake(key)));
+                .set_push_listener(Arc::new(|applied: store::Applied<'_>| match applied {
+                    store::Applied::Pushed(key) => blocked().wake(Some(key)),
+                    store::Applied::Restored => blocked().wake(None),
+                    store::Applied::Events(events) => crate::notify::publish_events(events),
+                }));
         }
     }
 }

@@ -191,10 +191,11 @@ impl Server {
         let s = &self.stats;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nevicted_keys:0\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\ntotal_reads:{}\r\ntotal_writes:{}\r\ntotal_forwarded_writes:{}\r\ntotal_moved_replies:{}\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nevicted_keys:0\r\n{}total_error_replies:{}\r\ntotal_reads:{}\r\ntotal_writes:{}\r\ntotal_forwarded_writes:{}\r\ntotal_moved_replies:{}\r\n",
             s.connections.load(Ordering::Relaxed),
             s.commands.load(Ordering::Relaxed),
             s.rejected.load(Ordering::Relaxed),
+            crate::pubsub::info_lines(&self.transport),
             s.errors.load(Ordering::Relaxed),
             s.reads.load(Ordering::Relaxed),
             s.writes.load(Ordering::Relaxed),

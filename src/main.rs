@@ -11,6 +11,9 @@ mod groups;
 mod info;
 mod leaders;
 mod multi;
+mod notify;
+mod pubsub;
+mod pubsub_cmd;
 mod raft_admin;
 mod reads;
 mod scripting;
@@ -384,6 +387,11 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             shutdown: tokio::sync::Notify::new(),
             open_conns: std::sync::atomic::AtomicUsize::new(0),
         });
+        // Pub/Sub messages from peers go to this node's subscribers (keyspace events come
+        // from the store's push listener, see `Server::watch_pushes`).
+        transport.set_publish_handler(Arc::new(|ch, msg, shard| {
+            pubsub::hub().deliver(ch, msg, shard);
+        }));
         let msg_groups = groups.clone();
         let fwd_server = server.clone();
         tokio::spawn(transport.clone().serve(

@@ -261,6 +261,7 @@ impl Server {
                 }
                 // EXEC clears the watches anyway.
                 Queued::Local(Command::Unwatch) => Some(Reply::ok()),
+                Queued::Local(Command::PubSub(c)) => Some(self.pubsub_reply(&c)),
                 Queued::Local(cmd) => Some(self.local(conn, cmd)),
                 Queued::Failed(e) => Some(e),
             });
@@ -295,7 +296,7 @@ impl Server {
 }
 
 /// Clears the watches in the connection's order, then answers `reply`.
-fn clear_then(conn: &Conn, reply: Reply) -> Pending {
+pub(crate) fn clear_then(conn: &Conn, reply: Reply) -> Pending {
     let watches = conn.watches.clone();
     Pending::Later(Box::pin(async move {
         *lock(&watches) = Watches::default();

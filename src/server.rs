@@ -178,6 +178,13 @@ impl Server {
             return out;
         }
         *conn.last_cmd.lock().unwrap_or_else(|p| p.into_inner()) = cmd.name();
+        if conn.multi.is_none() {
+            if let Some(p) = self.pubsub_intercept(conn, &cmd) {
+                out.extend(self.flush_group(conn));
+                out.push(p);
+                return out;
+            }
+        }
         let cmd = self.script_route(cmd);
         if conn.multi.is_some() || cmd.is_transaction() {
             out.extend(self.flush_group(conn));

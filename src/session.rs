@@ -69,7 +69,7 @@ pub fn reply_bytes(r: &Reply) -> usize {
             | Reply::BigNumber(t) => t.len(),
             Reply::Bulk(b) => b.len(),
             Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) | Reply::Bool(_) => 0,
-            Reply::Array(rs) | Reply::Set(rs) => rs.iter().map(reply_bytes).sum(),
+            Reply::Array(rs) | Reply::Set(rs) | Reply::Push(rs) => rs.iter().map(reply_bytes).sum(),
             Reply::Map(kv) | Reply::Pairs(kv) => kv
                 .iter()
                 .map(|(k, v)| reply_bytes(k) + reply_bytes(v))
@@ -136,6 +136,8 @@ pub struct Conn {
     pub multi: Option<crate::multi::Multi>,
     /// The keys WATCH read, shared with the futures the writer runs in order.
     pub watches: crate::multi::SharedWatches,
+    /// Pub/Sub subscriptions (see `crate::pubsub_cmd`).
+    pub pubsub: crate::pubsub_cmd::ConnSubs,
 }
 
 /// Most requests in flight on one connection before the reader waits.
@@ -149,7 +151,7 @@ const MAX_IN_FLIGHT_BYTES: usize = 32 << 20;
 
 /// One queued reply: protocol to encode it in, the reply, whether the connection closes
 /// after it, and the share of the in-flight byte budget it holds until encoded.
-type Item = (Protocol, Pending, bool, Option<OwnedSemaphorePermit>);
+pub(crate) type Item = (Protocol, Pending, bool, Option<OwnedSemaphorePermit>);
 
 /// Takes budget for the request bytes parsed since the last queued reply (waits while the
 /// connection has too many bytes in flight).
@@ -318,6 +320,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         cluster: Default::default(),
         multi: None,
         watches: Default::default(),
+        pubsub: crate::pubsub_cmd::ConnSubs::new(&tx, kill.clone(), writer.abort_handle()),
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     // Hands an item to the writer, counting groups in flight.
@@ -369,6 +372,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                     }
                     let before = conn.proto;
                     let out = server.dispatch(&mut conn, argv);
+                    conn.pubsub.sync_proto(conn.proto);
                     let n = out.len();
                     for (i, pending) in out.into_iter().enumerate() {
                         // The command's own reply is the last item: HELLO answers in the
@@ -411,6 +415,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         }
     }
     drop(tx);
+    conn.pubsub.close(id);
     crate::blocking::blocked().client_gone(id);
     let _ = writer.await;
     crate::blocking::blocked().forget(id);

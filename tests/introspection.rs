@@ -200,7 +200,10 @@ fn info_section_selection() {
         .expect("CONFIG GET");
     assert_eq!(conf["appendonly"], "yes");
     assert_eq!(conf["max-write-bytes"], "33554432");
-    assert_eq!(conf["client-output-buffer-limit"], "normal 1073741824 0 0");
+    assert_eq!(
+        conf["client-output-buffer-limit"],
+        "normal 1073741824 0 0 slave 0 0 0 pubsub 33554432 0 0"
+    );
     assert_eq!(conf["redirect"], "forward");
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{wait_for, Cluster};
 use peer_common::{
     closed_by_peer, forward_reply, forward_request, handshake, raft_batch, replay, write_frame,
-    KIND_FORWARD, KIND_RAFT, KIND_SNAPSHOT,
+    KIND_FORWARD, KIND_PUBLISH, KIND_RAFT, KIND_SNAPSHOT,
 };
 use protobuf::Message as _;
 use raft_node::proto::PeerHello;
@@ -86,7 +86,7 @@ fn the_peer_port_acts_only_on_members_that_prove_the_secret() {
     // 1. No secret and a wrong one (the password itself is not the peer secret either):
     //    every kind is refused at the handshake, claiming to be a member.
     for secret in [&b""[..], b"wrong", PASSWORD.as_bytes()] {
-        for kind in [KIND_RAFT, KIND_FORWARD, KIND_SNAPSHOT] {
+        for kind in [KIND_RAFT, KIND_FORWARD, KIND_SNAPSHOT, KIND_PUBLISH] {
             let got = handshake(lport, other, lid, kind, secret);
             assert!(got.is_err(), "kind {kind} accepted with a bad secret");
         }

@@ -20,6 +20,7 @@ pub use crate::cmd::hash::{HashCmd, HashOp};
 pub use crate::cmd::hll::{HllCmd, HllOp};
 pub use crate::cmd::lcs::{LcsCmd, LcsOpts};
 pub use crate::cmd::list::{ListCmd, ListOp};
+pub use crate::cmd::pubsub::{PubSubCmd, PubSubOp};
 pub use crate::cmd::scripting::{FunctionCmd, RestorePolicy, ScriptAdmin, ScriptCall, ScriptKind};
 pub use crate::cmd::set::{Algebra, SetCmd, SetOp};
 pub use crate::cmd::sort::{SortArgs, SortCmd};
@@ -388,4 +389,6 @@ pub enum Command {
     ScriptAdmin(ScriptAdmin),
     /// FUNCTION LOAD / DELETE / FLUSH / LIST / DUMP / RESTORE / KILL / STATS / HELP.
     Function(FunctionCmd),
+    // ---- Pub/Sub (answered by the session; see `cmd/pubsub.rs`) ----
+    PubSub(PubSubCmd),
 }

@@ -85,7 +85,7 @@ fn encode2(reply: &Reply, out: &mut BytesMut) {
         Reply::Bulk(b) => scalar2(out, F2::BulkString(b.clone())),
         Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
         Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
-        Reply::Array(items) | Reply::Set(items) => {
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
             header(out, b'*', items.len());
             items.iter().for_each(|r| encode2(r, out));
         }
@@ -141,6 +141,10 @@ fn encode3(reply: &Reply, out: &mut BytesMut) {
         }
         Reply::Set(items) => {
             header(out, b'~', items.len());
+            items.iter().for_each(|r| encode3(r, out));
+        }
+        Reply::Push(items) => {
+            header(out, b'>', items.len());
             items.iter().for_each(|r| encode3(r, out));
         }
         Reply::Map(pairs) => {

@@ -32,6 +32,9 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     /// A set: RESP3 set, RESP2 array.
     Set(Vec<Reply>),
+    /// An out-of-band push (Pub/Sub messages and subscribe confirmations): RESP3 push
+    /// (`>`), RESP2 array.
+    Push(Vec<Reply>),
     /// A double: RESP3 double, RESP2 bulk string.
     Double(f64),
     /// A double already formatted (GEOPOS's coordinates, Redis's `addReplyHumanLongDouble`:

@@ -107,7 +107,7 @@ pub(crate) fn reply_to_lua(lua: &Lua, r: Reply, resp3: bool) -> mlua::Result<Val
             }
             field_table(lua, "set", Value::Table(t))?
         }
-        Reply::Set(items) => array(lua, items, resp3)?,
+        Reply::Set(items) | Reply::Push(items) => array(lua, items, resp3)?,
         Reply::Double(d) if resp3 => field_table(lua, "double", Value::Number(d))?,
         Reply::Double(d) => bytes_value(lua, resp::encode::format_reply_double(d).as_bytes())?,
         Reply::DoubleText(t) if resp3 => {

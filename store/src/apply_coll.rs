@@ -158,7 +158,7 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some(f) = listener {
-            keys.iter().for_each(|k| f(Some(k)));
+            keys.iter().for_each(|k| f(crate::Applied::Pushed(k)));
         }
     }
 
@@ -166,7 +166,7 @@ impl Store {
     pub(crate) fn notify_restored(&self) {
         let listener = self.shared.push_listener.lock();
         if let Some(f) = listener.unwrap_or_else(|p| p.into_inner()).clone() {
-            f(None);
+            f(crate::Applied::Restored);
         }
     }
 

@@ -118,7 +118,7 @@ pub(crate) fn reply_size(r: &Reply) -> usize {
         | Reply::BigNumber(t) => t.len(),
         Reply::Bulk(b) => b.len(),
         Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Double(_) | Reply::Bool(_) => 0,
-        Reply::Array(rs) | Reply::Set(rs) => rs.iter().map(reply_size).sum(),
+        Reply::Array(rs) | Reply::Set(rs) | Reply::Push(rs) => rs.iter().map(reply_size).sum(),
         Reply::Map(kv) | Reply::Pairs(kv) => {
             kv.iter().map(|(k, v)| reply_size(k) + reply_size(v)).sum()
         }

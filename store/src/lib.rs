@@ -38,6 +38,7 @@ mod cmd_zset;
 pub mod functions;
 pub mod glob;
 mod nodes;
+pub mod notify;
 mod reader;
 mod reader_coll;
 mod reader_scan;
@@ -201,18 +202,32 @@ struct Counters {
     node_addrs: nodes::Addrs,
     /// The group's slots as readers see them (see `scope.rs` for when they change).
     slots: std::sync::RwLock<Arc<SlotSet>>,
-    /// Called with each list or sorted-set key a written batch changed (blocking pops).
+    /// Told what each written batch changed (blocking pops, keyspace notifications).
     push_listener: std::sync::Mutex<Option<PushListener>>,
+    /// Keyspace notifications: the classes wanted (see [`notify`]).
+    events: notify::Hook,
     /// Function libraries as of the last written batch (see [`functions`]).
     libraries: std::sync::RwLock<Arc<functions::Libraries>>,
     /// Script engines idle between read-only scripts.
     engines: std::sync::Mutex<Vec<script::Engine>>,
 }
 
-/// What [`Reader::set_push_listener`] registers: called on the apply thread, once the batch
-/// is written, with each list or sorted-set key it gave elements (`None`: any key may have
-/// changed, after a snapshot restore).
-pub type PushListener = Arc<dyn Fn(Option<&[u8]>) + Send + Sync>;
+/// What a written batch changed, as [`PushListener`] hears it.
+#[derive(Debug, Clone, Copy)]
+pub enum Applied<'a> {
+    /// A list or sorted-set key got elements (each key once per batch).
+    Pushed(&'a [u8]),
+    /// A snapshot was restored: any key may have changed.
+    Restored,
+    /// The keyspace events the batch raised, in apply order (only while notifications
+    /// are on; see [`notify`]).
+    Events(&'a [notify::Event]),
+}
+
+/// What [`Reader::set_push_listener`] registers: called on the apply thread once the batch
+/// is written, with what it changed (the one hook of blocking pops and keyspace
+/// notifications).
+pub type PushListener = Arc<dyn Fn(Applied<'_>) + Send + Sync>;
 
 /// The state machine, owned by the Raft thread.
 ///
@@ -255,6 +270,8 @@ pub struct Store {
     seed_pos: u64,
     /// List and sorted-set keys this batch wrote (for the push listener).
     pushed: Vec<Vec<u8>>,
+    /// Keyspace events this batch raised (see [`notify`]).
+    events: Vec<notify::Event>,
     /// The open savepoint of a running script (see [`savepoint`]).
     undo: Option<Box<savepoint::Undo>>,
     /// The script engine of the apply path (taken while a script runs).
@@ -309,6 +326,7 @@ impl Store {
             seed_index: 0,
             seed_pos: 0,
             pushed: Vec::new(),
+            events: Vec::new(),
             undo: None,
             engine: None,
             scripts: Default::default(),
@@ -529,8 +547,9 @@ impl Store {
         }
     }
 
-    /// Applies one replicated write at the leader-stamped time `now_ms`.
-    pub fn apply(&mut self, wb: &mut WriteBatch, cmd: &Command, now_ms: i64) -> Reply {
+    /// Applies one replicated write at the leader-stamped time `now_ms` (through
+    /// [`Store::apply`], which raises its keyspace events).
+    fn apply_cmd(&mut self, wb: &mut WriteBatch, cmd: &Command, now_ms: i64) -> Reply {
         let now = now_ms.max(self.last_time);
         self.last_time = now;
         if let Some(refused) = self.refuse_foreign(cmd) {
@@ -636,6 +655,7 @@ impl Store {
             .expires
             .store(self.expires.max(0) as u64, Ordering::Release);
         self.notify_pushed();
+        self.notify_events();
     }
 }
 
@@ -651,6 +671,8 @@ mod tests_coll;
 mod tests_geo;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_notify;
 #[cfg(test)]
 mod tests_script;
 #[cfg(test)]

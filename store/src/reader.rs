@@ -165,8 +165,8 @@ impl Reader {
         out
     }
 
-    /// Registers the function the apply thread calls with each list or sorted-set key a
-    /// written batch changed (replacing any earlier one).
+    /// Registers the function the apply thread calls with what each written batch changed
+    /// (pushed keys, keyspace events; replacing any earlier one).
     pub fn set_push_listener(&self, f: crate::PushListener) {
         *self
             .counters

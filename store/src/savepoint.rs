@@ -33,6 +33,7 @@ pub(crate) struct Undo {
     versions: types::Versions,
     seed_pos: u64,
     pushed: usize,
+    events: usize,
     epoch: u64,
     overlay: Prev<Vec<u8>>,
     coll: [Prev<Vec<u8>>; 2],
@@ -60,6 +61,7 @@ impl Store {
             versions: self.versions.clone(),
             seed_pos: self.seed_pos,
             pushed: self.pushed.len(),
+            events: self.events.len(),
             epoch: self.watch_versions.epoch(),
             ..Undo::default()
         }));
@@ -102,6 +104,7 @@ impl Store {
         self.versions = u.versions;
         self.seed_pos = u.seed_pos;
         self.pushed.truncate(u.pushed);
+        self.events.truncate(u.events);
         self.watch_versions.set_epoch(u.epoch);
     }
 

@@ -51,6 +51,7 @@ impl Store {
             match self.raw(&dkey) {
                 Some(v) if v.expire == at && v.expired(now) => {
                     self.del(wb, &dkey);
+                    self.note_expired(&dkey);
                     deleted += 1;
                 }
                 Some(v) if v.expire == at => {}

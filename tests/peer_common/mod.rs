@@ -16,7 +16,7 @@ use raft_node::raft::eraftpb::Message;
 use raft_node::transport::auth::{self, Side};
 
 #[allow(unused_imports)]
-pub use raft_node::transport::auth::{KIND_FORWARD, KIND_RAFT, KIND_SNAPSHOT};
+pub use raft_node::transport::auth::{KIND_FORWARD, KIND_PUBLISH, KIND_RAFT, KIND_SNAPSHOT};
 
 pub fn write_frame(s: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
     s.write_all(&(body.len() as u32).to_be_bytes())?;

@@ -34,6 +34,8 @@ pub const MAGIC: u32 = 0x524b_5632;
 pub const KIND_RAFT: u32 = 1;
 pub const KIND_FORWARD: u32 = 2;
 pub const KIND_SNAPSHOT: u32 = 3;
+/// Pub/Sub messages. Not 4: that was the removal notice of old versions, still refused.
+pub const KIND_PUBLISH: u32 = 5;
 /// Bytes of each side's nonce.
 pub const NONCE_LEN: usize = 32;
 /// How long the whole handshake may take.
@@ -204,7 +206,10 @@ fn check_hello(h: &PeerHello, me: u64) -> Result<(), HandshakeError> {
     if h.from == 0 || h.from == me {
         return Err(HandshakeError::BadHello("invalid sender id"));
     }
-    if !matches!(h.kind, KIND_RAFT | KIND_FORWARD | KIND_SNAPSHOT) {
+    if !matches!(
+        h.kind,
+        KIND_RAFT | KIND_FORWARD | KIND_SNAPSHOT | KIND_PUBLISH
+    ) {
         return Err(HandshakeError::BadHello("unknown connection kind"));
     }
     if h.nonce.len() != NONCE_LEN {

@@ -18,7 +18,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::auth::{self, KIND_FORWARD, KIND_RAFT, KIND_SNAPSHOT};
+use super::auth::{self, KIND_FORWARD, KIND_PUBLISH, KIND_RAFT, KIND_SNAPSHOT};
 use super::frame::{invalid, read_frame, read_frame_max, skip, within, write_frame, MAX_FRAME};
 use super::{ForwardHandler, OnMessage, Transport};
 use crate::proto::{ForwardRequest, ForwardResponse, PeerBatch, SnapshotDone};
@@ -68,6 +68,7 @@ impl Transport {
         match hello.kind {
             KIND_RAFT => self.receive_raft(from, &mut r, &on_message).await,
             KIND_FORWARD => self.serve_forwards(from, r, w, forward).await,
+            KIND_PUBLISH => self.receive_publish(from, &mut r).await,
             KIND_SNAPSHOT => {
                 let result = self
                     .receive_snapshot(from, &mut r, &mut w, &on_message)
@@ -147,7 +148,7 @@ impl Transport {
         }
     }
 
-    fn malformed(&self, from: u64, what: &str) {
+    pub(super) fn malformed(&self, from: u64, what: &str) {
         self.stats.recv_malformed.fetch_add(1, Ordering::Relaxed);
         if let Some(n) = self.stats.log_limit.check() {
             warn!(self.logger, "dropping peer input"; "from" => from, "what" => what, "suppressed" => n);

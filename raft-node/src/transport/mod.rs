@@ -22,6 +22,7 @@ pub mod frame;
 mod handshake;
 mod inbound;
 mod outbound;
+mod publish;
 mod snapshot;
 pub mod stats;
 #[cfg(test)]
@@ -45,6 +46,7 @@ use crate::proto::PeerHello;
 pub use auth::{derive_secret, secret_eq};
 pub use forward::ForwardError;
 pub use frame::MAX_FRAME;
+pub use publish::{OnPublish, PublishStats};
 pub use stats::{PeerStats, SnapStats, TransportStats};
 
 use forward::Forwarder;
@@ -130,6 +132,8 @@ pub struct Transport {
     pub snap_stats: SnapStats,
     /// Link counters (INFO).
     pub stats: TransportStats,
+    /// Pub/Sub links to the peers (see [`publish`]).
+    publish: publish::Links,
 }
 
 impl Transport {
@@ -159,6 +163,7 @@ impl Transport {
             recv_slots: RecvSlots::default(),
             snap_stats: SnapStats::default(),
             stats: TransportStats::default(),
+            publish: publish::Links::default(),
         });
         for (&pid, addr) in &cfg.peers {
             t.set_route(pid, Some(addr.clone()));

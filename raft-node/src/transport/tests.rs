@@ -1,7 +1,8 @@
 //! Transport tests over real loopback sockets: the handshake gates every kind, a replayed
 //! hello is refused, the hello and connection caps hold, oversized messages are counted
 //! on both sides without breaking the link, large batches are split, and a newer stream
-//! of a snapshot cuts off an older one.
+//! of a snapshot cuts off an older one, Pub/Sub messages reach peers and a dead peer only
+//! costs counted drops.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -420,4 +421,43 @@ async fn idle_connections_are_closed_and_the_link_comes_back() {
     a.t.sink().send(vec![(1, heartbeat(1, 2))]);
     assert!(recv(&mut b.rx).await.is_some(), "no reconnect after idling");
     assert_eq!(p.dropped.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn publish_messages_reach_peers_and_a_dead_peer_only_costs_drops() {
+    let b = node(2, HashMap::new(), 0).await;
+    let (tx, mut got) = mpsc::unbounded_channel();
+    b.t.set_publish_handler(Arc::new(move |ch, msg, shard| {
+        let _ = tx.send((ch.to_vec(), msg.to_vec(), shard));
+    }));
+    // Peer 3 is an address nobody listens on.
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let peers = HashMap::from([(2, b.addr.clone()), (3, dead_addr)]);
+    let a = node(1, peers, 0).await;
+    assert_eq!(a.t.publish(b"ch", b"hello", false), 2);
+    let m = tokio::time::timeout(Duration::from_secs(10), got.recv()).await;
+    assert_eq!(
+        m.ok().flatten(),
+        Some((b"ch".to_vec(), b"hello".to_vec(), false))
+    );
+    // Far more than a link queues, at once: publish never waits, the dead peer's messages
+    // (and any beyond the queue bound) are dropped and counted.
+    for _ in 0..3 * super::publish::MAX_QUEUED {
+        a.t.publish(b"ch", b"x", true);
+    }
+    let stats = a.t.publish_stats();
+    let dropped = || stats.dropped.load(Ordering::Relaxed) as usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while dropped() < 2 * super::publish::MAX_QUEUED && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        dropped() >= 2 * super::publish::MAX_QUEUED,
+        "dropped {}",
+        dropped()
+    );
+    let m = tokio::time::timeout(Duration::from_secs(10), got.recv()).await;
+    assert_eq!(m.ok().flatten().map(|m| m.2), Some(true));
 }

@@ -36,6 +36,7 @@ pub mod introspect;
 mod keyspace;
 pub mod lcs;
 pub mod list;
+pub mod pubsub;
 mod raft;
 pub mod scripting;
 mod scripting_help;
@@ -82,6 +83,7 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     bitmap::COMMANDS,
     hll::COMMANDS,
     scripting::COMMANDS,
+    pubsub::COMMANDS,
 ];
 
 /// Longest command name the lookup considers (longer names are unknown commands).
@@ -319,6 +321,7 @@ impl Command {
             Script(c) => (c.spec, Args::List(&c.args)),
             ScriptAdmin(s) => (scripting::script_spec(s), Args::None),
             Function(f) => (scripting::function_spec(f), Args::None),
+            PubSub(c) => (c.spec, Args::List(&c.args)),
         }
     }
 }

@@ -110,7 +110,7 @@ fn internal_commands() {
 fn table() {
     // 160 before the geo family (10), SORT, SORT_RO, DUMP, RESTORE, the bitmap (7),
     // HyperLogLog (3), LCS and the scripting (8) commands.
-    assert_eq!(command_table().len(), 193);
+    assert_eq!(command_table().len(), 203);
     for s in command_table() {
         assert_eq!(
             lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -129,7 +129,7 @@ fn table() {
     );
     // 16 before COMMAND GETKEYS, GETKEYSANDFLAGS, LIST and HELP were added; 11 of CLUSTER.
     // 5 of OBJECT, 5 of SCRIPT, 9 of FUNCTION.
-    assert_eq!(subcommand_table().len(), 50);
+    assert_eq!(subcommand_table().len(), 56);
     // Every command in the table parses (given enough plausible arguments).
     for s in command_table() {
         let mut a = vec![b(s.name)];
@@ -141,6 +141,7 @@ fn table() {
             "OBJECT" => vec!["ENCODING", "k"],
             "SCRIPT" => vec!["KILL"],
             "FUNCTION" => vec!["HELP"],
+            "PUBSUB" => vec!["NUMPAT"],
             "EVAL" | "EVAL_RO" | "FCALL" | "FCALL_RO" => vec!["x", "0"],
             "EVALSHA" | "EVALSHA_RO" => vec!["fd758d1589d044dd850a6f05d52f2eefd27f033f", "0"],
             "SHUTDOWN" | "RAFT.TRANSFER-LEADER" => vec![],
@@ -193,6 +194,7 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
                 "OBJECT" => vec!["HELP"],
                 "SCRIPT" => vec!["KILL"],
                 "FUNCTION" => vec!["HELP"],
+                "PUBSUB" => vec!["NUMPAT"],
                 "EVAL" | "EVAL_RO" | "FCALL" | "FCALL_RO" => vec!["x", "0"],
                 "EVALSHA" | "EVALSHA_RO" => vec!["fd758d1589d044dd850a6f05d52f2eefd27f033f", "0"],
                 "SHUTDOWN"
@@ -265,7 +267,9 @@ fn typed_keys_are_the_key_specs_applied_to_the_request() {
 fn kinds_derived_from_flags_are_the_historical_ones() {
     let local =
         "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME CLUSTER READONLY \
-                 READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT SCRIPT FUNCTION";
+                 READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT SCRIPT FUNCTION \
+                 SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE PUBLISH \
+                 SPUBLISH PUBSUB RESET";
     let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
     let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
                 PEXPIRETIME DBSIZE TOUCH RANDOMKEY \
