@@ -208,7 +208,7 @@ impl Server {
     fn info_replication(&self, out: &mut String) {
         let st = &self.node.status;
         let applied = st.applied.load(Ordering::Relaxed);
-        let addrs = self.reader.node_addrs();
+        let addrs = self.redis_addrs();
         let _ = write!(out, "# Replication\r\nrole:{}\r\n", self.role(false));
         if st.is_leader() {
             let m = st.members();

@@ -23,6 +23,7 @@
 //! snapshot taken after the last written batch.
 
 mod applier;
+pub mod cluster_meta;
 mod apply_coll;
 pub mod budget;
 mod cmd_bitmap;
