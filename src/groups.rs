@@ -16,8 +16,8 @@ use std::sync::{Arc, RwLock};
 use raft_node::NodeHandle;
 use resp::Reply;
 use rocksdb::DB;
-use store::cluster_meta::ClusterMeta;
 pub use store::cluster_meta::even_split;
+use store::cluster_meta::ClusterMeta;
 use store::slot::{key_slot, SLOTS};
 
 /// The Raft group id of the cluster metadata: far above any data group id (data groups
@@ -215,7 +215,10 @@ mod tests {
     #[test]
     fn the_view_follows_the_metadata_slot_map() {
         let v = MetaView::new(3);
-        assert_eq!((v.index_of(0), v.index_of(5461), v.index_of(16383)), (0, 1, 2));
+        assert_eq!(
+            (v.index_of(0), v.index_of(5461), v.index_of(16383)),
+            (0, 1, 2)
+        );
         let mut m = ClusterMeta::default();
         m.apply(&MetaCmd::Init { groups: 3 });
         m.apply(&MetaCmd::Assign {

@@ -456,7 +456,9 @@ async fn raw_request(
     timeout(Duration::from_secs(30), r.read_line(&mut line))
         .await
         .map_err(|_| io_err("reply timed out".into()))??;
-    let len = line.strip_prefix('$').and_then(|n| n.trim_end().parse::<usize>().ok());
+    let len = line
+        .strip_prefix('$')
+        .and_then(|n| n.trim_end().parse::<usize>().ok());
     match len {
         Some(n) if bulk && n <= 1 << 20 => {
             let mut body = vec![0u8; n + 2];

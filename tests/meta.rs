@@ -29,7 +29,10 @@ fn cluster_info(cl: &Cluster, i: usize) -> Option<BTreeMap<String, String>> {
 }
 
 fn epoch(cl: &Cluster, i: usize) -> Option<u64> {
-    cluster_info(cl, i)?.get("cluster_current_epoch")?.parse().ok()
+    cluster_info(cl, i)?
+        .get("cluster_current_epoch")?
+        .parse()
+        .ok()
 }
 
 /// CLUSTER NODES of node `i` as node id → `ip:port@cport` (flags and roles left out: they
@@ -58,15 +61,19 @@ fn wait_agreed(
     want: usize,
     min_epoch: u64,
 ) -> (BTreeMap<String, String>, u64) {
-    wait_for(Duration::from_secs(40), "nodes agreeing on the metadata", || {
-        let first = nodes(cl, live[0])?;
-        let e = epoch(cl, live[0])?;
-        let complete = first.len() == want && first.values().all(|a| !a.starts_with(":0"));
-        let same = live
-            .iter()
-            .all(|&i| nodes(cl, i).as_ref() == Some(&first) && epoch(cl, i) == Some(e));
-        (complete && same && e >= min_epoch).then_some((first, e))
-    })
+    wait_for(
+        Duration::from_secs(40),
+        "nodes agreeing on the metadata",
+        || {
+            let first = nodes(cl, live[0])?;
+            let e = epoch(cl, live[0])?;
+            let complete = first.len() == want && first.values().all(|a| !a.starts_with(":0"));
+            let same = live
+                .iter()
+                .all(|&i| nodes(cl, i).as_ref() == Some(&first) && epoch(cl, i) == Some(e));
+            (complete && same && e >= min_epoch).then_some((first, e))
+        },
+    )
 }
 
 fn meta_leader(cl: &Cluster, i: usize) -> Option<u64> {
@@ -115,12 +122,19 @@ fn epoch_and_node_ids_agree_everywhere_and_survive_restarting_every_node() {
         cl.wait_serving(i);
     }
     let (after, e2) = wait_agreed(&cl, &[0, 1, 2], 3, SETTLED_EPOCH);
-    assert_eq!(after, table, "node ids and addresses stable across restarts");
+    assert_eq!(
+        after, table,
+        "node ids and addresses stable across restarts"
+    );
     assert_eq!(e2, SETTLED_EPOCH, "a restart changes no metadata");
     let again: Vec<String> = (0..3).map(|i| myid(&cl, i).expect("MYID")).collect();
     assert_eq!(again, ids);
     let mut c = cl.client(2);
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).expect("SET");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut c)
+        .expect("SET");
 }
 
 #[test]
@@ -143,8 +157,14 @@ fn killing_the_metadata_leader_elects_another_and_views_keep_serving() {
         assert_eq!(nodes(&cl, i).as_ref(), Some(&table));
         assert_eq!(epoch(&cl, i), Some(e));
         let mut c = cl.client(i);
-        let slots: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c).expect("SLOTS");
-        assert!(matches!(slots, redis::Value::Array(ref a) if a.len() == 3), "{slots:?}");
+        let slots: redis::Value = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut c)
+            .expect("SLOTS");
+        assert!(
+            matches!(slots, redis::Value::Array(ref a) if a.len() == 3),
+            "{slots:?}"
+        );
     }
     // The returning node catches up with the metadata and agrees again.
     cl.restart(victim);
@@ -169,7 +189,12 @@ fn a_joiner_learns_the_layout_from_the_metadata_group() {
         .args(["--join", &format!("127.0.0.1:{}", cl.port(0))])
         .args(["--peer-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--id", "9", "--port", &free_port().to_string()])
-        .args(["--data-dir", wrong_dir.to_str().expect("utf8"), "--groups", "2"])
+        .args([
+            "--data-dir",
+            wrong_dir.to_str().expect("utf8"),
+            "--groups",
+            "2",
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run raftkv");
@@ -193,5 +218,9 @@ fn a_joiner_learns_the_layout_from_the_metadata_group() {
     });
     assert_ne!(m["snapshots_restored"], "0", "{m:?}");
     let mut c = cl.client(j);
-    let _: () = redis::cmd("SET").arg("{j}k").arg("v").query(&mut c).expect("SET via joiner");
+    let _: () = redis::cmd("SET")
+        .arg("{j}k")
+        .arg("v")
+        .query(&mut c)
+        .expect("SET via joiner");
 }

@@ -27,7 +27,13 @@ impl Server {
         let mut ids: Vec<u64> = groups
             .values()
             .flat_map(|g: &GroupInfo| g.voters.iter().chain(&g.learners).copied())
-            .chain(meta_members.voters.iter().chain(&meta_members.learners).copied())
+            .chain(
+                meta_members
+                    .voters
+                    .iter()
+                    .chain(&meta_members.learners)
+                    .copied(),
+            )
             .collect();
         ids.sort_unstable();
         ids.dedup();

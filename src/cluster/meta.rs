@@ -40,7 +40,10 @@ pub fn check_groups(cfg: &Config, recorded: &ClusterMeta, log: &Logger) -> Resul
     let (have, from) = if recorded.groups > 0 {
         (recorded.groups, "this node's metadata".to_string())
     } else if let Some(via) = &cfg.join {
-        (cluster_groups(via, cfg.requirepass.as_deref(), log)?, format!("the cluster at {via}"))
+        (
+            cluster_groups(via, cfg.requirepass.as_deref(), log)?,
+            format!("the cluster at {via}"),
+        )
     } else {
         return Ok(());
     };
@@ -209,12 +212,13 @@ impl Server {
         if !meta.node.status.is_leader() {
             return None;
         }
-        let replies = match timeout(self.cfg.request_timeout(), meta.node.propose(data.to_vec())).await {
-            Ok(Ok(Ok(rs))) => rs,
-            Ok(Ok(Err(raft_node::NodeError::NotLeader(_)))) => return None,
-            // Metadata changes are idempotent: the proposing node simply proposes again.
-            _ => vec![Reply::err("ERR metadata change not known to be applied"); data.len()],
-        };
+        let replies =
+            match timeout(self.cfg.request_timeout(), meta.node.propose(data.to_vec())).await {
+                Ok(Ok(Ok(rs))) => rs,
+                Ok(Ok(Err(raft_node::NodeError::NotLeader(_)))) => return None,
+                // Metadata changes are idempotent: the proposing node simply proposes again.
+                _ => vec![Reply::err("ERR metadata change not known to be applied"); data.len()],
+            };
         Some(encode(&replies))
     }
 }

@@ -302,9 +302,10 @@ impl ClusterMeta {
             match w.as_slice() {
                 ["epoch", e] => m.epoch = e.parse().ok()?,
                 ["groups", n] => m.groups = n.parse().ok()?,
-                ["slots", a, b, g] => m
-                    .slots
-                    .push((a.parse().ok()?, b.parse().ok()?, g.parse().ok()?)),
+                ["slots", a, b, g] => {
+                    m.slots
+                        .push((a.parse().ok()?, b.parse().ok()?, g.parse().ok()?))
+                }
                 ["members", g, v, l] => {
                     let members = GroupMembers {
                         voters: parse_ids(v)?,

@@ -23,9 +23,9 @@
 //! snapshot taken after the last written batch.
 
 mod applier;
-pub mod cluster_meta;
 mod apply_coll;
 pub mod budget;
+pub mod cluster_meta;
 mod cmd_bitmap;
 mod cmd_common;
 mod cmd_dump;
