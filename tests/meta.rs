@@ -2,8 +2,8 @@
 //! shows the same config epoch, node ids and addresses (CLUSTER INFO / NODES), stable
 //! across a restart of every node; kill -9 of the metadata leader elects another and the
 //! views keep serving; a `--join` node with a wrong `--groups` is refused, with the right
-//! one it learns the layout from the metadata group (caught up by snapshot) and shows on
-//! every node.
+//! one it learns the layout from the metadata group (caught up by snapshot), shows on
+//! every node, and leaves the metadata when removed.
 
 mod common;
 
@@ -223,4 +223,16 @@ fn a_joiner_learns_the_layout_from_the_metadata_group() {
         .arg("v")
         .query(&mut c)
         .expect("SET via joiner");
+    // Removing it takes it out of every group and its record out of the metadata.
+    let mut c = cl.client(0);
+    let _: () = redis::cmd("RAFT.NODE")
+        .arg("REMOVE")
+        .arg(cl.nodes[j].id)
+        .query(&mut c)
+        .expect("RAFT.NODE REMOVE");
+    let status = cl.wait_exit(j, Duration::from_secs(30));
+    assert!(status.success(), "a removed node shuts down cleanly");
+    let (left, e3) = wait_agreed(&cl, &[0, 1, 2], 3, e2 + 1);
+    assert!(!left.contains_key(&id), "{left:?}");
+    assert!(e3 > e2);
 }
