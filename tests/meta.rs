@@ -236,3 +236,54 @@ fn a_joiner_learns_the_layout_from_the_metadata_group() {
     assert!(!left.contains_key(&id), "{left:?}");
     assert!(e3 > e2);
 }
+
+#[test]
+fn a_founder_with_another_group_count_stops_once_it_learns_the_layout() {
+    let cl = Cluster::start_without(3, &["--groups", "3"], &[2]);
+    wait_for(Duration::from_secs(20), "the layout", || {
+        let info = cluster_info(&cl, 0)?;
+        (info.get("raftkv_data_groups")? == "3").then_some(())
+    });
+    let cluster: Vec<String> = cl
+        .nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.raft_port))
+        .collect();
+    let n = &cl.nodes[2];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args([
+            "--cluster",
+            &cluster.join(","),
+            "--id",
+            "3",
+            "--tick-ms",
+            "20",
+        ])
+        .args(["--port", &n.redis_port.to_string()])
+        .args([
+            "--data-dir",
+            n.data_dir.to_str().expect("utf8"),
+            "--groups",
+            "2",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn raftkv");
+    let status = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(30), "the founder to stop", || {
+            child.try_wait().ok().flatten()
+        })
+    }));
+    let _ = child.kill();
+    let status = status.expect("the founder with --groups 2 did not stop");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(!status.success());
+    assert!(
+        stderr.contains("3 data group(s) but --groups 2 was given; start with --groups 3"),
+        "{stderr}"
+    );
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use resp::{Command, Kind, Protocol, Reply};
-use slog::{debug, info, warn, Logger};
+use slog::{crit, debug, info, warn, Logger};
 use store::cluster_meta::{ClusterMeta, GroupMembers, MetaCmd, NodeRecord};
 use tokio::time::{sleep, timeout};
 
@@ -147,10 +147,21 @@ impl Server {
         out
     }
 
-    /// Keeps the metadata current (runs for the life of the node).
+    /// Keeps the metadata current (runs for the life of the node). A node whose data groups
+    /// disagree with the applied layout (a founder given another `--groups` than the one
+    /// the first metadata leader laid out) stops at once (exit status 1).
     pub async fn meta_loop(self: Arc<Self>) {
         loop {
             sleep(CHECK_EVERY).await;
+            let laid_out = self.groups.meta_state().groups;
+            let hosted = self.groups.len() as u64;
+            if laid_out > 0 && laid_out != hosted {
+                crit!(self.logger, "fatal"; "err" => format!(
+                    "the cluster's metadata lays the slots out over {laid_out} data group(s) but --groups {hosted} was given; start with --groups {laid_out}"
+                ));
+                // Its data groups may already hold entries applied under another slot map.
+                raft_node::node::die();
+            }
             let cmds = self.wanted_meta();
             if cmds.is_empty() {
                 continue;
