@@ -70,16 +70,20 @@ impl Server {
         home.unwrap_or(Reply::Int(0))
     }
 
-    /// Runs a membership or leadership command in every group, one after the other, the
-    /// metadata group first (so a new node learns the layout before it holds data; the
+    /// Runs a membership or leadership command in every group, one after the other (the
     /// commands are idempotent per group, so a retry after a partial failure finishes the
-    /// rest); the first error stops it. A node removed from every group leaves the
+    /// rest); the first error stops it. The metadata group comes first (a new node learns
+    /// the layout before it holds data), except for a removal, where it comes last (a node
+    /// stays known while it holds data). A node removed from every group leaves the
     /// metadata's node list too.
     async fn on_every_leader(&self, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
         let meta = self.groups.meta().id;
-        let ids: Vec<u64> = std::iter::once(meta)
+        let mut ids: Vec<u64> = std::iter::once(meta)
             .chain(self.groups.all().iter().map(|g| g.id))
             .collect();
+        if matches!(cmd, RaftCmd::NodeRemove { .. }) {
+            ids.rotate_left(1);
+        }
         let mut last = Outcome::Replies(vec![Reply::ok()]);
         let removing = match &cmd {
             RaftCmd::NodeRemove { id } if ids.iter().any(|&g| self.group_has(g, *id)) => Some(*id),

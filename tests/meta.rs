@@ -95,6 +95,23 @@ fn raft_meta(cl: &Cluster, i: usize) -> Option<BTreeMap<String, String>> {
     )
 }
 
+/// Whether `v` holds the bulk string `s` anywhere.
+fn holds(v: &redis::Value, s: &str) -> bool {
+    match v {
+        redis::Value::BulkString(b) => b == s.as_bytes(),
+        redis::Value::Array(a) => a.iter().any(|x| holds(x, s)),
+        redis::Value::Map(m) => m.iter().any(|(k, x)| holds(k, s) || holds(x, s)),
+        _ => false,
+    }
+}
+
+/// How many shards of CLUSTER SHARDS of node `i` list node id `id`.
+fn shards_with(cl: &Cluster, i: usize, id: &str) -> Option<usize> {
+    let mut c = cl.try_connect(cl.port(i))?;
+    let shards: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SHARDS").query(&mut c).ok()?;
+    Some(shards.iter().filter(|s| holds(s, id)).count())
+}
+
 #[test]
 fn epoch_and_node_ids_agree_everywhere_and_survive_restarting_every_node() {
     let mut cl = Cluster::start_with(3, &["--groups", "3"]);
@@ -156,14 +173,15 @@ fn killing_the_metadata_leader_elects_another_and_views_keep_serving() {
         // The views still answer from the applied metadata: same nodes, same epoch.
         assert_eq!(nodes(&cl, i).as_ref(), Some(&table));
         assert_eq!(epoch(&cl, i), Some(e));
-        let mut c = cl.client(i);
-        let slots: redis::Value = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query(&mut c)
-            .expect("SLOTS");
-        assert!(
-            matches!(slots, redis::Value::Array(ref a) if a.len() == 3),
-            "{slots:?}"
+        // Groups the victim led elect new leaders: every slot is served again.
+        wait_for(
+            Duration::from_secs(20),
+            "three shards in CLUSTER SLOTS",
+            || {
+                let mut c = cl.try_connect(cl.port(i))?;
+                let slots: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query(&mut c).ok()?;
+                matches!(slots, redis::Value::Array(ref a) if a.len() == 3).then_some(())
+            },
         );
     }
     // The returning node catches up with the metadata and agrees again.
@@ -182,6 +200,18 @@ fn a_joiner_learns_the_layout_from_the_metadata_group() {
         (0..3)
             .all(|i| raft_meta(&cl, i).is_some_and(|m| m["snapshot_index"] != "0"))
             .then_some(())
+    });
+    // Leaders spread one per node first: raft-node names a received snapshot by its term
+    // and index only, so two leaders' snapshots of one group at the same index collide on
+    // the receiver (a known raft-node issue this test keeps out of its way).
+    wait_for(Duration::from_secs(30), "one master per node", || {
+        let mut c = cl.try_connect(cl.port(0))?;
+        let text: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).ok()?;
+        let masters = text
+            .lines()
+            .filter(|l| l.contains("master") && l.split(' ').count() > 8)
+            .count();
+        (masters == 3).then_some(())
     });
     // A joiner whose --groups disagrees with the cluster's layout is refused.
     let wrong_dir = cl.dir.path().join("wrong");
@@ -214,7 +244,7 @@ fn a_joiner_learns_the_layout_from_the_metadata_group() {
     assert_eq!(info["cluster_state"], "ok");
     // Its metadata came with a snapshot of the metadata group.
     let m = wait_for(Duration::from_secs(20), "the joiner's metadata", || {
-        raft_meta(&cl, j).filter(|m| m.get("epoch") == Some(&e2.to_string()))
+        raft_meta(&cl, j).filter(|m| m.get("epoch").and_then(|e| e.parse().ok()) >= Some(e2))
     });
     assert_ne!(m["snapshots_restored"], "0", "{m:?}");
     let mut c = cl.client(j);
@@ -223,6 +253,13 @@ fn a_joiner_learns_the_layout_from_the_metadata_group() {
         .arg("v")
         .query(&mut c)
         .expect("SET via joiner");
+    // It replicates every shard, as every node sees it (RAFT.NODE REMOVE below runs on node 1
+    // and skips groups its view does not show the node in).
+    wait_for(Duration::from_secs(30), "the joiner in every shard", || {
+        (0..=j)
+            .all(|i| shards_with(&cl, i, &id) == Some(3))
+            .then_some(())
+    });
     // Removing it takes it out of every group and its record out of the metadata.
     let mut c = cl.client(0);
     let _: () = redis::cmd("RAFT.NODE")
