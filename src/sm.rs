@@ -94,14 +94,23 @@ impl raft_node::StateMachine for KvStateMachine {
         self.store.begin_entry_at(index);
         self.store.set_entry_index(index);
         if let Some(m) = self.meta.as_mut() {
+            let mut changed = false;
             let out = commands
                 .iter()
                 .map(|c| match decode_argv(c) {
-                    Some(argv) => self.store.apply_cluster_meta(wb, &mut m.state, &argv),
+                    Some(argv) => {
+                        let (reply, ch) = Store::apply_cluster_meta(&mut m.state, &argv);
+                        changed |= ch;
+                        reply
+                    }
                     None => Reply::err("ERR malformed replicated command"),
                 })
                 .collect();
-            m.view.publish(&m.state);
+            // One record and one published view per entry, however many commands it has.
+            if changed {
+                self.store.stage_cluster_meta(wb, &m.state);
+                m.view.publish(&m.state);
+            }
             return out;
         }
         commands

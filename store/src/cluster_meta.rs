@@ -216,19 +216,24 @@ impl ClusterMeta {
 
     /// Applies `cmd`; true when the state changed (and the epoch moved).
     pub fn apply(&mut self, cmd: &MetaCmd) -> bool {
-        let before = self.clone();
-        match cmd {
+        let changed = match cmd {
             MetaCmd::Init { groups } => {
-                if self.groups == 0 {
+                let fresh = self.groups == 0;
+                if fresh {
                     self.groups = *groups;
                     for (i, r) in even_split(*groups).into_iter().enumerate() {
                         self.assign(i as u64 + 1, &[r]);
                     }
                 }
+                fresh
             }
-            MetaCmd::Assign { group, ranges } => self.assign(*group, ranges),
+            MetaCmd::Assign { group, ranges } => {
+                let before = self.slots.clone();
+                self.assign(*group, ranges);
+                self.slots != before
+            }
             MetaCmd::Members { group, members } => {
-                self.members.insert(*group, members.clone());
+                self.members.insert(*group, members.clone()).as_ref() != Some(members)
             }
             MetaCmd::Node { id, record } => {
                 let name = self
@@ -239,13 +244,10 @@ impl ClusterMeta {
                     name,
                     ..record.clone()
                 };
-                self.nodes.insert(*id, rec);
+                self.nodes.insert(*id, rec.clone()) != Some(rec)
             }
-            MetaCmd::Forget { id } => {
-                self.nodes.remove(id);
-            }
-        }
-        let changed = *self != before;
+            MetaCmd::Forget { id } => self.nodes.remove(id).is_some(),
+        };
         if changed {
             self.epoch += 1;
         }
@@ -345,25 +347,23 @@ impl Store {
         }
     }
 
-    /// Applies one committed metadata command to `state`, staging the new state into `wb`
-    /// when it changed.
-    pub fn apply_cluster_meta(
-        &mut self,
-        wb: &mut WriteBatch,
-        state: &mut ClusterMeta,
-        argv: &[Bytes],
-    ) -> Reply {
-        let Some(cmd) = MetaCmd::parse(argv) else {
-            return Reply::err("ERR malformed metadata command");
-        };
-        if state.apply(&cmd) {
-            wb.put_cf(
-                self.cf(CF_META),
-                meta_key(self.group, TAG),
-                state.encode().as_bytes(),
-            );
+    /// Applies one committed metadata command to `state`; the reply, and whether the state
+    /// changed (then stage it with [`Store::stage_cluster_meta`] once the entry's commands
+    /// are applied).
+    pub fn apply_cluster_meta(state: &mut ClusterMeta, argv: &[Bytes]) -> (Reply, bool) {
+        match MetaCmd::parse(argv) {
+            Some(cmd) => (Reply::ok(), state.apply(&cmd)),
+            None => (Reply::err("ERR malformed metadata command"), false),
         }
-        Reply::ok()
+    }
+
+    /// Stages `state` as this group's metadata record.
+    pub fn stage_cluster_meta(&self, wb: &mut WriteBatch, state: &ClusterMeta) {
+        wb.put_cf(
+            self.cf(CF_META),
+            meta_key(self.group, TAG),
+            state.encode().as_bytes(),
+        );
     }
 }
 
