@@ -209,7 +209,7 @@ impl Server {
     fn info_replication(&self, out: &mut String) {
         let st = &self.node.status;
         let applied = st.applied.load(Ordering::Relaxed);
-        let addrs = self.reader.node_addrs();
+        let addrs = self.redis_addrs();
         let _ = write!(out, "# Replication\r\nrole:{}\r\n", self.role(false));
         if st.is_leader() {
             let m = st.members();
@@ -319,6 +319,18 @@ impl Server {
             out,
             "raft_groups:{}\r\nraft_groups_hibernating:{asleep}\r\n",
             self.groups.len()
+        );
+        let meta = &self.groups.meta().node.status;
+        let _ = write!(
+            out,
+            "raft_meta:role={},leader={},term={},applied={},snapshot_index={},snapshots_restored={},epoch={}\r\n",
+            meta.role_name(),
+            meta.leader(),
+            meta.term.load(Ordering::Relaxed),
+            meta.applied.load(Ordering::Relaxed),
+            meta.snapshot_index.load(Ordering::Relaxed),
+            meta.snapshots_restored.load(Ordering::Relaxed),
+            self.groups.meta_state().epoch,
         );
         for g in self.groups.all() {
             let st = &g.node.status;

@@ -218,7 +218,10 @@ fn forward_handler(server: Arc<Server>) -> raft_node::ForwardHandler {
     Arc::new(move |from, group, resp3, data| {
         let s = server.clone();
         Box::pin(async move {
-            if !is_member(&s.node.status.members(), from) {
+            let meta = s.groups.meta();
+            if !is_member(&s.node.status.members(), from)
+                && !is_member(&meta.node.status.members(), from)
+            {
                 if let Some(n) = FORWARD_REFUSALS.check() {
                     warn!(s.logger, "refusing a request forwarded by a non-member"; "from" => from, "suppressed" => n);
                 }
@@ -227,8 +230,8 @@ fn forward_handler(server: Arc<Server>) -> raft_node::ForwardHandler {
                 );
                 return Some(encoded_errors(resp3, data.len(), &text));
             }
-            if let Some(reply) = s.serve_forwarded_announce(from, &data).await {
-                return reply;
+            if group == meta.id {
+                return s.serve_forwarded_meta(from, &data).await;
             }
             s.serve_forwarded(group, resp3, data).await
         })
@@ -271,6 +274,9 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     let mut peers = cfg.peers();
     peers.insert(cfg.id, raft_addr.clone());
     let db = open_db(&cfg)?;
+    let meta_store = store::Store::open(db.clone(), groups::META_GROUP, store::SlotSet::empty())
+        .map_err(|e| e.to_string())?;
+    cluster::meta::check_groups(&cfg, &meta_store.load_cluster_meta(), log)?;
     groups::check_layout(&db, cfg.groups)?;
     let mut stores = Vec::new();
     for g in 1..=cfg.groups {
@@ -310,23 +316,27 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                 idle: std::time::Duration::ZERO,
             },
             Arc::new(move |pid| {
-                for g in unreachable_inbox.get().map(|g| g.all()).unwrap_or_default() {
+                for g in unreachable_inbox.get().into_iter().flat_map(|g| g.every()) {
                     g.node.send(Msg::Unreachable(pid));
                 }
             }),
             Arc::new(move |group, to, ok| {
-                if let Some(g) = snapshot_inbox.get().and_then(|gs| gs.get(group)) {
+                if let Some(g) = snapshot_inbox.get().and_then(|gs| gs.any(group)) {
                     g.node.send(Msg::SnapshotStatus { to, ok });
                 }
             }),
             log,
         );
         let readers: Vec<store::Reader> = stores.iter().map(|s| s.reader()).collect();
-        let group_cfgs = stores
+        let meta_reader = meta_store.reader();
+        let view = groups::MetaView::new(cfg.groups);
+        let meta_sm = sm::KvStateMachine::meta(meta_store, view.clone());
+        let mut group_cfgs: Vec<(NodeConfig, sm::KvStateMachine)> = stores
             .into_iter()
             .enumerate()
-            .map(|(i, store)| {
-                let group_id = i as u64 + 1;
+            .map(|(i, store)| (i as u64 + 1, sm::KvStateMachine::data(store)))
+            .chain(std::iter::once((groups::META_GROUP, meta_sm)))
+            .map(|(group_id, sm)| {
                 let cfg = NodeConfig {
                     id: cfg.id,
                     group_id,
@@ -342,9 +352,11 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                     snapshot_bytes: cfg.snapshot_bytes,
                     ..Default::default()
                 };
-                (cfg, sm::KvStateMachine { store })
+                (cfg, sm)
             })
             .collect();
+        // The metadata group is served first in each round (its entries are few).
+        group_cfgs.rotate_right(1);
         let driver = raft_node::DriverConfig {
             id: cfg.id,
             tick: cfg.tick(),
@@ -352,8 +364,16 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         let (handles, ready_thread) =
             raft_node::start_groups(driver, group_cfgs, db, transport.sink(), log)
                 .map_err(|e| format!("cannot start raft node: {e}"))?;
+        let mut handles = handles.into_iter();
+        let meta_node = handles
+            .next()
+            .ok_or("the metadata group did not start")?;
+        let meta_group = groups::GroupRt {
+            id: meta_node.group(),
+            node: meta_node,
+            reader: meta_reader,
+        };
         let group_list = handles
-            .into_iter()
             .zip(readers)
             .map(|(node, reader)| groups::GroupRt {
                 id: node.group(),
@@ -361,7 +381,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                 reader,
             })
             .collect();
-        let groups = groups::Groups::new(group_list);
+        let groups = groups::Groups::new(group_list, meta_group, view);
         let _ = inbox.set(groups.clone());
         let node = groups.home().node.clone();
         let reader = groups.home().reader.clone();
@@ -403,7 +423,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         tokio::spawn(server.clone().spread_leaders());
         tokio::spawn(server.clone().sweep_loop());
         tokio::spawn(server.clone().watch_removal());
-        tokio::spawn(server.clone().announce_loop());
+        tokio::spawn(server.clone().meta_loop());
         if let Some(join) = cfg.join.clone() {
             tokio::spawn(server.clone().join_cluster(join, raft_addr.clone()));
         }
@@ -449,7 +469,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         blocking::blocked().drain(std::time::Duration::from_secs(1)).await;
         // Every group at once: a node may lead hundreds.
         let mut handovers = tokio::task::JoinSet::new();
-        for g in groups.all() {
+        for g in groups.every() {
             let (node, log) = (g.node.clone(), log.clone());
             if node.status.is_leader() {
                 handovers.spawn(async move { hand_over_leadership(&node, &log).await });

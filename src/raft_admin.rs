@@ -15,7 +15,7 @@ use raft_node::raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
 use raft_node::{ForwardError, Msg, NodeError};
 use resp::{Command, RaftCmd, Reply};
 use slog::{info, warn};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::time::{sleep, timeout};
 
 use crate::cluster::errors::{self, Failure};
@@ -49,7 +49,10 @@ impl Server {
         Outcome::Replies(vec![reply])
     }
 
-    /// Snapshots every group; replies with the home group's snapshot index.
+    /// Snapshots every data group; replies with the home group's snapshot index. (The
+    /// metadata group snapshots by `--snapshot-entries` / `--snapshot-bytes` only: its log
+    /// is tiny, and a second transfer to a catching-up node would blur the node-wide
+    /// snapshot receive figures of INFO raft.)
     async fn take_snapshot(&self) -> Reply {
         let mut home = None;
         for g in self.groups.all() {
@@ -69,9 +72,18 @@ impl Server {
 
     /// Runs a membership or leadership command in every group, one after the other (the
     /// commands are idempotent per group, so a retry after a partial failure finishes the
-    /// rest); the first error stops it.
+    /// rest); the first error stops it. The metadata group comes first (a new node learns
+    /// the layout before it holds data), except for a removal, where it comes last (a node
+    /// stays known while it holds data). A node removed from every group leaves the
+    /// metadata's node list too.
     async fn on_every_leader(&self, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
-        let ids: Vec<u64> = self.groups.all().iter().map(|g| g.id).collect();
+        let meta = self.groups.meta().id;
+        let mut ids: Vec<u64> = std::iter::once(meta)
+            .chain(self.groups.all().iter().map(|g| g.id))
+            .collect();
+        if matches!(cmd, RaftCmd::NodeRemove { .. }) {
+            ids.rotate_left(1);
+        }
         let mut last = Outcome::Replies(vec![Reply::ok()]);
         let removing = match &cmd {
             RaftCmd::NodeRemove { id } if ids.iter().any(|&g| self.group_has(g, *id)) => Some(*id),
@@ -92,11 +104,17 @@ impl Server {
                 return last;
             }
         }
+        if let Some(id) = removing {
+            let forget = [store::cluster_meta::MetaCmd::Forget { id }];
+            if !self.propose_meta(&forget).await {
+                warn!(self.logger, "removed node still listed in the metadata"; "id" => id);
+            }
+        }
         last
     }
 
     fn group_has(&self, gid: u64, id: u64) -> bool {
-        self.groups.get(gid).is_some_and(|g| {
+        self.groups.any(gid).is_some_and(|g| {
             let m = g.node.status.members();
             m.voters.contains(&id) || m.learners.contains(&id) || m.voters_outgoing.contains(&id)
         })
@@ -136,7 +154,7 @@ impl Server {
 
     /// Runs a membership or leadership command on the leader (here, or forwarded).
     async fn on_leader(&self, gid: u64, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
-        let Some(g) = self.groups.get(gid) else {
+        let Some(g) = self.groups.any(gid) else {
             return Outcome::Replies(vec![Reply::err(format!("ERR no group {gid}"))]);
         };
         let deadline = Instant::now() + self.cfg.request_timeout();
@@ -178,7 +196,7 @@ impl Server {
 
     /// A forwarded administration command; `None` when this node does not lead.
     pub async fn serve_forwarded_admin(&self, gid: u64, cmd: Command) -> Option<Reply> {
-        let g = self.groups.get(gid)?;
+        let g = self.groups.any(gid)?;
         match cmd {
             Command::Raft(c) if g.node.status.is_leader() => self.leader_admin(g, &c).await,
             Command::Raft(_) => None,
@@ -381,7 +399,7 @@ impl Server {
         loop {
             sleep(Duration::from_millis(100)).await;
             // Removed from every group (RAFT.NODE REMOVE runs group after group).
-            let removed = self.groups.all().iter().all(|g| {
+            let removed = self.groups.every().all(|g| {
                 g.node
                     .status
                     .removed
@@ -399,6 +417,21 @@ impl Server {
 /// Sends one command to a Redis-protocol server (after AUTH when a password is given) and
 /// returns its one-line reply.
 async fn raw_command(addr: &str, pass: Option<&str>, args: &[&str]) -> std::io::Result<String> {
+    raw_request(addr, pass, args, false).await
+}
+
+/// As [`raw_command`], for a command answering a bulk string: returns its text (or the
+/// one-line reply when it is not a bulk string).
+pub async fn raw_bulk(addr: &str, pass: Option<&str>, args: &[&str]) -> std::io::Result<String> {
+    raw_request(addr, pass, args, true).await
+}
+
+async fn raw_request(
+    addr: &str,
+    pass: Option<&str>,
+    args: &[&str],
+    bulk: bool,
+) -> std::io::Result<String> {
     let io_err = |e: String| std::io::Error::other(e);
     let sock = timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
         .await
@@ -427,5 +460,18 @@ async fn raw_command(addr: &str, pass: Option<&str>, args: &[&str]) -> std::io::
     timeout(Duration::from_secs(30), r.read_line(&mut line))
         .await
         .map_err(|_| io_err("reply timed out".into()))??;
-    Ok(line.trim_end().to_string())
+    let len = line
+        .strip_prefix('$')
+        .and_then(|n| n.trim_end().parse::<usize>().ok());
+    match len {
+        Some(n) if bulk && n <= 1 << 20 => {
+            let mut body = vec![0u8; n + 2];
+            timeout(Duration::from_secs(30), r.read_exact(&mut body))
+                .await
+                .map_err(|_| io_err("reply timed out".into()))??;
+            body.truncate(n);
+            String::from_utf8(body).map_err(|_| io_err("reply is not text".into()))
+        }
+        _ => Ok(line.trim_end().to_string()),
+    }
 }

@@ -1,15 +1,21 @@
 //! The Raft state machine of a raftkv node: decodes each committed command (an encoded
 //! `Argv`), re-parses it with the same parser every replica runs, and applies it to the
-//! store at the leader-stamped time. Also the encoding helpers for proposals.
+//! store at the leader-stamped time; the metadata group's applies `RAFTKV.META` commands
+//! to the cluster metadata and publishes it to the node's view. Also the encoding helpers
+//! for proposals.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use protobuf::Message as _;
 use raft_node::proto::Argv;
 use resp::{Command, Reply};
 use rocksdb::WriteBatch;
+use store::cluster_meta::ClusterMeta;
 use store::Store;
+
+use crate::groups::MetaView;
 
 /// Encodes an argument vector as a proposal / forwarded request.
 pub fn encode_argv(argv: &[Bytes]) -> Vec<u8> {
@@ -47,6 +53,31 @@ pub fn decode_argv(data: &[u8]) -> Option<Vec<Bytes>> {
 /// The store as a Raft state machine.
 pub struct KvStateMachine {
     pub store: Store,
+    /// Set on the metadata group: it applies `RAFTKV.META` commands only.
+    pub meta: Option<MetaSm>,
+}
+
+/// The metadata group's state (see `store::cluster_meta`) and the view it publishes to.
+pub struct MetaSm {
+    pub state: ClusterMeta,
+    pub view: Arc<MetaView>,
+}
+
+impl KvStateMachine {
+    /// A data group's state machine.
+    pub fn data(store: Store) -> KvStateMachine {
+        KvStateMachine { store, meta: None }
+    }
+
+    /// The metadata group's state machine; publishes the recorded state at once.
+    pub fn meta(store: Store, view: Arc<MetaView>) -> KvStateMachine {
+        let state = store.load_cluster_meta();
+        view.publish(&state);
+        KvStateMachine {
+            store,
+            meta: Some(MetaSm { state, view }),
+        }
+    }
 }
 
 impl raft_node::StateMachine for KvStateMachine {
@@ -62,6 +93,26 @@ impl raft_node::StateMachine for KvStateMachine {
         // The entry's commands share one write budget, the same on every replica.
         self.store.begin_entry_at(index);
         self.store.set_entry_index(index);
+        if let Some(m) = self.meta.as_mut() {
+            let mut changed = false;
+            let out = commands
+                .iter()
+                .map(|c| match decode_argv(c) {
+                    Some(argv) => {
+                        let (reply, ch) = Store::apply_cluster_meta(&mut m.state, &argv);
+                        changed |= ch;
+                        reply
+                    }
+                    None => Reply::err("ERR malformed replicated command"),
+                })
+                .collect();
+            // One record and one published view per entry, however many commands it has.
+            if changed {
+                self.store.stage_cluster_meta(wb, &m.state);
+                m.view.publish(&m.state);
+            }
+            return out;
+        }
         commands
             .iter()
             .map(
@@ -96,7 +147,12 @@ impl raft_node::StateMachine for KvStateMachine {
     }
 
     fn snapshot_restore(&mut self, dir: &Path) -> Result<(), String> {
-        self.store.restore_snapshot(dir)
+        self.store.restore_snapshot(dir)?;
+        if let Some(m) = self.meta.as_mut() {
+            m.state = self.store.load_cluster_meta();
+            m.view.publish(&m.state);
+        }
+        Ok(())
     }
 }
 

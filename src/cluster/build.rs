@@ -1,7 +1,7 @@
 //! Builds the node's [`ClusterView`] from what the node knows now: each hosted group's Raft
-//! status (leader, voters, learners, applied index), the slot map ([`crate::groups`]) and
-//! the client addresses recorded in the home group's store by `RAFTKV.NODEADDR`. Nothing
-//! is cached, so a leader change shows in the next reply.
+//! status (leader, voters, learners, applied index) and the cluster metadata as this node
+//! applied it ([`crate::groups::MetaView`]: slot map, config epoch, node names and
+//! addresses). Nothing is cached, so a leader change shows in the next reply.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -13,49 +13,68 @@ use crate::server::Server;
 impl Server {
     /// The cluster view now (node names and addresses included).
     pub fn cluster_view(&self) -> ClusterView {
-        let addrs = self.reader.node_addrs();
+        let meta = self.groups.meta_state();
         let me = self.cfg.id;
         let mut raft_addrs = BTreeMap::new();
         let mut groups = BTreeMap::new();
-        let mut epoch = 1;
         for g in self.groups.all() {
             let m = g.node.status.members();
             raft_addrs.extend(m.addrs.clone());
-            let info = self.group_info(g, m.voters, m.learners);
-            // A term passes with every election: the config epoch clients see moves with
-            // it (the sum over groups grows with any group's election).
-            epoch += g.node.status.term.load(Ordering::Relaxed);
-            groups.insert(g.id, info);
+            groups.insert(g.id, self.group_info(g, m.voters, m.learners));
         }
+        let meta_members = self.groups.meta().node.status.members();
+        raft_addrs.extend(meta_members.addrs.clone());
         let mut ids: Vec<u64> = groups
             .values()
             .flat_map(|g: &GroupInfo| g.voters.iter().chain(&g.learners).copied())
+            .chain(
+                meta_members
+                    .voters
+                    .iter()
+                    .chain(&meta_members.learners)
+                    .copied(),
+            )
             .collect();
         ids.sort_unstable();
         ids.dedup();
         let nodes = ids
             .iter()
             .map(|&id| {
+                let rec = meta.nodes.get(&id);
                 let info = NodeInfo {
                     id,
-                    name: node_name(id),
+                    name: rec.map_or_else(|| node_name(id), |r| r.name.clone()),
                     // This node knows its own address before its record is applied.
                     redis_addr: if id == me {
                         Some(self.cfg.announce_addr())
                     } else {
-                        addrs.get(&id).cloned()
+                        rec.map(|r| r.redis_addr.clone())
                     },
-                    raft_addr: raft_addrs.get(&id).cloned().unwrap_or_default(),
+                    raft_addr: rec
+                        .map(|r| r.raft_addr.clone())
+                        .or_else(|| raft_addrs.get(&id).cloned())
+                        .unwrap_or_default(),
                 };
                 (id, info)
             })
             .collect();
         ClusterView {
             myself: me,
-            epoch,
+            epoch: meta.epoch,
             nodes,
             groups,
+            meta_leader: self.groups.meta().node.status.leader(),
+            data_groups: meta.groups,
         }
+    }
+
+    /// Client addresses of the nodes, by id, as the metadata records them.
+    pub fn redis_addrs(&self) -> BTreeMap<u64, String> {
+        let meta = self.groups.meta_state();
+        meta.nodes
+            .iter()
+            .map(|(&id, n)| (id, n.redis_addr.clone()))
+            .collect()
     }
 
     /// The view routing needs for a request on `slot`: only that slot's group (members,
@@ -67,7 +86,8 @@ impl Server {
         let group = self.group_info(g, m.voters, m.learners);
         let leader = group.leader;
         let redis_addr = if moved && leader != self.cfg.id {
-            self.reader.node_addrs().get(&leader).cloned()
+            let meta = self.groups.meta_state();
+            meta.nodes.get(&leader).map(|n| n.redis_addr.clone())
         } else {
             None
         };
@@ -82,6 +102,7 @@ impl Server {
             epoch: 1,
             nodes: BTreeMap::from([(leader, node)]),
             groups: BTreeMap::from([(group.id, group)]),
+            ..Default::default()
         }
     }
 

@@ -1,14 +1,15 @@
 //! Redis Cluster model of the node: the cluster view (slots → Raft group → members and
 //! leader, node ids and addresses), the CLUSTER introspection replies built from it, the
 //! routing decision for one request, the error words cluster clients act on, and the
-//! replicated record of each node's client address. The pure parts (`view`, `reply`,
+//! node's duties toward the cluster metadata group. The pure parts (`view`, `reply`,
 //! `route`, `errors`) are unit-tested without a cluster; `build` makes the view from the
-//! Raft state, `commands` serves the session, `announce` records this node's address.
+//! Raft state and the metadata, `commands` serves the session, `meta` keeps the metadata
+//! current (layout, node records, group members).
 
-pub mod announce;
 pub mod build;
 pub mod commands;
 pub mod errors;
+pub mod meta;
 pub mod reply;
 pub mod route;
 pub mod view;

@@ -174,12 +174,15 @@ pub fn info(view: &ClusterView) -> String {
     };
     let state = if view.is_ok() { "ok" } else { "fail" };
     format!(
-        "cluster_state:{state}\r\ncluster_slots_assigned:{}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:{}\r\ncluster_known_nodes:{}\r\ncluster_size:{size}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{my_epoch}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+        "cluster_state:{state}\r\ncluster_slots_assigned:{}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:{}\r\ncluster_known_nodes:{}\r\ncluster_size:{size}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{my_epoch}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n{}:{}\r\nraftkv_meta_leader:{}\r\n",
         view.slots_assigned(),
         view.slots_ok(),
         view.slots_assigned() - view.slots_ok(),
         view.nodes.len(),
         view.epoch,
+        super::meta::GROUPS_FIELD,
+        view.data_groups,
+        view.meta_leader,
     )
 }
 

@@ -1,7 +1,7 @@
 //! The node's view of the cluster in Redis Cluster terms: which Raft group owns each hash
 //! slot, who leads and who replicates each group, and each node's addresses and its stable
-//! 40-hex Redis Cluster node id. Built from the Raft state (today one group owns every slot;
-//! with slot sharding it follows the metadata group). Everything a cluster command or a
+//! 40-hex Redis Cluster node id. Built from the Raft state and the cluster metadata (slot
+//! map, config epoch, node records; see `store::cluster_meta`). Everything a cluster command or a
 //! routing decision needs is read from one view, so the replies agree with each other.
 
 use std::collections::BTreeMap;
@@ -72,6 +72,10 @@ pub struct ClusterView {
     pub epoch: u64,
     pub nodes: BTreeMap<u64, NodeInfo>,
     pub groups: BTreeMap<u64, GroupInfo>,
+    /// Leader of the metadata group (0: none known).
+    pub meta_leader: u64,
+    /// Data groups of the metadata's layout (0: not laid out yet).
+    pub data_groups: u64,
 }
 
 /// A stable, random-looking 40-hex name for `id` in namespace `ns`.
@@ -117,6 +121,8 @@ impl ClusterView {
             epoch: 1,
             nodes: nodes.into_iter().map(|n| (n.id, n)).collect(),
             groups: BTreeMap::from([(group.id, group)]),
+            meta_leader: 0,
+            data_groups: 1,
         }
     }
 

@@ -25,6 +25,7 @@
 mod applier;
 mod apply_coll;
 pub mod budget;
+pub mod cluster_meta;
 mod cmd_bitmap;
 mod cmd_common;
 mod cmd_dump;

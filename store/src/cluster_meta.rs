@@ -1,0 +1,499 @@
+//! The cluster metadata: the state machine of the metadata Raft group. It holds the config
+//! epoch, the slot map (slot ranges → data group), each data group's members (as the
+//! group's leader reports them) and each node's addresses and stable Redis Cluster node
+//! id. Every change is one committed `RAFTKV.META <op> ...` entry of the metadata group and
+//! bumps the epoch; a command that changes nothing leaves the state (and the epoch) alone,
+//! so replaying or repeating one is harmless.
+//!
+//! The state is small and kept whole in one record of the `meta` column family under the
+//! metadata group's prefix (tag `M`), so the group's snapshots carry it like any other
+//! group's meta records.
+//!
+//! Slot ownership changes only by `ASSIGN <group> <ranges>`: one entry, one new epoch, the
+//! ranges leaving whatever group owned them. `INIT` (the bootstrap's even split) is the
+//! first such assignment; online slot migration (issue #11) cuts a slot over with one
+//! `ASSIGN` once the target holds its data.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use resp::Reply;
+use rocksdb::WriteBatch;
+
+use crate::slot::SLOTS;
+use crate::{fail_stop, meta_key, Store, CF_META};
+
+/// The first word of every metadata command.
+pub const META_CMD: &[u8] = b"RAFTKV.META";
+
+/// The meta-CF tag of the record.
+const TAG: u8 = b'M';
+
+/// What the cluster knows about one node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeRecord {
+    /// Redis Cluster node id (40 hex digits), fixed by the node's first record.
+    pub name: String,
+    /// Client (Redis) address.
+    pub redis_addr: String,
+    /// Raft (peer) address.
+    pub raft_addr: String,
+}
+
+/// One data group's members as last reported.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupMembers {
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+}
+
+/// The whole metadata state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClusterMeta {
+    /// Incremented by every change; 0 before the bootstrap layout.
+    pub epoch: u64,
+    /// Number of data groups of the bootstrap layout (0: not laid out yet).
+    pub groups: u64,
+    /// Slot ranges (inclusive) and their group, sorted, disjoint, adjacent ranges of one
+    /// group merged.
+    pub slots: Vec<(u16, u16, u64)>,
+    /// Members by data group.
+    pub members: BTreeMap<u64, GroupMembers>,
+    /// Nodes by Raft id.
+    pub nodes: BTreeMap<u64, NodeRecord>,
+}
+
+/// A metadata command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaCmd {
+    /// The bootstrap layout: `groups` data groups splitting the slots evenly (once).
+    Init { groups: u64 },
+    /// `ranges` now belong to `group` (a slot cut-over).
+    Assign { group: u64, ranges: Vec<(u16, u16)> },
+    /// `group`'s members.
+    Members { group: u64, members: GroupMembers },
+    /// Node `id`'s addresses (its name is kept once recorded).
+    Node { id: u64, record: NodeRecord },
+    /// Node `id` left the cluster.
+    Forget { id: u64 },
+}
+
+/// Slot ranges (inclusive) of each of `n` groups splitting the slots evenly, group 1 first.
+pub fn even_split(n: u64) -> Vec<(u16, u16)> {
+    let n = n.clamp(1, SLOTS as u64);
+    (0..n)
+        .map(|i| {
+            let start = i * SLOTS as u64 / n;
+            let end = (i + 1) * SLOTS as u64 / n - 1;
+            (start as u16, end as u16)
+        })
+        .collect()
+}
+
+fn ids_text(ids: &[u64]) -> String {
+    if ids.is_empty() {
+        return "-".into();
+    }
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+fn parse_ids(s: &str) -> Option<Vec<u64>> {
+    if s == "-" {
+        return Some(Vec::new());
+    }
+    let mut v = s
+        .split(',')
+        .map(|x| x.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    v.sort_unstable();
+    v.dedup();
+    Some(v)
+}
+
+fn parse_range(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+    (a <= b && b < SLOTS).then_some((a, b))
+}
+
+/// An address or name: non-empty, printable, no spaces.
+fn word(s: &str) -> Option<String> {
+    (!s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
+}
+
+impl MetaCmd {
+    /// The command as a replicated argument vector (`RAFTKV.META ...`).
+    pub fn to_argv(&self) -> Vec<Bytes> {
+        let mut a: Vec<String> = Vec::new();
+        match self {
+            MetaCmd::Init { groups } => a.extend(["INIT".into(), groups.to_string()]),
+            MetaCmd::Assign { group, ranges } => {
+                a.extend(["ASSIGN".into(), group.to_string()]);
+                a.extend(ranges.iter().map(|(x, y)| format!("{x}-{y}")));
+            }
+            MetaCmd::Members { group, members } => a.extend([
+                "MEMBERS".into(),
+                group.to_string(),
+                ids_text(&members.voters),
+                ids_text(&members.learners),
+            ]),
+            MetaCmd::Node { id, record } => a.extend([
+                "NODE".into(),
+                id.to_string(),
+                record.name.clone(),
+                record.redis_addr.clone(),
+                record.raft_addr.clone(),
+            ]),
+            MetaCmd::Forget { id } => a.extend(["FORGET".into(), id.to_string()]),
+        }
+        std::iter::once(Bytes::from_static(META_CMD))
+            .chain(a.into_iter().map(Bytes::from))
+            .collect()
+    }
+
+    /// Parses `RAFTKV.META ...`; `None` when `argv` is not a well-formed one.
+    pub fn parse(argv: &[Bytes]) -> Option<MetaCmd> {
+        let (first, rest) = argv.split_first()?;
+        if !first.eq_ignore_ascii_case(META_CMD) {
+            return None;
+        }
+        let words: Vec<&str> = rest
+            .iter()
+            .map(|b| std::str::from_utf8(b).ok())
+            .collect::<Option<_>>()?;
+        let num = |s: &str| s.parse::<u64>().ok();
+        Some(match words.as_slice() {
+            ["INIT", n] => MetaCmd::Init {
+                groups: num(n).filter(|&n| (1..=SLOTS as u64).contains(&n))?,
+            },
+            ["ASSIGN", g, ranges @ ..] if !ranges.is_empty() => MetaCmd::Assign {
+                group: num(g).filter(|&g| g > 0)?,
+                ranges: ranges
+                    .iter()
+                    .map(|r| parse_range(r))
+                    .collect::<Option<_>>()?,
+            },
+            ["MEMBERS", g, v, l] => MetaCmd::Members {
+                group: num(g)?,
+                members: GroupMembers {
+                    voters: parse_ids(v)?,
+                    learners: parse_ids(l)?,
+                },
+            },
+            ["NODE", id, name, redis, raft] => MetaCmd::Node {
+                id: num(id)?,
+                record: NodeRecord {
+                    name: word(name)?,
+                    redis_addr: word(redis)?,
+                    raft_addr: word(raft)?,
+                },
+            },
+            ["FORGET", id] => MetaCmd::Forget { id: num(id)? },
+            _ => return None,
+        })
+    }
+}
+
+impl ClusterMeta {
+    /// The group owning `slot`, if any.
+    pub fn group_of(&self, slot: u16) -> Option<u64> {
+        let i = self.slots.partition_point(|&(_, b, _)| b < slot);
+        self.slots
+            .get(i)
+            .filter(|&&(a, _, _)| a <= slot)
+            .map(|&(_, _, g)| g)
+    }
+
+    /// The slot ranges of `group`, in slot order.
+    pub fn ranges_of(&self, group: u64) -> Vec<(u16, u16)> {
+        self.slots
+            .iter()
+            .filter(|r| r.2 == group)
+            .map(|&(a, b, _)| (a, b))
+            .collect()
+    }
+
+    /// Applies `cmd`; true when the state changed (and the epoch moved).
+    pub fn apply(&mut self, cmd: &MetaCmd) -> bool {
+        let changed = match cmd {
+            MetaCmd::Init { groups } => {
+                let fresh = self.groups == 0;
+                if fresh {
+                    self.groups = *groups;
+                    for (i, r) in even_split(*groups).into_iter().enumerate() {
+                        self.assign(i as u64 + 1, &[r]);
+                    }
+                }
+                fresh
+            }
+            MetaCmd::Assign { group, ranges } => {
+                let before = self.slots.clone();
+                self.assign(*group, ranges);
+                self.slots != before
+            }
+            MetaCmd::Members { group, members } => {
+                self.members.insert(*group, members.clone()).as_ref() != Some(members)
+            }
+            MetaCmd::Node { id, record } => {
+                let name = self
+                    .nodes
+                    .get(id)
+                    .map_or_else(|| record.name.clone(), |n| n.name.clone());
+                let rec = NodeRecord {
+                    name,
+                    ..record.clone()
+                };
+                self.nodes.insert(*id, rec.clone()) != Some(rec)
+            }
+            MetaCmd::Forget { id } => self.nodes.remove(id).is_some(),
+        };
+        if changed {
+            self.epoch += 1;
+        }
+        changed
+    }
+
+    /// Gives `ranges` to `group`, taking them from their owners.
+    fn assign(&mut self, group: u64, ranges: &[(u16, u16)]) {
+        let mut owner: Vec<u64> = vec![0; SLOTS as usize];
+        for &(a, b, g) in &self.slots {
+            owner[a as usize..=b as usize].fill(g);
+        }
+        for &(a, b) in ranges {
+            owner[a as usize..=b as usize].fill(group);
+        }
+        let mut out: Vec<(u16, u16, u64)> = Vec::new();
+        for (s, &g) in owner.iter().enumerate() {
+            match out.last_mut() {
+                Some(last) if last.2 == g && last.1 as usize + 1 == s => last.1 = s as u16,
+                _ if g == 0 => {}
+                _ => out.push((s as u16, s as u16, g)),
+            }
+        }
+        self.slots = out;
+    }
+
+    /// The record's text: one line per fact, in a fixed order.
+    pub fn encode(&self) -> String {
+        let mut out = format!("epoch {}\ngroups {}\n", self.epoch, self.groups);
+        for (a, b, g) in &self.slots {
+            out.push_str(&format!("slots {a} {b} {g}\n"));
+        }
+        for (g, m) in &self.members {
+            out.push_str(&format!(
+                "members {g} {} {}\n",
+                ids_text(&m.voters),
+                ids_text(&m.learners)
+            ));
+        }
+        for (id, n) in &self.nodes {
+            out.push_str(&format!(
+                "node {id} {} {} {}\n",
+                n.name, n.redis_addr, n.raft_addr
+            ));
+        }
+        out
+    }
+
+    /// Parses [`ClusterMeta::encode`]'s text.
+    pub fn decode(text: &str) -> Option<ClusterMeta> {
+        let mut m = ClusterMeta::default();
+        for line in text.lines() {
+            let w: Vec<&str> = line.split(' ').collect();
+            match w.as_slice() {
+                ["epoch", e] => m.epoch = e.parse().ok()?,
+                ["groups", n] => m.groups = n.parse().ok()?,
+                ["slots", a, b, g] => {
+                    m.slots
+                        .push((a.parse().ok()?, b.parse().ok()?, g.parse().ok()?))
+                }
+                ["members", g, v, l] => {
+                    let members = GroupMembers {
+                        voters: parse_ids(v)?,
+                        learners: parse_ids(l)?,
+                    };
+                    m.members.insert(g.parse().ok()?, members);
+                }
+                ["node", id, name, redis, raft] => {
+                    let rec = NodeRecord {
+                        name: name.to_string(),
+                        redis_addr: redis.to_string(),
+                        raft_addr: raft.to_string(),
+                    };
+                    m.nodes.insert(id.parse().ok()?, rec);
+                }
+                _ => return None,
+            }
+        }
+        Some(m)
+    }
+}
+
+impl Store {
+    /// The metadata state this group recorded (empty when none; a corrupt record stops the
+    /// node, like any other storage error of the apply path).
+    pub fn load_cluster_meta(&self) -> ClusterMeta {
+        let Some(cf) = self.db.cf_handle(CF_META) else {
+            return ClusterMeta::default();
+        };
+        match self.db.get_cf(cf, meta_key(self.group, TAG)) {
+            Ok(None) => ClusterMeta::default(),
+            Ok(Some(v)) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(ClusterMeta::decode)
+                .unwrap_or_else(|| fail_stop("reading the cluster metadata", "corrupt record")),
+            Err(e) => fail_stop("reading the cluster metadata", e),
+        }
+    }
+
+    /// Applies one committed metadata command to `state`; the reply, and whether the state
+    /// changed (then stage it with [`Store::stage_cluster_meta`] once the entry's commands
+    /// are applied).
+    pub fn apply_cluster_meta(state: &mut ClusterMeta, argv: &[Bytes]) -> (Reply, bool) {
+        match MetaCmd::parse(argv) {
+            Some(cmd) => (Reply::ok(), state.apply(&cmd)),
+            None => (Reply::err("ERR malformed metadata command"), false),
+        }
+    }
+
+    /// Stages `state` as this group's metadata record.
+    pub fn stage_cluster_meta(&self, wb: &mut WriteBatch, state: &ClusterMeta) {
+        wb.put_cf(
+            self.cf(CF_META),
+            meta_key(self.group, TAG),
+            state.encode().as_bytes(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, r: &str) -> NodeRecord {
+        NodeRecord {
+            name: name.into(),
+            redis_addr: r.into(),
+            raft_addr: "127.0.0.1:1".into(),
+        }
+    }
+
+    #[test]
+    fn even_split_covers_every_slot_once() {
+        for n in [1u64, 2, 3, 7, 1000] {
+            let r = even_split(n);
+            assert_eq!(r.len() as u64, n);
+            assert_eq!(r[0].0, 0);
+            assert_eq!(r[r.len() - 1].1, SLOTS - 1);
+            for w in r.windows(2) {
+                assert_eq!(w[0].1 + 1, w[1].0);
+            }
+        }
+        assert_eq!(
+            even_split(3),
+            vec![(0, 5460), (5461, 10921), (10922, 16383)]
+        );
+    }
+
+    #[test]
+    fn every_change_bumps_the_epoch_once_and_repeats_do_not() {
+        let mut m = ClusterMeta::default();
+        assert!(m.apply(&MetaCmd::Init { groups: 3 }));
+        assert_eq!((m.epoch, m.groups), (1, 3));
+        assert_eq!(m.group_of(0), Some(1));
+        assert_eq!(m.group_of(5461), Some(2));
+        assert_eq!(m.group_of(16383), Some(3));
+        // INIT happens once: a second (another founder's) changes nothing.
+        assert!(!m.apply(&MetaCmd::Init { groups: 5 }));
+        let rec = MetaCmd::Node {
+            id: 2,
+            record: node("aa", "h:2"),
+        };
+        assert!(m.apply(&rec));
+        assert!(!m.apply(&rec));
+        assert_eq!(m.epoch, 2);
+        // The name stays the first recorded; the address follows.
+        let moved = MetaCmd::Node {
+            id: 2,
+            record: node("bb", "h:22"),
+        };
+        assert!(m.apply(&moved));
+        assert_eq!(m.nodes[&2], node("aa", "h:22"));
+        let members = MetaCmd::Members {
+            group: 1,
+            members: GroupMembers {
+                voters: vec![1, 2, 3],
+                learners: vec![4],
+            },
+        };
+        assert!(m.apply(&members) && !m.apply(&members));
+        assert!(m.apply(&MetaCmd::Forget { id: 2 }));
+        assert_eq!(m.epoch, 5);
+        assert!(m.nodes.is_empty());
+    }
+
+    #[test]
+    fn a_cut_over_is_one_assign_and_keeps_the_map_normal() {
+        let mut m = ClusterMeta::default();
+        m.apply(&MetaCmd::Init { groups: 2 });
+        let e = m.epoch;
+        // Slots 100..=199 move from group 1 to group 2: one entry, one epoch.
+        assert!(m.apply(&MetaCmd::Assign {
+            group: 2,
+            ranges: vec![(100, 199)]
+        }));
+        assert_eq!(m.epoch, e + 1);
+        assert_eq!(
+            m.slots,
+            vec![(0, 99, 1), (100, 199, 2), (200, 8191, 1), (8192, 16383, 2)]
+        );
+        assert_eq!(m.ranges_of(2), vec![(100, 199), (8192, 16383)]);
+        // Moving them back merges the ranges again.
+        m.apply(&MetaCmd::Assign {
+            group: 1,
+            ranges: vec![(100, 199)],
+        });
+        assert_eq!(m.slots, vec![(0, 8191, 1), (8192, 16383, 2)]);
+    }
+
+    #[test]
+    fn commands_and_state_round_trip() {
+        let cmds = [
+            MetaCmd::Init { groups: 3 },
+            MetaCmd::Assign {
+                group: 2,
+                ranges: vec![(0, 0), (5, 9)],
+            },
+            MetaCmd::Members {
+                group: 1,
+                members: GroupMembers {
+                    voters: vec![1, 2],
+                    learners: vec![],
+                },
+            },
+            MetaCmd::Node {
+                id: 7,
+                record: node("ab", "127.0.0.1:6379"),
+            },
+            MetaCmd::Forget { id: 7 },
+        ];
+        let mut m = ClusterMeta::default();
+        for c in &cmds {
+            assert_eq!(MetaCmd::parse(&c.to_argv()).as_ref(), Some(c));
+            m.apply(c);
+        }
+        m.apply(&cmds[3]);
+        assert_eq!(ClusterMeta::decode(&m.encode()), Some(m));
+        let bad: Vec<Bytes> = ["RAFTKV.META", "ASSIGN", "1", "9-5"]
+            .iter()
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
+        assert_eq!(MetaCmd::parse(&bad), None);
+        let spaced: Vec<Bytes> = ["RAFTKV.META", "NODE", "1", "n", "a b", "c"]
+            .iter()
+            .map(|s| Bytes::from(s.to_string()))
+            .collect();
+        assert_eq!(MetaCmd::parse(&spaced), None);
+    }
+}
