@@ -93,7 +93,8 @@ fn start(
         id,
         voters: vec![1, 2, 3],
         tick: Duration::from_millis(10),
-        election_tick: 10,
+        // 200 ms: a follower descheduled on a loaded machine is not taken for a slow round.
+        election_tick: 20,
         heartbeat_tick: 2,
         snap_dir: dir.join(format!("n{id}-snap")),
         ..Default::default()
@@ -132,7 +133,7 @@ fn slow_follower_applies_do_not_depose_the_leader() {
     let l = all.iter().find(|h| h.status.is_leader()).unwrap().clone();
     let term = l.status.term.load(Ordering::Acquire);
     // Followers now take 0.5 ms per command: the burst below is ~1 s of applying each,
-    // ten election timeouts (100 ms).
+    // five election timeouts (200 ms).
     for h in all.iter().filter(|h| h.status.id != l.status.id) {
         slow[h.status.id as usize - 1].store(500, Ordering::Relaxed);
     }
