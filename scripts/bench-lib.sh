@@ -351,6 +351,27 @@ sample() {
 }
 HZ=$(getconf CLK_TCK)
 
+# sample_threads PID: "<thread name> <cpu ticks> <context switches>" per thread name of a
+# process (its threads of one name summed: the tokio workers, RocksDB's pools), by name.
+sample_threads() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        awk -v c="$(cat "$t/comm" 2>/dev/null)" '
+            FNR == 1 && FILENAME ~ /stat$/ { sub(/^.*\) /, ""); ticks = $12 + $13 }
+            /^(voluntary|nonvoluntary)_ctxt_switches/ { cs += $2 }
+            END { gsub(/[^A-Za-z0-9_:.-]/, "_", c); print c, ticks + 0, cs + 0 }' \
+            "$t/stat" "$t/status" 2>/dev/null || true
+    done | awk '{ t[$1] += $2; s[$1] += $3 } END { for (k in t) print k, t[k], s[k] }' | sort
+}
+
+# thread_cost BEFORE AFTER REQUESTS: per thread name, "<name> <CPU us per request> <context
+# switches per request>" between two sample_threads outputs (threads that ended are left out).
+thread_cost() {
+    awk -v n="$3" -v hz="$HZ" 'NR == FNR { t[$1] = $2; s[$1] = $3; next }
+        { printf "%s %.2f %.3f\n", $1, ($2 - t[$1]) * 1e6 / hz / n, ($3 - s[$1]) / n }' \
+        <(echo "$1") <(echo "$2")
+}
+
 # per_request BEFORE AFTER REQUESTS: "<CPU us per request> <context switches per request>".
 per_request() {
     awk -v b="$1" -v a="$2" -v n="$3" -v hz="$HZ" 'BEGIN {
@@ -376,7 +397,8 @@ STATS_PORTS=""
 
 # run_bench NAME ROW REQUESTS PIDS ARGS...: one `redis-benchmark -q --csv ARGS` run. Its CSV
 # goes to $TMP/NAME.csv; the per-request CPU and context switches of each pid in the
-# comma-separated PIDS to $TMP/NAME.cost (one line per pid, in order); the CPU of IDLE_PIDS
+# comma-separated PIDS to $TMP/NAME.cost (one line per pid, in order), and per thread name of
+# the first two of them to $TMP/NAME.threads ("<1|2> <thread> <cpu us> <cs>"); the CPU of IDLE_PIDS
 # during the run to $TMP/NAME.idle ("<cpu us> <wall us>"); with STATS_PORTS, the MOVED replies
 # and forwarded writes of those nodes during the run to $TMP/NAME.stats. A run fails on a
 # non-zero exit, a timeout (redis-benchmark can hang when the server goes away), an error reply
@@ -396,10 +418,19 @@ run_bench() {
         fwd0=$(stat_sum "$STATS_PORTS" total_forwarded_writes)
     fi
     for p in "${watched[@]}"; do before+=("$(sample "$p")"); done
+    # Per thread, for the first two watched processes (the target / leader and a follower).
+    local tw=("${watched[@]:0:2}") tbefore=()
+    for p in "${tw[@]}"; do tbefore+=("$(sample_threads "$p")"); done
     for p in "${idle_list[@]}"; do idle_before+=("$(sample "$p")"); done
     t0=$(date +%s%N)
     timeout --kill-after=10 "$BENCH_TIMEOUT" "${cmd[@]}" >"$TMP/$name.csv" 2>"$TMP/$name.err" || rc=$?
     t1=$(date +%s%N)
+    : >"$TMP/$name.threads"
+    for i in "${!tw[@]}"; do
+        thread_cost "${tbefore[$i]}" "$(sample_threads "${tw[$i]}")" "$reqs" \
+            | sed "s/^/$((i + 1)) /" >>"$TMP/$name.threads"
+    done
+    i=0
     : >"$TMP/$name.cost"
     for p in "${watched[@]}"; do
         per_request "${before[$i]}" "$(sample "$p")" "$reqs" >>"$TMP/$name.cost"

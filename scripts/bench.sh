@@ -313,11 +313,43 @@ for mode in "${modes[@]}"; do
         done
         row_out "$(label_of "$mode" "$t")" "redis alw" \
             "$(cost always "$mode" "$t" 1 1)" "$(cost always "$mode" "$t" 1 2)" "" "" ""
+        row_out "$(label_of "$mode" "$t")" "redis none" \
+            "$(cost none "$mode" "$t" 1 1)" "$(cost none "$mode" "$t" 1 2)" "" "" ""
     done
 done
 echo
-echo "node = kv1's target node; for kv3 / kv3c the mean of the three nodes (each leads a group). others = mean of kv1's"
-echo "other nodes. all nodes cpu = the sum over the cluster's nodes. redis alw = the appendfsync-always server."
+echo "node = kv1's target node (its leader with TARGET_PORT=leader); for kv3 / kv3c the mean of the three nodes (each leads"
+echo "a group). others = mean of kv1's other nodes (its followers). all nodes cpu = the sum over the cluster's nodes."
+
+# tcost SERVER MODE TEST WHO THREAD FIELD: median over rounds of one thread's figure in .threads
+# (WHO 1 = the target node, 2 = the next one; FIELD 3 = CPU us, 4 = context switches).
+tcost() {
+    local vals=() r
+    for r in $(seq 1 "$ROUNDS"); do
+        vals+=("$(awk -v w="$4" -v n="$5" -v f="$6" '$1 == w && $2 == n { print $f }' \
+            "$TMP/$1-$2-$3-$r.threads" 2>/dev/null)")
+    done
+    median "${vals[@]}"
+}
+if has kv1; then
+    echo
+    echo "kv1 per thread (CPU us and context switches per request; threads of one name summed; medians of the rounds):"
+    echo
+    row_out test thread "node cpu" "node cs" "other cpu" "other cs"
+    sep_out 6
+    for mode in "${modes[@]}"; do
+        for t in "${tests[@]}"; do
+            awk '$3 + 0 >= 0.05 || $4 + 0 >= 0.005 { print $2 }' "$TMP/kv1-$mode-$t-"*.threads 2>/dev/null \
+                | sort -u | while read -r th; do
+                row_out "$(label_of "$mode" "$t")" "$th" \
+                    "$(tcost kv1 "$mode" "$t" 1 "$th" 3)" "$(tcost kv1 "$mode" "$t" 1 "$th" 4)" \
+                    "$(tcost kv1 "$mode" "$t" 2 "$th" 3)" "$(tcost kv1 "$mode" "$t" 2 "$th" 4)"
+            done
+        done
+    done
+    echo
+    echo "node = kv1's target node as above; other = one of its other nodes (a follower with TARGET_PORT=leader)."
+fi
 
 # Forwarded writes (kv3) and MOVED replies (kv3c) per run, and the idle clusters' CPU.
 echo

@@ -18,6 +18,10 @@
 //! 7. snapshots: peers decide whether to snapshot; snapshot files are written on threads
 //!    of their own, whose results come back through the inbox.
 //!
+//! A peer applies committed entries within a time budget per round (see
+//! [`Peer::set_apply_budget`]); one left with a backlog is served again next round at once,
+//! so slow applies never hold ticks and heartbeats past the election timeout.
+//!
 //! Only peers that saw an event in the round (or, on a tick, every peer that is awake) are
 //! visited: a hibernating peer (see [`crate::peer`]'s hibernation) costs nothing per tick.
 //! Each tick the driver also sends every peer node one keepalive (a bare heartbeat in
@@ -207,8 +211,12 @@ impl<S: StateMachine, K: MessageSink> Driver<S, K> {
     fn run(&mut self, rx: Receiver<Input<S::Output>>) {
         let mut next_tick = Instant::now() + self.cfg.tick;
         loop {
-            // 1. receive
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            // 1. receive (without waiting when a peer has applies left over)
+            let wait = if self.active.is_empty() {
+                next_tick.saturating_duration_since(Instant::now())
+            } else {
+                std::time::Duration::ZERO
+            };
             match rx.recv_timeout(wait) {
                 Ok(m) => {
                     if !self.dispatch(m) {
@@ -255,6 +263,12 @@ impl<S: StateMachine, K: MessageSink> Driver<S, K> {
                 }
             }
             self.carry_out(&active);
+            // Peers over their apply budget go on applying next round.
+            for g in &active {
+                if self.peers.get(g).is_some_and(|p| p.has_backlog()) {
+                    self.active.insert(*g);
+                }
+            }
         }
     }
 

@@ -32,6 +32,8 @@ pub struct Status {
     pub sync_micros: AtomicU64,
     /// Total time spent handling Readies (µs).
     pub ready_micros: AtomicU64,
+    /// Committed entries waiting for a later round's apply budget.
+    pub apply_backlog: AtomicU64,
     pub last_time_ms: AtomicI64,
     /// Cluster time as published by the Ready loop (see [`Status::cluster_time_ms`]).
     pub time_offset: crate::clock::TimeOffset,

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType};
@@ -18,17 +19,40 @@ use crate::proto::{PeerAddr, RaftCommit};
 use crate::storage::conf_contains;
 
 impl<S: StateMachine> Peer<S> {
-    /// Applies committed entries into `wb`; returns the replies to deliver once written.
+    /// Queues committed entries behind the backlog and applies from it into `wb`, in
+    /// order, until the round's apply budget is spent (at least one entry per call);
+    /// the replies to deliver once written go to `out`. True when anything was applied.
     pub(super) fn apply_entries(
         &mut self,
         wb: &mut WriteBatch,
         ents: Vec<Entry>,
         out: &mut Deliveries<S::Output>,
-    ) {
-        if ents.is_empty() {
-            return;
+    ) -> bool {
+        self.backlog.extend(ents);
+        if self.backlog.is_empty() {
+            return false;
         }
-        for e in ents {
+        let deadline = self.apply_budget.map(|b| {
+            *self
+                .apply_deadline
+                .get_or_insert_with(|| Instant::now() + b)
+        });
+        while let Some(e) = self.backlog.pop_front() {
+            self.apply_one(wb, e, out);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+        }
+        self.status
+            .apply_backlog
+            .store(self.backlog.len() as u64, Ordering::Relaxed);
+        self.clock.stage(&self.db, wb, self.cfg.group_id);
+        true
+    }
+
+    /// Applies one committed entry into `wb`.
+    fn apply_one(&mut self, wb: &mut WriteBatch, e: Entry, out: &mut Deliveries<S::Output>) {
+        {
             let index = e.index;
             self.bytes_since_snapshot += e.data.len() as u64;
             if self.pending_conf.as_ref().is_some_and(|(i, t, _)| {
@@ -122,7 +146,6 @@ impl<S: StateMachine> Peer<S> {
             }
             self.applied = index;
         }
-        self.clock.stage(&self.db, wb, self.cfg.group_id);
     }
 
     /// Replication progress of every member, on the leader (before a conf change drops the

@@ -20,13 +20,13 @@ mod reads;
 mod ready;
 mod snapshot;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
-use raft::eraftpb::{EntryType, Message, Snapshot};
+use raft::eraftpb::{Entry, EntryType, Message, Snapshot};
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use slog::{crit, debug, info, o, warn, Logger};
@@ -85,6 +85,12 @@ impl Effects {
     }
 }
 
+/// Most commands the leader puts into one log entry (one proposal's commands always share
+/// an entry, however many): entries are the unit of the apply budget (see
+/// [`Peer::set_apply_budget`]), so this bounds how long one entry of slow commands holds
+/// the driver thread.
+pub const MAX_ENTRY_COMMANDS: usize = 64;
+
 /// Commands queued for the next entry, with their proposer's reply channel.
 type Proposal<O> = (Vec<Vec<u8>>, Reply<Vec<O>>);
 
@@ -124,6 +130,14 @@ pub struct Peer<S: StateMachine> {
     /// Proposals queued since the last flush.
     proposals: Vec<Proposal<S::Output>>,
     proposal_bytes: usize,
+    /// Commands in `proposals`.
+    proposal_cmds: usize,
+    /// Committed entries handed out by raft-rs and not applied yet (over the apply budget).
+    backlog: VecDeque<Entry>,
+    /// Most time one round spends applying (at least one entry is applied per round).
+    apply_budget: Option<Duration>,
+    /// When this round's applies must stop (set by its first apply).
+    apply_deadline: Option<Instant>,
     /// Proposed entries by index.
     pending: BTreeMap<u64, PendingEntry<S::Output>>,
     /// Reads queued since the last flush.
@@ -237,6 +251,7 @@ impl<S: StateMachine> Peer<S> {
             warn!(logger, "--read-mode lease is served as safe: raft-rs lease reads check no lease, so every read confirms leadership with a quorum (ReadIndex)");
         }
         info!(logger, "raft peer starting"; "applied" => applied, "voters" => ?cfg.voters);
+        let cfg_tick = cfg.tick;
         let mut peer = Peer {
             cfg,
             db,
@@ -251,6 +266,10 @@ impl<S: StateMachine> Peer<S> {
             stamps_seen_term: 0,
             proposals: Vec::new(),
             proposal_bytes: 0,
+            proposal_cmds: 0,
+            backlog: VecDeque::new(),
+            apply_budget: Some(default_apply_budget(cfg_tick)),
+            apply_deadline: None,
             pending: BTreeMap::new(),
             reads: Vec::new(),
             read_batches: BTreeMap::new(),
@@ -305,10 +324,27 @@ impl<S: StateMachine> Peer<S> {
         self.raw.raft.set_randomized_election_timeout(ticks);
     }
 
-    /// Sets the time of the step about to run (monotonic and wall clock, ms).
+    /// Sets the time of the step about to run (monotonic and wall clock, ms). A new step
+    /// starts a new apply budget.
     pub fn set_now(&mut self, now: Instant, wall_ms: i64) {
         self.now = now;
         self.now_ms = wall_ms;
+        self.apply_deadline = None;
+    }
+
+    /// Bounds the time one round spends applying committed entries (`None`: no bound).
+    /// Entries over the budget wait in a backlog for the next rounds ([`Peer::has_backlog`]),
+    /// so a round of slow commands cannot delay ticks and message handling past the
+    /// election timeout. The default is a quarter of the tick. The budget is wall-clock
+    /// time: the simulation turns it off to replay a seed exactly.
+    pub fn set_apply_budget(&mut self, budget: Option<Duration>) {
+        self.apply_budget = budget;
+    }
+
+    /// Committed entries wait to be applied: the driver must serve this peer again soon
+    /// (without waiting for an event).
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
     }
 
     /// Takes what the driver must carry out.
@@ -332,8 +368,11 @@ impl<S: StateMachine> Peer<S> {
         match m {
             Msg::Propose { cmds, reply } => {
                 self.proposal_bytes += cmds.iter().map(Vec::len).sum::<usize>();
+                self.proposal_cmds += cmds.len();
                 self.proposals.push((cmds, reply));
-                if self.proposal_bytes >= self.cfg.max_entry_bytes {
+                if self.proposal_bytes >= self.cfg.max_entry_bytes
+                    || self.proposal_cmds >= MAX_ENTRY_COMMANDS
+                {
                     self.flush_proposals();
                 }
             }
@@ -481,6 +520,7 @@ impl<S: StateMachine> Peer<S> {
         }
         let batch = std::mem::take(&mut self.proposals);
         self.proposal_bytes = 0;
+        self.proposal_cmds = 0;
         if self.raw.raft.state != StateRole::Leader {
             let hint = self.leader_hint();
             for (_, r) in batch {
@@ -577,6 +617,12 @@ impl<S: StateMachine> Peer<S> {
             .first_index
             .store(self.raw.store().truncated_index() + 1, Ordering::Release);
     }
+}
+
+/// A quarter of the tick, at least 1 ms: rounds stay short against the heartbeat and
+/// election timeouts (several ticks) even with every group of the node applying.
+fn default_apply_budget(tick: Duration) -> Duration {
+    (tick / 4).max(Duration::from_millis(1))
 }
 
 /// raft-rs configuration of a group's peer.

@@ -19,7 +19,8 @@ use crate::status::{ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER, ROLE_PRECANDIDAT
 
 /// A Ready staged into the round's batch, waiting for the batch to be written.
 pub struct InFlight<O> {
-    rd: Ready,
+    /// `None`: the round only applied backlog (raft-rs had no Ready).
+    rd: Option<Ready>,
     out: Deliveries<O>,
     /// A snapshot was restored: everything is made durable now, synchronously.
     sync_now: bool,
@@ -29,15 +30,26 @@ pub struct InFlight<O> {
 pub struct LightApplied<O>(Deliveries<O>);
 
 impl<S: StateMachine> Peer<S> {
-    /// True when raft-rs has a Ready for this peer.
+    /// True when raft-rs has a Ready for this peer, or committed entries wait in the
+    /// apply backlog.
     pub fn has_ready(&self) -> bool {
-        self.raw.has_ready()
+        self.raw.has_ready() || self.has_backlog()
     }
 
-    /// Stages this peer's Ready into `wb`; `None` when there is none.
+    /// Stages this peer's Ready into `wb` (or, without one, applies from the backlog);
+    /// `None` when there is nothing to do.
     pub fn collect_ready(&mut self, wb: &mut WriteBatch) -> Option<InFlight<S::Output>> {
         if !self.raw.has_ready() {
-            return None;
+            let mut out = Vec::new();
+            if !self.apply_entries(wb, Vec::new(), &mut out) {
+                return None;
+            }
+            self.sm.stage_applied(wb, self.applied);
+            return Some(InFlight {
+                rd: None,
+                out,
+                sync_now: false,
+            });
         }
         self.status.readies.fetch_add(1, Ordering::Relaxed);
         let mut rd = self.raw.ready();
@@ -71,9 +83,7 @@ impl<S: StateMachine> Peer<S> {
         // persisted ones), the applied index, the hard state and the new entries.
         let mut out = Vec::new();
         let committed = rd.take_committed_entries();
-        let applied_any = !committed.is_empty();
-        self.apply_entries(wb, committed, &mut out);
-        if applied_any {
+        if self.apply_entries(wb, committed, &mut out) {
             self.sm.stage_applied(wb, self.applied);
         }
         if let Some(hs) = rd.hs() {
@@ -83,7 +93,11 @@ impl<S: StateMachine> Peer<S> {
             crit!(self.logger, "staging raft log failed"; "err" => %e);
             die();
         }
-        Some(InFlight { rd, out, sync_now })
+        Some(InFlight {
+            rd: Some(rd),
+            out,
+            sync_now,
+        })
     }
 
     /// After the round's batch (holding `f`) was written: answers the proposers of its
@@ -95,14 +109,14 @@ impl<S: StateMachine> Peer<S> {
         f: InFlight<S::Output>,
         wb2: &mut WriteBatch,
     ) -> Option<LightApplied<S::Output>> {
-        let InFlight {
-            mut rd,
-            out,
-            sync_now,
-        } = f;
+        let InFlight { rd, out, sync_now } = f;
         self.raw.mut_store().commit_staged();
         self.sm.batch_written();
         self.after_apply(out);
+        let Some(mut rd) = rd else {
+            self.advance_applied();
+            return None;
+        };
         if !sync_now && (rd.must_sync() || self.unpersisted > 0) {
             self.fx.persist.push(PersistJob {
                 number: rd.number(),
@@ -131,8 +145,7 @@ impl<S: StateMachine> Peer<S> {
         }
         let committed = light.take_committed_entries();
         let mut out = Vec::new();
-        if !committed.is_empty() {
-            self.apply_entries(wb2, committed, &mut out);
+        if self.apply_entries(wb2, committed, &mut out) {
             self.sm.stage_applied(wb2, self.applied);
         }
         Some(LightApplied(out))

@@ -163,6 +163,8 @@ impl SimNode {
             let nonce = spec.seed ^ g.wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let mut p = Peer::open(cfg, db.clone(), sm, nonce, logger)
                 .map_err(|e| format!("n{} group {g}: open: {e}", spec.id))?;
+            // Wall-clock apply budgets would make a seed's replay depend on the host.
+            p.set_apply_budget(None);
             // The addresses known at start (the driver hands them to the transport).
             drop(p.take_effects());
             p.set_now(now.0, now.1);
