@@ -180,11 +180,12 @@ impl Transport {
             self.verify_received(&dir, &desc).await?;
             claim.current()?;
             let done = root.join(snap::done_name(term, index));
-            if tokio::fs::metadata(&done).await.is_ok() {
+            let same = tokio::fs::metadata(&done).await.is_ok()
+                && self.verify_received(&done, &desc).await.is_ok();
+            if same {
                 tokio::fs::remove_dir_all(&dir).await?;
             } else {
-                tokio::fs::rename(&dir, &done).await?;
-                snap::sync_dir(&root)?;
+                replace_dir(&root, &dir, &done, term, index).await?;
             }
             Ok::<_, std::io::Error>((started, fetched))
         }
@@ -394,4 +395,30 @@ impl Transport {
         }
         Ok(sent)
     }
+}
+
+/// Moves a received snapshot into place as `done`. A directory already there that does
+/// not hold these files (another leader's snapshot at the same index and term, whose SST
+/// files differ, or a leftover) is replaced: the message about to be handed on names
+/// these files, and its restore checks them.
+async fn replace_dir(
+    root: &Path,
+    dir: &Path,
+    done: &Path,
+    term: u64,
+    index: u64,
+) -> std::io::Result<()> {
+    if tokio::fs::metadata(done).await.is_ok() {
+        // Not a `snap-` name: pruning removes it if a crash leaves it behind.
+        let old = root.join(format!("old-{term}-{index}"));
+        let _ = tokio::fs::remove_dir_all(&old).await;
+        tokio::fs::rename(done, &old).await?;
+        tokio::fs::rename(dir, done).await?;
+        snap::sync_dir(root)?;
+        let _ = tokio::fs::remove_dir_all(&old).await;
+    } else {
+        tokio::fs::rename(dir, done).await?;
+        snap::sync_dir(root)?;
+    }
+    Ok(())
 }

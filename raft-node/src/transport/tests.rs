@@ -311,6 +311,11 @@ async fn a_batch_bigger_than_a_frame_is_split() {
 
 /// An offer of a one-file snapshot of `data`.
 fn offer(data: &[u8]) -> Vec<u8> {
+    offer_from(1, data)
+}
+
+/// [`offer`] from node `from`.
+fn offer_from(from: u64, data: &[u8]) -> Vec<u8> {
     let desc = SnapshotDescriptor {
         index: 7,
         term: 2,
@@ -325,7 +330,7 @@ fn offer(data: &[u8]) -> Vec<u8> {
     };
     let mut m = Message::default();
     m.set_msg_type(MessageType::MsgSnapshot);
-    m.from = 1;
+    m.from = from;
     m.to = 2;
     m.term = 2;
     let s = m.mut_snapshot();
@@ -384,6 +389,26 @@ async fn a_newer_stream_of_a_snapshot_cuts_off_the_older_one() {
         .join("data.sst");
     assert_eq!(std::fs::read(file).unwrap(), data);
     assert_eq!(b.t.stats.snap_streams_superseded.load(Ordering::Relaxed), 1);
+}
+
+/// Two leaders' snapshots at the same index and term hold different files: the one whose
+/// message is handed on last must be the one in place (its restore checks its files).
+#[tokio::test]
+async fn a_different_snapshot_at_the_same_index_replaces_the_one_in_place() {
+    let mut b = node(2, HashMap::new(), 0).await;
+    let file = crate::node::group_snap_dir(&b.t.cfg.snap_dir, 1)
+        .join("snap-2-7")
+        .join("data.sst");
+    for (from, fill) in [(1u64, 1u8), (3, 2), (3, 2)] {
+        let data = vec![fill; 3000];
+        let mut s = authenticated(&b.addr, from, 2, KIND_SNAPSHOT, SECRET).await;
+        write_frame(&mut s, &offer_from(from, &data)).await.unwrap();
+        let _ = read_frame(&mut s, MAX_FRAME).await.unwrap();
+        write_frame(&mut s, &chunk(0, &data)).await.unwrap();
+        let got = recv(&mut b.rx).await.expect("snapshot handed to raft");
+        assert_eq!(got.from, from);
+        assert_eq!(std::fs::read(&file).unwrap(), data, "from {from}");
+    }
 }
 
 #[tokio::test]
