@@ -52,6 +52,7 @@
 
 pub mod bitfield;
 pub mod bitmap;
+pub mod cf_opts;
 pub mod clean;
 pub mod dump;
 pub mod geo;
@@ -87,6 +88,8 @@ mod tests_layout;
 mod tests_list;
 #[cfg(test)]
 mod tests_set;
+#[cfg(test)]
+mod tests_tombstones;
 #[cfg(test)]
 mod tests_zrange;
 #[cfg(test)]
