@@ -322,7 +322,13 @@ fn version_inserts(t: &T) -> u64 {
 #[test]
 fn a_collection_write_stages_its_watch_version_once() {
     let mut t = T::new();
-    for c in ["HSET h f v", "HSET h f w", "ZADD z 1 m", "RPUSH l a", "LSET l 0 b"] {
+    for c in [
+        "HSET h f v",
+        "HSET h f w",
+        "ZADD z 1 m",
+        "RPUSH l a",
+        "LSET l 0 b",
+    ] {
         let before = version_inserts(&t);
         assert!(!t.w(c).is_error(), "{c}");
         assert_eq!(version_inserts(&t) - before, 1, "{c}");

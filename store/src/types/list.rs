@@ -123,7 +123,10 @@ fn read_seqs<R: Read + ?Sized>(
     if lo < hi && hi - lo <= POINT_READS_UPTO {
         for i in 0..hi - lo {
             let seq = if reverse { hi - 1 - i } else { lo + i };
-            out.push(r.get(Cf::Sub, &elem_key(prefix, seq))?.ok_or_else(corrupt)?);
+            out.push(
+                r.get(Cf::Sub, &elem_key(prefix, seq))?
+                    .ok_or_else(corrupt)?,
+            );
         }
     } else if lo < hi {
         let (from, to) = (elem_key(prefix, lo), elem_key(prefix, hi));

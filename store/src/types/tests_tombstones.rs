@@ -52,7 +52,10 @@ fn zpopmin_and_reads_seek_past_earlier_pops() {
     let (out, n) = skipped(|| db.r(|v| zrange(v, b"z", &first, false, None).unwrap()));
     assert_eq!(out, vec![(member(POPPED + 1), 0.0)]);
     assert!(n <= 2, "ZRANGE 0 0 skipped {n} tombstones");
-    let all = RangeBy::Score(ScoreBound::Inclusive(f64::NEG_INFINITY), ScoreBound::Inclusive(0.0));
+    let all = RangeBy::Score(
+        ScoreBound::Inclusive(f64::NEG_INFINITY),
+        ScoreBound::Inclusive(0.0),
+    );
     let (out, n) = skipped(|| db.r(|v| zrange(v, b"z", &all, false, Some((0, 1))).unwrap()));
     assert_eq!(out, vec![(member(POPPED + 1), 0.0)]);
     assert!(n <= 2, "ZRANGEBYSCORE skipped {n} tombstones");
@@ -82,15 +85,24 @@ fn zremrange_from_an_end_moves_the_hints() {
         ScoreBound::Inclusive(f64::NEG_INFINITY),
         ScoreBound::Exclusive(POPPED as f64),
     );
-    assert_eq!(db.w(|st| zremrange(st, b"z", &head).unwrap()), POPPED as u64);
+    assert_eq!(
+        db.w(|st| zremrange(st, b"z", &head).unwrap()),
+        POPPED as u64
+    );
     let tail = RangeBy::Rank(-10, -1);
     assert_eq!(db.w(|st| zremrange(st, b"z", &tail).unwrap()), 10);
     let (out, n) = skipped(|| db.w(|st| zpop(st, b"z", false, 1).unwrap()));
     assert_eq!(out, vec![(member(POPPED), POPPED as f64)]);
-    assert!(n <= 2, "ZPOPMIN after ZREMRANGEBYSCORE skipped {n} tombstones");
+    assert!(
+        n <= 2,
+        "ZPOPMIN after ZREMRANGEBYSCORE skipped {n} tombstones"
+    );
     let (out, n) = skipped(|| db.w(|st| zpop(st, b"z", true, 1).unwrap()));
     assert_eq!(out, vec![(member(N - 11), (N - 11) as f64)]);
-    assert!(n <= 2, "ZPOPMAX after ZREMRANGEBYRANK skipped {n} tombstones");
+    assert!(
+        n <= 2,
+        "ZPOPMAX after ZREMRANGEBYRANK skipped {n} tombstones"
+    );
 }
 
 #[test]
@@ -99,7 +111,10 @@ fn members_added_beyond_the_hints_are_seen() {
         let mut db = popped_zset(max);
         // Below / above every remaining member: the hint must move back over them.
         let again = if max { member(N - 1) } else { member(0) };
-        let pairs = [(0.0, again.clone()), (if max { 1e9 } else { -1e9 }, b"far".to_vec())];
+        let pairs = [
+            (0.0, again.clone()),
+            (if max { 1e9 } else { -1e9 }, b"far".to_vec()),
+        ];
         db.w(|st| zadd(st, b"z", ZAddFlags::default(), &pairs).unwrap());
         let got = db.w(|st| zpop(st, b"z", max, 2).unwrap());
         let far = if max { 1e9 } else { -1e9 };
