@@ -172,3 +172,35 @@ fn list_pops_and_spop_do_not_walk_tombstones() {
     // next live member, about (popped / left) of them, never all of them.
     assert!(worst < 100, "SPOP skipped up to {worst} tombstones");
 }
+
+#[test]
+fn long_members_get_truncated_hints_that_stay_true() {
+    let long = |i: usize| format!("{}{i:06}", "m".repeat(60)).into_bytes();
+    let mut db = Db::new();
+    let pairs: Vec<(f64, Vec<u8>)> = (0..100).map(|i| (1.0, long(i))).collect();
+    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &pairs).unwrap());
+    let lo = db.w(|st| zpop(st, b"z", false, 10).unwrap());
+    let hi = db.w(|st| zpop(st, b"z", true, 10).unwrap());
+    assert_eq!((lo[9].0.clone(), hi[9].0.clone()), (long(9), long(90)));
+    let m = db.r(|v| meta::load(v, b"z", TYPE_ZSET).unwrap().unwrap());
+    assert!(m.lo.len() <= meta::HINT_LEN && !m.lo.is_empty());
+    assert!(m.hi.len() <= meta::HINT_LEN && !m.hi.is_empty());
+    // Popped members come back at both ends, inside the truncated hints' slack.
+    let back = [(1.0, long(5)), (1.0, long(95))];
+    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &back).unwrap());
+    let all = RangeBy::Rank(0, -1);
+    let got: Vec<Vec<u8>> = db
+        .r(|v| zrange(v, b"z", &all, false, None).unwrap())
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    let want: Vec<Vec<u8>> = [5]
+        .into_iter()
+        .chain(10..90)
+        .chain([95])
+        .map(long)
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(db.w(|st| zpop(st, b"z", false, 1).unwrap())[0].0, long(5));
+    assert_eq!(db.w(|st| zpop(st, b"z", true, 1).unwrap())[0].0, long(95));
+}
