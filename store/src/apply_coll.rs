@@ -121,7 +121,7 @@ impl Store {
             // version moves whenever a write to it succeeded and it still exists.
             for key in cmd.keys() {
                 let dkey = crate::data_key(key);
-                if self.raw_header(&dkey).is_some() {
+                if !self.touched_now(&dkey) && self.raw_header(&dkey).is_some() {
                     self.touch(wb, &dkey);
                 }
             }

@@ -147,6 +147,8 @@ pub fn column_family_descriptors() -> Vec<rocksdb::ColumnFamilyDescriptor> {
                 cf.set_memtable_whole_key_filtering(true);
                 cf.set_memtable_prefix_bloom_ratio(0.1);
             }
+            // The collection families' own options (bloom filters, block cache): see there.
+            types::cf_opts::tune(name, &mut cf);
             rocksdb::ColumnFamilyDescriptor::new(name, cf)
         })
         .collect()

@@ -310,3 +310,27 @@ fn redis_checks_the_key_before_some_arguments() {
         Reply::err("ERR value is not an integer or out of range")
     );
 }
+
+/// Records inserted into the WATCH versions family's memtable so far (duplicates too).
+fn version_inserts(t: &T) -> u64 {
+    let cf = t.db.cf_handle(crate::txn::CF_KVER).unwrap();
+    t.db.property_int_value_cf(cf, "rocksdb.num-entries-active-mem-table")
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_collection_write_stages_its_watch_version_once() {
+    let mut t = T::new();
+    for c in [
+        "HSET h f v",
+        "HSET h f w",
+        "ZADD z 1 m",
+        "RPUSH l a",
+        "LSET l 0 b",
+    ] {
+        let before = version_inserts(&t);
+        assert!(!t.w(c).is_error(), "{c}");
+        assert_eq!(version_inserts(&t) - before, 1, "{c}");
+    }
+}

@@ -149,6 +149,13 @@ impl Store {
         self.kver_set(dkey.to_vec(), Some(index));
     }
 
+    /// True when `dkey` already got the current entry's version (collection writes: their
+    /// metadata write touched it; a second put of the same record would only cost a
+    /// memtable insert). A hook for `apply_coll`.
+    pub(crate) fn touched_now(&self, dkey: &[u8]) -> bool {
+        self.watch_versions.overlay.get(dkey) == Some(&Some(self.watch_versions.index))
+    }
+
     /// Records that the entry being applied deleted `dkey`: its record goes, its slot's
     /// epoch moves.
     pub(crate) fn untouch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {

@@ -106,7 +106,12 @@ pub fn pop<W: Write + ?Sized>(
     Ok(Some(out))
 }
 
-/// The elements at sequences `lo..hi` (descending when `reverse`), in one scan.
+/// Up to this many elements are read with point lookups, not a scan: a lookup skips the
+/// SST files whose bloom filter rules the key out, an iterator opens and seeks them all.
+const POINT_READS_UPTO: u64 = 4;
+
+/// The elements at sequences `lo..hi` (descending when `reverse`), in one scan (or a few
+/// point lookups).
 fn read_seqs<R: Read + ?Sized>(
     r: &R,
     prefix: &[u8],
@@ -115,7 +120,15 @@ fn read_seqs<R: Read + ?Sized>(
     reverse: bool,
 ) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::with_capacity((hi - lo).min(1024) as usize);
-    if lo < hi {
+    if lo < hi && hi - lo <= POINT_READS_UPTO {
+        for i in 0..hi - lo {
+            let seq = if reverse { hi - 1 - i } else { lo + i };
+            out.push(
+                r.get(Cf::Sub, &elem_key(prefix, seq))?
+                    .ok_or_else(corrupt)?,
+            );
+        }
+    } else if lo < hi {
         let (from, to) = (elem_key(prefix, lo), elem_key(prefix, hi));
         r.scan(Cf::Sub, &from, &to, reverse, &mut |_, v| {
             out.push(v.to_vec());

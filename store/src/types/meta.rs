@@ -5,6 +5,9 @@
 //! so TYPE, TTL, EXPIRE, the expiry index and the sweep treat every type alike, followed by
 //! `[version u64 BE][size u64 BE]` and, for lists, `[head u64 BE][tail u64 BE]` (elements sit at
 //! sequences `head..tail`). A key whose last element goes is deleted, as in Redis.
+//! Sorted sets may add their live-range hints ([`Meta::lo`], [`Meta::hi`]) as
+//! `[lo len u8][lo][hi len u8][hi]` after the size (absent = no hints, as records written
+//! before the hints existed).
 
 use rocksdb::{WriteBatch, DB};
 
@@ -102,7 +105,18 @@ pub struct Meta {
     pub head: u64,
     /// Lists: sequence after the last element.
     pub tail: u64,
+    /// Sorted sets: no live score index record of this version has a suffix (the key after
+    /// the prefix) below `lo` (empty: no hint). ZPOPMIN and range removals raise it past the
+    /// records they delete, so later scans seek past their tombstones instead of walking
+    /// them (RocksDB keeps deleted keys until compaction). At most [`HINT_LEN`] bytes.
+    pub lo: Vec<u8>,
+    /// Sorted sets: every live score index suffix is below `hi` (empty: no hint); ZPOPMAX's
+    /// counterpart of `lo`.
+    pub hi: Vec<u8>,
 }
+
+/// Most bytes of a sorted set's range hint (a score's 8 bytes and 32 of the member).
+pub const HINT_LEN: usize = 40;
 
 impl Meta {
     /// An empty collection of `typ` with a fresh `version`.
@@ -114,6 +128,8 @@ impl Meta {
             size: 0,
             head: LIST_START,
             tail: LIST_START,
+            lo: Vec::new(),
+            hi: Vec::new(),
         }
     }
 
@@ -127,6 +143,14 @@ impl Meta {
         if self.typ == TYPE_LIST {
             v.extend_from_slice(&self.head.to_be_bytes());
             v.extend_from_slice(&self.tail.to_be_bytes());
+        }
+        if self.typ == TYPE_ZSET && !(self.lo.is_empty() && self.hi.is_empty()) {
+            for hint in [&self.lo, &self.hi] {
+                // A longer hint is never made; dropping one (no hint) is always correct.
+                let hint: &[u8] = if hint.len() <= HINT_LEN { hint } else { &[] };
+                v.push(hint.len() as u8);
+                v.extend_from_slice(hint);
+            }
         }
         v
     }
@@ -147,6 +171,11 @@ impl Meta {
         } else {
             (LIST_START, LIST_START)
         };
+        let (lo, hi) = if typ == TYPE_ZSET && raw.len() > 25 {
+            decode_hints(&raw[25..]).ok_or_else(corrupt)?
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Ok(Meta {
             typ,
             expire: word(1)? as i64,
@@ -154,6 +183,8 @@ impl Meta {
             size: word(17)?,
             head,
             tail,
+            lo,
+            hi,
         })
     }
 
@@ -161,6 +192,15 @@ impl Meta {
     pub fn prefix(&self, user_key: &[u8]) -> Vec<u8> {
         sub_prefix(user_key, self.version)
     }
+}
+
+/// A sorted set's `[lo len][lo][hi len][hi]`.
+fn decode_hints(b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (&n, rest) = b.split_first()?;
+    let lo = rest.get(..n as usize)?;
+    let (&m, rest) = rest.get(n as usize..)?.split_first()?;
+    let hi = rest.get(..m as usize)?;
+    Some((lo.to_vec(), hi.to_vec()))
 }
 
 /// True for the type bytes this module stores.

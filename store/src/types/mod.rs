@@ -3,7 +3,8 @@
 //! Layout (kvrocks' model; every key of one hash slot stays one key range in each family):
 //! - `data` (shared with strings): `[slot u16 BE][user key]` →
 //!   `[type u8][expire_at_ms i64 BE][version u64 BE][size u64 BE][list: head u64 BE, tail u64 BE]`
-//!   (the first 9 bytes are the header strings have too; see [`meta`]).
+//!   (the first 9 bytes are the header strings have too; sorted sets may append their
+//!   live-range hints, see [`meta`] and [`zset`]).
 //! - `sub`: `[slot u16 BE][key len u32 BE][user key][version u64 BE][sub key]` → value, one
 //!   record per hash field (sub key = `[hash u64 BE][field]`, value = value), list element
 //!   (sub key = sequence u64 BE, value = element), set member (sub key = `[hash][member]`,
@@ -52,6 +53,7 @@
 
 pub mod bitfield;
 pub mod bitmap;
+pub mod cf_opts;
 pub mod clean;
 pub mod dump;
 pub mod geo;
@@ -87,6 +89,8 @@ mod tests_layout;
 mod tests_list;
 #[cfg(test)]
 mod tests_set;
+#[cfg(test)]
+mod tests_tombstones;
 #[cfg(test)]
 mod tests_zrange;
 #[cfg(test)]

@@ -6,7 +6,10 @@
 use super::list::norm_range;
 use super::meta::{self, join, prefix_end, Meta};
 use super::num::parse_f64;
-use super::zset::{decode_score, index_key, load, member_key, score_order};
+use super::zset::{
+    clamp, decode_score, index_key, live_span, load, lower_hi, lower_hint, member_key, raise_lo,
+    score_order, upper_hint,
+};
 use super::{Cf, Error, Read, Result, Write};
 
 /// One end of a score range.
@@ -68,8 +71,8 @@ pub enum RangeBy {
     Lex(LexBound, LexBound),
 }
 
-/// The index key range `[lower, upper)` of a score range.
-fn score_span(prefix: &[u8], min: ScoreBound, max: ScoreBound) -> (Vec<u8>, Vec<u8>) {
+/// The index key range `[lower, upper)` of a score range, within `m`'s [`live_span`].
+fn score_span(m: &Meta, prefix: &[u8], min: ScoreBound, max: ScoreBound) -> (Vec<u8>, Vec<u8>) {
     let at = |o: u64| join(prefix, &[&o.to_be_bytes()]);
     let after = |s: f64| match score_order(s).checked_add(1) {
         Some(o) => at(o),
@@ -83,14 +86,20 @@ fn score_span(prefix: &[u8], min: ScoreBound, max: ScoreBound) -> (Vec<u8>, Vec<
         ScoreBound::Inclusive(s) => after(s),
         ScoreBound::Exclusive(s) => at(score_order(s)),
     };
-    (lower, upper)
+    clamp(m, prefix, &lower, &upper)
 }
 
 /// The order key of the first (or last) member: its score's 8 bytes.
-fn edge_order<R: Read + ?Sized>(r: &R, prefix: &[u8], last: bool) -> Result<Option<Vec<u8>>> {
+fn edge_order<R: Read + ?Sized>(
+    r: &R,
+    m: &Meta,
+    prefix: &[u8],
+    last: bool,
+) -> Result<Option<Vec<u8>>> {
     let n = prefix.len();
     let mut out = None;
-    r.scan(Cf::Score, prefix, &prefix_end(prefix), last, &mut |k, _| {
+    let (lower, upper) = live_span(m, prefix);
+    r.scan(Cf::Score, &lower, &upper, last, &mut |k, _| {
         out = k.get(n..n + 8).map(|o| o.to_vec());
         false
     })?;
@@ -101,12 +110,13 @@ fn edge_order<R: Read + ?Sized>(r: &R, prefix: &[u8], last: bool) -> Result<Opti
 /// for REV): with equal scores, as Redis requires for lex ranges, that is every member.
 fn lex_span<R: Read + ?Sized>(
     r: &R,
+    m: &Meta,
     prefix: &[u8],
     min: &LexBound,
     max: &LexBound,
     rev: bool,
 ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-    let Some(order) = edge_order(r, prefix, rev)? else {
+    let Some(order) = edge_order(r, m, prefix, rev)? else {
         return Ok(None);
     };
     let base = join(prefix, &[&order]);
@@ -122,7 +132,7 @@ fn lex_span<R: Read + ?Sized>(
         LexBound::Inclusive(m) => join(&base, &[m, &[0]]),
         LexBound::Exclusive(m) => join(&base, &[m]),
     };
-    Ok(Some((lower, upper)))
+    Ok(Some(clamp(m, prefix, &lower, &upper)))
 }
 
 /// Index records of `[lower, upper)` in order (reverse: descending), skipping `skip`, at most
@@ -168,6 +178,7 @@ pub fn scan_score_range<R: Read + ?Sized>(
 ) -> Result<()> {
     let prefix = m.prefix(key);
     let (lower, upper) = score_span(
+        m,
         &prefix,
         ScoreBound::Inclusive(min),
         ScoreBound::Exclusive(max),
@@ -212,15 +223,28 @@ pub fn zrange<R: Read + ?Sized>(
         Some((off, _)) if off < 0 => return Ok(Vec::new()),
         Some((off, cnt)) => (off as u64, if cnt < 0 { u64::MAX } else { cnt as u64 }),
     };
-    let span = match by {
-        RangeBy::Rank(start, stop) => return rank_range(r, &m, &prefix, *start, *stop, rev),
-        RangeBy::Score(min, max) => score_span(&prefix, *min, *max),
-        RangeBy::Lex(min, max) => match lex_span(r, &prefix, min, max, rev)? {
-            Some(span) => span,
-            None => return Ok(Vec::new()),
-        },
-    };
-    collect(r, prefix.len(), (&span.0, &span.1), rev, skip, take)
+    if let RangeBy::Rank(start, stop) = by {
+        return rank_range(r, &m, &prefix, *start, *stop, rev);
+    }
+    match span_of(r, &m, &prefix, by, rev)? {
+        Some(span) => collect(r, prefix.len(), (&span.0, &span.1), rev, skip, take),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The index key range of a score or lex range (`None`: empty; ranks have none).
+fn span_of<R: Read + ?Sized>(
+    r: &R,
+    m: &Meta,
+    prefix: &[u8],
+    by: &RangeBy,
+    rev: bool,
+) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    match by {
+        RangeBy::Rank(..) => Ok(None),
+        RangeBy::Score(min, max) => Ok(Some(score_span(m, prefix, *min, *max))),
+        RangeBy::Lex(min, max) => lex_span(r, m, prefix, min, max, rev),
+    }
 }
 
 /// Ranks `start..=stop` (of the REV order when `rev`), walked from the nearer end.
@@ -238,7 +262,7 @@ fn rank_range<R: Read + ?Sized>(
     let n = m.size;
     // Ranks in ascending order.
     let (a, b) = if rev { (n - 1 - b, n - 1 - a) } else { (a, b) };
-    let all = (prefix.to_vec(), prefix_end(prefix));
+    let all = live_span(m, prefix);
     let span = (all.0.as_slice(), all.1.as_slice());
     let from_start = a <= n - 1 - b;
     let mut out = if from_start {
@@ -262,7 +286,7 @@ pub fn zcount<R: Read + ?Sized>(
     let Some(m) = load(r, key)? else {
         return Ok(0);
     };
-    let (lower, upper) = score_span(&m.prefix(key), min, max);
+    let (lower, upper) = score_span(&m, &m.prefix(key), min, max);
     let mut n = 0;
     r.scan(Cf::Score, &lower, &upper, false, &mut |_, _| {
         n += 1;
@@ -299,10 +323,10 @@ pub fn zrank<R: Read + ?Sized>(r: &R, key: &[u8], member: &[u8], rev: bool) -> R
     };
     let at = index_key(&prefix, decode_score(&v)?, member);
     let after = join(&at, &[&[0]]);
-    let end = prefix_end(&prefix);
+    let (start, end) = live_span(&m, &prefix);
     let mut limit = 8u64;
     let rank = loop {
-        let before = count_upto(r, &prefix, &at, false, limit)?;
+        let before = count_upto(r, &start, &at, false, limit)?;
         if before < limit {
             break before;
         }
@@ -329,7 +353,7 @@ pub fn zlexcount<R: Read + ?Sized>(
     let Some(m) = load(r, key)? else {
         return Ok(0);
     };
-    match lex_span(r, &m.prefix(key), min, max, false)? {
+    match lex_span(r, &m, &m.prefix(key), min, max, false)? {
         None => Ok(0),
         Some((lower, upper)) => count_upto(r, &lower, &upper, false, u64::MAX),
     }
@@ -341,13 +365,50 @@ pub fn zremrange<W: Write + ?Sized>(w: &mut W, key: &[u8], by: &RangeBy) -> Resu
     let Some(mut m) = load(w, key)? else {
         return Ok(0);
     };
-    let gone = zrange(w, key, by, false, None)?;
     let prefix = m.prefix(key);
+    let span = span_of(w, &m, &prefix, by, false)?;
+    let gone = zrange(w, key, by, false, None)?;
     for (member, score) in &gone {
         w.delete(Cf::Score, &index_key(&prefix, *score, member));
         w.delete(Cf::Sub, &member_key(&m, &prefix, member));
     }
+    narrow(&mut m, &prefix, by, span, &gone);
     m.size -= (gone.len() as u64).min(m.size);
     meta::save(w, key, &m, true)?;
     Ok(gone.len() as u64)
+}
+
+/// After a range removal (`gone`, ascending; `m.size` not yet reduced): when the range
+/// reached an end of the set, moves that end's hint past the removed records.
+fn narrow(
+    m: &mut Meta,
+    prefix: &[u8],
+    by: &RangeBy,
+    span: Option<(Vec<u8>, Vec<u8>)>,
+    gone: &[(Vec<u8>, f64)],
+) {
+    let (Some(first), Some(last)) = (gone.first(), gone.last()) else {
+        return;
+    };
+    let (to_start, to_end) = match (by, span) {
+        (RangeBy::Rank(a, b), _) => match norm_range(*a, *b, m.size) {
+            Some((a, b)) => (a == 0, b + 1 == m.size),
+            None => return,
+        },
+        (_, Some((lower, upper))) => {
+            // Nothing can be live before the lowest score or after the highest.
+            let (start, end) = live_span(m, prefix);
+            let floor = join(prefix, &[&score_order(f64::NEG_INFINITY).to_be_bytes()]);
+            let ceil = join(prefix, &[&(score_order(f64::INFINITY) + 1).to_be_bytes()]);
+            (lower <= start.max(floor), upper >= end.min(ceil))
+        }
+        _ => return,
+    };
+    let suffix = |(member, score): &(Vec<u8>, f64)| index_key(&[], *score, member);
+    if to_start {
+        raise_lo(m, lower_hint(&suffix(last)));
+    }
+    if to_end {
+        lower_hi(m, upper_hint(&suffix(first)));
+    }
 }

@@ -5,9 +5,14 @@
 //! O(1) records per member; ranges by score or lex seek straight to their start and touch
 //! what they return (plus a LIMIT offset, as Redis); ranges by rank and ZRANK walk from the
 //! nearer end, O(min(rank, n - rank)): there is no order-statistics index (yet).
+//!
+//! Every scan of the score index is clamped to the metadata's live-range hints
+//! ([`Meta::lo`], [`Meta::hi`], see [`live_span`]): ZPOPMIN / ZPOPMAX and range removals
+//! move them past what they delete, so the next pop seeks past the deleted records'
+//! tombstones instead of stepping over every one of them (they stay until compaction).
 
 use super::hash::{scan_page, ScanPage};
-use super::meta::{self, join, prefix_end, Meta};
+use super::meta::{self, join, prefix_end, Meta, HINT_LEN};
 use super::random::{hashed_key, pick, HASH_LEN};
 pub use super::zrange::*;
 use super::{Cf, Error, Read, Result, Rng, Write};
@@ -34,6 +39,74 @@ pub(crate) fn member_key(m: &Meta, prefix: &[u8], member: &[u8]) -> Vec<u8> {
 
 pub(crate) fn index_key(prefix: &[u8], score: f64, member: &[u8]) -> Vec<u8> {
     join(prefix, &[&score_order(score).to_be_bytes(), member])
+}
+
+/// The smallest lower hint for "no live index suffix below `s`" (truncated: smaller is
+/// still true).
+pub(crate) fn lower_hint(s: &[u8]) -> Vec<u8> {
+    s[..s.len().min(HINT_LEN)].to_vec()
+}
+
+/// An upper hint for "every live index suffix is below `s`": `s` itself, or for a long `s`
+/// the end of its truncated prefix (greater than `s`); empty (no hint) if there is none.
+pub(crate) fn upper_hint(s: &[u8]) -> Vec<u8> {
+    if s.len() <= HINT_LEN {
+        return s.to_vec();
+    }
+    let end = prefix_end(&s[..HINT_LEN]);
+    if end.len() <= HINT_LEN && end.as_slice() > s {
+        end
+    } else {
+        Vec::new()
+    }
+}
+
+/// Raises `m.lo` to `lo` (a valid lower hint) if that is higher.
+pub(crate) fn raise_lo(m: &mut Meta, lo: Vec<u8>) {
+    if lo > m.lo {
+        m.lo = lo;
+    }
+}
+
+/// Lowers `m.hi` to `hi` (a valid upper hint; empty = none) if that is lower.
+pub(crate) fn lower_hi(m: &mut Meta, hi: Vec<u8>) {
+    if !hi.is_empty() && (m.hi.is_empty() || hi < m.hi) {
+        m.hi = hi;
+    }
+}
+
+/// Keeps the hints true when the index record with suffix `s` becomes live.
+fn widen(m: &mut Meta, s: &[u8]) {
+    if !m.lo.is_empty() && s < m.lo.as_slice() {
+        m.lo = lower_hint(s);
+    }
+    if !m.hi.is_empty() && s >= m.hi.as_slice() {
+        m.hi = upper_hint(&join(s, &[&[0]]));
+    }
+}
+
+/// The key range of `m`'s score index that can hold live records (`prefix` = `m.prefix`).
+pub(crate) fn live_span(m: &Meta, prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let lower = join(prefix, &[&m.lo]);
+    let upper = if m.hi.is_empty() {
+        prefix_end(prefix)
+    } else {
+        join(prefix, &[&m.hi])
+    };
+    (lower, upper)
+}
+
+/// `[lower, upper)` within [`live_span`].
+pub(crate) fn clamp(m: &Meta, prefix: &[u8], lower: &[u8], upper: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let (lo, hi) = live_span(m, prefix);
+    (lo.max(lower.to_vec()), hi.min(upper.to_vec()))
+}
+
+/// Stages the index record of `member` at `score` (and keeps the hints true).
+fn put_index<W: Write + ?Sized>(w: &mut W, m: &mut Meta, prefix: &[u8], score: f64, member: &[u8]) {
+    let key = index_key(prefix, score, member);
+    widen(m, &key[prefix.len()..]);
+    w.put(Cf::Score, &key, &score.to_bits().to_be_bytes());
 }
 
 pub(crate) fn decode_score(v: &[u8]) -> Result<f64> {
@@ -107,11 +180,7 @@ fn add_one<W: Write + ?Sized>(
             return Ok(Outcome::Nop);
         }
         w.put(Cf::Sub, &mkey, &score.to_bits().to_be_bytes());
-        w.put(
-            Cf::Score,
-            &index_key(prefix, score, member),
-            &score.to_bits().to_be_bytes(),
-        );
+        put_index(w, m, prefix, score, member);
         m.size += 1;
         return Ok(Outcome::Added(score));
     };
@@ -130,11 +199,7 @@ fn add_one<W: Write + ?Sized>(
     }
     w.delete(Cf::Score, &index_key(prefix, cur, member));
     w.put(Cf::Sub, &mkey, &new.to_bits().to_be_bytes());
-    w.put(
-        Cf::Score,
-        &index_key(prefix, new, member),
-        &new.to_bits().to_be_bytes(),
-    );
+    put_index(w, m, prefix, new, member);
     Ok(Outcome::Updated(new))
 }
 
@@ -259,11 +324,19 @@ pub fn zpop<W: Write + ?Sized>(
         return Ok(Vec::new());
     };
     let prefix = m.prefix(key);
-    let end = prefix_end(&prefix);
-    let out = collect(w, prefix.len(), (&prefix, &end), max, 0, count)?;
+    let (lower, upper) = live_span(&m, &prefix);
+    let out = collect(w, prefix.len(), (&lower, &upper), max, 0, count)?;
     for (member, score) in &out {
-        w.delete(Cf::Score, &index_key(&prefix, *score, member));
+        let ikey = index_key(&prefix, *score, member);
+        w.delete(Cf::Score, &ikey);
         w.delete(Cf::Sub, &member_key(&m, &prefix, member));
+        // The last one popped is the innermost: nothing live is beyond it any more.
+        let s = &ikey[prefix.len()..];
+        if max {
+            lower_hi(&mut m, upper_hint(s));
+        } else {
+            raise_lo(&mut m, lower_hint(s));
+        }
     }
     m.size -= (out.len() as u64).min(m.size);
     meta::save(w, key, &m, true)?;

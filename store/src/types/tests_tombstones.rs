@@ -1,0 +1,206 @@
+//! Tests that pops and range removals do not leave later operations stepping over the
+//! tombstones of what they deleted (RocksDB keeps a deleted key until compaction, and an
+//! iterator skips each one it meets): counted with RocksDB's perf context
+//! (`internal_delete_skipped_count`), not timed. Also checks that the sorted sets'
+//! live-range hints stay correct when members below or above them are added again.
+
+use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
+
+use super::meta::{self, Meta};
+use super::testutil::Db;
+use super::zset::*;
+use super::{list, set};
+use crate::TYPE_ZSET;
+
+const N: usize = 2000;
+const POPPED: usize = 1000;
+
+/// Runs `f` and returns what it returned and the deleted keys its iterators skipped.
+fn skipped<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    set_perf_stats(PerfStatsLevel::EnableCount);
+    let mut ctx = PerfContext::default();
+    ctx.reset();
+    let out = f();
+    let n = ctx.metric(PerfMetric::InternalDeleteSkippedCount);
+    set_perf_stats(PerfStatsLevel::Disable);
+    (out, n)
+}
+
+fn member(i: usize) -> Vec<u8> {
+    format!("element:{i:06}").into_bytes()
+}
+
+/// A sorted set of N members, all of score 0 (as redis-benchmark's), one batch per pop of
+/// POPPED members from the `max` end.
+fn popped_zset(max: bool) -> Db {
+    let mut db = Db::new();
+    let pairs: Vec<(f64, Vec<u8>)> = (0..N).map(|i| (0.0, member(i))).collect();
+    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &pairs).unwrap());
+    for _ in 0..POPPED {
+        assert_eq!(db.w(|st| zpop(st, b"z", max, 1).unwrap()).len(), 1);
+    }
+    db
+}
+
+#[test]
+fn zpopmin_and_reads_seek_past_earlier_pops() {
+    let mut db = popped_zset(false);
+    let (out, n) = skipped(|| db.w(|st| zpop(st, b"z", false, 1).unwrap()));
+    assert_eq!(out, vec![(member(POPPED), 0.0)]);
+    assert!(n <= 2, "ZPOPMIN skipped {n} tombstones");
+    let first = RangeBy::Rank(0, 0);
+    let (out, n) = skipped(|| db.r(|v| zrange(v, b"z", &first, false, None).unwrap()));
+    assert_eq!(out, vec![(member(POPPED + 1), 0.0)]);
+    assert!(n <= 2, "ZRANGE 0 0 skipped {n} tombstones");
+    let all = RangeBy::Score(
+        ScoreBound::Inclusive(f64::NEG_INFINITY),
+        ScoreBound::Inclusive(0.0),
+    );
+    let (out, n) = skipped(|| db.r(|v| zrange(v, b"z", &all, false, Some((0, 1))).unwrap()));
+    assert_eq!(out, vec![(member(POPPED + 1), 0.0)]);
+    assert!(n <= 2, "ZRANGEBYSCORE skipped {n} tombstones");
+    let (rank, n) = skipped(|| db.r(|v| zrank(v, b"z", &member(POPPED + 3), false).unwrap()));
+    assert_eq!(rank, Some(2));
+    assert!(n <= 2, "ZRANK skipped {n} tombstones");
+}
+
+#[test]
+fn zpopmax_seeks_past_earlier_pops() {
+    let mut db = popped_zset(true);
+    let (out, n) = skipped(|| db.w(|st| zpop(st, b"z", true, 1).unwrap()));
+    assert_eq!(out, vec![(member(N - POPPED - 1), 0.0)]);
+    assert!(n <= 2, "ZPOPMAX skipped {n} tombstones");
+    let last = RangeBy::Rank(-1, -1);
+    let (out, n) = skipped(|| db.r(|v| zrange(v, b"z", &last, false, None).unwrap()));
+    assert_eq!(out, vec![(member(N - POPPED - 2), 0.0)]);
+    assert!(n <= 2, "ZRANGE -1 -1 skipped {n} tombstones");
+}
+
+#[test]
+fn zremrange_from_an_end_moves_the_hints() {
+    let mut db = Db::new();
+    let pairs: Vec<(f64, Vec<u8>)> = (0..N).map(|i| (i as f64, member(i))).collect();
+    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &pairs).unwrap());
+    let head = RangeBy::Score(
+        ScoreBound::Inclusive(f64::NEG_INFINITY),
+        ScoreBound::Exclusive(POPPED as f64),
+    );
+    assert_eq!(
+        db.w(|st| zremrange(st, b"z", &head).unwrap()),
+        POPPED as u64
+    );
+    let tail = RangeBy::Rank(-10, -1);
+    assert_eq!(db.w(|st| zremrange(st, b"z", &tail).unwrap()), 10);
+    let (out, n) = skipped(|| db.w(|st| zpop(st, b"z", false, 1).unwrap()));
+    assert_eq!(out, vec![(member(POPPED), POPPED as f64)]);
+    assert!(
+        n <= 2,
+        "ZPOPMIN after ZREMRANGEBYSCORE skipped {n} tombstones"
+    );
+    let (out, n) = skipped(|| db.w(|st| zpop(st, b"z", true, 1).unwrap()));
+    assert_eq!(out, vec![(member(N - 11), (N - 11) as f64)]);
+    assert!(
+        n <= 2,
+        "ZPOPMAX after ZREMRANGEBYRANK skipped {n} tombstones"
+    );
+}
+
+#[test]
+fn members_added_beyond_the_hints_are_seen() {
+    for max in [false, true] {
+        let mut db = popped_zset(max);
+        // Below / above every remaining member: the hint must move back over them.
+        let again = if max { member(N - 1) } else { member(0) };
+        let pairs = [
+            (0.0, again.clone()),
+            (if max { 1e9 } else { -1e9 }, b"far".to_vec()),
+        ];
+        db.w(|st| zadd(st, b"z", ZAddFlags::default(), &pairs).unwrap());
+        let got = db.w(|st| zpop(st, b"z", max, 2).unwrap());
+        let far = if max { 1e9 } else { -1e9 };
+        assert_eq!(got, vec![(b"far".to_vec(), far), (again, 0.0)], "max={max}");
+        // A score update (ZINCRBY) past the end is seen too.
+        // A member still there (the pops took the upper or lower half).
+        let mid = member(if max { N / 4 } else { 3 * N / 4 });
+        let delta = if max { 5.0 } else { -5.0 };
+        db.w(|st| zincrby(st, b"z", delta, &mid).unwrap());
+        let first = RangeBy::Rank(0, 0);
+        let got = db.r(|v| zrange(v, b"z", &first, max, None).unwrap());
+        assert_eq!(got, vec![(mid, delta)], "max={max}");
+        assert_eq!(db.r(|v| zcard(v, b"z").unwrap()), (N - POPPED) as u64);
+    }
+}
+
+#[test]
+fn hints_survive_the_metadata_encoding() {
+    let mut m = Meta::new(TYPE_ZSET, 7);
+    m.size = 3;
+    assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+    m.lo = vec![1, 2, 3];
+    assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+    m.hi = vec![9; meta::HINT_LEN];
+    assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+    m.lo.clear();
+    assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+}
+
+#[test]
+fn list_pops_and_spop_do_not_walk_tombstones() {
+    let mut db = Db::new();
+    let items: Vec<Vec<u8>> = (0..N).map(member).collect();
+    db.w(|st| list::push(st, b"l", list::End::Right, &items, false).unwrap());
+    for _ in 0..POPPED / 2 {
+        db.w(|st| list::pop(st, b"l", list::End::Left, 1).unwrap());
+        db.w(|st| list::pop(st, b"l", list::End::Right, 1).unwrap());
+    }
+    for end in [list::End::Left, list::End::Right] {
+        let (out, n) = skipped(|| db.w(|st| list::pop(st, b"l", end, 1).unwrap()));
+        assert_eq!(out.map(|v| v.len()), Some(1));
+        assert_eq!(n, 0, "{end:?} pop skipped {n} tombstones");
+    }
+    let (out, n) = skipped(|| db.r(|v| list::lrange(v, b"l", 0, 9).unwrap()));
+    assert_eq!(out.len(), 10);
+    assert_eq!(n, 0, "LRANGE skipped {n} tombstones");
+    db.w(|st| set::sadd(st, b"s", &items).unwrap());
+    let mut worst = 0;
+    for seed in 0..POPPED as u64 {
+        let (out, n) = skipped(|| db.w(|st| set::spop(st, b"s", 1, seed).unwrap()));
+        assert_eq!(out.map(|v| v.len()), Some(1));
+        worst = worst.max(n);
+    }
+    // Random positions: a pick steps over the tombstones between its random start and the
+    // next live member, about (popped / left) of them, never all of them.
+    assert!(worst < 100, "SPOP skipped up to {worst} tombstones");
+}
+
+#[test]
+fn long_members_get_truncated_hints_that_stay_true() {
+    let long = |i: usize| format!("{}{i:06}", "m".repeat(60)).into_bytes();
+    let mut db = Db::new();
+    let pairs: Vec<(f64, Vec<u8>)> = (0..100).map(|i| (1.0, long(i))).collect();
+    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &pairs).unwrap());
+    let lo = db.w(|st| zpop(st, b"z", false, 10).unwrap());
+    let hi = db.w(|st| zpop(st, b"z", true, 10).unwrap());
+    assert_eq!((lo[9].0.clone(), hi[9].0.clone()), (long(9), long(90)));
+    let m = db.r(|v| meta::load(v, b"z", TYPE_ZSET).unwrap().unwrap());
+    assert!(m.lo.len() <= meta::HINT_LEN && !m.lo.is_empty());
+    assert!(m.hi.len() <= meta::HINT_LEN && !m.hi.is_empty());
+    // Popped members come back at both ends, inside the truncated hints' slack.
+    let back = [(1.0, long(5)), (1.0, long(95))];
+    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &back).unwrap());
+    let all = RangeBy::Rank(0, -1);
+    let got: Vec<Vec<u8>> = db
+        .r(|v| zrange(v, b"z", &all, false, None).unwrap())
+        .into_iter()
+        .map(|(m, _)| m)
+        .collect();
+    let want: Vec<Vec<u8>> = [5]
+        .into_iter()
+        .chain(10..90)
+        .chain([95])
+        .map(long)
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(db.w(|st| zpop(st, b"z", false, 1).unwrap())[0].0, long(5));
+    assert_eq!(db.w(|st| zpop(st, b"z", true, 1).unwrap())[0].0, long(95));
+}
