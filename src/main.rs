@@ -9,6 +9,7 @@ mod config;
 mod fanout;
 mod groups;
 mod info;
+mod latency;
 mod leaders;
 mod multi;
 mod notify;
@@ -19,7 +20,9 @@ mod reads;
 mod scripting;
 mod server;
 mod session;
+mod slowlog;
 mod sm;
+mod stats;
 mod sweep;
 
 use std::collections::BTreeMap;
@@ -424,6 +427,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         tokio::spawn(server.clone().sweep_loop());
         tokio::spawn(server.clone().watch_removal());
         tokio::spawn(server.clone().meta_loop());
+        tokio::spawn(latency::sample_raft(server.groups.clone()));
         if let Some(join) = cfg.join.clone() {
             tokio::spawn(server.clone().join_cluster(join, raft_addr.clone()));
         }

@@ -1,0 +1,271 @@
+//! Observability on a real 3-node cluster: INFO commandstats / errorstats / latencystats
+//! count the commands the node served (a follower forwarding a write counts it too),
+//! CONFIG RESETSTAT clears them.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::Cluster;
+
+/// INFO `section` of node `i` as a field map.
+fn info(c: &mut redis::Connection, section: &str) -> HashMap<String, String> {
+    let text: String = redis::cmd("INFO").arg(section).query(c).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// The `k=v` pairs of a commandstats-style value.
+fn pairs(v: &str) -> HashMap<String, String> {
+    v.split(',')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Field `key` of the line `line` of INFO `section`, as a number.
+fn stat(c: &mut redis::Connection, section: &str, line: &str, key: &str) -> f64 {
+    let f = info(c, section);
+    let v = f
+        .get(line)
+        .unwrap_or_else(|| panic!("{line} missing from INFO {section}: {f:?}"));
+    pairs(v)
+        .get(key)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("{key} missing from {line}:{v}"))
+}
+
+#[test]
+fn commandstats_errorstats_latencystats_and_resetstat() {
+    let cl = Cluster::start(3);
+    let leader = cl.wait_leader();
+    let follower = (0..3).find(|&i| i != leader).unwrap_or(0);
+    for node in [leader, follower] {
+        let mut c = cl.client(node);
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
+        for i in 0..3 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("k{node}-{i}"))
+                .arg("v")
+                .query(&mut c)
+                .unwrap();
+        }
+        let _: Option<String> = redis::cmd("GET").arg("k0").query(&mut c).unwrap();
+        // A failed call (WRONGTYPE at apply time) and a rejected one (arity).
+        let _: () = redis::cmd("SET").arg("s").arg("v").query(&mut c).unwrap();
+        assert!(redis::cmd("LPUSH")
+            .arg("s")
+            .arg("x")
+            .query::<i64>(&mut c)
+            .is_err());
+        assert!(redis::cmd("GET").query::<String>(&mut c).is_err());
+        assert!(redis::cmd("NOSUCHCMD").query::<String>(&mut c).is_err());
+        let _: HashMap<String, String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxclients")
+            .query(&mut c)
+            .unwrap();
+
+        assert_eq!(stat(&mut c, "commandstats", "cmdstat_set", "calls"), 4.0);
+        assert_eq!(
+            stat(&mut c, "commandstats", "cmdstat_set", "failed_calls"),
+            0.0
+        );
+        assert_eq!(
+            stat(&mut c, "commandstats", "cmdstat_lpush", "failed_calls"),
+            1.0
+        );
+        assert_eq!(
+            stat(&mut c, "commandstats", "cmdstat_get", "rejected_calls"),
+            1.0
+        );
+        assert_eq!(stat(&mut c, "commandstats", "cmdstat_get", "calls"), 2.0);
+        assert_eq!(
+            stat(&mut c, "commandstats", "cmdstat_config|get", "calls"),
+            1.0
+        );
+        let usec = stat(&mut c, "commandstats", "cmdstat_set", "usec");
+        let per = stat(&mut c, "commandstats", "cmdstat_set", "usec_per_call");
+        assert!(
+            usec > 0.0 && (per - usec / 4.0).abs() < 0.01,
+            "{usec} {per}"
+        );
+
+        assert_eq!(
+            stat(&mut c, "errorstats", "errorstat_WRONGTYPE", "count"),
+            1.0
+        );
+        // The arity error and the unknown command.
+        assert_eq!(stat(&mut c, "errorstats", "errorstat_ERR", "count"), 2.0);
+        let stats = info(&mut c, "stats");
+        assert_eq!(
+            stats.get("total_error_replies").map(String::as_str),
+            Some("3")
+        );
+
+        let p50 = stat(
+            &mut c,
+            "latencystats",
+            "latency_percentiles_usec_set",
+            "p50",
+        );
+        let p999 = stat(
+            &mut c,
+            "latencystats",
+            "latency_percentiles_usec_set",
+            "p99.9",
+        );
+        assert!(p50 > 0.0 && p999 >= p50, "{p50} {p999}");
+
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
+        let cs = info(&mut c, "commandstats");
+        assert!(!cs.contains_key("cmdstat_set"), "{cs:?}");
+        assert!(info(&mut c, "errorstats").is_empty());
+        assert!(!info(&mut c, "latencystats").contains_key("latency_percentiles_usec_set"));
+    }
+}
+
+/// SLOWLOG GET's entries as (id, duration µs, argv).
+fn slowlog(c: &mut redis::Connection) -> Vec<(i64, i64, Vec<String>)> {
+    let v: redis::Value = redis::cmd("SLOWLOG").arg("GET").arg(-1).query(c).unwrap();
+    let redis::Value::Array(entries) = v else {
+        panic!("SLOWLOG GET: {v:?}")
+    };
+    entries
+        .into_iter()
+        .map(|e| {
+            let redis::Value::Array(f) = e else {
+                panic!("entry {e:?}")
+            };
+            assert_eq!(f.len(), 6, "{f:?}");
+            let int = |v: &redis::Value| match v {
+                redis::Value::Int(n) => *n,
+                other => panic!("{other:?}"),
+            };
+            let argv: Vec<String> = redis::from_redis_value(&f[3]).unwrap();
+            let addr: String = redis::from_redis_value(&f[4]).unwrap();
+            assert!(addr.contains(':'), "{addr}");
+            (int(&f[0]), int(&f[2]), argv)
+        })
+        .collect()
+}
+
+#[test]
+fn slowlog_latency_and_config() {
+    let cl = Cluster::start(3);
+    let leader = cl.wait_leader();
+    let mut c = cl.client(leader);
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg("0")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut c).unwrap();
+    let _: () = redis::cmd("SET").arg("a").arg("1").query(&mut c).unwrap();
+    let _: Option<String> = redis::cmd("GET").arg("a").query(&mut c).unwrap();
+    let long = "x".repeat(200);
+    let _: () = redis::cmd("SET").arg("b").arg(&long).query(&mut c).unwrap();
+    let log = slowlog(&mut c);
+    // Newest first: SET b, GET a, SET a, SLOWLOG RESET.
+    let argvs: Vec<&Vec<String>> = log.iter().map(|e| &e.2).collect();
+    assert_eq!(
+        argvs[1],
+        &vec!["GET".to_string(), "a".to_string()],
+        "{log:?}"
+    );
+    assert_eq!(
+        argvs[2][..2],
+        ["SET".to_string(), "a".to_string()],
+        "{log:?}"
+    );
+    assert_eq!(argvs[0][2], format!("{}... (72 more bytes)", &long[..128]));
+    assert!(
+        log.windows(2).all(|w| w[0].0 > w[1].0),
+        "ids descend: {log:?}"
+    );
+    assert!(log[0].1 > 0, "a write takes time: {log:?}");
+    let n: i64 = redis::cmd("SLOWLOG").arg("LEN").query(&mut c).unwrap();
+    assert!(n >= 4, "{n}");
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query(&mut c).unwrap();
+    // SLOWLOG RESET itself is logged once its reply is out; nothing before it is left.
+    let log = slowlog(&mut c);
+    assert!(log.iter().all(|e| e.2[0] == "SLOWLOG"), "{log:?}");
+
+    // LATENCY: a threshold of 1 ms; writes through Raft fsync take that on most disks,
+    // so poll with a deadline for the command event.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("latency-monitor-threshold")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let latest = common::wait_for(
+        std::time::Duration::from_secs(20),
+        "a latency sample",
+        || {
+            let _: () = redis::cmd("SET").arg("a").arg("2").query(&mut c).ok()?;
+            let v: Vec<(String, i64, i64, i64)> =
+                redis::cmd("LATENCY").arg("LATEST").query(&mut c).ok()?;
+            v.into_iter().find(|e| e.0 == "command")
+        },
+    );
+    assert!(latest.2 >= 1 && latest.3 >= latest.2, "{latest:?}");
+    let hist: Vec<(i64, i64)> = redis::cmd("LATENCY")
+        .arg("HISTORY")
+        .arg("command")
+        .query(&mut c)
+        .unwrap();
+    assert!(!hist.is_empty() && hist.iter().all(|(_, ms)| *ms >= 1));
+    let _: i64 = redis::cmd("LATENCY").arg("RESET").query(&mut c).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("latency-monitor-threshold")
+        .arg("0")
+        .query(&mut c)
+        .unwrap();
+    let v: Vec<redis::Value> = redis::cmd("LATENCY").arg("LATEST").query(&mut c).unwrap();
+    assert!(v.is_empty(), "{v:?}");
+
+    // CONFIG GET patterns; CONFIG SET of run-time and fixed settings.
+    let got: HashMap<String, String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("slowlog-*")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got["slowlog-log-slower-than"], "0");
+    assert_eq!(got["slowlog-max-len"], "128");
+    let all: HashMap<String, String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("*")
+        .query(&mut c)
+        .unwrap();
+    assert!(all.contains_key("latency-monitor-threshold") && all.contains_key("port"));
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("port")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("can't set immutable config"), "{e}");
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-max-len")
+        .arg("x")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("couldn't be parsed into an integer"),
+        "{e}"
+    );
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("no-such")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("Unknown option"), "{e}");
+}
