@@ -11,6 +11,7 @@ mod groups;
 mod info;
 mod latency;
 mod leaders;
+mod metrics;
 mod multi;
 mod notify;
 mod pubsub;
@@ -428,6 +429,9 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         tokio::spawn(server.clone().watch_removal());
         tokio::spawn(server.clone().meta_loop());
         tokio::spawn(latency::sample_raft(server.groups.clone()));
+        if let Some(addr) = cfg.metrics_addr.clone() {
+            tokio::spawn(metrics::serve(server.clone(), addr));
+        }
         if let Some(join) = cfg.join.clone() {
             tokio::spawn(server.clone().join_cluster(join, raft_addr.clone()));
         }

@@ -103,6 +103,16 @@ impl Histogram {
         bucket_high(BUCKETS - 1)
     }
 
+    /// Samples in the buckets wholly at or below `v`.
+    pub fn count_at_most(&self, v: u64) -> u64 {
+        self.counts
+            .iter()
+            .enumerate()
+            .take_while(|(i, _)| bucket_high(*i) <= v)
+            .map(|(_, c)| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
     pub fn reset(&self) {
         for c in self.counts.iter() {
             c.store(0, Ordering::Relaxed);

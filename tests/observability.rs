@@ -1,6 +1,7 @@
 //! Observability on a real 3-node cluster: INFO commandstats / errorstats / latencystats
 //! count the commands the node served (a follower forwarding a write counts it too),
-//! CONFIG RESETSTAT clears them.
+//! CONFIG RESETSTAT clears them; SLOWLOG and LATENCY record requests; CONFIG GET patterns
+//! and CONFIG SET of run-time settings; `/metrics` scraped over plain HTTP and parsed.
 
 mod common;
 
@@ -268,4 +269,108 @@ fn slowlog_latency_and_config() {
         .query::<()>(&mut c)
         .unwrap_err();
     assert!(e.to_string().contains("Unknown option"), "{e}");
+}
+
+/// One HTTP GET over a plain TCP socket: (status line, body).
+fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+/// Parses the exposition text: every line is `# HELP`, `# TYPE` or `name{labels} value`.
+fn parse_metrics(body: &str) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for line in body.lines() {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, rest)) => {
+                let labels = rest.strip_suffix('}').unwrap_or_else(|| panic!("{line}"));
+                for l in labels.split(',') {
+                    let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("{line}"));
+                    assert!(
+                        !k.is_empty() && v.starts_with('"') && v.ends_with('"'),
+                        "{line}"
+                    );
+                }
+                (n.to_string(), labels.to_string())
+            }
+            None => (series.to_string(), String::new()),
+        };
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        out.push((name, labels, value));
+    }
+    out
+}
+
+#[test]
+fn metrics_endpoint_serves_the_exposition_format() {
+    // One port for all three nodes: the first to bind it serves it (the others log that
+    // they could not); each node gets the same requests, so its counts are known.
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let cl = Cluster::start_with(3, &["--metrics-addr", &addr]);
+    cl.wait_leader();
+    for node in 0..3 {
+        let mut c = cl.client(node);
+        for i in 0..5 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("m{node}-{i}"))
+                .arg("v")
+                .query(&mut c)
+                .unwrap();
+        }
+        assert!(redis::cmd("LPUSH")
+            .arg("m0-0")
+            .arg("x")
+            .query::<i64>(&mut c)
+            .is_err());
+    }
+    let (status, body) = common::wait_for(
+        std::time::Duration::from_secs(10),
+        "the metrics endpoint",
+        || http_get(port, "/metrics"),
+    );
+    assert!(status.contains("200"), "{status}");
+    let m = parse_metrics(&body);
+    let get = |name: &str, label: &str| {
+        m.iter()
+            .find(|(n, l, _)| n == name && l.contains(label))
+            .map(|x| x.2)
+            .unwrap_or_else(|| panic!("{name}{{{label}}} missing:\n{body}"))
+    };
+    assert_eq!(get("raftkv_commands_total", "cmd=\"set\""), 5.0);
+    assert_eq!(get("raftkv_commands_failed_total", "cmd=\"lpush\""), 1.0);
+    assert_eq!(get("raftkv_errors_total", "prefix=\"WRONGTYPE\""), 1.0);
+    assert!(get("raftkv_raft_term", "group=\"1\"") >= 1.0);
+    assert!(get("raftkv_raft_applied_index", "group=\"1\"") >= 15.0);
+    assert!(get("raftkv_raft_fsyncs_total", "group=\"1\"") > 0.0);
+    assert!(get("raftkv_connections_received_total", "") >= 1.0);
+    assert!(get("raftkv_rocksdb_live_data_bytes", "") >= 0.0);
+    // Buckets are cumulative.
+    let buckets: Vec<f64> = m
+        .iter()
+        .filter(|(n, l, _)| {
+            n == "raftkv_command_duration_seconds_bucket" && l.contains("cmd=\"set\"")
+        })
+        .map(|x| x.2)
+        .collect();
+    assert_eq!(buckets.len(), 15);
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(buckets.last().copied(), Some(5.0));
+    let (status, _) = http_get(port, "/other").unwrap_or_default();
+    assert!(status.contains("404"), "{status}");
 }
