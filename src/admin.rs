@@ -206,7 +206,8 @@ impl Server {
             ("port", c.port.to_string()),
             ("bind", c.bind.clone()),
             ("dir", c.data_dir().display().to_string()),
-            ("maxclients", c.maxclients.to_string()),
+            ("maxclients", crate::live::maxclients().to_string()),
+            ("loglevel", crate::live::loglevel().into()),
             ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
             ("cluster-enabled", "yes".into()),
             ("raft-id", c.id.to_string()),
@@ -266,7 +267,7 @@ impl Server {
                 Reply::Map(out)
             }
             ConfigCmd::Set(pairs) => {
-                if let Some(r) = obs_config_set(&pairs) {
+                if let Some(r) = crate::live::config_set(&pairs) {
                     return r;
                 }
                 if let Some(r) = self.pubsub_config_set(&pairs) {
@@ -293,53 +294,6 @@ impl Server {
             }
         }
     }
-}
-
-/// The run-time settings of SLOWLOG and LATENCY.
-const OBS_SETTINGS: [&str; 3] = [
-    "slowlog-log-slower-than",
-    "slowlog-max-len",
-    "latency-monitor-threshold",
-];
-
-/// CONFIG SET of SLOWLOG / LATENCY settings; None when another setting is among `pairs`.
-/// All values are checked before any is set, as Redis does.
-fn obs_config_set(pairs: &[(Bytes, Bytes)]) -> Option<Reply> {
-    let mut values = Vec::new();
-    for (k, v) in pairs {
-        let k = String::from_utf8_lossy(k).to_ascii_lowercase();
-        let name = OBS_SETTINGS.iter().find(|s| **s == k)?;
-        let n = std::str::from_utf8(v)
-            .ok()
-            .and_then(|v| v.parse::<i64>().ok());
-        let min = if *name == "slowlog-log-slower-than" {
-            -1
-        } else {
-            0
-        };
-        match n {
-            Some(n) if n >= min => values.push((*name, n)),
-            Some(_) => {
-                return Some(Reply::err(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{name}') - argument must be between {min} and {} inclusive",
-                    i64::MAX
-                )))
-            }
-            None => {
-                return Some(Reply::err(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"
-                )))
-            }
-        }
-    }
-    for (name, n) in values {
-        match name {
-            "slowlog-log-slower-than" => crate::slowlog::SLOWER_THAN.store(n, Ordering::Relaxed),
-            "slowlog-max-len" => crate::slowlog::MAX_LEN.store(n as u64, Ordering::Relaxed),
-            _ => crate::latency::THRESHOLD.store(n as u64, Ordering::Relaxed),
-        }
-    }
-    Some(Reply::ok())
 }
 
 impl Server {

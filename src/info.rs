@@ -173,7 +173,7 @@ impl Server {
             out,
             "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
             self.clients_lock().len(),
-            self.cfg.maxclients,
+            crate::live::maxclients(),
             crate::blocking::blocked().client_count(),
         );
     }

@@ -374,3 +374,45 @@ fn metrics_endpoint_serves_the_exposition_format() {
     let (status, _) = http_get(port, "/other").unwrap_or_default();
     assert!(status.contains("404"), "{status}");
 }
+
+#[test]
+fn config_set_of_run_time_settings() {
+    let cl = Cluster::start(3);
+    let node = cl.wait_leader();
+    let mut c = cl.client(node);
+    let set = |c: &mut redis::Connection, k: &str, v: &str| {
+        redis::cmd("CONFIG").arg("SET").arg(k).arg(v).query::<()>(c)
+    };
+    let get = |c: &mut redis::Connection, k: &str| {
+        let m: HashMap<String, String> = redis::cmd("CONFIG").arg("GET").arg(k).query(c).unwrap();
+        m.get(k).cloned().unwrap_or_default()
+    };
+    assert_eq!(get(&mut c, "loglevel"), "debug");
+    set(&mut c, "loglevel", "warning").unwrap();
+    assert_eq!(get(&mut c, "loglevel"), "warning");
+    let e = set(&mut c, "loglevel", "loud").unwrap_err();
+    assert!(
+        e.to_string().contains("must be one of the following"),
+        "{e}"
+    );
+    // maxclients: lowered to the clients open now, a new connection is refused.
+    set(&mut c, "maxclients", "1").unwrap();
+    assert_eq!(get(&mut c, "maxclients"), "1");
+    assert_eq!(
+        info(&mut c, "clients")
+            .get("maxclients")
+            .map(String::as_str),
+        Some("1")
+    );
+    let mut other = std::net::TcpStream::connect(("127.0.0.1", cl.port(node))).unwrap();
+    other
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut refused = String::new();
+    let _ = std::io::Read::read_to_string(&mut other, &mut refused);
+    assert_eq!(refused, "-ERR max number of clients reached\r\n");
+    set(&mut c, "maxclients", "100").unwrap();
+    let mut again = cl.client(node);
+    let pong: String = redis::cmd("PING").query(&mut again).unwrap();
+    assert_eq!(pong, "PONG");
+}
