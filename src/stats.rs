@@ -10,7 +10,8 @@
 //! replies alone.
 //!
 //! An error reply is a *rejected* call when the command was refused before it ran
-//! (redirections, NOAUTH, arity and syntax errors found at parse time), else a *failed* one.
+//! (redirections, NOAUTH, arity errors: Redis's `processCommand` checks), else a *failed*
+//! one (a syntax error too, as in Redis, where the command itself finds it).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -183,7 +184,7 @@ fn error_prefix(msg: &str) -> &str {
 
 /// Errors raised before a command runs (Redis counts these as rejected calls).
 fn is_rejection(msg: &str) -> bool {
-    const PREFIXES: [&str; 9] = [
+    const PREFIXES: [&str; 8] = [
         "MOVED ",
         "ASK ",
         "CROSSSLOT ",
@@ -192,7 +193,6 @@ fn is_rejection(msg: &str) -> bool {
         "NOAUTH ",
         "NOPERM ",
         "ERR wrong number of arguments",
-        "ERR syntax error",
     ];
     PREFIXES.iter().any(|p| msg.starts_with(p))
 }

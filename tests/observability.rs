@@ -62,6 +62,14 @@ fn commandstats_errorstats_latencystats_and_resetstat() {
             .query::<i64>(&mut c)
             .is_err());
         assert!(redis::cmd("GET").query::<String>(&mut c).is_err());
+        // A syntax error is a failed call, as in Redis (the command itself finds it).
+        assert!(redis::cmd("SET")
+            .arg("s")
+            .arg("v")
+            .arg("NX")
+            .arg("XX")
+            .query::<()>(&mut c)
+            .is_err());
         assert!(redis::cmd("NOSUCHCMD").query::<String>(&mut c).is_err());
         let _: HashMap<String, String> = redis::cmd("CONFIG")
             .arg("GET")
@@ -69,10 +77,10 @@ fn commandstats_errorstats_latencystats_and_resetstat() {
             .query(&mut c)
             .unwrap();
 
-        assert_eq!(stat(&mut c, "commandstats", "cmdstat_set", "calls"), 4.0);
+        assert_eq!(stat(&mut c, "commandstats", "cmdstat_set", "calls"), 5.0);
         assert_eq!(
             stat(&mut c, "commandstats", "cmdstat_set", "failed_calls"),
-            0.0
+            1.0
         );
         assert_eq!(
             stat(&mut c, "commandstats", "cmdstat_lpush", "failed_calls"),
@@ -90,7 +98,7 @@ fn commandstats_errorstats_latencystats_and_resetstat() {
         let usec = stat(&mut c, "commandstats", "cmdstat_set", "usec");
         let per = stat(&mut c, "commandstats", "cmdstat_set", "usec_per_call");
         assert!(
-            usec > 0.0 && (per - usec / 4.0).abs() < 0.01,
+            usec > 0.0 && (per - usec / 5.0).abs() < 0.01,
             "{usec} {per}"
         );
 
@@ -98,12 +106,12 @@ fn commandstats_errorstats_latencystats_and_resetstat() {
             stat(&mut c, "errorstats", "errorstat_WRONGTYPE", "count"),
             1.0
         );
-        // The arity error and the unknown command.
-        assert_eq!(stat(&mut c, "errorstats", "errorstat_ERR", "count"), 2.0);
+        // The arity error, the syntax error and the unknown command.
+        assert_eq!(stat(&mut c, "errorstats", "errorstat_ERR", "count"), 3.0);
         let stats = info(&mut c, "stats");
         assert_eq!(
             stats.get("total_error_replies").map(String::as_str),
-            Some("3")
+            Some("4")
         );
 
         let p50 = stat(
