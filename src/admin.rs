@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use resp::{ClientCmd, ClientFilter, Command, CommandCmd, ConfigCmd, Protocol, Reply};
+use resp::{ClientCmd, ClientFilter, Command, CommandCmd, ConfigCmd, Protocol, Reply, SlowlogCmd};
 
 use crate::server::{ClientInfo, Server};
 use crate::session::Conn;
@@ -97,6 +97,8 @@ impl Server {
             Command::Command(c) => command_cmd(c),
             Command::Config(c) => self.config_cmd(c),
             Command::Info(sections) => Reply::Verbatim(self.info(&sections)),
+            Command::Slowlog(c) => self.slowlog_cmd(c),
+            Command::Latency(c) => crate::latency::command(c),
             Command::Object(_) => store::object_help(),
             ref other if self.script_local(other).is_some() => {
                 self.script_local(other).unwrap_or(Reply::Nil)
@@ -204,7 +206,8 @@ impl Server {
             ("port", c.port.to_string()),
             ("bind", c.bind.clone()),
             ("dir", c.data_dir().display().to_string()),
-            ("maxclients", c.maxclients.to_string()),
+            ("maxclients", crate::live::maxclients().to_string()),
+            ("loglevel", crate::live::loglevel().into()),
             ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
             ("cluster-enabled", "yes".into()),
             ("raft-id", c.id.to_string()),
@@ -225,6 +228,22 @@ impl Server {
             ("read-mode", c.read_mode.clone()),
             ("redirect", c.redirect.clone()),
             ("max-write-bytes", c.max_write_bytes.to_string()),
+            (
+                "slowlog-log-slower-than",
+                crate::slowlog::SLOWER_THAN
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            ),
+            (
+                "slowlog-max-len",
+                crate::slowlog::MAX_LEN.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "latency-monitor-threshold",
+                crate::latency::THRESHOLD
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            ),
         ]
         .into_iter()
         .chain(self.pubsub_config_values())
@@ -248,16 +267,13 @@ impl Server {
                 Reply::Map(out)
             }
             ConfigCmd::Set(pairs) => {
+                if let Some(r) = crate::live::config_set(&pairs) {
+                    return r;
+                }
                 if let Some(r) = self.pubsub_config_set(&pairs) {
                     return r;
                 }
-                let name = pairs
-                    .first()
-                    .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-                    .unwrap_or_default();
-                Reply::err(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{name}') - raftkv settings are fixed at start-up"
-                ))
+                self.config_set_refusal(&pairs)
             }
             ConfigCmd::ResetStat => {
                 let s = &self.stats;
@@ -273,8 +289,49 @@ impl Server {
                 ] {
                     c.store(0, Ordering::Relaxed);
                 }
+                crate::stats::global().reset();
                 Reply::ok()
             }
+        }
+    }
+}
+
+impl Server {
+    /// Redis's errors for a CONFIG SET this node cannot do: an unknown setting, or one
+    /// fixed at start-up.
+    fn config_set_refusal(&self, pairs: &[(Bytes, Bytes)]) -> Reply {
+        let known = self.config_values();
+        for (k, _) in pairs {
+            let name = String::from_utf8_lossy(k).to_ascii_lowercase();
+            if !known.iter().any(|(n, _)| *n == name) {
+                return Reply::err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
+            }
+        }
+        let name = pairs
+            .first()
+            .map(|(k, _)| String::from_utf8_lossy(k).to_ascii_lowercase())
+            .unwrap_or_default();
+        Reply::err(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+        ))
+    }
+
+    fn slowlog_cmd(&self, c: SlowlogCmd) -> Reply {
+        match c {
+            SlowlogCmd::Get(n) => crate::slowlog::get(n, |id| {
+                self.clients_lock()
+                    .get(&id)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default()
+            }),
+            SlowlogCmd::Len => Reply::Int(crate::slowlog::len() as i64),
+            SlowlogCmd::Reset => {
+                crate::slowlog::reset();
+                Reply::ok()
+            }
+            SlowlogCmd::Help => crate::slowlog::help(),
         }
     }
 }

@@ -160,6 +160,11 @@ pub struct Config {
     #[arg(long, default_value = "forward", value_parser = ["forward", "moved"])]
     pub redirect: String,
 
+    /// Serve Prometheus metrics (text exposition format) over HTTP `GET /metrics` on this
+    /// host:port. Off by default.
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
+
     /// Number of data groups (Raft groups) the 16384 hash slots are split over, evenly,
     /// each replicated on every founding node. 1 keeps one group for all slots, so
     /// multi-key commands work over any keys as in standalone Redis; with more, keys of one

@@ -22,6 +22,7 @@ const SECTIONS: &[(&str, bool)] = &[
     ("modules", true),
     ("commandstats", false),
     ("errorstats", true),
+    ("latencystats", false),
     ("raft", true),
     ("cluster", true),
     ("keyspace", true),
@@ -138,8 +139,9 @@ impl Server {
                 "cluster" => out.push_str("# Cluster\r\ncluster_enabled:1\r\n"),
                 "keyspace" => self.info_keyspace(&mut out),
                 "modules" => out.push_str("# Modules\r\n"),
-                "commandstats" => out.push_str("# Commandstats\r\n"),
-                "errorstats" => out.push_str("# Errorstats\r\n"),
+                "commandstats" => crate::stats::global().info_commandstats(&mut out),
+                "errorstats" => crate::stats::global().info_errorstats(&mut out),
+                "latencystats" => crate::stats::global().info_latencystats(&mut out),
                 _ => {}
             }
         }
@@ -171,7 +173,7 @@ impl Server {
             out,
             "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
             self.clients_lock().len(),
-            self.cfg.maxclients,
+            crate::live::maxclients(),
             crate::blocking::blocked().client_count(),
         );
     }
@@ -196,7 +198,7 @@ impl Server {
             s.commands.load(Ordering::Relaxed),
             s.rejected.load(Ordering::Relaxed),
             crate::pubsub::info_lines(&self.transport),
-            s.errors.load(Ordering::Relaxed),
+            crate::stats::global().total_errors.load(Ordering::Relaxed),
             s.reads.load(Ordering::Relaxed),
             s.writes.load(Ordering::Relaxed),
             s.forwarded.load(Ordering::Relaxed),

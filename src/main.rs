@@ -9,7 +9,10 @@ mod config;
 mod fanout;
 mod groups;
 mod info;
+mod latency;
 mod leaders;
+mod live;
+mod metrics;
 mod multi;
 mod notify;
 mod pubsub;
@@ -19,7 +22,9 @@ mod reads;
 mod scripting;
 mod server;
 mod session;
+mod slowlog;
 mod sm;
+mod stats;
 mod sweep;
 
 use std::collections::BTreeMap;
@@ -36,18 +41,14 @@ use crate::config::Config;
 use crate::server::{Server, Stats};
 
 fn logger(cfg: &Config) -> Logger {
-    let level = match cfg.log_level.to_ascii_lowercase().as_str() {
-        "critical" | "crit" => slog::Level::Critical,
-        "error" => slog::Level::Error,
-        "warning" | "warn" => slog::Level::Warning,
-        "debug" => slog::Level::Debug,
-        "trace" => slog::Level::Trace,
-        _ => slog::Level::Info,
-    };
+    // The level is read per record: CONFIG SET loglevel changes it (see `live`).
+    live::init(cfg.maxclients, &cfg.log_level);
     let decorator = slog_term::PlainDecorator::new(std::io::stderr());
     let drain = slog_term::FullFormat::new(decorator).build().fuse();
     let drain = slog_async::Async::new(drain).chan_size(4096).build().fuse();
-    let drain = drain.filter_level(level).fuse();
+    let drain = drain
+        .filter(|r: &slog::Record| r.level().is_at_least(live::log_level()))
+        .fuse();
     // Critical records (a node about to fail-stop) are written synchronously: the process
     // ends right after them, before an asynchronous drain would write them.
     let sync = slog_term::PlainSyncDecorator::new(std::io::stderr());
@@ -424,6 +425,10 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         tokio::spawn(server.clone().sweep_loop());
         tokio::spawn(server.clone().watch_removal());
         tokio::spawn(server.clone().meta_loop());
+        tokio::spawn(latency::sample_raft(server.groups.clone()));
+        if let Some(addr) = cfg.metrics_addr.clone() {
+            tokio::spawn(metrics::serve(server.clone(), addr));
+        }
         if let Some(join) = cfg.join.clone() {
             tokio::spawn(server.clone().join_cluster(join, raft_addr.clone()));
         }
@@ -439,7 +444,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                         continue;
                     }
                 };
-                if server.open_conns.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= cfg.maxclients {
+                if server.open_conns.fetch_add(1, std::sync::atomic::Ordering::AcqRel) >= live::maxclients() {
                     server.open_conns.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                     server.stats.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tokio::spawn(async move {

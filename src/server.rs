@@ -282,6 +282,7 @@ impl Server {
     /// Adds a data command to the connection's group (a read joins a write group and then
     /// runs at apply time; a write turns a read group into a write group).
     fn join_group(&self, conn: &mut Conn, argv: Vec<Bytes>, cmd: Command) {
+        conn.stats.joined();
         match cmd.kind() {
             Kind::Read => match &mut conn.group {
                 Group::Writes(argvs) => argvs.push(argv),
@@ -309,7 +310,7 @@ impl Server {
         let me = self.clone();
         let resp3 = conn.proto == Protocol::Resp3;
         let gid = conn.raft_group;
-        match group {
+        let p = match group {
             Group::None => None,
             Group::Reads(cmds) => Some(Pending::Later(Box::pin(async move {
                 me.read_bounded(gid, cmds.into_iter().map(|(_, c)| c).collect())
@@ -318,7 +319,8 @@ impl Server {
             Group::Writes(argvs) => Some(Pending::Later(Box::pin(async move {
                 me.write_in(gid, argvs, resp3).await
             }))),
-        }
+        };
+        p.map(|p| conn.stats.flushed(p))
     }
 
     /// Runs a read group in chunks so its replies never hold much more than

@@ -138,6 +138,8 @@ pub struct Conn {
     pub watches: crate::multi::SharedWatches,
     /// Pub/Sub subscriptions (see `crate::pubsub_cmd`).
     pub pubsub: crate::pubsub_cmd::ConnSubs,
+    /// Requests on their way to a reply, for INFO commandstats (see `crate::stats`).
+    pub stats: crate::stats::Ledger,
 }
 
 /// Most requests in flight on one connection before the reader waits.
@@ -282,6 +284,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let addr = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let info = ClientInfo::new(id, addr);
     let last_cmd = info.last_cmd.clone();
+    let ledger = crate::stats::Ledger::new(id, &info.addr);
     server.register_client(info);
     let (mut rd, wr) = sock.into_split();
     let (tx, rx) = mpsc::channel::<Item>(MAX_IN_FLIGHT);
@@ -321,6 +324,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         multi: None,
         watches: Default::default(),
         pubsub: crate::pubsub_cmd::ConnSubs::new(&tx, kill.clone(), writer.abort_handle()),
+        stats: ledger,
     };
     let mut buf = BytesMut::with_capacity(16 * 1024);
     // Hands an item to the writer, counting groups in flight.
@@ -371,7 +375,9 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                         continue;
                     }
                     let before = conn.proto;
-                    let out = server.dispatch(&mut conn, argv);
+                    conn.stats.begin(&argv);
+                    let mut out = server.dispatch(&mut conn, argv);
+                    conn.stats.dispatched(&mut out);
                     conn.pubsub.sync_proto(conn.proto);
                     let n = out.len();
                     for (i, pending) in out.into_iter().enumerate() {

@@ -160,6 +160,26 @@ pub enum ListFilter {
     Pattern(Bytes),
 }
 
+/// SLOWLOG subcommands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlowlogCmd {
+    /// `GET [count]`: the newest `count` entries (-1: all; 10 when absent).
+    Get(i64),
+    Len,
+    Reset,
+    Help,
+}
+
+/// LATENCY subcommands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LatencyCmd {
+    Latest,
+    History(Bytes),
+    /// `RESET [event ...]` (none: every event).
+    Reset(Vec<Bytes>),
+    Help,
+}
+
 /// CONFIG subcommands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigCmd {
@@ -226,6 +246,8 @@ pub enum Command {
     Client(ClientCmd),
     Command(CommandCmd),
     Config(ConfigCmd),
+    Slowlog(SlowlogCmd),
+    Latency(LatencyCmd),
     Info(Vec<String>),
     Time,
     /// `SHUTDOWN [NOSAVE|SAVE|NOW|FORCE|ABORT]`: stop this node cleanly.

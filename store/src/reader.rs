@@ -103,6 +103,17 @@ impl Reader {
         self.db.cf_handle(name)
     }
 
+    /// An integer RocksDB property summed over the column families (e.g.
+    /// `rocksdb.total-sst-files-size`), for the metrics endpoint. The database is the node's,
+    /// shared by its groups.
+    pub fn db_property(&self, name: &str) -> u64 {
+        crate::column_families()
+            .into_iter()
+            .filter_map(|cf| self.cf(cf))
+            .filter_map(|cf| self.db.property_int_value_cf(cf, name).ok().flatten())
+            .sum()
+    }
+
     /// Keys in the database (physically present, so expired keys not yet swept count).
     pub fn key_count(&self) -> u64 {
         self.counters

@@ -25,6 +25,7 @@ mod bitmap_parse;
 mod cluster;
 pub mod coll;
 mod connection;
+mod diag;
 pub mod docargs;
 pub mod dump;
 mod expiry;
@@ -65,6 +66,7 @@ use util::{check_arity, unknown_command};
 static FAMILIES: &[&[&CommandSpec]] = &[
     connection::COMMANDS,
     server::COMMANDS,
+    diag::COMMANDS,
     raft::COMMANDS,
     string::COMMANDS,
     string_set::COMMANDS,
@@ -251,6 +253,8 @@ impl Command {
             Client(_) => (&c::CLIENT, Args::None),
             Command(_) => (&s::COMMAND, Args::None),
             Config(_) => (&s::CONFIG, Args::None),
+            Slowlog(_) => (&diag::SLOWLOG, Args::None),
+            Latency(_) => (&diag::LATENCY, Args::None),
             Info(_) => (&s::INFO, Args::None),
             Time => (&s::TIME, Args::None),
             Shutdown => (&s::SHUTDOWN, Args::None),

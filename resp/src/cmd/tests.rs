@@ -109,8 +109,8 @@ fn internal_commands() {
 #[test]
 fn table() {
     // 160 before the geo family (10), SORT, SORT_RO, DUMP, RESTORE, the bitmap (7),
-    // HyperLogLog (3), LCS and the scripting (8) commands.
-    assert_eq!(command_table().len(), 203);
+    // HyperLogLog (3), LCS, the scripting (8) commands, SLOWLOG and LATENCY.
+    assert_eq!(command_table().len(), 205);
     for s in command_table() {
         assert_eq!(
             lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -128,8 +128,8 @@ fn table() {
         Some(3)
     );
     // 16 before COMMAND GETKEYS, GETKEYSANDFLAGS, LIST and HELP were added; 11 of CLUSTER.
-    // 5 of OBJECT, 5 of SCRIPT, 9 of FUNCTION.
-    assert_eq!(subcommand_table().len(), 56);
+    // 5 of OBJECT, 5 of SCRIPT, 9 of FUNCTION, 4 of SLOWLOG, 4 of LATENCY.
+    assert_eq!(subcommand_table().len(), 64);
     // Every command in the table parses (given enough plausible arguments).
     for s in command_table() {
         let mut a = vec![b(s.name)];
@@ -137,6 +137,8 @@ fn table() {
             "CLIENT" => vec!["ID"],
             "CLUSTER" => vec!["SLOTS"],
             "CONFIG" => vec!["GET", "x"],
+            "SLOWLOG" => vec!["LEN"],
+            "LATENCY" => vec!["LATEST"],
             "RAFT.NODE" => vec!["REMOVE", "2"],
             "OBJECT" => vec!["ENCODING", "k"],
             "SCRIPT" => vec!["KILL"],
@@ -190,6 +192,8 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
                 "CLIENT" => vec!["ID"],
                 "CLUSTER" => vec!["KEYSLOT", "k"],
                 "CONFIG" => vec!["GET", "x"],
+                "SLOWLOG" => vec!["LEN"],
+                "LATENCY" => vec!["LATEST"],
                 "RAFT.NODE" => vec!["REMOVE", "2"],
                 "OBJECT" => vec!["HELP"],
                 "SCRIPT" => vec!["KILL"],
@@ -266,7 +270,7 @@ fn typed_keys_are_the_key_specs_applied_to_the_request() {
 #[test]
 fn kinds_derived_from_flags_are_the_historical_ones() {
     let local =
-        "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG INFO TIME CLUSTER READONLY \
+        "PING ECHO SELECT QUIT HELLO AUTH CLIENT COMMAND CONFIG SLOWLOG LATENCY INFO TIME CLUSTER READONLY \
                  READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT SCRIPT FUNCTION \
                  SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE PUBLISH \
                  SPUBLISH PUBSUB RESET";
