@@ -285,7 +285,11 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                 .map_err(|e| e.to_string())?,
         );
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if cfg.io_threads > 0 {
+        rt.worker_threads(cfg.io_threads as usize);
+    }
+    let rt = rt
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
