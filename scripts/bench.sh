@@ -330,11 +330,11 @@ sep_out 7
 for mode in "${modes[@]}"; do
     for t in "${tests[@]}"; do
         for cfg in "${configs[@]}"; do
-            if [ "$cfg" = kv1 ]; then
-                row_out "$(label_of "$mode" "$t")" "kv1" \
-                    "$(cost kv1 "$mode" "$t" 1 1)" "$(cost kv1 "$mode" "$t" 1 2)" \
-                    "$(cost kv1 "$mode" "$t" 2-9 1)" "$(cost kv1 "$mode" "$t" 2-9 2)" \
-                    "$(cost kv1 "$mode" "$t" 1-9 1 sum)"
+            if [ "$cfg" = kv1 ] || [ "$cfg" = kv1f ]; then
+                row_out "$(label_of "$mode" "$t")" "$cfg" \
+                    "$(cost "$cfg" "$mode" "$t" 1 1)" "$(cost "$cfg" "$mode" "$t" 1 2)" \
+                    "$(cost "$cfg" "$mode" "$t" 2-9 1)" "$(cost "$cfg" "$mode" "$t" 2-9 2)" \
+                    "$(cost "$cfg" "$mode" "$t" 1-9 1 sum)"
             else
                 row_out "$(label_of "$mode" "$t")" "$cfg" \
                     "$(cost "$cfg" "$mode" "$t" 1-9 1)" "$(cost "$cfg" "$mode" "$t" 1-9 2)" "" "" \
@@ -348,7 +348,7 @@ for mode in "${modes[@]}"; do
     done
 done
 echo
-echo "node = kv1's target node (its leader with TARGET_PORT=leader); for kv3 / kv3c the mean of the three nodes (each leads"
+echo "node = kv1's target node (its leader with TARGET_PORT=leader; kv1f: the follower), for kv3 / kv3c the mean of the three nodes (each leads"
 echo "a group). others = mean of kv1's other nodes (its followers). all nodes cpu = the sum over the cluster's nodes."
 
 # tcost SERVER MODE TEST WHO THREAD FIELD: median over rounds of one thread's figure in .threads
@@ -391,7 +391,7 @@ for cfg in "${configs[@]}"; do
         done
     done
     echo "$line group leaders (ids) at start ${LEADERS_AT_START[$cfg]}, at the end $(group_leaders "${TARGET[$cfg]}");" \
-         "step-downs in the node logs: $(cat "$TMP/$cfg"-node*.log | grep -c 'stepped down' || true)"
+         "step-downs in the node logs: $(cat "$TMP/${cfg%f}"-node*.log | grep -c 'stepped down' || true)"
 done
 echo "(fwd / moved = writes forwarded by / -MOVED replies of all the cluster's nodes during one run, medians)"
 if [ "${#configs[@]}" -gt 0 ]; then
