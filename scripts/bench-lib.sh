@@ -148,6 +148,8 @@ start_cluster() {
         id=$((i + 1))
         cmd=("$BIN" --id "$id" --cluster "$cluster" --port "${kv[$i]}" --groups "$groups"
              --redirect "$redirect" --data-dir "$TMP/$name/node$id" --log-level "$LOG_LEVEL")
+        # shellcheck disable=SC2206 # RAFTKV_ARGS is split into flags on purpose
+        cmd+=(${RAFTKV_ARGS:-})
         record "${cmd[@]}"
         "${cmd[@]}" >"$TMP/$name-node$id.log" 2>&1 &
         pids+=($!)

@@ -13,6 +13,7 @@
 #   MAX_MBPS=0          --snapshot-max-mbps (0 = unlimited)
 #   PIPES=16            parallel loading connections
 #   KEEP_TMP=1          keep the temp dir (data, logs)
+#   SNAP_GROUPS=1       --groups of every node (one group: the dataset is one snapshot)
 #   NO_BUILD=1          skip scripts/setup.sh (deps + release build)
 #   RAFTKV_BIN=path     binary to run (default target/release/raftkv)
 set -euo pipefail
@@ -39,7 +40,7 @@ trap cleanup EXIT
 kv=(0 24791 24792 24793 24794)
 raft=(0 24781 24782 24783 24784)
 cluster="127.0.0.1:${raft[1]},127.0.0.1:${raft[2]},127.0.0.1:${raft[3]}"
-common=(--snapshot-entries 0 --snapshot-bytes 0 --snapshot-max-mbps "$MAX_MBPS" --log-level info)
+common=(--groups "${SNAP_GROUPS:-1}" --snapshot-entries 0 --snapshot-bytes 0 --snapshot-max-mbps "$MAX_MBPS" --log-level info)
 
 start_node() {
     local i=$1
@@ -100,8 +101,8 @@ log "loaded in ${load_s}s"
 t=$(now)
 snap_index=$(redis-cli -p "${kv[$leader_id]}" RAFT.SNAPSHOT)
 snap_s=$(elapsed "$t")
-snap_dir=$(ls -d "$tmp/node$leader_id"/snap/snap-* | tail -1)
-snap_mb=$(du -sm "$snap_dir" | cut -f1)
+# One snapshot per group, in snap/group-<id>/snap-<index>-<term>.
+snap_mb=$(du -smc "$tmp/node$leader_id"/snap/group-*/snap-* | tail -1 | cut -f1)
 log "snapshot at index $snap_index: ${snap_s}s, ${snap_mb} MB on disk"
 
 target_applied=$(field "${kv[$leader_id]}" raft_applied_index)

@@ -35,6 +35,8 @@
 #   ROUNDS=3                 rounds of every (test, server) run; medians are reported
 #   PIPELINE=16              depth of the pipelined runs (-P)
 #   CONFIGS=kv1,kv3,kv3c     which raftkv clusters to start and measure (any of them, in order)
+#                            (kv1f: kv1's cluster again, redis-benchmark on one of its followers)
+#   RAFTKV_ARGS="..."        extra flags for every raftkv node (e.g. "--io-threads 1")
 #   SHARDED_GROUPS=3         --groups of kv3 and kv3c
 #   RAFTKV_PORTS=63791,63792,63793   kv1: Redis ports of the nodes (as in Procfile)
 #   RAFT_PORTS=12379,22379,32379     kv1: Raft ports of the nodes (as in Procfile)
@@ -76,11 +78,15 @@ KV3_TARGET_PORT="${KV3_TARGET_PORT:-${KV3_PORTS%%,*}}"
 IFS=, read -r -a configs <<<"$CONFIGS"
 for cfg in "${configs[@]}"; do
     case "$cfg" in
-        kv1 | kv3 | kv3c) ;;
-        *) echo "CONFIGS: unknown config '$cfg' (kv1, kv3, kv3c)" >&2; exit 2 ;;
+        kv1 | kv1f | kv3 | kv3c) ;;
+        *) echo "CONFIGS: unknown config '$cfg' (kv1, kv1f, kv3, kv3c)" >&2; exit 2 ;;
     esac
 done
 has() { [[ ",$CONFIGS," == *",$1,"* ]]; }
+if has kv1f && ! has kv1; then
+    echo "CONFIGS: kv1f (kv1's cluster through a follower) needs kv1" >&2
+    exit 2
+fi
 if has kv1 && [ "$TARGET_PORT" != leader ] && [[ ",$RAFTKV_PORTS," != *",$TARGET_PORT,"* ]]; then
     echo "TARGET_PORT=$TARGET_PORT is not one of RAFTKV_PORTS=$RAFTKV_PORTS" >&2
     exit 2
@@ -97,7 +103,22 @@ has kv3 && start_cluster kv3 "$SHARDED_GROUPS" forward "$KV3_PORTS" "$KV3_RAFT_P
 has kv3c && start_cluster kv3c "$SHARDED_GROUPS" moved "$KV3C_PORTS" "$KV3C_RAFT_PORTS"
 start_redis always always
 start_redis none none
-wait_ready "${configs[@]}"
+clusters=()
+for cfg in "${configs[@]}"; do [ "$cfg" = kv1f ] || clusters+=("$cfg"); done
+wait_ready "${clusters[@]}"
+if has kv1f; then
+    CL_PORTS[kv1f]=${CL_PORTS[kv1]} CL_PIDS[kv1f]=${CL_PIDS[kv1]} CL_GROUPS[kv1f]=${CL_GROUPS[kv1]}
+fi
+
+# follower_port NAME: a port of the cluster's nodes that is not its leader's.
+follower_port() {
+    local ports p leader
+    leader=$(leader_port "$1")
+    IFS=, read -r -a ports <<<"${CL_PORTS[$1]}"
+    for p in "${ports[@]}"; do
+        if [ "$p" != "$leader" ]; then echo "$p"; return; fi
+    done
+}
 
 # Per config: the port redis-benchmark is given, its extra arguments, and the node pids with
 # the target node first.
@@ -113,6 +134,7 @@ for cfg in "${configs[@]}"; do
                 log "kv1: the leader is on port $t"
             fi
             ARGS[$cfg]="" ;;
+        kv1f) t=$(follower_port kv1f); ARGS[$cfg]="" ;;
         kv3) t=$KV3_TARGET_PORT; ARGS[$cfg]="" ;;
         kv3c) t=${ports[0]}; ARGS[$cfg]="--cluster" ;;
     esac
@@ -120,12 +142,14 @@ for cfg in "${configs[@]}"; do
     PIDS_OF[$cfg]=$(pids_target_first "$cfg" "$t")
     LEADERS_AT_START[$cfg]=$(group_leaders "$t")
 done
-all_kv_pids=$(IFS=,; echo "${CL_PIDS[*]}")
+all_kv_pids=$(for c in "${clusters[@]}"; do echo "${CL_PIDS[$c]}"; done | paste -sd,)
 
 # others_than CFG: the raftkv pids of the other configs (idle while CFG runs).
 others_than() {
     local c out=""
-    for c in "${configs[@]}"; do [ "$c" = "$1" ] || out="$out,${CL_PIDS[$c]}"; done
+    for c in "${clusters[@]}"; do
+        [ "$c" = "$1" ] || [ "$c-$1" = kv1-kv1f ] || out="$out,${CL_PIDS[$c]}"
+    done
     echo "${out#,}"
 }
 
@@ -152,6 +176,11 @@ for round in $(seq 1 "$ROUNDS"); do
                         follow_leader kv1 kv1_target
                         TARGET[kv1]=$kv1_target
                         PIDS_OF[kv1]=$(pids_target_first kv1 "$kv1_target")
+                    fi
+                    if [ "$s" = kv1f ] && [ "${TARGET[kv1f]}" = "$(leader_port kv1f)" ]; then
+                        TARGET[kv1f]=$(follower_port kv1f)
+                        log "kv1f: the leader moved onto the target, now port ${TARGET[kv1f]}"
+                        PIDS_OF[kv1f]=$(pids_target_first kv1f "${TARGET[kv1f]}")
                     fi
                     IDLE_PIDS=$(others_than "$s") STATS_PORTS=${CL_PORTS[$s]}
                     # shellcheck disable=SC2086 # ARGS is empty or one word
@@ -220,6 +249,7 @@ sep_out() { local out="|-----------|" i; for ((i = 1; i < $1; i++)); do out="$ou
 echo
 desc=()
 has kv1 && desc+=("kv1 = --groups 1, target port ${TARGET[kv1]} (TARGET_PORT=$TARGET_PORT; Raft role at the end: $(redis-cli -p "${TARGET[kv1]}" INFO raft 2>/dev/null | tr -d '\r' | sed -n 's/^raft_role://p'));")
+has kv1f && desc+=("kv1f = kv1's cluster through a follower, port ${TARGET[kv1f]} (role at the end: $(redis-cli -p "${TARGET[kv1f]}" INFO raft 2>/dev/null | tr -d '\r' | sed -n 's/^raft_role://p'));")
 has kv3 && desc+=("kv3 = --groups $SHARDED_GROUPS, plain redis-benchmark on port ${TARGET[kv3]} (forwards the writes of the slots it does not lead);")
 has kv3c && desc+=("kv3c = --groups $SHARDED_GROUPS --redirect moved, redis-benchmark --cluster -p ${TARGET[kv3c]};")
 echo "raftkv, 3 nodes each: ${desc[*]} configs run: $CONFIGS."
@@ -300,11 +330,11 @@ sep_out 7
 for mode in "${modes[@]}"; do
     for t in "${tests[@]}"; do
         for cfg in "${configs[@]}"; do
-            if [ "$cfg" = kv1 ]; then
-                row_out "$(label_of "$mode" "$t")" "kv1" \
-                    "$(cost kv1 "$mode" "$t" 1 1)" "$(cost kv1 "$mode" "$t" 1 2)" \
-                    "$(cost kv1 "$mode" "$t" 2-9 1)" "$(cost kv1 "$mode" "$t" 2-9 2)" \
-                    "$(cost kv1 "$mode" "$t" 1-9 1 sum)"
+            if [ "$cfg" = kv1 ] || [ "$cfg" = kv1f ]; then
+                row_out "$(label_of "$mode" "$t")" "$cfg" \
+                    "$(cost "$cfg" "$mode" "$t" 1 1)" "$(cost "$cfg" "$mode" "$t" 1 2)" \
+                    "$(cost "$cfg" "$mode" "$t" 2-9 1)" "$(cost "$cfg" "$mode" "$t" 2-9 2)" \
+                    "$(cost "$cfg" "$mode" "$t" 1-9 1 sum)"
             else
                 row_out "$(label_of "$mode" "$t")" "$cfg" \
                     "$(cost "$cfg" "$mode" "$t" 1-9 1)" "$(cost "$cfg" "$mode" "$t" 1-9 2)" "" "" \
@@ -318,7 +348,7 @@ for mode in "${modes[@]}"; do
     done
 done
 echo
-echo "node = kv1's target node (its leader with TARGET_PORT=leader); for kv3 / kv3c the mean of the three nodes (each leads"
+echo "node = kv1's target node (its leader with TARGET_PORT=leader; kv1f: the follower), for kv3 / kv3c the mean of the three nodes (each leads"
 echo "a group). others = mean of kv1's other nodes (its followers). all nodes cpu = the sum over the cluster's nodes."
 
 # tcost SERVER MODE TEST WHO THREAD FIELD: median over rounds of one thread's figure in .threads
@@ -361,7 +391,7 @@ for cfg in "${configs[@]}"; do
         done
     done
     echo "$line group leaders (ids) at start ${LEADERS_AT_START[$cfg]}, at the end $(group_leaders "${TARGET[$cfg]}");" \
-         "step-downs in the node logs: $(cat "$TMP/$cfg"-node*.log | grep -c 'stepped down' || true)"
+         "step-downs in the node logs: $(cat "$TMP/${cfg%f}"-node*.log | grep -c 'stepped down' || true)"
 done
 echo "(fwd / moved = writes forwarded by / -MOVED replies of all the cluster's nodes during one run, medians)"
 if [ "${#configs[@]}" -gt 0 ]; then

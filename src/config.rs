@@ -171,6 +171,11 @@ pub struct Config {
     /// command must share a slot (use {hash tags}). Fixed for the life of the data dir.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub groups: u64,
+
+    /// Worker threads of the runtime serving client connections and the peer transport
+    /// (0: one per core). Heavy reads run on separate blocking threads either way.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=256))]
+    pub io_threads: u64,
 }
 
 /// Environment variable with the client password (when no flag gives it).

@@ -286,10 +286,11 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
                 .map_err(|e| e.to_string())?,
         );
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if cfg.io_threads > 0 {
+        rt.worker_threads(cfg.io_threads as usize);
+    }
+    let rt = rt.enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let bind_addr = cfg.peer_bind.clone().unwrap_or_else(|| raft_addr.clone());
         let raft_listener = TcpListener::bind(&bind_addr)

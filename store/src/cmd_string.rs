@@ -119,6 +119,14 @@ impl Store {
         now: i64,
     ) -> Reply {
         let dkey = data_key(key);
+        if !opts.get && opts.condition.is_none() && (opts.expire.is_some() || !opts.keep_ttl) {
+            // Plain SET (EX / PX allowed): nothing depends on the old value but the key
+            // counters and the TTL index, which `put` reads without copying the value.
+            let expire = opts.expire.map_or(0, |at| Self::resolve(at, now).max(1));
+            charge!(self, value.len());
+            self.set_string(wb, dkey, value.to_vec(), expire, now);
+            return Reply::ok();
+        }
         let old = self.live(&dkey, now);
         if opts.get && old.as_ref().is_some_and(|o| o.typ != TYPE_STRING) {
             return Reply::err(WRONGTYPE);
