@@ -1,10 +1,20 @@
-//! Sets: one `sub` record per member, sub key = `[hash u64 BE][member]`, empty value; SPOP
-//! and SRANDMEMBER pick at random in O(count) records ([`super::random`]). SPOP's seed comes
-//! from the Raft entry.
+//! Sets: one `sub` record per member, sub key = `[hash u64 BE][member]`, empty value;
+//! SRANDMEMBER picks at random in O(count) records ([`super::random`]).
+//!
+//! SPOP pops from the low end of the hash order: the set's `lo` hint ([`Meta::lo`]) is a
+//! lower bound of its live members' hashes, and SPOP takes `count` consecutive members at a
+//! random offset (from the Raft entry's seed) among the first `count + POP_WINDOW - 1` live
+//! ones from there, then raises the hint to the first member left. A pop thus seeks past
+//! the tombstones of earlier pops (RocksDB keeps deleted keys until compaction) instead of
+//! stepping over them from a random start, which grew to about (popped / left) tombstones
+//! per pop as a set emptied. The hash mixes the key's version with the member, so the order
+//! is pseudo-random, not the order of insertion (Redis's SPOP is random; this one is random
+//! within a window of the hash order, the same on every replica).
 
 use super::hash::{scan_page, ScanPage};
 use super::meta::{self, prefix_end, Meta};
-use super::random::{hashed_key, pick, run, HASH_LEN};
+use super::meta::join;
+use super::random::{hashed_key, name_hash, pick, HASH_LEN};
 use super::{Cf, Read, Result, Rng, Write};
 use crate::TYPE_SET;
 
@@ -14,6 +24,24 @@ fn load<R: Read + ?Sized>(r: &R, key: &[u8]) -> Result<Option<Meta>> {
 
 fn member_key(m: &Meta, prefix: &[u8], member: &[u8]) -> Vec<u8> {
     hashed_key(prefix, m.version, member)
+}
+
+/// SPOP chooses its members at a random offset among the first `count + POP_WINDOW - 1`
+/// live ones (at least 2, so the member after a popped run is always seen).
+pub const POP_WINDOW: u64 = 8;
+
+/// The set's `lo` hint (0: none).
+fn low_hash(m: &Meta) -> u64 {
+    m.lo.get(..HASH_LEN)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+/// The hash of a member's sub key.
+fn hash_of(prefix_len: usize, k: &[u8]) -> u64 {
+    k.get(prefix_len..prefix_len + HASH_LEN)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 /// SADD: returns how many members were new.
@@ -26,10 +54,14 @@ where
     let prefix = m.prefix(key);
     let mut added = 0;
     for member in members {
-        let mk = member_key(&m, &prefix, member.as_ref());
+        let h = name_hash(m.version, member.as_ref());
+        let mk = join(&prefix, &[&h.to_be_bytes(), member.as_ref()]);
         if w.get(Cf::Sub, &mk)?.is_none() {
             w.put(Cf::Sub, &mk, &[]);
             added += 1;
+            if h < low_hash(&m) {
+                m.lo = h.to_be_bytes().to_vec();
+            }
         }
     }
     m.size += added;
@@ -122,13 +154,33 @@ pub fn spop<W: Write + ?Sized>(
         return Ok(None);
     };
     let prefix = m.prefix(key);
-    let picked = run(w, &prefix, Rng::new(seed).next_u64(), count.min(m.size))?;
-    for (k, _, _) in &picked {
-        w.delete(Cf::Sub, k);
+    let n = count.min(m.size);
+    let want = (n + POP_WINDOW - 1).min(m.size);
+    let from = join(&prefix, &[&low_hash(&m).to_be_bytes()]);
+    let mut live: Vec<Vec<u8>> = Vec::with_capacity(want.min(1 << 16) as usize);
+    w.scan(Cf::Sub, &from, &prefix_end(&prefix), false, &mut |k, _| {
+        live.push(k.to_vec());
+        (live.len() as u64) < want
+    })?;
+    let n = n.min(live.len() as u64) as usize;
+    let offset = match live.len() - n {
+        0 => 0,
+        spare => (Rng::new(seed).next_u64() % (spare as u64 + 1)) as usize,
+    };
+    // The first member left: before the popped run, or right after it.
+    let first_left = if offset > 0 { live.first() } else { live.get(n) };
+    if let Some(k) = first_left {
+        m.lo = hash_of(prefix.len(), k).to_be_bytes().to_vec();
     }
-    m.size -= (picked.len() as u64).min(m.size);
+    let skip = prefix.len() + HASH_LEN;
+    let mut popped = Vec::with_capacity(n);
+    for k in &live[offset..offset + n] {
+        w.delete(Cf::Sub, k);
+        popped.push(k.get(skip..).unwrap_or_default().to_vec());
+    }
+    m.size -= (n as u64).min(m.size);
     meta::save(w, key, &m, true)?;
-    Ok(Some(picked.into_iter().map(|(_, name, _)| name).collect()))
+    Ok(Some(popped))
 }
 
 /// SRANDMEMBER with a count: `count > 0` gives up to `count` distinct members, `count < 0`

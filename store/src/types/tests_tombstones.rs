@@ -168,9 +168,61 @@ fn list_pops_and_spop_do_not_walk_tombstones() {
         assert_eq!(out.map(|v| v.len()), Some(1));
         worst = worst.max(n);
     }
-    // Random positions: a pick steps over the tombstones between its random start and the
-    // next live member, about (popped / left) of them, never all of them.
-    assert!(worst < 100, "SPOP skipped up to {worst} tombstones");
+    // Pops seek to the set's low hint: only tombstones inside the pop window are met.
+    assert!(worst < 4 * set::POP_WINDOW, "SPOP skipped up to {worst} tombstones");
+}
+
+#[test]
+fn spop_to_the_last_member_does_not_walk_earlier_pops() {
+    let mut db = Db::new();
+    let items: Vec<Vec<u8>> = (0..N).map(member).collect();
+    db.w(|st| set::sadd(st, b"s", &items).unwrap());
+    let (mut total, mut worst) = (0, 0);
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..N as u64 {
+        let (out, n) = skipped(|| db.w(|st| set::spop(st, b"s", 1, seed).unwrap()));
+        let out = out.unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(seen.insert(out[0].clone()), "popped twice: {:?}", out[0]);
+        total += n;
+        worst = worst.max(n);
+    }
+    assert_eq!(seen.len(), N);
+    assert_eq!(db.r(|v| set::scard(v, b"s").unwrap()), 0);
+    // A random start would step over about N ln N (~15000 here) tombstones in all, and
+    // hundreds per pop near the end.
+    assert!(worst < 4 * set::POP_WINDOW, "one SPOP skipped {worst} tombstones");
+    assert!(total < 3 * N as u64, "SPOPs skipped {total} tombstones in all");
+}
+
+#[test]
+fn spop_sees_members_added_below_its_hint_and_counts() {
+    let mut db = Db::new();
+    let items: Vec<Vec<u8>> = (0..N).map(member).collect();
+    db.w(|st| set::sadd(st, b"s", &items).unwrap());
+    let popped = db.w(|st| set::spop(st, b"s", 500, 7).unwrap()).unwrap();
+    assert_eq!(popped.len(), 500);
+    // Add the popped members back (most hash below the raised hint): all must be poppable.
+    db.w(|st| set::sadd(st, b"s", &popped).unwrap());
+    let all = db.w(|st| set::spop(st, b"s", N as u64 + 5, 9).unwrap()).unwrap();
+    let mut all: Vec<Vec<u8>> = all;
+    all.sort();
+    assert_eq!(all, items);
+    assert_eq!(db.w(|st| set::spop(st, b"s", 1, 1).unwrap()), None);
+}
+
+#[test]
+fn spop_is_the_same_for_the_same_seed_and_varies_with_it() {
+    let pops = |seed: u64| {
+        let mut db = Db::new();
+        let items: Vec<Vec<u8>> = (0..100).map(member).collect();
+        db.w(|st| set::sadd(st, b"s", &items).unwrap());
+        (0..20u64)
+            .map(|i| db.w(|st| set::spop(st, b"s", 1, seed + i).unwrap()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pops(1), pops(1));
+    assert_ne!(pops(1), pops(1000));
 }
 
 #[test]
