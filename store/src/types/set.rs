@@ -1,15 +1,17 @@
 //! Sets: one `sub` record per member, sub key = `[hash u64 BE][member]`, empty value;
 //! SRANDMEMBER picks at random in O(count) records ([`super::random`]).
 //!
-//! SPOP pops from the low end of the hash order: the set's `lo` hint ([`Meta::lo`]) is a
-//! lower bound of its live members' hashes, and SPOP takes `count` consecutive members at a
-//! random offset (from the Raft entry's seed) among the first `count + POP_WINDOW - 1` live
-//! ones from there, then raises the hint to the first member left. A pop thus seeks past
-//! the tombstones of earlier pops (RocksDB keeps deleted keys until compaction) instead of
-//! stepping over them from a random start, which grew to about (popped / left) tombstones
-//! per pop as a set emptied. The hash mixes the key's version with the member, so the order
-//! is pseudo-random, not the order of insertion (Redis's SPOP is random; this one is random
-//! within a window of the hash order, the same on every replica).
+//! SPOP pops from the low end of the hash order, as a cursor that advances: the set's `lo`
+//! hint ([`Meta::lo`]) is a lower bound of its live members' hashes, SPOP seeks there, takes
+//! the first `count` members and raises the hint to the first member left. A pop thus seeks
+//! past the tombstones of earlier pops (RocksDB keeps deleted keys until compaction) instead
+//! of stepping over them from a random start, which grew to about (popped / left) tombstones
+//! per pop as a set emptied (N ln N in all to empty it). The hash mixes the key's version
+//! (a fresh one for each incarnation of the key) with the member, so the order is a
+//! pseudo-random permutation of the members, not the order of insertion, the same on every
+//! replica; but unlike Redis's, two SPOPs of the same set contents pop in the same order.
+//! (A random offset within a window of the first live members was tried: the members it
+//! skips linger, and the tombstones between them made pops walk more than a random start.)
 
 use super::hash::{scan_page, ScanPage};
 use super::meta::{self, prefix_end, Meta};
@@ -25,10 +27,6 @@ fn load<R: Read + ?Sized>(r: &R, key: &[u8]) -> Result<Option<Meta>> {
 fn member_key(m: &Meta, prefix: &[u8], member: &[u8]) -> Vec<u8> {
     hashed_key(prefix, m.version, member)
 }
-
-/// SPOP chooses its members at a random offset among the first `count + POP_WINDOW - 1`
-/// live ones (at least 2, so the member after a popped run is always seen).
-pub const POP_WINDOW: u64 = 8;
 
 /// The set's `lo` hint (0: none).
 fn low_hash(m: &Meta) -> u64 {
@@ -142,39 +140,34 @@ pub fn smembers<R: Read + ?Sized>(r: &R, key: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// SPOP: removes up to `count` random members, chosen from `seed` (carried by the Raft
-/// entry, so every replica pops the same ones); `None` when there is no set.
+/// SPOP: removes up to `count` members, the first ones of the hash order (see the module
+/// doc: every replica pops the same ones; `_seed`, the entry's, is not needed); `None` when
+/// there is no set.
 pub fn spop<W: Write + ?Sized>(
     w: &mut W,
     key: &[u8],
     count: u64,
-    seed: u64,
+    _seed: u64,
 ) -> Result<Option<Vec<Vec<u8>>>> {
     let Some(mut m) = load(w, key)? else {
         return Ok(None);
     };
     let prefix = m.prefix(key);
-    let n = count.min(m.size);
-    let want = (n + POP_WINDOW - 1).min(m.size);
+    // One more than popped: the first member left, where the hint moves.
+    let want = count.min(m.size).saturating_add(1);
     let from = join(&prefix, &[&low_hash(&m).to_be_bytes()]);
     let mut live: Vec<Vec<u8>> = Vec::with_capacity(want.min(1 << 16) as usize);
     w.scan(Cf::Sub, &from, &prefix_end(&prefix), false, &mut |k, _| {
         live.push(k.to_vec());
         (live.len() as u64) < want
     })?;
-    let n = n.min(live.len() as u64) as usize;
-    let offset = match live.len() - n {
-        0 => 0,
-        spare => (Rng::new(seed).next_u64() % (spare as u64 + 1)) as usize,
-    };
-    // The first member left: before the popped run, or right after it.
-    let first_left = if offset > 0 { live.first() } else { live.get(n) };
-    if let Some(k) = first_left {
+    let n = count.min(m.size).min(live.len() as u64) as usize;
+    if let Some(k) = live.get(n) {
         m.lo = hash_of(prefix.len(), k).to_be_bytes().to_vec();
     }
     let skip = prefix.len() + HASH_LEN;
     let mut popped = Vec::with_capacity(n);
-    for k in &live[offset..offset + n] {
+    for k in &live[..n] {
         w.delete(Cf::Sub, k);
         popped.push(k.get(skip..).unwrap_or_default().to_vec());
     }

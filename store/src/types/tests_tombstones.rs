@@ -169,7 +169,7 @@ fn list_pops_and_spop_do_not_walk_tombstones() {
         worst = worst.max(n);
     }
     // Pops seek to the set's low hint: only tombstones inside the pop window are met.
-    assert!(worst < 4 * set::POP_WINDOW, "SPOP skipped up to {worst} tombstones");
+    assert_eq!(worst, 0, "SPOP skipped up to {worst} tombstones");
 }
 
 #[test]
@@ -189,10 +189,9 @@ fn spop_to_the_last_member_does_not_walk_earlier_pops() {
     }
     assert_eq!(seen.len(), N);
     assert_eq!(db.r(|v| set::scard(v, b"s").unwrap()), 0);
-    // A random start would step over about N ln N (~15000 here) tombstones in all, and
+    // A random start stepped over about N ln N (~15000 here) tombstones in all, and
     // hundreds per pop near the end.
-    assert!(worst < 4 * set::POP_WINDOW, "one SPOP skipped {worst} tombstones");
-    assert!(total < 3 * N as u64, "SPOPs skipped {total} tombstones in all");
+    assert_eq!((worst, total), (0, 0), "SPOPs skipped tombstones (worst, in all)");
 }
 
 #[test]
@@ -212,47 +211,14 @@ fn spop_sees_members_added_below_its_hint_and_counts() {
 }
 
 #[test]
-fn spop_is_the_same_for_the_same_seed_and_varies_with_it() {
-    let pops = |seed: u64| {
-        let mut db = Db::new();
-        let items: Vec<Vec<u8>> = (0..100).map(member).collect();
-        db.w(|st| set::sadd(st, b"s", &items).unwrap());
-        (0..20u64)
-            .map(|i| db.w(|st| set::spop(st, b"s", 1, seed + i).unwrap()).unwrap())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(pops(1), pops(1));
-    assert_ne!(pops(1), pops(1000));
-}
-
-#[test]
-fn long_members_get_truncated_hints_that_stay_true() {
-    let long = |i: usize| format!("{}{i:06}", "m".repeat(60)).into_bytes();
+fn spop_order_is_the_hash_order_not_the_insertion_order() {
     let mut db = Db::new();
-    let pairs: Vec<(f64, Vec<u8>)> = (0..100).map(|i| (1.0, long(i))).collect();
-    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &pairs).unwrap());
-    let lo = db.w(|st| zpop(st, b"z", false, 10).unwrap());
-    let hi = db.w(|st| zpop(st, b"z", true, 10).unwrap());
-    assert_eq!((lo[9].0.clone(), hi[9].0.clone()), (long(9), long(90)));
-    let m = db.r(|v| meta::load(v, b"z", TYPE_ZSET).unwrap().unwrap());
-    assert!(m.lo.len() <= meta::HINT_LEN && !m.lo.is_empty());
-    assert!(m.hi.len() <= meta::HINT_LEN && !m.hi.is_empty());
-    // Popped members come back at both ends, inside the truncated hints' slack.
-    let back = [(1.0, long(5)), (1.0, long(95))];
-    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &back).unwrap());
-    let all = RangeBy::Rank(0, -1);
-    let got: Vec<Vec<u8>> = db
-        .r(|v| zrange(v, b"z", &all, false, None).unwrap())
-        .into_iter()
-        .map(|(m, _)| m)
+    let items: Vec<Vec<u8>> = (0..100).map(member).collect();
+    db.w(|st| set::sadd(st, b"s", &items).unwrap());
+    let members = db.r(|v| set::smembers(v, b"s").unwrap());
+    let popped: Vec<Vec<u8>> = (0..100u64)
+        .flat_map(|i| db.w(|st| set::spop(st, b"s", 1, i).unwrap()).unwrap())
         .collect();
-    let want: Vec<Vec<u8>> = [5]
-        .into_iter()
-        .chain(10..90)
-        .chain([95])
-        .map(long)
-        .collect();
-    assert_eq!(got, want);
-    assert_eq!(db.w(|st| zpop(st, b"z", false, 1).unwrap())[0].0, long(5));
-    assert_eq!(db.w(|st| zpop(st, b"z", true, 1).unwrap())[0].0, long(95));
+    assert_eq!(popped, members);
+    assert_ne!(popped, items);
 }
