@@ -424,7 +424,13 @@ fn eval_cost() {
     });
     let prelude = engine.prelude.clone();
     let setup = fastest(|| {
-        let r = vm::run(&prelude, &mut host, 1, vm::Bounds::of(None, ""), |_, _, _| Ok(()));
+        let r = vm::run(
+            &prelude,
+            &mut host,
+            1,
+            vm::Bounds::of(None, ""),
+            |_, _, _| Ok(()),
+        );
         assert!(matches!(r, Ok(())));
     });
     println!("eval {eval:?}, cjson eval {json:?}, vm setup {setup:?}, bare Lua state {bare:?}");

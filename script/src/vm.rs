@@ -329,7 +329,9 @@ pub(crate) fn run<R>(
         let r = raising.clone();
         rk.raw_set(
             "make_raising",
-            scope.create_function(move |lua, f: mlua::Function| r.borrow_mut().wrap(lua, f, false))?,
+            scope.create_function(move |lua, f: mlua::Function| {
+                r.borrow_mut().wrap(lua, f, false)
+            })?,
         )?;
         // A library table, made when a script first names it (see prelude.lua).
         rk.raw_set(

@@ -14,8 +14,8 @@
 //! skips linger, and the tombstones between them made pops walk more than a random start.)
 
 use super::hash::{scan_page, ScanPage};
-use super::meta::{self, prefix_end, Meta};
 use super::meta::join;
+use super::meta::{self, prefix_end, Meta};
 use super::random::{hashed_key, name_hash, pick, HASH_LEN};
 use super::{Cf, Read, Result, Rng, Write};
 use crate::TYPE_SET;

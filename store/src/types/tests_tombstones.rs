@@ -191,7 +191,11 @@ fn spop_to_the_last_member_does_not_walk_earlier_pops() {
     assert_eq!(db.r(|v| set::scard(v, b"s").unwrap()), 0);
     // A random start stepped over about N ln N (~15000 here) tombstones in all, and
     // hundreds per pop near the end.
-    assert_eq!((worst, total), (0, 0), "SPOPs skipped tombstones (worst, in all)");
+    assert_eq!(
+        (worst, total),
+        (0, 0),
+        "SPOPs skipped tombstones (worst, in all)"
+    );
 }
 
 #[test]
@@ -203,7 +207,9 @@ fn spop_sees_members_added_below_its_hint_and_counts() {
     assert_eq!(popped.len(), 500);
     // Add the popped members back (most hash below the raised hint): all must be poppable.
     db.w(|st| set::sadd(st, b"s", &popped).unwrap());
-    let all = db.w(|st| set::spop(st, b"s", N as u64 + 5, 9).unwrap()).unwrap();
+    let all = db
+        .w(|st| set::spop(st, b"s", N as u64 + 5, 9).unwrap())
+        .unwrap();
     let mut all: Vec<Vec<u8>> = all;
     all.sort();
     assert_eq!(all, items);
