@@ -16,6 +16,7 @@
 # Environment:
 #   N=30000 C=50 ROUNDS=3     requests and clients per run; rounds (medians are reported)
 #   SUBS=50 PAYLOAD=64        subscribers and PUBLISH payload bytes
+#   PUBLISH=1                 0 skips part 2 (SET, GET and EVALSHA only)
 #   RAFTKV_PORTS=63791,63792,63793   RAFT_PORTS=12379,22379,32379
 #   SETTLE_CPU=20 SETTLE_SECS=10 LOG_LEVEL=warning WAIT_SECS=60 BENCH_TIMEOUT=900 KEEP_TMP=1 NO_BUILD=1
 #   RAFTKV_BIN=path           as in scripts/bench.sh
@@ -28,6 +29,7 @@ set -euo pipefail
 
 N="${N:-30000}"
 C="${C:-50}"
+PUBLISH="${PUBLISH:-1}"
 SUBS="${SUBS:-50}"
 PAYLOAD="${PAYLOAD:-64}"
 RAFTKV_PORTS="${RAFTKV_PORTS:-63791,63792,63793}"
@@ -101,6 +103,7 @@ subscribed() {
     echo "$n"
 }
 for round in $(seq 1 "$ROUNDS"); do
+    [ "$PUBLISH" = 1 ] || break
     for s in "${servers[@]}"; do
         sub_start "$s"
         if [ "$s" = kv ]; then ports=("${kv_ports[@]}"); else ports=("${RS_PORT[$s]}"); fi
@@ -141,7 +144,9 @@ echo "N=$N C=$C, medians of $ROUNDS interleaved rounds; $(version_line)"
 echo
 row_out test "redis alw" "redis none" raftkv "kv/alw" "kv/none"
 row_out "---" "---:" "---:" "---:" "---:" "---:"
-for t in SET GET EVALSHA PUBLISH; do
+tests="SET GET EVALSHA"
+[ "$PUBLISH" = 1 ] && tests="$tests PUBLISH"
+for t in $tests; do
     case $t in
         SET | GET) run=setget row=$t ;;
         EVALSHA) run=evalsha row=$ROW_EVAL ;;
@@ -154,8 +159,9 @@ echo
 for s in kv always none; do
     echo "EVALSHA / SET on $s: $(ratio "$(med "$s" evalsha "$ROW_EVAL")" "$(med "$s" setget SET)")"
 done
-echo "PUBLISH: $SUBS subscribers of one channel ($PAYLOAD-byte payload); raftkv's spread over the 3 nodes, the publisher on node 1."
+[ "$PUBLISH" = 1 ] && echo "PUBLISH: $SUBS subscribers of one channel ($PAYLOAD-byte payload); raftkv's spread over the 3 nodes, the publisher on node 1."
 for r in $(seq 1 "$ROUNDS"); do
+    [ "$PUBLISH" = 1 ] || break
     read -r d sent dropped <"$TMP/kv-publish-$r.delivery"
     echo "  raftkv round $r: $d of $((N * SUBS)) messages delivered; peer messages sent $sent, dropped $dropped (cumulative)"
 done

@@ -289,11 +289,23 @@ raw_setmetatable(load_env, {__index = missing_global})
 env.math.random = rk.random
 
 -- ---- lock it all ----
-for _, name in raw_next, {'string', 'math', 'table', 'coroutine', 'cjson', 'bit', 'cmsgpack', 'struct'} do
+for _, name in raw_next, {'string', 'math', 'table', 'coroutine'} do
   if env[name] then env[name] = protect(env[name]) end
 end
 env.redis = protect(rr)
-raw_setmetatable(env, {__index = missing_global})
+-- cjson, bit, cmsgpack and struct are made (protected) when a script first names one: most
+-- scripts use none, and making them took a good part of a run. Until then `pairs(_G)` and
+-- `rawget(_G, ...)` do not show them.
+local make_library = rk.library
+raw_setmetatable(env, {__index = function(_, k)
+  local lib = raw_type(k) == 'string' and make_library(k)
+  if lib then
+    lib = protect(lib)
+    raw_rawset(env, k, lib)
+    return lib
+  end
+  raw_error("Script attempted to access nonexistent global variable '" .. raw_tostring(k) .. "'", 2)
+end})
 local gmt = {__index = env, __newindex = ro_newindex}
 raw_setmetatable(G, gmt)
 real[G] = env

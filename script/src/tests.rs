@@ -377,3 +377,61 @@ fn a_killable_run_stops_on_kill_and_a_write_run_is_not_reached() {
     }
     assert_eq!(kill(RunKind::Script), Killed::None);
 }
+
+/// Where a run's time goes (not a test of speed: `cargo test --release -p script -- --ignored
+/// eval_cost --nocapture` prints the figures, the fastest of 5 batches; it only asserts that
+/// the runs succeed).
+#[test]
+#[ignore]
+fn eval_cost() {
+    use std::time::{Duration, Instant};
+    const N: u32 = 400;
+    fn fastest(mut f: impl FnMut()) -> Duration {
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                (0..N).for_each(|_| f());
+                t.elapsed() / N
+            })
+            .min()
+            .unwrap_or_default()
+    }
+    let body = "return redis.call('SET', KEYS[1], ARGV[1])";
+    let keys = [Bytes::from_static(b"k")];
+    let args = [Bytes::from_static(b"v")];
+    let inv = Invocation {
+        name: "x",
+        keys: &keys,
+        args: &args,
+        seed: 1,
+        killable: false,
+    };
+    let mut engine = Engine::new();
+    let mut host = Fake::default();
+    let eval = fastest(|| {
+        let r = engine.eval(&mut host, body.as_bytes(), &inv);
+        assert_eq!(r, Outcome::Done(Reply::ok()));
+    });
+    let json = fastest(|| {
+        let r = engine.eval(&mut host, b"return cjson.encode({1})", &inv);
+        assert_eq!(r, Outcome::Done(Reply::bulk("[1]")));
+    });
+    let bare = fastest(|| {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+        // SAFETY: as vm::run (no script runs in this VM).
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
+        assert!(lua.used_memory() > 0);
+    });
+    let prelude = engine.prelude.clone();
+    let setup = fastest(|| {
+        let r = vm::run(
+            &prelude,
+            &mut host,
+            1,
+            vm::Bounds::of(None, ""),
+            |_, _, _| Ok(()),
+        );
+        assert!(matches!(r, Ok(())));
+    });
+    println!("eval {eval:?}, cjson eval {json:?}, vm setup {setup:?}, bare Lua state {bare:?}");
+}

@@ -3,16 +3,20 @@
 //! accounting on every replica, nothing left behind by an earlier script), which is what
 //! lets write scripts run at apply time on every replica with the same result.
 //!
-//! Setup: Lua's base, table, string and math libraries (debug only for the prelude, which
-//! removes it), `cjson`, `bit`, `cmsgpack` and `struct`, then the prelude (`prelude.lua`) with the primitives in
+//! Setup (with the garbage collector stopped): Lua's base, table, string and math libraries
+//! (debug only for the prelude, which removes it), then the prelude (`prelude.lua`) with the
+//! primitives in
 //! `rk`: `call` (the host: `redis.call` / `redis.pcall`), `random` / `randomseed` (Redis's
 //! rand48 from the run's seed), `setresp`, `sha1hex`, `log`, `acl_check`, and the abort
-//! flags. Then the memory limit ([`crate::MEMORY_LIMIT`] above what setup used) and the
+//! flags, and `library`, which makes `cjson`, `bit`, `cmsgpack` or `struct` when a script
+//! first names it (most scripts use none: making all four took about a third of a run).
+//! Then the memory limit ([`crate::MEMORY_LIMIT`] above what setup used) and the
 //! instruction hook ([`crate::INSTRUCTION_BUDGET`], counted every [`HOOK_EVERY`]
 //! instructions): once over budget every hook call raises again and the prelude's catching
 //! primitives rethrow, so `pcall` cannot keep a runaway script alive.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -294,18 +298,11 @@ pub(crate) fn run<R>(
     };
     let resp3 = Cell::new(false);
     let rand = Rand48::new(seed);
+    // No collection while the sandbox is set up (it allocates only what every run keeps):
+    // the same on every replica, and restarted before the script runs.
+    lua.gc_stop();
     let result = lua.scope(|scope| {
-        let g = lua.globals();
-        let mut raising = Raising::new(&lua)?;
-        for (name, lib) in [
-            ("cjson", crate::cjson::table(&lua)?),
-            ("bit", crate::bit::table(&lua)?),
-            ("cmsgpack", crate::cmsgpack::table(&lua)?),
-            ("struct", crate::structlib::table(&lua)?),
-        ] {
-            raising.wrap_table(&lua, &lib, true)?;
-            g.raw_set(name, lib)?;
-        }
+        let raising = Rc::new(RefCell::new(Raising::new(&lua)?));
         let rk = lua.create_table()?;
         static_primitives(&lua, &rk, &flags)?;
         let (fl, r3) = (flags.clone(), &resp3);
@@ -322,15 +319,33 @@ pub(crate) fn run<R>(
                 )),
             }
         })?;
-        rk.raw_set("call_raising", raising.wrap(&lua, call.clone(), false)?)?;
+        rk.raw_set(
+            "call_raising",
+            raising.borrow_mut().wrap(&lua, call.clone(), false)?,
+        )?;
         rk.raw_set("call", call)?;
-        state_primitives(&lua, scope, &rk, &mut raising, &resp3, &rand)?;
+        state_primitives(&lua, scope, &rk, &mut raising.borrow_mut(), &resp3, &rand)?;
         // The prelude's own raising functions (`(true, v...)` / `(false, error)` in Lua).
-        let raising = std::cell::RefCell::new(raising);
+        let r = raising.clone();
         rk.raw_set(
             "make_raising",
             scope.create_function(move |lua, f: mlua::Function| {
-                raising.borrow_mut().wrap(lua, f, false)
+                r.borrow_mut().wrap(lua, f, false)
+            })?,
+        )?;
+        // A library table, made when a script first names it (see prelude.lua).
+        rk.raw_set(
+            "library",
+            scope.create_function(move |lua, name: mlua::LuaString| {
+                let lib = match &name.as_bytes()[..] {
+                    b"cjson" => crate::cjson::table(lua)?,
+                    b"bit" => crate::bit::table(lua)?,
+                    b"cmsgpack" => crate::cmsgpack::table(lua)?,
+                    b"struct" => crate::structlib::table(lua)?,
+                    _ => return Ok(None),
+                };
+                raising.borrow_mut().wrap_table(lua, &lib, true)?;
+                Ok(Some(lib))
             })?,
         )?;
         let internal: Table = lua
@@ -338,6 +353,7 @@ pub(crate) fn run<R>(
             .set_name("=raftkv")
             .set_mode(ChunkMode::Binary)
             .call(rk)?;
+        lua.gc_restart();
         limit(&lua, &flags, bounds)?;
         job(&lua, &internal, &resp3)
     });

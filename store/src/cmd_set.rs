@@ -1,6 +1,7 @@
 //! Execution of the set family (`resp::SetOp`) on [`crate::types::set`] and
-//! [`crate::types::setops`]. SPOP's picks come from the seed the apply path derives from
-//! the Raft entry (every replica pops the same members); SRANDMEMBER uses local randomness.
+//! [`crate::types::setops`]. SPOP pops the first members of the set's hash order (every
+//! replica pops the same members, see [`crate::types::set`]); SRANDMEMBER uses local
+//! randomness.
 
 use resp::{Algebra, Reply, SetCmd, SetOp};
 

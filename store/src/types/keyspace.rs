@@ -4,7 +4,7 @@
 use super::meta::{self, data_key, header, is_collection, join, prefix_end, type_name, Meta};
 use super::random::{name_hash, HASH_LEN};
 use super::{Cf, Error, Read, Result, Write};
-use crate::TYPE_LIST;
+use crate::{TYPE_LIST, TYPE_SET};
 
 /// Records copied per page: what a copy holds in memory at once.
 const PAGE: usize = 512;
@@ -72,10 +72,14 @@ pub fn copy<W: Write + ?Sized>(w: &mut W, src: &[u8], dst: &[u8]) -> Result<bool
     if src == dst {
         return Ok(true);
     }
-    let copied = Meta {
+    let mut copied = Meta {
         version: w.next_version(),
         ..m.clone()
     };
+    if m.typ == TYPE_SET {
+        // A set's hint is a member hash, which the new version changes.
+        copied.lo.clear();
+    }
     let (from, to) = (m.prefix(src), copied.prefix(dst));
     let version = copied.version;
     let rekey = move |sub: &[u8]| -> Vec<u8> {

@@ -109,6 +109,8 @@ pub struct Meta {
     /// the prefix) below `lo` (empty: no hint). ZPOPMIN and range removals raise it past the
     /// records they delete, so later scans seek past their tombstones instead of walking
     /// them (RocksDB keeps deleted keys until compaction). At most [`HINT_LEN`] bytes.
+    /// Sets: no live member has a hash (u64 BE, [`super::random::name_hash`]) below `lo`
+    /// (8 bytes, or empty: no hint); SPOP raises it past the members it pops.
     pub lo: Vec<u8>,
     /// Sorted sets: every live score index suffix is below `hi` (empty: no hint); ZPOPMAX's
     /// counterpart of `lo`.
@@ -144,7 +146,7 @@ impl Meta {
             v.extend_from_slice(&self.head.to_be_bytes());
             v.extend_from_slice(&self.tail.to_be_bytes());
         }
-        if self.typ == TYPE_ZSET && !(self.lo.is_empty() && self.hi.is_empty()) {
+        if has_hints(self.typ) && !(self.lo.is_empty() && self.hi.is_empty()) {
             for hint in [&self.lo, &self.hi] {
                 // A longer hint is never made; dropping one (no hint) is always correct.
                 let hint: &[u8] = if hint.len() <= HINT_LEN { hint } else { &[] };
@@ -171,7 +173,7 @@ impl Meta {
         } else {
             (LIST_START, LIST_START)
         };
-        let (lo, hi) = if typ == TYPE_ZSET && raw.len() > 25 {
+        let (lo, hi) = if has_hints(typ) && raw.len() > 25 {
             decode_hints(&raw[25..]).ok_or_else(corrupt)?
         } else {
             (Vec::new(), Vec::new())
@@ -194,7 +196,12 @@ impl Meta {
     }
 }
 
-/// A sorted set's `[lo len][lo][hi len][hi]`.
+/// Sorted sets and sets may carry range hints.
+fn has_hints(typ: u8) -> bool {
+    typ == TYPE_ZSET || typ == TYPE_SET
+}
+
+/// A sorted set's (or set's) `[lo len][lo][hi len][hi]`.
 fn decode_hints(b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let (&n, rest) = b.split_first()?;
     let lo = rest.get(..n as usize)?;

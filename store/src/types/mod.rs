@@ -10,7 +10,8 @@
 //!   (sub key = sequence u64 BE, value = element), set member (sub key = `[hash][member]`,
 //!   empty value) and sorted-set member (sub key = `[hash][member]`, value = score f64 bits
 //!   BE). The hash ([`random::name_hash`]) orders names pseudo-randomly, which random picks
-//!   (seeded SPOP, SRANDMEMBER, HRANDFIELD, ZRANDMEMBER) use; see [`random`].
+//!   (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER; see [`random`]) and SPOP (the first members of
+//!   that order, see [`set`]) use.
 //! - `zscore`: `[slot][key len][user key][version][score, order-preserving u64 BE][member]` →
 //!   empty: the sorted sets' score index.
 //!

@@ -3,8 +3,9 @@
 //! they sit in a pseudo-random order a client cannot arrange. A random pick seeks to a random
 //! hash and takes the records that follow (wrapping around): O(count) records, no whole
 //! collection read. A record's chance is proportional to the hash gap before it, so picks are
-//! random but not exactly uniform (Redis's own picks are approximate too). Writes (SPOP) get
-//! their seed from the Raft entry; reads (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER) may use any.
+//! random but not exactly uniform (Redis's own picks are approximate too). Reads
+//! (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER) may use any seed; SPOP does not pick at random but
+//! pops the first members of the hash order (see [`super::set`]).
 
 use super::meta::{join, prefix_end};
 use super::{Cf, Error, Read, Result, Rng};

@@ -168,39 +168,63 @@ fn list_pops_and_spop_do_not_walk_tombstones() {
         assert_eq!(out.map(|v| v.len()), Some(1));
         worst = worst.max(n);
     }
-    // Random positions: a pick steps over the tombstones between its random start and the
-    // next live member, about (popped / left) of them, never all of them.
-    assert!(worst < 100, "SPOP skipped up to {worst} tombstones");
+    // Pops seek to the set's low hint: only tombstones inside the pop window are met.
+    assert_eq!(worst, 0, "SPOP skipped up to {worst} tombstones");
 }
 
 #[test]
-fn long_members_get_truncated_hints_that_stay_true() {
-    let long = |i: usize| format!("{}{i:06}", "m".repeat(60)).into_bytes();
+fn spop_to_the_last_member_does_not_walk_earlier_pops() {
     let mut db = Db::new();
-    let pairs: Vec<(f64, Vec<u8>)> = (0..100).map(|i| (1.0, long(i))).collect();
-    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &pairs).unwrap());
-    let lo = db.w(|st| zpop(st, b"z", false, 10).unwrap());
-    let hi = db.w(|st| zpop(st, b"z", true, 10).unwrap());
-    assert_eq!((lo[9].0.clone(), hi[9].0.clone()), (long(9), long(90)));
-    let m = db.r(|v| meta::load(v, b"z", TYPE_ZSET).unwrap().unwrap());
-    assert!(m.lo.len() <= meta::HINT_LEN && !m.lo.is_empty());
-    assert!(m.hi.len() <= meta::HINT_LEN && !m.hi.is_empty());
-    // Popped members come back at both ends, inside the truncated hints' slack.
-    let back = [(1.0, long(5)), (1.0, long(95))];
-    db.w(|st| zadd(st, b"z", ZAddFlags::default(), &back).unwrap());
-    let all = RangeBy::Rank(0, -1);
-    let got: Vec<Vec<u8>> = db
-        .r(|v| zrange(v, b"z", &all, false, None).unwrap())
-        .into_iter()
-        .map(|(m, _)| m)
+    let items: Vec<Vec<u8>> = (0..N).map(member).collect();
+    db.w(|st| set::sadd(st, b"s", &items).unwrap());
+    let (mut total, mut worst) = (0, 0);
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..N as u64 {
+        let (out, n) = skipped(|| db.w(|st| set::spop(st, b"s", 1, seed).unwrap()));
+        let out = out.unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(seen.insert(out[0].clone()), "popped twice: {:?}", out[0]);
+        total += n;
+        worst = worst.max(n);
+    }
+    assert_eq!(seen.len(), N);
+    assert_eq!(db.r(|v| set::scard(v, b"s").unwrap()), 0);
+    // A random start stepped over about N ln N (~15000 here) tombstones in all, and
+    // hundreds per pop near the end.
+    assert_eq!(
+        (worst, total),
+        (0, 0),
+        "SPOPs skipped tombstones (worst, in all)"
+    );
+}
+
+#[test]
+fn spop_sees_members_added_below_its_hint_and_counts() {
+    let mut db = Db::new();
+    let items: Vec<Vec<u8>> = (0..N).map(member).collect();
+    db.w(|st| set::sadd(st, b"s", &items).unwrap());
+    let popped = db.w(|st| set::spop(st, b"s", 500, 7).unwrap()).unwrap();
+    assert_eq!(popped.len(), 500);
+    // Add the popped members back (most hash below the raised hint): all must be poppable.
+    db.w(|st| set::sadd(st, b"s", &popped).unwrap());
+    let all = db
+        .w(|st| set::spop(st, b"s", N as u64 + 5, 9).unwrap())
+        .unwrap();
+    let mut all: Vec<Vec<u8>> = all;
+    all.sort();
+    assert_eq!(all, items);
+    assert_eq!(db.w(|st| set::spop(st, b"s", 1, 1).unwrap()), None);
+}
+
+#[test]
+fn spop_order_is_the_hash_order_not_the_insertion_order() {
+    let mut db = Db::new();
+    let items: Vec<Vec<u8>> = (0..100).map(member).collect();
+    db.w(|st| set::sadd(st, b"s", &items).unwrap());
+    let members = db.r(|v| set::smembers(v, b"s").unwrap());
+    let popped: Vec<Vec<u8>> = (0..100u64)
+        .flat_map(|i| db.w(|st| set::spop(st, b"s", 1, i).unwrap()).unwrap())
         .collect();
-    let want: Vec<Vec<u8>> = [5]
-        .into_iter()
-        .chain(10..90)
-        .chain([95])
-        .map(long)
-        .collect();
-    assert_eq!(got, want);
-    assert_eq!(db.w(|st| zpop(st, b"z", false, 1).unwrap())[0].0, long(5));
-    assert_eq!(db.w(|st| zpop(st, b"z", true, 1).unwrap())[0].0, long(95));
+    assert_eq!(popped, members);
+    assert_ne!(popped, items);
 }
