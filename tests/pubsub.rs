@@ -7,54 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
+use common::raw::Raw;
 use common::{wait_for, Cluster};
-
-/// A raw RESP connection: requests as argument lists, replies as their exact wire text.
-struct Raw(BufReader<TcpStream>);
-
-impl Raw {
-    fn to(cl: &Cluster, i: usize) -> Raw {
-        let s = TcpStream::connect(("127.0.0.1", cl.port(i))).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Raw(BufReader::new(s))
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        self.0.get_mut().write_all(req.as_bytes()).unwrap();
-    }
-
-    fn cmd(&mut self, args: &[&str]) -> String {
-        self.send(args);
-        self.value()
-    }
-
-    fn value(&mut self) -> String {
-        let mut line = String::new();
-        self.0.read_line(&mut line).expect("reply line");
-        assert!(line.ends_with("\r\n"), "short reply {line:?}");
-        let n: i64 = line[1..line.len() - 2].parse().unwrap_or(0);
-        match line.as_bytes()[0] {
-            b'$' | b'=' | b'!' if n >= 0 => {
-                let mut data = vec![0u8; n as usize + 2];
-                self.0.read_exact(&mut data).unwrap();
-                line + &String::from_utf8_lossy(&data)
-            }
-            t @ (b'*' | b'~' | b'%' | b'>') if n >= 0 => {
-                let items = if t == b'%' { 2 * n } else { n };
-                (0..items).fold(line, |acc, _| acc + &self.value())
-            }
-            _ => line,
-        }
-    }
-}
 
 /// The wire text of an array (`*`) or push (`>`) of bulks and integers (`:n`).
 fn frame(kind: char, parts: &[&str]) -> String {
