@@ -11,23 +11,34 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[test]
-fn short_fault_schedules_are_linearizable() {
+/// 15 s schedules from `seed` with 4 clients and every fault kind (leader transfers,
+/// snapshots and membership changes too), nodes compacting their log every 100 entries
+/// so lagging and joining nodes are caught up by snapshot while faults go on; `node_args`
+/// are passed to every node on top.
+fn config(seed: u64, node_args: &[&str], tag: &str) -> chaos::ScheduleConfig {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_raftkv"));
-    let mut cfg = chaos::ScheduleConfig::new(bin, 101);
+    let mut cfg = chaos::ScheduleConfig::new(bin, seed);
     cfg.duration = Duration::from_secs(15);
     cfg.clients = 4;
-    // Leader transfers, snapshots and membership changes too, with a small log-compaction
-    // threshold so lagging and joining nodes are caught up by snapshot while faults go on.
     cfg.faults.transfer_leader = true;
     cfg.faults.snapshot = true;
     cfg.faults.membership = true;
-    cfg.node_args
-        .extend(["--snapshot-entries".to_string(), "100".to_string()]);
-    cfg.out_dir = std::env::temp_dir().join(format!("raftkv-chaos-ci-{}", std::process::id()));
-    let reports = chaos::run_schedules_blocking(&cfg, 3, |r| eprintln!("{}", r.line()))
+    cfg.node_args.extend(
+        node_args
+            .iter()
+            .chain(&["--snapshot-entries", "100"])
+            .map(|s| s.to_string()),
+    );
+    cfg.out_dir = std::env::temp_dir().join(format!("raftkv-chaos-{tag}-{}", std::process::id()));
+    cfg
+}
+
+/// Runs `n` schedules of `cfg` and asserts each injected faults, checked more than 100
+/// operations and passed (no violation, no lost write); removes the evidence after.
+fn run_and_check(cfg: &chaos::ScheduleConfig, n: u64) -> Vec<chaos::ScheduleReport> {
+    let reports = chaos::run_schedules_blocking(cfg, n, |r| eprintln!("{}", r.line()))
         .unwrap_or_else(|e| panic!("chaos harness failed: {e}"));
-    assert_eq!(reports.len(), 3);
+    assert_eq!(reports.len() as u64, n);
     let mut problems = Vec::new();
     for r in &reports {
         assert!(
@@ -51,6 +62,13 @@ fn short_fault_schedules_are_linearizable() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    let _ = std::fs::remove_dir_all(&cfg.out_dir);
+    reports
+}
+
+#[test]
+fn short_fault_schedules_are_linearizable() {
+    let reports = run_and_check(&config(101, &[], "ci"), 3);
     let membership: usize = reports
         .iter()
         .map(|r| r.faults.counts.get("membership").copied().unwrap_or(0))
@@ -59,48 +77,11 @@ fn short_fault_schedules_are_linearizable() {
     let lost: usize = reports.iter().map(|r| r.lost_writes).sum();
     let violations: usize = reports.iter().map(|r| r.violations).sum();
     assert_eq!((violations, lost), (0, 0));
-    let _ = std::fs::remove_dir_all(&cfg.out_dir);
 }
 
+/// The sharded cluster: every node hosts three groups, leaders spread, quiet groups
+/// hibernate; faults hit all groups of a node at once.
 #[test]
 fn short_fault_schedules_on_three_groups_are_linearizable() {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_raftkv"));
-    let mut cfg = chaos::ScheduleConfig::new(bin, 201);
-    cfg.duration = Duration::from_secs(15);
-    cfg.clients = 4;
-    cfg.faults.transfer_leader = true;
-    cfg.faults.snapshot = true;
-    cfg.faults.membership = true;
-    // The sharded cluster: every node hosts three groups, leaders spread, quiet groups
-    // hibernate; faults hit all groups of a node at once.
-    cfg.node_args.extend(
-        ["--groups", "3", "--snapshot-entries", "100"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    cfg.out_dir = std::env::temp_dir().join(format!("raftkv-chaos-mg-{}", std::process::id()));
-    let reports = chaos::run_schedules_blocking(&cfg, 2, |r| eprintln!("{}", r.line()))
-        .unwrap_or_else(|e| panic!("chaos harness failed: {e}"));
-    assert_eq!(reports.len(), 2);
-    for r in &reports {
-        assert!(
-            r.faults.injected() > 0,
-            "seed {}: no fault injected",
-            r.seed
-        );
-        assert!(
-            r.checked > 100,
-            "seed {}: only {} ops checked",
-            r.seed,
-            r.checked
-        );
-        assert!(
-            r.passed(),
-            "{}\n{}\nevidence: {:?}",
-            r.line(),
-            r.findings.join("\n"),
-            r.dir
-        );
-    }
-    let _ = std::fs::remove_dir_all(&cfg.out_dir);
+    run_and_check(&config(201, &["--groups", "3"], "mg"), 2);
 }
