@@ -6,7 +6,7 @@
 //! and RocksDB sizes.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::server::Server;
+use crate::stats::CmdStat;
 
 const MAX_HEAD: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,39 +55,38 @@ impl Text {
     }
 }
 
-fn l(a: &std::sync::atomic::AtomicU64) -> f64 {
+fn l(a: &AtomicU64) -> f64 {
     a.load(Ordering::Relaxed) as f64
 }
+
+/// One counter of a command's stats.
+type Field = fn(&CmdStat) -> &AtomicU64;
 
 fn commands(t: &mut Text) {
     let stats = crate::stats::global();
     let used: Vec<_> = stats.used().collect();
-    t.family(
-        "raftkv_commands_total",
-        "counter",
-        "Requests answered, per command.",
-    );
-    for (name, c) in &used {
-        let v = c.calls.load(Ordering::Relaxed) as f64;
-        t.sample("raftkv_commands_total", &[("cmd", name)], v);
-    }
-    t.family(
-        "raftkv_commands_rejected_total",
-        "counter",
-        "Requests refused before they ran.",
-    );
-    for (name, c) in &used {
-        let v = c.rejected.load(Ordering::Relaxed) as f64;
-        t.sample("raftkv_commands_rejected_total", &[("cmd", name)], v);
-    }
-    t.family(
-        "raftkv_commands_failed_total",
-        "counter",
-        "Requests that ran and failed.",
-    );
-    for (name, c) in &used {
-        let v = c.failed.load(Ordering::Relaxed) as f64;
-        t.sample("raftkv_commands_failed_total", &[("cmd", name)], v);
+    let counters: [(&str, &str, Field); 3] = [
+        (
+            "raftkv_commands_total",
+            "Requests answered, per command.",
+            |c| &c.calls,
+        ),
+        (
+            "raftkv_commands_rejected_total",
+            "Requests refused before they ran.",
+            |c| &c.rejected,
+        ),
+        (
+            "raftkv_commands_failed_total",
+            "Requests that ran and failed.",
+            |c| &c.failed,
+        ),
+    ];
+    for (family, help, field) in counters {
+        t.family(family, "counter", help);
+        for (name, c) in &used {
+            t.sample(family, &[("cmd", name)], l(field(c)));
+        }
     }
     let h = "raftkv_command_duration_seconds";
     t.family(
