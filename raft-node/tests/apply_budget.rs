@@ -3,14 +3,16 @@
 //! would) keep their leader and term while they work through a burst of proposals, because
 //! each driver round applies within a budget and goes on serving ticks and heartbeats.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raft_node::node::MessageSink;
-use raft_node::raft::eraftpb::Message;
 use raft_node::{Msg, NodeConfig, NodeHandle, StateMachine};
 use rocksdb::{WriteBatch, DB};
+
+use common::{Handles, Sink};
 
 /// Counts commands (replying with the count); sleeps `slow` µs per command.
 struct SlowSm {
@@ -51,25 +53,6 @@ impl StateMachine for SlowSm {
     }
     fn snapshot_restore(&mut self, _: &std::path::Path) -> Result<(), String> {
         Err("snapshots are not used by this test".into())
-    }
-}
-
-type Handles = Arc<Mutex<Vec<Option<NodeHandle<u64>>>>>;
-
-#[derive(Clone)]
-struct Sink(Handles);
-
-impl MessageSink for Sink {
-    fn send(&self, msgs: Vec<(u64, Message)>) {
-        let hs = self.0.lock().unwrap();
-        for (g, m) in msgs {
-            if g == raft_node::driver::KEEPALIVE_GROUP {
-                continue;
-            }
-            if let Some(Some(h)) = hs.get(m.to as usize - 1) {
-                h.send(Msg::Raft(Box::new(m)));
-            }
-        }
     }
 }
 

@@ -1,13 +1,15 @@
 //! Three Ready loops in one process, wired by an in-memory message sink: proposals commit
 //! and apply on every node, reads wait for the read index, a restarted node keeps its log.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raft_node::node::MessageSink;
-use raft_node::raft::eraftpb::Message;
 use raft_node::{Msg, NodeConfig, NodeHandle, StateMachine};
 use rocksdb::{WriteBatch, DB};
+
+use common::{Handles, Sink};
 
 /// Appends every command to a list kept in RocksDB; replies with the list length.
 struct ListSm {
@@ -68,25 +70,6 @@ impl StateMachine for ListSm {
     }
     fn snapshot_restore(&mut self, _dir: &std::path::Path) -> Result<(), String> {
         Err("snapshots are not used by this test".into())
-    }
-}
-
-type Handles = Arc<Mutex<Vec<Option<NodeHandle<u64>>>>>;
-
-#[derive(Clone)]
-struct Sink(Handles);
-
-impl MessageSink for Sink {
-    fn send(&self, msgs: Vec<(u64, Message)>) {
-        let hs = self.0.lock().unwrap();
-        for (g, m) in msgs {
-            if g == raft_node::driver::KEEPALIVE_GROUP {
-                continue;
-            }
-            if let Some(Some(h)) = hs.get(m.to as usize - 1) {
-                h.send(Msg::Raft(Box::new(m)));
-            }
-        }
     }
 }
 
