@@ -1,6 +1,7 @@
 //! Applying one peer's committed entries: client commands to the state machine (at the
 //! entry's stamped time), membership changes to raft-rs and the address book, and the
-//! replies to the proposers once the batch holding the applies is written.
+//! replies to the proposers once the batch holding the applies is written; and a new
+//! leader's look at the stamps its log will apply before its own (cluster time).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -18,7 +19,49 @@ use crate::node::{die, NodeError, StateMachine};
 use crate::proto::{PeerAddr, RaftCommit};
 use crate::storage::conf_contains;
 
+/// Entries at the end of a new leader's log whose stamps it observes (see
+/// `Peer::observe_log_stamps`).
+const STAMP_TAIL: u64 = 64;
+
 impl<S: StateMachine> Peer<S> {
+    /// Once per term, before a new leader's first stamp: its log may hold entries of earlier
+    /// leaders that it has not applied yet (they apply before its own), stamped later than
+    /// anything it applied; its stamps must not fall below theirs, or cluster time would go
+    /// back along the log. Stamps rise along a leader's log, so the last entries of the tail
+    /// carry the highest: the last [`STAMP_TAIL`] are read.
+    pub(super) fn observe_log_stamps(&mut self) {
+        let term = self.raw.raft.term;
+        if self.stamps_seen_term == term {
+            return;
+        }
+        self.stamps_seen_term = term;
+        let log = &self.raw.raft.raft_log;
+        let last = log.last_index();
+        let from = (log.applied + 1).max(last.saturating_sub(STAMP_TAIL) + 1);
+        if from > last {
+            return;
+        }
+        let ctx = raft::GetEntriesContext::empty(false);
+        let entries = match log.slice(from, last + 1, None, ctx) {
+            Ok(es) => es,
+            Err(e) => {
+                crit!(self.logger, "reading the log tail failed"; "from" => from, "err" => %e);
+                die();
+            }
+        };
+        for e in entries {
+            if e.get_entry_type() != EntryType::EntryNormal
+                || e.data.is_empty()
+                || e.context[..] == *IDENTITY_CTX
+            {
+                continue;
+            }
+            if let Ok(c) = RaftCommit::parse_from_bytes(&e.data) {
+                self.clock.observe(c.time_ms);
+            }
+        }
+    }
+
     /// Queues committed entries behind the backlog and applies from it into `wb`, in
     /// order, until the round's apply budget is spent (at least one entry per call);
     /// the replies to deliver once written go to `out`. True when anything was applied.

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
-use raft::eraftpb::{Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{Entry, Message, Snapshot};
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use slog::{crit, debug, info, o, warn, Logger};
@@ -38,10 +38,6 @@ use crate::snap;
 use crate::status::Status;
 use crate::storage::RocksStorage;
 use identity::Identity;
-
-/// Entries at the end of a new leader's log whose stamps it observes (see
-/// `Peer::observe_log_stamps`).
-const STAMP_TAIL: u64 = 64;
 
 pub use ready::{InFlight, LightApplied};
 
@@ -473,44 +469,6 @@ impl<S: StateMachine> Peer<S> {
 
     fn leader_hint(&self) -> Option<u64> {
         Some(self.raw.raft.leader_id).filter(|&l| l != 0 && l != self.cfg.id)
-    }
-
-    /// Once per term, before a new leader's first stamp: its log may hold entries of earlier
-    /// leaders that it has not applied yet (they apply before its own), stamped later than
-    /// anything it applied; its stamps must not fall below theirs, or cluster time would go
-    /// back along the log. Stamps rise along a leader's log, so the last entries of the tail
-    /// carry the highest: the last [`STAMP_TAIL`] are read.
-    fn observe_log_stamps(&mut self) {
-        let term = self.raw.raft.term;
-        if self.stamps_seen_term == term {
-            return;
-        }
-        self.stamps_seen_term = term;
-        let log = &self.raw.raft.raft_log;
-        let last = log.last_index();
-        let from = (log.applied + 1).max(last.saturating_sub(STAMP_TAIL) + 1);
-        if from > last {
-            return;
-        }
-        let ctx = raft::GetEntriesContext::empty(false);
-        let entries = match log.slice(from, last + 1, None, ctx) {
-            Ok(es) => es,
-            Err(e) => {
-                crit!(self.logger, "reading the log tail failed"; "from" => from, "err" => %e);
-                die();
-            }
-        };
-        for e in entries {
-            if e.get_entry_type() != EntryType::EntryNormal
-                || e.data.is_empty()
-                || e.context[..] == *identity::IDENTITY_CTX
-            {
-                continue;
-            }
-            if let Ok(c) = RaftCommit::parse_from_bytes(&e.data) {
-                self.clock.observe(c.time_ms);
-            }
-        }
     }
 
     /// Turns the queued proposals into one log entry.
