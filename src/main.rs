@@ -280,11 +280,13 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     cluster::meta::check_groups(&cfg, &meta_store.load_cluster_meta(), log)?;
     groups::check_layout(&db, cfg.groups)?;
     let mut stores = Vec::new();
+    // One registry of slot claims for the node's data groups (see `store::claims`).
+    let claims = store::claims::Claims::new();
     for g in 1..=cfg.groups {
-        stores.push(
-            store::Store::open(db.clone(), g, groups::initial_slots(cfg.groups, g)?)
-                .map_err(|e| e.to_string())?,
-        );
+        let mut s = store::Store::open(db.clone(), g, groups::initial_slots(cfg.groups, g)?)
+            .map_err(|e| e.to_string())?;
+        s.set_claims(claims.clone());
+        stores.push(s);
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if cfg.io_threads > 0 {

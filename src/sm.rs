@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use protobuf::Message as _;
 use raft_node::proto::Argv;
-use resp::{Command, Reply};
+use resp::{Command, Reply, SlotsOp};
 use rocksdb::WriteBatch;
 use store::cluster_meta::ClusterMeta;
 use store::Store;
@@ -80,8 +80,55 @@ impl KvStateMachine {
     }
 }
 
+/// The first argument of an encoded argument vector (protobuf field 1, length-delimited),
+/// read without decoding the rest.
+fn first_arg(data: &[u8]) -> Option<&[u8]> {
+    let (&tag, mut rest) = data.split_first()?;
+    if tag != 0x0a {
+        return None;
+    }
+    let mut len = 0usize;
+    for shift in (0..35).step_by(7) {
+        let (&b, r) = rest.split_first()?;
+        rest = r;
+        len |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return rest.get(..len);
+        }
+    }
+    None
+}
+
+/// The one command that may wait for another group: a group taking slots over.
+const SLOTS_ADD: &[u8] = b"RAFTKV.SLOTS.ADD";
+
 impl raft_node::StateMachine for KvStateMachine {
     type Output = Reply;
+
+    fn may_wait(cmd: &[u8]) -> bool {
+        first_arg(cmd).is_some_and(|a| a.eq_ignore_ascii_case(SLOTS_ADD))
+    }
+
+    /// A `RAFTKV.SLOTS.ADD` waits while another group of this node still claims one of its
+    /// slots (see `store::claims`).
+    fn must_wait(&self, commands: &[Vec<u8>]) -> bool {
+        if self.meta.is_some() {
+            return false;
+        }
+        commands
+            .iter()
+            .filter(|c| Self::may_wait(c))
+            .filter_map(|c| decode_argv(c))
+            .filter_map(|argv| Command::parse_replicated(&argv).ok())
+            .any(|cmd| match cmd {
+                Command::Slots {
+                    op: SlotsOp::Add,
+                    ranges,
+                    fence,
+                } => self.store.must_wait_for(&ranges, fence),
+                _ => false,
+            })
+    }
 
     fn apply(
         &mut self,
@@ -159,6 +206,27 @@ impl raft_node::StateMachine for KvStateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_slot_addition_may_wait() {
+        use raft_node::StateMachine as _;
+        let enc = |s: &str| {
+            encode_argv(
+                &s.split(' ')
+                    .map(|a| Bytes::from(a.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert!(KvStateMachine::may_wait(&enc(
+            "RAFTKV.SLOTS.ADD FENCE 3 0-10"
+        )));
+        assert!(!KvStateMachine::may_wait(&enc("RAFTKV.SLOTS.REMOVE 0-10")));
+        assert!(!KvStateMachine::may_wait(&enc("SET RAFTKV.SLOTS.ADD x")));
+        let long = "k".repeat(300);
+        assert!(!KvStateMachine::may_wait(&enc(&format!("{long} x"))));
+        assert!(!KvStateMachine::may_wait(&[]));
+        assert!(!KvStateMachine::may_wait(&[0x0a, 0xff]));
+    }
 
     #[test]
     fn argv_round_trip() {

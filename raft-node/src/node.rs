@@ -100,6 +100,20 @@ pub trait StateMachine: Send + 'static {
         time_ms: i64,
         commands: &[Vec<u8>],
     ) -> Vec<Self::Output>;
+    /// True when `cmd` (one encoded command) may have to wait for another group of this
+    /// node before it applies ([`StateMachine::must_wait`]); its entry is then marked so
+    /// that only marked entries are checked.
+    fn may_wait(_cmd: &[u8]) -> bool
+    where
+        Self: Sized,
+    {
+        false
+    }
+    /// True when the marked entry of `commands` must not apply yet: the peer stops applying
+    /// before it (nothing of it is staged) and tries again each tick.
+    fn must_wait(&self, _commands: &[Vec<u8>]) -> bool {
+        false
+    }
     /// Stages the applied index (called once per batch, after its applies).
     fn stage_applied(&mut self, wb: &mut WriteBatch, index: u64);
     /// The staged batch is written.

@@ -362,11 +362,14 @@ pub enum Command {
         id: u64,
         addr: String,
     },
-    /// `RAFTKV.SLOTS.ADD` / `RAFTKV.SLOTS.REMOVE ranges...`: change the hash slots the
-    /// applying group serves (inclusive `(lo, hi)` ranges, each `lo <= hi < 16384`).
+    /// `RAFTKV.SLOTS.ADD` / `RAFTKV.SLOTS.REMOVE [FENCE <n>] ranges...`: change the hash
+    /// slots the applying group serves (inclusive `(lo, hi)` ranges, each `lo <= hi <
+    /// 16384`). `fence` (0: none) is the migration's id: a group ignores a slot command
+    /// whose fence is below the last one it applied (a stale retry of an older migration).
     Slots {
         op: SlotsOp,
         ranges: Vec<(u16, u16)>,
+        fence: u64,
     },
     // ---- transactions: the session keeps the MULTI state (see `cmd/transaction.rs`) ----
     Multi,

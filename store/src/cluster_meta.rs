@@ -20,6 +20,7 @@ use bytes::Bytes;
 use resp::Reply;
 use rocksdb::WriteBatch;
 
+use crate::migrations::{ranges_words, Migration};
 use crate::slot::SLOTS;
 use crate::{fail_stop, meta_key, Store, CF_META};
 
@@ -61,6 +62,10 @@ pub struct ClusterMeta {
     pub members: BTreeMap<u64, GroupMembers>,
     /// Nodes by Raft id.
     pub nodes: BTreeMap<u64, NodeRecord>,
+    /// Pending slot migrations by id (see [`crate::migrations`]).
+    pub migrations: BTreeMap<u64, Migration>,
+    /// The last migration id handed out.
+    pub next_migration: u64,
 }
 
 /// A metadata command.
@@ -76,6 +81,10 @@ pub enum MetaCmd {
     Node { id: u64, record: NodeRecord },
     /// Node `id` left the cluster.
     Forget { id: u64 },
+    /// Record migrations moving `ranges` to group `to` (see [`crate::migrations`]).
+    Migrate { to: u64, ranges: Vec<(u16, u16)> },
+    /// Cut migration `id` over: its ranges belong to its target from now on.
+    Migrated { id: u64 },
 }
 
 /// Slot ranges (inclusive) of each of `n` groups splitting the slots evenly, group 1 first.
@@ -146,6 +155,11 @@ impl MetaCmd {
                 record.raft_addr.clone(),
             ]),
             MetaCmd::Forget { id } => a.extend(["FORGET".into(), id.to_string()]),
+            MetaCmd::Migrate { to, ranges } => {
+                a.extend(["MIGRATE".into(), to.to_string()]);
+                a.extend(ranges_words(ranges));
+            }
+            MetaCmd::Migrated { id } => a.extend(["MIGRATED".into(), id.to_string()]),
         }
         std::iter::once(Bytes::from_static(META_CMD))
             .chain(a.into_iter().map(Bytes::from))
@@ -190,6 +204,14 @@ impl MetaCmd {
                 },
             },
             ["FORGET", id] => MetaCmd::Forget { id: num(id)? },
+            ["MIGRATE", g, ranges @ ..] if !ranges.is_empty() => MetaCmd::Migrate {
+                to: num(g).filter(|&g| g > 0)?,
+                ranges: ranges
+                    .iter()
+                    .map(|r| parse_range(r))
+                    .collect::<Option<_>>()?,
+            },
+            ["MIGRATED", id] => MetaCmd::Migrated { id: num(id)? },
             _ => return None,
         })
     }
@@ -247,6 +269,8 @@ impl ClusterMeta {
                 self.nodes.insert(*id, rec.clone()) != Some(rec)
             }
             MetaCmd::Forget { id } => self.nodes.remove(id).is_some(),
+            MetaCmd::Migrate { to, ranges } => self.plan_migrations(*to, ranges) > 0,
+            MetaCmd::Migrated { id } => self.finish_migration(*id),
         };
         if changed {
             self.epoch += 1;
@@ -255,7 +279,7 @@ impl ClusterMeta {
     }
 
     /// Gives `ranges` to `group`, taking them from their owners.
-    fn assign(&mut self, group: u64, ranges: &[(u16, u16)]) {
+    pub(crate) fn assign(&mut self, group: u64, ranges: &[(u16, u16)]) {
         let mut owner: Vec<u64> = vec![0; SLOTS as usize];
         for &(a, b, g) in &self.slots {
             owner[a as usize..=b as usize].fill(g);
@@ -293,6 +317,17 @@ impl ClusterMeta {
                 n.name, n.redis_addr, n.raft_addr
             ));
         }
+        if self.next_migration > 0 {
+            out.push_str(&format!("next_migration {}\n", self.next_migration));
+        }
+        for (id, m) in &self.migrations {
+            out.push_str(&format!(
+                "migration {id} {} {} {}\n",
+                m.from,
+                m.to,
+                ranges_words(&m.ranges).join(",")
+            ));
+        }
         out
     }
 
@@ -323,6 +358,15 @@ impl ClusterMeta {
                     };
                     m.nodes.insert(id.parse().ok()?, rec);
                 }
+                ["next_migration", n] => m.next_migration = n.parse().ok()?,
+                ["migration", id, from, to, ranges] => {
+                    let mig = Migration {
+                        from: from.parse().ok()?,
+                        to: to.parse().ok()?,
+                        ranges: ranges.split(',').map(parse_range).collect::<Option<_>>()?,
+                    };
+                    m.migrations.insert(id.parse().ok()?, mig);
+                }
                 _ => return None,
             }
         }
@@ -352,6 +396,11 @@ impl Store {
     /// are applied).
     pub fn apply_cluster_meta(state: &mut ClusterMeta, argv: &[Bytes]) -> (Reply, bool) {
         match MetaCmd::parse(argv) {
+            Some(cmd @ MetaCmd::Migrate { .. }) => {
+                let before = state.next_migration;
+                let changed = state.apply(&cmd);
+                (Reply::Int((state.next_migration - before) as i64), changed)
+            }
             Some(cmd) => (Reply::ok(), state.apply(&cmd)),
             None => (Reply::err("ERR malformed metadata command"), false),
         }

@@ -25,6 +25,7 @@
 mod applier;
 mod apply_coll;
 pub mod budget;
+pub mod claims;
 pub mod cluster_meta;
 mod cmd_bitmap;
 mod cmd_common;
@@ -38,6 +39,7 @@ mod cmd_sort;
 mod cmd_zset;
 pub mod functions;
 pub mod glob;
+pub mod migrations;
 mod nodes;
 pub mod notify;
 mod reader;
@@ -292,6 +294,10 @@ pub struct Store {
     /// Function libraries as of this batch, and whether readers have yet to see them.
     libs: functions::Libraries,
     libs_changed: bool,
+    /// The node's slot claims (see [`claims`]); a private registry until `set_claims`.
+    claims: Arc<claims::Claims>,
+    /// The fence of the last slot command applied (see `scope.rs`).
+    fence: u64,
 }
 
 impl Store {
@@ -308,6 +314,7 @@ impl Store {
         let (applied, last_time, keys, expires) = Self::load_meta(&db, group_id)?;
         let slots = scope::load_or_init_slots(&db, group_id, initial)?;
         let watch_versions = txn::Versions::load(&db, group_id)?;
+        let fence = scope::load_fence(&db, group_id)?;
         let versions =
             types::Versions::load(&db, group_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let shared = Arc::new(Counters::default());
@@ -343,7 +350,10 @@ impl Store {
             scripts: Default::default(),
             libs: Default::default(),
             libs_changed: false,
+            claims: claims::Claims::new(),
+            fence,
         };
+        store.claims.clone().owned_by(group_id, &store.slots);
         store.reload_libraries();
         Ok(store)
     }
@@ -381,9 +391,14 @@ impl Store {
         let shared = self.shared.clone();
         let _exclusive = shared.restore.write().unwrap_or_else(|p| p.into_inner());
         snapshot::restore(&self.db, dir, self.group)?;
-        self.slots = scope::load_slots(&self.db, self.group)
-            .map_err(|e| e.to_string())?
-            .ok_or("the snapshot holds no slot set of the group")?;
+        let before = std::mem::replace(
+            &mut self.slots,
+            scope::load_slots(&self.db, self.group)
+                .map_err(|e| e.to_string())?
+                .ok_or("the snapshot holds no slot set of the group")?,
+        );
+        self.claim_restored(&before).map_err(|e| e.to_string())?;
+        self.fence = scope::load_fence(&self.db, self.group).map_err(|e| e.to_string())?;
         self.slots_changed = true;
         let (applied, last_time, keys, expires) =
             Self::load_meta(&self.db, self.group).map_err(|e| e.to_string())?;
@@ -584,7 +599,7 @@ impl Store {
             | Command::Persist(_)
             | Command::DelIfExpired(_) => self.apply_string(wb, cmd, now),
             Command::FlushAll => self.flush_owned(wb),
-            Command::Slots { op, ranges } => self.apply_slots(wb, *op, ranges),
+            Command::Slots { op, ranges, fence } => self.apply_slots(wb, *op, ranges, *fence),
             Command::SweepExpired { limit } => Reply::Int(self.sweep(wb, now, *limit)),
             Command::NodeAddr { id, addr } => self.record_node_addr(wb, *id, addr),
             Command::DbSize => Reply::Int(self.keys.max(0)),
@@ -682,6 +697,8 @@ mod tests_coll;
 mod tests_geo;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_migrate;
 #[cfg(test)]
 mod tests_notify;
 #[cfg(test)]

@@ -34,6 +34,24 @@ use crate::{fail_stop, key_slot, meta_key, Store, StoreError, Value, CF_DATA, CF
 /// Tag of the group's slot set in `meta`.
 const SLOTS_TAG: u8 = b'S';
 
+/// Tag of the fence of the group's last applied slot command in `meta`.
+const FENCE_TAG: u8 = b'F';
+
+/// The fence of the group's last applied slot command (0: none yet).
+pub(crate) fn load_fence(db: &DB, group: u64) -> Result<u64, StoreError> {
+    let meta = db
+        .cf_handle(CF_META)
+        .ok_or(StoreError::MissingCf(CF_META))?;
+    match db.get_cf(meta, meta_key(group, FENCE_TAG))? {
+        None => Ok(0),
+        Some(v) => v
+            .as_slice()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt("slot fence".into())),
+    }
+}
+
 /// The `meta` key of `group`'s slot set.
 pub(crate) fn slots_key(group: u64) -> Vec<u8> {
     meta_key(group, SLOTS_TAG)
@@ -74,23 +92,38 @@ pub(crate) fn foreign_slot(slots: &SlotSet, cmd: &Command) -> Option<u16> {
     if slots.is_all() {
         return None;
     }
-    let foreign = |k: &[u8]| Some(key_slot(k)).filter(|&s| !slots.contains(s));
+    first_slot(cmd, |s| !slots.contains(s))
+}
+
+/// The slot of the first key `cmd` touches (watched keys and body keys of RAFTKV.EXEC
+/// included) for which `pick` holds.
+fn first_slot(cmd: &Command, pick: impl Fn(u16) -> bool) -> Option<u16> {
+    let of = |k: &[u8]| Some(key_slot(k)).filter(|&s| pick(s));
     match cmd {
         Command::Transaction { watches, body } => {
-            watches.iter().find_map(|w| foreign(&w.key)).or_else(|| {
+            watches.iter().find_map(|w| of(&w.key)).or_else(|| {
                 body.iter()
                     .filter_map(|argv| Command::parse(argv).ok())
-                    .find_map(|c| c.keys().into_iter().find_map(|k| foreign(k)))
+                    .find_map(|c| c.keys().into_iter().find_map(|k| of(k)))
             })
         }
-        _ => cmd.keys().into_iter().find_map(|k| foreign(k)),
+        _ => cmd.keys().into_iter().find_map(|k| of(k)),
     }
 }
 
 impl Store {
     /// `-TRYAGAIN` when `cmd` touches a slot the group does not own.
+    /// And an unknown-outcome error when it touches a slot another group's snapshot took
+    /// over on this node (see `claims`): the write applied on the replicas that were not
+    /// behind, and its effect is in the records the snapshot brought.
     pub(crate) fn refuse_foreign(&self, cmd: &Command) -> Option<Reply> {
-        foreign_slot(&self.slots, cmd).map(tryagain)
+        if let Some(s) = foreign_slot(&self.slots, cmd) {
+            return Some(tryagain(s));
+        }
+        let s = first_slot(cmd, |s| self.yielded_slot(s))?;
+        Some(Reply::err(format!(
+            "UNCERTAIN slot {s} moved to another group on this node before this write applied here; it may or may not have taken effect"
+        )))
     }
 
     /// True when a FLUSHALL of this batch emptied `slot`.
@@ -134,22 +167,41 @@ impl Store {
 
     /// `RAFTKV.SLOTS.ADD` / `REMOVE`: changes the owned set, keeps the counters and the
     /// expiry index in step (see the module doc), persists the set. Replies the number of
-    /// slots that changed owner.
+    /// slots that changed owner. A command fenced below the last applied fence is a stale
+    /// retry of an older migration: it changes nothing and replies 0. Added slots get new
+    /// WATCH versions from this log (see `txn`) and are claimed on this node (see
+    /// `claims`); removed ones are released.
     pub(crate) fn apply_slots(
         &mut self,
         wb: &mut WriteBatch,
         op: SlotsOp,
         ranges: &[(u16, u16)],
+        fence: u64,
     ) -> Reply {
         let given = match SlotSet::from_ranges(ranges.iter().copied()) {
             Ok(s) => s,
             Err(e) => return Reply::err(format!("ERR {e}")),
         };
+        if fence != 0 {
+            if fence < self.fence {
+                return Reply::Int(0);
+            }
+            self.fence = fence;
+            wb.put_cf(
+                self.cf(CF_META),
+                meta_key(self.group, FENCE_TAG),
+                fence.to_be_bytes(),
+            );
+        }
         let changed = match op {
             SlotsOp::Add => given.difference(&self.slots),
             SlotsOp::Remove => given.intersection(&self.slots),
         };
         self.account_slots(wb, &changed, op == SlotsOp::Add);
+        if op == SlotsOp::Add {
+            self.reset_slot_versions(wb, &changed);
+        }
+        self.claim_applied(&changed, op == SlotsOp::Add);
         self.slots = match op {
             SlotsOp::Add => self.slots.union(&given),
             SlotsOp::Remove => self.slots.difference(&given),

@@ -240,7 +240,11 @@ fn flushall_changes_every_version_and_the_epoch_survives_a_reopen() {
     // After the flush, a watch sees the epoch and nothing changed since.
     let w = t.watch("a", 10);
     let epoch = w[0].version;
-    assert_eq!(epoch, flushed_at);
+    assert_eq!(
+        epoch,
+        super::tagged(1, flushed_at),
+        "the index, tagged with the group"
+    );
     let store = Store::open(t.db.clone(), 1, crate::SlotSet::all()).unwrap();
     assert_eq!(
         store.reader().watch_versions(&argv("a"), 10).unwrap()[0].version,

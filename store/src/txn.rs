@@ -29,6 +29,13 @@
 //! one record per present key, plus at most 16384 slot epochs, plus the records of keys that
 //! expired and were never written again (until a FLUSHALL).
 //!
+//! **Group tag.** What WATCH hands out and EXEC compares is the version tagged with the
+//! serving group ([`tagged`]: group in the top 16 bits): indexes of two groups' logs are not
+//! comparable, so a key watched in one group and checked in another after its slot moved
+//! always aborts (safe), never matches by coincidence. A group taking slots over
+//! ([`Store::reset_slot_versions`]) also drops their records and moves their slot epochs to
+//! the taking entry's index, so every later version there comes from its own log.
+//!
 //! **Entry index.** Versions are log indexes, the same on every replica (a watch read on one
 //! node is checked on all); the state machine passes each entry's index with
 //! [`Store::begin_entry_at`]. WATCH reads the versions of the last written batch, so its
@@ -50,6 +57,11 @@ pub(crate) fn epoch_key(group: u64) -> [u8; 9] {
     let mut k = [0xff; 9];
     k[1..].copy_from_slice(&group.to_be_bytes());
     k
+}
+
+/// A version as WATCH reports it: `index` tagged with the group whose log it comes from.
+pub(crate) fn tagged(group: u64, index: u64) -> u64 {
+    ((group & 0xffff) << 48) | (index & ((1 << 48) - 1))
 }
 
 /// The slot epoch's key of a data key's slot.
@@ -168,6 +180,30 @@ impl Store {
         self.kver_set(slot.to_vec(), Some(index));
     }
 
+    /// The group takes `slots` over from another group: their records (written by the other
+    /// group's log, or by this one's before they left it) go and their slot epochs move to
+    /// the current entry's index, so every key there gets a version of this log above any
+    /// it had here before.
+    pub(crate) fn reset_slot_versions(&mut self, wb: &mut WriteBatch, slots: &SlotSet) {
+        self.undo_whole();
+        for (from, to) in kver_ranges(slots) {
+            wb.delete_range_cf(self.cf(CF_KVER), from, to);
+        }
+        self.watch_versions
+            .overlay
+            .retain(|k, _| !slots.contains(record_slot(k)));
+        let index = self.watch_versions.index;
+        for (lo, hi) in slots.ranges() {
+            for s in lo..=hi {
+                let key = [0xfe, (s >> 8) as u8, s as u8];
+                wb.put_cf(self.cf(CF_KVER), key, index.to_be_bytes());
+                self.watch_versions
+                    .overlay
+                    .insert(key.to_vec(), Some(index));
+            }
+        }
+    }
+
     /// FLUSHALL of the group's `slots`: every version of the group changes (its epoch
     /// moves) and the records and slot epochs of those slots go.
     pub(crate) fn flush_versions(&mut self, wb: &mut WriteBatch, slots: &SlotSet) {
@@ -220,7 +256,7 @@ impl Store {
     /// then and is not now (it expired).
     fn watch_broken(&self, w: &WatchedKey, now: i64) -> bool {
         let dkey = data_key(&w.key);
-        if self.version(&dkey) != w.version {
+        if tagged(self.group, self.version(&dkey)) != w.version {
             return true;
         }
         w.live && self.live_len_or_none(&dkey, now).is_none()
@@ -313,7 +349,7 @@ impl Reader {
                 };
                 Ok(WatchedKey {
                     key: key.clone(),
-                    version,
+                    version: tagged(self.group, version),
                     live,
                 })
             })

@@ -1,6 +1,8 @@
 //! Applying one peer's committed entries: client commands to the state machine (at the
 //! entry's stamped time), membership changes to raft-rs and the address book, and the
-//! replies to the proposers once the batch holding the applies is written; and a new
+//! replies to the proposers once the batch holding the applies is written (an entry the
+//! state machine says must wait for another group stops the applies until a later tick);
+//! and a new
 //! leader's look at the stamps its log will apply before its own (cluster time).
 
 use std::collections::HashMap;
@@ -22,6 +24,10 @@ use crate::storage::conf_contains;
 /// Entries at the end of a new leader's log whose stamps it observes (see
 /// `Peer::observe_log_stamps`).
 const STAMP_TAIL: u64 = 64;
+
+/// Context of an entry holding a command that may have to wait for another group of this
+/// node before it applies ([`StateMachine::may_wait`]): only such entries are checked.
+pub(super) const WAIT_CTX: &[u8] = b"raftkv/may-wait";
 
 impl<S: StateMachine> Peer<S> {
     /// Once per term, before a new leader's first stamp: its log may hold entries of earlier
@@ -80,7 +86,13 @@ impl<S: StateMachine> Peer<S> {
                 .apply_deadline
                 .get_or_insert_with(|| Instant::now() + b)
         });
+        self.apply_blocked = false;
         while let Some(e) = self.backlog.pop_front() {
+            if e.context[..] == *WAIT_CTX && self.entry_must_wait(&e) {
+                self.backlog.push_front(e);
+                self.apply_blocked = true;
+                break;
+            }
             self.apply_one(wb, e, out);
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
@@ -91,6 +103,20 @@ impl<S: StateMachine> Peer<S> {
             .store(self.backlog.len() as u64, Ordering::Relaxed);
         self.clock.stage(&self.db, wb, self.cfg.group_id);
         true
+    }
+
+    /// True when the state machine says the marked entry `e` must wait (logged once per
+    /// entry).
+    fn entry_must_wait(&mut self, e: &Entry) -> bool {
+        let wait = match RaftCommit::parse_from_bytes(&e.data) {
+            Ok(c) => self.sm.must_wait(&c.commands),
+            Err(_) => false,
+        };
+        if wait && self.waited_at != e.index {
+            self.waited_at = e.index;
+            info!(self.logger, "apply waits for another group of this node"; "index" => e.index);
+        }
+        wait
     }
 
     /// Applies one committed entry into `wb`.

@@ -134,6 +134,11 @@ pub struct Peer<S: StateMachine> {
     apply_budget: Option<Duration>,
     /// When this round's applies must stop (set by its first apply).
     apply_deadline: Option<Instant>,
+    /// The backlog's first entry must wait for another group (see `apply.rs`): retried on
+    /// ticks, not at once.
+    apply_blocked: bool,
+    /// Index of the last entry logged as waiting.
+    waited_at: u64,
     /// Proposed entries by index.
     pending: BTreeMap<u64, PendingEntry<S::Output>>,
     /// Reads queued since the last flush.
@@ -266,6 +271,8 @@ impl<S: StateMachine> Peer<S> {
             backlog: VecDeque::new(),
             apply_budget: Some(default_apply_budget(cfg_tick)),
             apply_deadline: None,
+            apply_blocked: false,
+            waited_at: 0,
             pending: BTreeMap::new(),
             reads: Vec::new(),
             read_batches: BTreeMap::new(),
@@ -340,7 +347,7 @@ impl<S: StateMachine> Peer<S> {
     /// Committed entries wait to be applied: the driver must serve this peer again soon
     /// (without waiting for an event).
     pub fn has_backlog(&self) -> bool {
-        !self.backlog.is_empty()
+        !self.backlog.is_empty() && !self.apply_blocked
     }
 
     /// Takes what the driver must carry out.
@@ -504,7 +511,12 @@ impl<S: StateMachine> Peer<S> {
             }
         };
         let n = commit.commands.len() as u64;
-        match self.raw.propose(vec![], data) {
+        let context = if commit.commands.iter().any(|c| S::may_wait(c)) {
+            apply::WAIT_CTX.to_vec()
+        } else {
+            vec![]
+        };
+        match self.raw.propose(context, data) {
             Ok(()) => {
                 let index = self.raw.raft.raft_log.last_index();
                 let term = self.raw.raft.term;

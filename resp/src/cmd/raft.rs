@@ -192,14 +192,31 @@ fn parse_slots(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Re
     } else {
         SlotsOp::Remove
     };
+    let (fence, rest) = match argv {
+        [_, f, n, rest @ ..] if f.eq_ignore_ascii_case(b"FENCE") => {
+            let n = std::str::from_utf8(n)
+                .ok()
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| Reply::err("ERR value is not an integer or out of range"))?;
+            (n, rest)
+        }
+        [_, rest @ ..] => (0, rest),
+        [] => (0, &[][..]),
+    };
+    if rest.is_empty() {
+        return Err(Reply::err(format!(
+            "ERR wrong number of arguments for '{}' command",
+            spec.name.to_ascii_lowercase()
+        )));
+    }
     let mut ranges = Vec::new();
-    for a in &argv[1..] {
+    for a in rest {
         ranges.extend(parse_slot_ranges(a).map_err(Reply::err)?);
     }
-    Ok(Command::Slots { op, ranges })
+    Ok(Command::Slots { op, ranges, fence })
 }
 
-/// `RAFTKV.SLOTS.ADD ranges...`: the applying group serves these hash slots from now on
+/// `RAFTKV.SLOTS.ADD [FENCE <n>] ranges...`: the applying group serves these hash slots from now on
 /// (replicated only; the migration work proposes it).
 pub(crate) static RAFTKV_SLOTS_ADD: CommandSpec = CommandSpec {
     summary: "Internal: the group starts serving these hash slots (replicated only).",
@@ -207,7 +224,7 @@ pub(crate) static RAFTKV_SLOTS_ADD: CommandSpec = CommandSpec {
     ..CommandSpec::new("RAFTKV.SLOTS.ADD", -2, &["write"], &[], parse_slots)
 };
 
-/// `RAFTKV.SLOTS.REMOVE ranges...`: the applying group stops serving these hash slots
+/// `RAFTKV.SLOTS.REMOVE [FENCE <n>] ranges...`: the applying group stops serving these hash slots
 /// (their data stays until a later clean-up; replicated only).
 pub(crate) static RAFTKV_SLOTS_REMOVE: CommandSpec = CommandSpec {
     summary: "Internal: the group stops serving these hash slots (replicated only).",
@@ -316,7 +333,8 @@ mod tests {
             c,
             Command::Slots {
                 op: SlotsOp::Add,
-                ranges: vec![(0, 10), (12, 12), (20, 30)]
+                ranges: vec![(0, 10), (12, 12), (20, 30)],
+                fence: 0,
             }
         );
         assert_eq!(c.kind(), Kind::Write);
@@ -327,10 +345,22 @@ mod tests {
             rm,
             Command::Slots {
                 op: SlotsOp::Remove,
-                ranges: vec![(5, 5)]
+                ranges: vec![(5, 5)],
+                fence: 0,
             }
         );
         assert_eq!(rm.name(), "RAFTKV.SLOTS.REMOVE");
+        let fenced = Command::parse_replicated(&argv("RAFTKV.SLOTS.ADD FENCE 7 1-2")).unwrap();
+        assert_eq!(
+            fenced,
+            Command::Slots {
+                op: SlotsOp::Add,
+                ranges: vec![(1, 2)],
+                fence: 7,
+            }
+        );
+        assert!(Command::parse_replicated(&argv("RAFTKV.SLOTS.ADD FENCE 7")).is_err());
+        assert!(Command::parse_replicated(&argv("RAFTKV.SLOTS.ADD FENCE x 1")).is_err());
         assert_eq!(
             Command::slots_argv(SlotsOp::Remove, "1-2"),
             argv("RAFTKV.SLOTS.REMOVE 1-2")

@@ -1,0 +1,206 @@
+//! Which locally hosted group physically writes each hash slot on this node ([`Claims`]).
+//!
+//! Every group of a node keeps its records in the one RocksDB, under the same
+//! `[slot][key]` keys, so when a slot moves from group H to group G (H applies
+//! `RAFTKV.SLOTS.REMOVE`, then G `RAFTKV.SLOTS.ADD`: the migration proposes them in that
+//! order) the records already on the node become G's. That is only right if, on this node,
+//! H has applied all its writes to the slot before G applies its first: a node whose H
+//! replica lags (down, partitioned, slow) must not let G take the slot over while H still
+//! owns it, or H's late writes would overwrite G's newer ones. So:
+//!
+//! - a group claims its slots here when it opens, when it applies an ADD, and when it
+//!   restores a snapshot; it releases them when it applies a REMOVE;
+//! - G's ADD waits (its apply stops before the entry, see [`Claims::must_wait`], retried
+//!   every tick) while another local group still claims one of its slots. H released it by
+//!   a REMOVE committed before the ADD was proposed, so the wait ends once H's replica
+//!   applies it (wait-for edges follow commit order: no cycle);
+//! - a snapshot brings G's whole state, so its restore takes its slots at once, and
+//!   rewrites the persisted slot set of any group it took them from (so a restart finds no
+//!   slot claimed twice). That group's writes still applying to those slots are skipped on
+//!   this node ([`Store::yielded_slot`]: their outcome here is unknown, the records are
+//!   G's now).
+//!
+//! The registry is node-local and in memory; it changes only in the apply thread.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::scope::{load_slots, slots_key};
+use crate::slot::SLOTS;
+use crate::slots::SlotSet;
+use crate::{Store, StoreError, CF_META};
+
+/// The group claiming each slot on this node (0: none).
+pub struct Claims {
+    owner: Box<[AtomicU64]>,
+    /// A snapshot took slots from another group since the node started: stores then check
+    /// each written key's claim (see [`Store::yielded_slot`]).
+    forced: AtomicBool,
+}
+
+impl Default for Claims {
+    fn default() -> Self {
+        Claims {
+            owner: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            forced: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Claims {
+    /// A registry for one node's groups.
+    pub fn new() -> Arc<Claims> {
+        Arc::new(Claims::default())
+    }
+
+    /// The group claiming `slot` (0: none).
+    pub fn owner(&self, slot: u16) -> u64 {
+        self.owner[usize::from(slot)].load(Ordering::Acquire)
+    }
+
+    /// True when another group than `group` claims one of `ranges`' slots: `group` must not
+    /// take them over yet.
+    pub fn must_wait(&self, group: u64, ranges: &[(u16, u16)]) -> bool {
+        ranges.iter().any(|&(lo, hi)| {
+            (lo..=hi.min(SLOTS - 1)).any(|s| {
+                let owner = self.owner(s);
+                owner != 0 && owner != group
+            })
+        })
+    }
+
+    /// A private registry's first claims (a store opening alone).
+    pub(crate) fn owned_by(&self, group: u64, slots: &SlotSet) {
+        self.take(group, slots);
+    }
+
+    /// `group` claims `slots`; returns the other groups it took some of them from.
+    fn take(&self, group: u64, slots: &SlotSet) -> Vec<(u64, SlotSet)> {
+        let mut taken: Vec<(u64, SlotSet)> = Vec::new();
+        for (lo, hi) in slots.ranges() {
+            for s in lo..=hi {
+                let prev = self.owner[usize::from(s)].swap(group, Ordering::AcqRel);
+                if prev != 0 && prev != group {
+                    match taken.iter_mut().find(|(g, _)| *g == prev) {
+                        Some((_, set)) => set.insert_range(s, s),
+                        None => {
+                            let mut set = SlotSet::empty();
+                            set.insert_range(s, s);
+                            taken.push((prev, set));
+                        }
+                    }
+                }
+            }
+        }
+        taken
+    }
+
+    /// `group` gives up its claim on `slots` (slots claimed by others stay theirs).
+    fn release(&self, group: u64, slots: &SlotSet) {
+        for (lo, hi) in slots.ranges() {
+            for s in lo..=hi {
+                let _ = self.owner[usize::from(s)].compare_exchange(
+                    group,
+                    0,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Makes the store use the node's registry (shared by every data group of the node) and
+    /// claims its slots there.
+    pub fn set_claims(&mut self, claims: Arc<Claims>) {
+        claims.take(self.group, &self.slots);
+        self.claims = claims;
+    }
+
+    /// True when `ranges` include a slot another local group still claims (the apply of a
+    /// `RAFTKV.SLOTS.ADD` of them fenced `fence` must wait). A stale command (fenced below
+    /// the last applied fence) changes nothing, so never waits.
+    pub fn must_wait_for(&self, ranges: &[(u16, u16)], fence: u64) -> bool {
+        if fence != 0 && fence < self.fence {
+            return false;
+        }
+        self.claims.must_wait(self.group, ranges)
+    }
+
+    /// True when `slot`, owned by this group, was taken by another group's snapshot on this
+    /// node: this group's write to it must not apply here.
+    pub(crate) fn yielded_slot(&self, slot: u16) -> bool {
+        self.claims.forced.load(Ordering::Acquire) && self.claims.owner(slot) != self.group
+    }
+
+    /// An applied ADD (`add`) or REMOVE of `slots`.
+    pub(crate) fn claim_applied(&self, slots: &SlotSet, add: bool) {
+        if add {
+            self.claims.take(self.group, slots);
+        } else {
+            self.claims.release(self.group, slots);
+        }
+    }
+
+    /// After a snapshot replaced the store (owning `slots` now, `before` until then): takes
+    /// the slots, releases those it no longer owns, and removes the taken ones from the
+    /// persisted slot set of the groups they were taken from.
+    pub(crate) fn claim_restored(&self, before: &SlotSet) -> Result<(), StoreError> {
+        self.claims
+            .release(self.group, &before.difference(&self.slots));
+        let taken = self.claims.take(self.group, &self.slots);
+        if taken.is_empty() {
+            return Ok(());
+        }
+        self.claims.forced.store(true, Ordering::Release);
+        let meta = self
+            .db
+            .cf_handle(CF_META)
+            .ok_or(StoreError::MissingCf(CF_META))?;
+        for (other, slots) in taken {
+            if let Some(set) = load_slots(&self.db, other)? {
+                self.db
+                    .put_cf(meta, slots_key(other), set.difference(&slots).encode())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_slot_makes_another_group_wait_until_released() {
+        let c = Claims::new();
+        let mut a = SlotSet::empty();
+        a.insert_range(10, 20);
+        assert!(c.take(1, &a).is_empty());
+        assert!(c.must_wait(2, &[(15, 15)]));
+        assert!(!c.must_wait(1, &[(15, 15)]));
+        assert!(!c.must_wait(2, &[(21, 30)]));
+        c.release(2, &a);
+        assert_eq!(c.owner(12), 1, "a release by a non-owner changes nothing");
+        c.release(1, &a);
+        assert!(!c.must_wait(2, &[(10, 20)]));
+        assert_eq!(c.owner(12), 0);
+    }
+
+    #[test]
+    fn a_forced_take_reports_whom_it_took_from() {
+        let c = Claims::new();
+        let mut a = SlotSet::empty();
+        a.insert_range(0, 5);
+        c.take(1, &a);
+        let mut b = SlotSet::empty();
+        b.insert_range(4, 9);
+        let taken = c.take(2, &b);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].0, 1);
+        assert_eq!(taken[0].1.ranges().collect::<Vec<_>>(), vec![(4, 5)]);
+        assert_eq!(c.owner(3), 1);
+        assert_eq!(c.owner(5), 2);
+    }
+}

@@ -1,0 +1,117 @@
+//! Unit tests of a slot moving between two groups of one node (one database, one claims
+//! registry): the source's REMOVE and the target's ADD hand the records over with their
+//! counters, TTLs and fresh WATCH versions; the target's ADD waits while the source still
+//! claims the slot; fences make stale slot commands no-ops; a snapshot-style forced take
+//! makes the source's late writes to the slot unknown-outcome errors.
+
+use bytes::Bytes;
+use resp::{Command, Reply};
+
+use crate::claims::Claims;
+use crate::testgroup::*;
+
+/// Groups 1 (all slots) and 2 (none) on one database and one claims registry.
+fn two_groups() -> (tempfile::TempDir, G, G) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path());
+    let claims = Claims::new();
+    let mut a = G::open(&db, 1, "0-16383");
+    let mut b = G::open(&db, 2, "");
+    a.store.set_claims(claims.clone());
+    b.store.set_claims(claims);
+    (dir, a, b)
+}
+
+fn exec(watches: Vec<resp::WatchedKey>, body: &str) -> Command {
+    Command::Transaction {
+        watches,
+        body: vec![argv(body)],
+    }
+}
+
+#[test]
+fn a_moved_slot_keeps_its_keys_ttls_and_counts_and_watches_across_it_abort() {
+    let (_dir, mut a, mut b) = two_groups();
+    let k = keys_in(&set("100"), "k", 3);
+    a.w(&format!("SET {} v0", k[0]));
+    a.w(&format!("SET {} v1 PX 5000", k[1]));
+    a.w(&format!("RPUSH {} x y", k[2]));
+    let watched = a
+        .reader
+        .watch_versions(&[Bytes::from(k[0].clone())], NOW)
+        .unwrap();
+    assert!(
+        b.store.must_wait_for(&[(100, 100)], 1),
+        "group 1 still claims slot 100"
+    );
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 100"), Reply::Int(1));
+    assert!(!b.store.must_wait_for(&[(100, 100)], 1));
+    assert_eq!(a.counts(), (0, 0));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 100"), Reply::Int(1));
+    assert_eq!(b.counts(), (3, 1));
+    assert_eq!(b.r(&format!("GET {}", k[0])), bulk("v0"));
+    assert_eq!(b.due(NOW + 10_000), vec![k[1].clone()]);
+    assert_eq!(
+        b.r(&format!("LRANGE {} 0 -1", k[2])),
+        Reply::Array(vec![bulk("x"), bulk("y")])
+    );
+    assert_eq!(a.r(&format!("GET {}", k[0])), refused(&k[0]));
+    // A WATCH taken in group 1 never matches in group 2, even with the key unchanged.
+    assert_eq!(
+        b.batch_of(&[exec(watched, &format!("SET {} v2", k[0]))])[0],
+        Reply::NilArray
+    );
+    // One taken in group 2 works there.
+    let w2 = b
+        .reader
+        .watch_versions(&[Bytes::from(k[0].clone())], NOW)
+        .unwrap();
+    assert_eq!(
+        b.batch_of(&[exec(w2, &format!("SET {} v3", k[0]))])[0],
+        Reply::Array(vec![Reply::ok()])
+    );
+    assert_eq!(b.r(&format!("GET {}", k[0])), bulk("v3"));
+}
+
+#[test]
+fn a_stale_slot_command_changes_nothing() {
+    let (_dir, mut a, mut b) = two_groups();
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 5 200"), Reply::Int(1));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 5 200"), Reply::Int(1));
+    // The slot comes back (migration 6); a late retry of migration 5's REMOVE is stale.
+    assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 6 200"), Reply::Int(1));
+    assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 6 200"), Reply::Int(1));
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 5 200"), Reply::Int(0));
+    assert!(a.store.slots().contains(200));
+    assert!(
+        !b.store.must_wait_for(&[(200, 200)], 5),
+        "a stale ADD never waits"
+    );
+    // The fence survives a reopen.
+    let db = a.db.clone();
+    drop(a);
+    let mut a = G::open(&db, 1, "");
+    a.index = 100;
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 5 200"), Reply::Int(0));
+}
+
+#[test]
+fn writes_of_a_slot_taken_by_force_are_unknown_outcomes() {
+    let (_dir, mut a, mut b) = two_groups();
+    let k = keys_in(&set("300"), "f", 1);
+    a.w(&format!("SET {} 1", k[0]));
+    // Group 2 restores a snapshot owning slot 300 while group 1 has not applied its REMOVE.
+    let before = b.store.slots.clone();
+    b.store.slots.insert_range(300, 300);
+    b.store.claim_restored(&before).unwrap();
+    match a.w(&format!("SET {} 2", k[0])) {
+        Reply::Error(e) => assert!(e.starts_with("UNCERTAIN slot 300"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // Group 1's persisted set lost the slot: a restart finds it claimed once.
+    let db = a.db.clone();
+    drop(a);
+    let reopened = G::open(&db, 1, "");
+    assert!(!reopened.store.slots().contains(300));
+    assert!(reopened.store.slots().contains(301));
+}
