@@ -136,7 +136,10 @@ impl Server {
                 "replication" => self.info_replication(&mut out),
                 "cpu" => info_cpu(&mut out),
                 "raft" => self.info_raft(&mut out),
-                "cluster" => out.push_str("# Cluster\r\ncluster_enabled:1\r\n"),
+                "cluster" => {
+                    out.push_str("# Cluster\r\ncluster_enabled:1\r\n");
+                    out.push_str(&self.migration_info());
+                }
                 "keyspace" => self.info_keyspace(&mut out),
                 "modules" => out.push_str("# Modules\r\n"),
                 "commandstats" => crate::stats::global().info_commandstats(&mut out),

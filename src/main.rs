@@ -410,6 +410,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             run_id: format!("{:040x}", (std::process::id() as u128) << 64 | server::wall_ms() as u128),
             shutdown: tokio::sync::Notify::new(),
             open_conns: std::sync::atomic::AtomicUsize::new(0),
+            migration: Default::default(),
         });
         // Pub/Sub messages from peers go to this node's subscribers (keyspace events come
         // from the store's push listener, see `Server::watch_pushes`).
@@ -428,6 +429,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         tokio::spawn(server.clone().sweep_loop());
         tokio::spawn(server.clone().watch_removal());
         tokio::spawn(server.clone().meta_loop());
+        tokio::spawn(server.clone().migrate_loop());
         tokio::spawn(latency::sample_raft(server.groups.clone()));
         if let Some(addr) = cfg.metrics_addr.clone() {
             tokio::spawn(metrics::serve(server.clone(), addr));

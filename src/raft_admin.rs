@@ -43,6 +43,13 @@ impl Server {
             }
             Command::Raft(RaftCmd::Snapshot) => self.take_snapshot().await,
             Command::Raft(RaftCmd::Nodes) => self.list_nodes(),
+            Command::Raft(
+                c @ (RaftCmd::ShardQuery
+                | RaftCmd::ShardMove { .. }
+                | RaftCmd::ShardJoin { .. }
+                | RaftCmd::ShardLeave { .. }
+                | RaftCmd::Rebalance),
+            ) => self.shardgroup(c).await,
             Command::Raft(c) => return self.on_every_leader(argv, c, resp3).await,
             _ => Reply::err("ERR not an administration command"),
         };
@@ -314,7 +321,7 @@ impl Server {
                     st.leader()
                 )))
             }
-            RaftCmd::Snapshot | RaftCmd::Nodes => Some(Reply::err("ERR not a leader command")),
+            _ => Some(Reply::err("ERR not a leader command")),
         }
     }
 

@@ -89,6 +89,8 @@ pub struct Server {
     /// Client connections accepted and not yet closed (counted at accept, so a burst of
     /// connections cannot pass `--maxclients` before their sessions register).
     pub open_conns: std::sync::atomic::AtomicUsize,
+    /// What this node's slot-migration coordinator did (see `cluster::migrate`).
+    pub migration: crate::cluster::migrate::Progress,
 }
 
 pub use raft_node::node::wall_ms;
@@ -532,12 +534,13 @@ impl Server {
             }
         }
         for d in &data {
-            // Client reads and writes, and transactions (the internal RAFTKV.EXEC).
+            // Client reads and writes, transactions (the internal RAFTKV.EXEC) and a
+            // migration's slot commands (from the metadata leader, a member).
             let ok = crate::sm::decode_argv(d).is_some_and(|argv| match Command::parse(&argv) {
                 Ok(c) => matches!(c.kind(), Kind::Read | Kind::Write),
                 Err(_) => matches!(
                     Command::parse_replicated(&argv),
-                    Ok(Command::Transaction { .. })
+                    Ok(Command::Transaction { .. } | Command::Slots { .. })
                 ),
             });
             if !ok {

@@ -206,6 +206,16 @@ pub enum RaftCmd {
     /// `RAFT.TRANSFER-LEADER [<id>]`: move leadership (to the given voter, or the most
     /// up-to-date one).
     TransferLeader(Option<u64>),
+    /// `RAFT.SHARDGROUP QUERY`: the cluster configuration and the pending migrations.
+    ShardQuery,
+    /// `RAFT.SHARDGROUP MOVE <gid> <slot>|<lo>-<hi>...`: migrate the slots to the group.
+    ShardMove { group: u64, ranges: Vec<(u16, u16)> },
+    /// `RAFT.SHARDGROUP JOIN <gid> <node-id>...`: a new data group on those nodes.
+    ShardJoin { group: u64, nodes: Vec<u64> },
+    /// `RAFT.SHARDGROUP LEAVE <gid>`: move the group's slots away, then remove it.
+    ShardLeave { group: u64 },
+    /// `RAFT.REBALANCE`: migrate slots until every group's count differs by at most one.
+    Rebalance,
 }
 
 /// What an internal slot-ownership command does to the applying group's slots.

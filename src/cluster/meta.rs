@@ -212,7 +212,12 @@ impl Server {
         for argv in &argvs {
             let allowed = match MetaCmd::parse(argv) {
                 Some(MetaCmd::Node { id, .. }) => id == from,
-                Some(MetaCmd::Members { .. } | MetaCmd::Forget { .. }) => true,
+                Some(
+                    MetaCmd::Members { .. }
+                    | MetaCmd::Forget { .. }
+                    | MetaCmd::Migrate { .. }
+                    | MetaCmd::Migrated { .. },
+                ) => true,
                 _ => false,
             };
             if !allowed {

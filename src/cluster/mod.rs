@@ -4,12 +4,13 @@
 //! node's duties toward the cluster metadata group. The pure parts (`view`, `reply`,
 //! `route`, `errors`) are unit-tested without a cluster; `build` makes the view from the
 //! Raft state and the metadata, `commands` serves the session, `meta` keeps the metadata
-//! current (layout, node records, group members).
+//! current (layout, node records, group members), `migrate` moves slots between groups.
 
 pub mod build;
 pub mod commands;
 pub mod errors;
 pub mod meta;
+pub mod migrate;
 pub mod reply;
 pub mod route;
 pub mod view;

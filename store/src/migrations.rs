@@ -58,6 +58,9 @@ impl ClusterMeta {
     /// `MIGRATE <to> <ranges>`: records the moves (see the module doc); the number of
     /// migrations recorded.
     pub(crate) fn plan_migrations(&mut self, to: u64, ranges: &[(u16, u16)]) -> usize {
+        if to == 0 || to > self.groups {
+            return 0;
+        }
         let owner = owners(self);
         let mut runs: Vec<(u64, u16, u16)> = Vec::new();
         for &(a, b) in ranges {

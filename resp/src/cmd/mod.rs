@@ -43,6 +43,7 @@ pub mod scripting;
 mod scripting_help;
 mod server;
 pub mod set;
+mod shardgroup;
 pub mod sort;
 mod spec;
 mod string;
@@ -68,6 +69,7 @@ static FAMILIES: &[&[&CommandSpec]] = &[
     server::COMMANDS,
     diag::COMMANDS,
     raft::COMMANDS,
+    shardgroup::COMMANDS,
     string::COMMANDS,
     string_set::COMMANDS,
     lcs::COMMANDS,
@@ -266,6 +268,10 @@ impl Command {
                 (&r::NODE, Args::None)
             }
             Raft(R::TransferLeader(_)) => (&r::TRANSFER_LEADER, Args::None),
+            Raft(
+                R::ShardQuery | R::ShardMove { .. } | R::ShardJoin { .. } | R::ShardLeave { .. },
+            ) => (&shardgroup::SHARDGROUP, Args::None),
+            Raft(R::Rebalance) => (&shardgroup::REBALANCE, Args::None),
             Get(key) => (&st::GET, Args::One(key)),
             MGet(keys) => (&st::MGET, Args::List(keys)),
             StrLen(key) => (&st::STRLEN, Args::One(key)),

@@ -109,8 +109,9 @@ fn internal_commands() {
 #[test]
 fn table() {
     // 160 before the geo family (10), SORT, SORT_RO, DUMP, RESTORE, the bitmap (7),
-    // HyperLogLog (3), LCS, the scripting (8) commands, SLOWLOG and LATENCY.
-    assert_eq!(command_table().len(), 205);
+    // HyperLogLog (3), LCS, the scripting (8) commands, SLOWLOG and LATENCY; then
+    // RAFT.SHARDGROUP and RAFT.REBALANCE.
+    assert_eq!(command_table().len(), 207);
     for s in command_table() {
         assert_eq!(
             lookup(s.name.to_ascii_lowercase().as_bytes()).map(|x| x.name),
@@ -128,14 +129,16 @@ fn table() {
         Some(3)
     );
     // 16 before COMMAND GETKEYS, GETKEYSANDFLAGS, LIST and HELP were added; 11 of CLUSTER.
-    // 5 of OBJECT, 5 of SCRIPT, 9 of FUNCTION, 4 of SLOWLOG, 4 of LATENCY.
-    assert_eq!(subcommand_table().len(), 64);
+    // 5 of OBJECT, 5 of SCRIPT, 9 of FUNCTION, 4 of SLOWLOG, 4 of LATENCY, 4 of
+    // RAFT.SHARDGROUP.
+    assert_eq!(subcommand_table().len(), 68);
     // Every command in the table parses (given enough plausible arguments).
     for s in command_table() {
         let mut a = vec![b(s.name)];
         let filler = match s.name {
             "CLIENT" => vec!["ID"],
             "CLUSTER" => vec!["SLOTS"],
+            "RAFT.SHARDGROUP" => vec!["QUERY"],
             "CONFIG" => vec!["GET", "x"],
             "SLOWLOG" => vec!["LEN"],
             "LATENCY" => vec!["LATEST"],
@@ -195,6 +198,7 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
                 "SLOWLOG" => vec!["LEN"],
                 "LATENCY" => vec!["LATEST"],
                 "RAFT.NODE" => vec!["REMOVE", "2"],
+                "RAFT.SHARDGROUP" => vec!["QUERY"],
                 "OBJECT" => vec!["HELP"],
                 "SCRIPT" => vec!["KILL"],
                 "FUNCTION" => vec!["HELP"],
@@ -203,6 +207,7 @@ fn sample_requests() -> Vec<Vec<Bytes>> {
                 "EVALSHA" | "EVALSHA_RO" => vec!["fd758d1589d044dd850a6f05d52f2eefd27f033f", "0"],
                 "SHUTDOWN"
                 | "RAFT.TRANSFER-LEADER"
+                | "RAFT.REBALANCE"
                 | "HELLO"
                 | "PING"
                 | "QUIT"
@@ -274,7 +279,8 @@ fn kinds_derived_from_flags_are_the_historical_ones() {
                  READWRITE ASKING MULTI EXEC DISCARD WATCH UNWATCH OBJECT SCRIPT FUNCTION \
                  SUBSCRIBE UNSUBSCRIBE PSUBSCRIBE PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE PUBLISH \
                  SPUBLISH PUBSUB RESET";
-    let admin = "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER";
+    let admin =
+        "SHUTDOWN RAFT.SNAPSHOT RAFT.NODES RAFT.NODE RAFT.TRANSFER-LEADER RAFT.SHARDGROUP RAFT.REBALANCE";
     let read = "GET MGET EXISTS STRLEN GETRANGE SUBSTR KEYS SCAN TYPE TTL PTTL EXPIRETIME \
                 PEXPIRETIME DBSIZE TOUCH RANDOMKEY \
                 HGET HMGET HEXISTS HLEN HSTRLEN HKEYS HVALS HGETALL HRANDFIELD HSCAN \

@@ -1,0 +1,269 @@
+//! Online slot migration between data groups: the coordinator and the administration
+//! commands (`RAFT.SHARDGROUP QUERY | MOVE | JOIN | LEAVE`, `RAFT.REBALANCE`).
+//!
+//! The metadata records what to move (`store::migrations`); the node leading the metadata
+//! group carries it out, one migration at a time, lowest id first:
+//!
+//! 1. the source group applies `RAFTKV.SLOTS.REMOVE FENCE <id> <ranges>`: from then on it
+//!    refuses the slots with `-TRYAGAIN` (certainly not applied; clients retry);
+//! 2. the target group applies `RAFTKV.SLOTS.ADD FENCE <id> <ranges>`: on every node the
+//!    slots' records, already in the node's database, become the target's (each node's
+//!    apply waits until its source replica has applied step 1, see `store::claims`), with
+//!    their TTLs, counters and fresh WATCH versions;
+//! 3. the metadata applies `MIGRATED <id>`: the cut-over (new epoch), requests for the
+//!    slots route to the target from now on (`-MOVED` in `--redirect moved` mode).
+//!
+//! Each step is idempotent and fenced by the id, so a coordinator that dies (or loses the
+//! metadata leadership) anywhere leaves a record the next metadata leader finishes: a
+//! migration always rolls forward, and `RAFT.SHARDGROUP QUERY` lists it until it is done.
+//! The window where the slots answer `-TRYAGAIN` is steps 1-3: three Raft commits.
+//!
+//! Every node hosts a replica of every data group today, so the records never cross the
+//! network; the source keeps no copy to collect (its records *are* the target's now).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use resp::{RaftCmd, Reply};
+use slog::{info, warn};
+use store::cluster_meta::MetaCmd;
+use store::migrations::{ranges_words, Migration};
+use tokio::time::{sleep, timeout};
+
+use crate::server::Server;
+use crate::sm::encode_argv;
+
+/// How often the coordinator looks for work.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Pause after a failed step before the migration is tried again.
+const BACKOFF: Duration = Duration::from_millis(300);
+
+/// What this node's coordinator did (INFO cluster).
+#[derive(Default)]
+pub struct Progress {
+    pub done: AtomicU64,
+    pub slots: AtomicU64,
+    pub failures: AtomicU64,
+    /// Wall time (ms) of the last finished migration.
+    pub last_ms: AtomicU64,
+    /// Microseconds the last migration took, start to cut-over.
+    pub last_micros: AtomicU64,
+}
+
+fn slots_in(ranges: &[(u16, u16)]) -> u64 {
+    ranges.iter().map(|(a, b)| u64::from(b - a) + 1).sum()
+}
+
+impl Server {
+    /// Carries out the recorded migrations while this node leads the metadata group (runs
+    /// for the life of the node).
+    pub async fn migrate_loop(self: std::sync::Arc<Self>) {
+        loop {
+            sleep(POLL).await;
+            if !self.groups.meta().node.status.is_leader() {
+                continue;
+            }
+            let state = self.groups.meta_state();
+            let Some((id, m)) = state.next_migration() else {
+                continue;
+            };
+            let m = m.clone();
+            let started = std::time::Instant::now();
+            match self.run_migration(id, &m).await {
+                Ok(()) => {
+                    let p = &self.migration;
+                    p.done.fetch_add(1, Ordering::Relaxed);
+                    p.slots.fetch_add(slots_in(&m.ranges), Ordering::Relaxed);
+                    p.last_ms
+                        .store(crate::server::wall_ms() as u64, Ordering::Relaxed);
+                    p.last_micros
+                        .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    info!(self.logger, "slots migrated"; "migration" => id, "from" => m.from, "to" => m.to,
+                        "slots" => ranges_words(&m.ranges).join(","), "ms" => started.elapsed().as_millis() as u64,
+                        "left" => state.migrations.len() - 1);
+                }
+                Err(e) => {
+                    self.migration.failures.fetch_add(1, Ordering::Relaxed);
+                    warn!(self.logger, "slot migration step failed; retrying"; "migration" => id, "err" => e);
+                    sleep(BACKOFF).await;
+                }
+            }
+        }
+    }
+
+    /// Steps 1-3 of the module doc for migration `id`.
+    async fn run_migration(&self, id: u64, m: &Migration) -> Result<(), String> {
+        self.slot_command(m.from, "RAFTKV.SLOTS.REMOVE", id, &m.ranges)
+            .await?;
+        self.slot_command(m.to, "RAFTKV.SLOTS.ADD", id, &m.ranges)
+            .await?;
+        match self.meta_call(MetaCmd::Migrated { id }).await? {
+            Reply::Error(e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Proposes one fenced slot command to group `gid` (here, or through its leader).
+    async fn slot_command(
+        &self,
+        gid: u64,
+        name: &str,
+        fence: u64,
+        ranges: &[(u16, u16)],
+    ) -> Result<i64, String> {
+        let g = self
+            .groups
+            .get(gid)
+            .ok_or_else(|| format!("group {gid} is not hosted on this node"))?;
+        let mut argv = vec![
+            Bytes::copy_from_slice(name.as_bytes()),
+            Bytes::from_static(b"FENCE"),
+            Bytes::from(fence.to_string()),
+        ];
+        argv.extend(ranges_words(ranges).into_iter().map(Bytes::from));
+        let data = vec![encode_argv(&argv)];
+        let leader = g.node.status.leader();
+        let wait = self.cfg.request_timeout();
+        let reply = if leader == 0 {
+            return Err(format!("group {gid} has no leader"));
+        } else if leader == self.cfg.id {
+            match timeout(wait, g.node.propose(data)).await {
+                Ok(Ok(Ok(mut rs))) if rs.len() == 1 => rs.remove(0),
+                Ok(Ok(Err(e))) => return Err(e.to_string()),
+                _ => return Err(format!("{name} in group {gid}: no reply in time")),
+            }
+        } else {
+            match timeout(wait, self.transport.forward(leader, gid, false, data)).await {
+                Ok(Ok(raw)) => resp::relayed::simple_reply(&raw),
+                Ok(Err(e)) => return Err(format!("{e:?}")),
+                Err(_) => return Err(format!("{name} in group {gid}: no reply in time")),
+            }
+        };
+        match reply {
+            Reply::Int(n) => Ok(n),
+            Reply::Error(e) => Err(format!("{name} in group {gid}: {e}")),
+            other => Err(format!("{name} in group {gid}: unexpected reply {other:?}")),
+        }
+    }
+
+    /// Proposes one metadata command (here, or through the metadata leader); its reply.
+    async fn meta_call(&self, cmd: MetaCmd) -> Result<Reply, String> {
+        let meta = self.groups.meta();
+        let leader = meta.node.status.leader();
+        let data = vec![encode_argv(&cmd.to_argv())];
+        let wait = self.cfg.request_timeout();
+        if leader == 0 {
+            Err("the metadata group has no leader".into())
+        } else if leader == self.cfg.id {
+            match timeout(wait, meta.node.propose(data)).await {
+                Ok(Ok(Ok(mut rs))) if rs.len() == 1 => Ok(rs.remove(0)),
+                Ok(Ok(Err(e))) => Err(e.to_string()),
+                _ => Err("metadata change: no reply in time".into()),
+            }
+        } else {
+            match timeout(wait, self.transport.forward(leader, meta.id, false, data)).await {
+                Ok(Ok(raw)) => Ok(resp::relayed::simple_reply(&raw)),
+                Ok(Err(e)) => Err(format!("{e:?}")),
+                Err(_) => Err("metadata change: no reply in time".into()),
+            }
+        }
+    }
+
+    /// Serves RAFT.SHARDGROUP and RAFT.REBALANCE.
+    pub async fn shardgroup(&self, cmd: RaftCmd) -> Reply {
+        let state = self.groups.meta_state();
+        let known = |g: u64| self.groups.get(g).is_some();
+        match cmd {
+            RaftCmd::ShardQuery => Reply::Bulk(Bytes::from(self.shard_query())),
+            RaftCmd::ShardMove { group, ranges } => {
+                if !known(group) {
+                    return Reply::err(format!("ERR unknown data group {group}"));
+                }
+                self.migrate_call(MetaCmd::Migrate { to: group, ranges })
+                    .await
+            }
+            RaftCmd::Rebalance => {
+                let ids: Vec<u64> = self.groups.all().iter().map(|g| g.id).collect();
+                let mut total = 0;
+                for (to, ranges) in state.rebalance_plan(&ids) {
+                    match self.migrate_call(MetaCmd::Migrate { to, ranges }).await {
+                        Reply::Int(n) => total += n,
+                        err => return err,
+                    }
+                }
+                Reply::Int(total)
+            }
+            RaftCmd::ShardJoin { .. } | RaftCmd::ShardLeave { .. } => Reply::err(
+                "ERR RAFT.SHARDGROUP JOIN and LEAVE are not supported yet: every node hosts every data group (see the README's cluster section)",
+            ),
+            _ => Reply::err("ERR not a shard group command"),
+        }
+    }
+
+    /// Records migrations; the number recorded.
+    async fn migrate_call(&self, cmd: MetaCmd) -> Reply {
+        match self.meta_call(cmd).await {
+            Ok(r) => r,
+            Err(e) => Reply::err(format!(
+                "TRYAGAIN the migration could not be recorded ({e}); it was not, or it was and a repeat changes nothing"
+            )),
+        }
+    }
+
+    /// RAFT.SHARDGROUP QUERY's text: one line per fact.
+    fn shard_query(&self) -> String {
+        let state = self.groups.meta_state();
+        let mut out = format!("epoch {}\n", state.epoch);
+        for g in self.groups.all() {
+            let ranges = ranges_words(&state.ranges_of(g.id)).join(",");
+            let members = state.members.get(&g.id).cloned().unwrap_or_default();
+            let ids = |v: &[u64]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+                }
+            };
+            out.push_str(&format!(
+                "group {} leader {} voters {} learners {} slots {} ranges {}\n",
+                g.id,
+                g.node.status.leader(),
+                ids(&members.voters),
+                ids(&members.learners),
+                slots_in(&state.ranges_of(g.id)),
+                if ranges.is_empty() {
+                    "-".into()
+                } else {
+                    ranges
+                },
+            ));
+        }
+        for (id, m) in &state.migrations {
+            out.push_str(&format!(
+                "migration {id} from {} to {} slots {}\n",
+                m.from,
+                m.to,
+                ranges_words(&m.ranges).join(",")
+            ));
+        }
+        out
+    }
+
+    /// INFO cluster's migration fields.
+    pub fn migration_info(&self) -> String {
+        let state = self.groups.meta_state();
+        let pending: u64 = state.migrations.values().map(|m| slots_in(&m.ranges)).sum();
+        let p = &self.migration;
+        format!(
+            "raftkv_migrations_pending:{}\r\nraftkv_migrating_slots:{pending}\r\nraftkv_migrations_done:{}\r\nraftkv_migrated_slots:{}\r\nraftkv_migration_failures:{}\r\nraftkv_last_migration_ms:{}\r\nraftkv_last_migration_usec:{}\r\n",
+            state.migrations.len(),
+            p.done.load(Ordering::Relaxed),
+            p.slots.load(Ordering::Relaxed),
+            p.failures.load(Ordering::Relaxed),
+            p.last_ms.load(Ordering::Relaxed),
+            p.last_micros.load(Ordering::Relaxed),
+        )
+    }
+}
