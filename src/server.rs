@@ -315,11 +315,11 @@ impl Server {
         let p = match group {
             Group::None => None,
             Group::Reads(cmds) => Some(Pending::Later(Box::pin(async move {
-                me.read_bounded(gid, cmds.into_iter().map(|(_, c)| c).collect())
+                me.read_routed(gid, cmds.into_iter().map(|(_, c)| c).collect())
                     .await
             }))),
             Group::Writes(argvs) => Some(Pending::Later(Box::pin(async move {
-                me.write_in(gid, argvs, resp3).await
+                me.write_routed(gid, argvs, resp3).await
             }))),
         };
         p.map(|p| conn.stats.flushed(p))
@@ -329,7 +329,7 @@ impl Server {
     /// `--client-output-buffer-limit` (each chunk is one [`Server::read`], sized from the
     /// replies so far): once they pass it the connection is closed, as Redis does, and the
     /// rest of the group is not read. A group of small replies takes two chunks at most.
-    async fn read_bounded(&self, gid: u64, mut cmds: Vec<Command>) -> Outcome {
+    pub(crate) async fn read_bounded(&self, gid: u64, mut cmds: Vec<Command>) -> Outcome {
         let limit = self.cfg.client_output_buffer_limit;
         if limit == 0 || cmds.len() <= FIRST_READ_CHUNK {
             // The session's writer checks the limit once the replies are in.

@@ -27,11 +27,18 @@ fn query(cl: &Cluster, i: usize) -> Option<String> {
     q(&mut c, &["RAFT.SHARDGROUP", "QUERY"]).ok()
 }
 
-/// Waits until node `i` reports no pending migration.
-fn wait_migrated(cl: &Cluster, i: usize) -> String {
+/// Waits until node `i` reports no pending migration and `done` holds for its QUERY text
+/// (a node's view may lag behind the metadata leader, which recorded the migrations).
+fn wait_migrated(cl: &Cluster, i: usize, done: impl Fn(&str) -> bool) -> String {
     wait_for(Duration::from_secs(90), "migrations to finish", || {
-        query(cl, i).filter(|t| !t.contains("migration "))
+        query(cl, i).filter(|t| !t.contains("migration ") && done(t))
     })
+}
+
+/// True when every group's slot count in a QUERY text differs by at most one.
+fn even(text: &str) -> bool {
+    let c: Vec<u64> = (1..=3).map(|g| slots_of(text, g)).collect();
+    c.iter().max().unwrap_or(&0) - c.iter().min().unwrap_or(&0) <= 1
 }
 
 /// The slot count of group `g` in a QUERY text.
@@ -71,7 +78,9 @@ fn slot_master(cl: &Cluster, i: usize, slot: i64) -> Option<i64> {
     })
 }
 
-/// Counters incremented by one writer: key → (acknowledged, unknown outcome).
+/// Counters incremented by one writer: key → (acknowledged, unknown outcome). Key "" holds
+/// the number of `-TRYAGAIN slot ...` refusals seen (none in the default forwarding mode,
+/// where the node routes a refused request again).
 type Tally = BTreeMap<String, (i64, i64)>;
 
 /// A writer on node port `port`: INCRs of `keys` until `stop`, retrying `-TRYAGAIN`
@@ -97,6 +106,9 @@ fn writer(port: u16, keys: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::J
                     i += 1;
                 }
                 Err(e) if e.to_string().contains("TRYAGAIN") => {
+                    if e.to_string().contains("is not served by this group") {
+                        tally.entry(String::new()).or_default().0 += 1;
+                    }
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(_) => {
@@ -219,7 +231,7 @@ fn slots_move_online_under_writes_and_every_key_stays_with_its_ttl() {
     // A node stopped meanwhile catches up afterwards: on it, each target's ADD waits until
     // its source replica has applied the REMOVE (see store::claims).
     cl.pause(1);
-    let text = wait_migrated(&cl, 0);
+    let text = wait_migrated(&cl, 0, |t| slots_of(t, 1) == 5461 - 2000);
     cl.resume(1);
     assert_eq!(slots_of(&text, 1), 5461 - 2000, "{text}");
     assert_eq!(slots_of(&text, 2), 5461 + 2000, "{text}");
@@ -228,14 +240,15 @@ fn slots_move_online_under_writes_and_every_key_stays_with_its_ttl() {
         &["RAFT.SHARDGROUP", "MOVE", "1", "0-999"],
     )
     .expect("MOVE");
-    wait_migrated(&cl, 0);
+    // REBALANCE right away, on another node: it is planned where the metadata applies it,
+    // after the move above, whatever this node's view shows yet.
     let moves: i64 = q(&mut cl.client(0), &["RAFT.REBALANCE"]).expect("REBALANCE");
     assert!(moves > 0);
-    let text = wait_migrated(&cl, 2);
-    let counts: Vec<u64> = (1..=3).map(|g| slots_of(&text, g)).collect();
-    assert!(
-        counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
-        "{text}"
+    let text = wait_migrated(&cl, 2, even);
+    assert_eq!(
+        slots_of(&text, 3),
+        5462,
+        "fewest moves: group 3 keeps its slots: {text}"
     );
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
@@ -303,8 +316,7 @@ fn killing_the_coordinator_mid_migration_leaves_migrations_that_finish_by_themse
         (left < n && left > 0).then_some(())
     });
     cl.kill(coordinator);
-    let text = wait_migrated(&cl, other);
-    assert_eq!(slots_of(&text, 1), 0, "{text}");
+    let text = wait_migrated(&cl, other, |t| slots_of(t, 1) == 0);
     assert_eq!(slots_of(&text, 3), 5461 + 5462, "{text}");
     cl.restart(coordinator);
     cl.wait_group_leaders(coordinator, 3);
@@ -374,8 +386,7 @@ fn a_cluster_client_follows_moved_through_migrations() {
             }
         }
     });
-    let text = wait_migrated(&cl, 0);
-    assert_eq!(slots_of(&text, 2), 5461 + 3001, "{text}");
+    wait_migrated(&cl, 0, |t| slots_of(t, 2) == 5461 + 3001);
     // After the moves, a node that does not lead slot 0's new group answers MOVED.
     let master = wait_for(Duration::from_secs(10), "slot 0's master", || {
         slot_master(&cl, 0, 0)

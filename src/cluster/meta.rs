@@ -216,7 +216,8 @@ impl Server {
                     MetaCmd::Members { .. }
                     | MetaCmd::Forget { .. }
                     | MetaCmd::Migrate { .. }
-                    | MetaCmd::Migrated { .. },
+                    | MetaCmd::Migrated { .. }
+                    | MetaCmd::Rebalance,
                 ) => true,
                 _ => false,
             };

@@ -32,7 +32,42 @@ use store::migrations::{ranges_words, Migration};
 use tokio::time::{sleep, timeout};
 
 use crate::server::Server;
+use crate::session::Outcome;
 use crate::sm::encode_argv;
+
+/// The refusal of a store for a slot it does not serve (`store::slots::tryagain`).
+const NOT_SERVED: &[u8] = b"TRYAGAIN slot ";
+
+/// Pause before a request refused by a moving slot is routed again.
+const REROUTE_PAUSE: Duration = Duration::from_millis(5);
+
+/// True when every one of the `n` replies is a moving slot's refusal (so none of the
+/// requests was applied, and all may be sent again).
+fn all_refused(out: &Outcome, n: usize) -> bool {
+    match out {
+        Outcome::Replies(rs) => {
+            rs.len() == n
+                && rs
+                    .iter()
+                    .all(|r| matches!(r, Reply::Error(e) if e.as_bytes().starts_with(NOT_SERVED)))
+        }
+        Outcome::Raw(raw) => {
+            let (mut at, mut seen) = (0, 0);
+            while at < raw.len() {
+                if raw[at] != b'-' || !raw[at + 1..].starts_with(NOT_SERVED) {
+                    return false;
+                }
+                match resp::relayed::value_end(raw, at) {
+                    Some(end) => at = end,
+                    None => return false,
+                }
+                seen += 1;
+            }
+            seen == n
+        }
+        Outcome::Overflow(_) => false,
+    }
+}
 
 /// How often the coordinator looks for work.
 const POLL: Duration = Duration::from_millis(50);
@@ -57,6 +92,50 @@ fn slots_in(ranges: &[(u16, u16)]) -> u64 {
 }
 
 impl Server {
+    /// A write group of group `gid`, routed again while a migration moves its slot (in the
+    /// default forwarding mode): a group whose every request was refused by a cut-over
+    /// waits and goes to the slot's group as the view then says, until
+    /// `--request-timeout-ms`. (The copy of the requests this keeps costs one allocation
+    /// per command.) A partly refused group is answered as it is (the rest
+    /// applied; clients retry the `-TRYAGAIN` ones).
+    pub async fn write_routed(&self, gid: u64, argvs: Vec<Vec<Bytes>>, resp3: bool) -> Outcome {
+        if self.cfg.redirect_moved() {
+            return self.write_in(gid, argvs, resp3).await;
+        }
+        let deadline = std::time::Instant::now() + self.cfg.request_timeout();
+        let n = argvs.len();
+        let mut gid = gid;
+        loop {
+            let out = self.write_in(gid, argvs.clone(), resp3).await;
+            if !all_refused(&out, n) || std::time::Instant::now() >= deadline {
+                return out;
+            }
+            sleep(REROUTE_PAUSE).await;
+            gid = self.group_of_argvs(&argvs);
+        }
+    }
+
+    /// A read group, routed again as [`Server::write_routed`] routes writes.
+    pub async fn read_routed(&self, gid: u64, cmds: Vec<resp::Command>) -> Outcome {
+        if self.cfg.redirect_moved() {
+            return self.read_bounded(gid, cmds).await;
+        }
+        let deadline = std::time::Instant::now() + self.cfg.request_timeout();
+        let n = cmds.len();
+        let mut gid = gid;
+        loop {
+            let out = self.read_bounded(gid, cmds.clone()).await;
+            if !all_refused(&out, n) || std::time::Instant::now() >= deadline {
+                return out;
+            }
+            sleep(REROUTE_PAUSE).await;
+            gid = cmds
+                .iter()
+                .find_map(|c| c.keys().first().map(|k| self.groups.of_key(k).id))
+                .unwrap_or(self.groups.home().id);
+        }
+    }
+
     /// Carries out the recorded migrations while this node leads the metadata group (runs
     /// for the life of the node).
     pub async fn migrate_loop(self: std::sync::Arc<Self>) {
@@ -173,7 +252,6 @@ impl Server {
 
     /// Serves RAFT.SHARDGROUP and RAFT.REBALANCE.
     pub async fn shardgroup(&self, cmd: RaftCmd) -> Reply {
-        let state = self.groups.meta_state();
         let known = |g: u64| self.groups.get(g).is_some();
         match cmd {
             RaftCmd::ShardQuery => Reply::Bulk(Bytes::from(self.shard_query())),
@@ -184,17 +262,9 @@ impl Server {
                 self.migrate_call(MetaCmd::Migrate { to: group, ranges })
                     .await
             }
-            RaftCmd::Rebalance => {
-                let ids: Vec<u64> = self.groups.all().iter().map(|g| g.id).collect();
-                let mut total = 0;
-                for (to, ranges) in state.rebalance_plan(&ids) {
-                    match self.migrate_call(MetaCmd::Migrate { to, ranges }).await {
-                        Reply::Int(n) => total += n,
-                        err => return err,
-                    }
-                }
-                Reply::Int(total)
-            }
+            // Planned where it applies: from the metadata as of that entry, never from a
+            // view that may lag behind it.
+            RaftCmd::Rebalance => self.migrate_call(MetaCmd::Rebalance).await,
             RaftCmd::ShardJoin { .. } | RaftCmd::ShardLeave { .. } => Reply::err(
                 "ERR RAFT.SHARDGROUP JOIN and LEAVE are not supported yet: every node hosts every data group (see the README's cluster section)",
             ),
@@ -265,5 +335,32 @@ impl Server {
             p.last_ms.load(Ordering::Relaxed),
             p.last_micros.load(Ordering::Relaxed),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_wholly_refused_group_is_routed_again() {
+        let no = Reply::err("TRYAGAIN slot 5 is not served by this group");
+        assert!(all_refused(
+            &Outcome::Replies(vec![no.clone(), no.clone()]),
+            2
+        ));
+        assert!(!all_refused(
+            &Outcome::Replies(vec![no.clone(), Reply::ok()]),
+            2
+        ));
+        assert!(!all_refused(
+            &Outcome::Replies(vec![Reply::err("TRYAGAIN no leader")]),
+            1
+        ));
+        let raw = b"-TRYAGAIN slot 5 is not served by this group\r\n".repeat(2);
+        assert!(all_refused(&Outcome::Raw(raw.clone()), 2));
+        assert!(!all_refused(&Outcome::Raw(raw), 3));
+        let mixed = b"-TRYAGAIN slot 5 is not served by this group\r\n+OK\r\n".to_vec();
+        assert!(!all_refused(&Outcome::Raw(mixed), 2));
     }
 }

@@ -85,6 +85,9 @@ pub enum MetaCmd {
     Migrate { to: u64, ranges: Vec<(u16, u16)> },
     /// Cut migration `id` over: its ranges belong to its target from now on.
     Migrated { id: u64 },
+    /// Record the migrations that even the data groups' slot counts, planned from the
+    /// state this entry applies to (see [`ClusterMeta::rebalance_plan`]).
+    Rebalance,
 }
 
 /// Slot ranges (inclusive) of each of `n` groups splitting the slots evenly, group 1 first.
@@ -160,6 +163,7 @@ impl MetaCmd {
                 a.extend(ranges_words(ranges));
             }
             MetaCmd::Migrated { id } => a.extend(["MIGRATED".into(), id.to_string()]),
+            MetaCmd::Rebalance => a.push("REBALANCE".into()),
         }
         std::iter::once(Bytes::from_static(META_CMD))
             .chain(a.into_iter().map(Bytes::from))
@@ -212,6 +216,7 @@ impl MetaCmd {
                     .collect::<Option<_>>()?,
             },
             ["MIGRATED", id] => MetaCmd::Migrated { id: num(id)? },
+            ["REBALANCE"] => MetaCmd::Rebalance,
             _ => return None,
         })
     }
@@ -271,6 +276,14 @@ impl ClusterMeta {
             MetaCmd::Forget { id } => self.nodes.remove(id).is_some(),
             MetaCmd::Migrate { to, ranges } => self.plan_migrations(*to, ranges) > 0,
             MetaCmd::Migrated { id } => self.finish_migration(*id),
+            MetaCmd::Rebalance => {
+                let groups: Vec<u64> = (1..=self.groups).collect();
+                let plan = self.rebalance_plan(&groups);
+                plan.iter()
+                    .map(|(to, ranges)| self.plan_migrations(*to, ranges))
+                    .sum::<usize>()
+                    > 0
+            }
         };
         if changed {
             self.epoch += 1;
@@ -396,7 +409,7 @@ impl Store {
     /// are applied).
     pub fn apply_cluster_meta(state: &mut ClusterMeta, argv: &[Bytes]) -> (Reply, bool) {
         match MetaCmd::parse(argv) {
-            Some(cmd @ MetaCmd::Migrate { .. }) => {
+            Some(cmd @ (MetaCmd::Migrate { .. } | MetaCmd::Rebalance)) => {
                 let before = state.next_migration;
                 let changed = state.apply(&cmd);
                 (Reply::Int((state.next_migration - before) as i64), changed)

@@ -130,8 +130,9 @@ impl ClusterMeta {
         let n = gs.len();
         let base = SLOTS as usize / n;
         let extra = SLOTS as usize % n;
-        // The first `extra` groups by current size (largest first) keep one slot more, so
-        // fewer slots move.
+        // `extra` groups keep one slot more: those above the base share, the smallest of
+        // them first (the number of slots moved is the same either way; this way a group
+        // already at base + 1 is left alone).
         let mut count: BTreeMap<u64, usize> = gs.iter().map(|&g| (g, 0)).collect();
         for &g in &owner {
             if let Some(c) = count.get_mut(&g) {
@@ -139,7 +140,14 @@ impl ClusterMeta {
             }
         }
         let mut order = gs.clone();
-        order.sort_by_key(|g| std::cmp::Reverse(count[g]));
+        order.sort_by_key(|g| {
+            let c = count[g];
+            if c > base {
+                (0, c)
+            } else {
+                (1, usize::MAX - c)
+            }
+        });
         let target: BTreeMap<u64, usize> = order
             .iter()
             .enumerate()
@@ -243,7 +251,9 @@ mod tests {
         let mut m = ClusterMeta::default();
         m.apply(&MetaCmd::Init { groups: 3 });
         assert!(m.rebalance_plan(&[1, 2, 3]).is_empty(), "already even");
-        // A fourth group: each of the three gives about a quarter of its slots.
+        // A fourth group (as a JOIN would record): each of the three gives about a
+        // quarter of its slots.
+        m.groups = 4;
         let plan = m.rebalance_plan(&[1, 2, 3, 4]);
         assert!(plan.iter().all(|(to, _)| *to == 4));
         for (to, ranges) in &plan {
@@ -258,11 +268,48 @@ mod tests {
         assert!(hi - lo <= 1, "{c:?}");
         assert_eq!(c.values().sum::<usize>(), SLOTS as usize);
         // Back to three: group 4's slots go.
+        m.groups = 3;
         let plan = m.rebalance_plan(&[1, 2, 3]);
         let moved: usize = plan
             .iter()
             .flat_map(|(_, r)| r.iter().map(|(a, b)| usize::from(b - a) + 1))
             .sum();
         assert_eq!(moved, c[&4]);
+    }
+
+    #[test]
+    fn rebalance_is_planned_at_apply_and_records_survive_encoding() {
+        let mut m = ClusterMeta::default();
+        m.apply(&MetaCmd::Init { groups: 3 });
+        assert!(m.apply(&MetaCmd::Migrate {
+            to: 2,
+            ranges: vec![(0, 999)]
+        }));
+        assert!(
+            !m.apply(&MetaCmd::Migrate {
+                to: 9,
+                ranges: vec![(0, 10)]
+            }),
+            "no such data group"
+        );
+        let round = ClusterMeta::decode(&m.encode()).unwrap();
+        assert_eq!(round, m);
+        // Planned with the pending move counted as done: only what is left moves.
+        assert!(m.apply(&MetaCmd::Rebalance));
+        while let Some((id, _)) = m.next_migration() {
+            m.finish_migration(id);
+        }
+        let c = counts(&m);
+        assert!(
+            c.values().max().unwrap() - c.values().min().unwrap() <= 1,
+            "{c:?}"
+        );
+        assert!(
+            !m.apply(&MetaCmd::Rebalance),
+            "even: nothing to do, no new epoch"
+        );
+        for cmd in [MetaCmd::Rebalance, MetaCmd::Migrated { id: 4 }] {
+            assert_eq!(MetaCmd::parse(&cmd.to_argv()), Some(cmd));
+        }
     }
 }
