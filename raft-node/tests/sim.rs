@@ -15,6 +15,12 @@
 //! - `SIM_SEEDS=10000 cargo test --release -p raft-node --test sim -- --ignored`: the long
 //!   run (default 10,000 seeds).
 //!
+//! - `cargo test --release -p raft-node --test sim scale -- --ignored --nocapture`: the
+//!   measurement mode (`sim/scale.rs`): traffic per node for N nodes and G groups, idle and
+//!   under load (`SIM_SCALE_N`, `SIM_SCALE_G`: comma-separated lists, default 3,10,30,100 and
+//!   3,100,1000,10000; `SIM_SCALE_WPS`, `SIM_SCALE_IDLE_MS`, `SIM_SCALE_LOAD_MS`); see
+//!   `docs/scaling.md`.
+//!
 //! `SIM_FIRST` sets the first seed, `SIM_THREADS` the worker threads, `SIM_CHAOS_MS` the
 //! virtual length of the chaos phase (default 20,000 ms), `SIM_DIR` where the databases go
 //! (default `/dev/shm`), `SIM_MUTANT` a deliberate driver bug to check that it gets caught,
@@ -32,6 +38,7 @@ mod sim {
     pub mod node;
     pub mod params;
     pub mod report;
+    pub mod scale;
     pub mod scenario;
     pub mod sm;
     pub mod world;
@@ -213,5 +220,49 @@ fn simulation_is_deterministic() {
         let b = real_time(run_seed(seed, 5_000, false).expect("clean seed"));
         assert_ne!(a.trace_digest, 0);
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+}
+
+fn env_list(name: &str, default: &[u64]) -> Vec<u64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .split(',')
+            .map(|x| {
+                x.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name} must be numbers, got {v:?}"))
+            })
+            .collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+/// The measurement mode: N nodes and G groups (3 replicas each), idle and under a steady
+/// write load, on virtual time; prints one table row per window (see `sim/scale.rs`).
+#[test]
+#[ignore]
+fn scale() {
+    setup_panics();
+    println!("{}", sim::scale::HEADER);
+    for nodes in env_list("SIM_SCALE_N", &[3, 10, 30, 100]) {
+        for groups in env_list("SIM_SCALE_G", &[3, 100, 1000, 10_000]) {
+            let cfg = sim::scale::ScaleCfg {
+                nodes,
+                groups,
+                wps: env_u64("SIM_SCALE_WPS").unwrap_or(1000),
+                idle_ms: env_u64("SIM_SCALE_IDLE_MS").unwrap_or(10_000),
+                load_ms: env_u64("SIM_SCALE_LOAD_MS").unwrap_or(10_000),
+                seed: env_u64("SIM_SEED").unwrap_or(1),
+            };
+            let mut sim = Sim::scale(&cfg);
+            match sim.scale_run(&cfg) {
+                Ok(windows) => {
+                    for w in &windows {
+                        println!("{}", sim::scale::row(&cfg, w));
+                    }
+                }
+                Err(f) => panic!("{f}"),
+            }
+        }
     }
 }

@@ -702,6 +702,8 @@ mod tests_migrate;
 #[cfg(test)]
 mod tests_notify;
 #[cfg(test)]
+mod tests_scale;
+#[cfg(test)]
 mod tests_script;
 #[cfg(test)]
 mod tests_slots;

@@ -27,7 +27,11 @@ impl Sim {
         };
         let spec = NodeSpec {
             id,
-            groups: slot.groups.iter().map(|&g| (g, voters.clone())).collect(),
+            groups: slot
+                .groups
+                .iter()
+                .map(|g| (*g, self.placement.get(g).unwrap_or(&voters).clone()))
+                .collect(),
             founders: self.founders.clone(),
             snapshot_entries: self.p.snapshot_every,
             seed,

@@ -52,6 +52,9 @@ impl Sim {
     pub fn send(&mut self, from: u64, mut msgs: Vec<GroupMsg>) {
         // raft-rs may emit broadcasts in hash order; fix one order per destination.
         msgs.sort_by_key(|(g, m)| (m.to, *g));
+        if let Some(s) = self.scale.as_mut() {
+            s.traffic.sent(from, &msgs);
+        }
         for (g, m) in msgs {
             self.stats.messages += 1;
             let to = m.to;

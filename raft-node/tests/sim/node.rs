@@ -141,9 +141,16 @@ impl SimNode {
         let hooks = Arc::new(Hooks::default());
         let mut peers = BTreeMap::new();
         let mut events = BTreeMap::new();
-        let peer_addrs: HashMap<u64, String> =
-            spec.founders.iter().map(|&f| (f, addr(f))).collect();
         for (g, voters) in &spec.groups {
+            // The founding voters' addresses are "given on the command line" (the founders,
+            // or the few the measurement mode placed the group on); a node that joined
+            // later knows the founders'.
+            let known = if voters.is_empty() {
+                &spec.founders
+            } else {
+                voters
+            };
+            let peer_addrs: HashMap<u64, String> = known.iter().map(|&f| (f, addr(f))).collect();
             let cfg = NodeConfig {
                 id: spec.id,
                 group_id: *g,
@@ -152,7 +159,7 @@ impl SimNode {
                 election_tick: ELECTION_TICK,
                 heartbeat_tick: HEARTBEAT_TICK,
                 addr: addr(spec.id),
-                peers: peer_addrs.clone(),
+                peers: peer_addrs,
                 snap_dir: group_snap_dir(&disk.snap_root(), *g),
                 snapshot_entries: spec.snapshot_entries,
                 ..Default::default()

@@ -87,6 +87,8 @@ pub enum Ev {
         to: Option<(u64, u64)>,
     },
     Read,
+    /// The measurement mode's write load proposes its next writes ([`super::scale`]).
+    Load,
 }
 
 struct Queued {
@@ -175,12 +177,24 @@ pub struct Sim {
     pub next_task: u64,
     /// The nodes' critical log records.
     pub crit: CritLines,
+    /// Most steps before a run is reported as a storm (the measurement mode raises it).
+    pub max_steps: u64,
+    /// Voters of each group that not every founder hosts (the measurement mode's
+    /// placement; empty: every founder hosts every group).
+    pub placement: BTreeMap<u64, Vec<u64>>,
+    /// The measurement mode's traffic counters and write load (none in the checking runs).
+    pub scale: Option<super::scale::ScaleState>,
 }
 
 impl Sim {
     pub fn new(seed: u64, chaos_ms: u64, print_trace: bool) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let p = Params::draw(&mut rng, chaos_ms);
+        Self::with_params(seed, rng, p, print_trace)
+    }
+
+    /// A run of `p` whose randomness goes on from `rng`.
+    pub fn with_params(seed: u64, rng: ChaCha8Rng, p: Params, print_trace: bool) -> Self {
         let founders: Vec<u64> = (1..=p.nodes as u64).collect();
         let mut sim = Sim {
             seed,
@@ -207,6 +221,9 @@ impl Sim {
             base: Instant::now(),
             next_task: 0,
             crit: CritLines::default(),
+            max_steps: MAX_STEPS,
+            placement: BTreeMap::new(),
+            scale: None,
         };
         for _ in founders {
             sim.new_slot(true);
@@ -372,8 +389,9 @@ impl Sim {
         };
         self.now = q.at;
         self.stats.steps += 1;
-        if self.stats.steps > MAX_STEPS {
-            return Err(self.fail(format!("more than {MAX_STEPS} steps: a message storm?")));
+        if self.stats.steps > self.max_steps {
+            let max = self.max_steps;
+            return Err(self.fail(format!("more than {max} steps: a message storm?")));
         }
         self.handle(q.ev)?;
         match self.violation.take() {
@@ -449,6 +467,7 @@ impl Sim {
                 }
             }
             Ev::Propose { left, to } => self.client_propose(left, to),
+            Ev::Load => self.load(),
             Ev::Read => {
                 if self.proposing {
                     self.read();
