@@ -258,7 +258,7 @@ fn scale() {
             match sim.scale_run(&cfg) {
                 Ok(windows) => {
                     for w in &windows {
-                        println!("{}", sim::scale::row(&cfg, w));
+                        println!("{}", sim::scale::row(&cfg, &sim.placement, w));
                     }
                 }
                 Err(f) => panic!("{f}"),

@@ -39,8 +39,9 @@ impl Sim {
         let (logger, clock) = (logger(self.seed, id, &self.crit), self.clock(id));
         let slot = self.slot(id);
         let db = slot.db.get_or_insert_with(|| slot.disk.open_db()).clone();
-        let node = SimNode::open(&spec, db, slot.disk.clone(), &logger, clock)
+        let mut node = SimNode::open(&spec, db, slot.disk.clone(), &logger, clock)
             .map_err(|e| self.fail(e))?;
+        node.only_touched = self.scale.is_some();
         let restarts: Vec<(u64, u64, u64)> = node
             .peers
             .iter()
@@ -246,7 +247,11 @@ impl Sim {
             return Ok(());
         };
         let mut gone = Vec::new();
+        let only = node.only_touched;
         for (&g, p) in &node.peers {
+            if only && node.touched.binary_search(&g).is_err() {
+                continue;
+            }
             if let Err(e) = self.checker.peer(id, p) {
                 errs.push(e);
             }

@@ -127,6 +127,11 @@ pub struct SimNode {
     /// Per group: (term, role, leader) when its election timeout was last drawn.
     seen: BTreeMap<u64, (u64, StateRole, u64)>,
     mutant: Option<Mutant>,
+    /// The peers the last round served (sorted).
+    pub touched: Vec<u64>,
+    /// After a round, look only at the peers it served (the measurement mode's
+    /// shortcut: the others did not change).
+    pub only_touched: bool,
 }
 
 impl SimNode {
@@ -192,6 +197,8 @@ impl SimNode {
             rng: rand::SeedableRng::seed_from_u64(spec.seed),
             seen: BTreeMap::new(),
             mutant: Mutant::from_env(),
+            touched: Vec::new(),
+            only_touched: false,
         };
         n.observe();
         Ok(n)
@@ -250,6 +257,7 @@ impl SimNode {
             }
         }
         self.carry_out(&active, &mut out);
+        self.touched = active;
         self.observe();
         out
     }
@@ -389,7 +397,11 @@ impl SimNode {
     /// Draws a new election timeout for every peer whose term, role or leader changed
     /// (raft-rs re-draws it from `thread_rng` on each of those).
     fn observe(&mut self) {
+        let (only, touched) = (self.only_touched, &self.touched);
         for (g, p) in self.peers.iter_mut() {
+            if only && touched.binary_search(g).is_err() {
+                continue;
+            }
             let r = &p.raw().raft;
             let now = (r.term, r.state, r.leader_id);
             if self.seen.get(g) != Some(&now) {

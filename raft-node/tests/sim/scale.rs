@@ -1,6 +1,5 @@
 //! The measurement mode (issue #11, `docs/scaling.md`): N simulated nodes and G groups,
-//! each group on 3 of the nodes (consecutive, rotating, so every node holds the same
-//! number of replicas when 3G ≥ N), the same real `Peer`s and driver rounds as the
+//! each group on 3 of the nodes (spread evenly, [`placements`]), the same real `Peer`s and driver rounds as the
 //! checking runs, on virtual time, without faults: no loss, 0-1 ms delivery, 0-1 ms
 //! fsyncs. Three windows are measured per run:
 //!
@@ -55,11 +54,29 @@ pub struct ScaleCfg {
     pub seed: u64,
 }
 
-/// The nodes of group `g` (1-based): 3 consecutive ones, rotating.
-pub fn placement(nodes: u64, g: u64) -> Vec<u64> {
-    let mut v: Vec<u64> = (0..3).map(|i| (3 * (g - 1) + i) % nodes + 1).collect();
-    v.sort_unstable();
-    v
+/// Each group's 3 nodes: the three holding the fewest replicas so far, ties broken by a
+/// hash of (group, node). Every node holds the same number of replicas (±1), and the pairs
+/// of nodes sharing a group spread as a placement driver would spread them (not only
+/// neighbours: that would flatter the per-destination batching and the connection count).
+pub fn placements(nodes: u64, groups: u64) -> BTreeMap<u64, Vec<u64>> {
+    let mix = |g: u64, n: u64| {
+        let mut z = g.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ n.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 31)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 29)
+    };
+    let mut held = vec![0u64; nodes as usize + 1];
+    let mut out = BTreeMap::new();
+    for g in 1..=groups {
+        let mut ids: Vec<u64> = (1..=nodes).collect();
+        ids.sort_by_key(|&n| (held[n as usize], mix(g, n)));
+        let mut v = ids[..3.min(ids.len())].to_vec();
+        v.sort_unstable();
+        for &n in &v {
+            held[n as usize] += 1;
+        }
+        out.insert(g, v);
+    }
+    out
 }
 
 /// Raft messages by kind, for the cluster-wide breakdown.
@@ -190,9 +207,7 @@ impl Sim {
         let rng: ChaCha8Rng = rand::SeedableRng::seed_from_u64(cfg.seed);
         let mut sim = Sim::with_params(cfg.seed, rng, params(cfg), false);
         sim.max_steps = u64::MAX;
-        sim.placement = (1..=cfg.groups)
-            .map(|g| (g, placement(cfg.nodes, g)))
-            .collect();
+        sim.placement = placements(cfg.nodes, cfg.groups);
         for slot in sim.slots.iter_mut() {
             slot.groups = sim
                 .placement
@@ -318,13 +333,10 @@ impl Sim {
 
 /// Distinct other nodes node `id` shares a group with (its raft connections, and the
 /// keepalives its driver sends per tick).
-pub fn peer_nodes(nodes: u64, groups: u64, id: u64) -> usize {
+pub fn peer_nodes(placement: &BTreeMap<u64, Vec<u64>>, id: u64) -> usize {
     let mut peers = BTreeSet::new();
-    for g in 1..=groups {
-        let p = placement(nodes, g);
-        if p.contains(&id) {
-            peers.extend(p.into_iter().filter(|&n| n != id));
-        }
+    for p in placement.values().filter(|p| p.contains(&id)) {
+        peers.extend(p.iter().copied().filter(|&n| n != id));
     }
     peers.len()
 }
@@ -333,17 +345,16 @@ pub fn peer_nodes(nodes: u64, groups: u64, id: u64) -> usize {
 pub const HEADER: &str = "| nodes | groups | window | virtual s | msgs sent/node/s (mean / max) | msgs received/node/s (max) | frames/node/s (mean) | KB sent/node/s (mean / max) | heartbeat / append / vote msgs/s (cluster) | elections | leaders awake at end | writes acked/s | peer nodes/node | real s |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
 
 /// One row of the table: per-node figures averaged over the nodes that host a group.
-pub fn row(cfg: &ScaleCfg, w: &Window) -> String {
+pub fn row(cfg: &ScaleCfg, placement: &BTreeMap<u64, Vec<u64>>, w: &Window) -> String {
     let secs = w.virtual_ms.max(1) as f64 / 1000.0;
-    let hosts: Vec<usize> = (1..=cfg.nodes as usize)
-        .filter(|&id| (1..=cfg.groups).any(|g| placement(cfg.nodes, g).contains(&(id as u64))))
-        .collect();
+    let hosting: BTreeSet<u64> = placement.values().flatten().copied().collect();
+    let hosts: Vec<usize> = hosting.into_iter().map(|id| id as usize).collect();
     let t = &w.traffic;
     let mean = |v: &[u64]| hosts.iter().map(|&i| v[i]).sum::<u64>() as f64 / hosts.len() as f64;
     let max = |v: &[u64]| hosts.iter().map(|&i| v[i]).max().unwrap_or(0) as f64;
     let peers = hosts
         .iter()
-        .map(|&i| peer_nodes(cfg.nodes, cfg.groups, i as u64))
+        .map(|&i| peer_nodes(placement, i as u64))
         .max()
         .unwrap_or(0);
     let k = t.kinds;
