@@ -3,10 +3,12 @@
 //! 3..10,000 groups, with the slot map as laid out at bootstrap (one range per group) and
 //! fully fragmented (one range per slot, the worst case after many migrations), the time
 //! to apply one `ASSIGN`, to encode, decode and clone the state, and the size of a CLUSTER
-//! SLOTS / SHARDS reply of the same shape as `src/cluster/reply.rs` builds. Prints a table;
-//! ignored in the default run:
-//! `cargo test --release -p store --lib meta_scale -- --ignored --nocapture`.
-//! The always-run test checks the builders the table relies on.
+//! SLOTS / SHARDS reply of the same shape as `src/cluster/reply.rs` builds; and the metadata
+//! side of a rebalance (`REBALANCE`, then every `MIGRATED`). Each prints a table; ignored in
+//! the default run:
+//! `cargo test --release -p store --lib meta_scale -- --ignored --nocapture`,
+//! `cargo test --release -p store --lib rebalance_scale -- --ignored --nocapture`.
+//! The always-run test checks the builders the tables rely on.
 
 use std::time::Instant;
 
@@ -219,4 +221,61 @@ fn meta_scale() {
     };
     let entry: usize = one.to_argv().iter().map(|a| a.len()).sum();
     println!("ASSIGN of one slot as a log entry: {entry} bytes of arguments");
+}
+
+/// The metadata side of a rebalance from `groups` to `groups + more` data groups: the plan
+/// (`REBALANCE`, re-applied while the pending-migration cap cut it short), then every
+/// migration's cut-over (`MIGRATED`), each followed by what a metadata replica does after
+/// applying it: encode the record and clone the state for the view. The groups' own steps
+/// (the source's REMOVE, the target's ADD: two more commits per migration) are not run here.
+#[test]
+#[ignore]
+fn rebalance_scale() {
+    println!("| groups | slots moved | migrations | REBALANCE entries | plan ms (total) | cut-over apply + encode + clone µs (mean) | record bytes rewritten by the cut-overs |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (groups, more) in [(3u64, 1u64), (100, 10), (1000, 100), (10_000, 1000)] {
+        let mut m = meta(10, groups, false);
+        m.groups = groups + more;
+        for g in groups + 1..=groups + more {
+            let members = GroupMembers {
+                voters: placement(10, g),
+                learners: Vec::new(),
+            };
+            m.apply(&MetaCmd::Members { group: g, members });
+        }
+        let (mut moved, mut migrations, mut entries, mut bytes) = (0usize, 0usize, 0, 0usize);
+        let (mut plan, mut cut) = (0f64, 0f64);
+        loop {
+            let t = Instant::now();
+            let changed = m.apply(&MetaCmd::Rebalance);
+            plan += t.elapsed().as_secs_f64();
+            if !changed {
+                break;
+            }
+            entries += 1;
+            moved += m
+                .migrations
+                .values()
+                .flat_map(|x| &x.ranges)
+                .map(|&(a, b)| usize::from(b - a) + 1)
+                .sum::<usize>();
+            while let Some((id, _)) = m.next_migration() {
+                let t = Instant::now();
+                m.apply(&MetaCmd::Migrated { id });
+                let text = m.encode();
+                let view = std::hint::black_box(m.clone());
+                cut += t.elapsed().as_secs_f64();
+                bytes += text.len();
+                migrations += 1;
+                drop(view);
+            }
+        }
+        println!(
+            "| {groups} → {} | {moved} | {migrations} | {entries} | {:.1} | {:.0} | {:.1} MB |",
+            groups + more,
+            plan * 1e3,
+            cut * 1e6 / migrations.max(1) as f64,
+            bytes as f64 / 1e6,
+        );
+    }
 }
