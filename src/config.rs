@@ -49,6 +49,17 @@ pub struct Config {
     #[arg(long, default_value_t = 256 << 20)]
     pub snapshot_bytes: u64,
 
+    /// Most bytes of one Raft group's newest log entries kept in memory (the replication
+    /// and apply paths read them from there; older entries are read from disk).
+    #[arg(long, default_value_t = 32 << 20)]
+    pub raft_log_cache_bytes: usize,
+
+    /// Node-wide figure for all groups' in-memory log entries: while the caches hold more,
+    /// each group that writes keeps only its share (this figure / groups), so the node
+    /// holds at most twice this however many groups it serves.
+    #[arg(long, default_value_t = 128 << 20)]
+    pub raft_log_cache_node_bytes: usize,
+
     /// Size of one snapshot transfer chunk (bytes).
     #[arg(long, default_value_t = 1 << 20)]
     pub snapshot_chunk_bytes: usize,

@@ -362,6 +362,10 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         let driver = raft_node::DriverConfig {
             id: cfg.id,
             tick: cfg.tick(),
+            log_cache: raft_node::CacheBudget::new(
+                cfg.raft_log_cache_bytes,
+                cfg.raft_log_cache_node_bytes,
+            ),
         };
         let (handles, ready_thread) =
             raft_node::start_groups(driver, group_cfgs, db, transport.sink(), log)
