@@ -169,6 +169,7 @@ fn sync_loop<O, K: MessageSink>(
                 if seen.insert(s.group) {
                     s.syncs.fetch_add(1, Ordering::Relaxed);
                     s.sync_micros.fetch_add(micros, Ordering::Relaxed);
+                    s.sync_hist.observe(micros);
                 }
             }
         }
