@@ -109,6 +109,12 @@ pub struct Config {
     #[arg(long, default_value_t = 512 * 1024 * 1024)]
     pub proto_max_bulk_len: usize,
 
+    /// Close a client connection idle for this many seconds (0 = never), as Redis's
+    /// `timeout`: subscribers and clients waiting on a blocking command or a reply are
+    /// never idle. CONFIG SET timeout changes it at run time.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2147483647))]
+    pub timeout: u64,
+
     /// Most simultaneous client connections.
     #[arg(long, default_value_t = 10000)]
     pub maxclients: usize,
@@ -289,7 +295,7 @@ impl Config {
     }
 
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
+        Duration::from_millis(crate::live::request_timeout_ms().unwrap_or(self.request_timeout_ms))
     }
 
     /// The client address advertised to the cluster (see `--announce-addr`).

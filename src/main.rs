@@ -42,7 +42,12 @@ use crate::server::{Server, Stats};
 
 fn logger(cfg: &Config) -> Logger {
     // The level is read per record: CONFIG SET loglevel changes it (see `live`).
-    live::init(cfg.maxclients, &cfg.log_level);
+    live::init(
+        cfg.maxclients,
+        &cfg.log_level,
+        cfg.timeout,
+        cfg.request_timeout_ms,
+    );
     let decorator = slog_term::PlainDecorator::new(std::io::stderr());
     let drain = slog_term::FullFormat::new(decorator).build().fuse();
     let drain = slog_async::Async::new(drain).chan_size(4096).build().fuse();
