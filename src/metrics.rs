@@ -161,7 +161,7 @@ impl Server {
 
     fn raft_metrics(&self, t: &mut Text) {
         type Get = fn(&raft_node::node::Status) -> f64;
-        let gauges: [(&str, &str, &str, Get); 12] = [
+        let gauges: [(&str, &str, &str, Get); 13] = [
             ("raftkv_raft_term", "gauge", "Current term.", |s| l(&s.term)),
             (
                 "raftkv_raft_leader",
@@ -183,6 +183,12 @@ impl Server {
                 "gauge",
                 "Committed entries not yet applied.",
                 |s| l(&s.apply_backlog),
+            ),
+            (
+                "raftkv_raft_log_cache_bytes",
+                "gauge",
+                "Bytes of log entries kept in memory.",
+                |s| l(&s.log_cache_bytes),
             ),
             (
                 "raftkv_raft_proposals_total",

@@ -367,6 +367,7 @@ fn metrics_endpoint_serves_the_exposition_format() {
     assert!(get("raftkv_raft_term", "group=\"1\"") >= 1.0);
     assert!(get("raftkv_raft_applied_index", "group=\"1\"") >= 15.0);
     assert!(get("raftkv_raft_fsyncs_total", "group=\"1\"") > 0.0);
+    assert!(get("raftkv_raft_log_cache_bytes", "group=\"1\"") > 0.0);
     assert!(get("raftkv_connections_received_total", "") >= 1.0);
     assert!(get("raftkv_rocksdb_live_data_bytes", "") >= 0.0);
     // Buckets are cumulative.

@@ -35,6 +35,8 @@ pub struct Status {
     pub sync_hist: SyncHistogram,
     /// Total time spent handling Readies (µs).
     pub ready_micros: AtomicU64,
+    /// Bytes of log entries this group keeps in memory (see `entry_cache`).
+    pub log_cache_bytes: AtomicU64,
     /// Committed entries waiting for a later round's apply budget.
     pub apply_backlog: AtomicU64,
     pub last_time_ms: AtomicI64,
