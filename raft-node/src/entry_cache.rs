@@ -89,6 +89,38 @@ impl CacheBudget {
     }
 }
 
+/// raft-rs's `max_size` rule for `Storage::entries`: entries are taken, in order, while
+/// their encoded sizes add up to at most the limit, and the first always.
+#[derive(Debug)]
+pub struct SizeLimit {
+    max: Option<u64>,
+    size: u64,
+    taken: bool,
+}
+
+impl SizeLimit {
+    /// At most `max` bytes (None: no limit).
+    pub fn new(max: Option<u64>) -> Self {
+        SizeLimit {
+            max,
+            size: 0,
+            taken: false,
+        }
+    }
+
+    /// True when `e` is taken too (the caller stops at the first refusal).
+    pub fn admits(&mut self, e: &Entry) -> bool {
+        if let Some(max) = self.max {
+            self.size += u64::from(e.compute_size());
+            if self.taken && self.size > max {
+                return false;
+            }
+        }
+        self.taken = true;
+        true
+    }
+}
+
 /// The memory one cached entry holds: its payloads and the struct itself.
 pub fn entry_bytes(e: &Entry) -> usize {
     e.data.len() + e.context.len() + std::mem::size_of::<Entry>()
@@ -149,8 +181,9 @@ impl EntryCache {
         self.entries.get(offset)
     }
 
-    /// Entries `low..high`, when all of them are cached.
-    pub fn range(&self, low: u64, high: u64) -> Option<Vec<Entry>> {
+    /// Entries `low..high` as far as `limit` admits them, when all of them are cached
+    /// (only the admitted ones are copied).
+    pub fn range(&self, low: u64, high: u64, limit: &mut SizeLimit) -> Option<Vec<Entry>> {
         let front = self.first_index()?;
         let last = self.last_index()?;
         if low < front || high == 0 || high - 1 > last || low > high {
@@ -158,7 +191,14 @@ impl EntryCache {
         }
         let start = usize::try_from(low - front).ok()?;
         let end = usize::try_from(high - front).ok()?;
-        Some(self.entries.range(start..end).cloned().collect())
+        let mut out = Vec::new();
+        for e in self.entries.range(start..end) {
+            if !limit.admits(e) {
+                break;
+            }
+            out.push(e.clone());
+        }
+        Some(out)
     }
 
     /// Adds newly written entries (contiguous, in order): any cached suffix from the
@@ -357,11 +397,24 @@ mod tests {
     fn range_only_when_wholly_cached() {
         let mut c = EntryCache::new(CacheBudget::default_bounds());
         c.append(run(5, 9, 1, 8));
-        assert_eq!(c.range(5, 10).map(|v| v.len()), Some(5));
-        assert_eq!(c.range(6, 8), Some(run(6, 7, 1, 8)));
-        assert_eq!(c.range(4, 6), None);
-        assert_eq!(c.range(8, 11), None);
-        assert_eq!(c.range(7, 7), Some(vec![]));
+        let all = || SizeLimit::new(None);
+        assert_eq!(c.range(5, 10, &mut all()).map(|v| v.len()), Some(5));
+        assert_eq!(c.range(6, 8, &mut all()), Some(run(6, 7, 1, 8)));
+        assert_eq!(c.range(4, 6, &mut all()), None);
+        assert_eq!(c.range(8, 11, &mut all()), None);
+        assert_eq!(c.range(7, 7, &mut all()), Some(vec![]));
+    }
+
+    #[test]
+    fn range_copies_only_what_the_size_limit_admits() {
+        let mut c = EntryCache::new(CacheBudget::default_bounds());
+        c.append(run(1, 10, 1, 1000));
+        let one = u64::from(ent(1, 1, 1000).compute_size());
+        let got = c.range(1, 11, &mut SizeLimit::new(Some(3 * one))).unwrap();
+        assert_eq!(got, run(1, 3, 1, 1000));
+        // The first entry is always taken, however small the limit.
+        let got = c.range(4, 11, &mut SizeLimit::new(Some(0))).unwrap();
+        assert_eq!(got, run(4, 4, 1, 1000));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{WriteBatch, DB};
 
-use crate::entry_cache::{CacheBudget, EntryCache};
+use crate::entry_cache::{CacheBudget, EntryCache, SizeLimit};
 
 /// Column family holding raft state.
 pub const CF_RAFT: &str = "raft";
@@ -436,9 +436,15 @@ impl RocksStorage {
         self.cache.append(staged);
     }
 
-    fn read_entries(&self, low: u64, high: u64) -> Result<Vec<Entry>, raft::Error> {
+    /// Entries `low..high` from disk, as far as `limit` admits them.
+    fn read_entries(
+        &self,
+        low: u64,
+        high: u64,
+        limit: &mut SizeLimit,
+    ) -> Result<Vec<Entry>, raft::Error> {
         let cf = self.cf()?;
-        let mut out = Vec::with_capacity((high - low) as usize);
+        let mut out = Vec::new();
         let mut iter = self.db.raw_iterator_cf(cf);
         iter.seek(entry_key(self.group, low));
         let mut want = low;
@@ -449,7 +455,11 @@ impl RocksStorage {
             if k != entry_key(self.group, want).as_slice() {
                 break;
             }
-            out.push(Entry::parse_from_bytes(v).map_err(storage_err)?);
+            let e = Entry::parse_from_bytes(v).map_err(storage_err)?;
+            if !limit.admits(&e) {
+                return Ok(out);
+            }
+            out.push(e);
             want += 1;
             iter.next();
         }
@@ -490,23 +500,12 @@ impl raft::Storage for RocksStorage {
                 self.last_index
             )));
         }
-        let mut ents = match self.cache.range(low, high) {
-            Some(ents) => ents,
-            None => self.read_entries(low, high)?,
-        };
-        if let Some(max) = max_size.into() {
-            let mut size = 0u64;
-            let mut keep = 0;
-            for e in &ents {
-                size += e.compute_size() as u64;
-                if keep > 0 && size > max {
-                    break;
-                }
-                keep += 1;
-            }
-            ents.truncate(keep);
+        // Only the entries within `max_size` are copied or read.
+        let mut limit = SizeLimit::new(max_size.into());
+        match self.cache.range(low, high, &mut limit) {
+            Some(ents) => Ok(ents),
+            None => self.read_entries(low, high, &mut limit),
         }
-        Ok(ents)
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
@@ -522,7 +521,10 @@ impl raft::Storage for RocksStorage {
         if let Some(e) = self.cache.get(idx) {
             return Ok(e.term);
         }
-        Ok(self.read_entries(idx, idx + 1)?[0].term)
+        let ents = self.read_entries(idx, idx + 1, &mut SizeLimit::new(None))?;
+        ents.first()
+            .map(|e| e.term)
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
     }
 
     fn first_index(&self) -> raft::Result<u64> {
