@@ -222,8 +222,17 @@ impl Server {
                 c.snapshot_chunk_bytes.to_string(),
             ),
             ("raft-snapshot-max-mbps", c.snapshot_max_mbps.to_string()),
+            ("raft-log-cache-bytes", c.raft_log_cache_bytes.to_string()),
+            (
+                "raft-log-cache-node-bytes",
+                c.raft_log_cache_node_bytes.to_string(),
+            ),
             ("leader-wait-ms", c.leader_wait_ms.to_string()),
-            ("request-timeout-ms", c.request_timeout_ms.to_string()),
+            (
+                "request-timeout-ms",
+                c.request_timeout().as_millis().to_string(),
+            ),
+            ("timeout", crate::live::idle_timeout().to_string()),
             ("expire-sweep-ms", c.expire_sweep_ms.to_string()),
             ("read-mode", c.read_mode.clone()),
             ("redirect", c.redirect.clone()),

@@ -49,6 +49,17 @@ pub struct Config {
     #[arg(long, default_value_t = 256 << 20)]
     pub snapshot_bytes: u64,
 
+    /// Most bytes of one Raft group's newest log entries kept in memory (the replication
+    /// and apply paths read them from there; older entries are read from disk).
+    #[arg(long, default_value_t = 32 << 20)]
+    pub raft_log_cache_bytes: usize,
+
+    /// Node-wide figure for all groups' in-memory log entries: while the caches hold more,
+    /// each group that writes keeps only its share (this figure / groups), so the node
+    /// holds at most twice this however many groups it serves.
+    #[arg(long, default_value_t = 128 << 20)]
+    pub raft_log_cache_node_bytes: usize,
+
     /// Size of one snapshot transfer chunk (bytes).
     #[arg(long, default_value_t = 1 << 20)]
     pub snapshot_chunk_bytes: usize,
@@ -97,6 +108,12 @@ pub struct Config {
     /// Largest bulk string a client may send (bytes), like Redis's proto-max-bulk-len.
     #[arg(long, default_value_t = 512 * 1024 * 1024)]
     pub proto_max_bulk_len: usize,
+
+    /// Close a client connection idle for this many seconds (0 = never), as Redis's
+    /// `timeout`: subscribers and clients waiting on a blocking command or a reply are
+    /// never idle. CONFIG SET timeout changes it at run time.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=2147483647))]
+    pub timeout: u64,
 
     /// Most simultaneous client connections.
     #[arg(long, default_value_t = 10000)]
@@ -278,7 +295,7 @@ impl Config {
     }
 
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
+        Duration::from_millis(crate::live::request_timeout_ms().unwrap_or(self.request_timeout_ms))
     }
 
     /// The client address advertised to the cluster (see `--announce-addr`).

@@ -1,14 +1,22 @@
 //! Settings CONFIG SET changes at run time: `loglevel`, `maxclients`,
-//! `slowlog-log-slower-than`, `slowlog-max-len` and `latency-monitor-threshold`. The
-//! others are fixed at start-up (CONFIG SET answers Redis's "can't set immutable config").
+//! `slowlog-log-slower-than`, `slowlog-max-len`, `latency-monitor-threshold`, `timeout`
+//! (Redis's idle client timeout, seconds, 0 = never; see `session`) and
+//! `request-timeout-ms` (`--request-timeout-ms`). The others are fixed at start-up
+//! (CONFIG SET answers Redis's "can't set immutable config").
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use resp::Reply;
 
 /// `--maxclients`, as CONFIG SET last changed it.
 static MAXCLIENTS: AtomicUsize = AtomicUsize::new(10_000);
+/// `--request-timeout-ms`, as CONFIG SET last changed it (0: not set here, the
+/// configuration's value holds; see `Config::request_timeout`).
+static REQUEST_TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
+/// `timeout` (s): sessions watch it, so a change applies to the connections open now.
+static IDLE_TIMEOUT: OnceLock<tokio::sync::watch::Sender<u64>> = OnceLock::new();
 /// The log level: an index into [`LEVELS`].
 static LOG_LEVEL: AtomicU8 = AtomicU8::new(3);
 
@@ -24,8 +32,10 @@ const LEVELS: [(&str, slog::Level); 7] = [
 ];
 
 /// Takes the start-up values.
-pub fn init(maxclients: usize, log_level: &str) {
+pub fn init(maxclients: usize, log_level: &str, idle_timeout: u64, request_timeout_ms: u64) {
     MAXCLIENTS.store(maxclients, Ordering::Relaxed);
+    idle_timeout_sender().send_replace(idle_timeout);
+    REQUEST_TIMEOUT_MS.store(request_timeout_ms, Ordering::Relaxed);
     let i = match log_level.to_ascii_lowercase().as_str() {
         "critical" | "crit" => 0,
         "error" => 1,
@@ -41,6 +51,25 @@ pub fn maxclients() -> usize {
     MAXCLIENTS.load(Ordering::Relaxed)
 }
 
+fn idle_timeout_sender() -> &'static tokio::sync::watch::Sender<u64> {
+    IDLE_TIMEOUT.get_or_init(|| tokio::sync::watch::Sender::new(0))
+}
+
+/// `timeout`: seconds a client may stay idle before it is closed (0 = never).
+pub fn idle_timeout() -> u64 {
+    *idle_timeout_sender().borrow()
+}
+
+/// Follows `timeout` (a session re-arms its idle timer when it changes).
+pub fn idle_timeout_watch() -> tokio::sync::watch::Receiver<u64> {
+    idle_timeout_sender().subscribe()
+}
+
+/// `request-timeout-ms` as CONFIG SET last set it (None before `init`).
+pub fn request_timeout_ms() -> Option<u64> {
+    Some(REQUEST_TIMEOUT_MS.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
+}
+
 /// The level records must reach to be logged.
 pub fn log_level() -> slog::Level {
     LEVELS[usize::from(LOG_LEVEL.load(Ordering::Relaxed)).min(LEVELS.len() - 1)].1
@@ -51,12 +80,14 @@ pub fn loglevel() -> &'static str {
     LEVELS[usize::from(LOG_LEVEL.load(Ordering::Relaxed)).min(LEVELS.len() - 1)].0
 }
 
-const SETTINGS: [&str; 5] = [
+const SETTINGS: [&str; 7] = [
     "slowlog-log-slower-than",
     "slowlog-max-len",
     "latency-monitor-threshold",
     "maxclients",
     "loglevel",
+    "timeout",
+    "request-timeout-ms",
 ];
 
 fn failed(name: &str, why: &str) -> Reply {
@@ -84,15 +115,17 @@ fn check(name: &'static str, v: &[u8]) -> Result<i64, Reply> {
         .ok()
         .and_then(|v| v.parse::<i64>().ok())
         .ok_or_else(|| failed(name, "argument couldn't be parsed into an integer"))?;
-    let min = match name {
-        "slowlog-log-slower-than" => -1,
-        "maxclients" => 1,
-        _ => 0,
+    let (min, max) = match name {
+        "slowlog-log-slower-than" => (-1, i64::MAX),
+        "maxclients" | "request-timeout-ms" => (1, i64::MAX),
+        // Redis keeps `timeout` in an int.
+        "timeout" => (0, i64::from(i32::MAX)),
+        _ => (0, i64::MAX),
     };
-    if n < min {
+    if n < min || n > max {
         return Err(failed(
             name,
-            &format!("argument must be between {min} and {} inclusive", i64::MAX),
+            &format!("argument must be between {min} and {max} inclusive"),
         ));
     }
     Ok(n)
@@ -119,6 +152,10 @@ pub fn config_set(pairs: &[(Bytes, Bytes)]) -> Option<Reply> {
             "maxclients" => {
                 MAXCLIENTS.store(usize::try_from(u).unwrap_or(usize::MAX), Ordering::Relaxed)
             }
+            "timeout" => {
+                idle_timeout_sender().send_replace(u);
+            }
+            "request-timeout-ms" => REQUEST_TIMEOUT_MS.store(u, Ordering::Relaxed),
             _ => LOG_LEVEL.store(u8::try_from(u).unwrap_or(3), Ordering::Relaxed),
         }
     }

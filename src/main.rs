@@ -6,6 +6,7 @@ mod admin;
 mod blocking;
 mod cluster;
 mod config;
+mod db;
 mod fanout;
 mod groups;
 mod info;
@@ -42,7 +43,12 @@ use crate::server::{Server, Stats};
 
 fn logger(cfg: &Config) -> Logger {
     // The level is read per record: CONFIG SET loglevel changes it (see `live`).
-    live::init(cfg.maxclients, &cfg.log_level);
+    live::init(
+        cfg.maxclients,
+        &cfg.log_level,
+        cfg.timeout,
+        cfg.request_timeout_ms,
+    );
     let decorator = slog_term::PlainDecorator::new(std::io::stderr());
     let drain = slog_term::FullFormat::new(decorator).build().fuse();
     let drain = slog_async::Async::new(drain).chan_size(4096).build().fuse();
@@ -63,29 +69,6 @@ fn logger(cfg: &Config) -> Logger {
         slog::Duplicate::new(critical, rest).fuse(),
         o!("node" => cfg.id),
     )
-}
-
-fn open_db(cfg: &Config) -> Result<Arc<rocksdb::DB>, String> {
-    let dir = cfg.data_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mut opts = rocksdb::Options::default();
-    opts.create_if_missing(true);
-    opts.create_missing_column_families(true);
-    opts.set_max_background_jobs(2);
-    opts.set_enable_pipelined_write(true);
-    // Several column families share one WAL: a family written rarely would keep every WAL
-    // file alive and make a restart replay all of them. Past this size RocksDB flushes the
-    // families holding the oldest WAL, which bounds recovery time.
-    opts.set_max_total_wal_size(128 << 20);
-    store::tune_db_options(&mut opts);
-    let mut cfs = store::column_family_descriptors();
-    cfs.push(rocksdb::ColumnFamilyDescriptor::new(
-        raft_node::CF_RAFT,
-        rocksdb::Options::default(),
-    ));
-    rocksdb::DB::open_cf_descriptors(&opts, &dir, cfs)
-        .map(Arc::new)
-        .map_err(|e| format!("cannot open RocksDB at {}: {e}", dir.display()))
 }
 
 /// On shutdown, a leader first moves leadership to a peer (raft-rs catches it up and sends
@@ -274,7 +257,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     })?;
     let mut peers = cfg.peers();
     peers.insert(cfg.id, raft_addr.clone());
-    let db = open_db(&cfg)?;
+    let db = db::open(&cfg.data_dir())?;
     let meta_store = store::Store::open(db.clone(), groups::META_GROUP, store::SlotSet::empty())
         .map_err(|e| e.to_string())?;
     cluster::meta::check_groups(&cfg, &meta_store.load_cluster_meta(), log)?;
@@ -364,6 +347,10 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         let driver = raft_node::DriverConfig {
             id: cfg.id,
             tick: cfg.tick(),
+            log_cache: raft_node::CacheBudget::new(
+                cfg.raft_log_cache_bytes,
+                cfg.raft_log_cache_node_bytes,
+            ),
         };
         let (handles, ready_thread) =
             raft_node::start_groups(driver, group_cfgs, db, transport.sink(), log)

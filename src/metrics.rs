@@ -2,7 +2,8 @@
 //! `GET /metrics` (request head at most 8 KiB, read within 5 s; one response, then close)
 //! with the text exposition format (version 0.0.4), rendered by hand from the counters the
 //! node keeps: requests, errors and latency per command, connections, per Raft group
-//! term / role / indexes / proposals / fsync and round times / snapshots / apply backlog,
+//! term / role / indexes / proposals / fsync and round times / a histogram of fsync
+//! durations / snapshots / apply backlog,
 //! and RocksDB sizes.
 
 use std::fmt::Write as _;
@@ -160,7 +161,7 @@ impl Server {
 
     fn raft_metrics(&self, t: &mut Text) {
         type Get = fn(&raft_node::node::Status) -> f64;
-        let gauges: [(&str, &str, &str, Get); 12] = [
+        let gauges: [(&str, &str, &str, Get); 13] = [
             ("raftkv_raft_term", "gauge", "Current term.", |s| l(&s.term)),
             (
                 "raftkv_raft_leader",
@@ -182,6 +183,12 @@ impl Server {
                 "gauge",
                 "Committed entries not yet applied.",
                 |s| l(&s.apply_backlog),
+            ),
+            (
+                "raftkv_raft_log_cache_bytes",
+                "gauge",
+                "Bytes of log entries kept in memory.",
+                |s| l(&s.log_cache_bytes),
             ),
             (
                 "raftkv_raft_proposals_total",
@@ -233,6 +240,43 @@ impl Server {
                 let s = &g.node.status;
                 t.sample(name, &[("group", &id), ("role", s.role_name())], get(s));
             }
+        }
+        self.fsync_histogram(t);
+    }
+
+    /// The raft log's synced writes (one WAL fsync per driver round, counted for every
+    /// group whose entries or hard state it made durable), as a histogram per group.
+    fn fsync_histogram(&self, t: &mut Text) {
+        let h = "raftkv_raft_fsync_duration_seconds";
+        t.family(
+            h,
+            "histogram",
+            "Duration of the raft log's WAL fsync, per driver round that persisted the group.",
+        );
+        for g in self.groups.all() {
+            let id = g.id.to_string();
+            let s = &g.node.status;
+            let (buckets, count) = s.sync_hist.cumulative();
+            for (le, n) in buckets {
+                let le = format!("{}", le as f64 / 1e6);
+                t.sample(
+                    &format!("{h}_bucket"),
+                    &[("group", &id), ("le", &le)],
+                    n as f64,
+                );
+            }
+            let count = count as f64;
+            t.sample(
+                &format!("{h}_bucket"),
+                &[("group", &id), ("le", "+Inf")],
+                count,
+            );
+            t.sample(
+                &format!("{h}_sum"),
+                &[("group", &id)],
+                l(&s.sync_micros) / 1e6,
+            );
+            t.sample(&format!("{h}_count"), &[("group", &id)], count);
         }
     }
 }

@@ -49,7 +49,7 @@ impl ConnSubs {
     }
 
     /// In RESP2 subscribe mode (Redis counts shard channels too).
-    fn subscribed(&self) -> bool {
+    pub fn subscribed(&self) -> bool {
         !(self.channels.is_empty() && self.patterns.is_empty() && self.shard.is_empty())
     }
 

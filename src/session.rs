@@ -15,6 +15,10 @@
 //! group is handed over as soon as the writer is idle, or when it is full (1024 commands,
 //! or `--max-write-bytes` encoded, so a proposal always fits one peer frame).
 //!
+//! A connection idle longer than `timeout` (CONFIG SET timeout, seconds) is closed, as
+//! Redis does; one with a reply pending (a blocking command waiting) or with
+//! subscriptions is never idle.
+//!
 //! Memory per connection is bounded: request bytes in flight by [`MAX_IN_FLIGHT_BYTES`]
 //! (the reader stops reading), replies computed and not yet written by
 //! `--client-output-buffer-limit` (the connection closes, as Redis's hard limit), and,
@@ -277,6 +281,49 @@ async fn write_replies(mut ctx: WriterCtx, mut wr: OwnedWriteHalf) {
     }
 }
 
+/// Redis's `timeout`: when the client last sent something (or was found busy), and the
+/// limit as CONFIG SET changes it. The timer is not reset per request: when it fires, the
+/// connection closes only if it has really been idle for the limit, else it is re-armed.
+struct IdleTimer {
+    limit: tokio::sync::watch::Receiver<u64>,
+    last: tokio::time::Instant,
+}
+
+impl IdleTimer {
+    fn new() -> Self {
+        IdleTimer {
+            limit: crate::live::idle_timeout_watch(),
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    fn secs(&self) -> u64 {
+        *self.limit.borrow()
+    }
+
+    /// A limit is set (0 = never close).
+    fn armed(&self) -> bool {
+        self.secs() > 0
+    }
+
+    fn seen(&mut self) {
+        self.last = tokio::time::Instant::now();
+    }
+
+    /// When the connection becomes idle for the limit (far away when there is none).
+    fn deadline(&self) -> tokio::time::Instant {
+        let secs = match self.secs() {
+            0 => 86_400 * 365,
+            s => s,
+        };
+        self.last + std::time::Duration::from_secs(secs)
+    }
+
+    fn expired(&self) -> bool {
+        self.armed() && tokio::time::Instant::now() >= self.deadline()
+    }
+}
+
 /// Serves one client connection until it closes.
 pub async fn serve(server: Arc<Server>, sock: TcpStream) {
     let _ = sock.set_nodelay(true);
@@ -334,11 +381,31 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
         }
         tx.send((item.0, item.1, item.2, paid))
     };
+    let mut quiet = IdleTimer::new();
+    let idle_timer = tokio::time::sleep_until(quiet.deadline());
+    tokio::pin!(idle_timer);
     'conn: loop {
         let collecting = !matches!(conn.group, Group::None);
         let read = tokio::select! {
             _ = kill.notified() => break 'conn,
             r = rd.read_buf(&mut buf) => r,
+            // CONFIG SET timeout: the new limit counts from the client's last request.
+            Ok(()) = quiet.limit.changed() => {
+                idle_timer.as_mut().reset(quiet.deadline());
+                continue 'conn;
+            }
+            _ = &mut idle_timer, if quiet.armed() => {
+                // Busy (a reply or a blocking command pending) or subscribed: not idle.
+                if in_flight.load(Ordering::Acquire) > 0 || conn.pubsub.subscribed() {
+                    quiet.seen();
+                }
+                if quiet.expired() {
+                    debug!(server.logger, "closing idle client"; "client" => id);
+                    break 'conn;
+                }
+                idle_timer.as_mut().reset(quiet.deadline());
+                continue 'conn;
+            }
             // A group is being collected while an earlier one is in flight: hand it over
             // when the writer gets idle, or add to it what the client sends meanwhile.
             _ = idle.notified(), if collecting => {
@@ -360,7 +427,7 @@ pub async fn serve(server: Arc<Server>, sock: TcpStream) {
                 }
                 break;
             }
-            Ok(_) => {}
+            Ok(_) => quiet.seen(),
         }
         loop {
             // Until AUTH, requests are held to Redis's small unauthenticated limits; AUTH

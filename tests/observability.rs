@@ -1,7 +1,8 @@
 //! Observability on a real 3-node cluster: INFO commandstats / errorstats / latencystats
 //! count the commands the node served (a follower forwarding a write counts it too),
 //! CONFIG RESETSTAT clears them; SLOWLOG and LATENCY record requests; CONFIG GET patterns
-//! and CONFIG SET of run-time settings; `/metrics` scraped over plain HTTP and parsed.
+//! and CONFIG SET of run-time settings; `/metrics` scraped over plain HTTP and parsed
+//! (command latency and raft fsync histograms included).
 
 mod common;
 
@@ -366,6 +367,7 @@ fn metrics_endpoint_serves_the_exposition_format() {
     assert!(get("raftkv_raft_term", "group=\"1\"") >= 1.0);
     assert!(get("raftkv_raft_applied_index", "group=\"1\"") >= 15.0);
     assert!(get("raftkv_raft_fsyncs_total", "group=\"1\"") > 0.0);
+    assert!(get("raftkv_raft_log_cache_bytes", "group=\"1\"") > 0.0);
     assert!(get("raftkv_connections_received_total", "") >= 1.0);
     assert!(get("raftkv_rocksdb_live_data_bytes", "") >= 0.0);
     // Buckets are cumulative.
@@ -379,6 +381,21 @@ fn metrics_endpoint_serves_the_exposition_format() {
     assert_eq!(buckets.len(), 15);
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
     assert_eq!(buckets.last().copied(), Some(5.0));
+    // The raft log's fsync histogram: per group, cumulative, +Inf = _count = the fsyncs.
+    let fsync = "raftkv_raft_fsync_duration_seconds";
+    let buckets: Vec<(String, f64)> = m
+        .iter()
+        .filter(|(n, l, _)| *n == format!("{fsync}_bucket") && l.contains("group=\"1\""))
+        .map(|(_, l, v)| (l.clone(), *v))
+        .collect();
+    assert_eq!(buckets.len(), 15, "{buckets:?}");
+    assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
+    assert!(buckets[0].0.contains("le=\"0.00005\""), "{buckets:?}");
+    assert!(buckets[14].0.contains("le=\"+Inf\""), "{buckets:?}");
+    let count = get(&format!("{fsync}_count"), "group=\"1\"");
+    assert_eq!(buckets[14].1, count);
+    assert!(count > 0.0);
+    assert!(get(&format!("{fsync}_sum"), "group=\"1\"") > 0.0);
     let (status, _) = http_get(port, "/other").unwrap_or_default();
     assert!(status.contains("404"), "{status}");
 }

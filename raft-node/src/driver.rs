@@ -77,7 +77,8 @@ pub(crate) fn spawn<S: StateMachine, K: MessageSink>(
     let mut handles = Vec::with_capacity(groups.len());
     let mut initial = Vec::new();
     let mut silence = cfg.tick * 10;
-    for (gcfg, sm) in groups {
+    for (mut gcfg, sm) in groups {
+        gcfg.log_cache = Some(cfg.log_cache.clone());
         let group = gcfg.group_id;
         if group == KEEPALIVE_GROUP {
             return Err(raft::Error::ConfigInvalid("group 0 is reserved".into()));
@@ -168,6 +169,7 @@ fn sync_loop<O, K: MessageSink>(
                 if seen.insert(s.group) {
                     s.syncs.fetch_add(1, Ordering::Relaxed);
                     s.sync_micros.fetch_add(micros, Ordering::Relaxed);
+                    s.sync_hist.observe(micros);
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! Consensus layer of raftkv: many Raft groups per node, each a sans-IO [`peer::Peer`]
 //! (raft-rs `RawNode`, proposals, ReadIndex reads, membership, snapshots) over
-//! RocksDB-backed storage ([`storage`]), all served by one [`driver`] thread with one
+//! RocksDB-backed storage ([`storage`], its log tail in memory in [`entry_cache`]), all served by one [`driver`] thread with one
 //! `WriteBatch` and one WAL fsync per round; the public API in [`node`]; the
 //! tokio peer transport that carries raft messages and forwarded client requests
 //! ([`transport`]), and cluster time ([`clock`]); every peer raft message passes [`filter`]
@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod driver;
+pub mod entry_cache;
 pub mod filter;
 pub mod node;
 pub mod peer;
@@ -32,8 +33,8 @@ pub mod proto {
 }
 
 pub use node::{
-    group_snap_dir, start, start_groups, DriverConfig, GroupMessage, Members, Msg, NodeConfig,
-    NodeError, NodeHandle, SnapshotJob, StateMachine, Status,
+    group_snap_dir, start, start_groups, CacheBudget, DriverConfig, GroupMessage, Members, Msg,
+    NodeConfig, NodeError, NodeHandle, SnapshotJob, StateMachine, Status,
 };
 pub use raft;
 pub use storage::{RocksStorage, CF_RAFT};

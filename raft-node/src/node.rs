@@ -21,6 +21,7 @@ use rocksdb::{WriteBatch, DB};
 use slog::Logger;
 use tokio::sync::oneshot;
 
+pub use crate::entry_cache::CacheBudget;
 pub use crate::status::{
     Members, Status, ROLE_CANDIDATE, ROLE_FOLLOWER, ROLE_LEADER, ROLE_PRECANDIDATE,
 };
@@ -56,6 +57,9 @@ pub struct NodeConfig {
     pub snapshot_entries: u64,
     /// ... or after this many bytes of applied entries (0 = never).
     pub snapshot_bytes: u64,
+    /// The byte bounds the group's log cache is counted in (the driver gives every group
+    /// its node's [`DriverConfig::log_cache`]; None: bounds of the group's own).
+    pub log_cache: Option<Arc<CacheBudget>>,
 }
 
 impl Default for NodeConfig {
@@ -74,6 +78,7 @@ impl Default for NodeConfig {
             snap_dir: PathBuf::from("snap"),
             snapshot_entries: 0,
             snapshot_bytes: 0,
+            log_cache: None,
         }
     }
 }
@@ -85,6 +90,9 @@ pub struct DriverConfig {
     pub id: u64,
     /// Raft tick interval.
     pub tick: Duration,
+    /// Byte bounds of the groups' log caches, per group and node-wide (see
+    /// [`crate::entry_cache`]).
+    pub log_cache: Arc<CacheBudget>,
 }
 
 /// The replicated state machine the node applies committed commands to.
@@ -316,6 +324,10 @@ pub fn start<S: StateMachine, K: MessageSink>(
     let driver = DriverConfig {
         id: cfg.id,
         tick: cfg.tick,
+        log_cache: cfg
+            .log_cache
+            .clone()
+            .unwrap_or_else(CacheBudget::default_bounds),
     };
     let (mut handles, th) = start_groups(driver, vec![(cfg, sm)], db, sink, logger)?;
     let h = handles

@@ -30,8 +30,13 @@ pub struct Status {
     pub syncs: AtomicU64,
     /// Total time spent in synced log writes (µs).
     pub sync_micros: AtomicU64,
+    /// Durations of the synced log writes (one per driver round that had entries or a
+    /// hard state to persist; the node's one WAL fsync counts for every group in it).
+    pub sync_hist: SyncHistogram,
     /// Total time spent handling Readies (µs).
     pub ready_micros: AtomicU64,
+    /// Bytes of log entries this group keeps in memory (see `entry_cache`).
+    pub log_cache_bytes: AtomicU64,
     /// Committed entries waiting for a later round's apply budget.
     pub apply_backlog: AtomicU64,
     pub last_time_ms: AtomicI64,
@@ -59,6 +64,43 @@ pub struct Status {
     pub filter_log: crate::ratelimit::RateLimit,
     /// Configuration, addresses and (on the leader) replication progress.
     pub members: Mutex<Members>,
+}
+
+/// Upper bounds (µs) of [`SyncHistogram`]'s buckets.
+pub const SYNC_LE_MICROS: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+/// Counts of durations per bucket of [`SYNC_LE_MICROS`] (the last counts those above all
+/// bounds), kept with atomics so that a scrape reads them while the sync thread writes.
+#[derive(Debug, Default)]
+pub struct SyncHistogram {
+    buckets: [AtomicU64; SYNC_LE_MICROS.len() + 1],
+}
+
+impl SyncHistogram {
+    /// Counts one duration.
+    pub fn observe(&self, micros: u64) {
+        let i = SYNC_LE_MICROS
+            .iter()
+            .position(|&le| micros <= le)
+            .unwrap_or(SYNC_LE_MICROS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts: for each bound, the durations at most that long; then the count
+    /// of all (the `+Inf` bucket).
+    pub fn cumulative(&self) -> (Vec<(u64, u64)>, u64) {
+        let mut total = 0;
+        let mut out = Vec::with_capacity(SYNC_LE_MICROS.len());
+        for (le, b) in SYNC_LE_MICROS.iter().zip(&self.buckets) {
+            total += b.load(Ordering::Relaxed);
+            out.push((*le, total));
+        }
+        total += self.buckets[SYNC_LE_MICROS.len()].load(Ordering::Relaxed);
+        (out, total)
+    }
 }
 
 /// The group's membership as this node knows it.
@@ -97,5 +139,24 @@ impl Status {
             ROLE_PRECANDIDATE => "pre-candidate",
             _ => "follower",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_histogram_counts_cumulatively() {
+        let h = SyncHistogram::default();
+        for us in [10, 50, 51, 900, 2_000_000] {
+            h.observe(us);
+        }
+        let (buckets, total) = h.cumulative();
+        assert_eq!(total, 5);
+        assert_eq!(buckets[0], (50, 2));
+        assert_eq!(buckets[1], (100, 3));
+        assert_eq!(buckets[4], (1_000, 4));
+        assert_eq!(buckets.last(), Some(&(1_000_000, 4)));
     }
 }

@@ -189,7 +189,11 @@ impl<S: StateMachine> Peer<S> {
         logger: &Logger,
     ) -> Result<Self, raft::Error> {
         let logger = logger.new(o!("group" => cfg.group_id));
-        let mut storage = RocksStorage::open(db.clone(), cfg.group_id, &cfg.voters)?;
+        let budget = cfg
+            .log_cache
+            .clone()
+            .unwrap_or_else(crate::entry_cache::CacheBudget::default_bounds);
+        let mut storage = RocksStorage::open_cached(db.clone(), cfg.group_id, &cfg.voters, budget)?;
         let identity = Identity::load(&db, cfg.group_id, storage.founded_now())
             .map_err(raft::Error::ConfigInvalid)?;
         std::fs::create_dir_all(&cfg.snap_dir).map_err(raft::Error::Io)?;

@@ -111,6 +111,8 @@ impl<S: StateMachine> Peer<S> {
     ) -> Option<LightApplied<S::Output>> {
         let InFlight { rd, out, sync_now } = f;
         self.raw.mut_store().commit_staged();
+        let cached = self.raw.store().cache().bytes() as u64;
+        self.status.log_cache_bytes.store(cached, Ordering::Relaxed);
         self.sm.batch_written();
         self.after_apply(out);
         let Some(mut rd) = rd else {

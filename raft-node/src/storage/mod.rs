@@ -7,13 +7,15 @@
 //! Keys carry the group id so that many groups can share one database.
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rocksdb::{WriteBatch, DB};
+
+use crate::entry_cache::{CacheBudget, EntryCache, SizeLimit};
 
 /// Column family holding raft state.
 pub const CF_RAFT: &str = "raft";
@@ -38,14 +40,6 @@ pub(crate) const TAG_REFUSED: u8 = 0x22;
 /// The last stamp applied (also of entries with no commands, which the state machine does
 /// not see), kept by `clock`.
 pub(crate) const TAG_STAMP: u8 = 0x23;
-
-/// Entries kept in memory for fast `entries()`/`term()` on the replication path.
-const CACHE_ENTRIES: usize = 8192;
-/// At most this many bytes of the log tail are read into the cache when the storage opens:
-/// the tail may be far larger (a follower that never snapshots keeps its whole log, up to
-/// 1 GB in the restart benchmark), and reading all of it delayed serving by seconds. Later
-/// reads past the cache go to disk.
-const WARM_BYTES: usize = 16 << 20;
 
 pub(crate) fn meta_key(tag: u8, group: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(9);
@@ -74,8 +68,8 @@ pub struct RocksStorage {
     trunc_index: u64,
     trunc_term: u64,
     last_index: u64,
-    /// Tail of the log, contiguous, ending at `last_index`.
-    cache: VecDeque<Entry>,
+    /// Tail of the log, contiguous, ending at `last_index` (bounded: see `entry_cache`).
+    cache: EntryCache,
     /// Entries staged in the current batch but not yet written.
     staged: Vec<Entry>,
     /// The latest local snapshot, if any.
@@ -114,6 +108,16 @@ impl RocksStorage {
     /// voters (a node that joins an existing cluster) it starts empty and waits for the
     /// leader.
     pub fn open(db: Arc<DB>, group: u64, voters: &[u64]) -> Result<Self, raft::Error> {
+        Self::open_cached(db, group, voters, CacheBudget::default_bounds())
+    }
+
+    /// [`RocksStorage::open`] with the entry cache counted in the node's `budget`.
+    pub fn open_cached(
+        db: Arc<DB>,
+        group: u64,
+        voters: &[u64],
+        budget: Arc<CacheBudget>,
+    ) -> Result<Self, raft::Error> {
         let cf = db
             .cf_handle(CF_RAFT)
             .ok_or_else(|| storage_err("missing raft column family"))?;
@@ -194,7 +198,7 @@ impl RocksStorage {
             trunc_index,
             trunc_term,
             last_index,
-            cache: VecDeque::new(),
+            cache: EntryCache::new(budget),
             staged: Vec::new(),
             snap,
             want_snapshot: Cell::new(false),
@@ -213,40 +217,16 @@ impl RocksStorage {
             s.db.write(wb).map_err(storage_err)?;
         }
         // Warm the cache with the log tail.
-        let lo = last_index
-            .saturating_sub(CACHE_ENTRIES as u64)
-            .max(trunc_index + 1);
-        if lo <= last_index {
-            let ents = s.read_tail(lo, last_index, WARM_BYTES)?;
-            s.cache.extend(ents);
+        if trunc_index < last_index {
+            let db = s.db.clone();
+            let cf = db
+                .cf_handle(CF_RAFT)
+                .ok_or_else(|| storage_err("missing raft column family"))?;
+            s.cache.warm(&db, cf, trunc_index + 1, last_index, |i| {
+                entry_key(group, i)
+            })?;
         }
         Ok(s)
-    }
-
-    /// The longest suffix of entries `lo..=last` whose encoded sizes add up to at most
-    /// `budget` bytes, read backwards from `last` (oldest first in the result).
-    fn read_tail(&self, lo: u64, last: u64, budget: usize) -> Result<Vec<Entry>, raft::Error> {
-        let cf = self.cf()?;
-        let mut out = Vec::new();
-        let mut bytes = 0;
-        let mut iter = self.db.raw_iterator_cf(cf);
-        iter.seek_for_prev(entry_key(self.group, last));
-        let mut want = last;
-        while want >= lo && iter.valid() {
-            let (Some(k), Some(v)) = (iter.key(), iter.value()) else {
-                break;
-            };
-            bytes += v.len();
-            if k != entry_key(self.group, want).as_slice() || bytes > budget {
-                break;
-            }
-            out.push(Entry::parse_from_bytes(v).map_err(storage_err)?);
-            want -= 1;
-            iter.prev();
-        }
-        iter.status().map_err(storage_err)?;
-        out.reverse();
-        Ok(out)
     }
 
     fn cf(&self) -> Result<&rocksdb::ColumnFamily, raft::Error> {
@@ -337,9 +317,7 @@ impl RocksStorage {
             entry_key(self.group, index + 1),
         );
         self.stage_trunc(wb, index, term);
-        while self.cache.front().is_some_and(|e| e.index <= index) {
-            self.cache.pop_front();
-        }
+        self.cache.compact_to(index);
         self.snap = Some(snap);
         Ok(())
     }
@@ -451,30 +429,22 @@ impl RocksStorage {
     /// The batch holding staged entries was written: make them visible.
     pub fn commit_staged(&mut self) {
         let staged = std::mem::take(&mut self.staged);
-        let Some(first) = staged.first() else {
+        if staged.is_empty() {
             return;
-        };
-        // Drop any cached suffix the new entries replace.
-        while self.cache.back().is_some_and(|e| e.index >= first.index) {
-            self.cache.pop_back();
-        }
-        if self
-            .cache
-            .back()
-            .is_some_and(|e| e.index + 1 != first.index)
-        {
-            self.cache.clear();
         }
         self.last_index = staged.last().map_or(self.last_index, |e| e.index);
-        self.cache.extend(staged);
-        while self.cache.len() > CACHE_ENTRIES {
-            self.cache.pop_front();
-        }
+        self.cache.append(staged);
     }
 
-    fn read_entries(&self, low: u64, high: u64) -> Result<Vec<Entry>, raft::Error> {
+    /// Entries `low..high` from disk, as far as `limit` admits them.
+    fn read_entries(
+        &self,
+        low: u64,
+        high: u64,
+        limit: &mut SizeLimit,
+    ) -> Result<Vec<Entry>, raft::Error> {
         let cf = self.cf()?;
-        let mut out = Vec::with_capacity((high - low) as usize);
+        let mut out = Vec::new();
         let mut iter = self.db.raw_iterator_cf(cf);
         iter.seek(entry_key(self.group, low));
         let mut want = low;
@@ -485,7 +455,11 @@ impl RocksStorage {
             if k != entry_key(self.group, want).as_slice() {
                 break;
             }
-            out.push(Entry::parse_from_bytes(v).map_err(storage_err)?);
+            let e = Entry::parse_from_bytes(v).map_err(storage_err)?;
+            if !limit.admits(&e) {
+                return Ok(out);
+            }
+            out.push(e);
             want += 1;
             iter.next();
         }
@@ -496,12 +470,9 @@ impl RocksStorage {
         Ok(out)
     }
 
-    fn cached(&self, idx: u64) -> Option<&Entry> {
-        let front = self.cache.front()?.index;
-        if idx < front {
-            return None;
-        }
-        self.cache.get((idx - front) as usize)
+    /// The entry cache (for its figures).
+    pub fn cache(&self) -> &EntryCache {
+        &self.cache
     }
 }
 
@@ -529,28 +500,12 @@ impl raft::Storage for RocksStorage {
                 self.last_index
             )));
         }
-        let mut ents = match self.cache.front() {
-            Some(f) if f.index <= low => (low..high)
-                .filter_map(|i| self.cached(i).cloned())
-                .collect::<Vec<_>>(),
-            _ => self.read_entries(low, high)?,
-        };
-        if ents.len() as u64 != high - low {
-            ents = self.read_entries(low, high)?;
+        // Only the entries within `max_size` are copied or read.
+        let mut limit = SizeLimit::new(max_size.into());
+        match self.cache.range(low, high, &mut limit) {
+            Some(ents) => Ok(ents),
+            None => self.read_entries(low, high, &mut limit),
         }
-        if let Some(max) = max_size.into() {
-            let mut size = 0u64;
-            let mut keep = 0;
-            for e in &ents {
-                size += e.compute_size() as u64;
-                if keep > 0 && size > max {
-                    break;
-                }
-                keep += 1;
-            }
-            ents.truncate(keep);
-        }
-        Ok(ents)
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
@@ -563,10 +518,13 @@ impl raft::Storage for RocksStorage {
         if idx > self.last_index {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        if let Some(e) = self.cached(idx) {
+        if let Some(e) = self.cache.get(idx) {
             return Ok(e.term);
         }
-        Ok(self.read_entries(idx, idx + 1)?[0].term)
+        let ents = self.read_entries(idx, idx + 1, &mut SizeLimit::new(None))?;
+        ents.first()
+            .map(|e| e.term)
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
     }
 
     fn first_index(&self) -> raft::Result<u64> {
@@ -598,251 +556,4 @@ impl raft::Storage for RocksStorage {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use raft::Storage;
-
-    fn open_db(dir: &std::path::Path) -> Arc<DB> {
-        let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        Arc::new(DB::open_cf(&opts, dir, [CF_RAFT]).unwrap())
-    }
-
-    fn ent(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            data: format!("e{index}").into_bytes().into(),
-            ..Default::default()
-        }
-    }
-
-    fn append(s: &mut RocksStorage, ents: &[Entry]) {
-        let mut wb = WriteBatch::default();
-        s.stage_append(&mut wb, ents).unwrap();
-        s.db.write(wb).unwrap();
-        s.commit_staged();
-    }
-
-    #[test]
-    fn empty_log_contract() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = RocksStorage::open(open_db(dir.path()), 1, &[]).unwrap();
-        assert_eq!(s.first_index().unwrap(), 1);
-        assert_eq!(s.last_index().unwrap(), 0);
-        assert_eq!(s.term(0).unwrap(), 0);
-        assert!(matches!(
-            s.term(1),
-            Err(raft::Error::Store(StorageError::Unavailable))
-        ));
-        let st = s.initial_state().unwrap();
-        assert!(st.conf_state.voters.is_empty());
-        assert_eq!(st.hard_state, HardState::default());
-        assert!(matches!(
-            s.snapshot(0, 2),
-            Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable
-            ))
-        ));
-        assert!(s.take_snapshot_wanted());
-    }
-
-    #[test]
-    fn founding_members_start_from_index_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path());
-        let s = RocksStorage::open(db.clone(), 1, &[1, 2, 3]).unwrap();
-        assert_eq!(s.first_index().unwrap(), 2);
-        assert_eq!(s.last_index().unwrap(), 1);
-        assert_eq!(s.term(1).unwrap(), 1);
-        let st = s.initial_state().unwrap();
-        assert_eq!(st.conf_state.voters, vec![1, 2, 3]);
-        assert_eq!(st.hard_state.commit, 1);
-        drop(s);
-        let s = RocksStorage::open(db, 1, &[1, 2, 3]).unwrap();
-        assert_eq!(s.first_index().unwrap(), 2);
-        assert_eq!(s.initial_state().unwrap().hard_state.commit, 1);
-    }
-
-    #[test]
-    fn append_truncate_and_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path());
-        let mut s = RocksStorage::open(db.clone(), 7, &[]).unwrap();
-        append(&mut s, &[ent(1, 1), ent(2, 1), ent(3, 2), ent(4, 2)]);
-        assert_eq!(s.last_index().unwrap(), 4);
-        assert_eq!(s.term(3).unwrap(), 2);
-        let got = s
-            .entries(2, 5, None, GetEntriesContext::empty(false))
-            .unwrap();
-        assert_eq!(got, vec![ent(2, 1), ent(3, 2), ent(4, 2)]);
-        // max_size keeps at least one entry
-        let one = s
-            .entries(2, 5, Some(0), GetEntriesContext::empty(false))
-            .unwrap();
-        assert_eq!(one.len(), 1);
-        // conflicting append at 3 replaces the suffix
-        append(&mut s, &[ent(3, 3)]);
-        assert_eq!(s.last_index().unwrap(), 3);
-        assert_eq!(s.term(3).unwrap(), 3);
-        assert!(s
-            .entries(1, 5, None, GetEntriesContext::empty(false))
-            .is_err());
-        let mut wb = WriteBatch::default();
-        let hs = HardState {
-            term: 3,
-            vote: 2,
-            commit: 2,
-            ..Default::default()
-        };
-        s.stage_hard_state(&mut wb, hs.clone());
-        db.write(wb).unwrap();
-        drop(s);
-        let s2 = RocksStorage::open(db, 7, &[]).unwrap();
-        assert_eq!(s2.last_index().unwrap(), 3);
-        assert_eq!(s2.term(3).unwrap(), 3);
-        assert_eq!(s2.initial_state().unwrap().hard_state, hs);
-        assert_eq!(
-            s2.entries(1, 4, None, GetEntriesContext::empty(false))
-                .unwrap(),
-            vec![ent(1, 1), ent(2, 1), ent(3, 3)]
-        );
-    }
-
-    #[test]
-    fn groups_are_isolated() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path());
-        let mut a = RocksStorage::open(db.clone(), 1, &[]).unwrap();
-        append(&mut a, &[ent(1, 1), ent(2, 1)]);
-        let b = RocksStorage::open(db, 2, &[]).unwrap();
-        assert_eq!(b.last_index().unwrap(), 0);
-    }
-
-    #[test]
-    fn reads_beyond_cache_hit_disk() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path());
-        let mut s = RocksStorage::open(db.clone(), 1, &[]).unwrap();
-        let ents: Vec<Entry> = (1..=(CACHE_ENTRIES as u64 + 100))
-            .map(|i| ent(i, 1))
-            .collect();
-        append(&mut s, &ents);
-        assert_eq!(
-            s.entries(1, 3, None, GetEntriesContext::empty(false))
-                .unwrap(),
-            ents[0..2]
-        );
-        assert_eq!(s.term(50).unwrap(), 1);
-    }
-
-    #[test]
-    fn reopen_warms_only_a_bounded_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path());
-        let mut s = RocksStorage::open(db.clone(), 1, &[]).unwrap();
-        // 64 entries of 1 MiB: four times the warm-up budget.
-        let big = |i: u64| Entry {
-            data: vec![i as u8; 1 << 20].into(),
-            ..ent(i, 1)
-        };
-        let ents: Vec<Entry> = (1..=64).map(big).collect();
-        append(&mut s, &ents);
-        drop(s);
-        let s = RocksStorage::open(db, 1, &[]).unwrap();
-        let cached: usize = s.cache.iter().map(|e| e.data.len()).sum();
-        assert!(cached <= WARM_BYTES, "{cached} bytes cached");
-        assert!(!s.cache.is_empty());
-        assert_eq!(s.cache.back().map(|e| e.index), Some(64));
-        // Every entry is still readable, from the cache or from disk.
-        let all = s
-            .entries(1, 65, None, GetEntriesContext::empty(false))
-            .unwrap();
-        assert_eq!(all, ents);
-        assert_eq!(s.last_index().unwrap(), 64);
-    }
-
-    fn snap_at(index: u64, term: u64, voters: &[u64]) -> Snapshot {
-        let mut s = Snapshot {
-            data: b"descriptor".to_vec().into(),
-            ..Default::default()
-        };
-        s.mut_metadata().index = index;
-        s.mut_metadata().term = term;
-        s.mut_metadata().mut_conf_state().voters = voters.to_vec();
-        s
-    }
-
-    #[test]
-    fn local_snapshot_compacts_and_serves_members_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path());
-        let mut s = RocksStorage::open(db.clone(), 1, &[]).unwrap();
-        let ents: Vec<Entry> = (1..=20).map(|i| ent(i, 1)).collect();
-        append(&mut s, &ents);
-        let mut wb = WriteBatch::default();
-        s.stage_local_snapshot(&mut wb, snap_at(10, 1, &[1, 2]))
-            .unwrap();
-        db.write(wb).unwrap();
-        assert_eq!(s.first_index().unwrap(), 11);
-        assert_eq!(s.term(10).unwrap(), 1);
-        assert!(matches!(
-            s.entries(5, 12, None, GetEntriesContext::empty(false)),
-            Err(raft::Error::Store(StorageError::Compacted))
-        ));
-        assert_eq!(
-            s.entries(11, 13, None, GetEntriesContext::empty(false))
-                .unwrap(),
-            vec![ent(11, 1), ent(12, 1)]
-        );
-        assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 10);
-        // Node 3 is not in the snapshot's configuration: a new one must be made.
-        assert!(s.snapshot(0, 3).is_err());
-        assert!(s.take_snapshot_wanted());
-        assert!(s.snapshot(11, 2).is_err());
-        drop(s);
-        let s = RocksStorage::open(db, 1, &[]).unwrap();
-        assert_eq!(s.first_index().unwrap(), 11);
-        assert_eq!(s.last_index().unwrap(), 20);
-        assert_eq!(s.local_snapshot().unwrap().get_metadata().index, 10);
-    }
-
-    #[test]
-    fn received_snapshot_replaces_the_log_and_survives_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open_db(dir.path());
-        let mut s = RocksStorage::open(db.clone(), 1, &[]).unwrap();
-        append(&mut s, &[ent(1, 1), ent(2, 1)]);
-        let mut wb = WriteBatch::default();
-        s.stage_received_snapshot(&mut wb, snap_at(50, 3, &[1, 2, 4]), "snap-3-50")
-            .unwrap();
-        s.stage_peer(&mut wb, 4, "127.0.0.1:4000");
-        db.write(wb).unwrap();
-        assert_eq!(s.first_index().unwrap(), 51);
-        assert_eq!(s.last_index().unwrap(), 50);
-        assert_eq!(s.term(50).unwrap(), 3);
-        assert_eq!(s.restoring(), Some("snap-3-50"));
-        drop(s);
-        // A crash before the store was restored: the marker is still there.
-        let mut s = RocksStorage::open(db.clone(), 1, &[]).unwrap();
-        assert_eq!(s.restoring(), Some("snap-3-50"));
-        assert_eq!(s.initial_state().unwrap().conf_state.voters, vec![1, 2, 4]);
-        assert_eq!(s.initial_state().unwrap().hard_state.commit, 50);
-        assert_eq!(
-            s.peers().get(&4).map(String::as_str),
-            Some("127.0.0.1:4000")
-        );
-        let mut wb = WriteBatch::default();
-        s.stage_restored(&mut wb);
-        db.write(wb).unwrap();
-        drop(s);
-        let s = RocksStorage::open(db, 1, &[]).unwrap();
-        assert_eq!(s.restoring(), None);
-        append_check(&s);
-    }
-
-    fn append_check(s: &RocksStorage) {
-        assert_eq!(s.first_index().unwrap(), 51);
-    }
-}
+mod tests;

@@ -1,0 +1,108 @@
+//! Opens the node's one RocksDB: the store's column families and the raft log's, sharing
+//! one WAL, with the WAL bounded by `max_total_wal_size` (see [`MAX_TOTAL_WAL`]).
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// Bound of the live WAL files. Several column families share one WAL: a family written
+/// rarely (meta, scripts, the collection families) would keep every WAL file since its
+/// last write alive, and make a restart replay all of them. Past this size RocksDB
+/// flushes the families holding the oldest WAL file, which is then deleted; the WAL
+/// exceeds it only by what is written while that flush runs (measured in
+/// docs/benchmarks.md, session 7: 128 MiB bound, at most 141 MB seen).
+pub const MAX_TOTAL_WAL: u64 = 128 << 20;
+
+/// The database options, with `max_wal` as the WAL bound.
+fn options(max_wal: u64) -> rocksdb::Options {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_max_background_jobs(2);
+    opts.set_enable_pipelined_write(true);
+    opts.set_max_total_wal_size(max_wal);
+    store::tune_db_options(&mut opts);
+    opts
+}
+
+/// Opens (creating if needed) the database in `dir` with `max_wal` as the WAL bound.
+fn open_with(dir: &Path, max_wal: u64) -> Result<Arc<rocksdb::DB>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut cfs = store::column_family_descriptors();
+    cfs.push(rocksdb::ColumnFamilyDescriptor::new(
+        raft_node::CF_RAFT,
+        rocksdb::Options::default(),
+    ));
+    rocksdb::DB::open_cf_descriptors(&options(max_wal), dir, cfs)
+        .map(Arc::new)
+        .map_err(|e| format!("cannot open RocksDB at {}: {e}", dir.display()))
+}
+
+/// Opens the node's database in `dir`.
+pub fn open(dir: &Path) -> Result<Arc<rocksdb::DB>, String> {
+    open_with(dir, MAX_TOTAL_WAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Bytes of the live WAL files (`NNNNNN.log`) in `dir`.
+    fn wal_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    #[test]
+    fn a_rarely_written_family_does_not_keep_the_wal_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        const LIMIT: u64 = 4 << 20;
+        let db = open_with(dir.path(), LIMIT).unwrap();
+        // Every store family written once, then never again: each pins the first WAL file
+        // until it is flushed.
+        for name in store::column_families() {
+            let cf = db.cf_handle(name).unwrap();
+            db.put_cf(cf, b"once", b"x").unwrap();
+        }
+        // 48 MiB through the two busy families, as the node writes them (the raft log and
+        // the data), less than either family's memtable so neither fills on its own.
+        let raft = db.cf_handle(raft_node::CF_RAFT).unwrap();
+        let data = db.cf_handle(store::CF_DATA).unwrap();
+        let value = vec![7u8; 256 << 10];
+        for i in 0u32..96 {
+            let mut wb = rocksdb::WriteBatch::default();
+            wb.put_cf(raft, i.to_be_bytes(), &value);
+            wb.put_cf(data, i.to_be_bytes(), &value);
+            db.write(wb).unwrap();
+        }
+        // RocksDB checks the bound on each write and flushes in the background, while
+        // the writes go on into a new WAL file: the burst above went mostly into that file
+        // (the overshoot). The node keeps writing (hard states, heartbeats' commits, the
+        // next requests): with small writes going on, the WAL comes back within the bound.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut i = 0u32;
+        loop {
+            let live = wal_bytes(dir.path());
+            if live <= 2 * LIMIT {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{live} bytes of WAL after writing 48 MiB, bound {LIMIT}"
+            );
+            i += 1;
+            db.put_cf(raft, [b"small".as_slice(), &i.to_be_bytes()].concat(), b"x")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Nothing was lost by the flushes.
+        assert_eq!(db.get_cf(data, 95u32.to_be_bytes()).unwrap(), Some(value));
+        let meta = db.cf_handle(store::column_families()[2]).unwrap();
+        assert_eq!(db.get_cf(meta, b"once").unwrap(), Some(b"x".to_vec()));
+    }
+}
