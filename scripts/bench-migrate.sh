@@ -65,6 +65,7 @@ wait_until 60 "leaders" bash -c "[ \$(redis-cli -p ${kv[1]} INFO raft | grep -c 
 keys=$((DATA_MB * 1024 * 1024 / VALUE_BYTES))
 log "loading $keys keys of $VALUE_BYTES random bytes (~$DATA_MB MB) over all slots"
 t=$(now)
+loads=()
 for j in $(seq 0 $((PIPES - 1))); do
     python3 - "$keys" "$VALUE_BYTES" "$j" "$PIPES" <<'EOF' | redis-cli -p "${kv[$((j % 3 + 1))]}" --pipe >"$tmp/load.$j.out" &
 import os, sys
@@ -76,8 +77,9 @@ for i in range(j, n, step):
     v = os.urandom(half).hex().encode()
     out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
 EOF
+    loads+=($!)
 done
-wait
+wait "${loads[@]}"
 log "loaded in $(elapsed "$t")s; $(cat "$tmp"/load.*.out | grep -h errors | awk '{ e += $2; r += $4 } END { printf "errors %d, replies %d", e, r }')"
 
 # A hash tag in group 3's slots (10922-16383), which never move here.

@@ -139,8 +139,13 @@ impl Server {
     /// Carries out the recorded migrations while this node leads the metadata group (runs
     /// for the life of the node).
     pub async fn migrate_loop(self: std::sync::Arc<Self>) {
+        let mut busy = false;
         loop {
-            sleep(POLL).await;
+            // Straight on to the next migration after one finished; else poll.
+            if !busy {
+                sleep(POLL).await;
+            }
+            busy = false;
             if !self.groups.meta().node.status.is_leader() {
                 continue;
             }
@@ -151,7 +156,8 @@ impl Server {
             let m = m.clone();
             let started = std::time::Instant::now();
             match self.run_migration(id, &m).await {
-                Ok(()) => {
+                Ok(steps) => {
+                    busy = true;
                     let p = &self.migration;
                     p.done.fetch_add(1, Ordering::Relaxed);
                     p.slots.fetch_add(slots_in(&m.ranges), Ordering::Relaxed);
@@ -161,6 +167,7 @@ impl Server {
                         .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                     info!(self.logger, "slots migrated"; "migration" => id, "from" => m.from, "to" => m.to,
                         "slots" => ranges_words(&m.ranges).join(","), "ms" => started.elapsed().as_millis() as u64,
+                        "remove_ms" => steps[0], "add_ms" => steps[1], "cutover_ms" => steps[2],
                         "left" => state.migrations.len() - 1);
                 }
                 Err(e) => {
@@ -172,15 +179,23 @@ impl Server {
         }
     }
 
-    /// Steps 1-3 of the module doc for migration `id`.
-    async fn run_migration(&self, id: u64, m: &Migration) -> Result<(), String> {
+    /// Steps 1-3 of the module doc for migration `id`; the milliseconds each took.
+    async fn run_migration(&self, id: u64, m: &Migration) -> Result<[u64; 3], String> {
+        let mut t = std::time::Instant::now();
+        let mut lap = || {
+            let ms = t.elapsed().as_millis() as u64;
+            t = std::time::Instant::now();
+            ms
+        };
         self.slot_command(m.from, "RAFTKV.SLOTS.REMOVE", id, &m.ranges)
             .await?;
+        let removed = lap();
         self.slot_command(m.to, "RAFTKV.SLOTS.ADD", id, &m.ranges)
             .await?;
+        let added = lap();
         match self.meta_call(MetaCmd::Migrated { id }).await? {
             Reply::Error(e) => Err(e),
-            _ => Ok(()),
+            _ => Ok([removed, added, lap()]),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::slot::SLOTS;
 
 /// Most slots one migration moves (its cut-over window covers them all, and both groups
 /// count the keys of its slots in one apply).
-pub const BATCH_SLOTS: usize = 64;
+pub const BATCH_SLOTS: usize = 256;
 
 /// Most migrations pending at once (each is a line of the metadata record).
 pub const MAX_PENDING: usize = 1024;
@@ -234,16 +234,16 @@ mod tests {
         let mut m = ClusterMeta::default();
         m.apply(&MetaCmd::Init { groups: 2 });
         assert_eq!(
-            m.plan_migrations(2, &[(0, 199)]),
-            200usize.div_ceil(BATCH_SLOTS)
+            m.plan_migrations(2, &[(0, 599)]),
+            600usize.div_ceil(BATCH_SLOTS)
         );
         let all: Vec<_> = m
             .migrations
             .values()
             .flat_map(|x| x.ranges.clone())
             .collect();
-        assert_eq!(all.first(), Some(&(0, 63)));
-        assert_eq!(all.last(), Some(&(192, 199)));
+        assert_eq!(all.first(), Some(&(0, 255)));
+        assert_eq!(all.last(), Some(&(512, 599)));
     }
 
     #[test]
