@@ -40,6 +40,7 @@ pub mod functions;
 pub mod glob;
 mod nodes;
 pub mod notify;
+mod prefetch;
 mod reader;
 mod reader_coll;
 mod reader_scan;
@@ -682,6 +683,8 @@ mod tests_coll;
 mod tests_geo;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_mset;
 #[cfg(test)]
 mod tests_notify;
 #[cfg(test)]
