@@ -37,22 +37,21 @@ impl Store {
             Command::GetEx { key, action } => self.apply_getex(wb, key, action, now),
             Command::MSet(pairs) => {
                 charge!(self, pairs_len(pairs));
-                for (k, v) in pairs {
-                    self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
-                }
+                let dkeys = self.prefetched(pairs);
+                self.put_pairs(wb, dkeys, pairs);
                 Reply::ok()
             }
             Command::MSetNx(pairs) => {
-                if pairs
-                    .iter()
-                    .any(|(k, _)| self.live(&data_key(k), now).is_some())
-                {
+                let dkeys = self.prefetched(pairs);
+                let live = |k: &Vec<u8>| {
+                    self.raw_header(k)
+                        .is_some_and(|(_, expire, _)| expire == 0 || expire > now)
+                };
+                if dkeys.iter().any(live) {
                     return Reply::Int(0);
                 }
                 charge!(self, pairs_len(pairs));
-                for (k, v) in pairs {
-                    self.put(wb, data_key(k), Value::string(v.to_vec(), 0));
-                }
+                self.put_pairs(wb, dkeys, pairs);
                 Reply::Int(1)
             }
             Command::Del(keys) => self.apply_del(wb, keys, now, false),
@@ -80,6 +79,22 @@ impl Store {
             }
             Command::DelIfExpired(keys) => self.apply_del(wb, keys, now, true),
             other => Reply::err(format!("ERR '{}' is not a string write", other.name())),
+        }
+    }
+
+    /// The data keys of MSET's / MSETNX's pairs, their old values read in one multi-get
+    /// (see `prefetch`).
+    fn prefetched(&self, pairs: &[(Bytes, Bytes)]) -> Vec<Vec<u8>> {
+        let dkeys: Vec<Vec<u8>> = pairs.iter().map(|(k, _)| data_key(k)).collect();
+        self.prefetch(&dkeys);
+        dkeys
+    }
+
+    /// Writes each pair as a string without TTL, in order (a key given twice: the last
+    /// value wins, and the second write sees the first, as one SET after another).
+    fn put_pairs(&mut self, wb: &mut WriteBatch, dkeys: Vec<Vec<u8>>, pairs: &[(Bytes, Bytes)]) {
+        for (dkey, (_, v)) in dkeys.into_iter().zip(pairs) {
+            self.put_encoded(wb, dkey, Value::encode_string(v, 0));
         }
     }
 

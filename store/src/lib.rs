@@ -42,6 +42,7 @@ pub mod glob;
 pub mod migrations;
 mod nodes;
 pub mod notify;
+mod prefetch;
 mod reader;
 mod reader_coll;
 mod reader_scan;
@@ -699,6 +700,8 @@ mod tests_geo;
 mod tests_groups;
 #[cfg(test)]
 mod tests_migrate;
+#[cfg(test)]
+mod tests_mset;
 #[cfg(test)]
 mod tests_notify;
 #[cfg(test)]

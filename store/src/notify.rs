@@ -76,6 +76,9 @@ impl Store {
         let now = now_ms.max(self.last_time);
         let keys: Vec<Bytes> = cmd.keys().into_iter().cloned().collect();
         let expiring = matches!(cmd, Command::DelIfExpired(_));
+        // One multi-get for the keys' old values (MSET, DEL of many keys); the command's
+        // own lookups then hit the batch's read cache.
+        self.prefetch(&keys.iter().map(|k| data_key(k)).collect::<Vec<_>>());
         let before: Vec<bool> = keys
             .iter()
             .map(|k| self.present(k, now, expiring))

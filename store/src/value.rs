@@ -43,6 +43,15 @@ impl Value {
         Some((raw[0], expire))
     }
 
+    /// The encoding of `Value::string(payload, expire)` without building the value first.
+    pub(crate) fn encode_string(payload: &[u8], expire: i64) -> Vec<u8> {
+        let mut v = Vec::with_capacity(payload.len() + HEADER);
+        v.push(TYPE_STRING);
+        v.extend_from_slice(&expire.to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.payload.len() + 9);
         v.push(self.typ);
