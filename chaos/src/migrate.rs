@@ -271,7 +271,7 @@ pub async fn run(
     start: Instant,
     stop: Arc<AtomicBool>,
 ) -> MigrationLog {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6d69_6772_6174_65);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x006d_6967_7261_7465);
     let mut log = MigrationLog::default();
     let slots: Vec<u16> = keys
         .iter()
@@ -296,7 +296,10 @@ pub async fn run(
         };
         if let Some(l) = query(port).await {
             if l.groups.len() < 2 {
-                log.note(start, format!("migrate: data groups {:?}: fault off", l.groups));
+                log.note(
+                    start,
+                    format!("migrate: data groups {:?}: fault off", l.groups),
+                );
                 break;
             }
             layout = l;
@@ -322,7 +325,10 @@ pub async fn run(
             }
             _ => log.unknown += 1,
         }
-        log.note(start, format!("{} (port {port}): {reply:?}", argv.join(" ")));
+        log.note(
+            start,
+            format!("{} (port {port}): {reply:?}", argv.join(" ")),
+        );
     }
     log
 }
