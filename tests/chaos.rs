@@ -1,7 +1,9 @@
 //! CI profile of the fault-injection harness (`chaos/`): a few short seeded schedules of
 //! kill -9, SIGSTOP, node isolation, one-way link cuts, leader transfers, snapshots and
 //! membership changes (nodes joining, voters removed) against a real 3-node cluster
-//! (compacting its log every 100 entries),
+//! (compacting its log every 100 entries), on three groups with slot migrations between
+//! them on top (moves of the keys' slots, moves back, rebalances, all while the other
+//! faults go on),
 //! asserting that every per-key history is linearizable (hash fields as registers; list keys
 //! used as queues pass the FIFO checks of `chaos/src/queue.rs`) and no acknowledged write is
 //! lost.
@@ -84,4 +86,20 @@ fn short_fault_schedules_are_linearizable() {
 #[test]
 fn short_fault_schedules_on_three_groups_are_linearizable() {
     run_and_check(&config(201, &["--groups", "3"], "mg"), 2);
+}
+
+/// The same with the slots of the keys moving between the groups meanwhile (every
+/// recorded migration must be done once healed). It is meant to replace the profile above;
+/// ignored while it fails: seed 202 leaves a joined node with the apply of all three groups
+/// waiting for one another (docs/verification.md, session 7). Run it with `--ignored`.
+#[test]
+#[ignore = "fails on seed 202: slot claims wait cycle on a node caught up by snapshots (docs/verification.md, session 7)"]
+fn short_fault_schedules_on_three_groups_with_migrations_are_linearizable() {
+    let mut cfg = config(201, &["--groups", "3"], "mgm");
+    cfg.faults.migrate = true;
+    let reports = run_and_check(&cfg, 2);
+    let recorded: usize = reports.iter().map(|r| r.migrations.recorded).sum();
+    let completed: usize = reports.iter().map(|r| r.migrations.completed()).sum();
+    assert!(recorded > 0, "no migration was recorded");
+    assert_eq!(completed, recorded, "migrations left pending");
 }

@@ -40,9 +40,14 @@ pub async fn ping(port: u16) -> bool {
 
 /// The `INFO raft` fields of the node on `port`.
 pub async fn info_raft(port: u16) -> Option<HashMap<String, String>> {
+    info_section(port, "raft").await
+}
+
+/// The fields of INFO section `section` of the node on `port`.
+pub async fn info_section(port: u16, section: &str) -> Option<HashMap<String, String>> {
     let mut c = connect(port, Duration::from_secs(1)).await?;
     let text: String = redis::cmd("INFO")
-        .arg("raft")
+        .arg(section)
         .query_async(&mut c)
         .await
         .ok()?;

@@ -1,7 +1,7 @@
 //! The nemesis: seeded random faults against a running cluster (kill -9 and restart,
-//! SIGSTOP/SIGCONT, isolating a node, one-way link cuts, optionally leader transfer and
-//! snapshots), each
-//! held for a random time and then healed, with a log of what was done when.
+//! SIGSTOP/SIGCONT, isolating a node, one-way link cuts, optionally leader transfer,
+//! snapshots and membership changes), each held for a random time and then healed, with a
+//! log of what was done when. Slot migrations run beside it ([`crate::migrate`]).
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -33,6 +33,11 @@ pub struct FaultConfig {
     /// random voter, the leader included, is removed (`RAFT.NODE REMOVE`), one step per
     /// fault, while the other faults go on.
     pub membership: bool,
+    /// Slot migrations between data groups (`RAFT.SHARDGROUP MOVE`, `RAFT.REBALANCE`) by a
+    /// task of their own, beside the other faults (see [`crate::migrate`]).
+    pub migrate: bool,
+    /// Quiet time between two migration requests (min, max).
+    pub migrate_gap_ms: (u64, u64),
     /// Most nodes a schedule may ever start (the founders included).
     pub max_nodes: usize,
     /// Quiet time between faults (min, max).
@@ -53,6 +58,8 @@ impl Default for FaultConfig {
             transfer_leader: false,
             snapshot: false,
             membership: false,
+            migrate: false,
+            migrate_gap_ms: (400, 2000),
             max_nodes: 8,
             gap_ms: (300, 1500),
             hold_ms: (500, 3000),

@@ -1,6 +1,7 @@
 //! Fault-injection harness and linearizability checker for raftkv: starts a real 3-node
 //! cluster behind harness-owned TCP proxies, runs concurrent Redis clients while injecting
-//! seeded faults (kill -9, SIGSTOP, partitions, one-way link cuts), records the history and
+//! seeded faults (kill -9, SIGSTOP, partitions, one-way link cuts, optionally slot
+//! migrations between data groups: [`migrate`]), records the history and
 //! checks it per key against register and counter models, hashes field by field as
 //! registers, and lists used as queues against a FIFO model.
 //!
@@ -13,6 +14,7 @@ pub mod cluster;
 pub mod faults;
 pub mod hash;
 pub mod history;
+pub mod migrate;
 pub mod proxy;
 pub mod queue;
 pub mod schedule;

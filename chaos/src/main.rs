@@ -49,6 +49,11 @@ struct Args {
     /// included, are removed (`RAFT.NODE REMOVE`).
     #[arg(long)]
     membership: bool,
+    /// Also move slot ranges between data groups (`RAFT.SHARDGROUP MOVE` around the keys'
+    /// slots, moves back, `RAFT.REBALANCE`) beside the other faults; needs `--groups` > 1
+    /// on the nodes (`--node-arg=--groups --node-arg=3`).
+    #[arg(long)]
+    migrate: bool,
     /// Faults to leave out: any of kill, pause, partition, link-cut (comma-separated).
     #[arg(long, value_delimiter = ',')]
     no_fault: Vec<String>,
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
         transfer_leader: args.transfer_leader,
         snapshot: args.snapshot,
         membership: args.membership,
+        migrate: args.migrate,
         ..FaultConfig::default()
     };
     for f in &args.no_fault {
@@ -166,6 +172,20 @@ fn main() -> ExitCode {
         sum(|r| r.inconclusive),
         failed
     );
+    if args.migrate {
+        println!(
+            "migrations: {} requests ({} rebalances, {} moves back), {} recorded, {} completed, {} still pending, {} requests of unknown outcome; coordinators' INFO: {} done, {} slots moved",
+            sum(|r| r.migrations.requests),
+            sum(|r| r.migrations.rebalances),
+            sum(|r| r.migrations.moves_back),
+            sum(|r| r.migrations.recorded),
+            sum(|r| r.migrations.completed()),
+            sum(|r| r.migrations.pending_after),
+            sum(|r| r.migrations.unknown),
+            reports.iter().map(|r| r.migrations.done_info).sum::<u64>(),
+            reports.iter().map(|r| r.migrations.slots_info).sum::<u64>(),
+        );
+    }
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -12,6 +12,7 @@ use crate::client;
 use crate::cluster::{Cluster, NodeOptions, Targets};
 use crate::faults::{self, FaultConfig, FaultLog};
 use crate::history::{self, Outcome};
+use crate::migrate::{self, MigrationLog};
 use crate::workload::{self, Client, Recorder};
 
 /// Everything one schedule needs.
@@ -64,6 +65,8 @@ impl ScheduleConfig {
 pub struct ScheduleReport {
     pub seed: u64,
     pub faults: FaultLog,
+    /// What the migration fault asked for and got (all zero when it is off).
+    pub migrations: MigrationLog,
     pub ops: usize,
     pub ok: usize,
     pub failed: usize,
@@ -91,6 +94,7 @@ impl ScheduleReport {
             && self.odd_replies == 0
             && self.unrecovered.is_empty()
             && self.faults.crashes.is_empty()
+            && self.migrations.pending_after == 0
     }
 
     pub fn verdict(&self) -> &'static str {
@@ -102,6 +106,8 @@ impl ScheduleReport {
             "NODE-CRASHED"
         } else if !self.unrecovered.is_empty() {
             "UNRECOVERED"
+        } else if self.migrations.pending_after > 0 {
+            "MIGRATION-STUCK"
         } else if self.odd_replies > 0 {
             "ODD-REPLY"
         } else if self.inconclusive > 0 {
@@ -109,6 +115,33 @@ impl ScheduleReport {
         } else {
             "ok"
         }
+    }
+
+    /// Keeps the nemesis's and the migration fault's logs, with a finding for every node
+    /// crash, outside kill, migration left pending and key not read back after healing.
+    fn add_fault_findings(&mut self, flog: FaultLog, mlog: MigrationLog) {
+        for (ms, node, status) in &flog.crashes {
+            self.findings
+                .push(format!("node {node} exited by itself at {ms} ms: {status}"));
+        }
+        for (ms, node) in &flog.external_kills {
+            self.findings.push(format!(
+                "node {node} was SIGKILLed at {ms} ms by another process (not the harness); restarted"
+            ));
+        }
+        if mlog.pending_after > 0 {
+            self.findings.push(format!(
+                "{} migration(s) still pending 90 s after healing (see faults.log)",
+                mlog.pending_after
+            ));
+        }
+        for (key, node) in &self.unrecovered {
+            self.findings.push(format!(
+                "final read of {key:?} on node {node} never succeeded within 30 s of healing"
+            ));
+        }
+        self.faults = flog;
+        self.migrations = mlog;
     }
 
     /// One summary line.
@@ -119,8 +152,20 @@ impl ScheduleReport {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        let m = &self.migrations;
+        let migrations = if m.requests == 0 {
+            String::new()
+        } else {
+            format!(
+                "  migrations {} asked, {} recorded, {} done, {} unknown",
+                m.requests,
+                m.recorded,
+                m.completed(),
+                m.unknown
+            )
+        };
         format!(
-            "seed {:<6} faults {:>3} [{}]  ops {:>6}  ok {:>6}  fail {:>5}  indet {:>5}  checked {:>6}  violations {}  lost {}  check {} ms  => {}",
+            "seed {:<6} faults {:>3} [{}]{migrations}  ops {:>6}  ok {:>6}  fail {:>5}  indet {:>5}  checked {:>6}  violations {}  lost {}  check {} ms  => {}",
             self.seed,
             self.faults.injected(),
             faults.join(" "),
@@ -286,12 +331,26 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
         start,
         stop.clone(),
     ));
+    let mover = cfg.faults.migrate.then(|| {
+        tokio::spawn(migrate::run(
+            cluster.clone(),
+            keys.to_vec(),
+            cfg.seed,
+            cfg.faults.migrate_gap_ms,
+            start,
+            stop.clone(),
+        ))
+    });
     tokio::time::sleep(cfg.duration).await;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.await.map_err(|e| format!("client task: {e}"))?;
     }
     let mut flog = nemesis.await.map_err(|e| format!("nemesis task: {e}"))?;
+    let mut mlog = match mover {
+        Some(t) => t.await.map_err(|e| format!("migration task: {e}"))?,
+        None => MigrationLog::default(),
+    };
 
     // Heal everything, then every acknowledged write must be readable.
     faults::check_crashes(&cluster, start, &mut flog);
@@ -303,6 +362,11 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
     let _ = wait_leader(&live_ports(&targets, &cluster), Duration::from_secs(30)).await;
     settle_membership(&cluster, &targets, start, &mut flog).await;
     let _ = wait_leader(&live_ports(&targets, &cluster), Duration::from_secs(30)).await;
+    if cfg.faults.migrate {
+        // Every recorded migration rolls forward: once healed, none may stay pending.
+        let ports = live_ports(&targets, &cluster);
+        migrate::settle(&ports, Duration::from_secs(90), start, &mut mlog).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     let unrecovered =
         workload::final_reads(targets.clone(), &keys, rec.clone(), cfg.clients, deadline).await;
@@ -330,8 +394,9 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
     }
     let history_path = dir.join("history.jsonl");
     history::save(&history_path, &ops).map_err(|e| format!("save history: {e}"))?;
-    let faults_text: String = flog
-        .events
+    let mut events: Vec<&(u64, String)> = flog.events.iter().chain(&mlog.events).collect();
+    events.sort_by_key(|(ms, _)| *ms);
+    let faults_text: String = events
         .iter()
         .map(|(ms, what)| format!("{ms:>8} ms  {what}\n"))
         .collect();
@@ -357,22 +422,7 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
             Verdict::Linearizable => {}
         }
     }
-    for (ms, node, status) in &flog.crashes {
-        report
-            .findings
-            .push(format!("node {node} exited by itself at {ms} ms: {status}"));
-    }
-    for (ms, node) in &flog.external_kills {
-        report.findings.push(format!(
-            "node {node} was SIGKILLed at {ms} ms by another process (not the harness); restarted"
-        ));
-    }
-    for (key, node) in &report.unrecovered {
-        report.findings.push(format!(
-            "final read of {key:?} on node {node} never succeeded within 30 s of healing"
-        ));
-    }
-    report.faults = flog;
+    report.add_fault_findings(flog, mlog);
 
     // Stop the nodes before deciding what to keep.
     let started = lock(&cluster).len();
