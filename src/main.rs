@@ -268,7 +268,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     for g in 1..=cfg.groups {
         let mut s = store::Store::open(db.clone(), g, groups::initial_slots(cfg.groups, g)?)
             .map_err(|e| e.to_string())?;
-        s.set_claims(claims.clone());
+        s.set_claims(claims.clone()).map_err(|e| e.to_string())?;
         stores.push(s);
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();

@@ -99,6 +99,29 @@ fn first_arg(data: &[u8]) -> Option<&[u8]> {
     None
 }
 
+impl KvStateMachine {
+    /// The ranges and fences of the `RAFTKV.SLOTS.ADD`s among `commands` (none on the
+    /// metadata group).
+    fn slot_additions<'a>(
+        &'a self,
+        commands: &'a [Vec<u8>],
+    ) -> impl Iterator<Item = (Vec<(u16, u16)>, u64)> + 'a {
+        commands
+            .iter()
+            .filter(move |_| self.meta.is_none())
+            .filter(|c| <Self as raft_node::StateMachine>::may_wait(c))
+            .filter_map(|c| decode_argv(c))
+            .filter_map(|argv| match Command::parse_replicated(&argv) {
+                Ok(Command::Slots {
+                    op: SlotsOp::Add,
+                    ranges,
+                    fence,
+                }) => Some((ranges, fence)),
+                _ => None,
+            })
+    }
+}
+
 /// The one command that may wait for another group: a group taking slots over.
 const SLOTS_ADD: &[u8] = b"RAFTKV.SLOTS.ADD";
 
@@ -110,24 +133,16 @@ impl raft_node::StateMachine for KvStateMachine {
     }
 
     /// A `RAFTKV.SLOTS.ADD` waits while another group of this node still claims one of its
-    /// slots (see `store::claims`).
+    /// slots, or while this node's records of one are stale (see `store::claims`).
     fn must_wait(&self, commands: &[Vec<u8>]) -> bool {
-        if self.meta.is_some() {
-            return false;
-        }
-        commands
-            .iter()
-            .filter(|c| Self::may_wait(c))
-            .filter_map(|c| decode_argv(c))
-            .filter_map(|argv| Command::parse_replicated(&argv).ok())
-            .any(|cmd| match cmd {
-                Command::Slots {
-                    op: SlotsOp::Add,
-                    ranges,
-                    fence,
-                } => self.store.must_wait_for(&ranges, fence),
-                _ => false,
-            })
+        self.slot_additions(commands)
+            .any(|(ranges, fence)| self.store.must_wait_for(&ranges, fence))
+    }
+
+    /// Stale records are only replaced by a snapshot of the target group.
+    fn needs_snapshot(&self, commands: &[Vec<u8>]) -> bool {
+        self.slot_additions(commands)
+            .any(|(ranges, fence)| self.store.stale_in(&ranges, fence))
     }
 
     fn apply(

@@ -424,7 +424,7 @@ impl<S: StateMachine, K: MessageSink> Driver<S, K> {
             self.sink.send(keepalives);
         }
         for (g, p) in self.peers.iter_mut() {
-            if p.is_hibernating() {
+            if p.is_hibernating() && !p.apply_waiting() {
                 let leader = p.leader_id();
                 let silent = leader != self.cfg.id
                     && self

@@ -122,6 +122,12 @@ pub trait StateMachine: Send + 'static {
     fn must_wait(&self, _commands: &[Vec<u8>]) -> bool {
         false
     }
+    /// True when the waiting entry of `commands` can only be passed by a snapshot of the
+    /// group (this node's state for it cannot be built from the log): the peer asks its
+    /// leader for one (a leader hands its leadership over first).
+    fn needs_snapshot(&self, _commands: &[Vec<u8>]) -> bool {
+        false
+    }
     /// Stages the applied index (called once per batch, after its applies).
     fn stage_applied(&mut self, wb: &mut WriteBatch, index: u64);
     /// The staged batch is written.

@@ -20,7 +20,14 @@
 //!   this node ([`Store::yielded_slot`]: their outcome here is unknown, the records are
 //!   G's now).
 //!
-//! The registry is node-local and in memory; it changes only in the apply thread.
+//! - a snapshot can also take a slot *away* from a lagging source: its state is past the
+//!   REMOVE, so the node's records of the slot were never brought up to the source's last
+//!   writes. Such a slot is *stale* here (persisted, so a restart keeps it): a target's ADD
+//!   of it must not adopt these records, so it waits and its peer asks the leader for a
+//!   snapshot ([`Store::stale_in`]); a restored snapshot owning the slot clears it.
+//!
+//! The registry is node-local and in memory (stale marks also in `meta`, under group 0);
+//! it changes only in the apply thread.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,12 +37,24 @@ use crate::slot::SLOTS;
 use crate::slots::SlotSet;
 use crate::{Store, StoreError, CF_META};
 
+/// Tag of the stale marks in `meta` (under group 0, which no store is).
+const STALE_TAG: u8 = b'T';
+
+/// The `meta` key of slot `s`'s stale mark.
+fn stale_key(s: u16) -> Vec<u8> {
+    let mut k = crate::meta_key(0, STALE_TAG);
+    k.extend_from_slice(&s.to_be_bytes());
+    k
+}
+
 /// The group claiming each slot on this node (0: none).
 pub struct Claims {
     owner: Box<[AtomicU64]>,
     /// A snapshot took slots from another group since the node started: stores then check
     /// each written key's claim (see [`Store::yielded_slot`]).
     forced: AtomicBool,
+    /// Slots whose records on this node are stale (see the module doc).
+    stale: Box<[AtomicBool]>,
 }
 
 impl Default for Claims {
@@ -43,6 +62,7 @@ impl Default for Claims {
         Claims {
             owner: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             forced: AtomicBool::new(false),
+            stale: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 }
@@ -67,6 +87,58 @@ impl Claims {
                 owner != 0 && owner != group
             })
         })
+    }
+
+    /// True when one of `ranges`' slots is stale on this node.
+    pub fn any_stale(&self, ranges: &[(u16, u16)]) -> bool {
+        ranges.iter().any(|&(lo, hi)| {
+            (lo..=hi.min(SLOTS - 1)).any(|s| self.stale[usize::from(s)].load(Ordering::Acquire))
+        })
+    }
+
+    /// Marks `slots` stale (`on`) or fresh, here and in `db`.
+    fn mark_stale(&self, db: &rocksdb::DB, slots: &SlotSet, on: bool) -> Result<(), StoreError> {
+        let meta = db
+            .cf_handle(CF_META)
+            .ok_or(StoreError::MissingCf(CF_META))?;
+        for (lo, hi) in slots.ranges() {
+            for s in lo..=hi {
+                let was = self.stale[usize::from(s)].swap(on, Ordering::AcqRel);
+                if was != on {
+                    let key = stale_key(s);
+                    if on {
+                        db.put_cf(meta, key, [])?;
+                    } else {
+                        db.delete_cf(meta, key)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the persisted stale marks.
+    fn load_stale(&self, db: &rocksdb::DB) -> Result<(), StoreError> {
+        let meta = db
+            .cf_handle(CF_META)
+            .ok_or(StoreError::MissingCf(CF_META))?;
+        let prefix = crate::meta_key(0, STALE_TAG);
+        let mut it = db.raw_iterator_cf(meta);
+        it.seek(&prefix);
+        while let Some(k) = it.key() {
+            match k.strip_prefix(&prefix[..]) {
+                Some(&[a, b]) => {
+                    let s = u16::from_be_bytes([a, b]);
+                    if s < SLOTS {
+                        self.stale[usize::from(s)].store(true, Ordering::Release);
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+            it.next();
+        }
+        Ok(it.status()?)
     }
 
     /// A private registry's first claims (a store opening alone).
@@ -113,9 +185,17 @@ impl Claims {
 impl Store {
     /// Makes the store use the node's registry (shared by every data group of the node) and
     /// claims its slots there.
-    pub fn set_claims(&mut self, claims: Arc<Claims>) {
+    pub fn set_claims(&mut self, claims: Arc<Claims>) -> Result<(), StoreError> {
         claims.take(self.group, &self.slots);
+        claims.load_stale(&self.db)?;
         self.claims = claims;
+        Ok(())
+    }
+
+    /// True when `ranges` include a slot whose records on this node are stale (the ADD of
+    /// them must wait for a snapshot of this group, see the module doc).
+    pub fn stale_in(&self, ranges: &[(u16, u16)], fence: u64) -> bool {
+        !(fence != 0 && fence < self.fence) && self.claims.any_stale(ranges)
     }
 
     /// True when `ranges` include a slot another local group still claims (the apply of a
@@ -125,7 +205,7 @@ impl Store {
         if fence != 0 && fence < self.fence {
             return false;
         }
-        self.claims.must_wait(self.group, ranges)
+        self.claims.must_wait(self.group, ranges) || self.claims.any_stale(ranges)
     }
 
     /// True when `slot`, owned by this group, was taken by another group's snapshot on this
@@ -146,9 +226,21 @@ impl Store {
     /// After a snapshot replaced the store (owning `slots` now, `before` until then): takes
     /// the slots, releases those it no longer owns, and removes the taken ones from the
     /// persisted slot set of the groups they were taken from.
+    /// Slots the snapshot drops that this group still claimed are stale here from now on;
+    /// the ones it owns are fresh.
     pub(crate) fn claim_restored(&self, before: &SlotSet) -> Result<(), StoreError> {
-        self.claims
-            .release(self.group, &before.difference(&self.slots));
+        let dropped = before.difference(&self.slots);
+        let mut stale = SlotSet::empty();
+        for (lo, hi) in dropped.ranges() {
+            for s in lo..=hi {
+                if self.claims.owner(s) == self.group {
+                    stale.insert_range(s, s);
+                }
+            }
+        }
+        self.claims.release(self.group, &dropped);
+        self.claims.mark_stale(&self.db, &stale, true)?;
+        self.claims.mark_stale(&self.db, &self.slots, false)?;
         let taken = self.claims.take(self.group, &self.slots);
         if taken.is_empty() {
             return Ok(());

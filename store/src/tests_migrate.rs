@@ -2,7 +2,8 @@
 //! registry): the source's REMOVE and the target's ADD hand the records over with their
 //! counters, TTLs and fresh WATCH versions; the target's ADD waits while the source still
 //! claims the slot; fences make stale slot commands no-ops; a snapshot-style forced take
-//! makes the source's late writes to the slot unknown-outcome errors.
+//! makes the source's late writes to the slot unknown-outcome errors; a source snapshot
+//! dropping a slot leaves its records stale until a target snapshot replaces them.
 
 use bytes::Bytes;
 use resp::{Command, Reply};
@@ -17,8 +18,8 @@ fn two_groups() -> (tempfile::TempDir, G, G) {
     let claims = Claims::new();
     let mut a = G::open(&db, 1, "0-16383");
     let mut b = G::open(&db, 2, "");
-    a.store.set_claims(claims.clone());
-    b.store.set_claims(claims);
+    a.store.set_claims(claims.clone()).unwrap();
+    b.store.set_claims(claims).unwrap();
     (dir, a, b)
 }
 
@@ -114,4 +115,34 @@ fn writes_of_a_slot_taken_by_force_are_unknown_outcomes() {
     let reopened = G::open(&db, 1, "");
     assert!(!reopened.store.slots().contains(300));
     assert!(reopened.store.slots().contains(301));
+}
+
+#[test]
+fn a_source_snapshot_dropping_a_slot_leaves_it_stale_until_a_target_snapshot() {
+    let (_dir, mut a, mut b) = two_groups();
+    // Group 1 restores a snapshot past its REMOVE of slot 400 (it never applied it here).
+    let before = a.store.slots.clone();
+    a.store.slots.remove_range(400, 400);
+    a.store.claim_restored(&before).unwrap();
+    assert!(
+        b.store.must_wait_for(&[(400, 400)], 1),
+        "stale records are never adopted"
+    );
+    assert!(b.store.stale_in(&[(400, 400)], 1));
+    assert!(!b.store.stale_in(&[(401, 401)], 1));
+    // The mark survives a restart of the node.
+    let fresh = Claims::new();
+    let db = b.db.clone();
+    let mut c = G::open(&db, 3, "");
+    c.store.set_claims(fresh).unwrap();
+    assert!(c.store.stale_in(&[(400, 400)], 0));
+    // Group 2's snapshot owning the slot brings fresh records.
+    let before = b.store.slots.clone();
+    b.store.slots.insert_range(400, 400);
+    b.store.claim_restored(&before).unwrap();
+    assert!(!b.store.stale_in(&[(400, 400)], 1));
+    assert!(!b.store.must_wait_for(&[(400, 400)], 1));
+    let mut d = G::open(&db, 4, "");
+    d.store.set_claims(Claims::new()).unwrap();
+    assert!(!d.store.stale_in(&[(400, 400)], 0), "cleared on disk too");
 }

@@ -108,15 +108,40 @@ impl<S: StateMachine> Peer<S> {
     /// True when the state machine says the marked entry `e` must wait (logged once per
     /// entry).
     fn entry_must_wait(&mut self, e: &Entry) -> bool {
-        let wait = match RaftCommit::parse_from_bytes(&e.data) {
-            Ok(c) => self.sm.must_wait(&c.commands),
-            Err(_) => false,
+        let (wait, snapshot) = match RaftCommit::parse_from_bytes(&e.data) {
+            Ok(c) if self.sm.must_wait(&c.commands) => (true, self.sm.needs_snapshot(&c.commands)),
+            _ => (false, false),
         };
         if wait && self.waited_at != e.index {
             self.waited_at = e.index;
-            info!(self.logger, "apply waits for another group of this node"; "index" => e.index);
+            info!(self.logger, "apply waits for another group of this node"; "index" => e.index, "needs_snapshot" => snapshot);
         }
+        // Asked at the next tick: raft-rs takes no new messages inside a Ready's handling.
+        self.snapshot_wanted |= snapshot;
         wait
+    }
+
+    /// Asks the leader for a snapshot (raft-rs drops repeats while one is pending); a
+    /// leader first hands leadership to another voter.
+    pub(super) fn ask_for_snapshot(&mut self) {
+        if self.raw.raft.state == StateRole::Leader {
+            let me = self.cfg.id;
+            let other = self
+                .raw
+                .raft
+                .prs()
+                .conf()
+                .voters()
+                .ids()
+                .iter()
+                .find(|&id| id != me);
+            if let Some(to) = other {
+                info!(self.logger, "handing leadership over to be sent a snapshot"; "to" => to);
+                self.raw.transfer_leader(to);
+            }
+        } else if self.raw.raft.leader_id != 0 {
+            let _ = self.raw.request_snapshot();
+        }
     }
 
     /// Applies one committed entry into `wb`.

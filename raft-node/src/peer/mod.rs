@@ -139,6 +139,8 @@ pub struct Peer<S: StateMachine> {
     apply_blocked: bool,
     /// Index of the last entry logged as waiting.
     waited_at: u64,
+    /// The waiting entry needs a snapshot: ask for one at the next tick.
+    snapshot_wanted: bool,
     /// Proposed entries by index.
     pending: BTreeMap<u64, PendingEntry<S::Output>>,
     /// Reads queued since the last flush.
@@ -277,6 +279,7 @@ impl<S: StateMachine> Peer<S> {
             apply_deadline: None,
             apply_blocked: false,
             waited_at: 0,
+            snapshot_wanted: false,
             pending: BTreeMap::new(),
             reads: Vec::new(),
             read_batches: BTreeMap::new(),
@@ -352,6 +355,12 @@ impl<S: StateMachine> Peer<S> {
     /// (without waiting for an event).
     pub fn has_backlog(&self) -> bool {
         !self.backlog.is_empty() && !self.apply_blocked
+    }
+
+    /// The backlog's first entry waits for another group (or a snapshot): the driver
+    /// retries it every tick, hibernating or not.
+    pub fn apply_waiting(&self) -> bool {
+        self.apply_blocked
     }
 
     /// Takes what the driver must carry out.
@@ -448,6 +457,9 @@ impl<S: StateMachine> Peer<S> {
 
     /// One raft tick, with the periodic work that rides on it; nothing while hibernating.
     pub fn tick(&mut self) {
+        if std::mem::take(&mut self.snapshot_wanted) {
+            self.ask_for_snapshot();
+        }
         if self.hibernating {
             return;
         }
