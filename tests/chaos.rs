@@ -93,7 +93,7 @@ fn short_fault_schedules_on_three_groups_are_linearizable() {
 /// ignored while it fails: seed 202 leaves a joined node with the apply of all three groups
 /// waiting for one another (docs/verification.md, session 7). Run it with `--ignored`.
 #[test]
-#[ignore = "fails on seed 202: slot claims wait cycle on a node caught up by snapshots (docs/verification.md, session 7)"]
+#[ignore = "seed 202 failed before c0077db and the fence rule of claims (it passes now, 2 runs); kept out of CI until a long chaos run with migrations is clean (docs/verification.md, session 7)"]
 fn short_fault_schedules_on_three_groups_with_migrations_are_linearizable() {
     let mut cfg = config(201, &["--groups", "3"], "mgm");
     cfg.faults.migrate = true;

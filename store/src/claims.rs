@@ -29,8 +29,9 @@
 //! The registry is node-local and in memory (stale marks also in `meta`, under group 0);
 //! it changes only in the apply thread.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::scope::{load_slots, slots_key};
 use crate::slot::SLOTS;
@@ -55,6 +56,8 @@ pub struct Claims {
     forced: AtomicBool,
     /// Slots whose records on this node are stale (see the module doc).
     stale: Box<[AtomicBool]>,
+    /// The fence of each group's last applied slot command (or restored snapshot).
+    fences: Mutex<HashMap<u64, u64>>,
 }
 
 impl Default for Claims {
@@ -63,6 +66,7 @@ impl Default for Claims {
             owner: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             forced: AtomicBool::new(false),
             stale: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
+            fences: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -78,13 +82,33 @@ impl Claims {
         self.owner[usize::from(slot)].load(Ordering::Acquire)
     }
 
-    /// True when another group than `group` claims one of `ranges`' slots: `group` must not
-    /// take them over yet.
-    pub fn must_wait(&self, group: u64, ranges: &[(u16, u16)]) -> bool {
+    /// Records `group`'s last applied fence.
+    pub(crate) fn set_fence(&self, group: u64, fence: u64) {
+        self.fences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group, fence);
+    }
+
+    /// True when slot `s` is claimed by a group that applied a later migration than
+    /// `fence` (it got the slot back since: a command of migration `fence` there is history
+    /// this node's records are already past).
+    fn held_past(&self, s: u16, group: u64, fence: u64) -> bool {
+        let owner = self.owner(s);
+        if owner == 0 || owner == group || fence == 0 {
+            return false;
+        }
+        let fences = self.fences.lock().unwrap_or_else(|p| p.into_inner());
+        fences.get(&owner).is_some_and(|&f| f > fence)
+    }
+
+    /// True when another group than `group` claims one of `ranges`' slots (and is not past
+    /// migration `fence`): `group` must not take them over yet.
+    pub fn must_wait(&self, group: u64, ranges: &[(u16, u16)], fence: u64) -> bool {
         ranges.iter().any(|&(lo, hi)| {
             (lo..=hi.min(SLOTS - 1)).any(|s| {
                 let owner = self.owner(s);
-                owner != 0 && owner != group
+                owner != 0 && owner != group && !self.held_past(s, group, fence)
             })
         })
     }
@@ -187,6 +211,7 @@ impl Store {
     /// claims its slots there.
     pub fn set_claims(&mut self, claims: Arc<Claims>) -> Result<(), StoreError> {
         claims.take(self.group, &self.slots);
+        claims.set_fence(self.group, self.fence);
         claims.load_stale(&self.db)?;
         self.claims = claims;
         Ok(())
@@ -205,13 +230,35 @@ impl Store {
         if fence != 0 && fence < self.fence {
             return false;
         }
-        self.claims.must_wait(self.group, ranges) || self.claims.any_stale(ranges)
+        self.claims.must_wait(self.group, ranges, fence) || self.claims.any_stale(ranges)
     }
 
     /// True when `slot`, owned by this group, was taken by another group's snapshot on this
     /// node: this group's write to it must not apply here.
     pub(crate) fn yielded_slot(&self, slot: u16) -> bool {
         self.claims.forced.load(Ordering::Acquire) && self.claims.owner(slot) != self.group
+    }
+
+    /// The slots of `slots` another local group holds on this node: one further along than
+    /// migration `fence` (for an ADD), or one that took them by force (for a REMOVE); this
+    /// group's writes there are skipped on this node (see [`Store::yielded_slot`]).
+    pub(crate) fn held_elsewhere(&self, slots: &SlotSet, fence: u64) -> SlotSet {
+        let mut held = SlotSet::empty();
+        for (lo, hi) in slots.ranges() {
+            for s in lo..=hi {
+                let owner = self.claims.owner(s);
+                let other = owner != 0 && owner != self.group;
+                if other && (self.slots.contains(s) || self.claims.held_past(s, self.group, fence))
+                {
+                    held.insert_range(s, s);
+                }
+            }
+        }
+        if !held.is_empty() {
+            self.claims.forced.store(true, Ordering::Release);
+        }
+        self.claims.set_fence(self.group, self.fence);
+        held
     }
 
     /// An applied ADD (`add`) or REMOVE of `slots`.
@@ -242,6 +289,7 @@ impl Store {
         self.claims.mark_stale(&self.db, &stale, true)?;
         self.claims.mark_stale(&self.db, &self.slots, false)?;
         let taken = self.claims.take(self.group, &self.slots);
+        self.claims.set_fence(self.group, self.fence);
         if taken.is_empty() {
             return Ok(());
         }
@@ -270,13 +318,17 @@ mod tests {
         let mut a = SlotSet::empty();
         a.insert_range(10, 20);
         assert!(c.take(1, &a).is_empty());
-        assert!(c.must_wait(2, &[(15, 15)]));
-        assert!(!c.must_wait(1, &[(15, 15)]));
-        assert!(!c.must_wait(2, &[(21, 30)]));
+        assert!(c.must_wait(2, &[(15, 15)], 0));
+        assert!(!c.must_wait(1, &[(15, 15)], 0));
+        assert!(!c.must_wait(2, &[(21, 30)], 0));
+        // Group 1 applied migration 9 since: an ADD of migration 5 is history here.
+        c.set_fence(1, 9);
+        assert!(c.must_wait(2, &[(15, 15)], 9));
+        assert!(!c.must_wait(2, &[(15, 15)], 5));
         c.release(2, &a);
         assert_eq!(c.owner(12), 1, "a release by a non-owner changes nothing");
         c.release(1, &a);
-        assert!(!c.must_wait(2, &[(10, 20)]));
+        assert!(!c.must_wait(2, &[(10, 20)], 0));
         assert_eq!(c.owner(12), 0);
     }
 

@@ -398,8 +398,8 @@ impl Store {
                 .map_err(|e| e.to_string())?
                 .ok_or("the snapshot holds no slot set of the group")?,
         );
-        self.claim_restored(&before).map_err(|e| e.to_string())?;
         self.fence = scope::load_fence(&self.db, self.group).map_err(|e| e.to_string())?;
+        self.claim_restored(&before).map_err(|e| e.to_string())?;
         self.slots_changed = true;
         let (applied, last_time, keys, expires) =
             Self::load_meta(&self.db, self.group).map_err(|e| e.to_string())?;

@@ -197,11 +197,15 @@ impl Store {
             SlotsOp::Add => given.difference(&self.slots),
             SlotsOp::Remove => given.intersection(&self.slots),
         };
-        self.account_slots(wb, &changed, op == SlotsOp::Add);
+        // Slots another local group holds on this node (it is further along, see
+        // `claims`): their records are not this group's to count, index or re-version.
+        let held = self.held_elsewhere(&changed, fence);
+        let mine = changed.difference(&held);
+        self.account_slots(wb, &mine, op == SlotsOp::Add);
         if op == SlotsOp::Add {
-            self.reset_slot_versions(wb, &changed);
+            self.reset_slot_versions(wb, &mine);
         }
-        self.claim_applied(&changed, op == SlotsOp::Add);
+        self.claim_applied(&mine, op == SlotsOp::Add);
         self.slots = match op {
             SlotsOp::Add => self.slots.union(&given),
             SlotsOp::Remove => self.slots.difference(&given),
