@@ -38,6 +38,38 @@ use crate::slot::SLOTS;
 use crate::slots::SlotSet;
 use crate::{Store, StoreError, CF_META};
 
+/// Records saved before a restore (see [`Store::save_claimed`]).
+pub(crate) struct Saved {
+    claimed: SlotSet,
+    records: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
+}
+
+/// Key ranges `[lo, hi)`.
+type KeyRanges = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The key ranges of `slots` in each slot-keyed column family.
+fn slot_ranges(slots: &SlotSet) -> Vec<(&'static str, KeyRanges)> {
+    let runs: Vec<(Vec<u8>, Vec<u8>)> = crate::slots::key_ranges(slots)
+        .into_iter()
+        .map(|(a, b)| (a.to_vec(), b.to_vec()))
+        .collect();
+    vec![
+        (crate::CF_DATA, runs.clone()),
+        (crate::types::CF_SUB, runs.clone()),
+        (crate::types::CF_ZSCORE, runs),
+        (crate::txn::CF_KVER, crate::txn::kver_ranges(slots)),
+    ]
+}
+
+/// The part of a record's key that starts with its slot (`kver` slot epochs are
+/// `[0xfe][slot]`).
+fn kver_data_key<'a>(cf: &str, k: &'a [u8]) -> &'a [u8] {
+    match k {
+        [0xfe, rest @ ..] if cf == crate::txn::CF_KVER => rest,
+        _ => k,
+    }
+}
+
 /// Tag of the stale marks in `meta` (under group 0, which no store is).
 const STALE_TAG: u8 = b'T';
 
@@ -273,9 +305,82 @@ impl Store {
     /// After a snapshot replaced the store (owning `slots` now, `before` until then): takes
     /// the slots, releases those it no longer owns, and removes the taken ones from the
     /// persisted slot set of the groups they were taken from.
+    /// Before restoring a snapshot owning `incoming`: the records of those of its slots
+    /// another local group claims (they may be newer than the snapshot's, see
+    /// [`Store::put_back`]).
+    pub(crate) fn save_claimed(&self, incoming: &SlotSet) -> Result<Saved, StoreError> {
+        let mut claimed = SlotSet::empty();
+        for (lo, hi) in incoming.ranges() {
+            for s in lo..=hi {
+                let owner = self.claims.owner(s);
+                if owner != 0 && owner != self.group {
+                    claimed.insert_range(s, s);
+                }
+            }
+        }
+        let mut records = Vec::new();
+        if !claimed.is_empty() {
+            for (cf, ranges) in slot_ranges(&claimed) {
+                let handle = self.db.cf_handle(cf).ok_or(StoreError::MissingCf(cf))?;
+                let mut it = self.db.raw_iterator_cf_opt(handle, crate::total_order());
+                for (lo, hi) in ranges {
+                    it.seek(&lo);
+                    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                        if k >= &hi[..] {
+                            break;
+                        }
+                        records.push((cf, k.to_vec(), v.to_vec()));
+                        it.next();
+                    }
+                    it.status()?;
+                }
+            }
+        }
+        Ok(Saved { claimed, records })
+    }
+
+    /// After the restore (fence and slots loaded): the saved slots whose claimant applied a
+    /// later migration than the snapshot stay the claimant's, with its records put back
+    /// (the snapshot's are older); returns them.
+    pub(crate) fn put_back(&self, saved: Saved) -> Result<SlotSet, StoreError> {
+        let mut kept = SlotSet::empty();
+        for (lo, hi) in saved.claimed.ranges() {
+            for s in lo..=hi {
+                if self.claims.held_past(s, self.group, self.fence.max(1)) {
+                    kept.insert_range(s, s);
+                }
+            }
+        }
+        if kept.is_empty() {
+            return Ok(kept);
+        }
+        let mut wb = rocksdb::WriteBatch::default();
+        for (cf, ranges) in slot_ranges(&kept) {
+            let handle = self.db.cf_handle(cf).ok_or(StoreError::MissingCf(cf))?;
+            for (lo, hi) in ranges {
+                wb.delete_range_cf(handle, lo, hi);
+            }
+        }
+        for (cf, k, v) in saved.records {
+            if kept.contains(crate::slots::slot_of(kver_data_key(cf, &k))) {
+                let handle = self.db.cf_handle(cf).ok_or(StoreError::MissingCf(cf))?;
+                wb.put_cf(handle, k, v);
+            }
+        }
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo)?;
+        self.claims.forced.store(true, Ordering::Release);
+        Ok(kept)
+    }
+
     /// Slots the snapshot drops that this group still claimed are stale here from now on;
-    /// the ones it owns are fresh.
-    pub(crate) fn claim_restored(&self, before: &SlotSet) -> Result<(), StoreError> {
+    /// the ones it owns are fresh (but for `kept`, see [`Store::put_back`]).
+    pub(crate) fn claim_restored(
+        &self,
+        before: &SlotSet,
+        kept: &SlotSet,
+    ) -> Result<(), StoreError> {
         let dropped = before.difference(&self.slots);
         let mut stale = SlotSet::empty();
         for (lo, hi) in dropped.ranges() {
@@ -287,8 +392,9 @@ impl Store {
         }
         self.claims.release(self.group, &dropped);
         self.claims.mark_stale(&self.db, &stale, true)?;
-        self.claims.mark_stale(&self.db, &self.slots, false)?;
-        let taken = self.claims.take(self.group, &self.slots);
+        let fresh = self.slots.difference(kept);
+        self.claims.mark_stale(&self.db, &fresh, false)?;
+        let taken = self.claims.take(self.group, &fresh);
         self.claims.set_fence(self.group, self.fence);
         if taken.is_empty() {
             return Ok(());

@@ -391,6 +391,8 @@ impl Store {
     pub fn restore_snapshot(&mut self, dir: &std::path::Path) -> Result<(), String> {
         let shared = self.shared.clone();
         let _exclusive = shared.restore.write().unwrap_or_else(|p| p.into_inner());
+        let (_, incoming) = snapshot::read_manifest(dir)?;
+        let saved = self.save_claimed(&incoming).map_err(|e| e.to_string())?;
         snapshot::restore(&self.db, dir, self.group)?;
         let before = std::mem::replace(
             &mut self.slots,
@@ -399,7 +401,9 @@ impl Store {
                 .ok_or("the snapshot holds no slot set of the group")?,
         );
         self.fence = scope::load_fence(&self.db, self.group).map_err(|e| e.to_string())?;
-        self.claim_restored(&before).map_err(|e| e.to_string())?;
+        let kept = self.put_back(saved).map_err(|e| e.to_string())?;
+        self.claim_restored(&before, &kept)
+            .map_err(|e| e.to_string())?;
         self.slots_changed = true;
         let (applied, last_time, keys, expires) =
             Self::load_meta(&self.db, self.group).map_err(|e| e.to_string())?;

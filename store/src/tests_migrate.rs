@@ -104,7 +104,9 @@ fn writes_of_a_slot_taken_by_force_are_unknown_outcomes() {
     // Group 2 restores a snapshot owning slot 300 while group 1 has not applied its REMOVE.
     let before = b.store.slots.clone();
     b.store.slots.insert_range(300, 300);
-    b.store.claim_restored(&before).unwrap();
+    b.store
+        .claim_restored(&before, &crate::SlotSet::empty())
+        .unwrap();
     match a.w(&format!("SET {} 2", k[0])) {
         Reply::Error(e) => assert!(e.starts_with("UNCERTAIN slot 300"), "{e}"),
         other => panic!("{other:?}"),
@@ -123,7 +125,9 @@ fn a_source_snapshot_dropping_a_slot_leaves_it_stale_until_a_target_snapshot() {
     // Group 1 restores a snapshot past its REMOVE of slot 400 (it never applied it here).
     let before = a.store.slots.clone();
     a.store.slots.remove_range(400, 400);
-    a.store.claim_restored(&before).unwrap();
+    a.store
+        .claim_restored(&before, &crate::SlotSet::empty())
+        .unwrap();
     assert!(
         b.store.must_wait_for(&[(400, 400)], 1),
         "stale records are never adopted"
@@ -139,10 +143,42 @@ fn a_source_snapshot_dropping_a_slot_leaves_it_stale_until_a_target_snapshot() {
     // Group 2's snapshot owning the slot brings fresh records.
     let before = b.store.slots.clone();
     b.store.slots.insert_range(400, 400);
-    b.store.claim_restored(&before).unwrap();
+    b.store
+        .claim_restored(&before, &crate::SlotSet::empty())
+        .unwrap();
     assert!(!b.store.stale_in(&[(400, 400)], 1));
     assert!(!b.store.must_wait_for(&[(400, 400)], 1));
     let mut d = G::open(&db, 4, "");
     d.store.set_claims(Claims::new()).unwrap();
     assert!(!d.store.stale_in(&[(400, 400)], 0), "cleared on disk too");
+}
+
+#[test]
+fn an_old_target_snapshot_does_not_overwrite_a_slot_a_group_holds_since() {
+    let (dir, mut a, mut b) = two_groups();
+    let k = keys_in(&set("500"), "o", 1);
+    // Migration 1: slot 500 to group 2, which writes it; its snapshot then.
+    a.w("RAFTKV.SLOTS.REMOVE FENCE 1 500");
+    b.w("RAFTKV.SLOTS.ADD FENCE 1 500");
+    b.w(&format!("SET {} old", k[0]));
+    let snap = dir.path().join("snap-b");
+    std::fs::create_dir_all(&snap).unwrap();
+    b.store
+        .export_snapshot(snap.clone())
+        .unwrap()
+        .finish()
+        .unwrap();
+    // Migration 2: back to group 1, which writes it again.
+    b.w("RAFTKV.SLOTS.REMOVE FENCE 2 500");
+    a.w("RAFTKV.SLOTS.ADD FENCE 2 500");
+    a.w(&format!("SET {} new", k[0]));
+    // Group 2 restores its old snapshot (a lagging replica catching up): the slot stays
+    // group 1's, with group 1's records.
+    b.store.restore_snapshot(&snap).unwrap();
+    assert_eq!(a.r(&format!("GET {}", k[0])), bulk("new"));
+    assert_eq!(a.w(&format!("GET {}", k[0])), bulk("new"));
+    assert!(
+        b.store.must_wait_for(&[(500, 500)], 3),
+        "a later ADD waits for group 1"
+    );
 }
