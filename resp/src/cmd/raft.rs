@@ -12,7 +12,7 @@ use super::util::{int, parse_container, syntax};
 use crate::{Command, RaftCmd, Reply, SlotsOp};
 
 /// A Raft node id: a positive integer.
-fn node_id(b: &[u8]) -> Result<u64, Reply> {
+pub(super) fn node_id(b: &[u8]) -> Result<u64, Reply> {
     match int(b) {
         Ok(i) if i > 0 => Ok(i as u64),
         _ => Err(Reply::err(
@@ -34,14 +34,14 @@ fn peer_addr(b: &[u8]) -> Result<String, Reply> {
         .ok_or_else(|| Reply::err("ERR invalid address: expected host:port"))
 }
 
-fn raft(c: RaftCmd) -> Result<Command, Reply> {
+pub(super) fn raft(c: RaftCmd) -> Result<Command, Reply> {
     Ok(Command::Raft(c))
 }
 
-const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+pub(super) const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 
 /// Docs shared by the family's entries.
-const fn raft_doc(
+pub(super) const fn raft_doc(
     spec: CommandSpec,
     summary: &'static str,
     complexity: &'static str,

@@ -5,12 +5,10 @@
 
 use bytes::Bytes;
 
-use super::raft::parse_slot_ranges;
+use super::raft::{node_id, parse_slot_ranges, raft, raft_doc as doc, ADMIN};
 use super::spec::CommandSpec;
 use super::util::{int, parse_container};
 use crate::{Command, RaftCmd, Reply};
-
-const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 
 /// A data group id: a positive integer below 2^16 (the metadata group's id is far above).
 fn group_id(b: &[u8]) -> Result<u64, Reply> {
@@ -19,21 +17,6 @@ fn group_id(b: &[u8]) -> Result<u64, Reply> {
         _ => Err(Reply::err(
             "ERR invalid group id: expected an integer from 1 to 65535",
         )),
-    }
-}
-
-fn raft(c: RaftCmd) -> Result<Command, Reply> {
-    Ok(Command::Raft(c))
-}
-
-/// Docs shared by the family's entries.
-const fn doc(spec: CommandSpec, summary: &'static str, complexity: &'static str) -> CommandSpec {
-    CommandSpec {
-        summary,
-        complexity,
-        since: "0.1.0",
-        group: "cluster",
-        ..spec
     }
 }
 
@@ -57,12 +40,7 @@ fn parse_join(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply>
     let group = group_id(&argv[2])?;
     let nodes = argv[3..]
         .iter()
-        .map(|b| match int(b) {
-            Ok(i) if i > 0 => Ok(i as u64),
-            _ => Err(Reply::err(
-                "ERR invalid node id: expected a positive integer",
-            )),
-        })
+        .map(|b| node_id(b))
         .collect::<Result<_, _>>()?;
     raft(RaftCmd::ShardJoin { group, nodes })
 }
