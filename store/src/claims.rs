@@ -70,6 +70,29 @@ fn kver_data_key<'a>(cf: &str, k: &'a [u8]) -> &'a [u8] {
     }
 }
 
+/// Tag of a group's slot history in `meta`.
+const HISTORY_TAG: u8 = b'H';
+
+/// A group's persisted slot history: `[slot u16 BE][fence u64 BE]` per slot, in order.
+fn load_history(db: &rocksdb::DB, group: u64) -> Result<History, StoreError> {
+    let meta = db
+        .cf_handle(CF_META)
+        .ok_or(StoreError::MissingCf(CF_META))?;
+    let mut h = History::new();
+    if let Some(v) = db.get_cf(meta, crate::meta_key(group, HISTORY_TAG))? {
+        if v.len() % 10 != 0 {
+            return Err(StoreError::Corrupt("slot history".into()));
+        }
+        for rec in v.chunks_exact(10) {
+            let slot = u16::from_be_bytes([rec[0], rec[1]]);
+            let mut f = [0u8; 8];
+            f.copy_from_slice(&rec[2..]);
+            h.insert(slot, u64::from_be_bytes(f));
+        }
+    }
+    Ok(h)
+}
+
 /// Tag of the stale marks in `meta` (under group 0, which no store is).
 const STALE_TAG: u8 = b'T';
 
@@ -90,7 +113,12 @@ pub struct Claims {
     stale: Box<[AtomicBool]>,
     /// The fence of each group's last applied slot command (or restored snapshot).
     fences: Mutex<HashMap<u64, u64>>,
+    /// Each group's slot history (see [`Store::record_history`]), as loaded or applied.
+    histories: Mutex<HashMap<u64, History>>,
 }
+
+/// Per slot, the fence of the last slot command of a group that changed it.
+pub(crate) type History = std::collections::BTreeMap<u16, u64>;
 
 impl Default for Claims {
     fn default() -> Self {
@@ -99,6 +127,7 @@ impl Default for Claims {
             forced: AtomicBool::new(false),
             stale: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
             fences: Mutex::new(HashMap::new()),
+            histories: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -293,6 +322,64 @@ impl Store {
         held
     }
 
+    /// This group's slot history, loaded on first use.
+    fn history(&self) -> Result<History, StoreError> {
+        let mut all = self
+            .claims
+            .histories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = all.get(&self.group) {
+            return Ok(h.clone());
+        }
+        let h = load_history(&self.db, self.group)?;
+        all.insert(self.group, h.clone());
+        Ok(h)
+    }
+
+    /// Records that the slot command fenced `fence` changed `slots` (staged in `wb` with
+    /// the command). A snapshot carries the history, so a replica that skips commands by
+    /// restoring one learns which slots they moved (see [`Store::claim_restored`]).
+    pub(crate) fn record_history(
+        &self,
+        wb: &mut rocksdb::WriteBatch,
+        slots: &SlotSet,
+        fence: u64,
+    ) -> Result<(), StoreError> {
+        if fence == 0 || slots.is_empty() {
+            return Ok(());
+        }
+        let mut h = self.history()?;
+        for (lo, hi) in slots.ranges() {
+            for s in lo..=hi {
+                h.insert(s, fence);
+            }
+        }
+        let mut v = Vec::with_capacity(h.len() * 10);
+        for (slot, f) in &h {
+            v.extend_from_slice(&slot.to_be_bytes());
+            v.extend_from_slice(&f.to_be_bytes());
+        }
+        let meta = self
+            .db
+            .cf_handle(CF_META)
+            .ok_or(StoreError::MissingCf(CF_META))?;
+        wb.put_cf(meta, crate::meta_key(self.group, HISTORY_TAG), v);
+        self.claims
+            .histories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.group, h);
+        Ok(())
+    }
+
+    /// Before a restore: the group's fence as applied here (its history is loaded, so the
+    /// one the snapshot brings can be told apart).
+    pub(crate) fn before_restore(&self) -> Result<u64, StoreError> {
+        self.history()?;
+        Ok(self.fence)
+    }
+
     /// An applied ADD (`add`) or REMOVE of `slots`.
     pub(crate) fn claim_applied(&self, slots: &SlotSet, add: bool) {
         if add {
@@ -376,10 +463,15 @@ impl Store {
 
     /// Slots the snapshot drops that this group still claimed are stale here from now on;
     /// the ones it owns are fresh (but for `kept`, see [`Store::put_back`]).
+    /// So are the slots the snapshot's history says this group changed by a command this
+    /// node skipped (fenced above `old_fence`), that it does not own now and that no local
+    /// group further along holds: their records here may lack writes this group made
+    /// between those commands.
     pub(crate) fn claim_restored(
         &self,
         before: &SlotSet,
         kept: &SlotSet,
+        old_fence: u64,
     ) -> Result<(), StoreError> {
         let dropped = before.difference(&self.slots);
         let mut stale = SlotSet::empty();
@@ -390,6 +482,20 @@ impl Store {
                 }
             }
         }
+        let history = load_history(&self.db, self.group)?;
+        for (&s, &f) in &history {
+            if f > old_fence
+                && !self.slots.contains(s)
+                && !self.claims.held_past(s, self.group, f.saturating_sub(1))
+            {
+                stale.insert_range(s, s);
+            }
+        }
+        self.claims
+            .histories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.group, history);
         self.claims.release(self.group, &dropped);
         self.claims.mark_stale(&self.db, &stale, true)?;
         let fresh = self.slots.difference(kept);

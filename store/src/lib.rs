@@ -393,6 +393,7 @@ impl Store {
         let _exclusive = shared.restore.write().unwrap_or_else(|p| p.into_inner());
         let (_, incoming) = snapshot::read_manifest(dir)?;
         let saved = self.save_claimed(&incoming).map_err(|e| e.to_string())?;
+        let old_fence = self.before_restore().map_err(|e| e.to_string())?;
         snapshot::restore(&self.db, dir, self.group)?;
         let before = std::mem::replace(
             &mut self.slots,
@@ -402,7 +403,7 @@ impl Store {
         );
         self.fence = scope::load_fence(&self.db, self.group).map_err(|e| e.to_string())?;
         let kept = self.put_back(saved).map_err(|e| e.to_string())?;
-        self.claim_restored(&before, &kept)
+        self.claim_restored(&before, &kept, old_fence)
             .map_err(|e| e.to_string())?;
         self.slots_changed = true;
         let (applied, last_time, keys, expires) =

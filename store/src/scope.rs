@@ -206,6 +206,9 @@ impl Store {
             self.reset_slot_versions(wb, &mine);
         }
         self.claim_applied(&mine, op == SlotsOp::Add);
+        if let Err(e) = self.record_history(wb, &changed, fence) {
+            fail_stop("recording the slot history", e);
+        }
         self.slots = match op {
             SlotsOp::Add => self.slots.union(&given),
             SlotsOp::Remove => self.slots.difference(&given),

@@ -105,7 +105,7 @@ fn writes_of_a_slot_taken_by_force_are_unknown_outcomes() {
     let before = b.store.slots.clone();
     b.store.slots.insert_range(300, 300);
     b.store
-        .claim_restored(&before, &crate::SlotSet::empty())
+        .claim_restored(&before, &crate::SlotSet::empty(), 0)
         .unwrap();
     match a.w(&format!("SET {} 2", k[0])) {
         Reply::Error(e) => assert!(e.starts_with("UNCERTAIN slot 300"), "{e}"),
@@ -126,7 +126,7 @@ fn a_source_snapshot_dropping_a_slot_leaves_it_stale_until_a_target_snapshot() {
     let before = a.store.slots.clone();
     a.store.slots.remove_range(400, 400);
     a.store
-        .claim_restored(&before, &crate::SlotSet::empty())
+        .claim_restored(&before, &crate::SlotSet::empty(), 0)
         .unwrap();
     assert!(
         b.store.must_wait_for(&[(400, 400)], 1),
@@ -144,7 +144,7 @@ fn a_source_snapshot_dropping_a_slot_leaves_it_stale_until_a_target_snapshot() {
     let before = b.store.slots.clone();
     b.store.slots.insert_range(400, 400);
     b.store
-        .claim_restored(&before, &crate::SlotSet::empty())
+        .claim_restored(&before, &crate::SlotSet::empty(), 0)
         .unwrap();
     assert!(!b.store.stale_in(&[(400, 400)], 1));
     assert!(!b.store.must_wait_for(&[(400, 400)], 1));
@@ -181,4 +181,48 @@ fn an_old_target_snapshot_does_not_overwrite_a_slot_a_group_holds_since() {
         b.store.must_wait_for(&[(500, 500)], 3),
         "a later ADD waits for group 1"
     );
+}
+
+/// Groups 1 (all slots), 2 and 3 (none) on a fresh database with its own claims.
+fn three_groups(dir: &std::path::Path) -> (G, G, G) {
+    let db = open_db(dir);
+    let claims = Claims::new();
+    let mut gs = [(1, "0-16383"), (2, ""), (3, "")].map(|(g, slots)| G::open(&db, g, slots));
+    for g in &mut gs {
+        g.store.set_claims(claims.clone()).unwrap();
+    }
+    let [a, b, c] = gs;
+    (a, b, c)
+}
+
+#[test]
+fn a_snapshot_past_moves_this_node_never_saw_leaves_their_slots_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = keys_in(&set("600"), "h", 1);
+    // Node X applies everything: slot 600 goes 1 -> 2 (migration 13), is written, then
+    // 2 -> 3 (migration 22); group 2's snapshot is taken there.
+    let (mut xa, mut xb, mut xc) = three_groups(&dir.path().join("x"));
+    xa.w(&format!("SET {} old", k[0]));
+    xa.w("RAFTKV.SLOTS.REMOVE FENCE 13 600");
+    xb.w("RAFTKV.SLOTS.ADD FENCE 13 600");
+    xb.w(&format!("SET {} new", k[0]));
+    xb.w("RAFTKV.SLOTS.REMOVE FENCE 22 600");
+    xc.w("RAFTKV.SLOTS.ADD FENCE 22 600");
+    let snap = dir.path().join("snap");
+    std::fs::create_dir_all(&snap).unwrap();
+    xb.store
+        .export_snapshot(snap.clone())
+        .unwrap()
+        .finish()
+        .unwrap();
+    // Node Y saw group 1's write and REMOVE only; its group 2 catches up by the snapshot,
+    // which does not own slot 600 and never did here.
+    let (mut ya, mut yb, yc) = three_groups(&dir.path().join("y"));
+    ya.w(&format!("SET {} old", k[0]));
+    ya.w("RAFTKV.SLOTS.REMOVE FENCE 13 600");
+    yb.store.restore_snapshot(&snap).unwrap();
+    // Group 3's ADD must not adopt Y's records of the slot ("old"): they lack "new".
+    assert!(yc.store.must_wait_for(&[(600, 600)], 22));
+    assert!(yc.store.stale_in(&[(600, 600)], 22));
+    assert!(!yc.store.stale_in(&[(601, 601)], 22));
 }
