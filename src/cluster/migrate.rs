@@ -27,7 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use resp::{RaftCmd, Reply};
 use slog::{info, warn};
-use store::cluster_meta::MetaCmd;
+use store::cluster_meta::{ids_text, MetaCmd};
 use store::migrations::{ranges_words, Migration};
 use tokio::time::{sleep, timeout};
 
@@ -217,24 +217,13 @@ impl Server {
             Bytes::from(fence.to_string()),
         ];
         argv.extend(ranges_words(ranges).into_iter().map(Bytes::from));
-        let data = vec![encode_argv(&argv)];
-        let leader = g.node.status.leader();
-        let wait = self.cfg.request_timeout();
-        let reply = if leader == 0 {
-            return Err(format!("group {gid} has no leader"));
-        } else if leader == self.cfg.id {
-            match timeout(wait, g.node.propose(data)).await {
-                Ok(Ok(Ok(mut rs))) if rs.len() == 1 => rs.remove(0),
-                Ok(Ok(Err(e))) => return Err(e.to_string()),
-                _ => return Err(format!("{name} in group {gid}: no reply in time")),
-            }
-        } else {
-            match timeout(wait, self.transport.forward(leader, gid, false, data)).await {
-                Ok(Ok(raw)) => resp::relayed::simple_reply(&raw),
-                Ok(Err(e)) => return Err(format!("{e:?}")),
-                Err(_) => return Err(format!("{name} in group {gid}: no reply in time")),
-            }
-        };
+        let reply = self
+            .call_leader(
+                g,
+                vec![encode_argv(&argv)],
+                &format!("{name} in group {gid}"),
+            )
+            .await?;
         match reply {
             Reply::Int(n) => Ok(n),
             Reply::Error(e) => Err(format!("{name} in group {gid}: {e}")),
@@ -244,23 +233,34 @@ impl Server {
 
     /// Proposes one metadata command (here, or through the metadata leader); its reply.
     async fn meta_call(&self, cmd: MetaCmd) -> Result<Reply, String> {
-        let meta = self.groups.meta();
-        let leader = meta.node.status.leader();
         let data = vec![encode_argv(&cmd.to_argv())];
+        self.call_leader(self.groups.meta(), data, "metadata change")
+            .await
+    }
+
+    /// Proposes one command in group `g`, here when this node leads it, else through its
+    /// leader; the command's reply (`what` names it in errors).
+    async fn call_leader(
+        &self,
+        g: &crate::groups::GroupRt,
+        data: Vec<Vec<u8>>,
+        what: &str,
+    ) -> Result<Reply, String> {
+        let leader = g.node.status.leader();
         let wait = self.cfg.request_timeout();
         if leader == 0 {
-            Err("the metadata group has no leader".into())
+            Err(format!("{what}: group {} has no leader", g.id))
         } else if leader == self.cfg.id {
-            match timeout(wait, meta.node.propose(data)).await {
+            match timeout(wait, g.node.propose(data)).await {
                 Ok(Ok(Ok(mut rs))) if rs.len() == 1 => Ok(rs.remove(0)),
                 Ok(Ok(Err(e))) => Err(e.to_string()),
-                _ => Err("metadata change: no reply in time".into()),
+                _ => Err(format!("{what}: no reply in time")),
             }
         } else {
-            match timeout(wait, self.transport.forward(leader, meta.id, false, data)).await {
+            match timeout(wait, self.transport.forward(leader, g.id, false, data)).await {
                 Ok(Ok(raw)) => Ok(resp::relayed::simple_reply(&raw)),
                 Ok(Err(e)) => Err(format!("{e:?}")),
-                Err(_) => Err("metadata change: no reply in time".into()),
+                Err(_) => Err(format!("{what}: no reply in time")),
             }
         }
     }
@@ -304,19 +304,12 @@ impl Server {
         for g in self.groups.all() {
             let ranges = ranges_words(&state.ranges_of(g.id)).join(",");
             let members = state.members.get(&g.id).cloned().unwrap_or_default();
-            let ids = |v: &[u64]| {
-                if v.is_empty() {
-                    "-".to_string()
-                } else {
-                    v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
-                }
-            };
             out.push_str(&format!(
                 "group {} leader {} voters {} learners {} slots {} ranges {}\n",
                 g.id,
                 g.node.status.leader(),
-                ids(&members.voters),
-                ids(&members.learners),
+                ids_text(&members.voters),
+                ids_text(&members.learners),
                 slots_in(&state.ranges_of(g.id)),
                 if ranges.is_empty() {
                     "-".into()

@@ -102,7 +102,8 @@ pub fn even_split(n: u64) -> Vec<(u16, u16)> {
         .collect()
 }
 
-fn ids_text(ids: &[u64]) -> String {
+/// Node ids as the record and QUERY write them: comma-separated, `-` for none.
+pub fn ids_text(ids: &[u64]) -> String {
     if ids.is_empty() {
         return "-".into();
     }
