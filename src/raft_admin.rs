@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use raft_node::proto::PeerAddr;
 use raft_node::raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
-use raft_node::{ForwardError, Msg, NodeError};
+use raft_node::{ForwardError, Members, Msg, NodeError};
 use resp::{Command, RaftCmd, Reply};
 use slog::{info, warn};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -372,22 +372,30 @@ impl Server {
     }
 
     /// A node started with `--join` asks a member to add it until it sees itself in the
-    /// configuration (which arrives with the leader's snapshot).
+    /// configuration of every group it hosts, the metadata group and each data group
+    /// (each arrives with that group's leader's snapshot). `RAFT.NODE ADD` runs group after
+    /// group and may stop part way (a group whose new leader has not yet applied its
+    /// predecessor's conf changes refuses with "a membership change is already in
+    /// progress"); it is idempotent, so it is asked again until every group has the node
+    /// (chaos seed 203: a joiner in the metadata group and two data groups, never in the
+    /// third, whose reads never succeeded).
     pub async fn join_cluster(self: Arc<Self>, target: String, my_addr: String) {
         let id = self.cfg.id;
-        let mut asked = false;
+        let mut last_ask: Option<Instant> = None;
         loop {
-            let m = self.node.status.members();
-            if m.voters.contains(&id) || m.learners.contains(&id) {
-                info!(self.logger, "member of the cluster"; "voter" => m.voters.contains(&id));
+            let members = self.groups.every().map(|g| (g.id, g.node.status.members()));
+            let missing = groups_without(members, id);
+            if missing.is_empty() {
+                let voter = self.node.status.members().voters.contains(&id);
+                info!(self.logger, "member of the cluster"; "voter" => voter);
                 return;
             }
-            if !asked {
+            if last_ask.is_none_or(|t| t.elapsed() >= JOIN_ASK_AGAIN) {
                 let args = ["RAFT.NODE", "ADD", &id.to_string(), &my_addr];
                 match raw_command(&target, self.cfg.requirepass.as_deref(), &args).await {
                     Ok(line) if line.starts_with('+') => {
-                        info!(self.logger, "join accepted; waiting for the leader's snapshot"; "via" => &target);
-                        asked = true;
+                        info!(self.logger, "join accepted; waiting for the leaders' snapshots"; "via" => &target, "groups_missing" => ?missing);
+                        last_ask = Some(Instant::now());
                     }
                     Ok(line) => {
                         warn!(self.logger, "join refused, retrying"; "via" => &target, "reply" => line)
@@ -397,7 +405,8 @@ impl Server {
                     }
                 }
             }
-            sleep(Duration::from_millis(if asked { 100 } else { 1000 })).await;
+            let wait = if last_ask.is_some() { 100 } else { 1000 };
+            sleep(Duration::from_millis(wait)).await;
         }
     }
 
@@ -423,6 +432,19 @@ impl Server {
 
 /// Sends one command to a Redis-protocol server (after AUTH when a password is given) and
 /// returns its one-line reply.
+/// After an accepted join, how long the joiner waits for every group to show it before
+/// it asks again.
+const JOIN_ASK_AGAIN: Duration = Duration::from_secs(5);
+
+/// The groups among `members` (each hosted group's id and configuration as this node
+/// knows it) that do not hold member `id`.
+fn groups_without(members: impl Iterator<Item = (u64, Members)>, id: u64) -> Vec<u64> {
+    members
+        .filter(|(_, m)| !(m.voters.contains(&id) || m.learners.contains(&id)))
+        .map(|(gid, _)| gid)
+        .collect()
+}
+
 async fn raw_command(addr: &str, pass: Option<&str>, args: &[&str]) -> std::io::Result<String> {
     raw_request(addr, pass, args, false).await
 }
@@ -480,5 +502,37 @@ async fn raw_request(
             String::from_utf8(body).map_err(|_| io_err("reply is not text".into()))
         }
         _ => Ok(line.trim_end().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(voters: &[u64], learners: &[u64]) -> Members {
+        Members {
+            voters: voters.to_vec(),
+            learners: learners.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A joiner is done only once every hosted group holds it: the metadata group alone
+    /// (where `RAFT.NODE ADD` starts) is not enough (chaos seed 203).
+    #[test]
+    fn a_join_waits_for_every_group() {
+        let meta = 1 << 32;
+        let partial = [
+            (1, members(&[1, 3], &[4])),
+            (2, members(&[1, 3, 4], &[])),
+            (3, members(&[1, 3], &[])),
+            (meta, members(&[1, 3, 4], &[])),
+        ];
+        assert_eq!(groups_without(partial.into_iter(), 4), vec![3]);
+        let whole = [
+            (3, members(&[1, 3], &[4])),
+            (meta, members(&[1, 3, 4], &[])),
+        ];
+        assert!(groups_without(whole.into_iter(), 4).is_empty());
     }
 }

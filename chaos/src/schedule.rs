@@ -78,8 +78,9 @@ pub struct ScheduleReport {
     pub inconclusive: usize,
     /// Replies of the wrong shape (e.g. an integer to GET).
     pub odd_replies: usize,
-    /// `(key, node)` final reads that never succeeded: the cluster did not recover.
-    pub unrecovered: Vec<(String, usize)>,
+    /// `(key, node, last outcome)` final reads that never succeeded: the cluster did not
+    /// recover.
+    pub unrecovered: Vec<(String, usize, String)>,
     /// Counter-examples and other findings, readable.
     pub findings: Vec<String>,
     /// Where the evidence was kept (only when something failed, or with `keep`).
@@ -135,9 +136,9 @@ impl ScheduleReport {
                 mlog.pending_after
             ));
         }
-        for (key, node) in &self.unrecovered {
+        for (key, node, last) in &self.unrecovered {
             self.findings.push(format!(
-                "final read of {key:?} on node {node} never succeeded within 30 s of healing"
+                "final read of {key:?} on node {node} never succeeded within 30 s of healing (last: {last})"
             ));
         }
         self.faults = flog;
@@ -213,6 +214,46 @@ pub async fn wait_leader(ports: &[u16], timeout: Duration) -> Option<u64> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// For every node a final read failed on: its INFO raft and the tail of its log, so a
+/// failure on a machine whose evidence directory is gone (CI) still shows what the node
+/// was doing.
+async fn diagnose_unrecovered(
+    cluster: &Arc<Mutex<Cluster>>,
+    unrecovered: &[(String, usize, String)],
+) -> Vec<String> {
+    let mut ids: Vec<usize> = unrecovered.iter().map(|(_, n, _)| *n).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Vec::new();
+    for id in ids {
+        let (port, log) = {
+            let c = lock(cluster);
+            match c.nodes.iter().find(|n| n.id == id) {
+                Some(n) => (n.redis_port, n.log.clone()),
+                None => continue,
+            }
+        };
+        let info = match client::connect(port, Duration::from_secs(2)).await {
+            Some(mut c) => redis::cmd("INFO")
+                .arg("raft")
+                .query_async::<String>(&mut c)
+                .await
+                .unwrap_or_else(|e| format!("INFO raft failed: {e}")),
+            None => "no connection".to_string(),
+        };
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n");
+        out.push(format!(
+            "node {id} INFO raft:\n{info}\nnode {id} log, last {LOG_TAIL} lines:\n{tail}"
+        ));
+    }
+    out
+}
+
+/// Lines of a node's log [`diagnose_unrecovered`] shows.
+const LOG_TAIL: usize = 60;
 
 fn lock(c: &Mutex<Cluster>) -> std::sync::MutexGuard<'_, Cluster> {
     c.lock().unwrap_or_else(|p| p.into_inner())
@@ -370,6 +411,7 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let unrecovered =
         workload::final_reads(targets.clone(), &keys, rec.clone(), cfg.clients, deadline).await;
+    let diagnosis = diagnose_unrecovered(&cluster, &unrecovered).await;
     faults::check_crashes(&cluster, start, &mut flog);
 
     let ops = rec.take();
@@ -423,6 +465,7 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
         }
     }
     report.add_fault_findings(flog, mlog);
+    report.findings.extend(diagnosis);
 
     // Stop the nodes before deciding what to keep.
     let started = lock(&cluster).len();

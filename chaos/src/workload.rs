@@ -378,14 +378,14 @@ impl Client {
 
 /// After healing: reads every key from every node still in the cluster, retrying each
 /// read until it succeeds or `deadline`. Returns the keys and nodes (ids) no read
-/// succeeded on.
+/// succeeded on, each with the last read's outcome.
 pub async fn final_reads(
     targets: Arc<Targets>,
     keys: &[String],
     rec: Arc<Recorder>,
     client_id: usize,
     deadline: Instant,
-) -> Vec<(String, usize)> {
+) -> Vec<(String, usize, String)> {
     let nodes = targets.get();
     let mut c = Client::new(client_id, targets, Duration::from_secs(3), rec);
     let mut missing = Vec::new();
@@ -398,7 +398,7 @@ pub async fn final_reads(
                         break;
                     }
                     if Instant::now() >= deadline {
-                        missing.push((key.clone(), node + 1));
+                        missing.push((key.clone(), node + 1, format!("{out:?}")));
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
