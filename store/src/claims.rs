@@ -155,8 +155,15 @@ impl Claims {
     /// `fence` (it got the slot back since: a command of migration `fence` there is history
     /// this node's records are already past).
     fn held_past(&self, s: u16, group: u64, fence: u64) -> bool {
+        fence != 0 && self.held_after(s, group, fence)
+    }
+
+    /// True when slot `s` is claimed by another group than `group` whose last applied
+    /// fence is above `fence`, 0 included (a state that saw no migration at all is older
+    /// than one that saw migration 1).
+    fn held_after(&self, s: u16, group: u64, fence: u64) -> bool {
         let owner = self.owner(s);
-        if owner == 0 || owner == group || fence == 0 {
+        if owner == 0 || owner == group {
             return false;
         }
         let fences = self.fences.lock().unwrap_or_else(|p| p.into_inner());
@@ -433,7 +440,7 @@ impl Store {
         let mut kept = SlotSet::empty();
         for (lo, hi) in saved.claimed.ranges() {
             for s in lo..=hi {
-                if self.claims.held_past(s, self.group, self.fence.max(1)) {
+                if self.claims.held_after(s, self.group, self.fence) {
                     kept.insert_range(s, s);
                 }
             }

@@ -226,3 +226,36 @@ fn a_snapshot_past_moves_this_node_never_saw_leaves_their_slots_stale() {
     assert!(yc.store.stale_in(&[(600, 600)], 22));
     assert!(!yc.store.stale_in(&[(601, 601)], 22));
 }
+
+#[test]
+fn a_snapshot_from_before_the_first_migration_does_not_overwrite_the_slot_it_moved() {
+    // Chaos seed 929: group 1's snapshot, taken before any migration (fence 0), restored
+    // on a node where group 2 already holds the slot migration 1 gave it: the slot stays
+    // group 2's, with group 2's records.
+    let (dir, mut a, mut b) = two_groups();
+    let k = keys_in(&set("700"), "z", 1);
+    a.w(&format!("SET {} old", k[0]));
+    let snap = dir.path().join("snap-a");
+    std::fs::create_dir_all(&snap).unwrap();
+    a.store
+        .export_snapshot(snap.clone())
+        .unwrap()
+        .finish()
+        .unwrap();
+    a.w("RAFTKV.SLOTS.REMOVE FENCE 1 700");
+    b.w("RAFTKV.SLOTS.ADD FENCE 1 700");
+    b.w(&format!("SET {} new", k[0]));
+    a.store.restore_snapshot(&snap).unwrap();
+    assert_eq!(b.r(&format!("GET {}", k[0])), bulk("new"));
+    assert!(
+        a.store.must_wait_for(&[(700, 700)], 2),
+        "group 1's ADD of migration 2 waits for group 2's REMOVE"
+    );
+    // Group 1 replays its REMOVE of migration 1, then migration 2 moves the slot back.
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 700"), Reply::Int(1));
+    b.w(&format!("SET {} newer", k[0]));
+    assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 700"), Reply::Int(1));
+    assert!(!a.store.must_wait_for(&[(700, 700)], 2));
+    assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 700"), Reply::Int(1));
+    assert_eq!(a.r(&format!("GET {}", k[0])), bulk("newer"));
+}
