@@ -13,7 +13,12 @@
 //! - G's ADD waits (its apply stops before the entry, see [`Claims::must_wait`], retried
 //!   every tick) while another local group still claims one of its slots. H released it by
 //!   a REMOVE committed before the ADD was proposed, so the wait ends once H's replica
-//!   applies it (wait-for edges follow commit order: no cycle);
+//!   applies it (wait-for edges follow commit order: no cycle). It also waits while the
+//!   slot is *in transit* here: claimed by no group, its last removal on this node older
+//!   than G's migration (an earlier migration's target has not applied its ADD here yet,
+//!   so the records lack that group's writes; [`Claims::must_wait`]). The removals are
+//!   rebuilt at start from the groups' slot histories; an ADD of a slot a later migration
+//!   already removed here takes nothing;
 //! - a snapshot brings G's whole state, so its restore takes its slots at once, and
 //!   rewrites the persisted slot set of any group it took them from (so a restart finds no
 //!   slot claimed twice). That group's writes still applying to those slots are skipped on
@@ -115,6 +120,10 @@ pub struct Claims {
     fences: Mutex<HashMap<u64, u64>>,
     /// Each group's slot history (see [`Store::record_history`]), as loaded or applied.
     histories: Mutex<HashMap<u64, History>>,
+    /// Per slot, the fence of the last removal of it applied on this node (by a REMOVE, or
+    /// by a restored snapshot whose history says it moved): the highest fence any local
+    /// group's history gives it among the groups not owning it.
+    removed: Box<[AtomicU64]>,
 }
 
 /// Per slot, the fence of the last slot command of a group that changed it.
@@ -128,6 +137,7 @@ impl Default for Claims {
             stale: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
             fences: Mutex::new(HashMap::new()),
             histories: Mutex::new(HashMap::new()),
+            removed: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 }
@@ -170,13 +180,53 @@ impl Claims {
         fences.get(&owner).is_some_and(|&f| f > fence)
     }
 
+    /// True when slot `s` is claimed by no local group and its last removal here is older
+    /// than migration `fence`: an earlier migration's target has not taken it on this node
+    /// yet (its ADD is still to apply), so the records lack that group's writes.
+    fn in_transit(&self, s: u16, fence: u64) -> bool {
+        fence != 0
+            && self.owner(s) == 0
+            && self.removed[usize::from(s)].load(Ordering::Acquire) < fence
+    }
+
+    /// True when slot `s` is claimed by no local group and was removed here by a later
+    /// migration than `fence`: a command of migration `fence` is history on this node.
+    fn moved_on(&self, s: u16, fence: u64) -> bool {
+        fence != 0
+            && self.owner(s) == 0
+            && self.removed[usize::from(s)].load(Ordering::Acquire) > fence
+    }
+
+    /// Records that `slots` were removed on this node by migration `fence`.
+    fn note_removed(&self, slots: &SlotSet, fence: u64) {
+        if fence == 0 {
+            return;
+        }
+        for (lo, hi) in slots.ranges() {
+            for s in lo..=hi {
+                self.removed[usize::from(s)].fetch_max(fence, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Notes the removals `history` records for the slots of it outside `owned`.
+    fn note_history(&self, history: &History, owned: &SlotSet) {
+        for (&s, &f) in history {
+            if s < SLOTS && !owned.contains(s) {
+                self.removed[usize::from(s)].fetch_max(f, Ordering::AcqRel);
+            }
+        }
+    }
+
     /// True when another group than `group` claims one of `ranges`' slots (and is not past
-    /// migration `fence`): `group` must not take them over yet.
+    /// migration `fence`), or one of them is still on its way to an earlier migration's
+    /// target here (see [`Claims::in_transit`]): `group` must not take them over yet.
     pub fn must_wait(&self, group: u64, ranges: &[(u16, u16)], fence: u64) -> bool {
         ranges.iter().any(|&(lo, hi)| {
             (lo..=hi.min(SLOTS - 1)).any(|s| {
                 let owner = self.owner(s);
-                owner != 0 && owner != group && !self.held_past(s, group, fence)
+                (owner != 0 && owner != group && !self.held_past(s, group, fence))
+                    || self.in_transit(s, fence)
             })
         })
     }
@@ -282,6 +332,8 @@ impl Store {
         claims.set_fence(self.group, self.fence);
         claims.load_stale(&self.db)?;
         self.claims = claims;
+        let history = self.history()?;
+        self.claims.note_history(&history, &self.slots);
         Ok(())
     }
 
@@ -308,16 +360,18 @@ impl Store {
     }
 
     /// The slots of `slots` another local group holds on this node: one further along than
-    /// migration `fence` (for an ADD), or one that took them by force (for a REMOVE); this
-    /// group's writes there are skipped on this node (see [`Store::yielded_slot`]).
+    /// migration `fence` (for an ADD, also a slot a later migration already removed here),
+    /// or one that took them by force (for a REMOVE); this group's writes there are skipped
+    /// on this node (see [`Store::yielded_slot`]).
     pub(crate) fn held_elsewhere(&self, slots: &SlotSet, fence: u64) -> SlotSet {
         let mut held = SlotSet::empty();
         for (lo, hi) in slots.ranges() {
             for s in lo..=hi {
                 let owner = self.claims.owner(s);
                 let other = owner != 0 && owner != self.group;
-                if other && (self.slots.contains(s) || self.claims.held_past(s, self.group, fence))
-                {
+                let past = self.claims.held_past(s, self.group, fence)
+                    || (!self.slots.contains(s) && self.claims.moved_on(s, fence));
+                if (other && self.slots.contains(s)) || past {
                     held.insert_range(s, s);
                 }
             }
@@ -387,12 +441,14 @@ impl Store {
         Ok(self.fence)
     }
 
-    /// An applied ADD (`add`) or REMOVE of `slots`.
-    pub(crate) fn claim_applied(&self, slots: &SlotSet, add: bool) {
+    /// An applied ADD (`add`) or REMOVE of `slots` fenced `fence` (`changed`: every slot
+    /// whose ownership it changed, `slots` those of them it takes or releases here).
+    pub(crate) fn claim_applied(&self, slots: &SlotSet, changed: &SlotSet, add: bool, fence: u64) {
         if add {
             self.claims.take(self.group, slots);
         } else {
             self.claims.release(self.group, slots);
+            self.claims.note_removed(changed, fence);
         }
     }
 
@@ -498,6 +554,7 @@ impl Store {
                 stale.insert_range(s, s);
             }
         }
+        self.claims.note_history(&history, &self.slots);
         self.claims
             .histories
             .lock()

@@ -259,3 +259,36 @@ fn a_snapshot_from_before_the_first_migration_does_not_overwrite_the_slot_it_mov
     assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 700"), Reply::Int(1));
     assert_eq!(a.r(&format!("GET {}", k[0])), bulk("newer"));
 }
+
+#[test]
+fn an_add_waits_for_the_slot_to_reach_and_leave_an_earlier_migrations_target() {
+    // Chaos seed 929: slot 800 moves 1 -> 2 (migration 1) and back (migration 2). On this
+    // node group 1 applies both of its commands while group 2 lags behind: between group
+    // 1's REMOVE and group 2's ADD no group claims the slot, yet group 1's ADD of migration
+    // 2 must wait for group 2's writes to it and its REMOVE.
+    let (dir, mut a, b) = two_groups();
+    let k = keys_in(&set("800"), "t", 1);
+    a.w(&format!("SET {} old", k[0]));
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 800"), Reply::Int(1));
+    assert!(!b.store.must_wait_for(&[(800, 800)], 1));
+    assert!(a.store.must_wait_for(&[(800, 800)], 2));
+    // A restart of the node keeps it (from the groups' slot histories).
+    let db = a.db.clone();
+    drop((a, b));
+    let claims = Claims::new();
+    let mut a = G::open(&db, 1, "");
+    let mut b = G::open(&db, 2, "");
+    a.index = 100;
+    b.index = 100;
+    a.store.set_claims(claims.clone()).unwrap();
+    b.store.set_claims(claims).unwrap();
+    assert!(a.store.must_wait_for(&[(800, 800)], 2));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 800"), Reply::Int(1));
+    b.w(&format!("SET {} new", k[0]));
+    assert!(a.store.must_wait_for(&[(800, 800)], 2), "group 2 claims it");
+    assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 800"), Reply::Int(1));
+    assert!(!a.store.must_wait_for(&[(800, 800)], 2));
+    assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 800"), Reply::Int(1));
+    assert_eq!(a.r(&format!("GET {}", k[0])), bulk("new"));
+    drop(dir);
+}
