@@ -292,3 +292,38 @@ fn an_add_waits_for_the_slot_to_reach_and_leave_an_earlier_migrations_target() {
     assert_eq!(a.r(&format!("GET {}", k[0])), bulk("new"));
     drop(dir);
 }
+
+#[test]
+fn an_add_waits_until_the_batch_holding_the_remove_is_written() {
+    // A node's groups share one batch per driver round: group 1's write to slot 900 and
+    // its REMOVE are staged in it, not yet in the database. Group 2's ADD in the same round
+    // would count and read the slot without that write (DBSIZE skew on a node catching up
+    // after a pause, tests/migration.rs).
+    let (_dir, mut a, mut b) = two_groups();
+    let k = keys_in(&set("900"), "r", 2);
+    a.w(&format!("SET {} 1", k[0]));
+    let mut wb = rocksdb::WriteBatch::default();
+    for (i, c) in [
+        format!("SET {} v", k[1]),
+        format!("INCR {}", k[0]),
+        "RAFTKV.SLOTS.REMOVE FENCE 1 900".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let index = 10 + i as u64;
+        a.store.begin_entry_at(index);
+        a.store.set_entry_index(index);
+        a.store.apply(&mut wb, &cmd(c), NOW);
+    }
+    assert!(
+        b.store.must_wait_for(&[(900, 900)], 1),
+        "the REMOVE's batch is not written"
+    );
+    a.db.write(wb).unwrap();
+    a.store.batch_written();
+    assert!(!b.store.must_wait_for(&[(900, 900)], 1));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 900"), Reply::Int(1));
+    assert_eq!(b.counts(), (2, 0));
+    assert_eq!(b.w(&format!("INCR {}", k[0])), Reply::Int(3));
+}
