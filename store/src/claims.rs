@@ -9,7 +9,9 @@
 //! owns it, or H's late writes would overwrite G's newer ones. So:
 //!
 //! - a group claims its slots here when it opens, when it applies an ADD, and when it
-//!   restores a snapshot; it releases them when it applies a REMOVE;
+//!   restores a snapshot; it releases them when the batch holding its applied REMOVE is
+//!   written (the node's groups share each driver round's batch: a target applying in the
+//!   same round would read the database without the source's writes staged before it);
 //! - G's ADD waits (its apply stops before the entry, see [`Claims::must_wait`], retried
 //!   every tick) while another local group still claims one of its slots. H released it by
 //!   a REMOVE committed before the ADD was proposed, so the wait ends once H's replica
@@ -19,7 +21,9 @@
 //!   so the records lack that group's writes; [`Claims::must_wait`]). The removals are
 //!   rebuilt at start from the groups' slot histories; an ADD of a slot a later migration
 //!   already removed here takes nothing;
-//! - a snapshot brings G's whole state, so its restore takes its slots at once, and
+//! - a snapshot brings G's whole state, so its restore takes its slots at once (but those
+//!   another local group holds since a later migration than the snapshot's: their records
+//!   are put back, see `restore`), and
 //!   rewrites the persisted slot set of any group it took them from (so a restart finds no
 //!   slot claimed twice). That group's writes still applying to those slots are skipped on
 //!   this node ([`Store::yielded_slot`]: their outcome here is unknown, the records are
