@@ -203,7 +203,7 @@ impl Claims {
 
     /// True when another group than `group` claims one of `ranges`' slots (and is not past
     /// migration `fence`), or one of them is still on its way to an earlier migration's
-    /// target here (see [`Claims::in_transit`]), or was removed by a REMOVE whose batch is
+    /// target here (see `Claims::in_transit`), or was removed by a REMOVE whose batch is
     /// not written yet: `group` must not take them over yet.
     pub fn must_wait(&self, group: u64, ranges: &[(u16, u16)], fence: u64) -> bool {
         ranges.iter().any(|&(lo, hi)| {
