@@ -9,12 +9,21 @@
 //! owns it, or H's late writes would overwrite G's newer ones. So:
 //!
 //! - a group claims its slots here when it opens, when it applies an ADD, and when it
-//!   restores a snapshot; it releases them when it applies a REMOVE;
+//!   restores a snapshot; it releases them when the batch holding its applied REMOVE is
+//!   written (the node's groups share each driver round's batch: a target applying in the
+//!   same round would read the database without the source's writes staged before it);
 //! - G's ADD waits (its apply stops before the entry, see [`Claims::must_wait`], retried
 //!   every tick) while another local group still claims one of its slots. H released it by
 //!   a REMOVE committed before the ADD was proposed, so the wait ends once H's replica
-//!   applies it (wait-for edges follow commit order: no cycle);
-//! - a snapshot brings G's whole state, so its restore takes its slots at once, and
+//!   applies it (wait-for edges follow commit order: no cycle). It also waits while the
+//!   slot is *in transit* here: claimed by no group, its last removal on this node older
+//!   than G's migration (an earlier migration's target has not applied its ADD here yet,
+//!   so the records lack that group's writes; [`Claims::must_wait`]). The removals are
+//!   rebuilt at start from the groups' slot histories; an ADD of a slot a later migration
+//!   already removed here takes nothing;
+//! - a snapshot brings G's whole state, so its restore takes its slots at once (but those
+//!   another local group holds since a later migration than the snapshot's: their records
+//!   are put back, see `restore`), and
 //!   rewrites the persisted slot set of any group it took them from (so a restart finds no
 //!   slot claimed twice). That group's writes still applying to those slots are skipped on
 //!   this node ([`Store::yielded_slot`]: their outcome here is unknown, the records are
@@ -33,42 +42,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::scope::{load_slots, slots_key};
 use crate::slot::SLOTS;
 use crate::slots::SlotSet;
 use crate::{Store, StoreError, CF_META};
 
-/// Records saved before a restore (see [`Store::save_claimed`]).
-pub(crate) struct Saved {
-    claimed: SlotSet,
-    records: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
-}
-
-/// Key ranges `[lo, hi)`.
-type KeyRanges = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// The key ranges of `slots` in each slot-keyed column family.
-fn slot_ranges(slots: &SlotSet) -> Vec<(&'static str, KeyRanges)> {
-    let runs: Vec<(Vec<u8>, Vec<u8>)> = crate::slots::key_ranges(slots)
-        .into_iter()
-        .map(|(a, b)| (a.to_vec(), b.to_vec()))
-        .collect();
-    vec![
-        (crate::CF_DATA, runs.clone()),
-        (crate::types::CF_SUB, runs.clone()),
-        (crate::types::CF_ZSCORE, runs),
-        (crate::txn::CF_KVER, crate::txn::kver_ranges(slots)),
-    ]
-}
-
-/// The part of a record's key that starts with its slot (`kver` slot epochs are
-/// `[0xfe][slot]`).
-fn kver_data_key<'a>(cf: &str, k: &'a [u8]) -> &'a [u8] {
-    match k {
-        [0xfe, rest @ ..] if cf == crate::txn::CF_KVER => rest,
-        _ => k,
-    }
-}
+mod restore;
 
 /// Tag of a group's slot history in `meta`.
 const HISTORY_TAG: u8 = b'H';
@@ -115,7 +93,19 @@ pub struct Claims {
     fences: Mutex<HashMap<u64, u64>>,
     /// Each group's slot history (see [`Store::record_history`]), as loaded or applied.
     histories: Mutex<HashMap<u64, History>>,
+    /// Per slot, the fence of the last removal of it applied on this node (by a REMOVE, or
+    /// by a restored snapshot whose history says it moved): the highest fence any local
+    /// group's history gives it among the groups not owning it.
+    removed: Box<[AtomicU64]>,
+    /// REMOVEs applied into a batch not written yet, per group (`(released, changed,
+    /// fence)`): they take effect here once it is (see [`Store::claims_written`]).
+    releasing: Mutex<HashMap<u64, Vec<Release>>>,
+    /// Slots of those REMOVEs.
+    unwritten: Box<[AtomicBool]>,
 }
+
+/// A REMOVE waiting for its batch: the slots it releases, those it changed, its fence.
+type Release = (SlotSet, SlotSet, u64);
 
 /// Per slot, the fence of the last slot command of a group that changed it.
 pub(crate) type History = std::collections::BTreeMap<u16, u64>;
@@ -128,6 +118,9 @@ impl Default for Claims {
             stale: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
             fences: Mutex::new(HashMap::new()),
             histories: Mutex::new(HashMap::new()),
+            removed: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            releasing: Mutex::new(HashMap::new()),
+            unwritten: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 }
@@ -155,21 +148,70 @@ impl Claims {
     /// `fence` (it got the slot back since: a command of migration `fence` there is history
     /// this node's records are already past).
     fn held_past(&self, s: u16, group: u64, fence: u64) -> bool {
+        fence != 0 && self.held_after(s, group, fence)
+    }
+
+    /// True when slot `s` is claimed by another group than `group` whose last applied
+    /// fence is above `fence`, 0 included (a state that saw no migration at all is older
+    /// than one that saw migration 1).
+    fn held_after(&self, s: u16, group: u64, fence: u64) -> bool {
         let owner = self.owner(s);
-        if owner == 0 || owner == group || fence == 0 {
+        if owner == 0 || owner == group {
             return false;
         }
         let fences = self.fences.lock().unwrap_or_else(|p| p.into_inner());
         fences.get(&owner).is_some_and(|&f| f > fence)
     }
 
+    /// True when slot `s` is claimed by no local group and its last removal here is older
+    /// than migration `fence`: an earlier migration's target has not taken it on this node
+    /// yet (its ADD is still to apply), so the records lack that group's writes.
+    fn in_transit(&self, s: u16, fence: u64) -> bool {
+        fence != 0
+            && self.owner(s) == 0
+            && self.removed[usize::from(s)].load(Ordering::Acquire) < fence
+    }
+
+    /// True when slot `s` is claimed by no local group and was removed here by a later
+    /// migration than `fence`: a command of migration `fence` is history on this node.
+    fn moved_on(&self, s: u16, fence: u64) -> bool {
+        fence != 0
+            && self.owner(s) == 0
+            && self.removed[usize::from(s)].load(Ordering::Acquire) > fence
+    }
+
+    /// Records that `slots` were removed on this node by migration `fence`.
+    fn note_removed(&self, slots: &SlotSet, fence: u64) {
+        if fence == 0 {
+            return;
+        }
+        for (lo, hi) in slots.ranges() {
+            for s in lo..=hi {
+                self.removed[usize::from(s)].fetch_max(fence, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Notes the removals `history` records for the slots of it outside `owned`.
+    fn note_history(&self, history: &History, owned: &SlotSet) {
+        for (&s, &f) in history {
+            if s < SLOTS && !owned.contains(s) {
+                self.removed[usize::from(s)].fetch_max(f, Ordering::AcqRel);
+            }
+        }
+    }
+
     /// True when another group than `group` claims one of `ranges`' slots (and is not past
-    /// migration `fence`): `group` must not take them over yet.
+    /// migration `fence`), or one of them is still on its way to an earlier migration's
+    /// target here (see `Claims::in_transit`), or was removed by a REMOVE whose batch is
+    /// not written yet: `group` must not take them over yet.
     pub fn must_wait(&self, group: u64, ranges: &[(u16, u16)], fence: u64) -> bool {
         ranges.iter().any(|&(lo, hi)| {
             (lo..=hi.min(SLOTS - 1)).any(|s| {
                 let owner = self.owner(s);
-                owner != 0 && owner != group && !self.held_past(s, group, fence)
+                (owner != 0 && owner != group && !self.held_past(s, group, fence))
+                    || self.in_transit(s, fence)
+                    || self.unwritten[usize::from(s)].load(Ordering::Acquire)
             })
         })
     }
@@ -275,6 +317,8 @@ impl Store {
         claims.set_fence(self.group, self.fence);
         claims.load_stale(&self.db)?;
         self.claims = claims;
+        let history = self.history()?;
+        self.claims.note_history(&history, &self.slots);
         Ok(())
     }
 
@@ -301,16 +345,18 @@ impl Store {
     }
 
     /// The slots of `slots` another local group holds on this node: one further along than
-    /// migration `fence` (for an ADD), or one that took them by force (for a REMOVE); this
-    /// group's writes there are skipped on this node (see [`Store::yielded_slot`]).
+    /// migration `fence` (for an ADD, also a slot a later migration already removed here),
+    /// or one that took them by force (for a REMOVE); this group's writes there are skipped
+    /// on this node (see [`Store::yielded_slot`]).
     pub(crate) fn held_elsewhere(&self, slots: &SlotSet, fence: u64) -> SlotSet {
         let mut held = SlotSet::empty();
         for (lo, hi) in slots.ranges() {
             for s in lo..=hi {
                 let owner = self.claims.owner(s);
                 let other = owner != 0 && owner != self.group;
-                if other && (self.slots.contains(s) || self.claims.held_past(s, self.group, fence))
-                {
+                let past = self.claims.held_past(s, self.group, fence)
+                    || (!self.slots.contains(s) && self.claims.moved_on(s, fence));
+                if (other && self.slots.contains(s)) || past {
                     held.insert_range(s, s);
                 }
             }
@@ -373,150 +419,48 @@ impl Store {
         Ok(())
     }
 
-    /// Before a restore: the group's fence as applied here (its history is loaded, so the
-    /// one the snapshot brings can be told apart).
-    pub(crate) fn before_restore(&self) -> Result<u64, StoreError> {
-        self.history()?;
-        Ok(self.fence)
-    }
-
-    /// An applied ADD (`add`) or REMOVE of `slots`.
-    pub(crate) fn claim_applied(&self, slots: &SlotSet, add: bool) {
+    /// An applied ADD (`add`) or REMOVE of `slots` fenced `fence` (`changed`: every slot
+    /// whose ownership it changed, `slots` those of them it takes or releases here).
+    /// A REMOVE is released once its batch is written ([`Store::claims_written`]): the
+    /// node's groups share the driver round's one batch, and a target's ADD (or its writes)
+    /// in the same round would read the slot's records without the source's writes staged
+    /// before the REMOVE (their counters and values would be wrong).
+    pub(crate) fn claim_applied(&self, slots: &SlotSet, changed: &SlotSet, add: bool, fence: u64) {
         if add {
             self.claims.take(self.group, slots);
-        } else {
-            self.claims.release(self.group, slots);
+            return;
         }
-    }
-
-    /// After a snapshot replaced the store (owning `slots` now, `before` until then): takes
-    /// the slots, releases those it no longer owns, and removes the taken ones from the
-    /// persisted slot set of the groups they were taken from.
-    /// Before restoring a snapshot owning `incoming`: the records of those of its slots
-    /// another local group claims (they may be newer than the snapshot's, see
-    /// [`Store::put_back`]).
-    pub(crate) fn save_claimed(&self, incoming: &SlotSet) -> Result<Saved, StoreError> {
-        let mut claimed = SlotSet::empty();
-        for (lo, hi) in incoming.ranges() {
+        for (lo, hi) in changed.ranges() {
             for s in lo..=hi {
-                let owner = self.claims.owner(s);
-                if owner != 0 && owner != self.group {
-                    claimed.insert_range(s, s);
-                }
-            }
-        }
-        let mut records = Vec::new();
-        if !claimed.is_empty() {
-            for (cf, ranges) in slot_ranges(&claimed) {
-                let handle = self.db.cf_handle(cf).ok_or(StoreError::MissingCf(cf))?;
-                let mut it = self.db.raw_iterator_cf_opt(handle, crate::total_order());
-                for (lo, hi) in ranges {
-                    it.seek(&lo);
-                    while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                        if k >= &hi[..] {
-                            break;
-                        }
-                        records.push((cf, k.to_vec(), v.to_vec()));
-                        it.next();
-                    }
-                    it.status()?;
-                }
-            }
-        }
-        Ok(Saved { claimed, records })
-    }
-
-    /// After the restore (fence and slots loaded): the saved slots whose claimant applied a
-    /// later migration than the snapshot stay the claimant's, with its records put back
-    /// (the snapshot's are older); returns them.
-    pub(crate) fn put_back(&self, saved: Saved) -> Result<SlotSet, StoreError> {
-        let mut kept = SlotSet::empty();
-        for (lo, hi) in saved.claimed.ranges() {
-            for s in lo..=hi {
-                if self.claims.held_past(s, self.group, self.fence.max(1)) {
-                    kept.insert_range(s, s);
-                }
-            }
-        }
-        if kept.is_empty() {
-            return Ok(kept);
-        }
-        let mut wb = rocksdb::WriteBatch::default();
-        for (cf, ranges) in slot_ranges(&kept) {
-            let handle = self.db.cf_handle(cf).ok_or(StoreError::MissingCf(cf))?;
-            for (lo, hi) in ranges {
-                wb.delete_range_cf(handle, lo, hi);
-            }
-        }
-        for (cf, k, v) in saved.records {
-            if kept.contains(crate::slots::slot_of(kver_data_key(cf, &k))) {
-                let handle = self.db.cf_handle(cf).ok_or(StoreError::MissingCf(cf))?;
-                wb.put_cf(handle, k, v);
-            }
-        }
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(wb, &wo)?;
-        self.claims.forced.store(true, Ordering::Release);
-        Ok(kept)
-    }
-
-    /// Slots the snapshot drops that this group still claimed are stale here from now on;
-    /// the ones it owns are fresh (but for `kept`, see [`Store::put_back`]).
-    /// So are the slots the snapshot's history says this group changed by a command this
-    /// node skipped (fenced above `old_fence`), that it does not own now and that no local
-    /// group further along holds: their records here may lack writes this group made
-    /// between those commands.
-    pub(crate) fn claim_restored(
-        &self,
-        before: &SlotSet,
-        kept: &SlotSet,
-        old_fence: u64,
-    ) -> Result<(), StoreError> {
-        let dropped = before.difference(&self.slots);
-        let mut stale = SlotSet::empty();
-        for (lo, hi) in dropped.ranges() {
-            for s in lo..=hi {
-                if self.claims.owner(s) == self.group {
-                    stale.insert_range(s, s);
-                }
-            }
-        }
-        let history = load_history(&self.db, self.group)?;
-        for (&s, &f) in &history {
-            if f > old_fence
-                && !self.slots.contains(s)
-                && !self.claims.held_past(s, self.group, f.saturating_sub(1))
-            {
-                stale.insert_range(s, s);
+                self.claims.unwritten[usize::from(s)].store(true, Ordering::Release);
             }
         }
         self.claims
-            .histories
+            .releasing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(self.group, history);
-        self.claims.release(self.group, &dropped);
-        self.claims.mark_stale(&self.db, &stale, true)?;
-        let fresh = self.slots.difference(kept);
-        self.claims.mark_stale(&self.db, &fresh, false)?;
-        let taken = self.claims.take(self.group, &fresh);
-        self.claims.set_fence(self.group, self.fence);
-        if taken.is_empty() {
-            return Ok(());
-        }
-        self.claims.forced.store(true, Ordering::Release);
-        let meta = self
-            .db
-            .cf_handle(CF_META)
-            .ok_or(StoreError::MissingCf(CF_META))?;
-        for (other, slots) in taken {
-            if let Some(set) = load_slots(&self.db, other)? {
-                self.db
-                    .put_cf(meta, slots_key(other), set.difference(&slots).encode())?;
+            .entry(self.group)
+            .or_default()
+            .push((slots.clone(), changed.clone(), fence));
+    }
+
+    /// The group's batch is written: its REMOVEs applied into it take effect here.
+    pub(crate) fn claims_written(&self) {
+        let done = self
+            .claims
+            .releasing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.group);
+        for (slots, changed, fence) in done.into_iter().flatten() {
+            self.claims.release(self.group, &slots);
+            self.claims.note_removed(&changed, fence);
+            for (lo, hi) in changed.ranges() {
+                for s in lo..=hi {
+                    self.claims.unwritten[usize::from(s)].store(false, Ordering::Release);
+                }
             }
         }
-        Ok(())
     }
 }
 

@@ -672,6 +672,7 @@ impl Store {
 
     /// The batch is written: drop the overlay, publish counters.
     pub fn batch_written(&mut self) {
+        self.claims_written();
         self.budget.reset();
         self.overlay.clear();
         self.coll = Default::default();

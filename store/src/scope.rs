@@ -205,7 +205,7 @@ impl Store {
         if op == SlotsOp::Add {
             self.reset_slot_versions(wb, &mine);
         }
-        self.claim_applied(&mine, op == SlotsOp::Add);
+        self.claim_applied(&mine, &changed, op == SlotsOp::Add, fence);
         if let Err(e) = self.record_history(wb, &changed, fence) {
             fail_stop("recording the slot history", e);
         }

@@ -226,3 +226,104 @@ fn a_snapshot_past_moves_this_node_never_saw_leaves_their_slots_stale() {
     assert!(yc.store.stale_in(&[(600, 600)], 22));
     assert!(!yc.store.stale_in(&[(601, 601)], 22));
 }
+
+#[test]
+fn a_snapshot_from_before_the_first_migration_does_not_overwrite_the_slot_it_moved() {
+    // Chaos seed 929: group 1's snapshot, taken before any migration (fence 0), restored
+    // on a node where group 2 already holds the slot migration 1 gave it: the slot stays
+    // group 2's, with group 2's records.
+    let (dir, mut a, mut b) = two_groups();
+    let k = keys_in(&set("700"), "z", 1);
+    a.w(&format!("SET {} old", k[0]));
+    let snap = dir.path().join("snap-a");
+    std::fs::create_dir_all(&snap).unwrap();
+    a.store
+        .export_snapshot(snap.clone())
+        .unwrap()
+        .finish()
+        .unwrap();
+    a.w("RAFTKV.SLOTS.REMOVE FENCE 1 700");
+    b.w("RAFTKV.SLOTS.ADD FENCE 1 700");
+    b.w(&format!("SET {} new", k[0]));
+    a.store.restore_snapshot(&snap).unwrap();
+    assert_eq!(b.r(&format!("GET {}", k[0])), bulk("new"));
+    assert!(
+        a.store.must_wait_for(&[(700, 700)], 2),
+        "group 1's ADD of migration 2 waits for group 2's REMOVE"
+    );
+    // Group 1 replays its REMOVE of migration 1, then migration 2 moves the slot back.
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 700"), Reply::Int(1));
+    b.w(&format!("SET {} newer", k[0]));
+    assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 700"), Reply::Int(1));
+    assert!(!a.store.must_wait_for(&[(700, 700)], 2));
+    assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 700"), Reply::Int(1));
+    assert_eq!(a.r(&format!("GET {}", k[0])), bulk("newer"));
+}
+
+#[test]
+fn an_add_waits_for_the_slot_to_reach_and_leave_an_earlier_migrations_target() {
+    // Chaos seed 929: slot 800 moves 1 -> 2 (migration 1) and back (migration 2). On this
+    // node group 1 applies both of its commands while group 2 lags behind: between group
+    // 1's REMOVE and group 2's ADD no group claims the slot, yet group 1's ADD of migration
+    // 2 must wait for group 2's writes to it and its REMOVE.
+    let (dir, mut a, b) = two_groups();
+    let k = keys_in(&set("800"), "t", 1);
+    a.w(&format!("SET {} old", k[0]));
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 800"), Reply::Int(1));
+    assert!(!b.store.must_wait_for(&[(800, 800)], 1));
+    assert!(a.store.must_wait_for(&[(800, 800)], 2));
+    // A restart of the node keeps it (from the groups' slot histories).
+    let db = a.db.clone();
+    drop((a, b));
+    let claims = Claims::new();
+    let mut a = G::open(&db, 1, "");
+    let mut b = G::open(&db, 2, "");
+    a.index = 100;
+    b.index = 100;
+    a.store.set_claims(claims.clone()).unwrap();
+    b.store.set_claims(claims).unwrap();
+    assert!(a.store.must_wait_for(&[(800, 800)], 2));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 800"), Reply::Int(1));
+    b.w(&format!("SET {} new", k[0]));
+    assert!(a.store.must_wait_for(&[(800, 800)], 2), "group 2 claims it");
+    assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 800"), Reply::Int(1));
+    assert!(!a.store.must_wait_for(&[(800, 800)], 2));
+    assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 800"), Reply::Int(1));
+    assert_eq!(a.r(&format!("GET {}", k[0])), bulk("new"));
+    drop(dir);
+}
+
+#[test]
+fn an_add_waits_until_the_batch_holding_the_remove_is_written() {
+    // A node's groups share one batch per driver round: group 1's write to slot 900 and
+    // its REMOVE are staged in it, not yet in the database. Group 2's ADD in the same round
+    // would count and read the slot without that write (DBSIZE skew on a node catching up
+    // after a pause, tests/migration.rs).
+    let (_dir, mut a, mut b) = two_groups();
+    let k = keys_in(&set("900"), "r", 2);
+    a.w(&format!("SET {} 1", k[0]));
+    let mut wb = rocksdb::WriteBatch::default();
+    for (i, c) in [
+        format!("SET {} v", k[1]),
+        format!("INCR {}", k[0]),
+        "RAFTKV.SLOTS.REMOVE FENCE 1 900".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let index = 10 + i as u64;
+        a.store.begin_entry_at(index);
+        a.store.set_entry_index(index);
+        a.store.apply(&mut wb, &cmd(c), NOW);
+    }
+    assert!(
+        b.store.must_wait_for(&[(900, 900)], 1),
+        "the REMOVE's batch is not written"
+    );
+    a.db.write(wb).unwrap();
+    a.store.batch_written();
+    assert!(!b.store.must_wait_for(&[(900, 900)], 1));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 900"), Reply::Int(1));
+    assert_eq!(b.counts(), (2, 0));
+    assert_eq!(b.w(&format!("INCR {}", k[0])), Reply::Int(3));
+}
