@@ -362,6 +362,23 @@ impl Server {
             };
             write_members(out, &name, &g.node.status.members());
         }
+        let state = self.groups.meta_state();
+        let recorded: Vec<u64> = state.nodes.keys().copied().collect();
+        let prefer: Vec<String> = state
+            .prefer
+            .iter()
+            .map(|(g, n)| format!("{g}={n}"))
+            .collect();
+        let _ = write!(
+            out,
+            "raft_meta_nodes:{}\r\nraft_meta_preferred_leaders:{}\r\n",
+            store::cluster_meta::ids_text(&recorded),
+            if prefer.is_empty() {
+                "-".to_string()
+            } else {
+                prefer.join(",")
+            }
+        );
     }
 
     fn info_keyspace(&self, out: &mut String) {
@@ -490,4 +507,3 @@ mod tests {
         assert_eq!(host_port("nocolon"), None);
     }
 }
-

@@ -1,8 +1,9 @@
 //! Cluster administration on a real 3-node cluster with three data groups: a leader moved
 //! by hand (`RAFT.TRANSFER-LEADER <id> GROUP <g>`) stays where the operator put it (the
 //! leader spread does not move it back) and returns to that node after it is killed and
-//! restarted; `RAFT.NODE REMOVE` sent to a node that missed a join (it was down) removes
-//! the joined node from every group.
+//! restarted; `RAFT.NODE REMOVE` sent to a node that missed a join (it was down, so its
+//! own view of every group lacks the new node) removes the joined node from every group and
+//! drops its metadata record.
 
 mod common;
 
@@ -28,15 +29,19 @@ fn leads(cl: &Cluster, i: usize, g: u64) -> bool {
 /// Waits until every live node agrees on one leader per group and the three leaders are
 /// three different nodes; returns the leader id of groups 1, 2, 3.
 fn wait_spread(cl: &Cluster) -> Vec<u64> {
-    wait_for(Duration::from_secs(30), "leaders spread one per node", || {
-        let views: Vec<Vec<u64>> = (0..3)
-            .map(|i| (1..=3).map(|g| leader_of(cl, i, g)).collect())
-            .collect::<Option<_>>()?;
-        let first = views[0].clone();
-        let distinct: BTreeSet<u64> = first.iter().copied().collect();
-        (views.iter().all(|v| *v == first) && distinct.len() == 3 && !distinct.contains(&0))
-            .then_some(first)
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "leaders spread one per node",
+        || {
+            let views: Vec<Vec<u64>> = (0..3)
+                .map(|i| (1..=3).map(|g| leader_of(cl, i, g)).collect())
+                .collect::<Option<_>>()?;
+            let first = views[0].clone();
+            let distinct: BTreeSet<u64> = first.iter().copied().collect();
+            (views.iter().all(|v| *v == first) && distinct.len() == 3 && !distinct.contains(&0))
+                .then_some(first)
+        },
+    )
 }
 
 /// Node ids listed by INFO raft field `field` (`raft_group_<g>_voters`, ...) of node `i`.
@@ -52,9 +57,17 @@ fn ids(cl: &Cluster, i: usize, field: &str) -> Option<Vec<u64>> {
 /// group): `(field, ids)`.
 fn memberships(cl: &Cluster, i: usize) -> Option<Vec<(String, Vec<u64>)>> {
     let mut fields: Vec<String> = (1..=3)
-        .flat_map(|g| [format!("raft_group_{g}_voters"), format!("raft_group_{g}_learners")])
+        .flat_map(|g| {
+            [
+                format!("raft_group_{g}_voters"),
+                format!("raft_group_{g}_learners"),
+            ]
+        })
         .collect();
-    fields.extend(["raft_meta_voters".to_string(), "raft_meta_learners".to_string()]);
+    fields.extend([
+        "raft_meta_voters".to_string(),
+        "raft_meta_learners".to_string(),
+    ]);
     fields
         .into_iter()
         .map(|f| ids(cl, i, &f).map(|v| (f, v)))
@@ -77,6 +90,17 @@ fn a_manual_leader_transfer_sticks_and_returns_after_a_restart() {
         .query(&mut cl.client(via))
         .expect("transfer group 2's leadership");
     assert!(leads(&cl, to_idx, 2), "node {to} leads group 2 once OK");
+    // The choice is in the metadata, on every node.
+    for i in 0..3 {
+        wait_for(
+            Duration::from_secs(10),
+            "the preference on every node",
+            || {
+                let p = cl.info_field(i, "raft_meta_preferred_leaders")?;
+                (p == format!("2={to}")).then_some(())
+            },
+        );
+    }
     // It stays: the spread checks every 2 s; watch for three periods.
     let until = Instant::now() + Duration::from_secs(7);
     while Instant::now() < until {
@@ -107,7 +131,10 @@ fn a_manual_leader_transfer_sticks_and_returns_after_a_restart() {
     );
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
-        assert!(leads(&cl, to_idx, 2), "group 2 moved away after the restart");
+        assert!(
+            leads(&cl, to_idx, 2),
+            "group 2 moved away after the restart"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -149,6 +176,12 @@ fn remove_sent_to_a_node_that_missed_the_join_leaves_the_node_in_no_group() {
                 let m = memberships(&cl, i)?;
                 m.iter().all(|(_, v)| !v.contains(&new_id)).then_some(())
             },
+        );
+        // Its record left the metadata too.
+        wait_for(
+            Duration::from_secs(20),
+            &format!("node {} to drop node {new_id}'s record", i + 1),
+            || (ids(&cl, i, "raft_meta_nodes")? == vec![1, 2, 3]).then_some(()),
         );
         let lines = cl.raft_nodes(i);
         assert!(
