@@ -353,6 +353,32 @@ impl Server {
                 u8::from(st.hibernating.load(Ordering::Relaxed)),
             );
         }
+        let meta_id = self.groups.meta().id;
+        for g in self.groups.every() {
+            let name = if g.id == meta_id {
+                "raft_meta".to_string()
+            } else {
+                format!("raft_group_{}", g.id)
+            };
+            write_members(out, &name, &g.node.status.members());
+        }
+        let state = self.groups.meta_state();
+        let recorded: Vec<u64> = state.nodes.keys().copied().collect();
+        let prefer: Vec<String> = state
+            .prefer
+            .iter()
+            .map(|(g, n)| format!("{g}={n}"))
+            .collect();
+        let _ = write!(
+            out,
+            "raft_meta_nodes:{}\r\nraft_meta_preferred_leaders:{}\r\n",
+            store::cluster_meta::ids_text(&recorded),
+            if prefer.is_empty() {
+                "-".to_string()
+            } else {
+                prefer.join(",")
+            }
+        );
     }
 
     fn info_keyspace(&self, out: &mut String) {
@@ -396,6 +422,24 @@ fn info_cpu(out: &mut String) {
     let _ = write!(
         out,
         "# CPU\r\nused_cpu_sys:{sys}\r\nused_cpu_user:{user}\r\nused_cpu_sys_children:{csys}\r\nused_cpu_user_children:{cuser}\r\n"
+    );
+}
+
+/// `<name>_voters:` and `<name>_learners:` lines: a group's members as this node sees them
+/// (sorted ids, comma-separated, `-` for none; outgoing voters of a joint configuration
+/// count as voters).
+fn write_members(out: &mut String, name: &str, m: &raft_node::status::Members) {
+    let mut voters = m.voters.clone();
+    voters.extend(m.voters_outgoing.iter().filter(|i| !m.voters.contains(i)));
+    voters.sort_unstable();
+    let mut learners = m.learners.clone();
+    learners.sort_unstable();
+    let text = store::cluster_meta::ids_text;
+    let _ = write!(
+        out,
+        "{name}_voters:{}\r\n{name}_learners:{}\r\n",
+        text(&voters),
+        text(&learners)
     );
 }
 

@@ -80,51 +80,79 @@ impl Server {
     /// Runs a membership or leadership command in every group, one after the other (the
     /// commands are idempotent per group, so a retry after a partial failure finishes the
     /// rest); the first error stops it. The metadata group comes first (a new node learns
-    /// the layout before it holds data), except for a removal, where it comes last (a node
-    /// stays known while it holds data). A node removed from every group leaves the
-    /// metadata's node list too.
+    /// the layout before it holds data). A removal has its own order (see
+    /// [`Server::remove_everywhere`]); a leader transfer with `GROUP <g>` runs in that data
+    /// group only.
     async fn on_every_leader(&self, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
+        if let RaftCmd::NodeRemove { id } = cmd {
+            return self.remove_everywhere(argv, id, resp3).await;
+        }
         let meta = self.groups.meta().id;
-        let mut ids: Vec<u64> = std::iter::once(meta)
-            .chain(self.groups.all().iter().map(|g| g.id))
-            .collect();
-        if matches!(cmd, RaftCmd::NodeRemove { .. }) {
-            ids.rotate_left(1);
-        }
-        let mut last = Outcome::Replies(vec![Reply::ok()]);
-        let removing = match &cmd {
-            RaftCmd::NodeRemove { id } if ids.iter().any(|&g| self.group_has(g, *id)) => Some(*id),
-            _ => None,
+        let ids: Vec<u64> = match cmd {
+            RaftCmd::TransferLeader { group: Some(g), .. } => {
+                if self.groups.get(g).is_none() {
+                    return Outcome::Replies(vec![Reply::err(format!("ERR no data group {g}"))]);
+                }
+                vec![g]
+            }
+            _ => std::iter::once(meta)
+                .chain(self.groups.all().iter().map(|g| g.id))
+                .collect(),
         };
+        let mut last = Outcome::Replies(vec![Reply::ok()]);
         for gid in ids {
-            // A node already gone from some groups (an earlier, partial removal).
-            if removing.is_some_and(|id| !self.group_has(gid, id)) {
-                continue;
-            }
             last = self.on_leader(gid, argv.clone(), cmd.clone(), resp3).await;
-            let failed = match &last {
-                Outcome::Replies(rs) => rs.iter().any(|r| matches!(r, Reply::Error(_))),
-                Outcome::Raw(raw) => raw.first() == Some(&b'-'),
-                Outcome::Overflow(_) => true,
-            };
-            if failed {
+            if failed(&last) {
                 return last;
-            }
-        }
-        if let Some(id) = removing {
-            let forget = [store::cluster_meta::MetaCmd::Forget { id }];
-            if !self.propose_meta(&forget).await {
-                warn!(self.logger, "removed node still listed in the metadata"; "id" => id);
             }
         }
         last
     }
 
-    fn group_has(&self, gid: u64, id: u64) -> bool {
-        self.groups.any(gid).is_some_and(|g| {
-            let m = g.node.status.members();
-            m.voters.contains(&id) || m.learners.contains(&id) || m.voters_outgoing.contains(&id)
-        })
+    /// `RAFT.NODE REMOVE <id>`: removes the node from every group it is a member of, the
+    /// metadata group last (a node stays known while it holds data), each change run on
+    /// the group's leader: whether the node is a member is the leader's answer, not this
+    /// node's view (which may lag: a node that has not yet applied the node's addition to a
+    /// group would otherwise skip that group and leave the removal partial). A group whose
+    /// leader answers "not a member" is skipped; once the node is in no group it leaves the
+    /// metadata's node list (with its leader preferences). Idempotent: a retry after a
+    /// partial failure finishes the rest.
+    async fn remove_everywhere(&self, argv: Vec<Bytes>, id: u64, resp3: bool) -> Outcome {
+        let cmd = RaftCmd::NodeRemove { id };
+        let not_member = Reply::err(not_member_text(id));
+        let not_member_raw = encode_reply(&not_member);
+        let ids = self
+            .groups
+            .all()
+            .iter()
+            .map(|g| g.id)
+            .chain(std::iter::once(self.groups.meta().id));
+        let mut removed_any = false;
+        for gid in ids {
+            let out = self.on_leader(gid, argv.clone(), cmd.clone(), resp3).await;
+            let skipped = match &out {
+                Outcome::Replies(rs) => rs.as_slice() == std::slice::from_ref(&not_member),
+                Outcome::Raw(raw) => *raw == not_member_raw,
+                Outcome::Overflow(_) => false,
+            };
+            if skipped {
+                continue;
+            }
+            if failed(&out) {
+                return out;
+            }
+            removed_any = true;
+        }
+        let state = self.groups.meta_state();
+        let known = state.nodes.contains_key(&id) || state.prefer.values().any(|&n| n == id);
+        if !removed_any && !known {
+            return Outcome::Replies(vec![not_member]);
+        }
+        let forget = [store::cluster_meta::MetaCmd::Forget { id }];
+        if !self.propose_meta(&forget).await {
+            warn!(self.logger, "removed node still listed in the metadata"; "id" => id);
+        }
+        Outcome::Replies(vec![Reply::ok()])
     }
 
     /// One line per member: `<id> <addr> <suffrage> <flags> match=<index>`.
@@ -169,7 +197,7 @@ impl Server {
         loop {
             if Instant::now() >= deadline {
                 return one(Reply::err(
-                    "TRYAGAIN no stable leader to run the command on",
+                    "TRYAGAIN no stable leader to run the command on (or another membership change still runs)",
                 ));
             }
             let leader = g.node.status.leader();
@@ -250,7 +278,7 @@ impl Server {
             }
             RaftCmd::NodeRemove { id } => {
                 if !member(*id) {
-                    return Some(Reply::err(format!("ERR node {id} is not a member")));
+                    return Some(Reply::err(not_member_text(*id)));
                 }
                 if m.voters.len() == 1 && m.voters[0] == *id {
                     return Some(Reply::err("ERR cannot remove the last voter"));
@@ -284,44 +312,77 @@ impl Server {
                 }
                 self.change_many(g, &changes, Vec::new()).await
             }
-            RaftCmd::TransferLeader(target) => {
-                let target = match target {
-                    Some(t) => *t,
-                    None => {
-                        let best = m
-                            .voters
-                            .iter()
-                            .copied()
-                            .filter(|&i| i != st.id)
-                            .max_by_key(|i| m.matched.get(i).copied().unwrap_or(0));
-                        match best {
-                            Some(b) => b,
-                            None => return Some(Reply::err("ERR no other voter to transfer to")),
-                        }
-                    }
-                };
-                if !m.voters.contains(&target) {
-                    return Some(Reply::err(format!("ERR node {target} is not a voter")));
-                }
-                if target == st.id {
-                    return Some(Reply::ok());
-                }
-                info!(self.logger, "transferring leadership"; "to" => target);
-                let wait = self.cfg.tick() * (self.cfg.election_ticks as u32 * 3).max(10);
-                let deadline = Instant::now() + wait;
-                g.node.send(Msg::TransferLeader(target));
-                while Instant::now() < deadline {
-                    if st.leader() == target {
-                        return Some(Reply::ok());
-                    }
-                    sleep(Duration::from_millis(10)).await;
-                }
-                Some(Reply::err(format!(
-                    "ERR leader transfer to {target} did not complete in time (leader is {})",
-                    st.leader()
-                )))
-            }
+            RaftCmd::TransferLeader { to, .. } => self.transfer_leader(g, *to).await,
             _ => Some(Reply::err("ERR not a leader command")),
+        }
+    }
+
+    /// Moves `g`'s leadership from this node (its leader) to voter `to` (default: the most
+    /// up-to-date other voter). For a data group the choice is first recorded as the
+    /// group's preferred leader in the metadata (`PREFER <group> <node>`), so the leader
+    /// spread keeps it (see `crate::leaders`) and the node gets the group back after a
+    /// restart; nothing moves when it cannot be recorded.
+    async fn transfer_leader(&self, g: &GroupRt, to: Option<u64>) -> Option<Reply> {
+        let st = &g.node.status;
+        let m = st.members();
+        let target = match to {
+            Some(t) => t,
+            None => {
+                let best = m
+                    .voters
+                    .iter()
+                    .copied()
+                    .filter(|&i| i != st.id)
+                    .max_by_key(|i| m.matched.get(i).copied().unwrap_or(0));
+                match best {
+                    Some(b) => b,
+                    None => return Some(Reply::err("ERR no other voter to transfer to")),
+                }
+            }
+        };
+        if !m.voters.contains(&target) {
+            return Some(Reply::err(format!("ERR node {target} is not a voter")));
+        }
+        if g.id != self.groups.meta().id && !self.record_preference(g.id, target).await {
+            return Some(Reply::err(
+                "TRYAGAIN could not record the leader preference in the metadata",
+            ));
+        }
+        if target == st.id {
+            return Some(Reply::ok());
+        }
+        info!(self.logger, "transferring leadership"; "group" => g.id, "to" => target);
+        let wait = self.cfg.tick() * (self.cfg.election_ticks as u32 * 3).max(10);
+        let deadline = Instant::now() + wait;
+        g.node.send(Msg::TransferLeader(target));
+        while Instant::now() < deadline {
+            if st.leader() == target {
+                return Some(Reply::ok());
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        Some(Reply::err(format!(
+            "ERR leader transfer to {target} did not complete in time (leader is {})",
+            st.leader()
+        )))
+    }
+
+    /// Proposes `PREFER <group> <node>` (retrying while the metadata group has no leader,
+    /// up to the request timeout); true once applied or already recorded.
+    async fn record_preference(&self, group: u64, node: u64) -> bool {
+        let deadline = Instant::now() + self.cfg.request_timeout();
+        let cmd = [store::cluster_meta::MetaCmd::Prefer { group, node }];
+        loop {
+            if self.groups.meta_state().preferred_leader(group) == Some(node) {
+                return true;
+            }
+            if self.propose_meta(&cmd).await {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -365,6 +426,8 @@ impl Server {
         match timeout(self.cfg.request_timeout(), g.node.conf_change(cc)).await {
             Ok(Ok(Ok(_))) => Some(Reply::ok()),
             Ok(Ok(Err(NodeError::NotLeader(_)))) => None,
+            // Another change (say a learner's promotion) runs first: retry until the deadline.
+            Ok(Ok(Err(NodeError::Refused(t)))) if t.contains("already in progress") => None,
             Ok(Ok(Err(e))) => Some(node_error(e)),
             Ok(Err(_)) => Some(errors::reply(Failure::Gone)),
             Err(_) => Some(errors::reply(Failure::TimedOut)),
@@ -427,6 +490,27 @@ impl Server {
                 return;
             }
         }
+    }
+}
+
+/// The reply of a removal from a group the node is not a member of.
+fn not_member_text(id: u64) -> String {
+    format!("ERR node {id} is not a member")
+}
+
+/// `reply` as RESP2 bytes (how a forwarded command's reply comes back).
+fn encode_reply(reply: &Reply) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    resp::encode::encode(reply, resp::Protocol::Resp2, &mut out);
+    out.to_vec()
+}
+
+/// True when a command's outcome is (or starts with) an error.
+fn failed(out: &Outcome) -> bool {
+    match out {
+        Outcome::Replies(rs) => rs.iter().any(|r| matches!(r, Reply::Error(_))),
+        Outcome::Raw(raw) => raw.first() == Some(&b'-'),
+        Outcome::Overflow(_) => true,
     }
 }
 

@@ -203,9 +203,9 @@ pub enum RaftCmd {
     /// `RAFT.NODE REPLACE <old-id> <new-id>`: in one joint-consensus change, make member
     /// `new` (a learner) a voter and remove voter `old`.
     NodeReplace { old: u64, new: u64 },
-    /// `RAFT.TRANSFER-LEADER [<id>]`: move leadership (to the given voter, or the most
-    /// up-to-date one).
-    TransferLeader(Option<u64>),
+    /// `RAFT.TRANSFER-LEADER [<id> [GROUP <group>]]`: move leadership (to the given voter,
+    /// or the most up-to-date one) of every group, or of one data group.
+    TransferLeader { to: Option<u64>, group: Option<u64> },
     /// `RAFT.SHARDGROUP QUERY`: the cluster configuration and the pending migrations.
     ShardQuery,
     /// `RAFT.SHARDGROUP MOVE <gid> <slot>|<lo>-<hi>...`: migrate the slots to the group.

@@ -217,7 +217,8 @@ impl Server {
                     | MetaCmd::Forget { .. }
                     | MetaCmd::Migrate { .. }
                     | MetaCmd::Migrated { .. }
-                    | MetaCmd::Rebalance,
+                    | MetaCmd::Rebalance
+                    | MetaCmd::Prefer { .. },
                 ) => true,
                 _ => false,
             };

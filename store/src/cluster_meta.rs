@@ -1,9 +1,11 @@
 //! The cluster metadata: the state machine of the metadata Raft group. It holds the config
 //! epoch, the slot map (slot ranges → data group), each data group's members (as the
 //! group's leader reports them) and each node's addresses and stable Redis Cluster node
-//! id. Every change is one committed `RAFTKV.META <op> ...` entry of the metadata group and
-//! bumps the epoch; a command that changes nothing leaves the state (and the epoch) alone,
-//! so replaying or repeating one is harmless.
+//! id, plus the operator's preferred leader of data groups (see [`crate::leader_prefs`]).
+//! Every change is one committed `RAFTKV.META <op> ...` entry of the metadata group and
+//! bumps the epoch (except a leader preference: it is no part of the Redis Cluster
+//! configuration clients see); a command that changes nothing leaves the state (and the
+//! epoch) alone, so replaying or repeating one is harmless.
 //!
 //! The state is small and kept whole in one record of the `meta` column family under the
 //! metadata group's prefix (tag `M`), so the group's snapshots carry it like any other
@@ -66,6 +68,8 @@ pub struct ClusterMeta {
     pub migrations: BTreeMap<u64, Migration>,
     /// The last migration id handed out.
     pub next_migration: u64,
+    /// Preferred leader node by data group (see [`crate::leader_prefs`]).
+    pub prefer: BTreeMap<u64, u64>,
 }
 
 /// A metadata command.
@@ -88,6 +92,8 @@ pub enum MetaCmd {
     /// Record the migrations that even the data groups' slot counts, planned from the
     /// state this entry applies to (see [`ClusterMeta::rebalance_plan`]).
     Rebalance,
+    /// Node `node` should lead data group `group` (see [`crate::leader_prefs`]).
+    Prefer { group: u64, node: u64 },
 }
 
 /// Slot ranges (inclusive) of each of `n` groups splitting the slots evenly, group 1 first.
@@ -165,6 +171,9 @@ impl MetaCmd {
             }
             MetaCmd::Migrated { id } => a.extend(["MIGRATED".into(), id.to_string()]),
             MetaCmd::Rebalance => a.push("REBALANCE".into()),
+            MetaCmd::Prefer { group, node } => {
+                a.extend(["PREFER".into(), group.to_string(), node.to_string()])
+            }
         }
         std::iter::once(Bytes::from_static(META_CMD))
             .chain(a.into_iter().map(Bytes::from))
@@ -218,6 +227,10 @@ impl MetaCmd {
             },
             ["MIGRATED", id] => MetaCmd::Migrated { id: num(id)? },
             ["REBALANCE"] => MetaCmd::Rebalance,
+            ["PREFER", g, n] => MetaCmd::Prefer {
+                group: num(g).filter(|&g| g > 0)?,
+                node: num(n).filter(|&n| n > 0)?,
+            },
             _ => return None,
         })
     }
@@ -242,7 +255,8 @@ impl ClusterMeta {
             .collect()
     }
 
-    /// Applies `cmd`; true when the state changed (and the epoch moved).
+    /// Applies `cmd`; true when the state changed (and then the epoch moved, unless `cmd`
+    /// only set a leader preference).
     pub fn apply(&mut self, cmd: &MetaCmd) -> bool {
         let changed = match cmd {
             MetaCmd::Init { groups } => {
@@ -274,7 +288,10 @@ impl ClusterMeta {
                 };
                 self.nodes.insert(*id, rec.clone()) != Some(rec)
             }
-            MetaCmd::Forget { id } => self.nodes.remove(id).is_some(),
+            MetaCmd::Forget { id } => {
+                let dropped = self.drop_preferences_of(*id);
+                self.nodes.remove(id).is_some() || dropped
+            }
             MetaCmd::Migrate { to, ranges } => self.plan_migrations(*to, ranges) > 0,
             MetaCmd::Migrated { id } => self.finish_migration(*id),
             MetaCmd::Rebalance => {
@@ -285,6 +302,7 @@ impl ClusterMeta {
                     .sum::<usize>()
                     > 0
             }
+            MetaCmd::Prefer { group, node } => return self.set_preference(*group, *node),
         };
         if changed {
             self.epoch += 1;
@@ -342,6 +360,9 @@ impl ClusterMeta {
                 ranges_words(&m.ranges).join(",")
             ));
         }
+        for (g, n) in &self.prefer {
+            out.push_str(&format!("prefer {g} {n}\n"));
+        }
         out
     }
 
@@ -380,6 +401,9 @@ impl ClusterMeta {
                         ranges: ranges.split(',').map(parse_range).collect::<Option<_>>()?,
                     };
                     m.migrations.insert(id.parse().ok()?, mig);
+                }
+                ["prefer", g, n] => {
+                    m.prefer.insert(g.parse().ok()?, n.parse().ok()?);
                 }
                 _ => return None,
             }

@@ -39,6 +39,7 @@ mod cmd_sort;
 mod cmd_zset;
 pub mod functions;
 pub mod glob;
+mod leader_prefs;
 pub mod migrations;
 mod nodes;
 pub mod notify;

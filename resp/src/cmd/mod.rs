@@ -267,7 +267,7 @@ impl Command {
             Raft(R::NodeAdd { .. } | R::NodeRemove { .. } | R::NodeReplace { .. }) => {
                 (&r::NODE, Args::None)
             }
-            Raft(R::TransferLeader(_)) => (&r::TRANSFER_LEADER, Args::None),
+            Raft(R::TransferLeader { .. }) => (&r::TRANSFER_LEADER, Args::None),
             Raft(
                 R::ShardQuery | R::ShardMove { .. } | R::ShardJoin { .. } | R::ShardLeave { .. },
             ) => (&shardgroup::SHARDGROUP, Args::None),

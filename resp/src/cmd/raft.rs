@@ -132,19 +132,28 @@ pub(crate) static NODE: CommandSpec = CommandSpec {
 };
 
 fn parse_transfer(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
-    match &argv[1..] {
-        [] => raft(RaftCmd::TransferLeader(None)),
-        [id] => raft(RaftCmd::TransferLeader(Some(node_id(id)?))),
-        _ => Err(syntax()),
-    }
+    let (to, group) = match &argv[1..] {
+        [] => (None, None),
+        [id] => (Some(node_id(id)?), None),
+        [id, kw, g] if kw.eq_ignore_ascii_case(b"GROUP") => match int(g) {
+            Ok(g) if g > 0 => (Some(node_id(id)?), Some(g as u64)),
+            _ => {
+                return Err(Reply::err(
+                    "ERR invalid group id: expected a positive integer",
+                ))
+            }
+        },
+        _ => return Err(syntax()),
+    };
+    raft(RaftCmd::TransferLeader { to, group })
 }
 
 pub(crate) static TRANSFER_LEADER: CommandSpec = raft_doc(
     CommandSpec {
-        args: "id:integer?",
+        args: "id:integer? group:integer?=GROUP",
         ..CommandSpec::new("RAFT.TRANSFER-LEADER", -1, ADMIN, &[], parse_transfer)
     },
-    "Moves Raft leadership to another voter.",
+    "Moves Raft leadership (of every group, or of one data group) to another voter; the choice sticks.",
     "O(1)",
 );
 
@@ -257,11 +266,24 @@ mod tests {
         );
         assert_eq!(
             p("RAFT.TRANSFER-LEADER"),
-            Command::Raft(RaftCmd::TransferLeader(None))
+            Command::Raft(RaftCmd::TransferLeader {
+                to: None,
+                group: None
+            })
         );
         assert_eq!(
             p("RAFT.TRANSFER-LEADER 3"),
-            Command::Raft(RaftCmd::TransferLeader(Some(3)))
+            Command::Raft(RaftCmd::TransferLeader {
+                to: Some(3),
+                group: None
+            })
+        );
+        assert_eq!(
+            p("RAFT.TRANSFER-LEADER 3 group 2"),
+            Command::Raft(RaftCmd::TransferLeader {
+                to: Some(3),
+                group: Some(2)
+            })
         );
         assert_eq!(
             p("RAFT.NODE REPLACE 1 4"),
@@ -291,6 +313,10 @@ mod tests {
         );
         assert!(err("RAFT.NODE JUMP 1").starts_with("ERR unknown subcommand 'JUMP'"));
         assert_eq!(err("RAFT.TRANSFER-LEADER 1 2"), "ERR syntax error");
+        assert_eq!(
+            err("RAFT.TRANSFER-LEADER 1 GROUP 0"),
+            "ERR invalid group id: expected a positive integer"
+        );
         assert_eq!(err("SHUTDOWN LATER"), "ERR syntax error");
         assert_eq!(
             err("RAFT.SNAPSHOT now"),
