@@ -34,12 +34,14 @@ mod sim {
     pub mod drive;
     pub mod faults;
     pub mod log;
+    pub mod migrate;
     pub mod net;
     pub mod node;
     pub mod params;
     pub mod report;
     pub mod scale;
     pub mod scenario;
+    pub mod slots;
     pub mod sm;
     pub mod world;
 }
@@ -49,6 +51,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use sim::node::Mutant;
 use sim::report::Stats;
 use sim::world::Sim;
 
@@ -83,8 +86,20 @@ fn setup_panics() {
 
 /// Runs one seed; a panic inside the simulated nodes counts as a failure of that seed.
 fn run_seed(seed: u64, chaos_ms: u64, trace: bool) -> Result<Stats, String> {
+    run_seed_with(seed, chaos_ms, trace, true, None)
+}
+
+/// [`run_seed`], with or without the slot model (`sim/slots.rs`), with a deliberate bug
+/// (else `SIM_MUTANT`'s).
+fn run_seed_with(
+    seed: u64,
+    chaos_ms: u64,
+    trace: bool,
+    slots: bool,
+    mutant: Option<Mutant>,
+) -> Result<Stats, String> {
     setup_panics();
-    let mut sim = Sim::new(seed, chaos_ms, trace);
+    let mut sim = Sim::with_mutant(seed, chaos_ms, trace, slots, mutant);
     match catch_unwind(AssertUnwindSafe(|| sim.run())) {
         Ok(Ok(stats)) => Ok(stats),
         Ok(Err(f)) => Err(f.to_string()),
@@ -187,12 +202,26 @@ fn simulation() {
 /// Seeds on which long runs found bugs, replayed in CI: 168 (a new leader stamped below
 /// its predecessor's unapplied entries; stamps follow the real clock, so it does not fail
 /// on every run without the fix), 3707 4219 4990 6365 7631 8879 (a founder refused for good
-/// because a batch of applies past its target added it as a participant first).
+/// because a batch of applies past its target added it as a participant first). Replayed
+/// without the slot model, which came later: so each runs the schedule that found its bug.
 #[test]
 fn simulation_regressions() {
     for seed in [168, 3707, 4219, 4990, 6365, 7631, 8879] {
-        if let Err(e) = run_seed(seed, CHAOS_MS, false) {
+        if let Err(e) = run_seed_with(seed, CHAOS_MS, false, false, None) {
             panic!("{e}");
+        }
+    }
+}
+
+/// The slot invariant catches a source that keeps serving a slot after its REMOVE
+/// (`slot-keep-serving`) on these seeds (and about 9 in 10 others).
+#[test]
+fn slot_invariant_catches_keep_serving() {
+    for seed in [4, 8, 14] {
+        match run_seed_with(seed, 10_000, false, true, Some(Mutant::SlotKeepServing)) {
+            Err(e) if e.contains(": slot ") => {}
+            Err(e) => panic!("seed {seed}: failed otherwise than on the slot invariant: {e}"),
+            Ok(_) => panic!("seed {seed}: the slot-keep-serving mutant was not caught"),
         }
     }
 }

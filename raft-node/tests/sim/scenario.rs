@@ -29,16 +29,20 @@ impl Sim {
         self.schedule(p, Ev::Propose { left: 0, to: None });
         let r = self.rng.gen_range(0..self.p.read_every);
         self.schedule(r, Ev::Read);
+        if self.mover.model {
+            self.schedule(0, Ev::Migrate);
+        }
         while self.now < self.p.chaos_ms {
             self.step()?;
         }
         self.heal()?;
         let deadline = self.now + LIVENESS_MS;
-        while self.progressed.len() < self.p.groups.len() {
+        while self.progressed.len() < self.p.groups.len() || self.mover.moving.is_some() {
             if self.now > deadline {
                 return Err(self.fail(format!(
-                    "no progress: groups {:?} committed nothing proposed after healing within {LIVENESS_MS} ms",
-                    self.p.groups.iter().filter(|g| !self.progressed.contains(g)).collect::<Vec<_>>()
+                    "no progress: groups {:?} committed nothing proposed after healing, or the migration {:?} did not end, within {LIVENESS_MS} ms",
+                    self.p.groups.iter().filter(|g| !self.progressed.contains(g)).collect::<Vec<_>>(),
+                    self.mover.moving
                 )));
             }
             self.step()?;
@@ -73,6 +77,8 @@ impl Sim {
             (c.proposals, c.acked, c.refused);
         (self.stats.unknown, self.stats.reads, self.stats.reads_ok) =
             (c.unknown, c.reads, c.reads_ok);
+        (self.stats.slot_refused, self.stats.reads_refused) = (c.slot_refused, c.reads_refused);
+        self.stats.serves = self.checker.serves;
         Ok(self.stats.clone())
     }
 
