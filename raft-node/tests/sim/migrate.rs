@@ -21,7 +21,7 @@ use super::slots::{initial_owned, Cmd, SLOTS};
 use super::world::{Ev, Sim};
 
 /// Time between two looks at the migration (ms, at most).
-const MOVE_TICK_MS: u64 = 300;
+const MOVE_TICK_MS: u64 = 400;
 /// A command in flight this long is sent again (its reply may never come).
 const RESEND_MS: u64 = 3_000;
 
@@ -64,7 +64,7 @@ impl Mover {
             owner,
             moving: None,
             next_fence: 1,
-            start_p: *[0.05, 0.2, 0.5].choose(rng).expect("choices"),
+            start_p: *[0.02, 0.05, 0.15].choose(rng).expect("choices"),
             early_add: mutant == Some(Mutant::SlotEarlyAdd),
         }
     }
@@ -213,8 +213,9 @@ impl Sim {
                 ));
                 if let Some(cur) = self.mover.moving.as_mut() {
                     cur.removed = true;
+                    let add = *cur;
+                    self.send_move(add);
                 }
-                self.schedule(0, Ev::Migrate);
             } else {
                 self.note(format!(
                     "migration {fence}: ADD of slot {} acknowledged: done",
