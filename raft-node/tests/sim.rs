@@ -223,7 +223,7 @@ fn simulation_regressions() {
 /// (`slot-keep-serving`) on these seeds (and about 9 in 10 others).
 #[test]
 fn slot_invariant_catches_keep_serving() {
-    for seed in [4, 8, 14] {
+    for seed in [11, 25, 29] {
         match run_seed_with(seed, 10_000, false, true, Some(Mutant::SlotKeepServing)) {
             Err(e) if e.contains(": slot ") => {}
             Err(e) => panic!("seed {seed}: failed otherwise than on the slot invariant: {e}"),

@@ -6,8 +6,8 @@
 //! ([`SimNode::round`]) runs the real peers; what the round produced is carried out here
 //! ([`Sim::after_round`]) and the invariants are checked. A run is a chaos phase (drops,
 //! duplicates, delays/reordering, partitions, crashes and power losses, compactions,
-//! membership changes, leadership transfers, slot migrations) followed by a healed phase that must make
-//! progress in every group and converge.
+//! membership changes, leadership transfers, slot migrations) followed by a healed phase
+//! that must make progress in every group and converge.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
