@@ -13,7 +13,17 @@
 //!   entry's fails the run (with `SIM_STAMPS=count` it is only counted,
 //!   [`Checker::stamp_regressions`]). A new leader observes the stamps of its log's
 //!   unapplied tail before its first stamp (`Peer::observe_log_stamps`); before that fix,
-//!   34 entries over 4,814 seeds were stamped earlier than their predecessor.
+//!   34 entries over 4,814 seeds were stamped earlier than their predecessor;
+//! - slots (`sim/slots.rs`): no slot is served by two groups at once. Every serve (a
+//!   write acknowledged, a read served) is recorded with its slot, group, the fence the
+//!   serving state machine got the slot at, and its point: the step of the write entry's
+//!   first apply in the group, or for a read the later of the step it was sent at and the
+//!   first apply of the last command entry of the state it read. Per slot, a fence is
+//!   served by one group only, and every serve at a fence comes strictly before (in steps)
+//!   the first serve at any higher fence: an owner never serves after its successor did.
+//!   (Sound for the real code: the source's writes and read states are at most its REMOVE,
+//!   a read sent after the REMOVE committed gets a read index past it, and the target's ADD
+//!   is proposed only after the REMOVE was acknowledged, so it applies at a later step.)
 
 use std::collections::BTreeMap;
 
@@ -22,6 +32,7 @@ use raft::GetEntriesContext;
 use raft_node::peer::Peer;
 use raft_node::proto::RaftCommit;
 
+use super::client::{Serve, ServeAt};
 use super::sm::{ListSm, SmEvent};
 
 /// What is known of one group.
@@ -41,6 +52,16 @@ struct GroupCheck {
     last_commit: BTreeMap<u64, u64>,
     /// Per node: (index, stamp) of the last entry its state machine applied.
     last_stamp: BTreeMap<u64, (u64, i64)>,
+    /// Index of a command entry → the step any node first applied it at.
+    first_applied: BTreeMap<u64, u64>,
+}
+
+/// The serves of one slot at one fence.
+struct FenceServes {
+    group: u64,
+    /// (step, virtual ms, what) of the first and the last serve.
+    first: (u64, u64, String),
+    last: (u64, u64, String),
 }
 
 /// The invariants of every group.
@@ -50,6 +71,10 @@ pub struct Checker {
     /// Stamps seen going back along the applied log: (group, index, ms back).
     pub stamp_regressions: Vec<(u64, u64, i64)>,
     strict_stamps: bool,
+    /// Per slot: fence → its serves.
+    slots: BTreeMap<u16, BTreeMap<u64, FenceServes>>,
+    /// Serves checked.
+    pub serves: u64,
 }
 
 impl GroupCheck {
@@ -200,6 +225,7 @@ impl Checker {
         gid: u64,
         ev: &SmEvent,
         term: Option<u64>,
+        step: u64,
     ) -> Result<(), String> {
         let strict = self.strict_stamps;
         let g = self.groups.entry(gid).or_default();
@@ -255,8 +281,88 @@ impl Checker {
                     }
                 }
                 let g = self.groups.get_mut(&gid).expect("group");
+                g.first_applied.entry(*index).or_insert(step);
                 g.digest(id, *index, *digest).map_err(ctx)
             }
         }
+    }
+}
+
+impl Checker {
+    /// The step of a serve's point (see the module doc).
+    fn serve_step(&self, s: &Serve) -> Result<u64, String> {
+        let first = self.groups.get(&s.group).map(|g| &g.first_applied);
+        match s.at {
+            ServeAt::Write { index } => first.and_then(|f| f.get(&index)).copied().ok_or(format!(
+                "group {}: a write acknowledged at {index}, which no state machine applied",
+                s.group
+            )),
+            ServeAt::Read { sent, applied } => {
+                let state = first.and_then(|f| f.range(..=applied).next_back());
+                Ok(state.map_or(sent, |(_, &at)| at.max(sent)))
+            }
+        }
+    }
+
+    /// Checks one serve (at virtual time `now`) against every serve of its slot so far.
+    pub fn serve(&mut self, s: &Serve, now: u64) -> Result<(), String> {
+        let step = self.serve_step(s)?;
+        self.serves += 1;
+        let what = format!(
+            "{} by n{} of group {}, point at step {step}, acknowledged at t={now} ms",
+            match s.at {
+                ServeAt::Write { index } => format!("a write at {index}"),
+                ServeAt::Read { applied, .. } => format!("a read at applied {applied}"),
+            },
+            s.node,
+            s.group
+        );
+        let fences = self.slots.entry(s.slot).or_default();
+        let err = |e: String| Err(format!("slot {}: {e}", s.slot));
+        if let Some(fs) = fences.get(&s.fence) {
+            if fs.group != s.group {
+                return err(format!(
+                    "served at fence {} by group {} ({}) and by group {} ({what})",
+                    s.fence, fs.group, fs.first.2, s.group
+                ));
+            }
+        }
+        // Every lower fence's serves come before this one; every higher fence's first
+        // serve after it.
+        if let Some((f, fs)) = fences.range(..s.fence).find(|(_, fs)| fs.last.0 >= step) {
+            return err(format!(
+                "group {} served it at fence {f} ({}) not before group {} at fence {} ({what})",
+                fs.group, fs.last.2, s.group, s.fence
+            ));
+        }
+        let later = fences
+            .range(s.fence + 1..)
+            .find(|(_, fs)| fs.first.0 <= step);
+        if let Some((f, fs)) = later {
+            return err(format!(
+                "group {} served it at fence {} ({what}) not before group {} at fence {f} ({})",
+                s.group, s.fence, fs.group, fs.first.2
+            ));
+        }
+        let me = (step, now, what);
+        match fences.get_mut(&s.fence) {
+            Some(fs) => {
+                if step < fs.first.0 {
+                    fs.first = me.clone();
+                }
+                if step > fs.last.0 {
+                    fs.last = me;
+                }
+            }
+            None => {
+                let fs = FenceServes {
+                    group: s.group,
+                    first: me.clone(),
+                    last: me,
+                };
+                fences.insert(s.fence, fs);
+            }
+        }
+        Ok(())
     }
 }

@@ -35,6 +35,9 @@ impl Sim {
             founders: self.founders.clone(),
             snapshot_entries: self.p.snapshot_every,
             seed,
+            all_groups: self.p.groups.clone(),
+            slot_model: self.mover.model,
+            mutant: self.mutant,
         };
         let (logger, clock) = (logger(self.seed, id, &self.crit), self.clock(id));
         let slot = self.slot(id);
@@ -60,10 +63,11 @@ impl Sim {
         slot.inc += 1;
         let inc = slot.inc;
         self.checker.restarted(id);
+        let step = self.stats.steps;
         for (g, index, digest) in restarts {
             if index > 0 {
                 let ev = SmEvent::Restored { index, digest };
-                if let Err(e) = self.checker.sm_event(id, g, &ev, None) {
+                if let Err(e) = self.checker.sm_event(id, g, &ev, None, step) {
                     return Err(self.fail(e));
                 }
             }
@@ -242,6 +246,7 @@ impl Sim {
         let mut notes = Vec::new();
         let mut errs = Vec::new();
         let mut applied = Vec::new();
+        let step = self.stats.steps;
         let node = self.slots[(id - 1) as usize].node.as_ref();
         let Some(node) = node else {
             return Ok(());
@@ -258,11 +263,15 @@ impl Sim {
             let evs = std::mem::take(&mut *node.events[&g].lock().expect("events lock"));
             for ev in evs {
                 let term = match &ev {
-                    SmEvent::Applied { index, cmds, .. } => {
+                    SmEvent::Applied {
+                        index,
+                        cmds,
+                        served,
+                        ..
+                    } => {
+                        let numbered = cmds.iter().zip(served);
                         applied.extend(
-                            cmds.iter()
-                                .filter_map(|c| cmd_number(c))
-                                .map(|c| (c, g, *index)),
+                            numbered.filter_map(|(c, s)| Some((cmd_number(c)?, g, *index, *s))),
                         );
                         p.raw().raft.raft_log.term(*index).ok()
                     }
@@ -271,7 +280,7 @@ impl Sim {
                         None
                     }
                 };
-                if let Err(e) = self.checker.sm_event(id, g, &ev, term) {
+                if let Err(e) = self.checker.sm_event(id, g, &ev, term, step) {
                     errs.push(e);
                 }
             }
@@ -296,14 +305,7 @@ impl Sim {
         for n in notes {
             self.note(n);
         }
-        for (c, g, index) in applied {
-            if let Err(e) = self.clients.applied(c, g, index) {
-                errs.push(e);
-            }
-            if self.heal_cmd.is_some_and(|h| c >= h) {
-                self.progressed.insert(g);
-            }
-        }
+        self.outcomes(applied, &mut errs);
         for g in gone {
             self.note(format!(
                 "n{id} applied its own removal from group {g}: its peer stops"
@@ -317,5 +319,25 @@ impl Sim {
             return Err(self.fail(e));
         }
         Ok(())
+    }
+
+    /// What the clients learnt in a round: the serves go to the slot invariant, the
+    /// commands `applied` (number, group, index, served) are checked against the answers,
+    /// the migration takes its outcomes.
+    fn outcomes(&mut self, applied: Vec<(u64, u64, u64, bool)>, errs: &mut Vec<String>) {
+        for s in std::mem::take(&mut self.clients.serves) {
+            if let Err(e) = self.checker.serve(&s, self.now) {
+                errs.push(e);
+            }
+        }
+        for (c, g, index, served) in applied {
+            if let Err(e) = self.clients.applied(c, g, index, served) {
+                errs.push(e);
+            }
+            if self.heal_cmd.is_some_and(|h| c >= h) {
+                self.progressed.insert(g);
+            }
+        }
+        self.move_outcomes();
     }
 }

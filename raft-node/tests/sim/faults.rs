@@ -57,8 +57,14 @@ impl Sim {
                 }
             }
         };
-        let (m, cmd) = self.clients.propose(id, g);
-        self.note(format!("client proposes c{cmd} to n{id} group {g}"));
+        let slot = self.pick_slot(g);
+        let (m, cmd) = self.clients.propose(id, g, slot);
+        match slot {
+            Some(s) => self.note(format!(
+                "client proposes c{cmd} of slot {s} to n{id} group {g}"
+            )),
+            None => self.note(format!("client proposes c{cmd} to n{id} group {g}")),
+        }
         self.post(id, g, m);
         Some((id, g))
     }
@@ -68,7 +74,8 @@ impl Sim {
         let g = self.random_group();
         let live = self.live();
         if let Some(&id) = live.choose(&mut self.rng) {
-            let m = self.clients.read(id, g);
+            let slot = self.pick_slot(g);
+            let m = self.clients.read(id, g, slot, self.stats.steps);
             self.post(id, g, m);
         }
     }

@@ -25,6 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use rocksdb::{WriteBatch, WriteOptions, DB};
 
 use super::disk::Disk;
+use super::slots::{initial_owned, Claims};
 use super::sm::{Hooks, ListSm, Out, SmEvents};
 
 /// Virtual milliseconds per raft tick.
@@ -54,6 +55,13 @@ pub enum Mutant {
     SkipLightWrite,
     /// `no-fsync`: the log sync thread reports Readies durable without syncing the WAL.
     NoFsync,
+    /// `slot-keep-serving`: a group that applies a REMOVE keeps serving the slot
+    /// (`sim/sm.rs`).
+    SlotKeepServing,
+    /// `slot-early-add`: a migration proposes the target's ADD together with the source's
+    /// REMOVE, without waiting for the REMOVE to commit (`sim/migrate.rs`), and an ADD does
+    /// not wait for the node's source replica either (`sim/sm.rs`).
+    SlotEarlyAdd,
 }
 
 impl Mutant {
@@ -63,8 +71,10 @@ impl Mutant {
             "early-persist" => Some(Mutant::EarlyPersist),
             "skip-light-write" => Some(Mutant::SkipLightWrite),
             "no-fsync" => Some(Mutant::NoFsync),
+            "slot-keep-serving" => Some(Mutant::SlotKeepServing),
+            "slot-early-add" => Some(Mutant::SlotEarlyAdd),
             other => panic!(
-                "unknown SIM_MUTANT {other:?} (early-ack, early-persist, skip-light-write, no-fsync)"
+                "unknown SIM_MUTANT {other:?} (early-ack, early-persist, skip-light-write, no-fsync, slot-keep-serving, slot-early-add)"
             ),
         }
     }
@@ -108,6 +118,12 @@ pub struct NodeSpec {
     pub snapshot_entries: u64,
     /// Seeds the read contexts and the election timeouts.
     pub seed: u64,
+    /// Every group of the run, in the order the initial slots are dealt to them.
+    pub all_groups: Vec<u64>,
+    /// Writes carry slots (`sim/slots.rs`); false: the slotless runs.
+    pub slot_model: bool,
+    /// The deliberate bug of the run, if any.
+    pub mutant: Option<Mutant>,
 }
 
 pub struct SimNode {
@@ -116,6 +132,8 @@ pub struct SimNode {
     /// Each group's state machine side channel.
     pub events: BTreeMap<u64, SmEvents>,
     pub hooks: Arc<Hooks>,
+    /// The node's registry of slot claims (shared by its state machines).
+    claims: Claims,
     db: Arc<DB>,
     disk: Disk,
     inbox: Vec<(u64, Msg<Out>)>,
@@ -143,7 +161,13 @@ impl SimNode {
         logger: &slog::Logger,
         now: (Instant, i64),
     ) -> Result<Self, String> {
-        let hooks = Arc::new(Hooks::default());
+        let mutant = spec.mutant;
+        let hooks = Arc::new(Hooks {
+            keep_serving: mutant == Some(Mutant::SlotKeepServing),
+            add_never_waits: mutant == Some(Mutant::SlotEarlyAdd),
+            ..Default::default()
+        });
+        let claims = Claims::default();
         let mut peers = BTreeMap::new();
         let mut events = BTreeMap::new();
         for (g, voters) in &spec.groups {
@@ -170,7 +194,15 @@ impl SimNode {
                 ..Default::default()
             };
             let ev = SmEvents::default();
-            let sm = ListSm::load(db.clone(), *g, ev.clone(), hooks.clone());
+            let initial = initial_owned(&spec.all_groups, *g, spec.slot_model);
+            let sm = ListSm::load(
+                db.clone(),
+                *g,
+                ev.clone(),
+                hooks.clone(),
+                claims.clone(),
+                initial,
+            );
             // As the driver: the process nonce mixed with the group.
             let nonce = spec.seed ^ g.wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let mut p = Peer::open(cfg, db.clone(), sm, nonce, logger)
@@ -188,6 +220,7 @@ impl SimNode {
             peers,
             events,
             hooks,
+            claims,
             db,
             disk,
             inbox: Vec::new(),
@@ -196,7 +229,7 @@ impl SimNode {
             active: BTreeSet::new(),
             rng: rand::SeedableRng::seed_from_u64(spec.seed),
             seen: BTreeMap::new(),
-            mutant: Mutant::from_env(),
+            mutant,
             touched: Vec::new(),
             only_touched: false,
         };
@@ -381,6 +414,7 @@ impl SimNode {
         if let Some(mut p) = self.peers.remove(&g) {
             p.stop();
         }
+        self.claims.forget(g);
         self.events.remove(&g);
         self.seen.remove(&g);
         self.active.remove(&g);

@@ -32,6 +32,12 @@ pub struct Stats {
     pub added: u64,
     pub removed: u64,
     pub transfers: u64,
+    /// Slot migrations completed, writes refused for their slot, reads refused for their
+    /// slot, serves checked by the slot invariant.
+    pub migrations: u64,
+    pub slot_refused: u64,
+    pub reads_refused: u64,
+    pub serves: u64,
     /// Entries stamped earlier than the entry before them, and the most they went back
     /// (ms). Not replayed exactly: the peers' stamping clock reads the real monotonic
     /// clock (`raft_node::clock`), not the simulation's.
@@ -68,6 +74,10 @@ impl Stats {
             (&mut self.added, o.added),
             (&mut self.removed, o.removed),
             (&mut self.transfers, o.transfers),
+            (&mut self.migrations, o.migrations),
+            (&mut self.slot_refused, o.slot_refused),
+            (&mut self.reads_refused, o.reads_refused),
+            (&mut self.serves, o.serves),
         ];
         for (a, b) in pairs {
             *a += b;

@@ -323,7 +323,7 @@ impl Sim {
         for _ in 0..n {
             let g = self.rng.gen_range(1..=groups);
             if let Some(l) = self.leader(g) {
-                let (m, _) = self.clients.propose(l, g);
+                let (m, _) = self.clients.propose(l, g, None);
                 self.post(l, g, m);
             }
         }

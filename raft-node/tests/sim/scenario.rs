@@ -1,7 +1,8 @@
 //! The phases of one run: start the founders, the chaos phase, healing (links up, no
 //! more loss, every node restarted, removed peers that never learnt it stopped), then
-//! progress (every group commits something proposed after healing) and convergence (every
-//! member at its leader's commit index), and the final checks (identical states, each
+//! progress (every group commits something proposed after healing) and convergence (the
+//! migration under way ended, every member at its leader's commit index), and the final
+//! checks (identical states, each
 //! command applied at most once, every acknowledged command where its proposer was told).
 
 use std::collections::BTreeSet;
@@ -29,6 +30,9 @@ impl Sim {
         self.schedule(p, Ev::Propose { left: 0, to: None });
         let r = self.rng.gen_range(0..self.p.read_every);
         self.schedule(r, Ev::Read);
+        if self.mover.model {
+            self.schedule(0, Ev::Migrate);
+        }
         while self.now < self.p.chaos_ms {
             self.step()?;
         }
@@ -46,7 +50,11 @@ impl Sim {
         self.proposing = false;
         let deadline = self.now + LIVENESS_MS;
         loop {
-            match self.converged() {
+            let moved = match self.mover.moving {
+                Some(m) => Err(format!("migration {m:?} under way")),
+                None => Ok(()),
+            };
+            match moved.and_then(|()| self.converged()) {
                 Ok(()) => break,
                 Err(why) if self.now > deadline => {
                     return Err(self.fail(format!(
@@ -73,6 +81,8 @@ impl Sim {
             (c.proposals, c.acked, c.refused);
         (self.stats.unknown, self.stats.reads, self.stats.reads_ok) =
             (c.unknown, c.reads, c.reads_ok);
+        (self.stats.slot_refused, self.stats.reads_refused) = (c.slot_refused, c.reads_refused);
+        self.stats.serves = self.checker.serves;
         Ok(self.stats.clone())
     }
 

@@ -6,8 +6,8 @@
 //! ([`SimNode::round`]) runs the real peers; what the round produced is carried out here
 //! ([`Sim::after_round`]) and the invariants are checked. A run is a chaos phase (drops,
 //! duplicates, delays/reordering, partitions, crashes and power losses, compactions,
-//! membership changes, leadership transfers) followed by a healed phase that must make
-//! progress in every group and converge.
+//! membership changes, leadership transfers, slot migrations) followed by a healed phase
+//! that must make progress in every group and converge.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -25,7 +25,8 @@ use super::check::Checker;
 use super::client::Clients;
 use super::disk::{data_root, Disk, WalSizes};
 use super::log::CritLines;
-use super::node::{SimNode, SyncJob, TICK_MS};
+use super::migrate::Mover;
+use super::node::{Mutant, SimNode, SyncJob, TICK_MS};
 use super::params::Params;
 use super::report::{Failure, Stats};
 use super::sm::Out;
@@ -87,6 +88,8 @@ pub enum Ev {
         to: Option<(u64, u64)>,
     },
     Read,
+    /// A look at the slot migration under way (`sim/migrate.rs`).
+    Migrate,
     /// The measurement mode's write load proposes its next writes ([`super::scale`]).
     Load,
 }
@@ -184,13 +187,35 @@ pub struct Sim {
     pub placement: BTreeMap<u64, Vec<u64>>,
     /// The measurement mode's traffic counters and write load (none in the checking runs).
     pub scale: Option<super::scale::ScaleState>,
+    /// The slot model's migrations (off: the slotless runs).
+    pub mover: Mover,
+    /// The deliberate bug of the run (`SIM_MUTANT`, or set by a test).
+    pub mutant: Option<Mutant>,
 }
 
 impl Sim {
-    pub fn new(seed: u64, chaos_ms: u64, print_trace: bool) -> Self {
+    /// The run of `seed`; `slots`: with the slot model and migrations (without, a seed
+    /// replays as before the model existed).
+    /// The run of `seed`; `slots`: with the slot model and migrations (without, a seed
+    /// replays as before the model existed); `mutant`: a deliberate bug (else
+    /// `SIM_MUTANT`'s).
+    pub fn with_mutant(
+        seed: u64,
+        chaos_ms: u64,
+        print_trace: bool,
+        slots: bool,
+        mutant: Option<Mutant>,
+    ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let p = Params::draw(&mut rng, chaos_ms);
-        Self::with_params(seed, rng, p, print_trace)
+        let mut sim = Self::with_params(seed, rng, p, print_trace);
+        if mutant.is_some() {
+            sim.mutant = mutant;
+        }
+        if slots {
+            sim.mover = Mover::new(&sim.p.groups, &mut sim.rng, sim.mutant);
+        }
+        sim
     }
 
     /// A run of `p` whose randomness goes on from `rng`.
@@ -224,6 +249,8 @@ impl Sim {
             max_steps: MAX_STEPS,
             placement: BTreeMap::new(),
             scale: None,
+            mover: Mover::default(),
+            mutant: Mutant::from_env(),
         };
         for _ in founders {
             sim.new_slot(true);
@@ -468,6 +495,7 @@ impl Sim {
             }
             Ev::Propose { left, to } => self.client_propose(left, to),
             Ev::Load => self.load(),
+            Ev::Migrate => self.migrate_tick(),
             Ev::Read => {
                 if self.proposing {
                     self.read();
