@@ -10,6 +10,7 @@ mod db;
 mod fanout;
 mod groups;
 mod info;
+mod join;
 mod latency;
 mod leaders;
 mod live;

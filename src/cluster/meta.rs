@@ -64,7 +64,7 @@ fn cluster_groups(via: &str, pass: Option<&str>, log: &Logger) -> Result<u64, St
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
         loop {
-            match crate::raft_admin::raw_bulk(via, pass, &["CLUSTER", "INFO"]).await {
+            match crate::join::raw_bulk(via, pass, &["CLUSTER", "INFO"]).await {
                 Ok(text) => {
                     let n = text.lines().find_map(|l| {
                         l.strip_prefix(GROUPS_FIELD)?
