@@ -37,6 +37,7 @@ mod cmd_list;
 mod cmd_set;
 mod cmd_sort;
 mod cmd_zset;
+mod columns;
 pub mod functions;
 pub mod glob;
 mod leader_prefs;
@@ -86,6 +87,7 @@ pub const TYPE_SET: u8 = 3;
 pub const TYPE_ZSET: u8 = 4;
 use budget::Budget;
 pub use budget::{ENTRY_WRITE_BUDGET, MAX_STRING};
+pub use columns::{column_families, column_family_descriptors, tune_db_options};
 
 /// Returns the refusal from `apply` when the entry's budget has no room for `$cost` bytes.
 macro_rules! charge {
@@ -108,61 +110,6 @@ pub use cmd_keyspace::object_help;
 use value::{pairs_len, parse_i64, type_by_name, Value, HEADER};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
-/// Column families the store needs.
-pub fn column_families() -> Vec<&'static str> {
-    vec![
-        CF_DATA,
-        CF_EXPIRE,
-        CF_META,
-        types::CF_SUB,
-        types::CF_ZSCORE,
-        txn::CF_KVER,
-        scripting::CF_SCRIPTS,
-    ]
-}
-
-/// The column families with the options the store wants. The data family keeps its
-/// memtable as a hash of whole keys (point lookups and inserts, the hot path of every
-/// command, touch one small bucket instead of searching one large skiplist: 1.6x the
-/// pipelined SET rate measured here). The price: iterating it in key order (KEYS, SCAN)
-/// first sorts the memtable's entries, ~0.5 s per call with a full 32 MiB memtable.
-/// The `kver` family (one record per written key, by every write) takes the same memtable:
-/// it is only read by point lookups (WATCH) and, in key order, by snapshot exports. Both
-/// keep a bloom filter in their table files, so the lookup of a key a file does not hold
-/// (every write looks up the key's old value) skips that file.
-pub fn column_family_descriptors() -> Vec<rocksdb::ColumnFamilyDescriptor> {
-    column_families()
-        .into_iter()
-        .map(|name| {
-            let mut cf = rocksdb::Options::default();
-            let hashed = name == CF_DATA || name == txn::CF_KVER;
-            cf.set_write_buffer_size(if hashed { 32 << 20 } else { 64 << 20 });
-            if hashed {
-                let mut table = rocksdb::BlockBasedOptions::default();
-                table.set_bloom_filter(10.0, false);
-                cf.set_block_based_table_factory(&table);
-                cf.set_prefix_extractor(rocksdb::SliceTransform::create_noop());
-                cf.set_memtable_factory(rocksdb::MemtableFactory::HashSkipList {
-                    bucket_count: 1 << 20,
-                    height: 8,
-                    branching_factor: 4,
-                });
-                cf.set_memtable_whole_key_filtering(true);
-                cf.set_memtable_prefix_bloom_ratio(0.1);
-            }
-            // The collection families' own options (bloom filters, block cache): see there.
-            types::cf_opts::tune(name, &mut cf);
-            rocksdb::ColumnFamilyDescriptor::new(name, cf)
-        })
-        .collect()
-}
-
-/// Database-wide options the store's column families need (the hashed memtable cannot
-/// take concurrent memtable writes).
-pub fn tune_db_options(opts: &mut rocksdb::Options) {
-    opts.set_allow_concurrent_memtable_write(false);
-}
 
 /// Read options for iterating the data family across slots.
 fn total_order() -> rocksdb::ReadOptions {
