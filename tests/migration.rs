@@ -28,7 +28,7 @@ fn admin(cl: &Cluster, i: usize, args: &[&str]) -> i64 {
         let mut c = cl.try_connect(cl.port(i))?;
         match q::<i64>(&mut c, args) {
             Ok(n) => Some(n),
-            Err(e) if e.to_string().contains("TRYAGAIN") => None,
+            Err(e) if e.kind() == redis::ErrorKind::TryAgain => None,
             Err(e) => panic!("{args:?}: {e}"),
         }
     })
@@ -118,7 +118,7 @@ fn writer(port: u16, keys: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::J
                     tally.entry(key).or_default().0 += 1;
                     i += 1;
                 }
-                Err(e) if e.to_string().contains("TRYAGAIN") => {
+                Err(e) if e.kind() == redis::ErrorKind::TryAgain => {
                     if e.to_string().contains("is not served by this group") {
                         tally.entry(String::new()).or_default().0 += 1;
                     }
