@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use raft_node::proto::PeerAddr;
 use raft_node::raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
-use raft_node::{ForwardError, Msg, NodeError};
+use raft_node::{ForwardError, Msg, NodeError, CHANGE_IN_PROGRESS};
 use resp::{Command, RaftCmd, Reply};
 use slog::{info, warn};
 use tokio::time::{sleep, timeout};
@@ -426,7 +426,7 @@ impl Server {
             Ok(Ok(Ok(_))) => Some(Reply::ok()),
             Ok(Ok(Err(NodeError::NotLeader(_)))) => None,
             // Another change (say a learner's promotion) runs first: retry until the deadline.
-            Ok(Ok(Err(NodeError::Refused(t)))) if t.contains("already in progress") => None,
+            Ok(Ok(Err(NodeError::Refused(t)))) if t == CHANGE_IN_PROGRESS => None,
             Ok(Ok(Err(e))) => Some(node_error(e)),
             Ok(Err(_)) => Some(errors::reply(Failure::Gone)),
             Err(_) => Some(errors::reply(Failure::TimedOut)),

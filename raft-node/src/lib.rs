@@ -34,7 +34,7 @@ pub mod proto {
 
 pub use node::{
     group_snap_dir, start, start_groups, CacheBudget, DriverConfig, GroupMessage, Members, Msg,
-    NodeConfig, NodeError, NodeHandle, SnapshotJob, StateMachine, Status,
+    NodeConfig, NodeError, NodeHandle, SnapshotJob, StateMachine, Status, CHANGE_IN_PROGRESS,
 };
 pub use raft;
 pub use storage::{RocksStorage, CF_RAFT};

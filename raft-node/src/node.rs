@@ -161,6 +161,10 @@ pub trait MessageSink: Clone + Send + 'static {
     fn notify_removed(&self, _group: u64, _id: u64, _notice: Message) {}
 }
 
+/// The [`NodeError::Refused`] text of a membership change proposed while another one is
+/// still under way (the caller may retry once it is done).
+pub const CHANGE_IN_PROGRESS: &str = "a membership change is already in progress";
+
 /// Why a request was not served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {

@@ -9,7 +9,7 @@ use slog::info;
 use tokio::sync::oneshot;
 
 use super::Peer;
-use crate::node::{NodeError, Reply, StateMachine};
+use crate::node::{NodeError, Reply, StateMachine, CHANGE_IN_PROGRESS};
 use crate::status::Members;
 
 impl<S: StateMachine> Peer<S> {
@@ -20,9 +20,7 @@ impl<S: StateMachine> Peer<S> {
             return;
         }
         if self.pending_conf.is_some() || self.raw.raft.has_pending_conf() {
-            let _ = reply.send(Err(NodeError::Refused(
-                "a membership change is already in progress".into(),
-            )));
+            let _ = reply.send(Err(NodeError::Refused(CHANGE_IN_PROGRESS.into())));
             return;
         }
         let before = self.raw.raft.raft_log.last_index();
