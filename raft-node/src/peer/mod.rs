@@ -10,7 +10,9 @@
 //! after each step. The simulation (`tests/sim`) drives the same code on simulated time.
 //!
 //! Storage writes outside the round's batch happen only on rare paths that must be durable
-//! at once (restoring a received snapshot, recording a generated one).
+//! at once (restoring a received snapshot, recording a generated one). A restore first
+//! writes the round's batch as staged so far, so every apply staged before it lands before
+//! it, never on top of what it ingested.
 
 mod apply;
 mod hibernate;
