@@ -37,8 +37,13 @@ pub struct Status {
     pub ready_micros: AtomicU64,
     /// Bytes of log entries this group keeps in memory (see `entry_cache`).
     pub log_cache_bytes: AtomicU64,
-    /// Committed entries waiting for a later round's apply budget.
+    /// Committed entries not applied yet (waiting for a later round's apply budget, or
+    /// behind an entry that waits for another group).
     pub apply_backlog: AtomicU64,
+    /// Bytes of those entries held in memory (bounded: the rest is read from the log again).
+    pub apply_backlog_bytes: AtomicU64,
+    /// Times waiting committed entries were read from the log again.
+    pub apply_refills: AtomicU64,
     pub last_time_ms: AtomicI64,
     /// Cluster time as published by the Ready loop (see [`Status::cluster_time_ms`]).
     pub time_offset: crate::clock::TimeOffset,

@@ -15,6 +15,7 @@
 //! it, never on top of what it ingested.
 
 mod apply;
+mod backlog;
 mod hibernate;
 mod identity;
 mod membership;
@@ -40,6 +41,7 @@ use crate::status::Status;
 use crate::storage::RocksStorage;
 use identity::Identity;
 
+pub use backlog::{BACKLOG_MAX_BYTES, BACKLOG_MAX_ENTRIES};
 pub use ready::{InFlight, LightApplied};
 
 /// A Ready whose log writes must become durable before its messages go out.
@@ -129,8 +131,14 @@ pub struct Peer<S: StateMachine> {
     proposal_bytes: usize,
     /// Commands in `proposals`.
     proposal_cmds: usize,
-    /// Committed entries handed out by raft-rs and not applied yet (over the apply budget).
+    /// Committed entries handed out by raft-rs and not applied yet (over the apply budget,
+    /// or behind an entry that waits), in memory: a bounded window from the next entry to
+    /// apply; the rest up to `handed` is read from the log again (see [`backlog`]).
     backlog: VecDeque<Entry>,
+    /// Bytes of the entries in `backlog`.
+    backlog_bytes: usize,
+    /// The last committed index raft-rs handed out.
+    handed: u64,
     /// Most time one round spends applying (at least one entry is applied per round).
     apply_budget: Option<Duration>,
     /// When this round's applies must stop (set by its first apply).
@@ -276,6 +284,8 @@ impl<S: StateMachine> Peer<S> {
             proposal_bytes: 0,
             proposal_cmds: 0,
             backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            handed: applied,
             apply_budget: Some(default_apply_budget(cfg_tick)),
             apply_deadline: None,
             apply_blocked: false,
@@ -355,7 +365,7 @@ impl<S: StateMachine> Peer<S> {
     /// Committed entries wait to be applied: the driver must serve this peer again soon
     /// (without waiting for an event).
     pub fn has_backlog(&self) -> bool {
-        !self.backlog.is_empty() && !self.apply_blocked
+        !self.apply_blocked && (self.backlog_pending() || self.raft_holds_committed())
     }
 
     /// The backlog's first entry waits for another group (or a snapshot): the driver
@@ -548,6 +558,8 @@ fn raft_config(cfg: &NodeConfig, applied: u64) -> Config {
         // entries are uncommitted (raft-rs drops them: certainly not applied) instead of
         // growing its log and memory without bound. Room for a few of the largest entries.
         max_uncommitted_size: MAX_UNCOMMITTED_BYTES,
+        // No Ready loads a long committed tail at once (see `backlog`).
+        max_committed_size_per_ready: backlog::READY_MAX_COMMITTED_BYTES,
         check_quorum: true,
         pre_vote: true,
         // Never LeaseBased: see `NodeConfig::lease_reads`.
