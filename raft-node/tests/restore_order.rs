@@ -272,21 +272,31 @@ fn restore_lands_after_the_writes_staged_before_it_in_the_round() {
         .collect();
     let (db1, source, target1) = (&nodes[0].0, &nodes[0].1[0], &nodes[0].1[1]);
     // The target group commits and compacts its log without node 1 ...
-    let mut leader = None;
-    wait_until("leaders of both groups", || {
-        leader = nodes[1..]
-            .iter()
-            .map(|n| &n.1[0])
-            .find(|h| h.status.is_leader())
-            .cloned();
-        leader.is_some() && source.status.is_leader()
-    });
-    let leader = leader.unwrap();
+    let targets: Vec<NodeHandle<u64>> = nodes[1..].iter().map(|n| n.1[0].clone()).collect();
+    wait_until("a leader of the source group", || source.status.is_leader());
     for i in 0..20 {
-        block(leader.propose(vec![format!("t{i}").into_bytes()])).unwrap();
+        // To whichever of nodes 2 and 3 leads (a loaded machine may move leadership).
+        let mut done = false;
+        wait_until("a target write committed", || {
+            let Some(l) = targets.iter().find(|h| h.status.is_leader()) else {
+                return false;
+            };
+            done = block(l.propose(vec![format!("t{i}").into_bytes()])).is_ok();
+            done
+        });
+        assert!(done);
     }
-    let snapshot = block(leader.snapshot()).unwrap();
-    assert!(snapshot > 20, "snapshot at {snapshot}");
+    // Both compact (whichever leads sends the snapshot).
+    let commit = targets[0].status.commit.load(Ordering::Acquire);
+    wait_until("nodes 2 and 3 applied every write", || {
+        targets
+            .iter()
+            .all(|h| h.status.applied.load(Ordering::Acquire) >= commit)
+    });
+    for h in &targets {
+        let snapshot = block(h.snapshot()).unwrap();
+        assert!(snapshot > 20, "snapshot at {snapshot}");
+    }
     // ... and, healed, sends node 1 a snapshot (held back for now).
     net.cut.store(false, Ordering::Release);
     wait_until("the target's snapshot for node 1", || {
