@@ -362,8 +362,10 @@ impl<S: StateMachine> Peer<S> {
         self.apply_budget = budget;
     }
 
-    /// Committed entries wait to be applied: the driver must serve this peer again soon
-    /// (without waiting for an event).
+    /// Committed entries wait to be applied (handed out by raft-rs, or still held by it:
+    /// it hands out a bounded amount per Ready, see [`backlog`]): the driver must serve
+    /// this peer again soon (without waiting for an event). Not while the next entry waits
+    /// for another group (retried on ticks).
     pub fn has_backlog(&self) -> bool {
         !self.apply_blocked && (self.backlog_pending() || self.raft_holds_committed())
     }
