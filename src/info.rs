@@ -110,6 +110,31 @@ fn os_name() -> String {
     format!("{} {} {}", s(&u.sysname), s(&u.release), s(&u.machine))
 }
 
+/// The raft log's WAL fsyncs (one per driver round that persisted the group): the cumulative
+/// histogram (`le_<µs>=count`, then `le_inf`) and Redis-style percentiles (`p50=<µs>`...,
+/// the upper bound of the bucket holding each; `inf` above every bound, 0 before any).
+fn sync_histogram_lines(h: &raft_node::status::SyncHistogram) -> String {
+    let (buckets, total) = h.cumulative();
+    let mut hist: Vec<String> = buckets
+        .iter()
+        .map(|(le, n)| format!("le_{le}={n}"))
+        .collect();
+    hist.push(format!("le_inf={total}"));
+    let pct = [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)]
+        .iter()
+        .map(|(name, q)| match h.quantile_bound(*q) {
+            None => format!("{name}=0"),
+            Some(u64::MAX) => format!("{name}=inf"),
+            Some(le) => format!("{name}={le}"),
+        })
+        .collect::<Vec<_>>();
+    format!(
+        "raft_log_sync_histogram_usec:{}\r\nraft_log_sync_percentiles_usec:{}\r\n",
+        hist.join(","),
+        pct.join(",")
+    )
+}
+
 fn join_ids(ids: &[u64]) -> String {
     ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
 }
@@ -306,6 +331,7 @@ impl Server {
             ss.recvs_ok.load(Ordering::Relaxed),
             ss.recvs_failed.load(Ordering::Relaxed),
         );
+        out.push_str(&sync_histogram_lines(&st.sync_hist));
         // Peer links (sent/dropped/oversized per peer) and filtered messages.
         out.push_str(&self.transport.info_lines());
         let _ = write!(

@@ -161,7 +161,7 @@ impl Server {
 
     fn raft_metrics(&self, t: &mut Text) {
         type Get = fn(&raft_node::node::Status) -> f64;
-        let gauges: [(&str, &str, &str, Get); 13] = [
+        let gauges: [(&str, &str, &str, Get); 14] = [
             ("raftkv_raft_term", "gauge", "Current term.", |s| l(&s.term)),
             (
                 "raftkv_raft_leader",
@@ -183,6 +183,12 @@ impl Server {
                 "gauge",
                 "Committed entries not yet applied.",
                 |s| l(&s.apply_backlog),
+            ),
+            (
+                "raftkv_raft_apply_backlog_bytes",
+                "gauge",
+                "Bytes of committed, not yet applied entries held in memory (bounded).",
+                |s| l(&s.apply_backlog_bytes),
             ),
             (
                 "raftkv_raft_log_cache_bytes",

@@ -2,7 +2,8 @@
 //! count the commands the node served (a follower forwarding a write counts it too),
 //! CONFIG RESETSTAT clears them; SLOWLOG and LATENCY record requests; CONFIG GET patterns
 //! and CONFIG SET of run-time settings; `/metrics` scraped over plain HTTP and parsed
-//! (command latency and raft fsync histograms included).
+//! (command latency and raft fsync histograms included); the raft fsync histogram and its
+//! percentiles in INFO raft.
 
 mod common;
 
@@ -440,4 +441,62 @@ fn config_set_of_run_time_settings() {
     let mut again = cl.client(node);
     let pong: String = redis::cmd("PING").query(&mut again).unwrap();
     assert_eq!(pong, "PONG");
+}
+
+/// INFO raft shows the raft log's fsync histogram (cumulative, its `le_inf` the syncs counted
+/// in `raft_log_syncs`) and Redis-style percentiles read from it.
+#[test]
+fn info_raft_shows_the_log_sync_histogram() {
+    let cl = Cluster::start(1);
+    cl.wait_leader();
+    let mut c = cl.client(0);
+    for i in 0..20 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("s{i}"))
+            .arg("v")
+            .query(&mut c)
+            .unwrap();
+    }
+    // Read while the sync thread may be counting: wait until the two agree.
+    let (hist, pct, syncs) = common::wait_for(
+        std::time::Duration::from_secs(10),
+        "the histogram to count every sync",
+        || {
+            let f = info(&mut c, "raft");
+            let syncs: u64 = f.get("raft_log_syncs")?.parse().ok()?;
+            let hist = f.get("raft_log_sync_histogram_usec")?.clone();
+            let pct = f.get("raft_log_sync_percentiles_usec")?.clone();
+            let inf: u64 = pairs(&hist).get("le_inf")?.parse().ok()?;
+            (inf == syncs && syncs > 0).then_some((hist, pct, syncs))
+        },
+    );
+    let counts: Vec<(u64, u64)> = hist
+        .split(',')
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            Some((k.strip_prefix("le_")?.parse().ok()?, v.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(counts.len(), 14, "{hist}");
+    assert!(
+        counts
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "{hist}"
+    );
+    let p = pairs(&pct);
+    let bound = |k: &str| match p.get(k).map(String::as_str) {
+        Some("inf") => u64::MAX,
+        v => v
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} missing from {pct}")),
+    };
+    let (p50, p99, p999) = (bound("p50"), bound("p99"), bound("p99.9"));
+    assert!(p50 <= p99 && p99 <= p999, "{pct}");
+    // p50 is the first bound holding at least half the syncs.
+    let expect = counts
+        .iter()
+        .find(|(_, n)| n * 2 >= syncs)
+        .map_or(u64::MAX, |x| x.0);
+    assert_eq!(p50, expect, "{hist} / {pct}");
 }

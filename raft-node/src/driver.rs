@@ -9,7 +9,8 @@
 //! 3. tick: when the tick is due, every peer ticks;
 //! 4. collect: every peer with a Ready stages it into the round's ONE `WriteBatch`
 //!    (applies, applied index, hard state, new entries); messages that may leave before
-//!    the fsync go out now, batched per destination node across groups;
+//!    the fsync go out now, batched per destination node across groups (a peer restoring
+//!    a snapshot writes the batch staged so far before the restore, without sync);
 //! 5. write: the batch, once, without sync;
 //! 6. finish: each peer answers its proposers; Readies that need durability are handed to
 //!    the sync thread as ONE job for the round (one fsync, then their messages go out, then

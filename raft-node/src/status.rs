@@ -37,8 +37,13 @@ pub struct Status {
     pub ready_micros: AtomicU64,
     /// Bytes of log entries this group keeps in memory (see `entry_cache`).
     pub log_cache_bytes: AtomicU64,
-    /// Committed entries waiting for a later round's apply budget.
+    /// Committed entries not applied yet (waiting for a later round's apply budget, or
+    /// behind an entry that waits for another group).
     pub apply_backlog: AtomicU64,
+    /// Bytes of those entries held in memory (bounded: the rest is read from the log again).
+    pub apply_backlog_bytes: AtomicU64,
+    /// Times waiting committed entries were read from the log again.
+    pub apply_refills: AtomicU64,
     pub last_time_ms: AtomicI64,
     /// Cluster time as published by the Ready loop (see [`Status::cluster_time_ms`]).
     pub time_offset: crate::clock::TimeOffset,
@@ -101,6 +106,22 @@ impl SyncHistogram {
         total += self.buckets[SYNC_LE_MICROS.len()].load(Ordering::Relaxed);
         (out, total)
     }
+
+    /// The upper bound (µs) of the bucket holding quantile `q` (0 to 1) of the durations:
+    /// `None` without any, `u64::MAX` when it is above every bound.
+    pub fn quantile_bound(&self, q: f64) -> Option<u64> {
+        let (buckets, total) = self.cumulative();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        Some(
+            buckets
+                .iter()
+                .find(|(_, n)| *n >= rank)
+                .map_or(u64::MAX, |(le, _)| *le),
+        )
+    }
 }
 
 /// The group's membership as this node knows it.
@@ -158,5 +179,19 @@ mod tests {
         assert_eq!(buckets[1], (100, 3));
         assert_eq!(buckets[4], (1_000, 4));
         assert_eq!(buckets.last(), Some(&(1_000_000, 4)));
+    }
+
+    #[test]
+    fn sync_histogram_quantiles_are_bucket_bounds() {
+        let h = SyncHistogram::default();
+        assert_eq!(h.quantile_bound(0.5), None);
+        for us in [10, 20, 30, 40, 700, 800, 900, 3_000, 40_000, 2_000_000] {
+            h.observe(us);
+        }
+        assert_eq!(h.quantile_bound(0.4), Some(50));
+        assert_eq!(h.quantile_bound(0.5), Some(1_000));
+        assert_eq!(h.quantile_bound(0.8), Some(5_000));
+        assert_eq!(h.quantile_bound(0.9), Some(50_000));
+        assert_eq!(h.quantile_bound(0.99), Some(u64::MAX));
     }
 }

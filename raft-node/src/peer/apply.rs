@@ -68,17 +68,18 @@ impl<S: StateMachine> Peer<S> {
         }
     }
 
-    /// Queues committed entries behind the backlog and applies from it into `wb`, in
-    /// order, until the round's apply budget is spent (at least one entry per call);
-    /// the replies to deliver once written go to `out`. True when anything was applied.
+    /// Queues committed entries behind the backlog (see [`super::backlog`]) and applies
+    /// from it into `wb`, in order, until the round's apply budget is spent (at least one
+    /// entry per call) or an entry must wait; the replies to deliver once written go to
+    /// `out`. True when committed entries were waiting.
     pub(super) fn apply_entries(
         &mut self,
         wb: &mut WriteBatch,
         ents: Vec<Entry>,
         out: &mut Deliveries<S::Output>,
     ) -> bool {
-        self.backlog.extend(ents);
-        if self.backlog.is_empty() {
+        self.take_committed(ents);
+        if !self.backlog_pending() {
             return false;
         }
         let deadline = self.apply_budget.map(|b| {
@@ -87,9 +88,9 @@ impl<S: StateMachine> Peer<S> {
                 .get_or_insert_with(|| Instant::now() + b)
         });
         self.apply_blocked = false;
-        while let Some(e) = self.backlog.pop_front() {
+        while let Some(e) = self.next_committed() {
             if e.context[..] == *WAIT_CTX && self.entry_must_wait(&e) {
-                self.backlog.push_front(e);
+                self.put_back(e);
                 self.apply_blocked = true;
                 break;
             }
@@ -98,9 +99,7 @@ impl<S: StateMachine> Peer<S> {
                 break;
             }
         }
-        self.status
-            .apply_backlog
-            .store(self.backlog.len() as u64, Ordering::Relaxed);
+        self.backlog_changed();
         self.clock.stage(&self.db, wb, self.cfg.group_id);
         true
     }

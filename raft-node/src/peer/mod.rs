@@ -10,35 +10,38 @@
 //! after each step. The simulation (`tests/sim`) drives the same code on simulated time.
 //!
 //! Storage writes outside the round's batch happen only on rare paths that must be durable
-//! at once (restoring a received snapshot, recording a generated one).
+//! at once (restoring a received snapshot, recording a generated one). A restore first
+//! writes the round's batch as staged so far, so every apply staged before it lands before
+//! it, never on top of what it ingested.
 
 mod apply;
+mod backlog;
 mod hibernate;
 mod identity;
 mod membership;
+mod propose;
 mod reads;
 mod ready;
 mod snapshot;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protobuf::Message as _;
 use raft::eraftpb::{Entry, Message, Snapshot};
-use raft::{Config, RawNode, ReadOnlyOption, StateRole};
+use raft::{Config, RawNode, ReadOnlyOption};
 use rocksdb::{WriteBatch, WriteOptions, DB};
 use slog::{crit, debug, info, o, warn, Logger};
 
 use crate::clock::{load_stamp, StampClock};
 use crate::node::{die, Msg, NodeConfig, NodeError, Reply, StateMachine, MAX_UNCOMMITTED_BYTES};
-use crate::proto::RaftCommit;
 use crate::snap;
 use crate::status::Status;
 use crate::storage::RocksStorage;
 use identity::Identity;
 
+pub use backlog::{BACKLOG_MAX_BYTES, BACKLOG_MAX_ENTRIES};
 pub use ready::{InFlight, LightApplied};
 
 /// A Ready whose log writes must become durable before its messages go out.
@@ -128,8 +131,14 @@ pub struct Peer<S: StateMachine> {
     proposal_bytes: usize,
     /// Commands in `proposals`.
     proposal_cmds: usize,
-    /// Committed entries handed out by raft-rs and not applied yet (over the apply budget).
+    /// Committed entries handed out by raft-rs and not applied yet (over the apply budget,
+    /// or behind an entry that waits), in memory: a bounded window from the next entry to
+    /// apply; the rest up to `handed` is read from the log again (see [`backlog`]).
     backlog: VecDeque<Entry>,
+    /// Bytes of the entries in `backlog`.
+    backlog_bytes: usize,
+    /// The last committed index raft-rs handed out.
+    handed: u64,
     /// Most time one round spends applying (at least one entry is applied per round).
     apply_budget: Option<Duration>,
     /// When this round's applies must stop (set by its first apply).
@@ -275,6 +284,8 @@ impl<S: StateMachine> Peer<S> {
             proposal_bytes: 0,
             proposal_cmds: 0,
             backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            handed: applied,
             apply_budget: Some(default_apply_budget(cfg_tick)),
             apply_deadline: None,
             apply_blocked: false,
@@ -351,10 +362,12 @@ impl<S: StateMachine> Peer<S> {
         self.apply_budget = budget;
     }
 
-    /// Committed entries wait to be applied: the driver must serve this peer again soon
-    /// (without waiting for an event).
+    /// Committed entries wait to be applied (handed out by raft-rs, or still held by it:
+    /// it hands out a bounded amount per Ready, see [`backlog`]): the driver must serve
+    /// this peer again soon (without waiting for an event). Not while the next entry waits
+    /// for another group (retried on ticks).
     pub fn has_backlog(&self) -> bool {
-        !self.backlog.is_empty() && !self.apply_blocked
+        !self.apply_blocked && (self.backlog_pending() || self.raft_holds_committed())
     }
 
     /// The backlog's first entry waits for another group (or a snapshot): the driver
@@ -494,83 +507,6 @@ impl<S: StateMachine> Peer<S> {
         Some(self.raw.raft.leader_id).filter(|&l| l != 0 && l != self.cfg.id)
     }
 
-    /// Turns the queued proposals into one log entry.
-    fn flush_proposals(&mut self) {
-        if self.proposals.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.proposals);
-        self.proposal_bytes = 0;
-        self.proposal_cmds = 0;
-        if self.raw.raft.state != StateRole::Leader {
-            let hint = self.leader_hint();
-            for (_, r) in batch {
-                let _ = r.send(Err(NodeError::NotLeader(hint)));
-            }
-            return;
-        }
-        self.observe_log_stamps();
-        let stamp = self.clock.stamp(self.now_ms, &self.logger);
-        let mut commit = RaftCommit::new();
-        commit.group_id = self.cfg.group_id;
-        commit.time_ms = stamp;
-        let mut waiters = Vec::with_capacity(batch.len());
-        for (cmds, r) in batch {
-            waiters.push((cmds.len(), r));
-            commit.commands.extend(cmds);
-        }
-        let data = match commit.write_to_bytes() {
-            Ok(d) => d,
-            Err(e) => {
-                crit!(self.logger, "encoding RaftCommit failed"; "err" => %e);
-                die();
-            }
-        };
-        let n = commit.commands.len() as u64;
-        let context = if commit.commands.iter().any(|c| S::may_wait(c)) {
-            apply::WAIT_CTX.to_vec()
-        } else {
-            vec![]
-        };
-        match self.raw.propose(context, data) {
-            Ok(()) => {
-                let index = self.raw.raft.raft_log.last_index();
-                let term = self.raw.raft.term;
-                self.pending.insert(index, PendingEntry { term, waiters });
-                self.status.proposals.fetch_add(n, Ordering::Relaxed);
-                self.status.entries_proposed.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(raft::Error::ProposalDropped) if self.raw.raft.state == StateRole::Leader => {
-                // Still leader: the uncommitted log is full (or a leader transfer is under
-                // way). Nothing was appended, so the proposers may retry or give up.
-                self.warn_dropped(n);
-                for (_, r) in waiters {
-                    let _ = r.send(Err(NodeError::Dropped));
-                }
-            }
-            Err(_) => {
-                let hint = self.leader_hint();
-                for (_, r) in waiters {
-                    let _ = r.send(Err(NodeError::NotLeader(hint)));
-                }
-            }
-        }
-    }
-
-    /// Logs proposals the leader refused, at most once per second.
-    fn warn_dropped(&self, commands: u64) {
-        static LAST_MS: AtomicI64 = AtomicI64::new(0);
-        let now = self.now_ms;
-        if now - LAST_MS.load(Ordering::Relaxed) >= 1000 {
-            LAST_MS.store(now, Ordering::Relaxed);
-            warn!(self.logger, "leader refused proposals: uncommitted log full (peers not keeping up) or leader transfer in progress";
-                "commands" => commands,
-                "uncommitted_limit" => MAX_UNCOMMITTED_BYTES,
-                "last_index" => self.raw.raft.raft_log.last_index(),
-                "committed" => self.raw.raft.raft_log.committed);
-        }
-    }
-
     /// Writes a batch outside the round (rare paths), without sync.
     fn write(&self, wb: WriteBatch) {
         if wb.is_empty() {
@@ -624,6 +560,8 @@ fn raft_config(cfg: &NodeConfig, applied: u64) -> Config {
         // entries are uncommitted (raft-rs drops them: certainly not applied) instead of
         // growing its log and memory without bound. Room for a few of the largest entries.
         max_uncommitted_size: MAX_UNCOMMITTED_BYTES,
+        // No Ready loads a long committed tail at once (see `backlog`).
+        max_committed_size_per_ready: backlog::READY_MAX_COMMITTED_BYTES,
         check_quorum: true,
         pre_vote: true,
         // Never LeaseBased: see `NodeConfig::lease_reads`.

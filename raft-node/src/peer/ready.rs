@@ -37,7 +37,8 @@ impl<S: StateMachine> Peer<S> {
     }
 
     /// Stages this peer's Ready into `wb` (or, without one, applies from the backlog);
-    /// `None` when there is nothing to do.
+    /// `None` when there is nothing to do. A Ready with a snapshot first writes `wb` (what
+    /// earlier peers of the round staged) and leaves it empty.
     pub fn collect_ready(&mut self, wb: &mut WriteBatch) -> Option<InFlight<S::Output>> {
         if !self.raw.has_ready() {
             let mut out = Vec::new();
@@ -74,6 +75,11 @@ impl<S: StateMachine> Peer<S> {
         // before it (one WAL sync), so this Ready is then finished synchronously too.
         let sync_now = !rd.snapshot().is_empty();
         if sync_now {
+            // What earlier peers staged into the round's batch goes first (without sync:
+            // the restore's WAL sync covers it): written after the restore, a lagging
+            // source group's applies would land on top of the records it just ingested
+            // for the slots' new owner. Later peers stage into the emptied batch.
+            self.write(std::mem::take(wb));
             let s = rd.snapshot().clone();
             self.restore_snapshot(&s);
         }

@@ -223,7 +223,7 @@ impl<S: StateMachine> Peer<S> {
         self.write(wb);
         self.applied = index;
         // Committed entries not applied yet are covered by the snapshot.
-        self.backlog.retain(|e| e.index > index);
+        self.backlog_restored(index);
         self.clock.observe(self.sm.last_time_ms());
         self.bytes_since_snapshot = 0;
         // A proposal at or below the snapshot's index may or may not have been committed:
