@@ -51,9 +51,33 @@ fn clean(text: &str) -> String {
         .replace(['\r', '\n'], " ")
 }
 
+/// Appends `kind`, the decimal `len` and CRLF (an aggregate's or a bulk string's header),
+/// formatted on the stack: no allocation per element of a long array.
 fn header(out: &mut BytesMut, kind: u8, len: usize) {
-    out.extend_from_slice(&[kind]);
-    out.extend_from_slice(len.to_string().as_bytes());
+    let mut buf = [0u8; 24];
+    let mut at = buf.len();
+    let mut n = len;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    at -= 1;
+    buf[at] = kind;
+    out.extend_from_slice(&buf[at..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A bulk (RESP2) or blob (RESP3) string: `$<len>\r\n<bytes>\r\n`, written straight into
+/// `out` (the frame encoder would take a clone of the `Bytes`, which for one built from a
+/// `Vec` allocates, and size it with a logarithm).
+fn bulk(out: &mut BytesMut, b: &[u8]) {
+    out.reserve(b.len() + 24);
+    header(out, b'$', b.len());
+    out.extend_from_slice(b);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -82,7 +106,7 @@ fn encode2(reply: &Reply, out: &mut BytesMut) {
         Reply::Status(s) => scalar2(out, F2::SimpleString(clean(s).into())),
         Reply::Error(e) => scalar2(out, F2::Error(clean(e).into())),
         Reply::Int(i) => scalar2(out, F2::Integer(*i)),
-        Reply::Bulk(b) => scalar2(out, F2::BulkString(b.clone())),
+        Reply::Bulk(b) => bulk(out, b),
         Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
         Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
         Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
@@ -127,13 +151,7 @@ fn encode3(reply: &Reply, out: &mut BytesMut) {
                 attributes: None,
             },
         ),
-        Reply::Bulk(b) => scalar3(
-            out,
-            F3::BlobString {
-                data: b.clone(),
-                attributes: None,
-            },
-        ),
+        Reply::Bulk(b) => bulk(out, b),
         Reply::Nil | Reply::NilArray => out.extend_from_slice(b"_\r\n"),
         Reply::Array(items) => {
             header(out, b'*', items.len());
@@ -225,6 +243,35 @@ mod tests {
             Reply::Map(vec![(Reply::bulk("k"), Reply::Double(1.5))]),
             Reply::Set(vec![Reply::Status("a".into())]),
         ])
+    }
+
+    #[test]
+    fn bulks_and_headers_match_the_frame_encoders_at_every_digit_count() {
+        for len in [0, 1, 9, 10, 99, 100, 999, 1000, 65_536, 1 << 20] {
+            let b = Bytes::from(vec![b'x'; len]);
+            let (mut two, mut three) = (BytesMut::new(), BytesMut::new());
+            scalar2(&mut two, F2::BulkString(b.clone()));
+            scalar3(
+                &mut three,
+                F3::BlobString {
+                    data: b.clone(),
+                    attributes: None,
+                },
+            );
+            let r = Reply::Bulk(b);
+            assert_eq!(
+                enc(r.clone(), Protocol::Resp2).as_bytes(),
+                &two[..],
+                "{len}"
+            );
+            assert_eq!(enc(r, Protocol::Resp3).as_bytes(), &three[..], "{len}");
+            let mut h = BytesMut::new();
+            header(&mut h, b'*', len);
+            assert_eq!(&h[..], format!("*{len}\r\n").as_bytes());
+        }
+        let mut h = BytesMut::new();
+        header(&mut h, b'*', usize::MAX);
+        assert_eq!(&h[..], format!("*{}\r\n", usize::MAX).as_bytes());
     }
 
     #[test]

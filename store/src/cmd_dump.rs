@@ -53,6 +53,7 @@ fn create<W: Write + ?Sized>(w: &mut W, key: &[u8], v: &Value, expire: i64) -> R
             let mut enc = Vec::with_capacity(HEADER + s.len());
             enc.push(TYPE_STRING);
             enc.extend_from_slice(&expire.to_be_bytes());
+            enc.extend_from_slice(&[0; 8]);
             enc.extend_from_slice(s);
             return w.put_data(key, enc);
         }

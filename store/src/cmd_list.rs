@@ -25,7 +25,12 @@ pub(crate) fn read(r: &dyn Read, c: &ListCmd) -> Result<Reply> {
     let key = c.key();
     Ok(match &c.op {
         ListOp::Len => int(l::llen(r, key)?),
-        ListOp::Range(a, b) => bulks(l::lrange(r, key, *a, *b)?),
+        ListOp::Range(a, b) => Reply::Array(
+            (l::lrange_shared(r, key, *a, *b)?)
+                .into_iter()
+                .map(Reply::Bulk)
+                .collect(),
+        ),
         ListOp::Index(i) => match (l::llen(r, key)?, i) {
             (0, _) => Reply::Nil,
             (_, None) => return Err(Error::NotInteger),

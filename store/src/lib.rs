@@ -1,15 +1,16 @@
 //! The raftkv state machine on RocksDB.
 //!
 //! Layout (column families of the node's one database, shared with the raft log):
-//! - `data`:   `[slot u16 BE][user key]` → `[type u8][expire_at_ms i64 BE, 0 = none][payload]`,
-//!   so one hash slot is one contiguous key range;
+//! - `data`:   `[slot u16 BE][user key]` → `[type u8][expire_at_ms i64 BE, 0 = none][stamp u64
+//!   BE][payload]` (the stamp: the key's WATCH version, see [`txn`]), so one hash slot is one
+//!   contiguous key range;
 //! - `expire`: `[group u64 BE][expire_at_ms u64 BE][slot u16 BE][user key]` → empty, each
 //!   group's index of its own keys with a TTL, for the leader's sweep (entries may be stale;
 //!   always verified against the value);
 //! - `meta`:   `[group u64 BE][tag]...`: applied index, last stamped time, key and TTL
 //!   counters, the collection version counter, the group's slot set, node addresses;
-//! - `kver`:   `[slot u16 BE][user key]` → index of the key's last write, per-slot deletion
-//!   epochs and per-group FLUSHALL epochs, for WATCH (see [`txn`]).
+//! - `kver`:   `[slot u16 BE][user key]` → index of the last write of a key deleted after it
+//!   expired, per-slot deletion epochs and per-group FLUSHALL epochs, for WATCH (see [`txn`]).
 //!
 //! **Slot ownership.** One database holds many groups; a [`Store`] owns a [`SlotSet`] (kept
 //! in its `meta`, changed only by the applied `RAFTKV.SLOTS.ADD` / `REMOVE`): it refuses
@@ -461,7 +462,8 @@ impl Store {
 
     /// Writes an encoded value (see [`Value::encode`]); it is kept once, in the overlay,
     /// besides the write batch's copy.
-    fn put_encoded(&mut self, wb: &mut WriteBatch, dkey: Vec<u8>, enc: Vec<u8>) {
+    fn put_encoded(&mut self, wb: &mut WriteBatch, dkey: Vec<u8>, mut enc: Vec<u8>) {
+        value::set_stamp(&mut enc, self.stamp_now());
         let expire = Value::header(&enc).map_or(0, |(_, e)| e);
         match self.raw_header(&dkey) {
             None => self.keys += 1,
@@ -482,7 +484,6 @@ impl Store {
             );
         }
         wb.put_cf(self.cf(CF_DATA), &dkey, &enc);
-        self.touch(wb, &dkey);
         self.overlay_set(dkey, Some(enc));
     }
 
@@ -498,6 +499,8 @@ impl Store {
         // Deleting an already expired key changes no version (see `txn`).
         if expire == 0 || expire > self.last_time {
             self.untouch(wb, dkey);
+        } else {
+            self.keep_version(wb, dkey);
         }
         wb.delete_cf(self.cf(CF_DATA), dkey);
         self.overlay_set(dkey.to_vec(), None);

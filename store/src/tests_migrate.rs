@@ -327,3 +327,45 @@ fn an_add_waits_until_the_batch_holding_the_remove_is_written() {
     assert_eq!(b.counts(), (2, 0));
     assert_eq!(b.w(&format!("INCR {}", k[0])), Reply::Int(3));
 }
+
+#[test]
+fn a_record_stamped_by_another_group_s_log_never_matches_a_version_of_this_one() {
+    let (_dir, mut a, mut b) = two_groups();
+    let k = keys_in(&set("120"), "s", 1).remove(0);
+    a.index = 500;
+    a.w(&format!("SET {k} v0"));
+    let stamped_at = a.index;
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 120"), Reply::Int(1));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 120"), Reply::Int(1));
+    // Group 2 watches the key (its record still carries group 1's stamp), then writes it
+    // at the very index group 1 stamped it with: the versions differ, the EXEC aborts.
+    let w = b
+        .reader
+        .watch_versions(&[Bytes::from(k.clone())], NOW)
+        .unwrap();
+    b.index = stamped_at - 1;
+    b.w(&format!("SET {k} v1"));
+    assert_eq!(b.index, stamped_at);
+    assert_eq!(
+        b.batch_of(&[exec(w, &format!("SET {k} x"))])[0],
+        Reply::NilArray
+    );
+    // The slot goes back: group 1 sees group 2's stamp as none of its own, and its own
+    // later write changes the version it reports.
+    assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 120"), Reply::Int(1));
+    assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 120"), Reply::Int(1));
+    let w = a
+        .reader
+        .watch_versions(&[Bytes::from(k.clone())], NOW)
+        .unwrap();
+    assert_eq!(a.r(&format!("GET {k}")), bulk("v1"));
+    assert_eq!(
+        a.batch_of(&[exec(w.clone(), &format!("SET {k} v1"))])[0],
+        Reply::Array(vec![Reply::ok()])
+    );
+    a.w(&format!("SET {k} v2"));
+    assert_eq!(
+        a.batch_of(&[exec(w, &format!("SET {k} x"))])[0],
+        Reply::NilArray
+    );
+}

@@ -210,7 +210,9 @@ fn mset_reads_its_old_values_in_one_multi_get() {
     assert_eq!(cache[&data_key(b"c")], None);
     assert_eq!(cache[&data_key(b"d")], None);
     assert_eq!(
-        cache[&data_key(b"a")].as_deref().map(|v| &v[9..]),
+        cache[&data_key(b"a")]
+            .as_deref()
+            .map(|v| &v[crate::HEADER..]),
         Some(&b"1"[..])
     );
 }
@@ -238,6 +240,64 @@ fn mset_gives_each_key_the_entry_s_version_and_aborts_watchers() {
     let w = t.watch("a x", 10);
     assert_eq!(t.w("MSETNX a 9 x 9", 10), Reply::Int(0));
     assert_eq!(t.watch("a x", 10), w);
+}
+
+/// Records inserted into a family's memtable so far (duplicates too).
+fn inserts(t: &T, cf: &str) -> u64 {
+    let cf = t.db.cf_handle(cf).unwrap();
+    t.db.property_int_value_cf(cf, "rocksdb.num-entries-active-mem-table")
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn mset_stamps_each_record_with_its_version_and_writes_no_version_record() {
+    let mut t = T::new();
+    t.batch(
+        &[
+            "SET s 1",
+            "SET t 1 PX 50",
+            "SET e 1 PX 5",
+            "HSET h f v",
+            "RPUSH l a",
+        ],
+        10,
+    );
+    assert_eq!(t.counts(), (5, 2));
+    let w = t.watch("s t e h l n u", 20);
+    let (data, kver) = (
+        inserts(&t, crate::CF_DATA),
+        inserts(&t, crate::txn::CF_KVER),
+    );
+    t.w("MSET s 2 t 2 e 2 h 2 l 2 n 2", 20);
+    let index = t.index;
+    // One data record per key (and the expiry index entries it drops), no version record.
+    assert_eq!(inserts(&t, crate::CF_DATA) - data, 6);
+    assert_eq!(inserts(&t, crate::txn::CF_KVER) - kver, 0);
+    assert_eq!(t.counts(), (6, 0));
+    for k in ["s", "t", "e", "h", "l", "n"] {
+        let raw = t.db.get_cf(
+            t.db.cf_handle(crate::CF_DATA).unwrap(),
+            data_key(k.as_bytes()),
+        );
+        let raw = raw.unwrap().unwrap();
+        assert_eq!(
+            crate::value::stamp_of(&raw),
+            Some(crate::txn::tagged(1, index)),
+            "{k}"
+        );
+        assert_eq!(&raw[crate::HEADER..], b"2", "{k}");
+        assert_eq!(
+            t.r(&format!("TYPE {k}"), 20),
+            Reply::Status("string".into())
+        );
+    }
+    let now = t.watch("s t e h l n u", 20);
+    for (i, k) in ["s", "t", "e", "h", "l", "n", "u"].iter().enumerate() {
+        assert_eq!(now[i].version == w[i].version, *k == "u", "{k}");
+        let r = t.batch_of(&[exec(&w[i..=i], &["SET done yes"])], 20);
+        assert_eq!(r == vec![Reply::NilArray], *k != "u", "{k}");
+    }
 }
 
 #[test]

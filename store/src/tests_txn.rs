@@ -185,13 +185,22 @@ fn expiry_after_watch_aborts_but_deleting_an_already_expired_key_does_not() {
 }
 
 #[test]
-fn records_are_kept_for_present_keys_only() {
+fn records_are_kept_for_keys_deleted_after_expiry_only() {
     let mut t = T::new();
     for i in 0..200 {
         t.w(&format!("SET k{i} v"), 10);
         t.w(&format!("DEL k{i}"), 10);
     }
+    // A present key's version is its record's stamp; one deleted after it expired keeps
+    // its stamp as a `kver` record (written again: the stamp is the version once more).
     t.w("SET kept v", 10);
+    t.w("SET gone v PX 5", 10);
+    assert_eq!(t.w("RAFTKV.DELIFEXPIRED gone", 20), Reply::Int(1));
+    t.w("SET back v PX 5", 20);
+    assert_eq!(t.w("RAFTKV.DELIFEXPIRED back", 30), Reply::Int(1));
+    let w = t.watch("back", 30);
+    t.w("SET back v2", 30);
+    assert_ne!(t.watch("back", 30), w);
     let (mut keys, mut slots) = (0, 0);
     {
         let cf = t.db.cf_handle(super::CF_KVER).unwrap();
@@ -207,7 +216,7 @@ fn records_are_kept_for_present_keys_only() {
             it.next();
         }
     }
-    assert_eq!(keys, 1);
+    assert_eq!(keys, 2, "gone and back");
     assert!(slots > 0 && slots <= 200, "{slots}");
     // A deletion in another slot leaves an absent key's version alone; one in its own slot
     // moves it (a spurious but safe abort).

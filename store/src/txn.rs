@@ -2,39 +2,46 @@
 //! apply of one whole `RAFTKV.EXEC` (check the watched versions, then run the body in order)
 //! inside one Raft entry, so every replica decides and applies it identically.
 //!
-//! **Versions.** Column family `kver` holds, all u64 BE log indexes:
-//! - `[slot u16 BE][user key]` (a data key, so a slot is still one range) → the index of the
-//!   Raft entry that last wrote the key, for every key physically present (and for keys
-//!   deleted because they had expired, see below);
+//! **Versions.** A key's version is the index of the Raft entry that last wrote it. A key
+//! that exists carries it in its own data record, as the record's *stamp* (bytes 9..17, see
+//! `value`; group-tagged as below), which the store's one write path sets: a write costs
+//! nothing extra for WATCH. Column family `kver` holds the rest, all u64 BE log indexes:
+//! - `[slot u16 BE][user key]` (a data key, so a slot is still one range) → the stamp of a
+//!   key deleted because it had expired (see below), until it is written again;
 //! - `[0xfe][slot u16 BE]` → the index of the last deletion of any key of that slot (the
 //!   *slot epoch*; no data key starts with 0xfe or 0xff: slots are < 16384);
 //! - `[0xff][group u64 BE]` → the index of the group's last FLUSHALL (the group's *flush
 //!   epoch*: indexes of different groups' logs are not comparable, so each has its own).
 //!
-//! A key's version is its record, or its slot epoch when it has none; either is raised to
-//! the flush epoch of the group serving it. A write sets the record; deleting a live key
-//! (DEL, RENAME's source, an expiry time in the past) removes it and moves the slot epoch,
-//! so a key deleted, or created and deleted again, after WATCH has a new version; FLUSHALL
-//! range-deletes the records and slot epochs of the group's slots and moves its epoch. Deleting a key that had already expired (the sweep, lazy expiry,
-//! DEL of an expired key) changes nothing here: logically it was gone already (Redis 7.0: a
-//! key expired at WATCH and deleted since does not abort), and a key live at WATCH that has
-//! expired since aborts by the liveness check instead. This also keeps `kver` identical on
-//! every replica even where the sweep's choice of keys is not (it scans the database, not
-//! the batch's staged writes). Aborts never go missing; the spurious ones (safe): a deletion
-//! of another key of the same slot aborts a watcher of an *absent* key; FLUSHALL aborts all.
+//! A key's version is its record's stamp when the serving group wrote it, else its `kver`
+//! record, else its slot epoch; any of them is raised to the flush epoch of the group
+//! serving it. Deleting a live key (DEL, RENAME's source, an expiry time in the past)
+//! removes its `kver` record and moves the slot epoch, so a key deleted, or created and
+//! deleted again, after WATCH has a new version; FLUSHALL range-deletes the records and slot
+//! epochs of the group's slots and moves its epoch. Deleting a key that had already expired
+//! (the sweep, lazy expiry, DEL of an expired key) changes no version: its stamp moves to
+//! its `kver` record (Redis 7.0: a key expired at WATCH and deleted since does not abort),
+//! and a key live at WATCH that has expired since aborts by the liveness check instead.
+//! This also keeps `kver` identical on every replica even where the sweep's choice of keys
+//! is not (it scans the database, not the batch's staged writes). Aborts never go missing;
+//! the spurious ones (safe): a deletion of another key of the same slot aborts a watcher of
+//! an *absent* key; FLUSHALL aborts all.
 //!
-//! **Costs.** A write: one extra blind put of `key + 10` bytes into the same `WriteBatch` per
-//! key written (no read, no extra fsync). A deletion: one blind delete and one blind put of
-//! 11 bytes. Plus one entry per key in an in-memory overlay cleared with the batch. Storage:
-//! one record per present key, plus at most 16384 slot epochs, plus the records of keys that
-//! expired and were never written again (until a FLUSHALL).
+//! **Costs.** A write: none beyond its record (the stamp is 8 bytes of it). A collection
+//! write that left the metadata record alone (HSET of an existing field, LSET) rewrites it
+//! with the new stamp. A deletion: one blind delete and one blind put of 11 bytes (an
+//! expired key's: one put of `key + 10` bytes). Storage: 8 bytes per key, at most 16384
+//! slot epochs, and the records of keys that expired and were never written again (until a
+//! FLUSHALL).
 //!
 //! **Group tag.** What WATCH hands out and EXEC compares is the version tagged with the
 //! serving group ([`tagged`]: group in the top 16 bits): indexes of two groups' logs are not
 //! comparable, so a key watched in one group and checked in another after its slot moved
-//! always aborts (safe), never matches by coincidence. A group taking slots over
-//! ([`Store::reset_slot_versions`]) also drops their records and moves their slot epochs to
-//! the taking entry's index, so every later version there comes from its own log.
+//! always aborts (safe), never matches by coincidence. Stamps carry the tag too: a record
+//! whose stamp another group's log wrote (its slot moved here since) counts as unstamped. A
+//! group taking slots over ([`Store::reset_slot_versions`]) also drops their `kver` records
+//! and moves their slot epochs to the taking entry's index, so every version there that is
+//! not a stamp of this group's own log comes from the taking entry or later.
 //!
 //! **Entry index.** Versions are log indexes, the same on every replica (a watch read on one
 //! node is checked on all); the state machine passes each entry's index with
@@ -47,6 +54,7 @@ use resp::{Command, Kind, Reply, WatchedKey};
 use rocksdb::WriteBatch;
 
 use crate::slots::{slot_of, slot_start, SlotSet};
+use crate::value::{set_stamp, stamp_of};
 use crate::{data_key, fail_stop, Reader, Store, Value, CF_DATA};
 
 /// Modification versions (see the module doc).
@@ -62,6 +70,11 @@ pub(crate) fn epoch_key(group: u64) -> [u8; 9] {
 /// A version as WATCH reports it: `index` tagged with the group whose log it comes from.
 pub(crate) fn tagged(group: u64, index: u64) -> u64 {
     ((group & 0xffff) << 48) | (index & ((1 << 48) - 1))
+}
+
+/// The index of a stamp (see [`tagged`]) that `group`'s log wrote, `None` for another's.
+pub(crate) fn untagged(group: u64, stamp: u64) -> Option<u64> {
+    (stamp >> 48 == group & 0xffff).then_some(stamp & ((1 << 48) - 1))
 }
 
 /// The slot epoch's key of a data key's slot.
@@ -154,18 +167,41 @@ impl Store {
         self.watch_versions.index = index;
     }
 
-    /// Records that the entry being applied wrote `dkey`.
-    pub(crate) fn touch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
-        let index = self.watch_versions.index;
-        wb.put_cf(self.cf(CF_KVER), dkey, index.to_be_bytes());
-        self.kver_set(dkey.to_vec(), Some(index));
+    /// The stamp the entry being applied gives the records it writes.
+    pub(crate) fn stamp_now(&self) -> u64 {
+        tagged(self.group, self.watch_versions.index)
     }
 
-    /// True when `dkey` already got the current entry's version (collection writes: their
-    /// metadata write touched it; a second put of the same record would only cost a
-    /// memtable insert). A hook for `apply_coll`.
+    /// Records that the entry being applied changed `dkey` without writing its data record
+    /// (a collection's element records): the record is written again with the entry's
+    /// stamp. Nothing when the key has no record or the entry stamped it already.
+    pub(crate) fn touch(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
+        let stamp = self.stamp_now();
+        let Some(mut enc) = self.with_raw(dkey, |b| {
+            b.filter(|b| stamp_of(b) != Some(stamp)).map(<[u8]>::to_vec)
+        }) else {
+            return;
+        };
+        set_stamp(&mut enc, stamp);
+        wb.put_cf(self.cf(CF_DATA), dkey, &enc);
+        self.overlay_set(dkey.to_vec(), Some(enc));
+    }
+
+    /// True when `dkey`'s record already has the current entry's stamp (collection writes:
+    /// their metadata write stamped it). A hook for `apply_coll`.
     pub(crate) fn touched_now(&self, dkey: &[u8]) -> bool {
-        self.watch_versions.overlay.get(dkey) == Some(&Some(self.watch_versions.index))
+        let stamp = self.stamp_now();
+        self.with_raw(dkey, |b| b.and_then(stamp_of) == Some(stamp))
+    }
+
+    /// `dkey`, whose record holds an expired value, is being deleted: its version stays,
+    /// as its `kver` record (nothing when another group's log stamped it).
+    pub(crate) fn keep_version(&mut self, wb: &mut WriteBatch, dkey: &[u8]) {
+        let own = self.with_raw(dkey, |b| b.and_then(stamp_of));
+        if let Some(index) = own.and_then(|s| untagged(self.group, s)) {
+            wb.put_cf(self.cf(CF_KVER), dkey, index.to_be_bytes());
+            self.kver_set(dkey.to_vec(), Some(index));
+        }
     }
 
     /// Records that the entry being applied deleted `dkey`: its record goes, its slot's
@@ -245,9 +281,13 @@ impl Store {
 
     /// `dkey`'s version as of this batch.
     fn version(&self, dkey: &[u8]) -> u64 {
-        let v = match self.record(dkey) {
+        let stamp = self.with_raw(dkey, |b| b.and_then(stamp_of));
+        let v = match stamp.and_then(|s| untagged(self.group, s)) {
             Some(v) => v,
-            None => self.record(&slot_key(dkey)).unwrap_or(0),
+            None => match self.record(dkey) {
+                Some(v) => v,
+                None => self.record(&slot_key(dkey)).unwrap_or(0),
+            },
         };
         v.max(self.watch_versions.epoch)
     }
@@ -333,20 +373,24 @@ impl Reader {
         keys.iter()
             .map(|key| {
                 let dkey = data_key(key);
-                let version = match get_u64(&dkey)? {
-                    Some(v) => v,
-                    None => get_u64(&slot_key(&dkey))?.unwrap_or(0),
-                }
-                .max(epoch);
-                let header = self
+                let record = self
                     .db
                     .get_pinned_cf_opt(data, &dkey, &ro)
                     .map_err(|e| e.to_string())?;
-                let live = match header.as_deref().map(Value::header) {
+                let live = match record.as_deref().map(Value::header) {
                     None => false,
                     Some(None) => return Err("corrupt value".into()),
                     Some(Some((_, expire))) => expire == 0 || expire > now,
                 };
+                let stamp = record.as_deref().and_then(stamp_of);
+                let version = match stamp.and_then(|s| untagged(self.group, s)) {
+                    Some(v) => v,
+                    None => match get_u64(&dkey)? {
+                        Some(v) => v,
+                        None => get_u64(&slot_key(&dkey))?.unwrap_or(0),
+                    },
+                }
+                .max(epoch);
                 Ok(WatchedKey {
                     key: key.clone(),
                     version: tagged(self.group, version),

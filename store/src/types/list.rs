@@ -178,6 +178,50 @@ pub fn lrange<R: Read + ?Sized>(r: &R, key: &[u8], start: i64, stop: i64) -> Res
     }
 }
 
+/// LRANGE for a reply: the elements [`lrange`] returns, as slices of one buffer (one
+/// allocation for the whole range instead of one per element, which is most of a long
+/// LRANGE's cost once read).
+pub fn lrange_shared<R: Read + ?Sized>(
+    r: &R,
+    key: &[u8],
+    start: i64,
+    stop: i64,
+) -> Result<Vec<bytes::Bytes>> {
+    let Some(m) = load(r, key)? else {
+        return Ok(Vec::new());
+    };
+    let Some((a, b)) = norm_range(start, stop, m.size) else {
+        return Ok(Vec::new());
+    };
+    let (lo, hi) = (m.head + a, m.head + b + 1);
+    let prefix = m.prefix(key);
+    if hi - lo <= POINT_READS_UPTO {
+        let items = read_seqs(r, &prefix, lo, hi, false)?;
+        return Ok(items.into_iter().map(bytes::Bytes::from).collect());
+    }
+    let mut buf = bytes::BytesMut::new();
+    let mut ends = Vec::with_capacity((hi - lo).min(1 << 16) as usize);
+    let (from, to) = (elem_key(&prefix, lo), elem_key(&prefix, hi));
+    r.scan(Cf::Sub, &from, &to, false, &mut |_, v| {
+        buf.extend_from_slice(v);
+        ends.push(buf.len());
+        true
+    })?;
+    if ends.len() as u64 != hi - lo {
+        return Err(corrupt());
+    }
+    let buf = buf.freeze();
+    let mut at = 0;
+    Ok(ends
+        .into_iter()
+        .map(|end| {
+            let item = buf.slice(at..end);
+            at = end;
+            item
+        })
+        .collect())
+}
+
 /// LSET.
 pub fn lset<W: Write + ?Sized>(w: &mut W, key: &[u8], index: i64, value: &[u8]) -> Result<()> {
     let m = load(w, key)?.ok_or(Error::NoSuchKey)?;

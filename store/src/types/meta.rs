@@ -1,8 +1,9 @@
 //! Collection metadata (the per-key record in `data`), key encodings of the `sub` and
 //! `zscore` families, and the deterministic version counter.
 //!
-//! A collection's data record keeps strings' 9-byte header (`[type u8][expire_at_ms i64 BE]`),
-//! so TYPE, TTL, EXPIRE, the expiry index and the sweep treat every type alike, followed by
+//! A collection's data record keeps strings' 17-byte header (`[type u8][expire_at_ms i64 BE]
+//! [stamp u64 BE]`, the stamp being the key's WATCH version, see `value`), so TYPE, TTL,
+//! EXPIRE, the expiry index, the sweep and WATCH treat every type alike, followed by
 //! `[version u64 BE][size u64 BE]` and, for lists, `[head u64 BE][tail u64 BE]` (elements sit at
 //! sequences `head..tail`). A key whose last element goes is deleted, as in Redis.
 //! Sorted sets may add their live-range hints ([`Meta::lo`], [`Meta::hi`]) as
@@ -137,9 +138,10 @@ impl Meta {
 
     /// The data record's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(41);
+        let mut v = Vec::with_capacity(crate::HEADER + 32);
         v.push(self.typ);
         v.extend_from_slice(&self.expire.to_be_bytes());
+        v.extend_from_slice(&[0; 8]);
         v.extend_from_slice(&self.version.to_be_bytes());
         v.extend_from_slice(&self.size.to_be_bytes());
         if self.typ == TYPE_LIST {
@@ -168,21 +170,23 @@ impl Meta {
         if !is_collection(typ) {
             return Err(corrupt());
         }
+        // After the header: version, size, then a list's head and tail or a set's hints.
+        const H: usize = crate::HEADER;
         let (head, tail) = if typ == TYPE_LIST {
-            (word(25)?, word(33)?)
+            (word(H + 16)?, word(H + 24)?)
         } else {
             (LIST_START, LIST_START)
         };
-        let (lo, hi) = if has_hints(typ) && raw.len() > 25 {
-            decode_hints(&raw[25..]).ok_or_else(corrupt)?
+        let (lo, hi) = if has_hints(typ) && raw.len() > H + 16 {
+            decode_hints(&raw[H + 16..]).ok_or_else(corrupt)?
         } else {
             (Vec::new(), Vec::new())
         };
         Ok(Meta {
             typ,
             expire: word(1)? as i64,
-            version: word(9)?,
-            size: word(17)?,
+            version: word(H)?,
+            size: word(H + 8)?,
             head,
             tail,
             lo,
@@ -227,10 +231,12 @@ pub fn type_name(typ: u8) -> &'static str {
     }
 }
 
-/// Type byte and expiry of a data record (strings and collections alike).
+/// Type byte and expiry of a data record (strings and collections alike); `None` when it
+/// is shorter than the header.
 pub fn header(raw: &[u8]) -> Option<(u8, i64)> {
-    let expire = i64::from_be_bytes(raw.get(1..9)?.try_into().ok()?);
-    Some((raw[0], expire))
+    let h = raw.get(..crate::HEADER)?;
+    let expire = i64::from_be_bytes(h.get(1..9)?.try_into().ok()?);
+    Some((h[0], expire))
 }
 
 fn expired(expire: i64, now: i64) -> bool {

@@ -8,7 +8,7 @@ use super::meta::{data_key, header};
 use super::{Cf, Error, Read, Result};
 use crate::{HEADER, TYPE_STRING};
 
-/// A live string's data record: `[type][expire_at_ms][payload]`.
+/// A live string's data record: `[type][expire_at_ms][stamp][payload]` (see `value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StrRecord(pub Vec<u8>);
 
@@ -17,7 +17,7 @@ impl StrRecord {
     pub fn zeroed(len: usize, expire: i64) -> StrRecord {
         let mut v = vec![0u8; HEADER + len];
         v[0] = TYPE_STRING;
-        v[1..HEADER].copy_from_slice(&expire.to_be_bytes());
+        v[1..9].copy_from_slice(&expire.to_be_bytes());
         StrRecord(v)
     }
 

@@ -298,3 +298,45 @@ fn ltrim_of_a_long_list_costs_two_range_deletes_and_later_pushes_reuse_the_space
     db.w(|st| pop(st, b"l", End::Left, 100).unwrap());
     assert_eq!(db.count(Cf::Sub), 0);
 }
+
+#[test]
+fn lrange_shared_returns_what_lrange_does_as_slices_of_one_buffer() {
+    let items: Vec<String> = (0..40)
+        .map(|i| "x".repeat(i % 7) + &i.to_string())
+        .collect();
+    let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+    let mut db = filled(&refs);
+    // A popped head: the range starts past sequence `head`, in the middle of the records.
+    db.w(|st| pop(st, b"l", End::Left, 1).unwrap());
+    db.w(|st| push(st, b"l", End::Left, &bs(&["", "new"]), false).unwrap());
+    db.r(|v| {
+        for (a, b) in [
+            (0, -1),
+            (0, 3),
+            (1, 2),
+            (-5, -1),
+            (3, 30),
+            (-100, 100),
+            (5, 2),
+            (50, 60),
+        ] {
+            let shared = lrange_shared(v, b"l", a, b).unwrap();
+            let plain = lrange(v, b"l", a, b).unwrap();
+            let shared: Vec<Vec<u8>> = shared.iter().map(|b| b.to_vec()).collect();
+            assert_eq!(shared, plain, "{a} {b}");
+        }
+        assert_eq!(
+            lrange_shared(v, b"nope", 0, -1).unwrap(),
+            Vec::<bytes::Bytes>::new()
+        );
+        assert_eq!(
+            lrange_shared(v, b"l", 0, 1).unwrap()[0],
+            bytes::Bytes::from("new")
+        );
+    });
+    db.w(|st| hash::hset(st, b"h", &[(b"f".to_vec(), b"v".to_vec())]).unwrap());
+    assert_eq!(
+        db.r(|v| lrange_shared(v, b"h", 0, -1)),
+        Err(Error::WrongType)
+    );
+}

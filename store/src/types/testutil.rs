@@ -65,6 +65,7 @@ impl Db {
     pub fn set_string(&mut self, key: &[u8], value: &[u8]) {
         let mut raw = vec![crate::TYPE_STRING];
         raw.extend_from_slice(&0i64.to_be_bytes());
+        raw.extend_from_slice(&[0; 8]);
         raw.extend_from_slice(value);
         self.w(|st| st.put_data(key, raw).unwrap());
     }
