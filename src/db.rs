@@ -37,9 +37,52 @@ fn open_with(dir: &Path, max_wal: u64) -> Result<Arc<rocksdb::DB>, String> {
         .map_err(|e| format!("cannot open RocksDB at {}: {e}", dir.display()))
 }
 
-/// Opens the node's database in `dir`.
+/// Key in the raft column family naming the data format the node's records are in.
+const FORMAT_KEY: &[u8] = b"raftkv/format";
+
+/// The data format this build reads and writes. 2: a data record's header carries the
+/// key's WATCH stamp (`[type][expire][stamp]`, 17 bytes; session 9). Format 1 (9-byte
+/// headers, versions in `kver`) was never marked: a database with raft state but no
+/// marker is format 1.
+pub const DATA_FORMAT: u64 = 2;
+
+/// Refuses a database written in another data format (reading its records with this
+/// build's layout would serve wrong data); marks a new one with [`DATA_FORMAT`].
+fn check_format(db: &rocksdb::DB) -> Result<(), String> {
+    let cf = db
+        .cf_handle(raft_node::CF_RAFT)
+        .ok_or("missing raft column family")?;
+    let refuse = |had: String| {
+        Err(format!(
+            "this data dir holds data format {had}, this build reads format {DATA_FORMAT} only; start it with the raftkv that wrote it, or start this build on an empty data dir (and add the node back with --join)"
+        ))
+    };
+    match db.get_cf(cf, FORMAT_KEY).map_err(|e| e.to_string())? {
+        Some(v) => match <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes) {
+            Ok(DATA_FORMAT) => Ok(()),
+            Ok(other) => refuse(other.to_string()),
+            Err(_) => refuse("(unreadable marker)".into()),
+        },
+        None => {
+            let mut it = db.raw_iterator_cf(cf);
+            it.seek_to_first();
+            if it.valid() {
+                return refuse("1".into());
+            }
+            it.status().map_err(|e| e.to_string())?;
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(true);
+            db.put_cf_opt(cf, FORMAT_KEY, DATA_FORMAT.to_be_bytes(), &opts)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Opens the node's database in `dir` (refused when it holds another data format).
 pub fn open(dir: &Path) -> Result<Arc<rocksdb::DB>, String> {
-    open_with(dir, MAX_TOTAL_WAL)
+    let db = open_with(dir, MAX_TOTAL_WAL)?;
+    check_format(&db)?;
+    Ok(db)
 }
 
 #[cfg(test)]
@@ -56,6 +99,30 @@ mod tests {
             .filter_map(|e| e.metadata().ok())
             .map(|m| m.len())
             .sum()
+    }
+
+    #[test]
+    fn a_data_dir_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()).expect("a new dir is marked"));
+        drop(open(dir.path()).expect("its own format reopens"));
+        {
+            let db = open_with(dir.path(), MAX_TOTAL_WAL).unwrap();
+            let cf = db.cf_handle(raft_node::CF_RAFT).unwrap();
+            db.put_cf(cf, FORMAT_KEY, 3u64.to_be_bytes()).unwrap();
+        }
+        let e = open(dir.path()).err().expect("format 3 refused");
+        assert!(e.contains("data format 3"), "{e}");
+        // An unmarked dir with raft state is format 1 (written before the marker).
+        let old = tempfile::tempdir().unwrap();
+        {
+            let db = open_with(old.path(), MAX_TOTAL_WAL).unwrap();
+            let cf = db.cf_handle(raft_node::CF_RAFT).unwrap();
+            db.put_cf(cf, b"raftkv/layout/groups", 3u64.to_be_bytes())
+                .unwrap();
+        }
+        let e = open(old.path()).err().expect("format 1 refused");
+        assert!(e.contains("data format 1"), "{e}");
     }
 
     #[test]
