@@ -251,7 +251,7 @@ impl Server {
     /// Connects the store's push listener (once, at start): pushed keys wake the blocked
     /// clients, keyspace events go to this node's subscribers (`crate::notify`).
     pub fn watch_pushes(&self) {
-        for g in self.groups.all() {
+        for g in self.groups.all().iter() {
             g.reader
                 .set_push_listener(Arc::new(|applied: store::Applied<'_>| match applied {
                     store::Applied::Pushed(key) => blocked().wake(Some(key)),

@@ -89,6 +89,8 @@ pub struct Server {
     /// Client connections accepted and not yet closed (counted at accept, so a burst of
     /// connections cannot pass `--maxclients` before their sessions register).
     pub open_conns: std::sync::atomic::AtomicUsize,
+    /// What opening a data group at runtime takes.
+    pub host: crate::hosting::Host,
     /// What this node's slot-migration coordinator did (see `cluster::migrate`).
     pub migration: crate::cluster::migrate::Progress,
 }
@@ -145,12 +147,14 @@ impl Server {
         argvs
             .iter()
             .filter_map(|a| Command::parse(a).ok())
-            .find_map(|c| c.keys().first().map(|k| self.groups.of_key(k).id))
+            .find_map(|c| c.keys().first().map(|k| self.groups.key_group(k)))
             .unwrap_or(self.groups.home().id)
     }
 
-    pub(crate) fn group(&self, id: u64) -> &GroupRt {
-        self.groups.get(id).unwrap_or_else(|| self.groups.home())
+    pub(crate) fn group(&self, id: u64) -> Arc<GroupRt> {
+        self.groups
+            .get(id)
+            .unwrap_or_else(|| self.groups.home().clone())
     }
 
     /// Routes one request: local commands are answered now (after flushing the group
@@ -314,9 +318,8 @@ impl Server {
         let gid = conn.raft_group;
         let p = match group {
             Group::None => None,
-            Group::Reads(cmds) => Some(Pending::Later(Box::pin(async move {
-                me.read_routed(gid, cmds.into_iter().map(|(_, c)| c).collect())
-                    .await
+            Group::Reads(reads) => Some(Pending::Later(Box::pin(async move {
+                me.read_routed(gid, reads, resp3).await
             }))),
             Group::Writes(argvs) => Some(Pending::Later(Box::pin(async move {
                 me.write_routed(gid, argvs, resp3).await
@@ -371,14 +374,17 @@ impl Server {
         self.stats
             .reads
             .fetch_add(cmds.len() as u64, Ordering::Relaxed);
-        let g = self.group(gid);
-        if let Err(e) = self.read_barrier_in(g).await {
+        let Some(g) = self.groups.get(gid) else {
+            let e = Reply::err(format!("ERR group {gid} is not hosted on this node"));
+            return vec![e; cmds.len()];
+        };
+        if let Err(e) = self.read_barrier_in(&g).await {
             return vec![e; cmds.len()];
         }
-        let now = Self::read_time_in(g);
+        let now = Self::read_time_in(&g);
         let (replies, expired) = self.stats.read_work.run(&g.reader, cmds, now).await;
         if !expired.is_empty() && g.node.status.is_leader() {
-            self.lazy_delete(g, expired);
+            self.lazy_delete(&g, expired);
         }
         replies
     }
@@ -434,7 +440,9 @@ impl Server {
 
     /// A write of group `gid` (see [`Server::write`]).
     pub async fn write_in(&self, gid: u64, argvs: Vec<Vec<Bytes>>, resp3: bool) -> Outcome {
-        let g = self.group(gid);
+        let Some(g) = self.groups.get(gid) else {
+            return self.remote_call(gid, argvs, resp3).await;
+        };
         let n = argvs.len();
         self.stats.writes.fetch_add(n as u64, Ordering::Relaxed);
         let deadline = Instant::now() + self.cfg.request_timeout();
@@ -446,7 +454,7 @@ impl Server {
             if Instant::now() >= deadline {
                 return fail(Failure::NoLeaderInTime);
             }
-            if !self.await_leader(g).await {
+            if !self.await_leader(&g).await {
                 return fail(Failure::NoLeader);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -505,9 +513,9 @@ impl Server {
         resp3: bool,
         data: Vec<Vec<u8>>,
     ) -> Option<Vec<u8>> {
-        let Some(g) = self.groups.get(gid) else {
-            return Some(forwarded_errors(resp3, data.len(), gid));
-        };
+        // A group not hosted (yet) here: as a non-leader, so the sender tries another
+        // member (nothing was proposed).
+        let g = self.groups.get(gid)?;
         let proto = if resp3 {
             Protocol::Resp3
         } else {
@@ -581,19 +589,4 @@ impl Server {
             return encode(vec![errors::reply(failure); n]);
         }
     }
-}
-
-/// Replies to a forwarded request for a group this node does not host.
-fn forwarded_errors(resp3: bool, n: usize, gid: u64) -> Vec<u8> {
-    let proto = if resp3 {
-        Protocol::Resp3
-    } else {
-        Protocol::Resp2
-    };
-    let mut out = bytes::BytesMut::new();
-    let r = Reply::err(format!("TRYAGAIN group {gid} is not hosted on this node"));
-    for _ in 0..n {
-        resp::encode::encode(&r, proto, &mut out);
-    }
-    out.to_vec()
 }

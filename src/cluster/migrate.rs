@@ -25,9 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use resp::{RaftCmd, Reply};
+use resp::Reply;
 use slog::{info, warn};
-use store::cluster_meta::{ids_text, MetaCmd};
+use store::cluster_meta::MetaCmd;
 use store::migrations::{ranges_words, Migration};
 use tokio::time::{sleep, timeout};
 
@@ -87,7 +87,7 @@ pub struct Progress {
     pub last_micros: AtomicU64,
 }
 
-fn slots_in(ranges: &[(u16, u16)]) -> u64 {
+pub(super) fn slots_in(ranges: &[(u16, u16)]) -> u64 {
     ranges.iter().map(|(a, b)| u64::from(b - a) + 1).sum()
 }
 
@@ -115,23 +115,39 @@ impl Server {
         }
     }
 
-    /// A read group, routed again as [`Server::write_routed`] routes writes.
-    pub async fn read_routed(&self, gid: u64, cmds: Vec<resp::Command>) -> Outcome {
+    /// A read group, routed again as [`Server::write_routed`] routes writes (a group this
+    /// node does not host runs the reads there, see `crate::remote`).
+    pub async fn read_routed(
+        &self,
+        gid: u64,
+        reads: Vec<(Vec<Bytes>, resp::Command)>,
+        resp3: bool,
+    ) -> Outcome {
+        if !self.groups.hosts(gid) {
+            let argvs = reads.into_iter().map(|(a, _)| a).collect();
+            return self.write_routed(gid, argvs, resp3).await;
+        }
         if self.cfg.redirect_moved() {
+            let cmds = reads.into_iter().map(|(_, c)| c).collect();
             return self.read_bounded(gid, cmds).await;
         }
         let deadline = std::time::Instant::now() + self.cfg.request_timeout();
-        let n = cmds.len();
+        let n = reads.len();
         let mut gid = gid;
         loop {
-            let out = self.read_bounded(gid, cmds.clone()).await;
+            if !self.groups.hosts(gid) {
+                let argvs = reads.into_iter().map(|(a, _)| a).collect();
+                return self.write_routed(gid, argvs, resp3).await;
+            }
+            let cmds = reads.iter().map(|(_, c)| c.clone()).collect();
+            let out = self.read_bounded(gid, cmds).await;
             if !all_refused(&out, n) || std::time::Instant::now() >= deadline {
                 return out;
             }
             sleep(REROUTE_PAUSE).await;
-            gid = cmds
+            gid = reads
                 .iter()
-                .find_map(|c| c.keys().first().map(|k| self.groups.of_key(k).id))
+                .find_map(|(_, c)| c.keys().first().map(|k| self.groups.key_group(k)))
                 .unwrap_or(self.groups.home().id);
         }
     }
@@ -207,23 +223,25 @@ impl Server {
         fence: u64,
         ranges: &[(u16, u16)],
     ) -> Result<i64, String> {
-        let g = self
-            .groups
-            .get(gid)
-            .ok_or_else(|| format!("group {gid} is not hosted on this node"))?;
         let mut argv = vec![
             Bytes::copy_from_slice(name.as_bytes()),
             Bytes::from_static(b"FENCE"),
             Bytes::from(fence.to_string()),
         ];
         argv.extend(ranges_words(ranges).into_iter().map(Bytes::from));
-        let reply = self
-            .call_leader(
-                g,
-                vec![encode_argv(&argv)],
-                &format!("{name} in group {gid}"),
-            )
-            .await?;
+        let reply = match self.groups.get(gid) {
+            Some(g) => {
+                let what = format!("{name} in group {gid}");
+                self.call_leader(&g, vec![encode_argv(&argv)], &what)
+                    .await?
+            }
+            // A group on other nodes only: through its members (see `crate::remote`).
+            None => match self.remote_call(gid, vec![argv], false).await {
+                Outcome::Replies(mut rs) => rs.pop().unwrap_or(Reply::Nil),
+                Outcome::Raw(raw) => resp::relayed::simple_reply(&raw),
+                Outcome::Overflow(_) => Reply::err("ERR reply too large"),
+            },
+        };
         match reply {
             Reply::Int(n) => Ok(n),
             Reply::Error(e) => Err(format!("{name} in group {gid}: {e}")),
@@ -232,7 +250,7 @@ impl Server {
     }
 
     /// Proposes one metadata command (here, or through the metadata leader); its reply.
-    async fn meta_call(&self, cmd: MetaCmd) -> Result<Reply, String> {
+    pub(super) async fn meta_call(&self, cmd: MetaCmd) -> Result<Reply, String> {
         let data = vec![encode_argv(&cmd.to_argv())];
         self.call_leader(self.groups.meta(), data, "metadata change")
             .await
@@ -263,70 +281,6 @@ impl Server {
                 Err(_) => Err(format!("{what}: no reply in time")),
             }
         }
-    }
-
-    /// Serves RAFT.SHARDGROUP and RAFT.REBALANCE.
-    pub async fn shardgroup(&self, cmd: RaftCmd) -> Reply {
-        let known = |g: u64| self.groups.get(g).is_some();
-        match cmd {
-            RaftCmd::ShardQuery => Reply::Bulk(Bytes::from(self.shard_query())),
-            RaftCmd::ShardMove { group, ranges } => {
-                if !known(group) {
-                    return Reply::err(format!("ERR unknown data group {group}"));
-                }
-                self.migrate_call(MetaCmd::Migrate { to: group, ranges })
-                    .await
-            }
-            // Planned where it applies: from the metadata as of that entry, never from a
-            // view that may lag behind it.
-            RaftCmd::Rebalance => self.migrate_call(MetaCmd::Rebalance).await,
-            RaftCmd::ShardJoin { .. } | RaftCmd::ShardLeave { .. } => Reply::err(
-                "ERR RAFT.SHARDGROUP JOIN and LEAVE are not supported yet: every node hosts every data group (see the README's cluster section)",
-            ),
-            _ => Reply::err("ERR not a shard group command"),
-        }
-    }
-
-    /// Records migrations; the number recorded.
-    async fn migrate_call(&self, cmd: MetaCmd) -> Reply {
-        match self.meta_call(cmd).await {
-            Ok(r) => r,
-            Err(e) => Reply::err(format!(
-                "TRYAGAIN the migration could not be recorded ({e}); it was not, or it was and a repeat changes nothing"
-            )),
-        }
-    }
-
-    /// RAFT.SHARDGROUP QUERY's text: one line per fact.
-    fn shard_query(&self) -> String {
-        let state = self.groups.meta_state();
-        let mut out = format!("epoch {}\n", state.epoch);
-        for g in self.groups.all() {
-            let ranges = ranges_words(&state.ranges_of(g.id)).join(",");
-            let members = state.members.get(&g.id).cloned().unwrap_or_default();
-            out.push_str(&format!(
-                "group {} leader {} voters {} learners {} slots {} ranges {}\n",
-                g.id,
-                g.node.status.leader(),
-                ids_text(&members.voters),
-                ids_text(&members.learners),
-                slots_in(&state.ranges_of(g.id)),
-                if ranges.is_empty() {
-                    "-".into()
-                } else {
-                    ranges
-                },
-            ));
-        }
-        for (id, m) in &state.migrations {
-            out.push_str(&format!(
-                "migration {id} from {} to {} slots {}\n",
-                m.from,
-                m.to,
-                ranges_words(&m.ranges).join(",")
-            ));
-        }
-        out
     }
 
     /// INFO cluster's migration fields.

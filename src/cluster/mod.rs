@@ -13,6 +13,7 @@ pub mod meta;
 pub mod migrate;
 pub mod reply;
 pub mod route;
+pub mod shardgroup;
 pub mod view;
 
 pub use commands::ConnFlags;

@@ -70,6 +70,9 @@ pub struct ClusterMeta {
     pub next_migration: u64,
     /// Preferred leader node by data group (see [`crate::leader_prefs`]).
     pub prefer: BTreeMap<u64, u64>,
+    /// Data groups created at runtime and their founding voters (see
+    /// [`crate::shard_groups`]).
+    pub added: BTreeMap<u64, Vec<u64>>,
 }
 
 /// A metadata command.
@@ -94,6 +97,8 @@ pub enum MetaCmd {
     Rebalance,
     /// Node `node` should lead data group `group` (see [`crate::leader_prefs`]).
     Prefer { group: u64, node: u64 },
+    /// A new data group with replicas on `voters` (see [`crate::shard_groups`]).
+    Group { group: u64, voters: Vec<u64> },
 }
 
 /// Slot ranges (inclusive) of each of `n` groups splitting the slots evenly, group 1 first.
@@ -174,6 +179,9 @@ impl MetaCmd {
             MetaCmd::Prefer { group, node } => {
                 a.extend(["PREFER".into(), group.to_string(), node.to_string()])
             }
+            MetaCmd::Group { group, voters } => {
+                a.extend(["GROUP".into(), group.to_string(), ids_text(voters)])
+            }
         }
         std::iter::once(Bytes::from_static(META_CMD))
             .chain(a.into_iter().map(Bytes::from))
@@ -227,6 +235,10 @@ impl MetaCmd {
             },
             ["MIGRATED", id] => MetaCmd::Migrated { id: num(id)? },
             ["REBALANCE"] => MetaCmd::Rebalance,
+            ["GROUP", g, v] => MetaCmd::Group {
+                group: num(g)?,
+                voters: parse_ids(v)?,
+            },
             ["PREFER", g, n] => MetaCmd::Prefer {
                 group: num(g).filter(|&g| g > 0)?,
                 node: num(n).filter(|&n| n > 0)?,
@@ -294,8 +306,9 @@ impl ClusterMeta {
             }
             MetaCmd::Migrate { to, ranges } => self.plan_migrations(*to, ranges) > 0,
             MetaCmd::Migrated { id } => self.finish_migration(*id),
+            MetaCmd::Group { group, voters } => self.add_group(*group, voters),
             MetaCmd::Rebalance => {
-                let groups: Vec<u64> = (1..=self.groups).collect();
+                let groups = self.data_groups();
                 let plan = self.rebalance_plan(&groups);
                 plan.iter()
                     .map(|(to, ranges)| self.plan_migrations(*to, ranges))
@@ -363,6 +376,9 @@ impl ClusterMeta {
         for (g, n) in &self.prefer {
             out.push_str(&format!("prefer {g} {n}\n"));
         }
+        for (g, v) in &self.added {
+            out.push_str(&format!("group {g} {}\n", ids_text(v)));
+        }
         out
     }
 
@@ -405,6 +421,9 @@ impl ClusterMeta {
                 ["prefer", g, n] => {
                     m.prefer.insert(g.parse().ok()?, n.parse().ok()?);
                 }
+                ["group", g, v] => {
+                    m.added.insert(g.parse().ok()?, parse_ids(v)?);
+                }
                 _ => return None,
             }
         }
@@ -438,6 +457,12 @@ impl Store {
                 let before = state.next_migration;
                 let changed = state.apply(&cmd);
                 (Reply::Int((state.next_migration - before) as i64), changed)
+            }
+            Some(MetaCmd::Group { group, voters }) => {
+                if let Err(e) = state.check_new_group(group, &voters) {
+                    return (Reply::err(e), false);
+                }
+                (Reply::ok(), state.apply(&MetaCmd::Group { group, voters }))
             }
             Some(cmd) => (Reply::ok(), state.apply(&cmd)),
             None => (Reply::err("ERR malformed metadata command"), false),

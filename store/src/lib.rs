@@ -51,6 +51,7 @@ mod reader_scan;
 mod savepoint;
 mod script_host;
 pub mod scripting;
+pub mod shard_groups;
 pub mod slot;
 pub mod slots;
 pub mod snapshot;

@@ -1,0 +1,204 @@
+//! `RAFT.SHARDGROUP JOIN`: a data group created at runtime on some nodes only. Three
+//! founders with `--groups 3`, nodes 4 and 5 joined; `JOIN 4 4 5` records group 4 and
+//! nodes 4 and 5 (only) start its peer and elect a leader among themselves; bad JOINs get
+//! specific errors; QUERY, CLUSTER SHARDS and INFO raft show the group on every node; the
+//! group comes back after node 4 restarts; slots moved into it are served from every
+//! node (nodes 1-3, which do not host it, forward to its members).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_for, Cluster};
+
+/// `RAFT.SHARDGROUP <args>` on node `i`: the reply text or the error text.
+fn shardgroup(cl: &Cluster, i: usize, args: &[&str]) -> Result<String, String> {
+    let mut c = cl.try_connect(cl.port(i)).ok_or("no connection")?;
+    let mut cmd = redis::cmd("RAFT.SHARDGROUP");
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd.query::<String>(&mut c)
+        .map_err(|e| format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")))
+}
+
+/// Group `gid`'s line of node `i`'s `RAFT.SHARDGROUP QUERY`.
+fn group_line(cl: &Cluster, i: usize, gid: u64) -> Option<String> {
+    let q = shardgroup(cl, i, &["QUERY"]).ok()?;
+    let head = format!("group {gid} ");
+    q.lines().find(|l| l.starts_with(&head)).map(str::to_string)
+}
+
+/// The word after `key` in `line`.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let mut w = line.split(' ');
+    w.find(|x| *x == key)?;
+    w.next()
+}
+
+/// Node `i`'s INFO raft line starting `prefix:`.
+fn info_line(cl: &Cluster, i: usize, prefix: &str) -> Option<String> {
+    let mut c = cl.try_connect(cl.port(i))?;
+    let info: String = redis::cmd("INFO").arg("raft").query(&mut c).ok()?;
+    let head = format!("{prefix}:");
+    info.lines()
+        .find(|l| l.starts_with(&head))
+        .map(str::to_string)
+}
+
+/// The leader node 4 or 5 reports for group 4 (once one is elected).
+fn group4_leader(cl: &Cluster, i: usize) -> Option<u64> {
+    let line = info_line(cl, i, "raft_group_4")?;
+    let leader: u64 = line
+        .split("leader=")
+        .nth(1)?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()?;
+    (leader == 4 || leader == 5).then_some(leader)
+}
+
+#[test]
+fn a_joined_group_runs_on_its_nodes_only_and_serves_through_every_node() {
+    let mut cl = Cluster::start_with(3, &["--groups", "3"]);
+    let n4 = cl.add_joining_node(0);
+    let n5 = cl.add_joining_node(0);
+    // Both joiners in every bootstrap group (so slots can move from group 1 to 4 later).
+    wait_for(Duration::from_secs(60), "nodes 4 and 5 in group 1", || {
+        let line = group_line(&cl, 0, 1)?;
+        let v = field(&line, "voters")?.to_string() + "," + field(&line, "learners")?;
+        (v.split(',').any(|x| x == "4") && v.split(',').any(|x| x == "5")).then_some(())
+    });
+    // Nodes 4 and 5 recorded in node 2's metadata (a JOIN naming them checks that).
+    wait_for(Duration::from_secs(30), "nodes 4 and 5 recorded", || {
+        let e = shardgroup(&cl, 1, &["JOIN", "7", "4", "5", "9"]).err()?;
+        e.contains("unknown node id 9").then_some(())
+    });
+    // Bad JOINs, each with its reason (node 9 is unknown, group 2 exists).
+    let bad = [
+        (vec!["JOIN", "0", "4"], "invalid group id"),
+        (vec!["JOIN", "70000", "4"], "invalid group id"),
+        (vec!["JOIN", "2", "4", "5"], "already exists"),
+        (vec!["JOIN", "7", "4", "9"], "unknown node id 9"),
+        (vec!["JOIN", "7", "4", "4"], "given twice"),
+        (vec!["JOIN", "7"], "wrong number of arguments"),
+    ];
+    for (args, why) in &bad {
+        let e = shardgroup(&cl, 1, args).expect_err("a bad JOIN is refused");
+        assert!(e.contains(why), "{args:?}: {e}");
+    }
+    // From node 2 (forwarded to the metadata leader).
+    assert_eq!(
+        shardgroup(&cl, 1, &["JOIN", "4", "4", "5"]).as_deref(),
+        Ok("OK")
+    );
+    let leader = wait_for(Duration::from_secs(30), "group 4's leader", || {
+        group4_leader(&cl, n4)
+    });
+    assert_eq!(
+        wait_for(Duration::from_secs(10), "node 5 agrees", || group4_leader(
+            &cl, n5
+        )),
+        leader
+    );
+    let e = shardgroup(&cl, 0, &["JOIN", "4", "4", "5"]).expect_err("a repeat");
+    assert!(e.contains("group 4 already exists"), "{e}");
+    // Every node lists it, with its members and no slots; the founders host none of it.
+    for i in 0..5 {
+        let line = wait_for(Duration::from_secs(10), "group 4 in QUERY", || {
+            group_line(&cl, i, 4)
+        });
+        assert_eq!(
+            field(&line, "voters"),
+            Some("4,5"),
+            "node {}: {line}",
+            i + 1
+        );
+        assert_eq!(field(&line, "slots"), Some("0"), "{line}");
+    }
+    let on_founder = group_line(&cl, 0, 4).expect("QUERY");
+    assert!(matches!(
+        field(&on_founder, "leader"),
+        Some("0" | "4" | "5")
+    ));
+    assert_eq!(
+        field(&group_line(&cl, n4, 4).expect("QUERY"), "leader"),
+        Some(leader.to_string().as_str())
+    );
+    for i in 0..3 {
+        assert!(
+            info_line(&cl, i, "raft_group_4").is_none(),
+            "node {}",
+            i + 1
+        );
+        let remote = info_line(&cl, i, "raft_remote_group_4").expect("remote line");
+        assert!(remote.ends_with("voters=4,5"), "{remote}");
+    }
+    let mut c = cl.client(0);
+    let shards: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SHARDS")
+        .query(&mut c)
+        .expect("CLUSTER SHARDS");
+    assert_eq!(shards.len(), 4);
+    // Node 4 restarts: the group comes back from its database, and elects again.
+    cl.restart(n4);
+    wait_for(Duration::from_secs(30), "group 4 back on node 4", || {
+        group4_leader(&cl, n4)
+    });
+    // A key in slots 0-99 moves to group 4 (nodes 4 and 5 host group 1 too, so the records
+    // are handed over in their databases); every node serves it after the cut-over.
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| {
+            let slot: i64 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(k)
+                .query(&mut c)
+                .expect("KEYSLOT");
+            slot < 100
+        })
+        .expect("a key in slots 0-99");
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("before")
+        .query(&mut c)
+        .expect("SET");
+    let moved: i64 = redis::cmd("RAFT.SHARDGROUP")
+        .arg("MOVE")
+        .arg(4)
+        .arg("0-99")
+        .query(&mut c)
+        .expect("MOVE");
+    assert!(moved >= 1);
+    wait_for(Duration::from_secs(60), "slots 0-99 in group 4", || {
+        let line = group_line(&cl, 0, 4)?;
+        (field(&line, "slots") == Some("100")).then_some(())
+    });
+    let mut last = "before".to_string();
+    for i in 0..5 {
+        let mut c = cl.client(i);
+        let v: String = redis::cmd("GET").arg(&key).query(&mut c).expect("GET");
+        assert_eq!(v, last, "node {}", i + 1);
+        last = format!("by{i}");
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(format!("by{i}"))
+            .query(&mut c)
+            .expect("SET");
+    }
+    let mut c = cl.client(n5);
+    let v: String = redis::cmd("GET").arg(&key).query(&mut c).expect("GET");
+    assert_eq!(v, "by4");
+    // Moving slots into a group with a node that hosts no replica of their source would
+    // need a data copy, which is refused for now: group 5 on node 1 only, slots of group 4.
+    let mut c = cl.client(0);
+    let _: String = redis::cmd("RAFT.SHARDGROUP")
+        .arg("JOIN")
+        .arg(5)
+        .arg(1)
+        .query(&mut c)
+        .expect("JOIN 5 1");
+    let e = shardgroup(&cl, 0, &["MOVE", "5", "0-9"]).expect_err("needs a copy");
+    assert!(e.contains("needs a data copy"), "{e}");
+}
