@@ -247,13 +247,6 @@ impl Groups {
         self.slot_group(key_slot(key))
     }
 
-    /// The hosted group owning `slot`, else the home group (callers reading local data
-    /// only; requests route by [`Groups::slot_group`]).
-    pub fn of_slot(&self, slot: u16) -> Arc<GroupRt> {
-        self.get(self.slot_group(slot))
-            .unwrap_or_else(|| self.home.clone())
-    }
-
     /// Slot ranges owned by group `id` (from the metadata once laid out).
     pub fn ranges(&self, id: u64) -> Vec<(u16, u16)> {
         let m = self.view.get();

@@ -219,6 +219,12 @@ impl Server {
         let gid = keys
             .first()
             .map_or(self.groups.home().id, |k| self.groups.key_group(k));
+        if !self.groups.hosts(gid) {
+            // The versions live in the group's store, which this node does not have.
+            return ready(Reply::err(format!(
+                "ERR WATCH of a key of group {gid}, which this node does not host: send it to a node of that group"
+            )));
+        }
         Pending::Later(Box::pin(async move {
             me.stats
                 .reads

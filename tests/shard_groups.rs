@@ -190,6 +190,27 @@ fn a_joined_group_runs_on_its_nodes_only_and_serves_through_every_node() {
     let mut c = cl.client(n5);
     let v: String = redis::cmd("GET").arg(&key).query(&mut c).expect("GET");
     assert_eq!(v, "by4");
+    // Keyed reads that need the group's own store are refused where it is not hosted
+    // (never answered from another group's store).
+    let mut c = cl.client(0);
+    let e = redis::cmd("WATCH")
+        .arg(&key)
+        .query::<String>(&mut c)
+        .expect_err("WATCH on node 1");
+    assert!(format!("{e}").contains("does not host"), "{e}");
+    let e = redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(0)
+        .query::<i64>(&mut c)
+        .expect_err("COUNTKEYSINSLOT on node 1");
+    assert!(format!("{e}").contains("does not host"), "{e}");
+    let mut c4 = cl.client(n4);
+    let n: i64 = redis::cmd("CLUSTER")
+        .arg("COUNTKEYSINSLOT")
+        .arg(0)
+        .query(&mut c4)
+        .expect("COUNTKEYSINSLOT on node 4");
+    assert!(n >= 0);
     // Moving slots into a group with a node that hosts no replica of their source would
     // need a data copy, which is refused for now: group 5 on node 1 only, slots of group 4.
     let mut c = cl.client(0);

@@ -114,7 +114,11 @@ impl Server {
     ) -> Pending {
         let me = self.clone();
         Pending::Later(Box::pin(async move {
-            let g = me.groups.of_slot(slot);
+            let gid = me.groups.slot_group(slot);
+            let Some(g) = me.groups.get(gid) else {
+                let e = format!("ERR slot {slot} belongs to group {gid}, which this node does not host: ask a node of that group");
+                return Outcome::Replies(vec![Reply::err(e)]);
+            };
             let r = match me.read_barrier_in(&g).await {
                 Ok(()) => read(&g),
                 Err(e) => e,
