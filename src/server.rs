@@ -531,6 +531,17 @@ impl Server {
         };
         let n = data.len();
         if n == 1 {
+            // A migration's read of this group's records (never proposed).
+            let export = crate::sm::decode_argv(&data[0]).filter(|a| {
+                a.first()
+                    .is_some_and(|w| w.eq_ignore_ascii_case(crate::cluster::copy::EXPORT))
+            });
+            if let Some(argv) = export {
+                return self
+                    .serve_export(gid, &argv)
+                    .await
+                    .and_then(|r| encode(vec![r]));
+            }
             let admin = crate::sm::decode_argv(&data[0])
                 .and_then(|argv| Command::parse(&argv).ok())
                 .filter(|c| c.kind() == Kind::Admin);
@@ -548,7 +559,9 @@ impl Server {
                 Ok(c) => matches!(c.kind(), Kind::Read | Kind::Write),
                 Err(_) => matches!(
                     Command::parse_replicated(&argv),
-                    Ok(Command::Transaction { .. } | Command::Slots { .. })
+                    Ok(Command::Transaction { .. }
+                        | Command::Slots { .. }
+                        | Command::SlotsIngest { .. })
                 ),
             });
             if !ok {

@@ -211,15 +211,209 @@ fn a_joined_group_runs_on_its_nodes_only_and_serves_through_every_node() {
         .query(&mut c4)
         .expect("COUNTKEYSINSLOT on node 4");
     assert!(n >= 0);
-    // Moving slots into a group with a node that hosts no replica of their source would
-    // need a data copy, which is refused for now: group 5 on node 1 only, slots of group 4.
-    let mut c = cl.client(0);
-    let _: String = redis::cmd("RAFT.SHARDGROUP")
-        .arg("JOIN")
-        .arg(5)
-        .arg(1)
+}
+
+/// The store keys of slots `lo..=hi` node `i`'s database holds in its data column family
+/// (the node must be stopped: the database is opened read-only).
+fn records_in(cl: &Cluster, i: usize, lo: u16, hi: u16) -> usize {
+    let mut cfs: Vec<&str> = store::column_families();
+    cfs.push("raft");
+    let db = rocksdb::DB::open_cf_for_read_only(
+        &rocksdb::Options::default(),
+        &cl.nodes[i].data_dir,
+        cfs,
+        false,
+    )
+    .expect("open the stopped node's database");
+    let cf = db.cf_handle(store::CF_DATA).expect("data family");
+    let mut it = db.raw_iterator_cf(cf);
+    it.seek(lo.to_be_bytes());
+    let mut n = 0;
+    while let Some(k) = it.key() {
+        if k.len() < 2 || u16::from_be_bytes([k[0], k[1]]) > hi {
+            break;
+        }
+        n += 1;
+        it.next();
+    }
+    n
+}
+
+/// A hash tag whose slot is below `below`.
+fn tag_below(c: &mut redis::Connection, below: i64) -> String {
+    (0..)
+        .map(|i| format!("t{i}"))
+        .find(|t| {
+            let slot: i64 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(t)
+                .query(c)
+                .expect("KEYSLOT");
+            slot < below
+        })
+        .expect("a tag")
+}
+
+/// Node `i`'s view of the typed keys written by [`typed_keys`].
+fn typed_view(cl: &Cluster, i: usize, tag: &str) -> (String, i64, Vec<String>, Vec<String>, i64) {
+    let mut c = cl.client(i);
+    let s: String = redis::cmd("GET")
+        .arg(format!("{{{tag}}}s"))
         .query(&mut c)
-        .expect("JOIN 5 1");
-    let e = shardgroup(&cl, 0, &["MOVE", "5", "0-9"]).expect_err("needs a copy");
-    assert!(e.contains("needs a data copy"), "{e}");
+        .expect("GET");
+    let h: i64 = redis::cmd("HLEN")
+        .arg(format!("{{{tag}}}h"))
+        .query(&mut c)
+        .expect("HLEN");
+    let l: Vec<String> = redis::cmd("LRANGE")
+        .arg(format!("{{{tag}}}l"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut c)
+        .expect("LRANGE");
+    let z: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{{{tag}}}z"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut c)
+        .expect("ZRANGE");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{{{tag}}}s"))
+        .query(&mut c)
+        .expect("TTL");
+    (s, h, l, z, ttl)
+}
+
+#[test]
+fn moving_slots_to_a_group_on_other_nodes_copies_them_and_collects_the_old_copies() {
+    let mut cl = Cluster::start_with(3, &["--groups", "3"]);
+    let n4 = cl.add_joining_node(0);
+    let n5 = cl.add_joining_node(0);
+    wait_for(
+        Duration::from_secs(60),
+        "nodes 4 and 5 recorded and in group 1",
+        || {
+            let line = group_line(&cl, 0, 1)?;
+            let v = field(&line, "voters")?.to_string() + "," + field(&line, "learners")?;
+            let both = v.split(',').any(|x| x == "4") && v.split(',').any(|x| x == "5");
+            let e = shardgroup(&cl, 0, &["JOIN", "7", "4", "5", "9"]).err()?;
+            (both && e.contains("unknown node id 9")).then_some(())
+        },
+    );
+    assert_eq!(
+        shardgroup(&cl, 0, &["JOIN", "4", "4", "5"]).as_deref(),
+        Ok("OK")
+    );
+    assert_eq!(shardgroup(&cl, 0, &["JOIN", "5", "1"]).as_deref(), Ok("OK"));
+    wait_for(Duration::from_secs(30), "group 4's leader", || {
+        group4_leader(&cl, n4)
+    });
+    let mut c = cl.client(0);
+    // Keys of several types in slots 0-99, one with a TTL.
+    let tag = tag_below(&mut c, 100);
+    let k = |s: &str| format!("{{{tag}}}{s}");
+    let _: () = redis::cmd("SET")
+        .arg(k("s"))
+        .arg("str")
+        .arg("EX")
+        .arg(1000)
+        .query(&mut c)
+        .expect("SET");
+    let _: () = redis::cmd("HSET")
+        .arg(k("h"))
+        .arg("a")
+        .arg(1)
+        .arg("b")
+        .arg(2)
+        .query(&mut c)
+        .expect("HSET");
+    let _: () = redis::cmd("RPUSH")
+        .arg(k("l"))
+        .arg("x")
+        .arg("y")
+        .query(&mut c)
+        .expect("RPUSH");
+    let _: () = redis::cmd("ZADD")
+        .arg(k("z"))
+        .arg(1)
+        .arg("m1")
+        .arg(2)
+        .arg("m2")
+        .query(&mut c)
+        .expect("ZADD");
+    // A client writes new keys of the moving slots all along.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, port, tag) = (stop.clone(), cl.port(1), tag.clone());
+        std::thread::spawn(move || {
+            let (mut acked, mut unknown) = (Vec::new(), 0usize);
+            let mut c = common::try_client(port).expect("writer connection");
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let key = format!("{{{tag}}}w{n}");
+                match redis::cmd("SET").arg(&key).arg(n).query::<()>(&mut c) {
+                    Ok(()) => acked.push((key, n)),
+                    Err(e) if e.code() == Some("UNCERTAIN") => unknown += 1,
+                    Err(_) => {}
+                }
+            }
+            (acked, unknown)
+        })
+    };
+    let before = typed_view(&cl, 0, &tag);
+    // 1 -> 4: nodes 4 and 5 host both groups (records handed over); nodes 1-3 collect.
+    // 4 -> 5: node 1 hosts group 5 only: the records are copied to it; 4 and 5 collect.
+    for (to, owner_line) in [("4", 4u64), ("5", 5u64)] {
+        let _: i64 = redis::cmd("RAFT.SHARDGROUP")
+            .arg("MOVE")
+            .arg(to)
+            .arg("0-99")
+            .query(&mut c)
+            .expect("MOVE");
+        wait_for(Duration::from_secs(60), "slots 0-99 moved", || {
+            let line = group_line(&cl, 0, owner_line)?;
+            let q = shardgroup(&cl, 0, &["QUERY"]).ok()?;
+            (field(&line, "slots") == Some("100") && !q.contains("migration ")).then_some(())
+        });
+        for i in 0..5 {
+            let (s, h, l, z, ttl) = typed_view(&cl, i, &tag);
+            assert_eq!(
+                (&s, h, &l, &z),
+                (&before.0, before.1, &before.2, &before.3),
+                "node {}",
+                i + 1
+            );
+            assert!(ttl > 900 && ttl <= 1000, "node {}: TTL {ttl}", i + 1);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, unknown) = writer.join().expect("writer");
+    assert!(!acked.is_empty());
+    let mut c2 = cl.client(2);
+    for (key, n) in &acked {
+        let v: Option<u64> = redis::cmd("GET").arg(key).query(&mut c2).expect("GET");
+        assert_eq!(v, Some(*n), "{key}");
+    }
+    let keys: i64 = redis::cmd("DBSIZE").query(&mut c2).expect("DBSIZE");
+    let extra = keys as usize - acked.len() - 4;
+    assert!(
+        extra <= unknown,
+        "every key once: {keys} keys, {} acknowledged",
+        acked.len()
+    );
+    // The copies left behind were collected: node 3 (groups 1-3 only) after the first
+    // move, node 4 (groups 1-4) after the second; node 1 holds them for group 5.
+    for (i, want_some) in [(2usize, false), (n4, false), (0, true)] {
+        cl.kill(i);
+        let n = records_in(&cl, i, 0, 99);
+        assert_eq!(
+            n > 0,
+            want_some,
+            "node {} holds {n} records of slots 0-99",
+            i + 1
+        );
+        cl.restart(i);
+    }
+    let _ = n5;
 }

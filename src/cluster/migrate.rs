@@ -1,25 +1,28 @@
-//! Online slot migration between data groups: the coordinator and the administration
-//! commands (`RAFT.SHARDGROUP QUERY | MOVE | JOIN | LEAVE`, `RAFT.REBALANCE`).
+//! Online slot migration between data groups: the coordinator (the administration
+//! commands are in `super::shardgroup`).
 //!
 //! The metadata records what to move (`store::migrations`); the node leading the metadata
 //! group carries it out, one migration at a time, lowest id first:
 //!
 //! 1. the source group applies `RAFTKV.SLOTS.REMOVE FENCE <id> <ranges>`: from then on it
 //!    refuses the slots with `-TRYAGAIN` (certainly not applied; clients retry);
-//! 2. the target group applies `RAFTKV.SLOTS.ADD FENCE <id> <ranges>`: on every node the
-//!    slots' records, already in the node's database, become the target's (each node's
-//!    apply waits until its source replica has applied step 1, see `store::claims`), with
-//!    their TTLs, counters and fresh WATCH versions;
-//! 3. the metadata applies `MIGRATED <id>`: the cut-over (new epoch), requests for the
+//! 2. the target group applies `RAFTKV.SLOTS.ADD FENCE <id> FROM <source> <ranges>`: on a
+//!    node hosting the source too, the slots' records, already in the node's database,
+//!    become the target's (each node's apply waits until its source replica has applied
+//!    step 1, see `store::claims`), with their TTLs, counters and fresh WATCH versions; on
+//!    a node without a source replica the slots start empty (see `store::ingest`);
+//! 3. when a node of the target hosts no replica of the source: the copy of the records
+//!    into the target (`super::copy`);
+//! 4. when a node of the source hosts no replica of the target: the source's
+//!    `RAFTKV.SLOTS.DROP FENCE <id> TO <target>`, which deletes the slots' records there;
+//! 5. the metadata applies `MIGRATED <id>`: the cut-over (new epoch), requests for the
 //!    slots route to the target from now on (`-MOVED` in `--redirect moved` mode).
 //!
 //! Each step is idempotent and fenced by the id, so a coordinator that dies (or loses the
 //! metadata leadership) anywhere leaves a record the next metadata leader finishes: a
 //! migration always rolls forward, and `RAFT.SHARDGROUP QUERY` lists it until it is done.
-//! The window where the slots answer `-TRYAGAIN` is steps 1-3: three Raft commits.
-//!
-//! Every node hosts a replica of every data group today, so the records never cross the
-//! network; the source keeps no copy to collect (its records *are* the target's now).
+//! The window where the slots answer `-TRYAGAIN` is steps 1-5: three Raft commits, plus
+//! the copy's and the collection's when they run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -203,11 +206,21 @@ impl Server {
             t = std::time::Instant::now();
             ms
         };
-        self.slot_command(m.from, "RAFTKV.SLOTS.REMOVE", id, &m.ranges)
+        let (copy, collect) = super::copy::needs(&self.groups.meta_state(), m);
+        self.slot_command(m.from, "RAFTKV.SLOTS.REMOVE", id, &m.ranges, None)
             .await?;
         let removed = lap();
-        self.slot_command(m.to, "RAFTKV.SLOTS.ADD", id, &m.ranges)
+        let from = Some(("FROM", m.from));
+        self.slot_command(m.to, "RAFTKV.SLOTS.ADD", id, &m.ranges, from)
             .await?;
+        if copy {
+            self.copy_slots(id, m).await?;
+        }
+        if collect {
+            let to = Some(("TO", m.to));
+            self.slot_command(m.from, "RAFTKV.SLOTS.DROP", id, &m.ranges, to)
+                .await?;
+        }
         let added = lap();
         match self.meta_call(MetaCmd::Migrated { id }).await? {
             Reply::Error(e) => Err(e),
@@ -215,37 +228,51 @@ impl Server {
         }
     }
 
-    /// Proposes one fenced slot command to group `gid` (here, or through its leader).
+    /// Proposes one fenced slot command to group `gid` (here, or through its leader);
+    /// `peer` names the migration's other group (`FROM <g>` / `TO <g>`).
     async fn slot_command(
         &self,
         gid: u64,
         name: &str,
         fence: u64,
         ranges: &[(u16, u16)],
+        peer: Option<(&str, u64)>,
     ) -> Result<i64, String> {
         let mut argv = vec![
             Bytes::copy_from_slice(name.as_bytes()),
             Bytes::from_static(b"FENCE"),
             Bytes::from(fence.to_string()),
         ];
+        if let Some((word, g)) = peer {
+            argv.push(Bytes::copy_from_slice(word.as_bytes()));
+            argv.push(Bytes::from(g.to_string()));
+        }
         argv.extend(ranges_words(ranges).into_iter().map(Bytes::from));
-        let reply = match self.groups.get(gid) {
-            Some(g) => {
-                let what = format!("{name} in group {gid}");
-                self.call_leader(&g, vec![encode_argv(&argv)], &what)
-                    .await?
-            }
-            // A group on other nodes only: through its members (see `crate::remote`).
-            None => match self.remote_call(gid, vec![argv], false).await {
-                Outcome::Replies(mut rs) => rs.pop().unwrap_or(Reply::Nil),
-                Outcome::Raw(raw) => resp::relayed::simple_reply(&raw),
-                Outcome::Overflow(_) => Reply::err("ERR reply too large"),
-            },
-        };
-        match reply {
+        match self.group_call(gid, argv, name).await? {
             Reply::Int(n) => Ok(n),
             Reply::Error(e) => Err(format!("{name} in group {gid}: {e}")),
             other => Err(format!("{name} in group {gid}: unexpected reply {other:?}")),
+        }
+    }
+
+    /// Proposes one command in data group `gid`: through its leader when hosted here, else
+    /// through its members (see `crate::remote`); its reply.
+    pub(super) async fn group_call(
+        &self,
+        gid: u64,
+        argv: Vec<Bytes>,
+        name: &str,
+    ) -> Result<Reply, String> {
+        match self.groups.get(gid) {
+            Some(g) => {
+                let what = format!("{name} in group {gid}");
+                self.call_leader(&g, vec![encode_argv(&argv)], &what).await
+            }
+            None => Ok(match self.remote_call(gid, vec![argv], false).await {
+                Outcome::Replies(mut rs) => rs.pop().unwrap_or(Reply::Nil),
+                Outcome::Raw(raw) => crate::remote::decode_reply(&raw),
+                Outcome::Overflow(_) => Reply::err("ERR reply too large"),
+            }),
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod commands;
+pub mod copy;
 pub mod errors;
 pub mod meta;
 pub mod migrate;

@@ -3,11 +3,6 @@
 //! a clear error at once), then recorded by one metadata entry, through the metadata
 //! leader (the same check runs where it applies, see `store::shard_groups`); the moves are
 //! carried out by the coordinator (`super::migrate`).
-//!
-//! Slots move only between groups whose replicas share nodes: every node of the target
-//! must host the source too, since the records are handed over inside each node's
-//! database (copying them to nodes without a source replica is not built yet). A MOVE or
-//! REBALANCE that would need a copy is refused.
 
 use bytes::Bytes;
 use resp::{RaftCmd, Reply};
@@ -16,26 +11,6 @@ use store::migrations::ranges_words;
 
 use super::migrate::slots_in;
 use crate::server::Server;
-
-/// Why moving slots from group `from` to group `to` is refused, if it is: a node of `to`
-/// hosts no replica of `from`.
-fn needs_copy(m: &ClusterMeta, from: u64, to: u64) -> Option<String> {
-    let src = m.members_of(from);
-    let dst = m.members_of(to);
-    let missing: Vec<u64> = dst
-        .voters
-        .iter()
-        .chain(&dst.learners)
-        .copied()
-        .filter(|id| !src.voters.contains(id) && !src.learners.contains(id))
-        .collect();
-    (!missing.is_empty()).then(|| {
-        format!(
-            "ERR moving slots from group {from} to group {to} needs a data copy to node(s) {} (they host no replica of group {from}), which is not supported yet",
-            ids_text(&missing)
-        )
-    })
-}
 
 impl Server {
     /// Serves RAFT.SHARDGROUP and RAFT.REBALANCE.
@@ -47,34 +22,12 @@ impl Server {
                 if !state.is_data_group(group) {
                     return Reply::err(format!("ERR unknown data group {group}"));
                 }
-                for &(a, b) in &ranges {
-                    for s in a..=b {
-                        match state.group_of(s) {
-                            Some(from) if from != group => {
-                                if let Some(e) = needs_copy(&state, from, group) {
-                                    return Reply::err(e);
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
                 self.migrate_call(MetaCmd::Migrate { to: group, ranges })
                     .await
             }
             // Planned where it applies: from the metadata as of that entry, never from a
             // view that may lag behind it.
-            RaftCmd::Rebalance => {
-                let gs = state.data_groups();
-                for &a in &gs {
-                    for &b in &gs {
-                        if let Some(e) = (a != b).then(|| needs_copy(&state, a, b)).flatten() {
-                            return Reply::err(e);
-                        }
-                    }
-                }
-                self.migrate_call(MetaCmd::Rebalance).await
-            }
+            RaftCmd::Rebalance => self.migrate_call(MetaCmd::Rebalance).await,
             RaftCmd::ShardJoin { group, nodes } => self.create_group(&state, group, nodes).await,
             RaftCmd::ShardLeave { .. } => Reply::err(
                 "ERR RAFT.SHARDGROUP LEAVE is not supported yet (see the README's cluster section)",

@@ -40,6 +40,7 @@ mod cmd_zset;
 mod columns;
 pub mod functions;
 pub mod glob;
+pub mod ingest;
 mod leader_prefs;
 pub mod migrations;
 mod nodes;
@@ -554,7 +555,13 @@ impl Store {
             | Command::Persist(_)
             | Command::DelIfExpired(_) => self.apply_string(wb, cmd, now),
             Command::FlushAll => self.flush_owned(wb),
-            Command::Slots { op, ranges, fence } => self.apply_slots(wb, *op, ranges, *fence),
+            Command::Slots {
+                op,
+                ranges,
+                fence,
+                peer,
+            } => self.apply_slots(wb, *op, ranges, *fence, *peer),
+            Command::SlotsIngest { fence, records } => self.apply_ingest(wb, *fence, records),
             Command::SweepExpired { limit } => Reply::Int(self.sweep(wb, now, *limit)),
             Command::NodeAddr { id, addr } => self.record_node_addr(wb, *id, addr),
             Command::DbSize => Reply::Int(self.keys.max(0)),
