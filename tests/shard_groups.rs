@@ -61,7 +61,7 @@ fn group4_leader(cl: &Cluster, i: usize) -> Option<u64> {
 
 #[test]
 fn a_joined_group_runs_on_its_nodes_only_and_serves_through_every_node() {
-    let mut cl = Cluster::start_with(3, &["--groups", "3"]);
+    let mut cl = Cluster::start_with(3, &["--groups", "3", "--auto-rebalance", "no"]);
     let n4 = cl.add_joining_node(0);
     let n5 = cl.add_joining_node(0);
     // Both joiners in every bootstrap group (so slots can move from group 1 to 4 later).
@@ -286,7 +286,7 @@ fn typed_view(cl: &Cluster, i: usize, tag: &str) -> (String, i64, Vec<String>, V
 
 #[test]
 fn moving_slots_to_a_group_on_other_nodes_copies_them_and_collects_the_old_copies() {
-    let mut cl = Cluster::start_with(3, &["--groups", "3"]);
+    let mut cl = Cluster::start_with(3, &["--groups", "3", "--auto-rebalance", "no"]);
     let n4 = cl.add_joining_node(0);
     let n5 = cl.add_joining_node(0);
     wait_for(
@@ -416,4 +416,60 @@ fn moving_slots_to_a_group_on_other_nodes_copies_them_and_collects_the_old_copie
         cl.restart(i);
     }
     let _ = n5;
+}
+
+#[test]
+fn a_joined_group_takes_its_share_of_the_slots_by_itself() {
+    let mut cl = Cluster::start_with(3, &["--groups", "3"]);
+    let mut c = cl.client(0);
+    let tag = tag_below(&mut c, 16384);
+    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        let _: () = redis::cmd("SET").arg(k).arg(k).query(&mut c).expect("SET");
+    }
+    let _: () = redis::cmd("SET")
+        .arg(format!("{{{tag}}}ttl"))
+        .arg("v")
+        .arg("EX")
+        .arg(1000)
+        .query(&mut c)
+        .expect("SET EX");
+    let n4 = cl.add_joining_node(0);
+    let _n5 = cl.add_joining_node(0);
+    wait_for(Duration::from_secs(30), "nodes 4 and 5 recorded", || {
+        let e = shardgroup(&cl, 0, &["JOIN", "7", "4", "5", "9"]).err()?;
+        e.contains("unknown node id 9").then_some(())
+    });
+    assert_eq!(
+        shardgroup(&cl, 0, &["JOIN", "4", "4", "5"]).as_deref(),
+        Ok("OK")
+    );
+    // Four groups of 4096 slots, nothing left to move.
+    wait_for(
+        Duration::from_secs(120),
+        "an even spread over four groups",
+        || {
+            let q = shardgroup(&cl, 0, &["QUERY"]).ok()?;
+            let counts: Vec<&str> = q
+                .lines()
+                .filter(|l| l.starts_with("group "))
+                .filter_map(|l| field(l, "slots"))
+                .collect();
+            (counts == ["4096"; 4] && !q.contains("migration ")).then_some(())
+        },
+    );
+    for i in [0, n4] {
+        let mut c = cl.client(i);
+        for k in &keys {
+            let v: String = redis::cmd("GET").arg(k).query(&mut c).expect("GET");
+            assert_eq!(&v, k, "node {}", i + 1);
+        }
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(format!("{{{tag}}}ttl"))
+            .query(&mut c)
+            .expect("TTL");
+        assert!(ttl > 900, "TTL {ttl}");
+        let n: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+        assert_eq!(n, 201, "node {}", i + 1);
+    }
 }

@@ -37,12 +37,22 @@ impl Server {
     }
 
     /// `RAFT.SHARDGROUP JOIN <group> <nodes>`: records the new group (see
-    /// `store::shard_groups`); its nodes open it once they apply the entry.
+    /// `store::shard_groups`); its nodes open it once they apply the entry. With
+    /// `--auto-rebalance yes` a rebalance is recorded next.
     async fn create_group(&self, state: &ClusterMeta, group: u64, nodes: Vec<u64>) -> Reply {
         if let Err(e) = state.check_new_group(group, &nodes) {
             return Reply::err(e);
         }
         match self.meta_call(MetaCmd::Group { group, voters: nodes }).await {
+            Ok(Reply::Status(s)) if self.cfg.auto_rebalance == "yes" => {
+                // Planned where it applies, with the new group counted (`--auto-rebalance`).
+                match self.migrate_call(MetaCmd::Rebalance).await {
+                    Reply::Error(e) => Reply::err(format!(
+                        "ERR group {group} was created but the rebalance was not recorded ({e}); run RAFT.REBALANCE"
+                    )),
+                    _ => Reply::Status(s),
+                }
+            }
             Ok(r) => r,
             Err(e) => Reply::err(format!(
                 "ERR group {group} may not have been recorded ({e}); RAFT.SHARDGROUP QUERY shows whether it was"
