@@ -661,6 +661,8 @@ mod tests_geo;
 #[cfg(test)]
 mod tests_groups;
 #[cfg(test)]
+mod tests_ingest;
+#[cfg(test)]
 mod tests_migrate;
 #[cfg(test)]
 mod tests_mset;
