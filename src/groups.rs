@@ -187,6 +187,15 @@ impl Groups {
         });
     }
 
+    /// Drops a group removed at runtime from the hosted list.
+    pub fn remove(&self, id: u64) {
+        self.list.rcu(|list| {
+            let mut l: Vec<Arc<GroupRt>> = list.iter().cloned().collect();
+            l.retain(|x| x.id != id);
+            l
+        });
+    }
+
     /// Every hosted data group, in id order.
     pub fn all(&self) -> Arc<Vec<Arc<GroupRt>>> {
         self.list.load_full()

@@ -9,6 +9,10 @@
 //! that configuration), so the members elect a leader among themselves and no snapshot is
 //! needed. Opening is idempotent (a restart re-opens from the database; the driver answers
 //! the handle of a group it already runs).
+//!
+//! A created group the metadata no longer has (it left, `RAFT.SHARDGROUP LEAVE`, and owns
+//! no slots) is closed on every node hosting it: its peer stops, its raft records, its
+//! own store records and its snapshot files are deleted ([`Server::close_group`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -48,6 +52,20 @@ impl Host {
             cfg: cfg.clone(),
             snap_root: cfg.data_dir().join("snap"),
             raft_addr,
+        }
+    }
+
+    /// Deletes what is left of removed group `g` once its peer stopped: its own store
+    /// records, its place in the claims registry, its snapshot files.
+    pub fn forget(&self, g: u64) -> Result<(), String> {
+        self.claims.forget(g);
+        store::ingest::destroy_group(&self.db, g)?;
+        let dir = raft_node::group_snap_dir(&self.snap_root, g);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("removing {}: {e}", dir.display()))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -119,7 +137,22 @@ impl Server {
         loop {
             let _ = tokio::time::timeout(RECHECK, self.groups.view().changed.notified()).await;
             let state = self.groups.meta_state();
+            for g in self.groups.all().iter().map(|g| g.id) {
+                if g > self.cfg.groups && state.groups > 0 && !state.is_data_group(g) {
+                    match self.close_group(g).await {
+                        Ok(()) => {
+                            info!(self.logger, "data group removed: its data is deleted"; "group" => g)
+                        }
+                        Err(e) => {
+                            warn!(self.logger, "cannot close a removed data group; retrying"; "group" => g, "err" => e)
+                        }
+                    }
+                }
+            }
             for (g, voters) in state.added_on(self.cfg.id) {
+                if !state.is_data_group(g) {
+                    continue;
+                }
                 if self.groups.hosts(g) {
                     continue;
                 }
@@ -131,6 +164,14 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Closes removed group `g` on this node (see the module doc).
+    async fn close_group(&self, g: u64) -> Result<(), String> {
+        self.groups.remove(g);
+        let rx = self.groups.home().node.remove_group(g);
+        rx.await.map_err(|_| "the node stopped".to_string())??;
+        self.host.forget(g)
     }
 
     /// Opens created group `g` (founded on `voters`) on this node.

@@ -472,4 +472,43 @@ fn a_joined_group_takes_its_share_of_the_slots_by_itself() {
         let n: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
         assert_eq!(n, 201, "node {}", i + 1);
     }
+    // LEAVE: bootstrap groups and unknown ones are refused; group 4's slots move back to
+    // groups 1-3, then it is gone from the metadata and from nodes 4 and 5.
+    let e = shardgroup(&cl, 1, &["LEAVE", "1"]).expect_err("a bootstrap group");
+    assert!(e.contains("bootstrap group"), "{e}");
+    let e = shardgroup(&cl, 1, &["LEAVE", "9"]).expect_err("an unknown group");
+    assert!(e.contains("unknown data group 9"), "{e}");
+    let mut c = cl.client(1);
+    let moves: i64 = redis::cmd("RAFT.SHARDGROUP")
+        .arg("LEAVE")
+        .arg(4)
+        .query(&mut c)
+        .expect("LEAVE 4");
+    assert!(moves > 0);
+    wait_for(Duration::from_secs(120), "back to three groups", || {
+        let q = shardgroup(&cl, 0, &["QUERY"]).ok()?;
+        let counts: Vec<&str> = q
+            .lines()
+            .filter(|l| l.starts_with("group "))
+            .filter_map(|l| field(l, "slots"))
+            .collect();
+        (counts.len() == 3 && !q.contains("migration ")).then_some(counts.join(","))
+    });
+    for i in [n4, _n5] {
+        wait_for(Duration::from_secs(20), "group 4 closed", || {
+            let info = info_line(&cl, i, "raft_groups")?;
+            (info == "raft_groups:3" && info_line(&cl, i, "raft_group_4").is_none()).then_some(())
+        });
+    }
+    for i in [1, n4] {
+        let mut c = cl.client(i);
+        for k in &keys {
+            let v: String = redis::cmd("GET").arg(k).query(&mut c).expect("GET");
+            assert_eq!(&v, k, "node {}", i + 1);
+        }
+        let n: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+        assert_eq!(n, 201, "node {}", i + 1);
+    }
+    // Its id can be used again.
+    assert_eq!(shardgroup(&cl, 0, &["JOIN", "4", "4"]).as_deref(), Ok("OK"));
 }

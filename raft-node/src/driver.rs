@@ -248,6 +248,25 @@ impl<S: StateMachine, K: MessageSink> Driver<S, K> {
         let _ = reply.send(out);
     }
 
+    /// Stops group `g`'s peer, forgets its members' routes and deletes its raft records.
+    fn remove_group(&mut self, g: u64) -> Result<(), String> {
+        let Some(mut p) = self.peers.remove(&g) else {
+            return Ok(());
+        };
+        p.stop();
+        let m = p.status().members();
+        for id in m.voters.iter().chain(&m.learners).chain(&m.voters_outgoing) {
+            if *id != self.cfg.id {
+                self.learn_peer(g, *id, None);
+            }
+        }
+        self.active.remove(&g);
+        drop(p);
+        crate::storage::destroy(&self.db, g).map_err(|e| e.to_string())?;
+        info!(self.logger, "group removed at runtime"; "group" => g);
+        Ok(())
+    }
+
     fn run(&mut self, rx: Receiver<Input<S::Output>>) {
         let mut next_tick = Instant::now() + self.cfg.tick;
         loop {
@@ -494,6 +513,9 @@ impl<S: StateMachine, K: MessageSink> Driver<S, K> {
                 None => self.refuse_unknown(g, m),
             },
             Input::AddGroup(req) => self.add_group(req),
+            Input::RemoveGroup(g, reply) => {
+                let _ = reply.send(self.remove_group(g));
+            }
             Input::Persisted(readies) => {
                 for (g, n) in readies {
                     if let Some(p) = self.peers.get_mut(&g) {

@@ -231,6 +231,8 @@ pub(crate) enum Input<O> {
     /// Open a new group's peer at runtime (an [`AddGroup`] of the driver's state machine
     /// type, boxed: the inbox is typed by the output only).
     AddGroup(Box<dyn std::any::Any + Send>),
+    /// Stop a group's peer and delete its raft records ([`NodeHandle::remove_group`]).
+    RemoveGroup(u64, oneshot::Sender<Result<(), String>>),
 }
 
 /// What opening a group at runtime answers: its handle, or why it could not be opened.
@@ -308,6 +310,15 @@ impl<O: Send + 'static> NodeHandle<O> {
         let (reply, rx) = oneshot::channel();
         let req: AddGroup<S> = AddGroup { cfg, sm, reply };
         let _ = self.tx.send(Input::AddGroup(Box::new(req)));
+        rx
+    }
+
+    /// Asks the node's driver to stop group `group`'s peer and delete its raft records (its
+    /// log, state and configuration); resolves once done. Requests still waiting on the
+    /// group fail as at a stop. A group not hosted is done at once.
+    pub fn remove_group(&self, group: u64) -> oneshot::Receiver<Result<(), String>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Input::RemoveGroup(group, reply));
         rx
     }
 

@@ -132,7 +132,9 @@ impl Server {
             });
         }
         for g in self.groups.every() {
-            if !g.node.status.is_leader() {
+            // A group removed from the metadata reports nothing (it closes soon).
+            let gone = g.id != self.groups.meta().id && !state.is_data_group(g.id);
+            if !g.node.status.is_leader() || gone {
                 continue;
             }
             if let Some(m) = members_of(&g) {
@@ -215,6 +217,8 @@ impl Server {
                 Some(
                     MetaCmd::Members { .. }
                     | MetaCmd::Group { .. }
+                    | MetaCmd::Leave { .. }
+                    | MetaCmd::Removed { .. }
                     | MetaCmd::Forget { .. }
                     | MetaCmd::Migrate { .. }
                     | MetaCmd::Migrated { .. }

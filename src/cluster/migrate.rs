@@ -170,6 +170,7 @@ impl Server {
             }
             let state = self.groups.meta_state();
             let Some((id, m)) = state.next_migration() else {
+                self.finish_leaving(&state).await;
                 continue;
             };
             let m = m.clone();
@@ -198,7 +199,28 @@ impl Server {
         }
     }
 
-    /// Steps 1-3 of the module doc for migration `id`; the milliseconds each took.
+    /// With no migration pending: a group that left and owns no slots is removed from the
+    /// metadata; one still owning some (a migration into it was pending when it left)
+    /// gets them moved away by a rebalance, which plans only for the staying groups.
+    async fn finish_leaving(&self, state: &store::cluster_meta::ClusterMeta) {
+        for &g in &state.leaving {
+            let cmd = if state.left(g) {
+                MetaCmd::Removed { group: g }
+            } else {
+                MetaCmd::Rebalance
+            };
+            match self.meta_call(cmd).await {
+                Ok(Reply::Error(e)) | Err(e) => {
+                    warn!(self.logger, "a leaving group's step failed; retrying"; "group" => g, "err" => e)
+                }
+                Ok(_) => {
+                    info!(self.logger, "leaving group handled"; "group" => g, "removed" => state.left(g))
+                }
+            }
+        }
+    }
+
+    /// Steps 1-5 of the module doc for migration `id`; the milliseconds each took.
     async fn run_migration(&self, id: u64, m: &Migration) -> Result<[u64; 3], String> {
         let mut t = std::time::Instant::now();
         let mut lap = || {

@@ -29,9 +29,12 @@ impl Server {
             // view that may lag behind it.
             RaftCmd::Rebalance => self.migrate_call(MetaCmd::Rebalance).await,
             RaftCmd::ShardJoin { group, nodes } => self.create_group(&state, group, nodes).await,
-            RaftCmd::ShardLeave { .. } => Reply::err(
-                "ERR RAFT.SHARDGROUP LEAVE is not supported yet (see the README's cluster section)",
-            ),
+            RaftCmd::ShardLeave { group } => {
+                if let Err(e) = state.check_leave(group) {
+                    return Reply::err(e);
+                }
+                self.migrate_call(MetaCmd::Leave { group }).await
+            }
             _ => Reply::err("ERR not a shard group command"),
         }
     }

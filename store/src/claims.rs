@@ -136,6 +136,18 @@ impl Claims {
         self.owner[usize::from(slot)].load(Ordering::Acquire)
     }
 
+    /// Group `group` is no longer hosted on this node (it was removed).
+    pub fn forget(&self, group: u64) {
+        self.fences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group);
+        self.histories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group);
+    }
+
     /// True when a replica of `group` runs on this node (its store joined the registry).
     pub(crate) fn hosts(&self, group: u64) -> bool {
         self.fences

@@ -73,6 +73,9 @@ pub struct ClusterMeta {
     /// Data groups created at runtime and their founding voters (see
     /// [`crate::shard_groups`]).
     pub added: BTreeMap<u64, Vec<u64>>,
+    /// Created groups being removed (`RAFT.SHARDGROUP LEAVE`): their slots move away,
+    /// then [`MetaCmd::Removed`] drops them.
+    pub leaving: std::collections::BTreeSet<u64>,
 }
 
 /// A metadata command.
@@ -99,6 +102,11 @@ pub enum MetaCmd {
     Prefer { group: u64, node: u64 },
     /// A new data group with replicas on `voters` (see [`crate::shard_groups`]).
     Group { group: u64, voters: Vec<u64> },
+    /// Group `group` leaves: its slots move to the other groups (see
+    /// [`crate::shard_groups`]).
+    Leave { group: u64 },
+    /// Group `group`, which left and owns no slots, is no more.
+    Removed { group: u64 },
 }
 
 /// Slot ranges (inclusive) of each of `n` groups splitting the slots evenly, group 1 first.
@@ -182,6 +190,8 @@ impl MetaCmd {
             MetaCmd::Group { group, voters } => {
                 a.extend(["GROUP".into(), group.to_string(), ids_text(voters)])
             }
+            MetaCmd::Leave { group } => a.extend(["LEAVE".into(), group.to_string()]),
+            MetaCmd::Removed { group } => a.extend(["REMOVED".into(), group.to_string()]),
         }
         std::iter::once(Bytes::from_static(META_CMD))
             .chain(a.into_iter().map(Bytes::from))
@@ -239,6 +249,8 @@ impl MetaCmd {
                 group: num(g)?,
                 voters: parse_ids(v)?,
             },
+            ["LEAVE", g] => MetaCmd::Leave { group: num(g)? },
+            ["REMOVED", g] => MetaCmd::Removed { group: num(g)? },
             ["PREFER", g, n] => MetaCmd::Prefer {
                 group: num(g).filter(|&g| g > 0)?,
                 node: num(n).filter(|&n| n > 0)?,
@@ -307,8 +319,10 @@ impl ClusterMeta {
             MetaCmd::Migrate { to, ranges } => self.plan_migrations(*to, ranges) > 0,
             MetaCmd::Migrated { id } => self.finish_migration(*id),
             MetaCmd::Group { group, voters } => self.add_group(*group, voters),
+            MetaCmd::Leave { group } => self.leave_group(*group),
+            MetaCmd::Removed { group } => self.remove_group(*group),
             MetaCmd::Rebalance => {
-                let groups = self.data_groups();
+                let groups = self.staying_groups();
                 let plan = self.rebalance_plan(&groups);
                 plan.iter()
                     .map(|(to, ranges)| self.plan_migrations(*to, ranges))
@@ -379,6 +393,9 @@ impl ClusterMeta {
         for (g, v) in &self.added {
             out.push_str(&format!("group {g} {}\n", ids_text(v)));
         }
+        for g in &self.leaving {
+            out.push_str(&format!("leaving {g}\n"));
+        }
         out
     }
 
@@ -424,6 +441,9 @@ impl ClusterMeta {
                 ["group", g, v] => {
                     m.added.insert(g.parse().ok()?, parse_ids(v)?);
                 }
+                ["leaving", g] => {
+                    m.leaving.insert(g.parse().ok()?);
+                }
                 _ => return None,
             }
         }
@@ -464,6 +484,14 @@ impl Store {
                 }
                 (Reply::ok(), state.apply(&MetaCmd::Group { group, voters }))
             }
+            Some(MetaCmd::Leave { group }) => match state.check_leave(group) {
+                Err(e) => (Reply::err(e), false),
+                Ok(()) => {
+                    let before = state.next_migration;
+                    let changed = state.apply(&MetaCmd::Leave { group });
+                    (Reply::Int((state.next_migration - before) as i64), changed)
+                }
+            },
             Some(cmd) => (Reply::ok(), state.apply(&cmd)),
             None => (Reply::err("ERR malformed metadata command"), false),
         }

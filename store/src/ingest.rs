@@ -103,6 +103,24 @@ impl Reader {
     }
 }
 
+/// Deletes the records of group `group` that are its own whatever it owns (its `meta`,
+/// expiry index, scripts and WATCH epoch; slot records belong to whoever owns the slots),
+/// synced: a group removed from this node, whose peer has stopped.
+pub fn destroy_group(db: &rocksdb::DB, group: u64) -> Result<(), String> {
+    let mut wb = WriteBatch::default();
+    for name in crate::column_families() {
+        let cf = db
+            .cf_handle(name)
+            .ok_or_else(|| format!("missing column family {name}"))?;
+        for (lo, hi) in crate::snapshot::group_ranges(name, group, &SlotSet::empty()) {
+            wb.delete_range_cf(cf, lo, hi);
+        }
+    }
+    let mut wo = rocksdb::WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(wb, &wo).map_err(|e| e.to_string())
+}
+
 impl Store {
     /// `RAFTKV.SLOTS.INGEST FENCE <fence> records...` (see the module doc): the number of
     /// records written. A chunk of an older migration than the last applied is stale.

@@ -51,6 +51,66 @@ impl ClusterMeta {
         }
     }
 
+    /// The data groups not leaving (those slots may move to).
+    pub fn staying_groups(&self) -> Vec<u64> {
+        let mut v = self.data_groups();
+        v.retain(|g| !self.leaving.contains(g));
+        v
+    }
+
+    /// Why `LEAVE <group>` would be refused, if it would: not a created group, leaving
+    /// already, or the last group.
+    pub fn check_leave(&self, group: u64) -> Result<(), String> {
+        if (1..=self.groups).contains(&group) {
+            return Err(format!(
+                "ERR group {group} is a bootstrap group (--groups); only groups created by RAFT.SHARDGROUP JOIN can leave"
+            ));
+        }
+        if !self.added.contains_key(&group) {
+            return Err(format!("ERR unknown data group {group}"));
+        }
+        if self.leaving.contains(&group) {
+            return Err(format!("ERR group {group} is leaving already"));
+        }
+        Ok(())
+    }
+
+    /// `LEAVE <group>`: marks it leaving and records the migrations that give its slots
+    /// to the other groups, evenly (see [`ClusterMeta::rebalance_plan`]).
+    pub(crate) fn leave_group(&mut self, group: u64) -> bool {
+        if self.check_leave(group).is_err() {
+            return false;
+        }
+        self.leaving.insert(group);
+        let plan = self.rebalance_plan(&self.staying_groups());
+        for (to, ranges) in plan {
+            self.plan_migrations(to, &ranges);
+        }
+        true
+    }
+
+    /// True when group `group` left and nothing of it is left to move.
+    pub fn left(&self, group: u64) -> bool {
+        self.leaving.contains(&group)
+            && self.ranges_of(group).is_empty()
+            && !self
+                .migrations
+                .values()
+                .any(|m| m.from == group || m.to == group)
+    }
+
+    /// `REMOVED <group>`: the group that left is no more (nothing happens before it left).
+    pub(crate) fn remove_group(&mut self, group: u64) -> bool {
+        if !self.left(group) {
+            return false;
+        }
+        self.leaving.remove(&group);
+        self.added.remove(&group);
+        self.members.remove(&group);
+        self.prefer.remove(&group);
+        true
+    }
+
     /// Why `GROUP <group> <voters>` would be refused, if it would: the id is 0, reserved
     /// or taken, no node or a node twice, or an id the metadata knows no node by.
     pub fn check_new_group(&self, group: u64, voters: &[u64]) -> Result<(), String> {
@@ -163,5 +223,44 @@ mod tests {
             .check_new_group(4, &[1])
             .unwrap_err()
             .starts_with("TRYAGAIN"));
+    }
+
+    #[test]
+    fn a_leaving_group_gives_its_slots_away_then_goes() {
+        let mut m = cluster();
+        m.apply(&MetaCmd::Group {
+            group: 4,
+            voters: vec![4, 5],
+        });
+        m.apply(&MetaCmd::Assign {
+            group: 4,
+            ranges: vec![(0, 99)],
+        });
+        assert!(m.check_leave(1).unwrap_err().contains("bootstrap"));
+        assert!(m.check_leave(9).unwrap_err().contains("unknown"));
+        assert!(
+            !m.apply(&MetaCmd::Removed { group: 4 }),
+            "not before it left"
+        );
+        assert!(m.apply(&MetaCmd::Leave { group: 4 }));
+        assert!(m.check_leave(4).unwrap_err().contains("already"));
+        assert!(m.migrations.values().any(|x| x.from == 4));
+        assert!(m.migrations.values().all(|x| x.to != 4));
+        // Nothing moves into a leaving group.
+        assert!(!m.apply(&MetaCmd::Migrate {
+            to: 4,
+            ranges: vec![(200, 299)]
+        }));
+        assert!(!m.left(4));
+        assert_eq!(ClusterMeta::decode(&m.encode()), Some(m.clone()));
+        let ids: Vec<u64> = m.migrations.keys().copied().collect();
+        for id in ids {
+            m.apply(&MetaCmd::Migrated { id });
+        }
+        assert!(m.left(4));
+        assert!(m.apply(&MetaCmd::Removed { group: 4 }));
+        assert_eq!(m.data_groups(), vec![1, 2, 3]);
+        assert!(!m.members.contains_key(&4));
+        assert!(m.check_new_group(4, &[4]).is_ok(), "the id is free again");
     }
 }
