@@ -178,6 +178,7 @@ impl Server {
     async fn open_group(&self, g: u64, voters: Vec<u64>, meta: &ClusterMeta) -> Result<(), String> {
         let store = self.host.open_store(g)?;
         let reader = store.reader();
+        crate::blocking::listen_pushes(&reader);
         let addrs = addrs_of(meta, &voters);
         let ncfg = self.host.node_config(g, voters, addrs);
         let rx = self

@@ -124,7 +124,10 @@ impl Server {
         let mut deleted_in_pass = 0i64;
         loop {
             sleep(CLEAN_STEP).await;
-            let g = self.group(gid);
+            // A group removed from this node (RAFT.SHARDGROUP LEAVE) is cleaned no more.
+            let Some(g) = self.groups.get(gid) else {
+                return;
+            };
             if !g.node.status.is_leader() {
                 cursor.clear();
                 // Followers only wait for leadership: look rarely (a node may host many).

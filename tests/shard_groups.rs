@@ -512,3 +512,93 @@ fn a_joined_group_takes_its_share_of_the_slots_by_itself() {
     // Its id can be used again.
     assert_eq!(shardgroup(&cl, 0, &["JOIN", "4", "4"]).as_deref(), Ok("OK"));
 }
+
+/// `args` on the node at `port`, following `-MOVED` (at most five hops); the reply and
+/// the ports that answered `-MOVED`.
+fn follow_moved(port: u16, args: &[&str]) -> (redis::RedisResult<redis::Value>, Vec<u16>) {
+    let mut port = port;
+    let mut moved = Vec::new();
+    for _ in 0..5 {
+        let mut c = common::try_client(port).expect("connection");
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        match cmd.query::<redis::Value>(&mut c) {
+            Err(e) if e.redirect_node().is_some() => {
+                let (addr, _) = e.redirect_node().expect("MOVED");
+                moved.push(port);
+                port = addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .expect("port");
+            }
+            other => return (other, moved),
+        }
+    }
+    panic!("more than five redirections for {args:?}");
+}
+
+#[test]
+fn moved_mode_sends_clients_to_the_members_of_a_group_hosted_elsewhere() {
+    let mut cl = Cluster::start_with(
+        3,
+        &[
+            "--groups",
+            "3",
+            "--auto-rebalance",
+            "no",
+            "--redirect",
+            "moved",
+        ],
+    );
+    let n4 = cl.add_joining_node(0);
+    let n5 = cl.add_joining_node(0);
+    wait_for(
+        Duration::from_secs(60),
+        "nodes 4 and 5 recorded and in group 1",
+        || {
+            let line = group_line(&cl, 0, 1)?;
+            let v = field(&line, "voters")?.to_string() + "," + field(&line, "learners")?;
+            let both = v.split(',').any(|x| x == "4") && v.split(',').any(|x| x == "5");
+            let e = shardgroup(&cl, 0, &["JOIN", "7", "4", "5", "9"]).err()?;
+            (both && e.contains("unknown node id 9")).then_some(())
+        },
+    );
+    assert_eq!(
+        shardgroup(&cl, 0, &["JOIN", "4", "4", "5"]).as_deref(),
+        Ok("OK")
+    );
+    wait_for(Duration::from_secs(30), "group 4's leader", || {
+        group4_leader(&cl, n4)
+    });
+    let mut c = cl.client(0);
+    let tag = tag_below(&mut c, 100);
+    let key = format!("{{{tag}}}m");
+    let (r, _) = follow_moved(cl.port(0), &["SET", &key, "v"]);
+    assert!(r.is_ok(), "{r:?}");
+    let moved: i64 = redis::cmd("RAFT.SHARDGROUP")
+        .arg("MOVE")
+        .arg(4)
+        .arg("0-99")
+        .query(&mut c)
+        .expect("MOVE");
+    assert!(moved >= 1);
+    wait_for(Duration::from_secs(60), "slots 0-99 in group 4", || {
+        let q = shardgroup(&cl, 0, &["QUERY"]).ok()?;
+        let line = group_line(&cl, 0, 4)?;
+        (field(&line, "slots") == Some("100") && !q.contains("migration ")).then_some(())
+    });
+    // Node 1 hosts no replica of group 4: it redirects to a member of it, which serves the
+    // key (or redirects once more to its leader).
+    let members = [cl.port(n4), cl.port(n5)];
+    for args in [vec!["SET", key.as_str(), "w"], vec!["GET", key.as_str()]] {
+        let (r, hops) = follow_moved(cl.port(0), &args);
+        assert!(r.is_ok(), "{args:?}: {r:?}");
+        assert_eq!(hops.first(), Some(&cl.port(0)), "node 1 redirects");
+        assert!(hops[1..].iter().all(|p| members.contains(p)), "{hops:?}");
+    }
+    let (r, _) = follow_moved(cl.port(1), &["GET", &key]);
+    assert_eq!(r.expect("GET"), redis::Value::BulkString(b"w".to_vec()));
+}
