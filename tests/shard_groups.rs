@@ -602,3 +602,84 @@ fn moved_mode_sends_clients_to_the_members_of_a_group_hosted_elsewhere() {
     let (r, _) = follow_moved(cl.port(1), &["GET", &key]);
     assert_eq!(r.expect("GET"), redis::Value::BulkString(b"w".to_vec()));
 }
+
+/// The index of the node leading the metadata group, as node `via` sees it.
+fn meta_leader(cl: &Cluster, via: usize) -> Option<usize> {
+    let line = info_line(cl, via, "raft_meta")?;
+    let id: usize = line
+        .split("leader=")
+        .nth(1)?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()?;
+    (id > 0).then(|| id - 1)
+}
+
+#[test]
+fn killing_the_coordinator_during_a_copy_leaves_a_migration_that_finishes() {
+    let mut cl = Cluster::start_with(3, &["--groups", "3", "--auto-rebalance", "no"]);
+    let n4 = cl.add_joining_node(0);
+    wait_for(
+        Duration::from_secs(60),
+        "node 4 recorded and in group 1",
+        || {
+            let line = group_line(&cl, 0, 1)?;
+            let v = field(&line, "voters")?.to_string() + "," + field(&line, "learners")?;
+            let e = shardgroup(&cl, 0, &["JOIN", "7", "4", "9"]).err()?;
+            (v.split(',').any(|x| x == "4") && e.contains("unknown node id 9")).then_some(())
+        },
+    );
+    assert_eq!(shardgroup(&cl, 0, &["JOIN", "4", "4"]).as_deref(), Ok("OK"));
+    assert_eq!(shardgroup(&cl, 0, &["JOIN", "5", "1"]).as_deref(), Ok("OK"));
+    let mut c = cl.client(1);
+    let tag = tag_below(&mut c, 100);
+    // 8 MB in one slot: about 32 copy chunks.
+    let value = "x".repeat(1000);
+    for batch in 0..16 {
+        let mut cmd = redis::cmd("MSET");
+        for i in 0..500 {
+            cmd.arg(format!("{{{tag}}}{}", batch * 500 + i)).arg(&value);
+        }
+        let _: () = cmd.query(&mut c).expect("MSET");
+    }
+    let mv = |to: &str| {
+        let mut c = cl.client(1);
+        let n: i64 = redis::cmd("RAFT.SHARDGROUP")
+            .arg("MOVE")
+            .arg(to)
+            .arg("0-99")
+            .query(&mut c)
+            .expect("MOVE");
+        assert!(n >= 1);
+    };
+    let done = |cl: &Cluster, g: u64| {
+        wait_for(Duration::from_secs(90), "the migration done", || {
+            let q = shardgroup(cl, 1, &["QUERY"]).ok()?;
+            let line = group_line(cl, 1, g)?;
+            (field(&line, "slots") == Some("100") && !q.contains("migration ")).then_some(())
+        })
+    };
+    mv("4");
+    done(&cl, 4);
+    // 4 -> 5 copies to node 1; the coordinator dies right after the move is recorded.
+    let coordinator = wait_for(Duration::from_secs(20), "a metadata leader", || {
+        meta_leader(&cl, 1)
+    });
+    mv("5");
+    cl.kill(coordinator);
+    cl.restart(coordinator);
+    done(&cl, 5);
+    for i in [1, n4] {
+        let mut c = cl.client(i);
+        let n: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+        assert_eq!(n, 8000, "node {}", i + 1);
+        for k in [0, 3999, 7999] {
+            let v: String = redis::cmd("GET")
+                .arg(format!("{{{tag}}}{k}"))
+                .query(&mut c)
+                .expect("GET");
+            assert_eq!(v.len(), 1000);
+        }
+    }
+}

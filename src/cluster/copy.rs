@@ -71,6 +71,12 @@ fn decode_chunk(r: Reply) -> Result<Chunk, String> {
 }
 
 impl Server {
+    /// Bytes of records per chunk: [`CHUNK_BYTES`], or half of `--max-write-bytes` when
+    /// that is smaller (an ingest entry must pass the write limit).
+    fn chunk_bytes(&self) -> usize {
+        CHUNK_BYTES.min(self.cfg.write_limit() / 2)
+    }
+
     /// Copies migration `id`'s records from its source to its target (module doc).
     pub(super) async fn copy_slots(&self, id: u64, m: &Migration) -> Result<(), String> {
         let mut at: Vec<u8> = Vec::new();
@@ -110,11 +116,10 @@ impl Server {
                 .await
                 .map_err(|e| format!("export from group {gid}: {e:?}"))?;
             let (reader, ranges, at) = (g.reader.clone(), ranges.to_vec(), at.to_vec());
-            return tokio::task::spawn_blocking(move || {
-                reader.export_slots(&ranges, &at, CHUNK_BYTES)
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+            let chunk = self.chunk_bytes();
+            return tokio::task::spawn_blocking(move || reader.export_slots(&ranges, &at, chunk))
+                .await
+                .map_err(|e| e.to_string())?;
         }
         let argv = vec![
             Bytes::from_static(EXPORT),
@@ -144,9 +149,9 @@ impl Server {
             return Some(e);
         }
         let (reader, at) = (g.reader.clone(), at.to_vec());
+        let chunk = self.chunk_bytes();
         let chunk =
-            tokio::task::spawn_blocking(move || reader.export_slots(&ranges, &at, CHUNK_BYTES))
-                .await;
+            tokio::task::spawn_blocking(move || reader.export_slots(&ranges, &at, chunk)).await;
         Some(match chunk {
             Ok(Ok(c)) => encode_chunk(c),
             Ok(Err(e)) => Reply::err(format!("ERR export failed: {e}")),
