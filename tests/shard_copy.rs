@@ -145,6 +145,19 @@ fn moving_slots_to_a_group_on_other_nodes_copies_them_and_collects_the_old_copie
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (acked, unknown) = writer.join().expect("writer");
+    // The coordinator counted what it copied (INFO cluster).
+    let copied: u64 = (0..5)
+        .filter_map(|i| {
+            let mut c = cl.try_connect(cl.port(i))?;
+            let info: String = redis::cmd("INFO").arg("cluster").query(&mut c).ok()?;
+            info.lines()
+                .find_map(|l| l.strip_prefix("raftkv_migration_copied_records:"))?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(copied >= 4, "{copied} records copied");
     assert!(!acked.is_empty());
     let mut c2 = cl.client(2);
     for (key, n) in &acked {

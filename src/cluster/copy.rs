@@ -7,6 +7,8 @@
 //! coordinator that dies mid-copy leaves a migration its successor copies again (an
 //! ingest rewrites identical records: idempotent).
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use resp::Reply;
 use store::cluster_meta::ClusterMeta;
@@ -83,6 +85,8 @@ impl Server {
         loop {
             let (records, next) = self.export_chunk(m.from, &m.ranges, &at).await?;
             if !records.is_empty() {
+                let bytes: usize = records.iter().map(|(_, k, v)| k.len() + v.len()).sum();
+                let n = records.len() as u64;
                 let mut argv = vec![
                     Bytes::from_static(b"RAFTKV.SLOTS.INGEST"),
                     Bytes::from_static(b"FENCE"),
@@ -92,7 +96,11 @@ impl Server {
                     argv.extend([cf, k, v]);
                 }
                 match self.group_call(m.to, argv, "RAFTKV.SLOTS.INGEST").await? {
-                    Reply::Int(_) => {}
+                    Reply::Int(_) => {
+                        let p = &self.migration;
+                        p.copied_records.fetch_add(n, Ordering::Relaxed);
+                        p.copied_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                    }
                     other => return Err(format!("ingest into group {}: {other:?}", m.to)),
                 }
             }

@@ -88,6 +88,9 @@ pub struct Progress {
     pub last_ms: AtomicU64,
     /// Microseconds the last migration took, start to cut-over.
     pub last_micros: AtomicU64,
+    /// Records and bytes (keys and values) copied to nodes without a source replica.
+    pub copied_records: AtomicU64,
+    pub copied_bytes: AtomicU64,
 }
 
 pub(super) fn slots_in(ranges: &[(u16, u16)]) -> u64 {
@@ -338,13 +341,15 @@ impl Server {
         let pending: u64 = state.migrations.values().map(|m| slots_in(&m.ranges)).sum();
         let p = &self.migration;
         format!(
-            "raftkv_migrations_pending:{}\r\nraftkv_migrating_slots:{pending}\r\nraftkv_migrations_done:{}\r\nraftkv_migrated_slots:{}\r\nraftkv_migration_failures:{}\r\nraftkv_last_migration_ms:{}\r\nraftkv_last_migration_usec:{}\r\n",
+            "raftkv_migrations_pending:{}\r\nraftkv_migrating_slots:{pending}\r\nraftkv_migrations_done:{}\r\nraftkv_migrated_slots:{}\r\nraftkv_migration_failures:{}\r\nraftkv_last_migration_ms:{}\r\nraftkv_last_migration_usec:{}\r\nraftkv_migration_copied_records:{}\r\nraftkv_migration_copied_bytes:{}\r\n",
             state.migrations.len(),
             p.done.load(Ordering::Relaxed),
             p.slots.load(Ordering::Relaxed),
             p.failures.load(Ordering::Relaxed),
             p.last_ms.load(Ordering::Relaxed),
             p.last_micros.load(Ordering::Relaxed),
+            p.copied_records.load(Ordering::Relaxed),
+            p.copied_bytes.load(Ordering::Relaxed),
         )
     }
 }

@@ -22,6 +22,9 @@ impl Server {
                 if !state.is_data_group(group) {
                     return Reply::err(format!("ERR unknown data group {group}"));
                 }
+                if state.leaving.contains(&group) {
+                    return Reply::err(format!("ERR group {group} is leaving"));
+                }
                 self.migrate_call(MetaCmd::Migrate { to: group, ranges })
                     .await
             }
