@@ -8,6 +8,7 @@ mod cluster;
 mod config;
 mod db;
 mod fanout;
+mod forwarded;
 mod groups;
 mod hosting;
 mod info;
