@@ -251,15 +251,20 @@ impl Server {
     /// Connects the store's push listener (once, at start): pushed keys wake the blocked
     /// clients, keyspace events go to this node's subscribers (`crate::notify`).
     pub fn watch_pushes(&self) {
-        for g in self.groups.all() {
-            g.reader
-                .set_push_listener(Arc::new(|applied: store::Applied<'_>| match applied {
-                    store::Applied::Pushed(key) => blocked().wake(Some(key)),
-                    store::Applied::Restored => blocked().wake(None),
-                    store::Applied::Events(events) => crate::notify::publish_events(events),
-                }));
+        for g in self.groups.all().iter() {
+            listen_pushes(&g.reader);
         }
     }
+}
+
+/// Wakes blocked clients and publishes keyspace events for one group's applies (every
+/// group at start; a group opened at runtime when it opens).
+pub fn listen_pushes(reader: &store::Reader) {
+    reader.set_push_listener(Arc::new(|applied: store::Applied<'_>| match applied {
+        store::Applied::Pushed(key) => blocked().wake(Some(key)),
+        store::Applied::Restored => blocked().wake(None),
+        store::Applied::Events(events) => crate::notify::publish_events(events),
+    }));
 }
 
 #[cfg(test)]

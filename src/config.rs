@@ -177,6 +177,13 @@ pub struct Config {
     #[arg(long, default_value = "forward", value_parser = ["forward", "moved"])]
     pub redirect: String,
 
+    /// After `RAFT.SHARDGROUP JOIN` records a new data group, move slots to it until every
+    /// group's slot count differs by at most one (as `RAFT.REBALANCE`; the records are
+    /// copied to nodes that lack them). `no`: the new group owns no slots until a MOVE or
+    /// REBALANCE.
+    #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
+    pub auto_rebalance: String,
+
     /// Serve Prometheus metrics (text exposition format) over HTTP `GET /metrics` on this
     /// host:port. Off by default.
     #[arg(long)]

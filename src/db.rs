@@ -111,7 +111,9 @@ mod tests {
             let cf = db.cf_handle(raft_node::CF_RAFT).unwrap();
             db.put_cf(cf, FORMAT_KEY, 3u64.to_be_bytes()).unwrap();
         }
-        let e = open(dir.path()).err().expect("format 3 refused");
+        let Err(e) = open(dir.path()) else {
+            panic!("format 3 opened")
+        };
         assert!(e.contains("data format 3"), "{e}");
         // An unmarked dir with raft state is format 1 (written before the marker).
         let old = tempfile::tempdir().unwrap();
@@ -121,7 +123,9 @@ mod tests {
             db.put_cf(cf, b"raftkv/layout/groups", 3u64.to_be_bytes())
                 .unwrap();
         }
-        let e = open(old.path()).err().expect("format 1 refused");
+        let Err(e) = open(old.path()) else {
+            panic!("format 1 opened")
+        };
         assert!(e.contains("data format 1"), "{e}");
     }
 

@@ -72,16 +72,15 @@ impl Server {
         match &cmd {
             Command::Scan { cursor, .. } => {
                 let slot = (*cursor).min(SLOTS as u64 - 1) as u16;
-                let g = self.groups.of_slot(slot).id;
-                one(self.read_in(g, vec![cmd]).await.pop().unwrap_or(Reply::Nil))
+                let g = self.groups.slot_group(slot);
+                one(self.read_one(g, argv, cmd).await)
             }
             Command::Keys(_) => {
                 let mut all = Vec::new();
                 for g in self.group_ids() {
-                    match self.read_in(g, vec![cmd.clone()]).await.pop() {
-                        Some(Reply::Array(keys)) => all.extend(keys),
-                        Some(other) => return one(other),
-                        None => {}
+                    match self.read_one(g, argv.clone(), cmd.clone()).await {
+                        Reply::Array(keys) => all.extend(keys),
+                        other => return one(other),
                     }
                 }
                 one(Reply::Array(all))
@@ -89,10 +88,9 @@ impl Server {
             Command::DbSize => {
                 let mut total = 0;
                 for g in self.group_ids() {
-                    match self.read_in(g, vec![cmd.clone()]).await.pop().map(int_of) {
-                        Some(Ok(n)) => total += n,
-                        Some(Err(e)) => return one(e),
-                        None => {}
+                    match int_of(self.read_one(g, argv.clone(), cmd.clone()).await) {
+                        Ok(n) => total += n,
+                        Err(e) => return one(e),
                     }
                 }
                 one(Reply::Int(total))
@@ -115,8 +113,13 @@ impl Server {
         }
     }
 
+    /// Every data group of the cluster (hosted here or not).
     fn group_ids(&self) -> Vec<u64> {
-        self.groups.all().iter().map(|g| g.id).collect()
+        let m = self.groups.meta_state();
+        if m.groups == 0 {
+            return self.groups.all().iter().map(|g| g.id).collect();
+        }
+        m.data_groups()
     }
 
     /// MGET / EXISTS / DEL / UNLINK / TOUCH over keys of several groups.
@@ -124,7 +127,7 @@ impl Server {
         let mut by_group: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (i, k) in argv.iter().enumerate().skip(1) {
             by_group
-                .entry(self.groups.of_key(k).id)
+                .entry(self.groups.key_group(k))
                 .or_default()
                 .push(i);
         }
@@ -138,7 +141,7 @@ impl Server {
                 Some(reply_of(self.write_in(g, vec![sub], resp3).await))
             } else {
                 match Command::parse(&sub) {
-                    Ok(c) => self.read_in(g, vec![c]).await.pop(),
+                    Ok(c) => Some(self.read_one(g, sub, c).await),
                     Err(e) => Some(e),
                 }
             };

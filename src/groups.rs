@@ -5,14 +5,21 @@
 //!
 //! The slot map follows the metadata group ([`META_GROUP`], see `store::cluster_meta`):
 //! every replica publishes the applied metadata into its [`MetaView`]. Until the bootstrap
-//! layout is applied (or when the map names a group this node does not host) the even split
-//! of the hosted groups is used, which is what the bootstrap lays out. The group count is
-//! recorded in the node's database on first start; a later start with another `--groups`
-//! is refused, since the keys on disk were placed by the recorded map.
+//! layout is applied the even split of the bootstrap groups is used, which is what the
+//! bootstrap lays out. The group count is recorded in the node's database on first start;
+//! a later start with another `--groups` is refused, since the keys on disk were placed by
+//! the recorded map.
+//!
+//! The hosted groups change at runtime (a `RAFT.SHARDGROUP JOIN` naming this node, see
+//! `crate::hosting`): the list is swapped whole (RCU: one atomic load per lookup, no lock
+//! held across an await). A slot whose group this node does not host routes to the
+//! group's members as the metadata records them (see `crate::remote`).
 
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
+use arc_swap::ArcSwap;
 use raft_node::NodeHandle;
 use resp::Reply;
 use rocksdb::DB;
@@ -35,20 +42,27 @@ pub struct GroupRt {
 /// on every replica as entries apply (or a snapshot is restored).
 pub struct MetaView {
     state: RwLock<Arc<ClusterMeta>>,
-    /// Index into the hosted data groups of each slot's group.
-    slot_index: Box<[AtomicU16]>,
-    /// Number of hosted data groups.
-    hosted: u64,
+    /// The data group id of each slot.
+    slot_group: Box<[AtomicU16]>,
+    /// Number of bootstrap data groups (`--groups`).
+    founding: u64,
+    /// Number of data groups of the cluster (hosted here or not).
+    count: AtomicUsize,
+    /// Woken on every publish (the node opens the groups the metadata names it in).
+    pub changed: tokio::sync::Notify,
 }
 
 impl MetaView {
-    /// An empty view over `hosted` data groups (the even split until metadata arrives).
-    pub fn new(hosted: u64) -> Arc<MetaView> {
-        let slot_index = (0..SLOTS).map(|_| AtomicU16::new(0)).collect();
+    /// An empty view over `founding` bootstrap data groups (the even split until metadata
+    /// arrives).
+    pub fn new(founding: u64) -> Arc<MetaView> {
+        let slot_group = (0..SLOTS).map(|_| AtomicU16::new(1)).collect();
         let v = MetaView {
             state: RwLock::new(Arc::new(ClusterMeta::default())),
-            slot_index,
-            hosted,
+            slot_group,
+            founding,
+            count: AtomicUsize::new(founding as usize),
+            changed: tokio::sync::Notify::new(),
         };
         v.fill(&ClusterMeta::default());
         Arc::new(v)
@@ -58,21 +72,25 @@ impl MetaView {
     pub fn publish(&self, m: &ClusterMeta) {
         self.fill(m);
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m.clone());
+        self.changed.notify_one();
     }
 
-    /// Stores each slot's index once (a reader never sees an intermediate map).
+    /// Stores each slot's group once (a reader never sees an intermediate map).
     fn fill(&self, m: &ClusterMeta) {
-        let mut want = vec![0u16; SLOTS as usize];
-        for (i, (a, b)) in even_split(self.hosted).into_iter().enumerate() {
-            want[a as usize..=b as usize].fill(i as u16);
+        let mut want = vec![1u16; SLOTS as usize];
+        for (i, (a, b)) in even_split(self.founding).into_iter().enumerate() {
+            want[a as usize..=b as usize].fill(i as u16 + 1);
         }
         for &(a, b, g) in &m.slots {
-            if (1..=self.hosted).contains(&g) {
-                want[a as usize..=b as usize].fill((g - 1) as u16);
+            if let Ok(g) = u16::try_from(g) {
+                want[a as usize..=b as usize].fill(g);
             }
         }
-        for (cell, w) in self.slot_index.iter().zip(want) {
+        for (cell, w) in self.slot_group.iter().zip(want) {
             cell.store(w, Ordering::Relaxed);
+        }
+        if m.groups > 0 {
+            self.count.store(m.data_groups().len(), Ordering::Relaxed);
         }
     }
 
@@ -81,21 +99,29 @@ impl MetaView {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Index (into the hosted groups) of `slot`'s group.
-    fn index_of(&self, slot: u16) -> usize {
-        self.slot_index[slot as usize % SLOTS as usize].load(Ordering::Relaxed) as usize
+    /// The data group of `slot`.
+    fn group_of(&self, slot: u16) -> u64 {
+        u64::from(self.slot_group[slot as usize % SLOTS as usize].load(Ordering::Relaxed))
     }
 }
 
 /// The hosted groups and the slot map.
 pub struct Groups {
-    list: Vec<GroupRt>,
-    meta: GroupRt,
+    /// Hosted data groups, in id order (swapped whole when one is added).
+    list: ArcSwap<Vec<Arc<GroupRt>>>,
+    /// The first data group opened at start (it always exists).
+    home: Arc<GroupRt>,
+    meta: Arc<GroupRt>,
     view: Arc<MetaView>,
+    /// The node last seen leading each group this node does not host.
+    hints: Mutex<HashMap<u64, u64>>,
 }
 
 /// The slots group `g` (1-based) of `n` owns at bootstrap, as the store's initial set.
 pub fn initial_slots(n: u64, g: u64) -> Result<store::SlotSet, String> {
+    if g > n {
+        return Ok(store::SlotSet::empty());
+    }
     let range = even_split(n)
         .get(g.saturating_sub(1) as usize)
         .copied()
@@ -133,38 +159,76 @@ pub fn check_layout(db: &DB, groups: u64) -> Result<(), String> {
 }
 
 impl Groups {
-    /// The data groups (`list[i]` having id `i + 1`), the metadata group and the view the
-    /// slot map is read from.
+    /// The data groups opened at start (in id order, at least one), the metadata group and
+    /// the view the slot map is read from.
     pub fn new(list: Vec<GroupRt>, meta: GroupRt, view: Arc<MetaView>) -> Arc<Groups> {
-        Arc::new(Groups { list, meta, view })
+        let mut list: Vec<Arc<GroupRt>> = list.into_iter().map(Arc::new).collect();
+        list.sort_by_key(|g| g.id);
+        let home = list[0].clone();
+        Arc::new(Groups {
+            list: ArcSwap::from_pointee(list),
+            home,
+            meta: Arc::new(meta),
+            view,
+            hints: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Adds a group opened at runtime (a group already hosted is kept as it is).
+    pub fn add(&self, g: GroupRt) {
+        let g = Arc::new(g);
+        self.list.rcu(|list| {
+            let mut l: Vec<Arc<GroupRt>> = list.iter().cloned().collect();
+            if !l.iter().any(|x| x.id == g.id) {
+                l.push(g.clone());
+                l.sort_by_key(|x| x.id);
+            }
+            l
+        });
+    }
+
+    /// Drops a group removed at runtime from the hosted list.
+    pub fn remove(&self, id: u64) {
+        self.list.rcu(|list| {
+            let mut l: Vec<Arc<GroupRt>> = list.iter().cloned().collect();
+            l.retain(|x| x.id != id);
+            l
+        });
     }
 
     /// Every hosted data group, in id order.
-    pub fn all(&self) -> &[GroupRt] {
-        &self.list
+    pub fn all(&self) -> Arc<Vec<Arc<GroupRt>>> {
+        self.list.load_full()
     }
 
     /// Every hosted group, the metadata group last.
-    pub fn every(&self) -> impl Iterator<Item = &GroupRt> {
-        self.list.iter().chain(std::iter::once(&self.meta))
+    pub fn every(&self) -> Vec<Arc<GroupRt>> {
+        let mut v: Vec<Arc<GroupRt>> = self.list.load().iter().cloned().collect();
+        v.push(self.meta.clone());
+        v
     }
 
-    /// The data group with this id.
-    pub fn get(&self, id: u64) -> Option<&GroupRt> {
-        self.list.iter().find(|g| g.id == id)
+    /// The hosted data group with this id.
+    pub fn get(&self, id: u64) -> Option<Arc<GroupRt>> {
+        self.list.load().iter().find(|g| g.id == id).cloned()
     }
 
-    /// The data or metadata group with this id.
-    pub fn any(&self, id: u64) -> Option<&GroupRt> {
+    /// True when this node hosts data group `id`.
+    pub fn hosts(&self, id: u64) -> bool {
+        self.list.load().iter().any(|g| g.id == id)
+    }
+
+    /// The hosted data or metadata group with this id.
+    pub fn any(&self, id: u64) -> Option<Arc<GroupRt>> {
         if id == META_GROUP {
-            return Some(&self.meta);
+            return Some(self.meta.clone());
         }
         self.get(id)
     }
 
-    /// The first data group.
-    pub fn home(&self) -> &GroupRt {
-        &self.list[0]
+    /// The first data group opened at start.
+    pub fn home(&self) -> &Arc<GroupRt> {
+        &self.home
     }
 
     /// The metadata group.
@@ -177,15 +241,19 @@ impl Groups {
         self.view.get()
     }
 
-    /// The group owning `slot`.
-    pub fn of_slot(&self, slot: u16) -> &GroupRt {
-        let i = self.view.index_of(slot);
-        self.list.get(i).unwrap_or(&self.list[0])
+    /// The view (to wait for its changes).
+    pub fn view(&self) -> &MetaView {
+        &self.view
     }
 
-    /// The group owning `key`'s slot.
-    pub fn of_key(&self, key: &[u8]) -> &GroupRt {
-        self.of_slot(key_slot(key))
+    /// The id of the data group owning `slot` (hosted here or not).
+    pub fn slot_group(&self, slot: u16) -> u64 {
+        self.view.group_of(slot)
+    }
+
+    /// The id of the data group owning `key`'s slot.
+    pub fn key_group(&self, key: &[u8]) -> u64 {
+        self.slot_group(key_slot(key))
     }
 
     /// Slot ranges owned by group `id` (from the metadata once laid out).
@@ -194,16 +262,28 @@ impl Groups {
         if m.groups > 0 {
             return m.ranges_of(id);
         }
-        let n = self.list.len() as u64;
-        match self.list.iter().position(|g| g.id == id) {
-            Some(i) => vec![even_split(n)[i]],
-            None => Vec::new(),
+        let n = self.view.founding;
+        match id {
+            1.. if id <= n => vec![even_split(n)[id as usize - 1]],
+            _ => Vec::new(),
         }
     }
 
-    /// Number of groups.
+    /// Number of data groups of the cluster (hosted here or not).
     pub fn len(&self) -> usize {
-        self.list.len()
+        self.view.count.load(Ordering::Relaxed)
+    }
+
+    /// The node last seen leading group `id` (not hosted here), 0 when none.
+    pub fn hint(&self, id: u64) -> u64 {
+        let h = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+        h.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Records that node `leader` served a request of group `id` as its leader.
+    pub fn set_hint(&self, id: u64, leader: u64) {
+        let mut h = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+        h.insert(id, leader);
     }
 }
 
@@ -216,8 +296,8 @@ mod tests {
     fn the_view_follows_the_metadata_slot_map() {
         let v = MetaView::new(3);
         assert_eq!(
-            (v.index_of(0), v.index_of(5461), v.index_of(16383)),
-            (0, 1, 2)
+            (v.group_of(0), v.group_of(5461), v.group_of(16383)),
+            (1, 2, 3)
         );
         let mut m = ClusterMeta::default();
         m.apply(&MetaCmd::Init { groups: 3 });
@@ -225,14 +305,14 @@ mod tests {
             group: 3,
             ranges: vec![(0, 9)],
         });
-        // A group this node does not host leaves the slot on its default group.
+        // A group this node does not host still owns its slots (they route to it).
         m.apply(&MetaCmd::Assign {
             group: 9,
             ranges: vec![(20, 20)],
         });
         v.publish(&m);
-        assert_eq!((v.index_of(0), v.index_of(9), v.index_of(10)), (2, 2, 0));
-        assert_eq!(v.index_of(20), 0);
+        assert_eq!((v.group_of(0), v.group_of(9), v.group_of(10)), (3, 3, 1));
+        assert_eq!(v.group_of(20), 9);
         assert_eq!(v.get().epoch, 3);
     }
 }

@@ -349,7 +349,7 @@ impl Server {
         let _ = write!(
             out,
             "raft_groups:{}\r\nraft_groups_hibernating:{asleep}\r\n",
-            self.groups.len()
+            self.groups.all().len()
         );
         let meta = &self.groups.meta().node.status;
         let _ = write!(
@@ -363,7 +363,7 @@ impl Server {
             meta.snapshots_restored.load(Ordering::Relaxed),
             self.groups.meta_state().epoch,
         );
-        for g in self.groups.all() {
+        for g in self.groups.all().iter() {
             let st = &g.node.status;
             let _ = write!(
                 out,
@@ -389,6 +389,18 @@ impl Server {
             write_members(out, &name, &g.node.status.members());
         }
         let state = self.groups.meta_state();
+        // Data groups on other nodes only: the members the metadata records, the leader
+        // last seen (0: none yet).
+        for g in state.data_groups() {
+            if !self.groups.hosts(g) {
+                let _ = write!(
+                    out,
+                    "raft_remote_group_{g}:leader={},voters={}\r\n",
+                    self.groups.hint(g),
+                    store::cluster_meta::ids_text(&state.members_of(g).voters)
+                );
+            }
+        }
         let recorded: Vec<u64> = state.nodes.keys().copied().collect();
         let prefer: Vec<String> = state
             .prefer

@@ -26,7 +26,11 @@ impl Server {
         let id = self.cfg.id;
         let mut last_ask: Option<Instant> = None;
         loop {
-            let members = self.groups.every().map(|g| (g.id, g.node.status.members()));
+            let members = self
+                .groups
+                .every()
+                .into_iter()
+                .map(|g| (g.id, g.node.status.members()));
             let missing = groups_without(members, id);
             if missing.is_empty() {
                 let voter = self.node.status.members().voters.contains(&id);
@@ -58,7 +62,7 @@ impl Server {
         loop {
             sleep(Duration::from_millis(100)).await;
             // Removed from every group (RAFT.NODE REMOVE runs group after group).
-            let removed = self.groups.every().all(|g| {
+            let removed = self.groups.every().iter().all(|g| {
                 g.node
                     .status
                     .removed

@@ -141,7 +141,7 @@ pub async fn sample_raft(groups: Arc<Groups>) {
     loop {
         tick.tick().await;
         let mut now = (0, 0, 0, 0);
-        for g in groups.all() {
+        for g in groups.all().iter() {
             let s = &g.node.status;
             now.0 += s.syncs.load(Ordering::Relaxed);
             now.1 += s.sync_micros.load(Ordering::Relaxed);

@@ -61,7 +61,9 @@ impl Server {
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
             let state = self.groups.meta_state();
-            for (i, g) in self.groups.all().iter().enumerate() {
+            for g in self.groups.all().iter() {
+                // Group g's place in the round-robin spread (bootstrap groups: their index).
+                let i = g.id.saturating_sub(1) as usize;
                 let st = &g.node.status;
                 if !st.is_leader() {
                     led.remove(&g.id);

@@ -8,7 +8,9 @@ mod cluster;
 mod config;
 mod db;
 mod fanout;
+mod forwarded;
 mod groups;
+mod hosting;
 mod info;
 mod join;
 mod latency;
@@ -21,6 +23,7 @@ mod pubsub;
 mod pubsub_cmd;
 mod raft_admin;
 mod reads;
+mod remote;
 mod scripting;
 mod server;
 mod session;
@@ -261,16 +264,13 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     let db = db::open(&cfg.data_dir())?;
     let meta_store = store::Store::open(db.clone(), groups::META_GROUP, store::SlotSet::empty())
         .map_err(|e| e.to_string())?;
-    cluster::meta::check_groups(&cfg, &meta_store.load_cluster_meta(), log)?;
+    let recorded = meta_store.load_cluster_meta();
+    cluster::meta::check_groups(&cfg, &recorded, log)?;
     groups::check_layout(&db, cfg.groups)?;
+    let host = hosting::Host::new(db.clone(), &cfg, raft_addr.clone());
     let mut stores = Vec::new();
-    // One registry of slot claims for the node's data groups (see `store::claims`).
-    let claims = store::claims::Claims::new();
-    for g in 1..=cfg.groups {
-        let mut s = store::Store::open(db.clone(), g, groups::initial_slots(cfg.groups, g)?)
-            .map_err(|e| e.to_string())?;
-        s.set_claims(claims.clone()).map_err(|e| e.to_string())?;
-        stores.push(s);
+    for (g, voters, addrs) in host.at_start(&recorded) {
+        stores.push((host.node_config(g, voters, addrs), host.open_store(g)?));
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if cfg.io_threads > 0 {
@@ -315,33 +315,15 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             }),
             log,
         );
-        let readers: Vec<store::Reader> = stores.iter().map(|s| s.reader()).collect();
+        let readers: Vec<store::Reader> = stores.iter().map(|(_, s)| s.reader()).collect();
         let meta_reader = meta_store.reader();
         let view = groups::MetaView::new(cfg.groups);
         let meta_sm = sm::KvStateMachine::meta(meta_store, view.clone());
+        let meta_cfg = host.node_config(groups::META_GROUP, cfg.founding_voters(), Default::default());
         let mut group_cfgs: Vec<(NodeConfig, sm::KvStateMachine)> = stores
             .into_iter()
-            .enumerate()
-            .map(|(i, store)| (i as u64 + 1, sm::KvStateMachine::data(store)))
-            .chain(std::iter::once((groups::META_GROUP, meta_sm)))
-            .map(|(group_id, sm)| {
-                let cfg = NodeConfig {
-                    id: cfg.id,
-                    group_id,
-                    voters: cfg.founding_voters(),
-                    tick: cfg.tick(),
-                    election_tick: cfg.election_ticks,
-                    heartbeat_tick: cfg.heartbeat_ticks,
-                    lease_reads: cfg.read_mode == "lease",
-                    addr: raft_addr.clone(),
-                    peers: cfg.peers(),
-                    snap_dir: raft_node::group_snap_dir(&snap_dir, group_id),
-                    snapshot_entries: cfg.snapshot_entries,
-                    snapshot_bytes: cfg.snapshot_bytes,
-                    ..Default::default()
-                };
-                (cfg, sm)
-            })
+            .map(|(ncfg, store)| (ncfg, sm::KvStateMachine::data(store)))
+            .chain(std::iter::once((meta_cfg, meta_sm)))
             .collect();
         // The metadata group is served first in each round (its entries are few).
         group_cfgs.rotate_right(1);
@@ -399,6 +381,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             shutdown: tokio::sync::Notify::new(),
             open_conns: std::sync::atomic::AtomicUsize::new(0),
             migration: Default::default(),
+            host,
         });
         // Pub/Sub messages from peers go to this node's subscribers (keyspace events come
         // from the store's push listener, see `Server::watch_pushes`).
@@ -418,6 +401,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         tokio::spawn(server.clone().watch_removal());
         tokio::spawn(server.clone().meta_loop());
         tokio::spawn(server.clone().migrate_loop());
+        tokio::spawn(server.clone().host_loop());
         tokio::spawn(latency::sample_raft(server.groups.clone()));
         if let Some(addr) = cfg.metrics_addr.clone() {
             tokio::spawn(metrics::serve(server.clone(), addr));

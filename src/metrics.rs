@@ -241,7 +241,7 @@ impl Server {
         ];
         for (name, kind, help, get) in gauges {
             t.family(name, kind, help);
-            for g in self.groups.all() {
+            for g in self.groups.all().iter() {
                 let id = g.id.to_string();
                 let s = &g.node.status;
                 t.sample(name, &[("group", &id), ("role", s.role_name())], get(s));
@@ -259,7 +259,7 @@ impl Server {
             "histogram",
             "Duration of the raft log's WAL fsync, per driver round that persisted the group.",
         );
-        for g in self.groups.all() {
+        for g in self.groups.all().iter() {
             let id = g.id.to_string();
             let s = &g.node.status;
             let (buckets, count) = s.sync_hist.cumulative();

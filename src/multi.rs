@@ -218,16 +218,22 @@ impl Server {
         }
         let gid = keys
             .first()
-            .map_or(self.groups.home().id, |k| self.groups.of_key(k).id);
+            .map_or(self.groups.home().id, |k| self.groups.key_group(k));
+        if !self.groups.hosts(gid) {
+            // The versions live in the group's store, which this node does not have.
+            return ready(Reply::err(format!(
+                "ERR WATCH of a key of group {gid}, which this node does not host: send it to a node of that group"
+            )));
+        }
         Pending::Later(Box::pin(async move {
             me.stats
                 .reads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let g = me.groups.get(gid).unwrap_or_else(|| me.groups.home());
-            if let Err(e) = me.read_barrier_in(g).await {
+            let g = me.group(gid);
+            if let Err(e) = me.read_barrier_in(&g).await {
                 return Outcome::Replies(vec![e]);
             }
-            let now = Server::read_time_in(g);
+            let now = Server::read_time_in(&g);
             let reply = match g.reader.watch_versions(&keys, now) {
                 Ok(ws) => match lock(&watches).add(ws, me.cfg.write_limit()) {
                     Ok(()) => Reply::ok(),
@@ -276,7 +282,7 @@ impl Server {
             if let Some(e) = me.same_slot(&mut slot, &wkeys) {
                 return Outcome::Replies(vec![e]);
             }
-            let gid = slot.map_or(me.groups.home().id, |s| me.groups.of_slot(s).id);
+            let gid = slot.map_or(me.groups.home().id, |s| me.groups.slot_group(s));
             if data.is_empty() && watched.is_empty() {
                 return Outcome::Replies(vec![Reply::Array(slots.into_iter().flatten().collect())]);
             }

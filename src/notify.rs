@@ -153,7 +153,7 @@ impl Server {
         }
         if let Some(f) = flags {
             FLAGS.store(f, Ordering::Release);
-            for g in self.groups.all() {
+            for g in self.groups.all().iter() {
                 g.reader.set_notify_flags(f);
             }
         }

@@ -61,7 +61,7 @@ impl Server {
     /// snapshot receive figures of INFO raft.)
     async fn take_snapshot(&self) -> Reply {
         let mut home = None;
-        for g in self.groups.all() {
+        for g in self.groups.all().iter() {
             let r = match timeout(Duration::from_secs(600), g.node.snapshot()).await {
                 Ok(Ok(Ok(index))) => Reply::Int(index as i64),
                 Ok(Ok(Err(e))) => node_error(e),
@@ -125,7 +125,8 @@ impl Server {
             .all()
             .iter()
             .map(|g| g.id)
-            .chain(std::iter::once(self.groups.meta().id));
+            .chain(std::iter::once(self.groups.meta().id))
+            .collect::<Vec<u64>>();
         let mut removed_any = false;
         for gid in ids {
             let out = self.on_leader(gid, argv.clone(), cmd.clone(), resp3).await;
@@ -205,7 +206,7 @@ impl Server {
                 continue;
             }
             if g.node.status.is_leader() {
-                match self.leader_admin(g, &cmd).await {
+                match self.leader_admin(&g, &cmd).await {
                     Some(r) => return one(r),
                     None => {
                         sleep(Duration::from_millis(20)).await;
@@ -232,7 +233,7 @@ impl Server {
     pub async fn serve_forwarded_admin(&self, gid: u64, cmd: Command) -> Option<Reply> {
         let g = self.groups.any(gid)?;
         match cmd {
-            Command::Raft(c) if g.node.status.is_leader() => self.leader_admin(g, &c).await,
+            Command::Raft(c) if g.node.status.is_leader() => self.leader_admin(&g, &c).await,
             Command::Raft(_) => None,
             _ => Some(Reply::err("ERR malformed forwarded request")),
         }

@@ -19,7 +19,7 @@ use tokio::time::{sleep, timeout};
 use crate::cluster::errors::{self, Failure};
 use crate::config::Config;
 use crate::groups::{GroupRt, Groups};
-use crate::session::{fit_replies, reply_bytes, Conn, Group, Outcome, Pending};
+use crate::session::{reply_bytes, Conn, Group, Outcome, Pending};
 use crate::sm::encode_argv;
 
 /// One connected client, for CLIENT LIST / INFO.
@@ -89,6 +89,8 @@ pub struct Server {
     /// Client connections accepted and not yet closed (counted at accept, so a burst of
     /// connections cannot pass `--maxclients` before their sessions register).
     pub open_conns: std::sync::atomic::AtomicUsize,
+    /// What opening a data group at runtime takes.
+    pub host: crate::hosting::Host,
     /// What this node's slot-migration coordinator did (see `cluster::migrate`).
     pub migration: crate::cluster::migrate::Progress,
 }
@@ -103,13 +105,13 @@ const DROPPED_RETRY: Duration = Duration::from_secs(1);
 
 /// Most reply bytes relayed to a follower in one forwarded response: one peer frame,
 /// less room for the envelope.
-const RELAY_MAX: usize = raft_node::transport::MAX_FRAME - (1 << 20);
+pub(crate) const RELAY_MAX: usize = raft_node::transport::MAX_FRAME - (1 << 20);
 
 /// Reads of a read group run before the rest is sized from their replies.
 const FIRST_READ_CHUNK: usize = 32;
 
 /// True once proposals have been dropped for [`DROPPED_RETRY`] (the first drop starts it).
-fn gave_up_retrying(since: &mut Option<Instant>) -> bool {
+pub(crate) fn gave_up_retrying(since: &mut Option<Instant>) -> bool {
     since.get_or_insert_with(Instant::now).elapsed() >= DROPPED_RETRY
 }
 
@@ -145,12 +147,14 @@ impl Server {
         argvs
             .iter()
             .filter_map(|a| Command::parse(a).ok())
-            .find_map(|c| c.keys().first().map(|k| self.groups.of_key(k).id))
+            .find_map(|c| c.keys().first().map(|k| self.groups.key_group(k)))
             .unwrap_or(self.groups.home().id)
     }
 
-    pub(crate) fn group(&self, id: u64) -> &GroupRt {
-        self.groups.get(id).unwrap_or_else(|| self.groups.home())
+    pub(crate) fn group(&self, id: u64) -> Arc<GroupRt> {
+        self.groups
+            .get(id)
+            .unwrap_or_else(|| self.groups.home().clone())
     }
 
     /// Routes one request: local commands are answered now (after flushing the group
@@ -314,9 +318,8 @@ impl Server {
         let gid = conn.raft_group;
         let p = match group {
             Group::None => None,
-            Group::Reads(cmds) => Some(Pending::Later(Box::pin(async move {
-                me.read_routed(gid, cmds.into_iter().map(|(_, c)| c).collect())
-                    .await
+            Group::Reads(reads) => Some(Pending::Later(Box::pin(async move {
+                me.read_routed(gid, reads, resp3).await
             }))),
             Group::Writes(argvs) => Some(Pending::Later(Box::pin(async move {
                 me.write_routed(gid, argvs, resp3).await
@@ -371,14 +374,17 @@ impl Server {
         self.stats
             .reads
             .fetch_add(cmds.len() as u64, Ordering::Relaxed);
-        let g = self.group(gid);
-        if let Err(e) = self.read_barrier_in(g).await {
+        let Some(g) = self.groups.get(gid) else {
+            let e = Reply::err(format!("ERR group {gid} is not hosted on this node"));
+            return vec![e; cmds.len()];
+        };
+        if let Err(e) = self.read_barrier_in(&g).await {
             return vec![e; cmds.len()];
         }
-        let now = Self::read_time_in(g);
+        let now = Self::read_time_in(&g);
         let (replies, expired) = self.stats.read_work.run(&g.reader, cmds, now).await;
         if !expired.is_empty() && g.node.status.is_leader() {
-            self.lazy_delete(g, expired);
+            self.lazy_delete(&g, expired);
         }
         replies
     }
@@ -434,7 +440,9 @@ impl Server {
 
     /// A write of group `gid` (see [`Server::write`]).
     pub async fn write_in(&self, gid: u64, argvs: Vec<Vec<Bytes>>, resp3: bool) -> Outcome {
-        let g = self.group(gid);
+        let Some(g) = self.groups.get(gid) else {
+            return self.remote_call(gid, argvs, resp3).await;
+        };
         let n = argvs.len();
         self.stats.writes.fetch_add(n as u64, Ordering::Relaxed);
         let deadline = Instant::now() + self.cfg.request_timeout();
@@ -446,7 +454,7 @@ impl Server {
             if Instant::now() >= deadline {
                 return fail(Failure::NoLeaderInTime);
             }
-            if !self.await_leader(g).await {
+            if !self.await_leader(&g).await {
                 return fail(Failure::NoLeader);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -497,103 +505,4 @@ impl Server {
             }
         }
     }
-
-    /// Serves writes forwarded by a follower: only proposes if this node leads.
-    pub async fn serve_forwarded(
-        &self,
-        gid: u64,
-        resp3: bool,
-        data: Vec<Vec<u8>>,
-    ) -> Option<Vec<u8>> {
-        let Some(g) = self.groups.get(gid) else {
-            return Some(forwarded_errors(resp3, data.len(), gid));
-        };
-        let proto = if resp3 {
-            Protocol::Resp3
-        } else {
-            Protocol::Resp2
-        };
-        let encode = |mut rs: Vec<Reply>| {
-            fit_replies(&mut rs, RELAY_MAX);
-            let mut out = bytes::BytesMut::new();
-            for r in &rs {
-                resp::encode::encode(r, proto, &mut out);
-            }
-            Some(out.to_vec())
-        };
-        let n = data.len();
-        if n == 1 {
-            let admin = crate::sm::decode_argv(&data[0])
-                .and_then(|argv| Command::parse(&argv).ok())
-                .filter(|c| c.kind() == Kind::Admin);
-            if let Some(cmd) = admin {
-                return self
-                    .serve_forwarded_admin(gid, cmd)
-                    .await
-                    .and_then(|r| encode(vec![r]));
-            }
-        }
-        for d in &data {
-            // Client reads and writes, transactions (the internal RAFTKV.EXEC) and a
-            // migration's slot commands (from the metadata leader, a member).
-            let ok = crate::sm::decode_argv(d).is_some_and(|argv| match Command::parse(&argv) {
-                Ok(c) => matches!(c.kind(), Kind::Read | Kind::Write),
-                Err(_) => matches!(
-                    Command::parse_replicated(&argv),
-                    Ok(Command::Transaction { .. } | Command::Slots { .. })
-                ),
-            });
-            if !ok {
-                return encode(vec![Reply::err("ERR malformed forwarded request"); n]);
-            }
-        }
-        // A follower of another version or with a larger --max-write-bytes: the entry
-        // must still fit a peer frame.
-        let size: usize = data.iter().map(|d| crate::sm::field_len(d.len())).sum();
-        if size > self.cfg.write_limit() {
-            return encode(vec![
-                too_large(
-                    "forwarded write",
-                    size,
-                    self.cfg.write_limit()
-                );
-                n
-            ]);
-        }
-        let deadline = Instant::now() + self.cfg.request_timeout();
-        let mut dropped_since = None;
-        loop {
-            if !g.node.status.is_leader() {
-                return None;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let failure = match timeout(left, g.node.propose(data.clone())).await {
-                Ok(Ok(Ok(replies))) => return encode(replies),
-                Ok(Ok(Err(NodeError::NotLeader(_)))) => return None,
-                Ok(Ok(Err(NodeError::Dropped))) if !gave_up_retrying(&mut dropped_since) => {
-                    sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-                Ok(Ok(Err(e))) => Failure::Node(e),
-                Ok(Err(_)) => Failure::Gone,
-                Err(_) => Failure::TimedOut,
-            };
-            return encode(vec![errors::reply(failure); n]);
-        }
-    }
-}
-
-/// Replies to a forwarded request for a group this node does not host.
-fn forwarded_errors(resp3: bool, n: usize, gid: u64) -> Vec<u8> {
-    let proto = if resp3 {
-        Protocol::Resp3
-    } else {
-        Protocol::Resp2
-    };
-    let mut out = bytes::BytesMut::new();
-    let r = Reply::err(format!("TRYAGAIN group {gid} is not hosted on this node"));
-    for _ in 0..n {
-        resp::encode::encode(&r, proto, &mut out);
-    }
-    out.to_vec()
 }

@@ -105,7 +105,7 @@ impl KvStateMachine {
     fn slot_additions<'a>(
         &'a self,
         commands: &'a [Vec<u8>],
-    ) -> impl Iterator<Item = (Vec<(u16, u16)>, u64)> + 'a {
+    ) -> impl Iterator<Item = (Vec<(u16, u16)>, u64, u64)> + 'a {
         commands
             .iter()
             .filter(move |_| self.meta.is_none())
@@ -116,7 +116,8 @@ impl KvStateMachine {
                     op: SlotsOp::Add,
                     ranges,
                     fence,
-                }) => Some((ranges, fence)),
+                    peer,
+                }) => Some((ranges, fence, peer)),
                 _ => None,
             })
     }
@@ -136,13 +137,13 @@ impl raft_node::StateMachine for KvStateMachine {
     /// slots, or while this node's records of one are stale (see `store::claims`).
     fn must_wait(&self, commands: &[Vec<u8>]) -> bool {
         self.slot_additions(commands)
-            .any(|(ranges, fence)| self.store.must_wait_for(&ranges, fence))
+            .any(|(ranges, fence, from)| self.store.must_wait_for(&ranges, fence, from))
     }
 
     /// Stale records are only replaced by a snapshot of the target group.
     fn needs_snapshot(&self, commands: &[Vec<u8>]) -> bool {
         self.slot_additions(commands)
-            .any(|(ranges, fence)| self.store.stale_in(&ranges, fence))
+            .any(|(ranges, fence, from)| self.store.stale_in(&ranges, fence, from))
     }
 
     fn apply(

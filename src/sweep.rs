@@ -43,25 +43,22 @@ impl Server {
     /// expiry from a stamp at most that old, never from its own clock).
     pub async fn sweep_loop(self: Arc<Self>) {
         self.watch_pushes();
-        for g in self.groups.all() {
-            tokio::spawn(self.clone().clean_loop(g.id));
-        }
         // One task for every group (a node may host a thousand): each round looks at the
         // groups this node leads, with a flag per group so one slow proposal never piles up.
+        // A group opened at runtime gets its state and its cleaner when first seen.
         let sweep_every = Duration::from_millis(self.cfg.expire_sweep_ms.max(10));
-        let mut states: Vec<SweepState> = self
-            .groups
-            .all()
-            .iter()
-            .map(|_| SweepState::default())
-            .collect();
+        let mut states: std::collections::HashMap<u64, SweepState> = Default::default();
         loop {
-            sleep(sweep_every.min(TIME_TICK / 4)).await;
-            for (i, g) in self.groups.all().iter().enumerate() {
+            for g in self.groups.all().iter() {
+                let st = states.entry(g.id).or_insert_with(|| {
+                    tokio::spawn(self.clone().clean_loop(g.id));
+                    SweepState::default()
+                });
                 if g.node.status.is_leader() {
-                    self.sweep_step(g, &mut states[i], sweep_every);
+                    self.sweep_step(g, st, sweep_every);
                 }
             }
+            sleep(sweep_every.min(TIME_TICK / 4)).await;
         }
     }
 
@@ -127,7 +124,10 @@ impl Server {
         let mut deleted_in_pass = 0i64;
         loop {
             sleep(CLEAN_STEP).await;
-            let g = self.group(gid);
+            // A group removed from this node (RAFT.SHARDGROUP LEAVE) is cleaned no more.
+            let Some(g) = self.groups.get(gid) else {
+                return;
+            };
             if !g.node.status.is_leader() {
                 cursor.clear();
                 // Followers only wait for leadership: look rarely (a node may host many).

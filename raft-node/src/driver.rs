@@ -39,8 +39,8 @@ use rocksdb::{WriteBatch, WriteOptions, DB};
 use slog::{crit, debug, info, o, Logger};
 
 use crate::node::{
-    die, wall_ms, DriverConfig, GroupMessage, Input, MessageSink, Msg, NodeConfig, NodeHandle,
-    StateMachine,
+    die, wall_ms, AddGroup, DriverConfig, GroupMessage, Input, MessageSink, Msg, NodeConfig,
+    NodeHandle, StateMachine,
 };
 use crate::peer::Peer;
 use crate::status::Status;
@@ -73,36 +73,6 @@ pub(crate) fn spawn<S: StateMachine, K: MessageSink>(
 ) -> Result<crate::node::Started<S::Output>, raft::Error> {
     let logger = logger.new(o!());
     let (tx, rx) = std::sync::mpsc::channel();
-    let process_nonce = process_nonce();
-    let mut peers = BTreeMap::new();
-    let mut handles = Vec::with_capacity(groups.len());
-    let mut initial = Vec::new();
-    let mut silence = cfg.tick * 10;
-    for (mut gcfg, sm) in groups {
-        gcfg.log_cache = Some(cfg.log_cache.clone());
-        let group = gcfg.group_id;
-        if group == KEEPALIVE_GROUP {
-            return Err(raft::Error::ConfigInvalid("group 0 is reserved".into()));
-        }
-        silence = gcfg.tick * gcfg.election_tick as u32;
-        if peers.contains_key(&group) {
-            return Err(raft::Error::ConfigInvalid(format!(
-                "group {group} given twice"
-            )));
-        }
-        let nonce = process_nonce ^ group.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut peer = Peer::open(gcfg, db.clone(), sm, nonce, &logger)?;
-        // Addresses each group knows at start.
-        for (id, addr) in peer.take_effects().peers {
-            initial.push((group, id, addr));
-        }
-        handles.push(NodeHandle {
-            group,
-            tx: tx.clone(),
-            status: peer.status().clone(),
-        });
-        peers.insert(group, peer);
-    }
     let (persist_tx, persist_rx) = std::sync::mpsc::channel();
     let sync_thread = {
         let (db, sink, inbox, logger) = (db.clone(), sink.clone(), tx.clone(), logger.clone());
@@ -111,10 +81,11 @@ pub(crate) fn spawn<S: StateMachine, K: MessageSink>(
             .spawn(move || sync_loop(db, persist_rx, sink, inbox, logger))
             .map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?
     };
+    let silence = cfg.tick * 10;
     let mut driver = Driver {
         cfg,
         db,
-        peers,
+        peers: BTreeMap::new(),
         sink,
         logger,
         inbox: tx,
@@ -124,9 +95,17 @@ pub(crate) fn spawn<S: StateMachine, K: MessageSink>(
         active: BTreeSet::new(),
         heard: HashMap::new(),
         silence,
+        nonce: process_nonce(),
     };
-    for (g, id, addr) in initial {
-        driver.learn_peer(g, id, addr);
+    let mut handles = Vec::with_capacity(groups.len());
+    for (gcfg, sm) in groups {
+        let group = gcfg.group_id;
+        if driver.peers.contains_key(&group) {
+            return Err(raft::Error::ConfigInvalid(format!(
+                "group {group} given twice"
+            )));
+        }
+        handles.push(driver.open_peer(gcfg, sm)?);
     }
     let th = std::thread::Builder::new()
         .name("raft-driver".into())
@@ -208,9 +187,87 @@ struct Driver<S: StateMachine, K: MessageSink> {
     heard: HashMap<u64, Instant>,
     /// Election timeout: a hibernating follower's leader node silent this long wakes it.
     silence: std::time::Duration,
+    /// This process's random nonce (each group's ReadIndex contexts derive from it).
+    nonce: u64,
 }
 
 impl<S: StateMachine, K: MessageSink> Driver<S, K> {
+    /// Opens group `gcfg.group_id`'s peer (at start, or at runtime by
+    /// [`NodeHandle::add_group`]) and learns the member addresses it knows.
+    fn open_peer(
+        &mut self,
+        mut gcfg: NodeConfig,
+        sm: S,
+    ) -> Result<NodeHandle<S::Output>, raft::Error> {
+        gcfg.log_cache = Some(self.cfg.log_cache.clone());
+        let group = gcfg.group_id;
+        if group == KEEPALIVE_GROUP {
+            return Err(raft::Error::ConfigInvalid("group 0 is reserved".into()));
+        }
+        self.silence = gcfg.tick * gcfg.election_tick as u32;
+        let nonce = self.nonce ^ group.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut peer = Peer::open(gcfg, self.db.clone(), sm, nonce, &self.logger)?;
+        let known = peer.take_effects().peers;
+        let handle = NodeHandle {
+            group,
+            tx: self.inbox.clone(),
+            status: peer.status().clone(),
+        };
+        self.peers.insert(group, peer);
+        for (id, addr) in known {
+            self.learn_peer(group, id, addr);
+        }
+        self.active.insert(group);
+        Ok(handle)
+    }
+
+    /// A runtime request to open a group (see [`NodeHandle::add_group`]).
+    fn add_group(&mut self, req: Box<dyn std::any::Any + Send>) {
+        let Ok(req) = req.downcast::<AddGroup<S>>() else {
+            crit!(
+                self.logger,
+                "a group of another state machine type was added, stopping"
+            );
+            die();
+        };
+        let AddGroup { cfg, sm, reply } = *req;
+        let group = cfg.group_id;
+        let out = match self.peers.get(&group) {
+            Some(p) => Ok(NodeHandle {
+                group,
+                tx: self.inbox.clone(),
+                status: p.status().clone(),
+            }),
+            None => self.open_peer(cfg, sm).map_err(|e| e.to_string()),
+        };
+        match &out {
+            Ok(_) => info!(self.logger, "group opened at runtime"; "group" => group),
+            Err(e) => {
+                crit!(self.logger, "cannot open a group at runtime"; "group" => group, "err" => e)
+            }
+        }
+        let _ = reply.send(out);
+    }
+
+    /// Stops group `g`'s peer, forgets its members' routes and deletes its raft records.
+    fn remove_group(&mut self, g: u64) -> Result<(), String> {
+        let Some(mut p) = self.peers.remove(&g) else {
+            return Ok(());
+        };
+        p.stop();
+        let m = p.status().members();
+        for id in m.voters.iter().chain(&m.learners).chain(&m.voters_outgoing) {
+            if *id != self.cfg.id {
+                self.learn_peer(g, *id, None);
+            }
+        }
+        self.active.remove(&g);
+        drop(p);
+        crate::storage::destroy(&self.db, g).map_err(|e| e.to_string())?;
+        info!(self.logger, "group removed at runtime"; "group" => g);
+        Ok(())
+    }
+
     fn run(&mut self, rx: Receiver<Input<S::Output>>) {
         let mut next_tick = Instant::now() + self.cfg.tick;
         loop {
@@ -456,6 +513,10 @@ impl<S: StateMachine, K: MessageSink> Driver<S, K> {
                 }
                 None => self.refuse_unknown(g, m),
             },
+            Input::AddGroup(req) => self.add_group(req),
+            Input::RemoveGroup(g, reply) => {
+                let _ = reply.send(self.remove_group(g));
+            }
             Input::Persisted(readies) => {
                 for (g, n) in readies {
                     if let Some(p) = self.peers.get_mut(&g) {

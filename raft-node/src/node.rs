@@ -228,6 +228,21 @@ pub(crate) enum Input<O> {
     Group(u64, Msg<O>),
     /// The sync thread made these Readies durable: (group, ready number) each.
     Persisted(Vec<(u64, u64)>),
+    /// Open a new group's peer at runtime (an [`AddGroup`] of the driver's state machine
+    /// type, boxed: the inbox is typed by the output only).
+    AddGroup(Box<dyn std::any::Any + Send>),
+    /// Stop a group's peer and delete its raft records ([`NodeHandle::remove_group`]).
+    RemoveGroup(u64, oneshot::Sender<Result<(), String>>),
+}
+
+/// What opening a group at runtime answers: its handle, or why it could not be opened.
+pub type Added<O> = Result<NodeHandle<O>, String>;
+
+/// A request to open a group's peer at runtime ([`NodeHandle::add_group`]).
+pub(crate) struct AddGroup<S: StateMachine> {
+    pub cfg: NodeConfig,
+    pub sm: S,
+    pub reply: oneshot::Sender<Added<S::Output>>,
 }
 
 /// Ends the process at once after a storage (or other unrecoverable) error has been logged:
@@ -283,6 +298,28 @@ impl<O: Send + 'static> NodeHandle<O> {
     /// groups it does not host; group 0 carries the node keepalives).
     pub fn deliver(&self, group: u64, m: Message) {
         let _ = self.tx.send(Input::Group(group, Msg::Raft(Box::new(m))));
+    }
+
+    /// Asks the node's driver to open group `cfg.group_id` now (its storage bootstrapped
+    /// with `cfg.voters` when new, as at start) over state machine `sm`; resolves to the
+    /// group's handle. Opening a group the node already hosts answers its handle.
+    pub fn add_group<S>(&self, cfg: NodeConfig, sm: S) -> oneshot::Receiver<Added<O>>
+    where
+        S: StateMachine<Output = O>,
+    {
+        let (reply, rx) = oneshot::channel();
+        let req: AddGroup<S> = AddGroup { cfg, sm, reply };
+        let _ = self.tx.send(Input::AddGroup(Box::new(req)));
+        rx
+    }
+
+    /// Asks the node's driver to stop group `group`'s peer and delete its raft records (its
+    /// log, state and configuration); resolves once done. Requests still waiting on the
+    /// group fail as at a stop. A group not hosted is done at once.
+    pub fn remove_group(&self, group: u64) -> oneshot::Receiver<Result<(), String>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Input::RemoveGroup(group, reply));
+        rx
     }
 
     /// Proposes encoded commands (applied in order, in one log entry); resolves after

@@ -225,6 +225,9 @@ pub enum SlotsOp {
     Add,
     /// `RAFTKV.SLOTS.REMOVE`: the group stops serving these slots (their data stays).
     Remove,
+    /// `RAFTKV.SLOTS.DROP`: after a cut-over, the former owner's replicas on nodes that do
+    /// not host the new owner delete the slots' records (garbage collection).
+    Drop,
 }
 
 /// A key WATCH saw: its modification version and whether it was live (see
@@ -376,10 +379,20 @@ pub enum Command {
     /// slots the applying group serves (inclusive `(lo, hi)` ranges, each `lo <= hi <
     /// 16384`). `fence` (0: none) is the migration's id: a group ignores a slot command
     /// whose fence is below the last one it applied (a stale retry of an older migration).
+    /// `peer` (0: none given) is the migration's other group: its source for an ADD
+    /// (`FROM <g>`), its target for a DROP (`TO <g>`).
     Slots {
         op: SlotsOp,
         ranges: Vec<(u16, u16)>,
         fence: u64,
+        peer: u64,
+    },
+    /// `RAFTKV.SLOTS.INGEST FENCE <n> (<column family> <key> <value>)...`: records of
+    /// slots migration `n` moves into the applying group, copied from the source (see
+    /// `store::ingest`).
+    SlotsIngest {
+        fence: u64,
+        records: Vec<(Bytes, Bytes, Bytes)>,
     },
     // ---- transactions: the session keeps the MULTI state (see `cmd/transaction.rs`) ----
     Multi,

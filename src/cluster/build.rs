@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use super::view::{node_name, ClusterView, GroupInfo, NodeInfo};
+use store::cluster_meta::ClusterMeta;
+
 use crate::groups::GroupRt;
 use crate::server::Server;
 
@@ -17,10 +19,15 @@ impl Server {
         let me = self.cfg.id;
         let mut raft_addrs = BTreeMap::new();
         let mut groups = BTreeMap::new();
-        for g in self.groups.all() {
+        for g in self.groups.all().iter() {
             let m = g.node.status.members();
             raft_addrs.extend(m.addrs.clone());
             groups.insert(g.id, self.group_info(g, m.voters, m.learners));
+        }
+        for gid in meta.data_groups() {
+            groups
+                .entry(gid)
+                .or_insert_with(|| self.remote_info(&meta, gid));
         }
         let meta_members = self.groups.meta().node.status.members();
         raft_addrs.extend(meta_members.addrs.clone());
@@ -81,9 +88,14 @@ impl Server {
     /// leader, ranges) and, for `-MOVED` only, the leader's client address; no names, so
     /// the per-request cost stays small.
     pub fn routing_view(&self, slot: u16, moved: bool) -> ClusterView {
-        let g = self.groups.of_slot(slot);
-        let m = g.node.status.members();
-        let group = self.group_info(g, m.voters, m.learners);
+        let gid = self.groups.slot_group(slot);
+        let group = match self.groups.get(gid) {
+            Some(g) => {
+                let m = g.node.status.members();
+                self.group_info(&g, m.voters, m.learners)
+            }
+            None => self.remote_info(&self.groups.meta_state(), gid),
+        };
         let leader = group.leader;
         let redis_addr = if moved && leader != self.cfg.id {
             let meta = self.groups.meta_state();
@@ -103,6 +115,27 @@ impl Server {
             nodes: BTreeMap::from([(leader, node)]),
             groups: BTreeMap::from([(group.id, group)]),
             ..Default::default()
+        }
+    }
+
+    /// A data group this node does not host, as the metadata records it: its members, and
+    /// as leader the member last seen leading it, else its first voter (a request sent
+    /// there is forwarded or redirected on to the leader).
+    fn remote_info(&self, meta: &ClusterMeta, gid: u64) -> GroupInfo {
+        let m = meta.members_of(gid);
+        let hint = self.groups.hint(gid);
+        let leader = if m.voters.contains(&hint) {
+            hint
+        } else {
+            m.voters.first().copied().unwrap_or(0)
+        };
+        GroupInfo {
+            id: gid,
+            voters: m.voters,
+            learners: m.learners,
+            leader,
+            ranges: meta.ranges_of(gid),
+            applied: 0,
         }
     }
 

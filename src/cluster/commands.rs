@@ -114,9 +114,13 @@ impl Server {
     ) -> Pending {
         let me = self.clone();
         Pending::Later(Box::pin(async move {
-            let g = me.groups.of_slot(slot);
-            let r = match me.read_barrier_in(g).await {
-                Ok(()) => read(g),
+            let gid = me.groups.slot_group(slot);
+            let Some(g) = me.groups.get(gid) else {
+                let e = format!("ERR slot {slot} belongs to group {gid}, which this node does not host: ask a node of that group");
+                return Outcome::Replies(vec![Reply::err(e)]);
+            };
+            let r = match me.read_barrier_in(&g).await {
+                Ok(()) => read(&g),
                 Err(e) => e,
             };
             Outcome::Replies(vec![r])
@@ -141,7 +145,7 @@ impl Server {
             if self.groups.len() > 1 && keys[1..].iter().any(|k| key_slot(k) != slot) {
                 return Err(Reply::err(route::CROSSSLOT));
             }
-            return Ok(Some(self.groups.of_slot(slot).id));
+            return Ok(Some(self.groups.slot_group(slot)));
         }
         let keys: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
         let mode = RedirectMode::Moved;

@@ -119,7 +119,7 @@ impl Server {
         if state.groups == 0 {
             if meta.node.status.is_leader() {
                 out.push(MetaCmd::Init {
-                    groups: self.groups.len() as u64,
+                    groups: self.cfg.groups,
                 });
             }
             return out;
@@ -132,10 +132,12 @@ impl Server {
             });
         }
         for g in self.groups.every() {
-            if !g.node.status.is_leader() {
+            // A group removed from the metadata reports nothing (it closes soon).
+            let gone = g.id != self.groups.meta().id && !state.is_data_group(g.id);
+            if !g.node.status.is_leader() || gone {
                 continue;
             }
-            if let Some(m) = members_of(g) {
+            if let Some(m) = members_of(&g) {
                 if state.members.get(&g.id) != Some(&m) {
                     out.push(MetaCmd::Members {
                         group: g.id,
@@ -154,7 +156,7 @@ impl Server {
         loop {
             sleep(CHECK_EVERY).await;
             let laid_out = self.groups.meta_state().groups;
-            let hosted = self.groups.len() as u64;
+            let hosted = self.cfg.groups;
             if laid_out > 0 && laid_out != hosted {
                 crit!(self.logger, "fatal"; "err" => format!(
                     "the cluster's metadata lays the slots out over {laid_out} data group(s) but --groups {hosted} was given; start with --groups {laid_out}"
@@ -214,6 +216,9 @@ impl Server {
                 Some(MetaCmd::Node { id, .. }) => id == from,
                 Some(
                     MetaCmd::Members { .. }
+                    | MetaCmd::Group { .. }
+                    | MetaCmd::Leave { .. }
+                    | MetaCmd::Removed { .. }
                     | MetaCmd::Forget { .. }
                     | MetaCmd::Migrate { .. }
                     | MetaCmd::Migrated { .. }

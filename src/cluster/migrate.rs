@@ -1,33 +1,36 @@
-//! Online slot migration between data groups: the coordinator and the administration
-//! commands (`RAFT.SHARDGROUP QUERY | MOVE | JOIN | LEAVE`, `RAFT.REBALANCE`).
+//! Online slot migration between data groups: the coordinator (the administration
+//! commands are in `super::shardgroup`).
 //!
 //! The metadata records what to move (`store::migrations`); the node leading the metadata
 //! group carries it out, one migration at a time, lowest id first:
 //!
 //! 1. the source group applies `RAFTKV.SLOTS.REMOVE FENCE <id> <ranges>`: from then on it
 //!    refuses the slots with `-TRYAGAIN` (certainly not applied; clients retry);
-//! 2. the target group applies `RAFTKV.SLOTS.ADD FENCE <id> <ranges>`: on every node the
-//!    slots' records, already in the node's database, become the target's (each node's
-//!    apply waits until its source replica has applied step 1, see `store::claims`), with
-//!    their TTLs, counters and fresh WATCH versions;
-//! 3. the metadata applies `MIGRATED <id>`: the cut-over (new epoch), requests for the
+//! 2. the target group applies `RAFTKV.SLOTS.ADD FENCE <id> FROM <source> <ranges>`: on a
+//!    node hosting the source too, the slots' records, already in the node's database,
+//!    become the target's (each node's apply waits until its source replica has applied
+//!    step 1, see `store::claims`), with their TTLs, counters and fresh WATCH versions; on
+//!    a node without a source replica the slots start empty (see `store::ingest`);
+//! 3. when a node of the target hosts no replica of the source: the copy of the records
+//!    into the target (`super::copy`);
+//! 4. when a node of the source hosts no replica of the target: the source's
+//!    `RAFTKV.SLOTS.DROP FENCE <id> TO <target>`, which deletes the slots' records there;
+//! 5. the metadata applies `MIGRATED <id>`: the cut-over (new epoch), requests for the
 //!    slots route to the target from now on (`-MOVED` in `--redirect moved` mode).
 //!
 //! Each step is idempotent and fenced by the id, so a coordinator that dies (or loses the
 //! metadata leadership) anywhere leaves a record the next metadata leader finishes: a
 //! migration always rolls forward, and `RAFT.SHARDGROUP QUERY` lists it until it is done.
-//! The window where the slots answer `-TRYAGAIN` is steps 1-3: three Raft commits.
-//!
-//! Every node hosts a replica of every data group today, so the records never cross the
-//! network; the source keeps no copy to collect (its records *are* the target's now).
+//! The window where the slots answer `-TRYAGAIN` is steps 1-5: three Raft commits, plus
+//! the copy's and the collection's when they run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use resp::{RaftCmd, Reply};
+use resp::Reply;
 use slog::{info, warn};
-use store::cluster_meta::{ids_text, MetaCmd};
+use store::cluster_meta::MetaCmd;
 use store::migrations::{ranges_words, Migration};
 use tokio::time::{sleep, timeout};
 
@@ -85,9 +88,12 @@ pub struct Progress {
     pub last_ms: AtomicU64,
     /// Microseconds the last migration took, start to cut-over.
     pub last_micros: AtomicU64,
+    /// Records and bytes (keys and values) copied to nodes without a source replica.
+    pub copied_records: AtomicU64,
+    pub copied_bytes: AtomicU64,
 }
 
-fn slots_in(ranges: &[(u16, u16)]) -> u64 {
+pub(super) fn slots_in(ranges: &[(u16, u16)]) -> u64 {
     ranges.iter().map(|(a, b)| u64::from(b - a) + 1).sum()
 }
 
@@ -115,23 +121,39 @@ impl Server {
         }
     }
 
-    /// A read group, routed again as [`Server::write_routed`] routes writes.
-    pub async fn read_routed(&self, gid: u64, cmds: Vec<resp::Command>) -> Outcome {
+    /// A read group, routed again as [`Server::write_routed`] routes writes (a group this
+    /// node does not host runs the reads there, see `crate::remote`).
+    pub async fn read_routed(
+        &self,
+        gid: u64,
+        reads: Vec<(Vec<Bytes>, resp::Command)>,
+        resp3: bool,
+    ) -> Outcome {
+        if !self.groups.hosts(gid) {
+            let argvs = reads.into_iter().map(|(a, _)| a).collect();
+            return self.write_routed(gid, argvs, resp3).await;
+        }
         if self.cfg.redirect_moved() {
+            let cmds = reads.into_iter().map(|(_, c)| c).collect();
             return self.read_bounded(gid, cmds).await;
         }
         let deadline = std::time::Instant::now() + self.cfg.request_timeout();
-        let n = cmds.len();
+        let n = reads.len();
         let mut gid = gid;
         loop {
-            let out = self.read_bounded(gid, cmds.clone()).await;
+            if !self.groups.hosts(gid) {
+                let argvs = reads.into_iter().map(|(a, _)| a).collect();
+                return self.write_routed(gid, argvs, resp3).await;
+            }
+            let cmds = reads.iter().map(|(_, c)| c.clone()).collect();
+            let out = self.read_bounded(gid, cmds).await;
             if !all_refused(&out, n) || std::time::Instant::now() >= deadline {
                 return out;
             }
             sleep(REROUTE_PAUSE).await;
-            gid = cmds
+            gid = reads
                 .iter()
-                .find_map(|c| c.keys().first().map(|k| self.groups.of_key(k).id))
+                .find_map(|(_, c)| c.keys().first().map(|k| self.groups.key_group(k)))
                 .unwrap_or(self.groups.home().id);
         }
     }
@@ -151,6 +173,7 @@ impl Server {
             }
             let state = self.groups.meta_state();
             let Some((id, m)) = state.next_migration() else {
+                self.finish_leaving(&state).await;
                 continue;
             };
             let m = m.clone();
@@ -179,7 +202,28 @@ impl Server {
         }
     }
 
-    /// Steps 1-3 of the module doc for migration `id`; the milliseconds each took.
+    /// With no migration pending: a group that left and owns no slots is removed from the
+    /// metadata; one still owning some (a migration into it was pending when it left)
+    /// gets them moved away by a rebalance, which plans only for the staying groups.
+    async fn finish_leaving(&self, state: &store::cluster_meta::ClusterMeta) {
+        for &g in &state.leaving {
+            let cmd = if state.left(g) {
+                MetaCmd::Removed { group: g }
+            } else {
+                MetaCmd::Rebalance
+            };
+            match self.meta_call(cmd).await {
+                Ok(Reply::Error(e)) | Err(e) => {
+                    warn!(self.logger, "a leaving group's step failed; retrying"; "group" => g, "err" => e)
+                }
+                Ok(_) => {
+                    info!(self.logger, "leaving group handled"; "group" => g, "removed" => state.left(g))
+                }
+            }
+        }
+    }
+
+    /// Steps 1-5 of the module doc for migration `id`; the milliseconds each took.
     async fn run_migration(&self, id: u64, m: &Migration) -> Result<[u64; 3], String> {
         let mut t = std::time::Instant::now();
         let mut lap = || {
@@ -187,11 +231,21 @@ impl Server {
             t = std::time::Instant::now();
             ms
         };
-        self.slot_command(m.from, "RAFTKV.SLOTS.REMOVE", id, &m.ranges)
+        let (copy, collect) = super::copy::needs(&self.groups.meta_state(), m);
+        self.slot_command(m.from, "RAFTKV.SLOTS.REMOVE", id, &m.ranges, None)
             .await?;
         let removed = lap();
-        self.slot_command(m.to, "RAFTKV.SLOTS.ADD", id, &m.ranges)
+        let from = Some(("FROM", m.from));
+        self.slot_command(m.to, "RAFTKV.SLOTS.ADD", id, &m.ranges, from)
             .await?;
+        if copy {
+            self.copy_slots(id, m).await?;
+        }
+        if collect {
+            let to = Some(("TO", m.to));
+            self.slot_command(m.from, "RAFTKV.SLOTS.DROP", id, &m.ranges, to)
+                .await?;
+        }
         let added = lap();
         match self.meta_call(MetaCmd::Migrated { id }).await? {
             Reply::Error(e) => Err(e),
@@ -199,40 +253,56 @@ impl Server {
         }
     }
 
-    /// Proposes one fenced slot command to group `gid` (here, or through its leader).
+    /// Proposes one fenced slot command to group `gid` (here, or through its leader);
+    /// `peer` names the migration's other group (`FROM <g>` / `TO <g>`).
     async fn slot_command(
         &self,
         gid: u64,
         name: &str,
         fence: u64,
         ranges: &[(u16, u16)],
+        peer: Option<(&str, u64)>,
     ) -> Result<i64, String> {
-        let g = self
-            .groups
-            .get(gid)
-            .ok_or_else(|| format!("group {gid} is not hosted on this node"))?;
         let mut argv = vec![
             Bytes::copy_from_slice(name.as_bytes()),
             Bytes::from_static(b"FENCE"),
             Bytes::from(fence.to_string()),
         ];
+        if let Some((word, g)) = peer {
+            argv.push(Bytes::copy_from_slice(word.as_bytes()));
+            argv.push(Bytes::from(g.to_string()));
+        }
         argv.extend(ranges_words(ranges).into_iter().map(Bytes::from));
-        let reply = self
-            .call_leader(
-                g,
-                vec![encode_argv(&argv)],
-                &format!("{name} in group {gid}"),
-            )
-            .await?;
-        match reply {
+        match self.group_call(gid, argv, name).await? {
             Reply::Int(n) => Ok(n),
             Reply::Error(e) => Err(format!("{name} in group {gid}: {e}")),
             other => Err(format!("{name} in group {gid}: unexpected reply {other:?}")),
         }
     }
 
+    /// Proposes one command in data group `gid`: through its leader when hosted here, else
+    /// through its members (see `crate::remote`); its reply.
+    pub(super) async fn group_call(
+        &self,
+        gid: u64,
+        argv: Vec<Bytes>,
+        name: &str,
+    ) -> Result<Reply, String> {
+        match self.groups.get(gid) {
+            Some(g) => {
+                let what = format!("{name} in group {gid}");
+                self.call_leader(&g, vec![encode_argv(&argv)], &what).await
+            }
+            None => Ok(match self.remote_call(gid, vec![argv], false).await {
+                Outcome::Replies(mut rs) => rs.pop().unwrap_or(Reply::Nil),
+                Outcome::Raw(raw) => crate::remote::decode_reply(&raw),
+                Outcome::Overflow(_) => Reply::err("ERR reply too large"),
+            }),
+        }
+    }
+
     /// Proposes one metadata command (here, or through the metadata leader); its reply.
-    async fn meta_call(&self, cmd: MetaCmd) -> Result<Reply, String> {
+    pub(super) async fn meta_call(&self, cmd: MetaCmd) -> Result<Reply, String> {
         let data = vec![encode_argv(&cmd.to_argv())];
         self.call_leader(self.groups.meta(), data, "metadata change")
             .await
@@ -265,83 +335,21 @@ impl Server {
         }
     }
 
-    /// Serves RAFT.SHARDGROUP and RAFT.REBALANCE.
-    pub async fn shardgroup(&self, cmd: RaftCmd) -> Reply {
-        let known = |g: u64| self.groups.get(g).is_some();
-        match cmd {
-            RaftCmd::ShardQuery => Reply::Bulk(Bytes::from(self.shard_query())),
-            RaftCmd::ShardMove { group, ranges } => {
-                if !known(group) {
-                    return Reply::err(format!("ERR unknown data group {group}"));
-                }
-                self.migrate_call(MetaCmd::Migrate { to: group, ranges })
-                    .await
-            }
-            // Planned where it applies: from the metadata as of that entry, never from a
-            // view that may lag behind it.
-            RaftCmd::Rebalance => self.migrate_call(MetaCmd::Rebalance).await,
-            RaftCmd::ShardJoin { .. } | RaftCmd::ShardLeave { .. } => Reply::err(
-                "ERR RAFT.SHARDGROUP JOIN and LEAVE are not supported yet: every node hosts every data group (see the README's cluster section)",
-            ),
-            _ => Reply::err("ERR not a shard group command"),
-        }
-    }
-
-    /// Records migrations; the number recorded.
-    async fn migrate_call(&self, cmd: MetaCmd) -> Reply {
-        match self.meta_call(cmd).await {
-            Ok(r) => r,
-            Err(e) => Reply::err(format!(
-                "TRYAGAIN the migration could not be recorded ({e}); it was not, or it was and a repeat changes nothing"
-            )),
-        }
-    }
-
-    /// RAFT.SHARDGROUP QUERY's text: one line per fact.
-    fn shard_query(&self) -> String {
-        let state = self.groups.meta_state();
-        let mut out = format!("epoch {}\n", state.epoch);
-        for g in self.groups.all() {
-            let ranges = ranges_words(&state.ranges_of(g.id)).join(",");
-            let members = state.members.get(&g.id).cloned().unwrap_or_default();
-            out.push_str(&format!(
-                "group {} leader {} voters {} learners {} slots {} ranges {}\n",
-                g.id,
-                g.node.status.leader(),
-                ids_text(&members.voters),
-                ids_text(&members.learners),
-                slots_in(&state.ranges_of(g.id)),
-                if ranges.is_empty() {
-                    "-".into()
-                } else {
-                    ranges
-                },
-            ));
-        }
-        for (id, m) in &state.migrations {
-            out.push_str(&format!(
-                "migration {id} from {} to {} slots {}\n",
-                m.from,
-                m.to,
-                ranges_words(&m.ranges).join(",")
-            ));
-        }
-        out
-    }
-
     /// INFO cluster's migration fields.
     pub fn migration_info(&self) -> String {
         let state = self.groups.meta_state();
         let pending: u64 = state.migrations.values().map(|m| slots_in(&m.ranges)).sum();
         let p = &self.migration;
         format!(
-            "raftkv_migrations_pending:{}\r\nraftkv_migrating_slots:{pending}\r\nraftkv_migrations_done:{}\r\nraftkv_migrated_slots:{}\r\nraftkv_migration_failures:{}\r\nraftkv_last_migration_ms:{}\r\nraftkv_last_migration_usec:{}\r\n",
+            "raftkv_migrations_pending:{}\r\nraftkv_migrating_slots:{pending}\r\nraftkv_migrations_done:{}\r\nraftkv_migrated_slots:{}\r\nraftkv_migration_failures:{}\r\nraftkv_last_migration_ms:{}\r\nraftkv_last_migration_usec:{}\r\nraftkv_migration_copied_records:{}\r\nraftkv_migration_copied_bytes:{}\r\n",
             state.migrations.len(),
             p.done.load(Ordering::Relaxed),
             p.slots.load(Ordering::Relaxed),
             p.failures.load(Ordering::Relaxed),
             p.last_ms.load(Ordering::Relaxed),
             p.last_micros.load(Ordering::Relaxed),
+            p.copied_records.load(Ordering::Relaxed),
+            p.copied_bytes.load(Ordering::Relaxed),
         )
     }
 }

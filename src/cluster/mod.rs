@@ -8,11 +8,13 @@
 
 pub mod build;
 pub mod commands;
+pub mod copy;
 pub mod errors;
 pub mod meta;
 pub mod migrate;
 pub mod reply;
 pub mod route;
+pub mod shardgroup;
 pub mod view;
 
 pub use commands::ConnFlags;

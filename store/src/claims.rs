@@ -136,6 +136,26 @@ impl Claims {
         self.owner[usize::from(slot)].load(Ordering::Acquire)
     }
 
+    /// Group `group` is no longer hosted on this node (it was removed).
+    pub fn forget(&self, group: u64) {
+        self.fences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group);
+        self.histories
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group);
+    }
+
+    /// True when a replica of `group` runs on this node (its store joined the registry).
+    pub(crate) fn hosts(&self, group: u64) -> bool {
+        self.fences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&group)
+    }
+
     /// Records `group`'s last applied fence.
     pub(crate) fn set_fence(&self, group: u64, fence: u64) {
         self.fences
@@ -324,15 +344,22 @@ impl Store {
 
     /// True when `ranges` include a slot whose records on this node are stale (the ADD of
     /// them must wait for a snapshot of this group, see the module doc).
-    pub fn stale_in(&self, ranges: &[(u16, u16)], fence: u64) -> bool {
-        !(fence != 0 && fence < self.fence) && self.claims.any_stale(ranges)
+    pub fn stale_in(&self, ranges: &[(u16, u16)], fence: u64, from: u64) -> bool {
+        let stale_cmd = fence != 0 && fence < self.fence;
+        !(stale_cmd || self.takes_fresh(from)) && self.claims.any_stale(ranges)
+    }
+
+    /// True when an ADD from group `from` takes its slots fresh on this node: no replica
+    /// of `from` runs here, so the records come by copy (see `crate::ingest`).
+    pub(crate) fn takes_fresh(&self, from: u64) -> bool {
+        from != 0 && !self.claims.hosts(from)
     }
 
     /// True when `ranges` include a slot another local group still claims (the apply of a
     /// `RAFTKV.SLOTS.ADD` of them fenced `fence` must wait). A stale command (fenced below
     /// the last applied fence) changes nothing, so never waits.
-    pub fn must_wait_for(&self, ranges: &[(u16, u16)], fence: u64) -> bool {
-        if fence != 0 && fence < self.fence {
+    pub fn must_wait_for(&self, ranges: &[(u16, u16)], fence: u64, from: u64) -> bool {
+        if (fence != 0 && fence < self.fence) || self.takes_fresh(from) {
             return false;
         }
         self.claims.must_wait(self.group, ranges, fence) || self.claims.any_stale(ranges)

@@ -70,6 +70,12 @@ pub struct ClusterMeta {
     pub next_migration: u64,
     /// Preferred leader node by data group (see [`crate::leader_prefs`]).
     pub prefer: BTreeMap<u64, u64>,
+    /// Data groups created at runtime and their founding voters (see
+    /// [`crate::shard_groups`]).
+    pub added: BTreeMap<u64, Vec<u64>>,
+    /// Created groups being removed (`RAFT.SHARDGROUP LEAVE`): their slots move away,
+    /// then [`MetaCmd::Removed`] drops them.
+    pub leaving: std::collections::BTreeSet<u64>,
 }
 
 /// A metadata command.
@@ -94,6 +100,13 @@ pub enum MetaCmd {
     Rebalance,
     /// Node `node` should lead data group `group` (see [`crate::leader_prefs`]).
     Prefer { group: u64, node: u64 },
+    /// A new data group with replicas on `voters` (see [`crate::shard_groups`]).
+    Group { group: u64, voters: Vec<u64> },
+    /// Group `group` leaves: its slots move to the other groups (see
+    /// [`crate::shard_groups`]).
+    Leave { group: u64 },
+    /// Group `group`, which left and owns no slots, is no more.
+    Removed { group: u64 },
 }
 
 /// Slot ranges (inclusive) of each of `n` groups splitting the slots evenly, group 1 first.
@@ -174,6 +187,11 @@ impl MetaCmd {
             MetaCmd::Prefer { group, node } => {
                 a.extend(["PREFER".into(), group.to_string(), node.to_string()])
             }
+            MetaCmd::Group { group, voters } => {
+                a.extend(["GROUP".into(), group.to_string(), ids_text(voters)])
+            }
+            MetaCmd::Leave { group } => a.extend(["LEAVE".into(), group.to_string()]),
+            MetaCmd::Removed { group } => a.extend(["REMOVED".into(), group.to_string()]),
         }
         std::iter::once(Bytes::from_static(META_CMD))
             .chain(a.into_iter().map(Bytes::from))
@@ -227,6 +245,12 @@ impl MetaCmd {
             },
             ["MIGRATED", id] => MetaCmd::Migrated { id: num(id)? },
             ["REBALANCE"] => MetaCmd::Rebalance,
+            ["GROUP", g, v] => MetaCmd::Group {
+                group: num(g)?,
+                voters: parse_ids(v)?,
+            },
+            ["LEAVE", g] => MetaCmd::Leave { group: num(g)? },
+            ["REMOVED", g] => MetaCmd::Removed { group: num(g)? },
             ["PREFER", g, n] => MetaCmd::Prefer {
                 group: num(g).filter(|&g| g > 0)?,
                 node: num(n).filter(|&n| n > 0)?,
@@ -294,8 +318,11 @@ impl ClusterMeta {
             }
             MetaCmd::Migrate { to, ranges } => self.plan_migrations(*to, ranges) > 0,
             MetaCmd::Migrated { id } => self.finish_migration(*id),
+            MetaCmd::Group { group, voters } => self.add_group(*group, voters),
+            MetaCmd::Leave { group } => self.leave_group(*group),
+            MetaCmd::Removed { group } => self.remove_group(*group),
             MetaCmd::Rebalance => {
-                let groups: Vec<u64> = (1..=self.groups).collect();
+                let groups = self.staying_groups();
                 let plan = self.rebalance_plan(&groups);
                 plan.iter()
                     .map(|(to, ranges)| self.plan_migrations(*to, ranges))
@@ -363,6 +390,12 @@ impl ClusterMeta {
         for (g, n) in &self.prefer {
             out.push_str(&format!("prefer {g} {n}\n"));
         }
+        for (g, v) in &self.added {
+            out.push_str(&format!("group {g} {}\n", ids_text(v)));
+        }
+        for g in &self.leaving {
+            out.push_str(&format!("leaving {g}\n"));
+        }
         out
     }
 
@@ -405,6 +438,12 @@ impl ClusterMeta {
                 ["prefer", g, n] => {
                     m.prefer.insert(g.parse().ok()?, n.parse().ok()?);
                 }
+                ["group", g, v] => {
+                    m.added.insert(g.parse().ok()?, parse_ids(v)?);
+                }
+                ["leaving", g] => {
+                    m.leaving.insert(g.parse().ok()?);
+                }
                 _ => return None,
             }
         }
@@ -439,6 +478,20 @@ impl Store {
                 let changed = state.apply(&cmd);
                 (Reply::Int((state.next_migration - before) as i64), changed)
             }
+            Some(MetaCmd::Group { group, voters }) => {
+                if let Err(e) = state.check_new_group(group, &voters) {
+                    return (Reply::err(e), false);
+                }
+                (Reply::ok(), state.apply(&MetaCmd::Group { group, voters }))
+            }
+            Some(MetaCmd::Leave { group }) => match state.check_leave(group) {
+                Err(e) => (Reply::err(e), false),
+                Ok(()) => {
+                    let before = state.next_migration;
+                    let changed = state.apply(&MetaCmd::Leave { group });
+                    (Reply::Int((state.next_migration - before) as i64), changed)
+                }
+            },
             Some(cmd) => (Reply::ok(), state.apply(&cmd)),
             None => (Reply::err("ERR malformed metadata command"), false),
         }
@@ -455,132 +508,5 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn node(name: &str, r: &str) -> NodeRecord {
-        NodeRecord {
-            name: name.into(),
-            redis_addr: r.into(),
-            raft_addr: "127.0.0.1:1".into(),
-        }
-    }
-
-    #[test]
-    fn even_split_covers_every_slot_once() {
-        for n in [1u64, 2, 3, 7, 1000] {
-            let r = even_split(n);
-            assert_eq!(r.len() as u64, n);
-            assert_eq!(r[0].0, 0);
-            assert_eq!(r[r.len() - 1].1, SLOTS - 1);
-            for w in r.windows(2) {
-                assert_eq!(w[0].1 + 1, w[1].0);
-            }
-        }
-        assert_eq!(
-            even_split(3),
-            vec![(0, 5460), (5461, 10921), (10922, 16383)]
-        );
-    }
-
-    #[test]
-    fn every_change_bumps_the_epoch_once_and_repeats_do_not() {
-        let mut m = ClusterMeta::default();
-        assert!(m.apply(&MetaCmd::Init { groups: 3 }));
-        assert_eq!((m.epoch, m.groups), (1, 3));
-        assert_eq!(m.group_of(0), Some(1));
-        assert_eq!(m.group_of(5461), Some(2));
-        assert_eq!(m.group_of(16383), Some(3));
-        // INIT happens once: a second (another founder's) changes nothing.
-        assert!(!m.apply(&MetaCmd::Init { groups: 5 }));
-        let rec = MetaCmd::Node {
-            id: 2,
-            record: node("aa", "h:2"),
-        };
-        assert!(m.apply(&rec));
-        assert!(!m.apply(&rec));
-        assert_eq!(m.epoch, 2);
-        // The name stays the first recorded; the address follows.
-        let moved = MetaCmd::Node {
-            id: 2,
-            record: node("bb", "h:22"),
-        };
-        assert!(m.apply(&moved));
-        assert_eq!(m.nodes[&2], node("aa", "h:22"));
-        let members = MetaCmd::Members {
-            group: 1,
-            members: GroupMembers {
-                voters: vec![1, 2, 3],
-                learners: vec![4],
-            },
-        };
-        assert!(m.apply(&members) && !m.apply(&members));
-        assert!(m.apply(&MetaCmd::Forget { id: 2 }));
-        assert_eq!(m.epoch, 5);
-        assert!(m.nodes.is_empty());
-    }
-
-    #[test]
-    fn a_cut_over_is_one_assign_and_keeps_the_map_normal() {
-        let mut m = ClusterMeta::default();
-        m.apply(&MetaCmd::Init { groups: 2 });
-        let e = m.epoch;
-        // Slots 100..=199 move from group 1 to group 2: one entry, one epoch.
-        assert!(m.apply(&MetaCmd::Assign {
-            group: 2,
-            ranges: vec![(100, 199)]
-        }));
-        assert_eq!(m.epoch, e + 1);
-        assert_eq!(
-            m.slots,
-            vec![(0, 99, 1), (100, 199, 2), (200, 8191, 1), (8192, 16383, 2)]
-        );
-        assert_eq!(m.ranges_of(2), vec![(100, 199), (8192, 16383)]);
-        // Moving them back merges the ranges again.
-        m.apply(&MetaCmd::Assign {
-            group: 1,
-            ranges: vec![(100, 199)],
-        });
-        assert_eq!(m.slots, vec![(0, 8191, 1), (8192, 16383, 2)]);
-    }
-
-    #[test]
-    fn commands_and_state_round_trip() {
-        let cmds = [
-            MetaCmd::Init { groups: 3 },
-            MetaCmd::Assign {
-                group: 2,
-                ranges: vec![(0, 0), (5, 9)],
-            },
-            MetaCmd::Members {
-                group: 1,
-                members: GroupMembers {
-                    voters: vec![1, 2],
-                    learners: vec![],
-                },
-            },
-            MetaCmd::Node {
-                id: 7,
-                record: node("ab", "127.0.0.1:6379"),
-            },
-            MetaCmd::Forget { id: 7 },
-        ];
-        let mut m = ClusterMeta::default();
-        for c in &cmds {
-            assert_eq!(MetaCmd::parse(&c.to_argv()).as_ref(), Some(c));
-            m.apply(c);
-        }
-        m.apply(&cmds[3]);
-        assert_eq!(ClusterMeta::decode(&m.encode()), Some(m));
-        let bad: Vec<Bytes> = ["RAFTKV.META", "ASSIGN", "1", "9-5"]
-            .iter()
-            .map(|s| Bytes::from(s.to_string()))
-            .collect();
-        assert_eq!(MetaCmd::parse(&bad), None);
-        let spaced: Vec<Bytes> = ["RAFTKV.META", "NODE", "1", "n", "a b", "c"]
-            .iter()
-            .map(|s| Bytes::from(s.to_string()))
-            .collect();
-        assert_eq!(MetaCmd::parse(&spaced), None);
-    }
-}
+#[path = "cluster_meta_tests.rs"]
+mod tests;

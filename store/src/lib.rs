@@ -41,6 +41,7 @@ mod cmd_zset;
 mod columns;
 pub mod functions;
 pub mod glob;
+pub mod ingest;
 mod leader_prefs;
 pub mod migrations;
 mod nodes;
@@ -52,6 +53,7 @@ mod reader_scan;
 mod savepoint;
 mod script_host;
 pub mod scripting;
+pub mod shard_groups;
 pub mod slot;
 pub mod slots;
 pub mod snapshot;
@@ -556,7 +558,13 @@ impl Store {
             | Command::Persist(_)
             | Command::DelIfExpired(_) => self.apply_string(wb, cmd, now),
             Command::FlushAll => self.flush_owned(wb),
-            Command::Slots { op, ranges, fence } => self.apply_slots(wb, *op, ranges, *fence),
+            Command::Slots {
+                op,
+                ranges,
+                fence,
+                peer,
+            } => self.apply_slots(wb, *op, ranges, *fence, *peer),
+            Command::SlotsIngest { fence, records } => self.apply_ingest(wb, *fence, records),
             Command::SweepExpired { limit } => Reply::Int(self.sweep(wb, now, *limit)),
             Command::NodeAddr { id, addr } => self.record_node_addr(wb, *id, addr),
             Command::DbSize => Reply::Int(self.keys.max(0)),
@@ -655,6 +663,8 @@ mod tests_coll;
 mod tests_geo;
 #[cfg(test)]
 mod tests_groups;
+#[cfg(test)]
+mod tests_ingest;
 #[cfg(test)]
 mod tests_migrate;
 #[cfg(test)]

@@ -58,7 +58,7 @@ impl ClusterMeta {
     /// `MIGRATE <to> <ranges>`: records the moves (see the module doc); the number of
     /// migrations recorded.
     pub(crate) fn plan_migrations(&mut self, to: u64, ranges: &[(u16, u16)]) -> usize {
-        if to == 0 || to > self.groups {
+        if !self.is_data_group(to) || self.leaving.contains(&to) {
             return 0;
         }
         let owner = owners(self);

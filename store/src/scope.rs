@@ -177,11 +177,15 @@ impl Store {
         op: SlotsOp,
         ranges: &[(u16, u16)],
         fence: u64,
+        peer: u64,
     ) -> Reply {
         let given = match SlotSet::from_ranges(ranges.iter().copied()) {
             Ok(s) => s,
             Err(e) => return Reply::err(format!("ERR {e}")),
         };
+        if op == SlotsOp::Drop {
+            return self.drop_slots(wb, &given, fence, peer);
+        }
         if fence != 0 {
             if fence < self.fence {
                 return Reply::Int(0);
@@ -195,13 +199,19 @@ impl Store {
         }
         let changed = match op {
             SlotsOp::Add => given.difference(&self.slots),
-            SlotsOp::Remove => given.intersection(&self.slots),
+            _ => given.intersection(&self.slots),
         };
         // Slots another local group holds on this node (it is further along, see
         // `claims`): their records are not this group's to count, index or re-version.
         let held = self.held_elsewhere(&changed, fence);
         let mine = changed.difference(&held);
-        self.account_slots(wb, &mine, op == SlotsOp::Add);
+        if op == SlotsOp::Add && self.takes_fresh(peer) {
+            // No source replica here: the records come by copy (see `crate::ingest`);
+            // whatever this node holds of the slots is an older owner's.
+            self.delete_slot_records(wb, &mine);
+        } else {
+            self.account_slots(wb, &mine, op == SlotsOp::Add);
+        }
         if op == SlotsOp::Add {
             self.reset_slot_versions(wb, &mine);
         }
@@ -211,7 +221,7 @@ impl Store {
         }
         self.slots = match op {
             SlotsOp::Add => self.slots.union(&given),
-            SlotsOp::Remove => self.slots.difference(&given),
+            _ => self.slots.difference(&given),
         };
         wb.put_cf(self.cf(CF_META), slots_key(self.group), self.slots.encode());
         self.slots_changed = true;

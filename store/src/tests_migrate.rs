@@ -42,11 +42,11 @@ fn a_moved_slot_keeps_its_keys_ttls_and_counts_and_watches_across_it_abort() {
         .watch_versions(&[Bytes::from(k[0].clone())], NOW)
         .unwrap();
     assert!(
-        b.store.must_wait_for(&[(100, 100)], 1),
+        b.store.must_wait_for(&[(100, 100)], 1, 0),
         "group 1 still claims slot 100"
     );
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 100"), Reply::Int(1));
-    assert!(!b.store.must_wait_for(&[(100, 100)], 1));
+    assert!(!b.store.must_wait_for(&[(100, 100)], 1, 0));
     assert_eq!(a.counts(), (0, 0));
     assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 100"), Reply::Int(1));
     assert_eq!(b.counts(), (3, 1));
@@ -85,7 +85,7 @@ fn a_stale_slot_command_changes_nothing() {
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 5 200"), Reply::Int(0));
     assert!(a.store.slots().contains(200));
     assert!(
-        !b.store.must_wait_for(&[(200, 200)], 5),
+        !b.store.must_wait_for(&[(200, 200)], 5, 0),
         "a stale ADD never waits"
     );
     // The fence survives a reopen.
@@ -129,28 +129,31 @@ fn a_source_snapshot_dropping_a_slot_leaves_it_stale_until_a_target_snapshot() {
         .claim_restored(&before, &crate::SlotSet::empty(), 0)
         .unwrap();
     assert!(
-        b.store.must_wait_for(&[(400, 400)], 1),
+        b.store.must_wait_for(&[(400, 400)], 1, 0),
         "stale records are never adopted"
     );
-    assert!(b.store.stale_in(&[(400, 400)], 1));
-    assert!(!b.store.stale_in(&[(401, 401)], 1));
+    assert!(b.store.stale_in(&[(400, 400)], 1, 0));
+    assert!(!b.store.stale_in(&[(401, 401)], 1, 0));
     // The mark survives a restart of the node.
     let fresh = Claims::new();
     let db = b.db.clone();
     let mut c = G::open(&db, 3, "");
     c.store.set_claims(fresh).unwrap();
-    assert!(c.store.stale_in(&[(400, 400)], 0));
+    assert!(c.store.stale_in(&[(400, 400)], 0, 0));
     // Group 2's snapshot owning the slot brings fresh records.
     let before = b.store.slots.clone();
     b.store.slots.insert_range(400, 400);
     b.store
         .claim_restored(&before, &crate::SlotSet::empty(), 0)
         .unwrap();
-    assert!(!b.store.stale_in(&[(400, 400)], 1));
-    assert!(!b.store.must_wait_for(&[(400, 400)], 1));
+    assert!(!b.store.stale_in(&[(400, 400)], 1, 0));
+    assert!(!b.store.must_wait_for(&[(400, 400)], 1, 0));
     let mut d = G::open(&db, 4, "");
     d.store.set_claims(Claims::new()).unwrap();
-    assert!(!d.store.stale_in(&[(400, 400)], 0), "cleared on disk too");
+    assert!(
+        !d.store.stale_in(&[(400, 400)], 0, 0),
+        "cleared on disk too"
+    );
 }
 
 #[test]
@@ -178,7 +181,7 @@ fn an_old_target_snapshot_does_not_overwrite_a_slot_a_group_holds_since() {
     assert_eq!(a.r(&format!("GET {}", k[0])), bulk("new"));
     assert_eq!(a.w(&format!("GET {}", k[0])), bulk("new"));
     assert!(
-        b.store.must_wait_for(&[(500, 500)], 3),
+        b.store.must_wait_for(&[(500, 500)], 3, 0),
         "a later ADD waits for group 1"
     );
 }
@@ -222,9 +225,9 @@ fn a_snapshot_past_moves_this_node_never_saw_leaves_their_slots_stale() {
     ya.w("RAFTKV.SLOTS.REMOVE FENCE 13 600");
     yb.store.restore_snapshot(&snap).unwrap();
     // Group 3's ADD must not adopt Y's records of the slot ("old"): they lack "new".
-    assert!(yc.store.must_wait_for(&[(600, 600)], 22));
-    assert!(yc.store.stale_in(&[(600, 600)], 22));
-    assert!(!yc.store.stale_in(&[(601, 601)], 22));
+    assert!(yc.store.must_wait_for(&[(600, 600)], 22, 0));
+    assert!(yc.store.stale_in(&[(600, 600)], 22, 0));
+    assert!(!yc.store.stale_in(&[(601, 601)], 22, 0));
 }
 
 #[test]
@@ -248,14 +251,14 @@ fn a_snapshot_from_before_the_first_migration_does_not_overwrite_the_slot_it_mov
     a.store.restore_snapshot(&snap).unwrap();
     assert_eq!(b.r(&format!("GET {}", k[0])), bulk("new"));
     assert!(
-        a.store.must_wait_for(&[(700, 700)], 2),
+        a.store.must_wait_for(&[(700, 700)], 2, 0),
         "group 1's ADD of migration 2 waits for group 2's REMOVE"
     );
     // Group 1 replays its REMOVE of migration 1, then migration 2 moves the slot back.
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 700"), Reply::Int(1));
     b.w(&format!("SET {} newer", k[0]));
     assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 700"), Reply::Int(1));
-    assert!(!a.store.must_wait_for(&[(700, 700)], 2));
+    assert!(!a.store.must_wait_for(&[(700, 700)], 2, 0));
     assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 700"), Reply::Int(1));
     assert_eq!(a.r(&format!("GET {}", k[0])), bulk("newer"));
 }
@@ -270,8 +273,8 @@ fn an_add_waits_for_the_slot_to_reach_and_leave_an_earlier_migrations_target() {
     let k = keys_in(&set("800"), "t", 1);
     a.w(&format!("SET {} old", k[0]));
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 800"), Reply::Int(1));
-    assert!(!b.store.must_wait_for(&[(800, 800)], 1));
-    assert!(a.store.must_wait_for(&[(800, 800)], 2));
+    assert!(!b.store.must_wait_for(&[(800, 800)], 1, 0));
+    assert!(a.store.must_wait_for(&[(800, 800)], 2, 0));
     // A restart of the node keeps it (from the groups' slot histories).
     let db = a.db.clone();
     drop((a, b));
@@ -282,12 +285,15 @@ fn an_add_waits_for_the_slot_to_reach_and_leave_an_earlier_migrations_target() {
     b.index = 100;
     a.store.set_claims(claims.clone()).unwrap();
     b.store.set_claims(claims).unwrap();
-    assert!(a.store.must_wait_for(&[(800, 800)], 2));
+    assert!(a.store.must_wait_for(&[(800, 800)], 2, 0));
     assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 800"), Reply::Int(1));
     b.w(&format!("SET {} new", k[0]));
-    assert!(a.store.must_wait_for(&[(800, 800)], 2), "group 2 claims it");
+    assert!(
+        a.store.must_wait_for(&[(800, 800)], 2, 0),
+        "group 2 claims it"
+    );
     assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 800"), Reply::Int(1));
-    assert!(!a.store.must_wait_for(&[(800, 800)], 2));
+    assert!(!a.store.must_wait_for(&[(800, 800)], 2, 0));
     assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 800"), Reply::Int(1));
     assert_eq!(a.r(&format!("GET {}", k[0])), bulk("new"));
     drop(dir);
@@ -317,12 +323,12 @@ fn an_add_waits_until_the_batch_holding_the_remove_is_written() {
         a.store.apply(&mut wb, &cmd(c), NOW);
     }
     assert!(
-        b.store.must_wait_for(&[(900, 900)], 1),
+        b.store.must_wait_for(&[(900, 900)], 1, 0),
         "the REMOVE's batch is not written"
     );
     a.db.write(wb).unwrap();
     a.store.batch_written();
-    assert!(!b.store.must_wait_for(&[(900, 900)], 1));
+    assert!(!b.store.must_wait_for(&[(900, 900)], 1, 0));
     assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 900"), Reply::Int(1));
     assert_eq!(b.counts(), (2, 0));
     assert_eq!(b.w(&format!("INCR {}", k[0])), Reply::Int(3));

@@ -6,6 +6,7 @@
 
 pub mod python;
 pub mod raw;
+pub mod shards;
 
 use std::fs::File;
 use std::net::TcpListener;

@@ -48,6 +48,41 @@ pub(crate) fn meta_key(tag: u8, group: u64) -> Vec<u8> {
     k
 }
 
+/// Every tag the group's records are kept under.
+const TAGS: [u8; 11] = [
+    TAG_ENTRY,
+    TAG_HARD,
+    TAG_CONF,
+    TAG_TRUNC,
+    TAG_SNAP,
+    TAG_RESTORING,
+    TAG_PEER,
+    TAG_IDENTITY,
+    TAG_GUARD,
+    TAG_REFUSED,
+    TAG_STAMP,
+];
+
+/// Deletes every raft record of `group` (its log, hard state, configuration, snapshot
+/// record, address book, identity), synced: a group this node no longer hosts.
+pub fn destroy(db: &DB, group: u64) -> Result<(), raft::Error> {
+    let cf = db
+        .cf_handle(CF_RAFT)
+        .ok_or_else(|| storage_err("missing raft column family"))?;
+    let mut wb = WriteBatch::default();
+    for tag in TAGS {
+        let from = meta_key(tag, group);
+        let to = match group.checked_add(1) {
+            Some(next) => meta_key(tag, next),
+            None => vec![tag + 1],
+        };
+        wb.delete_range_cf(cf, from, to);
+    }
+    let mut wo = rocksdb::WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(wb, &wo).map_err(storage_err)
+}
+
 fn entry_key(group: u64, index: u64) -> Vec<u8> {
     let mut k = meta_key(TAG_ENTRY, group);
     k.extend_from_slice(&index.to_be_bytes());

@@ -147,6 +147,8 @@ static INTERNAL: &[&CommandSpec] = &[
     &coll::RAFTKV_CLEAN,
     &raft::RAFTKV_SLOTS_ADD,
     &raft::RAFTKV_SLOTS_REMOVE,
+    &raft::RAFTKV_SLOTS_DROP,
+    &raft::RAFTKV_SLOTS_INGEST,
 ];
 
 impl Command {
@@ -200,6 +202,7 @@ impl Command {
         let name: &'static [u8] = match op {
             crate::SlotsOp::Add => b"RAFTKV.SLOTS.ADD",
             crate::SlotsOp::Remove => b"RAFTKV.SLOTS.REMOVE",
+            crate::SlotsOp::Drop => b"RAFTKV.SLOTS.DROP",
         };
         vec![Bytes::from_static(name), Bytes::from(ranges.to_string())]
     }
@@ -310,7 +313,9 @@ impl Command {
             Slots { op, .. } => match op {
                 crate::SlotsOp::Add => (&r::RAFTKV_SLOTS_ADD, Args::None),
                 crate::SlotsOp::Remove => (&r::RAFTKV_SLOTS_REMOVE, Args::None),
+                crate::SlotsOp::Drop => (&r::RAFTKV_SLOTS_DROP, Args::None),
             },
+            SlotsIngest { .. } => (&r::RAFTKV_SLOTS_INGEST, Args::None),
             Multi => (&t::MULTI, Args::None),
             Exec => (&t::EXEC, Args::None),
             Discard => (&t::DISCARD, Args::None),

@@ -198,19 +198,27 @@ pub fn parse_slot_ranges(text: &[u8]) -> Result<Vec<(u16, u16)>, String> {
 fn parse_slots(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     let op = if spec.name == RAFTKV_SLOTS_ADD.name {
         SlotsOp::Add
+    } else if spec.name == RAFTKV_SLOTS_DROP.name {
+        SlotsOp::Drop
     } else {
         SlotsOp::Remove
     };
+    let num = |n: &[u8]| {
+        std::str::from_utf8(n)
+            .ok()
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| Reply::err("ERR value is not an integer or out of range"))
+    };
     let (fence, rest) = match argv {
-        [_, f, n, rest @ ..] if f.eq_ignore_ascii_case(b"FENCE") => {
-            let n = std::str::from_utf8(n)
-                .ok()
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| Reply::err("ERR value is not an integer or out of range"))?;
-            (n, rest)
-        }
+        [_, f, n, rest @ ..] if f.eq_ignore_ascii_case(b"FENCE") => (num(n)?, rest),
         [_, rest @ ..] => (0, rest),
         [] => (0, &[][..]),
+    };
+    let (peer, rest) = match rest {
+        [w, g, rest @ ..] if w.eq_ignore_ascii_case(b"FROM") || w.eq_ignore_ascii_case(b"TO") => {
+            (num(g)?, rest)
+        }
+        _ => (0, rest),
     };
     if rest.is_empty() {
         return Err(Reply::err(format!(
@@ -222,8 +230,52 @@ fn parse_slots(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Re
     for a in rest {
         ranges.extend(parse_slot_ranges(a).map_err(Reply::err)?);
     }
-    Ok(Command::Slots { op, ranges, fence })
+    Ok(Command::Slots {
+        op,
+        ranges,
+        fence,
+        peer,
+    })
 }
+
+fn parse_ingest(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let bad = || Reply::err("ERR syntax error");
+    let (fence, rest) = match argv {
+        [_, f, n, rest @ ..] if f.eq_ignore_ascii_case(b"FENCE") => (
+            std::str::from_utf8(n)
+                .ok()
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(bad)?,
+            rest,
+        ),
+        _ => return Err(bad()),
+    };
+    if !rest.len().is_multiple_of(3) {
+        return Err(bad());
+    }
+    let records = rest
+        .chunks_exact(3)
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+        .collect();
+    Ok(Command::SlotsIngest { fence, records })
+}
+
+/// `RAFTKV.SLOTS.DROP FENCE <n> TO <g> ranges...`: after migration `n`'s cut-over, the
+/// source's replicas on nodes not hosting target `g` delete the slots' records
+/// (replicated only).
+pub(crate) static RAFTKV_SLOTS_DROP: CommandSpec = CommandSpec {
+    summary: "Internal: delete moved slots' records where their new group is not hosted (replicated only).",
+    group: "cluster",
+    ..CommandSpec::new("RAFTKV.SLOTS.DROP", -2, &["write"], &[], parse_slots)
+};
+
+/// `RAFTKV.SLOTS.INGEST FENCE <n> (<cf> <key> <value>)...`: copied records of migration
+/// `n`'s slots (replicated only).
+pub(crate) static RAFTKV_SLOTS_INGEST: CommandSpec = CommandSpec {
+    summary: "Internal: records copied into the group by a slot migration (replicated only).",
+    group: "cluster",
+    ..CommandSpec::new("RAFTKV.SLOTS.INGEST", -3, &["write"], &[], parse_ingest)
+};
 
 /// `RAFTKV.SLOTS.ADD [FENCE <n>] ranges...`: the applying group serves these hash slots from now on
 /// (replicated only; the migration work proposes it).
@@ -361,6 +413,7 @@ mod tests {
                 op: SlotsOp::Add,
                 ranges: vec![(0, 10), (12, 12), (20, 30)],
                 fence: 0,
+                peer: 0,
             }
         );
         assert_eq!(c.kind(), Kind::Write);
@@ -373,9 +426,33 @@ mod tests {
                 op: SlotsOp::Remove,
                 ranges: vec![(5, 5)],
                 fence: 0,
+                peer: 0,
             }
         );
         assert_eq!(rm.name(), "RAFTKV.SLOTS.REMOVE");
+        let from = Command::parse_replicated(&argv("RAFTKV.SLOTS.ADD FENCE 7 FROM 3 1-2"));
+        assert!(matches!(
+            from,
+            Ok(Command::Slots {
+                peer: 3,
+                fence: 7,
+                ..
+            })
+        ));
+        let drop = Command::parse_replicated(&argv("RAFTKV.SLOTS.DROP FENCE 7 TO 4 1-2"));
+        assert!(matches!(
+            drop,
+            Ok(Command::Slots {
+                op: SlotsOp::Drop,
+                peer: 4,
+                ..
+            })
+        ));
+        let ingest = Command::parse_replicated(&argv("RAFTKV.SLOTS.INGEST FENCE 7 data k v"));
+        assert!(
+            matches!(ingest, Ok(Command::SlotsIngest { fence: 7, ref records }) if records.len() == 1)
+        );
+        assert!(Command::parse_replicated(&argv("RAFTKV.SLOTS.INGEST FENCE 7 data k")).is_err());
         let fenced = Command::parse_replicated(&argv("RAFTKV.SLOTS.ADD FENCE 7 1-2")).unwrap();
         assert_eq!(
             fenced,
@@ -383,6 +460,7 @@ mod tests {
                 op: SlotsOp::Add,
                 ranges: vec![(1, 2)],
                 fence: 7,
+                peer: 0,
             }
         );
         assert!(Command::parse_replicated(&argv("RAFTKV.SLOTS.ADD FENCE 7")).is_err());

@@ -1,0 +1,202 @@
+//! The data copy of a migration whose target has replicas on nodes without its source (see
+//! `store::ingest` for the apply side): the coordinator reads the slots' records from a
+//! source replica (this node's after a ReadIndex barrier, else a member's, asked with the
+//! forwarded, never proposed `RAFTKV.SLOTS.EXPORT <ranges> <cursor>`) in chunks of at most
+//! [`CHUNK_BYTES`], and proposes each to the target as one `RAFTKV.SLOTS.INGEST` entry.
+//! The source is frozen (it applied its REMOVE), so every read sees its final records; a
+//! coordinator that dies mid-copy leaves a migration its successor copies again (an
+//! ingest rewrites identical records: idempotent).
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use resp::Reply;
+use store::cluster_meta::ClusterMeta;
+use store::ingest::Chunk;
+use store::migrations::{ranges_words, Migration};
+
+use crate::server::Server;
+
+/// Most bytes of records in one exported chunk (one target log entry; far below the
+/// entry and frame limits).
+pub const CHUNK_BYTES: usize = 256 << 10;
+
+/// The forwarded export request's name (served by `Server::serve_export`).
+pub const EXPORT: &[u8] = b"RAFTKV.SLOTS.EXPORT";
+
+/// Whether migration `m` must copy records (a node of the target hosts no replica of the
+/// source) and whether the source's records must be collected afterwards (a node of the
+/// source hosts no replica of the target).
+pub fn needs(meta: &ClusterMeta, m: &Migration) -> (bool, bool) {
+    let all = |g: u64| {
+        let x = meta.members_of(g);
+        let mut v = x.voters;
+        v.extend(x.learners);
+        v
+    };
+    let (src, dst) = (all(m.from), all(m.to));
+    (
+        dst.iter().any(|id| !src.contains(id)),
+        src.iter().any(|id| !dst.contains(id)),
+    )
+}
+
+/// The export reply: the next cursor (empty: done), then `cf key value` per record.
+fn encode_chunk((records, next): Chunk) -> Reply {
+    let mut out = Vec::with_capacity(1 + records.len() * 3);
+    out.push(Reply::Bulk(Bytes::from(next.unwrap_or_default())));
+    for (cf, k, v) in records {
+        out.extend([Reply::Bulk(cf), Reply::Bulk(k), Reply::Bulk(v)]);
+    }
+    Reply::Array(out)
+}
+
+/// [`encode_chunk`]'s reply decoded back.
+fn decode_chunk(r: Reply) -> Result<Chunk, String> {
+    let Reply::Array(items) = r else {
+        return Err(format!("unexpected export reply {r:?}"));
+    };
+    let mut bulks = items.into_iter().map(|i| match i {
+        Reply::Bulk(b) => Ok(b),
+        other => Err(format!("unexpected export item {other:?}")),
+    });
+    let next = bulks.next().ok_or("empty export reply")??;
+    let rest: Vec<Bytes> = bulks.collect::<Result<_, _>>()?;
+    if !rest.len().is_multiple_of(3) {
+        return Err("truncated export reply".into());
+    }
+    let records = rest
+        .chunks_exact(3)
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+        .collect();
+    Ok((records, (!next.is_empty()).then(|| next.to_vec())))
+}
+
+impl Server {
+    /// Bytes of records per chunk: [`CHUNK_BYTES`], or half of `--max-write-bytes` when
+    /// that is smaller (an ingest entry must pass the write limit).
+    fn chunk_bytes(&self) -> usize {
+        CHUNK_BYTES.min(self.cfg.write_limit() / 2)
+    }
+
+    /// Copies migration `id`'s records from its source to its target (module doc).
+    pub(super) async fn copy_slots(&self, id: u64, m: &Migration) -> Result<(), String> {
+        let mut at: Vec<u8> = Vec::new();
+        loop {
+            let (records, next) = self.export_chunk(m.from, &m.ranges, &at).await?;
+            if !records.is_empty() {
+                let bytes: usize = records.iter().map(|(_, k, v)| k.len() + v.len()).sum();
+                let n = records.len() as u64;
+                let mut argv = vec![
+                    Bytes::from_static(b"RAFTKV.SLOTS.INGEST"),
+                    Bytes::from_static(b"FENCE"),
+                    Bytes::from(id.to_string()),
+                ];
+                for (cf, k, v) in records {
+                    argv.extend([cf, k, v]);
+                }
+                match self.group_call(m.to, argv, "RAFTKV.SLOTS.INGEST").await? {
+                    Reply::Int(_) => {
+                        let p = &self.migration;
+                        p.copied_records.fetch_add(n, Ordering::Relaxed);
+                        p.copied_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                    }
+                    other => return Err(format!("ingest into group {}: {other:?}", m.to)),
+                }
+            }
+            match next {
+                Some(n) => at = n,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// One chunk of group `gid`'s records of `ranges` from `at`: here when hosted, else
+    /// from a member.
+    async fn export_chunk(
+        &self,
+        gid: u64,
+        ranges: &[(u16, u16)],
+        at: &[u8],
+    ) -> Result<Chunk, String> {
+        if let Some(g) = self.groups.get(gid) {
+            self.read_barrier_in(&g)
+                .await
+                .map_err(|e| format!("export from group {gid}: {e:?}"))?;
+            let (reader, ranges, at) = (g.reader.clone(), ranges.to_vec(), at.to_vec());
+            let chunk = self.chunk_bytes();
+            return tokio::task::spawn_blocking(move || reader.export_slots(&ranges, &at, chunk))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let argv = vec![
+            Bytes::from_static(EXPORT),
+            Bytes::from(ranges_words(ranges).join(",")),
+            Bytes::copy_from_slice(at),
+        ];
+        match self.remote_call(gid, vec![argv], false).await {
+            crate::session::Outcome::Raw(raw) => decode_chunk(crate::remote::decode_reply(&raw)),
+            crate::session::Outcome::Replies(mut rs) => {
+                Err(format!("export from group {gid}: {:?}", rs.pop()))
+            }
+            crate::session::Outcome::Overflow(_) => Err("export reply too large".into()),
+        }
+    }
+
+    /// Serves a forwarded `RAFTKV.SLOTS.EXPORT <ranges> <cursor>` of group `gid` from this
+    /// node's replica (after a ReadIndex barrier); `None` when it does not host the group.
+    pub async fn serve_export(&self, gid: u64, argv: &[Bytes]) -> Option<Reply> {
+        let g = self.groups.get(gid)?;
+        let [_, ranges, at] = argv else {
+            return Some(Reply::err("ERR malformed export request"));
+        };
+        let Ok(ranges) = resp::cmd::parse_slot_ranges(ranges) else {
+            return Some(Reply::err("ERR malformed export request"));
+        };
+        if let Err(e) = self.read_barrier_in(&g).await {
+            return Some(e);
+        }
+        let (reader, at) = (g.reader.clone(), at.to_vec());
+        let chunk = self.chunk_bytes();
+        let chunk =
+            tokio::task::spawn_blocking(move || reader.export_slots(&ranges, &at, chunk)).await;
+        Some(match chunk {
+            Ok(Ok(c)) => encode_chunk(c),
+            Ok(Err(e)) => Reply::err(format!("ERR export failed: {e}")),
+            Err(e) => Reply::err(format!("ERR export failed: {e}")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_round_trip_and_the_copy_is_needed_only_where_nodes_differ() {
+        let rec = (
+            Bytes::from_static(b"data"),
+            Bytes::from_static(b"\x00\x01k"),
+            Bytes::from_static(b"v"),
+        );
+        let c: Chunk = (vec![rec.clone()], Some(vec![0, 1, 2]));
+        assert_eq!(decode_chunk(encode_chunk(c.clone())), Ok(c));
+        let done: Chunk = (vec![rec], None);
+        assert_eq!(decode_chunk(encode_chunk(done.clone())), Ok(done));
+        let mut meta = ClusterMeta::default();
+        meta.added.insert(4, vec![4, 5]);
+        meta.members.insert(
+            1,
+            store::cluster_meta::GroupMembers {
+                voters: vec![1, 2, 3],
+                learners: vec![],
+            },
+        );
+        let m = Migration {
+            from: 1,
+            to: 4,
+            ranges: vec![(0, 9)],
+        };
+        assert_eq!(needs(&meta, &m), (true, true));
+    }
+}

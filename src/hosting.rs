@@ -1,0 +1,197 @@
+//! Which data groups this node hosts, and opening them: at start the bootstrap groups
+//! (`1..=--groups`) and every group created by `RAFT.SHARDGROUP JOIN` that the node's
+//! recorded metadata names it in; at runtime, a group whose `GROUP` metadata entry names
+//! this node once the node has applied it ([`Server::host_loop`], woken by every publish of
+//! the metadata view).
+//!
+//! A created group's storage is bootstrapped with exactly the voters the entry records,
+//! on every named node alike (raft-node's storage: an empty snapshot at index 1 holding
+//! that configuration), so the members elect a leader among themselves and no snapshot is
+//! needed. Opening is idempotent (a restart re-opens from the database; the driver answers
+//! the handle of a group it already runs).
+//!
+//! A created group the metadata no longer has (it left, `RAFT.SHARDGROUP LEAVE`, and owns
+//! no slots) is closed on every node hosting it: its peer stops, its raft records, its
+//! own store records and its snapshot files are deleted ([`Server::close_group`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft_node::NodeConfig;
+use rocksdb::DB;
+use slog::{info, warn};
+use store::claims::Claims;
+use store::cluster_meta::ClusterMeta;
+use store::Store;
+
+use crate::config::Config;
+use crate::groups::{self, GroupRt};
+use crate::server::Server;
+use crate::sm::KvStateMachine;
+
+/// How often the node looks at the metadata even without a publish.
+const RECHECK: Duration = Duration::from_millis(500);
+
+/// What opening a data group on this node takes.
+pub struct Host {
+    db: Arc<DB>,
+    /// The node's one registry of slot claims (see `store::claims`).
+    claims: Arc<Claims>,
+    cfg: Config,
+    raft_addr: String,
+    snap_root: PathBuf,
+}
+
+impl Host {
+    pub fn new(db: Arc<DB>, cfg: &Config, raft_addr: String) -> Host {
+        Host {
+            db,
+            claims: Claims::new(),
+            cfg: cfg.clone(),
+            snap_root: cfg.data_dir().join("snap"),
+            raft_addr,
+        }
+    }
+
+    /// Deletes what is left of removed group `g` once its peer stopped: its own store
+    /// records, its place in the claims registry, its snapshot files.
+    pub fn forget(&self, g: u64) -> Result<(), String> {
+        self.claims.forget(g);
+        store::ingest::destroy_group(&self.db, g)?;
+        let dir = raft_node::group_snap_dir(&self.snap_root, g);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("removing {}: {e}", dir.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Group `g`'s store, its slots claimed in the node's registry.
+    pub fn open_store(&self, g: u64) -> Result<Store, String> {
+        let slots = groups::initial_slots(self.cfg.groups, g)?;
+        let mut s = Store::open(self.db.clone(), g, slots).map_err(|e| e.to_string())?;
+        s.set_claims(self.claims.clone())
+            .map_err(|e| e.to_string())?;
+        Ok(s)
+    }
+
+    /// Group `group_id`'s raft configuration: founded on `voters` when its storage is new;
+    /// `addrs` adds member addresses to those of `--cluster`.
+    pub fn node_config(
+        &self,
+        group_id: u64,
+        voters: Vec<u64>,
+        addrs: HashMap<u64, String>,
+    ) -> NodeConfig {
+        let cfg = &self.cfg;
+        let mut peers = addrs;
+        peers.extend(cfg.peers());
+        NodeConfig {
+            id: cfg.id,
+            group_id,
+            voters,
+            tick: cfg.tick(),
+            election_tick: cfg.election_ticks,
+            heartbeat_tick: cfg.heartbeat_ticks,
+            lease_reads: cfg.read_mode == "lease",
+            addr: self.raft_addr.clone(),
+            peers,
+            snap_dir: raft_node::group_snap_dir(&self.snap_root, group_id),
+            snapshot_entries: cfg.snapshot_entries,
+            snapshot_bytes: cfg.snapshot_bytes,
+            ..Default::default()
+        }
+    }
+
+    /// The data groups to open at start: the bootstrap groups, then the created groups
+    /// `meta` (as recorded on this node) names it in; each with its founding voters and
+    /// the member addresses the metadata knows.
+    pub fn at_start(&self, meta: &ClusterMeta) -> Vec<(u64, Vec<u64>, HashMap<u64, String>)> {
+        let mut out: Vec<_> = (1..=self.cfg.groups)
+            .map(|g| (g, self.cfg.founding_voters(), HashMap::new()))
+            .collect();
+        for (g, voters) in meta.added_on(self.cfg.id) {
+            if g > self.cfg.groups {
+                let addrs = addrs_of(meta, &voters);
+                out.push((g, voters, addrs));
+            }
+        }
+        out
+    }
+}
+
+/// The raft addresses `meta` records for `ids`.
+fn addrs_of(meta: &ClusterMeta, ids: &[u64]) -> HashMap<u64, String> {
+    ids.iter()
+        .filter_map(|id| Some((*id, meta.nodes.get(id)?.raft_addr.clone())))
+        .collect()
+}
+
+impl Server {
+    /// Opens every created group the applied metadata names this node in and that it does
+    /// not host yet (runs for the life of the node).
+    pub async fn host_loop(self: Arc<Self>) {
+        loop {
+            let _ = tokio::time::timeout(RECHECK, self.groups.view().changed.notified()).await;
+            let state = self.groups.meta_state();
+            for g in self.groups.all().iter().map(|g| g.id) {
+                if g > self.cfg.groups && state.groups > 0 && !state.is_data_group(g) {
+                    match self.close_group(g).await {
+                        Ok(()) => {
+                            info!(self.logger, "data group removed: its data is deleted"; "group" => g)
+                        }
+                        Err(e) => {
+                            warn!(self.logger, "cannot close a removed data group; retrying"; "group" => g, "err" => e)
+                        }
+                    }
+                }
+            }
+            for (g, voters) in state.added_on(self.cfg.id) {
+                if !state.is_data_group(g) {
+                    continue;
+                }
+                if self.groups.hosts(g) {
+                    continue;
+                }
+                match self.open_group(g, voters, &state).await {
+                    Ok(()) => info!(self.logger, "hosting a new data group"; "group" => g),
+                    Err(e) => {
+                        warn!(self.logger, "cannot open a new data group; retrying"; "group" => g, "err" => e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes removed group `g` on this node (see the module doc).
+    async fn close_group(&self, g: u64) -> Result<(), String> {
+        self.groups.remove(g);
+        let rx = self.groups.home().node.remove_group(g);
+        rx.await.map_err(|_| "the node stopped".to_string())??;
+        self.host.forget(g)
+    }
+
+    /// Opens created group `g` (founded on `voters`) on this node.
+    async fn open_group(&self, g: u64, voters: Vec<u64>, meta: &ClusterMeta) -> Result<(), String> {
+        let store = self.host.open_store(g)?;
+        let reader = store.reader();
+        crate::blocking::listen_pushes(&reader);
+        let addrs = addrs_of(meta, &voters);
+        let ncfg = self.host.node_config(g, voters, addrs);
+        let rx = self
+            .groups
+            .home()
+            .node
+            .add_group(ncfg, KvStateMachine::data(store));
+        let node = rx.await.map_err(|_| "the node stopped".to_string())??;
+        self.groups.add(GroupRt {
+            id: g,
+            node,
+            reader,
+        });
+        Ok(())
+    }
+}

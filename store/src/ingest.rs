@@ -1,0 +1,200 @@
+//! Copying a migration's records to nodes that host no replica of its source group.
+//!
+//! Slot records are `[slot][key]` in the slot-keyed column families ([`COPIED`]), so a node
+//! hosting both the source and the target of a migration already has them and its target's
+//! `RAFTKV.SLOTS.ADD` adopts them (`scope`, `claims`). A node hosting the target only has
+//! none (or stale ones from an older owner), so:
+//!
+//! - the target's ADD names the source (`FROM <g>`); a replica on a node not hosting `g`
+//!   takes the slots *fresh*: it deletes whatever records of them the node holds, waits
+//!   for no local source replica (there is none), and counts no keys;
+//! - the coordinator then reads the slots' records from a source replica (frozen since its
+//!   REMOVE) in bounded chunks ([`Reader::export_slots`]) and proposes each to the target
+//!   as `RAFTKV.SLOTS.INGEST FENCE <id> (<cf> <key> <value>)...`; every target replica
+//!   applies it ([`Store::apply_ingest`]) as an upsert of the source's bytes into slots it
+//!   owns (counters, expiry index and WATCH versions kept as by any write): where the
+//!   records were adopted it rewrites identical values, so the outcome is the same on
+//!   every replica, and a repeated chunk (a coordinator retry) changes nothing;
+//! - before the cut-over, `RAFTKV.SLOTS.DROP FENCE <id> TO <g>` has the source's replicas
+//!   on nodes not hosting the target `g` delete the slots' records (the source serves them
+//!   no more since its REMOVE): garbage collection ([`Store::drop_slots`]).
+//!
+//! Between the ADD and the cut-over no request is routed to the target for these slots,
+//! so nobody sees them half copied; a snapshot of the target taken meanwhile holds what was
+//! copied so far, and the log the rest.
+
+use bytes::Bytes;
+use resp::Reply;
+use rocksdb::WriteBatch;
+
+use crate::slots::{slot_of, slot_start, visit_ranges, SlotSet};
+use crate::{txn, types, Reader, Store, Value, CF_DATA};
+
+/// The column families whose records a migration copies (the expiry index, the counters
+/// and the WATCH versions are rebuilt by the target).
+pub const COPIED: [&str; 3] = [CF_DATA, types::CF_SUB, types::CF_ZSCORE];
+
+/// One exported chunk: the records, and where the next chunk starts (`None`: done).
+pub type Chunk = (Vec<(Bytes, Bytes, Bytes)>, Option<Vec<u8>>);
+
+/// The resume point at `cf`'s record `key` (inclusive): `[cf index][key]`.
+fn cursor(cf: usize, key: &[u8]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(key.len() + 1);
+    c.push(cf as u8);
+    c.extend_from_slice(key);
+    c
+}
+
+impl Reader {
+    /// Records of `ranges`' slots in [`COPIED`] order, from `at` (a cursor this returned;
+    /// empty: the start), until about `max_bytes`, on one RocksDB snapshot.
+    pub fn export_slots(
+        &self,
+        ranges: &[(u16, u16)],
+        at: &[u8],
+        max_bytes: usize,
+    ) -> Result<Chunk, String> {
+        let slots = SlotSet::from_ranges(ranges.iter().copied())?;
+        let (start_cf, start_key) = match at.split_first() {
+            Some((&cf, key)) => (usize::from(cf), Some(key)),
+            None => (0, None),
+        };
+        let snap = self.db.snapshot();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for (i, name) in COPIED.iter().enumerate().skip(start_cf) {
+            let cf = self.db.cf_handle(name).ok_or("missing column family")?;
+            let mut it = snap.raw_iterator_cf_opt(cf, crate::total_order());
+            // Resume at the cursor's record (inclusive): runs before it are done.
+            let from = (i == start_cf).then_some(start_key).flatten();
+            let runs: Vec<(Vec<u8>, Vec<u8>)> = slots
+                .ranges()
+                .map(|(lo, hi)| {
+                    let (a, b) = (slot_start(lo.into()), slot_start(u32::from(hi) + 1));
+                    (a.to_vec(), b.to_vec())
+                })
+                .filter(|(_, b)| from.is_none_or(|f| f < &b[..]))
+                .map(|(a, b)| match from {
+                    Some(f) if f > &a[..] => (f.to_vec(), b),
+                    _ => (a, b),
+                })
+                .collect();
+            let mut next = None;
+            let runs = runs.iter().map(|(a, b)| (&a[..], &b[..]));
+            let walked = visit_ranges(&mut it, runs, |k, v| {
+                if bytes >= max_bytes {
+                    next = Some(cursor(i, k));
+                    return false;
+                }
+                bytes += k.len() + v.len() + 16;
+                out.push((
+                    Bytes::from_static(name.as_bytes()),
+                    Bytes::copy_from_slice(k),
+                    Bytes::copy_from_slice(v),
+                ));
+                true
+            });
+            walked.map_err(|e| e.to_string())?;
+            if next.is_some() {
+                return Ok((out, next));
+            }
+        }
+        Ok((out, None))
+    }
+}
+
+/// Deletes the records of group `group` that are its own whatever it owns (its `meta`,
+/// expiry index, scripts and WATCH epoch; slot records belong to whoever owns the slots),
+/// synced: a group removed from this node, whose peer has stopped.
+pub fn destroy_group(db: &rocksdb::DB, group: u64) -> Result<(), String> {
+    let mut wb = WriteBatch::default();
+    for name in crate::column_families() {
+        let cf = db
+            .cf_handle(name)
+            .ok_or_else(|| format!("missing column family {name}"))?;
+        for (lo, hi) in crate::snapshot::group_ranges(name, group, &SlotSet::empty()) {
+            wb.delete_range_cf(cf, lo, hi);
+        }
+    }
+    let mut wo = rocksdb::WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(wb, &wo).map_err(|e| e.to_string())
+}
+
+impl Store {
+    /// `RAFTKV.SLOTS.INGEST FENCE <fence> records...` (see the module doc): the number of
+    /// records written. A chunk of an older migration than the last applied is stale.
+    pub(crate) fn apply_ingest(
+        &mut self,
+        wb: &mut WriteBatch,
+        fence: u64,
+        records: &[(Bytes, Bytes, Bytes)],
+    ) -> Reply {
+        if fence != 0 && fence < self.fence {
+            return Reply::Int(0);
+        }
+        let mut cfs = Vec::with_capacity(records.len());
+        for (cf, _, v) in records {
+            match COPIED.iter().find(|c| c.as_bytes() == &cf[..]) {
+                Some(&c) if c != CF_DATA || Value::header(v).is_some() => cfs.push(c),
+                _ => return Reply::err("ERR malformed ingested record"),
+            }
+        }
+        let mut n = 0;
+        for ((_, key, value), cf) in records.iter().zip(cfs) {
+            let slot = slot_of(key);
+            if !self.slots.contains(slot) || self.claims.owner(slot) != self.group {
+                continue;
+            }
+            if cf == CF_DATA {
+                self.put_encoded(wb, key.to_vec(), value.to_vec());
+            } else {
+                wb.put_cf(self.cf(cf), key, value);
+            }
+            n += 1;
+        }
+        Reply::Int(n)
+    }
+
+    /// Deletes the records of `slots` in the copied families and their WATCH records (a
+    /// fresh ADD's clean slate, or a DROP's collection).
+    pub(crate) fn delete_slot_records(&self, wb: &mut WriteBatch, slots: &SlotSet) {
+        for name in COPIED {
+            for (lo, hi) in slots.ranges() {
+                let (a, b) = (slot_start(lo.into()), slot_start(u32::from(hi) + 1));
+                wb.delete_range_cf(self.cf(name), a, b);
+            }
+        }
+        for (a, b) in txn::kver_ranges(slots) {
+            wb.delete_range_cf(self.cf(txn::CF_KVER), a, b);
+        }
+    }
+
+    /// `RAFTKV.SLOTS.DROP FENCE <fence> TO <to> ranges`: where group `to` is not hosted on
+    /// this node, deletes the records of the slots that neither this group nor any other
+    /// local group serves; the number of slots collected.
+    pub(crate) fn drop_slots(
+        &mut self,
+        wb: &mut WriteBatch,
+        given: &SlotSet,
+        fence: u64,
+        to: u64,
+    ) -> Reply {
+        if (fence != 0 && fence < self.fence) || to == 0 || self.claims.hosts(to) {
+            return Reply::Int(0);
+        }
+        let mut gone = SlotSet::empty();
+        for (lo, hi) in given.ranges() {
+            for s in lo..=hi {
+                if !self.slots.contains(s) && self.claims.owner(s) == 0 {
+                    gone.insert_range(s, s);
+                }
+            }
+        }
+        if gone.is_empty() {
+            return Reply::Int(0);
+        }
+        self.delete_slot_records(wb, &gone);
+        Reply::Int(gone.len() as i64)
+    }
+}

@@ -1,0 +1,266 @@
+//! Data groups created at runtime (`RAFT.SHARDGROUP JOIN <gid> <node-id>...`) in the
+//! cluster metadata: which groups exist beyond the bootstrap layout's `1..=groups`, and on
+//! which nodes each was founded.
+//!
+//! `GROUP <gid> <ids>` is one metadata entry: it records the group with its founding
+//! voters (also its first reported members) and owns no slot yet. Every named node, on
+//! applying it, opens a peer for the group whose storage is bootstrapped with exactly those
+//! voters, so every member starts from the same state and no snapshot is needed. The
+//! bootstrap groups stay implicit (every founder hosts them; a `--join`ed node joins them).
+//!
+//! The command is checked twice with the same function ([`ClusterMeta::check_new_group`]):
+//! by the node the operator asked (clear errors at once) and where it applies (the same
+//! verdict on every replica, whatever was applied in between).
+
+use crate::cluster_meta::{ClusterMeta, GroupMembers};
+
+/// Highest data group id (ids are 16-bit in the commands; the metadata group is far above).
+pub const MAX_GROUP_ID: u64 = 0xffff;
+
+impl ClusterMeta {
+    /// Every data group: the bootstrap layout's and those created since, in id order.
+    pub fn data_groups(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = (1..=self.groups).collect();
+        out.extend(self.added.keys().filter(|&&g| g > self.groups));
+        out
+    }
+
+    /// True when `group` is a data group of the cluster.
+    pub fn is_data_group(&self, group: u64) -> bool {
+        (1..=self.groups).contains(&group) || self.added.contains_key(&group)
+    }
+
+    /// The groups created at runtime that node `id` was founded on.
+    pub fn added_on(&self, id: u64) -> Vec<(u64, Vec<u64>)> {
+        self.added
+            .iter()
+            .filter(|(_, v)| v.contains(&id))
+            .map(|(&g, v)| (g, v.clone()))
+            .collect()
+    }
+
+    /// The members of data group `group` as the metadata knows them: as its leader last
+    /// reported, else its founding voters (a created group), else none.
+    pub fn members_of(&self, group: u64) -> GroupMembers {
+        if let Some(m) = self.members.get(&group) {
+            return m.clone();
+        }
+        GroupMembers {
+            voters: self.added.get(&group).cloned().unwrap_or_default(),
+            learners: Vec::new(),
+        }
+    }
+
+    /// The data groups not leaving (those slots may move to).
+    pub fn staying_groups(&self) -> Vec<u64> {
+        let mut v = self.data_groups();
+        v.retain(|g| !self.leaving.contains(g));
+        v
+    }
+
+    /// Why `LEAVE <group>` would be refused, if it would: not a created group, leaving
+    /// already, or the last group.
+    pub fn check_leave(&self, group: u64) -> Result<(), String> {
+        if (1..=self.groups).contains(&group) {
+            return Err(format!(
+                "ERR group {group} is a bootstrap group (--groups); only groups created by RAFT.SHARDGROUP JOIN can leave"
+            ));
+        }
+        if !self.added.contains_key(&group) {
+            return Err(format!("ERR unknown data group {group}"));
+        }
+        if self.leaving.contains(&group) {
+            return Err(format!("ERR group {group} is leaving already"));
+        }
+        Ok(())
+    }
+
+    /// `LEAVE <group>`: marks it leaving and records the migrations that give its slots
+    /// to the other groups, evenly (see [`ClusterMeta::rebalance_plan`]).
+    pub(crate) fn leave_group(&mut self, group: u64) -> bool {
+        if self.check_leave(group).is_err() {
+            return false;
+        }
+        self.leaving.insert(group);
+        let plan = self.rebalance_plan(&self.staying_groups());
+        for (to, ranges) in plan {
+            self.plan_migrations(to, &ranges);
+        }
+        true
+    }
+
+    /// True when group `group` left and nothing of it is left to move.
+    pub fn left(&self, group: u64) -> bool {
+        self.leaving.contains(&group)
+            && self.ranges_of(group).is_empty()
+            && !self
+                .migrations
+                .values()
+                .any(|m| m.from == group || m.to == group)
+    }
+
+    /// `REMOVED <group>`: the group that left is no more (nothing happens before it left).
+    pub(crate) fn remove_group(&mut self, group: u64) -> bool {
+        if !self.left(group) {
+            return false;
+        }
+        self.leaving.remove(&group);
+        self.added.remove(&group);
+        self.members.remove(&group);
+        self.prefer.remove(&group);
+        true
+    }
+
+    /// Why `GROUP <group> <voters>` would be refused, if it would: the id is 0, reserved
+    /// or taken, no node or a node twice, or an id the metadata knows no node by.
+    pub fn check_new_group(&self, group: u64, voters: &[u64]) -> Result<(), String> {
+        if group == 0 {
+            return Err("ERR group id 0 is reserved".into());
+        }
+        if group > MAX_GROUP_ID {
+            return Err(format!(
+                "ERR group id {group} is reserved: data group ids are 1 to {MAX_GROUP_ID}"
+            ));
+        }
+        if self.groups == 0 {
+            return Err("TRYAGAIN the cluster has no slot layout yet".into());
+        }
+        if self.is_data_group(group) {
+            return Err(format!("ERR group {group} already exists"));
+        }
+        if voters.is_empty() {
+            return Err("ERR no nodes given".into());
+        }
+        let mut seen = voters.to_vec();
+        seen.sort_unstable();
+        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("ERR node {} is given twice", w[0]));
+        }
+        if let Some(id) = voters.iter().find(|id| !self.nodes.contains_key(id)) {
+            return Err(format!("ERR unknown node id {id}"));
+        }
+        Ok(())
+    }
+
+    /// `GROUP <group> <voters>`: records the group (see the module doc); false (and no
+    /// change) when [`ClusterMeta::check_new_group`] refuses it.
+    pub(crate) fn add_group(&mut self, group: u64, voters: &[u64]) -> bool {
+        if self.check_new_group(group, voters).is_err() {
+            return false;
+        }
+        let mut v = voters.to_vec();
+        v.sort_unstable();
+        self.added.insert(group, v.clone());
+        self.members.insert(
+            group,
+            GroupMembers {
+                voters: v,
+                learners: Vec::new(),
+            },
+        );
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster_meta::{MetaCmd, NodeRecord};
+
+    fn cluster() -> ClusterMeta {
+        let mut m = ClusterMeta::default();
+        m.apply(&MetaCmd::Init { groups: 3 });
+        for id in 1..=5 {
+            m.apply(&MetaCmd::Node {
+                id,
+                record: NodeRecord {
+                    name: format!("n{id}"),
+                    redis_addr: format!("h:{id}"),
+                    raft_addr: format!("h:1{id}"),
+                },
+            });
+        }
+        m
+    }
+
+    #[test]
+    fn a_created_group_is_recorded_once_with_its_voters_and_no_slots() {
+        let mut m = cluster();
+        let e = m.epoch;
+        let cmd = MetaCmd::Group {
+            group: 4,
+            voters: vec![4, 5],
+        };
+        assert_eq!(MetaCmd::parse(&cmd.to_argv()), Some(cmd.clone()));
+        assert!(m.apply(&cmd));
+        assert_eq!(m.epoch, e + 1);
+        assert!(!m.apply(&cmd), "a repeat changes nothing");
+        assert_eq!(m.data_groups(), vec![1, 2, 3, 4]);
+        assert_eq!(m.members_of(4).voters, vec![4, 5]);
+        assert_eq!(m.added_on(5), vec![(4, vec![4, 5])]);
+        assert!(m.added_on(1).is_empty());
+        assert!(m.ranges_of(4).is_empty());
+        assert_eq!(ClusterMeta::decode(&m.encode()), Some(m.clone()));
+        // It can receive slots like any other group.
+        assert!(m.apply(&MetaCmd::Migrate {
+            to: 4,
+            ranges: vec![(0, 9)]
+        }));
+    }
+
+    #[test]
+    fn bad_groups_are_refused_with_a_reason() {
+        let m = cluster();
+        let why = |g: u64, v: &[u64]| m.check_new_group(g, v).unwrap_err();
+        assert!(why(0, &[4]).contains("reserved"));
+        assert!(why(1 << 32, &[4]).contains("reserved"));
+        assert!(why(2, &[4]).contains("already exists"));
+        assert!(why(4, &[]).contains("no nodes"));
+        assert!(why(4, &[4, 5, 4]).contains("twice"));
+        assert!(why(4, &[4, 9]).contains("unknown node id 9"));
+        assert!(m.check_new_group(4, &[4, 5]).is_ok());
+        assert!(ClusterMeta::default()
+            .check_new_group(4, &[1])
+            .unwrap_err()
+            .starts_with("TRYAGAIN"));
+    }
+
+    #[test]
+    fn a_leaving_group_gives_its_slots_away_then_goes() {
+        let mut m = cluster();
+        m.apply(&MetaCmd::Group {
+            group: 4,
+            voters: vec![4, 5],
+        });
+        m.apply(&MetaCmd::Assign {
+            group: 4,
+            ranges: vec![(0, 99)],
+        });
+        assert!(m.check_leave(1).unwrap_err().contains("bootstrap"));
+        assert!(m.check_leave(9).unwrap_err().contains("unknown"));
+        assert!(
+            !m.apply(&MetaCmd::Removed { group: 4 }),
+            "not before it left"
+        );
+        assert!(m.apply(&MetaCmd::Leave { group: 4 }));
+        assert!(m.check_leave(4).unwrap_err().contains("already"));
+        assert!(m.migrations.values().any(|x| x.from == 4));
+        assert!(m.migrations.values().all(|x| x.to != 4));
+        // Nothing moves into a leaving group.
+        assert!(!m.apply(&MetaCmd::Migrate {
+            to: 4,
+            ranges: vec![(200, 299)]
+        }));
+        assert!(!m.left(4));
+        assert_eq!(ClusterMeta::decode(&m.encode()), Some(m.clone()));
+        let ids: Vec<u64> = m.migrations.keys().copied().collect();
+        for id in ids {
+            m.apply(&MetaCmd::Migrated { id });
+        }
+        assert!(m.left(4));
+        assert!(m.apply(&MetaCmd::Removed { group: 4 }));
+        assert_eq!(m.data_groups(), vec![1, 2, 3]);
+        assert!(!m.members.contains_key(&4));
+        assert!(m.check_new_group(4, &[4]).is_ok(), "the id is free again");
+    }
+}

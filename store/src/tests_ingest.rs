@@ -1,0 +1,114 @@
+//! Unit tests of a migration's data copy between nodes (`crate::ingest`): a target on a
+//! node without a source replica takes the slots fresh (an older owner's records there
+//! are gone), waits for no source, and gets the source's records of every type with their
+//! TTLs and counters from exported chunks (a repeated chunk changes nothing); the source's
+//! DROP collects the slots' records on a node not hosting the target and nowhere else.
+
+use resp::{Command, Reply};
+
+use crate::claims::Claims;
+use crate::testgroup::*;
+use crate::CF_DATA;
+
+/// Records of slot `slot` in `db`'s data column family.
+fn records(db: &rocksdb::DB, slot: u16) -> usize {
+    let cf = db.cf_handle(CF_DATA).unwrap();
+    let mut it = db.raw_iterator_cf_opt(cf, crate::total_order());
+    it.seek(slot.to_be_bytes());
+    let mut n = 0;
+    while it.key().is_some_and(|k| k.starts_with(&slot.to_be_bytes())) {
+        n += 1;
+        it.next();
+    }
+    n
+}
+
+/// Copies group `src`'s records of slot 100 into `dst` in small chunks (as the coordinator
+/// does); the number of chunks.
+fn copy(src: &G, dst: &mut G, fence: u64) -> usize {
+    let mut at = Vec::new();
+    let mut chunks = 0;
+    loop {
+        let (records, next) = src.reader.export_slots(&[(100, 100)], &at, 40).unwrap();
+        chunks += 1;
+        let r = dst.batch_of(&[Command::SlotsIngest { fence, records }]);
+        assert!(matches!(r[0], Reply::Int(_)), "{r:?}");
+        match next {
+            Some(n) => at = n,
+            None => return chunks,
+        }
+    }
+}
+
+#[test]
+fn a_target_without_a_source_replica_gets_the_records_by_copy() {
+    // Node A: group 1 with every slot. Node B: group 2, which owned slot 100 once.
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (db_a, db_b) = (open_db(dir_a.path()), open_db(dir_b.path()));
+    let mut a = G::open(&db_a, 1, "0-16383");
+    let mut b = G::open(&db_b, 2, "100");
+    let k = keys_in(&set("100"), "k", 5);
+    b.w(&format!("SET {} stale", k[0]));
+    b.w(&format!("SET {} old", k[4]));
+    assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 1 100"), Reply::Int(1));
+    a.w(&format!("SET {} v0", k[0]));
+    a.w(&format!("SET {} v1 PX 5000", k[1]));
+    a.w(&format!("RPUSH {} x y", k[2]));
+    a.w(&format!("ZADD {} 1 m1 2 m2", k[3]));
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 2 100"), Reply::Int(1));
+    // No replica of group 1 on node B: the ADD waits for none and starts empty.
+    assert!(!b.store.must_wait_for(&[(100, 100)], 2, 1));
+    assert!(!b.store.stale_in(&[(100, 100)], 2, 1));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 2 FROM 1 100"), Reply::Int(1));
+    assert_eq!(b.counts(), (0, 0));
+    assert_eq!(
+        b.r(&format!("GET {}", k[4])),
+        Reply::Nil,
+        "an older owner's record"
+    );
+    assert!(copy(&a, &mut b, 2) > 1, "several chunks");
+    assert_eq!(b.counts(), (4, 1));
+    assert_eq!(b.r(&format!("GET {}", k[0])), bulk("v0"));
+    assert_eq!(b.due(NOW + 10_000), vec![k[1].clone()]);
+    assert_eq!(
+        b.r(&format!("LRANGE {} 0 -1", k[2])),
+        Reply::Array(vec![bulk("x"), bulk("y")])
+    );
+    assert_eq!(
+        b.r(&format!("ZRANGE {} 0 -1", k[3])),
+        Reply::Array(vec![bulk("m1"), bulk("m2")])
+    );
+    // A coordinator's retry copies again: nothing changes.
+    copy(&a, &mut b, 2);
+    assert_eq!(b.counts(), (4, 1));
+    // An older migration's chunk is stale.
+    let stale = b.batch_of(&[Command::SlotsIngest {
+        fence: 1,
+        records: vec![],
+    }]);
+    assert_eq!(stale[0], Reply::Int(0));
+    // The source's DROP collects the records on node A, which does not host group 2.
+    assert!(records(&db_a, 100) > 0);
+    assert_eq!(a.w("RAFTKV.SLOTS.DROP FENCE 2 TO 2 100"), Reply::Int(1));
+    assert_eq!(records(&db_a, 100), 0);
+    assert_eq!(records(&db_b, 100), 4);
+}
+
+#[test]
+fn a_drop_leaves_the_records_where_the_target_is_hosted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path());
+    let claims = Claims::new();
+    let mut a = G::open(&db, 1, "0-16383");
+    let mut b = G::open(&db, 2, "");
+    a.store.set_claims(claims.clone()).unwrap();
+    b.store.set_claims(claims).unwrap();
+    let k = keys_in(&set("100"), "k", 1);
+    a.w(&format!("SET {} v", k[0]));
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 100"), Reply::Int(1));
+    // Group 1 is hosted here: the ADD adopts (a lagging source would be waited for).
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 FROM 1 100"), Reply::Int(1));
+    assert_eq!(b.counts(), (1, 0));
+    assert_eq!(a.w("RAFTKV.SLOTS.DROP FENCE 1 TO 2 100"), Reply::Int(0));
+    assert_eq!(b.r(&format!("GET {}", k[0])), bulk("v"));
+}
