@@ -60,10 +60,9 @@ impl Server {
         let mut led: HashMap<u64, u64> = HashMap::new();
         loop {
             tokio::time::sleep(CHECK_EVERY).await;
-            let state = self.groups.meta_state();
-            for g in self.groups.all().iter() {
-                // Group g's place in the round-robin spread (bootstrap groups: their index).
-                let i = g.id.saturating_sub(1) as usize;
+            let groups = self.groups.all();
+            let mut due = Vec::new();
+            for g in groups.iter() {
                 let st = &g.node.status;
                 if !st.is_leader() {
                     led.remove(&g.id);
@@ -71,6 +70,23 @@ impl Server {
                 }
                 let term = st.term.load(Ordering::Acquire);
                 if led.insert(g.id, term) == Some(term) {
+                    due.push(g);
+                }
+            }
+            if due.is_empty() {
+                continue;
+            }
+            // Decide from metadata at least as new as every committed preference: a node
+            // just restarted would otherwise hand a group it was given back by its recorded
+            // preference to the round-robin node, from a view that lacks the preference.
+            if self.read_barrier_in(self.groups.meta()).await.is_err() {
+                continue;
+            }
+            let state = self.groups.meta_state();
+            for g in due {
+                // Group g's place in the round-robin spread (bootstrap groups: their index).
+                let i = g.id.saturating_sub(1) as usize;
+                if g.node.status.is_leader() {
                     self.maybe_hand_over(i, g, &state);
                 }
             }

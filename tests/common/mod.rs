@@ -399,6 +399,11 @@ impl Cluster {
         }
     }
 
+    /// Node `i`'s log as written so far (empty if unreadable).
+    pub fn log_text(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default()
+    }
+
     /// Prints the tail of every node's log (used when a test fails).
     pub fn dump_logs(&self) {
         for n in &self.nodes {
