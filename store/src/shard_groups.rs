@@ -1,6 +1,7 @@
 //! Data groups created at runtime (`RAFT.SHARDGROUP JOIN <gid> <node-id>...`) in the
-//! cluster metadata: which groups exist beyond the bootstrap layout's `1..=groups`, and on
-//! which nodes each was founded.
+//! cluster metadata: which groups exist beyond the bootstrap layout's `1..=groups`, on
+//! which nodes each was founded, and which nodes host each now (its reported members,
+//! which `RAFT.NODE ... GROUP <g>` changes: [`ClusterMeta::hosted_on`]).
 //!
 //! `GROUP <gid> <ids>` is one metadata entry: it records the group with its founding
 //! voters (also its first reported members) and owns no slot yet. Every named node, on
