@@ -3,7 +3,7 @@
 //! 0-99 (with keys) moved into group 4; `ADD 6 ... GROUP 4` then `REMOVE 4 GROUP 4`:
 //! group 4 is on 5 and 6, every key is readable through every node, node 4 still serves
 //! and no longer hosts group 4, QUERY and CLUSTER SHARDS show the new members; the
-//! clause's errors.
+//! clause's errors; after a restart node 6 still hosts it and node 4 does not.
 
 mod common;
 
@@ -168,6 +168,32 @@ fn a_group_moves_to_other_nodes_one_member_at_a_time() {
     assert!(
         shards.contains("node6") || shards.contains(&cl.port(n6).to_string()),
         "{shards}"
+    );
+    // Both keep it that way across a restart: node 6 reopens group 4 from its database,
+    // node 4 does not.
+    cl.restart(n6);
+    cl.restart(n4);
+    wait_for(Duration::from_secs(30), "group 4 back on node 6", || {
+        let line = info_line(&cl, n6, "raft_group_4")?;
+        (!line.contains("leader=0,")).then_some(())
+    });
+    assert!(
+        info_line(&cl, n4, "raft_group_4").is_none(),
+        "node 4 reopened it"
+    );
+    for i in [n4, n6] {
+        let mut c = cl.client(i);
+        for k in &keys {
+            let v: String = redis::cmd("GET")
+                .arg(k)
+                .query(&mut c)
+                .expect("GET after restart");
+            assert_eq!(&v, k, "node {}", i + 1);
+        }
+    }
+    assert!(
+        info_line(&cl, n4, "raft_group_4").is_none(),
+        "node 4 reopened it"
     );
     let _ = n5;
 }
