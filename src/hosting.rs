@@ -10,12 +10,20 @@
 //! needed. Opening is idempotent (a restart re-opens from the database; the driver answers
 //! the handle of a group it already runs).
 //!
+//! A created group's member list follows its leader's reports (`MEMBERS`, so it follows
+//! `RAFT.NODE ... GROUP <g>`): a node the list names opens the group, founded on the
+//! founding voters while the group still has exactly them, else empty (a learner the
+//! leader catches up by snapshot or log, see `ClusterMeta::hosted_on`); a node that
+//! applied its own removal from a created group closes it as below, and opens it again
+//! only once the metadata has shown it out of the group (a stale report would reopen it).
+//!
 //! A created group the metadata no longer has (it left, `RAFT.SHARDGROUP LEAVE`, and owns
 //! no slots) is closed on every node hosting it: its peer stops, its raft records, its
 //! own store records and its snapshot files are deleted ([`Server::close_group`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,14 +121,20 @@ impl Host {
         let mut out: Vec<_> = (1..=self.cfg.groups)
             .map(|g| (g, self.cfg.founding_voters(), HashMap::new()))
             .collect();
-        for (g, voters) in meta.added_on(self.cfg.id) {
+        for (g, voters) in meta.hosted_on(self.cfg.id) {
             if g > self.cfg.groups {
-                let addrs = addrs_of(meta, &voters);
+                let addrs = addrs_of(meta, &member_ids(meta, g));
                 out.push((g, voters, addrs));
             }
         }
         out
     }
+}
+
+/// Every member of `group` (voters and learners) as `meta` records them.
+fn member_ids(meta: &ClusterMeta, group: u64) -> Vec<u64> {
+    let m = meta.members_of(group);
+    m.voters.into_iter().chain(m.learners).collect()
 }
 
 /// The raft addresses `meta` records for `ids`.
@@ -134,23 +148,35 @@ impl Server {
     /// Opens every created group the applied metadata names this node in and that it does
     /// not host yet (runs for the life of the node).
     pub async fn host_loop(self: Arc<Self>) {
+        // Groups this node was removed from, not yet shown out of them by the metadata.
+        let mut left_here = HashSet::new();
         loop {
             let _ = tokio::time::timeout(RECHECK, self.groups.view().changed.notified()).await;
             let state = self.groups.meta_state();
-            for g in self.groups.all().iter().map(|g| g.id) {
-                if g > self.cfg.groups && state.groups > 0 && !state.is_data_group(g) {
-                    match self.close_group(g).await {
-                        Ok(()) => {
-                            info!(self.logger, "data group removed: its data is deleted"; "group" => g)
+            let hosted = state.hosted_on(self.cfg.id);
+            left_here.retain(|g| hosted.iter().any(|(h, _)| h == g));
+            for g in self.groups.all().iter() {
+                if g.id <= self.cfg.groups || state.groups == 0 {
+                    continue;
+                }
+                let removed = g.node.status.removed.load(Ordering::Acquire);
+                if !removed && state.is_data_group(g.id) {
+                    continue;
+                }
+                match self.close_group(g.id).await {
+                    Ok(()) => {
+                        info!(self.logger, "data group removed from this node: its data is deleted"; "group" => g.id);
+                        if removed {
+                            left_here.insert(g.id);
                         }
-                        Err(e) => {
-                            warn!(self.logger, "cannot close a removed data group; retrying"; "group" => g, "err" => e)
-                        }
+                    }
+                    Err(e) => {
+                        warn!(self.logger, "cannot close a removed data group; retrying"; "group" => g.id, "err" => e)
                     }
                 }
             }
-            for (g, voters) in state.added_on(self.cfg.id) {
-                if !state.is_data_group(g) {
+            for (g, voters) in hosted {
+                if !state.is_data_group(g) || left_here.contains(&g) {
                     continue;
                 }
                 if self.groups.hosts(g) {
@@ -179,7 +205,7 @@ impl Server {
         let store = self.host.open_store(g)?;
         let reader = store.reader();
         crate::blocking::listen_pushes(&reader);
-        let addrs = addrs_of(meta, &voters);
+        let addrs = addrs_of(meta, &member_ids(meta, g));
         let ncfg = self.host.node_config(g, voters, addrs);
         let rx = self
             .groups

@@ -9,6 +9,7 @@ mod config;
 mod db;
 mod fanout;
 mod forwarded;
+mod group_admin;
 mod groups;
 mod hosting;
 mod info;

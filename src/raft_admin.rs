@@ -49,6 +49,11 @@ impl Server {
                 | RaftCmd::ShardLeave { .. }
                 | RaftCmd::Rebalance),
             ) => self.shardgroup(c).await,
+            Command::Raft(
+                c @ (RaftCmd::NodeAdd { group: Some(g), .. }
+                | RaftCmd::NodeRemove { group: Some(g), .. }
+                | RaftCmd::NodeReplace { group: Some(g), .. }),
+            ) => return self.on_one_group(argv, c, g, resp3).await,
             Command::Raft(c) => return self.on_every_leader(argv, c, resp3).await,
             _ => Reply::err("ERR not an administration command"),
         };
@@ -83,7 +88,7 @@ impl Server {
     /// [`Server::remove_everywhere`]); a leader transfer with `GROUP <g>` runs in that data
     /// group only.
     async fn on_every_leader(&self, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
-        if let RaftCmd::NodeRemove { id } = cmd {
+        if let RaftCmd::NodeRemove { id, .. } = cmd {
             return self.remove_everywhere(argv, id, resp3).await;
         }
         let meta = self.groups.meta().id;
@@ -117,7 +122,7 @@ impl Server {
     /// metadata's node list (with its leader preferences). Idempotent: a retry after a
     /// partial failure finishes the rest.
     async fn remove_everywhere(&self, argv: Vec<Bytes>, id: u64, resp3: bool) -> Outcome {
-        let cmd = RaftCmd::NodeRemove { id };
+        let cmd = RaftCmd::NodeRemove { id, group: None };
         let not_member = Reply::err(not_member_text(id));
         let not_member_raw = encode_reply(&not_member);
         let ids = self
@@ -188,7 +193,13 @@ impl Server {
     }
 
     /// Runs a membership or leadership command on the leader (here, or forwarded).
-    async fn on_leader(&self, gid: u64, argv: Vec<Bytes>, cmd: RaftCmd, resp3: bool) -> Outcome {
+    pub(crate) async fn on_leader(
+        &self,
+        gid: u64,
+        argv: Vec<Bytes>,
+        cmd: RaftCmd,
+        resp3: bool,
+    ) -> Outcome {
         let Some(g) = self.groups.any(gid) else {
             return Outcome::Replies(vec![Reply::err(format!("ERR no group {gid}"))]);
         };
@@ -247,7 +258,7 @@ impl Server {
             m.voters.contains(&id) || m.learners.contains(&id) || m.voters_outgoing.contains(&id)
         };
         match cmd {
-            RaftCmd::NodeAdd { id, addr } => {
+            RaftCmd::NodeAdd { id, addr, .. } => {
                 if member(*id) {
                     return Some(if m.addrs.get(id) == Some(addr) {
                         Reply::ok()
@@ -276,7 +287,7 @@ impl Server {
                 self.change(g, ConfChangeType::AddLearnerNode, *id, ctx)
                     .await
             }
-            RaftCmd::NodeRemove { id } => {
+            RaftCmd::NodeRemove { id, .. } => {
                 if !member(*id) {
                     return Some(Reply::err(not_member_text(*id)));
                 }
@@ -290,7 +301,7 @@ impl Server {
                 self.change(g, ConfChangeType::RemoveNode, *id, Vec::new())
                     .await
             }
-            RaftCmd::NodeReplace { old, new } => {
+            RaftCmd::NodeReplace { old, new, .. } => {
                 if !m.voters.contains(old) {
                     return Some(Reply::err(format!("ERR node {old} is not a voter")));
                 }
@@ -448,7 +459,7 @@ fn encode_reply(reply: &Reply) -> Vec<u8> {
 }
 
 /// True when a command's outcome is (or starts with) an error.
-fn failed(out: &Outcome) -> bool {
+pub(crate) fn failed(out: &Outcome) -> bool {
     match out {
         Outcome::Replies(rs) => rs.iter().any(|r| matches!(r, Reply::Error(_))),
         Outcome::Raw(raw) => raw.first() == Some(&b'-'),

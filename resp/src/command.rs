@@ -195,14 +195,23 @@ pub enum RaftCmd {
     Snapshot,
     /// `RAFT.NODES`: list the members as this node knows them.
     Nodes,
-    /// `RAFT.NODE ADD <id> <raft-addr>`: add a member (as a learner, promoted to voter once
-    /// caught up).
-    NodeAdd { id: u64, addr: String },
-    /// `RAFT.NODE REMOVE <id>`: remove a member.
-    NodeRemove { id: u64 },
-    /// `RAFT.NODE REPLACE <old-id> <new-id>`: in one joint-consensus change, make member
-    /// `new` (a learner) a voter and remove voter `old`.
-    NodeReplace { old: u64, new: u64 },
+    /// `RAFT.NODE ADD <id> <raft-addr> [GROUP <group>]`: add a member (as a learner,
+    /// promoted to voter once caught up) to every group, or to one data group.
+    NodeAdd {
+        id: u64,
+        addr: String,
+        group: Option<u64>,
+    },
+    /// `RAFT.NODE REMOVE <id> [GROUP <group>]`: remove a member (of every group, or of one
+    /// data group).
+    NodeRemove { id: u64, group: Option<u64> },
+    /// `RAFT.NODE REPLACE <old-id> <new-id> [GROUP <group>]`: in one joint-consensus
+    /// change, make member `new` (a learner) a voter and remove voter `old`.
+    NodeReplace {
+        old: u64,
+        new: u64,
+        group: Option<u64>,
+    },
     /// `RAFT.TRANSFER-LEADER [<id> [GROUP <group>]]`: move leadership (to the given voter,
     /// or the most up-to-date one) of every group, or of one data group.
     TransferLeader { to: Option<u64>, group: Option<u64> },

@@ -1,6 +1,7 @@
 //! Data groups created at runtime (`RAFT.SHARDGROUP JOIN <gid> <node-id>...`) in the
-//! cluster metadata: which groups exist beyond the bootstrap layout's `1..=groups`, and on
-//! which nodes each was founded.
+//! cluster metadata: which groups exist beyond the bootstrap layout's `1..=groups`, on
+//! which nodes each was founded, and which nodes host each now (its reported members,
+//! which `RAFT.NODE ... GROUP <g>` changes: [`ClusterMeta::hosted_on`]).
 //!
 //! `GROUP <gid> <ids>` is one metadata entry: it records the group with its founding
 //! voters (also its first reported members) and owns no slot yet. Every named node, on
@@ -37,6 +38,49 @@ impl ClusterMeta {
             .filter(|(_, v)| v.contains(&id))
             .map(|(&g, v)| (g, v.clone()))
             .collect()
+    }
+
+    /// The created groups node `id` should host now: those whose members (as their leader
+    /// last reported, see [`ClusterMeta::members_of`]) include it, voter or learner; each
+    /// with the voters to found a new storage on. That is the founding voters while the
+    /// group still has exactly them (a founder opening late starts where every founder
+    /// started); otherwise none (an added member, or a founder removed and added again,
+    /// starts empty and is caught up by the leader, by snapshot or log).
+    pub fn hosted_on(&self, id: u64) -> Vec<(u64, Vec<u64>)> {
+        self.added
+            .iter()
+            .filter(|(&g, _)| g > self.groups)
+            .filter_map(|(&g, founders)| {
+                let m = self.members_of(g);
+                if !m.voters.contains(&id) && !m.learners.contains(&id) {
+                    return None;
+                }
+                let unchanged = m.learners.is_empty() && m.voters == *founders;
+                let voters = if unchanged {
+                    founders.clone()
+                } else {
+                    Vec::new()
+                };
+                Some((g, voters))
+            })
+            .collect()
+    }
+
+    /// Why `RAFT.NODE ... GROUP <group>` naming node `id` would be refused, if it would:
+    /// `group` is not a created data group, or `id` is not a node of the cluster.
+    pub fn check_group_member_change(&self, group: u64, id: u64) -> Result<(), String> {
+        if (1..=self.groups).contains(&group) {
+            return Err(format!(
+                "ERR group {group} is a bootstrap group (--groups), hosted on every node; GROUP takes a group created by RAFT.SHARDGROUP JOIN"
+            ));
+        }
+        if !self.added.contains_key(&group) {
+            return Err(format!("ERR unknown data group {group}"));
+        }
+        if !self.nodes.contains_key(&id) {
+            return Err(format!("ERR node {id} is not in the cluster metadata"));
+        }
+        Ok(())
     }
 
     /// The members of data group `group` as the metadata knows them: as its leader last
@@ -206,6 +250,44 @@ mod tests {
             to: 4,
             ranges: vec![(0, 9)]
         }));
+    }
+
+    #[test]
+    fn a_group_is_hosted_where_its_members_are() {
+        let mut m = cluster();
+        m.apply(&MetaCmd::Group {
+            group: 4,
+            voters: vec![4, 5],
+        });
+        assert_eq!(m.hosted_on(4), vec![(4, vec![4, 5])]);
+        assert!(m.hosted_on(1).is_empty(), "bootstrap groups are not listed");
+        let members = |voters: Vec<u64>, learners: Vec<u64>| MetaCmd::Members {
+            group: 4,
+            members: GroupMembers { voters, learners },
+        };
+        m.apply(&members(vec![4, 5], vec![3]));
+        assert_eq!(m.hosted_on(3), vec![(4, vec![])], "a learner starts empty");
+        assert_eq!(m.hosted_on(5), vec![(4, vec![])]);
+        m.apply(&members(vec![3, 5], vec![]));
+        assert!(
+            m.hosted_on(4).is_empty(),
+            "a removed founder hosts it no more"
+        );
+        m.apply(&members(vec![3, 4, 5], vec![]));
+        assert_eq!(m.hosted_on(4), vec![(4, vec![])], "added again: empty");
+        assert!(m.check_group_member_change(4, 3).is_ok());
+        assert!(m
+            .check_group_member_change(2, 3)
+            .unwrap_err()
+            .contains("bootstrap"));
+        assert!(m
+            .check_group_member_change(7, 3)
+            .unwrap_err()
+            .contains("unknown data group 7"));
+        assert!(m
+            .check_group_member_change(4, 9)
+            .unwrap_err()
+            .contains("not in the cluster metadata"));
     }
 
     #[test]

@@ -75,16 +75,33 @@ pub(crate) static NODES: CommandSpec = raft_doc(
     "O(N) where N is the number of members.",
 );
 
+/// The optional trailing `GROUP <group>` clause of a command whose fixed arguments end
+/// before `rest`.
+fn group_clause(rest: &[Bytes]) -> Result<Option<u64>, Reply> {
+    match rest {
+        [] => Ok(None),
+        [kw, g] if kw.eq_ignore_ascii_case(b"GROUP") => match int(g) {
+            Ok(g) if g > 0 => Ok(Some(g as u64)),
+            _ => Err(Reply::err(
+                "ERR invalid group id: expected a positive integer",
+            )),
+        },
+        _ => Err(syntax()),
+    }
+}
+
 fn parse_add(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     raft(RaftCmd::NodeAdd {
         id: node_id(&argv[2])?,
         addr: peer_addr(&argv[3])?,
+        group: group_clause(&argv[4..])?,
     })
 }
 
 fn parse_remove(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     raft(RaftCmd::NodeRemove {
         id: node_id(&argv[2])?,
+        group: group_clause(&argv[3..])?,
     })
 }
 
@@ -92,32 +109,33 @@ fn parse_replace(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Rep
     raft(RaftCmd::NodeReplace {
         old: node_id(&argv[2])?,
         new: node_id(&argv[3])?,
+        group: group_clause(&argv[4..])?,
     })
 }
 
 static NODE_SUBCOMMANDS: [CommandSpec; 3] = [
     raft_doc(
         CommandSpec {
-            args: "id:integer address:string",
-            ..CommandSpec::new("raft.node|add", 4, ADMIN, &[], parse_add)
+            args: "id:integer address:string group:integer?=GROUP",
+            ..CommandSpec::new("raft.node|add", -4, ADMIN, &[], parse_add)
         },
-        "Adds a member: RAFT.NODE ADD <id> <raft-host:port>.",
+        "Adds a member: RAFT.NODE ADD <id> <raft-host:port> [GROUP <group>].",
         "O(1)",
     ),
     raft_doc(
         CommandSpec {
-            args: "id:integer",
-            ..CommandSpec::new("raft.node|remove", 3, ADMIN, &[], parse_remove)
+            args: "id:integer group:integer?=GROUP",
+            ..CommandSpec::new("raft.node|remove", -3, ADMIN, &[], parse_remove)
         },
-        "Removes a member: RAFT.NODE REMOVE <id>.",
+        "Removes a member: RAFT.NODE REMOVE <id> [GROUP <group>].",
         "O(1)",
     ),
     raft_doc(
         CommandSpec {
-            args: "old-id:integer new-id:integer",
-            ..CommandSpec::new("raft.node|replace", 4, ADMIN, &[], parse_replace)
+            args: "old-id:integer new-id:integer group:integer?=GROUP",
+            ..CommandSpec::new("raft.node|replace", -4, ADMIN, &[], parse_replace)
         },
-        "Swaps voter <old-id> for member <new-id> in one joint-consensus change.",
+        "Swaps voter <old-id> for member <new-id> in one joint-consensus change (of every group, or of GROUP <group>).",
         "O(1)",
     ),
 ];
@@ -134,16 +152,7 @@ pub(crate) static NODE: CommandSpec = CommandSpec {
 fn parse_transfer(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
     let (to, group) = match &argv[1..] {
         [] => (None, None),
-        [id] => (Some(node_id(id)?), None),
-        [id, kw, g] if kw.eq_ignore_ascii_case(b"GROUP") => match int(g) {
-            Ok(g) if g > 0 => (Some(node_id(id)?), Some(g as u64)),
-            _ => {
-                return Err(Reply::err(
-                    "ERR invalid group id: expected a positive integer",
-                ))
-            }
-        },
-        _ => return Err(syntax()),
+        [id, rest @ ..] => (Some(node_id(id)?), group_clause(rest)?),
     };
     raft(RaftCmd::TransferLeader { to, group })
 }
@@ -309,12 +318,36 @@ mod tests {
             p("raft.node add 4 127.0.0.1:7000"),
             Command::Raft(RaftCmd::NodeAdd {
                 id: 4,
-                addr: "127.0.0.1:7000".into()
+                addr: "127.0.0.1:7000".into(),
+                group: None,
+            })
+        );
+        assert_eq!(
+            p("raft.node add 4 127.0.0.1:7000 group 9"),
+            Command::Raft(RaftCmd::NodeAdd {
+                id: 4,
+                addr: "127.0.0.1:7000".into(),
+                group: Some(9),
             })
         );
         assert_eq!(
             p("RAFT.NODE remove 2"),
-            Command::Raft(RaftCmd::NodeRemove { id: 2 })
+            Command::Raft(RaftCmd::NodeRemove { id: 2, group: None })
+        );
+        assert_eq!(
+            p("RAFT.NODE REMOVE 2 GROUP 4"),
+            Command::Raft(RaftCmd::NodeRemove {
+                id: 2,
+                group: Some(4)
+            })
+        );
+        assert_eq!(
+            p("RAFT.NODE REPLACE 1 4 GROUP 5"),
+            Command::Raft(RaftCmd::NodeReplace {
+                old: 1,
+                new: 4,
+                group: Some(5)
+            })
         );
         assert_eq!(
             p("RAFT.TRANSFER-LEADER"),
@@ -339,7 +372,11 @@ mod tests {
         );
         assert_eq!(
             p("RAFT.NODE REPLACE 1 4"),
-            Command::Raft(RaftCmd::NodeReplace { old: 1, new: 4 })
+            Command::Raft(RaftCmd::NodeReplace {
+                old: 1,
+                new: 4,
+                group: None
+            })
         );
         assert_eq!(p("shutdown nosave"), Command::Shutdown);
         assert_eq!(p("SHUTDOWN").kind(), Kind::Admin);
@@ -365,6 +402,13 @@ mod tests {
         );
         assert!(err("RAFT.NODE JUMP 1").starts_with("ERR unknown subcommand 'JUMP'"));
         assert_eq!(err("RAFT.TRANSFER-LEADER 1 2"), "ERR syntax error");
+        assert_eq!(err("RAFT.NODE REMOVE 2 GROUP"), "ERR syntax error");
+        assert_eq!(err("RAFT.NODE REMOVE 2 4"), "ERR syntax error");
+        assert_eq!(err("RAFT.NODE ADD 2 h:1 GROUP 4 5"), "ERR syntax error");
+        assert_eq!(
+            err("RAFT.NODE REPLACE 1 2 GROUP x"),
+            "ERR invalid group id: expected a positive integer"
+        );
         assert_eq!(
             err("RAFT.TRANSFER-LEADER 1 GROUP 0"),
             "ERR invalid group id: expected a positive integer"
