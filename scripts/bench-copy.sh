@@ -11,6 +11,7 @@
 #   DATA_MB=64          approximate size of the dataset (values of VALUE_BYTES bytes)
 #   VALUE_BYTES=1000
 #   PIPES=4             parallel loading connections
+#   MIGRATE_MAX_MBPS=0  --migrate-max-mbps of every node (0 = unlimited: the copy's own speed)
 #   KEEP_TMP=1          keep the temp dir (data, logs)
 #   NO_BUILD=1          skip scripts/setup.sh (deps + release build)
 #   RAFTKV_BIN=path     binary to run (default target/release/raftkv)
@@ -39,7 +40,7 @@ trap cleanup EXIT
 kv=(0 $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 4)))
 raft=(0 $((BASE - 9)) $((BASE - 8)) $((BASE - 7)) $((BASE - 6)))
 cluster="127.0.0.1:${raft[1]},127.0.0.1:${raft[2]},127.0.0.1:${raft[3]}"
-common=(--groups 1 --auto-rebalance no --log-level info)
+common=(--groups 1 --auto-rebalance no --log-level info --migrate-max-mbps "${MIGRATE_MAX_MBPS:-0}")
 for i in 1 2 3; do
     "$BIN" --id "$i" --cluster "$cluster" --port "${kv[$i]}" --data-dir "$tmp/node$i" \
         "${common[@]}" >>"$tmp/node$i.log" 2>&1 &

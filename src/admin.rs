@@ -222,6 +222,7 @@ impl Server {
                 c.snapshot_chunk_bytes.to_string(),
             ),
             ("raft-snapshot-max-mbps", c.snapshot_max_mbps.to_string()),
+            ("migrate-max-mbps", c.migrate_max_mbps().to_string()),
             ("raft-log-cache-bytes", c.raft_log_cache_bytes.to_string()),
             (
                 "raft-log-cache-node-bytes",

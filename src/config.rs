@@ -68,6 +68,12 @@ pub struct Config {
     #[arg(long, default_value_t = 0.0)]
     pub snapshot_max_mbps: f64,
 
+    /// Rate limit of a slot migration's data copy in MB/s (10^6 bytes; 0 = unlimited),
+    /// applied by the node coordinating it (the metadata leader). CONFIG SET
+    /// `migrate-max-mbps` changes it at run time.
+    #[arg(long, default_value_t = 64)]
+    pub migrate_max_mbps: u64,
+
     /// Port for Redis clients.
     #[arg(long, default_value_t = 6379)]
     pub port: u16,
@@ -299,6 +305,11 @@ impl Config {
 
     pub fn leader_wait(&self) -> Duration {
         Duration::from_millis(self.leader_wait_ms)
+    }
+
+    /// `--migrate-max-mbps`, as CONFIG SET last changed it.
+    pub fn migrate_max_mbps(&self) -> u64 {
+        crate::live::migrate_max_mbps().unwrap_or(self.migrate_max_mbps)
     }
 
     pub fn request_timeout(&self) -> Duration {

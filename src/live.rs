@@ -1,7 +1,8 @@
 //! Settings CONFIG SET changes at run time: `loglevel`, `maxclients`,
 //! `slowlog-log-slower-than`, `slowlog-max-len`, `latency-monitor-threshold`, `timeout`
 //! (Redis's idle client timeout, seconds, 0 = never; see `session`) and
-//! `request-timeout-ms` (`--request-timeout-ms`). The others are fixed at start-up
+//! `request-timeout-ms` (`--request-timeout-ms`) and `migrate-max-mbps`
+//! (`--migrate-max-mbps`). The others are fixed at start-up
 //! (CONFIG SET answers Redis's "can't set immutable config").
 
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -15,6 +16,9 @@ static MAXCLIENTS: AtomicUsize = AtomicUsize::new(10_000);
 /// `--request-timeout-ms`, as CONFIG SET last changed it (0: not set here, the
 /// configuration's value holds; see `Config::request_timeout`).
 static REQUEST_TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
+/// `--migrate-max-mbps`, as CONFIG SET last changed it (u64::MAX: not set here, the
+/// configuration's value holds; 0 is a value: unlimited).
+static MIGRATE_MAX_MBPS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// `timeout` (s): sessions watch it, so a change applies to the connections open now.
 static IDLE_TIMEOUT: OnceLock<tokio::sync::watch::Sender<u64>> = OnceLock::new();
 /// The log level: an index into [`LEVELS`].
@@ -70,6 +74,11 @@ pub fn request_timeout_ms() -> Option<u64> {
     Some(REQUEST_TIMEOUT_MS.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
 }
 
+/// `migrate-max-mbps` as CONFIG SET last set it (None: never set).
+pub fn migrate_max_mbps() -> Option<u64> {
+    Some(MIGRATE_MAX_MBPS.load(Ordering::Relaxed)).filter(|&n| n != u64::MAX)
+}
+
 /// The level records must reach to be logged.
 pub fn log_level() -> slog::Level {
     LEVELS[usize::from(LOG_LEVEL.load(Ordering::Relaxed)).min(LEVELS.len() - 1)].1
@@ -80,7 +89,7 @@ pub fn loglevel() -> &'static str {
     LEVELS[usize::from(LOG_LEVEL.load(Ordering::Relaxed)).min(LEVELS.len() - 1)].0
 }
 
-const SETTINGS: [&str; 7] = [
+const SETTINGS: [&str; 8] = [
     "slowlog-log-slower-than",
     "slowlog-max-len",
     "latency-monitor-threshold",
@@ -88,6 +97,7 @@ const SETTINGS: [&str; 7] = [
     "loglevel",
     "timeout",
     "request-timeout-ms",
+    "migrate-max-mbps",
 ];
 
 fn failed(name: &str, why: &str) -> Reply {
@@ -120,6 +130,8 @@ fn check(name: &'static str, v: &[u8]) -> Result<i64, Reply> {
         "maxclients" | "request-timeout-ms" => (1, i64::MAX),
         // Redis keeps `timeout` in an int.
         "timeout" => (0, i64::from(i32::MAX)),
+        // MB/s: a byte rate that fits u64 (u64::MAX itself means "not set").
+        "migrate-max-mbps" => (0, 1 << 40),
         _ => (0, i64::MAX),
     };
     if n < min || n > max {
@@ -156,6 +168,7 @@ pub fn config_set(pairs: &[(Bytes, Bytes)]) -> Option<Reply> {
                 idle_timeout_sender().send_replace(u);
             }
             "request-timeout-ms" => REQUEST_TIMEOUT_MS.store(u, Ordering::Relaxed),
+            "migrate-max-mbps" => MIGRATE_MAX_MBPS.store(u, Ordering::Relaxed),
             _ => LOG_LEVEL.store(u8::try_from(u).unwrap_or(3), Ordering::Relaxed),
         }
     }

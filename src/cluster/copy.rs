@@ -5,16 +5,20 @@
 //! [`CHUNK_BYTES`], and proposes each to the target as one `RAFTKV.SLOTS.INGEST` entry.
 //! The source is frozen (it applied its REMOVE), so every read sees its final records; a
 //! coordinator that dies mid-copy leaves a migration its successor copies again (an
-//! ingest rewrites identical records: idempotent).
+//! ingest rewrites identical records: idempotent). The copy runs at most at
+//! `--migrate-max-mbps` and logs its rate when done (`super::pace`).
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use resp::Reply;
+use slog::info;
 use store::cluster_meta::ClusterMeta;
 use store::ingest::Chunk;
 use store::migrations::{ranges_words, Migration};
 
+use super::pace::{self, Bucket};
 use crate::server::Server;
 
 /// Most bytes of records in one exported chunk (one target log entry; far below the
@@ -79,35 +83,66 @@ impl Server {
         CHUNK_BYTES.min(self.cfg.write_limit() / 2)
     }
 
-    /// Copies migration `id`'s records from its source to its target (module doc).
+    /// Copies migration `id`'s records from its source to its target (module doc), at most
+    /// at `--migrate-max-mbps` (see `super::pace`).
     pub(super) async fn copy_slots(&self, id: u64, m: &Migration) -> Result<(), String> {
+        let started = Instant::now();
+        let live = &self.migration.live;
+        live.copy_started(started);
+        let mut bucket = Bucket::new(started);
         let mut at: Vec<u8> = Vec::new();
         loop {
             let (records, next) = self.export_chunk(m.from, &m.ranges, &at).await?;
             if !records.is_empty() {
                 let bytes: usize = records.iter().map(|(_, k, v)| k.len() + v.len()).sum();
-                let n = records.len() as u64;
-                let mut argv = vec![
-                    Bytes::from_static(b"RAFTKV.SLOTS.INGEST"),
-                    Bytes::from_static(b"FENCE"),
-                    Bytes::from(id.to_string()),
-                ];
-                for (cf, k, v) in records {
-                    argv.extend([cf, k, v]);
+                let rate = pace::bytes_per_sec(self.cfg.migrate_max_mbps());
+                let wait = bucket.take(Instant::now(), bytes as u64, rate);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
                 }
-                match self.group_call(m.to, argv, "RAFTKV.SLOTS.INGEST").await? {
-                    Reply::Int(_) => {
-                        let p = &self.migration;
-                        p.copied_records.fetch_add(n, Ordering::Relaxed);
-                        p.copied_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                    }
-                    other => return Err(format!("ingest into group {}: {other:?}", m.to)),
-                }
+                self.ingest_chunk(id, m.to, records, bytes as u64).await?;
             }
             match next {
                 Some(n) => at = n,
-                None => return Ok(()),
+                None => break,
             }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let bytes = live.copy_bytes.load(Ordering::Relaxed);
+        info!(self.logger, "slots copied"; "migration" => id, "from" => m.from, "to" => m.to,
+            "slots" => ranges_words(&m.ranges).join(","), "records" => live.copy_records.load(Ordering::Relaxed),
+            "bytes" => bytes, "ms" => (secs * 1000.0) as u64,
+            "mb_per_s" => format!("{:.1}", bytes as f64 / 1e6 / secs.max(1e-6)));
+        Ok(())
+    }
+
+    /// Proposes one chunk of `records` (`bytes` of keys and values) to group `to` as one
+    /// `RAFTKV.SLOTS.INGEST` fenced by migration `id`, and counts it.
+    async fn ingest_chunk(
+        &self,
+        id: u64,
+        to: u64,
+        records: Vec<(Bytes, Bytes, Bytes)>,
+        bytes: u64,
+    ) -> Result<(), String> {
+        let n = records.len() as u64;
+        let mut argv = vec![
+            Bytes::from_static(b"RAFTKV.SLOTS.INGEST"),
+            Bytes::from_static(b"FENCE"),
+            Bytes::from(id.to_string()),
+        ];
+        for (cf, k, v) in records {
+            argv.extend([cf, k, v]);
+        }
+        match self.group_call(to, argv, "RAFTKV.SLOTS.INGEST").await? {
+            Reply::Int(_) => {
+                let p = &self.migration;
+                p.copied_records.fetch_add(n, Ordering::Relaxed);
+                p.copied_bytes.fetch_add(bytes, Ordering::Relaxed);
+                p.live.copied(n, bytes, Instant::now());
+                Ok(())
+            }
+            other => Err(format!("ingest into group {to}: {other:?}")),
         }
     }
 

@@ -91,6 +91,8 @@ pub struct Progress {
     /// Records and bytes (keys and values) copied to nodes without a source replica.
     pub copied_records: AtomicU64,
     pub copied_bytes: AtomicU64,
+    /// The migration and copy in progress.
+    pub live: super::pace::Live,
 }
 
 pub(super) fn slots_in(ranges: &[(u16, u16)]) -> u64 {
@@ -173,12 +175,21 @@ impl Server {
             }
             let state = self.groups.meta_state();
             let Some((id, m)) = state.next_migration() else {
+                self.migration.live.idle();
                 self.finish_leaving(&state).await;
                 continue;
             };
             let m = m.clone();
             let started = std::time::Instant::now();
-            match self.run_migration(id, &m).await {
+            self.migration.live.started(id, started);
+            let result = self.run_migration(id, &m).await;
+            let slots = if result.is_ok() {
+                slots_in(&m.ranges)
+            } else {
+                0
+            };
+            self.migration.live.finished(slots);
+            match result {
                 Ok(steps) => {
                     busy = true;
                     let p = &self.migration;
@@ -340,8 +351,9 @@ impl Server {
         let state = self.groups.meta_state();
         let pending: u64 = state.migrations.values().map(|m| slots_in(&m.ranges)).sum();
         let p = &self.migration;
+        let live = p.live.info(pending);
         format!(
-            "raftkv_migrations_pending:{}\r\nraftkv_migrating_slots:{pending}\r\nraftkv_migrations_done:{}\r\nraftkv_migrated_slots:{}\r\nraftkv_migration_failures:{}\r\nraftkv_last_migration_ms:{}\r\nraftkv_last_migration_usec:{}\r\nraftkv_migration_copied_records:{}\r\nraftkv_migration_copied_bytes:{}\r\n",
+            "raftkv_migrations_pending:{}\r\nraftkv_migrating_slots:{pending}\r\nraftkv_migrations_done:{}\r\nraftkv_migrated_slots:{}\r\nraftkv_migration_failures:{}\r\nraftkv_last_migration_ms:{}\r\nraftkv_last_migration_usec:{}\r\nraftkv_migration_copied_records:{}\r\nraftkv_migration_copied_bytes:{}\r\n{live}",
             state.migrations.len(),
             p.done.load(Ordering::Relaxed),
             p.slots.load(Ordering::Relaxed),

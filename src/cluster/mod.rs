@@ -4,7 +4,8 @@
 //! node's duties toward the cluster metadata group. The pure parts (`view`, `reply`,
 //! `route`, `errors`) are unit-tested without a cluster; `build` makes the view from the
 //! Raft state and the metadata, `commands` serves the session, `meta` keeps the metadata
-//! current (layout, node records, group members), `migrate` moves slots between groups.
+//! current (layout, node records, group members), `migrate` moves slots between groups
+//! (`copy` copies their records where needed, `pace` limits and reports the copy).
 
 pub mod build;
 pub mod commands;
@@ -12,6 +13,7 @@ pub mod copy;
 pub mod errors;
 pub mod meta;
 pub mod migrate;
+pub mod pace;
 pub mod reply;
 pub mod route;
 pub mod shardgroup;

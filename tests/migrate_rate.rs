@@ -1,0 +1,139 @@
+//! A migration's data copy runs at most at `--migrate-max-mbps` (CONFIG SET
+//! `migrate-max-mbps`), and INFO cluster shows it while it runs: the migration in
+//! progress, the run's slots, the records and bytes copied and the copy's rate.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::shards::*;
+use common::{wait_for, Cluster};
+
+/// Node `i`'s INFO cluster field `name` (None: no answer or no such field).
+fn cluster_field(cl: &Cluster, i: usize, name: &str) -> Option<i64> {
+    let mut c = cl.try_connect(cl.port(i))?;
+    let info: String = redis::cmd("INFO").arg("cluster").query(&mut c).ok()?;
+    let head = format!("{name}:");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&head))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// CONFIG SET migrate-max-mbps on every node, read back with CONFIG GET.
+fn set_rate(cl: &Cluster, nodes: usize, mbps: &str) {
+    for i in 0..nodes {
+        let mut c = cl.client(i);
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("migrate-max-mbps")
+            .arg(mbps)
+            .query(&mut c)
+            .expect("CONFIG SET");
+        let got: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("migrate-max-mbps")
+            .query(&mut c)
+            .expect("CONFIG GET");
+        assert_eq!(got, vec!["migrate-max-mbps".to_string(), mbps.to_string()]);
+    }
+}
+
+#[test]
+fn a_copy_keeps_to_the_rate_limit_and_shows_its_progress_in_info() {
+    let mut cl = Cluster::start_with(
+        3,
+        &[
+            "--groups",
+            "3",
+            "--auto-rebalance",
+            "no",
+            "--migrate-max-mbps",
+            "0",
+        ],
+    );
+    let n4 = cl.add_joining_node(0);
+    wait_for(
+        Duration::from_secs(60),
+        "node 4 recorded and in group 1",
+        || {
+            let line = group_line(&cl, 0, 1)?;
+            let v = field(&line, "voters")?.to_string() + "," + field(&line, "learners")?;
+            let e = shardgroup(&cl, 0, &["JOIN", "7", "4", "9"]).err()?;
+            (v.split(',').any(|x| x == "4") && e.contains("unknown node id 9")).then_some(())
+        },
+    );
+    let mut c = cl.client(0);
+    let bad: redis::RedisResult<()> = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("migrate-max-mbps")
+        .arg("-1")
+        .query(&mut c);
+    assert!(bad.is_err(), "a negative rate is refused");
+    assert_eq!(shardgroup(&cl, 0, &["JOIN", "4", "4"]).as_deref(), Ok("OK"));
+    assert_eq!(shardgroup(&cl, 0, &["JOIN", "5", "1"]).as_deref(), Ok("OK"));
+    let tag = tag_below(&mut c, 100);
+    // About 4 MB in one slot.
+    let value = "x".repeat(1000);
+    for batch in 0..8 {
+        let mut cmd = redis::cmd("MSET");
+        for i in 0..500 {
+            cmd.arg(format!("{{{tag}}}{}", batch * 500 + i)).arg(&value);
+        }
+        let _: () = cmd.query(&mut c).expect("MSET");
+    }
+    let mv = |to: &str| {
+        let n: i64 = redis::cmd("RAFT.SHARDGROUP")
+            .arg("MOVE")
+            .arg(to)
+            .arg("0-99")
+            .query(&mut cl.client(0))
+            .expect("MOVE");
+        assert!(n >= 1);
+    };
+    let done = |g: u64| {
+        wait_for(Duration::from_secs(120), "the migration done", || {
+            let q = shardgroup(&cl, 0, &["QUERY"]).ok()?;
+            let line = group_line(&cl, 0, g)?;
+            (field(&line, "slots") == Some("100") && !q.contains("migration ")).then_some(())
+        })
+    };
+    // 1 -> 4: node 4 hosts both groups, nothing copied.
+    mv("4");
+    done(4);
+    // 4 -> 5 copies every record to node 1, at 1 MB/s.
+    set_rate(&cl, n4 + 1, "1");
+    let started = Instant::now();
+    mv("5");
+    // The coordinator shows the copy in progress, its bytes growing and its rate.
+    let in_progress = |i: usize| cluster_field(&cl, i, "raftkv_migration_in_progress");
+    let (who, first) = wait_for(Duration::from_secs(60), "a copy in progress", || {
+        (0..=n4).find_map(|i| {
+            let b = cluster_field(&cl, i, "raftkv_migration_copy_bytes")?;
+            let rate = cluster_field(&cl, i, "raftkv_migration_copy_rate_bps")?;
+            (in_progress(i)? > 0 && b > 0 && rate > 0).then_some((i, b))
+        })
+    });
+    let total = cluster_field(&cl, who, "raftkv_migration_run_slots_total").expect("total");
+    assert!(total >= 100, "{total} slots in the run");
+    assert!(cluster_field(&cl, who, "raftkv_migration_eta_sec").is_some());
+    wait_for(Duration::from_secs(60), "the copy's bytes growing", || {
+        let b = cluster_field(&cl, who, "raftkv_migration_copy_bytes")?;
+        (b > first).then_some(())
+    });
+    done(5);
+    let elapsed = started.elapsed();
+    let copied = cluster_field(&cl, who, "raftkv_migration_copy_bytes").expect("bytes");
+    assert!(copied >= 4_000_000, "{copied} bytes copied");
+    // At 1 MB/s, the copy takes at least its bytes' time.
+    let floor = Duration::from_secs_f64(copied as f64 / 1e6);
+    assert!(
+        elapsed >= floor,
+        "{copied} bytes copied in {elapsed:?} at 1 MB/s"
+    );
+    assert_eq!(in_progress(who), Some(0));
+    let mut c1 = cl.client(0);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut c1).expect("DBSIZE");
+    assert_eq!(n, 4000);
+}
