@@ -78,9 +78,11 @@ fn decode_chunk(r: Reply) -> Result<Chunk, String> {
 
 impl Server {
     /// Bytes of records per chunk: [`CHUNK_BYTES`], or half of `--max-write-bytes` when
-    /// that is smaller (an ingest entry must pass the write limit).
-    fn chunk_bytes(&self) -> usize {
-        CHUNK_BYTES.min(self.cfg.write_limit() / 2)
+    /// that is smaller (an ingest entry must pass the write limit); and the pieces of a
+    /// record bigger than that: half of `--max-write-bytes` (few re-reads of a huge value).
+    fn chunk_bytes(&self) -> (usize, usize) {
+        let half = self.cfg.write_limit() / 2;
+        (CHUNK_BYTES.min(half), half)
     }
 
     /// Copies migration `id`'s records from its source to its target (module doc), at most
