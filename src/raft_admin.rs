@@ -162,7 +162,8 @@ impl Server {
 
     /// One line per member: `<id> <addr> <suffrage> <flags> match=<index>`.
     fn list_nodes(&self) -> Reply {
-        let st = &self.node.status;
+        let home = self.groups.home();
+        let st = &home.node.status;
         let m = st.members();
         let leader = st.leader();
         let mut lines = Vec::new();

@@ -93,7 +93,6 @@ fn a_group_moves_to_other_nodes_one_member_at_a_time() {
     let a6 = raft_addr(&cl, n6);
     let bad = [
         (vec!["ADD", "6", &a6, "GROUP", "9"], "unknown data group 9"),
-        (vec!["ADD", "6", &a6, "GROUP", "2"], "bootstrap group"),
         (
             vec!["ADD", "9", "127.0.0.1:1", "GROUP", "4"],
             "node 9 is not in the cluster metadata",

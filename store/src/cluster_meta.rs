@@ -76,6 +76,9 @@ pub struct ClusterMeta {
     /// Created groups being removed (`RAFT.SHARDGROUP LEAVE`): their slots move away,
     /// then [`MetaCmd::Removed`] drops them.
     pub leaving: std::collections::BTreeSet<u64>,
+    /// Bootstrap groups that left (`RAFT.SHARDGROUP LEAVE`, then [`MetaCmd::Removed`]):
+    /// no longer data groups; their ids are not used again.
+    pub gone: std::collections::BTreeSet<u64>,
 }
 
 /// A metadata command.
@@ -396,6 +399,9 @@ impl ClusterMeta {
         for g in &self.leaving {
             out.push_str(&format!("leaving {g}\n"));
         }
+        for g in &self.gone {
+            out.push_str(&format!("gone {g}\n"));
+        }
         out
     }
 
@@ -443,6 +449,9 @@ impl ClusterMeta {
                 }
                 ["leaving", g] => {
                     m.leaving.insert(g.parse().ok()?);
+                }
+                ["gone", g] => {
+                    m.gone.insert(g.parse().ok()?);
                 }
                 _ => return None,
             }
