@@ -76,8 +76,8 @@ pub struct ClusterMeta {
     /// Created groups being removed (`RAFT.SHARDGROUP LEAVE`): their slots move away,
     /// then [`MetaCmd::Removed`] drops them.
     pub leaving: std::collections::BTreeSet<u64>,
-    /// Bootstrap groups that left (`RAFT.SHARDGROUP LEAVE`, then [`MetaCmd::Removed`]):
-    /// no longer data groups; their ids are not used again.
+    /// Groups that left (`RAFT.SHARDGROUP LEAVE`, then [`MetaCmd::Removed`]), bootstrap
+    /// or created: no longer data groups; their ids are not used again.
     pub gone: std::collections::BTreeSet<u64>,
 }
 

@@ -9,7 +9,8 @@
 //! voters, so every member starts from the same state and no snapshot is needed. The
 //! bootstrap groups are implicit (every founder hosts them; a `--join`ed node joins them)
 //! until `RAFT.NODE ... GROUP <g>` changes their members (then their reported members say
-//! where they live, as for a created group) or they leave (`gone`: their ids stay taken).
+//! where they live, as for a created group). A group that left is `gone`, bootstrap or
+//! created: its id is never used again (a node down meanwhile may still hold its raft log).
 //!
 //! The command is checked twice with the same function ([`ClusterMeta::check_new_group`]):
 //! by the node the operator asked (clear errors at once) and where it applies (the same
@@ -174,9 +175,7 @@ impl ClusterMeta {
             return false;
         }
         self.leaving.remove(&group);
-        if self.is_bootstrap(group) {
-            self.gone.insert(group);
-        }
+        self.gone.insert(group);
         self.added.remove(&group);
         self.members.remove(&group);
         self.prefer.remove(&group);
@@ -201,8 +200,10 @@ impl ClusterMeta {
             return Err(format!("ERR group {group} already exists"));
         }
         if self.gone.contains(&group) {
+            // A node down while the group went may still hold its old raft log: a new group
+            // of that id would take it for its own (an old, longer log wins elections).
             return Err(format!(
-                "ERR group {group} was a bootstrap group (--groups); its id is not used again"
+                "ERR group {group} was removed; its id is not used again"
             ));
         }
         if voters.is_empty() {
@@ -375,7 +376,10 @@ mod tests {
         assert!(m.apply(&MetaCmd::Removed { group: 4 }));
         assert_eq!(m.data_groups(), vec![1, 2, 3]);
         assert!(!m.members.contains_key(&4));
-        assert!(m.check_new_group(4, &[4]).is_ok(), "the id is free again");
+        assert!(m
+            .check_new_group(4, &[4])
+            .unwrap_err()
+            .contains("not used again"));
     }
 
     #[test]
