@@ -6,7 +6,9 @@
 //! clause's errors; after a restart node 6 still hosts it and node 4 does not. And
 //! `REPLACE <leader> 6 GROUP 4` (after `ADD 6 ... GROUP 4`): one joint change swaps the
 //! group's leader for node 6, which then holds the group's records, the old leader hosts
-//! it no more, writes and reads go on through every node, QUERY shows the new voters.
+//! it no more, writes and reads go on through every node, QUERY shows the new voters. A
+//! whole-cluster `RAFT.NODE REMOVE 4` asked on node 1, which does not host group 4, takes
+//! node 4 out of group 4 too, and node 4 shuts down.
 
 mod common;
 
@@ -286,4 +288,36 @@ fn a_group_member_is_replaced_by_another_node_in_one_change() {
     let mut c = cl.client(n6);
     let v: String = redis::cmd("GET").arg(&keys[0]).query(&mut c).expect("GET");
     assert_eq!(v, "v5");
+}
+
+#[test]
+fn a_node_removed_from_the_cluster_leaves_a_created_group_the_entry_node_does_not_host() {
+    let (mut cl, [n4, _n5, n6], keys) = group4_with_keys();
+    let a6 = raft_addr(&cl, n6);
+    assert_eq!(
+        raft_node(&cl, 0, &["ADD", "6", &a6, "GROUP", "4"]).as_deref(),
+        Ok("OK")
+    );
+    wait_for(Duration::from_secs(60), "node 6 a voter of group 4", || {
+        members4(&cl, 0).filter(|(v, _)| v == "4,5,6")
+    });
+    // Node 1 hosts no replica of group 4: the removal must reach group 4 all the same.
+    wait_for(Duration::from_secs(60), "REMOVE 4 done", || {
+        let r = raft_node(&cl, 0, &["REMOVE", "4"]);
+        (r.as_deref() == Ok("OK")).then_some(())
+    });
+    for i in 0..3 {
+        wait_for(Duration::from_secs(30), "group 4 on 5,6", || {
+            members4(&cl, i).filter(|(v, _)| v == "5,6")
+        });
+    }
+    // Removed from every group, node 4 shuts down.
+    cl.wait_exit(n4, Duration::from_secs(30));
+    for i in [0, n6] {
+        let mut c = cl.client(i);
+        for k in &keys {
+            let v: String = redis::cmd("GET").arg(k).query(&mut c).expect("GET");
+            assert_eq!(&v, k, "node {}", i + 1);
+        }
+    }
 }
