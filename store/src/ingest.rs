@@ -146,10 +146,14 @@ impl Store {
             if !self.slots.contains(slot) || self.claims.owner(slot) != self.group {
                 continue;
             }
+            // Through the batch's overlays, so the batch's later commands see the copy
+            // (the ADD hid the database's records of these slots from them).
             if cf == CF_DATA {
                 self.put_encoded(wb, key.to_vec(), value.to_vec());
             } else {
                 wb.put_cf(self.cf(cf), key, value);
+                let at = usize::from(cf == types::CF_ZSCORE);
+                self.coll_set(at, key.to_vec(), Some(value.to_vec()));
             }
             n += 1;
         }
@@ -157,8 +161,14 @@ impl Store {
     }
 
     /// Deletes the records of `slots` in the copied families and their WATCH records (a
-    /// fresh ADD's clean slate, or a DROP's collection).
-    pub(crate) fn delete_slot_records(&self, wb: &mut WriteBatch, slots: &SlotSet) {
+    /// fresh ADD's clean slate, or a DROP's collection), and hides them from the batch's
+    /// later commands as a FLUSHALL does (else a command in the same batch as a fresh ADD
+    /// read the older owner's records, still in the database until the batch is written).
+    pub(crate) fn delete_slot_records(&mut self, wb: &mut WriteBatch, slots: &SlotSet) {
+        self.flushed = Some(Box::new(match self.flushed.take() {
+            Some(f) => f.union(slots),
+            None => slots.clone(),
+        }));
         for name in COPIED {
             for (lo, hi) in slots.ranges() {
                 let (a, b) = (slot_start(lo.into()), slot_start(u32::from(hi) + 1));
