@@ -28,11 +28,18 @@ fn raft_node(cl: &Cluster, i: usize, args: &[&str]) -> Result<String, String> {
         .map_err(|e| format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")))
 }
 
-/// Node `i`'s raft address, from its own `RAFT.NODES` line.
+/// Node `i`'s raft address, from its own `RAFT.NODES` line (once it lists itself: a
+/// node still joining may not yet).
 fn raft_addr(cl: &Cluster, i: usize) -> String {
-    let lines = cl.raft_nodes(i);
-    let mine = lines.iter().find(|l| l.contains("myself")).expect("myself");
-    mine.split(' ').nth(1).expect("address").to_string()
+    wait_for(
+        Duration::from_secs(30),
+        "the node's own RAFT.NODES line",
+        || {
+            let lines = cl.raft_nodes(i);
+            let mine = lines.iter().find(|l| l.contains("myself"))?;
+            mine.split(' ').nth(1).map(str::to_string)
+        },
+    )
 }
 
 /// Group 4's voters and learners in node `i`'s QUERY.
