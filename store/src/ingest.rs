@@ -187,13 +187,17 @@ impl Store {
                     Err(e) => return e,
                 },
             };
+            // Through the batch's overlays, so the batch's later commands see the copy
+            // (the ADD hid the database's records of these slots from them).
             if cf == CF_DATA {
                 if Value::header(&whole).is_none() {
                     return malformed();
                 }
                 self.put_encoded(wb, key.to_vec(), whole);
             } else {
-                wb.put_cf(self.cf(cf), key, whole);
+                wb.put_cf(self.cf(cf), key, &whole);
+                let at = usize::from(cf == types::CF_ZSCORE);
+                self.coll_set(at, key.to_vec(), Some(whole));
             }
             n += 1;
         }
@@ -201,8 +205,14 @@ impl Store {
     }
 
     /// Deletes the records of `slots` in the copied families and their WATCH records (a
-    /// fresh ADD's clean slate, or a DROP's collection).
-    pub(crate) fn delete_slot_records(&self, wb: &mut WriteBatch, slots: &SlotSet) {
+    /// fresh ADD's clean slate, or a DROP's collection), and hides them from the batch's
+    /// later commands as a FLUSHALL does (else a command in the same batch as a fresh ADD
+    /// read the older owner's records, still in the database until the batch is written).
+    pub(crate) fn delete_slot_records(&mut self, wb: &mut WriteBatch, slots: &SlotSet) {
+        self.flushed = Some(Box::new(match self.flushed.take() {
+            Some(f) => f.union(slots),
+            None => slots.clone(),
+        }));
         for name in COPIED {
             for (lo, hi) in slots.ranges() {
                 let (a, b) = (slot_start(lo.into()), slot_start(u32::from(hi) + 1));

@@ -264,3 +264,47 @@ fn a_copy_restarted_inside_a_record_or_given_up_leaves_nothing_behind() {
     assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 100"), Reply::Int(1));
     assert_eq!(staged(&db_b, 2), 0);
 }
+
+/// A replica catching up applies a fresh ADD, the copy and the first commands on the
+/// copied keys in one batch: those commands must see the copied records (the ingested
+/// list elements and scores too, not only the keys' metadata) and not the older owner's
+/// records the ADD deleted. Chaos seed 202 (session 11): an LPOP in the batch of its
+/// list's INGEST found the metadata but no element and stopped the node ("list element
+/// missing"), at every restart.
+#[test]
+fn commands_in_the_batch_of_a_copy_see_the_copied_records_only() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (db_a, db_b) = (open_db(dir_a.path()), open_db(dir_b.path()));
+    let mut a = G::open(&db_a, 1, "0-16383");
+    let mut b = G::open(&db_b, 2, "100");
+    let k = keys_in(&set("100"), "k", 3);
+    b.w(&format!("SET {} stale", k[2]));
+    assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 1 100"), Reply::Int(1));
+    a.w(&format!("RPUSH {} x y z", k[0]));
+    a.w(&format!("ZADD {} 1 m1 2 m2", k[1]));
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 2 100"), Reply::Int(1));
+    let (records, next) = a
+        .reader
+        .export_slots(&[(100, 100)], &[], (1 << 20, 1 << 20))
+        .unwrap();
+    assert!(next.is_none());
+    let r = b.batch_of(&[
+        cmd("RAFTKV.SLOTS.ADD FENCE 2 FROM 1 100"),
+        Command::SlotsIngest { fence: 2, records },
+        cmd(&format!("LPOP {}", k[0])),
+        cmd(&format!("ZREM {} m1", k[1])),
+        cmd(&format!("APPEND {} n", k[2])),
+    ]);
+    assert_eq!(r[0], Reply::Int(1));
+    assert_eq!(r[2..], [bulk("x"), Reply::Int(1), Reply::Int(1)], "{r:?}");
+    assert_eq!(
+        b.r(&format!("LRANGE {} 0 -1", k[0])),
+        Reply::Array(vec![bulk("y"), bulk("z")])
+    );
+    assert_eq!(
+        b.r(&format!("ZRANGE {} 0 -1", k[1])),
+        Reply::Array(vec![bulk("m2")])
+    );
+    assert_eq!(b.r(&format!("GET {}", k[2])), bulk("n"));
+    assert_eq!(b.counts(), (3, 0));
+}
