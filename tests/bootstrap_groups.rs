@@ -99,6 +99,48 @@ fn a_bootstrap_group_moves_off_a_node_and_back() {
     assert!(info_line(&cl, 0, "raft_group_1").is_none());
     assert!(info_line(&cl, 0, "raft_group_2").is_some());
     assert_eq!(voters(&cl, 1, 1).as_deref(), Some("2,3"));
+    // A slot of group 1 with keys moves to group 2, which node 1 hosts without group 1:
+    // node 1's replica gets the records by copy.
+    let mut c = cl.client(1);
+    let (other, slot) = (0..200)
+        .map(|i| format!("u{i}"))
+        .find_map(|t| {
+            let s: i64 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(&t)
+                .query(&mut c)
+                .ok()?;
+            let mine: i64 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(&tag)
+                .query(&mut c)
+                .ok()?;
+            (s < 5000 && s != mine).then_some((t, s))
+        })
+        .expect("a tag");
+    let moving: Vec<String> = (0..10).map(|i| format!("{{{other}}}m{i}")).collect();
+    for k in &moving {
+        set(&cl, 1, k, k);
+    }
+    let slot = slot.to_string();
+    assert!(admin_int(&cl, 1, &["RAFT.SHARDGROUP", "MOVE", "2", &slot]) >= 1);
+    wait_for(Duration::from_secs(60), "the slot in group 2", || {
+        let q = shardgroup(&cl, 0, &["QUERY"]).ok()?;
+        let line = group_line(&cl, 0, 2)?;
+        let has = field(&line, "ranges")?.split(',').any(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            a.parse::<i64>().ok() <= slot.parse().ok() && slot.parse().ok() <= b.parse::<i64>().ok()
+        });
+        (has && !q.contains("migration ")).then_some(())
+    });
+    // Node 1 answers from its own replica of group 2 (after a read barrier).
+    for k in &moving {
+        assert_eq!(
+            get(&cl, 0, k).as_deref(),
+            Some(k.as_str()),
+            "{k} through node 1"
+        );
+    }
     // Back: node 1 is added to group 1 again and caught up.
     let addr = format!("127.0.0.1:{}", cl.nodes[0].raft_port);
     assert_eq!(

@@ -36,10 +36,19 @@ pub const EXPORT: &[u8] = b"RAFTKV.SLOTS.EXPORT";
 /// wait for a copy that never came (chaos seed 1111, session 11: a node joined during a
 /// LEAVE answered nil for keys its group's other replicas held). A copy where the
 /// records were adopted rewrites identical bytes, a DROP where the target is hosted
-/// deletes nothing, so the extra steps are safe.
+/// deletes nothing, so the extra steps are safe. The same holds for a bootstrap group
+/// whose reported members are not every node of the metadata (moved by `RAFT.NODE ...
+/// GROUP`, or a node joining it).
 pub fn needs(meta: &ClusterMeta, m: &Migration) -> (bool, bool) {
-    let created = |g: u64| g > meta.groups;
-    if meta.groups > 0 && (created(m.from) || created(m.to)) {
+    let everywhere = |g: u64| {
+        g <= meta.groups
+            && meta.members.get(&g).is_none_or(|x| {
+                let mut ids: Vec<u64> = x.voters.iter().chain(&x.learners).copied().collect();
+                ids.sort_unstable();
+                ids.iter().eq(meta.nodes.keys())
+            })
+    };
+    if meta.groups > 0 && !(everywhere(m.from) && everywhere(m.to)) {
         return (true, true);
     }
     let all = |g: u64| {
@@ -247,6 +256,9 @@ mod tests {
         assert_eq!(needs(&meta, &m), (true, true));
         // Between bootstrap groups (on every node): adopted in place.
         meta.groups = 3;
+        for id in 1..=3 {
+            meta.nodes.insert(id, Default::default());
+        }
         for g in 1..=3 {
             meta.members.insert(
                 g,
@@ -262,6 +274,10 @@ mod tests {
             ranges: vec![(0, 9)],
         };
         assert_eq!(needs(&meta, &m), (false, false));
+        // A bootstrap group not on every node (node 4 recorded, not yet a member).
+        meta.nodes.insert(4, Default::default());
+        assert_eq!(needs(&meta, &m), (true, true));
+        meta.nodes.remove(&4);
         // Into or out of a created group, even where the recorded members agree: a node
         // just added to the target may not be recorded yet (chaos seed 1111).
         meta.added.insert(100, vec![1, 2, 3]);
