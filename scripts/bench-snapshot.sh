@@ -16,6 +16,7 @@
 #   SNAP_GROUPS=1       --groups of every node (one group: the dataset is one snapshot)
 #   NO_BUILD=1          skip scripts/setup.sh (deps + release build)
 #   RAFTKV_BIN=path     binary to run (default target/release/raftkv)
+#   PORT_BASE=24790     client ports PORT_BASE+1..4, raft ports PORT_BASE-10+1..4
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -37,8 +38,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-kv=(0 24791 24792 24793 24794)
-raft=(0 24781 24782 24783 24784)
+BASE="${PORT_BASE:-24790}"
+kv=(0 $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 4)))
+raft=(0 $((BASE - 9)) $((BASE - 8)) $((BASE - 7)) $((BASE - 6)))
 cluster="127.0.0.1:${raft[1]},127.0.0.1:${raft[2]},127.0.0.1:${raft[3]}"
 common=(--groups "${SNAP_GROUPS:-1}" --snapshot-entries 0 --snapshot-bytes 0 --snapshot-max-mbps "$MAX_MBPS" --log-level info)
 
