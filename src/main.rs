@@ -323,7 +323,10 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         let meta_cfg = host.node_config(groups::META_GROUP, cfg.founding_voters(), Default::default());
         let mut group_cfgs: Vec<(NodeConfig, sm::KvStateMachine)> = stores
             .into_iter()
-            .map(|(ncfg, store)| (ncfg, sm::KvStateMachine::data(store)))
+            .map(|(ncfg, store)| {
+                let min = host.checkpoint_min_bytes();
+                (ncfg, sm::KvStateMachine::data(store, min))
+            })
             .chain(std::iter::once((meta_cfg, meta_sm)))
             .collect();
         // The metadata group is served first in each round (its entries are few).
