@@ -227,7 +227,7 @@ impl raft_node::StateMachine for KvStateMachine {
 
     fn snapshot_materialize(&mut self, dir: PathBuf) -> Result<raft_node::SnapshotJob, String> {
         Ok(Box::new(move || {
-            store::snapshot_checkpoint::materialize(&dir).map(|_| ())
+            store::snapshot_checkpoint::materialize(&dir)
         }))
     }
 

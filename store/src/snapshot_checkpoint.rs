@@ -12,7 +12,7 @@
 //! pruned, although compaction replaced them in the live database (at most the database's
 //! size again per kept snapshot).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
@@ -23,6 +23,10 @@ use crate::{column_family_descriptors, CF_DATA};
 /// The checkpoint's directory inside a snapshot directory (not one of the snapshot's
 /// files: a directory, which the snapshot's descriptor leaves out).
 pub const CHECKPOINT_DIR: &str = "checkpoint";
+
+/// Where a checkpoint goes once the snapshot's files are made, to be removed (a removal
+/// interrupted by a crash never leaves a half checkpoint under [`CHECKPOINT_DIR`]).
+const DROPPED_DIR: &str = "checkpoint.dropped";
 
 /// The size of the data above which a snapshot is captured by checkpoint: below it
 /// writing the group's SST files at once costs less than a flush and a checkpoint.
@@ -66,11 +70,20 @@ pub fn captured_only(dir: &Path) -> bool {
 }
 
 /// Writes the SST files of the snapshot captured in `dir` (by [`capture`]) from its
-/// checkpoint, opened read-only. Idempotent: a redo after a crash re-writes every file.
-/// Returns the paths of the manifest and the files.
-pub fn materialize(dir: &Path) -> Result<Vec<PathBuf>, String> {
+/// checkpoint, opened read-only; once they are durable, removes the checkpoint (it would
+/// keep table files the live database compacted away). Idempotent: a redo after a crash
+/// re-writes every file, or finds them made and the checkpoint gone.
+pub fn materialize(dir: &Path) -> Result<(), String> {
+    let at = dir.join(CHECKPOINT_DIR);
+    let dropped = dir.join(DROPPED_DIR);
+    if !at.is_dir() {
+        // Made before a crash: the checkpoint is dropped (renamed away, then removed) only
+        // after the files are synced.
+        let _ = std::fs::remove_dir_all(&dropped);
+        return read_manifest(dir).map(|_| ());
+    }
     let (group, slots) = read_manifest(dir)?;
-    let db = open_checkpoint(&dir.join(CHECKPOINT_DIR))?;
+    let db = open_checkpoint(&at)?;
     remove_old_files(dir)?;
     let files = write_files(
         dir,
@@ -80,7 +93,15 @@ pub fn materialize(dir: &Path) -> Result<Vec<PathBuf>, String> {
         &db,
     )?;
     check_slots(&db, group, &slots)?;
-    Ok(files)
+    drop(db);
+    let sync = |p: &Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+    for f in &files {
+        sync(f).map_err(|e| format!("syncing {}: {e}", f.display()))?;
+    }
+    sync(dir).map_err(|e| format!("syncing {}: {e}", dir.display()))?;
+    std::fs::rename(&at, &dropped).map_err(|e| format!("renaming {}: {e}", at.display()))?;
+    sync(dir).map_err(|e| format!("syncing {}: {e}", dir.display()))?;
+    std::fs::remove_dir_all(&dropped).map_err(|e| format!("removing {}: {e}", dropped.display()))
 }
 
 /// Opens a checkpoint read-only with every column family it has (the store's with the
