@@ -380,7 +380,7 @@ impl StateMachine for ListSm {
     fn snapshot_capture(&mut self, dir: PathBuf) -> Result<(SnapshotJob, bool), String> {
         // Every other snapshot is captured only (as the real store's checkpoint): its file
         // is made when a follower first needs it, from what the capture kept aside.
-        if self.state.applied % 2 == 0 {
+        if self.state.applied.is_multiple_of(2) {
             return Ok((self.snapshot_export(dir)?, false));
         }
         let kept = dir.join(CAPTURED_DIR);
