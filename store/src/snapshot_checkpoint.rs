@@ -4,13 +4,14 @@
 //! group's only writer) waits, so it holds exactly the group's applied state. The files a
 //! receiver needs (the group's ranges as SST files, as [`crate::snapshot::export`] writes
 //! them) are made later from the checkpoint by [`materialize`], only when a follower needs
-//! the snapshot; [`crate::snapshot::restore`] takes them unchanged.
+//! the snapshot, and the checkpoint is then dropped; [`crate::snapshot::restore`] takes the
+//! files unchanged.
 //!
 //! Costs: the capture flushes every memtable and links every table file of the database
-//! (other groups' too): its time grows with the memtables, not with the group's data. The
-//! checkpoint keeps the table files it links on disk until its snapshot directory is
-//! pruned, although compaction replaced them in the live database (at most the database's
-//! size again per kept snapshot).
+//! (other groups' too) while the Ready loop waits: its time grows with the memtables, not
+//! with the group's data. The checkpoint keeps the table files it links on disk until the
+//! snapshot's files are made or its directory is pruned, although compaction replaced them
+//! in the live database (at most the database's size again per pending snapshot).
 
 use std::path::Path;
 
@@ -27,10 +28,6 @@ pub const CHECKPOINT_DIR: &str = "checkpoint";
 /// Where a checkpoint goes once the snapshot's files are made, to be removed (a removal
 /// interrupted by a crash never leaves a half checkpoint under [`CHECKPOINT_DIR`]).
 const DROPPED_DIR: &str = "checkpoint.dropped";
-
-/// The size of the data above which a snapshot is captured by checkpoint: below it
-/// writing the group's SST files at once costs less than a flush and a checkpoint.
-pub const CHECKPOINT_MIN_BYTES: u64 = 64 << 20;
 
 /// Estimated bytes of live data in `db`'s data column family (RocksDB's estimate: table
 /// files plus memtables; the whole database, every group).
