@@ -2,8 +2,9 @@
 # Restart-to-serving of a node holding a large dataset, after a burst of writes (so its WAL
 # holds what a kill -9 leaves to replay), A/B between binaries on the same data:
 #   on the data dirs kept by `KEEP_TMP=1 scripts/bench-snapshot.sh` (DIR), starts the four
-#   nodes; then ROUNDS times, for each binary of BINS: writes WRITE_MB of overwrites
-#   through node 1, kill -9 node R, restarts it with that binary and times until a
+#   nodes; then ROUNDS times, for each binary of BINS: restarts node R with it, writes
+#   WRITE_MB of overwrites through node 1, kill -9 node R, restarts it with that binary
+#   again and times until a
 #   linearizable GET answers on it. Prints the WAL bytes at the kill and the times; the
 #   restarted node's log has the open's steps (RAFTKV_LOG shows them with timestamps).
 #
@@ -66,6 +67,10 @@ echo "| round | binary | WAL of node $R at the kill | restart-to-serving |"
 echo "|---|---|---:|---:|"
 for round in $(seq 1 "$ROUNDS"); do
     for bin in $BINS; do
+        # The WAL at the kill is written by the binary under test: node R runs it first.
+        kill -9 "${pids[$R]}"; wait "${pids[$R]}" 2>/dev/null || true
+        start_node "$R" "$bin"
+        wait_until 120 "node $R to serve" serving "${kv[$R]}"
         loads=()
         for j in $(seq 0 $((PIPES - 1))); do
             python3 - "$keys" "$VALUE_BYTES" "$j" "$PIPES" <<'EOF' | redis-cli -p "${kv[1]}" --pipe >/dev/null &
