@@ -16,6 +16,7 @@
 #   SNAP_GROUPS=1       --groups of every node (one group: the dataset is one snapshot)
 #   NO_BUILD=1          skip scripts/setup.sh (deps + release build)
 #   RAFTKV_BIN=path     binary to run (default target/release/raftkv)
+#   PORT_BASE=24790     client ports PORT_BASE+1..4, raft ports PORT_BASE-10+1..4
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -37,8 +38,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-kv=(0 24791 24792 24793 24794)
-raft=(0 24781 24782 24783 24784)
+BASE="${PORT_BASE:-24790}"
+kv=(0 $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 4)))
+raft=(0 $((BASE - 9)) $((BASE - 8)) $((BASE - 7)) $((BASE - 6)))
 cluster="127.0.0.1:${raft[1]},127.0.0.1:${raft[2]},127.0.0.1:${raft[3]}"
 common=(--groups "${SNAP_GROUPS:-1}" --snapshot-entries 0 --snapshot-bytes 0 --snapshot-max-mbps "$MAX_MBPS" --log-level info)
 
@@ -101,9 +103,12 @@ log "loaded in ${load_s}s"
 t=$(now)
 snap_index=$(redis-cli -p "${kv[$leader_id]}" RAFT.SNAPSHOT)
 snap_s=$(elapsed "$t")
-# One snapshot per group, in snap/group-<id>/snap-<index>-<term>.
-snap_mb=$(du -smc "$tmp/node$leader_id"/snap/group-*/snap-* | tail -1 | cut -f1)
-log "snapshot at index $snap_index: ${snap_s}s, ${snap_mb} MB on disk"
+# One snapshot per group, in snap/group-<id>/snap-<index>-<term>. A large group's snapshot
+# is a RocksDB checkpoint at first (hard links of the live table files: no new data on disk)
+# and gets its SST files when a follower first needs it.
+snap_mb=$(du -smc --exclude=checkpoint "$tmp/node$leader_id"/snap/group-*/snap-* | tail -1 | cut -f1)
+ckpt_mb=$( (du -smc "$tmp/node$leader_id"/snap/group-*/snap-*/checkpoint 2>/dev/null || echo 0) | tail -1 | cut -f1)
+log "snapshot at index $snap_index: ${snap_s}s, ${snap_mb} MB of files, checkpoint linking ${ckpt_mb} MB"
 
 target_applied=$(field "${kv[$leader_id]}" raft_applied_index)
 t=$(now)
@@ -138,7 +143,7 @@ echo
 echo "| measure | value |"
 echo "|---|---|"
 echo "| dataset | $keys keys x $VALUE_BYTES B (~$DATA_MB MB), loaded in ${load_s} s |"
-echo "| snapshot creation (RAFT.SNAPSHOT on the leader) | ${snap_s} s, ${snap_mb} MB of SST files |"
+echo "| snapshot creation (RAFT.SNAPSHOT on the leader) | ${snap_s} s, ${snap_mb} MB of files, checkpoint of ${ckpt_mb} MB (links) |"
 echo "| snapshot transfer to a restarted follower | ${mbps} MB/s |"
 echo "| follower catch-up (restart -> applied caught up, incl. transfer + restore ${restore_ms} ms) | ${catchup_s} s |"
 echo "| new node --join -> voter | ${join_s} s |"

@@ -218,6 +218,10 @@ impl Server {
             ("raft-snapshot-entries", c.snapshot_entries.to_string()),
             ("raft-snapshot-bytes", c.snapshot_bytes.to_string()),
             (
+                "raft-snapshot-checkpoint-mb",
+                c.snapshot_checkpoint_mb.to_string(),
+            ),
+            (
                 "raft-snapshot-chunk-bytes",
                 c.snapshot_chunk_bytes.to_string(),
             ),

@@ -49,6 +49,12 @@ pub struct Config {
     #[arg(long, default_value_t = 256 << 20)]
     pub snapshot_bytes: u64,
 
+    /// A snapshot is captured by a RocksDB checkpoint (hard links; its SST files are made
+    /// only when a follower needs it) once the node's data is at least this many MiB, and
+    /// written at once as SST files below (0 = always by checkpoint).
+    #[arg(long, default_value_t = 64)]
+    pub snapshot_checkpoint_mb: u64,
+
     /// Most bytes of one Raft group's newest log entries kept in memory (the replication
     /// and apply paths read them from there; older entries are read from disk).
     #[arg(long, default_value_t = 32 << 20)]

@@ -128,6 +128,11 @@ impl Host {
         Ok(s)
     }
 
+    /// The data size from which a data group's snapshots are captured by checkpoint.
+    pub fn checkpoint_min_bytes(&self) -> u64 {
+        self.cfg.snapshot_checkpoint_mb.saturating_mul(1 << 20)
+    }
+
     /// Group `group_id`'s raft configuration: founded on `voters` when its storage is new;
     /// `addrs` adds member addresses to those of `--cluster`.
     pub fn node_config(
@@ -287,11 +292,10 @@ impl Server {
         crate::blocking::listen_pushes(&reader);
         let addrs = addrs_of(meta, &member_ids(meta, g));
         let ncfg = self.host.node_config(g, voters, addrs);
-        let rx = self
-            .groups
-            .home()
-            .node
-            .add_group(ncfg, KvStateMachine::data(store));
+        let rx = self.groups.home().node.add_group(
+            ncfg,
+            KvStateMachine::data(store, self.host.checkpoint_min_bytes()),
+        );
         let node = rx.await.map_err(|_| "the node stopped".to_string())??;
         self.groups.add(GroupRt {
             id: g,

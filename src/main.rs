@@ -262,7 +262,11 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     })?;
     let mut peers = cfg.peers();
     peers.insert(cfg.id, raft_addr.clone());
+    // The restart's steps are timed in the log (docs/benchmarks.md, restart-to-serving).
+    let started = std::time::Instant::now();
+    info!(log, "opening the database"; "data_dir" => %cfg.data_dir().display());
     let db = db::open(&cfg.data_dir())?;
+    info!(log, "database opened"; "ms" => started.elapsed().as_millis() as u64);
     let meta_store = store::Store::open(db.clone(), groups::META_GROUP, store::SlotSet::empty())
         .map_err(|e| e.to_string())?;
     let recorded = meta_store.load_cluster_meta();
@@ -276,6 +280,7 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
             host.open_store(g, layout)?,
         ));
     }
+    info!(log, "stores opened"; "groups" => stores.len(), "ms" => started.elapsed().as_millis() as u64);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if cfg.io_threads > 0 {
         rt.worker_threads(cfg.io_threads as usize);
@@ -326,7 +331,10 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         let meta_cfg = host.node_config(groups::META_GROUP, cfg.founding_voters(), Default::default());
         let mut group_cfgs: Vec<(NodeConfig, sm::KvStateMachine)> = stores
             .into_iter()
-            .map(|(ncfg, store)| (ncfg, sm::KvStateMachine::data(store)))
+            .map(|(ncfg, store)| {
+                let min = host.checkpoint_min_bytes();
+                (ncfg, sm::KvStateMachine::data(store, min))
+            })
             .chain(std::iter::once((meta_cfg, meta_sm)))
             .collect();
         // The metadata group is served first in each round (its entries are few).

@@ -55,6 +55,9 @@ pub struct KvStateMachine {
     pub store: Store,
     /// Set on the metadata group: it applies `RAFTKV.META` commands only.
     pub meta: Option<MetaSm>,
+    /// The database's data size from which snapshots are captured by checkpoint (see
+    /// `store::snapshot_checkpoint`); never for the metadata group (its state is small).
+    checkpoint_min_bytes: u64,
 }
 
 /// The metadata group's state (see `store::cluster_meta`) and the view it publishes to.
@@ -65,8 +68,12 @@ pub struct MetaSm {
 
 impl KvStateMachine {
     /// A data group's state machine.
-    pub fn data(store: Store) -> KvStateMachine {
-        KvStateMachine { store, meta: None }
+    pub fn data(store: Store, checkpoint_min_bytes: u64) -> KvStateMachine {
+        KvStateMachine {
+            store,
+            meta: None,
+            checkpoint_min_bytes,
+        }
     }
 
     /// The metadata group's state machine; publishes the recorded state at once.
@@ -76,6 +83,7 @@ impl KvStateMachine {
         KvStateMachine {
             store,
             meta: Some(MetaSm { state, view }),
+            checkpoint_min_bytes: u64::MAX,
         }
     }
 }
@@ -207,6 +215,20 @@ impl raft_node::StateMachine for KvStateMachine {
     fn snapshot_export(&mut self, dir: PathBuf) -> Result<raft_node::SnapshotJob, String> {
         let export = self.store.export_snapshot(dir)?;
         Ok(Box::new(move || export.finish().map(|_| ())))
+    }
+
+    fn snapshot_capture(&mut self, dir: PathBuf) -> Result<(raft_node::SnapshotJob, bool), String> {
+        if !self.store.snapshot_by_checkpoint(self.checkpoint_min_bytes) {
+            return Ok((self.snapshot_export(dir)?, false));
+        }
+        self.store.capture_snapshot(&dir)?;
+        Ok((Box::new(|| Ok(())), true))
+    }
+
+    fn snapshot_materialize(&mut self, dir: PathBuf) -> Result<raft_node::SnapshotJob, String> {
+        Ok(Box::new(move || {
+            store::snapshot_checkpoint::materialize(&dir)
+        }))
     }
 
     fn snapshot_restore(&mut self, dir: &Path) -> Result<(), String> {

@@ -139,6 +139,19 @@ pub trait StateMachine: Send + 'static {
     /// Captures the applied state now (before returning) and returns the job that writes
     /// it as files into `dir` (run on another thread; the state machine goes on applying).
     fn snapshot_export(&mut self, dir: PathBuf) -> Result<SnapshotJob, String>;
+    /// Like [`StateMachine::snapshot_export`], but may capture the state only (cheaply,
+    /// e.g. a checkpoint of its database) and leave the files a receiver needs to
+    /// [`StateMachine::snapshot_materialize`], called when a follower needs the snapshot.
+    /// Returns the job and whether it left the files to make. By default: the export.
+    fn snapshot_capture(&mut self, dir: PathBuf) -> Result<(SnapshotJob, bool), String> {
+        Ok((self.snapshot_export(dir)?, false))
+    }
+    /// Returns the job (run on another thread) that makes the files of a snapshot in `dir`
+    /// that [`StateMachine::snapshot_capture`] captured only. Redone from the start after
+    /// a crash.
+    fn snapshot_materialize(&mut self, _dir: PathBuf) -> Result<SnapshotJob, String> {
+        Err("this state machine leaves no snapshot files to make".into())
+    }
     /// Replaces the whole state with the snapshot files in `dir`.
     fn snapshot_restore(&mut self, dir: &Path) -> Result<(), String>;
 }

@@ -58,6 +58,7 @@ pub mod shard_groups;
 pub mod slot;
 pub mod slots;
 pub mod snapshot;
+pub mod snapshot_checkpoint;
 pub mod txn;
 pub mod types;
 
@@ -336,6 +337,20 @@ impl Store {
     /// `meta` and expiry-index records (see [`snapshot::export`]).
     pub fn export_snapshot(&self, dir: std::path::PathBuf) -> Result<snapshot::Export, String> {
         snapshot::export(self.db.clone(), dir, self.group)
+    }
+
+    /// True when a snapshot of the group is better captured by checkpoint
+    /// ([`Store::capture_snapshot`]) than written at once: the database's data is larger
+    /// than `min_bytes` (see [`snapshot_checkpoint::data_bytes`]).
+    pub fn snapshot_by_checkpoint(&self, min_bytes: u64) -> bool {
+        snapshot_checkpoint::data_bytes(&self.db) >= min_bytes
+    }
+
+    /// Captures the group as it is now by checkpoint into `dir` (see
+    /// [`snapshot_checkpoint::capture`]); its SST files are made later by
+    /// [`snapshot_checkpoint::materialize`].
+    pub fn capture_snapshot(&self, dir: &std::path::Path) -> Result<(), String> {
+        snapshot_checkpoint::capture(&self.db, dir, self.group)
     }
 
     /// Replaces the group's state with a snapshot's files (its slot ranges and its own

@@ -80,53 +80,72 @@ pub fn export(db: Arc<DB>, dir: PathBuf, group: u64) -> Result<Export, String> {
             let snap = db.snapshot();
             let _ = taken_tx.send(());
             let slots = captured_slots(&db, &snap, group)?;
-            let manifest = dir.join(MANIFEST);
-            std::fs::write(&manifest, format!("group {group}\nslots {slots}\n"))
-                .map_err(|e| format!("writing {}: {e}", manifest.display()))?;
-            let mut files = vec![manifest];
-            let opts = Options::default();
-            for cf_name in column_families() {
-                let cf = db
-                    .cf_handle(cf_name)
-                    .ok_or_else(|| format!("missing column family {cf_name}"))?;
-                let path = dir.join(file_name(cf_name));
-                let mut w: Option<SstFileWriter> = None;
-                let mut failed = None;
-                let mut ro = ReadOptions::default();
-                ro.set_total_order_seek(true);
-                ro.fill_cache(false);
-                let mut it = snap.raw_iterator_cf_opt(cf, ro);
-                let ranges = group_ranges(cf_name, group, &slots);
-                let ranges = ranges.iter().map(|(a, b)| (&a[..], &b[..]));
-                visit_ranges(&mut it, ranges, |k, v| {
-                    let put = match w.as_mut() {
-                        Some(w) => w.put(k, v),
-                        None => {
-                            let mut writer = SstFileWriter::create(&opts);
-                            let opened = writer.open(&path).and_then(|()| writer.put(k, v));
-                            w = Some(writer);
-                            opened
-                        }
-                    };
-                    failed = put.err();
-                    failed.is_none()
-                })
-                .map_err(|e| e.to_string())?;
-                if let Some(e) = failed {
-                    return Err(format!("writing {}: {e}", path.display()));
-                }
-                if let Some(mut w) = w {
-                    w.finish().map_err(|e| e.to_string())?;
-                    files.push(path);
-                }
-            }
-            Ok(files)
+            write_files(
+                &dir,
+                group,
+                &slots,
+                |cf, ro| snap.raw_iterator_cf_opt(cf, ro),
+                &db,
+            )
         })
         .map_err(|e| e.to_string())?;
     taken_rx
         .recv()
         .map_err(|_| "snapshot export thread failed before capturing".to_string())?;
     Ok(Export { thread })
+}
+
+/// Writes the manifest and one SST file per non-empty column family of `group`'s ranges
+/// into `dir`, reading through `iter` (a RocksDB snapshot's or a checkpoint's iterators
+/// of `db`'s families). Returns the paths written.
+pub(crate) fn write_files<'a>(
+    dir: &Path,
+    group: u64,
+    slots: &SlotSet,
+    iter: impl Fn(&rocksdb::ColumnFamily, ReadOptions) -> rocksdb::DBRawIterator<'a>,
+    db: &DB,
+) -> Result<Vec<PathBuf>, String> {
+    let manifest = dir.join(MANIFEST);
+    std::fs::write(&manifest, format!("group {group}\nslots {slots}\n"))
+        .map_err(|e| format!("writing {}: {e}", manifest.display()))?;
+    let mut files = vec![manifest];
+    let opts = Options::default();
+    for cf_name in column_families() {
+        let cf = db
+            .cf_handle(cf_name)
+            .ok_or_else(|| format!("missing column family {cf_name}"))?;
+        let path = dir.join(file_name(cf_name));
+        let mut w: Option<SstFileWriter> = None;
+        let mut failed = None;
+        let mut ro = ReadOptions::default();
+        ro.set_total_order_seek(true);
+        ro.fill_cache(false);
+        let mut it = iter(cf, ro);
+        let ranges = group_ranges(cf_name, group, slots);
+        let ranges = ranges.iter().map(|(a, b)| (&a[..], &b[..]));
+        visit_ranges(&mut it, ranges, |k, v| {
+            let put = match w.as_mut() {
+                Some(w) => w.put(k, v),
+                None => {
+                    let mut writer = SstFileWriter::create(&opts);
+                    let opened = writer.open(&path).and_then(|()| writer.put(k, v));
+                    w = Some(writer);
+                    opened
+                }
+            };
+            failed = put.err();
+            failed.is_none()
+        })
+        .map_err(|e| e.to_string())?;
+        if let Some(e) = failed {
+            return Err(format!("writing {}: {e}", path.display()));
+        }
+        if let Some(mut w) = w {
+            w.finish().map_err(|e| e.to_string())?;
+            files.push(path);
+        }
+    }
+    Ok(files)
 }
 
 /// The slot set of `group` in the captured state.

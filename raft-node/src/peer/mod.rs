@@ -23,6 +23,7 @@ mod propose;
 mod reads;
 mod ready;
 mod snapshot;
+mod snapshot_files;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -167,6 +168,9 @@ pub struct Peer<S: StateMachine> {
     unpersisted: u64,
     /// Index of the snapshot being generated.
     generating: Option<(u64, Instant)>,
+    /// The job generating is making the files of the pending local snapshot (not a new
+    /// snapshot).
+    making_files: bool,
     /// Operators waiting for a snapshot.
     snap_waiters: Vec<Reply<u64>>,
     /// Bytes of entries applied since the last snapshot.
@@ -299,6 +303,7 @@ impl<S: StateMachine> Peer<S> {
             read_attempt: 0,
             unpersisted: 0,
             generating: None,
+            making_files: false,
             snap_waiters: Vec::new(),
             bytes_since_snapshot: 0,
             pending_conf: None,

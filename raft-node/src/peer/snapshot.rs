@@ -26,6 +26,10 @@ impl<S: StateMachine> Peer<S> {
         if self.generating.is_some() {
             return;
         }
+        if self.raw.store().take_files_wanted() {
+            self.make_snapshot_files();
+            return;
+        }
         let wanted = self.raw.store().take_snapshot_wanted();
         let trunc = self.raw.store().truncated_index();
         let long = (self.cfg.snapshot_entries > 0
@@ -79,7 +83,7 @@ impl<S: StateMachine> Peer<S> {
             crit!(self.logger, "cannot create snapshot directory, stopping"; "err" => %e);
             die();
         }
-        let job = match self.sm.snapshot_export(tmp.clone()) {
+        let (job, pending) = match self.sm.snapshot_capture(tmp.clone()) {
             Ok(j) => j,
             Err(e) => {
                 crit!(self.logger, "snapshot capture failed, stopping"; "err" => e);
@@ -96,6 +100,7 @@ impl<S: StateMachine> Peer<S> {
                 if let Some(ident) = ident {
                     desc.set_identity(ident);
                 }
+                desc.pending = pending;
                 let done = root.join(snap::done_name(term, index));
                 let _ = std::fs::remove_dir_all(&done);
                 std::fs::rename(&tmp, &done).map_err(|e| e.to_string())?;
@@ -114,6 +119,9 @@ impl<S: StateMachine> Peer<S> {
     }
 
     pub(super) fn on_snapshot_generated(&mut self, r: Result<Snapshot, String>) {
+        if std::mem::take(&mut self.making_files) {
+            return self.on_snapshot_files(r);
+        }
         let started = self.generating.take().map(|(_, t)| t);
         self.status.snapshot_running.store(false, Ordering::Release);
         let s = match r {

@@ -112,6 +112,9 @@ pub struct RocksStorage {
     /// Set when raft asked for a snapshot this storage could not give: the Ready loop
     /// then generates one.
     want_snapshot: Cell<bool>,
+    /// Set when raft asked for the latest local snapshot while its files are still to be
+    /// made (see [`pending`]): the Ready loop then makes them.
+    want_files: Cell<bool>,
     /// Known raft addresses of members.
     peers: HashMap<u64, String>,
     /// Directory of a received snapshot not yet fully restored into the store.
@@ -237,6 +240,7 @@ impl RocksStorage {
             staged: Vec::new(),
             snap,
             want_snapshot: Cell::new(false),
+            want_files: Cell::new(false),
             peers,
             restoring,
             founded_now: bootstrap,
@@ -580,7 +584,13 @@ impl raft::Storage for RocksStorage {
                 && m.index >= self.trunc_index
                 && conf_contains(m.get_conf_state(), to)
             {
-                return Ok(s.clone());
+                if !pending::is_pending(s) {
+                    return Ok(s.clone());
+                }
+                self.want_files.set(true);
+                return Err(raft::Error::Store(
+                    StorageError::SnapshotTemporarilyUnavailable,
+                ));
             }
         }
         self.want_snapshot.set(true);
@@ -590,5 +600,6 @@ impl raft::Storage for RocksStorage {
     }
 }
 
+pub(crate) mod pending;
 #[cfg(test)]
 mod tests;

@@ -282,3 +282,53 @@ fn received_snapshot_replaces_the_log_and_survives_restart() {
 fn append_check(s: &RocksStorage) {
     assert_eq!(s.first_index().unwrap(), 51);
 }
+
+#[test]
+fn a_pending_local_snapshot_is_served_only_once_its_files_are_recorded() {
+    use crate::proto::SnapshotDescriptor;
+    let with_desc = |pending: bool| {
+        let mut s = snap_at(10, 1, &[1, 2]);
+        let desc = SnapshotDescriptor {
+            index: 10,
+            term: 1,
+            pending,
+            ..Default::default()
+        };
+        s.data = desc.write_to_bytes().unwrap().into();
+        s
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path());
+    let mut s = RocksStorage::open(db.clone(), 1, &[]).unwrap();
+    append(&mut s, &(1..=20).map(|i| ent(i, 1)).collect::<Vec<_>>());
+    let mut wb = WriteBatch::default();
+    s.stage_local_snapshot(&mut wb, with_desc(true)).unwrap();
+    db.write(wb).unwrap();
+    // Captured only: raft must wait, and the Ready loop is asked to make the files (not
+    // a new snapshot).
+    assert!(matches!(
+        s.snapshot(0, 2),
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable
+        ))
+    ));
+    assert!(s.take_files_wanted());
+    assert!(!s.take_snapshot_wanted());
+    // Still pending after a restart.
+    drop(s);
+    let mut s = RocksStorage::open(db.clone(), 1, &[]).unwrap();
+    assert!(s.snapshot(0, 2).is_err() && s.take_files_wanted());
+    // The files of another snapshot do not replace this one's record.
+    let mut other = with_desc(false);
+    other.mut_metadata().index = 9;
+    let mut wb = WriteBatch::default();
+    assert!(!s.stage_snapshot_files(&mut wb, other).unwrap());
+    let mut wb = WriteBatch::default();
+    assert!(s.stage_snapshot_files(&mut wb, with_desc(false)).unwrap());
+    db.write(wb).unwrap();
+    assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 10);
+    drop(s);
+    let s = RocksStorage::open(db, 1, &[]).unwrap();
+    assert_eq!(s.snapshot(0, 2).unwrap().get_metadata().index, 10);
+    assert!(!s.take_files_wanted());
+}

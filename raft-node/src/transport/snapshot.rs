@@ -119,6 +119,7 @@ fn check_offer(m: &Message, from: u64, me: u64) -> std::io::Result<SnapshotDescr
         || desc.files.iter().any(|f| !snap::safe_name(&f.name))
         || desc.index != meta.index
         || desc.term != meta.term
+        || desc.pending
     {
         return Err(invalid("malformed snapshot descriptor"));
     }

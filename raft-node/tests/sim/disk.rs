@@ -138,6 +138,11 @@ pub fn copy_snapshot(from_root: &Path, to_root: &Path, name: &str, from: u64) ->
     std::fs::create_dir_all(&recv).expect("create receive directory");
     for e in rd {
         let e = e.expect("snapshot entry");
+        // The stream sends the descriptor's files: the directory's plain files only (what
+        // a capture keeps aside in a subdirectory stays with the sender).
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
         if std::fs::copy(e.path(), recv.join(e.file_name())).is_err() {
             let _ = std::fs::remove_dir_all(&recv);
             return false;
