@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(ClusterMeta::decode(&m.encode()), Some(m.clone()));
         let ids: Vec<u64> = m.migrations.keys().copied().collect();
         for id in ids {
-            m.apply(&MetaCmd::Migrated { id });
+            m.apply(&MetaCmd::Migrated { id, ranges: vec![] });
         }
         assert!(m.left(4));
         assert!(m.apply(&MetaCmd::Removed { group: 4 }));
