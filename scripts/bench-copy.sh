@@ -89,8 +89,8 @@ owns_all() { # group
         ! redis-cli -p "${kv[2]}" RAFT.SHARDGROUP QUERY 2>/dev/null | grep -q "^migration "
 }
 join() { # group node: created, and led (asked on its node: a group hosted elsewhere shows a guess)
-    wait_until 60 "JOIN $1 $2" bash -c "redis-cli -p ${kv[2]} RAFT.SHARDGROUP JOIN $1 $2 | grep -q OK"
-    wait_until 60 "group $1's leader" bash -c \
+    wait_until 300 "JOIN $1 $2" bash -c "redis-cli -p ${kv[2]} RAFT.SHARDGROUP JOIN $1 $2 | grep -q OK"
+    wait_until 300 "group $1's leader" bash -c \
         "redis-cli -p ${kv[$2]} RAFT.SHARDGROUP QUERY | grep -q '^group $1 leader [1-9]'"
 }
 
