@@ -347,6 +347,7 @@ mod tests {
         }));
         assert_eq!(m.epoch, epoch, "no owner changed");
         assert_eq!(m.migrations[&a].ranges, vec![(0, 511), (768, 1023)]);
+        assert_eq!(ClusterMeta::decode(&m.encode()), Some(m.clone()));
         assert!(!m.migrations.contains_key(&b));
         assert!(!m.apply(&MetaCmd::Migrated {
             id: a,
