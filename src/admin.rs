@@ -350,7 +350,7 @@ impl Server {
     /// This node's Redis role: `master` while it leads the Raft group, else `slave` (INFO)
     /// or `replica` (HELLO), the words Redis uses in each place.
     pub(crate) fn role(&self, hello: bool) -> &'static str {
-        match (self.node.status.is_leader(), hello) {
+        match (self.groups.home().node.status.is_leader(), hello) {
             (true, _) => "master",
             (false, false) => "slave",
             (false, true) => "replica",

@@ -226,9 +226,14 @@ impl Groups {
         self.get(id)
     }
 
-    /// The first data group opened at start.
-    pub fn home(&self) -> &Arc<GroupRt> {
-        &self.home
+    /// The lowest hosted data group (keyless requests go there), else the first one opened
+    /// at start (its handle still reaches the node's driver after the group closed).
+    pub fn home(&self) -> Arc<GroupRt> {
+        self.list
+            .load()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.home.clone())
     }
 
     /// The metadata group.

@@ -20,6 +20,15 @@
 //! A created group the metadata no longer has (it left, `RAFT.SHARDGROUP LEAVE`, and owns
 //! no slots) is closed on every node hosting it: its peer stops, its raft records, its
 //! own store records and its snapshot files are deleted ([`Server::close_group`]).
+//!
+//! A bootstrap group (`1..=--groups`) is founded only at a node's start, on the founding
+//! voters, and closed like a created group when the node applies its own removal from it
+//! (`RAFT.NODE REMOVE ... GROUP <g>`) or when it left the cluster (`gone`). Before closing
+//! one, the node records that it left it ([`Host::mark_left`], synced), so no later start
+//! founds it again over the empty storage (a founder's configuration on a replica the group
+//! no longer counts); it hosts the group again only when the metadata, read after a barrier
+//! on the metadata group (never a stale view), reports it a member: opened empty, caught up
+//! by the leader.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -41,6 +50,10 @@ use crate::sm::KvStateMachine;
 
 /// How often the node looks at the metadata even without a publish.
 const RECHECK: Duration = Duration::from_millis(500);
+
+/// A group to open at start: its id, the voters to found a new storage on, member
+/// addresses beyond `--cluster`, and whether a new store takes its share of the layout.
+pub type Opening = (u64, Vec<u64>, HashMap<u64, String>, bool);
 
 /// What opening a data group on this node takes.
 pub struct Host {
@@ -77,9 +90,38 @@ impl Host {
         }
     }
 
-    /// Group `g`'s store, its slots claimed in the node's registry.
-    pub fn open_store(&self, g: u64) -> Result<Store, String> {
-        let slots = groups::initial_slots(self.cfg.groups, g)?;
+    /// Records (synced) that this node left bootstrap group `g` (see the module doc).
+    pub fn mark_left(&self, g: u64) -> Result<(), String> {
+        let cf = self
+            .db
+            .cf_handle(raft_node::CF_RAFT)
+            .ok_or("missing raft column family")?;
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db
+            .put_cf_opt(cf, left_key(g), [], &opts)
+            .map_err(|e| e.to_string())
+    }
+
+    /// True when this node left bootstrap group `g` once.
+    fn has_left(&self, g: u64) -> Result<bool, String> {
+        let cf = self
+            .db
+            .cf_handle(raft_node::CF_RAFT)
+            .ok_or("missing raft column family")?;
+        let got = self.db.get_cf(cf, left_key(g));
+        Ok(got.map_err(|e| e.to_string())?.is_some())
+    }
+
+    /// Group `g`'s store, its slots claimed in the node's registry: a new store takes its
+    /// share of the layout when `layout` (a bootstrap group at start), else none (a
+    /// snapshot or its log gives it its slots).
+    pub fn open_store(&self, g: u64, layout: bool) -> Result<Store, String> {
+        let slots = if layout {
+            groups::initial_slots(self.cfg.groups, g)?
+        } else {
+            store::SlotSet::empty()
+        };
         let mut s = Store::open(self.db.clone(), g, slots).map_err(|e| e.to_string())?;
         s.set_claims(self.claims.clone())
             .map_err(|e| e.to_string())?;
@@ -117,18 +159,36 @@ impl Host {
     /// The data groups to open at start: the bootstrap groups, then the created groups
     /// `meta` (as recorded on this node) names it in; each with its founding voters and
     /// the member addresses the metadata knows.
-    pub fn at_start(&self, meta: &ClusterMeta) -> Vec<(u64, Vec<u64>, HashMap<u64, String>)> {
-        let mut out: Vec<_> = (1..=self.cfg.groups)
-            .map(|g| (g, self.cfg.founding_voters(), HashMap::new()))
-            .collect();
+    /// Bootstrap groups the node left (or that left the cluster) are not opened here: the
+    /// host loop opens them again if the metadata says so. The list is never empty (the
+    /// node's driver and routing need a home group): a node left with none opens the
+    /// lowest bootstrap group empty, outside any configuration.
+    pub fn at_start(&self, meta: &ClusterMeta) -> Result<Vec<Opening>, String> {
+        let mut out = Vec::new();
+        for g in 1..=self.cfg.groups {
+            if !meta.gone.contains(&g) && !self.has_left(g)? {
+                out.push((g, self.cfg.founding_voters(), HashMap::new(), true));
+            }
+        }
         for (g, voters) in meta.hosted_on(self.cfg.id) {
             if g > self.cfg.groups {
                 let addrs = addrs_of(meta, &member_ids(meta, g));
-                out.push((g, voters, addrs));
+                out.push((g, voters, addrs, false));
             }
         }
-        out
+        if out.is_empty() {
+            let g = (1..=self.cfg.groups)
+                .find(|g| !meta.gone.contains(g))
+                .unwrap_or(1);
+            out.push((g, Vec::new(), HashMap::new(), false));
+        }
+        Ok(out)
     }
+}
+
+/// The raft-family key recording that this node left bootstrap group `g`.
+fn left_key(g: u64) -> Vec<u8> {
+    format!("raftkv/left-group/{g}").into_bytes()
 }
 
 /// Every member of `group` (voters and learners) as `meta` records them.
@@ -156,12 +216,18 @@ impl Server {
             let hosted = state.hosted_on(self.cfg.id);
             left_here.retain(|g| hosted.iter().any(|(h, _)| h == g));
             for g in self.groups.all().iter() {
-                if g.id <= self.cfg.groups || state.groups == 0 {
+                if state.groups == 0 {
                     continue;
                 }
                 let removed = g.node.status.removed.load(Ordering::Acquire);
                 if !removed && state.is_data_group(g.id) {
                     continue;
+                }
+                if g.id <= self.cfg.groups {
+                    if let Err(e) = self.host.mark_left(g.id) {
+                        warn!(self.logger, "cannot record leaving a bootstrap group; retrying"; "group" => g.id, "err" => e);
+                        continue;
+                    }
                 }
                 match self.close_group(g.id).await {
                     Ok(()) => {
@@ -175,11 +241,15 @@ impl Server {
                     }
                 }
             }
+            let mut barrier = None;
             for (g, voters) in hosted {
                 if !state.is_data_group(g) || left_here.contains(&g) {
                     continue;
                 }
                 if self.groups.hosts(g) {
+                    continue;
+                }
+                if g <= self.cfg.groups && !self.current_member(g, &mut barrier).await {
                     continue;
                 }
                 match self.open_group(g, voters, &state).await {
@@ -192,6 +262,16 @@ impl Server {
         }
     }
 
+    /// True when the metadata, read after one barrier on the metadata group (taken once
+    /// per round, in `barrier`), reports this node a member of group `g`.
+    async fn current_member(&self, g: u64, barrier: &mut Option<bool>) -> bool {
+        if barrier.is_none() {
+            let ok = self.read_barrier_in(self.groups.meta()).await.is_ok();
+            *barrier = Some(ok);
+        }
+        *barrier == Some(true) && self.groups.meta_state().reported_member(g, self.cfg.id)
+    }
+
     /// Closes removed group `g` on this node (see the module doc).
     async fn close_group(&self, g: u64) -> Result<(), String> {
         self.groups.remove(g);
@@ -202,7 +282,7 @@ impl Server {
 
     /// Opens created group `g` (founded on `voters`) on this node.
     async fn open_group(&self, g: u64, voters: Vec<u64>, meta: &ClusterMeta) -> Result<(), String> {
-        let store = self.host.open_store(g)?;
+        let store = self.host.open_store(g, false)?;
         let reader = store.reader();
         crate::blocking::listen_pushes(&reader);
         let addrs = addrs_of(meta, &member_ids(meta, g));

@@ -207,7 +207,8 @@ impl Server {
     }
 
     fn info_persistence(&self, out: &mut String) {
-        let st = &self.node.status;
+        let home = self.groups.home();
+        let st = &home.node.status;
         let started = wall_ms() / 1000 - self.started.elapsed().as_secs() as i64;
         let _ = write!(
             out,
@@ -237,7 +238,8 @@ impl Server {
     /// `# Replication`: the Raft leader is the master, every other member a replica; a
     /// replica's master address is the leader's recorded client address.
     fn info_replication(&self, out: &mut String) {
-        let st = &self.node.status;
+        let home = self.groups.home();
+        let st = &home.node.status;
         let applied = st.applied.load(Ordering::Relaxed);
         let addrs = self.redis_addrs();
         let _ = write!(out, "# Replication\r\nrole:{}\r\n", self.role(false));
@@ -283,7 +285,8 @@ impl Server {
 
     /// `# Raft`: this node's consensus state, peer links and snapshot transfers.
     fn info_raft(&self, out: &mut String) {
-        let st = &self.node.status;
+        let home = self.groups.home();
+        let st = &home.node.status;
         let m = st.members();
         let ss = &self.transport.snap_stats;
         let _ = write!(

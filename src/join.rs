@@ -33,7 +33,14 @@ impl Server {
                 .map(|g| (g.id, g.node.status.members()));
             let missing = groups_without(members, id);
             if missing.is_empty() {
-                let voter = self.node.status.members().voters.contains(&id);
+                let voter = self
+                    .groups
+                    .home()
+                    .node
+                    .status
+                    .members()
+                    .voters
+                    .contains(&id);
                 info!(self.logger, "member of the cluster"; "voter" => voter);
                 return;
             }

@@ -270,8 +270,11 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
     groups::check_layout(&db, cfg.groups)?;
     let host = hosting::Host::new(db.clone(), &cfg, raft_addr.clone());
     let mut stores = Vec::new();
-    for (g, voters, addrs) in host.at_start(&recorded) {
-        stores.push((host.node_config(g, voters, addrs), host.open_store(g)?));
+    for (g, voters, addrs, layout) in host.at_start(&recorded)? {
+        stores.push((
+            host.node_config(g, voters, addrs),
+            host.open_store(g, layout)?,
+        ));
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if cfg.io_threads > 0 {
@@ -389,12 +392,12 @@ fn run(cfg: Config, log: &Logger) -> Result<(), String> {
         transport.set_publish_handler(Arc::new(|ch, msg, shard| {
             pubsub::hub().deliver(ch, msg, shard);
         }));
-        let msg_groups = groups.clone();
+        let driver = groups.home().node.clone();
         let fwd_server = server.clone();
         tokio::spawn(transport.clone().serve(
             raft_listener,
             // The driver routes it (group 0: node keepalives; unknown groups: dropped).
-            Arc::new(move |group, m| msg_groups.home().node.deliver(group, m)),
+            Arc::new(move |group, m| driver.deliver(group, m)),
             forward_handler(fwd_server),
         ));
         tokio::spawn(server.clone().spread_leaders());

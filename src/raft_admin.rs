@@ -120,21 +120,32 @@ impl Server {
     /// group would otherwise skip that group and leave the removal partial). A group whose
     /// leader answers "not a member" is skipped; once the node is in no group it leaves the
     /// metadata's node list (with its leader preferences). Idempotent: a retry after a
-    /// partial failure finishes the rest.
+    /// partial failure finishes the rest. A created group this node does not host, whose
+    /// recorded members include the node, is asked through its members like any request
+    /// for such a group (`crate::remote`), before the hosted ones: without it the node
+    /// stayed in that group, kept running (it was not out of every group) and, once
+    /// forgotten by the metadata, left the group a member short for good.
     async fn remove_everywhere(&self, argv: Vec<Bytes>, id: u64, resp3: bool) -> Outcome {
         let cmd = RaftCmd::NodeRemove { id, group: None };
         let not_member = Reply::err(not_member_text(id));
         let not_member_raw = encode_reply(&not_member);
-        let ids = self
-            .groups
-            .all()
-            .iter()
-            .map(|g| g.id)
-            .chain(std::iter::once(self.groups.meta().id))
-            .collect::<Vec<u64>>();
+        let state = self.groups.meta_state();
+        let elsewhere = state.data_groups().into_iter().filter(|&gid| {
+            let m = state.members_of(gid);
+            !self.groups.hosts(gid) && (m.voters.contains(&id) || m.learners.contains(&id))
+        });
+        let ids = elsewhere
+            .map(|gid| (gid, false))
+            .chain(self.groups.all().iter().map(|g| (g.id, true)))
+            .chain(std::iter::once((self.groups.meta().id, true)))
+            .collect::<Vec<(u64, bool)>>();
         let mut removed_any = false;
-        for gid in ids {
-            let out = self.on_leader(gid, argv.clone(), cmd.clone(), resp3).await;
+        for (gid, hosted) in ids {
+            let out = if hosted {
+                self.on_leader(gid, argv.clone(), cmd.clone(), resp3).await
+            } else {
+                self.remote_call(gid, vec![argv.clone()], resp3).await
+            };
             let skipped = match &out {
                 Outcome::Replies(rs) => rs.as_slice() == std::slice::from_ref(&not_member),
                 Outcome::Raw(raw) => *raw == not_member_raw,
@@ -162,7 +173,8 @@ impl Server {
 
     /// One line per member: `<id> <addr> <suffrage> <flags> match=<index>`.
     fn list_nodes(&self) -> Reply {
-        let st = &self.node.status;
+        let home = self.groups.home();
+        let st = &home.node.status;
         let m = st.members();
         let leader = st.leader();
         let mut lines = Vec::new();

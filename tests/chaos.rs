@@ -2,8 +2,9 @@
 //! kill -9, SIGSTOP, node isolation, one-way link cuts, leader transfers, snapshots and
 //! membership changes (nodes joining, voters removed) against a real 3-node cluster
 //! (compacting its log every 100 entries), on three groups with slot migrations between
-//! them on top (moves of the keys' slots, moves back, rebalances, all while the other
-//! faults go on),
+//! them on top (moves of the keys' slots, moves back, rebalances, and a fresh group
+//! joined on two or three nodes, fed moves and made to leave, all while the other faults
+//! go on),
 //! asserting that every per-key history is linearizable (hash fields as registers; list keys
 //! used as queues pass the FIFO checks of `chaos/src/queue.rs`) and no acknowledged write is
 //! lost.
@@ -83,7 +84,9 @@ fn short_fault_schedules_are_linearizable() {
 
 /// The sharded cluster: every node hosts three groups, leaders spread, quiet groups
 /// hibernate; faults hit all groups of a node at once, and the slots of the keys move
-/// between the groups meanwhile (every recorded migration must be done once healed). It
+/// between the groups meanwhile, also into a group joined on some nodes during the
+/// schedule and out of it as it leaves (every recorded migration must be done once
+/// healed). It
 /// replaced the profile without migrations once long runs with migrations were clean
 /// (docs/verification.md, sessions 8 and 9: 60 schedules, 1,067 migrations, 0 violations).
 #[test]
@@ -93,6 +96,8 @@ fn short_fault_schedules_on_three_groups_with_migrations_are_linearizable() {
     let reports = run_and_check(&cfg, 2);
     let recorded: usize = reports.iter().map(|r| r.migrations.recorded).sum();
     let completed: usize = reports.iter().map(|r| r.migrations.completed()).sum();
+    let joins: usize = reports.iter().map(|r| r.migrations.joins).sum();
     assert!(recorded > 0, "no migration was recorded");
+    assert!(joins > 0, "no fresh group was joined");
     assert_eq!(completed, recorded, "migrations left pending");
 }

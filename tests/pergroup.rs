@@ -3,7 +3,12 @@
 //! 0-99 (with keys) moved into group 4; `ADD 6 ... GROUP 4` then `REMOVE 4 GROUP 4`:
 //! group 4 is on 5 and 6, every key is readable through every node, node 4 still serves
 //! and no longer hosts group 4, QUERY and CLUSTER SHARDS show the new members; the
-//! clause's errors; after a restart node 6 still hosts it and node 4 does not.
+//! clause's errors; after a restart node 6 still hosts it and node 4 does not. And
+//! `REPLACE <leader> 6 GROUP 4` (after `ADD 6 ... GROUP 4`): one joint change swaps the
+//! group's leader for node 6, which then holds the group's records, the old leader hosts
+//! it no more, writes and reads go on through every node, QUERY shows the new voters. A
+//! whole-cluster `RAFT.NODE REMOVE 4` asked on node 1, which does not host group 4, takes
+//! node 4 out of group 4 too, and node 4 shuts down.
 
 mod common;
 
@@ -23,11 +28,18 @@ fn raft_node(cl: &Cluster, i: usize, args: &[&str]) -> Result<String, String> {
         .map_err(|e| format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or("")))
 }
 
-/// Node `i`'s raft address, from its own `RAFT.NODES` line.
+/// Node `i`'s raft address, from its own `RAFT.NODES` line (once it lists itself: a
+/// node still joining may not yet).
 fn raft_addr(cl: &Cluster, i: usize) -> String {
-    let lines = cl.raft_nodes(i);
-    let mine = lines.iter().find(|l| l.contains("myself")).expect("myself");
-    mine.split(' ').nth(1).expect("address").to_string()
+    wait_for(
+        Duration::from_secs(30),
+        "the node's own RAFT.NODES line",
+        || {
+            let lines = cl.raft_nodes(i);
+            let mine = lines.iter().find(|l| l.contains("myself"))?;
+            mine.split(' ').nth(1).map(str::to_string)
+        },
+    )
 }
 
 /// Group 4's voters and learners in node `i`'s QUERY.
@@ -39,8 +51,10 @@ fn members4(cl: &Cluster, i: usize) -> Option<(String, String)> {
     ))
 }
 
-#[test]
-fn a_group_moves_to_other_nodes_one_member_at_a_time() {
+/// Three founders with `--groups 3` and nodes 4, 5, 6 joined; group 4 created on nodes 4
+/// and 5 and given slots 0-99, where five keys (value = name) are written first. Returns
+/// the cluster, the indexes of nodes 4, 5, 6 and the keys.
+fn group4_with_keys() -> (Cluster, [usize; 3], Vec<String>) {
     let mut cl = Cluster::start_with(3, &["--groups", "3", "--auto-rebalance", "no"]);
     let (n4, n5, n6) = (
         cl.add_joining_node(0),
@@ -89,11 +103,16 @@ fn a_group_moves_to_other_nodes_one_member_at_a_time() {
     wait_for(Duration::from_secs(60), "slots 0-99 in group 4", || {
         (field(&group_line(&cl, 0, 4)?, "slots") == Some("100")).then_some(())
     });
+    (cl, [n4, n5, n6], keys)
+}
+
+#[test]
+fn a_group_moves_to_other_nodes_one_member_at_a_time() {
+    let (mut cl, [n4, n5, n6], keys) = group4_with_keys();
     // The errors.
     let a6 = raft_addr(&cl, n6);
     let bad = [
         (vec!["ADD", "6", &a6, "GROUP", "9"], "unknown data group 9"),
-        (vec!["ADD", "6", &a6, "GROUP", "2"], "bootstrap group"),
         (
             vec!["ADD", "9", "127.0.0.1:1", "GROUP", "4"],
             "node 9 is not in the cluster metadata",
@@ -196,4 +215,115 @@ fn a_group_moves_to_other_nodes_one_member_at_a_time() {
         "node 4 reopened it"
     );
     let _ = n5;
+}
+
+#[test]
+fn a_group_member_is_replaced_by_another_node_in_one_change() {
+    let (mut cl, [n4, n5, n6], keys) = group4_with_keys();
+    // Replace the group's leader (the harder case: it hands leadership over first).
+    let old = wait_for(Duration::from_secs(30), "group 4's leader", || {
+        group4_leader(&cl, n4)
+    });
+    let (old_i, stay) = if old == 4 { (n4, 5) } else { (n5, 4) };
+    let want = format!("{stay},6");
+    let a6 = raft_addr(&cl, n6);
+    assert_eq!(
+        raft_node(&cl, 0, &["ADD", "6", &a6, "GROUP", "4"]).as_deref(),
+        Ok("OK")
+    );
+    // Asked on node 3, which does not host group 4. A TRYAGAIN (leadership not yet
+    // moved) is retried; a retry after a change that went through meanwhile is refused
+    // ("not a voter"), so the members decide.
+    let (old_s, new_s) = (old.to_string(), "6".to_string());
+    let args = ["REPLACE", old_s.as_str(), new_s.as_str(), "GROUP", "4"];
+    wait_for(Duration::from_secs(60), "REPLACE done", || {
+        let r = raft_node(&cl, 2, &args);
+        let done = members4(&cl, 2).is_some_and(|(v, _)| v == want);
+        (r.as_deref() == Ok("OK") || done).then_some(())
+    });
+    for i in 0..6 {
+        let m = wait_for(Duration::from_secs(30), "group 4 on the new voters", || {
+            members4(&cl, i).filter(|(v, _)| *v == want)
+        });
+        assert_eq!(m.1, "-", "node {}: no learners", i + 1);
+    }
+    wait_for(
+        Duration::from_secs(30),
+        "the old leader hosts group 4 no more",
+        || {
+            info_line(&cl, old_i, "raft_group_4")
+                .is_none()
+                .then_some(())
+        },
+    );
+    assert!(
+        info_line(&cl, n6, "raft_group_4").is_some(),
+        "node 6 hosts it"
+    );
+    // Reads and writes go on through every node, the replaced one included (each node
+    // rewrites the first key).
+    let mut first = keys[0].clone();
+    for i in 0..6 {
+        let mut c = cl.client(i);
+        for (j, k) in keys.iter().enumerate() {
+            let v: String = redis::cmd("GET").arg(k).query(&mut c).expect("GET");
+            assert_eq!(&v, if j == 0 { &first } else { k }, "node {}", i + 1);
+        }
+        let val = format!("v{i}");
+        let _: () = redis::cmd("SET")
+            .arg(&keys[0])
+            .arg(&val)
+            .query(&mut c)
+            .expect("SET");
+        let v: String = redis::cmd("GET").arg(&keys[0]).query(&mut c).expect("GET");
+        assert_eq!(v, val, "node {}", i + 1);
+        first = val;
+    }
+    // Node 6's own database holds the group's records (no other node could have
+    // answered for them had it been empty: check the disk).
+    cl.terminate(n6);
+    assert!(
+        records_in(&cl, n6, 0, 99) >= keys.len(),
+        "node 6 holds slots 0-99's records"
+    );
+    cl.restart(n6);
+    wait_for(Duration::from_secs(30), "group 4 back on node 6", || {
+        let line = info_line(&cl, n6, "raft_group_4")?;
+        (!line.contains("leader=0,")).then_some(())
+    });
+    let mut c = cl.client(n6);
+    let v: String = redis::cmd("GET").arg(&keys[0]).query(&mut c).expect("GET");
+    assert_eq!(v, "v5");
+}
+
+#[test]
+fn a_node_removed_from_the_cluster_leaves_a_created_group_the_entry_node_does_not_host() {
+    let (mut cl, [n4, _n5, n6], keys) = group4_with_keys();
+    let a6 = raft_addr(&cl, n6);
+    assert_eq!(
+        raft_node(&cl, 0, &["ADD", "6", &a6, "GROUP", "4"]).as_deref(),
+        Ok("OK")
+    );
+    wait_for(Duration::from_secs(60), "node 6 a voter of group 4", || {
+        members4(&cl, 0).filter(|(v, _)| v == "4,5,6")
+    });
+    // Node 1 hosts no replica of group 4: the removal must reach group 4 all the same.
+    wait_for(Duration::from_secs(60), "REMOVE 4 done", || {
+        let r = raft_node(&cl, 0, &["REMOVE", "4"]);
+        (r.as_deref() == Ok("OK")).then_some(())
+    });
+    for i in 0..3 {
+        wait_for(Duration::from_secs(30), "group 4 on 5,6", || {
+            members4(&cl, i).filter(|(v, _)| v == "5,6")
+        });
+    }
+    // Removed from every group, node 4 shuts down.
+    cl.wait_exit(n4, Duration::from_secs(30));
+    for i in [0, n6] {
+        let mut c = cl.client(i);
+        for k in &keys {
+            let v: String = redis::cmd("GET").arg(k).query(&mut c).expect("GET");
+            assert_eq!(&v, k, "node {}", i + 1);
+        }
+    }
 }

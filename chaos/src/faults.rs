@@ -36,6 +36,9 @@ pub struct FaultConfig {
     /// Slot migrations between data groups (`RAFT.SHARDGROUP MOVE`, `RAFT.REBALANCE`) by a
     /// task of their own, beside the other faults (see [`crate::migrate`]).
     pub migrate: bool,
+    /// With `migrate`: fresh groups joined on some nodes, fed moves and made to leave
+    /// (see [`crate::fresh`]).
+    pub fresh_groups: bool,
     /// Quiet time between two migration requests (min, max).
     pub migrate_gap_ms: (u64, u64),
     /// Most nodes a schedule may ever start (the founders included).
@@ -59,6 +62,7 @@ impl Default for FaultConfig {
             snapshot: false,
             membership: false,
             migrate: false,
+            fresh_groups: true,
             migrate_gap_ms: (400, 2000),
             max_nodes: 8,
             gap_ms: (300, 1500),

@@ -1,7 +1,8 @@
 //! Fault-injection harness and linearizability checker for raftkv: starts a real 3-node
 //! cluster behind harness-owned TCP proxies, runs concurrent Redis clients while injecting
 //! seeded faults (kill -9, SIGSTOP, partitions, one-way link cuts, optionally slot
-//! migrations between data groups: [`migrate`]), records the history and
+//! migrations between data groups: [`migrate`], into and out of groups joined on some
+//! nodes during the schedule: [`fresh`]), records the history and
 //! checks it per key against register and counter models, hashes field by field as
 //! registers, and lists used as queues against a FIFO model.
 //!
@@ -12,6 +13,7 @@ pub mod checker;
 pub mod client;
 pub mod cluster;
 pub mod faults;
+pub mod fresh;
 pub mod hash;
 pub mod history;
 pub mod migrate;

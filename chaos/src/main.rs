@@ -50,11 +50,13 @@ struct Args {
     #[arg(long)]
     membership: bool,
     /// Also move slot ranges between data groups (`RAFT.SHARDGROUP MOVE` around the keys'
-    /// slots, moves back, `RAFT.REBALANCE`) beside the other faults; needs `--groups` > 1
-    /// on the nodes (`--node-arg=--groups --node-arg=3`).
+    /// slots, moves back, `RAFT.REBALANCE`; fresh groups joined on 2-3 nodes, fed moves and
+    /// made to leave) beside the other faults; needs `--groups` > 1 on the nodes
+    /// (`--node-arg=--groups --node-arg=3`).
     #[arg(long)]
     migrate: bool,
-    /// Faults to leave out: any of kill, pause, partition, link-cut (comma-separated).
+    /// Faults to leave out: any of kill, pause, partition, link-cut, fresh-group (the
+    /// migration fault's groups joined on some nodes and left again) (comma-separated).
     #[arg(long, value_delimiter = ',')]
     no_fault: Vec<String>,
     /// Only re-check a saved history (JSON lines, as kept in a schedule directory) and exit.
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
             "pause" => cfg.faults.pause = false,
             "partition" => cfg.faults.partition = false,
             "link-cut" => cfg.faults.link_cut = false,
+            "fresh-group" => cfg.faults.fresh_groups = false,
             other => {
                 eprintln!("chaos: unknown fault {other:?}");
                 return ExitCode::from(2);
@@ -173,6 +176,15 @@ fn main() -> ExitCode {
         failed
     );
     if args.migrate {
+        println!(
+            "fresh groups: {} JOINs sent, {} groups joined, {} moves into one recorded, {} LEAVEs sent, {} recorded, {} groups gone",
+            sum(|r| r.migrations.joins_asked),
+            sum(|r| r.migrations.joins),
+            sum(|r| r.migrations.moves_fresh),
+            sum(|r| r.migrations.leaves_asked),
+            sum(|r| r.migrations.leaves),
+            sum(|r| r.migrations.left),
+        );
         println!(
             "migrations: {} requests ({} rebalances, {} moves back), {} recorded, {} completed, {} still pending, {} requests of unknown outcome; coordinators' INFO: {} done, {} slots moved",
             sum(|r| r.migrations.requests),

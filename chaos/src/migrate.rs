@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::client;
 use crate::cluster::Cluster;
+use crate::fresh::Fresh;
 
 /// Number of hash slots.
 const SLOTS: u16 = 16384;
@@ -37,6 +38,14 @@ pub struct MigrationLog {
     /// Of the requests: REBALANCEs, and moves of the last range back to its old group.
     pub rebalances: usize,
     pub moves_back: usize,
+    /// The fresh groups ([`crate::fresh`]): JOINs sent, groups seen joined, MOVEs into
+    /// one recorded, LEAVEs sent, LEAVEs recorded, groups seen gone after their LEAVE.
+    pub joins_asked: usize,
+    pub joins: usize,
+    pub moves_fresh: usize,
+    pub leaves_asked: usize,
+    pub leaves: usize,
+    pub left: usize,
     /// Migrations still listed after healing and the wait of [`settle`] (0: all done).
     pub pending_after: usize,
     /// Sum over the nodes of INFO cluster `raftkv_migrations_done` and
@@ -185,13 +194,13 @@ fn lock(c: &Mutex<Cluster>) -> std::sync::MutexGuard<'_, Cluster> {
     c.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Redis ports of the nodes running now (not paused, not retired, not leaving).
-fn running_ports(cluster: &Mutex<Cluster>) -> Vec<u16> {
+/// `(node id, Redis port)` of the nodes running now (not paused, not retired, not leaving).
+fn running_nodes(cluster: &Mutex<Cluster>) -> Vec<(u64, u16)> {
     let c = lock(cluster);
     c.live()
         .into_iter()
         .filter(|&i| c.is_up(i) && !c.is_paused(i) && !c.nodes[i].leaving)
-        .map(|i| c.nodes[i].redis_port)
+        .map(|i| (i as u64 + 1, c.nodes[i].redis_port))
         .collect()
 }
 
@@ -220,6 +229,14 @@ fn pick_ranges(rng: &mut ChaCha8Rng, slots: &[u16]) -> Vec<(u16, u16)> {
     }
 }
 
+/// The fresh group's say in a plan: the group new moves favour (two in three go there),
+/// and the group no move may go to (see [`crate::fresh`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Bias {
+    prefer: Option<u64>,
+    avoid: Option<u64>,
+}
+
 /// One request: `(argv, what it is, the move to remember)`.
 fn plan(
     rng: &mut ChaCha8Rng,
@@ -227,11 +244,17 @@ fn plan(
     slots: &[u16],
     last: &mut LastMove,
     log: &mut MigrationLog,
+    bias: Bias,
 ) -> Option<(Vec<String>, LastMove)> {
     let roll = rng.gen_range(0..100);
     if roll < 12 {
         log.rebalances += 1;
         return Some((vec!["RAFT.REBALANCE".into()], None));
+    }
+    if last.as_ref().is_some_and(|(_, from)| {
+        Some(*from) == bias.avoid || !layout.groups.iter().any(|(g, _)| g == from)
+    }) {
+        *last = None;
     }
     let (ranges, to) = match last {
         Some(_) if roll < 40 => {
@@ -246,9 +269,12 @@ fn plan(
                 .groups
                 .iter()
                 .map(|(g, _)| *g)
-                .filter(|g| Some(*g) != owner)
+                .filter(|g| Some(*g) != owner && Some(*g) != bias.avoid)
                 .collect();
-            let to = *others.choose(rng)?;
+            let to = match bias.prefer {
+                Some(p) if others.contains(&p) && rng.gen_ratio(2, 3) => p,
+                _ => *others.choose(rng)?,
+            };
             let back = owner.map(|o| (ranges.clone(), o));
             let mut argv = vec!["RAFT.SHARDGROUP".into(), "MOVE".into(), to.to_string()];
             argv.extend(words(&ranges));
@@ -261,13 +287,15 @@ fn plan(
 }
 
 /// Runs the migration fault until `stop`: one request every `gap_ms` (min, max), each to
-/// a random running node. Gives up (and says so) if the cluster has fewer than two data
-/// groups or does not know the commands.
+/// a random running node; with `fresh_groups`, some of them create, feed and dissolve a
+/// fresh group ([`crate::fresh`]). Gives up (and says so) if the cluster has fewer than
+/// two data groups or does not know the commands.
 pub async fn run(
     cluster: Arc<Mutex<Cluster>>,
     keys: Vec<String>,
     seed: u64,
     gap_ms: (u64, u64),
+    fresh_groups: bool,
     start: Instant,
     stop: Arc<AtomicBool>,
 ) -> MigrationLog {
@@ -281,6 +309,7 @@ pub async fn run(
         .collect();
     let mut last: LastMove = None;
     let mut layout = Layout::default();
+    let mut fresh = Fresh::default();
     while !stop.load(Ordering::Relaxed) {
         let gap = Duration::from_millis(rng.gen_range(gap_ms.0..=gap_ms.1));
         let until = Instant::now() + gap;
@@ -290,8 +319,8 @@ pub async fn run(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let ports = running_ports(&cluster);
-        let Some(&port) = ports.choose(&mut rng) else {
+        let nodes = running_nodes(&cluster);
+        let Some(&(_, port)) = nodes.choose(&mut rng) else {
             continue;
         };
         if let Some(l) = query(port).await {
@@ -307,11 +336,23 @@ pub async fn run(
         if layout.groups.is_empty() {
             continue;
         }
-        let Some((argv, back)) = plan(&mut rng, &layout, &slots, &mut last, &mut log) else {
+        let ids: Vec<u64> = nodes.iter().map(|(id, _)| *id).collect();
+        let step = fresh_groups
+            .then(|| fresh.step(&mut rng, &layout, &ids, &mut log))
+            .flatten();
+        let bias = Bias {
+            prefer: fresh.prefer(),
+            avoid: fresh.avoid(),
+        };
+        let Some((argv, back)) = step
+            .map(|a| (a, None))
+            .or_else(|| plan(&mut rng, &layout, &slots, &mut last, &mut log, bias))
+        else {
             continue;
         };
         log.requests += 1;
         let reply = admin(port, &argv).await;
+        fresh.answered(&argv, &reply, &mut log);
         match &reply {
             Ok(redis::Value::Int(n)) => {
                 log.recorded += usize::try_from(*n).unwrap_or(0);
@@ -319,6 +360,7 @@ pub async fn run(
                     last = back;
                 }
             }
+            Ok(redis::Value::Okay | redis::Value::SimpleString(_)) => {}
             Err(e) if e.to_ascii_lowercase().contains("unknown command") => {
                 log.note(start, format!("{}: unknown command: fault off", argv[0]));
                 break;
@@ -425,7 +467,9 @@ mod tests {
         let mut log = MigrationLog::default();
         let mut last = None;
         for _ in 0..200 {
-            let Some((argv, back)) = plan(&mut rng, &layout, &slots, &mut last, &mut log) else {
+            let bias = Bias::default();
+            let Some((argv, back)) = plan(&mut rng, &layout, &slots, &mut last, &mut log, bias)
+            else {
                 panic!("no plan");
             };
             if argv[0] == "RAFT.REBALANCE" {

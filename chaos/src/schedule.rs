@@ -158,11 +158,14 @@ impl ScheduleReport {
             String::new()
         } else {
             format!(
-                "  migrations {} asked, {} recorded, {} done, {} unknown",
+                "  migrations {} asked, {} recorded, {} done, {} unknown; fresh groups {} joined, {} moves in, {} left",
                 m.requests,
                 m.recorded,
                 m.completed(),
-                m.unknown
+                m.unknown,
+                m.joins,
+                m.moves_fresh,
+                m.left
             )
         };
         format!(
@@ -378,6 +381,7 @@ pub async fn run(cfg: &ScheduleConfig) -> Result<ScheduleReport, String> {
             keys.to_vec(),
             cfg.seed,
             cfg.faults.migrate_gap_ms,
+            cfg.faults.fresh_groups,
             start,
             stop.clone(),
         ))

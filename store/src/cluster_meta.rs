@@ -76,6 +76,9 @@ pub struct ClusterMeta {
     /// Created groups being removed (`RAFT.SHARDGROUP LEAVE`): their slots move away,
     /// then [`MetaCmd::Removed`] drops them.
     pub leaving: std::collections::BTreeSet<u64>,
+    /// Groups that left (`RAFT.SHARDGROUP LEAVE`, then [`MetaCmd::Removed`]), bootstrap
+    /// or created: no longer data groups; their ids are not used again.
+    pub gone: std::collections::BTreeSet<u64>,
 }
 
 /// A metadata command.
@@ -417,6 +420,9 @@ impl ClusterMeta {
         for g in &self.leaving {
             out.push_str(&format!("leaving {g}\n"));
         }
+        for g in &self.gone {
+            out.push_str(&format!("gone {g}\n"));
+        }
         out
     }
 
@@ -464,6 +470,9 @@ impl ClusterMeta {
                 }
                 ["leaving", g] => {
                     m.leaving.insert(g.parse().ok()?);
+                }
+                ["gone", g] => {
+                    m.gone.insert(g.parse().ok()?);
                 }
                 _ => return None,
             }

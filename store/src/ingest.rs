@@ -28,7 +28,7 @@ use resp::Reply;
 use rocksdb::WriteBatch;
 
 use crate::slots::{slot_of, slot_start, visit_ranges, SlotSet};
-use crate::{txn, types, Reader, Store, Value, CF_DATA};
+use crate::{pieces, txn, types, Reader, Store, Value, CF_DATA};
 
 /// The column families whose records a migration copies (the expiry index, the counters
 /// and the WATCH versions are rebuilt by the target).
@@ -47,18 +47,16 @@ fn cursor(cf: usize, key: &[u8]) -> Vec<u8> {
 
 impl Reader {
     /// Records of `ranges`' slots in [`COPIED`] order, from `at` (a cursor this returned;
-    /// empty: the start), until about `max_bytes`, on one RocksDB snapshot.
+    /// empty: the start), until about `max_bytes`, on one RocksDB snapshot. A record bigger
+    /// than `max_bytes` goes alone, in pieces of about `piece_bytes` (see `crate::pieces`).
     pub fn export_slots(
         &self,
         ranges: &[(u16, u16)],
         at: &[u8],
-        max_bytes: usize,
+        (max_bytes, piece_bytes): (usize, usize),
     ) -> Result<Chunk, String> {
         let slots = SlotSet::from_ranges(ranges.iter().copied())?;
-        let (start_cf, start_key) = match at.split_first() {
-            Some((&cf, key)) => (usize::from(cf), Some(key)),
-            None => (0, None),
-        };
+        let (start_cf, start_key, start_off) = pieces::parse_cursor(at)?;
         let snap = self.db.snapshot();
         let mut out = Vec::new();
         let mut bytes = 0usize;
@@ -82,17 +80,48 @@ impl Reader {
             let mut next = None;
             let runs = runs.iter().map(|(a, b)| (&a[..], &b[..]));
             let walked = visit_ranges(&mut it, runs, |k, v| {
-                if bytes >= max_bytes {
+                // Only the cursor's own record resumes inside its value.
+                let off = match from {
+                    Some(f) if k == f => (start_off as usize).min(v.len()),
+                    _ => 0,
+                };
+                let size = k.len() + (v.len() - off) + 16;
+                if off == 0 && size <= max_bytes {
+                    if bytes >= max_bytes {
+                        next = Some(cursor(i, k));
+                        return false;
+                    }
+                    bytes += size;
+                    out.push((
+                        Bytes::from_static(name.as_bytes()),
+                        Bytes::copy_from_slice(k),
+                        Bytes::copy_from_slice(v),
+                    ));
+                    return true;
+                }
+                // Bigger than a chunk: in pieces, each alone in its chunk.
+                if !out.is_empty() {
                     next = Some(cursor(i, k));
                     return false;
                 }
-                bytes += k.len() + v.len() + 16;
+                let len = piece_bytes
+                    .saturating_sub(k.len() + 16)
+                    .max(1)
+                    .min(v.len() - off);
+                let (total, end) = (v.len() as u64, (off + len) as u64);
                 out.push((
-                    Bytes::from_static(name.as_bytes()),
+                    pieces::piece_word(name, off as u64, total),
                     Bytes::copy_from_slice(k),
-                    Bytes::copy_from_slice(v),
+                    Bytes::copy_from_slice(&v[off..off + len]),
                 ));
-                true
+                next = Some(if end < total {
+                    pieces::piece_cursor(i, k, end)
+                } else {
+                    let mut after = k.to_vec();
+                    after.push(0);
+                    cursor(i, &after)
+                });
+                false
             });
             walked.map_err(|e| e.to_string())?;
             if next.is_some() {
@@ -133,23 +162,42 @@ impl Store {
         if fence != 0 && fence < self.fence {
             return Reply::Int(0);
         }
+        let malformed = || Reply::err("ERR malformed ingested record");
         let mut cfs = Vec::with_capacity(records.len());
         for (cf, _, v) in records {
-            match COPIED.iter().find(|c| c.as_bytes() == &cf[..]) {
-                Some(&c) if c != CF_DATA || Value::header(v).is_some() => cfs.push(c),
-                _ => return Reply::err("ERR malformed ingested record"),
+            match pieces::parse_word(cf) {
+                Some((c, None)) if c != CF_DATA || Value::header(v).is_some() => {
+                    cfs.push((c, None))
+                }
+                Some((c, Some(piece))) => cfs.push((c, Some(piece))),
+                _ => return malformed(),
             }
         }
         let mut n = 0;
-        for ((_, key, value), cf) in records.iter().zip(cfs) {
+        for ((_, key, value), (cf, piece)) in records.iter().zip(cfs) {
             let slot = slot_of(key);
             if !self.slots.contains(slot) || self.claims.owner(slot) != self.group {
                 continue;
             }
+            let whole = match piece {
+                None => value.to_vec(),
+                Some(at) => match self.stage_piece(wb, fence, (cf, key), value, at) {
+                    Ok(None) => continue,
+                    Ok(Some(whole)) => whole,
+                    Err(e) => return e,
+                },
+            };
+            // Through the batch's overlays, so the batch's later commands see the copy
+            // (the ADD hid the database's records of these slots from them).
             if cf == CF_DATA {
-                self.put_encoded(wb, key.to_vec(), value.to_vec());
+                if Value::header(&whole).is_none() {
+                    return malformed();
+                }
+                self.put_encoded(wb, key.to_vec(), whole);
             } else {
-                wb.put_cf(self.cf(cf), key, value);
+                wb.put_cf(self.cf(cf), key, &whole);
+                let at = usize::from(cf == types::CF_ZSCORE);
+                self.coll_set(at, key.to_vec(), Some(whole));
             }
             n += 1;
         }
@@ -157,8 +205,14 @@ impl Store {
     }
 
     /// Deletes the records of `slots` in the copied families and their WATCH records (a
-    /// fresh ADD's clean slate, or a DROP's collection).
-    pub(crate) fn delete_slot_records(&self, wb: &mut WriteBatch, slots: &SlotSet) {
+    /// fresh ADD's clean slate, or a DROP's collection), and hides them from the batch's
+    /// later commands as a FLUSHALL does (else a command in the same batch as a fresh ADD
+    /// read the older owner's records, still in the database until the batch is written).
+    pub(crate) fn delete_slot_records(&mut self, wb: &mut WriteBatch, slots: &SlotSet) {
+        self.flushed = Some(Box::new(match self.flushed.take() {
+            Some(f) => f.union(slots),
+            None => slots.clone(),
+        }));
         for name in COPIED {
             for (lo, hi) in slots.ranges() {
                 let (a, b) = (slot_start(lo.into()), slot_start(u32::from(hi) + 1));

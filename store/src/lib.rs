@@ -46,6 +46,7 @@ mod leader_prefs;
 pub mod migrations;
 mod nodes;
 pub mod notify;
+mod pieces;
 mod prefetch;
 mod reader;
 mod reader_coll;
@@ -227,6 +228,8 @@ pub struct Store {
     watch_versions: txn::Versions,
     /// Staged sub (0) and score (1) records of this batch (see [`applier`]).
     coll: [types::view::OverlayMap; 2],
+    /// Migration pieces staged by this batch (see `pieces`).
+    staged: pieces::Staged,
     /// The collection version counter (persisted in `meta`).
     versions: types::Versions,
     /// Index of the entry being applied and the position of its command: the seed of
@@ -292,6 +295,7 @@ impl Store {
             budget: Budget::default(),
             watch_versions,
             coll: Default::default(),
+            staged: Default::default(),
             versions,
             seed_index: 0,
             seed_pos: 0,
@@ -635,6 +639,7 @@ impl Store {
         self.budget.reset();
         self.overlay.clear();
         self.coll = Default::default();
+        self.pieces_written();
         self.read_cache.get_mut().clear();
         self.watch_versions.batch_written();
         self.scripts_written();

@@ -190,6 +190,9 @@ impl Store {
             if fence < self.fence {
                 return Reply::Int(0);
             }
+            if fence > self.fence {
+                crate::pieces::gc(self, wb, fence);
+            }
             self.fence = fence;
             wb.put_cf(
                 self.cf(CF_META),

@@ -7,7 +7,10 @@
 //! voters (also its first reported members) and owns no slot yet. Every named node, on
 //! applying it, opens a peer for the group whose storage is bootstrapped with exactly those
 //! voters, so every member starts from the same state and no snapshot is needed. The
-//! bootstrap groups stay implicit (every founder hosts them; a `--join`ed node joins them).
+//! bootstrap groups are implicit (every founder hosts them; a `--join`ed node joins them)
+//! until `RAFT.NODE ... GROUP <g>` changes their members (then their reported members say
+//! where they live, as for a created group). A group that left is `gone`, bootstrap or
+//! created: its id is never used again (a node down meanwhile may still hold its raft log).
 //!
 //! The command is checked twice with the same function ([`ClusterMeta::check_new_group`]):
 //! by the node the operator asked (clear errors at once) and where it applies (the same
@@ -21,14 +24,29 @@ pub const MAX_GROUP_ID: u64 = 0xffff;
 impl ClusterMeta {
     /// Every data group: the bootstrap layout's and those created since, in id order.
     pub fn data_groups(&self) -> Vec<u64> {
-        let mut out: Vec<u64> = (1..=self.groups).collect();
+        let mut out: Vec<u64> = (1..=self.groups)
+            .filter(|g| !self.gone.contains(g))
+            .collect();
         out.extend(self.added.keys().filter(|&&g| g > self.groups));
         out
     }
 
     /// True when `group` is a data group of the cluster.
     pub fn is_data_group(&self, group: u64) -> bool {
-        (1..=self.groups).contains(&group) || self.added.contains_key(&group)
+        self.is_bootstrap(group) || self.added.contains_key(&group)
+    }
+
+    /// True when `group` is one of the bootstrap layout's groups and has not left.
+    pub fn is_bootstrap(&self, group: u64) -> bool {
+        (1..=self.groups).contains(&group) && !self.gone.contains(&group)
+    }
+
+    /// True when `group`'s leader has reported members that include node `id` (a
+    /// bootstrap group has no recorded members until then).
+    pub fn reported_member(&self, group: u64, id: u64) -> bool {
+        self.members
+            .get(&group)
+            .is_some_and(|m| m.voters.contains(&id) || m.learners.contains(&id))
     }
 
     /// The groups created at runtime that node `id` was founded on.
@@ -40,14 +58,20 @@ impl ClusterMeta {
             .collect()
     }
 
-    /// The created groups node `id` should host now: those whose members (as their leader
-    /// last reported, see [`ClusterMeta::members_of`]) include it, voter or learner; each
-    /// with the voters to found a new storage on. That is the founding voters while the
-    /// group still has exactly them (a founder opening late starts where every founder
-    /// started); otherwise none (an added member, or a founder removed and added again,
-    /// starts empty and is caught up by the leader, by snapshot or log).
+    /// The data groups node `id` should host now by their members (as their leader last
+    /// reported, see [`ClusterMeta::members_of`]): those that include it, voter or learner;
+    /// each with the voters to found a new storage on. For a created group that is the
+    /// founding voters while the group still has exactly them (a founder opening late
+    /// starts where every founder started); otherwise none (an added member, or a founder
+    /// removed and added again, starts empty and is caught up by the leader, by snapshot or
+    /// log). A bootstrap group is listed once its reported members include the node, always
+    /// with no voters (only `hosting`'s start founds one: see there).
     pub fn hosted_on(&self, id: u64) -> Vec<(u64, Vec<u64>)> {
-        self.added
+        let boot = (1..=self.groups)
+            .filter(|&g| self.is_bootstrap(g) && self.reported_member(g, id))
+            .map(|g| (g, Vec::new()));
+        let created = self
+            .added
             .iter()
             .filter(|(&g, _)| g > self.groups)
             .filter_map(|(&g, founders)| {
@@ -63,18 +87,17 @@ impl ClusterMeta {
                 };
                 Some((g, voters))
             })
-            .collect()
+            .collect::<Vec<_>>();
+        boot.chain(created).collect()
     }
 
     /// Why `RAFT.NODE ... GROUP <group>` naming node `id` would be refused, if it would:
-    /// `group` is not a created data group, or `id` is not a node of the cluster.
+    /// `group` is not a data group, or `id` is not a node of the cluster.
     pub fn check_group_member_change(&self, group: u64, id: u64) -> Result<(), String> {
-        if (1..=self.groups).contains(&group) {
-            return Err(format!(
-                "ERR group {group} is a bootstrap group (--groups), hosted on every node; GROUP takes a group created by RAFT.SHARDGROUP JOIN"
-            ));
+        if self.groups == 0 {
+            return Err("TRYAGAIN the cluster has no slot layout yet".into());
         }
-        if !self.added.contains_key(&group) {
+        if !self.is_data_group(group) {
             return Err(format!("ERR unknown data group {group}"));
         }
         if !self.nodes.contains_key(&id) {
@@ -102,19 +125,22 @@ impl ClusterMeta {
         v
     }
 
-    /// Why `LEAVE <group>` would be refused, if it would: not a created group, leaving
-    /// already, or the last group.
+    /// Why `LEAVE <group>` would be refused, if it would: not a data group, leaving
+    /// already, or the last group staying.
     pub fn check_leave(&self, group: u64) -> Result<(), String> {
-        if (1..=self.groups).contains(&group) {
-            return Err(format!(
-                "ERR group {group} is a bootstrap group (--groups); only groups created by RAFT.SHARDGROUP JOIN can leave"
-            ));
+        if self.groups == 0 {
+            return Err("TRYAGAIN the cluster has no slot layout yet".into());
         }
-        if !self.added.contains_key(&group) {
+        if !self.is_data_group(group) {
             return Err(format!("ERR unknown data group {group}"));
         }
         if self.leaving.contains(&group) {
             return Err(format!("ERR group {group} is leaving already"));
+        }
+        if self.staying_groups().iter().all(|&g| g == group) {
+            return Err(format!(
+                "ERR group {group} is the last data group staying; its slots have nowhere to go"
+            ));
         }
         Ok(())
     }
@@ -149,6 +175,7 @@ impl ClusterMeta {
             return false;
         }
         self.leaving.remove(&group);
+        self.gone.insert(group);
         self.added.remove(&group);
         self.members.remove(&group);
         self.prefer.remove(&group);
@@ -171,6 +198,13 @@ impl ClusterMeta {
         }
         if self.is_data_group(group) {
             return Err(format!("ERR group {group} already exists"));
+        }
+        if self.gone.contains(&group) {
+            // A node down while the group went may still hold its old raft log: a new group
+            // of that id would take it for its own (an old, longer log wins elections).
+            return Err(format!(
+                "ERR group {group} was removed; its id is not used again"
+            ));
         }
         if voters.is_empty() {
             return Err("ERR no nodes given".into());
@@ -276,10 +310,10 @@ mod tests {
         m.apply(&members(vec![3, 4, 5], vec![]));
         assert_eq!(m.hosted_on(4), vec![(4, vec![])], "added again: empty");
         assert!(m.check_group_member_change(4, 3).is_ok());
-        assert!(m
-            .check_group_member_change(2, 3)
-            .unwrap_err()
-            .contains("bootstrap"));
+        assert!(
+            m.check_group_member_change(2, 3).is_ok(),
+            "a bootstrap group"
+        );
         assert!(m
             .check_group_member_change(7, 3)
             .unwrap_err()
@@ -318,7 +352,6 @@ mod tests {
             group: 4,
             ranges: vec![(0, 99)],
         });
-        assert!(m.check_leave(1).unwrap_err().contains("bootstrap"));
         assert!(m.check_leave(9).unwrap_err().contains("unknown"));
         assert!(
             !m.apply(&MetaCmd::Removed { group: 4 }),
@@ -343,6 +376,51 @@ mod tests {
         assert!(m.apply(&MetaCmd::Removed { group: 4 }));
         assert_eq!(m.data_groups(), vec![1, 2, 3]);
         assert!(!m.members.contains_key(&4));
-        assert!(m.check_new_group(4, &[4]).is_ok(), "the id is free again");
+        assert!(m
+            .check_new_group(4, &[4])
+            .unwrap_err()
+            .contains("not used again"));
+    }
+
+    #[test]
+    fn a_bootstrap_group_moves_by_its_reported_members_and_can_leave_for_good() {
+        let mut m = cluster();
+        assert!(
+            m.hosted_on(1).is_empty(),
+            "no report yet: hosting's start opens them"
+        );
+        m.apply(&MetaCmd::Members {
+            group: 1,
+            members: GroupMembers {
+                voters: vec![2, 3, 4],
+                learners: vec![],
+            },
+        });
+        assert_eq!(m.hosted_on(4), vec![(1, vec![])], "never founded again");
+        assert!(m.hosted_on(1).is_empty(), "node 1 left group 1");
+        // Group 1 leaves: its slots go to groups 2 and 3, then it is gone for good.
+        assert!(m.apply(&MetaCmd::Leave { group: 1 }));
+        assert!(m.migrations.values().all(|x| x.from == 1 && x.to != 1));
+        let ids: Vec<u64> = m.migrations.keys().copied().collect();
+        for id in ids {
+            m.apply(&MetaCmd::Migrated { id, ranges: vec![] });
+        }
+        assert!(m.apply(&MetaCmd::Removed { group: 1 }));
+        assert_eq!(m.data_groups(), vec![2, 3]);
+        assert!(!m.is_data_group(1));
+        assert!(m.hosted_on(4).is_empty());
+        assert!(m.ranges_of(1).is_empty());
+        assert!(m
+            .check_new_group(1, &[4])
+            .unwrap_err()
+            .contains("not used again"));
+        assert!(m
+            .check_group_member_change(1, 4)
+            .unwrap_err()
+            .contains("unknown"));
+        assert_eq!(ClusterMeta::decode(&m.encode()), Some(m.clone()));
+        // The last group staying cannot leave.
+        assert!(m.apply(&MetaCmd::Leave { group: 2 }));
+        assert!(m.check_leave(3).unwrap_err().contains("last data group"));
     }
 }

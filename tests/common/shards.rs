@@ -132,3 +132,21 @@ pub fn meta_leader(cl: &Cluster, via: usize) -> Option<usize> {
         .ok()?;
     (id > 0).then(|| id - 1)
 }
+
+/// `args` (a `RAFT.SHARDGROUP` or `RAFT.REBALANCE` call answering an integer) on node `i`,
+/// sent again while it answers TRYAGAIN (not recorded, or recorded and a repeat changes
+/// nothing: a metadata leader change, a node not caught up yet).
+pub fn admin_int(cl: &Cluster, i: usize, args: &[&str]) -> i64 {
+    super::wait_for(std::time::Duration::from_secs(60), "the admin call", || {
+        let mut c = cl.try_connect(cl.port(i))?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        match cmd.query::<i64>(&mut c) {
+            Ok(n) => Some(n),
+            Err(e) if e.kind() == redis::ErrorKind::TryAgain => None,
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    })
+}
