@@ -5,8 +5,9 @@
 //! [`CHUNK_BYTES`], and proposes each to the target as one `RAFTKV.SLOTS.INGEST` entry.
 //! The source is frozen (it applied its REMOVE), so every read sees its final records; a
 //! coordinator that dies mid-copy leaves a migration its successor copies again (an
-//! ingest rewrites identical records: idempotent). The next chunk is read while the last
-//! one commits (chunks hold distinct records, so their order does not matter). The copy runs at most at
+//! ingest rewrites identical records: idempotent). The next chunks are read while the
+//! last ones commit, two at once (chunks hold distinct records, so their order does not
+//! matter; the pieces of a big record go one after the other). The copy runs at most at
 //! `--migrate-max-mbps` and logs its rate when done (`super::pace`).
 
 use std::sync::atomic::Ordering;
@@ -32,6 +33,12 @@ pub const PIPELINE: usize = 2;
 
 /// One exported record: column family, key, value.
 type Record = (Bytes, Bytes, Bytes);
+
+/// True when the chunk is a piece of a record bigger than a chunk (its family word is
+/// `<cf>:<offset>:<total>`, see `store::pieces`).
+fn is_piece((records, _): &(Vec<Record>, u64)) -> bool {
+    records.iter().any(|(cf, _, _)| cf.contains(&b':'))
+}
 
 /// The forwarded export request's name (served by `Server::serve_export`).
 pub const EXPORT: &[u8] = b"RAFTKV.SLOTS.EXPORT";
@@ -141,6 +148,12 @@ impl Server {
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
                     }
+                }
+                // The pieces of a big record go in order (the last one assembles them).
+                if is_piece(&first) || second.as_ref().is_some_and(is_piece) {
+                    self.ingest_chunk(id, m.to, first).await?;
+                    self.ingest_some(id, m.to, second).await?;
+                    continue;
                 }
                 let (a, b) = tokio::join!(
                     self.ingest_chunk(id, m.to, first),
