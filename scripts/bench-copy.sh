@@ -88,8 +88,10 @@ owns_all() { # group
     redis-cli -p "${kv[2]}" RAFT.SHARDGROUP QUERY 2>/dev/null | grep -q "^group $1 .* slots 16384 " &&
         ! redis-cli -p "${kv[2]}" RAFT.SHARDGROUP QUERY 2>/dev/null | grep -q "^migration "
 }
-join() { # group node
-    wait_until 60 "JOIN $1 $2" bash -c "redis-cli -p ${kv[2]} RAFT.SHARDGROUP JOIN $1 $2 | grep -q OK"
+join() { # group node: created, and led (asked on its node: a group hosted elsewhere shows a guess)
+    wait_until 300 "JOIN $1 $2" bash -c "redis-cli -p ${kv[2]} RAFT.SHARDGROUP JOIN $1 $2 | grep -q OK"
+    wait_until 300 "group $1's leader" bash -c \
+        "redis-cli -p ${kv[$2]} RAFT.SHARDGROUP QUERY | grep -q '^group $1 leader [1-9]'"
 }
 
 join 2 4

@@ -82,8 +82,11 @@ fn a_node_catching_up_by_snapshot_after_a_slot_moved_reads_the_latest_write() {
         q::<i64>(&mut c, &["RAFT.SHARDGROUP", "MOVE", &to, "0"]).ok()
     });
     wait_migrated(&cl, 0);
-    let (now, _) = wait_for(Duration::from_secs(20), "the new slot map", || {
-        first_range(&q::<String>(&mut cl.client(0), &["RAFT.SHARDGROUP", "QUERY"]).ok()?)
+    // Node 1 may not have applied the MOVE's record yet when it first answers QUERY (no
+    // migration line): wait until its view shows the cut-over.
+    let (now, _) = wait_for(Duration::from_secs(30), "slot 0 in its new group", || {
+        let r = first_range(&q::<String>(&mut cl.client(0), &["RAFT.SHARDGROUP", "QUERY"]).ok()?)?;
+        (r.0.to_string() == to).then_some(r)
     });
     assert_eq!(now.to_string(), to, "slot 0 moved to group {to}");
     // Group 1 compacts its log past the REMOVE: node 3 will need its snapshot.

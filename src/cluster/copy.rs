@@ -5,7 +5,9 @@
 //! [`CHUNK_BYTES`], and proposes each to the target as one `RAFTKV.SLOTS.INGEST` entry.
 //! The source is frozen (it applied its REMOVE), so every read sees its final records; a
 //! coordinator that dies mid-copy leaves a migration its successor copies again (an
-//! ingest rewrites identical records: idempotent). The copy runs at most at
+//! ingest rewrites identical records: idempotent). The next chunks are read while the
+//! last ones commit, two at once (chunks hold distinct records, so their order does not
+//! matter; the pieces of a big record go one after the other). The copy runs at most at
 //! `--migrate-max-mbps` and logs its rate when done (`super::pace`).
 
 use std::sync::atomic::Ordering;
@@ -24,6 +26,19 @@ use crate::server::Server;
 /// Most bytes of records in one exported chunk (one target log entry; far below the
 /// entry and frame limits).
 pub const CHUNK_BYTES: usize = 256 << 10;
+
+/// Chunks exported ahead of those committing in the target (bounded memory: this many
+/// chunks of [`CHUNK_BYTES`] queued, plus at most two committing and one being read).
+pub const PIPELINE: usize = 2;
+
+/// One exported record: column family, key, value.
+type Record = (Bytes, Bytes, Bytes);
+
+/// True when the chunk is a piece of a record bigger than a chunk (its family word is
+/// `<cf>:<offset>:<total>`, see `store::pieces`).
+fn is_piece((records, _): &(Vec<Record>, u64)) -> bool {
+    records.iter().any(|(cf, _, _)| cf.contains(&b':'))
+}
 
 /// The forwarded export request's name (served by `Server::serve_export`).
 pub const EXPORT: &[u8] = b"RAFTKV.SLOTS.EXPORT";
@@ -105,29 +120,62 @@ impl Server {
     }
 
     /// Copies migration `id`'s records from its source to its target (module doc), at most
-    /// at `--migrate-max-mbps` (see `super::pace`).
+    /// at `--migrate-max-mbps` (see `super::pace`). The next chunks are exported while the
+    /// last ones commit in the target ([`PIPELINE`] chunks read ahead at most, and up to
+    /// two ingests in flight).
     pub(super) async fn copy_slots(&self, id: u64, m: &Migration) -> Result<(), String> {
         let started = Instant::now();
         let live = &self.migration.live;
         live.copy_started(started);
-        let mut bucket = Bucket::new(started);
-        let mut at: Vec<u8> = Vec::new();
-        loop {
-            let (records, next) = self.export_chunk(m.from, &m.ranges, &at).await?;
-            if !records.is_empty() {
-                let bytes: usize = records.iter().map(|(_, k, v)| k.len() + v.len()).sum();
-                let rate = pace::bytes_per_sec(self.cfg.migrate_max_mbps());
-                let wait = bucket.take(Instant::now(), bytes as u64, rate);
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<Record>, u64)>(PIPELINE);
+        let export = async move {
+            let mut at: Vec<u8> = Vec::new();
+            loop {
+                let (records, next) = self.export_chunk(m.from, &m.ranges, &at).await?;
+                let bytes = records
+                    .iter()
+                    .map(|(_, k, v)| k.len() + v.len())
+                    .sum::<usize>();
+                // A closed channel: the ingest failed, and says why.
+                if !records.is_empty() && tx.send((records, bytes as u64)).await.is_err() {
+                    return Ok(());
                 }
-                self.ingest_chunk(id, m.to, records, bytes as u64).await?;
+                match next {
+                    Some(n) => at = n,
+                    None => return Ok::<(), String>(()),
+                }
             }
-            match next {
-                Some(n) => at = n,
-                None => break,
+        };
+        let ingest = async move {
+            let mut bucket = Bucket::new(started);
+            while let Some(first) = rx.recv().await {
+                // A second chunk read already commits with the first (one fsync round).
+                let second = rx.try_recv().ok();
+                for c in std::iter::once(&first).chain(second.as_ref()) {
+                    let rate = pace::bytes_per_sec(self.cfg.migrate_max_mbps());
+                    let wait = bucket.take(Instant::now(), c.1, rate);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                // The pieces of a big record go in order (the last one assembles them).
+                if is_piece(&first) || second.as_ref().is_some_and(is_piece) {
+                    self.ingest_chunk(id, m.to, first).await?;
+                    self.ingest_some(id, m.to, second).await?;
+                    continue;
+                }
+                let (a, b) = tokio::join!(
+                    self.ingest_chunk(id, m.to, first),
+                    self.ingest_some(id, m.to, second)
+                );
+                a?;
+                b?;
             }
-        }
+            Ok::<(), String>(())
+        };
+        let (exported, ingested) = tokio::join!(export, ingest);
+        exported?;
+        ingested?;
         let secs = started.elapsed().as_secs_f64();
         let bytes = live.copy_bytes.load(Ordering::Relaxed);
         info!(self.logger, "slots copied"; "migration" => id, "from" => m.from, "to" => m.to,
@@ -137,14 +185,26 @@ impl Server {
         Ok(())
     }
 
-    /// Proposes one chunk of `records` (`bytes` of keys and values) to group `to` as one
-    /// `RAFTKV.SLOTS.INGEST` fenced by migration `id`, and counts it.
+    /// [`Server::ingest_chunk`] of a chunk, if any.
+    async fn ingest_some(
+        &self,
+        id: u64,
+        to: u64,
+        chunk: Option<(Vec<Record>, u64)>,
+    ) -> Result<(), String> {
+        match chunk {
+            Some(c) => self.ingest_chunk(id, to, c).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Proposes one chunk of records (and their bytes of keys and values) to group `to` as
+    /// one `RAFTKV.SLOTS.INGEST` fenced by migration `id`, and counts it.
     async fn ingest_chunk(
         &self,
         id: u64,
         to: u64,
-        records: Vec<(Bytes, Bytes, Bytes)>,
-        bytes: u64,
+        (records, bytes): (Vec<Record>, u64),
     ) -> Result<(), String> {
         let n = records.len() as u64;
         let mut argv = vec![

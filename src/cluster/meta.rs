@@ -222,6 +222,7 @@ impl Server {
                     | MetaCmd::Forget { .. }
                     | MetaCmd::Migrate { .. }
                     | MetaCmd::Migrated { .. }
+                    | MetaCmd::Merge { .. }
                     | MetaCmd::Rebalance
                     | MetaCmd::Prefer { .. },
                 ) => true,

@@ -93,6 +93,8 @@ pub struct Progress {
     pub copied_bytes: AtomicU64,
     /// The migration and copy in progress.
     pub live: super::pace::Live,
+    /// Slots the next run of merged migrations may move.
+    pub budget: super::batch::Budget,
 }
 
 pub(super) fn slots_in(ranges: &[(u16, u16)]) -> u64 {
@@ -176,11 +178,13 @@ impl Server {
             let state = self.groups.meta_state();
             let Some((id, m)) = state.next_migration() else {
                 self.migration.live.idle();
+                self.migration.budget.reset();
                 self.finish_leaving(&state).await;
                 continue;
             };
-            let m = m.clone();
             let started = std::time::Instant::now();
+            let m = self.widen(&state, id, m.clone()).await;
+            let copied_before = self.migration.copied_bytes.load(Ordering::Relaxed);
             self.migration.live.started(id, started);
             let result = self.run_migration(id, &m).await;
             let slots = if result.is_ok() {
@@ -199,10 +203,15 @@ impl Server {
                         .store(crate::server::wall_ms() as u64, Ordering::Relaxed);
                     p.last_micros
                         .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    let copied = p
+                        .copied_bytes
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(copied_before);
+                    p.budget.finished(slots, copied, started.elapsed());
                     info!(self.logger, "slots migrated"; "migration" => id, "from" => m.from, "to" => m.to,
                         "slots" => ranges_words(&m.ranges).join(","), "ms" => started.elapsed().as_millis() as u64,
                         "remove_ms" => steps[0], "add_ms" => steps[1], "cutover_ms" => steps[2],
-                        "left" => state.migrations.len() - 1);
+                        "left" => self.groups.meta_state().migrations.len());
                 }
                 Err(e) => {
                     self.migration.failures.fetch_add(1, Ordering::Relaxed);
@@ -258,7 +267,8 @@ impl Server {
                 .await?;
         }
         let added = lap();
-        match self.meta_call(MetaCmd::Migrated { id }).await? {
+        let ranges = m.ranges.clone();
+        match self.meta_call(MetaCmd::Migrated { id, ranges }).await? {
             Reply::Error(e) => Err(e),
             _ => Ok([removed, added, lap()]),
         }

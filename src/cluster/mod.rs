@@ -5,8 +5,10 @@
 //! `route`, `errors`) are unit-tested without a cluster; `build` makes the view from the
 //! Raft state and the metadata, `commands` serves the session, `meta` keeps the metadata
 //! current (layout, node records, group members), `migrate` moves slots between groups
-//! (`copy` copies their records where needed, `pace` limits and reports the copy).
+//! (`batch` merges small migrations into one run, `copy` copies their records where
+//! needed, `pace` limits and reports the copy).
 
+pub mod batch;
 pub mod build;
 pub mod commands;
 pub mod copy;

@@ -96,8 +96,13 @@ pub enum MetaCmd {
     Forget { id: u64 },
     /// Record migrations moving `ranges` to group `to` (see [`crate::migrations`]).
     Migrate { to: u64, ranges: Vec<(u16, u16)> },
-    /// Cut migration `id` over: its ranges belong to its target from now on.
-    Migrated { id: u64 },
+    /// Cut migration `id` over: its ranges belong to its target from now on; `ranges`, when
+    /// given, must be the record's (a coordinator that ran the migration before a merge
+    /// widened it cuts nothing over, see [`crate::migrations`]).
+    Migrated { id: u64, ranges: Vec<(u16, u16)> },
+    /// Widen pending migration `id` with the pending migrations `ids` of the same source
+    /// and target (see [`ClusterMeta::merge_migrations`]).
+    Merge { id: u64, ids: Vec<u64> },
     /// Record the migrations that even the data groups' slot counts, planned from the
     /// state this entry applies to (see [`ClusterMeta::rebalance_plan`]).
     Rebalance,
@@ -185,7 +190,11 @@ impl MetaCmd {
                 a.extend(["MIGRATE".into(), to.to_string()]);
                 a.extend(ranges_words(ranges));
             }
-            MetaCmd::Migrated { id } => a.extend(["MIGRATED".into(), id.to_string()]),
+            MetaCmd::Migrated { id, ranges } => {
+                a.extend(["MIGRATED".into(), id.to_string()]);
+                a.extend(ranges_words(ranges));
+            }
+            MetaCmd::Merge { id, ids } => a.extend(["MERGE".into(), id.to_string(), ids_text(ids)]),
             MetaCmd::Rebalance => a.push("REBALANCE".into()),
             MetaCmd::Prefer { group, node } => {
                 a.extend(["PREFER".into(), group.to_string(), node.to_string()])
@@ -246,7 +255,17 @@ impl MetaCmd {
                     .map(|r| parse_range(r))
                     .collect::<Option<_>>()?,
             },
-            ["MIGRATED", id] => MetaCmd::Migrated { id: num(id)? },
+            ["MIGRATED", id, ranges @ ..] => MetaCmd::Migrated {
+                id: num(id)?,
+                ranges: ranges
+                    .iter()
+                    .map(|r| parse_range(r))
+                    .collect::<Option<_>>()?,
+            },
+            ["MERGE", id, ids] => MetaCmd::Merge {
+                id: num(id)?,
+                ids: parse_ids(ids).filter(|v| !v.is_empty())?,
+            },
             ["REBALANCE"] => MetaCmd::Rebalance,
             ["GROUP", g, v] => MetaCmd::Group {
                 group: num(g)?,
@@ -320,7 +339,9 @@ impl ClusterMeta {
                 self.nodes.remove(id).is_some() || dropped
             }
             MetaCmd::Migrate { to, ranges } => self.plan_migrations(*to, ranges) > 0,
-            MetaCmd::Migrated { id } => self.finish_migration(*id),
+            MetaCmd::Migrated { id, ranges } => self.finish_migration(*id, ranges),
+            // The slots' owners do not change: no new epoch.
+            MetaCmd::Merge { id, ids } => return self.merge_migrations(*id, ids),
             MetaCmd::Group { group, voters } => self.add_group(*group, voters),
             MetaCmd::Leave { group } => self.leave_group(*group),
             MetaCmd::Removed { group } => self.remove_group(*group),
@@ -501,6 +522,16 @@ impl Store {
                     (Reply::Int((state.next_migration - before) as i64), changed)
                 }
             },
+            Some(MetaCmd::Migrated { id, ranges })
+                if !ranges.is_empty()
+                    && state
+                        .migrations
+                        .get(&id)
+                        .is_some_and(|m| m.ranges != ranges) =>
+            {
+                let e = format!("ERR migration {id} moves other ranges now (merged)");
+                (Reply::err(e), false)
+            }
             Some(cmd) => (Reply::ok(), state.apply(&cmd)),
             None => (Reply::err("ERR malformed metadata command"), false),
         }

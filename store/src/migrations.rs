@@ -11,6 +11,16 @@
 //! that gives the ranges to the target (new epoch) and drops the record. Every step is
 //! idempotent, so a coordinator that dies anywhere leaves a record its successor finishes
 //! (migrations always roll forward).
+//!
+//! `MERGE <id> <ids>` widens the lowest pending migration `id` with later pending ones of
+//! the same source and target (the coordinator merges small migrations into one run, see
+//! `src/cluster/migrate.rs`): their slots then move under `id`'s fence, which no group has
+//! passed (`id` is the lowest pending, and the later ones have not started: the
+//! coordinator runs the lowest id first). A step of `id` already applied over its old
+//! ranges is repeated over the wider ones (a slot command fenced as the last one a group
+//! applied is not stale). The cut-over names the ranges it moved (`MIGRATED <id>
+//! <ranges>`) and cuts nothing over when they are not the record's: a coordinator that ran
+//! `id` before the merge (deposed meanwhile) cannot give the target slots it never moved.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +30,9 @@ use crate::slot::SLOTS;
 /// Most slots one migration moves (its cut-over window covers them all, and both groups
 /// count the keys of its slots in one apply).
 pub const BATCH_SLOTS: usize = 256;
+
+/// Most slots one merged migration moves (`MERGE`).
+pub const MERGE_MAX_SLOTS: usize = 4096;
 
 /// Most migrations pending at once (each is a line of the metadata record).
 pub const MAX_PENDING: usize = 1024;
@@ -36,6 +49,11 @@ pub struct Migration {
 /// `ranges` as `a-b` words.
 pub fn ranges_words(ranges: &[(u16, u16)]) -> Vec<String> {
     ranges.iter().map(|(a, b)| format!("{a}-{b}")).collect()
+}
+
+/// The number of slots of `ranges`.
+pub fn slots_of(ranges: &[(u16, u16)]) -> usize {
+    ranges.iter().map(|&(a, b)| usize::from(b - a) + 1).sum()
 }
 
 /// The owner of every slot (0: none).
@@ -93,16 +111,60 @@ impl ClusterMeta {
         n
     }
 
-    /// `MIGRATED <id>`: the cut-over of a pending migration; false when there is none
-    /// (done already).
-    pub(crate) fn finish_migration(&mut self, id: u64) -> bool {
-        match self.migrations.remove(&id) {
-            Some(m) => {
+    /// `MIGRATED <id> [<ranges>]`: the cut-over of a pending migration; false when there
+    /// is none (done already) or `ranges` (when given) are not its ranges.
+    pub(crate) fn finish_migration(&mut self, id: u64, ranges: &[(u16, u16)]) -> bool {
+        match self.migrations.get(&id) {
+            Some(m) if ranges.is_empty() || m.ranges == ranges => {
+                let m = m.clone();
+                self.migrations.remove(&id);
                 self.assign(m.to, &m.ranges);
                 true
             }
-            None => false,
+            _ => false,
         }
+    }
+
+    /// `MERGE <id> <ids>`: migration `id`, the lowest pending one, takes the ranges of the
+    /// pending migrations `ids` (each above `id`, with its source and target), which are
+    /// dropped; at most [`MERGE_MAX_SLOTS`] slots in all. False (nothing changes) when any
+    /// of that does not hold.
+    pub(crate) fn merge_migrations(&mut self, id: u64, ids: &[u64]) -> bool {
+        let Some((&lowest, first)) = self.migrations.iter().next() else {
+            return false;
+        };
+        let others: Option<Vec<&Migration>> = ids
+            .iter()
+            .map(|i| self.migrations.get(i).filter(|_| *i > id))
+            .collect();
+        let Some(others) = others.filter(|o| !o.is_empty()) else {
+            return false;
+        };
+        let mut ranges = first.ranges.clone();
+        for o in &others {
+            if (o.from, o.to) != (first.from, first.to) {
+                return false;
+            }
+            ranges.extend_from_slice(&o.ranges);
+        }
+        if lowest != id || slots_of(&ranges) > MERGE_MAX_SLOTS {
+            return false;
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(u16, u16)> = Vec::with_capacity(ranges.len());
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(r) if u32::from(r.1) + 1 == u32::from(a) => r.1 = b,
+                _ => merged.push((a, b)),
+            }
+        }
+        for i in ids {
+            self.migrations.remove(i);
+        }
+        if let Some(m) = self.migrations.get_mut(&id) {
+            m.ranges = merged;
+        }
+        true
     }
 
     /// The migration to carry out next (lowest id).
@@ -219,8 +281,8 @@ mod tests {
             (first.from, first.to, first.ranges.clone()),
             (1, 2, vec![(5400, 5460)])
         );
-        assert!(m.finish_migration(id));
-        assert!(!m.finish_migration(id), "a repeat changes nothing");
+        assert!(m.finish_migration(id, &[]));
+        assert!(!m.finish_migration(id, &[]), "a repeat changes nothing");
         assert_eq!(m.group_of(5400), Some(2));
         assert_eq!(m.group_of(5461), Some(2), "not cut over yet");
         let (id2, second) = m.next_migration().unwrap();
@@ -247,6 +309,89 @@ mod tests {
     }
 
     #[test]
+    fn merge_widens_the_lowest_pending_migration_and_the_cut_over_checks_its_ranges() {
+        let mut m = ClusterMeta::default();
+        m.apply(&MetaCmd::Init { groups: 2 });
+        // Group 1 owns 0-8191: four migrations of 256 slots, then one from group 2.
+        assert_eq!(m.plan_migrations(2, &[(0, 1023)]), 4);
+        assert_eq!(m.plan_migrations(1, &[(8192, 8200)]), 1);
+        let ids: Vec<u64> = m.migrations.keys().copied().collect();
+        let (a, b, c, d, e) = (ids[0], ids[1], ids[2], ids[3], ids[4]);
+        let epoch = m.epoch;
+        assert!(
+            !m.apply(&MetaCmd::Merge {
+                id: b,
+                ids: vec![c]
+            }),
+            "b is not the lowest"
+        );
+        assert!(
+            !m.apply(&MetaCmd::Merge {
+                id: a,
+                ids: vec![e]
+            }),
+            "another pair"
+        );
+        assert!(
+            !m.apply(&MetaCmd::Merge {
+                id: a,
+                ids: vec![99]
+            }),
+            "no such migration"
+        );
+        let before = m.clone();
+        // A coordinator that ran `a` before the merge cuts nothing over afterwards.
+        assert!(m.apply(&MetaCmd::Merge {
+            id: a,
+            ids: vec![b, d]
+        }));
+        assert_eq!(m.epoch, epoch, "no owner changed");
+        assert_eq!(m.migrations[&a].ranges, vec![(0, 511), (768, 1023)]);
+        assert_eq!(ClusterMeta::decode(&m.encode()), Some(m.clone()));
+        assert!(!m.migrations.contains_key(&b));
+        assert!(!m.apply(&MetaCmd::Migrated {
+            id: a,
+            ranges: before.migrations[&a].ranges.clone()
+        }));
+        assert!(
+            !m.apply(&MetaCmd::Merge {
+                id: a,
+                ids: vec![b]
+            }),
+            "b is gone"
+        );
+        assert!(m.apply(&MetaCmd::Migrated {
+            id: a,
+            ranges: vec![(0, 511), (768, 1023)]
+        }));
+        assert_eq!(m.group_of(511), Some(2));
+        assert_eq!(m.group_of(600), Some(1), "c still pending");
+        assert_eq!(m.next_migration().map(|(i, _)| i), Some(c));
+        // Bounded: at most MERGE_MAX_SLOTS slots in one migration.
+        let mut big = ClusterMeta::default();
+        big.apply(&MetaCmd::Init { groups: 1 });
+        big.groups = 2;
+        let n = big.plan_migrations(2, &[(0, 16383)]);
+        assert_eq!(n, 64, "{:?}", big.migrations.len());
+        let ids: Vec<u64> = big.migrations.keys().copied().collect();
+        let all = ids[1..].to_vec();
+        assert!(!big.apply(&MetaCmd::Merge {
+            id: ids[0],
+            ids: all
+        }));
+        let fit = ids[1..MERGE_MAX_SLOTS / BATCH_SLOTS].to_vec();
+        assert!(big.apply(&MetaCmd::Merge {
+            id: ids[0],
+            ids: fit
+        }));
+        assert_eq!(
+            big.migrations[&ids[0]].ranges,
+            vec![(0, MERGE_MAX_SLOTS as u16 - 1)]
+        );
+        assert_eq!(ClusterMeta::decode(&big.encode()), Some(big.clone()));
+    }
+
+    #[test]
     fn rebalance_evens_counts_with_few_moves() {
         let mut m = ClusterMeta::default();
         m.apply(&MetaCmd::Init { groups: 3 });
@@ -260,7 +405,7 @@ mod tests {
             m.plan_migrations(*to, ranges);
         }
         while let Some((id, _)) = m.next_migration() {
-            m.finish_migration(id);
+            m.finish_migration(id, &[]);
         }
         let c = counts(&m);
         assert_eq!(c.len(), 4);
@@ -297,7 +442,7 @@ mod tests {
         // Planned with the pending move counted as done: only what is left moves.
         assert!(m.apply(&MetaCmd::Rebalance));
         while let Some((id, _)) = m.next_migration() {
-            m.finish_migration(id);
+            m.finish_migration(id, &[]);
         }
         let c = counts(&m);
         assert!(
@@ -308,7 +453,21 @@ mod tests {
             !m.apply(&MetaCmd::Rebalance),
             "even: nothing to do, no new epoch"
         );
-        for cmd in [MetaCmd::Rebalance, MetaCmd::Migrated { id: 4 }] {
+        for cmd in [
+            MetaCmd::Rebalance,
+            MetaCmd::Migrated {
+                id: 4,
+                ranges: vec![],
+            },
+            MetaCmd::Migrated {
+                id: 4,
+                ranges: vec![(1, 9), (20, 20)],
+            },
+            MetaCmd::Merge {
+                id: 4,
+                ids: vec![5, 7],
+            },
+        ] {
             assert_eq!(MetaCmd::parse(&cmd.to_argv()), Some(cmd));
         }
     }

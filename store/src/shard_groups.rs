@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(ClusterMeta::decode(&m.encode()), Some(m.clone()));
         let ids: Vec<u64> = m.migrations.keys().copied().collect();
         for id in ids {
-            m.apply(&MetaCmd::Migrated { id });
+            m.apply(&MetaCmd::Migrated { id, ranges: vec![] });
         }
         assert!(m.left(4));
         assert!(m.apply(&MetaCmd::Removed { group: 4 }));
@@ -403,7 +403,7 @@ mod tests {
         assert!(m.migrations.values().all(|x| x.from == 1 && x.to != 1));
         let ids: Vec<u64> = m.migrations.keys().copied().collect();
         for id in ids {
-            m.apply(&MetaCmd::Migrated { id });
+            m.apply(&MetaCmd::Migrated { id, ranges: vec![] });
         }
         assert!(m.apply(&MetaCmd::Removed { group: 1 }));
         assert_eq!(m.data_groups(), vec![2, 3]);

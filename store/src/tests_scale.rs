@@ -261,7 +261,7 @@ fn rebalance_scale() {
                 .sum::<usize>();
             while let Some((id, _)) = m.next_migration() {
                 let t = Instant::now();
-                m.apply(&MetaCmd::Migrated { id });
+                m.apply(&MetaCmd::Migrated { id, ranges: vec![] });
                 let text = m.encode();
                 let view = std::hint::black_box(m.clone());
                 cut += t.elapsed().as_secs_f64();
