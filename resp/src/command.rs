@@ -237,6 +237,9 @@ pub enum SlotsOp {
     /// `RAFTKV.SLOTS.DROP`: after a cut-over, the former owner's replicas on nodes that do
     /// not host the new owner delete the slots' records (garbage collection).
     Drop,
+    /// `RAFTKV.SLOTS.SEAL`: before a cut-over, the target takes no more copied records of
+    /// the migration (a late or repeated copy must not overwrite the writes after it).
+    Seal,
 }
 
 /// A key WATCH saw: its modification version and whether it was live (see

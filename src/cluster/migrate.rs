@@ -15,13 +15,17 @@
 //!    into the target (`super::copy`);
 //! 4. when a node of the source hosts no replica of the target: the source's
 //!    `RAFTKV.SLOTS.DROP FENCE <id> TO <target>`, which deletes the slots' records there;
-//! 5. the metadata applies `MIGRATED <id>`: the cut-over (new epoch), requests for the
+//! 5. the target applies `RAFTKV.SLOTS.SEAL FENCE <id>`: it takes no more copied records
+//!    of the migration (a deposed coordinator still copying, or a run from a lagging view
+//!    of a migration already cut over, would overwrite the writes the target takes after
+//!    the cut-over with the source's frozen records);
+//! 6. the metadata applies `MIGRATED <id>`: the cut-over (new epoch), requests for the
 //!    slots route to the target from now on (`-MOVED` in `--redirect moved` mode).
 //!
 //! Each step is idempotent and fenced by the id, so a coordinator that dies (or loses the
 //! metadata leadership) anywhere leaves a record the next metadata leader finishes: a
 //! migration always rolls forward, and `RAFT.SHARDGROUP QUERY` lists it until it is done.
-//! The window where the slots answer `-TRYAGAIN` is steps 1-5: three Raft commits, plus
+//! The window where the slots answer `-TRYAGAIN` is steps 1-6: four Raft commits, plus
 //! the copy's and the collection's when they run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -243,7 +247,7 @@ impl Server {
         }
     }
 
-    /// Steps 1-5 of the module doc for migration `id`; the milliseconds each took.
+    /// Steps 1-6 of the module doc for migration `id`; the milliseconds each took.
     async fn run_migration(&self, id: u64, m: &Migration) -> Result<[u64; 3], String> {
         let mut t = std::time::Instant::now();
         let mut lap = || {
@@ -266,6 +270,10 @@ impl Server {
             self.slot_command(m.from, "RAFTKV.SLOTS.DROP", id, &m.ranges, to)
                 .await?;
         }
+        // Whether or not this run copied: a run from a lagging view, or a deposed
+        // coordinator still copying, must not overwrite the target's writes after the cut-over.
+        self.slot_command(m.to, "RAFTKV.SLOTS.SEAL", id, &m.ranges, None)
+            .await?;
         let added = lap();
         let ranges = m.ranges.clone();
         match self.meta_call(MetaCmd::Migrated { id, ranges }).await? {

@@ -159,7 +159,7 @@ impl Store {
         fence: u64,
         records: &[(Bytes, Bytes, Bytes)],
     ) -> Reply {
-        if fence != 0 && fence < self.fence {
+        if fence != 0 && (fence < self.fence || fence <= self.sealed) {
             return Reply::Int(0);
         }
         let malformed = || Reply::err("ERR malformed ingested record");

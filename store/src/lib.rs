@@ -254,6 +254,8 @@ pub struct Store {
     claims: Arc<claims::Claims>,
     /// The fence of the last slot command applied (see `scope.rs`).
     fence: u64,
+    /// The last migration sealed here: no copied records of it or older (see `scope.rs`).
+    sealed: u64,
 }
 
 impl Store {
@@ -271,6 +273,7 @@ impl Store {
         let slots = scope::load_or_init_slots(&db, group_id, initial)?;
         let watch_versions = txn::Versions::load(&db, group_id)?;
         let fence = scope::load_fence(&db, group_id)?;
+        let sealed = scope::load_sealed(&db, group_id)?;
         let versions =
             types::Versions::load(&db, group_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let shared = Arc::new(Counters::default());
@@ -309,6 +312,7 @@ impl Store {
             libs_changed: false,
             claims: claims::Claims::new(),
             fence,
+            sealed,
         };
         store.claims.clone().owned_by(group_id, &store.slots);
         store.reload_libraries();
@@ -372,6 +376,7 @@ impl Store {
                 .ok_or("the snapshot holds no slot set of the group")?,
         );
         self.fence = scope::load_fence(&self.db, self.group).map_err(|e| e.to_string())?;
+        self.sealed = scope::load_sealed(&self.db, self.group).map_err(|e| e.to_string())?;
         let kept = self.put_back(saved).map_err(|e| e.to_string())?;
         self.claim_restored(&before, &kept, old_fence)
             .map_err(|e| e.to_string())?;

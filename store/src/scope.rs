@@ -37,12 +37,24 @@ const SLOTS_TAG: u8 = b'S';
 /// Tag of the fence of the group's last applied slot command in `meta`.
 const FENCE_TAG: u8 = b'F';
 
+/// Tag of the last migration sealed in the group (`RAFTKV.SLOTS.SEAL`) in `meta`.
+const SEALED_TAG: u8 = b'Z';
+
 /// The fence of the group's last applied slot command (0: none yet).
 pub(crate) fn load_fence(db: &DB, group: u64) -> Result<u64, StoreError> {
+    load_u64(db, group, FENCE_TAG)
+}
+
+/// The last migration sealed in the group (0: none yet).
+pub(crate) fn load_sealed(db: &DB, group: u64) -> Result<u64, StoreError> {
+    load_u64(db, group, SEALED_TAG)
+}
+
+fn load_u64(db: &DB, group: u64, tag: u8) -> Result<u64, StoreError> {
     let meta = db
         .cf_handle(CF_META)
         .ok_or(StoreError::MissingCf(CF_META))?;
-    match db.get_cf(meta, meta_key(group, FENCE_TAG))? {
+    match db.get_cf(meta, meta_key(group, tag))? {
         None => Ok(0),
         Some(v) => v
             .as_slice()
@@ -185,6 +197,21 @@ impl Store {
         };
         if op == SlotsOp::Drop {
             return self.drop_slots(wb, &given, fence, peer);
+        }
+        if op == SlotsOp::Seal {
+            // The cut-over follows: a late or repeated copy of this migration (a coordinator
+            // that lost the metadata leadership, or one re-running it from a lagging view)
+            // must not overwrite the writes the target takes from then on.
+            if fence <= self.sealed {
+                return Reply::Int(0);
+            }
+            self.sealed = fence;
+            wb.put_cf(
+                self.cf(CF_META),
+                meta_key(self.group, SEALED_TAG),
+                fence.to_be_bytes(),
+            );
+            return Reply::Int(1);
         }
         if fence != 0 {
             if fence < self.fence {

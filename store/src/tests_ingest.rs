@@ -308,3 +308,47 @@ fn commands_in_the_batch_of_a_copy_see_the_copied_records_only() {
     assert_eq!(b.r(&format!("GET {}", k[2])), bulk("n"));
     assert_eq!(b.counts(), (3, 0));
 }
+
+/// A copy repeated after the cut-over (a deposed coordinator, or a run from a lagging
+/// view) must not put the source's frozen records over the target's newer writes: the
+/// SEAL before the cut-over refuses the migration's later chunks, across a reopen.
+#[test]
+fn a_sealed_migration_takes_no_more_copied_records() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (db_a, db_b) = (open_db(dir_a.path()), open_db(dir_b.path()));
+    let mut a = G::open(&db_a, 1, "0-16383");
+    let mut b = G::open(&db_b, 2, "");
+    let k = keys_in(&set("100"), "k", 1);
+    a.w(&format!("SET {} 55", k[0]));
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 3 100"), Reply::Int(1));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 3 FROM 1 100"), Reply::Int(1));
+    let cs = chunks(&a, 1 << 20);
+    for c in &cs {
+        b.batch_of(&[ingest(3, c)]);
+    }
+    assert_eq!(b.w("RAFTKV.SLOTS.SEAL FENCE 3 100"), Reply::Int(1));
+    assert_eq!(
+        b.w("RAFTKV.SLOTS.SEAL FENCE 3 100"),
+        Reply::Int(0),
+        "a repeat"
+    );
+    // The cut-over; a client's write to the target.
+    assert_eq!(b.w(&format!("INCR {}", k[0])), Reply::Int(56));
+    for c in &cs {
+        assert_eq!(b.batch_of(&[ingest(3, c)])[0], Reply::Int(0), "refused");
+    }
+    assert_eq!(b.r(&format!("GET {}", k[0])), bulk("56"));
+    drop(b);
+    let mut b = G::open(&db_b, 2, "");
+    assert_eq!(
+        b.batch_of(&[ingest(3, &cs[0])])[0],
+        Reply::Int(0),
+        "after a reopen"
+    );
+    assert_eq!(b.r(&format!("GET {}", k[0])), bulk("56"));
+    // A later migration into the group copies as before.
+    assert_eq!(a.w(&format!("SET {} x", k[0])), refused(&k[0]));
+    assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 4 100"), Reply::Int(1));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 5 FROM 1 100"), Reply::Int(1));
+    assert!(matches!(b.batch_of(&[ingest(5, &cs[0])])[0], Reply::Int(1)));
+}

@@ -148,6 +148,7 @@ static INTERNAL: &[&CommandSpec] = &[
     &raft::RAFTKV_SLOTS_ADD,
     &raft::RAFTKV_SLOTS_REMOVE,
     &raft::RAFTKV_SLOTS_DROP,
+    &raft::RAFTKV_SLOTS_SEAL,
     &raft::RAFTKV_SLOTS_INGEST,
 ];
 
@@ -203,6 +204,7 @@ impl Command {
             crate::SlotsOp::Add => b"RAFTKV.SLOTS.ADD",
             crate::SlotsOp::Remove => b"RAFTKV.SLOTS.REMOVE",
             crate::SlotsOp::Drop => b"RAFTKV.SLOTS.DROP",
+            crate::SlotsOp::Seal => b"RAFTKV.SLOTS.SEAL",
         };
         vec![Bytes::from_static(name), Bytes::from(ranges.to_string())]
     }
@@ -314,6 +316,7 @@ impl Command {
                 crate::SlotsOp::Add => (&r::RAFTKV_SLOTS_ADD, Args::None),
                 crate::SlotsOp::Remove => (&r::RAFTKV_SLOTS_REMOVE, Args::None),
                 crate::SlotsOp::Drop => (&r::RAFTKV_SLOTS_DROP, Args::None),
+                crate::SlotsOp::Seal => (&r::RAFTKV_SLOTS_SEAL, Args::None),
             },
             SlotsIngest { .. } => (&r::RAFTKV_SLOTS_INGEST, Args::None),
             Multi => (&t::MULTI, Args::None),

@@ -209,6 +209,8 @@ fn parse_slots(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Re
         SlotsOp::Add
     } else if spec.name == RAFTKV_SLOTS_DROP.name {
         SlotsOp::Drop
+    } else if spec.name == RAFTKV_SLOTS_SEAL.name {
+        SlotsOp::Seal
     } else {
         SlotsOp::Remove
     };
@@ -276,6 +278,15 @@ pub(crate) static RAFTKV_SLOTS_DROP: CommandSpec = CommandSpec {
     summary: "Internal: delete moved slots' records where their new group is not hosted (replicated only).",
     group: "cluster",
     ..CommandSpec::new("RAFTKV.SLOTS.DROP", -2, &["write"], &[], parse_slots)
+};
+
+/// `RAFTKV.SLOTS.SEAL FENCE <n> ranges...`: migration `n`'s target takes no more copied
+/// records of it, before its cut-over (replicated only).
+pub(crate) static RAFTKV_SLOTS_SEAL: CommandSpec = CommandSpec {
+    summary:
+        "Internal: a slot migration's target takes no more copied records of it (replicated only).",
+    group: "cluster",
+    ..CommandSpec::new("RAFTKV.SLOTS.SEAL", -2, &["write"], &[], parse_slots)
 };
 
 /// `RAFTKV.SLOTS.INGEST FENCE <n> (<cf> <key> <value>)...`: copied records of migration
@@ -489,6 +500,15 @@ mod tests {
             Ok(Command::Slots {
                 op: SlotsOp::Drop,
                 peer: 4,
+                ..
+            })
+        ));
+        let seal = Command::parse_replicated(&argv("RAFTKV.SLOTS.SEAL FENCE 7 1-2"));
+        assert!(matches!(
+            seal,
+            Ok(Command::Slots {
+                op: SlotsOp::Seal,
+                fence: 7,
                 ..
             })
         ));
