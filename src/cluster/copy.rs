@@ -30,18 +30,8 @@ pub const EXPORT: &[u8] = b"RAFTKV.SLOTS.EXPORT";
 
 /// Whether migration `m` must copy records (a node of the target hosts no replica of the
 /// source) and whether the source's records must be collected afterwards (a node of the
-/// source hosts no replica of the target). Always both when either group was created by
-/// `RAFT.SHARDGROUP JOIN`: the recorded members are the leaders' last reports, which lag
-/// a node just added to a group, and such a node's replica takes the slots fresh and would
-/// wait for a copy that never came (chaos seed 1111, session 11: a node joined during a
-/// LEAVE answered nil for keys its group's other replicas held). A copy where the
-/// records were adopted rewrites identical bytes, a DROP where the target is hosted
-/// deletes nothing, so the extra steps are safe.
+/// source hosts no replica of the target).
 pub fn needs(meta: &ClusterMeta, m: &Migration) -> (bool, bool) {
-    let created = |g: u64| g > meta.groups;
-    if meta.groups > 0 && (created(m.from) || created(m.to)) {
-        return (true, true);
-    }
     let all = |g: u64| {
         let x = meta.members_of(g);
         let mut v = x.voters;
@@ -218,7 +208,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_round_trip_and_the_copy_runs_where_nodes_differ_or_a_created_group_moves() {
+    fn chunks_round_trip_and_the_copy_is_needed_only_where_nodes_differ() {
         let rec = (
             Bytes::from_static(b"data"),
             Bytes::from_static(b"\x00\x01k"),
@@ -243,33 +233,5 @@ mod tests {
             ranges: vec![(0, 9)],
         };
         assert_eq!(needs(&meta, &m), (true, true));
-        // Between bootstrap groups (on every node): adopted in place.
-        meta.groups = 3;
-        for g in 1..=3 {
-            meta.members.insert(
-                g,
-                store::cluster_meta::GroupMembers {
-                    voters: vec![1, 2, 3],
-                    learners: vec![],
-                },
-            );
-        }
-        let m = Migration {
-            from: 1,
-            to: 2,
-            ranges: vec![(0, 9)],
-        };
-        assert_eq!(needs(&meta, &m), (false, false));
-        // Into or out of a created group, even where the recorded members agree: a node
-        // just added to the target may not be recorded yet (chaos seed 1111).
-        meta.added.insert(100, vec![1, 2, 3]);
-        for (from, to) in [(100, 1), (1, 100)] {
-            let m = Migration {
-                from,
-                to,
-                ranges: vec![(0, 9)],
-            };
-            assert_eq!(needs(&meta, &m), (true, true), "{from} -> {to}");
-        }
     }
 }
