@@ -100,33 +100,9 @@ impl Fresh {
         if let Some(g) = fresh_in_layout {
             self.next_gid = self.next_gid.max(g + 1);
         }
-        let roll = rng.gen_range(0..100);
+        let roll: u32 = rng.gen_range(0..100);
         match self.phase.clone() {
-            Phase::Idle => {
-                if let Some(gid) = fresh_in_layout {
-                    // A JOIN given up on was recorded after all, or a LEAVE is pending.
-                    self.phase = Phase::Leaving {
-                        gid,
-                        recorded: false,
-                    };
-                    return None;
-                }
-                if roll >= 25 || nodes.len() < 2 {
-                    return None;
-                }
-                let n = rng.gen_range(2..=3usize).min(nodes.len());
-                let mut picked: Vec<u64> = nodes.choose_multiple(rng, n).copied().collect();
-                picked.sort_unstable();
-                let gid = self.next_gid;
-                self.next_gid += 1;
-                self.phase = Phase::Joining {
-                    gid,
-                    nodes: picked.clone(),
-                    asked: 1,
-                };
-                log.joins_asked += 1;
-                Some(join_argv(gid, &picked))
-            }
+            Phase::Idle => self.step_idle(rng, fresh_in_layout, roll, nodes, log),
             Phase::Joining { gid, nodes, asked } => {
                 if has(gid) {
                     log.joins += 1;
@@ -176,6 +152,41 @@ impl Fresh {
                 })
             }
         }
+    }
+
+    /// With no fresh group: adopts one the layout shows (a JOIN given up on was recorded
+    /// after all, or a LEAVE is pending: it is made to leave), or, one time in four, sends
+    /// a JOIN of a new one on 2 or 3 of `nodes`.
+    fn step_idle(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        in_layout: Option<u64>,
+        roll: u32,
+        nodes: &[u64],
+        log: &mut MigrationLog,
+    ) -> Option<Vec<String>> {
+        if let Some(gid) = in_layout {
+            self.phase = Phase::Leaving {
+                gid,
+                recorded: false,
+            };
+            return None;
+        }
+        if roll >= 25 || nodes.len() < 2 {
+            return None;
+        }
+        let n = rng.gen_range(2..=3usize).min(nodes.len());
+        let mut picked: Vec<u64> = nodes.choose_multiple(rng, n).copied().collect();
+        picked.sort_unstable();
+        let gid = self.next_gid;
+        self.next_gid += 1;
+        self.phase = Phase::Joining {
+            gid,
+            nodes: picked.clone(),
+            asked: 1,
+        };
+        log.joins_asked += 1;
+        Some(join_argv(gid, &picked))
     }
 
     /// Takes the reply to a request (`argv`): a JOIN or LEAVE of [`Fresh::step`], or a

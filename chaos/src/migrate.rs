@@ -353,19 +353,9 @@ pub async fn run(
         log.requests += 1;
         let reply = admin(port, &argv).await;
         fresh.answered(&argv, &reply, &mut log);
-        match &reply {
-            Ok(redis::Value::Int(n)) => {
-                log.recorded += usize::try_from(*n).unwrap_or(0);
-                if *n > 0 {
-                    last = back;
-                }
-            }
-            Ok(redis::Value::Okay | redis::Value::SimpleString(_)) => {}
-            Err(e) if e.to_ascii_lowercase().contains("unknown command") => {
-                log.note(start, format!("{}: unknown command: fault off", argv[0]));
-                break;
-            }
-            _ => log.unknown += 1,
+        if !count_reply(&reply, back, &mut last, &mut log) {
+            log.note(start, format!("{}: unknown command: fault off", argv[0]));
+            break;
         }
         log.note(
             start,
@@ -373,6 +363,28 @@ pub async fn run(
         );
     }
     log
+}
+
+/// Counts a request's reply in `log` (a recorded move becomes the one to send back);
+/// false when the server does not know the command (the fault goes off).
+fn count_reply(
+    reply: &Result<redis::Value, String>,
+    back: LastMove,
+    last: &mut LastMove,
+    log: &mut MigrationLog,
+) -> bool {
+    match reply {
+        Ok(redis::Value::Int(n)) => {
+            log.recorded += usize::try_from(*n).unwrap_or(0);
+            if *n > 0 {
+                *last = back;
+            }
+        }
+        Ok(redis::Value::Okay | redis::Value::SimpleString(_)) => {}
+        Err(e) if e.to_ascii_lowercase().contains("unknown command") => return false,
+        _ => log.unknown += 1,
+    }
+    true
 }
 
 /// After healing: waits until every node of `ports` lists no pending migration and all

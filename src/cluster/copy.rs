@@ -289,7 +289,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_round_trip_and_the_copy_runs_where_nodes_differ_or_a_created_group_moves() {
+    fn chunks_round_trip_and_the_copy_is_needed_only_where_nodes_differ() {
         let rec = (
             Bytes::from_static(b"data"),
             Bytes::from_static(b"\x00\x01k"),
