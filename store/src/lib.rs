@@ -48,6 +48,7 @@ mod nodes;
 pub mod notify;
 mod pieces;
 mod prefetch;
+mod raw_reads;
 mod reader;
 mod reader_coll;
 mod reader_scan;
@@ -59,6 +60,7 @@ pub mod slot;
 pub mod slots;
 pub mod snapshot;
 pub mod snapshot_checkpoint;
+mod store_snapshot;
 pub mod txn;
 pub mod types;
 
@@ -337,65 +339,6 @@ impl Store {
         Ok((get(b'a')? as u64, get(b't')?, get(b'k')?, get(b'e')?))
     }
 
-    /// Starts exporting the group as it is now into `dir`: its slot ranges and its own
-    /// `meta` and expiry-index records (see [`snapshot::export`]).
-    pub fn export_snapshot(&self, dir: std::path::PathBuf) -> Result<snapshot::Export, String> {
-        snapshot::export(self.db.clone(), dir, self.group)
-    }
-
-    /// True when a snapshot of the group is better captured by checkpoint
-    /// ([`Store::capture_snapshot`]) than written at once: the database's data is larger
-    /// than `min_bytes` (see [`snapshot_checkpoint::data_bytes`]).
-    pub fn snapshot_by_checkpoint(&self, min_bytes: u64) -> bool {
-        snapshot_checkpoint::data_bytes(&self.db) >= min_bytes
-    }
-
-    /// Captures the group as it is now by checkpoint into `dir` (see
-    /// [`snapshot_checkpoint::capture`]); its SST files are made later by
-    /// [`snapshot_checkpoint::materialize`].
-    pub fn capture_snapshot(&self, dir: &std::path::Path) -> Result<(), String> {
-        snapshot_checkpoint::capture(&self.db, dir, self.group)
-    }
-
-    /// Replaces the group's state with a snapshot's files (its slot ranges and its own
-    /// `meta` and expiry-index records; other groups' records stay) and reloads the applied
-    /// index, counters and slot set from it.
-    /// Exclusive with readers (the restore gate): a read sees the whole state before the
-    /// restore or the whole state after it, never a half-ingested one.
-    pub fn restore_snapshot(&mut self, dir: &std::path::Path) -> Result<(), String> {
-        let shared = self.shared.clone();
-        let _exclusive = shared.restore.write().unwrap_or_else(|p| p.into_inner());
-        let (_, incoming) = snapshot::read_manifest(dir)?;
-        let saved = self.save_claimed(&incoming).map_err(|e| e.to_string())?;
-        let old_fence = self.before_restore().map_err(|e| e.to_string())?;
-        snapshot::restore(&self.db, dir, self.group)?;
-        let before = std::mem::replace(
-            &mut self.slots,
-            scope::load_slots(&self.db, self.group)
-                .map_err(|e| e.to_string())?
-                .ok_or("the snapshot holds no slot set of the group")?,
-        );
-        self.fence = scope::load_fence(&self.db, self.group).map_err(|e| e.to_string())?;
-        self.sealed = scope::load_sealed(&self.db, self.group).map_err(|e| e.to_string())?;
-        let kept = self.put_back(saved).map_err(|e| e.to_string())?;
-        self.claim_restored(&before, &kept, old_fence)
-            .map_err(|e| e.to_string())?;
-        self.slots_changed = true;
-        let (applied, last_time, keys, expires) =
-            Self::load_meta(&self.db, self.group).map_err(|e| e.to_string())?;
-        self.applied = applied;
-        self.last_time = last_time;
-        self.keys = keys;
-        self.expires = expires;
-        self.reload_node_addrs();
-        self.reload_versions()?;
-        self.versions = types::Versions::load(&self.db, self.group).map_err(|e| e.to_string())?;
-        self.reload_libraries();
-        self.batch_written();
-        self.notify_restored();
-        Ok(())
-    }
-
     /// Index of the last applied entry.
     pub fn applied_index(&self) -> u64 {
         self.applied
@@ -429,57 +372,6 @@ impl Store {
         self.db
             .cf_handle(name)
             .unwrap_or_else(|| fail_stop("opening a column family", name))
-    }
-
-    /// Calls `f` with the encoded value of a data key as of this batch (expired or not),
-    /// without copying it.
-    fn with_raw<R>(&self, dkey: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        if let Some(v) = self.overlay.get(dkey) {
-            return f(v.as_deref());
-        }
-        if self.flushed_key(dkey) {
-            return f(None);
-        }
-        let mut cache = self.read_cache.borrow_mut();
-        if !cache.contains_key(dkey) {
-            let v = match self.db.get_cf(self.cf(CF_DATA), dkey) {
-                Ok(v) => v,
-                Err(e) => fail_stop("reading a key", e),
-            };
-            cache.insert(dkey.to_vec(), v);
-        }
-        f(cache.get(dkey).and_then(|v| v.as_deref()))
-    }
-
-    /// The raw value of a data key as of this batch (expired or not).
-    fn raw(&self, dkey: &[u8]) -> Option<Value> {
-        self.with_raw(dkey, |b| {
-            b.map(|b| {
-                Value::decode(b).unwrap_or_else(|| fail_stop("decoding a value", "short value"))
-            })
-        })
-    }
-
-    /// Type, expiry and payload length of a data key as of this batch, without copying it.
-    fn raw_header(&self, dkey: &[u8]) -> Option<(u8, i64, usize)> {
-        self.with_raw(dkey, |b| {
-            b.map(|b| match Value::header(b) {
-                Some((typ, expire)) => (typ, expire, b.len() - HEADER),
-                None => fail_stop("decoding a value", "short value"),
-            })
-        })
-    }
-
-    /// Payload length of a live key (0 if absent or expired).
-    fn live_len(&self, dkey: &[u8], now: i64) -> usize {
-        match self.raw_header(dkey) {
-            Some((_, expire, len)) if expire == 0 || expire > now => len,
-            _ => 0,
-        }
-    }
-
-    fn live(&self, dkey: &[u8], now: i64) -> Option<Value> {
-        self.raw(dkey).filter(|v| !v.expired(now))
     }
 
     fn put(&mut self, wb: &mut WriteBatch, dkey: Vec<u8>, v: Value) {
