@@ -46,16 +46,6 @@ for i in 1 2 3; do
         "${common[@]}" >>"$tmp/node$i.log" 2>&1 &
     pids[$i]=$!
 done
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-wait_until() { # seconds, description, command...
-    local limit=$1 what=$2; shift 2
-    local deadline=$((SECONDS + limit))
-    until "$@"; do
-        if [ $SECONDS -ge $deadline ]; then echo "timed out waiting for $what" >&2; exit 1; fi
-        sleep 0.05
-    done
-}
 wait_until 60 "the cluster" bash -c "redis-cli -p ${kv[1]} SET bench:probe ok 2>/dev/null | grep -q OK"
 "$BIN" --id 4 --join "127.0.0.1:${kv[1]}" --peer-addr "127.0.0.1:${raft[4]}" --port "${kv[4]}" \
     --data-dir "$tmp/node4" "${common[@]}" >>"$tmp/node4.log" 2>&1 &
@@ -65,16 +55,7 @@ keys=$((DATA_MB * 1024 * 1024 / VALUE_BYTES))
 log "loading $keys keys of $VALUE_BYTES random bytes (~$DATA_MB MB) over all slots"
 loads=()
 for j in $(seq 0 $((PIPES - 1))); do
-    python3 - "$keys" "$VALUE_BYTES" "$j" "$PIPES" <<'EOF' | redis-cli -p "${kv[$((j % 3 + 1))]}" --pipe >"$tmp/load.$j.out" &
-import os, sys
-n, size, j, step = (int(a) for a in sys.argv[1:5])
-out = sys.stdout.buffer
-half = size // 2
-for i in range(j, n, step):
-    k = b"key:%d" % i
-    v = os.urandom(half).hex().encode()
-    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
-EOF
+    random_sets "$keys" "$VALUE_BYTES" "$j" "$PIPES" | redis-cli -p "${kv[$((j % 3 + 1))]}" --pipe >"$tmp/load.$j.out" &
     loads+=($!)
 done
 wait "${loads[@]}"

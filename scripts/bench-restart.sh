@@ -46,17 +46,7 @@ start_node() { # id binary
     fi
     pids[$i]=$!
 }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 serving() { [ "$(redis-cli -p "$1" GET bench:probe 2>/dev/null)" = ok ]; }
-wait_until() { # seconds, description, command...
-    local limit=$1 what=$2; shift 2
-    local deadline=$((SECONDS + limit))
-    until "$@"; do
-        if [ $SECONDS -ge $deadline ]; then echo "timed out waiting for $what" >&2; exit 1; fi
-        sleep 0.05
-    done
-}
 wal_mb() { find "$DIR/node$R" -maxdepth 1 -name '*.log' -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s / 1048576 }'; }
 
 first=${BINS%% *}
@@ -73,15 +63,7 @@ for round in $(seq 1 "$ROUNDS"); do
         wait_until 120 "node $R to serve" serving "${kv[$R]}"
         loads=()
         for j in $(seq 0 $((PIPES - 1))); do
-            python3 - "$keys" "$VALUE_BYTES" "$j" "$PIPES" <<'EOF' | redis-cli -p "${kv[1]}" --pipe >/dev/null &
-import os, sys
-n, size, j, step = (int(a) for a in sys.argv[1:5])
-out = sys.stdout.buffer
-for i in range(j, n, step):
-    k = b"key:%d" % i
-    v = os.urandom(size // 2).hex().encode()
-    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
-EOF
+            random_sets "$keys" "$VALUE_BYTES" "$j" "$PIPES" | redis-cli -p "${kv[1]}" --pipe >/dev/null &
             loads+=($!)
         done
         wait "${loads[@]}"

@@ -50,17 +50,7 @@ start_node() {
         "${common[@]}" >>"$tmp/node$i.log" 2>&1 &
     pids[$i]=$!
 }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 field() { redis-cli -p "$1" INFO raft 2>/dev/null | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
-wait_until() { # seconds, description, command...
-    local limit=$1 what=$2; shift 2
-    local deadline=$((SECONDS + limit))
-    until "$@"; do
-        if [ $SECONDS -ge $deadline ]; then echo "timed out waiting for $what" >&2; exit 1; fi
-        sleep 0.05
-    done
-}
 serving() { [ "$(redis-cli -p "$1" GET bench:probe 2>/dev/null)" = ok ]; }
 
 for i in 1 2 3; do start_node "$i"; done
@@ -78,16 +68,7 @@ log "loading $keys keys of $VALUE_BYTES random bytes (~$DATA_MB MB): $PIPES para
 # per-connection order), so the load runs on several connections at once.
 t=$(now)
 for j in $(seq 0 $((PIPES - 1))); do
-    python3 - "$keys" "$VALUE_BYTES" "$j" "$PIPES" <<'EOF' | redis-cli -p "${kv[$leader_id]}" --pipe >"$tmp/load.$j.out" &
-import os, sys
-n, size, j, step = (int(a) for a in sys.argv[1:5])
-out = sys.stdout.buffer
-half = size // 2
-for i in range(j, n, step):
-    k = b"key:%d" % i
-    v = os.urandom(half).hex().encode()
-    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
-EOF
+    random_sets "$keys" "$VALUE_BYTES" "$j" "$PIPES" | redis-cli -p "${kv[$leader_id]}" --pipe >"$tmp/load.$j.out" &
 done
 wait_loads() {
     local j

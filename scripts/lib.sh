@@ -20,3 +20,32 @@ apt_packages() {
 }
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+# Timing and bounded waits of the benchmark scripts: `now` (seconds, fractional), `elapsed T`
+# (seconds since a `now`, two decimals), `wait_until SECONDS WHAT COMMAND...` (polls COMMAND
+# every 50 ms; exits the script when SECONDS pass first).
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+wait_until() { # seconds, description, command...
+    local limit=$1 what=$2; shift 2
+    local deadline=$((SECONDS + limit))
+    until "$@"; do
+        if [ $SECONDS -ge $deadline ]; then echo "timed out waiting for $what" >&2; exit 1; fi
+        sleep 0.05
+    done
+}
+
+# `random_sets KEYS VALUE_BYTES J STEP`: RESP SETs of key:J, key:J+STEP, ... below KEYS, each
+# value VALUE_BYTES random hex bytes, for `redis-cli --pipe` (the benchmarks' loaders).
+random_sets() {
+    python3 - "$@" <<'EOF'
+import os, sys
+n, size, j, step = (int(a) for a in sys.argv[1:5])
+out = sys.stdout.buffer
+half = size // 2
+for i in range(j, n, step):
+    k = b"key:%d" % i
+    v = os.urandom(half).hex().encode()
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+EOF
+}
