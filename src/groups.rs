@@ -236,6 +236,11 @@ impl Groups {
             .unwrap_or_else(|| self.home.clone())
     }
 
+    /// The id of [`Groups::home`] (no handle cloned).
+    pub fn home_id(&self) -> u64 {
+        self.list.load().first().map_or(self.home.id, |g| g.id)
+    }
+
     /// The metadata group.
     pub fn meta(&self) -> &GroupRt {
         &self.meta

@@ -218,7 +218,7 @@ impl Server {
         }
         let gid = keys
             .first()
-            .map_or(self.groups.home().id, |k| self.groups.key_group(k));
+            .map_or_else(|| self.groups.home_id(), |k| self.groups.key_group(k));
         if !self.groups.hosts(gid) {
             // The versions live in the group's store, which this node does not have.
             return ready(Reply::err(format!(
@@ -282,7 +282,7 @@ impl Server {
             if let Some(e) = me.same_slot(&mut slot, &wkeys) {
                 return Outcome::Replies(vec![e]);
             }
-            let gid = slot.map_or(me.groups.home().id, |s| me.groups.slot_group(s));
+            let gid = slot.map_or_else(|| me.groups.home_id(), |s| me.groups.slot_group(s));
             if data.is_empty() && watched.is_empty() {
                 return Outcome::Replies(vec![Reply::Array(slots.into_iter().flatten().collect())]);
             }

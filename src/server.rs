@@ -148,7 +148,7 @@ impl Server {
             .iter()
             .filter_map(|a| Command::parse(a).ok())
             .find_map(|c| c.keys().first().map(|k| self.groups.key_group(k)))
-            .unwrap_or(self.groups.home().id)
+            .unwrap_or_else(|| self.groups.home_id())
     }
 
     pub(crate) fn group(&self, id: u64) -> Arc<GroupRt> {
@@ -236,7 +236,7 @@ impl Server {
                         out.push(Pending::Ready(refused));
                         return out;
                     }
-                    Ok(g) => g.unwrap_or(self.groups.home().id),
+                    Ok(g) => g.unwrap_or_else(|| self.groups.home_id()),
                 };
                 if gid != conn.raft_group && !matches!(conn.group, Group::None) {
                     // One batch is one group's proposal or read barrier.

@@ -162,7 +162,7 @@ impl Server {
             gid = reads
                 .iter()
                 .find_map(|(_, c)| c.keys().first().map(|k| self.groups.key_group(k)))
-                .unwrap_or(self.groups.home().id);
+                .unwrap_or_else(|| self.groups.home_id());
         }
     }
 
