@@ -190,20 +190,7 @@ fn moving_slots_to_a_group_on_other_nodes_copies_them_and_collects_the_old_copie
 
 #[test]
 fn killing_the_coordinator_during_a_copy_leaves_a_migration_that_finishes() {
-    let mut cl = Cluster::start_with(3, &["--groups", "3", "--auto-rebalance", "no"]);
-    let n4 = cl.add_joining_node(0);
-    wait_for(
-        Duration::from_secs(60),
-        "node 4 recorded and in group 1",
-        || {
-            let line = group_line(&cl, 0, 1)?;
-            let v = field(&line, "voters")?.to_string() + "," + field(&line, "learners")?;
-            let e = shardgroup(&cl, 0, &["JOIN", "7", "4", "9"]).err()?;
-            (v.split(',').any(|x| x == "4") && e.contains("unknown node id 9")).then_some(())
-        },
-    );
-    assert_eq!(shardgroup(&cl, 0, &["JOIN", "4", "4"]).as_deref(), Ok("OK"));
-    assert_eq!(shardgroup(&cl, 0, &["JOIN", "5", "1"]).as_deref(), Ok("OK"));
+    let (mut cl, n4) = copy_pair(&[]);
     let mut c = cl.client(1);
     let tag = tag_below(&mut c, 100);
     // 8 MB in one slot: about 32 copy chunks.
@@ -273,20 +260,7 @@ fn migrations_done(cl: &Cluster) -> u64 {
 
 #[test]
 fn small_migrations_of_one_pair_run_merged_and_move_every_record() {
-    let mut cl = Cluster::start_with(3, &["--groups", "3", "--auto-rebalance", "no"]);
-    let n4 = cl.add_joining_node(0);
-    wait_for(
-        Duration::from_secs(60),
-        "node 4 recorded and in group 1",
-        || {
-            let line = group_line(&cl, 0, 1)?;
-            let v = field(&line, "voters")?.to_string() + "," + field(&line, "learners")?;
-            let e = shardgroup(&cl, 0, &["JOIN", "7", "4", "9"]).err()?;
-            (v.split(',').any(|x| x == "4") && e.contains("unknown node id 9")).then_some(())
-        },
-    );
-    assert_eq!(shardgroup(&cl, 0, &["JOIN", "4", "4"]).as_deref(), Ok("OK"));
-    assert_eq!(shardgroup(&cl, 0, &["JOIN", "5", "1"]).as_deref(), Ok("OK"));
+    let (cl, n4) = copy_pair(&[]);
     // 3000 keys over all slots, each holding its own name and number.
     let mut c = cl.client(1);
     let value = |i: usize| format!("{i}:{}", "v".repeat(500));
@@ -343,15 +317,7 @@ fn small_migrations_of_one_pair_run_merged_and_move_every_record() {
 fn records_bigger_than_a_peer_frame_move_in_pieces() {
     // A 70 MB string (SETRANGE) is bigger than any Raft entry or peer frame (64 MiB) could
     // carry whole; a 2 MB hash field is bigger than a copy chunk (256 KiB).
-    let args = ["--groups", "3", "--auto-rebalance", "no"];
-    let mut cl = Cluster::start_with(3, &args);
-    cl.add_joining_node(0);
-    wait_for(Duration::from_secs(60), "node 4 recorded", || {
-        let e = shardgroup(&cl, 0, &["JOIN", "7", "4", "9"]).err()?;
-        e.contains("unknown node id 9").then_some(())
-    });
-    assert_eq!(shardgroup(&cl, 0, &["JOIN", "4", "4"]).as_deref(), Ok("OK"));
-    assert_eq!(shardgroup(&cl, 0, &["JOIN", "5", "1"]).as_deref(), Ok("OK"));
+    let (cl, _) = copy_pair(&[]);
     let mut c = cl.client(0);
     let tag = tag_below(&mut c, 100);
     // One small command makes a 70 MB string (zero bytes, then "end").

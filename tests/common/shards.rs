@@ -150,3 +150,27 @@ pub fn admin_int(cl: &Cluster, i: usize, args: &[&str]) -> i64 {
         }
     })
 }
+
+/// A 3-node `--groups 3 --auto-rebalance no` cluster (plus `extra` flags) set up for copies:
+/// node 4 joined (so it hosts groups 1-3 too), group 4 created on node 4 (a move 1 -> 4 is
+/// handed over there) and group 5 on node 1 (a move 4 -> 5 copies the records to node 1).
+/// Returns the cluster and node 4's index.
+pub fn copy_pair(extra: &[&str]) -> (Cluster, usize) {
+    let mut args = vec!["--groups", "3", "--auto-rebalance", "no"];
+    args.extend_from_slice(extra);
+    let mut cl = Cluster::start_with(3, &args);
+    let n4 = cl.add_joining_node(0);
+    super::wait_for(
+        std::time::Duration::from_secs(60),
+        "node 4 recorded and in group 1",
+        || {
+            let line = group_line(&cl, 0, 1)?;
+            let v = field(&line, "voters")?.to_string() + "," + field(&line, "learners")?;
+            let e = shardgroup(&cl, 0, &["JOIN", "7", "4", "9"]).err()?;
+            (v.split(',').any(|x| x == "4") && e.contains("unknown node id 9")).then_some(())
+        },
+    );
+    assert_eq!(shardgroup(&cl, 0, &["JOIN", "4", "4"]).as_deref(), Ok("OK"));
+    assert_eq!(shardgroup(&cl, 0, &["JOIN", "5", "1"]).as_deref(), Ok("OK"));
+    (cl, n4)
+}
