@@ -299,15 +299,13 @@ mod tests {
         assert_eq!(decode_chunk(encode_chunk(c.clone())), Ok(c));
         let done: Chunk = (vec![rec], None);
         assert_eq!(decode_chunk(encode_chunk(done.clone())), Ok(done));
+        let on_1_to_3 = || store::cluster_meta::GroupMembers {
+            voters: vec![1, 2, 3],
+            learners: vec![],
+        };
         let mut meta = ClusterMeta::default();
         meta.added.insert(4, vec![4, 5]);
-        meta.members.insert(
-            1,
-            store::cluster_meta::GroupMembers {
-                voters: vec![1, 2, 3],
-                learners: vec![],
-            },
-        );
+        meta.members.insert(1, on_1_to_3());
         let m = Migration {
             from: 1,
             to: 4,
@@ -320,13 +318,7 @@ mod tests {
             meta.nodes.insert(id, Default::default());
         }
         for g in 1..=3 {
-            meta.members.insert(
-                g,
-                store::cluster_meta::GroupMembers {
-                    voters: vec![1, 2, 3],
-                    learners: vec![],
-                },
-            );
+            meta.members.insert(g, on_1_to_3());
         }
         let m = Migration {
             from: 1,
