@@ -31,18 +31,7 @@ VALUE_BYTES="${VALUE_BYTES:-1000}"
 PIPES="${PIPES:-4}"
 N="${N:-5000}"
 BASE="${PORT_BASE:-28790}"
-if [ "${NO_BUILD:-0}" != 1 ]; then
-    "$REPO_ROOT/scripts/setup.sh"
-fi
-BIN="${RAFTKV_BIN:-$REPO_ROOT/target/release/raftkv}"
-
-tmp=$(mktemp -d /tmp/raftkv-rebalbench.XXXXXX)
-declare -A pids
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+bench_setup rebalbench
 
 kv=(0 $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 4)))
 raft=(0 $((BASE - 9)) $((BASE - 8)) $((BASE - 7)) $((BASE - 6)))

@@ -25,18 +25,7 @@ DATA_MB="${DATA_MB:-1024}"
 VALUE_BYTES="${VALUE_BYTES:-1000}"
 MAX_MBPS="${MAX_MBPS:-0}"
 PIPES="${PIPES:-16}"
-if [ "${NO_BUILD:-0}" != 1 ]; then
-    "$REPO_ROOT/scripts/setup.sh"
-fi
-BIN="${RAFTKV_BIN:-$REPO_ROOT/target/release/raftkv}"
-
-tmp=$(mktemp -d /tmp/raftkv-snapbench.XXXXXX)
-declare -A pids
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+bench_setup snapbench
 
 BASE="${PORT_BASE:-24790}"
 kv=(0 $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) $((BASE + 4)))

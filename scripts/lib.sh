@@ -49,3 +49,21 @@ for i in range(j, n, step):
     out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
 EOF
 }
+
+# `bench_setup NAME`, for the benchmark scripts that start their own nodes: builds (unless
+# NO_BUILD=1), sets BIN (RAFTKV_BIN, else the release binary) and the temp dir `tmp`
+# (/tmp/raftkv-NAME.XXXXXX), and on exit kills every process in the `pids` array and removes
+# `tmp` (kept with KEEP_TMP=1).
+bench_setup() {
+    if [ "${NO_BUILD:-0}" != 1 ]; then
+        "$REPO_ROOT/scripts/setup.sh"
+    fi
+    BIN="${RAFTKV_BIN:-$REPO_ROOT/target/release/raftkv}"
+    tmp=$(mktemp -d "/tmp/raftkv-$1.XXXXXX")
+    declare -gA pids
+    trap bench_cleanup EXIT
+}
+bench_cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    if [ "${KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
