@@ -23,6 +23,15 @@ struct Two {
 }
 
 impl Two {
+    /// Group 2's first key without a TTL or a collection.
+    fn plain2(&self) -> String {
+        self.keys2
+            .iter()
+            .find(|k| k.contains("-plain"))
+            .unwrap()
+            .clone()
+    }
+
     fn new() -> Two {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(dir.path());
@@ -232,12 +241,7 @@ fn a_group_snapshot_restores_into_a_fresh_db_and_into_the_shared_one() {
     assert_eq!(f1.due(NOW + 1_000), Two::ttl_keys(&t.keys1));
 
     // Into the shared database: group 1 goes back to the snapshot, group 2 is untouched.
-    let b0 = t
-        .keys2
-        .iter()
-        .find(|k| k.contains("-plain"))
-        .unwrap()
-        .clone();
+    let b0 = t.plain2();
     t.g2.w(&format!("SET {b0} g2-new"));
     let s2 = set(S2);
     let g2_before = dump_group(&t.g2.db, 2, &s2);
@@ -275,12 +279,7 @@ fn a_checkpoint_snapshot_materializes_the_captured_group_and_restores_only_it() 
     // Writes after the capture, of both groups, are not in the snapshot.
     t.g1.w(&format!("SET {k0} after"));
     t.g1.w(&format!("DEL {k1}"));
-    let b0 = t
-        .keys2
-        .iter()
-        .find(|k| k.contains("-plain"))
-        .unwrap()
-        .clone();
+    let b0 = t.plain2();
     t.g2.w(&format!("SET {b0} g2-new"));
     t.g1.db.flush().unwrap();
     // A crash during a first materialization left a partial file: the redo replaces it.
