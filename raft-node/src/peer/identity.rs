@@ -16,13 +16,16 @@
 //!   catches up from the leader by appends. The commit index of the first append (or
 //!   snapshot) it gets from a leader is its *target* (persisted): what the cluster had
 //!   recorded before this node's first acknowledgement since it started empty. Once it
-//!   applied up to the target: listed as a participant there, it refuses to start
+//!   applied up to the target: listed as a participant there (by an identity entry at or
+//!   below the target: each listing keeps its entry's index, so a snapshot taken past the
+//!   target, which also lists the node for the acknowledgements it sent since, decides
+//!   the same as the log would), it refuses to start
 //!   (persisted too, with a message saying how to recover); not listed (a founder started
 //!   for the first time after the others formed the cluster, or a new cluster), it lifts
 //!   the guard and goes on. Winning an election also lifts it (a majority had logs no newer
 //!   than its own: a new cluster). Founders that all start empty elect as before.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
@@ -99,6 +102,38 @@ fn refusal(id: u64, cluster: u64) -> String {
          on a running member run RAFT.NODE REMOVE {id}, then start this node with an empty data dir and \
          --join <member-redis-addr> --peer-addr <its-raft-addr>; or wipe every node's data dir to start a new cluster"
     )
+}
+
+/// `have` with the participants of `more` added: per participant the earliest index it
+/// was listed at (a missing `recorded_at` counts as 0: listed before anything), sorted by id.
+fn merge_listings(mut have: ClusterIdentity, more: &ClusterIdentity) -> ClusterIdentity {
+    let listings = |k: &ClusterIdentity| -> Vec<(u64, u64)> {
+        let at = |i: usize| k.recorded_at.get(i).copied().unwrap_or(0);
+        k.participants
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (p, at(i)))
+            .collect()
+    };
+    let mut all: BTreeMap<u64, u64> = BTreeMap::new();
+    for (p, at) in listings(&have).into_iter().chain(listings(more)) {
+        all.entry(p).and_modify(|a| *a = (*a).min(at)).or_insert(at);
+    }
+    have.participants = all.keys().copied().collect();
+    have.recorded_at = all.values().copied().collect();
+    have
+}
+
+/// True when `ident` lists node `id` by an identity entry at or below `target` (the
+/// cluster counted on it before it started empty; a listing above the target comes from
+/// the acknowledgements it sent since, e.g. while its apply waited and a snapshot then
+/// brought the identity recorded past the target).
+fn listed_by(ident: &ClusterIdentity, id: u64, target: u64) -> bool {
+    ident
+        .participants
+        .iter()
+        .enumerate()
+        .any(|(i, &p)| p == id && ident.recorded_at.get(i).copied().unwrap_or(0) <= target)
 }
 
 /// A fresh random cluster id (never 0).
@@ -184,6 +219,9 @@ impl<S: StateMachine> Peer<S> {
                 if ident.index == 0 {
                     ident.index = index;
                 }
+                // The entry lists its participants as of its own index (its proposer
+                // leaves `recorded_at` empty).
+                ident.recorded_at = vec![index; ident.participants.len()];
                 self.merge_identity(wb, ident);
             }
             Err(e) => {
@@ -194,16 +232,11 @@ impl<S: StateMachine> Peer<S> {
     }
 
     /// Records an identity learned from the log or a snapshot (the first id wins;
-    /// participants only grow).
+    /// participants only grow, each keeping the earliest index it was listed at).
     pub(super) fn merge_identity(&mut self, wb: &mut WriteBatch, ident: ClusterIdentity) {
         let merged = match self.identity.known.take() {
-            None => ident,
-            Some(mut have) => {
-                let mut all: BTreeSet<u64> = have.participants.iter().copied().collect();
-                all.extend(ident.participants.iter().copied());
-                have.participants = all.into_iter().collect();
-                have
-            }
+            None => merge_listings(ident.clone(), &ident),
+            Some(have) => merge_listings(have, &ident),
         };
         if let (Ok(bytes), Some(cf)) = (merged.write_to_bytes(), self.db.cf_handle(CF_RAFT)) {
             wb.put_cf(cf, meta_key(TAG_IDENTITY, self.cfg.group_id), bytes);
@@ -231,7 +264,7 @@ impl<S: StateMachine> Peer<S> {
         if id
             .known
             .as_ref()
-            .is_some_and(|k| k.participants.contains(&self.cfg.id))
+            .is_some_and(|k| listed_by(k, self.cfg.id, id.target))
         {
             self.refuse(cluster);
         }
@@ -312,5 +345,51 @@ impl<S: StateMachine> Peer<S> {
         if self.raw.propose(IDENTITY_CTX.to_vec(), data).is_ok() {
             self.identity.proposed = self.raw.raft.raft_log.last_index();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident(participants: &[u64], recorded_at: &[u64]) -> ClusterIdentity {
+        ClusterIdentity {
+            id: 7,
+            index: 3,
+            participants: participants.to_vec(),
+            recorded_at: recorded_at.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_listing_counts_against_a_node_only_when_made_by_its_target() {
+        // Node 3 listed by the entry at 40: the cluster counted on it before a node whose
+        // target is 40 or more started empty, not before one whose target is 39.
+        let k = ident(&[1, 2, 3], &[3, 3, 40]);
+        assert!(listed_by(&k, 3, 40));
+        assert!(!listed_by(&k, 3, 39));
+        assert!(listed_by(&k, 1, 3));
+        assert!(!listed_by(&k, 4, u64::MAX));
+        // An identity recorded before `recorded_at` existed: every listing counts.
+        let old = ident(&[1, 2, 3], &[]);
+        assert!(listed_by(&old, 3, 0));
+    }
+
+    #[test]
+    fn merged_listings_keep_the_earliest_index_of_each_participant() {
+        let have = ident(&[1, 3], &[3, 50]);
+        let more = ident(&[1, 2, 3], &[3, 9, 20]);
+        let m = merge_listings(have, &more);
+        assert_eq!(m.participants, vec![1, 2, 3]);
+        assert_eq!(m.recorded_at, vec![3, 9, 20]);
+        assert_eq!(
+            (m.id, m.index),
+            (7, 3),
+            "the first identity's id and index stay"
+        );
+        // A participant without an index (older data) is listed at 0 from then on.
+        let m = merge_listings(m, &ident(&[2], &[]));
+        assert_eq!(m.recorded_at, vec![3, 0, 20]);
     }
 }
