@@ -136,6 +136,12 @@ impl Claims {
         self.owner[usize::from(slot)].load(Ordering::Acquire)
     }
 
+    /// As if a snapshot had taken slots by force on this node (tests).
+    #[cfg(test)]
+    pub(crate) fn force_for_test(&self) {
+        self.forced.store(true, Ordering::Release);
+    }
+
     /// Group `group` is no longer hosted on this node (it was removed).
     pub fn forget(&self, group: u64) {
         self.fences
@@ -454,6 +460,20 @@ impl Store {
     /// before the REMOVE (their counters and values would be wrong).
     pub(crate) fn claim_applied(&self, slots: &SlotSet, changed: &SlotSet, add: bool, fence: u64) {
         if add {
+            // A REMOVE of this group earlier in the same batch (a lagging node applying a
+            // move away and the move back, e.g. through a group it does not host) must
+            // not release, once written, the slots this ADD takes back.
+            if let Some(pending) = self
+                .claims
+                .releasing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&self.group)
+            {
+                for (released, _, _) in pending.iter_mut() {
+                    *released = released.difference(slots);
+                }
+            }
             self.claims.take(self.group, slots);
             return;
         }
