@@ -143,6 +143,8 @@ impl Claims {
     }
 
     /// Group `group` is no longer hosted on this node (it was removed).
+    /// Its claims go too (after its fence: a target's ADD from it then takes the slots
+    /// fresh, see [`Store::takes_fresh`], rather than wait for a claim nobody releases).
     pub fn forget(&self, group: u64) {
         self.fences
             .lock()
@@ -152,6 +154,9 @@ impl Claims {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&group);
+        for owner in self.owner.iter() {
+            let _ = owner.compare_exchange(group, 0, Ordering::AcqRel, Ordering::Acquire);
+        }
     }
 
     /// True when a replica of `group` runs on this node (its store joined the registry).
@@ -533,6 +538,21 @@ mod tests {
         c.release(1, &a);
         assert!(!c.must_wait(2, &[(10, 20)], 0));
         assert_eq!(c.owner(12), 0);
+    }
+
+    #[test]
+    fn a_forgotten_group_claims_nothing() {
+        let c = Claims::new();
+        let mut a = SlotSet::empty();
+        a.insert_range(10, 20);
+        c.take(1, &a);
+        c.set_fence(1, 4);
+        let mut b = SlotSet::empty();
+        b.insert_range(30, 30);
+        c.take(2, &b);
+        c.forget(1);
+        assert!(!c.hosts(1));
+        assert_eq!((c.owner(10), c.owner(20), c.owner(30)), (0, 0, 2));
     }
 
     #[test]
