@@ -258,6 +258,8 @@ pub struct Store {
     fence: u64,
     /// The last migration sealed here: no copied records of it or older (see `scope.rs`).
     sealed: u64,
+    /// Slots added by a migration not sealed yet: owned, not served (see `scope.rs`).
+    incoming: SlotSet,
 }
 
 impl Store {
@@ -276,10 +278,12 @@ impl Store {
         let watch_versions = txn::Versions::load(&db, group_id)?;
         let fence = scope::load_fence(&db, group_id)?;
         let sealed = scope::load_sealed(&db, group_id)?;
+        let incoming = scope::load_incoming(&db, group_id)?;
         let versions =
             types::Versions::load(&db, group_id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let shared = Arc::new(Counters::default());
-        *shared.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(slots.clone());
+        *shared.slots.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(slots.difference(&incoming));
         nodes::publish(&shared.node_addrs, nodes::load(&db, group_id));
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
         shared
@@ -315,6 +319,7 @@ impl Store {
             claims: claims::Claims::new(),
             fence,
             sealed,
+            incoming,
         };
         store.claims.clone().owned_by(group_id, &store.slots);
         store.reload_libraries();

@@ -20,7 +20,10 @@
 //! stop serving the slots before the batch is even written: early refusals are safe); an
 //! addition once its batch is written. A read group checks its keys against the set
 //! published before its snapshot and the one after (see `Reader::read_all`), so it serves a
-//! slot only where the snapshot and ownership agree.
+//! slot only where the snapshot and ownership agree. Slots a migration's ADD took are
+//! owned but not served (neither published nor written by clients: `-TRYAGAIN`) until the
+//! migration's `RAFTKV.SLOTS.SEAL`, once every copied record is in: a node routing by an
+//! older layout must not reach records the copy is still writing.
 
 use std::sync::Arc;
 
@@ -39,6 +42,20 @@ const FENCE_TAG: u8 = b'F';
 
 /// Tag of the last migration sealed in the group (`RAFTKV.SLOTS.SEAL`) in `meta`.
 const SEALED_TAG: u8 = b'Z';
+
+/// Tag of the slots the group took by an ADD and has not sealed yet, in `meta`.
+const INCOMING_TAG: u8 = b'I';
+
+/// The slots the group added and has not sealed yet (see [`Store::apply_slots`]).
+pub(crate) fn load_incoming(db: &DB, group: u64) -> Result<SlotSet, StoreError> {
+    let meta = db
+        .cf_handle(CF_META)
+        .ok_or(StoreError::MissingCf(CF_META))?;
+    match db.get_cf(meta, meta_key(group, INCOMING_TAG))? {
+        None => Ok(SlotSet::empty()),
+        Some(v) => SlotSet::decode(&v).ok_or_else(|| StoreError::Corrupt("incoming slots".into())),
+    }
+}
 
 /// The fence of the group's last applied slot command (0: none yet).
 pub(crate) fn load_fence(db: &DB, group: u64) -> Result<u64, StoreError> {
@@ -132,6 +149,11 @@ impl Store {
         if let Some(s) = foreign_slot(&self.slots, cmd) {
             return Some(tryagain(s));
         }
+        if !self.incoming.is_empty() {
+            if let Some(s) = first_slot(cmd, |s| self.incoming.contains(s)) {
+                return Some(tryagain(s));
+            }
+        }
         let s = first_slot(cmd, |s| self.yielded_slot(s))?;
         Some(Reply::err(format!(
             "UNCERTAIN slot {s} moved to another group on this node before this write applied here; it may or may not have taken effect"
@@ -211,6 +233,9 @@ impl Store {
                 meta_key(self.group, SEALED_TAG),
                 fence.to_be_bytes(),
             );
+            // The copy is complete: the group serves the slots from now on.
+            self.set_incoming(wb, self.incoming.difference(&given));
+            self.slots_changed = true;
             return Reply::Int(1);
         }
         if fence != 0 {
@@ -231,6 +256,19 @@ impl Store {
             SlotsOp::Add => given.difference(&self.slots),
             _ => given.intersection(&self.slots),
         };
+        // Added slots are served from the migration's SEAL on, once their records are all
+        // here: until then a request some node routes here by a stale view of the layout
+        // (a node catching up its metadata replays older layouts) gets `-TRYAGAIN`; a
+        // write taken now would be overwritten by the copy, a read could miss records.
+        // (An unfenced ADD, no migration's, has no SEAL to wait for.)
+        self.set_incoming(
+            wb,
+            match op {
+                SlotsOp::Add if fence != 0 => self.incoming.union(&changed),
+                SlotsOp::Add => self.incoming.clone(),
+                _ => self.incoming.difference(&given),
+            },
+        );
         // Slots another local group holds on this node (it is further along, see
         // `claims`): their records are not this group's to count, index or re-version.
         let held = self.held_elsewhere(&changed, fence);
@@ -309,6 +347,18 @@ impl Store {
     }
 
     /// The slot set readers see now.
+    /// Stages a new set of slots added and not sealed yet.
+    fn set_incoming(&mut self, wb: &mut WriteBatch, incoming: SlotSet) {
+        if incoming != self.incoming {
+            wb.put_cf(
+                self.cf(CF_META),
+                meta_key(self.group, INCOMING_TAG),
+                incoming.encode(),
+            );
+            self.incoming = incoming;
+        }
+    }
+
     fn published_slots(&self) -> Arc<SlotSet> {
         self.shared
             .slots
@@ -324,7 +374,7 @@ impl Store {
     /// Once a batch is written (or a snapshot restored): readers get the applied set.
     pub(crate) fn publish_slots(&mut self) {
         if std::mem::take(&mut self.slots_changed) {
-            self.publish(self.slots.clone());
+            self.publish(self.slots.difference(&self.incoming));
         }
     }
 }

@@ -155,6 +155,12 @@ impl G {
         self.batch_of(&cmds)
     }
 
+    /// The migration's `RAFTKV.SLOTS.SEAL` (the target serves `slots` from then on).
+    pub fn seal(&mut self, fence: u64, slots: &str) {
+        let r = self.w(&format!("RAFTKV.SLOTS.SEAL FENCE {fence} {slots}"));
+        assert!(matches!(r, Reply::Int(_)), "{r:?}");
+    }
+
     pub fn w(&mut self, c: &str) -> Reply {
         self.batch(&[c]).remove(0)
     }

@@ -49,6 +49,7 @@ fn a_moved_slot_keeps_its_keys_ttls_and_counts_and_watches_across_it_abort() {
     assert!(!b.store.must_wait_for(&[(100, 100)], 1, 0));
     assert_eq!(a.counts(), (0, 0));
     assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 100"), Reply::Int(1));
+    b.seal(1, "100");
     assert_eq!(b.counts(), (3, 1));
     assert_eq!(b.r(&format!("GET {}", k[0])), bulk("v0"));
     assert_eq!(b.due(NOW + 10_000), vec![k[1].clone()]);
@@ -79,9 +80,11 @@ fn a_stale_slot_command_changes_nothing() {
     let (_dir, mut a, mut b) = two_groups();
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 5 200"), Reply::Int(1));
     assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 5 200"), Reply::Int(1));
+    b.seal(5, "200");
     // The slot comes back (migration 6); a late retry of migration 5's REMOVE is stale.
     assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 6 200"), Reply::Int(1));
     assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 6 200"), Reply::Int(1));
+    a.seal(6, "200");
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 5 200"), Reply::Int(0));
     assert!(a.store.slots().contains(200));
     assert!(
@@ -163,6 +166,7 @@ fn an_old_target_snapshot_does_not_overwrite_a_slot_a_group_holds_since() {
     // Migration 1: slot 500 to group 2, which writes it; its snapshot then.
     a.w("RAFTKV.SLOTS.REMOVE FENCE 1 500");
     b.w("RAFTKV.SLOTS.ADD FENCE 1 500");
+    b.seal(1, "500");
     b.w(&format!("SET {} old", k[0]));
     let snap = dir.path().join("snap-b");
     std::fs::create_dir_all(&snap).unwrap();
@@ -174,6 +178,7 @@ fn an_old_target_snapshot_does_not_overwrite_a_slot_a_group_holds_since() {
     // Migration 2: back to group 1, which writes it again.
     b.w("RAFTKV.SLOTS.REMOVE FENCE 2 500");
     a.w("RAFTKV.SLOTS.ADD FENCE 2 500");
+    a.seal(2, "500");
     a.w(&format!("SET {} new", k[0]));
     // Group 2 restores its old snapshot (a lagging replica catching up): the slot stays
     // group 1's, with group 1's records.
@@ -208,9 +213,11 @@ fn a_snapshot_past_moves_this_node_never_saw_leaves_their_slots_stale() {
     xa.w(&format!("SET {} old", k[0]));
     xa.w("RAFTKV.SLOTS.REMOVE FENCE 13 600");
     xb.w("RAFTKV.SLOTS.ADD FENCE 13 600");
+    xb.seal(13, "600");
     xb.w(&format!("SET {} new", k[0]));
     xb.w("RAFTKV.SLOTS.REMOVE FENCE 22 600");
     xc.w("RAFTKV.SLOTS.ADD FENCE 22 600");
+    xc.seal(22, "600");
     let snap = dir.path().join("snap");
     std::fs::create_dir_all(&snap).unwrap();
     xb.store
@@ -247,6 +254,7 @@ fn a_snapshot_from_before_the_first_migration_does_not_overwrite_the_slot_it_mov
         .unwrap();
     a.w("RAFTKV.SLOTS.REMOVE FENCE 1 700");
     b.w("RAFTKV.SLOTS.ADD FENCE 1 700");
+    b.seal(1, "700");
     b.w(&format!("SET {} new", k[0]));
     a.store.restore_snapshot(&snap).unwrap();
     assert_eq!(b.r(&format!("GET {}", k[0])), bulk("new"));
@@ -260,6 +268,7 @@ fn a_snapshot_from_before_the_first_migration_does_not_overwrite_the_slot_it_mov
     assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 700"), Reply::Int(1));
     assert!(!a.store.must_wait_for(&[(700, 700)], 2, 0));
     assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 700"), Reply::Int(1));
+    a.seal(2, "700");
     assert_eq!(a.r(&format!("GET {}", k[0])), bulk("newer"));
 }
 
@@ -287,6 +296,7 @@ fn an_add_waits_for_the_slot_to_reach_and_leave_an_earlier_migrations_target() {
     b.store.set_claims(claims).unwrap();
     assert!(a.store.must_wait_for(&[(800, 800)], 2, 0));
     assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 800"), Reply::Int(1));
+    b.seal(1, "800");
     b.w(&format!("SET {} new", k[0]));
     assert!(
         a.store.must_wait_for(&[(800, 800)], 2, 0),
@@ -295,6 +305,7 @@ fn an_add_waits_for_the_slot_to_reach_and_leave_an_earlier_migrations_target() {
     assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 800"), Reply::Int(1));
     assert!(!a.store.must_wait_for(&[(800, 800)], 2, 0));
     assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 800"), Reply::Int(1));
+    a.seal(2, "800");
     assert_eq!(a.r(&format!("GET {}", k[0])), bulk("new"));
     drop(dir);
 }
@@ -330,6 +341,7 @@ fn an_add_waits_until_the_batch_holding_the_remove_is_written() {
     a.store.batch_written();
     assert!(!b.store.must_wait_for(&[(900, 900)], 1, 0));
     assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 900"), Reply::Int(1));
+    b.seal(1, "900");
     assert_eq!(b.counts(), (2, 0));
     assert_eq!(b.w(&format!("INCR {}", k[0])), Reply::Int(3));
 }
@@ -343,6 +355,7 @@ fn a_record_stamped_by_another_group_s_log_never_matches_a_version_of_this_one()
     let stamped_at = a.index;
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 120"), Reply::Int(1));
     assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 1 120"), Reply::Int(1));
+    b.seal(1, "120");
     // Group 2 watches the key (its record still carries group 1's stamp), then writes it
     // at the very index group 1 stamped it with: the versions differ, the EXEC aborts.
     let w = b
@@ -360,6 +373,7 @@ fn a_record_stamped_by_another_group_s_log_never_matches_a_version_of_this_one()
     // later write changes the version it reports.
     assert_eq!(b.w("RAFTKV.SLOTS.REMOVE FENCE 2 120"), Reply::Int(1));
     assert_eq!(a.w("RAFTKV.SLOTS.ADD FENCE 2 120"), Reply::Int(1));
+    a.seal(2, "120");
     let w = a
         .reader
         .watch_versions(&[Bytes::from(k.clone())], NOW)
