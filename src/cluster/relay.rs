@@ -164,7 +164,10 @@ mod tests {
             let (e, cursor) = Entry::from_reply(42, &raw).unwrap();
             assert_eq!(e.data, argv_entry(42, &records));
             assert_eq!(e, Entry::from_records(42, &records));
-            assert_eq!((e.records, e.bytes, e.piece), (3, 9 + 301 + 4 + 200, false));
+            assert_eq!(
+                (e.records, e.bytes, e.piece),
+                (3, 5 + 3 + 300 + 200 + 4, false)
+            );
             assert_eq!(cursor, (!next.is_empty()).then(|| next.to_vec()));
             let argv = crate::sm::decode_argv(&e.data).unwrap();
             let cmd = resp::Command::parse_replicated(&argv).unwrap();
