@@ -46,14 +46,15 @@ fn cursor(cf: usize, key: &[u8]) -> Vec<u8> {
 }
 
 /// Entries of a hashed memtable (`crate::columns`) above which an export flushes it before
-/// it reads. Every chunk's total-order iterator first sorts the memtable's entries: with a
-/// full memtable (tens of thousands of records, e.g. the source's own records written
-/// shortly before) that sort took 65% of the source node's CPU in a 64 MB copy, each chunk
-/// sorting the whole memtable again. After one flush the records are read from table
-/// files, and the memtable holds only writes since, so a chunk sorts at most this many.
-/// The price: one flush per this many foreign writes while a copy runs (a smaller table
-/// file than a full memtable's).
-pub const EXPORT_FLUSH_ENTRIES: u64 = 8192;
+/// it reads. Every chunk's total-order iterator first sorts the memtable's entries (and
+/// scans its hash buckets): with a full memtable (tens of thousands of records, e.g. the
+/// source's own records written shortly before) that sort took 65% of the source node's
+/// CPU in a 64 MB copy, each chunk sorting the whole memtable again; with 8,000 entries
+/// left it still took 87% of it in a 1 GB copy (about 18 ms of CPU per 256 KiB chunk).
+/// After one flush the records are read from table files, and the memtable holds only
+/// writes since, so a chunk sorts at most this many. The price: one flush (a small table
+/// file) per this many foreign writes while a copy runs, at most one per chunk.
+pub const EXPORT_FLUSH_ENTRIES: u64 = 2048;
 
 /// Flushes family `name`'s memtables when it is hashed and they hold more than
 /// [`EXPORT_FLUSH_ENTRIES`] entries (see there).
