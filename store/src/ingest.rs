@@ -72,6 +72,23 @@ fn flush_if_big(db: &rocksdb::DB, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The key ranges of `slots`' runs, from `from` (inclusive) when given: runs before it are
+/// done, the run holding it starts there.
+fn key_runs_from(slots: &SlotSet, from: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    slots
+        .ranges()
+        .map(|(lo, hi)| {
+            let (a, b) = (slot_start(lo.into()), slot_start(u32::from(hi) + 1));
+            (a.to_vec(), b.to_vec())
+        })
+        .filter(|(_, b)| from.is_none_or(|f| f < &b[..]))
+        .map(|(a, b)| match from {
+            Some(f) if f > &a[..] => (f.to_vec(), b),
+            _ => (a, b),
+        })
+        .collect()
+}
+
 impl Reader {
     /// Records of `ranges`' slots in [`COPIED`] order, from `at` (a cursor this returned;
     /// empty: the start), until about `max_bytes`, on one RocksDB snapshot. A record bigger
@@ -98,18 +115,7 @@ impl Reader {
             let mut it = snap.raw_iterator_cf_opt(cf, ro);
             // Resume at the cursor's record (inclusive): runs before it are done.
             let from = (i == start_cf).then_some(start_key).flatten();
-            let runs: Vec<(Vec<u8>, Vec<u8>)> = slots
-                .ranges()
-                .map(|(lo, hi)| {
-                    let (a, b) = (slot_start(lo.into()), slot_start(u32::from(hi) + 1));
-                    (a.to_vec(), b.to_vec())
-                })
-                .filter(|(_, b)| from.is_none_or(|f| f < &b[..]))
-                .map(|(a, b)| match from {
-                    Some(f) if f > &a[..] => (f.to_vec(), b),
-                    _ => (a, b),
-                })
-                .collect();
+            let runs = key_runs_from(&slots, from);
             let mut next = None;
             let runs = runs.iter().map(|(a, b)| (&a[..], &b[..]));
             let walked = visit_ranges(&mut it, runs, |k, v| {
