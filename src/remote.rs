@@ -45,7 +45,13 @@ impl Server {
 
     /// A batch of group `gid`, which this node does not host, run by the group's leader.
     pub async fn remote_call(&self, gid: u64, argvs: Vec<Vec<Bytes>>, resp3: bool) -> Outcome {
-        let n = argvs.len();
+        let data: Vec<Vec<u8>> = argvs.iter().map(|a| encode_argv(a)).collect();
+        self.remote_call_encoded(gid, data, resp3).await
+    }
+
+    /// [`Server::remote_call`] of requests already encoded (see `crate::sm::encode_argv`).
+    pub async fn remote_call_encoded(&self, gid: u64, data: Vec<Vec<u8>>, resp3: bool) -> Outcome {
+        let n = data.len();
         let fail = |f: Failure| Outcome::Replies(vec![errors::reply(f); n]);
         let targets = self.remote_targets(gid);
         if targets.is_empty() {
@@ -55,7 +61,6 @@ impl Server {
         self.stats
             .forwarded
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        let data: Vec<Vec<u8>> = argvs.iter().map(|a| encode_argv(a)).collect();
         let deadline = Instant::now() + self.cfg.request_timeout();
         let mut i = 0usize;
         loop {

@@ -2,7 +2,9 @@
 //! `store::ingest` for the apply side): the coordinator reads the slots' records from a
 //! source replica (this node's after a ReadIndex barrier, else a member's, asked with the
 //! forwarded, never proposed `RAFTKV.SLOTS.EXPORT <ranges> <cursor>`) in chunks of at most
-//! [`CHUNK_BYTES`], and proposes each to the target as one `RAFTKV.SLOTS.INGEST` entry.
+//! [`CHUNK_BYTES`], and proposes each to the target as one `RAFTKV.SLOTS.INGEST` entry,
+//! written straight from the export reply's bytes (`super::relay`: no decoding into
+//! records and encoding again).
 //! The source is frozen (it applied its REMOVE), so every read sees its final records; a
 //! coordinator that dies mid-copy leaves a migration its successor copies again (an
 //! ingest rewrites identical records: idempotent). The next chunks are read while the
@@ -21,6 +23,7 @@ use store::ingest::Chunk;
 use store::migrations::{ranges_words, Migration};
 
 use super::pace::{self, Bucket};
+use super::relay::Entry;
 use crate::server::Server;
 
 /// Most bytes of records in one exported chunk (one target log entry; far below the
@@ -30,15 +33,6 @@ pub const CHUNK_BYTES: usize = 256 << 10;
 /// Chunks exported ahead of those committing in the target (bounded memory: this many
 /// chunks of [`CHUNK_BYTES`] queued, plus at most two committing and one being read).
 pub const PIPELINE: usize = 2;
-
-/// One exported record: column family, key, value.
-type Record = (Bytes, Bytes, Bytes);
-
-/// True when the chunk is a piece of a record bigger than a chunk (its family word is
-/// `<cf>:<offset>:<total>`, see `store::pieces`).
-fn is_piece((records, _): &(Vec<Record>, u64)) -> bool {
-    records.iter().any(|(cf, _, _)| cf.contains(&b':'))
-}
 
 /// The forwarded export request's name (served by `Server::serve_export`).
 pub const EXPORT: &[u8] = b"RAFTKV.SLOTS.EXPORT";
@@ -89,27 +83,6 @@ fn encode_chunk((records, next): Chunk) -> Reply {
     Reply::Array(out)
 }
 
-/// [`encode_chunk`]'s reply decoded back.
-fn decode_chunk(r: Reply) -> Result<Chunk, String> {
-    let Reply::Array(items) = r else {
-        return Err(format!("unexpected export reply {r:?}"));
-    };
-    let mut bulks = items.into_iter().map(|i| match i {
-        Reply::Bulk(b) => Ok(b),
-        other => Err(format!("unexpected export item {other:?}")),
-    });
-    let next = bulks.next().ok_or("empty export reply")??;
-    let rest: Vec<Bytes> = bulks.collect::<Result<_, _>>()?;
-    if !rest.len().is_multiple_of(3) {
-        return Err("truncated export reply".into());
-    }
-    let records = rest
-        .chunks_exact(3)
-        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
-        .collect();
-    Ok((records, (!next.is_empty()).then(|| next.to_vec())))
-}
-
 impl Server {
     /// Bytes of records per chunk: [`CHUNK_BYTES`], or half of `--max-write-bytes` when
     /// that is smaller (an ingest entry must pass the write limit); and the pieces of a
@@ -127,17 +100,13 @@ impl Server {
         let started = Instant::now();
         let live = &self.migration.live;
         live.copy_started(started);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<Record>, u64)>(PIPELINE);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Entry>(PIPELINE);
         let export = async move {
             let mut at: Vec<u8> = Vec::new();
             loop {
-                let (records, next) = self.export_chunk(m.from, &m.ranges, &at).await?;
-                let bytes = records
-                    .iter()
-                    .map(|(_, k, v)| k.len() + v.len())
-                    .sum::<usize>();
+                let (entry, next) = self.export_chunk(id, m.from, &m.ranges, &at).await?;
                 // A closed channel: the ingest failed, and says why.
-                if !records.is_empty() && tx.send((records, bytes as u64)).await.is_err() {
+                if entry.records > 0 && tx.send(entry).await.is_err() {
                     return Ok(());
                 }
                 match next {
@@ -153,13 +122,13 @@ impl Server {
                 let second = rx.try_recv().ok();
                 for c in std::iter::once(&first).chain(second.as_ref()) {
                     let rate = pace::bytes_per_sec(self.cfg.migrate_max_mbps());
-                    let wait = bucket.take(Instant::now(), c.1, rate);
+                    let wait = bucket.take(Instant::now(), c.bytes, rate);
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
                     }
                 }
                 // The pieces of a big record go in order (the last one assembles them).
-                if is_piece(&first) || second.as_ref().is_some_and(is_piece) {
+                if first.piece || second.as_ref().is_some_and(|s| s.piece) {
                     self.ingest_chunk(id, m.to, first).await?;
                     self.ingest_some(id, m.to, second).await?;
                     continue;
@@ -186,36 +155,21 @@ impl Server {
     }
 
     /// [`Server::ingest_chunk`] of a chunk, if any.
-    async fn ingest_some(
-        &self,
-        id: u64,
-        to: u64,
-        chunk: Option<(Vec<Record>, u64)>,
-    ) -> Result<(), String> {
+    async fn ingest_some(&self, id: u64, to: u64, chunk: Option<Entry>) -> Result<(), String> {
         match chunk {
             Some(c) => self.ingest_chunk(id, to, c).await,
             None => Ok(()),
         }
     }
 
-    /// Proposes one chunk of records (and their bytes of keys and values) to group `to` as
-    /// one `RAFTKV.SLOTS.INGEST` fenced by migration `id`, and counts it.
-    async fn ingest_chunk(
-        &self,
-        id: u64,
-        to: u64,
-        (records, bytes): (Vec<Record>, u64),
-    ) -> Result<(), String> {
-        let n = records.len() as u64;
-        let mut argv = vec![
-            Bytes::from_static(b"RAFTKV.SLOTS.INGEST"),
-            Bytes::from_static(b"FENCE"),
-            Bytes::from(id.to_string()),
-        ];
-        for (cf, k, v) in records {
-            argv.extend([cf, k, v]);
-        }
-        match self.group_call(to, argv, "RAFTKV.SLOTS.INGEST").await? {
+    /// Proposes one chunk's `RAFTKV.SLOTS.INGEST` (fenced by migration `id`, encoded by
+    /// `super::relay`) to group `to`, and counts its records and bytes.
+    async fn ingest_chunk(&self, id: u64, to: u64, e: Entry) -> Result<(), String> {
+        let (n, bytes) = (e.records, e.bytes);
+        match self
+            .group_call_encoded(to, e.data, "RAFTKV.SLOTS.INGEST")
+            .await?
+        {
             Reply::Int(_) => {
                 let p = &self.migration;
                 p.copied_records.fetch_add(n, Ordering::Relaxed);
@@ -223,27 +177,33 @@ impl Server {
                 p.live.copied(n, bytes, Instant::now());
                 Ok(())
             }
-            other => Err(format!("ingest into group {to}: {other:?}")),
+            other => Err(format!(
+                "ingest of migration {id} into group {to}: {other:?}"
+            )),
         }
     }
 
-    /// One chunk of group `gid`'s records of `ranges` from `at`: here when hosted, else
-    /// from a member.
+    /// One chunk of group `gid`'s records of `ranges` from `at`, as migration `id`'s ingest
+    /// entry, and the next cursor: read here when hosted, else relayed from a member's
+    /// export reply (`super::relay`).
     async fn export_chunk(
         &self,
+        id: u64,
         gid: u64,
         ranges: &[(u16, u16)],
         at: &[u8],
-    ) -> Result<Chunk, String> {
+    ) -> Result<(Entry, Option<Vec<u8>>), String> {
         if let Some(g) = self.groups.get(gid) {
             self.read_barrier_in(&g)
                 .await
                 .map_err(|e| format!("export from group {gid}: {e:?}"))?;
             let (reader, ranges, at) = (g.reader.clone(), ranges.to_vec(), at.to_vec());
             let chunk = self.chunk_bytes();
-            return tokio::task::spawn_blocking(move || reader.export_slots(&ranges, &at, chunk))
-                .await
-                .map_err(|e| e.to_string())?;
+            let (records, next) =
+                tokio::task::spawn_blocking(move || reader.export_slots(&ranges, &at, chunk))
+                    .await
+                    .map_err(|e| e.to_string())??;
+            return Ok((Entry::from_records(id, &records), next));
         }
         let argv = vec![
             Bytes::from_static(EXPORT),
@@ -251,7 +211,7 @@ impl Server {
             Bytes::copy_from_slice(at),
         ];
         match self.remote_call(gid, vec![argv], false).await {
-            crate::session::Outcome::Raw(raw) => decode_chunk(crate::remote::decode_reply(&raw)),
+            crate::session::Outcome::Raw(raw) => Entry::from_reply(id, &raw),
             crate::session::Outcome::Replies(mut rs) => {
                 Err(format!("export from group {gid}: {:?}", rs.pop()))
             }
@@ -295,10 +255,17 @@ mod tests {
             Bytes::from_static(b"\x00\x01k"),
             Bytes::from_static(b"v"),
         );
+        // A source's export reply, relayed, is the entry of its records (`super::relay`).
+        let relayed = |c: Chunk| {
+            let mut out = bytes::BytesMut::new();
+            resp::encode::encode(&encode_chunk(c), resp::Protocol::Resp2, &mut out);
+            Entry::from_reply(9, &out)
+        };
         let c: Chunk = (vec![rec.clone()], Some(vec![0, 1, 2]));
-        assert_eq!(decode_chunk(encode_chunk(c.clone())), Ok(c));
+        let want = Entry::from_records(9, &c.0);
+        assert_eq!(relayed(c), Ok((want.clone(), Some(vec![0, 1, 2]))));
         let done: Chunk = (vec![rec], None);
-        assert_eq!(decode_chunk(encode_chunk(done.clone())), Ok(done));
+        assert_eq!(relayed(done), Ok((want, None)));
         let on_1_to_3 = || store::cluster_meta::GroupMembers {
             voters: vec![1, 2, 3],
             learners: vec![],

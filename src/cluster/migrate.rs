@@ -317,16 +317,28 @@ impl Server {
         argv: Vec<Bytes>,
         name: &str,
     ) -> Result<Reply, String> {
+        self.group_call_encoded(gid, encode_argv(&argv), name).await
+    }
+
+    /// [`Server::group_call`] of a command already encoded (see `crate::sm::encode_argv`).
+    pub(super) async fn group_call_encoded(
+        &self,
+        gid: u64,
+        data: Vec<u8>,
+        name: &str,
+    ) -> Result<Reply, String> {
         match self.groups.get(gid) {
             Some(g) => {
                 let what = format!("{name} in group {gid}");
-                self.call_leader(&g, vec![encode_argv(&argv)], &what).await
+                self.call_leader(&g, vec![data], &what).await
             }
-            None => Ok(match self.remote_call(gid, vec![argv], false).await {
-                Outcome::Replies(mut rs) => rs.pop().unwrap_or(Reply::Nil),
-                Outcome::Raw(raw) => crate::remote::decode_reply(&raw),
-                Outcome::Overflow(_) => Reply::err("ERR reply too large"),
-            }),
+            None => Ok(
+                match self.remote_call_encoded(gid, vec![data], false).await {
+                    Outcome::Replies(mut rs) => rs.pop().unwrap_or(Reply::Nil),
+                    Outcome::Raw(raw) => crate::remote::decode_reply(&raw),
+                    Outcome::Overflow(_) => Reply::err("ERR reply too large"),
+                },
+            ),
         }
     }
 

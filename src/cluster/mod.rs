@@ -16,6 +16,7 @@ pub mod errors;
 pub mod meta;
 pub mod migrate;
 pub mod pace;
+pub mod relay;
 pub mod reply;
 pub mod route;
 pub mod shardgroup;

@@ -30,7 +30,7 @@ pub fn column_family_descriptors() -> Vec<rocksdb::ColumnFamilyDescriptor> {
         .into_iter()
         .map(|name| {
             let mut cf = rocksdb::Options::default();
-            let hashed = name == CF_DATA || name == txn::CF_KVER;
+            let hashed = hashed(name);
             cf.set_write_buffer_size(if hashed { 32 << 20 } else { 64 << 20 });
             if hashed {
                 let mut table = rocksdb::BlockBasedOptions::default();
@@ -50,6 +50,12 @@ pub fn column_family_descriptors() -> Vec<rocksdb::ColumnFamilyDescriptor> {
             rocksdb::ColumnFamilyDescriptor::new(name, cf)
         })
         .collect()
+}
+
+/// Whether family `name` keeps its memtable hashed (see [`column_family_descriptors`]): a
+/// total-order iterator of it sorts the memtable's entries when it is created.
+pub(crate) fn hashed(name: &str) -> bool {
+    name == CF_DATA || name == txn::CF_KVER
 }
 
 /// Database-wide options the store's column families need (the hashed memtable cannot

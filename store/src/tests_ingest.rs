@@ -441,3 +441,41 @@ fn a_target_serves_the_moving_slots_only_from_the_seal_on() {
     let j = keys_in(&set("200"), "j", 1);
     assert_eq!(b.w(&format!("SET {} x", j[0])), Reply::ok());
 }
+
+/// Entries of `db`'s data family's memtables.
+fn memtable_entries(db: &rocksdb::DB) -> u64 {
+    let cf = db.cf_handle(CF_DATA).unwrap();
+    let n = |p: &str| db.property_int_value_cf(cf, p).unwrap().unwrap();
+    n("rocksdb.num-entries-active-mem-table") + n("rocksdb.num-entries-imm-mem-tables")
+}
+
+#[test]
+fn an_export_flushes_a_full_hashed_memtable_first_and_reads_the_same_records() {
+    // Every chunk's iterator sorts the hashed memtable's entries: an export from a big
+    // memtable flushes it once, then reads the same records from the table file.
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path());
+    let mut a = G::open(&db, 1, "0-16383");
+    let n = crate::ingest::EXPORT_FLUSH_ENTRIES as usize + 100;
+    let k = keys_in(&set("100"), "k", 10);
+    for (i, key) in k.iter().enumerate() {
+        a.w(&format!("SET {key} v{i}"));
+    }
+    let others: Vec<Command> = (0..n).map(|i| cmd(&format!("SET other:{i} x"))).collect();
+    a.batch_of(&others);
+    assert!(memtable_entries(&db) > crate::ingest::EXPORT_FLUSH_ENTRIES);
+    let before = dump_group(&db, 1, &set("100"));
+    let got: Vec<_> = chunks(&a, 1 << 20).into_iter().flatten().collect();
+    assert!(memtable_entries(&db) <= crate::ingest::EXPORT_FLUSH_ENTRIES);
+    assert_eq!(got.len(), 10);
+    let data: Vec<(Vec<u8>, Vec<u8>)> = got
+        .iter()
+        .map(|(_, k, v)| (k.to_vec(), v.to_vec()))
+        .collect();
+    let want: Vec<(Vec<u8>, Vec<u8>)> = before
+        .into_iter()
+        .filter(|(cf, _, _)| cf == CF_DATA)
+        .map(|(_, k, v)| (k, v))
+        .collect();
+    assert_eq!(data, want);
+}
