@@ -129,6 +129,44 @@ mod tests {
         assert!(e.contains("data format 1"), "{e}");
     }
 
+    /// The text of the newest file in `dir` whose name starts with `prefix`.
+    fn newest(dir: &Path, prefix: &str) -> String {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix) && !n.ends_with(".dbtmp"))
+            .collect();
+        // OPTIONS-<number>: the highest number is the newest (the width may differ).
+        names.sort_by_key(|n| (n.len(), n.clone()));
+        std::fs::read_to_string(dir.join(names.last().expect(prefix))).unwrap()
+    }
+
+    /// The info LOG runs at INFO whatever the library's default (DEBUG in a build without
+    /// `NDEBUG`, which logs a line per WAL sync): the node's WAL syncs write no line.
+    #[test]
+    fn the_info_log_is_at_info_level_and_wal_syncs_do_not_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path()).unwrap();
+        let cf = db.cf_handle(raft_node::CF_RAFT).unwrap();
+        for i in 0u32..20 {
+            db.put_cf(cf, i.to_be_bytes(), b"x").unwrap();
+            db.flush_wal(true).unwrap();
+        }
+        let options = newest(dir.path(), "OPTIONS-");
+        assert!(
+            options.contains("info_log_level=INFO_LEVEL"),
+            "{}",
+            options
+                .lines()
+                .find(|l| l.contains("info_log_level"))
+                .unwrap_or("no level")
+        );
+        drop(db);
+        let log = std::fs::read_to_string(dir.path().join("LOG")).unwrap();
+        assert!(!log.contains("[DEBUG]"), "DEBUG lines in the LOG");
+    }
+
     #[test]
     fn a_rarely_written_family_does_not_keep_the_wal_growing() {
         let dir = tempfile::tempdir().unwrap();

@@ -59,7 +59,11 @@ pub(crate) fn hashed(name: &str) -> bool {
 }
 
 /// Database-wide options the store's column families need (the hashed memtable cannot
-/// take concurrent memtable writes).
+/// take concurrent memtable writes), and the info LOG's level, set explicitly: RocksDB's
+/// default depends on how the library was built (DEBUG without `NDEBUG`, as Debian's
+/// librocksdb is: one `FlushWAL sync=true` line per WAL sync, i.e. per driver round).
+/// INFO keeps the flush and compaction events and the periodic statistics.
 pub fn tune_db_options(opts: &mut rocksdb::Options) {
     opts.set_allow_concurrent_memtable_write(false);
+    opts.set_log_level(rocksdb::LogLevel::Info);
 }
