@@ -15,7 +15,7 @@ use raft_node::peer::{BACKLOG_MAX_BYTES, BACKLOG_MAX_ENTRIES};
 use raft_node::{Msg, NodeConfig, NodeHandle, StateMachine};
 use rocksdb::{WriteBatch, DB};
 
-use common::{Handles, Sink};
+use common::{wait_until, Handles, Sink};
 
 /// The entry that waits while [`Shared::hold`] is set.
 const HOLD: &[u8] = b"HOLD";
@@ -117,14 +117,6 @@ fn start(
     let (h, th) = raft_node::start(cfg, db, sm, Sink(handles.clone()), &logger).unwrap();
     handles.lock().unwrap()[id as usize - 1] = Some(h);
     th
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn all_handles(handles: &Handles) -> Vec<NodeHandle<u64>> {

@@ -7,12 +7,12 @@ mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use raft_node::{Msg, NodeConfig, NodeHandle, StateMachine};
 use rocksdb::{WriteBatch, DB};
 
-use common::{Handles, Sink};
+use common::{wait_until, Handles, Sink};
 
 /// Counts commands (replying with the count); sleeps `slow` µs per command.
 struct SlowSm {
@@ -86,14 +86,6 @@ fn start(
     let (h, th) = raft_node::start(cfg, db, sm, Sink(handles.clone()), &logger).unwrap();
     handles.lock().unwrap()[id as usize - 1] = Some(h);
     th
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

@@ -7,10 +7,14 @@
 //! its data (chaos seed 1205: a node opening a freshly joined group, killed before the
 //! group elected, then restarted, exited at every start from then on).
 
+mod common;
+
+use common::{block, wait_until};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use raft_node::node::MessageSink;
 use raft_node::raft::eraftpb::{Message, MessageType};
@@ -96,15 +100,8 @@ impl MessageSink for Net {
                 continue;
             }
             if m.get_msg_type() == MessageType::MsgSnapshot {
-                let meta = m.get_snapshot().get_metadata();
-                let name = raft_node::snap::done_name(meta.term, meta.index);
-                let src = snap_dir(&self.root, m.from).join(&name);
-                let dst = snap_dir(&self.root, m.to).join(&name);
-                std::fs::create_dir_all(&dst).unwrap();
-                for e in std::fs::read_dir(src).unwrap() {
-                    let e = e.unwrap();
-                    std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-                }
+                let (from, to) = (snap_dir(&self.root, m.from), snap_dir(&self.root, m.to));
+                common::fetch_snapshot_files(&m, &from, &to);
             }
             let hs = self.handles.lock().unwrap();
             let (to, from, snap) = (m.to, m.from, m.get_msg_type() == MessageType::MsgSnapshot);
@@ -162,27 +159,6 @@ fn start(
         raft_node::start_groups(driver, vec![(cfg, sm)], db, net.clone(), &logger).unwrap();
     net.handles.lock().unwrap()[id as usize - 1] = Some(hs[0].clone());
     (hs[0].clone(), th)
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn block<T>(mut rx: tokio::sync::oneshot::Receiver<T>) -> T {
-    let mut out = None;
-    wait_until("a reply", || match rx.try_recv() {
-        Ok(v) => {
-            out = Some(v);
-            true
-        }
-        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => false,
-        Err(e) => panic!("reply channel closed: {e}"),
-    });
-    out.unwrap()
 }
 
 /// Proposes `cmd` to whichever of `hs` leads until it is applied.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use raft_node::{Msg, NodeConfig, NodeHandle, StateMachine};
 use rocksdb::{WriteBatch, DB};
 
-use common::{Handles, Sink};
+use common::{block, Handles, Sink};
 
 /// Appends every command to a list kept in RocksDB; replies with the list length.
 struct ListSm {
@@ -113,21 +113,6 @@ fn leader(handles: &Handles) -> NodeHandle<u64> {
         }
         assert!(Instant::now() < deadline, "no leader elected");
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn block<T>(rx: tokio::sync::oneshot::Receiver<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut rx = rx;
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return v,
-            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
-                assert!(Instant::now() < deadline, "no reply in time");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => panic!("reply channel closed: {e}"),
-        }
     }
 }
 

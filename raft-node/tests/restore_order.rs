@@ -10,10 +10,14 @@
 //! apply hands node 1 the snapshot message held back until then, so the message is
 //! stepped in the next round, in which group 1 (served first: lower id) still applies.
 
+mod common;
+
+use common::{block, wait_until};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use raft_node::node::MessageSink;
 use raft_node::raft::eraftpb::{Message, MessageType};
@@ -171,15 +175,8 @@ impl MessageSink for Net {
 
 impl Net {
     fn fetch_files(&self, m: &Message) {
-        let meta = m.get_snapshot().get_metadata();
-        let name = raft_node::snap::done_name(meta.term, meta.index);
-        let src = snap_dir(&self.root, m.from, TARGET).join(&name);
-        let dst = snap_dir(&self.root, 1, TARGET).join(&name);
-        std::fs::create_dir_all(&dst).unwrap();
-        for e in std::fs::read_dir(src).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        }
+        let from = snap_dir(&self.root, m.from, TARGET);
+        common::fetch_snapshot_files(m, &from, &snap_dir(&self.root, 1, TARGET));
     }
 }
 
@@ -234,27 +231,6 @@ fn start(
         raft_node::start_groups(driver, groups, db.clone(), net.clone(), &logger).unwrap();
     net.handles.lock().unwrap()[id as usize - 1] = Some(hs[0].clone());
     (db, hs, th)
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn block<T>(mut rx: tokio::sync::oneshot::Receiver<T>) -> T {
-    let mut out = None;
-    wait_until("a reply", || match rx.try_recv() {
-        Ok(v) => {
-            out = Some(v);
-            true
-        }
-        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => false,
-        Err(e) => panic!("reply channel closed: {e}"),
-    });
-    out.unwrap()
 }
 
 #[test]

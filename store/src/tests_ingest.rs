@@ -105,13 +105,7 @@ fn a_target_without_a_source_replica_gets_the_records_by_copy() {
 
 #[test]
 fn a_drop_leaves_the_records_where_the_target_is_hosted() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_db(dir.path());
-    let claims = Claims::new();
-    let mut a = G::open(&db, 1, "0-16383");
-    let mut b = G::open(&db, 2, "");
-    a.store.set_claims(claims.clone()).unwrap();
-    b.store.set_claims(claims).unwrap();
+    let (_dir, mut a, mut b) = two_groups();
     let k = keys_in(&set("100"), "k", 1);
     a.w(&format!("SET {} v", k[0]));
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 1 100"), Reply::Int(1));
@@ -409,13 +403,7 @@ fn a_slot_removed_and_taken_back_fresh_in_one_batch_stays_claimed() {
 /// two INCRs answered 90).
 #[test]
 fn a_target_serves_the_moving_slots_only_from_the_seal_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_db(dir.path());
-    let claims = Claims::new();
-    let mut a = G::open(&db, 1, "0-16383");
-    let mut b = G::open(&db, 2, "");
-    a.store.set_claims(claims.clone()).unwrap();
-    b.store.set_claims(claims.clone()).unwrap();
+    let (_dir, mut a, mut b) = two_groups();
     let k = keys_in(&set("100"), "k", 1);
     a.w(&format!("SET {} 89", k[0]));
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 4 100"), Reply::Int(1));
@@ -424,8 +412,7 @@ fn a_target_serves_the_moving_slots_only_from_the_seal_on() {
     assert_eq!(b.r(&format!("GET {}", k[0])), refused(&k[0]));
     // Reopened (a restart): still not served.
     drop(b);
-    let mut b = G::open(&db, 2, "");
-    b.store.set_claims(claims).unwrap();
+    let mut b = G::open(&a.db, 2, "");
     assert_eq!(b.r(&format!("GET {}", k[0])), refused(&k[0]));
     let (records, _) = a
         .reader

@@ -11,18 +11,6 @@ use resp::{Command, Reply};
 use crate::claims::Claims;
 use crate::testgroup::*;
 
-/// Groups 1 (all slots) and 2 (none) on one database and one claims registry.
-fn two_groups() -> (tempfile::TempDir, G, G) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_db(dir.path());
-    let claims = Claims::new();
-    let mut a = G::open(&db, 1, "0-16383");
-    let mut b = G::open(&db, 2, "");
-    a.store.set_claims(claims.clone()).unwrap();
-    b.store.set_claims(claims).unwrap();
-    (dir, a, b)
-}
-
 fn exec(watches: Vec<resp::WatchedKey>, body: &str) -> Command {
     Command::Transaction {
         watches,
