@@ -48,13 +48,7 @@ const INCOMING_TAG: u8 = b'I';
 
 /// The slots the group added and has not sealed yet (see [`Store::apply_slots`]).
 pub(crate) fn load_incoming(db: &DB, group: u64) -> Result<SlotSet, StoreError> {
-    let meta = db
-        .cf_handle(CF_META)
-        .ok_or(StoreError::MissingCf(CF_META))?;
-    match db.get_cf(meta, meta_key(group, INCOMING_TAG))? {
-        None => Ok(SlotSet::empty()),
-        Some(v) => SlotSet::decode(&v).ok_or_else(|| StoreError::Corrupt("incoming slots".into())),
-    }
+    Ok(load_set(db, meta_key(group, INCOMING_TAG), "incoming slots")?.unwrap_or_default())
 }
 
 /// The fence of the group's last applied slot command (0: none yet).
@@ -88,14 +82,19 @@ pub(crate) fn slots_key(group: u64) -> Vec<u8> {
 
 /// The group's persisted slot set, if it has one.
 pub(crate) fn load_slots(db: &DB, group: u64) -> Result<Option<SlotSet>, StoreError> {
+    load_set(db, slots_key(group), "slot set")
+}
+
+/// The slot set persisted in `meta` under `key`, if any (`what` names it in an error).
+fn load_set(db: &DB, key: Vec<u8>, what: &str) -> Result<Option<SlotSet>, StoreError> {
     let meta = db
         .cf_handle(CF_META)
         .ok_or(StoreError::MissingCf(CF_META))?;
-    match db.get_cf(meta, slots_key(group))? {
+    match db.get_cf(meta, key)? {
         None => Ok(None),
         Some(v) => SlotSet::decode(&v)
             .map(Some)
-            .ok_or_else(|| StoreError::Corrupt("slot set".into())),
+            .ok_or_else(|| StoreError::Corrupt(what.into())),
     }
 }
 
@@ -346,7 +345,6 @@ impl Store {
         }
     }
 
-    /// The slot set readers see now.
     /// Stages a new set of slots added and not sealed yet.
     fn set_incoming(&mut self, wb: &mut WriteBatch, incoming: SlotSet) {
         if incoming != self.incoming {
@@ -359,6 +357,7 @@ impl Store {
         }
     }
 
+    /// The slot set readers see now.
     fn published_slots(&self) -> Arc<SlotSet> {
         self.shared
             .slots
