@@ -167,6 +167,31 @@ mod tests {
         assert!(!log.contains("[DEBUG]"), "DEBUG lines in the LOG");
     }
 
+    /// Every family compresses its table files with Snappy, as the data dirs (and snapshot
+    /// files) written with Debian's librocksdb do: a build without Snappy could not read them.
+    #[test]
+    fn table_files_are_snappy_compressed_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()).unwrap());
+        let options = newest(dir.path(), "OPTIONS-");
+        let levels: Vec<&str> = options
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("compression="))
+            .collect();
+        assert_eq!(
+            levels.len(),
+            store::column_families().len() + 2,
+            "{levels:?}"
+        );
+        assert!(
+            levels
+                .iter()
+                .all(|l| *l == "compression=kSnappyCompression"),
+            "{levels:?}"
+        );
+    }
+
     #[test]
     fn a_rarely_written_family_does_not_keep_the_wal_growing() {
         let dir = tempfile::tempdir().unwrap();
