@@ -4,13 +4,17 @@
 //! (MGET, EXISTS, DEL, UNLINK, TOUCH). Each group runs its share as an ordinary read or
 //! write of that group; the replies are combined. Not atomic across groups (as in Redis
 //! Cluster, where such commands span nodes); within a group each share is one proposal.
+//! FLUSHALL's share of a group applies only where the group serves the slots the entry
+//! node's layout gives it (see [`Server::flush_all`]).
 //! SCAN's cursor is a slot number: it runs on the group owning that slot, which returns
 //! the next slot to scan (possibly another group's) or 0 at the end.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use resp::{Command, Reply};
+use store::migrations::ranges_words;
 use store::slot::{key_slot, SLOTS};
 
 use crate::server::Server;
@@ -95,7 +99,8 @@ impl Server {
                 }
                 one(Reply::Int(total))
             }
-            Command::FlushAll | Command::ScriptAdmin(_) | Command::Function(_) => {
+            Command::FlushAll => one(self.flush_all(resp3).await),
+            Command::ScriptAdmin(_) | Command::Function(_) => {
                 // The same write in every group: the first group's reply, or the first error.
                 let mut first = None;
                 for g in self.group_ids() {
@@ -111,6 +116,50 @@ impl Server {
             }
             _ => one(self.split_keys(argv, &cmd, resp3).await),
         }
+    }
+
+    /// FLUSHALL over the groups: each group's share is `RAFTKV.FLUSHALL` with the slots one
+    /// layout gives it, applied only where the group serves exactly those (see
+    /// `store::scope`'s `flush_owned`: no slot in the middle of a migration escapes every
+    /// share). A share refused while slots move runs the fan-out again with the layout of
+    /// then (the shares are idempotent), until the request timeout.
+    async fn flush_all(&self, resp3: bool) -> Reply {
+        let deadline = Instant::now() + self.cfg.request_timeout();
+        loop {
+            let reply = self.flush_shares(resp3).await;
+            let moving = matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN"));
+            if !moving || Instant::now() >= deadline {
+                return reply;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// One pass of [`Server::flush_all`]: the first error, or OK.
+    async fn flush_shares(&self, resp3: bool) -> Reply {
+        for (g, ranges) in self.layout() {
+            let argv = Command::flush_slots_argv(&ranges_words(&ranges).join(","));
+            if let e @ Reply::Error(_) = reply_of(self.write_in(g, vec![argv], resp3).await) {
+                return e;
+            }
+        }
+        Reply::ok()
+    }
+
+    /// Every data group of the cluster with its slot ranges, from one layout.
+    fn layout(&self) -> Vec<(u64, Vec<(u16, u16)>)> {
+        let m = self.groups.meta_state();
+        if m.groups == 0 {
+            let ids = self.group_ids();
+            return ids
+                .into_iter()
+                .map(|g| (g, self.groups.ranges(g)))
+                .collect();
+        }
+        m.data_groups()
+            .into_iter()
+            .map(|g| (g, m.ranges_of(g)))
+            .collect()
     }
 
     /// Every data group of the cluster (hosted here or not).

@@ -61,15 +61,17 @@ impl Server {
             }
         }
         for d in &data {
-            // Client reads and writes, transactions (the internal RAFTKV.EXEC) and a
-            // migration's slot commands (from the metadata leader, a member).
+            // Client reads and writes, transactions (the internal RAFTKV.EXEC), a
+            // migration's slot commands (from the metadata leader, a member) and a
+            // FLUSHALL's share of a group (RAFTKV.FLUSHALL, from its entry node).
             let ok = crate::sm::decode_argv(d).is_some_and(|argv| match Command::parse(&argv) {
                 Ok(c) => matches!(c.kind(), Kind::Read | Kind::Write),
                 Err(_) => matches!(
                     Command::parse_replicated(&argv),
                     Ok(Command::Transaction { .. }
                         | Command::Slots { .. }
-                        | Command::SlotsIngest { .. })
+                        | Command::SlotsIngest { .. }
+                        | Command::FlushSlots(_))
                 ),
             });
             if !ok {

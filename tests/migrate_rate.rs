@@ -114,3 +114,79 @@ fn a_copy_keeps_to_the_rate_limit_and_shows_its_progress_in_info() {
     let n: i64 = redis::cmd("DBSIZE").query(&mut c1).expect("DBSIZE");
     assert_eq!(n, 4000);
 }
+
+/// FLUSHALL while a migration copies slots: its answer waits (or asks to retry) until each
+/// group's share can apply to the slots that group serves, so once it answers OK no key
+/// written before it is left, and the rest of the copy brings none back.
+#[test]
+fn a_flushall_during_a_copy_leaves_no_key_behind() {
+    let (cl, n4) = copy_pair(&[]);
+    let mut c = cl.client(0);
+    let tag = tag_below(&mut c, 100);
+    let value = "x".repeat(1000);
+    for batch in 0..8 {
+        let mut cmd = redis::cmd("MSET");
+        for i in 0..500 {
+            cmd.arg(format!("{{{tag}}}{}", batch * 500 + i)).arg(&value);
+        }
+        let _: () = cmd.query(&mut c).expect("MSET");
+    }
+    let _: () = redis::cmd("SET")
+        .arg("elsewhere")
+        .arg("v")
+        .query(&mut c)
+        .expect("SET");
+    let mv = |to: &str| {
+        let n: i64 = redis::cmd("RAFT.SHARDGROUP")
+            .arg("MOVE")
+            .arg(to)
+            .arg("0-99")
+            .query(&mut cl.client(0))
+            .expect("MOVE");
+        assert!(n >= 1);
+    };
+    let done = |g: u64| {
+        wait_for(Duration::from_secs(120), "the migration done", || {
+            let q = shardgroup(&cl, 0, &["QUERY"]).ok()?;
+            let line = group_line(&cl, 0, g)?;
+            (field(&line, "slots") == Some("100") && !q.contains("migration ")).then_some(())
+        })
+    };
+    mv("4");
+    done(4);
+    // 4 -> 5 copies the 4 MB to node 1 at 1 MB/s; FLUSHALL in the middle of it.
+    set_rate(&cl, n4 + 1, "1");
+    mv("5");
+    // Mid-copy: this run's bytes (the counters restart with each copy; the first move's
+    // ended above 4 MB) between 0.5 and 3 MB.
+    wait_for(Duration::from_secs(60), "the copy under way", || {
+        (0..=n4).find_map(|i| {
+            let b = cluster_field(&cl, i, "raftkv_migration_copy_bytes")?;
+            let running = cluster_field(&cl, i, "raftkv_migration_in_progress")? > 0;
+            (running && (500_000..3_000_000).contains(&b)).then_some(())
+        })
+    });
+    wait_for(Duration::from_secs(60), "FLUSHALL answered OK", || {
+        let r: redis::RedisResult<String> = redis::cmd("FLUSHALL").query(&mut cl.client(0));
+        match r {
+            Ok(ok) => {
+                assert_eq!(ok, "OK");
+                Some(())
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Some("TRYAGAIN"), "{e}");
+                None
+            }
+        }
+    });
+    let dbsize = |i: usize| -> i64 {
+        redis::cmd("DBSIZE")
+            .query(&mut cl.client(i))
+            .expect("DBSIZE")
+    };
+    assert_eq!(dbsize(0), 0, "keys left right after FLUSHALL");
+    done(5);
+    for i in 0..=n4 {
+        assert_eq!(dbsize(i), 0, "node {i}: keys back after the copy");
+    }
+}

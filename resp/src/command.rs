@@ -375,6 +375,9 @@ pub enum Command {
     Persist(Bytes),
     /// FLUSHALL and FLUSHDB (ASYNC/SYNC accepted and ignored).
     FlushAll,
+    /// `RAFTKV.FLUSHALL <ranges>`: one group's share of a FLUSHALL over several groups,
+    /// applied only where the group serves exactly these slots (the entry node's layout).
+    FlushSlots(Vec<(u16, u16)>),
     // ---- internal, replicated only; never produced from client input ----
     /// Delete up to `limit` keys whose expiry is at or before the commit's stamped time.
     SweepExpired {

@@ -478,7 +478,8 @@ impl Store {
             | Command::Expire { .. }
             | Command::Persist(_)
             | Command::DelIfExpired(_) => self.apply_string(wb, cmd, now),
-            Command::FlushAll => self.flush_owned(wb),
+            Command::FlushAll => self.flush_owned(wb, None),
+            Command::FlushSlots(expect) => self.flush_owned(wb, Some(expect)),
             Command::Slots {
                 op,
                 ranges,

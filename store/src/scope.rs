@@ -172,7 +172,32 @@ impl Store {
     /// FLUSHALL / FLUSHDB: deletes the owned slot ranges of every slot-keyed family and the
     /// group's expiry index (one range delete each), moves the group's WATCH versions, and
     /// hides the deleted records from the batch's later commands.
-    pub(crate) fn flush_owned(&mut self, wb: &mut WriteBatch) -> Reply {
+    ///
+    /// Refused (`-TRYAGAIN`, certainly not applied) while a migration copies slots into the
+    /// group (the copy's later records would bring keys older than the flush back, and the
+    /// expiry index cannot be emptied of only the served slots), and, for one group's share
+    /// of a FLUSHALL over several (`expect`, the slots the entry node's layout gives it),
+    /// unless the group serves exactly those: slots the layout gives a group between a
+    /// migration's REMOVE at the source and its SEAL at the target are served by no group,
+    /// and their keys would escape every share. With each share applied only where it
+    /// matches one layout, every slot is flushed by the group serving it, whole.
+    pub(crate) fn flush_owned(
+        &mut self,
+        wb: &mut WriteBatch,
+        expect: Option<&[(u16, u16)]>,
+    ) -> Reply {
+        if !self.incoming.is_empty() {
+            return Reply::err(
+                "TRYAGAIN slots are being copied into this group: FLUSHALL not applied here, retry",
+            );
+        }
+        if let Some(expect) = expect {
+            if SlotSet::from_ranges(expect.iter().copied()).ok().as_ref() != Some(&self.slots) {
+                return Reply::err(
+                    "TRYAGAIN slots are moving between groups: FLUSHALL not applied here, retry",
+                );
+            }
+        }
         // A running script's savepoint keeps the overlays whole (see `savepoint`).
         self.undo_whole();
         let owned = self.slots.clone();

@@ -2,7 +2,8 @@
 //! node without a source replica takes the slots fresh (an older owner's records there
 //! are gone), waits for no source, and gets the source's records of every type with their
 //! TTLs and counters from exported chunks (a repeated chunk changes nothing); the source's
-//! DROP collects the slots' records on a node not hosting the target and nowhere else.
+//! DROP collects the slots' records on a node not hosting the target and nowhere else; a
+//! FLUSHALL share applies only where its group serves the layout's slots, never mid-copy.
 
 use resp::{Command, Reply};
 
@@ -465,4 +466,40 @@ fn an_export_flushes_a_full_hashed_memtable_first_and_reads_the_same_records() {
         .map(|(_, k, v)| (k, v))
         .collect();
     assert_eq!(data, want);
+}
+
+#[test]
+fn a_flushall_share_applies_only_where_its_group_serves_the_layouts_slots() {
+    let (_dir, mut a, mut b) = two_groups();
+    let (k, j) = (keys_in(&set("100"), "k", 1), keys_in(&set("200"), "j", 1));
+    a.w(&format!("SET {} old", k[0]));
+    a.w(&format!("SET {} old", j[0]));
+    // Slot 100 moves 1 -> 2: removed at the source, partly copied, not sealed.
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 4 100"), Reply::Int(1));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 4 FROM 1 100"), Reply::Int(1));
+    let (records, _) = a
+        .reader
+        .export_slots(&[(100, 100)], &[], (1 << 20, 1 << 20))
+        .unwrap();
+    b.batch_of(&[Command::SlotsIngest { fence: 4, records }]);
+    let share = |g: &mut G, ranges: Vec<(u16, u16)>| g.batch_of(&[Command::FlushSlots(ranges)]);
+    let moving = |r: &[Reply]| matches!(&r[0], Reply::Error(e) if e.starts_with("TRYAGAIN"));
+    // The layout before the cut-over gives slot 100 to group 1, which no longer serves it;
+    // the target refuses any flush while the copy runs (a later chunk would bring keys
+    // older than the flush back).
+    assert!(moving(&share(&mut a, vec![(0, 16383)])));
+    assert!(moving(&share(&mut b, vec![])));
+    assert!(moving(&b.batch(&["FLUSHALL"])));
+    assert_eq!(
+        a.r(&format!("GET {}", j[0])),
+        bulk("old"),
+        "nothing flushed"
+    );
+    b.seal(4, "100");
+    // The layout after the cut-over: each group serves its share, and flushes it.
+    assert!(moving(&share(&mut b, vec![])), "a stale layout is refused");
+    assert_eq!(share(&mut a, vec![(0, 99), (101, 16383)]), [Reply::ok()]);
+    assert_eq!(share(&mut b, vec![(100, 100)]), [Reply::ok()]);
+    assert_eq!(a.r(&format!("GET {}", j[0])), Reply::Nil);
+    assert_eq!(b.r(&format!("GET {}", k[0])), Reply::Nil);
 }

@@ -150,6 +150,7 @@ static INTERNAL: &[&CommandSpec] = &[
     &raft::RAFTKV_SLOTS_DROP,
     &raft::RAFTKV_SLOTS_SEAL,
     &raft::RAFTKV_SLOTS_INGEST,
+    &server::RAFTKV_FLUSHALL,
 ];
 
 impl Command {
@@ -207,6 +208,15 @@ impl Command {
             crate::SlotsOp::Seal => b"RAFTKV.SLOTS.SEAL",
         };
         vec![Bytes::from_static(name), Bytes::from(ranges.to_string())]
+    }
+
+    /// The internal one-group FLUSHALL's argument vector (`ranges` as
+    /// [`parse_slot_ranges`] reads them: the slots the group must serve to apply it).
+    pub fn flush_slots_argv(ranges: &str) -> Vec<Bytes> {
+        vec![
+            Bytes::from_static(b"RAFTKV.FLUSHALL"),
+            Bytes::from(ranges.to_string()),
+        ]
     }
 
     /// The internal lazy-expiry command's argument vector.
@@ -319,6 +329,7 @@ impl Command {
                 crate::SlotsOp::Seal => (&r::RAFTKV_SLOTS_SEAL, Args::None),
             },
             SlotsIngest { .. } => (&r::RAFTKV_SLOTS_INGEST, Args::None),
+            FlushSlots(_) => (&s::RAFTKV_FLUSHALL, Args::None),
             Multi => (&t::MULTI, Args::None),
             Exec => (&t::EXEC, Args::None),
             Discard => (&t::DISCARD, Args::None),

@@ -304,6 +304,24 @@ fn parse_flush(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply
     }
 }
 
+/// `RAFTKV.FLUSHALL <ranges>` (ranges as [`super::parse_slot_ranges`] reads them; empty:
+/// none).
+fn parse_flush_slots(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    super::parse_slot_ranges(&argv[1])
+        .map(Command::FlushSlots)
+        .map_err(Reply::err)
+}
+
+/// `RAFTKV.FLUSHALL <ranges>`: a group's share of a FLUSHALL fanned out over the groups,
+/// applied only if the group serves exactly these slots (replicated only, see
+/// `store::scope`).
+pub(crate) static RAFTKV_FLUSHALL: CommandSpec = CommandSpec {
+    summary:
+        "Internal: one group's share of a FLUSHALL, if it serves these slots (replicated only).",
+    group: "server",
+    ..CommandSpec::new("RAFTKV.FLUSHALL", 2, &["write"], &[], parse_flush_slots)
+};
+
 pub(crate) static FLUSHALL: CommandSpec = CommandSpec {
     summary: "Removes all keys from all databases.",
     since: "1.0.0",
