@@ -46,6 +46,13 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::server::{Server, Stats};
 
+/// jemalloc serves every allocation of the process: Rust's, and through its unprefixed
+/// `malloc` / `free`, RocksDB's C++ ones too. glibc's malloc took ~8% of a node's CPU under
+/// writes (`_int_malloc`, `malloc_consolidate`, `cfree`); jemalloc cut the CPU per 10-key
+/// MSET over the three nodes by about a fifth (docs/benchmarks.md, session 13).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn logger(cfg: &Config) -> Logger {
     // The level is read per record: CONFIG SET loglevel changes it (see `live`).
     live::init(
