@@ -40,6 +40,39 @@ fn set_rate(cl: &Cluster, nodes: usize, mbps: &str) {
     }
 }
 
+/// About 4 MB (4,000 keys of 1,000 bytes) in one slot below 100, written through node 0.
+fn load_4mb(c: &mut redis::Connection) {
+    let tag = tag_below(c, 100);
+    let value = "x".repeat(1000);
+    for batch in 0..8 {
+        let mut cmd = redis::cmd("MSET");
+        for i in 0..500 {
+            cmd.arg(format!("{{{tag}}}{}", batch * 500 + i)).arg(&value);
+        }
+        let _: () = cmd.query(c).expect("MSET");
+    }
+}
+
+/// `RAFT.SHARDGROUP MOVE <to> 0-99` through node 0.
+fn move_low_slots(cl: &Cluster, to: &str) {
+    let n: i64 = redis::cmd("RAFT.SHARDGROUP")
+        .arg("MOVE")
+        .arg(to)
+        .arg("0-99")
+        .query(&mut cl.client(0))
+        .expect("MOVE");
+    assert!(n >= 1);
+}
+
+/// Waits until group `g` owns the 100 low slots and no migration is left.
+fn moved_to(cl: &Cluster, g: u64) {
+    wait_for(Duration::from_secs(120), "the migration done", || {
+        let q = shardgroup(cl, 0, &["QUERY"]).ok()?;
+        let line = group_line(cl, 0, g)?;
+        (field(&line, "slots") == Some("100") && !q.contains("migration ")).then_some(())
+    })
+}
+
 #[test]
 fn a_copy_keeps_to_the_rate_limit_and_shows_its_progress_in_info() {
     let (cl, n4) = copy_pair(&["--migrate-max-mbps", "0"]);
@@ -50,32 +83,9 @@ fn a_copy_keeps_to_the_rate_limit_and_shows_its_progress_in_info() {
         .arg("-1")
         .query(&mut c);
     assert!(bad.is_err(), "a negative rate is refused");
-    let tag = tag_below(&mut c, 100);
-    // About 4 MB in one slot.
-    let value = "x".repeat(1000);
-    for batch in 0..8 {
-        let mut cmd = redis::cmd("MSET");
-        for i in 0..500 {
-            cmd.arg(format!("{{{tag}}}{}", batch * 500 + i)).arg(&value);
-        }
-        let _: () = cmd.query(&mut c).expect("MSET");
-    }
-    let mv = |to: &str| {
-        let n: i64 = redis::cmd("RAFT.SHARDGROUP")
-            .arg("MOVE")
-            .arg(to)
-            .arg("0-99")
-            .query(&mut cl.client(0))
-            .expect("MOVE");
-        assert!(n >= 1);
-    };
-    let done = |g: u64| {
-        wait_for(Duration::from_secs(120), "the migration done", || {
-            let q = shardgroup(&cl, 0, &["QUERY"]).ok()?;
-            let line = group_line(&cl, 0, g)?;
-            (field(&line, "slots") == Some("100") && !q.contains("migration ")).then_some(())
-        })
-    };
+    load_4mb(&mut c);
+    let mv = |to: &str| move_low_slots(&cl, to);
+    let done = |g: u64| moved_to(&cl, g);
     // 1 -> 4: node 4 hosts both groups, nothing copied.
     mv("4");
     done(4);
@@ -122,36 +132,14 @@ fn a_copy_keeps_to_the_rate_limit_and_shows_its_progress_in_info() {
 fn a_flushall_during_a_copy_leaves_no_key_behind() {
     let (cl, n4) = copy_pair(&[]);
     let mut c = cl.client(0);
-    let tag = tag_below(&mut c, 100);
-    let value = "x".repeat(1000);
-    for batch in 0..8 {
-        let mut cmd = redis::cmd("MSET");
-        for i in 0..500 {
-            cmd.arg(format!("{{{tag}}}{}", batch * 500 + i)).arg(&value);
-        }
-        let _: () = cmd.query(&mut c).expect("MSET");
-    }
+    load_4mb(&mut c);
     let _: () = redis::cmd("SET")
         .arg("elsewhere")
         .arg("v")
         .query(&mut c)
         .expect("SET");
-    let mv = |to: &str| {
-        let n: i64 = redis::cmd("RAFT.SHARDGROUP")
-            .arg("MOVE")
-            .arg(to)
-            .arg("0-99")
-            .query(&mut cl.client(0))
-            .expect("MOVE");
-        assert!(n >= 1);
-    };
-    let done = |g: u64| {
-        wait_for(Duration::from_secs(120), "the migration done", || {
-            let q = shardgroup(&cl, 0, &["QUERY"]).ok()?;
-            let line = group_line(&cl, 0, g)?;
-            (field(&line, "slots") == Some("100") && !q.contains("migration ")).then_some(())
-        })
-    };
+    let mv = |to: &str| move_low_slots(&cl, to);
+    let done = |g: u64| moved_to(&cl, g);
     mv("4");
     done(4);
     // 4 -> 5 copies the 4 MB to node 1 at 1 MB/s; FLUSHALL in the middle of it.
