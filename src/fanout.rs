@@ -101,18 +101,9 @@ impl Server {
             }
             Command::FlushAll => one(self.flush_all(resp3).await),
             Command::ScriptAdmin(_) | Command::Function(_) => {
-                // The same write in every group: the first group's reply, or the first error.
-                let mut first = None;
-                for g in self.group_ids() {
-                    let o = self.write_in(g, vec![argv.clone()], resp3).await;
-                    match reply_of(o) {
-                        e @ Reply::Error(_) => return one(e),
-                        r => {
-                            first.get_or_insert(r);
-                        }
-                    }
-                }
-                one(first.unwrap_or_else(Reply::ok))
+                // The same write in every group.
+                let shares = self.group_ids().into_iter().map(|g| (g, argv.clone()));
+                one(self.write_each(shares, resp3).await)
             }
             _ => one(self.split_keys(argv, &cmd, resp3).await),
         }
@@ -135,15 +126,34 @@ impl Server {
         }
     }
 
-    /// One pass of [`Server::flush_all`]: the first error, or OK.
+    /// One pass of [`Server::flush_all`]: the first group's reply, or the first error.
     async fn flush_shares(&self, resp3: bool) -> Reply {
-        for (g, ranges) in self.layout() {
-            let argv = Command::flush_slots_argv(&ranges_words(&ranges).join(","));
-            if let e @ Reply::Error(_) = reply_of(self.write_in(g, vec![argv], resp3).await) {
-                return e;
+        let shares = self.layout().into_iter().map(|(g, ranges)| {
+            (
+                g,
+                Command::flush_slots_argv(&ranges_words(&ranges).join(",")),
+            )
+        });
+        self.write_each(shares, resp3).await
+    }
+
+    /// Each `(group, argv)` write in turn, stopping at the first error: the first group's
+    /// reply (OK when there is none), or that error.
+    async fn write_each(
+        &self,
+        shares: impl Iterator<Item = (u64, Vec<Bytes>)>,
+        resp3: bool,
+    ) -> Reply {
+        let mut first = None;
+        for (g, argv) in shares {
+            match reply_of(self.write_in(g, vec![argv], resp3).await) {
+                e @ Reply::Error(_) => return e,
+                r => {
+                    first.get_or_insert(r);
+                }
             }
         }
-        Reply::ok()
+        first.unwrap_or_else(Reply::ok)
     }
 
     /// Every data group of the cluster with its slot ranges, from one layout.

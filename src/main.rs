@@ -47,9 +47,10 @@ use crate::config::Config;
 use crate::server::{Server, Stats};
 
 /// jemalloc serves every allocation of the process: Rust's, and through its unprefixed
-/// `malloc` / `free`, RocksDB's C++ ones too. glibc's malloc took ~8% of a node's CPU under
-/// writes (`_int_malloc`, `malloc_consolidate`, `cfree`); jemalloc cut the CPU per 10-key
-/// MSET over the three nodes by about a fifth (docs/benchmarks.md, session 13).
+/// `malloc` / `free`, RocksDB's C++ ones too. glibc's malloc took ~14% of the leader's CPU under
+/// MSET (`_int_malloc`, `malloc_consolidate`, `malloc`, `_int_free`, `cfree`); jemalloc cut
+/// the CPU per request over the three nodes to 0.67-0.92x (MSET 0.81-0.87x; docs/benchmarks.md,
+/// session 13).
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -84,15 +84,13 @@ fn a_copy_keeps_to_the_rate_limit_and_shows_its_progress_in_info() {
         .query(&mut c);
     assert!(bad.is_err(), "a negative rate is refused");
     load_4mb(&mut c);
-    let mv = |to: &str| move_low_slots(&cl, to);
-    let done = |g: u64| moved_to(&cl, g);
     // 1 -> 4: node 4 hosts both groups, nothing copied.
-    mv("4");
-    done(4);
+    move_low_slots(&cl, "4");
+    moved_to(&cl, 4);
     // 4 -> 5 copies every record to node 1, at 1 MB/s.
     set_rate(&cl, n4 + 1, "1");
     let started = Instant::now();
-    mv("5");
+    move_low_slots(&cl, "5");
     // The coordinator shows the copy in progress, its bytes growing and its rate.
     let in_progress = |i: usize| cluster_field(&cl, i, "raftkv_migration_in_progress");
     let (who, first) = wait_for(Duration::from_secs(60), "a copy in progress", || {
@@ -109,7 +107,7 @@ fn a_copy_keeps_to_the_rate_limit_and_shows_its_progress_in_info() {
         let b = cluster_field(&cl, who, "raftkv_migration_copy_bytes")?;
         (b > first).then_some(())
     });
-    done(5);
+    moved_to(&cl, 5);
     let elapsed = started.elapsed();
     let copied = cluster_field(&cl, who, "raftkv_migration_copy_bytes").expect("bytes");
     assert!(copied >= 4_000_000, "{copied} bytes copied");
@@ -138,13 +136,11 @@ fn a_flushall_during_a_copy_leaves_no_key_behind() {
         .arg("v")
         .query(&mut c)
         .expect("SET");
-    let mv = |to: &str| move_low_slots(&cl, to);
-    let done = |g: u64| moved_to(&cl, g);
-    mv("4");
-    done(4);
+    move_low_slots(&cl, "4");
+    moved_to(&cl, 4);
     // 4 -> 5 copies the 4 MB to node 1 at 1 MB/s; FLUSHALL in the middle of it.
     set_rate(&cl, n4 + 1, "1");
-    mv("5");
+    move_low_slots(&cl, "5");
     // Mid-copy: this run's bytes (the counters restart with each copy; the first move's
     // ended above 4 MB) between 0.5 and 3 MB.
     wait_for(Duration::from_secs(60), "the copy under way", || {
@@ -173,7 +169,7 @@ fn a_flushall_during_a_copy_leaves_no_key_behind() {
             .expect("DBSIZE")
     };
     assert_eq!(dbsize(0), 0, "keys left right after FLUSHALL");
-    done(5);
+    moved_to(&cl, 5);
     for i in 0..=n4 {
         assert_eq!(dbsize(i), 0, "node {i}: keys back after the copy");
     }
