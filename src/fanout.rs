@@ -5,7 +5,8 @@
 //! write of that group; the replies are combined. Not atomic across groups (as in Redis
 //! Cluster, where such commands span nodes); within a group each share is one proposal.
 //! FLUSHALL's share of a group applies only where the group serves the slots the entry
-//! node's layout gives it (see [`Server::flush_all`]).
+//! node's layout gives it, and KEYS' and DBSIZE's read exactly those slots (see
+//! [`Server::until_settled`]).
 //! SCAN's cursor is a slot number: it runs on the group owning that slot, which returns
 //! the next slot to scan (possibly another group's) or 0 at the end.
 
@@ -51,14 +52,6 @@ fn splits(cmd: &Command) -> bool {
         .any(|n| cmd.name().eq_ignore_ascii_case(n))
 }
 
-/// The integer of a reply, or the reply itself when it is not one (an error).
-fn int_of(r: Reply) -> Result<i64, Reply> {
-    match r {
-        Reply::Int(n) => Ok(n),
-        other => Err(other),
-    }
-}
-
 /// The one reply of a group's write (a relayed reply is decoded: fanned-out writes answer
 /// a status, an error or an integer, alike in RESP2 and RESP3).
 fn reply_of(o: Outcome) -> Reply {
@@ -79,27 +72,14 @@ impl Server {
                 let g = self.groups.slot_group(slot);
                 one(self.read_one(g, argv, cmd).await)
             }
-            Command::Keys(_) => {
-                let mut all = Vec::new();
-                for g in self.group_ids() {
-                    match self.read_one(g, argv.clone(), cmd.clone()).await {
-                        Reply::Array(keys) => all.extend(keys),
-                        other => return one(other),
-                    }
-                }
-                one(Reply::Array(all))
+            Command::Keys(_) | Command::DbSize => {
+                let reply = self.until_settled(|| self.read_shares(&argv, &cmd)).await;
+                one(reply)
             }
-            Command::DbSize => {
-                let mut total = 0;
-                for g in self.group_ids() {
-                    match int_of(self.read_one(g, argv.clone(), cmd.clone()).await) {
-                        Ok(n) => total += n,
-                        Err(e) => return one(e),
-                    }
-                }
-                one(Reply::Int(total))
+            Command::FlushAll => {
+                let reply = self.until_settled(|| self.flush_shares(resp3)).await;
+                one(reply)
             }
-            Command::FlushAll => one(self.flush_all(resp3).await),
             Command::ScriptAdmin(_) | Command::Function(_) => {
                 // The same write in every group.
                 let shares = self.group_ids().into_iter().map(|g| (g, argv.clone()));
@@ -109,15 +89,21 @@ impl Server {
         }
     }
 
-    /// FLUSHALL over the groups: each group's share is `RAFTKV.FLUSHALL` with the slots one
-    /// layout gives it, applied only where the group serves exactly those (see
-    /// `store::scope`'s `flush_owned`: no slot in the middle of a migration escapes every
-    /// share). A share refused while slots move runs the fan-out again with the layout of
-    /// then (the shares are idempotent), until the request timeout.
-    async fn flush_all(&self, resp3: bool) -> Reply {
+    /// Runs a pass over the groups (`pass`: one share per group, from one layout) again
+    /// while a share is refused because slots move (`-TRYAGAIN`, the shares are idempotent
+    /// reads or flushes), with the layout of then, until the request timeout.
+    /// FLUSHALL's shares apply only where the group serves exactly the slots one layout
+    /// gives it (see `store::scope`'s `flush_owned`), KEYS' and DBSIZE's read exactly
+    /// those (`store::reader_scan`'s `read_slots`): no slot in the middle of a migration
+    /// escapes every share, or is counted twice.
+    async fn until_settled<F, Fut>(&self, pass: F) -> Reply
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Reply>,
+    {
         let deadline = Instant::now() + self.cfg.request_timeout();
         loop {
-            let reply = self.flush_shares(resp3).await;
+            let reply = pass().await;
             let moving = matches!(&reply, Reply::Error(e) if e.starts_with("TRYAGAIN"));
             if !moving || Instant::now() >= deadline {
                 return reply;
@@ -126,7 +112,31 @@ impl Server {
         }
     }
 
-    /// One pass of [`Server::flush_all`]: the first group's reply, or the first error.
+    /// One pass of KEYS or DBSIZE: each group's share over the slots one layout gives
+    /// it, combined (the keys joined, the counts summed), or the first error.
+    async fn read_shares(&self, argv: &[Bytes], cmd: &Command) -> Reply {
+        let mut keys = Vec::new();
+        let mut total = 0;
+        for (g, ranges) in self.layout() {
+            let share = Command::read_slots_argv(&ranges_words(&ranges).join(","), argv);
+            let read = Command::ReadSlots {
+                expect: ranges,
+                read: Box::new(cmd.clone()),
+            };
+            match self.read_one(g, share, read).await {
+                Reply::Array(ks) if matches!(cmd, Command::Keys(_)) => keys.extend(ks),
+                Reply::Int(n) if matches!(cmd, Command::DbSize) => total += n,
+                other => return other,
+            }
+        }
+        match cmd {
+            Command::Keys(_) => Reply::Array(keys),
+            _ => Reply::Int(total),
+        }
+    }
+
+    /// One pass of FLUSHALL: each group's share (`RAFTKV.FLUSHALL` with the slots one
+    /// layout gives it); the first group's reply, or the first error.
     async fn flush_shares(&self, resp3: bool) -> Reply {
         let shares = self.layout().into_iter().map(|(g, ranges)| {
             (

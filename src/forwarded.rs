@@ -63,7 +63,8 @@ impl Server {
         for d in &data {
             // Client reads and writes, transactions (the internal RAFTKV.EXEC), a
             // migration's slot commands (from the metadata leader, a member) and a
-            // FLUSHALL's share of a group (RAFTKV.FLUSHALL, from its entry node).
+            // FLUSHALL's, KEYS' or DBSIZE's share of a group (RAFTKV.FLUSHALL,
+            // RAFTKV.READSLOTS, from its entry node).
             let ok = crate::sm::decode_argv(d).is_some_and(|argv| match Command::parse(&argv) {
                 Ok(c) => matches!(c.kind(), Kind::Read | Kind::Write),
                 Err(_) => matches!(
@@ -71,7 +72,8 @@ impl Server {
                     Ok(Command::Transaction { .. }
                         | Command::Slots { .. }
                         | Command::SlotsIngest { .. }
-                        | Command::FlushSlots(_))
+                        | Command::FlushSlots(_)
+                        | Command::ReadSlots { .. })
                 ),
             });
             if !ok {

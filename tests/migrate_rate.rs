@@ -174,3 +174,44 @@ fn a_flushall_during_a_copy_leaves_no_key_behind() {
         assert_eq!(dbsize(i), 0, "node {i}: keys back after the copy");
     }
 }
+
+/// KEYS and DBSIZE while a migration copies slots, on every node (hosting the groups or
+/// forwarding to them): each slot is read in the group one layout gives it, so every key
+/// counts once: never the copy's keys besides the source's, never none of a slot between
+/// the source's REMOVE and the target's SEAL (the read waits for the cut-over, as a
+/// write to the slots does).
+#[test]
+fn keys_and_dbsize_count_every_key_once_while_slots_move() {
+    let (cl, n4) = copy_pair(&[]);
+    let mut c = cl.client(0);
+    load_4mb(&mut c);
+    let _: () = redis::cmd("SET")
+        .arg("elsewhere")
+        .arg("v")
+        .query(&mut c)
+        .expect("SET");
+    move_low_slots(&cl, "4");
+    moved_to(&cl, 4);
+    // 4 -> 5 copies the 4 MB to node 1 at 1 MB/s; the reads start in the middle of it.
+    set_rate(&cl, n4 + 1, "1");
+    move_low_slots(&cl, "5");
+    wait_for(Duration::from_secs(60), "the copy under way", || {
+        (0..=n4).find_map(|i| {
+            let b = cluster_field(&cl, i, "raftkv_migration_copy_bytes")?;
+            let running = cluster_field(&cl, i, "raftkv_migration_in_progress")? > 0;
+            (running && (100_000..3_000_000).contains(&b)).then_some(())
+        })
+    });
+    let round = |when: &str| {
+        for i in 0..=n4 {
+            let mut ci = cl.client(i);
+            let n: i64 = redis::cmd("DBSIZE").query(&mut ci).expect("DBSIZE");
+            assert_eq!(n, 4001, "node {i}, {when}: DBSIZE");
+            let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut ci).expect("KEYS");
+            assert_eq!(keys.len(), 4001, "node {i}, {when}: KEYS");
+        }
+    };
+    round("mid-copy");
+    moved_to(&cl, 5);
+    round("after the move");
+}

@@ -378,6 +378,13 @@ pub enum Command {
     /// `RAFTKV.FLUSHALL <ranges>`: one group's share of a FLUSHALL over several groups,
     /// applied only where the group serves exactly these slots (the entry node's layout).
     FlushSlots(Vec<(u16, u16)>),
+    /// `RAFTKV.READSLOTS <ranges> KEYS <pattern>` / `... DBSIZE`: one group's share of a
+    /// KEYS or DBSIZE over several groups, over exactly these slots (the entry node's
+    /// layout), refused unless the group serves them all.
+    ReadSlots {
+        expect: Vec<(u16, u16)>,
+        read: Box<Command>,
+    },
     // ---- internal, replicated only; never produced from client input ----
     /// Delete up to `limit` keys whose expiry is at or before the commit's stamped time.
     SweepExpired {

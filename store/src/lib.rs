@@ -172,6 +172,10 @@ struct Counters {
     node_addrs: nodes::Addrs,
     /// The group's slots as readers see them (see `scope.rs` for when they change).
     slots: std::sync::RwLock<Arc<SlotSet>>,
+    /// True while the group may own slots it does not serve (a migration's copy into it):
+    /// the key counter then counts keys outside the served slots. Set as soon as such
+    /// slots are taken, cleared once the set without them is published.
+    copying: std::sync::atomic::AtomicBool,
     /// Told what each written batch changed (blocking pops, keyspace notifications).
     push_listener: std::sync::Mutex<Option<PushListener>>,
     /// Keyspace notifications: the classes wanted (see [`notify`]).
@@ -433,13 +437,16 @@ impl Store {
                 charge!(self, self.reply_cost(read, now));
                 let reader = self.reader();
                 let mut expired = Vec::new();
+                // Served: slots a copy is bringing in are owned, not served.
+                let served =
+                    (!self.incoming.is_empty()).then(|| self.slots.difference(&self.incoming));
                 reader
                     .read_inner(
                         &|k| Ok(self.raw(&data_key(k))),
                         read,
                         now,
                         &mut expired,
-                        &self.slots,
+                        served.as_ref().unwrap_or(&self.slots),
                     )
                     .unwrap_or_else(|e| fail_stop("reading during apply", e))
             }

@@ -37,6 +37,9 @@ impl Store {
         let shared = Arc::new(Counters::default());
         *shared.slots.write().unwrap_or_else(|p| p.into_inner()) =
             Arc::new(slots.difference(&incoming));
+        shared
+            .copying
+            .store(!incoming.is_empty(), Ordering::Release);
         nodes::publish(&shared.node_addrs, nodes::load(&db, group_id));
         shared.keys.store(keys.max(0) as u64, Ordering::Release);
         shared

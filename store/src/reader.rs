@@ -45,10 +45,13 @@ pub(crate) type RawFn<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Value>, String>;
 /// What a read iterates: the live database (the apply path, which is its only writer) or
 /// one snapshot of it (every read outside the apply path).
 pub(crate) struct Source<'a> {
-    db: &'a DB,
-    snap: Option<&'a rocksdb::Snapshot<'a>>,
+    pub(crate) db: &'a DB,
+    pub(crate) snap: Option<&'a rocksdb::Snapshot<'a>>,
     /// The slots this read serves.
     pub(crate) slots: &'a SlotSet,
+    /// True when the group may own slots beyond `slots` (a copy into it runs): the key
+    /// counter is not the count of the served slots' keys.
+    pub(crate) copying: bool,
 }
 
 impl Source<'_> {
@@ -126,6 +129,13 @@ impl Reader {
         self.counters
             .expires
             .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// True when the group may own slots it does not serve (see `Counters::copying`).
+    pub(crate) fn copying(&self) -> bool {
+        self.counters
+            .copying
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The group this reader reads.
@@ -215,6 +225,9 @@ impl Reader {
     /// Runs a group of read commands at `now`, all on ONE snapshot of the store (taken
     /// under the restore gate). Returns one reply per command and the expired keys seen.
     pub fn read_all(&self, cmds: &[Command], now: i64) -> (Vec<Reply>, Vec<Bytes>) {
+        // The copying flag before the slot sets: seen clear, the sets are those without
+        // any copied slots (see `Store::publish_slots`).
+        let copying = self.copying();
         let (snap, before, after) = {
             let _gate = self
                 .counters
@@ -240,6 +253,7 @@ impl Reader {
             db: &self.db,
             snap: Some(&snap),
             slots: &slots,
+            copying,
         };
         let mut expired = Vec::new();
         let replies = cmds
@@ -295,6 +309,7 @@ impl Reader {
             db: &self.db,
             snap: None,
             slots,
+            copying: self.copying(),
         };
         self.read_on(&src, raw, cmd, now, expired)
     }
@@ -393,6 +408,7 @@ impl Reader {
             Command::RandomKey => Self::random_key(src, now, expired)?,
             Command::Object(o) => Self::object(src, raw, o, now, expired)?,
             Command::Keys(pattern) => Self::keys(src, pattern, now)?,
+            Command::ReadSlots { expect, read } => self.read_slots(src, expect, read, now)?,
             Command::Scan {
                 cursor,
                 pattern,

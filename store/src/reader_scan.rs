@@ -1,12 +1,13 @@
 //! KEYS and SCAN over the group's owned slots (see the `reader.rs` module doc for
 //! SCAN's cursor contract): KEYS visits every run of owned slots, one seek per run; SCAN
 //! visits whole slots of the one run its cursor is in. Moved out of `reader.rs`.
+//! Also a fanned-out KEYS or DBSIZE's share of one group (`RAFTKV.READSLOTS`).
 
 use bytes::Bytes;
 use resp::Reply;
 
 use crate::reader::{Reader, Source};
-use crate::slots::{slot_of, slot_start, tryagain};
+use crate::slots::{slot_of, slot_start, tryagain, SlotSet};
 use crate::{glob_match, slot, type_by_name, Value};
 
 fn bulk(v: Vec<u8>) -> Reply {
@@ -62,6 +63,56 @@ impl Reader {
             Ok(true)
         })?;
         Ok(Reply::Array(out))
+    }
+
+    /// `RAFTKV.READSLOTS`: KEYS or DBSIZE over exactly the slots `expect` (the slots the
+    /// entry node's layout gives this group), or `-TRYAGAIN` unless the group serves them
+    /// all. So a fan-out over one layout counts every slot once, even while a migration
+    /// moves slots (from the source's REMOVE to the target's SEAL no group serves them;
+    /// a copy's target owns keys it does not serve yet). DBSIZE is the key counter when it
+    /// counts exactly these slots; otherwise the slots' keys are counted one by one.
+    pub(crate) fn read_slots(
+        &self,
+        src: &Source<'_>,
+        expect: &[(u16, u16)],
+        read: &resp::Command,
+        now: i64,
+    ) -> Result<Reply, String> {
+        let want = match SlotSet::from_ranges(expect.iter().copied()) {
+            Ok(w) => w,
+            Err(e) => return Ok(Reply::err(e)),
+        };
+        if !want.difference(src.slots).is_empty() {
+            return Ok(Reply::err(
+                "TRYAGAIN slots are moving between groups: read not served here, retry",
+            ));
+        }
+        let sub = Source {
+            slots: &want,
+            ..*src
+        };
+        match read {
+            resp::Command::Keys(pattern) => Self::keys(&sub, pattern, now),
+            resp::Command::DbSize => {
+                if &want == src.slots && !src.copying {
+                    let n = self.key_count();
+                    // Cleared before and after reading the counter: no copied key in it.
+                    if !self.copying() {
+                        return Ok(Reply::Int(n as i64));
+                    }
+                }
+                let mut n = 0i64;
+                sub.visit_owned(&[], |_, _| {
+                    n += 1;
+                    Ok(true)
+                })?;
+                Ok(Reply::Int(n))
+            }
+            other => Ok(Reply::err(format!(
+                "ERR '{}' is not a per-slot read",
+                other.name()
+            ))),
+        }
     }
 
     /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: `[next cursor, keys]`, or

@@ -25,6 +25,7 @@
 //! migration's `RAFTKV.SLOTS.SEAL`, once every copied record is in: a node routing by an
 //! older layout must not reach records the copy is still writing.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use resp::{Command, Reply, SlotsOp};
@@ -379,6 +380,15 @@ impl Store {
                 incoming.encode(),
             );
             self.incoming = incoming;
+            self.note_copying();
+        }
+    }
+
+    /// Tells readers at once when the group owns slots it does not serve (the flag is
+    /// cleared only by [`Store::publish_slots`], after the set without them is published).
+    pub(crate) fn note_copying(&self) {
+        if !self.incoming.is_empty() {
+            self.shared.copying.store(true, Ordering::SeqCst);
         }
     }
 
@@ -399,6 +409,9 @@ impl Store {
     pub(crate) fn publish_slots(&mut self) {
         if std::mem::take(&mut self.slots_changed) {
             self.publish(self.slots.difference(&self.incoming));
+            self.shared
+                .copying
+                .store(!self.incoming.is_empty(), Ordering::SeqCst);
         }
     }
 }

@@ -45,6 +45,7 @@ impl Store {
         self.fence = scope::load_fence(&self.db, self.group).map_err(|e| e.to_string())?;
         self.sealed = scope::load_sealed(&self.db, self.group).map_err(|e| e.to_string())?;
         self.incoming = scope::load_incoming(&self.db, self.group).map_err(|e| e.to_string())?;
+        self.note_copying();
         let kept = self.put_back(saved).map_err(|e| e.to_string())?;
         self.claim_restored(&before, &kept, old_fence)
             .map_err(|e| e.to_string())?;

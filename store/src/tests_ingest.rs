@@ -3,7 +3,8 @@
 //! are gone), waits for no source, and gets the source's records of every type with their
 //! TTLs and counters from exported chunks (a repeated chunk changes nothing); the source's
 //! DROP collects the slots' records on a node not hosting the target and nowhere else; a
-//! FLUSHALL share applies only where its group serves the layout's slots, never mid-copy.
+//! FLUSHALL share applies only where its group serves the layout's slots, never mid-copy;
+//! a KEYS or DBSIZE share reads exactly those slots, where its group serves them all.
 
 use resp::{Command, Reply};
 
@@ -502,4 +503,53 @@ fn a_flushall_share_applies_only_where_its_group_serves_the_layouts_slots() {
     assert_eq!(share(&mut b, vec![(100, 100)]), [Reply::ok()]);
     assert_eq!(a.r(&format!("GET {}", j[0])), Reply::Nil);
     assert_eq!(b.r(&format!("GET {}", k[0])), Reply::Nil);
+}
+
+#[test]
+fn a_keys_or_dbsize_share_reads_exactly_the_layouts_slots_of_a_serving_group() {
+    let (_dir, mut a, mut b) = two_groups();
+    let (k, j) = (keys_in(&set("100"), "k", 5), keys_in(&set("200"), "j", 3));
+    for key in k.iter().chain(&j) {
+        a.w(&format!("SET {key} v"));
+    }
+    // Slot 100 moves 1 -> 2: removed at the source, copied whole, not sealed yet.
+    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 4 100"), Reply::Int(1));
+    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 4 FROM 1 100"), Reply::Int(1));
+    let (records, _) = a
+        .reader
+        .export_slots(&[(100, 100)], &[], (1 << 20, 1 << 20))
+        .unwrap();
+    b.batch_of(&[Command::SlotsIngest { fence: 4, records }]);
+    let moving = |r: &Reply| matches!(r, Reply::Error(e) if e.starts_with("TRYAGAIN"));
+    let low_high = "0-99,101-16383";
+    // The target counts the copied keys it does not serve yet: plain DBSIZE over-counts.
+    assert_eq!(b.r("DBSIZE"), Reply::Int(5));
+    // Mid-copy, neither layout's share of slot 100 is served: refused, on the snapshot
+    // path and on the apply path (a forwarded read) alike.
+    assert!(moving(&a.r("RAFTKV.READSLOTS 0-16383 DBSIZE")));
+    assert!(moving(&b.r("RAFTKV.READSLOTS 100 KEYS *")));
+    assert!(moving(&b.batch(&["RAFTKV.READSLOTS 100 DBSIZE"])[0]));
+    assert_eq!(
+        a.r(&format!("RAFTKV.READSLOTS {low_high} DBSIZE")),
+        Reply::Int(3)
+    );
+    assert_eq!(b.r("RAFTKV.READSLOTS  DBSIZE"), Reply::Int(0));
+    assert_eq!(b.batch(&["RAFTKV.READSLOTS  DBSIZE"]), [Reply::Int(0)]);
+    // The apply path's reads do not serve the copied slots either.
+    assert_eq!(b.batch(&["KEYS *"]), [Reply::Array(vec![])]);
+    b.seal(4, "100");
+    let keys = |r: &Reply| sorted_keys(r);
+    let mut want_k = k.clone();
+    want_k.sort();
+    assert_eq!(b.r("RAFTKV.READSLOTS 100 DBSIZE"), Reply::Int(5));
+    assert_eq!(keys(&b.r("RAFTKV.READSLOTS 100 KEYS *")), want_k);
+    assert_eq!(keys(&b.batch(&["RAFTKV.READSLOTS 100 KEYS *"])[0]), want_k);
+    assert!(
+        moving(&a.r("RAFTKV.READSLOTS 0-16383 KEYS *")),
+        "a stale layout"
+    );
+    // A group serving more than its share counts only the share, one key at a time.
+    assert_eq!(a.r("RAFTKV.READSLOTS 200 DBSIZE"), Reply::Int(3));
+    assert_eq!(a.r("RAFTKV.READSLOTS 300 DBSIZE"), Reply::Int(0));
+    assert_eq!(keys(&a.r("RAFTKV.READSLOTS 200 KEYS j*")).len(), 3);
 }

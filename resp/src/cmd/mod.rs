@@ -151,6 +151,7 @@ static INTERNAL: &[&CommandSpec] = &[
     &raft::RAFTKV_SLOTS_SEAL,
     &raft::RAFTKV_SLOTS_INGEST,
     &server::RAFTKV_FLUSHALL,
+    &server::RAFTKV_READSLOTS,
 ];
 
 impl Command {
@@ -217,6 +218,16 @@ impl Command {
             Bytes::from_static(b"RAFTKV.FLUSHALL"),
             Bytes::from(ranges.to_string()),
         ]
+    }
+
+    /// The internal one-group KEYS / DBSIZE's argument vector: `read` (the client's argv)
+    /// over the slots `ranges` (as [`parse_slot_ranges`] reads them).
+    pub fn read_slots_argv(ranges: &str, read: &[Bytes]) -> Vec<Bytes> {
+        let mut v = Vec::with_capacity(read.len() + 2);
+        v.push(Bytes::from_static(b"RAFTKV.READSLOTS"));
+        v.push(Bytes::from(ranges.to_string()));
+        v.extend_from_slice(read);
+        v
     }
 
     /// The internal lazy-expiry command's argument vector.
@@ -330,6 +341,7 @@ impl Command {
             },
             SlotsIngest { .. } => (&r::RAFTKV_SLOTS_INGEST, Args::None),
             FlushSlots(_) => (&s::RAFTKV_FLUSHALL, Args::None),
+            ReadSlots { .. } => (&s::RAFTKV_READSLOTS, Args::None),
             Multi => (&t::MULTI, Args::None),
             Exec => (&t::EXEC, Args::None),
             Discard => (&t::DISCARD, Args::None),

@@ -322,6 +322,30 @@ pub(crate) static RAFTKV_FLUSHALL: CommandSpec = CommandSpec {
     ..CommandSpec::new("RAFTKV.FLUSHALL", 2, &["write"], &[], parse_flush_slots)
 };
 
+/// `RAFTKV.READSLOTS <ranges> KEYS <pattern>` or `RAFTKV.READSLOTS <ranges> DBSIZE`.
+fn parse_read_slots(_: &'static CommandSpec, argv: &[Bytes]) -> Result<Command, Reply> {
+    let expect = super::parse_slot_ranges(&argv[1]).map_err(Reply::err)?;
+    match Command::parse(&argv[2..])? {
+        read @ (Command::Keys(_) | Command::DbSize) => Ok(Command::ReadSlots {
+            expect,
+            read: Box::new(read),
+        }),
+        other => Err(Reply::err(format!(
+            "ERR RAFTKV.READSLOTS does not run '{}'",
+            other.name()
+        ))),
+    }
+}
+
+/// `RAFTKV.READSLOTS <ranges> <read>`: a group's share of a KEYS or DBSIZE fanned out over
+/// the groups, over exactly these slots, refused unless the group serves them all
+/// (internal, see `store::reader`).
+pub(crate) static RAFTKV_READSLOTS: CommandSpec = CommandSpec {
+    summary: "Internal: one group's share of a KEYS or DBSIZE, over these slots.",
+    group: "server",
+    ..CommandSpec::new("RAFTKV.READSLOTS", -3, &["readonly"], &[], parse_read_slots)
+};
+
 pub(crate) static FLUSHALL: CommandSpec = CommandSpec {
     summary: "Removes all keys from all databases.",
     since: "1.0.0",

@@ -107,6 +107,33 @@ fn internal_commands() {
 }
 
 #[test]
+fn a_keys_or_dbsize_share_is_internal_and_reads_nothing_else() {
+    let share = Command::read_slots_argv("0-99,200", &argv("KEYS a*"));
+    assert!(Command::parse(&share).is_err(), "never from a client");
+    let c = Command::parse_replicated(&share);
+    assert_eq!(
+        c,
+        Ok(Command::ReadSlots {
+            expect: vec![(0, 99), (200, 200)],
+            read: Box::new(Command::Keys(b("a*"))),
+        })
+    );
+    assert_eq!(
+        c.map(|c| (c.kind(), c.keys().is_empty())),
+        Ok((Kind::Read, true))
+    );
+    let count = Command::parse_replicated(&argv("RAFTKV.READSLOTS 5 DBSIZE"));
+    assert!(matches!(count, Ok(Command::ReadSlots { read, .. }) if *read == Command::DbSize));
+    for bad in [
+        "RAFTKV.READSLOTS 5 GET k",
+        "RAFTKV.READSLOTS 99999 DBSIZE",
+        "RAFTKV.READSLOTS 5",
+    ] {
+        assert!(Command::parse_replicated(&argv(bad)).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn table() {
     // 160 before the geo family (10), SORT, SORT_RO, DUMP, RESTORE, the bitmap (7),
     // HyperLogLog (3), LCS, the scripting (8) commands, SLOWLOG and LATENCY; then
