@@ -73,6 +73,33 @@ fn moved_to(cl: &Cluster, g: u64) {
     })
 }
 
+/// The 4 MB of [`load_4mb`] and one key elsewhere; the low slots moved to group 4 (node 4
+/// hosts both groups: nothing copied), then on to group 5, which copies them to node 1 at
+/// 1 MB/s. Returns once that copy is under way: this run's bytes (the counters restart with
+/// each copy; the first move's ended above 4 MB) between `from` and 3 MB.
+fn in_the_middle_of_a_copy(from: i64) -> (Cluster, usize) {
+    let (cl, n4) = copy_pair(&[]);
+    let mut c = cl.client(0);
+    load_4mb(&mut c);
+    let _: () = redis::cmd("SET")
+        .arg("elsewhere")
+        .arg("v")
+        .query(&mut c)
+        .expect("SET");
+    move_low_slots(&cl, "4");
+    moved_to(&cl, 4);
+    set_rate(&cl, n4 + 1, "1");
+    move_low_slots(&cl, "5");
+    wait_for(Duration::from_secs(60), "the copy under way", || {
+        (0..=n4).find_map(|i| {
+            let b = cluster_field(&cl, i, "raftkv_migration_copy_bytes")?;
+            let running = cluster_field(&cl, i, "raftkv_migration_in_progress")? > 0;
+            (running && (from..3_000_000).contains(&b)).then_some(())
+        })
+    });
+    (cl, n4)
+}
+
 #[test]
 fn a_copy_keeps_to_the_rate_limit_and_shows_its_progress_in_info() {
     let (cl, n4) = copy_pair(&["--migrate-max-mbps", "0"]);
@@ -128,28 +155,8 @@ fn a_copy_keeps_to_the_rate_limit_and_shows_its_progress_in_info() {
 /// written before it is left, and the rest of the copy brings none back.
 #[test]
 fn a_flushall_during_a_copy_leaves_no_key_behind() {
-    let (cl, n4) = copy_pair(&[]);
-    let mut c = cl.client(0);
-    load_4mb(&mut c);
-    let _: () = redis::cmd("SET")
-        .arg("elsewhere")
-        .arg("v")
-        .query(&mut c)
-        .expect("SET");
-    move_low_slots(&cl, "4");
-    moved_to(&cl, 4);
-    // 4 -> 5 copies the 4 MB to node 1 at 1 MB/s; FLUSHALL in the middle of it.
-    set_rate(&cl, n4 + 1, "1");
-    move_low_slots(&cl, "5");
-    // Mid-copy: this run's bytes (the counters restart with each copy; the first move's
-    // ended above 4 MB) between 0.5 and 3 MB.
-    wait_for(Duration::from_secs(60), "the copy under way", || {
-        (0..=n4).find_map(|i| {
-            let b = cluster_field(&cl, i, "raftkv_migration_copy_bytes")?;
-            let running = cluster_field(&cl, i, "raftkv_migration_in_progress")? > 0;
-            (running && (500_000..3_000_000).contains(&b)).then_some(())
-        })
-    });
+    // FLUSHALL in the middle of the copy.
+    let (cl, n4) = in_the_middle_of_a_copy(500_000);
     wait_for(Duration::from_secs(60), "FLUSHALL answered OK", || {
         let r: redis::RedisResult<String> = redis::cmd("FLUSHALL").query(&mut cl.client(0));
         match r {
@@ -182,26 +189,8 @@ fn a_flushall_during_a_copy_leaves_no_key_behind() {
 /// write to the slots does).
 #[test]
 fn keys_and_dbsize_count_every_key_once_while_slots_move() {
-    let (cl, n4) = copy_pair(&[]);
-    let mut c = cl.client(0);
-    load_4mb(&mut c);
-    let _: () = redis::cmd("SET")
-        .arg("elsewhere")
-        .arg("v")
-        .query(&mut c)
-        .expect("SET");
-    move_low_slots(&cl, "4");
-    moved_to(&cl, 4);
-    // 4 -> 5 copies the 4 MB to node 1 at 1 MB/s; the reads start in the middle of it.
-    set_rate(&cl, n4 + 1, "1");
-    move_low_slots(&cl, "5");
-    wait_for(Duration::from_secs(60), "the copy under way", || {
-        (0..=n4).find_map(|i| {
-            let b = cluster_field(&cl, i, "raftkv_migration_copy_bytes")?;
-            let running = cluster_field(&cl, i, "raftkv_migration_in_progress")? > 0;
-            (running && (100_000..3_000_000).contains(&b)).then_some(())
-        })
-    });
+    // The reads start in the middle of the copy.
+    let (cl, n4) = in_the_middle_of_a_copy(100_000);
     let round = |when: &str| {
         for i in 0..=n4 {
             let mut ci = cl.client(i);

@@ -469,13 +469,9 @@ fn an_export_flushes_a_full_hashed_memtable_first_and_reads_the_same_records() {
     assert_eq!(data, want);
 }
 
-#[test]
-fn a_flushall_share_applies_only_where_its_group_serves_the_layouts_slots() {
-    let (_dir, mut a, mut b) = two_groups();
-    let (k, j) = (keys_in(&set("100"), "k", 1), keys_in(&set("200"), "j", 1));
-    a.w(&format!("SET {} old", k[0]));
-    a.w(&format!("SET {} old", j[0]));
-    // Slot 100 moves 1 -> 2: removed at the source, partly copied, not sealed.
+/// Slot 100 moves from group `a` to group `b` (fence 4): removed at the source, its records
+/// copied (one chunk), not sealed yet.
+fn slot_100_copied_not_sealed(a: &mut G, b: &mut G) {
     assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 4 100"), Reply::Int(1));
     assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 4 FROM 1 100"), Reply::Int(1));
     let (records, _) = a
@@ -483,6 +479,15 @@ fn a_flushall_share_applies_only_where_its_group_serves_the_layouts_slots() {
         .export_slots(&[(100, 100)], &[], (1 << 20, 1 << 20))
         .unwrap();
     b.batch_of(&[Command::SlotsIngest { fence: 4, records }]);
+}
+
+#[test]
+fn a_flushall_share_applies_only_where_its_group_serves_the_layouts_slots() {
+    let (_dir, mut a, mut b) = two_groups();
+    let (k, j) = (keys_in(&set("100"), "k", 1), keys_in(&set("200"), "j", 1));
+    a.w(&format!("SET {} old", k[0]));
+    a.w(&format!("SET {} old", j[0]));
+    slot_100_copied_not_sealed(&mut a, &mut b);
     let share = |g: &mut G, ranges: Vec<(u16, u16)>| g.batch_of(&[Command::FlushSlots(ranges)]);
     let moving = |r: &[Reply]| matches!(&r[0], Reply::Error(e) if e.starts_with("TRYAGAIN"));
     // The layout before the cut-over gives slot 100 to group 1, which no longer serves it;
@@ -512,14 +517,7 @@ fn a_keys_or_dbsize_share_reads_exactly_the_layouts_slots_of_a_serving_group() {
     for key in k.iter().chain(&j) {
         a.w(&format!("SET {key} v"));
     }
-    // Slot 100 moves 1 -> 2: removed at the source, copied whole, not sealed yet.
-    assert_eq!(a.w("RAFTKV.SLOTS.REMOVE FENCE 4 100"), Reply::Int(1));
-    assert_eq!(b.w("RAFTKV.SLOTS.ADD FENCE 4 FROM 1 100"), Reply::Int(1));
-    let (records, _) = a
-        .reader
-        .export_slots(&[(100, 100)], &[], (1 << 20, 1 << 20))
-        .unwrap();
-    b.batch_of(&[Command::SlotsIngest { fence: 4, records }]);
+    slot_100_copied_not_sealed(&mut a, &mut b);
     let moving = |r: &Reply| matches!(r, Reply::Error(e) if e.starts_with("TRYAGAIN"));
     let low_high = "0-99,101-16383";
     // The target counts the copied keys it does not serve yet: plain DBSIZE over-counts.
