@@ -49,8 +49,9 @@ fn is_heavy(cmds: &[Command]) -> bool {
         || cmds.iter().any(|c| match c {
             // LCS: O(len1 * len2), up to a 512 MiB table.
             Command::Keys(_) | Command::Scan { .. } | Command::Lcs(_) | Command::Script(_) => true,
-            // KEYS, or a DBSIZE that may count keys one by one.
-            Command::ReadSlots { .. } => true,
+            // KEYS, or a DBSIZE that may count keys one by one; RANDOMKEY's walk may flush
+            // the memtable first (see `store::Reader::read_all`).
+            Command::ReadSlots { .. } | Command::RandomKey => true,
             Command::MGet(k) | Command::Exists(k) | Command::Touch(k) => k.len() > HEAVY_GROUP,
             _ => false,
         })

@@ -58,6 +58,25 @@ pub(crate) fn hashed(name: &str) -> bool {
     name == CF_DATA || name == txn::CF_KVER
 }
 
+/// Flushes family `name`'s memtables when it is hashed and they hold more than `most`
+/// entries: a total-order iterator of a hashed memtable sorts all its entries first, each
+/// time one is created (an export's chunk, a SCAN page, KEYS); once flushed, the records are
+/// read from table files and the memtable holds only the writes since. The price: one flush
+/// (a small table file) per `most` writes while such reads run.
+pub(crate) fn flush_if_big(db: &rocksdb::DB, name: &str, most: u64) -> Result<(), String> {
+    if !hashed(name) {
+        return Ok(());
+    }
+    let cf = db.cf_handle(name).ok_or("missing column family")?;
+    let entries = |p: &str| db.property_int_value_cf(cf, p).ok().flatten().unwrap_or(0);
+    let n = entries("rocksdb.num-entries-active-mem-table")
+        + entries("rocksdb.num-entries-imm-mem-tables");
+    if n > most {
+        db.flush_cf(cf).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Database-wide options the store's column families need (the hashed memtable cannot
 /// take concurrent memtable writes), and the info LOG's level, set explicitly: RocksDB's
 /// default depends on how the library was built (DEBUG without `NDEBUG`, as Debian's

@@ -53,24 +53,9 @@ fn cursor(cf: usize, key: &[u8]) -> Vec<u8> {
 /// left it still took 87% of it in a 1 GB copy (about 18 ms of CPU per 256 KiB chunk).
 /// After one flush the records are read from table files, and the memtable holds only
 /// writes since, so a chunk sorts at most this many. The price: one flush (a small table
-/// file) per this many foreign writes while a copy runs, at most one per chunk.
+/// file) per this many foreign writes while a copy runs, at most one per chunk. KEYS, SCAN
+/// and RANDOMKEY do the same (see `Reader::read_all`).
 pub const EXPORT_FLUSH_ENTRIES: u64 = 2048;
-
-/// Flushes family `name`'s memtables when it is hashed and they hold more than
-/// [`EXPORT_FLUSH_ENTRIES`] entries (see there).
-fn flush_if_big(db: &rocksdb::DB, name: &str) -> Result<(), String> {
-    if !crate::columns::hashed(name) {
-        return Ok(());
-    }
-    let cf = db.cf_handle(name).ok_or("missing column family")?;
-    let entries = |p: &str| db.property_int_value_cf(cf, p).ok().flatten().unwrap_or(0);
-    let n = entries("rocksdb.num-entries-active-mem-table")
-        + entries("rocksdb.num-entries-imm-mem-tables");
-    if n > EXPORT_FLUSH_ENTRIES {
-        db.flush_cf(cf).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
 
 /// The key ranges of `slots`' runs, from `from` (inclusive) when given: runs before it are
 /// done, the run holding it starts there.
@@ -102,7 +87,7 @@ impl Reader {
         let slots = SlotSet::from_ranges(ranges.iter().copied())?;
         let (start_cf, start_key, start_off) = pieces::parse_cursor(at)?;
         for name in COPIED.iter().skip(start_cf) {
-            flush_if_big(&self.db, name)?;
+            crate::columns::flush_if_big(&self.db, name, EXPORT_FLUSH_ENTRIES)?;
         }
         let snap = self.db.snapshot();
         let mut out = Vec::new();

@@ -4,7 +4,8 @@
 //! TTLs and counters from exported chunks (a repeated chunk changes nothing); the source's
 //! DROP collects the slots' records on a node not hosting the target and nowhere else; a
 //! FLUSHALL share applies only where its group serves the layout's slots, never mid-copy;
-//! a KEYS or DBSIZE share reads exactly those slots, where its group serves them all.
+//! a KEYS or DBSIZE share reads exactly those slots, where its group serves them all; a walk
+//! of the keyspace (an export, KEYS, SCAN, RANDOMKEY) flushes a big hashed memtable first.
 
 use resp::{Command, Reply};
 
@@ -550,4 +551,31 @@ fn a_keys_or_dbsize_share_reads_exactly_the_layouts_slots_of_a_serving_group() {
     assert_eq!(a.r("RAFTKV.READSLOTS 200 DBSIZE"), Reply::Int(3));
     assert_eq!(a.r("RAFTKV.READSLOTS 300 DBSIZE"), Reply::Int(0));
     assert_eq!(keys(&a.r("RAFTKV.READSLOTS 200 KEYS j*")).len(), 3);
+}
+
+#[test]
+fn keys_scan_and_randomkey_flush_a_full_hashed_memtable_first() {
+    // A total-order iterator sorts the hashed memtable's entries each time one is created:
+    // a walk of the keyspace flushes a big memtable first, and answers the same.
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path());
+    let mut a = G::open(&db, 1, "0-16383");
+    let most = crate::reader::WALK_FLUSH_ENTRIES;
+    let sets: Vec<Command> = (0..most + 100)
+        .map(|i| cmd(&format!("SET k:{i} x")))
+        .collect();
+    a.batch_of(&sets);
+    for read in ["KEYS k:1*", "SCAN 0 COUNT 5", "RANDOMKEY"] {
+        assert!(memtable_entries(&db) > most, "{read}");
+        let got = a.r(read);
+        assert!(memtable_entries(&db) <= most, "{read}: not flushed");
+        assert!(!matches!(got, Reply::Error(_)), "{read}: {got:?}");
+        if read.starts_with("KEYS") {
+            let want = (0..most + 100)
+                .filter(|i| i.to_string().starts_with('1'))
+                .count();
+            assert_eq!(sorted_keys(&got).len(), want);
+        }
+        a.batch_of(&sets);
+    }
 }
