@@ -33,7 +33,7 @@ use crate::{data_key, total_order, Counters, Value, CF_DATA, CF_EXPIRE, TYPE_STR
 
 /// Memtable entries of the data family above which a KEYS, SCAN or RANDOMKEY flushes it
 /// before walking it (see `columns::flush_if_big`): sorting a full 32 MiB hashed memtable
-/// took 0.1-0.5 s per SCAN page.
+/// took about 0.1 s per SCAN page (docs/benchmarks.md, session 14).
 pub const WALK_FLUSH_ENTRIES: u64 = 2048;
 
 /// Read access to the store from any thread.
