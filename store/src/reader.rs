@@ -232,14 +232,11 @@ impl Reader {
     pub fn read_all(&self, cmds: &[Command], now: i64) -> (Vec<Reply>, Vec<Bytes>) {
         // A key-order walk of the data family (KEYS, SCAN, RANDOMKEY) would first sort a
         // big hashed memtable, every page again: flush it instead (see `flush_if_big`).
-        let walks = cmds.iter().any(|c| {
-            matches!(
-                c,
-                Command::Keys(_)
-                    | Command::Scan { .. }
-                    | Command::RandomKey
-                    | Command::ReadSlots { .. }
-            )
+        // Not for a DBSIZE share: it reads the key counter, outside a migration's copy.
+        let walks = cmds.iter().any(|c| match c {
+            Command::Keys(_) | Command::Scan { .. } | Command::RandomKey => true,
+            Command::ReadSlots { read, .. } => matches!(**read, Command::Keys(_)),
+            _ => false,
         });
         if walks {
             let flushed = crate::columns::flush_if_big(&self.db, CF_DATA, WALK_FLUSH_ENTRIES);

@@ -565,6 +565,12 @@ fn keys_scan_and_randomkey_flush_a_full_hashed_memtable_first() {
         .map(|i| cmd(&format!("SET k:{i} x")))
         .collect();
     a.batch_of(&sets);
+    // DBSIZE (its share over the group's slots) reads the key counter: no flush.
+    assert_eq!(
+        a.r("RAFTKV.READSLOTS 0-16383 DBSIZE"),
+        Reply::Int(most as i64 + 100)
+    );
+    assert!(memtable_entries(&db) > most, "DBSIZE flushed");
     for read in ["KEYS k:1*", "SCAN 0 COUNT 5", "RANDOMKEY"] {
         assert!(memtable_entries(&db) > most, "{read}");
         let got = a.r(read);
